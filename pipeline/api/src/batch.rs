@@ -1,0 +1,369 @@
+//! The unit of data that moves through a pipeline.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use prost::Message;
+
+/// One of the three OpenTelemetry signals a pipeline carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Signal {
+    /// Log records.
+    Logs,
+    /// Spans.
+    Traces,
+    /// Metrics (counted by data point).
+    Metrics,
+}
+
+impl Signal {
+    /// All signals, in a fixed order.
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+
+    /// The name used in `service.pipelines` keys (`logs`, `traces`, `metrics`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Logs => "logs",
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+        }
+    }
+
+    /// Parses a pipeline signal name.
+    pub fn parse(s: &str) -> Option<Signal> {
+        match s {
+            "logs" => Some(Signal::Logs),
+            "traces" => Some(Signal::Traces),
+            "metrics" => Some(Signal::Metrics),
+            _ => None,
+        }
+    }
+
+    /// The name of one item of this signal as used in metric names (`log_records`, ...).
+    pub fn item_name(self) -> &'static str {
+        match self {
+            Signal::Logs => "log_records",
+            Signal::Traces => "spans",
+            Signal::Metrics => "metric_points",
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A small set of signals (which signals a component supports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SignalSet(u8);
+
+impl SignalSet {
+    /// No signal.
+    pub const NONE: SignalSet = SignalSet(0);
+    /// Logs, traces and metrics.
+    pub const ALL: SignalSet = SignalSet(0b111);
+
+    fn bit(s: Signal) -> u8 {
+        match s {
+            Signal::Logs => 1,
+            Signal::Traces => 2,
+            Signal::Metrics => 4,
+        }
+    }
+
+    /// A set holding exactly the given signals.
+    pub fn of(signals: &[Signal]) -> SignalSet {
+        SignalSet(signals.iter().fold(0, |acc, s| acc | Self::bit(*s)))
+    }
+
+    /// Whether `s` is in the set.
+    pub fn contains(self, s: Signal) -> bool {
+        self.0 & Self::bit(s) != 0
+    }
+}
+
+/// Context that travels with a batch.
+#[derive(Debug, Clone)]
+pub struct BatchContext {
+    /// When the receiver accepted the request.
+    pub received_at: SystemTime,
+    /// Client metadata (HTTP headers / gRPC metadata), only filled when the receiver's
+    /// `include_metadata` is on. Keys are lower-case.
+    pub metadata: Option<Arc<Vec<(String, String)>>>,
+}
+
+impl Default for BatchContext {
+    fn default() -> Self {
+        BatchContext {
+            received_at: SystemTime::now(),
+            metadata: None,
+        }
+    }
+}
+
+/// The decoded content of a batch: one OTLP export request of one signal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// A logs export request.
+    Logs(ExportLogsServiceRequest),
+    /// A traces export request.
+    Traces(ExportTraceServiceRequest),
+    /// A metrics export request.
+    Metrics(ExportMetricsServiceRequest),
+}
+
+impl Payload {
+    /// The signal of this payload.
+    pub fn signal(&self) -> Signal {
+        match self {
+            Payload::Logs(_) => Signal::Logs,
+            Payload::Traces(_) => Signal::Traces,
+            Payload::Metrics(_) => Signal::Metrics,
+        }
+    }
+
+    /// Number of items: log records, spans or metric data points.
+    pub fn item_count(&self) -> usize {
+        match self {
+            Payload::Logs(r) => r
+                .resource_logs
+                .iter()
+                .flat_map(|rl| &rl.scope_logs)
+                .map(|sl| sl.log_records.len())
+                .sum(),
+            Payload::Traces(r) => r
+                .resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .map(|ss| ss.spans.len())
+                .sum(),
+            Payload::Metrics(r) => r
+                .resource_metrics
+                .iter()
+                .flat_map(|rm| &rm.scope_metrics)
+                .flat_map(|sm| &sm.metrics)
+                .map(|m| metric_point_count(m.data.as_ref()))
+                .sum(),
+        }
+    }
+
+    /// Encodes the payload as OTLP protobuf.
+    pub fn encode_to_vec(&self) -> Vec<u8> {
+        match self {
+            Payload::Logs(r) => r.encode_to_vec(),
+            Payload::Traces(r) => r.encode_to_vec(),
+            Payload::Metrics(r) => r.encode_to_vec(),
+        }
+    }
+
+    /// Length of the protobuf encoding, without encoding.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Payload::Logs(r) => r.encoded_len(),
+            Payload::Traces(r) => r.encoded_len(),
+            Payload::Metrics(r) => r.encoded_len(),
+        }
+    }
+
+    /// Removes resource and scope entries left with no items (after a drop).
+    pub fn prune_empty(&mut self) {
+        match self {
+            Payload::Logs(r) => {
+                for rl in &mut r.resource_logs {
+                    rl.scope_logs.retain(|sl| !sl.log_records.is_empty());
+                }
+                r.resource_logs.retain(|rl| !rl.scope_logs.is_empty());
+            }
+            Payload::Traces(r) => {
+                for rs in &mut r.resource_spans {
+                    rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+                }
+                r.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+            }
+            Payload::Metrics(r) => {
+                for rm in &mut r.resource_metrics {
+                    for sm in &mut rm.scope_metrics {
+                        sm.metrics
+                            .retain(|m| metric_point_count(m.data.as_ref()) > 0);
+                    }
+                    rm.scope_metrics.retain(|sm| !sm.metrics.is_empty());
+                }
+                r.resource_metrics.retain(|rm| !rm.scope_metrics.is_empty());
+            }
+        }
+    }
+}
+
+/// Number of data points in one metric.
+pub fn metric_point_count(data: Option<&Data>) -> usize {
+    match data {
+        None => 0,
+        Some(Data::Gauge(g)) => g.data_points.len(),
+        Some(Data::Sum(s)) => s.data_points.len(),
+        Some(Data::Histogram(h)) => h.data_points.len(),
+        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+        Some(Data::Summary(s)) => s.data_points.len(),
+    }
+}
+
+/// A protobuf body that did not decode as the signal's export request.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid OTLP {signal} protobuf: {source}")]
+pub struct DecodeError {
+    /// The signal the body was expected to hold.
+    pub signal: Signal,
+    /// What prost reported.
+    #[source]
+    pub source: prost::DecodeError,
+}
+
+/// One OTLP request's worth of one signal, plus its context.
+///
+/// The batch remembers the protobuf bytes it was decoded from for as long as nobody asks for
+/// mutable access to the payload, so an exporter can forward an unchanged batch without
+/// encoding it again.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    payload: Payload,
+    encoded: Option<Bytes>,
+    /// Receive time and client metadata.
+    pub context: BatchContext,
+}
+
+impl Batch {
+    /// A batch around a payload built in memory.
+    pub fn new(payload: Payload) -> Batch {
+        Batch {
+            payload,
+            encoded: None,
+            context: BatchContext::default(),
+        }
+    }
+
+    /// Decodes an OTLP protobuf export request of `signal`, keeping the bytes for forwarding.
+    pub fn decode(signal: Signal, bytes: Bytes) -> Result<Batch, DecodeError> {
+        let payload = match signal {
+            Signal::Logs => ExportLogsServiceRequest::decode(bytes.clone()).map(Payload::Logs),
+            Signal::Traces => ExportTraceServiceRequest::decode(bytes.clone()).map(Payload::Traces),
+            Signal::Metrics => {
+                ExportMetricsServiceRequest::decode(bytes.clone()).map(Payload::Metrics)
+            }
+        }
+        .map_err(|source| DecodeError { signal, source })?;
+        Ok(Batch {
+            payload,
+            encoded: Some(bytes),
+            context: BatchContext::default(),
+        })
+    }
+
+    /// The signal of this batch.
+    pub fn signal(&self) -> Signal {
+        self.payload.signal()
+    }
+
+    /// Read access to the payload.
+    pub fn payload(&self) -> &Payload {
+        &self.payload
+    }
+
+    /// Write access to the payload. Forgets the original bytes: the batch will be encoded
+    /// again when exported. Ask for it only when something will really change.
+    pub fn payload_mut(&mut self) -> &mut Payload {
+        self.encoded = None;
+        &mut self.payload
+    }
+
+    /// Takes the payload out.
+    pub fn into_payload(self) -> Payload {
+        self.payload
+    }
+
+    /// Number of items (log records, spans, metric data points).
+    pub fn item_count(&self) -> usize {
+        self.payload.item_count()
+    }
+
+    /// Whether the batch holds no items.
+    pub fn is_empty(&self) -> bool {
+        self.item_count() == 0
+    }
+
+    /// The protobuf bytes the batch arrived as, when it is unchanged since.
+    pub fn original_bytes(&self) -> Option<&Bytes> {
+        self.encoded.as_ref()
+    }
+
+    /// The protobuf encoding: the original bytes when unchanged, else a fresh encoding.
+    pub fn to_protobuf(&self) -> Bytes {
+        match &self.encoded {
+            Some(b) => b.clone(),
+            None => Bytes::from(self.payload.encode_to_vec()),
+        }
+    }
+
+    /// Size of the protobuf encoding in bytes.
+    pub fn encoded_len(&self) -> usize {
+        match &self.encoded {
+            Some(b) => b.len(),
+            None => self.payload.encoded_len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+
+    fn logs(n: usize) -> ExportLogsServiceRequest {
+        ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![LogRecord::default(); n],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn decode_keeps_bytes_until_mutated() {
+        let bytes = Bytes::from(logs(3).encode_to_vec());
+        let mut b = Batch::decode(Signal::Logs, bytes.clone()).unwrap();
+        assert_eq!(b.item_count(), 3);
+        assert_eq!(b.original_bytes(), Some(&bytes));
+        assert_eq!(b.to_protobuf(), bytes);
+        let _ = b.payload_mut();
+        assert!(b.original_bytes().is_none());
+        assert_eq!(b.to_protobuf(), bytes);
+    }
+
+    #[test]
+    fn decode_error_names_signal() {
+        let err = Batch::decode(Signal::Traces, Bytes::from_static(&[0xff, 0xff])).unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid OTLP traces protobuf"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn prune_removes_empty_containers() {
+        let mut p = Payload::Logs(logs(0));
+        p.prune_empty();
+        match p {
+            Payload::Logs(r) => assert!(r.resource_logs.is_empty()),
+            _ => unreachable!(),
+        }
+    }
+}

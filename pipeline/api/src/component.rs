@@ -1,0 +1,221 @@
+//! Factories, parsed configs and running components.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::{ComponentId, ConfigErrors, Consumer, Signal, SignalSet, Telemetry};
+
+/// Why a component could not be built from a valid config.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The component does not handle this signal.
+    #[error("{id}: does not support the {signal} signal")]
+    UnsupportedSignal {
+        /// The component.
+        id: ComponentId,
+        /// The signal it was asked for.
+        signal: Signal,
+    },
+    /// Anything else, with its cause.
+    #[error("{id}: {message}")]
+    Other {
+        /// The component.
+        id: ComponentId,
+        /// What went wrong.
+        message: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+/// Why a component could not start (a port in use, a file not readable).
+#[derive(Debug, thiserror::Error)]
+#[error("{id}: {message}")]
+pub struct StartError {
+    /// The component.
+    pub id: ComponentId,
+    /// What went wrong.
+    pub message: String,
+    /// The underlying error, if any.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StartError {
+    /// A start error with a cause.
+    pub fn new(
+        id: &ComponentId,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StartError {
+            id: id.clone(),
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// What a component gets from the engine when it is built.
+#[derive(Clone)]
+pub struct BuildContext {
+    /// The component's id as written in the config.
+    pub id: ComponentId,
+    /// The pipeline (`logs`, `traces/edge`) a processor is built for; `None` for receivers,
+    /// exporters and extensions, which are shared.
+    pub pipeline: Option<String>,
+    /// The process's metric registry.
+    pub telemetry: Telemetry,
+    /// Whether the whole service is up (all components started, not shutting down); the
+    /// health check reports it.
+    pub ready: Arc<AtomicBool>,
+    /// Directory that relative paths in the config are taken from (the first config file's
+    /// directory, or the working directory).
+    pub base_dir: PathBuf,
+}
+
+impl BuildContext {
+    /// A context for tests and tools: a fresh registry, working directory as base.
+    pub fn for_component(id: ComponentId) -> Self {
+        BuildContext {
+            id,
+            pipeline: None,
+            telemetry: Telemetry::new(),
+            ready: Arc::new(AtomicBool::new(true)),
+            base_dir: PathBuf::from("."),
+        }
+    }
+
+    /// Resolves a path from the config against [`BuildContext::base_dir`].
+    pub fn resolve_path(&self, p: &str) -> PathBuf {
+        let path = PathBuf::from(p);
+        if path.is_absolute() {
+            path
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+}
+
+/// Lifecycle of a running component.
+#[async_trait]
+pub trait Component: Send + Sync {
+    /// Binds sockets, spawns tasks. Called once, exporters first, receivers last.
+    async fn start(&self) -> Result<(), StartError> {
+        Ok(())
+    }
+    /// Stops taking work and finishes what it holds (flush, drain) before returning.
+    /// Called once, receivers first, exporters last; the engine bounds it by the shutdown
+    /// deadline.
+    async fn shutdown(&self) {}
+}
+
+/// A processor stage or an exporter: takes batches and has a lifecycle.
+pub trait Stage: Consumer + Component {}
+impl<T: Consumer + Component> Stage for T {}
+
+/// Where a receiver hands each signal's batches (absent: no pipeline of that signal uses it).
+#[derive(Clone, Default)]
+pub struct SignalConsumers {
+    /// Consumer of log batches.
+    pub logs: Option<Arc<dyn Consumer>>,
+    /// Consumer of trace batches.
+    pub traces: Option<Arc<dyn Consumer>>,
+    /// Consumer of metric batches.
+    pub metrics: Option<Arc<dyn Consumer>>,
+}
+
+impl SignalConsumers {
+    /// The consumer for `signal`, if any pipeline takes it.
+    pub fn get(&self, signal: Signal) -> Option<&Arc<dyn Consumer>> {
+        match signal {
+            Signal::Logs => self.logs.as_ref(),
+            Signal::Traces => self.traces.as_ref(),
+            Signal::Metrics => self.metrics.as_ref(),
+        }
+    }
+}
+
+/// Parses a receiver's config section.
+pub trait ReceiverFactory: Send + Sync {
+    /// Signals this receiver type can produce.
+    fn signals(&self) -> SignalSet;
+    /// Parses and validates `config` (found at YAML `path`), reporting every problem.
+    fn parse(
+        &self,
+        config: &serde_json::Value,
+        path: &str,
+    ) -> Result<Box<dyn ReceiverConfig>, ConfigErrors>;
+}
+
+/// A validated receiver config.
+pub trait ReceiverConfig: Send + Sync {
+    /// Builds the receiver; it starts serving on [`Component::start`].
+    fn build(
+        &self,
+        ctx: &BuildContext,
+        consumers: SignalConsumers,
+    ) -> Result<Arc<dyn Component>, BuildError>;
+}
+
+/// Parses a processor's config section.
+pub trait ProcessorFactory: Send + Sync {
+    /// Signals this processor type handles.
+    fn signals(&self) -> SignalSet;
+    /// Parses and validates `config` (found at YAML `path`), reporting every problem.
+    fn parse(
+        &self,
+        config: &serde_json::Value,
+        path: &str,
+    ) -> Result<Box<dyn ProcessorConfig>, ConfigErrors>;
+}
+
+/// A validated processor config. Built once per pipeline that lists it.
+pub trait ProcessorConfig: Send + Sync {
+    /// Builds the stage for one pipeline of `signal`, in front of `next`. Synchronous
+    /// processors return a [`crate::ProcessorStage`] around their [`crate::Processor`].
+    fn build(
+        &self,
+        ctx: &BuildContext,
+        signal: Signal,
+        next: Arc<dyn Consumer>,
+    ) -> Result<Arc<dyn Stage>, BuildError>;
+}
+
+/// Parses an exporter's config section.
+pub trait ExporterFactory: Send + Sync {
+    /// Signals this exporter type can send.
+    fn signals(&self) -> SignalSet;
+    /// Parses and validates `config` (found at YAML `path`), reporting every problem.
+    fn parse(
+        &self,
+        config: &serde_json::Value,
+        path: &str,
+    ) -> Result<Box<dyn ExporterConfig>, ConfigErrors>;
+}
+
+/// A validated exporter config. Built once, shared by every pipeline that lists it.
+pub trait ExporterConfig: Send + Sync {
+    /// Builds the exporter; `consume` takes batches of any signal it supports.
+    fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Stage>, BuildError>;
+}
+
+/// Parses an extension's config section.
+pub trait ExtensionFactory: Send + Sync {
+    /// Parses and validates `config` (found at YAML `path`), reporting every problem.
+    fn parse(
+        &self,
+        config: &serde_json::Value,
+        path: &str,
+    ) -> Result<Box<dyn ExtensionConfig>, ConfigErrors>;
+}
+
+/// A validated extension config.
+pub trait ExtensionConfig: Send + Sync {
+    /// Builds the extension; it starts on [`Component::start`] before any pipeline.
+    fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Component>, BuildError>;
+}

@@ -1,0 +1,196 @@
+//! Component ids and config errors that carry their YAML path.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+
+/// A component id as written in the config: `type` or `type/name`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ComponentId {
+    kind: String,
+    name: Option<String>,
+}
+
+impl ComponentId {
+    /// Parses `type[/name]`. The type must be non-empty and made of `[A-Za-z0-9_]`; the name
+    /// may hold anything but must be non-empty when the slash is present.
+    pub fn parse(s: &str) -> Result<ComponentId, String> {
+        let (kind, name) = match s.split_once('/') {
+            Some((k, n)) => (k, Some(n)),
+            None => (s, None),
+        };
+        if kind.is_empty() {
+            return Err(format!(
+                "invalid component id {s:?}: the type part is empty"
+            ));
+        }
+        if !kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!(
+                "invalid component id {s:?}: the type may only hold letters, digits and '_'"
+            ));
+        }
+        if name == Some("") {
+            return Err(format!(
+                "invalid component id {s:?}: the name after '/' is empty"
+            ));
+        }
+        Ok(ComponentId {
+            kind: kind.to_string(),
+            name: name.map(str::to_string),
+        })
+    }
+
+    /// The type part (`otlp` in `otlp/in`).
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The name part (`in` in `otlp/in`), if any.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+impl fmt::Display for ComponentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{}/{}", self.kind, n),
+            None => f.write_str(&self.kind),
+        }
+    }
+}
+
+/// One config problem with the dotted YAML path it was found at
+/// (`processors.batch/x.timeout`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    /// Dotted path from the config root; list items as `[i]`.
+    pub path: String,
+    /// What is wrong, and where useful, what would be right.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// A problem at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Every problem found in a config, so that one run of `weir validate` lists them all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// Adds one problem.
+    pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigError::new(path, message));
+    }
+
+    /// Whether no problem was found.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(v)` when empty, else `Err(self)`.
+    pub fn into_result<T>(self, v: T) -> Result<T, ConfigErrors> {
+        if self.0.is_empty() {
+            Ok(v)
+        } else {
+            Err(self)
+        }
+    }
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(e: ConfigError) -> Self {
+        ConfigErrors(vec![e])
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Deserializes a component's config section into its typed config, reporting the exact
+/// path of a bad field below `path`. A missing or `null` section means "all defaults".
+pub fn parse_component_config<T: DeserializeOwned>(
+    value: &serde_json::Value,
+    path: &str,
+) -> Result<T, ConfigError> {
+    let empty = serde_json::Value::Object(Default::default());
+    let v = if value.is_null() { &empty } else { value };
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let inner = e.path().to_string();
+        let full = if inner == "." || inner.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}.{inner}")
+        };
+        ConfigError::new(full, e.into_inner().to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(deny_unknown_fields, default)]
+    struct Sample {
+        size: u32,
+        inner: Inner,
+    }
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(deny_unknown_fields, default)]
+    struct Inner {
+        flag: bool,
+    }
+
+    #[test]
+    fn ids() {
+        let id = ComponentId::parse("otlp/in").unwrap();
+        assert_eq!((id.kind(), id.name()), ("otlp", Some("in")));
+        assert_eq!(id.to_string(), "otlp/in");
+        assert_eq!(ComponentId::parse("batch").unwrap().name(), None);
+        assert!(ComponentId::parse("/x")
+            .unwrap_err()
+            .contains("type part is empty"));
+        assert!(ComponentId::parse("a/")
+            .unwrap_err()
+            .contains("name after '/' is empty"));
+        assert!(ComponentId::parse("a b").is_err());
+    }
+
+    #[test]
+    fn errors_carry_full_path() {
+        let v = serde_json::json!({"inner": {"flag": "yes"}});
+        let e = parse_component_config::<Sample>(&v, "processors.x").unwrap_err();
+        assert_eq!(e.path, "processors.x.inner.flag");
+        assert!(e.message.contains("invalid type"), "{}", e.message);
+        let v = serde_json::json!({"sise": 1});
+        let e = parse_component_config::<Sample>(&v, "processors.x").unwrap_err();
+        assert!(e.message.contains("unknown field `sise`"), "{}", e.message);
+    }
+
+    #[test]
+    fn null_means_defaults() {
+        let s: Sample = parse_component_config(&serde_json::Value::Null, "p").unwrap();
+        assert_eq!(s.size, 0);
+    }
+}

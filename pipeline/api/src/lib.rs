@@ -1,0 +1,29 @@
+//! The leaf crate every Weir component depends on: the telemetry batch, the component
+//! traits, factories and the registry they are listed in, and shared error types.
+//!
+//! Data flows as [`Batch`]es through [`Consumer`]s: a receiver hands each decoded request to
+//! the consumer of its pipeline(s); a processor stage transforms it and hands it on; an
+//! exporter queues it for sending. Components are described by factories
+//! ([`ReceiverFactory`], [`ProcessorFactory`], [`ExporterFactory`], [`ExtensionFactory`])
+//! that parse and validate their own YAML section before anything is built.
+
+mod batch;
+mod component;
+mod config;
+mod consumer;
+mod registry;
+mod telemetry;
+
+pub use batch::{Batch, BatchContext, DecodeError, Payload, Signal, SignalSet};
+pub use component::{
+    BuildContext, BuildError, Component, ExporterConfig, ExporterFactory, ExtensionConfig,
+    ExtensionFactory, ProcessorConfig, ProcessorFactory, ReceiverConfig, ReceiverFactory,
+    SignalConsumers, Stage, StartError,
+};
+pub use config::{parse_component_config, ComponentId, ConfigError, ConfigErrors};
+pub use consumer::{ConsumeError, Consumer, FanOut, ProcessError, Processor, ProcessorStage};
+pub use registry::Registry;
+pub use telemetry::{Counter, Gauge, Telemetry};
+
+/// Re-export of the OTLP protobuf types the batch is made of.
+pub use opentelemetry_proto::tonic as otlp;
