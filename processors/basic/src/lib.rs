@@ -1,0 +1,6 @@
+//! Weir core processors: batch, memory_limiter
+
+use weir_api::Registry;
+
+/// Adds this crate's component types to the registry.
+pub fn register(_registry: &mut Registry) {}

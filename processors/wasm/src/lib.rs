@@ -1,0 +1,6 @@
+//! Sandboxed WASM processors on wasmtime
+
+use weir_api::Registry;
+
+/// Adds this crate's component types to the registry.
+pub fn register(_registry: &mut Registry) {}

@@ -1,0 +1,1 @@
+//! Guest-side SDK for Weir WASM processors (see ABI.md).
