@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The project's test command (README "Test"): installs what the tests need on a fresh
+# machine, then runs format, lint, the whole test suite and, beside the project, the
+# policy conformance suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== toolchain targets"
+rustup target add wasm32-unknown-unknown wasm32-wasip1
+
+echo "== python test clients"
+python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+
+echo "== format"
+cargo fmt --all -- --check
+
+echo "== lint"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== build"
+cargo build --workspace --bins
+
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi
+
+conformance=../shared/datasets/policy-conformance
+if [ -d "$conformance" ] && [ -f ../shared/tools/policy-conformance.py ]; then
+  echo "== policy conformance (../shared)"
+  python3 ../shared/tools/policy-conformance.py --cases "$conformance/testcases" -- target/debug/weir policy eval
+fi
