@@ -1,0 +1,269 @@
+//! `weir-bench`: drives realistic OTLP load at Weir and at peer collectors, side by side,
+//! and reports throughput, latency, CPU, memory and loss. See BENCHMARKS.md.
+
+mod generate;
+mod load;
+mod raw;
+mod runner;
+mod scan;
+mod sink;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use weir_api::Signal;
+
+use runner::{RunReport, RunSpec, Scenario};
+
+#[derive(Parser)]
+#[command(
+    name = "weir-bench",
+    about = "Load harness for Weir and peer collectors"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenarios against one or more targets and print a side-by-side report.
+    Run(RunArgs),
+    /// Run only the counting sink, printing counts every second.
+    Sink {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:4327")]
+        listen: String,
+        /// Stop after this long.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+    },
+}
+
+#[derive(Parser)]
+struct RunArgs {
+    /// Targets to compare, in order: `weir`, `rotel`.
+    #[arg(long, value_delimiter = ',', default_value = "weir")]
+    targets: Vec<String>,
+    /// Scenarios to run.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "forward")]
+    scenarios: Vec<Scenario>,
+    /// Signals: logs, traces.
+    #[arg(long, value_delimiter = ',', default_value = "logs")]
+    signals: Vec<String>,
+    /// Items per request.
+    #[arg(long, value_delimiter = ',', default_value = "1000")]
+    batch: Vec<usize>,
+    /// Measured time per run.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Concurrent client connections.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Items per second; 0 = as fast as the target accepts.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Cores to pin the target to (taskset -c); empty = no pinning.
+    #[arg(long, default_value = "0")]
+    cores: String,
+    /// Runs per target and scenario (the report shows medians).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// The weir binary.
+    #[arg(long, default_value = "target/release/weir")]
+    weir: PathBuf,
+    /// The rotel-agent binary (from the PyPI package `rotel`).
+    #[arg(long, default_value = "rotel-agent")]
+    rotel: String,
+    /// Directory of weir scenario configs (`<signal>-<scenario>.yaml`).
+    #[arg(long, default_value = "bench/scenarios")]
+    scenarios_dir: PathBuf,
+    /// Write all runs as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Exit non-zero when any run lost data (sent - received - dropped by policy != 0).
+    #[arg(long)]
+    fail_on_loss: bool,
+}
+
+fn spec_for(
+    a: &RunArgs,
+    target: &str,
+    scenario: Scenario,
+    signal: Signal,
+    batch: usize,
+) -> anyhow::Result<Option<RunSpec>> {
+    let (command, template) = match target {
+        "weir" => {
+            let t = a.scenarios_dir.join(format!(
+                "{}-{}.yaml",
+                signal,
+                format!("{scenario:?}").to_lowercase()
+            ));
+            if !t.exists() {
+                bail!("no weir config for this scenario: {}", t.display());
+            }
+            (format!("{} --config {{config}}", a.weir.display()), Some(t))
+        }
+        "rotel" => {
+            if scenario != Scenario::Forward {
+                // rotel has no built-in policy, WASM or metadata processor to compare with.
+                return Ok(None);
+            }
+            (
+                format!(
+                    "{} start --otlp-grpc-endpoint {{receiver}} --otlp-http-endpoint 127.0.0.1:{{metrics_port}} --exporter otlp --otlp-exporter-endpoint http://{{sink}}",
+                    a.rotel
+                ),
+                None,
+            )
+        }
+        other => bail!("unknown target {other:?} (weir, rotel)"),
+    };
+    Ok(Some(RunSpec {
+        target: target.to_string(),
+        command,
+        config_template: template,
+        scenario,
+        signal,
+        batch,
+        duration: a.duration,
+        connections: a.connections,
+        rate: a.rate,
+        cores: (!a.cores.is_empty()).then(|| a.cores.clone()),
+        scenarios_dir: a.scenarios_dir.clone(),
+        seed: 42,
+    }))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        0.0
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+fn print_group(runs: &[RunReport], baseline_items: Option<f64>) -> f64 {
+    let m = |f: fn(&RunReport) -> f64| median(runs.iter().map(f).collect());
+    let items_in = m(|r| r.items_in_per_s);
+    let ratio = baseline_items
+        .filter(|b| *b > 0.0)
+        .map(|b| format!("{:.2}x", b / items_in.max(1.0)))
+        .unwrap_or_else(|| "-".into());
+    let r0 = &runs[0];
+    println!(
+        "{:<6} {:<9} {:<7} {:>6} {:>12.0} {:>12.0} {:>8.0} {:>8.0} {:>8.0} {:>9.2} {:>8.1} {:>8.1} {:>6} {:>7}",
+        r0.target,
+        format!("{:?}", r0.scenario).to_lowercase(),
+        r0.signal,
+        r0.batch,
+        items_in,
+        m(|r| r.items_out_per_s),
+        m(|r| r.p50_us as f64),
+        m(|r| r.p99_us as f64),
+        m(|r| r.p999_us as f64),
+        m(|r| r.cpu_s_per_million),
+        m(|r| r.idle_rss_mib),
+        m(|r| r.peak_rss_mib),
+        runs.iter().map(|r| r.loss).max().unwrap_or(0),
+        ratio,
+    );
+    items_in
+}
+
+async fn run_all(a: RunArgs) -> anyhow::Result<bool> {
+    let workdir = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&workdir)?;
+    let mut all = Vec::new();
+    let mut lossless = true;
+    println!(
+        "{:<6} {:<9} {:<7} {:>6} {:>12} {:>12} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>6} {:>7}",
+        "target",
+        "scenario",
+        "signal",
+        "batch",
+        "items_in/s",
+        "items_out/s",
+        "p50_us",
+        "p99_us",
+        "p999_us",
+        "cpu_s/M",
+        "idle_MiB",
+        "peak_MiB",
+        "loss",
+        "weir/x"
+    );
+    for signal_name in &a.signals {
+        let signal = Signal::parse(signal_name).context("signals are logs or traces")?;
+        for &scenario in &a.scenarios {
+            for &batch in &a.batch {
+                let mut groups: Vec<Vec<RunReport>> = vec![Vec::new(); a.targets.len()];
+                // Alternate targets within each repetition so drift hits both alike.
+                for _ in 0..a.repeat {
+                    for (i, t) in a.targets.iter().enumerate() {
+                        let Some(spec) = spec_for(&a, t, scenario, signal, batch)? else {
+                            continue;
+                        };
+                        let r = runner::run(&spec, &workdir)
+                            .await
+                            .with_context(|| format!("{t} {scenario:?} {signal} batch {batch}"))?;
+                        if r.loss != 0 {
+                            lossless = false;
+                            eprintln!(
+                                "LOSS: {t} {scenario:?} {signal} batch {batch}: sent {} received {} dropped-by-policy {}",
+                                r.sent, r.received, r.dropped_by_policy
+                            );
+                        }
+                        groups[i].push(r);
+                    }
+                }
+                let mut weir_items = None;
+                for g in groups.iter().filter(|g| !g.is_empty()) {
+                    let items = print_group(g, weir_items.filter(|_| g[0].target != "weir"));
+                    if g[0].target == "weir" {
+                        weir_items = Some(items);
+                    }
+                    all.extend(g.iter().cloned());
+                }
+            }
+        }
+    }
+    if let Some(p) = &a.json {
+        std::fs::write(p, serde_json::to_vec_pretty(&all)?)?;
+    }
+    let _ = std::fs::remove_dir_all(&workdir);
+    Ok(lossless)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Run(a) => {
+            let fail = a.fail_on_loss;
+            let lossless = run_all(a).await?;
+            if fail && !lossless {
+                bail!("data was lost in at least one run");
+            }
+        }
+        Command::Sink { listen, duration } => {
+            let s = sink::Sink::start(listen.parse()?).await?;
+            println!("sink listening on {}", s.addr);
+            let until = tokio::time::Instant::now() + duration;
+            while tokio::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                println!(
+                    "requests {} items {} bytes {}",
+                    s.stats.requests.load(Ordering::Relaxed),
+                    s.stats.items.load(Ordering::Relaxed),
+                    s.stats.bytes.load(Ordering::Relaxed)
+                );
+            }
+        }
+    }
+    Ok(())
+}
