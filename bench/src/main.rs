@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run scenarios against one or more targets and print a side-by-side report.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run only the counting sink, printing counts every second.
     Sink {
         /// Address to listen on.
@@ -245,7 +245,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(a) => {
             let fail = a.fail_on_loss;
-            let lossless = run_all(a).await?;
+            let lossless = run_all(*a).await?;
             if fail && !lossless {
                 bail!("data was lost in at least one run");
             }
