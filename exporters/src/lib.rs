@@ -1,6 +1,26 @@
-//! Weir exporters: OTLP gRPC/HTTP, debug, file, nop
+//! Weir's exporters: `otlp_grpc` (alias `otlp`), `otlp_http` (alias `otlphttp`), `debug`,
+//! `file` and `nop`.
+//!
+//! The two OTLP exporters share the [`delivery`] machinery: a bounded sending queue with
+//! consumer tasks and retry with exponential backoff. A full queue refuses new data with a
+//! retry hint (the receiver passes that on to its client), so nothing is dropped silently.
+
+pub mod delivery;
+mod error;
+pub mod nop;
+pub mod otlp_grpc;
+pub mod otlp_http;
+mod otlp_response;
+mod otlp_settings;
+pub mod rpc_status;
+
+pub use error::SendError;
 
 use weir_api::Registry;
 
-/// Adds this crate's component types to the registry.
-pub fn register(_registry: &mut Registry) {}
+/// Adds this crate's exporter types to the registry.
+pub fn register(registry: &mut Registry) {
+    registry.exporter(&["otlp_grpc", "otlp"], otlp_grpc::OtlpGrpcFactory);
+    registry.exporter(&["otlp_http", "otlphttp"], otlp_http::OtlpHttpFactory);
+    registry.exporter(&["nop"], nop::NopFactory);
+}

@@ -1,0 +1,315 @@
+//! `sending_queue`: a bounded in-memory queue between `consume` and the consumer tasks that
+//! send. Space is held until a batch is sent (or given up), so memory stays bounded while
+//! the upstream is slow or down.
+
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+use tokio::sync::{mpsc, AcquireError, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use weir_api::{Batch, ConfigErrors, Gauge};
+
+/// What `queue_size` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sizer {
+    /// Batches (one per export request).
+    Requests,
+    /// Log records, spans or metric data points.
+    Items,
+    /// Bytes of the protobuf encoding.
+    Bytes,
+}
+
+impl Sizer {
+    /// The config name (`requests`, `items`, `bytes`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sizer::Requests => "requests",
+            Sizer::Items => "items",
+            Sizer::Bytes => "bytes",
+        }
+    }
+}
+
+/// The `sending_queue` section of an OTLP exporter (the collector's names and defaults).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSettings {
+    /// Whether batches are queued; when `false`, `consume` sends (and retries) before it
+    /// returns. Default `true`.
+    pub enabled: bool,
+    /// Tasks sending from the queue at once. Default `10`.
+    pub num_consumers: usize,
+    /// Capacity, in units of `sizer`. Default `1000`.
+    pub queue_size: u64,
+    /// What `queue_size` counts: `requests`, `items` or `bytes`. Default `requests`.
+    pub sizer: Sizer,
+    /// When the queue is full: `false` refuses the batch at once (the receiver tells its
+    /// client to retry later), `true` waits for space. Default `false`.
+    pub block_on_overflow: bool,
+    /// Wait for the send result before `consume` returns. Only `false` (the default) is
+    /// supported.
+    pub wait_for_result: bool,
+    /// Persistent queue storage extension. Not supported yet; default none.
+    pub storage: Option<String>,
+    /// Batching inside the queue. Not supported yet (use the `batch` processor); default none.
+    pub batch: Option<serde_json::Value>,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            enabled: true,
+            num_consumers: 10,
+            queue_size: 1000,
+            sizer: Sizer::Requests,
+            block_on_overflow: false,
+            wait_for_result: false,
+            storage: None,
+            batch: None,
+        }
+    }
+}
+
+impl QueueSettings {
+    /// Reports every unsupported or out-of-range value below `path`.
+    pub fn validate(&self, path: &str, errors: &mut ConfigErrors) {
+        if !self.enabled {
+            return;
+        }
+        if self.num_consumers == 0 {
+            errors.push(format!("{path}.num_consumers"), "must be at least 1");
+        }
+        if self.queue_size == 0 {
+            errors.push(format!("{path}.queue_size"), "must be at least 1");
+        }
+        if self.wait_for_result {
+            errors.push(
+                format!("{path}.wait_for_result"),
+                "is not supported yet; remove it or set it to false",
+            );
+        }
+        if self.storage.is_some() {
+            errors.push(
+                format!("{path}.storage"),
+                "a persistent sending queue is not supported yet; remove `storage` to use the in-memory queue",
+            );
+        }
+        if self.batch.is_some() {
+            errors.push(
+                format!("{path}.batch"),
+                "batching inside the sending queue is not supported yet; use the `batch` processor",
+            );
+        }
+    }
+
+    /// The room a batch takes in the queue, in units of the sizer.
+    pub fn size_of(&self, batch: &Batch) -> u64 {
+        match self.sizer {
+            Sizer::Requests => 1,
+            Sizer::Items => batch.item_count() as u64,
+            Sizer::Bytes => batch.encoded_len() as u64,
+        }
+    }
+}
+
+/// Why a batch was not queued; the batch is handed back.
+#[derive(Debug)]
+pub enum PushError {
+    /// No room (and `block_on_overflow` is off).
+    Full(Batch),
+    /// The queue is closed for shutdown.
+    Closed(Batch),
+}
+
+/// A queued batch and the room it holds; the room is freed when the job is dropped.
+pub struct Job {
+    /// The batch to send.
+    pub batch: Batch,
+    _slot: Slot,
+}
+
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    size: i64,
+    gauge: Gauge,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.gauge.dec_by(self.size);
+    }
+}
+
+/// The bounded queue: a semaphore holds the capacity, a channel the order.
+pub struct ExportQueue {
+    settings: QueueSettings,
+    capacity: u32,
+    room: Arc<Semaphore>,
+    tx: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>,
+    size_gauge: Gauge,
+}
+
+impl ExportQueue {
+    /// An empty queue; `size_gauge` follows the room in use.
+    pub fn new(settings: QueueSettings, size_gauge: Gauge) -> Self {
+        let capacity = u32::try_from(settings.queue_size.max(1)).unwrap_or(u32::MAX);
+        let (tx, rx) = mpsc::unbounded_channel();
+        ExportQueue {
+            settings,
+            capacity,
+            room: Arc::new(Semaphore::new(capacity as usize)),
+            tx: Mutex::new(Some(tx)),
+            rx: tokio::sync::Mutex::new(rx),
+            size_gauge,
+        }
+    }
+
+    /// Capacity in units of the sizer.
+    pub fn capacity(&self) -> u64 {
+        u64::from(self.capacity)
+    }
+
+    /// What the capacity counts.
+    pub fn sizer(&self) -> Sizer {
+        self.settings.sizer
+    }
+
+    /// Queues `batch`: refuses at once when full, or waits for room when
+    /// `block_on_overflow` is on. A batch larger than the whole queue takes all of it, so
+    /// it goes through once the queue is empty instead of never.
+    pub async fn push(&self, batch: Batch) -> Result<(), PushError> {
+        let size = u32::try_from(self.settings.size_of(&batch))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.capacity);
+        let permit = if self.settings.block_on_overflow {
+            match self.room.clone().acquire_many_owned(size).await {
+                Ok(p) => p,
+                Err(AcquireError { .. }) => return Err(PushError::Closed(batch)),
+            }
+        } else {
+            match self.room.clone().try_acquire_many_owned(size) {
+                Ok(p) => p,
+                Err(TryAcquireError::NoPermits) => return Err(PushError::Full(batch)),
+                Err(TryAcquireError::Closed) => return Err(PushError::Closed(batch)),
+            }
+        };
+        self.size_gauge.inc_by(i64::from(size));
+        let job = Job {
+            batch,
+            _slot: Slot {
+                _permit: permit,
+                size: i64::from(size),
+                gauge: self.size_gauge.clone(),
+            },
+        };
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        match tx.as_ref() {
+            Some(tx) => tx.send(job).map_err(|e| PushError::Closed(e.0.batch)),
+            None => Err(PushError::Closed(job.batch)),
+        }
+    }
+
+    /// The next job; `None` once the queue is closed and empty.
+    pub async fn pop(&self) -> Option<Job> {
+        self.rx.lock().await.recv().await
+    }
+
+    /// Stops taking new batches; what is queued stays for [`ExportQueue::pop`].
+    pub fn close(&self) {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.room.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
+    use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use weir_api::{Payload, Telemetry};
+
+    fn batch(n: usize) -> Batch {
+        Batch::new(Payload::Logs(ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![LogRecord::default(); n],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }))
+    }
+
+    fn queue(json: serde_json::Value) -> (ExportQueue, Gauge) {
+        let settings: QueueSettings = serde_json::from_value(json).unwrap();
+        let gauge = Telemetry::new().gauge("q", "q", &[]);
+        (ExportQueue::new(settings, gauge.clone()), gauge)
+    }
+
+    #[tokio::test]
+    async fn items_sizer_refuses_when_full_and_frees_room_after_send() {
+        let (q, gauge) = queue(serde_json::json!({"sizer": "items", "queue_size": 10}));
+        q.push(batch(6)).await.unwrap();
+        assert_eq!(gauge.get(), 6);
+        assert!(matches!(q.push(batch(5)).await, Err(PushError::Full(b)) if b.item_count() == 5));
+        q.push(batch(4)).await.unwrap();
+        assert_eq!(gauge.get(), 10);
+        let job = q.pop().await.unwrap();
+        assert_eq!(job.batch.item_count(), 6);
+        // Room is held until the job is finished with.
+        assert!(matches!(q.push(batch(1)).await, Err(PushError::Full(_))));
+        drop(job);
+        assert_eq!(gauge.get(), 4);
+        q.push(batch(5)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn oversized_batch_passes_when_queue_is_empty() {
+        let (q, _) = queue(serde_json::json!({"sizer": "items", "queue_size": 3}));
+        q.push(batch(50)).await.unwrap();
+        assert!(matches!(q.push(batch(1)).await, Err(PushError::Full(_))));
+    }
+
+    #[tokio::test]
+    async fn close_keeps_queued_jobs_and_refuses_new_ones() {
+        let (q, _) = queue(serde_json::json!({}));
+        q.push(batch(1)).await.unwrap();
+        q.push(batch(2)).await.unwrap();
+        q.close();
+        assert!(matches!(q.push(batch(3)).await, Err(PushError::Closed(_))));
+        assert_eq!(q.pop().await.unwrap().batch.item_count(), 1);
+        assert_eq!(q.pop().await.unwrap().batch.item_count(), 2);
+        assert!(q.pop().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn block_on_overflow_waits_for_room() {
+        let (q, _) = queue(serde_json::json!({"queue_size": 1, "block_on_overflow": true}));
+        let q = Arc::new(q);
+        q.push(batch(1)).await.unwrap();
+        let q2 = q.clone();
+        let waiting = tokio::spawn(async move { q2.push(batch(2)).await.is_ok() });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        drop(q.pop().await.unwrap());
+        assert!(waiting.await.unwrap());
+    }
+
+    #[test]
+    fn unsupported_fields_are_named() {
+        let s: QueueSettings = serde_json::from_value(
+            serde_json::json!({"storage": "file_storage", "num_consumers": 0}),
+        )
+        .unwrap();
+        let mut errors = ConfigErrors::default();
+        s.validate("exporters.otlp.sending_queue", &mut errors);
+        let text = errors.to_string();
+        assert!(
+            text.contains("exporters.otlp.sending_queue.num_consumers: must be at least 1"),
+            "{text}"
+        );
+        assert!(text.contains("exporters.otlp.sending_queue.storage: a persistent sending queue is not supported yet"), "{text}");
+    }
+}

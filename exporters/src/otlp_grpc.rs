@@ -1,0 +1,372 @@
+//! `otlp_grpc` (alias `otlp`): sends batches to an OTLP/gRPC server.
+//!
+//! ```yaml
+//! exporters:
+//!   otlp:
+//!     endpoint: collector:4317       # or http://collector:4317
+//!     tls:
+//!       insecure: true               # plain text; TLS is not supported yet
+//!     headers:
+//!       x-tenant: acme
+//!     compression: gzip              # gzip (default) | zstd | none
+//!     timeout: 5s
+//!     retry_on_failure:
+//!       enabled: true
+//!       initial_interval: 5s
+//!       max_interval: 30s
+//!       max_elapsed_time: 300s
+//!     sending_queue:
+//!       enabled: true
+//!       num_consumers: 10
+//!       queue_size: 1000
+//! ```
+//!
+//! A batch that arrived as protobuf and was not changed is sent as the very bytes it arrived
+//! as ([`Batch::to_protobuf`]), through a codec that moves bytes without encoding.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::{Buf, BufMut, Bytes};
+use serde::Deserialize;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::metadata::{AsciiMetadataValue, MetadataKey, MetadataMap};
+use tonic::transport::{Channel, Endpoint};
+use weir_api::{
+    parse_component_config, Batch, BuildContext, BuildError, ConfigErrors, ExporterConfig,
+    ExporterFactory, Signal, SignalSet, Stage,
+};
+
+use crate::delivery::{Delivered, Delivery, QueueSettings, RetrySettings, Sender};
+use crate::otlp_settings::{grpc_endpoint_url, Compression, TlsSettings};
+use crate::{otlp_response, rpc_status, SendError};
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// The `otlp_grpc` exporter's config (the collector's `otlp` exporter fields).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpGrpcSettings {
+    /// `host:port` (with `tls.insecure: true`) or `http://host:port`. Required.
+    #[serde(default)]
+    pub endpoint: String,
+    /// TLS; only `insecure: true` (plain text) is supported for now. Default: TLS on.
+    #[serde(default)]
+    pub tls: TlsSettings,
+    /// gRPC metadata sent with every request. Default none.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// `gzip`, `zstd` or `none`. Default `gzip`.
+    #[serde(default = "Compression::gzip")]
+    pub compression: Compression,
+    /// Time allowed for one attempt. Default `5s`.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Retries of retryable failures. Defaults: see [`RetrySettings`].
+    #[serde(default)]
+    pub retry_on_failure: RetrySettings,
+    /// The sending queue. Defaults: see [`QueueSettings`].
+    #[serde(default)]
+    pub sending_queue: QueueSettings,
+}
+
+/// Factory of the `otlp_grpc` exporter.
+pub struct OtlpGrpcFactory;
+
+/// A validated `otlp_grpc` config.
+#[derive(Debug, Clone)]
+pub struct OtlpGrpcConfig {
+    settings: OtlpGrpcSettings,
+    url: String,
+    metadata: MetadataMap,
+}
+
+impl ExporterFactory for OtlpGrpcFactory {
+    fn signals(&self) -> SignalSet {
+        SignalSet::ALL
+    }
+
+    fn parse(
+        &self,
+        config: &serde_json::Value,
+        path: &str,
+    ) -> Result<Box<dyn ExporterConfig>, ConfigErrors> {
+        let settings: OtlpGrpcSettings = parse_component_config(config, path)?;
+        let mut errors = ConfigErrors::default();
+        let endpoint_path = format!("{path}.endpoint");
+        let url = if settings.endpoint.is_empty() {
+            errors.push(
+                &endpoint_path,
+                "is required (host:port or http://host:port)",
+            );
+            None
+        } else {
+            grpc_endpoint_url(
+                &settings.endpoint,
+                &settings.tls,
+                &endpoint_path,
+                &mut errors,
+            )
+        };
+        settings.tls.validate(&format!("{path}.tls"), &mut errors);
+        let metadata =
+            metadata_from_headers(&settings.headers, &format!("{path}.headers"), &mut errors);
+        if settings.timeout.is_zero() {
+            errors.push(format!("{path}.timeout"), "must be greater than 0");
+        }
+        settings
+            .retry_on_failure
+            .validate(&format!("{path}.retry_on_failure"), &mut errors);
+        settings
+            .sending_queue
+            .validate(&format!("{path}.sending_queue"), &mut errors);
+        errors.into_result(())?;
+        Ok(Box::new(OtlpGrpcConfig {
+            url: url.unwrap_or_default(),
+            settings,
+            metadata,
+        }))
+    }
+}
+
+fn metadata_from_headers(
+    headers: &BTreeMap<String, String>,
+    path: &str,
+    errors: &mut ConfigErrors,
+) -> MetadataMap {
+    let mut map = MetadataMap::new();
+    for (name, value) in headers {
+        // gRPC metadata keys are lower case on the wire.
+        let key = match MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes()) {
+            Ok(k) => k,
+            Err(_) => {
+                errors.push(format!("{path}.{name}"), "is not a valid gRPC metadata key");
+                continue;
+            }
+        };
+        match AsciiMetadataValue::try_from(value.as_str()) {
+            Ok(v) => {
+                map.insert(key, v);
+            }
+            Err(_) => errors.push(
+                format!("{path}.{name}"),
+                "value must be printable ASCII for gRPC metadata",
+            ),
+        }
+    }
+    map
+}
+
+impl ExporterConfig for OtlpGrpcConfig {
+    fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Stage>, BuildError> {
+        let endpoint = Endpoint::from_shared(self.url.clone())
+            .map_err(|e| BuildError::Other {
+                id: ctx.id.clone(),
+                message: format!("invalid endpoint {:?}", self.url),
+                source: Some(Box::new(e)),
+            })?
+            .connect_timeout(self.settings.timeout)
+            .tcp_nodelay(true);
+        let sender = GrpcSender {
+            url: self.url.clone(),
+            endpoint,
+            channel: OnceLock::new(),
+            compression: match self.settings.compression {
+                Compression::Gzip => Some(CompressionEncoding::Gzip),
+                Compression::Zstd => Some(CompressionEncoding::Zstd),
+                Compression::None => None,
+            },
+            metadata: self.metadata.clone(),
+            timeout: self.settings.timeout,
+        };
+        Ok(Arc::new(Delivery::new(
+            ctx.id.to_string(),
+            Arc::new(sender),
+            self.settings.retry_on_failure.clone(),
+            self.settings.sending_queue.clone(),
+            &ctx.telemetry,
+        )))
+    }
+}
+
+/// The gRPC method path of the OTLP export call for a signal.
+pub fn export_path(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    }
+}
+
+/// One export call per attempt over a shared channel.
+struct GrpcSender {
+    url: String,
+    endpoint: Endpoint,
+    /// Made on first use: a channel spawns its worker on the running Tokio runtime.
+    channel: OnceLock<Channel>,
+    compression: Option<CompressionEncoding>,
+    metadata: MetadataMap,
+    timeout: Duration,
+}
+
+impl GrpcSender {
+    fn status_error(&self, status: tonic::Status) -> SendError {
+        let retry_after = if status.details().is_empty() {
+            None
+        } else {
+            rpc_status::retry_delay(status.details())
+        };
+        SendError::GrpcStatus {
+            endpoint: self.url.clone(),
+            code: status.code(),
+            message: status.message().to_string(),
+            retry_after,
+            status,
+        }
+    }
+}
+
+#[async_trait]
+impl Sender for GrpcSender {
+    async fn send(&self, batch: &Batch) -> Result<Delivered, SendError> {
+        let signal = batch.signal();
+        let channel = self
+            .channel
+            .get_or_init(|| self.endpoint.connect_lazy())
+            .clone();
+        let mut grpc = tonic::client::Grpc::new(channel)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd);
+        if let Some(c) = self.compression {
+            grpc = grpc.send_compressed(c);
+        }
+        let mut request = tonic::Request::new(batch.to_protobuf());
+        *request.metadata_mut() = self.metadata.clone();
+        request.set_timeout(self.timeout);
+        let attempt = async {
+            grpc.ready().await.map_err(|e| SendError::Transport {
+                endpoint: self.url.clone(),
+                source: Box::new(e),
+            })?;
+            let path = http::uri::PathAndQuery::from_static(export_path(signal));
+            grpc.unary(request, path, RawBytesCodec)
+                .await
+                .map_err(|status| self.status_error(status))
+        };
+        let response = tokio::time::timeout(self.timeout, attempt)
+            .await
+            .map_err(|_| SendError::Timeout {
+                endpoint: self.url.clone(),
+                timeout: self.timeout,
+            })??;
+        Ok(otlp_response::from_protobuf(signal, response.get_ref()))
+    }
+}
+
+/// A gRPC codec that moves message bytes as they are, both ways: requests are already
+/// protobuf, and responses are decoded by the caller.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawBytesCodec;
+
+/// Encoder half of [`RawBytesCodec`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawBytesEncoder;
+
+/// Decoder half of [`RawBytesCodec`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawBytesDecoder;
+
+impl Codec for RawBytesCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawBytesEncoder;
+    type Decoder = RawBytesDecoder;
+
+    fn encoder(&mut self) -> RawBytesEncoder {
+        RawBytesEncoder
+    }
+    fn decoder(&mut self) -> RawBytesDecoder {
+        RawBytesDecoder
+    }
+}
+
+impl Encoder for RawBytesEncoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawBytesDecoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
+        let n = src.remaining();
+        Ok(Some(src.copy_to_bytes(n)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: serde_json::Value) -> Result<Box<dyn ExporterConfig>, ConfigErrors> {
+        OtlpGrpcFactory.parse(&json, "exporters.otlp")
+    }
+
+    #[test]
+    fn defaults_are_the_collectors() {
+        let s: OtlpGrpcSettings =
+            parse_component_config(&serde_json::json!({"endpoint": "http://h:4317"}), "p").unwrap();
+        assert_eq!(s.compression, Compression::Gzip);
+        assert_eq!(s.timeout, Duration::from_secs(5));
+        assert_eq!(s.retry_on_failure, RetrySettings::default());
+        assert_eq!(s.sending_queue, QueueSettings::default());
+        assert!(
+            parse(serde_json::json!({"endpoint": "h:4317", "tls": {"insecure": true}})).is_ok()
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let err = parse(serde_json::json!({
+            "endpoint": "h:4317",
+            "tls": {"cert_file": "/c.pem"},
+            "headers": {"bad key": "v"},
+            "timeout": "0s",
+            "sending_queue": {"queue_size": 0},
+        }))
+        .err()
+        .unwrap();
+        let text = err.to_string();
+        assert_eq!(err.0.len(), 5, "{text}");
+        for want in [
+            "exporters.otlp.endpoint: \"h:4317\" without a scheme means TLS, which is not supported yet",
+            "exporters.otlp.tls.cert_file: TLS is not supported yet",
+            "exporters.otlp.headers.bad key: is not a valid gRPC metadata key",
+            "exporters.otlp.timeout: must be greater than 0",
+            "exporters.otlp.sending_queue.queue_size: must be at least 1",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+        let err = parse(serde_json::json!({})).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "exporters.otlp.endpoint: is required (host:port or http://host:port)"
+        );
+        let err = parse(serde_json::json!({"endpoint": "http://h:1", "compression": "snappy"}))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("exporters.otlp.compression: unsupported compression \"snappy\""),
+            "{err}"
+        );
+    }
+}

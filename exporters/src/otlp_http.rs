@@ -1,0 +1,499 @@
+//! `otlp_http` (alias `otlphttp`): sends batches to an OTLP/HTTP server.
+//!
+//! ```yaml
+//! exporters:
+//!   otlp_http:
+//!     endpoint: http://collector:4318          # + /v1/traces, /v1/metrics, /v1/logs
+//!     logs_endpoint: http://logs.example:8080/ingest   # used as it is
+//!     encoding: proto                           # proto (default) | json
+//!     headers:
+//!       x-tenant: acme
+//!     compression: gzip                         # gzip (default) | zstd | none
+//!     timeout: 30s
+//!     retry_on_failure: { enabled: true, initial_interval: 5s }
+//!     sending_queue: { enabled: true, queue_size: 1000 }
+//! ```
+//!
+//! Retryable answers are those the OTLP specification names (429, 502, 503, 504), waiting at
+//! least as long as their `Retry-After` asks; every other status is permanent.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use prost::Message;
+use serde::Deserialize;
+use weir_api::{
+    parse_component_config, Batch, BuildContext, BuildError, ConfigErrors, ExporterConfig,
+    ExporterFactory, Signal, SignalSet, Stage,
+};
+
+use crate::delivery::{Delivered, Delivery, QueueSettings, RetrySettings, Sender};
+use crate::otlp_settings::{http_endpoint_uri, validate_headers, Compression, TlsSettings};
+use crate::{otlp_response, rpc_status, SendError};
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// Body encoding of export requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// Binary protobuf, `application/x-protobuf` (the default).
+    #[default]
+    Proto,
+    /// OTLP JSON, `application/json`.
+    Json,
+}
+
+/// The `otlp_http` exporter's config (the collector's `otlphttp` exporter fields).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpHttpSettings {
+    /// Base URL; `/v1/traces`, `/v1/metrics` and `/v1/logs` are appended. Required unless
+    /// every signal sent has its own `*_endpoint`. Default none.
+    #[serde(default)]
+    pub endpoint: String,
+    /// Full URL for traces, used as it is. Default: `endpoint` + `/v1/traces`.
+    #[serde(default)]
+    pub traces_endpoint: String,
+    /// Full URL for metrics, used as it is. Default: `endpoint` + `/v1/metrics`.
+    #[serde(default)]
+    pub metrics_endpoint: String,
+    /// Full URL for logs, used as it is. Default: `endpoint` + `/v1/logs`.
+    #[serde(default)]
+    pub logs_endpoint: String,
+    /// `proto` or `json`. Default `proto`.
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// TLS; not supported yet, so endpoints must be `http://`. Default none.
+    #[serde(default)]
+    pub tls: TlsSettings,
+    /// HTTP headers sent with every request. Default none.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// `gzip`, `zstd` or `none`. Default `gzip`.
+    #[serde(default = "Compression::gzip")]
+    pub compression: Compression,
+    /// Time allowed for one attempt. Default `30s`.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Retries of retryable failures. Defaults: see [`RetrySettings`].
+    #[serde(default)]
+    pub retry_on_failure: RetrySettings,
+    /// The sending queue. Defaults: see [`QueueSettings`].
+    #[serde(default)]
+    pub sending_queue: QueueSettings,
+}
+
+/// Factory of the `otlp_http` exporter.
+pub struct OtlpHttpFactory;
+
+/// A validated `otlp_http` config.
+#[derive(Debug, Clone)]
+pub struct OtlpHttpConfig {
+    settings: OtlpHttpSettings,
+    /// Target URL per signal (logs, traces, metrics), when one is configured.
+    urls: [Option<http::Uri>; 3],
+    headers: HeaderMap,
+}
+
+fn signal_index(signal: Signal) -> usize {
+    match signal {
+        Signal::Logs => 0,
+        Signal::Traces => 1,
+        Signal::Metrics => 2,
+    }
+}
+
+impl ExporterFactory for OtlpHttpFactory {
+    fn signals(&self) -> SignalSet {
+        SignalSet::ALL
+    }
+
+    fn parse(
+        &self,
+        config: &serde_json::Value,
+        path: &str,
+    ) -> Result<Box<dyn ExporterConfig>, ConfigErrors> {
+        let s: OtlpHttpSettings = parse_component_config(config, path)?;
+        let mut errors = ConfigErrors::default();
+        if s.endpoint.is_empty()
+            && s.traces_endpoint.is_empty()
+            && s.metrics_endpoint.is_empty()
+            && s.logs_endpoint.is_empty()
+        {
+            errors.push(
+                format!("{path}.endpoint"),
+                "is required unless traces_endpoint, metrics_endpoint or logs_endpoint is set",
+            );
+        }
+        let base_ok = !s.endpoint.is_empty()
+            && http_endpoint_uri(&s.endpoint, &format!("{path}.endpoint"), &mut errors).is_some();
+        let mut urls: [Option<http::Uri>; 3] = [None, None, None];
+        for (signal, own) in [
+            (Signal::Logs, &s.logs_endpoint),
+            (Signal::Traces, &s.traces_endpoint),
+            (Signal::Metrics, &s.metrics_endpoint),
+        ] {
+            urls[signal_index(signal)] = if !own.is_empty() {
+                http_endpoint_uri(own, &format!("{path}.{signal}_endpoint"), &mut errors)
+            } else if base_ok {
+                // The base is valid, so appending a path keeps it valid.
+                signal_url(&s.endpoint, own, signal)
+                    .and_then(|url| http_endpoint_uri(&url, path, &mut ConfigErrors::default()))
+            } else {
+                None
+            };
+        }
+        if s.encoding == Encoding::Json {
+            errors.push(
+                format!("{path}.encoding"),
+                "json is not supported yet; use proto",
+            );
+        }
+        s.tls.validate(&format!("{path}.tls"), &mut errors);
+        validate_headers(&s.headers, &format!("{path}.headers"), &mut errors);
+        if s.timeout.is_zero() {
+            errors.push(format!("{path}.timeout"), "must be greater than 0");
+        }
+        s.retry_on_failure
+            .validate(&format!("{path}.retry_on_failure"), &mut errors);
+        s.sending_queue
+            .validate(&format!("{path}.sending_queue"), &mut errors);
+        let mut headers = HeaderMap::new();
+        for (name, value) in &s.headers {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.insert(n, v);
+            }
+        }
+        errors.into_result(())?;
+        Ok(Box::new(OtlpHttpConfig {
+            settings: s,
+            urls,
+            headers,
+        }))
+    }
+}
+
+impl ExporterConfig for OtlpHttpConfig {
+    fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Stage>, BuildError> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(self.settings.timeout));
+        let sender = HttpSender {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            urls: self.urls.clone(),
+            headers: self.headers.clone(),
+            encoding: self.settings.encoding,
+            compression: self.settings.compression,
+            timeout: self.settings.timeout,
+        };
+        Ok(Arc::new(Delivery::new(
+            ctx.id.to_string(),
+            Arc::new(sender),
+            self.settings.retry_on_failure.clone(),
+            self.settings.sending_queue.clone(),
+            &ctx.telemetry,
+        )))
+    }
+}
+
+/// The URL a signal is sent to: its own `*_endpoint` as it is, else the base `endpoint`
+/// with `/v1/<signal>` appended (as the collector does).
+fn signal_url(endpoint: &str, own: &str, signal: Signal) -> Option<String> {
+    if !own.is_empty() {
+        Some(own.to_string())
+    } else if endpoint.is_empty() {
+        None
+    } else if endpoint.ends_with('/') {
+        Some(format!("{endpoint}v1/{signal}"))
+    } else {
+        Some(format!("{endpoint}/v1/{signal}"))
+    }
+}
+
+/// One POST per attempt.
+struct HttpSender {
+    client: Client<HttpConnector, Full<Bytes>>,
+    urls: [Option<http::Uri>; 3],
+    headers: HeaderMap,
+    encoding: Encoding,
+    compression: Compression,
+    timeout: Duration,
+}
+
+impl HttpSender {
+    fn body(&self, batch: &Batch, url: &str) -> Result<Bytes, SendError> {
+        let raw = match self.encoding {
+            Encoding::Proto => batch.to_protobuf(),
+            Encoding::Json => {
+                return Err(SendError::Request {
+                    endpoint: url.to_string(),
+                    reason: "json encoding is not supported yet".into(),
+                    source: None,
+                })
+            }
+        };
+        compress(self.compression, raw).map_err(|e| SendError::Request {
+            endpoint: url.to_string(),
+            reason: format!(
+                "{} compression failed",
+                self.compression.token().unwrap_or("")
+            ),
+            source: Some(Box::new(e)),
+        })
+    }
+}
+
+/// Compresses a request body.
+pub fn compress(compression: Compression, body: Bytes) -> std::io::Result<Bytes> {
+    match compression {
+        Compression::None => Ok(body),
+        Compression::Gzip => {
+            let mut enc = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 4),
+                flate2::Compression::fast(),
+            );
+            enc.write_all(&body)?;
+            Ok(Bytes::from(enc.finish()?))
+        }
+        Compression::Zstd => Ok(Bytes::from(zstd::bulk::compress(&body, 3)?)),
+    }
+}
+
+#[async_trait]
+impl Sender for HttpSender {
+    async fn send(&self, batch: &Batch) -> Result<Delivered, SendError> {
+        let signal = batch.signal();
+        let Some(uri) = &self.urls[signal_index(signal)] else {
+            return Err(SendError::Request {
+                endpoint: String::new(),
+                reason: format!("no URL for {signal}: set endpoint or {signal}_endpoint"),
+                source: None,
+            });
+        };
+        let url = uri.to_string();
+        let body = self.body(batch, &url)?;
+        let mut request = http::Request::post(uri.clone())
+            .body(Full::new(body))
+            .map_err(|e| SendError::Request {
+                endpoint: url.clone(),
+                reason: "invalid request".into(),
+                source: Some(Box::new(e)),
+            })?;
+        let h = request.headers_mut();
+        h.extend(self.headers.clone());
+        let content_type = match self.encoding {
+            Encoding::Proto => "application/x-protobuf",
+            Encoding::Json => "application/json",
+        };
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if let Some(token) = self.compression.token() {
+            h.insert(CONTENT_ENCODING, HeaderValue::from_static(token));
+        }
+        h.entry(http::header::USER_AGENT)
+            .or_insert(HeaderValue::from_static(concat!(
+                "weir/",
+                env!("CARGO_PKG_VERSION")
+            )));
+        let attempt = async {
+            let response =
+                self.client
+                    .request(request)
+                    .await
+                    .map_err(|e| SendError::Transport {
+                        endpoint: url.clone(),
+                        source: Box::new(e),
+                    })?;
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await.map_err(|e| SendError::Transport {
+                endpoint: url.clone(),
+                source: Box::new(e),
+            })?;
+            Ok::<_, SendError>((parts, body.to_bytes()))
+        };
+        let (parts, body) = tokio::time::timeout(self.timeout, attempt)
+            .await
+            .map_err(|_| SendError::Timeout {
+                endpoint: url.clone(),
+                timeout: self.timeout,
+            })??;
+        let is_json = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("json"));
+        if parts.status.is_success() {
+            return Ok(if is_json {
+                otlp_response::from_json(signal, &body)
+            } else {
+                otlp_response::from_protobuf(signal, &body)
+            });
+        }
+        Err(SendError::HttpStatus {
+            url,
+            status: parts.status.as_u16(),
+            message: error_message(&body, is_json),
+            retry_after: parts
+                .headers
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now())),
+        })
+    }
+}
+
+/// The message of an error body: a `google.rpc.Status` (protobuf or JSON), else the text.
+fn error_message(body: &[u8], is_json: bool) -> String {
+    if is_json {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+            if let Some(m) = v["message"].as_str() {
+                return m.to_string();
+            }
+        }
+    } else if let Ok(status) = rpc_status::RpcStatus::decode(body) {
+        if !status.message.is_empty() {
+            return status.message;
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    match text.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 10.2.3).
+fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: serde_json::Value) -> Result<Box<dyn ExporterConfig>, ConfigErrors> {
+        OtlpHttpFactory.parse(&json, "exporters.otlphttp")
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn error_bodies() {
+        let status = rpc_status::RpcStatus {
+            code: 3,
+            message: "field x invalid".into(),
+            details: vec![],
+        };
+        assert_eq!(
+            error_message(&status.encode_to_vec(), false),
+            "field x invalid"
+        );
+        assert_eq!(
+            error_message(br#"{"code":3,"message":"bad json"}"#, true),
+            "bad json"
+        );
+        assert_eq!(error_message(b"  plain failure\n", false), "plain failure");
+    }
+
+    #[test]
+    fn signal_urls_follow_the_collector() {
+        assert_eq!(
+            signal_url("http://h:4318", "", Signal::Traces).unwrap(),
+            "http://h:4318/v1/traces"
+        );
+        assert_eq!(
+            signal_url("http://h:4318/base/", "", Signal::Logs).unwrap(),
+            "http://h:4318/base/v1/logs"
+        );
+        assert_eq!(
+            signal_url("http://h:4318", "http://m:9/in", Signal::Metrics).unwrap(),
+            "http://m:9/in"
+        );
+        assert_eq!(signal_url("", "", Signal::Metrics), None);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let err = parse(serde_json::json!({
+            "endpoint": "https://h:4318",
+            "logs_endpoint": "h:4318/logs",
+            "headers": {"x-ok": "fine", "bad\nname": "v"},
+            "timeout": "0s",
+            "retry_on_failure": {"multiplier": 0.1},
+        }))
+        .err()
+        .unwrap();
+        let text = err.to_string();
+        for want in [
+            "exporters.otlphttp.endpoint: \"https://h:4318\" uses TLS, which is not supported yet",
+            "exporters.otlphttp.logs_endpoint: \"h:4318/logs\" must start with http://",
+            "exporters.otlphttp.headers.bad\nname: is not a valid header name",
+            "exporters.otlphttp.timeout: must be greater than 0",
+            "exporters.otlphttp.retry_on_failure.multiplier: must be at least 1, got 0.1",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+        assert_eq!(err.0.len(), 5, "{text}");
+        let err = parse(serde_json::json!({"encoding": "xml", "endpoint": "http://h"}))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().starts_with(
+                "exporters.otlphttp.encoding: unknown variant `xml`, expected `proto` or `json`"
+            ),
+            "{err}"
+        );
+        let err = parse(serde_json::json!({})).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "exporters.otlphttp.endpoint: is required unless traces_endpoint, metrics_endpoint or logs_endpoint is set"
+        );
+    }
+
+    #[test]
+    fn compression_round_trips() {
+        use std::io::Read;
+        let body = Bytes::from(vec![b'x'; 1000]);
+        let gz = compress(Compression::Gzip, body.clone()).unwrap();
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, body);
+        let zs = compress(Compression::Zstd, body.clone()).unwrap();
+        assert_eq!(zstd::decode_all(&zs[..]).unwrap(), body);
+        assert_eq!(compress(Compression::None, body.clone()).unwrap(), body);
+    }
+}
