@@ -5,8 +5,10 @@
 //! consumer tasks and retry with exponential backoff. A full queue refuses new data with a
 //! retry hint (the receiver passes that on to its client), so nothing is dropped silently.
 
+pub mod debug;
 pub mod delivery;
 mod error;
+pub mod file;
 pub mod nop;
 pub mod otlp_grpc;
 pub mod otlp_http;
@@ -22,5 +24,7 @@ use weir_api::Registry;
 pub fn register(registry: &mut Registry) {
     registry.exporter(&["otlp_grpc", "otlp"], otlp_grpc::OtlpGrpcFactory);
     registry.exporter(&["otlp_http", "otlphttp"], otlp_http::OtlpHttpFactory);
+    registry.exporter(&["debug"], debug::DebugFactory);
+    registry.exporter(&["file"], file::FileFactory);
     registry.exporter(&["nop"], nop::NopFactory);
 }
