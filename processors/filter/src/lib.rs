@@ -1,6 +1,26 @@
-//! Collector-compatible filter (OTTL) and probabilistic_sampler processors
+//! Collector-compatible `filter` (OTTL conditions and the legacy include/exclude form) and
+//! `probabilistic_sampler` processors.
+//!
+//! ```yaml
+//! processors:
+//!   filter/noise:
+//!     log_conditions:
+//!       - 'log.severity_number < SEVERITY_NUMBER_INFO'
+//!   probabilistic_sampler:
+//!     sampling_percentage: 15.3
+//!     hash_seed: 22
+//! ```
+//!
+//! Both processors run behind the engine's fail-open guard: they compute every decision
+//! before changing the batch, so an error leaves the batch as it arrived.
+
+pub mod filter;
+pub mod ottl;
+mod stage;
 
 use weir_api::Registry;
 
-/// Adds this crate's component types to the registry.
-pub fn register(_registry: &mut Registry) {}
+/// Adds this crate's component types (`filter`, `probabilistic_sampler`) to the registry.
+pub fn register(registry: &mut Registry) {
+    registry.processor("filter", filter::FilterFactory);
+}
