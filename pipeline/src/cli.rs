@@ -1,0 +1,209 @@
+//! The command line: `weir [run] --config FILE... --set k=v`, `weir validate`,
+//! `weir components`, `weir print-config`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use weir_api::{ConfigErrors, Registry, Signal, SignalSet};
+
+use crate::config::{
+    self, ConfigSource, LoadedConfig, LogEncoding, LogLevel, ProcessResolver, ValidatedConfig,
+};
+use crate::logging;
+use crate::runtime::{self, RunSettings, Stopped};
+
+/// Weir: an OpenTelemetry-native telemetry pipeline.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// Running without a subcommand is `weir run`.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Where the config comes from.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConfigArgs {
+    /// A config file (or `file:PATH`, `env:VAR`, `yaml:INLINE`); repeat to merge several in
+    /// order. Without it, the built-in configs/default.yaml is used.
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Vec<String>,
+    /// Override one value after merging, e.g. `processors.batch.timeout=2s`; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// Arguments of `weir run`.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// The config.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Longest time a shutdown (flush and drain) may take after SIGTERM/SIGINT.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+/// Subcommands. Other crates add theirs here as clap `Subcommand` enums
+/// (`weir policy ...` from weir-policy, `weir catalog ...` from the catalog crate), each
+/// dispatched in [`run`].
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pipelines (the default).
+    Run(RunArgs),
+    /// Check a config and list every problem, one per line as `path: message`.
+    Validate(ConfigArgs),
+    /// List the component types compiled in, with the signals each handles.
+    Components,
+    /// Print the merged, expanded config with secrets redacted.
+    PrintConfig(ConfigArgs),
+}
+
+fn print_errors(errors: &ConfigErrors) {
+    for e in &errors.0 {
+        eprintln!("{e}");
+    }
+}
+
+/// Loads the sources with a temporary stderr logger, so that expansion warnings (an unset
+/// variable) are shown before the configured logger exists.
+fn load(args: &ConfigArgs) -> Result<LoadedConfig, ConfigErrors> {
+    let sources: Vec<ConfigSource> = args
+        .config
+        .iter()
+        .map(|a| ConfigSource::from_arg(a))
+        .collect();
+    let subscriber = logging::subscriber(LogLevel::Warn, LogEncoding::Console);
+    tracing::subscriber::with_default(subscriber, || {
+        config::load(&sources, &args.set, &ProcessResolver)
+    })
+}
+
+fn load_and_validate(
+    args: &ConfigArgs,
+    registry: &Registry,
+) -> Result<(LoadedConfig, ValidatedConfig), ConfigErrors> {
+    let loaded = load(args)?;
+    let validated = config::validate(&loaded.tree, registry)?;
+    Ok((loaded, validated))
+}
+
+fn signal_list(signals: SignalSet) -> String {
+    let names: Vec<&str> = Signal::ALL
+        .iter()
+        .filter(|s| signals.contains(**s))
+        .map(|s| s.as_str())
+        .collect();
+    names.join(", ")
+}
+
+/// The `weir components` text.
+pub fn components_text(registry: &Registry) -> String {
+    let mut out = String::from("receivers:\n");
+    for (name, f) in &registry.receivers {
+        out.push_str(&format!("  {name}: [{}]\n", signal_list(f.signals())));
+    }
+    out.push_str("processors:\n");
+    for (name, f) in &registry.processors {
+        out.push_str(&format!("  {name}: [{}]\n", signal_list(f.signals())));
+    }
+    out.push_str("exporters:\n");
+    for (name, f) in &registry.exporters {
+        out.push_str(&format!("  {name}: [{}]\n", signal_list(f.signals())));
+    }
+    out.push_str("extensions:\n");
+    for name in registry.extensions.keys() {
+        out.push_str(&format!("  - {name}\n"));
+    }
+    out
+}
+
+fn run_service(args: &RunArgs, registry: &Registry) -> ExitCode {
+    let (loaded, validated) = match load_and_validate(&args.config, registry) {
+        Ok(v) => v,
+        Err(errors) => {
+            print_errors(&errors);
+            return ExitCode::FAILURE;
+        }
+    };
+    logging::init(
+        validated.telemetry.log_level,
+        validated.telemetry.log_encoding,
+    );
+    let tokio = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let settings = RunSettings {
+        shutdown_timeout: args.shutdown_timeout,
+    };
+    let result = tokio.block_on(runtime::run(
+        &validated,
+        loaded.base_dir,
+        settings,
+        runtime::termination_signal(),
+    ));
+    // Components may leave tasks that would outlive the deadline; do not wait for them.
+    tokio.shutdown_timeout(Duration::from_millis(100));
+    match result {
+        Ok(Stopped::Clean) => ExitCode::SUCCESS,
+        Ok(Stopped::DeadlineExceeded) => ExitCode::FAILURE,
+        Err(e) => {
+            tracing::error!(error = %e, "Weir could not run");
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let registry = crate::registry();
+    match cli.command {
+        None => run_service(&cli.run, &registry),
+        Some(Command::Run(args)) => run_service(&args, &registry),
+        Some(Command::Validate(args)) => match load_and_validate(&args, &registry) {
+            Ok((_, v)) => {
+                println!("the config is valid: {} pipeline(s)", v.pipelines.len());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                print_errors(&errors);
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Components) => {
+            print!("{}", components_text(&registry));
+            ExitCode::SUCCESS
+        }
+        Some(Command::PrintConfig(args)) => match load(&args) {
+            Ok(mut loaded) => {
+                config::redact(&mut loaded.tree);
+                match serde_saphyr::to_string(&loaded.tree) {
+                    Ok(text) => {
+                        print!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("cannot print the config: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            Err(errors) => {
+                print_errors(&errors);
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

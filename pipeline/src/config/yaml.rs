@@ -1,0 +1,95 @@
+//! YAML text to a `serde_json::Value` tree, with limits against hostile input.
+
+use serde_json::Value;
+
+/// Limits for one config document. Configs are small: these bounds stop alias bombs
+/// ("billion laughs") and absurd nesting long before memory is at risk, and are far above
+/// what any real collector config uses.
+fn options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_events: 1_000_000,
+            max_aliases: 10_000,
+            max_anchors: 10_000,
+            max_depth: 64,
+            max_documents: 1,
+            max_nodes: 250_000,
+            max_total_scalar_bytes: 16 * 1024 * 1024,
+        },
+    }
+}
+
+/// Parses one YAML document. An empty document is an empty map, as in the collector.
+pub fn parse_document(text: &str) -> Result<Value, String> {
+    if text.trim().is_empty() {
+        return Ok(Value::Object(Default::default()));
+    }
+    let v: Value =
+        serde_saphyr::from_str_with_options(text, options()).map_err(|e| e.to_string())?;
+    Ok(match v {
+        Value::Null => Value::Object(Default::default()),
+        v => v,
+    })
+}
+
+/// Parses a YAML scalar or document fragment the way the collector types an expanded value
+/// (`"8080"` becomes a number, `"true"` a bool, `"a: 1"` a map). Text that is not valid YAML
+/// stays a string.
+pub fn parse_value(text: &str) -> Value {
+    if text.is_empty() {
+        return Value::String(String::new());
+    }
+    match serde_saphyr::from_str_with_options::<Value>(text, options()) {
+        Ok(v) => v,
+        Err(_) => Value::String(text.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_maps_lists_and_scalars() {
+        let v = parse_document("a: 1\nb: [x, true]\nc: {d: 2.5}\ne:\n").unwrap();
+        assert_eq!(
+            v,
+            json!({"a": 1, "b": ["x", true], "c": {"d": 2.5}, "e": null})
+        );
+    }
+
+    #[test]
+    fn empty_document_is_empty_map() {
+        assert_eq!(parse_document("# only a comment\n").unwrap(), json!({}));
+        assert_eq!(parse_document("").unwrap(), json!({}));
+    }
+
+    #[test]
+    fn typed_values() {
+        assert_eq!(parse_value("8080"), json!(8080));
+        assert_eq!(parse_value("true"), json!(true));
+        assert_eq!(parse_value("localhost:4317"), json!("localhost:4317"));
+        assert_eq!(parse_value("2s"), json!("2s"));
+        assert_eq!(parse_value("[a, b]"), json!(["a", "b"]));
+        assert_eq!(parse_value("'quoted'"), json!("quoted"));
+    }
+
+    #[test]
+    fn alias_bomb_is_refused() {
+        let mut doc = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let prev = format!("*a{}", i - 1);
+            let items = [prev.as_str(); 10].join(", ");
+            doc.push_str(&format!("a{i}: &a{i} [{items}]\n"));
+        }
+        let err = parse_document(&doc).unwrap_err();
+        assert!(!err.is_empty());
+    }
+
+    #[test]
+    fn syntax_error_is_reported() {
+        let err = parse_document("a: [1, 2\n").unwrap_err();
+        assert!(!err.is_empty());
+    }
+}

@@ -1,0 +1,325 @@
+//! Builds the running components from a validated config.
+//!
+//! A receiver or exporter used by several pipelines is one shared instance; processors are
+//! built once per pipeline that lists them. A receiver feeding several pipelines of one
+//! signal hands each batch to a [`FanOut`] over them; a pipeline with several exporters ends
+//! in a [`FanOut`] over those.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use weir_api::{
+    Batch, BuildContext, BuildError, Component, ComponentId, ConsumeError, Consumer, Counter,
+    FanOut, Signal, SignalConsumers, Stage, Telemetry,
+};
+
+use crate::config::ValidatedConfig;
+
+/// One pipeline's processor stages, first to last.
+pub struct BuiltPipeline {
+    /// The pipeline id (`logs/edge`).
+    pub id: String,
+    /// Its processors in config order.
+    pub processors: Vec<(ComponentId, Arc<dyn Stage>)>,
+}
+
+/// Every running component of a service, in the groups the lifecycle needs.
+pub struct ServiceGraph {
+    /// Extensions listed in `service.extensions`, in order.
+    pub extensions: Vec<(ComponentId, Arc<dyn Component>)>,
+    /// Exporters used by at least one pipeline (each once).
+    pub exporters: Vec<(ComponentId, Arc<dyn Stage>)>,
+    /// Pipelines with their processor stages.
+    pub pipelines: Vec<BuiltPipeline>,
+    /// Receivers used by at least one pipeline (each once).
+    pub receivers: Vec<(ComponentId, Arc<dyn Component>)>,
+}
+
+/// The engine-wide things every component's [`BuildContext`] carries.
+#[derive(Clone)]
+pub struct Environment {
+    /// The process's metrics.
+    pub telemetry: Telemetry,
+    /// True while the service is up.
+    pub ready: Arc<AtomicBool>,
+    /// Where relative paths start.
+    pub base_dir: PathBuf,
+}
+
+impl Environment {
+    fn context(&self, id: &ComponentId, pipeline: Option<&str>) -> BuildContext {
+        BuildContext {
+            id: id.clone(),
+            pipeline: pipeline.map(str::to_string),
+            telemetry: self.telemetry.clone(),
+            ready: self.ready.clone(),
+            base_dir: self.base_dir.clone(),
+        }
+    }
+}
+
+/// The entry of a pipeline: counts what enters and what downstream refused.
+struct PipelineEntry {
+    next: Arc<dyn Consumer>,
+    received: Counter,
+    refused: Counter,
+}
+
+#[async_trait]
+impl Consumer for PipelineEntry {
+    async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
+        let items = batch.item_count() as u64;
+        self.received.inc_by(items);
+        let result = self.next.consume(batch).await;
+        if result.is_err() {
+            self.refused.inc_by(items);
+        }
+        result
+    }
+}
+
+fn one_or_fanout(mut consumers: Vec<Arc<dyn Consumer>>) -> Arc<dyn Consumer> {
+    if consumers.len() == 1 {
+        consumers.remove(0)
+    } else {
+        Arc::new(FanOut::new(consumers))
+    }
+}
+
+/// Builds every used component. Build errors of all components are collected.
+pub fn build(cfg: &ValidatedConfig, env: &Environment) -> Result<ServiceGraph, Vec<BuildError>> {
+    let mut errors = Vec::new();
+
+    let mut extensions = Vec::new();
+    for id in &cfg.service_extensions {
+        if let Some(c) = cfg.extensions.get(id) {
+            match c.build(&env.context(id, None)) {
+                Ok(ext) => extensions.push((id.clone(), ext)),
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+
+    let mut exporters: BTreeMap<ComponentId, Arc<dyn Stage>> = BTreeMap::new();
+    for pipeline in &cfg.pipelines {
+        for id in &pipeline.exporters {
+            if exporters.contains_key(id) {
+                continue;
+            }
+            if let Some(c) = cfg.exporters.get(id) {
+                match c.build(&env.context(id, None)) {
+                    Ok(exp) => {
+                        exporters.insert(id.clone(), exp);
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+    }
+
+    // Pipelines are built from their end: exporters, then processors last to first.
+    let mut pipelines = Vec::new();
+    let mut heads: Vec<(Signal, &[ComponentId], Arc<dyn Consumer>)> = Vec::new();
+    for pipeline in &cfg.pipelines {
+        let outputs: Vec<Arc<dyn Consumer>> = pipeline
+            .exporters
+            .iter()
+            .filter_map(|id| exporters.get(id).map(|e| e.clone() as Arc<dyn Consumer>))
+            .collect();
+        if outputs.len() != pipeline.exporters.len() {
+            continue; // an exporter failed to build; its error is recorded
+        }
+        let mut next = one_or_fanout(outputs);
+        let mut stages = Vec::new();
+        for id in pipeline.processors.iter().rev() {
+            let Some(c) = cfg.processors.get(id) else {
+                continue;
+            };
+            match c.build(
+                &env.context(id, Some(&pipeline.id)),
+                pipeline.signal,
+                next.clone(),
+            ) {
+                Ok(stage) => {
+                    next = stage.clone();
+                    stages.push((id.clone(), stage));
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        stages.reverse();
+        let labels = [("pipeline", pipeline.id.clone())];
+        let entry = PipelineEntry {
+            next,
+            received: env.telemetry.counter(
+                "weir_pipeline_received_items",
+                "Items (log records, spans, metric points) that entered the pipeline",
+                &labels,
+            ),
+            refused: env.telemetry.counter(
+                "weir_pipeline_refused_items",
+                "Items the pipeline did not accept (the receiver told the sender to retry or rejected)",
+                &labels,
+            ),
+        };
+        heads.push((pipeline.signal, &pipeline.receivers, Arc::new(entry)));
+        pipelines.push(BuiltPipeline {
+            id: pipeline.id.clone(),
+            processors: stages,
+        });
+    }
+
+    let mut receiver_ids: Vec<&ComponentId> = Vec::new();
+    for pipeline in &cfg.pipelines {
+        for id in &pipeline.receivers {
+            if !receiver_ids.contains(&id) {
+                receiver_ids.push(id);
+            }
+        }
+    }
+    let mut receivers = Vec::new();
+    for id in receiver_ids {
+        let for_signal = |signal: Signal| -> Option<Arc<dyn Consumer>> {
+            let list: Vec<Arc<dyn Consumer>> = heads
+                .iter()
+                .filter(|(s, rs, _)| *s == signal && rs.contains(id))
+                .map(|(_, _, head)| head.clone())
+                .collect();
+            (!list.is_empty()).then(|| one_or_fanout(list))
+        };
+        let consumers = SignalConsumers {
+            logs: for_signal(Signal::Logs),
+            traces: for_signal(Signal::Traces),
+            metrics: for_signal(Signal::Metrics),
+        };
+        if let Some(c) = cfg.receivers.get(id) {
+            match c.build(&env.context(id, None), consumers) {
+                Ok(r) => receivers.push((id.clone(), r)),
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(ServiceGraph {
+        extensions,
+        exporters: exporters.into_iter().collect(),
+        pipelines,
+        receivers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse_document, validate};
+    use crate::test_components::fake_registry;
+    use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
+    use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use weir_api::Payload;
+
+    fn logs(n: usize) -> Batch {
+        Batch::new(Payload::Logs(ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![LogRecord::default(); n],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }))
+    }
+
+    const TWO_PIPELINES: &str = "
+receivers: {otlp: {}, logsrcv: {}}
+processors: {batch: {}}
+exporters: {debug: {}, otlp/up: {}, nop: {}}
+service:
+  pipelines:
+    logs/a: {receivers: [otlp], processors: [batch], exporters: [debug, otlp/up]}
+    logs/b: {receivers: [otlp, logsrcv], processors: [batch], exporters: [otlp/up]}
+    traces: {receivers: [otlp], exporters: [debug]}
+";
+
+    #[tokio::test]
+    async fn shared_receivers_and_exporters_per_pipeline_processors() {
+        let (registry, journal) = fake_registry();
+        let cfg = validate(&parse_document(TWO_PIPELINES).unwrap(), &registry).unwrap();
+        let env = Environment {
+            telemetry: Telemetry::new(),
+            ready: Arc::new(AtomicBool::new(false)),
+            base_dir: ".".into(),
+        };
+        let graph = build(&cfg, &env).unwrap();
+        let mut builds = journal.builds.lock().unwrap().clone();
+        builds.sort();
+        assert_eq!(
+            builds,
+            vec![
+                "exporter:debug",
+                "exporter:otlp/up",
+                "processor:batch@logs/a",
+                "processor:batch@logs/b",
+                "receiver:logsrcv",
+                "receiver:otlp",
+            ]
+        );
+        assert_eq!(graph.receivers.len(), 2);
+        assert_eq!(graph.exporters.len(), 2);
+
+        // One batch into the shared otlp receiver reaches both logs pipelines: debug once
+        // (logs/a) and otlp/up twice (logs/a and logs/b).
+        let consumers = journal
+            .receivers
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(id, _)| id == "otlp")
+            .unwrap()
+            .1
+            .clone();
+        assert!(consumers.metrics.is_none());
+        consumers.logs.unwrap().consume(logs(3)).await.unwrap();
+        let mut exported = journal.exported.lock().unwrap().clone();
+        exported.sort();
+        assert_eq!(
+            exported,
+            vec![
+                ("debug".to_string(), 3),
+                ("otlp/up".to_string(), 3),
+                ("otlp/up".to_string(), 3)
+            ]
+        );
+        assert_eq!(
+            journal.processed.load(std::sync::atomic::Ordering::SeqCst),
+            2
+        );
+
+        // logsrcv feeds only logs/b.
+        let consumers = journal
+            .receivers
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(id, _)| id == "logsrcv")
+            .unwrap()
+            .1
+            .clone();
+        consumers.logs.unwrap().consume(logs(2)).await.unwrap();
+        assert_eq!(journal.exported.lock().unwrap().len(), 4);
+        let text = env.telemetry.encode();
+        assert!(
+            text.contains("weir_pipeline_received_items_total{pipeline=\"logs/b\"} 5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weir_pipeline_received_items_total{pipeline=\"logs/a\"} 3"),
+            "{text}"
+        );
+    }
+}
