@@ -72,6 +72,36 @@ pub struct OtlpGrpcSettings {
     /// The sending queue. Defaults: see [`QueueSettings`].
     #[serde(default)]
     pub sending_queue: QueueSettings,
+    /// HTTP/2 keepalive pings. Default none (no pings).
+    #[serde(default)]
+    pub keepalive: Option<KeepaliveSettings>,
+    /// Overrides the `:authority` of requests (virtual hosting). Default: the endpoint's.
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// Accepted for collector configs. Weir always waits up to `timeout` for the
+    /// connection, which is what `true` asks for. Default `false`.
+    #[serde(default)]
+    pub wait_for_ready: bool,
+    /// `pick_first` or `round_robin`, accepted for collector configs. Weir keeps one HTTP/2
+    /// connection per exporter to the endpoint's first address. Default `round_robin`.
+    #[serde(default)]
+    pub balancer_name: Option<String>,
+}
+
+/// The `keepalive` section (the collector's names).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeepaliveSettings {
+    /// Idle time after which a ping is sent. Default none.
+    #[serde(default, with = "humantime_serde")]
+    pub time: Option<Duration>,
+    /// Wait for the ping's answer before the connection is closed. Default none (20s in
+    /// the HTTP/2 stack).
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Ping even when no call is in flight. Default `false`.
+    #[serde(default)]
+    pub permit_without_stream: bool,
 }
 
 /// Factory of the `otlp_grpc` exporter.
@@ -117,6 +147,22 @@ impl ExporterFactory for OtlpGrpcFactory {
             metadata_from_headers(&settings.headers, &format!("{path}.headers"), &mut errors);
         if settings.timeout.is_zero() {
             errors.push(format!("{path}.timeout"), "must be greater than 0");
+        }
+        if let Some(name) = settings.balancer_name.as_deref() {
+            if !matches!(name, "" | "pick_first" | "round_robin") {
+                errors.push(
+                    format!("{path}.balancer_name"),
+                    format!("unknown balancer {name:?}; expected pick_first or round_robin"),
+                );
+            }
+        }
+        if let Some(authority) = settings.authority.as_deref() {
+            if http::uri::Authority::try_from(authority).is_err() {
+                errors.push(
+                    format!("{path}.authority"),
+                    format!("{authority:?} is not a valid authority"),
+                );
+            }
         }
         settings
             .retry_on_failure
@@ -171,6 +217,32 @@ impl ExporterConfig for OtlpGrpcConfig {
             })?
             .connect_timeout(self.settings.timeout)
             .tcp_nodelay(true);
+        let endpoint = match &self.settings.keepalive {
+            Some(k) => {
+                let mut e = endpoint.keep_alive_while_idle(k.permit_without_stream);
+                if let Some(time) = k.time {
+                    e = e.http2_keep_alive_interval(time);
+                }
+                if let Some(timeout) = k.timeout {
+                    e = e.keep_alive_timeout(timeout);
+                }
+                e
+            }
+            None => endpoint,
+        };
+        let endpoint = match self.settings.authority.as_deref() {
+            Some(authority) => {
+                let origin = format!("http://{authority}")
+                    .parse::<http::Uri>()
+                    .map_err(|e| BuildError::Other {
+                        id: ctx.id.clone(),
+                        message: format!("invalid authority {authority:?}"),
+                        source: Some(Box::new(e)),
+                    })?;
+                endpoint.origin(origin)
+            }
+            None => endpoint,
+        };
         let sender = GrpcSender {
             url: self.url.clone(),
             endpoint,
@@ -328,6 +400,23 @@ mod tests {
         assert_eq!(s.timeout, Duration::from_secs(5));
         assert_eq!(s.retry_on_failure, RetrySettings::default());
         assert_eq!(s.sending_queue, QueueSettings::default());
+        assert_eq!(s.keepalive, None);
+        let config = parse(serde_json::json!({
+            "endpoint": "http://h:4317",
+            "keepalive": {"time": "10s", "timeout": "5s", "permit_without_stream": true},
+            "wait_for_ready": true,
+            "balancer_name": "round_robin",
+            "authority": "otel.example:443",
+        }));
+        assert!(config.is_ok(), "{:?}", config.err());
+        let err =
+            parse(serde_json::json!({"endpoint": "http://h:4317", "balancer_name": "random"}))
+                .err()
+                .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "exporters.otlp.balancer_name: unknown balancer \"random\"; expected pick_first or round_robin"
+        );
         assert!(
             parse(serde_json::json!({"endpoint": "h:4317", "tls": {"insecure": true}})).is_ok()
         );

@@ -28,7 +28,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prost::Message;
 use serde::Deserialize;
 use weir_api::{
@@ -93,6 +93,27 @@ pub struct OtlpHttpSettings {
     /// The sending queue. Defaults: see [`QueueSettings`].
     #[serde(default)]
     pub sending_queue: QueueSettings,
+    /// How long an idle connection is kept for reuse. Default `90s`.
+    #[serde(default = "default_idle_conn_timeout", with = "humantime_serde")]
+    pub idle_conn_timeout: Duration,
+    /// Idle connections kept in total; Weir talks to one host per URL, so this bounds the
+    /// idle connections per host too. Default `100`.
+    #[serde(default = "default_max_idle_conns")]
+    pub max_idle_conns: usize,
+    /// Idle connections kept per host. Default: `max_idle_conns`.
+    #[serde(default)]
+    pub max_idle_conns_per_host: Option<usize>,
+    /// Open a new connection for every request. Default `false`.
+    #[serde(default)]
+    pub disable_keep_alives: bool,
+}
+
+fn default_idle_conn_timeout() -> Duration {
+    Duration::from_secs(90)
+}
+
+fn default_max_idle_conns() -> usize {
+    100
 }
 
 /// Factory of the `otlp_http` exporter.
@@ -193,8 +214,21 @@ impl ExporterConfig for OtlpHttpConfig {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(self.settings.timeout));
+        let idle_per_host = if self.settings.disable_keep_alives {
+            0
+        } else {
+            self.settings
+                .max_idle_conns_per_host
+                .unwrap_or(self.settings.max_idle_conns)
+                .min(self.settings.max_idle_conns)
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(self.settings.idle_conn_timeout)
+            .pool_max_idle_per_host(idle_per_host)
+            .build(connector);
         let sender = HttpSender {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client,
             urls: self.urls.clone(),
             headers: self.headers.clone(),
             encoding: self.settings.encoding,
@@ -473,6 +507,22 @@ mod tests {
             err.to_string().starts_with(
                 "exporters.otlphttp.encoding: unknown variant `xml`, expected `proto` or `json`"
             ),
+            "{err}"
+        );
+        let ok = parse(serde_json::json!({
+            "endpoint": "http://h:4318",
+            "idle_conn_timeout": "30s",
+            "max_idle_conns": 10,
+            "max_idle_conns_per_host": 2,
+            "disable_keep_alives": true,
+        }));
+        assert!(ok.is_ok(), "{:?}", ok.err());
+        let err = parse(serde_json::json!({"endpoint": "http://h:4318", "proxy_url": "http://p"}))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("exporters.otlphttp.proxy_url: unknown field `proxy_url`"),
             "{err}"
         );
         let err = parse(serde_json::json!({})).err().unwrap();
