@@ -11,6 +11,7 @@ mod batch;
 mod component;
 mod config;
 mod consumer;
+pub mod json;
 mod registry;
 mod telemetry;
 

@@ -1,0 +1,245 @@
+//! Scalar values of the proto3 JSON mapping, as OTLP/JSON uses it.
+
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use crate::json::error::{excerpt, JsonError, Path, Problem};
+
+/// Hex digits of a trace id (16 bytes).
+pub(crate) const TRACE_ID_DIGITS: usize = 32;
+/// Hex digits of a span id (8 bytes).
+pub(crate) const SPAN_ID_DIGITS: usize = 16;
+
+/// proto3 JSON accepts standard or URL-safe base64, padded or not.
+const PADDING_INDIFFERENT: GeneralPurposeConfig =
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+const BASE64_STANDARD: GeneralPurpose =
+    GeneralPurpose::new(&alphabet::STANDARD, PADDING_INDIFFERENT);
+const BASE64_URL_SAFE: GeneralPurpose =
+    GeneralPurpose::new(&alphabet::URL_SAFE, PADDING_INDIFFERENT);
+
+/// The JSON type of a value, as error messages name it.
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong_type(value: &Value, path: &Path<'_>, expected: &'static str) -> JsonError {
+    path.error(Problem::WrongType {
+        expected,
+        found: type_name(value),
+    })
+}
+
+pub(crate) fn object<'v>(
+    value: &'v Value,
+    path: &Path<'_>,
+) -> Result<&'v Map<String, Value>, JsonError> {
+    value
+        .as_object()
+        .ok_or_else(|| wrong_type(value, path, "an object"))
+}
+
+/// A repeated field: a JSON array whose elements `element` decodes (`null` elements are
+/// errors: a list has no absent elements).
+pub(crate) fn list<T>(
+    value: &Value,
+    path: &Path<'_>,
+    element: impl Fn(&Value, &Path<'_>) -> Result<T, JsonError>,
+) -> Result<Vec<T>, JsonError> {
+    let items = value
+        .as_array()
+        .ok_or_else(|| wrong_type(value, path, "an array"))?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| element(item, &path.index(i)))
+        .collect()
+}
+
+pub(crate) fn string(value: &Value, path: &Path<'_>) -> Result<String, JsonError> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        _ => Err(wrong_type(value, path, "a string")),
+    }
+}
+
+pub(crate) fn boolean(value: &Value, path: &Path<'_>) -> Result<bool, JsonError> {
+    value
+        .as_bool()
+        .ok_or_else(|| wrong_type(value, path, "a boolean"))
+}
+
+/// An integer given as a JSON number or a decimal string (proto3 JSON allows both for every
+/// integer type, and OTLP encoders write 64-bit ones as strings). A number written with a
+/// fraction or exponent is accepted when its value is integral.
+fn integer(value: &Value, path: &Path<'_>, kind: &'static str) -> Result<i128, JsonError> {
+    let invalid = || {
+        path.error(Problem::InvalidNumber {
+            kind,
+            value: match value {
+                Value::String(s) => format!("\"{}\"", excerpt(s)),
+                other => excerpt(&other.to_string()),
+            },
+        })
+    };
+    match value {
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                Ok(i128::from(u))
+            } else if let Some(i) = n.as_i64() {
+                Ok(i128::from(i))
+            } else {
+                match n.as_f64() {
+                    // 2^64 bounds both u64 and i64; the cast is exact for integral values
+                    // below it.
+                    Some(f) if f.fract() == 0.0 && f.abs() < 18_446_744_073_709_551_616.0 => {
+                        Ok(f as i128)
+                    }
+                    _ => Err(invalid()),
+                }
+            }
+        }
+        Value::String(s) => s.parse::<i128>().map_err(|_| invalid()),
+        _ => Err(wrong_type(
+            value,
+            path,
+            "an integer (a number or a decimal string)",
+        )),
+    }
+}
+
+pub(crate) fn uint64(value: &Value, path: &Path<'_>) -> Result<u64, JsonError> {
+    let n = integer(value, path, "uint64")?;
+    u64::try_from(n).map_err(|_| out_of_range(n, path, "uint64"))
+}
+
+pub(crate) fn int64(value: &Value, path: &Path<'_>) -> Result<i64, JsonError> {
+    let n = integer(value, path, "int64")?;
+    i64::try_from(n).map_err(|_| out_of_range(n, path, "int64"))
+}
+
+pub(crate) fn uint32(value: &Value, path: &Path<'_>) -> Result<u32, JsonError> {
+    let n = integer(value, path, "uint32")?;
+    u32::try_from(n).map_err(|_| out_of_range(n, path, "uint32"))
+}
+
+pub(crate) fn int32(value: &Value, path: &Path<'_>) -> Result<i32, JsonError> {
+    let n = integer(value, path, "int32")?;
+    i32::try_from(n).map_err(|_| out_of_range(n, path, "int32"))
+}
+
+fn out_of_range(n: i128, path: &Path<'_>, kind: &'static str) -> JsonError {
+    path.error(Problem::InvalidNumber {
+        kind,
+        value: format!("{n} (out of range)"),
+    })
+}
+
+/// A double: a JSON number, or a string holding a number or one of `NaN`, `Infinity`,
+/// `-Infinity`.
+pub(crate) fn double(value: &Value, path: &Path<'_>) -> Result<f64, JsonError> {
+    match value {
+        Value::Number(n) => n
+            .as_f64()
+            .ok_or_else(|| wrong_type(value, path, "a number")),
+        Value::String(s) => match s.as_str() {
+            "NaN" => Ok(f64::NAN),
+            "Infinity" => Ok(f64::INFINITY),
+            "-Infinity" => Ok(f64::NEG_INFINITY),
+            _ => s.parse::<f64>().map_err(|_| {
+                path.error(Problem::InvalidNumber {
+                    kind: "double",
+                    value: format!("\"{}\"", excerpt(s)),
+                })
+            }),
+        },
+        _ => Err(wrong_type(
+            value,
+            path,
+            "a double (a number, \"NaN\", \"Infinity\" or \"-Infinity\")",
+        )),
+    }
+}
+
+/// An enum: its integer value, or its value name (looked up by `from_name`).
+pub(crate) fn enumeration(
+    value: &Value,
+    path: &Path<'_>,
+    enum_name: &'static str,
+    from_name: impl Fn(&str) -> Option<i32>,
+) -> Result<i32, JsonError> {
+    match value {
+        Value::String(name) => match from_name(name) {
+            Some(n) => Ok(n),
+            None => name.parse::<i32>().map_err(|_| {
+                path.error(Problem::UnknownEnumName {
+                    enum_name,
+                    value: excerpt(name),
+                })
+            }),
+        },
+        Value::Number(_) => int32(value, path),
+        _ => Err(wrong_type(
+            value,
+            path,
+            "an enum (an integer or a value name)",
+        )),
+    }
+}
+
+/// A trace or span id: hex digits (either case) of exactly `digits` length, or `""` for none.
+pub(crate) fn hex_id(value: &Value, path: &Path<'_>, digits: usize) -> Result<Vec<u8>, JsonError> {
+    let Value::String(text) = value else {
+        return Err(wrong_type(value, path, "a hex string"));
+    };
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let invalid = || {
+        path.error(Problem::InvalidHexId {
+            value: excerpt(text),
+            expected_digits: digits,
+        })
+    };
+    if text.len() != digits {
+        return Err(invalid());
+    }
+    text.as_bytes()
+        .chunks_exact(2)
+        .map(|pair| Some(hex_digit(pair[0])? << 4 | hex_digit(pair[1])?))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(invalid)
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// A bytes value: base64, standard or URL-safe alphabet, with or without padding.
+pub(crate) fn base64_bytes(value: &Value, path: &Path<'_>) -> Result<Vec<u8>, JsonError> {
+    let Value::String(text) = value else {
+        return Err(wrong_type(value, path, "a base64 string"));
+    };
+    BASE64_STANDARD.decode(text).or_else(|standard_error| {
+        BASE64_URL_SAFE.decode(text).map_err(|_| {
+            path.error(Problem::InvalidBase64 {
+                value: excerpt(text),
+                reason: standard_error,
+            })
+        })
+    })
+}

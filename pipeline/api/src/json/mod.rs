@@ -1,0 +1,52 @@
+//! OTLP/JSON: the JSON form of the OTLP export requests, as sent to and by OTLP/HTTP with
+//! `Content-Type: application/json` (the "OTLP/HTTP JSON Protobuf Encoding" of the OTLP
+//! specification).
+//!
+//! ```
+//! use weir_api::json;
+//!
+//! let body = br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{
+//!     "timeUnixNano":"1700000000000000000",
+//!     "severityNumber":"SEVERITY_NUMBER_INFO",
+//!     "traceId":"5B8EFFF798038103D269B633813FC60C",
+//!     "body":{"stringValue":"hello"}}]}]}]}"#;
+//! let request = json::decode_logs(body)?;
+//! let record = &request.resource_logs[0].scope_logs[0].log_records[0];
+//! assert_eq!(record.severity_number, 9);
+//! assert_eq!(record.trace_id.len(), 16);
+//!
+//! let encoded = json::encode_logs(&request);
+//! assert_eq!(json::decode_logs(&encoded)?, request);
+//! # Ok::<(), json::JsonError>(())
+//! ```
+//!
+//! Decoding is lenient in the ways the OTLP/JSON rules ask receivers to be: field names in
+//! lowerCamelCase or as the proto (snake_case) names; trace and span ids as hex in either
+//! case (`""` for none); enums as integers or value names (`"SPAN_KIND_SERVER"`); 64-bit
+//! integers as numbers or decimal strings; doubles as numbers or `"NaN"`, `"Infinity"`,
+//! `"-Infinity"`; bytes as standard or URL-safe base64; unknown fields ignored; `null` for
+//! absent. An error names the JSON path of the offending value ([`JsonError`]).
+//!
+//! Encoding writes what the OTLP/JSON rules prescribe: lowerCamelCase names, hex ids,
+//! enums as integers, 64-bit integers as decimal strings, bytes as base64, fields holding
+//! default values left out. It writes straight into a byte buffer.
+
+mod decode;
+mod encode;
+mod error;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+
+pub use error::{JsonError, Problem};
+
+/// Decodes an OTLP/JSON logs export request (the body of `POST /v1/logs`).
+pub fn decode_logs(body: &[u8]) -> Result<ExportLogsServiceRequest, JsonError> {
+    decode::logs_request(body)
+}
+
+/// Encodes a logs export request as OTLP/JSON.
+pub fn encode_logs(request: &ExportLogsServiceRequest) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    encode::logs_request(&mut out, request);
+    out
+}
