@@ -16,6 +16,7 @@
 
 pub mod filter;
 pub mod ottl;
+pub mod sampler;
 mod stage;
 
 use weir_api::Registry;
@@ -23,4 +24,5 @@ use weir_api::Registry;
 /// Adds this crate's component types (`filter`, `probabilistic_sampler`) to the registry.
 pub fn register(registry: &mut Registry) {
     registry.processor("filter", filter::FilterFactory);
+    registry.processor("probabilistic_sampler", sampler::SamplerFactory);
 }
