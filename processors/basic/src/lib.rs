@@ -1,6 +1,13 @@
-//! Weir core processors: batch, memory_limiter
+//! Weir core processors: `batch` and `memory_limiter`, with the collector's field names and
+//! defaults.
+
+pub mod batch;
+pub mod memory_limiter;
 
 use weir_api::Registry;
 
 /// Adds this crate's component types to the registry.
-pub fn register(_registry: &mut Registry) {}
+pub fn register(registry: &mut Registry) {
+    registry.processor("batch", batch::BatchFactory);
+    registry.processor("memory_limiter", memory_limiter::MemoryLimiterFactory);
+}
