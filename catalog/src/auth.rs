@@ -1,0 +1,175 @@
+//! API tokens and roles. Tokens are random, shown once, stored only as SHA-256 hashes;
+//! a request's token is hashed and looked up, then compared in constant time.
+
+use base64::Engine;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::store::{now_secs, Store, TokenInfo};
+use crate::CatalogError;
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read the catalog, findings, policies and status.
+    Viewer,
+    /// Viewer, plus create/edit/disable/delete policies and accept or dismiss suggestions.
+    Editor,
+    /// Everything, including managing tokens and deleting catalog data.
+    Admin,
+    /// An edge: policy sync and shipping metadata, nothing else.
+    Edge,
+}
+
+/// One thing a request needs permission for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// GET on catalog, findings, policies, edges.
+    Read,
+    /// Change policies, accept/dismiss suggestions.
+    EditPolicies,
+    /// Tokens, audit log, deleting catalog data.
+    Admin,
+    /// PolicyService.Sync and metadata ingestion.
+    Edge,
+}
+
+impl Role {
+    /// Parses a role name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "editor" => Some(Role::Editor),
+            "admin" => Some(Role::Admin),
+            "edge" => Some(Role::Edge),
+            _ => None,
+        }
+    }
+
+    /// The role's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Editor => "editor",
+            Role::Admin => "admin",
+            Role::Edge => "edge",
+        }
+    }
+
+    /// Whether this role grants `p`.
+    pub fn allows(self, p: Permission) -> bool {
+        match (self, p) {
+            (Role::Admin, _) => true,
+            (Role::Editor, Permission::Read | Permission::EditPolicies) => true,
+            (Role::Viewer, Permission::Read) => true,
+            (Role::Edge, Permission::Edge) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Who made a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Token id, or `anonymous` when auth is off.
+    pub id: String,
+    /// Its role.
+    pub role: Role,
+}
+
+impl Principal {
+    /// The actor string written in the audit log.
+    pub fn actor(&self) -> String {
+        format!("token:{}", self.id)
+    }
+}
+
+fn hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Creates a token: returns the secret (to show once) and its record.
+pub fn create_token(
+    store: &Store,
+    role: Role,
+    name: &str,
+    actor: &str,
+) -> Result<(String, TokenInfo), CatalogError> {
+    let mut id = [0u8; 6];
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut id);
+    rand::rng().fill_bytes(&mut secret);
+    let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let token = format!(
+        "weir_{id}_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+    );
+    let info = TokenInfo {
+        id,
+        role: role.as_str().to_string(),
+        name: name.to_string(),
+        created_at: now_secs(),
+        revoked_at: None,
+    };
+    store.put_token(&info, &hash(&token), actor)?;
+    Ok((token, info))
+}
+
+/// Resolves a presented token to its principal; `None` for unknown or revoked tokens.
+pub fn authenticate(store: &Store, token: &str) -> Result<Option<Principal>, CatalogError> {
+    let h = hash(token);
+    let Some((info, stored)) = store.token_by_hash(&h)? else {
+        return Ok(None);
+    };
+    if !bool::from(stored.as_slice().ct_eq(&h)) {
+        return Ok(None);
+    }
+    let Some(role) = Role::parse(&info.role) else {
+        return Ok(None);
+    };
+    Ok(Some(Principal { id: info.id, role }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_grant_what_they_say() {
+        use Permission::*;
+        let table = [
+            (Role::Viewer, [true, false, false, false]),
+            (Role::Editor, [true, true, false, false]),
+            (Role::Admin, [true, true, true, true]),
+            (Role::Edge, [false, false, false, true]),
+        ];
+        for (role, expect) in table {
+            let got = [Read, EditPolicies, Admin, Edge].map(|p| role.allows(p));
+            assert_eq!(got, expect, "{role:?}");
+        }
+    }
+
+    #[test]
+    fn tokens_are_stored_hashed_and_revocable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let store = Store::open(&path).unwrap();
+        let (token, info) = create_token(&store, Role::Editor, "ci", "cli").unwrap();
+        assert!(token.starts_with(&format!("weir_{}_", info.id)));
+        let p = authenticate(&store, &token).unwrap().unwrap();
+        assert_eq!(p.role, Role::Editor);
+        assert!(authenticate(&store, &format!("{token}x"))
+            .unwrap()
+            .is_none());
+        drop(store);
+        let bytes = std::fs::read(&path).unwrap();
+        let secret = token.rsplit('_').next().unwrap();
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+        let store = Store::open(&path).unwrap();
+        assert!(store.revoke_token(&info.id, "cli").unwrap());
+        assert!(authenticate(&store, &token).unwrap().is_none());
+    }
+}

@@ -1,0 +1,34 @@
+//! The Weir control plane: the catalog store (metadata only), waste analysis, the policy
+//! store served to edges, access control and the audit log, behind an HTTP API.
+
+pub mod auth;
+pub mod store;
+
+/// Errors of the control plane.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The SQLite file could not be opened.
+    #[error("cannot open catalog store {path}: {source}")]
+    Open {
+        /// The file.
+        path: String,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A store operation failed.
+    #[error("catalog store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A stored or submitted document is not valid JSON of the expected shape.
+    #[error("catalog document: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A filesystem operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}

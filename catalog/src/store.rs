@@ -1,0 +1,681 @@
+//! The control plane's embedded store: one SQLite file holding the catalog (metadata
+//! summaries only), policies, edge status, API tokens (hashed) and the append-only audit log.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::CatalogError;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS summaries (
+    service    TEXT NOT NULL,
+    signal     TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL,
+    PRIMARY KEY (service, signal)
+);
+CREATE TABLE IF NOT EXISTS policies (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    enabled     INTEGER NOT NULL,
+    shadow      INTEGER NOT NULL,
+    origin      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    modified_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS edges (
+    instance_id  TEXT PRIMARY KEY,
+    service_name TEXT NOT NULL,
+    last_sync    INTEGER NOT NULL,
+    last_hash    TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS policy_status (
+    edge       TEXT NOT NULL,
+    policy_id  TEXT NOT NULL,
+    hits       INTEGER NOT NULL,
+    misses     INTEGER NOT NULL,
+    errors     TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (edge, policy_id)
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id         TEXT PRIMARY KEY,
+    hash       BLOB NOT NULL UNIQUE,
+    role       TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS dismissed (
+    finding_id TEXT PRIMARY KEY,
+    at         INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    at     INTEGER NOT NULL,
+    actor  TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    before TEXT,
+    after  TEXT
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"#;
+
+/// Unix time in seconds.
+pub fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A stored policy with its control-plane state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredPolicy {
+    /// The policy id (unique).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The policy document in the specification's JSON form.
+    pub body: serde_json::Value,
+    /// Disabled policies are kept but not served to edges.
+    pub enabled: bool,
+    /// Served with the shadow label: edges count matches and drop nothing.
+    pub shadow: bool,
+    /// Where it came from: `user` or `suggestion:<finding id>`.
+    pub origin: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub modified_at: i64,
+}
+
+/// Per-policy status as last reported by one edge.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PolicyStatus {
+    /// The edge's service.instance.id.
+    pub edge: String,
+    /// The policy.
+    pub policy_id: String,
+    /// Match hits accumulated from the edge's reports.
+    pub hits: i64,
+    /// Match misses accumulated.
+    pub misses: i64,
+    /// Compile errors the edge reported (latest report).
+    pub errors: Vec<String>,
+    /// Unix seconds of the latest report.
+    pub updated_at: i64,
+}
+
+/// An edge that has synced.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EdgeInfo {
+    /// service.instance.id.
+    pub instance_id: String,
+    /// service.name.
+    pub service_name: String,
+    /// Unix seconds of its last sync.
+    pub last_sync: i64,
+    /// The policy-set hash it last received.
+    pub last_hash: String,
+}
+
+/// A token's record (never the token itself).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TokenInfo {
+    /// Public id (the token's prefix part).
+    pub id: String,
+    /// Role name.
+    pub role: String,
+    /// Free-text name.
+    pub name: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds, when revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// One audit record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuditEntry {
+    /// Sequence number, rising.
+    pub seq: i64,
+    /// Unix seconds.
+    pub at: i64,
+    /// Who: `token:<id>` or `cli`.
+    pub actor: String,
+    /// What: `policy.create`, `policy.update`, `policy.delete`, `suggestion.accept`,
+    /// `token.create`, `token.revoke`, `catalog.delete_service`, ...
+    pub action: String,
+    /// On what (a policy id, a token id, a service).
+    pub target: String,
+    /// State before, as JSON, where there was one.
+    pub before: Option<serde_json::Value>,
+    /// State after, as JSON, where there is one.
+    pub after: Option<serde_json::Value>,
+}
+
+/// The store. Cheap operations under one connection lock.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+fn parse_json(s: Option<String>) -> Option<serde_json::Value> {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Store, CatalogError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| CatalogError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|source| CatalogError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    // ---- catalog summaries ----
+
+    /// Merges a summary for (service, signal): `merge(old body)` returns the new body.
+    pub fn merge_summary(
+        &self,
+        service: &str,
+        signal: &str,
+        seen_at: i64,
+        merge: impl FnOnce(Option<&str>) -> Result<String, CatalogError>,
+    ) -> Result<(), CatalogError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let old: Option<String> = tx
+            .query_row(
+                "SELECT body FROM summaries WHERE service = ?1 AND signal = ?2",
+                params![service, signal],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let body = merge(old.as_deref())?;
+        tx.execute(
+            "INSERT INTO summaries (service, signal, body, first_seen, last_seen)
+             VALUES (?1, ?2, ?3, ?4, ?4)
+             ON CONFLICT (service, signal) DO UPDATE SET body = ?3, last_seen = MAX(last_seen, ?4)",
+            params![service, signal, body, seen_at],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// All summaries as (service, signal, body, first_seen, last_seen).
+    pub fn summaries(&self) -> Result<Vec<(String, String, String, i64, i64)>, CatalogError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT service, signal, body, first_seen, last_seen FROM summaries ORDER BY service, signal",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes every summary of a service; returns how many rows went.
+    pub fn delete_service(&self, service: &str) -> Result<usize, CatalogError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM summaries WHERE service = ?1", params![service])?)
+    }
+
+    /// Deletes summaries not seen since `cutoff` (unix seconds); returns how many went.
+    pub fn prune_unseen_since(&self, cutoff: i64) -> Result<usize, CatalogError> {
+        Ok(self.conn().execute(
+            "DELETE FROM summaries WHERE last_seen < ?1",
+            params![cutoff],
+        )?)
+    }
+
+    // ---- policies ----
+
+    /// All policies, by id.
+    pub fn policies(&self) -> Result<Vec<StoredPolicy>, CatalogError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT id, name, body, enabled, shadow, origin, created_at, modified_at FROM policies ORDER BY id",
+        )?;
+        let rows = st.query_map([], row_policy)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One policy.
+    pub fn policy(&self, id: &str) -> Result<Option<StoredPolicy>, CatalogError> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row(
+                "SELECT id, name, body, enabled, shadow, origin, created_at, modified_at FROM policies WHERE id = ?1",
+                params![id],
+                row_policy,
+            )
+            .optional()?)
+    }
+
+    /// Inserts or replaces a policy, recording the change in the audit log in the same
+    /// transaction. Returns the previous version.
+    pub fn put_policy(
+        &self,
+        p: &StoredPolicy,
+        actor: &str,
+        action: &str,
+    ) -> Result<Option<StoredPolicy>, CatalogError> {
+        let before = self.policy(&p.id)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO policies (id, name, body, enabled, shadow, origin, created_at, modified_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (id) DO UPDATE SET name = ?2, body = ?3, enabled = ?4, shadow = ?5,
+                 origin = ?6, modified_at = ?8",
+            params![
+                p.id,
+                p.name,
+                p.body.to_string(),
+                p.enabled,
+                p.shadow,
+                p.origin,
+                p.created_at,
+                p.modified_at
+            ],
+        )?;
+        insert_audit(
+            &tx,
+            actor,
+            action,
+            &p.id,
+            before.as_ref().map(to_json).transpose()?,
+            Some(to_json(p)?),
+        )?;
+        tx.commit()?;
+        Ok(before)
+    }
+
+    /// Deletes a policy (audited). Returns it, or `None` when there was none.
+    pub fn delete_policy(
+        &self,
+        id: &str,
+        actor: &str,
+    ) -> Result<Option<StoredPolicy>, CatalogError> {
+        let before = self.policy(id)?;
+        let Some(b) = before.clone() else {
+            return Ok(None);
+        };
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM policies WHERE id = ?1", params![id])?;
+        insert_audit(&tx, actor, "policy.delete", id, Some(to_json(&b)?), None)?;
+        tx.commit()?;
+        Ok(before)
+    }
+
+    // ---- edges and status ----
+
+    /// Records a sync from an edge and adds its per-policy counts.
+    pub fn record_sync(
+        &self,
+        edge: &EdgeInfo,
+        statuses: &[(String, i64, i64, Vec<String>)],
+    ) -> Result<(), CatalogError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO edges (instance_id, service_name, last_sync, last_hash) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (instance_id) DO UPDATE SET service_name = ?2, last_sync = ?3, last_hash = ?4",
+            params![edge.instance_id, edge.service_name, edge.last_sync, edge.last_hash],
+        )?;
+        for (policy_id, hits, misses, errors) in statuses {
+            tx.execute(
+                "INSERT INTO policy_status (edge, policy_id, hits, misses, errors, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (edge, policy_id) DO UPDATE SET hits = hits + ?3, misses = misses + ?4,
+                     errors = ?5, updated_at = ?6",
+                params![
+                    edge.instance_id,
+                    policy_id,
+                    hits,
+                    misses,
+                    serde_json::to_string(errors)?,
+                    edge.last_sync
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every edge that has synced.
+    pub fn edges(&self) -> Result<Vec<EdgeInfo>, CatalogError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT instance_id, service_name, last_sync, last_hash FROM edges ORDER BY instance_id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(EdgeInfo {
+                instance_id: r.get(0)?,
+                service_name: r.get(1)?,
+                last_sync: r.get(2)?,
+                last_hash: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Per-edge status of every policy.
+    pub fn policy_statuses(&self) -> Result<Vec<PolicyStatus>, CatalogError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT edge, policy_id, hits, misses, errors, updated_at FROM policy_status ORDER BY policy_id, edge",
+        )?;
+        let rows = st.query_map([], |r| {
+            let errors: String = r.get(4)?;
+            Ok(PolicyStatus {
+                edge: r.get(0)?,
+                policy_id: r.get(1)?,
+                hits: r.get(2)?,
+                misses: r.get(3)?,
+                errors: serde_json::from_str(&errors).unwrap_or_default(),
+                updated_at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // ---- findings ----
+
+    /// Marks a finding dismissed.
+    pub fn dismiss(&self, finding_id: &str, actor: &str) -> Result<(), CatalogError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO dismissed (finding_id, at) VALUES (?1, ?2)",
+            params![finding_id, now_secs()],
+        )?;
+        insert_audit(&tx, actor, "finding.dismiss", finding_id, None, None)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Ids of dismissed findings.
+    pub fn dismissed(&self) -> Result<Vec<String>, CatalogError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT finding_id FROM dismissed")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // ---- tokens ----
+
+    /// Stores a token's hash (audited).
+    pub fn put_token(&self, t: &TokenInfo, hash: &[u8], actor: &str) -> Result<(), CatalogError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO tokens (id, hash, role, name, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![t.id, hash, t.role, t.name, t.created_at],
+        )?;
+        insert_audit(&tx, actor, "token.create", &t.id, None, Some(to_json(t)?))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The live (not revoked) token with this hash.
+    pub fn token_by_hash(&self, hash: &[u8]) -> Result<Option<(TokenInfo, Vec<u8>)>, CatalogError> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row(
+                "SELECT id, role, name, created_at, revoked_at, hash FROM tokens WHERE hash = ?1 AND revoked_at IS NULL",
+                params![hash],
+                |r| {
+                    Ok((
+                        TokenInfo {
+                            id: r.get(0)?,
+                            role: r.get(1)?,
+                            name: r.get(2)?,
+                            created_at: r.get(3)?,
+                            revoked_at: r.get(4)?,
+                        },
+                        r.get(5)?,
+                    ))
+                },
+            )
+            .optional()?)
+    }
+
+    /// All tokens (without hashes).
+    pub fn tokens(&self) -> Result<Vec<TokenInfo>, CatalogError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT id, role, name, created_at, revoked_at FROM tokens ORDER BY created_at, id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(TokenInfo {
+                id: r.get(0)?,
+                role: r.get(1)?,
+                name: r.get(2)?,
+                created_at: r.get(3)?,
+                revoked_at: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Revokes a token (audited); false when no live token has this id.
+    pub fn revoke_token(&self, id: &str, actor: &str) -> Result<bool, CatalogError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, now_secs()],
+        )?;
+        if n > 0 {
+            insert_audit(&tx, actor, "token.revoke", id, None, None)?;
+        }
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    // ---- audit ----
+
+    /// Appends an audit record on its own.
+    pub fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Result<(), CatalogError> {
+        let conn = self.conn();
+        insert_audit(&conn, actor, action, target, before, after)
+    }
+
+    /// The audit log, newest last, from `since_seq` (exclusive), at most `limit` records.
+    pub fn audit_log(&self, since_seq: i64, limit: i64) -> Result<Vec<AuditEntry>, CatalogError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT seq, at, actor, action, target, before, after FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![since_seq, limit], |r| {
+            Ok(AuditEntry {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                target: r.get(4)?,
+                before: parse_json(r.get(5)?),
+                after: parse_json(r.get(6)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value, CatalogError> {
+    Ok(serde_json::to_value(v)?)
+}
+
+fn insert_audit(
+    conn: &Connection,
+    actor: &str,
+    action: &str,
+    target: &str,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> Result<(), CatalogError> {
+    conn.execute(
+        "INSERT INTO audit (at, actor, action, target, before, after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            now_secs(),
+            actor,
+            action,
+            target,
+            before.map(|v| v.to_string()),
+            after.map(|v| v.to_string())
+        ],
+    )?;
+    Ok(())
+}
+
+fn row_policy(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPolicy> {
+    let body: String = r.get(2)?;
+    Ok(StoredPolicy {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        enabled: r.get(3)?,
+        shadow: r.get(4)?,
+        origin: r.get(5)?,
+        created_at: r.get(6)?,
+        modified_at: r.get(7)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("c.db")).unwrap();
+        (dir, s)
+    }
+
+    fn policy(id: &str) -> StoredPolicy {
+        StoredPolicy {
+            id: id.into(),
+            name: "drop debug".into(),
+            body: serde_json::json!({"id": id, "name": "drop debug", "log": {"match": [], "keep": "none"}}),
+            enabled: true,
+            shadow: false,
+            origin: "user".into(),
+            created_at: 10,
+            modified_at: 10,
+        }
+    }
+
+    #[test]
+    fn policy_changes_are_audited_with_before_and_after() {
+        let (_d, s) = store();
+        s.put_policy(&policy("p1"), "token:abc", "policy.create")
+            .unwrap();
+        let mut p = policy("p1");
+        p.enabled = false;
+        let before = s
+            .put_policy(&p, "token:abc", "policy.update")
+            .unwrap()
+            .unwrap();
+        assert!(before.enabled);
+        assert!(!s.policy("p1").unwrap().unwrap().enabled);
+        s.delete_policy("p1", "cli").unwrap();
+        assert!(s.policy("p1").unwrap().is_none());
+        let log = s.audit_log(0, 100).unwrap();
+        let actions: Vec<_> = log.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["policy.create", "policy.update", "policy.delete"]);
+        assert_eq!(log[1].before.as_ref().unwrap()["enabled"], true);
+        assert_eq!(log[1].after.as_ref().unwrap()["enabled"], false);
+        assert!(log[2].after.is_none());
+        assert_eq!(log[0].actor, "token:abc");
+    }
+
+    #[test]
+    fn audit_log_is_append_only() {
+        let (_d, s) = store();
+        s.audit("cli", "x", "y", None, None).unwrap();
+        let conn = s.conn();
+        let e = conn.execute("DELETE FROM audit", []).unwrap_err();
+        assert!(e.to_string().contains("append-only"), "{e}");
+        let e = conn
+            .execute("UPDATE audit SET actor = 'z'", [])
+            .unwrap_err();
+        assert!(e.to_string().contains("append-only"), "{e}");
+    }
+
+    #[test]
+    fn sync_status_accumulates_hits() {
+        let (_d, s) = store();
+        let edge = EdgeInfo {
+            instance_id: "e1".into(),
+            service_name: "edge".into(),
+            last_sync: 5,
+            last_hash: "h".into(),
+        };
+        s.record_sync(&edge, &[("p1".into(), 3, 1, vec![])])
+            .unwrap();
+        s.record_sync(&edge, &[("p1".into(), 4, 0, vec!["bad".into()])])
+            .unwrap();
+        let st = s.policy_statuses().unwrap();
+        assert_eq!(
+            (st[0].hits, st[0].misses, st[0].errors.clone()),
+            (7, 1, vec!["bad".to_string()])
+        );
+        assert_eq!(s.edges().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn summaries_merge_prune_and_delete() {
+        let (_d, s) = store();
+        let add = |old: Option<&str>, n: i64| -> Result<String, CatalogError> {
+            let prev: i64 = old.map(|o| o.parse().unwrap()).unwrap_or(0);
+            Ok((prev + n).to_string())
+        };
+        s.merge_summary("a", "logs", 100, |o| add(o, 2)).unwrap();
+        s.merge_summary("a", "logs", 200, |o| add(o, 3)).unwrap();
+        s.merge_summary("b", "logs", 50, |o| add(o, 1)).unwrap();
+        let all = s.summaries().unwrap();
+        assert_eq!(all[0].2, "5");
+        assert_eq!((all[0].3, all[0].4), (100, 200));
+        assert_eq!(s.prune_unseen_since(60).unwrap(), 1);
+        assert_eq!(s.delete_service("a").unwrap(), 1);
+        assert!(s.summaries().unwrap().is_empty());
+    }
+}
