@@ -61,13 +61,13 @@ impl Role {
 
     /// Whether this role grants `p`.
     pub fn allows(self, p: Permission) -> bool {
-        match (self, p) {
-            (Role::Admin, _) => true,
-            (Role::Editor, Permission::Read | Permission::EditPolicies) => true,
-            (Role::Viewer, Permission::Read) => true,
-            (Role::Edge, Permission::Edge) => true,
-            _ => false,
-        }
+        matches!(
+            (self, p),
+            (Role::Admin, _)
+                | (Role::Editor, Permission::Read | Permission::EditPolicies)
+                | (Role::Viewer, Permission::Read)
+                | (Role::Edge, Permission::Edge)
+        )
     }
 }
 

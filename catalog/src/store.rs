@@ -165,6 +165,9 @@ pub struct AuditEntry {
     pub after: Option<serde_json::Value>,
 }
 
+/// One stored summary row: (service, signal, body, first_seen, last_seen).
+pub type SummaryRow = (String, String, String, i64, i64);
+
 /// The store. Cheap operations under one connection lock.
 pub struct Store {
     conn: Mutex<Connection>,
@@ -231,7 +234,7 @@ impl Store {
     }
 
     /// All summaries as (service, signal, body, first_seen, last_seen).
-    pub fn summaries(&self) -> Result<Vec<(String, String, String, i64, i64)>, CatalogError> {
+    pub fn summaries(&self) -> Result<Vec<SummaryRow>, CatalogError> {
         let conn = self.conn();
         let mut st = conn.prepare(
             "SELECT service, signal, body, first_seen, last_seen FROM summaries ORDER BY service, signal",
