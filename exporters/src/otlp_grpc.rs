@@ -216,7 +216,13 @@ impl ExporterConfig for OtlpGrpcConfig {
                 source: Some(Box::new(e)),
             })?
             .connect_timeout(self.settings.timeout)
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
+            .map_err(|e| BuildError::Other {
+                id: ctx.id.clone(),
+                message: "invalid user agent".into(),
+                source: Some(Box::new(e)),
+            })?;
         let endpoint = match &self.settings.keepalive {
             Some(k) => {
                 let mut e = endpoint.keep_alive_while_idle(k.permit_without_stream);

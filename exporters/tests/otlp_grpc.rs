@@ -210,6 +210,11 @@ async fn delivers_exact_records_of_every_signal_with_gzip_and_headers() {
         assert_eq!(get("x-tenant"), Some("acme"));
         assert_eq!(get("authorization"), Some("Bearer t0k"));
         assert_eq!(get("grpc-encoding"), Some("gzip"));
+        let agent = get("user-agent").unwrap();
+        assert!(
+            agent.starts_with(concat!("weir/", env!("CARGO_PKG_VERSION"))),
+            "{agent}"
+        );
     }
     for (signal, n) in [("logs", 3.0), ("traces", 2.0), ("metrics", 4.0)] {
         let series =

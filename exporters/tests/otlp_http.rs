@@ -169,6 +169,10 @@ async fn delivers_exact_records_to_signal_urls_with_gzip_and_headers() {
         assert_eq!(r.header("content-type"), Some("application/x-protobuf"));
         assert_eq!(r.header("content-encoding"), Some("gzip"));
         assert_eq!(r.header("x-tenant"), Some("acme"));
+        assert_eq!(
+            r.header("user-agent"),
+            Some(concat!("weir/", env!("CARGO_PKG_VERSION")))
+        );
     }
     assert_eq!(
         metric(

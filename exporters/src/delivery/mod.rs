@@ -99,11 +99,6 @@ impl DeliveryCore {
                 Err(e) => e,
             };
             if !err.is_retryable() {
-                tracing::error!(
-                    exporter = %self.exporter, %signal, dropped_items = items, error = %err,
-                    "permanent error; dropping data"
-                );
-                counters.send_failed.inc_by(items);
                 return Err(err);
             }
             match backoff.next_delay(err.retry_after()) {
@@ -115,15 +110,33 @@ impl DeliveryCore {
                     counters.retries.inc();
                     tokio::time::sleep(delay).await;
                 }
-                None => {
-                    tracing::error!(
-                        exporter = %self.exporter, %signal, dropped_items = items, error = %err,
-                        "send failed and retries are exhausted (retry_on_failure); dropping data"
-                    );
-                    counters.send_failed.inc_by(items);
-                    return Err(err);
-                }
+                None => return Err(err),
             }
+        }
+    }
+
+    /// Logs and counts a batch that [`DeliveryCore::deliver`] gave up on. From the queue
+    /// the data is gone; without a queue the caller still holds it (its client is told to
+    /// retry, or that the data was rejected).
+    fn report_failure(&self, batch: &Batch, err: &SendError, from_queue: bool) {
+        let signal = batch.signal();
+        let items = batch.item_count() as u64;
+        self.counters(signal).send_failed.inc_by(items);
+        let why = if err.is_retryable() {
+            "retries exhausted (retry_on_failure)"
+        } else {
+            "permanent error"
+        };
+        if from_queue {
+            tracing::error!(
+                exporter = %self.exporter, %signal, dropped_items = items, error = %err,
+                "{why}; dropping data"
+            );
+        } else {
+            tracing::warn!(
+                exporter = %self.exporter, %signal, items, error = %err,
+                "{why}; handing the failure back to the sender"
+            );
         }
     }
 }
@@ -211,6 +224,7 @@ impl Consumer for Delivery {
         let Some(queue) = &self.queue else {
             // No queue: send now and let the caller's client retry what did not go through.
             return self.core.deliver(&batch).await.map_err(|e| {
+                self.core.report_failure(&batch, &e, false);
                 if e.is_retryable() {
                     ConsumeError::Refused {
                         component: self.core.exporter.clone(),
@@ -258,8 +272,10 @@ impl Component for Delivery {
             let (queue, core) = (queue.clone(), self.core.clone());
             workers.push(tokio::spawn(async move {
                 while let Some(job) = queue.pop().await {
-                    // Failures are logged and counted inside; the job's room is freed here.
-                    let _ = core.deliver(&job.batch).await;
+                    if let Err(e) = core.deliver(&job.batch).await {
+                        core.report_failure(&job.batch, &e, true);
+                    }
+                    // Dropping the job frees its room in the queue.
                 }
             }));
         }
@@ -271,6 +287,13 @@ impl Component for Delivery {
             return;
         };
         queue.close();
+        let held = queue.in_use();
+        if held > 0 {
+            tracing::info!(
+                exporter = %self.core.exporter, queued = held, sizer = queue.sizer().as_str(),
+                "draining the sending queue before shutdown"
+            );
+        }
         let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
         for w in workers {
             let _ = w.await;

@@ -171,6 +171,11 @@ impl ExportQueue {
         u64::from(self.capacity)
     }
 
+    /// Room in use (queued and in-flight batches), in units of the sizer.
+    pub fn in_use(&self) -> u64 {
+        u64::from(self.capacity).saturating_sub(self.room.available_permits() as u64)
+    }
+
     /// What the capacity counts.
     pub fn sizer(&self) -> Sizer {
         self.settings.sizer
@@ -253,6 +258,7 @@ mod tests {
         let (q, gauge) = queue(serde_json::json!({"sizer": "items", "queue_size": 10}));
         q.push(batch(6)).await.unwrap();
         assert_eq!(gauge.get(), 6);
+        assert_eq!(q.in_use(), 6);
         assert!(matches!(q.push(batch(5)).await, Err(PushError::Full(b)) if b.item_count() == 5));
         q.push(batch(4)).await.unwrap();
         assert_eq!(gauge.get(), 10);
