@@ -205,6 +205,14 @@ pub struct FilterPlan {
 impl FilterConfig {
     /// Parses and validates the YAML section at `path`, reporting every problem.
     pub fn parse(value: &serde_json::Value, path: &str) -> Result<FilterPlan, ConfigErrors> {
+        for key in ["profiles", "profile_conditions"] {
+            if value.get(key).is_some() {
+                return Err(ConfigErrors::from(weir_api::ConfigError::new(
+                    format!("{path}.{key}"),
+                    "the profiles signal is not supported by Weir",
+                )));
+            }
+        }
         let cfg: FilterConfig = parse_component_config(value, path)?;
         let mut errors = ConfigErrors::default();
         let plan = cfg.plan(path, &mut errors);
