@@ -35,7 +35,13 @@ mod decode;
 mod encode;
 mod error;
 
+use std::io;
+
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+use crate::{Payload, Signal};
 
 pub use error::{JsonError, Problem};
 
@@ -44,9 +50,68 @@ pub fn decode_logs(body: &[u8]) -> Result<ExportLogsServiceRequest, JsonError> {
     decode::logs_request(body)
 }
 
+/// Decodes an OTLP/JSON traces export request (the body of `POST /v1/traces`).
+pub fn decode_traces(body: &[u8]) -> Result<ExportTraceServiceRequest, JsonError> {
+    decode::traces_request(body)
+}
+
+/// Decodes an OTLP/JSON metrics export request (the body of `POST /v1/metrics`).
+pub fn decode_metrics(body: &[u8]) -> Result<ExportMetricsServiceRequest, JsonError> {
+    decode::metrics_request(body)
+}
+
+/// Decodes an OTLP/JSON export request of `signal`.
+pub fn decode(signal: Signal, body: &[u8]) -> Result<Payload, JsonError> {
+    match signal {
+        Signal::Logs => decode_logs(body).map(Payload::Logs),
+        Signal::Traces => decode_traces(body).map(Payload::Traces),
+        Signal::Metrics => decode_metrics(body).map(Payload::Metrics),
+    }
+}
+
 /// Encodes a logs export request as OTLP/JSON.
 pub fn encode_logs(request: &ExportLogsServiceRequest) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
+    let mut out = Vec::with_capacity(INITIAL_CAPACITY);
     encode::logs_request(&mut out, request);
     out
 }
+
+/// Encodes a traces export request as OTLP/JSON.
+pub fn encode_traces(request: &ExportTraceServiceRequest) -> Vec<u8> {
+    let mut out = Vec::with_capacity(INITIAL_CAPACITY);
+    encode::traces_request(&mut out, request);
+    out
+}
+
+/// Encodes a metrics export request as OTLP/JSON.
+pub fn encode_metrics(request: &ExportMetricsServiceRequest) -> Vec<u8> {
+    let mut out = Vec::with_capacity(INITIAL_CAPACITY);
+    encode::metrics_request(&mut out, request);
+    out
+}
+
+/// Encodes a payload as OTLP/JSON (one JSON object, no trailing newline).
+pub fn encode(payload: &Payload) -> Vec<u8> {
+    let mut out = Vec::with_capacity(INITIAL_CAPACITY);
+    encode_into(payload, &mut out);
+    out
+}
+
+/// Appends the OTLP/JSON encoding of a payload to `out` (e.g. one line of a JSON-lines file:
+/// the encoding never contains a raw newline).
+pub fn encode_into(payload: &Payload, out: &mut Vec<u8>) {
+    match payload {
+        Payload::Logs(request) => encode::logs_request(out, request),
+        Payload::Traces(request) => encode::traces_request(out, request),
+        Payload::Metrics(request) => encode::metrics_request(out, request),
+    }
+}
+
+/// Writes the OTLP/JSON encoding of a payload to `writer` (encoded in memory first, then
+/// written with one `write_all`).
+pub fn encode_to_writer(payload: &Payload, mut writer: impl io::Write) -> io::Result<()> {
+    writer.write_all(&encode(payload))
+}
+
+/// First allocation of an encoding buffer; it grows as needed.
+const INITIAL_CAPACITY: usize = 1024;

@@ -6,9 +6,13 @@
 //! unknown fields are ignored and `null` counts as absent, as the OTLP/JSON rules require.
 
 mod logs;
+mod metrics;
 mod primitives;
+mod traces;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
     any_value, AnyValue, ArrayValue, EntityRef, InstrumentationScope, KeyValue, KeyValueList,
 };
@@ -34,6 +38,34 @@ pub(crate) fn logs_request(body: &[u8]) -> Result<ExportLogsServiceRequest, Json
         let path = path.field(key);
         if let "resourceLogs" | "resource_logs" = key.as_str() {
             request.resource_logs = list(value, &path, logs::resource_logs)?;
+        }
+    }
+    Ok(request)
+}
+
+/// Decodes an OTLP/JSON `ExportTraceServiceRequest`.
+pub(crate) fn traces_request(body: &[u8]) -> Result<ExportTraceServiceRequest, JsonError> {
+    let root = parse(body)?;
+    let path = Path::Root;
+    let mut request = ExportTraceServiceRequest::default();
+    for (key, value) in fields(&root, &path)? {
+        let path = path.field(key);
+        if let "resourceSpans" | "resource_spans" = key.as_str() {
+            request.resource_spans = list(value, &path, traces::resource_spans)?;
+        }
+    }
+    Ok(request)
+}
+
+/// Decodes an OTLP/JSON `ExportMetricsServiceRequest`.
+pub(crate) fn metrics_request(body: &[u8]) -> Result<ExportMetricsServiceRequest, JsonError> {
+    let root = parse(body)?;
+    let path = Path::Root;
+    let mut request = ExportMetricsServiceRequest::default();
+    for (key, value) in fields(&root, &path)? {
+        let path = path.field(key);
+        if let "resourceMetrics" | "resource_metrics" = key.as_str() {
+            request.resource_metrics = list(value, &path, metrics::resource_metrics)?;
         }
     }
     Ok(request)

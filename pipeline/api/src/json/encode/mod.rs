@@ -6,6 +6,8 @@
 //! are set, oneof members, `optional` doubles) are written even when their value is default.
 
 mod logs;
+mod metrics;
+mod traces;
 mod writer;
 
 use opentelemetry_proto::tonic::common::v1::{
@@ -16,6 +18,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use writer::{write_base64, write_string, ObjectWriter};
 
 pub(crate) use logs::logs_request;
+pub(crate) use metrics::metrics_request;
+pub(crate) use traces::traces_request;
 
 fn resource(out: &mut Vec<u8>, resource: &Resource) {
     let mut o = ObjectWriter::begin(out);
@@ -60,8 +64,8 @@ fn any_value(out: &mut Vec<u8>, value: &AnyValue) {
     let mut o = ObjectWriter::begin(out);
     match &value.value {
         None => {}
-        Some(V::StringValue(s)) => o.raw("stringValue", |out| write_string(out, s)),
-        Some(V::BoolValue(b)) => o.raw("boolValue", |out| {
+        Some(V::StringValue(s)) => o.message("stringValue", |out| write_string(out, s)),
+        Some(V::BoolValue(b)) => o.message("boolValue", |out| {
             out.extend_from_slice(if *b { b"true" } else { b"false" })
         }),
         Some(V::IntValue(i)) => o.i64_always("intValue", *i),
@@ -76,8 +80,8 @@ fn any_value(out: &mut Vec<u8>, value: &AnyValue) {
             o.list("values", &kvlist.values, key_value);
             o.end();
         }),
-        Some(V::BytesValue(bytes)) => o.raw("bytesValue", |out| write_base64(out, bytes)),
-        Some(V::StringValueStrindex(i)) => o.raw("stringValueStrindex", |out| {
+        Some(V::BytesValue(bytes)) => o.message("bytesValue", |out| write_base64(out, bytes)),
+        Some(V::StringValueStrindex(i)) => o.message("stringValueStrindex", |out| {
             out.extend_from_slice(i.to_string().as_bytes())
         }),
     }

@@ -1,4 +1,3 @@
-#![allow(dead_code)] // TEMP: used by the traces/metrics encoders
 //! A small JSON writer that appends straight to a byte buffer: no intermediate value tree.
 //! Field names are the fixed lowerCamelCase names of the OTLP messages (plain ASCII, written
 //! without escaping); string values are escaped.
@@ -57,14 +56,6 @@ impl<'a> ObjectWriter<'a> {
         }
     }
 
-    /// A 64-bit signed integer (int64, sfixed64): a decimal string.
-    pub(crate) fn i64(&mut self, name: &str, value: i64) {
-        if value != 0 {
-            self.key(name);
-            write_i64(self.out, value);
-        }
-    }
-
     /// A 32-bit unsigned integer (uint32, fixed32): a JSON number.
     pub(crate) fn u32(&mut self, name: &str, value: u32) {
         if value != 0 {
@@ -94,7 +85,8 @@ impl<'a> ObjectWriter<'a> {
         write_f64(self.out, value);
     }
 
-    /// A 64-bit signed integer with explicit presence (a oneof member).
+    /// A 64-bit signed integer (int64, sfixed64) with explicit presence (a oneof member): a
+    /// decimal string, written even when zero.
     pub(crate) fn i64_always(&mut self, name: &str, value: i64) {
         self.key(name);
         write_i64(self.out, value);
@@ -108,15 +100,10 @@ impl<'a> ObjectWriter<'a> {
         }
     }
 
-    /// A message field that is set: written even when all its fields are default, so that a
-    /// set-but-empty message survives a round trip.
+    /// A field with explicit presence that is set (a message field, a oneof member): its value
+    /// is written by `write`, even when it is a default value, so that "set to default"
+    /// survives a round trip.
     pub(crate) fn message(&mut self, name: &str, write: impl FnOnce(&mut Vec<u8>)) {
-        self.key(name);
-        write(self.out);
-    }
-
-    /// A oneof member whose value is written by `write` (even when it is a default value).
-    pub(crate) fn raw(&mut self, name: &str, write: impl FnOnce(&mut Vec<u8>)) {
         self.key(name);
         write(self.out);
     }
