@@ -1,5 +1,7 @@
 //! Weir's own logs (tracing), configured from `service.telemetry.logs`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogEncoding, LogLevel};
@@ -14,9 +16,11 @@ pub fn subscriber(
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| EnvFilter::new(level.as_filter()));
+    // Colours only on a terminal: log files and log collectors get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match encoding {
         LogEncoding::Json => Box::new(builder.json().finish()),
         LogEncoding::Console => Box::new(builder.finish()),
