@@ -250,16 +250,15 @@ pub fn filter_traces(
     }))
 }
 
-fn points_of(metric: &Metric) -> Vec<Point<'_>> {
+/// The `k`-th data point of a metric, whatever its type.
+fn point_at(metric: &Metric, k: usize) -> Option<Point<'_>> {
     match &metric.data {
-        None => Vec::new(),
-        Some(Data::Gauge(g)) => g.data_points.iter().map(Point::Number).collect(),
-        Some(Data::Sum(s)) => s.data_points.iter().map(Point::Number).collect(),
-        Some(Data::Histogram(h)) => h.data_points.iter().map(Point::Histogram).collect(),
-        Some(Data::ExponentialHistogram(h)) => {
-            h.data_points.iter().map(Point::ExpHistogram).collect()
-        }
-        Some(Data::Summary(s)) => s.data_points.iter().map(Point::Summary).collect(),
+        None => None,
+        Some(Data::Gauge(g)) => g.data_points.get(k).map(Point::Number),
+        Some(Data::Sum(s)) => s.data_points.get(k).map(Point::Number),
+        Some(Data::Histogram(h)) => h.data_points.get(k).map(Point::Histogram),
+        Some(Data::ExponentialHistogram(h)) => h.data_points.get(k).map(Point::ExpHistogram),
+        Some(Data::Summary(s)) => s.data_points.get(k).map(Point::Summary),
     }
 }
 
@@ -332,7 +331,8 @@ pub fn filter_metrics(
                     }
                     let n = point_count(metric);
                     if step.ctx == Ctx::DataPoint && !metric_gone {
-                        for (k, p) in points_of(metric).into_iter().enumerate() {
+                        for k in 0..n {
+                            let Some(p) = point_at(metric, k) else { break };
                             if !m.subs[pi + k] {
                                 let rec = Record {
                                     resource,

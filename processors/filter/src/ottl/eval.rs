@@ -234,7 +234,12 @@ fn any_point(rec: &Record<'_>, f: impl Fn(&[KeyValue]) -> bool) -> bool {
 
 fn eval_val<'x>(e: &'x CVal, rec: &Record<'x>) -> Result<Val<'x>, String> {
     Ok(match e {
-        CVal::Lit(v) => v.clone(),
+        // Borrow the literal: evaluating `body == "x"` must not copy "x" per record.
+        CVal::Lit(v) => match v {
+            Val::Str(s) => Val::Str(Cow::Borrowed(s.as_ref())),
+            Val::Bytes(b) => Val::Bytes(Cow::Borrowed(b.as_ref())),
+            other => other.clone(),
+        },
         CVal::Path(field, keys) => {
             let mut v = read(*field, rec);
             for k in keys {
