@@ -1,6 +1,13 @@
-//! Weir receivers: OTLP over gRPC and HTTP
+//! Weir receivers: OTLP over gRPC and HTTP.
+//!
+//! [`register`] adds the receiver types of this crate to the registry; the binary calls it
+//! in its list of component crates.
+
+pub mod otlp;
 
 use weir_api::Registry;
 
-/// Adds this crate's component types to the registry.
-pub fn register(_registry: &mut Registry) {}
+/// Adds this crate's component types to the registry: `otlp`.
+pub fn register(registry: &mut Registry) {
+    registry.receiver("otlp", otlp::OtlpReceiverFactory);
+}

@@ -1,0 +1,412 @@
+//! The `otlp` receiver's config: the collector's field names and defaults, validated with
+//! YAML paths.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use weir_api::ConfigErrors;
+
+/// 1 MiB.
+const MIB: u64 = 1024 * 1024;
+
+/// `receivers.otlp`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpReceiverSettings {
+    /// The protocols to serve. Default: none (at least one must be given, as in the
+    /// collector; an empty `grpc:` or `http:` entry enables it with its defaults).
+    pub protocols: Protocols,
+    /// Weir extension: bytes of request bodies (compressed and decompressed) the receiver
+    /// holds at once across both protocols, in MiB. A request that would go past it is
+    /// answered "retry later" (HTTP 503 + Retry-After, gRPC RESOURCE_EXHAUSTED + RetryInfo)
+    /// instead of being buffered. Default: 64.
+    pub max_in_flight_mib: Option<u64>,
+}
+
+/// `receivers.otlp.protocols`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Protocols {
+    /// OTLP/gRPC. Default: off.
+    #[serde(deserialize_with = "present_or_default")]
+    pub grpc: Option<GrpcSettings>,
+    /// OTLP/HTTP. Default: off.
+    #[serde(deserialize_with = "present_or_default")]
+    pub http: Option<HttpSettings>,
+}
+
+/// `receivers.otlp.protocols.grpc`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcSettings {
+    /// `host:port` to listen on. Default: `localhost:4317`.
+    pub endpoint: String,
+    /// Only `tcp` is supported. Default: `tcp`.
+    pub transport: String,
+    /// Largest request message accepted (after decompression), in MiB. Default: 4.
+    pub max_recv_msg_size_mib: u64,
+    /// Most concurrent HTTP/2 streams per connection. Default: unlimited.
+    pub max_concurrent_streams: Option<u32>,
+    /// HTTP/2 keepalive settings. Default: none.
+    pub keepalive: Option<KeepaliveSettings>,
+    /// Copy the request's gRPC metadata into the batch context. Default: false.
+    pub include_metadata: bool,
+    /// Reserved: TLS is not supported yet; any value is rejected. Default: absent.
+    pub tls: Option<serde_json::Value>,
+    /// Reserved: authenticator extensions are not supported yet; any value is rejected.
+    /// Default: absent.
+    pub auth: Option<serde_json::Value>,
+}
+
+impl Default for GrpcSettings {
+    fn default() -> Self {
+        GrpcSettings {
+            endpoint: "localhost:4317".to_string(),
+            transport: "tcp".to_string(),
+            max_recv_msg_size_mib: 4,
+            max_concurrent_streams: None,
+            keepalive: None,
+            include_metadata: false,
+            tls: None,
+            auth: None,
+        }
+    }
+}
+
+impl GrpcSettings {
+    /// The message size limit in bytes.
+    pub fn max_recv_msg_size(&self) -> usize {
+        usize::try_from(self.max_recv_msg_size_mib.saturating_mul(MIB)).unwrap_or(usize::MAX)
+    }
+}
+
+/// `receivers.otlp.protocols.grpc.keepalive`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeepaliveSettings {
+    /// Server-side keepalive. Default: none.
+    pub server_parameters: Option<KeepaliveServerParameters>,
+    /// Reserved: keepalive enforcement is not supported yet; any value is rejected.
+    /// Default: absent.
+    pub enforcement_policy: Option<serde_json::Value>,
+}
+
+/// `receivers.otlp.protocols.grpc.keepalive.server_parameters`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeepaliveServerParameters {
+    /// Reserved: closing idle connections is not supported yet; any value is rejected.
+    /// Default: absent.
+    #[serde(with = "humantime_serde")]
+    pub max_connection_idle: Option<Duration>,
+    /// Close a connection after this age. Default: never.
+    #[serde(with = "humantime_serde")]
+    pub max_connection_age: Option<Duration>,
+    /// Grace period after `max_connection_age` for open calls. Default: unlimited.
+    #[serde(with = "humantime_serde")]
+    pub max_connection_age_grace: Option<Duration>,
+    /// Ping an idle connection after this long. Default: no pings.
+    #[serde(with = "humantime_serde")]
+    pub time: Option<Duration>,
+    /// Close the connection when a ping is not answered within this. Default: 20s.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+}
+
+/// `receivers.otlp.protocols.http`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// `host:port` to listen on. Default: `localhost:4318`.
+    pub endpoint: String,
+    /// Path of trace exports. Default: `/v1/traces`.
+    pub traces_url_path: String,
+    /// Path of metric exports. Default: `/v1/metrics`.
+    pub metrics_url_path: String,
+    /// Path of log exports. Default: `/v1/logs`.
+    pub logs_url_path: String,
+    /// Largest request body, in bytes, both as received and after decompression.
+    /// Default: 20971520 (20 MiB).
+    pub max_request_body_size: u64,
+    /// Cross-origin requests from browsers. Default: off.
+    pub cors: Option<CorsSettings>,
+    /// Copy the request headers into the batch context. Default: false.
+    pub include_metadata: bool,
+    /// Reserved: TLS is not supported yet; any value is rejected. Default: absent.
+    pub tls: Option<serde_json::Value>,
+    /// Reserved: authenticator extensions are not supported yet; any value is rejected.
+    /// Default: absent.
+    pub auth: Option<serde_json::Value>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            endpoint: "localhost:4318".to_string(),
+            traces_url_path: "/v1/traces".to_string(),
+            metrics_url_path: "/v1/metrics".to_string(),
+            logs_url_path: "/v1/logs".to_string(),
+            max_request_body_size: 20 * MIB,
+            cors: None,
+            include_metadata: false,
+            tls: None,
+            auth: None,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// The body size limit in bytes.
+    pub fn max_body_size(&self) -> usize {
+        usize::try_from(self.max_request_body_size).unwrap_or(usize::MAX)
+    }
+}
+
+/// `receivers.otlp.protocols.http.cors`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsSettings {
+    /// Origins allowed to send requests; `*` matches any run of characters
+    /// (`https://*.example.com`), a lone `*` any origin. Default: none (CORS off).
+    pub allowed_origins: Vec<String>,
+    /// Request headers allowed besides the CORS-safelisted ones and `Content-Type`,
+    /// `Content-Encoding`, `X-Requested-With`; `*` allows any. Default: none.
+    pub allowed_headers: Vec<String>,
+    /// Seconds a browser may cache a preflight answer. Default: unset (browser default).
+    pub max_age: Option<u64>,
+}
+
+/// Missing field: `None`; present (even as an empty `grpc:`): the settings, with defaults
+/// filling what is not written.
+fn present_or_default<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Some(Option::<T>::deserialize(d)?.unwrap_or_default()))
+}
+
+/// Checks what serde cannot: addresses, paths, reserved fields, at least one protocol.
+pub fn validate(cfg: &OtlpReceiverSettings, path: &str) -> ConfigErrors {
+    let mut errors = ConfigErrors::default();
+    let protocols = format!("{path}.protocols");
+    if cfg.protocols.grpc.is_none() && cfg.protocols.http.is_none() {
+        errors.push(
+            &protocols,
+            "must specify at least one protocol (grpc or http) when using the OTLP receiver",
+        );
+    }
+    if cfg.max_in_flight_mib == Some(0) {
+        errors.push(
+            format!("{path}.max_in_flight_mib"),
+            "must be at least 1 (MiB)",
+        );
+    }
+    if let Some(grpc) = &cfg.protocols.grpc {
+        let p = format!("{protocols}.grpc");
+        if let Err(e) = check_endpoint(&grpc.endpoint) {
+            errors.push(format!("{p}.endpoint"), e);
+        }
+        if grpc.transport != "tcp" {
+            errors.push(
+                format!("{p}.transport"),
+                format!("unsupported transport {:?} (only \"tcp\")", grpc.transport),
+            );
+        }
+        if grpc.max_recv_msg_size_mib == 0 {
+            errors.push(format!("{p}.max_recv_msg_size_mib"), "must be at least 1");
+        }
+        reject_reserved(&mut errors, &p, grpc.tls.as_ref(), grpc.auth.as_ref());
+        if let Some(k) = &grpc.keepalive {
+            if k.enforcement_policy.is_some() {
+                errors.push(
+                    format!("{p}.keepalive.enforcement_policy"),
+                    "keepalive enforcement is not supported yet",
+                );
+            }
+            if let Some(sp) = &k.server_parameters {
+                if sp.max_connection_idle.is_some() {
+                    errors.push(
+                        format!("{p}.keepalive.server_parameters.max_connection_idle"),
+                        "closing idle connections is not supported yet",
+                    );
+                }
+            }
+        }
+    }
+    if let Some(http) = &cfg.protocols.http {
+        let p = format!("{protocols}.http");
+        if let Err(e) = check_endpoint(&http.endpoint) {
+            errors.push(format!("{p}.endpoint"), e);
+        }
+        if http.max_request_body_size == 0 {
+            errors.push(format!("{p}.max_request_body_size"), "must be at least 1");
+        }
+        let paths = [
+            ("traces_url_path", &http.traces_url_path),
+            ("metrics_url_path", &http.metrics_url_path),
+            ("logs_url_path", &http.logs_url_path),
+        ];
+        for (i, (name, value)) in paths.iter().enumerate() {
+            if value.is_empty() || value.contains(['?', '#', ' ']) {
+                errors.push(format!("{p}.{name}"), format!("invalid URL path {value:?}"));
+            }
+            for (other, other_value) in &paths[..i] {
+                if sanitize_url_path(value) == sanitize_url_path(other_value) {
+                    errors.push(
+                        format!("{p}.{name}"),
+                        format!("{value:?} is already used by {other}"),
+                    );
+                }
+            }
+        }
+        reject_reserved(&mut errors, &p, http.tls.as_ref(), http.auth.as_ref());
+    }
+    errors
+}
+
+fn reject_reserved(
+    errors: &mut ConfigErrors,
+    path: &str,
+    tls: Option<&serde_json::Value>,
+    auth: Option<&serde_json::Value>,
+) {
+    if tls.is_some() {
+        errors.push(format!("{path}.tls"), "TLS is not supported yet");
+    }
+    if auth.is_some() {
+        errors.push(
+            format!("{path}.auth"),
+            "authenticator extensions are not supported yet",
+        );
+    }
+}
+
+/// The collector prefixes a URL path without a leading slash with one.
+pub fn sanitize_url_path(p: &str) -> String {
+    if p.starts_with('/') {
+        p.to_string()
+    } else {
+        format!("/{p}")
+    }
+}
+
+/// Checks `host:port` (host may be empty for all interfaces, or a bracketed IPv6 address).
+fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let Some((host, port)) = endpoint.rsplit_once(':') else {
+        return Err(format!("invalid address {endpoint:?}: expected host:port"));
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(format!(
+            "invalid address {endpoint:?}: port {port:?} is not a number from 0 to 65535"
+        ));
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err(format!(
+            "invalid address {endpoint:?}: an IPv6 host must be written in brackets"
+        ));
+    }
+    if host.contains(['/', ' ']) {
+        return Err(format!(
+            "invalid address {endpoint:?}: invalid host {host:?}"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_api::parse_component_config;
+
+    fn parse(yaml: serde_json::Value) -> Result<OtlpReceiverSettings, Vec<String>> {
+        let cfg: OtlpReceiverSettings =
+            parse_component_config(&yaml, "receivers.otlp").map_err(|e| vec![e.to_string()])?;
+        let errors = validate(&cfg, "receivers.otlp");
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(errors.0.iter().map(|e| e.to_string()).collect())
+        }
+    }
+
+    #[test]
+    fn empty_protocol_entries_enable_defaults() {
+        let cfg = parse(serde_json::json!({"protocols": {"grpc": null, "http": null}})).unwrap();
+        assert_eq!(cfg.protocols.grpc, Some(GrpcSettings::default()));
+        let http = cfg.protocols.http.unwrap();
+        assert_eq!(http.endpoint, "localhost:4318");
+        assert_eq!(http.max_request_body_size, 20 * 1024 * 1024);
+        assert_eq!(http.logs_url_path, "/v1/logs");
+        assert_eq!(
+            cfg.protocols.grpc.unwrap().max_recv_msg_size(),
+            4 * 1024 * 1024
+        );
+    }
+
+    #[test]
+    fn no_protocol_is_an_error() {
+        assert_eq!(
+            parse(serde_json::Value::Null).unwrap_err(),
+            vec!["receivers.otlp.protocols: must specify at least one protocol (grpc or http) when using the OTLP receiver"]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let errors = parse(serde_json::json!({"protocols": {
+            "grpc": {"endpoint": "x:y", "tls": {"cert_file": "a"}},
+            "http": {"endpoint": "nohost", "logs_url_path": "/v1/traces", "auth": {"authenticator": "x"}}
+        }}))
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                "receivers.otlp.protocols.grpc.endpoint: invalid address \"x:y\": port \"y\" is not a number from 0 to 65535",
+                "receivers.otlp.protocols.grpc.tls: TLS is not supported yet",
+                "receivers.otlp.protocols.http.endpoint: invalid address \"nohost\": expected host:port",
+                "receivers.otlp.protocols.http.logs_url_path: \"/v1/traces\" is already used by traces_url_path",
+                "receivers.otlp.protocols.http.auth: authenticator extensions are not supported yet",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_name_their_path() {
+        let errors =
+            parse(serde_json::json!({"protocols": {"http": {"endpoit": "a:1"}}})).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].starts_with("receivers.otlp.protocols.http.endpoit: unknown field `endpoit`, expected one of `endpoint`"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn keepalive_and_cors_parse() {
+        let cfg = parse(serde_json::json!({"protocols": {
+            "grpc": {"keepalive": {"server_parameters": {"time": "30s", "timeout": "5s"}}},
+            "http": {"cors": {"allowed_origins": ["https://*.example.com"], "max_age": 600}}
+        }}))
+        .unwrap();
+        let sp = cfg
+            .protocols
+            .grpc
+            .unwrap()
+            .keepalive
+            .unwrap()
+            .server_parameters
+            .unwrap();
+        assert_eq!(sp.time, Some(Duration::from_secs(30)));
+        let cors = cfg.protocols.http.unwrap().cors.unwrap();
+        assert_eq!(cors.allowed_origins, vec!["https://*.example.com"]);
+        assert_eq!(cors.max_age, Some(600));
+    }
+
+    #[test]
+    fn ipv6_and_all_interfaces_endpoints_are_valid() {
+        assert!(check_endpoint("[::1]:4317").is_ok());
+        assert!(check_endpoint(":4317").is_ok());
+        assert!(check_endpoint("::1:4317").is_err());
+    }
+}

@@ -1,0 +1,285 @@
+//! OTLP/gRPC: the `LogsService`, `TraceService` and `MetricsService` Export methods on a tonic
+//! server.
+//!
+//! The services are served with a codec that hands over the request message as raw bytes
+//! (after tonic's framing, size limit and gzip/zstd decompression) instead of the generated
+//! servers' prost codec: the receiver takes its share of the in-flight byte budget before
+//! decoding, and decodes with [`Batch::decode`], which keeps the bytes so an unchanged batch is
+//! forwarded without being encoded again.
+
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::{Body, BoxFuture, Context, Poll, Service, StdError};
+use tonic::server::{NamedService, UnaryService};
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+use weir_api::otlp::collector::logs::v1::ExportLogsServiceResponse;
+use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceResponse;
+use weir_api::otlp::collector::trace::v1::ExportTraceServiceResponse;
+use weir_api::{Batch, Signal};
+
+use super::config::GrpcSettings;
+use super::ingest::{Ingest, Transport};
+use super::status::RequestError;
+
+/// One OTLP export service: its gRPC name, signal and response message.
+pub trait ExportService: Send + Sync + 'static {
+    /// The fully qualified service name.
+    const NAME: &'static str;
+    /// The signal it carries.
+    const SIGNAL: Signal;
+    /// Its `Export*ServiceResponse`.
+    type Response: prost::Message + Default + Send + 'static;
+}
+
+/// `opentelemetry.proto.collector.logs.v1.LogsService`.
+pub struct LogsExport;
+impl ExportService for LogsExport {
+    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const SIGNAL: Signal = Signal::Logs;
+    type Response = ExportLogsServiceResponse;
+}
+
+/// `opentelemetry.proto.collector.trace.v1.TraceService`.
+pub struct TracesExport;
+impl ExportService for TracesExport {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const SIGNAL: Signal = Signal::Traces;
+    type Response = ExportTraceServiceResponse;
+}
+
+/// `opentelemetry.proto.collector.metrics.v1.MetricsService`.
+pub struct MetricsExport;
+impl ExportService for MetricsExport {
+    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    const SIGNAL: Signal = Signal::Metrics;
+    type Response = ExportMetricsServiceResponse;
+}
+
+/// Decodes nothing: the request message's bytes are the item.
+struct RawRequestCodec<R>(PhantomData<fn() -> R>);
+
+impl<R: prost::Message + Send + 'static> Codec for RawRequestCodec<R> {
+    type Encode = R;
+    type Decode = Bytes;
+    type Encoder = ProstEncoder<R>;
+    type Decoder = RawBytesDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder(PhantomData)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawBytesDecoder
+    }
+}
+
+struct RawBytesDecoder;
+
+impl Decoder for RawBytesDecoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        // Splits the message off tonic's buffer without copying.
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+struct ProstEncoder<R>(PhantomData<fn() -> R>);
+
+impl<R: prost::Message> Encoder for ProstEncoder<R> {
+    type Item = R;
+    type Error = Status;
+
+    fn encode(&mut self, item: R, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding the response failed: {e}")))
+    }
+}
+
+/// What the services share.
+struct GrpcState {
+    ingest: Arc<Ingest>,
+    include_metadata: bool,
+    max_recv_msg_size: usize,
+}
+
+/// One export service as a tower service tonic's router can serve.
+struct GrpcExportService<S> {
+    state: Arc<GrpcState>,
+    service: PhantomData<fn() -> S>,
+}
+
+impl<S> Clone for GrpcExportService<S> {
+    fn clone(&self) -> Self {
+        GrpcExportService {
+            state: self.state.clone(),
+            service: PhantomData,
+        }
+    }
+}
+
+impl<S: ExportService> NamedService for GrpcExportService<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> Service<http::Request<B>> for GrpcExportService<S>
+where
+    S: ExportService,
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let state = self.state.clone();
+        let is_export = req
+            .uri()
+            .path()
+            .strip_prefix('/')
+            .and_then(|p| p.strip_prefix(S::NAME))
+            == Some("/Export");
+        Box::pin(async move {
+            if !is_export {
+                return Ok(Status::unimplemented("unknown method").into_http());
+            }
+            let mut grpc = tonic::server::Grpc::new(RawRequestCodec::<S::Response>(PhantomData))
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
+                .send_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Zstd)
+                .max_decoding_message_size(state.max_recv_msg_size);
+            let call = ExportCall::<S> {
+                state,
+                service: PhantomData,
+            };
+            Ok(grpc.unary(call, req).await)
+        })
+    }
+}
+
+/// One Export call.
+struct ExportCall<S> {
+    state: Arc<GrpcState>,
+    service: PhantomData<fn() -> S>,
+}
+
+impl<S: ExportService> UnaryService<Bytes> for ExportCall<S> {
+    type Response = S::Response;
+    type Future = BoxFuture<Response<S::Response>, Status>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let state = self.state.clone();
+        Box::pin(async move {
+            let signal = S::SIGNAL;
+            let ingest = &state.ingest;
+            let metadata = state
+                .include_metadata
+                .then(|| Arc::new(metadata_pairs(request.metadata())));
+            let bytes = request.into_inner();
+            ingest.count_bytes(Transport::Grpc, signal, bytes.len());
+            let mut share = ingest.budget.share();
+            let outcome = async {
+                share.take(bytes.len())?;
+                let mut batch = Batch::decode(signal, bytes)
+                    .map_err(|e| RequestError::Malformed(e.to_string()))?;
+                batch.context.metadata = metadata;
+                ingest.deliver(Transport::Grpc, batch).await
+            }
+            .await;
+            drop(share);
+            match outcome {
+                Ok(()) => Ok(Response::new(S::Response::default())),
+                Err(e) => {
+                    ingest.count_refused_request(Transport::Grpc, signal);
+                    tracing::debug!(signal = %signal, error = %e, "OTLP/gRPC request not taken");
+                    Err(e.grpc_status())
+                }
+            }
+        })
+    }
+}
+
+/// The request's metadata as lower-case `(key, value)` pairs (binary `-bin` entries and
+/// values that are not visible ASCII are left out).
+fn metadata_pairs(metadata: &tonic::metadata::MetadataMap) -> Vec<(String, String)> {
+    metadata
+        .clone()
+        .into_headers()
+        .iter()
+        .filter(|(k, _)| !k.as_str().ends_with("-bin"))
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}
+
+/// Serves the export services of the signals some pipeline takes (the others answer
+/// UNIMPLEMENTED, as in the collector) until `shutdown`, then lets open calls finish.
+pub fn serve(
+    listener: TcpListener,
+    settings: &GrpcSettings,
+    ingest: Arc<Ingest>,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let state = Arc::new(GrpcState {
+        ingest: ingest.clone(),
+        include_metadata: settings.include_metadata,
+        max_recv_msg_size: settings.max_recv_msg_size(),
+    });
+    let service = |signal: Signal| ingest.serves(signal).then_some(());
+    let mut builder =
+        tonic::transport::Server::builder().max_concurrent_streams(settings.max_concurrent_streams);
+    if let Some(sp) = settings
+        .keepalive
+        .as_ref()
+        .and_then(|k| k.server_parameters.as_ref())
+    {
+        builder = builder
+            .http2_keepalive_interval(sp.time)
+            .http2_keepalive_timeout(sp.timeout);
+        if let Some(age) = sp.max_connection_age {
+            builder = builder.max_connection_age(age);
+        }
+        if let Some(grace) = sp.max_connection_age_grace {
+            builder = builder.max_connection_age_grace(grace);
+        }
+    }
+    let router = builder
+        .add_optional_service(service(Signal::Logs).map(|()| export_service::<LogsExport>(&state)))
+        .add_optional_service(
+            service(Signal::Traces).map(|()| export_service::<TracesExport>(&state)),
+        )
+        .add_optional_service(
+            service(Signal::Metrics).map(|()| export_service::<MetricsExport>(&state)),
+        );
+    let local: Option<SocketAddr> = listener.local_addr().ok();
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    tokio::spawn(async move {
+        if let Err(e) = router
+            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+            .await
+        {
+            tracing::error!(address = ?local, error = %e, "OTLP/gRPC server stopped");
+        }
+    })
+}
+
+fn export_service<S: ExportService>(state: &Arc<GrpcState>) -> GrpcExportService<S> {
+    GrpcExportService {
+        state: state.clone(),
+        service: PhantomData,
+    }
+}

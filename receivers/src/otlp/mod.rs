@@ -1,0 +1,227 @@
+//! The `otlp` receiver: OTLP over gRPC and HTTP (protobuf and JSON), as the OpenTelemetry
+//! Collector's receiver of the same name.
+//!
+//! ```yaml
+//! receivers:
+//!   otlp:
+//!     protocols:
+//!       grpc:
+//!         endpoint: localhost:4317      # default
+//!         max_recv_msg_size_mib: 4      # default
+//!         include_metadata: false       # default
+//!       http:
+//!         endpoint: localhost:4318      # default
+//!         logs_url_path: /v1/logs       # default; also traces_url_path, metrics_url_path
+//!         max_request_body_size: 20971520
+//!         cors:
+//!           allowed_origins: ["https://*.example.com"]
+//!           max_age: 7200
+//!     max_in_flight_mib: 64             # Weir only: request bytes held at once
+//! ```
+//!
+//! A request is answered only after the pipeline has accepted its batch; when the pipeline
+//! (a memory limiter, a full sending queue) or the receiver's own in-flight byte budget cannot
+//! take it now, the client is told to retry (HTTP 503 + `Retry-After`, gRPC
+//! `RESOURCE_EXHAUSTED` with `RetryInfo`, or `UNAVAILABLE` when no delay is known), so data is
+//! never acknowledged and then lost. `tls` and `auth` are recognised and rejected: they are not
+//! supported yet. Partial success is never reported: the pipeline accepts or refuses a whole
+//! batch.
+
+mod body;
+pub mod config;
+mod cors;
+mod grpc;
+mod http;
+mod ingest;
+mod status;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use async_trait::async_trait;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use weir_api::{
+    parse_component_config, BuildContext, BuildError, Component, ComponentId, ConfigErrors,
+    ReceiverConfig, ReceiverFactory, SignalConsumers, SignalSet, StartError,
+};
+
+pub use config::OtlpReceiverSettings;
+pub use ingest::Transport;
+pub use status::{RequestError, RetryInfo, RpcStatus};
+
+use ingest::{ByteBudget, Ingest};
+
+/// Default of `max_in_flight_mib`.
+const DEFAULT_MAX_IN_FLIGHT_MIB: u64 = 64;
+
+/// The factory of the `otlp` receiver type.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OtlpReceiverFactory;
+
+impl OtlpReceiverFactory {
+    /// Parses and validates the config at YAML `path`, keeping its concrete type (tests and
+    /// tools use it to reach [`OtlpReceiver::grpc_address`] and friends).
+    pub fn parse_config(
+        &self,
+        config: &serde_json::Value,
+        path: &str,
+    ) -> Result<OtlpReceiverConfig, ConfigErrors> {
+        let settings: OtlpReceiverSettings = parse_component_config(config, path)?;
+        config::validate(&settings, path).into_result(OtlpReceiverConfig { settings })
+    }
+}
+
+impl ReceiverFactory for OtlpReceiverFactory {
+    fn signals(&self) -> SignalSet {
+        SignalSet::ALL
+    }
+
+    fn parse(
+        &self,
+        config: &serde_json::Value,
+        path: &str,
+    ) -> Result<Box<dyn ReceiverConfig>, ConfigErrors> {
+        Ok(Box::new(self.parse_config(config, path)?))
+    }
+}
+
+/// A validated `otlp` receiver config.
+#[derive(Debug, Clone)]
+pub struct OtlpReceiverConfig {
+    settings: OtlpReceiverSettings,
+}
+
+impl OtlpReceiverConfig {
+    /// The parsed settings.
+    pub fn settings(&self) -> &OtlpReceiverSettings {
+        &self.settings
+    }
+
+    /// Builds the receiver with its concrete type.
+    pub fn build_receiver(
+        &self,
+        ctx: &BuildContext,
+        consumers: SignalConsumers,
+    ) -> Arc<OtlpReceiver> {
+        let mib = self
+            .settings
+            .max_in_flight_mib
+            .unwrap_or(DEFAULT_MAX_IN_FLIGHT_MIB);
+        let budget = ByteBudget::new(mib.saturating_mul(1024 * 1024));
+        let ingest = Ingest::new(&ctx.id, consumers, budget, &ctx.telemetry);
+        Arc::new(OtlpReceiver {
+            id: ctx.id.clone(),
+            settings: self.settings.clone(),
+            ingest: Arc::new(ingest),
+            shutdown: CancellationToken::new(),
+            servers: Mutex::new(Vec::new()),
+            grpc_address: OnceLock::new(),
+            http_address: OnceLock::new(),
+        })
+    }
+}
+
+impl ReceiverConfig for OtlpReceiverConfig {
+    fn build(
+        &self,
+        ctx: &BuildContext,
+        consumers: SignalConsumers,
+    ) -> Result<Arc<dyn Component>, BuildError> {
+        Ok(self.build_receiver(ctx, consumers))
+    }
+}
+
+/// A running (or ready to start) `otlp` receiver.
+pub struct OtlpReceiver {
+    id: ComponentId,
+    settings: OtlpReceiverSettings,
+    ingest: Arc<Ingest>,
+    shutdown: CancellationToken,
+    servers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    grpc_address: OnceLock<SocketAddr>,
+    http_address: OnceLock<SocketAddr>,
+}
+
+impl OtlpReceiver {
+    /// The address the gRPC server listens on, once started (the real port when the
+    /// endpoint asked for port 0).
+    pub fn grpc_address(&self) -> Option<SocketAddr> {
+        self.grpc_address.get().copied()
+    }
+
+    /// The address the HTTP server listens on, once started.
+    pub fn http_address(&self) -> Option<SocketAddr> {
+        self.http_address.get().copied()
+    }
+
+    async fn bind(&self, protocol: &str, endpoint: &str) -> Result<TcpListener, StartError> {
+        // An empty host means every interface, as in the collector.
+        let address = match endpoint.strip_prefix(':') {
+            Some(port) => format!("0.0.0.0:{port}"),
+            None => endpoint.to_string(),
+        };
+        TcpListener::bind(&address).await.map_err(|e| {
+            StartError::new(
+                &self.id,
+                format!("cannot listen for OTLP/{protocol} on {endpoint}"),
+                e,
+            )
+        })
+    }
+}
+
+#[async_trait]
+impl Component for OtlpReceiver {
+    async fn start(&self) -> Result<(), StartError> {
+        let protocols = &self.settings.protocols;
+        // Bind both before serving either, so a port in use fails the start cleanly.
+        let grpc = match &protocols.grpc {
+            Some(s) => Some((self.bind("gRPC", &s.endpoint).await?, s)),
+            None => None,
+        };
+        let http = match &protocols.http {
+            Some(s) => Some((self.bind("HTTP", &s.endpoint).await?, s)),
+            None => None,
+        };
+        let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((listener, settings)) = grpc {
+            if let Ok(a) = listener.local_addr() {
+                let _ = self.grpc_address.set(a);
+                tracing::info!(receiver = %self.id, address = %a, "OTLP/gRPC receiver listening");
+            }
+            servers.push(grpc::serve(
+                listener,
+                settings,
+                self.ingest.clone(),
+                self.shutdown.clone(),
+            ));
+        }
+        if let Some((listener, settings)) = http {
+            if let Ok(a) = listener.local_addr() {
+                let _ = self.http_address.set(a);
+                tracing::info!(receiver = %self.id, address = %a, "OTLP/HTTP receiver listening");
+            }
+            servers.push(http::serve(
+                listener,
+                settings,
+                self.ingest.clone(),
+                self.shutdown.clone(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        self.shutdown.cancel();
+        let servers: Vec<_> = self
+            .servers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for server in servers {
+            let _ = server.await;
+        }
+    }
+}
