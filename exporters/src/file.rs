@@ -103,12 +103,6 @@ impl ExporterFactory for FileFactory {
                 errors.push(format!("{path}.{field}"), message);
             }
         }
-        if settings.format == FileFormat::Json && !json_available() {
-            errors.push(
-                format!("{path}.format"),
-                "json is not supported yet; use format: proto",
-            );
-        }
         errors.into_result(Box::new(settings) as Box<dyn ExporterConfig>)
     }
 }
@@ -136,11 +130,6 @@ impl ExporterConfig for FileSettings {
     }
 }
 
-/// Whether the OTLP JSON encoding is compiled in.
-fn json_available() -> bool {
-    false
-}
-
 /// The running `file` exporter.
 pub struct FileExporter {
     exporter: weir_api::ComponentId,
@@ -164,7 +153,12 @@ impl FileExporter {
                 out.extend_from_slice(&body);
                 out
             }
-            FileFormat::Json => Vec::new(),
+            FileFormat::Json => {
+                let mut line = Vec::with_capacity(batch.encoded_len() * 2);
+                weir_api::json::encode_into(batch.payload(), &mut line);
+                line.push(b'\n');
+                line
+            }
         }
     }
 }

@@ -176,12 +176,6 @@ impl ExporterFactory for OtlpHttpFactory {
                 None
             };
         }
-        if s.encoding == Encoding::Json {
-            errors.push(
-                format!("{path}.encoding"),
-                "json is not supported yet; use proto",
-            );
-        }
         s.tls.validate(&format!("{path}.tls"), &mut errors);
         validate_headers(&s.headers, &format!("{path}.headers"), &mut errors);
         if s.timeout.is_zero() {
@@ -273,13 +267,7 @@ impl HttpSender {
     fn body(&self, batch: &Batch, url: &str) -> Result<Bytes, SendError> {
         let raw = match self.encoding {
             Encoding::Proto => batch.to_protobuf(),
-            Encoding::Json => {
-                return Err(SendError::Request {
-                    endpoint: url.to_string(),
-                    reason: "json encoding is not supported yet".into(),
-                    source: None,
-                })
-            }
+            Encoding::Json => Bytes::from(weir_api::json::encode(batch.payload())),
         };
         compress(self.compression, raw).map_err(|e| SendError::Request {
             endpoint: url.to_string(),
@@ -308,14 +296,24 @@ pub fn compress(compression: Compression, body: Bytes) -> std::io::Result<Bytes>
     }
 }
 
+fn no_url_reason(signal: Signal) -> String {
+    format!("no URL for {signal}: set endpoint or {signal}_endpoint")
+}
+
 #[async_trait]
 impl Sender for HttpSender {
+    fn cannot_send(&self, signal: Signal) -> Option<String> {
+        self.urls[signal_index(signal)]
+            .is_none()
+            .then(|| no_url_reason(signal))
+    }
+
     async fn send(&self, batch: &Batch) -> Result<Delivered, SendError> {
         let signal = batch.signal();
         let Some(uri) = &self.urls[signal_index(signal)] else {
             return Err(SendError::Request {
                 endpoint: String::new(),
-                reason: format!("no URL for {signal}: set endpoint or {signal}_endpoint"),
+                reason: no_url_reason(signal),
                 source: None,
             });
         };

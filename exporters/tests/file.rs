@@ -56,6 +56,34 @@ async fn proto_output_decodes_back_to_the_same_data() {
 }
 
 #[tokio::test]
+async fn json_lines_decode_back_to_the_same_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("telemetry.jsonl");
+    let (exporter, _) = build_exporter("file", serde_json::json!({"path": path.to_str().unwrap()}));
+    exporter.start().await.unwrap();
+    let sent = [
+        (Signal::Logs, logs("j", 2)),
+        (Signal::Traces, traces("j", 3)),
+        (Signal::Metrics, metrics("j", 1)),
+    ];
+    for (_, p) in &sent {
+        exporter.consume(Batch::new(p.clone())).await.unwrap();
+    }
+    exporter.shutdown().await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(text.ends_with('\n'));
+    assert!(lines[0].starts_with("{\"resourceLogs\":"), "{}", lines[0]);
+    for ((signal, payload), line) in sent.iter().zip(lines) {
+        assert_eq!(
+            &weir_api::json::decode(*signal, line.as_bytes()).unwrap(),
+            payload
+        );
+    }
+}
+
+#[tokio::test]
 async fn flushes_on_interval_and_appends_or_truncates() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.bin");

@@ -42,6 +42,9 @@ impl Recorded {
             "metrics" => Signal::Metrics,
             _ => Signal::Logs,
         };
+        if self.header("content-type") == Some("application/json") {
+            return weir_api::json::decode(signal, &self.body).unwrap();
+        }
         Batch::decode(signal, self.body.clone())
             .unwrap()
             .into_payload()
@@ -181,6 +184,57 @@ async fn delivers_exact_records_to_signal_urls_with_gzip_and_headers() {
         ),
         4.0
     );
+    server.abort();
+}
+
+#[tokio::test]
+async fn signal_without_url_is_rejected_at_once() {
+    let (exporter, telemetry) = build_exporter(
+        "otlphttp",
+        serde_json::json!({"logs_endpoint": "http://127.0.0.1:9/ingest"}),
+    );
+    exporter.start().await.unwrap();
+    match exporter.consume(Batch::new(traces("x", 2))).await {
+        Err(ConsumeError::Rejected { component, reason }) => {
+            assert_eq!(component, "otlphttp");
+            assert_eq!(reason, "no URL for traces: set endpoint or traces_endpoint");
+        }
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+    assert_eq!(
+        metric(
+            &telemetry,
+            "weir_exporter_send_failed_items_total{exporter=\"otlphttp\",signal=\"traces\"}"
+        ),
+        2.0
+    );
+    exporter.shutdown().await;
+}
+
+#[tokio::test]
+async fn json_encoding_sends_otlp_json() {
+    let upstream = HttpUpstream::default();
+    let (addr, server) = upstream.serve().await;
+    let (exporter, _) = build_exporter(
+        "otlphttp",
+        serde_json::json!({"endpoint": format!("http://{addr}"), "encoding": "json", "compression": "none"}),
+    );
+    exporter.start().await.unwrap();
+    exporter.consume(Batch::new(traces("js", 2))).await.unwrap();
+    exporter
+        .consume(Batch::new(metrics("js", 2)))
+        .await
+        .unwrap();
+    exporter.shutdown().await;
+    let mut got = upstream.accepted();
+    got.sort_by_key(|r| r.path.clone());
+    assert_eq!(got.len(), 2);
+    for r in &got {
+        assert_eq!(r.header("content-type"), Some("application/json"));
+    }
+    assert!(got[1].body.starts_with(b"{\"resourceSpans\":"));
+    assert_eq!(got[0].payload(), metrics("js", 2));
+    assert_eq!(got[1].payload(), traces("js", 2));
     server.abort();
 }
 

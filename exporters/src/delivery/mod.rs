@@ -46,6 +46,12 @@ pub struct Delivered {
 pub trait Sender: Send + Sync + 'static {
     /// Sends `batch` once.
     async fn send(&self, batch: &Batch) -> Result<Delivered, SendError>;
+
+    /// Why batches of `signal` can never be sent (no URL configured for it), if so. Checked
+    /// before a batch is queued, so the sender hears of it at once.
+    fn cannot_send(&self, _signal: Signal) -> Option<String> {
+        None
+    }
 }
 
 struct SignalCounters {
@@ -221,6 +227,17 @@ impl Delivery {
 #[async_trait]
 impl Consumer for Delivery {
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
+        if let Some(reason) = self.core.sender.cannot_send(batch.signal()) {
+            self.core
+                .counters(batch.signal())
+                .send_failed
+                .inc_by(batch.item_count() as u64);
+            tracing::error!(exporter = %self.core.exporter, signal = %batch.signal(), "{reason}");
+            return Err(ConsumeError::Rejected {
+                component: self.core.exporter.clone(),
+                reason,
+            });
+        }
         let Some(queue) = &self.queue else {
             // No queue: send now and let the caller's client retry what did not go through.
             return self.core.deliver(&batch).await.map_err(|e| {
