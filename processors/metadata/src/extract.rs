@@ -1,0 +1,632 @@
+//! Summarising batches into a [`CatalogSummary`] held in memory until taken.
+//!
+//! An [`Accumulator`] keeps, per service, a template miner (whose templates live across
+//! flushes, so ids stay stable) and the counts since the last [`Accumulator::take`].
+//! Memory is bounded by [`Limits`]: services, templates per service, attribute keys per
+//! service/signal/location, metric and span names per service. Past a cap the least recently
+//! seen entry is evicted and counted.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prost::Message;
+use rustc_hash::{FxHashMap, FxHashSet};
+use weir_api::otlp::common::v1::{any_value::Value, AnyValue, KeyValue};
+use weir_api::otlp::logs::v1::LogRecord;
+use weir_api::otlp::metrics::v1::{metric::Data, number_data_point, Metric};
+use weir_api::otlp::resource::v1::Resource;
+use weir_api::{Batch, Payload};
+
+use crate::drain::{MinerConfig, TemplateMiner};
+use crate::sketch::{stable_hash, stable_hash_tagged, DistinctSketch};
+use crate::summary::{
+    template_id, AttributeSchema, CatalogSummary, MetricKind, MetricSummary, ServiceSummary,
+    SpanSummary, TemplateSummary, Temporality, ValueKind, MAX_KEYS_PER_ENTRY,
+};
+
+/// Service name used when a resource has no `service.name`.
+pub const UNKNOWN_SERVICE: &str = "unknown_service";
+/// Service name that services past `max_services` are counted under.
+pub const OTHER_SERVICES: &str = "(other services)";
+
+/// Caps that keep an accumulator's memory bounded whatever the input.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Template-miner settings; `max_templates` applies per service.
+    pub miner: MinerConfig,
+    /// Services tracked; further ones are counted under [`OTHER_SERVICES`].
+    pub max_services: usize,
+    /// Attribute keys per service, signal and location (resource or item).
+    pub max_attribute_keys: usize,
+    /// Metric names and span names per service.
+    pub max_names: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            miner: MinerConfig {
+                max_templates: 2000,
+                ..MinerConfig::default()
+            },
+            max_services: 1000,
+            max_attribute_keys: 256,
+            max_names: 2000,
+        }
+    }
+}
+
+struct ServiceState {
+    miner: TemplateMiner,
+    /// Counts per miner slot since the last take (text filled in at take time).
+    slots: Vec<TemplateSummary>,
+    summary: ServiceSummary,
+}
+
+/// Summaries since the last take, plus the template miners.
+pub struct Accumulator {
+    limits: Limits,
+    services: FxHashMap<String, ServiceState>,
+    evicted_templates: u64,
+    evicted_keys: u64,
+    body: String,
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn service_name(resource: Option<&Resource>) -> &str {
+    resource
+        .into_iter()
+        .flat_map(|r| &r.attributes)
+        .find(|kv| kv.key == "service.name")
+        .and_then(
+            |kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(Value::StringValue(s)) if !s.is_empty() => Some(s.as_str()),
+                _ => None,
+            },
+        )
+        .unwrap_or(UNKNOWN_SERVICE)
+}
+
+/// Type, hash and approximate encoded size of a value.
+fn value_info(v: Option<&AnyValue>) -> (ValueKind, u64, u64) {
+    match v.and_then(|v| v.value.as_ref()) {
+        None => (ValueKind::Empty, stable_hash_tagged(0, b""), 0),
+        Some(Value::StringValue(s)) => (
+            ValueKind::String,
+            stable_hash_tagged(1, s.as_bytes()),
+            s.len() as u64,
+        ),
+        Some(Value::BoolValue(b)) => (ValueKind::Bool, stable_hash_tagged(2, &[*b as u8]), 1),
+        Some(Value::IntValue(i)) => (ValueKind::Int, stable_hash_tagged(3, &i.to_le_bytes()), 8),
+        Some(Value::DoubleValue(d)) => (
+            ValueKind::Double,
+            stable_hash_tagged(4, &d.to_bits().to_le_bytes()),
+            8,
+        ),
+        Some(Value::BytesValue(b)) => (ValueKind::Bytes, stable_hash_tagged(5, b), b.len() as u64),
+        Some(other) => {
+            let kind = match other {
+                Value::ArrayValue(_) => ValueKind::Array,
+                _ => ValueKind::Kvlist,
+            };
+            // Rare: nested values are hashed by their encoding.
+            let bytes = AnyValue {
+                value: Some(other.clone()),
+            }
+            .encode_to_vec();
+            (kind, stable_hash_tagged(6, &bytes), bytes.len() as u64)
+        }
+    }
+}
+
+/// Hash of one key/value pair, for series identity.
+fn pair_hash(kv: &KeyValue) -> u64 {
+    let (_, vh, _) = value_info(kv.value.as_ref());
+    stable_hash(kv.key.as_bytes()).rotate_left(17) ^ vh
+}
+
+/// Counts attributes carried by `weight` items into `map`, keeping at most `cap` keys.
+fn observe_attributes(
+    map: &mut BTreeMap<String, AttributeSchema>,
+    attrs: &[KeyValue],
+    weight: u64,
+    t: u64,
+    cap: usize,
+    evicted: &mut u64,
+) {
+    for kv in attrs {
+        let schema = match map.get_mut(kv.key.as_str()) {
+            Some(s) => s,
+            None => {
+                if map.len() >= cap {
+                    evict_least_recent(map, |s| s.seen.last_unix_nano);
+                    *evicted += 1;
+                }
+                map.entry(kv.key.clone()).or_default()
+            }
+        };
+        let (kind, h, value_bytes) = value_info(kv.value.as_ref());
+        schema.types.add(kind, weight);
+        schema.items += weight;
+        schema.bytes += (kv.key.len() as u64 + value_bytes) * weight;
+        schema.distinct.insert_hash(h);
+        schema.seen.observe(t);
+    }
+}
+
+fn evict_least_recent<V>(map: &mut BTreeMap<String, V>, last_seen: impl Fn(&V) -> u64) {
+    let oldest = map
+        .iter()
+        .min_by_key(|(_, v)| last_seen(v))
+        .map(|(k, _)| k.clone());
+    if let Some(k) = oldest {
+        map.remove(&k);
+    }
+}
+
+/// The text mined for a log body: strings as they are; other bodies by their shape only.
+fn body_text<'a>(body: Option<&'a AnyValue>, scratch: &'a mut String) -> &'a str {
+    match body.and_then(|b| b.value.as_ref()) {
+        Some(Value::StringValue(s)) => s,
+        None => "",
+        Some(Value::KvlistValue(kv)) => {
+            scratch.clear();
+            scratch.push_str("{kvlist:");
+            for (i, e) in kv.values.iter().enumerate() {
+                scratch.push(if i == 0 { ' ' } else { ',' });
+                scratch.push_str(&e.key);
+            }
+            scratch.push('}');
+            scratch
+        }
+        Some(Value::ArrayValue(_)) => "{array}",
+        Some(Value::BoolValue(_)) => "{bool}",
+        Some(Value::IntValue(_)) => "{int}",
+        Some(Value::DoubleValue(_)) => "{double}",
+        Some(Value::BytesValue(_)) => "{bytes}",
+        Some(_) => "{other}",
+    }
+}
+
+impl Accumulator {
+    /// An empty accumulator with these caps.
+    pub fn new(limits: Limits) -> Self {
+        Accumulator {
+            limits,
+            services: FxHashMap::default(),
+            evicted_templates: 0,
+            evicted_keys: 0,
+            body: String::new(),
+        }
+    }
+
+    fn service(&mut self, name: &str) -> &mut ServiceState {
+        let name =
+            if self.services.contains_key(name) || self.services.len() < self.limits.max_services {
+                name
+            } else {
+                OTHER_SERVICES
+            };
+        if !self.services.contains_key(name) {
+            let miner = TemplateMiner::new(self.limits.miner.clone());
+            self.services.insert(
+                name.to_string(),
+                ServiceState {
+                    miner,
+                    slots: Vec::new(),
+                    summary: ServiceSummary::default(),
+                },
+            );
+        }
+        match self.services.get_mut(name) {
+            Some(s) => s,
+            None => unreachable!("inserted above"),
+        }
+    }
+
+    /// Summarises one batch (never changes it).
+    pub fn observe(&mut self, batch: &Batch) {
+        let received = batch
+            .context
+            .received_at
+            .duration_since(UNIX_EPOCH)
+            .map_or_else(|_| now_nanos(), |d| d.as_nanos() as u64);
+        match batch.payload() {
+            Payload::Logs(req) => {
+                for rl in &req.resource_logs {
+                    let n: u64 = rl
+                        .scope_logs
+                        .iter()
+                        .map(|s| s.log_records.len() as u64)
+                        .sum();
+                    self.observe_resource(rl.resource.as_ref(), n, received, Sig::Logs);
+                    let service = service_name(rl.resource.as_ref()).to_string();
+                    for sl in &rl.scope_logs {
+                        for r in &sl.log_records {
+                            self.observe_log(&service, r, received);
+                        }
+                    }
+                }
+            }
+            Payload::Traces(req) => {
+                // Span ids named as a parent anywhere in the batch.
+                let parents: FxHashSet<&[u8]> = req
+                    .resource_spans
+                    .iter()
+                    .flat_map(|r| &r.scope_spans)
+                    .flat_map(|s| &s.spans)
+                    .filter(|s| !s.parent_span_id.is_empty())
+                    .map(|s| s.parent_span_id.as_slice())
+                    .collect();
+                for rs in &req.resource_spans {
+                    let n: u64 = rs.scope_spans.iter().map(|s| s.spans.len() as u64).sum();
+                    self.observe_resource(rs.resource.as_ref(), n, received, Sig::Traces);
+                    let (cap_keys, cap_names) =
+                        (self.limits.max_attribute_keys, self.limits.max_names);
+                    let mut evicted = 0;
+                    let svc = self.service(service_name(rs.resource.as_ref()));
+                    for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
+                        let t = if span.start_time_unix_nano > 0 {
+                            span.start_time_unix_nano
+                        } else {
+                            received
+                        };
+                        let bytes = span.encoded_len() as u64;
+                        let traces = &mut svc.summary.traces;
+                        traces.volume.items += 1;
+                        traces.volume.bytes += bytes;
+                        observe_attributes(
+                            &mut traces.attributes.item,
+                            &span.attributes,
+                            1,
+                            t,
+                            cap_keys,
+                            &mut evicted,
+                        );
+                        let entry = match traces.spans.get_mut(span.name.as_str()) {
+                            Some(e) => e,
+                            None => {
+                                if traces.spans.len() >= cap_names {
+                                    evict_least_recent(&mut traces.spans, |s: &SpanSummary| {
+                                        s.seen.last_unix_nano
+                                    });
+                                    evicted += 1;
+                                }
+                                traces.spans.entry(span.name.clone()).or_default()
+                            }
+                        };
+                        observe_span(
+                            entry,
+                            span,
+                            bytes,
+                            t,
+                            parents.contains(span.span_id.as_slice()),
+                        );
+                    }
+                    self.evicted_keys += evicted;
+                }
+            }
+            Payload::Metrics(req) => {
+                for rm in &req.resource_metrics {
+                    let n: u64 = rm
+                        .scope_metrics
+                        .iter()
+                        .flat_map(|s| &s.metrics)
+                        .map(|m| point_count(m.data.as_ref()) as u64)
+                        .sum();
+                    self.observe_resource(rm.resource.as_ref(), n, received, Sig::Metrics);
+                    for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
+                        self.observe_metric(service_name(rm.resource.as_ref()), m, received);
+                    }
+                }
+            }
+        }
+    }
+
+    fn observe_resource(&mut self, resource: Option<&Resource>, items: u64, t: u64, sig: Sig) {
+        if items == 0 {
+            return;
+        }
+        let cap = self.limits.max_attribute_keys;
+        let mut evicted = 0;
+        let svc = self.service(service_name(resource));
+        let attrs = match sig {
+            Sig::Logs => &mut svc.summary.logs.attributes.resource,
+            Sig::Traces => &mut svc.summary.traces.attributes.resource,
+            Sig::Metrics => &mut svc.summary.metrics.attributes.resource,
+        };
+        if let Some(r) = resource {
+            observe_attributes(attrs, &r.attributes, items, t, cap, &mut evicted);
+        }
+        self.evicted_keys += evicted;
+    }
+
+    fn observe_log(&mut self, service: &str, r: &LogRecord, received: u64) {
+        let t = if r.time_unix_nano > 0 {
+            r.time_unix_nano
+        } else if r.observed_time_unix_nano > 0 {
+            r.observed_time_unix_nano
+        } else {
+            received
+        };
+        let bytes = r.encoded_len() as u64;
+        let cap = self.limits.max_attribute_keys;
+        let mut body = std::mem::take(&mut self.body);
+        let mut evicted_keys = 0;
+        let mut evicted_templates = 0;
+        let svc = self.service(service);
+        let assignment = svc.miner.add(body_text(r.body.as_ref(), &mut body));
+        if let Some(gone) = svc.miner.take_evicted() {
+            evicted_templates += 1;
+            if let Some(stats) = svc.slots.get_mut(gone.slot as usize) {
+                let mut stats = std::mem::take(stats);
+                if stats.count > 0 {
+                    stats.template = gone.template;
+                    let id = template_id(&stats.template);
+                    match svc.summary.logs.templates.get_mut(&id) {
+                        Some(t) => t.merge(&stats),
+                        None => {
+                            svc.summary.logs.templates.insert(id, stats);
+                        }
+                    }
+                }
+            }
+        }
+        let slot = assignment.slot as usize;
+        if svc.slots.len() <= slot {
+            svc.slots.resize_with(slot + 1, TemplateSummary::default);
+        }
+        let stats = &mut svc.slots[slot];
+        stats.count += 1;
+        stats.bytes += bytes;
+        stats.severity.observe(r.severity_number, &r.severity_text);
+        stats.seen.observe(t);
+        for kv in &r.attributes {
+            if stats.attribute_keys.len() < MAX_KEYS_PER_ENTRY
+                && !stats.attribute_keys.contains(kv.key.as_str())
+            {
+                stats.attribute_keys.insert(kv.key.clone());
+            }
+        }
+        let logs = &mut svc.summary.logs;
+        logs.volume.items += 1;
+        logs.volume.bytes += bytes;
+        logs.severity.observe(r.severity_number, &r.severity_text);
+        observe_attributes(
+            &mut logs.attributes.item,
+            &r.attributes,
+            1,
+            t,
+            cap,
+            &mut evicted_keys,
+        );
+        self.evicted_keys += evicted_keys;
+        self.evicted_templates += evicted_templates;
+        self.body = body;
+    }
+
+    fn observe_metric(&mut self, service: &str, m: &Metric, received: u64) {
+        let points = point_count(m.data.as_ref()) as u64;
+        let bytes = m.encoded_len() as u64;
+        let (cap_keys, cap_names) = (self.limits.max_attribute_keys, self.limits.max_names);
+        let mut evicted = 0;
+        let svc = self.service(service);
+        let metrics = &mut svc.summary.metrics;
+        metrics.volume.items += points;
+        metrics.volume.bytes += bytes;
+        let entry = match metrics.metrics.get_mut(m.name.as_str()) {
+            Some(e) => e,
+            None => {
+                if metrics.metrics.len() >= cap_names {
+                    evict_least_recent(&mut metrics.metrics, |s: &MetricSummary| {
+                        s.seen.last_unix_nano
+                    });
+                    evicted += 1;
+                }
+                metrics.metrics.entry(m.name.clone()).or_default()
+            }
+        };
+        if entry.unit.is_empty() {
+            entry.unit.clone_from(&m.unit);
+        }
+        entry.volume.items += points;
+        entry.volume.bytes += bytes;
+        let temporality = |t: i32| match t {
+            1 => Temporality::Delta,
+            2 => Temporality::Cumulative,
+            _ => Temporality::Unspecified,
+        };
+        let mut points_seen: Vec<(&[KeyValue], u64, u64)> = Vec::new();
+        match m.data.as_ref() {
+            None => {}
+            Some(Data::Gauge(g)) => {
+                entry.kind = MetricKind::Gauge;
+                for p in &g.data_points {
+                    points_seen.push((&p.attributes, p.time_unix_nano, number_hash(&p.value)));
+                }
+            }
+            Some(Data::Sum(s)) => {
+                entry.kind = MetricKind::Sum;
+                entry.temporality = temporality(s.aggregation_temporality);
+                entry.monotonic |= s.is_monotonic;
+                for p in &s.data_points {
+                    points_seen.push((&p.attributes, p.time_unix_nano, number_hash(&p.value)));
+                }
+            }
+            Some(Data::Histogram(h)) => {
+                entry.kind = MetricKind::Histogram;
+                entry.temporality = temporality(h.aggregation_temporality);
+                for p in &h.data_points {
+                    let v = hist_hash(p.count, p.sum.unwrap_or(0.0));
+                    points_seen.push((&p.attributes, p.time_unix_nano, v));
+                }
+            }
+            Some(Data::ExponentialHistogram(h)) => {
+                entry.kind = MetricKind::ExponentialHistogram;
+                entry.temporality = temporality(h.aggregation_temporality);
+                for p in &h.data_points {
+                    let v = hist_hash(p.count, p.sum.unwrap_or(0.0));
+                    points_seen.push((&p.attributes, p.time_unix_nano, v));
+                }
+            }
+            Some(Data::Summary(s)) => {
+                entry.kind = MetricKind::Summary;
+                for p in &s.data_points {
+                    points_seen.push((&p.attributes, p.time_unix_nano, hist_hash(p.count, p.sum)));
+                }
+            }
+        }
+        for (attrs, time, value_hash) in points_seen {
+            let t = if time > 0 { time } else { received };
+            entry.seen.observe(t);
+            entry.constant.observe(value_hash);
+            let mut series = 0u64;
+            for kv in attrs {
+                let h = pair_hash(kv);
+                series = series.wrapping_add(h);
+                let keys = &mut entry.attribute_keys;
+                if !keys.contains_key(kv.key.as_str()) && keys.len() < MAX_KEYS_PER_ENTRY {
+                    keys.insert(kv.key.clone(), DistinctSketch::new());
+                }
+                let sketch = keys.get_mut(kv.key.as_str());
+                if let Some(s) = sketch {
+                    s.insert_hash(h);
+                }
+            }
+            entry.series.insert_hash(stable_hash(&series.to_le_bytes()));
+            observe_attributes(
+                &mut metrics.attributes.item,
+                attrs,
+                1,
+                t,
+                cap_keys,
+                &mut evicted,
+            );
+        }
+        self.evicted_keys += evicted;
+    }
+
+    /// Takes what was summarised since the last take; templates stay known to the miners.
+    pub fn take(&mut self) -> CatalogSummary {
+        let mut out = CatalogSummary {
+            evicted_templates: std::mem::take(&mut self.evicted_templates),
+            evicted_keys: std::mem::take(&mut self.evicted_keys),
+            ..CatalogSummary::default()
+        };
+        for (name, svc) in &mut self.services {
+            let mut summary = std::mem::take(&mut svc.summary);
+            for (slot, stats) in svc.slots.iter_mut().enumerate() {
+                if stats.count == 0 {
+                    continue;
+                }
+                let mut stats = std::mem::take(stats);
+                stats.template = svc.miner.template(slot as u32).unwrap_or_default();
+                let id = template_id(&stats.template);
+                match summary.logs.templates.get_mut(&id) {
+                    Some(t) => t.merge(&stats),
+                    None => {
+                        summary.logs.templates.insert(id, stats);
+                    }
+                }
+            }
+            let empty = summary.logs.volume.items == 0
+                && summary.traces.volume.items == 0
+                && summary.metrics.volume.items == 0
+                && summary.metrics.metrics.is_empty();
+            if !empty {
+                out.services.insert(name.clone(), summary);
+            }
+        }
+        out
+    }
+
+    /// Templates evicted and held now, over all services: (evictions so far, held).
+    pub fn template_counts(&self) -> (u64, usize) {
+        self.services.values().fold((0, 0), |(e, h), s| {
+            (e + s.miner.evictions(), h + s.miner.len())
+        })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Sig {
+    Logs,
+    Traces,
+    Metrics,
+}
+
+/// Data points in one metric.
+fn point_count(data: Option<&Data>) -> usize {
+    match data {
+        None => 0,
+        Some(Data::Gauge(g)) => g.data_points.len(),
+        Some(Data::Sum(s)) => s.data_points.len(),
+        Some(Data::Histogram(h)) => h.data_points.len(),
+        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+        Some(Data::Summary(s)) => s.data_points.len(),
+    }
+}
+
+fn number_hash(v: &Option<number_data_point::Value>) -> u64 {
+    match v {
+        Some(number_data_point::Value::AsDouble(d)) => {
+            stable_hash_tagged(4, &d.to_bits().to_le_bytes())
+        }
+        Some(number_data_point::Value::AsInt(i)) => stable_hash_tagged(3, &i.to_le_bytes()),
+        None => stable_hash_tagged(0, b""),
+    }
+}
+
+fn hist_hash(count: u64, sum: f64) -> u64 {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&count.to_le_bytes());
+    b[8..].copy_from_slice(&sum.to_bits().to_le_bytes());
+    stable_hash_tagged(7, &b)
+}
+
+fn observe_span(
+    entry: &mut SpanSummary,
+    span: &weir_api::otlp::trace::v1::Span,
+    bytes: u64,
+    t: u64,
+    has_child: bool,
+) {
+    entry.volume.items += 1;
+    entry.volume.bytes += bytes;
+    match span.kind {
+        1 => entry.kinds.internal += 1,
+        2 => entry.kinds.server += 1,
+        3 => entry.kinds.client += 1,
+        4 => entry.kinds.producer += 1,
+        5 => entry.kinds.consumer += 1,
+        _ => entry.kinds.unspecified += 1,
+    }
+    match span.status.as_ref().map_or(0, |s| s.code) {
+        1 => entry.status.ok += 1,
+        2 => entry.status.error += 1,
+        _ => entry.status.unset += 1,
+    }
+    if span.end_time_unix_nano >= span.start_time_unix_nano && span.start_time_unix_nano > 0 {
+        let ms = (span.end_time_unix_nano - span.start_time_unix_nano) as f64 / 1e6;
+        entry.duration_ms.add_ms(ms);
+    }
+    if span.parent_span_id.is_empty() {
+        entry.roots += 1;
+    }
+    if !has_child {
+        entry.childless_in_batch += 1;
+    }
+    entry.seen.observe(t);
+    for kv in &span.attributes {
+        if entry.attribute_keys.len() < MAX_KEYS_PER_ENTRY
+            && !entry.attribute_keys.contains(kv.key.as_str())
+        {
+            entry.attribute_keys.insert(kv.key.clone());
+        }
+    }
+}

@@ -1,0 +1,585 @@
+//! Catalog summaries: what the `metadata` processor learns about the telemetry it sees,
+//! without keeping any of it.
+//!
+//! A [`CatalogSummary`] holds, per `service.name`, one section per signal. Every part is
+//! mergeable ([`CatalogSummary::merge`]): counts add, sketches merge, first/last-seen widen,
+//! sets unite. A summary holds no log body, attribute value or metric value: only masked
+//! templates, names, keys, counts, hashes and sketch registers. It serialises with serde
+//! (JSON is what the catalog store and edges exchange).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::sketch::{DistinctSketch, DurationSketch};
+
+/// Everything learnt over a window, per service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CatalogSummary {
+    /// Per `service.name` (`unknown_service` when the resource has none).
+    pub services: BTreeMap<String, ServiceSummary>,
+    /// Templates evicted from the miners to respect `max_templates` (their counts up to
+    /// eviction are kept in `services`).
+    pub evicted_templates: u64,
+    /// Attribute keys and metric/span entries evicted to respect the key caps (their
+    /// counts are lost).
+    pub evicted_keys: u64,
+}
+
+/// One service: a section per signal.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceSummary {
+    /// Log records.
+    pub logs: LogsSummary,
+    /// Spans.
+    pub traces: TracesSummary,
+    /// Metric data points.
+    pub metrics: MetricsSummary,
+}
+
+/// Items and bytes (protobuf-encoded size of each item).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Volume {
+    /// Log records, spans or data points.
+    pub items: u64,
+    /// Their encoded size in bytes.
+    pub bytes: u64,
+}
+
+impl Volume {
+    fn merge(&mut self, o: &Volume) {
+        self.items += o.items;
+        self.bytes += o.bytes;
+    }
+}
+
+/// First and last time something was seen, in Unix nanoseconds (0: never).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Seen {
+    /// Earliest timestamp.
+    pub first_unix_nano: u64,
+    /// Latest timestamp.
+    pub last_unix_nano: u64,
+}
+
+impl Seen {
+    /// Widens to include `t` (0 is ignored).
+    pub fn observe(&mut self, t: u64) {
+        if t == 0 {
+            return;
+        }
+        if self.first_unix_nano == 0 || t < self.first_unix_nano {
+            self.first_unix_nano = t;
+        }
+        if t > self.last_unix_nano {
+            self.last_unix_nano = t;
+        }
+    }
+
+    fn merge(&mut self, o: &Seen) {
+        self.observe(o.first_unix_nano);
+        self.observe(o.last_unix_nano);
+    }
+}
+
+/// Log records by severity range (OpenTelemetry severity numbers; `severity_text` when
+/// the number is unset).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SeverityMix {
+    /// TRACE (1-4).
+    pub trace: u64,
+    /// DEBUG (5-8).
+    pub debug: u64,
+    /// INFO (9-12).
+    pub info: u64,
+    /// WARN (13-16).
+    pub warn: u64,
+    /// ERROR (17-20).
+    pub error: u64,
+    /// FATAL (21-24).
+    pub fatal: u64,
+    /// No severity.
+    pub unspecified: u64,
+}
+
+impl SeverityMix {
+    /// Counts one record.
+    pub fn observe(&mut self, number: i32, text: &str) {
+        let slot = match number {
+            1..=4 => &mut self.trace,
+            5..=8 => &mut self.debug,
+            9..=12 => &mut self.info,
+            13..=16 => &mut self.warn,
+            17..=20 => &mut self.error,
+            21..=24 => &mut self.fatal,
+            _ => match text.as_bytes().first().map(u8::to_ascii_lowercase) {
+                Some(b't') => &mut self.trace,
+                Some(b'd') => &mut self.debug,
+                Some(b'i') | Some(b'n') => &mut self.info,
+                Some(b'w') => &mut self.warn,
+                Some(b'e') => &mut self.error,
+                Some(b'f') | Some(b'c') | Some(b'a') => &mut self.fatal,
+                _ => &mut self.unspecified,
+            },
+        };
+        *slot += 1;
+    }
+
+    fn merge(&mut self, o: &SeverityMix) {
+        self.trace += o.trace;
+        self.debug += o.debug;
+        self.info += o.info;
+        self.warn += o.warn;
+        self.error += o.error;
+        self.fatal += o.fatal;
+        self.unspecified += o.unspecified;
+    }
+
+    /// Records counted.
+    pub fn total(&self) -> u64 {
+        self.trace + self.debug + self.info + self.warn + self.error + self.fatal + self.unspecified
+    }
+}
+
+/// The type of one attribute value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// String.
+    String,
+    /// Boolean.
+    Bool,
+    /// Integer.
+    Int,
+    /// Double.
+    Double,
+    /// Array.
+    Array,
+    /// Key-value list.
+    Kvlist,
+    /// Bytes.
+    Bytes,
+    /// No value.
+    Empty,
+}
+
+/// How often each value type was seen for an attribute key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ValueTypes {
+    /// Strings.
+    pub string: u64,
+    /// Booleans.
+    pub bool: u64,
+    /// Integers.
+    pub int: u64,
+    /// Doubles.
+    pub double: u64,
+    /// Arrays.
+    pub array: u64,
+    /// Key-value lists.
+    pub kvlist: u64,
+    /// Byte strings.
+    pub bytes: u64,
+    /// Key present without a value.
+    pub empty: u64,
+}
+
+impl ValueTypes {
+    /// Adds `n` to the count of `kind`.
+    pub fn add(&mut self, kind: ValueKind, n: u64) {
+        let slot = match kind {
+            ValueKind::String => &mut self.string,
+            ValueKind::Bool => &mut self.bool,
+            ValueKind::Int => &mut self.int,
+            ValueKind::Double => &mut self.double,
+            ValueKind::Array => &mut self.array,
+            ValueKind::Kvlist => &mut self.kvlist,
+            ValueKind::Bytes => &mut self.bytes,
+            ValueKind::Empty => &mut self.empty,
+        };
+        *slot += n;
+    }
+
+    fn merge(&mut self, o: &ValueTypes) {
+        self.string += o.string;
+        self.bool += o.bool;
+        self.int += o.int;
+        self.double += o.double;
+        self.array += o.array;
+        self.kvlist += o.kvlist;
+        self.bytes += o.bytes;
+        self.empty += o.empty;
+    }
+}
+
+/// The schema of one attribute key within a service and signal.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AttributeSchema {
+    /// Value types seen, with counts.
+    pub types: ValueTypes,
+    /// Items (records, spans, data points) carrying the key; divide by the signal's
+    /// `volume.items` for the share.
+    pub items: u64,
+    /// Bytes of key and value (approximate encoded size).
+    pub bytes: u64,
+    /// Distinct values (estimate over value hashes).
+    pub distinct: DistinctSketch,
+    /// When items carrying it were seen.
+    pub seen: Seen,
+}
+
+impl AttributeSchema {
+    fn merge(&mut self, o: &AttributeSchema) {
+        self.types.merge(&o.types);
+        self.items += o.items;
+        self.bytes += o.bytes;
+        self.distinct.merge(&o.distinct);
+        self.seen.merge(&o.seen);
+    }
+}
+
+/// Attribute schemas by key, split by where the attribute sits.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AttributeSchemas {
+    /// Attributes of the resource (counted once per item under the resource).
+    pub resource: BTreeMap<String, AttributeSchema>,
+    /// Attributes of the item (log record, span, data point).
+    pub item: BTreeMap<String, AttributeSchema>,
+}
+
+impl AttributeSchemas {
+    fn merge(&mut self, o: &AttributeSchemas) {
+        merge_map(&mut self.resource, &o.resource, AttributeSchema::merge);
+        merge_map(&mut self.item, &o.item, AttributeSchema::merge);
+    }
+}
+
+/// One log template of a service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TemplateSummary {
+    /// Masked template text (`<*>` for variables); never holds a raw variable value.
+    pub template: String,
+    /// Records matched.
+    pub count: u64,
+    /// Their encoded bytes.
+    pub bytes: u64,
+    /// Their severities.
+    pub severity: SeverityMix,
+    /// When they were seen.
+    pub seen: Seen,
+    /// Attribute keys carried by its records (at most 64 kept).
+    pub attribute_keys: BTreeSet<String>,
+}
+
+/// Attribute keys kept per template or span name.
+pub const MAX_KEYS_PER_ENTRY: usize = 64;
+
+impl TemplateSummary {
+    /// Adds `o` into `self` (the text is kept when set).
+    pub fn merge(&mut self, o: &TemplateSummary) {
+        if self.template.is_empty() {
+            self.template.clone_from(&o.template);
+        }
+        self.count += o.count;
+        self.bytes += o.bytes;
+        self.severity.merge(&o.severity);
+        self.seen.merge(&o.seen);
+        unite_keys(&mut self.attribute_keys, &o.attribute_keys);
+    }
+}
+
+/// Logs of one service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogsSummary {
+    /// All records.
+    pub volume: Volume,
+    /// All records' severities.
+    pub severity: SeverityMix,
+    /// Templates by id (the hex [`template_id`] of the template text).
+    pub templates: BTreeMap<String, TemplateSummary>,
+    /// Attribute schemas.
+    pub attributes: AttributeSchemas,
+}
+
+/// Spans by status code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StatusMix {
+    /// Unset.
+    pub unset: u64,
+    /// Ok.
+    pub ok: u64,
+    /// Error.
+    pub error: u64,
+}
+
+/// Spans by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KindMix {
+    /// Unspecified.
+    pub unspecified: u64,
+    /// Internal.
+    pub internal: u64,
+    /// Server.
+    pub server: u64,
+    /// Client.
+    pub client: u64,
+    /// Producer.
+    pub producer: u64,
+    /// Consumer.
+    pub consumer: u64,
+}
+
+/// One span name of a service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SpanSummary {
+    /// Spans and bytes.
+    pub volume: Volume,
+    /// Kinds.
+    pub kinds: KindMix,
+    /// Status codes.
+    pub status: StatusMix,
+    /// Durations (end - start) in milliseconds.
+    pub duration_ms: DurationSketch,
+    /// Spans without a parent (trace roots).
+    pub roots: u64,
+    /// Spans no other span of the same batch named as parent: evidence (children may come
+    /// in other batches) of leaf spans, e.g. instrumentation noise when `internal`.
+    pub childless_in_batch: u64,
+    /// Attribute keys seen on these spans (at most 64 kept).
+    pub attribute_keys: BTreeSet<String>,
+    /// When seen (span start times).
+    pub seen: Seen,
+}
+
+impl SpanSummary {
+    fn merge(&mut self, o: &SpanSummary) {
+        self.volume.merge(&o.volume);
+        self.kinds.unspecified += o.kinds.unspecified;
+        self.kinds.internal += o.kinds.internal;
+        self.kinds.server += o.kinds.server;
+        self.kinds.client += o.kinds.client;
+        self.kinds.producer += o.kinds.producer;
+        self.kinds.consumer += o.kinds.consumer;
+        self.status.unset += o.status.unset;
+        self.status.ok += o.status.ok;
+        self.status.error += o.status.error;
+        self.duration_ms.merge(&o.duration_ms);
+        self.roots += o.roots;
+        self.childless_in_batch += o.childless_in_batch;
+        unite_keys(&mut self.attribute_keys, &o.attribute_keys);
+        self.seen.merge(&o.seen);
+    }
+}
+
+/// Traces of one service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TracesSummary {
+    /// All spans.
+    pub volume: Volume,
+    /// Per span name.
+    pub spans: BTreeMap<String, SpanSummary>,
+    /// Attribute schemas.
+    pub attributes: AttributeSchemas,
+}
+
+/// Metric data type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKind {
+    /// No data.
+    #[default]
+    Empty,
+    /// Gauge.
+    Gauge,
+    /// Sum (counter or up-down counter).
+    Sum,
+    /// Explicit-bucket histogram.
+    Histogram,
+    /// Exponential histogram.
+    ExponentialHistogram,
+    /// Summary.
+    Summary,
+}
+
+/// Aggregation temporality of sums and histograms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Temporality {
+    /// Not applicable or unset.
+    #[default]
+    Unspecified,
+    /// Delta.
+    Delta,
+    /// Cumulative.
+    Cumulative,
+}
+
+/// Whether every data point of a metric carried the same value, tracked by value hash.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConstantValue {
+    /// Hash of the first value seen (`None`: no point yet).
+    pub value_hash: Option<u64>,
+    /// Whether a different value was seen since.
+    pub varied: bool,
+}
+
+impl ConstantValue {
+    /// Records one value hash.
+    pub fn observe(&mut self, h: u64) {
+        match self.value_hash {
+            None => self.value_hash = Some(h),
+            Some(first) if first != h => self.varied = true,
+            Some(_) => {}
+        }
+    }
+
+    /// Whether all points seen so far (at least one) had one value.
+    pub fn is_constant(&self) -> bool {
+        self.value_hash.is_some() && !self.varied
+    }
+
+    fn merge(&mut self, o: &ConstantValue) {
+        self.varied |= o.varied;
+        if let Some(h) = o.value_hash {
+            self.observe(h);
+        }
+    }
+}
+
+/// One metric of a service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricSummary {
+    /// Data type (the last seen, if it changed).
+    pub kind: MetricKind,
+    /// Unit.
+    pub unit: String,
+    /// Temporality of sums and histograms.
+    pub temporality: Temporality,
+    /// Whether a sum is monotonic.
+    pub monotonic: bool,
+    /// Data points and bytes.
+    pub volume: Volume,
+    /// Distinct series (attribute sets).
+    pub series: DistinctSketch,
+    /// Distinct values per data-point attribute key.
+    pub attribute_keys: BTreeMap<String, DistinctSketch>,
+    /// Constant-value detection.
+    pub constant: ConstantValue,
+    /// When points were seen.
+    pub seen: Seen,
+}
+
+impl MetricSummary {
+    fn merge(&mut self, o: &MetricSummary) {
+        if o.kind != MetricKind::Empty {
+            self.kind = o.kind;
+        }
+        if self.unit.is_empty() {
+            self.unit.clone_from(&o.unit);
+        }
+        if o.temporality != Temporality::Unspecified {
+            self.temporality = o.temporality;
+        }
+        self.monotonic |= o.monotonic;
+        self.volume.merge(&o.volume);
+        self.series.merge(&o.series);
+        merge_map(&mut self.attribute_keys, &o.attribute_keys, |a, b| {
+            a.merge(b)
+        });
+        self.constant.merge(&o.constant);
+        self.seen.merge(&o.seen);
+    }
+}
+
+/// Metrics of one service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsSummary {
+    /// All data points.
+    pub volume: Volume,
+    /// Per metric name.
+    pub metrics: BTreeMap<String, MetricSummary>,
+    /// Attribute schemas (data-point attributes under `item`).
+    pub attributes: AttributeSchemas,
+}
+
+impl CatalogSummary {
+    /// Adds `other` into `self`: counts add, sketches merge, first/last seen widen.
+    pub fn merge(&mut self, other: &CatalogSummary) {
+        self.evicted_templates += other.evicted_templates;
+        self.evicted_keys += other.evicted_keys;
+        merge_map(&mut self.services, &other.services, ServiceSummary::merge);
+    }
+
+    /// Whether nothing was seen.
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty() && self.evicted_templates == 0 && self.evicted_keys == 0
+    }
+}
+
+impl ServiceSummary {
+    fn merge(&mut self, o: &ServiceSummary) {
+        let (l, ol) = (&mut self.logs, &o.logs);
+        l.volume.merge(&ol.volume);
+        l.severity.merge(&ol.severity);
+        merge_map(&mut l.templates, &ol.templates, TemplateSummary::merge);
+        l.attributes.merge(&ol.attributes);
+
+        let (t, ot) = (&mut self.traces, &o.traces);
+        t.volume.merge(&ot.volume);
+        merge_map(&mut t.spans, &ot.spans, SpanSummary::merge);
+        t.attributes.merge(&ot.attributes);
+
+        let (m, om) = (&mut self.metrics, &o.metrics);
+        m.volume.merge(&om.volume);
+        merge_map(&mut m.metrics, &om.metrics, MetricSummary::merge);
+        m.attributes.merge(&om.attributes);
+    }
+}
+
+/// The id of a template: 16 hex digits of a stable hash of its text, so that the same
+/// template mined on different edges gets the same id.
+pub fn template_id(template: &str) -> String {
+    format!("{:016x}", crate::sketch::stable_hash(template.as_bytes()))
+}
+
+fn merge_map<K: Ord + Clone, V: Default + Clone>(
+    into: &mut BTreeMap<K, V>,
+    from: &BTreeMap<K, V>,
+    merge: impl Fn(&mut V, &V),
+) {
+    for (k, v) in from {
+        match into.get_mut(k) {
+            Some(mine) => merge(mine, v),
+            None => {
+                into.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+fn unite_keys(into: &mut BTreeSet<String>, from: &BTreeSet<String>) {
+    for k in from {
+        if into.len() >= MAX_KEYS_PER_ENTRY {
+            break;
+        }
+        if !into.contains(k) {
+            into.insert(k.clone());
+        }
+    }
+}
