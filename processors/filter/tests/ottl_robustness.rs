@@ -101,18 +101,26 @@ fn arbitrary_conditions_never_panic() {
     };
     let (mut compiled, mut rejected) = (0, 0);
     for _ in 0..20_000 {
-        let text = if rng.next() % 2 == 0 {
+        let text = if rng.next().is_multiple_of(2) {
             let len = 1 + (rng.next() % 12) as usize;
             (0..len)
                 .map(|_| pick(&mut rng, FRAGMENTS))
                 .collect::<Vec<_>>()
-                .join(if rng.next() % 2 == 0 { " " } else { "" })
+                .join(if rng.next().is_multiple_of(2) {
+                    " "
+                } else {
+                    ""
+                })
         } else {
             // Well-formed comparisons joined by and/or, some negated.
             let n = 1 + (rng.next() % 4) as usize;
             (0..n)
                 .map(|_| {
-                    let not = if rng.next() % 3 == 0 { "not " } else { "" };
+                    let not = if rng.next().is_multiple_of(3) {
+                        "not "
+                    } else {
+                        ""
+                    };
                     format!(
                         "{not}{} {} {}",
                         pick(&mut rng, VALUES),
@@ -121,7 +129,11 @@ fn arbitrary_conditions_never_panic() {
                     )
                 })
                 .collect::<Vec<_>>()
-                .join(if rng.next() % 2 == 0 { " and " } else { " or " })
+                .join(if rng.next().is_multiple_of(2) {
+                    " and "
+                } else {
+                    " or "
+                })
         };
         let conds = vec![text.clone()];
         for mode in [PathMode::Explicit(Ctx::Log), PathMode::Inferred] {
