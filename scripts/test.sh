@@ -27,6 +27,9 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
+echo "== interop: official OpenTelemetry Python SDK -> weir"
+python3 tests/interop/python_sdk.py target/debug/weir
+
 conformance=../shared/datasets/policy-conformance
 if [ -d "$conformance" ] && [ -f ../shared/tools/policy-conformance.py ]; then
   echo "== policy conformance (../shared)"

@@ -18,7 +18,6 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry._logs import SeverityNumber
-from opentelemetry.sdk._logs import LogRecord as SdkLogRecord
 
 N_LOGS, N_SPANS = 25, 17
 
@@ -82,8 +81,8 @@ def send(transport, grpc_port, http_port, tag):
     lp.add_log_record_processor(SimpleLogRecordProcessor(le))
     logger = lp.get_logger("interop.logger")
     for i in range(N_LOGS):
-        logger.emit(SdkLogRecord(body=f"order {i} placed", severity_number=SeverityNumber.INFO,
-                                 severity_text="INFO", attributes={"order.id": i, "tag": tag}))
+        logger.emit(body=f"order {i} placed", severity_number=SeverityNumber.INFO,
+                    severity_text="INFO", attributes={"order.id": i, "tag": tag})
     lp.shutdown()
 
     tp = TracerProvider(resource=res)
