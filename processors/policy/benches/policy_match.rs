@@ -1,0 +1,122 @@
+//! Records per second through the policy engine for 10, 100 and 1,000 log policies mixing
+//! regex, contains and attribute equality. Batches of 1,000 records; about 1 in 20 records
+//! is dropped, the rest pass, so the measured cost is mostly matching.
+//!
+//! `cargo bench -p weir-policy --bench policy_match`
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use weir_api::{Batch, Payload};
+use weir_policy::evaluate::{evaluate_logs, process};
+use weir_policy::parse::parse_document;
+use weir_policy::set::PolicySet;
+use weir_policy::stats::StatsRegistry;
+
+fn kv(k: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// `n` policies, a third each: body regex, body contains, attribute equality (plus a
+/// severity matcher on some, so policies have several matchers).
+fn policies(n: usize) -> PolicySet {
+    let mut doc = String::from("policies:\n");
+    for i in 0..n {
+        let m = match i % 3 {
+            0 => format!("      - {{log_field: body, regex: 'error code E{i:04}[0-9]+'}}\n"),
+            1 => format!(
+                "      - {{log_field: body, contains: 'checkout-{i}-failed'}}\n      - {{log_field: severity_text, exact: ERROR}}\n"
+            ),
+            _ => format!(
+                "      - {{log_attribute: user.id, equals: 'user-{i}'}}\n      - {{resource_attribute: service.name, exact: api}}\n"
+            ),
+        };
+        doc.push_str(&format!(
+            "  - id: p{i:05}\n    name: bench {i}\n    log:\n      match:\n{m}      keep: none\n"
+        ));
+    }
+    let parsed = parse_document(&doc, "bench").unwrap();
+    let set = PolicySet::build(parsed, &StatsRegistry::new());
+    assert!(set.entries.iter().all(|e| e.errors.is_empty()));
+    set
+}
+
+fn batch(records: usize, policies: usize) -> ExportLogsServiceRequest {
+    let log_records = (0..records)
+        .map(|i| {
+            // Every 20th record hits some policy; the others look alike but miss.
+            let hit = i % 20 == 0;
+            let p = (i / 20) % policies.max(1);
+            let body = match (hit, p % 3) {
+                (true, 0) => format!("request failed with error code E{p:04}17 at step {i}"),
+                (true, 1) => format!("order {i}: checkout-{p}-failed after retry"),
+                _ => format!(
+                    "GET /api/items/{i} completed in {} ms for tenant acme",
+                    i % 97
+                ),
+            };
+            let user = if hit && p % 3 == 2 {
+                format!("user-{p}")
+            } else {
+                format!("customer-{i}")
+            };
+            LogRecord {
+                severity_text: if hit { "ERROR" } else { "INFO" }.into(),
+                body: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(body)),
+                }),
+                attributes: vec![kv("user.id", &user), kv("http.method", "GET")],
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "api")],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("policy_match");
+    let records = 1000;
+    for n in [10usize, 100, 1000] {
+        let set = policies(n);
+        let req = batch(records, n);
+        let dropped = evaluate_logs(&set, &req, std::time::Instant::now()).dropped;
+        assert!(dropped > 0, "benchmark batch should hit some policies");
+        group.throughput(Throughput::Elements(records as u64));
+        group.bench_with_input(BenchmarkId::new("evaluate", n), &n, |b, _| {
+            b.iter(|| evaluate_logs(&set, &req, std::time::Instant::now()))
+        });
+        group.bench_with_input(BenchmarkId::new("process", n), &n, |b, _| {
+            b.iter_batched(
+                || Batch::new(Payload::Logs(req.clone())),
+                |mut batch| process(&set, &mut batch, false),
+                criterion::BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

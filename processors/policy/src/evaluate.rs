@@ -1,0 +1,695 @@
+//! Evaluation of a policy set on a batch: verdicts are computed first over the untouched
+//! batch, then applied in one pass, so an error before the apply step leaves the batch as it
+//! was (fail open).
+//!
+//! Keep resolution (specification sections 4.4, 5.1, 6.3, 10): of the non-shadow policies a
+//! record matches, the most restrictive one decides (`none`, then the lowest percentage, then
+//! rate limits, then `all`; ties go to the smallest policy id). Kept: every matching policy
+//! scores a hit. Dropped: the deciding policy scores a hit, the other matching policies a
+//! miss. Transforms of every matching policy run on kept records, policy by policy in id
+//! order, each policy's ops in the normative order remove, redact, rename, add (the order
+//! the public conformance suite checks; the specification leaves the interleaving across
+//! policies open).
+
+use std::time::Instant;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::metrics::v1::{metric::Data, Metric};
+use weir_api::{Batch, Payload};
+
+use crate::compile::{LogKeep, SamplingMode, Target, TraceKeep, TransformOp};
+use crate::matcher::{Facets, Test};
+use crate::record::{any_value, lookup, Context, Field, FieldValue, LogView, MetricView, Record};
+use crate::record::{SpanView, WellKnown};
+use crate::sampling::{self, MAX_THRESHOLD};
+use crate::set::{PolicySet, Scratch, SignalIndex};
+use crate::transform::LogTarget;
+
+impl Facets for LogView<'_> {}
+
+impl Facets for MetricView<'_> {
+    fn metric_type(&self) -> i32 {
+        match &self.metric.data {
+            Some(Data::Gauge(_)) => 1,
+            Some(Data::Sum(_)) => 2,
+            Some(Data::Histogram(_)) => 3,
+            Some(Data::ExponentialHistogram(_)) => 4,
+            Some(Data::Summary(_)) => 5,
+            None => 0,
+        }
+    }
+    fn temporality(&self) -> i32 {
+        match &self.metric.data {
+            Some(Data::Sum(s)) => s.aggregation_temporality,
+            Some(Data::Histogram(h)) => h.aggregation_temporality,
+            Some(Data::ExponentialHistogram(h)) => h.aggregation_temporality,
+            _ => 0,
+        }
+    }
+}
+
+impl Facets for SpanView<'_> {
+    fn span_kind(&self) -> i32 {
+        self.span.kind
+    }
+    fn span_status(&self) -> i32 {
+        self.span.status.as_ref().map_or(0, |s| s.code)
+    }
+    fn has_event(&self, name: &str) -> bool {
+        self.span.events.iter().any(|e| e.name == name)
+    }
+    fn event_attribute(&self, path: &[String], test: &Test) -> bool {
+        let mut values = self
+            .span
+            .events
+            .iter()
+            .map(|e| lookup(&e.attributes, path).and_then(any_value));
+        match test {
+            Test::Exists(false) => values.all(|v| v.is_none()),
+            t => values.any(|v| v.is_some() && t.check(v)),
+        }
+    }
+    fn links_to(&self, trace_id: &[u8]) -> bool {
+        self.span.links.iter().any(|l| l.trace_id == trace_id)
+    }
+}
+
+/// Policies of `index` matching `record`, appended to `out` in id order.
+fn matching<R: Record + Facets>(
+    set: &PolicySet,
+    index: &SignalIndex,
+    record: &R,
+    scratch: &mut Scratch,
+    out: &mut Vec<u32>,
+) {
+    out.clear();
+    index.candidates(record, scratch);
+    for &p in &scratch.candidates {
+        let Some(target) = &set.entries[p as usize].target else {
+            continue;
+        };
+        let anchor = index.anchor(p);
+        let all = target
+            .matchers()
+            .iter()
+            .enumerate()
+            .all(|(i, m)| Some(i) == anchor || m.matches(record));
+        if all {
+            out.push(p);
+        }
+    }
+}
+
+/// Scores hits and misses once the outcome is known.
+fn score(set: &PolicySet, matched: &[u32], kept: bool, winner: Option<u32>) {
+    for &p in matched {
+        let e = &set.entries[p as usize];
+        if kept || e.shadow || Some(p) == winner {
+            e.stats.hit();
+        } else {
+            e.stats.miss();
+        }
+    }
+}
+
+fn key_bytes<'a>(v: FieldValue<'a>, buf: &'a mut [u8; 8]) -> &'a [u8] {
+    match v {
+        FieldValue::Str(s) => s.as_bytes(),
+        FieldValue::Bytes(b) => b,
+        FieldValue::Int(i) => {
+            *buf = i.to_be_bytes();
+            buf
+        }
+        FieldValue::Double(d) => {
+            *buf = d.to_bits().to_be_bytes();
+            buf
+        }
+        FieldValue::Bool(b) => {
+            buf[0] = u8::from(b);
+            &buf[..1]
+        }
+        FieldValue::Other => &[],
+    }
+}
+
+/// One log policy's own keep decision for a record.
+fn log_keeps(target: &Target, view: &LogView<'_>, now: Instant) -> bool {
+    let Target::Log {
+        keep, sample_key, ..
+    } = target
+    else {
+        return true;
+    };
+    let key = sample_key
+        .as_ref()
+        .and_then(|f| view.value(f).map(|v| (f, v)));
+    match keep {
+        LogKeep::All => true,
+        LogKeep::None => false,
+        LogKeep::Percent { threshold, .. } => {
+            let r = match key {
+                None if sample_key.is_some() => return true,
+                None => sampling::random56(),
+                // A trace id key uses the trace id's own randomness, so logs and traces
+                // sampled at one rate keep the same traces.
+                Some((Field::Well(WellKnown::TraceId), FieldValue::Bytes(b))) => {
+                    sampling::id_randomness(b)
+                }
+                Some((_, v)) => {
+                    let mut buf = [0u8; 8];
+                    sampling::hashed_randomness(key_bytes(v, &mut buf))
+                }
+            };
+            r >= *threshold
+        }
+        LogKeep::Rate(limiter) => {
+            let hash = key.map(|(_, v)| {
+                let mut buf = [0u8; 8];
+                sampling::fnv1a64(&[key_bytes(v, &mut buf)])
+            });
+            limiter.admit(hash, now)
+        }
+    }
+}
+
+/// Verdicts for a logs request, one per record in traversal order.
+#[derive(Debug, Default)]
+pub struct LogVerdicts {
+    /// Keep flags.
+    pub keep: Vec<bool>,
+    /// Per record: range into `transform_policies`.
+    pub transforms: Vec<(u32, u32)>,
+    /// Policies whose transforms run, flat.
+    pub transform_policies: Vec<u32>,
+    /// Records dropped.
+    pub dropped: usize,
+}
+
+/// Decides every log record of `req`.
+pub fn evaluate_logs(set: &PolicySet, req: &ExportLogsServiceRequest, now: Instant) -> LogVerdicts {
+    let mut v = LogVerdicts::default();
+    let index = &set.logs;
+    if index.active == 0 {
+        return v;
+    }
+    let mut scratch = Scratch::new(set.entries.len());
+    let mut matched = Vec::new();
+    for rl in &req.resource_logs {
+        for sl in &rl.scope_logs {
+            let ctx = Context {
+                resource: rl.resource.as_ref(),
+                resource_schema_url: &rl.schema_url,
+                scope: sl.scope.as_ref(),
+                scope_schema_url: &sl.schema_url,
+            };
+            for record in &sl.log_records {
+                let view = LogView { ctx, record };
+                matching(set, index, &view, &mut scratch, &mut matched);
+                let winner = matched
+                    .iter()
+                    .copied()
+                    .filter(|p| !set.entries[*p as usize].shadow)
+                    .filter_map(|p| match &set.entries[p as usize].target {
+                        Some(Target::Log { keep, .. }) => Some((keep.rank(), p)),
+                        _ => None,
+                    })
+                    .min_by(|a, b| {
+                        a.0.partial_cmp(&b.0)
+                            .unwrap_or(std::cmp::Ordering::Equal)
+                            .then(a.1.cmp(&b.1))
+                    })
+                    .map(|(_, p)| p);
+                for &p in &matched {
+                    let e = &set.entries[p as usize];
+                    if e.shadow {
+                        if let Some(t) = &e.target {
+                            if !log_keeps(t, &view, now) {
+                                e.stats.shadow_drop();
+                            }
+                        }
+                    }
+                }
+                let kept = match winner.and_then(|w| set.entries[w as usize].target.as_ref()) {
+                    Some(t) => log_keeps(t, &view, now),
+                    None => true,
+                };
+                score(set, &matched, kept, winner);
+                let start = v.transform_policies.len() as u32;
+                if kept {
+                    for &p in &matched {
+                        let e = &set.entries[p as usize];
+                        if let Some(Target::Log { transform, .. }) = &e.target {
+                            if !e.shadow && !transform.is_empty() {
+                                v.transform_policies.push(p);
+                            }
+                        }
+                    }
+                } else {
+                    v.dropped += 1;
+                }
+                v.keep.push(kept);
+                v.transforms
+                    .push((start, v.transform_policies.len() as u32 - start));
+            }
+        }
+    }
+    v
+}
+
+/// Applies log verdicts: transforms on kept records, then drops.
+pub fn apply_logs(set: &PolicySet, req: &mut ExportLogsServiceRequest, v: &LogVerdicts) {
+    let mut i = 0usize;
+    for rl in &mut req.resource_logs {
+        for sl in &mut rl.scope_logs {
+            for record in &mut sl.log_records {
+                let (start, len) = v.transforms.get(i).copied().unwrap_or((0, 0));
+                i += 1;
+                if len == 0 {
+                    continue;
+                }
+                let policies = &v.transform_policies[start as usize..(start + len) as usize];
+                let mut target = LogTarget {
+                    record,
+                    resource: &mut rl.resource,
+                    resource_schema_url: &mut rl.schema_url,
+                    scope: &mut sl.scope,
+                    scope_schema_url: &mut sl.schema_url,
+                };
+                for &p in policies {
+                    let e = &set.entries[p as usize];
+                    let Some(Target::Log { transform, .. }) = &e.target else {
+                        continue;
+                    };
+                    for stage in 0..4 {
+                        let ops: &[TransformOp] = match stage {
+                            0 => &transform.remove,
+                            1 => &transform.redact,
+                            2 => &transform.rename,
+                            _ => &transform.add,
+                        };
+                        for op in ops {
+                            let applied = target.apply(op);
+                            e.stats.transform(stage, applied);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if v.dropped > 0 {
+        let mut i = 0usize;
+        for rl in &mut req.resource_logs {
+            for sl in &mut rl.scope_logs {
+                sl.log_records.retain(|_| {
+                    let k = v.keep.get(i).copied().unwrap_or(true);
+                    i += 1;
+                    k
+                });
+            }
+            rl.scope_logs.retain(|sl| !sl.log_records.is_empty());
+        }
+        req.resource_logs.retain(|rl| !rl.scope_logs.is_empty());
+    }
+}
+
+/// Verdicts for a metrics request: one keep flag per data point (or per metric without
+/// points), in traversal order.
+#[derive(Debug, Default)]
+pub struct MetricVerdicts {
+    /// Keep flags.
+    pub keep: Vec<bool>,
+    /// Items dropped.
+    pub dropped: usize,
+}
+
+fn point_attributes(m: &Metric) -> Vec<&[KeyValue]> {
+    match &m.data {
+        Some(Data::Gauge(g)) => g.data_points.iter().map(|p| &p.attributes[..]).collect(),
+        Some(Data::Sum(s)) => s.data_points.iter().map(|p| &p.attributes[..]).collect(),
+        Some(Data::Histogram(h)) => h.data_points.iter().map(|p| &p.attributes[..]).collect(),
+        Some(Data::ExponentialHistogram(h)) => {
+            h.data_points.iter().map(|p| &p.attributes[..]).collect()
+        }
+        Some(Data::Summary(s)) => s.data_points.iter().map(|p| &p.attributes[..]).collect(),
+        None => vec![],
+    }
+}
+
+/// Decides every metric data point of `req`. A metric without points is decided once.
+pub fn evaluate_metrics(set: &PolicySet, req: &ExportMetricsServiceRequest) -> MetricVerdicts {
+    let mut v = MetricVerdicts::default();
+    let index = &set.metrics;
+    if index.active == 0 {
+        return v;
+    }
+    let mut scratch = Scratch::new(set.entries.len());
+    let mut matched = Vec::new();
+    let empty: &[KeyValue] = &[];
+    for rm in &req.resource_metrics {
+        for sm in &rm.scope_metrics {
+            let ctx = Context {
+                resource: rm.resource.as_ref(),
+                resource_schema_url: &rm.schema_url,
+                scope: sm.scope.as_ref(),
+                scope_schema_url: &sm.schema_url,
+            };
+            for metric in &sm.metrics {
+                let mut points = point_attributes(metric);
+                if points.is_empty() {
+                    points.push(empty);
+                }
+                for point_attributes in points {
+                    let view = MetricView {
+                        ctx,
+                        metric,
+                        point_attributes,
+                    };
+                    matching(set, index, &view, &mut scratch, &mut matched);
+                    let mut winner = None;
+                    for &p in &matched {
+                        let e = &set.entries[p as usize];
+                        if let Some(Target::Metric { keep: false, .. }) = &e.target {
+                            if e.shadow {
+                                e.stats.shadow_drop();
+                            } else if winner.is_none() {
+                                winner = Some(p);
+                            }
+                        }
+                    }
+                    let kept = winner.is_none();
+                    score(set, &matched, kept, winner);
+                    if !kept {
+                        v.dropped += 1;
+                    }
+                    v.keep.push(kept);
+                }
+            }
+        }
+    }
+    v
+}
+
+fn point_count(m: &Metric) -> usize {
+    match &m.data {
+        Some(Data::Gauge(g)) => g.data_points.len(),
+        Some(Data::Sum(s)) => s.data_points.len(),
+        Some(Data::Histogram(h)) => h.data_points.len(),
+        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+        Some(Data::Summary(s)) => s.data_points.len(),
+        None => 0,
+    }
+}
+
+fn retain_points(m: &mut Metric, mut keep: impl FnMut() -> bool) {
+    match &mut m.data {
+        Some(Data::Gauge(g)) => g.data_points.retain(|_| keep()),
+        Some(Data::Sum(s)) => s.data_points.retain(|_| keep()),
+        Some(Data::Histogram(h)) => h.data_points.retain(|_| keep()),
+        Some(Data::ExponentialHistogram(h)) => h.data_points.retain(|_| keep()),
+        Some(Data::Summary(s)) => s.data_points.retain(|_| keep()),
+        None => {}
+    }
+}
+
+/// Drops the data points (and metrics left without points) the verdicts say.
+pub fn apply_metrics(req: &mut ExportMetricsServiceRequest, v: &MetricVerdicts) {
+    if v.dropped == 0 {
+        return;
+    }
+    let mut i = 0usize;
+    for rm in &mut req.resource_metrics {
+        for sm in &mut rm.scope_metrics {
+            sm.metrics.retain_mut(|m| {
+                let n = point_count(m);
+                if n == 0 {
+                    let k = v.keep.get(i).copied().unwrap_or(true);
+                    i += 1;
+                    return k;
+                }
+                retain_points(m, || {
+                    let k = v.keep.get(i).copied().unwrap_or(true);
+                    i += 1;
+                    k
+                });
+                point_count(m) > 0
+            });
+        }
+        rm.scope_metrics.retain(|sm| !sm.metrics.is_empty());
+    }
+    req.resource_metrics
+        .retain(|rm| !rm.scope_metrics.is_empty());
+}
+
+/// One span's sampling outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpanDecision {
+    /// Keep the span.
+    pub keep: bool,
+    /// New tracestate, when it changes.
+    pub tracestate: Option<String>,
+}
+
+/// Applies one trace policy's sampling to a span (specification section 6.3).
+pub fn sample_span(k: &TraceKeep, trace_id: &[u8], tracestate: &str) -> SpanDecision {
+    let keep_with = |th: Option<u64>| SpanDecision {
+        keep: true,
+        tracestate: Some(sampling::write_th(
+            tracestate,
+            th.map(|t| sampling::encode_threshold(t, k.precision))
+                .as_deref(),
+        )),
+    };
+    let drop = SpanDecision {
+        keep: false,
+        tracestate: None,
+    };
+    if k.percent >= 100.0 {
+        return keep_with(Some(0));
+    }
+    if k.percent <= 0.0 {
+        return drop;
+    }
+    let ot = sampling::read_ot(tracestate);
+    if let (Some(rv), Some(th)) = (ot.rv, ot.th) {
+        if rv < th {
+            // Inconsistent: keep, and erase the threshold (OpenTelemetry tracestate rules).
+            return keep_with(None);
+        }
+    }
+    let randomness = if k.mode == SamplingMode::HashSeed && k.seed != 0 {
+        (!trace_id.is_empty()).then(|| sampling::seeded_randomness(trace_id, k.seed))
+    } else {
+        ot.rv
+            .or_else(|| (!trace_id.is_empty()).then(|| sampling::id_randomness(trace_id)))
+    };
+    let Some(r) = randomness else {
+        return SpanDecision {
+            keep: !k.fail_closed,
+            tracestate: None,
+        };
+    };
+    let t = match k.mode {
+        SamplingMode::HashSeed => sampling::threshold_for_percent(k.percent, k.precision),
+        SamplingMode::Proportional => {
+            let incoming = sampling::probability(ot.th.unwrap_or(0));
+            let p = k.percent / 100.0 * incoming;
+            let t = sampling::threshold_for_probability(p, k.precision);
+            if t >= MAX_THRESHOLD {
+                return drop;
+            }
+            t
+        }
+        SamplingMode::Equalizing => {
+            let target = sampling::threshold_for_percent(k.percent, k.precision);
+            match ot.th {
+                Some(ts) if ts > target => {
+                    return SpanDecision {
+                        keep: true,
+                        tracestate: None,
+                    }
+                }
+                _ => target,
+            }
+        }
+    };
+    if r >= t {
+        keep_with(Some(t))
+    } else {
+        drop
+    }
+}
+
+/// Verdicts for a traces request, one per span in traversal order.
+#[derive(Debug, Default)]
+pub struct TraceVerdicts {
+    /// Decisions.
+    pub spans: Vec<SpanDecision>,
+    /// Spans dropped.
+    pub dropped: usize,
+    /// Spans whose tracestate changes.
+    pub rewritten: usize,
+}
+
+/// Decides every span of `req`.
+pub fn evaluate_traces(set: &PolicySet, req: &ExportTraceServiceRequest) -> TraceVerdicts {
+    let mut v = TraceVerdicts::default();
+    let index = &set.traces;
+    if index.active == 0 {
+        return v;
+    }
+    let mut scratch = Scratch::new(set.entries.len());
+    let mut matched = Vec::new();
+    for rs in &req.resource_spans {
+        for ss in &rs.scope_spans {
+            let ctx = Context {
+                resource: rs.resource.as_ref(),
+                resource_schema_url: &rs.schema_url,
+                scope: ss.scope.as_ref(),
+                scope_schema_url: &ss.schema_url,
+            };
+            for span in &ss.spans {
+                let view = SpanView { ctx, span };
+                matching(set, index, &view, &mut scratch, &mut matched);
+                let mut winner: Option<(f64, u32)> = None;
+                for &p in &matched {
+                    let e = &set.entries[p as usize];
+                    let Some(Target::Trace { keep, .. }) = &e.target else {
+                        continue;
+                    };
+                    if e.shadow {
+                        if !sample_span(keep, &span.trace_id, &span.trace_state).keep {
+                            e.stats.shadow_drop();
+                        }
+                    } else if winner.is_none_or(|(pct, _)| keep.percent < pct) {
+                        winner = Some((keep.percent, p));
+                    }
+                }
+                let decision = match winner.map(|(_, p)| &set.entries[p as usize].target) {
+                    Some(Some(Target::Trace { keep, .. })) => {
+                        sample_span(keep, &span.trace_id, &span.trace_state)
+                    }
+                    _ => SpanDecision {
+                        keep: true,
+                        tracestate: None,
+                    },
+                };
+                let decision = SpanDecision {
+                    tracestate: decision
+                        .tracestate
+                        .filter(|t| decision.keep && *t != span.trace_state),
+                    keep: decision.keep,
+                };
+                score(set, &matched, decision.keep, winner.map(|(_, p)| p));
+                if !decision.keep {
+                    v.dropped += 1;
+                }
+                if decision.tracestate.is_some() {
+                    v.rewritten += 1;
+                }
+                v.spans.push(decision);
+            }
+        }
+    }
+    v
+}
+
+/// Writes new tracestates and drops spans as decided.
+pub fn apply_traces(req: &mut ExportTraceServiceRequest, v: &mut TraceVerdicts) {
+    let mut i = 0usize;
+    for rs in &mut req.resource_spans {
+        for ss in &mut rs.scope_spans {
+            for span in &mut ss.spans {
+                if let Some(d) = v.spans.get_mut(i) {
+                    if let Some(t) = d.tracestate.take() {
+                        span.trace_state = t;
+                    }
+                }
+                i += 1;
+            }
+        }
+    }
+    if v.dropped > 0 {
+        let mut i = 0usize;
+        for rs in &mut req.resource_spans {
+            for ss in &mut rs.scope_spans {
+                ss.spans.retain(|_| {
+                    let k = v.spans.get(i).is_none_or(|d| d.keep);
+                    i += 1;
+                    k
+                });
+            }
+            rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+        }
+        req.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+    }
+}
+
+/// What a run over one batch decided.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Items (records, spans, data points) dropped, or that would be in shadow mode.
+    pub dropped: usize,
+    /// Whether the batch was changed.
+    pub changed: bool,
+}
+
+/// Runs `set` over `batch`. With `shadow`, everything is decided and counted but the batch
+/// is left as it is. The batch is only borrowed mutably when something changes, so an
+/// untouched batch keeps its original encoding.
+pub fn process(set: &PolicySet, batch: &mut Batch, shadow: bool) -> Outcome {
+    let now = Instant::now();
+    match batch.payload() {
+        Payload::Logs(req) => {
+            let v = evaluate_logs(set, req, now);
+            let change = v.dropped > 0 || !v.transform_policies.is_empty();
+            if shadow || !change {
+                return Outcome {
+                    dropped: v.dropped,
+                    changed: false,
+                };
+            }
+            if let Payload::Logs(req) = batch.payload_mut() {
+                apply_logs(set, req, &v);
+            }
+            Outcome {
+                dropped: v.dropped,
+                changed: true,
+            }
+        }
+        Payload::Metrics(req) => {
+            let v = evaluate_metrics(set, req);
+            if shadow || v.dropped == 0 {
+                return Outcome {
+                    dropped: v.dropped,
+                    changed: false,
+                };
+            }
+            if let Payload::Metrics(req) = batch.payload_mut() {
+                apply_metrics(req, &v);
+            }
+            Outcome {
+                dropped: v.dropped,
+                changed: true,
+            }
+        }
+        Payload::Traces(req) => {
+            let mut v = evaluate_traces(set, req);
+            if shadow || (v.dropped == 0 && v.rewritten == 0) {
+                return Outcome {
+                    dropped: v.dropped,
+                    changed: false,
+                };
+            }
+            if let Payload::Traces(req) = batch.payload_mut() {
+                apply_traces(req, &mut v);
+            }
+            Outcome {
+                dropped: v.dropped,
+                changed: true,
+            }
+        }
+    }
+}

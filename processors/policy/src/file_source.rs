@@ -1,0 +1,82 @@
+//! Policies from local files or directories, reloaded when a file changes (polling the
+//! files' modification times and sizes, so it works on every filesystem and in containers).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use crate::active::ActivePolicies;
+use crate::load::{load_path, policy_files};
+
+type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
+
+fn fingerprint(path: &Path) -> Option<Fingerprint> {
+    let files = policy_files(path).ok()?;
+    Some(
+        files
+            .into_iter()
+            .map(|f| {
+                let meta = std::fs::metadata(&f).ok();
+                let modified = meta.as_ref().and_then(|m| m.modified().ok());
+                let len = meta.map_or(0, |m| m.len());
+                (f, modified, len)
+            })
+            .collect(),
+    )
+}
+
+/// One `file` source.
+pub struct FileSource {
+    path: PathBuf,
+    index: usize,
+    active: Arc<ActivePolicies>,
+    seen: Mutex<Option<Fingerprint>>,
+}
+
+impl FileSource {
+    /// A source reading `path` into slot `index` of `active`.
+    pub fn new(path: PathBuf, index: usize, active: Arc<ActivePolicies>) -> Self {
+        FileSource {
+            path,
+            index,
+            active,
+            seen: Mutex::new(None),
+        }
+    }
+
+    /// Loads the files if they changed since the last load. A load where some document does
+    /// not parse, or the path is unreadable, keeps the policies in force (an editor may be
+    /// half-way through a save). Returns whether the policy set was replaced.
+    pub fn reload_if_changed(&self) -> bool {
+        let now = fingerprint(&self.path);
+        {
+            let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if now.is_some() && *seen == now {
+                return false;
+            }
+        }
+        let loaded = load_path(&self.path);
+        if !loaded.errors.is_empty() {
+            for e in &loaded.errors {
+                tracing::warn!(path = %self.path.display(), error = %e, "policy file not loaded; keeping the policies in force");
+            }
+            return false;
+        }
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = now;
+        let set = self.active.replace(self.index, loaded.policies);
+        tracing::info!(path = %self.path.display(), policies = set.entries.len(), "policies loaded");
+        true
+    }
+
+    /// Polls for changes every `interval` until the task is aborted.
+    pub async fn watch(self: Arc<Self>, interval: Duration) {
+        let mut tick = tokio::time::interval(interval.max(Duration::from_millis(50)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let me = self.clone();
+            // File IO off the async workers.
+            let _ = tokio::task::spawn_blocking(move || me.reload_if_changed()).await;
+        }
+    }
+}

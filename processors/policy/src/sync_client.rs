@@ -1,0 +1,394 @@
+//! The edge side of `PolicyService.Sync`: polls a control plane (gRPC, or HTTP POST
+//! `/v1/policy/sync` with a protobuf or JSON body), reports per-policy status, and keeps the
+//! last good policy list on disk so an edge that starts while the control plane is down
+//! enforces its last policies.
+//!
+//! Rules: a response that cannot be decoded, an HTTP error, a gRPC error or a response with
+//! `error_message` never changes the policies in force. A response whose `hash` equals the
+//! last one applied changes nothing. Otherwise the response's policy list replaces this
+//! source's policies (`SYNC_TYPE_FULL`, or an unspecified type with a non-empty list; an
+//! unspecified type with an empty list is read as "no change"). The next poll comes after the
+//! server's `recommended_sync_interval_seconds`, or the configured interval when it gives none.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use prost::Message;
+
+use crate::active::ActivePolicies;
+use crate::parse::ParsedPolicy;
+use crate::proto::{self, policy_service_client::PolicyServiceClient};
+use crate::sync_json;
+
+/// How a sync request travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// gRPC `tero.policy.v1.PolicyService/Sync`.
+    Grpc,
+    /// HTTP POST with a protobuf body.
+    HttpProtobuf,
+    /// HTTP POST with a JSON body.
+    HttpJson,
+}
+
+/// What a sync client needs to know.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// gRPC endpoint (`http://host:port`) or full HTTP URL (`http://host:port/v1/policy/sync`).
+    pub endpoint: String,
+    /// Transport.
+    pub transport: Transport,
+    /// Poll interval when the server recommends none.
+    pub interval: Duration,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Headers (gRPC metadata) sent with every request.
+    pub headers: Vec<(String, String)>,
+    /// Where the last good response is kept; `None`: no cache.
+    pub cache_file: Option<PathBuf>,
+    /// Sent as `ClientMetadata.resource_attributes` (service.name, service.instance.id, ...).
+    pub resource_attributes: Vec<(String, String)>,
+    /// Sent as `ClientMetadata.labels`.
+    pub labels: Vec<(String, String)>,
+}
+
+/// Why one sync attempt failed (the policies in force stay).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Transport-level failure.
+    #[error("sync with {endpoint} failed: {message}")]
+    Transport {
+        /// The endpoint.
+        endpoint: String,
+        /// What happened.
+        message: String,
+    },
+    /// The server answered something unusable.
+    #[error("sync with {endpoint}: bad response: {message}")]
+    BadResponse {
+        /// The endpoint.
+        endpoint: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+#[derive(Default)]
+struct SyncState {
+    last_hash: String,
+    last_sync_nanos: u64,
+    reported: HashMap<String, [i64; 10]>,
+}
+
+/// One remote source.
+pub struct SyncClient {
+    settings: SyncSettings,
+    index: usize,
+    active: Arc<ActivePolicies>,
+    state: Mutex<SyncState>,
+    http: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Full<Bytes>,
+    >,
+}
+
+fn kv(k: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: k.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.to_string())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Policies of a response as a source's list. The wire has no presence for
+/// `LogRedact.replacement`; an empty one is read as the specification's default.
+fn to_parsed(policies: Vec<proto::Policy>) -> Vec<ParsedPolicy> {
+    policies
+        .into_iter()
+        .map(|mut p| {
+            if let Some(proto::policy::Target::Log(l)) = &mut p.target {
+                if let Some(t) = &mut l.transform {
+                    for r in &mut t.redact {
+                        if r.replacement.is_empty() {
+                            r.replacement = "[REDACTED]".to_string();
+                        }
+                    }
+                }
+            }
+            ParsedPolicy {
+                id: p.id.clone(),
+                policy: Ok(p),
+            }
+        })
+        .collect()
+}
+
+impl SyncClient {
+    /// A client filling slot `index` of `active`.
+    pub fn new(settings: SyncSettings, index: usize, active: Arc<ActivePolicies>) -> Self {
+        let http =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        SyncClient {
+            settings,
+            index,
+            active,
+            state: Mutex::new(SyncState::default()),
+            http,
+        }
+    }
+
+    /// Loads the cached response, if any. A missing or corrupt cache changes nothing.
+    /// Returns whether policies were loaded.
+    pub fn load_cache(&self) -> bool {
+        let Some(path) = &self.settings.cache_file else {
+            return false;
+        };
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "policy cache not readable");
+                return false;
+            }
+        };
+        match proto::SyncResponse::decode(bytes.as_slice()) {
+            Ok(r) => {
+                let n = r.policies.len();
+                self.active.replace(self.index, to_parsed(r.policies));
+                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                st.last_hash = r.hash;
+                tracing::info!(path = %path.display(), policies = n, "policies loaded from cache");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "policy cache is corrupt; ignored");
+                false
+            }
+        }
+    }
+
+    fn write_cache(&self, r: &proto::SyncResponse) {
+        let Some(path) = &self.settings.cache_file else {
+            return;
+        };
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = path.with_extension("tmp");
+            {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(&r.encode_to_vec())?;
+                f.sync_all()?;
+            }
+            std::fs::rename(&tmp, path)
+        };
+        if let Err(e) = write() {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the policy cache");
+        }
+    }
+
+    /// The request for the next sync: metadata, and each policy's counts since the last
+    /// successful sync.
+    fn request(&self) -> (proto::SyncRequest, HashMap<String, [i64; 10]>) {
+        let set = self.active.current();
+        let mine: std::collections::HashSet<String> =
+            self.active.ids_of(self.index).into_iter().collect();
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut now_counts = HashMap::new();
+        let mut statuses = Vec::new();
+        for e in set.entries.iter().filter(|e| mine.contains(&e.id)) {
+            let s = &e.stats;
+            let mut c = [0i64; 10];
+            c[0] = s.hits.load(Ordering::Relaxed) as i64;
+            c[1] = s.misses.load(Ordering::Relaxed) as i64;
+            for (i, stage) in s.stages.iter().enumerate() {
+                c[2 + 2 * i] = stage.hits.load(Ordering::Relaxed) as i64;
+                c[3 + 2 * i] = stage.misses.load(Ordering::Relaxed) as i64;
+            }
+            let before = st.reported.get(&e.id).copied().unwrap_or_default();
+            let d: Vec<i64> = c.iter().zip(before).map(|(a, b)| (a - b).max(0)).collect();
+            let stage = |i: usize| {
+                (d[2 + 2 * i] + d[3 + 2 * i] > 0).then(|| proto::TransformStageStatus {
+                    hits: d[2 + 2 * i],
+                    misses: d[3 + 2 * i],
+                })
+            };
+            statuses.push(proto::PolicySyncStatus {
+                id: e.id.clone(),
+                match_hits: d[0],
+                match_misses: d[1],
+                errors: e.errors.clone(),
+                remove: stage(0),
+                redact: stage(1),
+                rename: stage(2),
+                add: stage(3),
+            });
+            now_counts.insert(e.id.clone(), c);
+        }
+        let req = proto::SyncRequest {
+            client_metadata: Some(proto::ClientMetadata {
+                supported_policy_stages: vec![
+                    proto::PolicyStage::LogFilter as i32,
+                    proto::PolicyStage::LogTransform as i32,
+                    proto::PolicyStage::MetricFilter as i32,
+                    proto::PolicyStage::TraceSampling as i32,
+                ],
+                labels: self.settings.labels.iter().map(|(k, v)| kv(k, v)).collect(),
+                resource_attributes: self
+                    .settings
+                    .resource_attributes
+                    .iter()
+                    .map(|(k, v)| kv(k, v))
+                    .collect(),
+                supported_extensions: vec![],
+            }),
+            full_sync: st.last_hash.is_empty(),
+            last_sync_timestamp_unix_nano: st.last_sync_nanos,
+            last_successful_hash: st.last_hash.clone(),
+            policy_statuses: statuses,
+        };
+        (req, now_counts)
+    }
+
+    async fn send(&self, req: proto::SyncRequest) -> Result<proto::SyncResponse, SyncError> {
+        let endpoint = self.settings.endpoint.clone();
+        let transport_err = |message: String| SyncError::Transport {
+            endpoint: endpoint.clone(),
+            message,
+        };
+        let bad = |message: String| SyncError::BadResponse {
+            endpoint: endpoint.clone(),
+            message,
+        };
+        match self.settings.transport {
+            Transport::Grpc => {
+                let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+                    .map_err(|e| transport_err(e.to_string()))?
+                    .timeout(self.settings.timeout)
+                    .connect_timeout(self.settings.timeout)
+                    .connect()
+                    .await
+                    .map_err(|e| transport_err(e.to_string()))?;
+                let mut client = PolicyServiceClient::new(channel);
+                let mut request = tonic::Request::new(req);
+                for (k, v) in &self.settings.headers {
+                    if let (Ok(k), Ok(v)) = (
+                        k.parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>(),
+                        v.parse(),
+                    ) {
+                        request.metadata_mut().insert(k, v);
+                    }
+                }
+                client
+                    .sync(request)
+                    .await
+                    .map(tonic::Response::into_inner)
+                    .map_err(|s| transport_err(format!("{}: {}", s.code(), s.message())))
+            }
+            Transport::HttpProtobuf | Transport::HttpJson => {
+                let json = self.settings.transport == Transport::HttpJson;
+                let (ctype, body) = if json {
+                    ("application/json", sync_json::encode_request(&req))
+                } else {
+                    ("application/x-protobuf", req.encode_to_vec())
+                };
+                let mut builder = http::Request::post(&endpoint).header("content-type", ctype);
+                for (k, v) in &self.settings.headers {
+                    builder = builder.header(k.as_str(), v.as_str());
+                }
+                let request = builder
+                    .body(Full::new(Bytes::from(body)))
+                    .map_err(|e| transport_err(e.to_string()))?;
+                let resp = tokio::time::timeout(self.settings.timeout, self.http.request(request))
+                    .await
+                    .map_err(|_| transport_err("timed out".into()))?
+                    .map_err(|e| transport_err(e.to_string()))?;
+                let status = resp.status();
+                let body = tokio::time::timeout(self.settings.timeout, resp.into_body().collect())
+                    .await
+                    .map_err(|_| transport_err("timed out reading the body".into()))?
+                    .map_err(|e| transport_err(e.to_string()))?
+                    .to_bytes();
+                if !status.is_success() {
+                    return Err(bad(format!("HTTP {status}")));
+                }
+                if json {
+                    sync_json::decode_response(&body).map_err(|e| bad(e.to_string()))
+                } else {
+                    proto::SyncResponse::decode(body).map_err(|e| bad(e.to_string()))
+                }
+            }
+        }
+    }
+
+    /// One sync round. Returns the interval the server recommends (if any).
+    pub async fn sync_once(&self) -> Result<Option<Duration>, SyncError> {
+        let (req, counts) = self.request();
+        let resp = self.send(req).await?;
+        if !resp.error_message.is_empty() {
+            return Err(SyncError::BadResponse {
+                endpoint: self.settings.endpoint.clone(),
+                message: format!("server error: {}", resp.error_message),
+            });
+        }
+        let interval = (resp.recommended_sync_interval_seconds > 0)
+            .then(|| Duration::from_secs(u64::from(resp.recommended_sync_interval_seconds)));
+        let unchanged = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            // The statuses were delivered: the next report starts from these counts.
+            st.reported = counts;
+            st.last_sync_nanos = if resp.sync_timestamp_unix_nano > 0 {
+                resp.sync_timestamp_unix_nano
+            } else {
+                now_nanos()
+            };
+            let same_hash = !resp.hash.is_empty() && resp.hash == st.last_hash;
+            let full = resp.sync_type == proto::SyncType::Full as i32;
+            same_hash || (!full && resp.policies.is_empty())
+        };
+        if !unchanged {
+            self.write_cache(&resp);
+            let n = resp.policies.len();
+            let hash = resp.hash.clone();
+            self.active.replace(self.index, to_parsed(resp.policies));
+            self.state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .last_hash = hash;
+            tracing::info!(endpoint = %self.settings.endpoint, policies = n, "policies synced");
+        }
+        Ok(interval)
+    }
+
+    /// Polls until the task is aborted.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            let next = match self.sync_once().await {
+                Ok(Some(i)) => i,
+                Ok(None) => self.settings.interval,
+                Err(e) => {
+                    tracing::warn!(error = %e, "policy sync failed; keeping the policies in force");
+                    self.settings.interval
+                }
+            };
+            tokio::time::sleep(next.max(Duration::from_millis(100))).await;
+        }
+    }
+}
