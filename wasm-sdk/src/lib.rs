@@ -1,1 +1,183 @@
-//! Guest-side SDK for Weir WASM processors (see ABI.md).
+//! Write Weir processors in Rust, compile them to `wasm32-unknown-unknown`, and run them
+//! sandboxed inside Weir's `wasm` processor. The ABI underneath is in `ABI.md`; the guide is
+//! in `README.md`.
+//!
+//! ```ignore
+//! use weir_wasm_sdk::{export, Error, Logs, Processor};
+//!
+//! struct DropDebug { min: i32 }
+//!
+//! impl Processor for DropDebug {
+//!     fn init(config: &serde_json::Value) -> Result<Self, Error> {
+//!         Ok(DropDebug { min: config["min_severity"].as_i64().unwrap_or(9) as i32 })
+//!     }
+//!     fn process_logs(&mut self, logs: &mut Logs) -> Result<(), Error> {
+//!         logs.retain_view(|r| r.severity_number() >= self.min)
+//!     }
+//! }
+//!
+//! export!(DropDebug);
+//! ```
+
+mod batch;
+pub mod boundary;
+pub mod otlp;
+mod view;
+
+pub use batch::{point_count, Answer, Logs, Metrics, Spans};
+pub use serde_json;
+pub use view::{LogRecordView, MalformedProtobuf, SpanView};
+
+use otlp::common::v1::{any_value, AnyValue, KeyValue};
+
+/// A processor failed on a batch or its config: the host passes the batch on unprocessed
+/// (or, at init, refuses to start the module) and logs the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(String);
+
+impl Error {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Error(message.into())
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A user processor. Each method sees one whole batch; the defaults leave it unchanged
+/// without decoding it.
+pub trait Processor: Sized + 'static {
+    /// Builds the processor from the `config:` section of its YAML (as JSON; `Null` when
+    /// absent). An error stops Weir from starting with this module.
+    fn init(config: &serde_json::Value) -> Result<Self, Error>;
+
+    /// Decides which log records to keep (`retain`, `retain_view`) and edits them
+    /// (`for_each_mut`, `request_mut`).
+    fn process_logs(&mut self, _logs: &mut Logs<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// The same for spans.
+    fn process_spans(&mut self, _spans: &mut Spans<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// The same for metrics (items are data points).
+    fn process_metrics(&mut self, _metrics: &mut Metrics<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// Log levels of [`log`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Very detailed.
+    Trace = 0,
+    /// Detailed.
+    Debug = 1,
+    /// Normal.
+    Info = 2,
+    /// Something to look at.
+    Warn = 3,
+    /// Something failed.
+    Error = 4,
+}
+
+/// Writes a line to Weir's log, tagged with the module (at most 32 lines per call are kept).
+pub fn log(level: Level, message: &str) {
+    boundary::host_log(level, message);
+}
+
+/// The string value of attribute `key`, if present and a string.
+pub fn attribute_str<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(s) => Some(s.as_str()),
+            _ => None,
+        }
+    })
+}
+
+/// Sets attribute `key` to the string `value`, replacing an existing value.
+pub fn set_attribute_str(attributes: &mut Vec<KeyValue>, key: &str, value: impl Into<String>) {
+    let value = Some(AnyValue {
+        value: Some(any_value::Value::StringValue(value.into())),
+    });
+    match attributes.iter_mut().find(|kv| kv.key == key) {
+        Some(kv) => kv.value = value,
+        None => attributes.push(KeyValue {
+            key: key.to_string(),
+            value,
+            ..Default::default()
+        }),
+    }
+}
+
+/// Removes attribute `key`; returns whether it was there.
+pub fn remove_attribute(attributes: &mut Vec<KeyValue>, key: &str) -> bool {
+    let before = attributes.len();
+    attributes.retain(|kv| kv.key != key);
+    attributes.len() != before
+}
+
+/// Exports a [`Processor`] type as the module's ABI entry points (`weir_abi_version`,
+/// `weir_alloc`, `weir_init`, `weir_process_logs`, `weir_process_traces`,
+/// `weir_process_metrics`). Use once per module, at the crate root.
+#[macro_export]
+macro_rules! export {
+    ($processor:ty) => {
+        ::std::thread_local! {
+            static __WEIR_PROCESSOR: ::std::cell::RefCell<::std::option::Option<$processor>> =
+                const { ::std::cell::RefCell::new(::std::option::Option::None) };
+        }
+
+        /// ABI entry point: the ABI version.
+        // The host looks exports up by these exact names.
+        #[allow(unsafe_code)]
+        #[no_mangle]
+        pub extern "C" fn weir_abi_version() -> i32 {
+            $crate::boundary::ABI_VERSION
+        }
+
+        /// ABI entry point: a buffer for the host to write into.
+        #[allow(unsafe_code)]
+        #[no_mangle]
+        pub extern "C" fn weir_alloc(len: i32) -> i32 {
+            $crate::boundary::alloc(len)
+        }
+
+        /// ABI entry point: config.
+        #[allow(unsafe_code)]
+        #[no_mangle]
+        pub extern "C" fn weir_init(ptr: i32, len: i32) -> i32 {
+            $crate::boundary::init::<$processor>(&__WEIR_PROCESSOR, ptr, len)
+        }
+
+        /// ABI entry point: a batch of logs.
+        #[allow(unsafe_code)]
+        #[no_mangle]
+        pub extern "C" fn weir_process_logs(ptr: i32, len: i32) -> i32 {
+            $crate::boundary::process_logs::<$processor>(&__WEIR_PROCESSOR, ptr, len)
+        }
+
+        /// ABI entry point: a batch of spans.
+        #[allow(unsafe_code)]
+        #[no_mangle]
+        pub extern "C" fn weir_process_traces(ptr: i32, len: i32) -> i32 {
+            $crate::boundary::process_traces::<$processor>(&__WEIR_PROCESSOR, ptr, len)
+        }
+
+        /// ABI entry point: a batch of metrics.
+        #[allow(unsafe_code)]
+        #[no_mangle]
+        pub extern "C" fn weir_process_metrics(ptr: i32, len: i32) -> i32 {
+            $crate::boundary::process_metrics::<$processor>(&__WEIR_PROCESSOR, ptr, len)
+        }
+    };
+}

@@ -1,6 +1,73 @@
-//! Sandboxed WASM processors on wasmtime
+//! Sandboxed WASM processors: user code compiled to wasm32 runs on every batch of a logs,
+//! traces or metrics pipeline, inside wasmtime, with a memory cap, a deadline per batch and no
+//! access to files, network, clocks or the environment.
+//!
+//! ```yaml
+//! processors:
+//!   wasm/drop_debug:
+//!     module: plugins/severity_filter.wasm   # compiled once at start
+//!     config:                                # any YAML, handed to the guest as JSON
+//!       min_severity: 9
+//!     memory_limit_mib: 64                   # default 64
+//!     timeout: 100ms                         # per batch, default 100ms
+//!     on_error: pass                         # pass (default, fail open) | drop
+//! ```
+//!
+//! The guest sees a whole batch per call as OTLP protobuf bytes and answers "unchanged", one
+//! keep/drop verdict per item, or replacement bytes (the ABI is in `wasm-sdk/ABI.md`). Any
+//! guest failure (trap, deadline, memory cap, panic, malformed or oversized answer, missing
+//! export) leaves the batch as it was (or drops it with `on_error: drop`), throws the instance
+//! away, raises `weir_wasm_failures_total{module,cause}` and logs the module and the cause.
+
+mod config;
+mod engine;
+mod guest;
+mod outcome;
+mod stage;
 
 use weir_api::Registry;
 
-/// Adds this crate's component types to the registry.
-pub fn register(_registry: &mut Registry) {}
+pub use config::{Capabilities, OnError, WasmConfig, WasmFactory};
+pub use guest::{FailureCause, ABI_VERSION};
+pub use stage::WasmStage;
+
+/// The component type name in configs.
+pub const TYPE_NAME: &str = "wasm";
+
+/// Adds the `wasm` processor type to the registry.
+pub fn register(registry: &mut Registry) {
+    registry.processor(TYPE_NAME, WasmFactory);
+}
+
+/// Why a module could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum WasmError {
+    /// The file could not be read.
+    #[error("cannot read WASM module {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// wasmtime rejected the module, or creating or initialising an instance failed.
+    #[error("WASM module {path}: {what}: {source}")]
+    Wasmtime {
+        /// The file.
+        path: String,
+        /// The step that failed.
+        what: &'static str,
+        /// What wasmtime said.
+        #[source]
+        source: wasmtime::Error,
+    },
+    /// The module does not follow the Weir ABI.
+    #[error("WASM module {path}: {message} (see wasm-sdk/ABI.md)")]
+    Abi {
+        /// The file.
+        path: String,
+        /// What is missing or wrong.
+        message: String,
+    },
+}

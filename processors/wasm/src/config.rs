@@ -1,0 +1,211 @@
+//! The `wasm` processor's config, its factory, and loading the module at parse time.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use wasmtime::Module;
+use weir_api::{
+    parse_component_config, BuildContext, BuildError, ConfigErrors, Consumer, ProcessorConfig,
+    ProcessorFactory, Signal, SignalSet, Stage,
+};
+
+use crate::engine::shared_engine;
+use crate::guest::{check_exports, linker, GuestInstance, GuestTemplate};
+use crate::stage::WasmStage;
+use crate::WasmError;
+
+/// What to do with a batch when the guest fails on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Pass the batch on as it arrived (fail open). The default.
+    #[default]
+    Pass,
+    /// Drop the batch (fail closed), e.g. for a redaction module whose failure must not leak
+    /// unredacted data.
+    Drop,
+}
+
+/// Extra powers granted to the guest. ABI v1 grants none (no WASI: no files, network,
+/// clocks, randomness or environment), so this must be empty; it exists so that a config
+/// asking for a capability fails validation by name instead of being silently ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {}
+
+/// Config of a `wasm/<name>` processor.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WasmConfig {
+    /// Path to the `.wasm` module (ABI in `wasm-sdk/ABI.md`). Required. A relative path is
+    /// taken from the working directory, or failing that from the first config file's
+    /// directory.
+    pub module: String,
+    /// Any YAML, handed to the guest's `weir_init` as JSON. Default: none (`null`).
+    #[serde(default)]
+    pub config: serde_json::Value,
+    /// Cap on the guest's linear memory in MiB; growing past it fails the call. Default: 64.
+    #[serde(default = "default_memory_limit_mib")]
+    pub memory_limit_mib: u32,
+    /// Deadline for one batch (and for `weir_init`), enforced by epoch interruption to
+    /// within 5ms. Default: 100ms.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// What happens to a batch the guest fails on: `pass` (default) or `drop`.
+    #[serde(default)]
+    pub on_error: OnError,
+    /// Capabilities granted to the guest. Default: none; ABI v1 defines none.
+    #[serde(default)]
+    pub capabilities: Capabilities,
+}
+
+fn default_memory_limit_mib() -> u32 {
+    64
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_millis(100)
+}
+
+/// Factory of the `wasm` processor type.
+pub struct WasmFactory;
+
+impl ProcessorFactory for WasmFactory {
+    fn signals(&self) -> SignalSet {
+        SignalSet::ALL
+    }
+
+    fn parse(
+        &self,
+        config: &serde_json::Value,
+        path: &str,
+    ) -> Result<Box<dyn ProcessorConfig>, ConfigErrors> {
+        let parsed: WasmConfig = parse_component_config(config, path)?;
+        let mut errors = ConfigErrors::default();
+        if parsed.memory_limit_mib == 0 || parsed.memory_limit_mib > 4096 {
+            errors.push(
+                format!("{path}.memory_limit_mib"),
+                format!(
+                    "must be between 1 and 4096 (a wasm32 memory holds at most 4 GiB), got {}",
+                    parsed.memory_limit_mib
+                ),
+            );
+        }
+        if parsed.timeout.is_zero() {
+            errors.push(format!("{path}.timeout"), "must be more than 0");
+        }
+        if parsed.module.is_empty() {
+            errors.push(format!("{path}.module"), "must name a .wasm file");
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let loaded = OnceLock::new();
+        let relative = Path::new(&parsed.module).is_relative();
+        let local = PathBuf::from(&parsed.module);
+        // Found from here: load now so `weir validate` reports a bad module. A relative path
+        // not found from here may still be found from the config file's directory at build.
+        if !relative || local.exists() {
+            let prepared = PreparedModule::load(&parsed, &local).map_err(|e| {
+                ConfigErrors::from(weir_api::ConfigError::new(
+                    format!("{path}.module"),
+                    e.to_string(),
+                ))
+            })?;
+            let _ = loaded.set(Arc::new(prepared));
+        }
+        Ok(Box::new(WasmProcessorConfig {
+            config: parsed,
+            path: path.to_string(),
+            loaded,
+        }))
+    }
+}
+
+/// A compiled, ABI-checked module with everything needed to instantiate it.
+pub(crate) struct PreparedModule {
+    pub template: GuestTemplate,
+}
+
+impl PreparedModule {
+    /// Reads and compiles the module, checks its exports, and instantiates it once (running
+    /// `weir_init` with the config) so that a module that cannot start is refused now.
+    pub(crate) fn load(config: &WasmConfig, file: &Path) -> Result<Self, WasmError> {
+        let name = config.module.clone();
+        let bytes = std::fs::read(file).map_err(|source| WasmError::Read {
+            path: file.display().to_string(),
+            source,
+        })?;
+        let engine = shared_engine();
+        let wasmtime = |what, source| WasmError::Wasmtime {
+            path: name.clone(),
+            what,
+            source,
+        };
+        let module = Module::new(engine, &bytes).map_err(|e| wasmtime("cannot compile", e))?;
+        check_exports(&module, &name)?;
+        let linker = linker(engine).map_err(|e| wasmtime("cannot link host functions", e))?;
+        let pre = linker
+            .instantiate_pre(&module)
+            .map_err(|e| wasmtime("imports something the host does not grant", e))?;
+        let config_json = if config.config.is_null() {
+            Vec::new()
+        } else {
+            config.config.to_string().into_bytes()
+        };
+        let template = GuestTemplate {
+            module_name: name.clone(),
+            pre,
+            config_json,
+            memory_limit: (config.memory_limit_mib as usize) << 20,
+            timeout: config.timeout,
+        };
+        // Any signal will do: this checks instantiation, version and init.
+        GuestInstance::new(&template, Signal::Logs).map_err(|f| WasmError::Abi {
+            path: name.clone(),
+            message: format!("cannot start: {} ({})", f.detail, f.cause),
+        })?;
+        Ok(PreparedModule { template })
+    }
+}
+
+/// A parsed `wasm` processor config, holding the compiled module once loaded.
+struct WasmProcessorConfig {
+    config: WasmConfig,
+    path: String,
+    loaded: OnceLock<Arc<PreparedModule>>,
+}
+
+impl ProcessorConfig for WasmProcessorConfig {
+    fn build(
+        &self,
+        ctx: &BuildContext,
+        signal: Signal,
+        next: Arc<dyn Consumer>,
+    ) -> Result<Arc<dyn Stage>, BuildError> {
+        let prepared = match self.loaded.get() {
+            Some(p) => p.clone(),
+            None => {
+                let file = ctx.resolve_path(&self.config.module);
+                let p =
+                    PreparedModule::load(&self.config, &file).map_err(|e| BuildError::Other {
+                        id: ctx.id.clone(),
+                        message: format!("{}.module: {e}", self.path),
+                        source: Some(Box::new(e)),
+                    })?;
+                let p = Arc::new(p);
+                let _ = self.loaded.set(p.clone());
+                p
+            }
+        };
+        Ok(Arc::new(WasmStage::new(
+            ctx,
+            signal,
+            prepared,
+            self.config.on_error,
+            next,
+        )))
+    }
+}

@@ -1,0 +1,209 @@
+//! The running `wasm` processor: a pool of live instances in front of the next consumer.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use weir_api::{
+    Batch, BuildContext, Component, ComponentId, ConsumeError, Consumer, Counter, Signal,
+};
+
+use crate::config::{OnError, PreparedModule};
+use crate::guest::{Failure, FailureCause, GuestInstance};
+use crate::outcome::{apply, max_output};
+
+/// Instances kept for reuse; more concurrent callers than this instantiate and discard.
+const MAX_IDLE_INSTANCES: usize = 8;
+/// At most one failure log line per module per this interval; the others are counted in it.
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Counts failures by cause and logs them, at most once per interval.
+struct FailureLog {
+    by_cause: HashMap<FailureCause, Counter>,
+    gate: Mutex<(Option<Instant>, u64)>,
+}
+
+impl FailureLog {
+    fn record(&self, id: &ComponentId, module: &str, on_error: OnError, failure: &Failure) {
+        if let Some(c) = self.by_cause.get(&failure.cause) {
+            c.inc();
+        }
+        let mut gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+        let (last, suppressed) = &mut *gate;
+        if last.is_some_and(|t| t.elapsed() < FAILURE_LOG_INTERVAL) {
+            *suppressed += 1;
+            return;
+        }
+        let action = match on_error {
+            OnError::Pass => "batch passed on unprocessed",
+            OnError::Drop => "batch dropped (on_error: drop)",
+        };
+        tracing::warn!(
+            processor = %id,
+            module,
+            cause = %failure.cause,
+            detail = %failure.detail,
+            failures_not_logged = *suppressed,
+            "WASM guest failed; {action}; instance replaced"
+        );
+        *last = Some(Instant::now());
+        *suppressed = 0;
+    }
+}
+
+/// A `wasm` processor built for one pipeline.
+pub struct WasmStage {
+    id: ComponentId,
+    signal: Signal,
+    module: Arc<PreparedModule>,
+    on_error: OnError,
+    idle: Mutex<Vec<GuestInstance>>,
+    next: Arc<dyn Consumer>,
+    failures: FailureLog,
+    processor_failures: Counter,
+    dropped: Counter,
+    instantiations: Counter,
+}
+
+impl WasmStage {
+    pub(crate) fn new(
+        ctx: &BuildContext,
+        signal: Signal,
+        module: Arc<PreparedModule>,
+        on_error: OnError,
+        next: Arc<dyn Consumer>,
+    ) -> Self {
+        let name = module.template.module_name.clone();
+        let by_cause = FailureCause::ALL
+            .iter()
+            .map(|cause| {
+                let c = ctx.telemetry.counter(
+                    "weir_wasm_failures",
+                    "Batches a WASM guest failed on, by module and cause",
+                    &[("module", name.clone()), ("cause", cause.to_string())],
+                );
+                (*cause, c)
+            })
+            .collect();
+        let pipeline = ctx
+            .pipeline
+            .clone()
+            .unwrap_or_else(|| signal.as_str().to_string());
+        let labels = [("processor", ctx.id.to_string()), ("pipeline", pipeline)];
+        WasmStage {
+            id: ctx.id.clone(),
+            signal,
+            module,
+            on_error,
+            idle: Mutex::new(Vec::new()),
+            next,
+            failures: FailureLog {
+                by_cause,
+                gate: Mutex::new((None, 0)),
+            },
+            processor_failures: ctx.telemetry.counter(
+                "weir_processor_failures",
+                "Batches a processor failed on and passed on unprocessed (fail open)",
+                &labels,
+            ),
+            dropped: ctx.telemetry.counter(
+                "weir_processor_dropped_items",
+                "Items (log records, spans, data points) a processor dropped on purpose",
+                &labels,
+            ),
+            instantiations: ctx.telemetry.counter(
+                "weir_wasm_instantiations",
+                "WASM instances created (one per concurrent caller, plus one per failure)",
+                &[("module", name)],
+            ),
+        }
+    }
+
+    /// Runs the guest on `batch`. On `Err` the batch is unchanged and the instance used is
+    /// gone; on `Ok` the instance returns to the pool.
+    pub fn process(&self, batch: &mut Batch) -> Result<(), (FailureCause, String)> {
+        self.process_inner(batch).map_err(|f| (f.cause, f.detail))
+    }
+
+    fn process_inner(&self, batch: &mut Batch) -> Result<(), Failure> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut guest = match idle {
+            Some(g) => g,
+            None => {
+                self.instantiations.inc();
+                GuestInstance::new(&self.module.template, self.signal)?
+            }
+        };
+        if !guest.has_entry_point() {
+            // Not the instance's fault: keep it.
+            self.give_back(guest);
+            return Err(Failure::new(
+                FailureCause::MissingExport,
+                format!(
+                    "the module does not export weir_process_{}",
+                    self.signal.as_str()
+                ),
+            ));
+        }
+        let encoded;
+        let input: &[u8] = match batch.original_bytes() {
+            Some(b) => b,
+            None => {
+                encoded = batch.payload().encode_to_vec();
+                &encoded
+            }
+        };
+        let answer = guest.process(input, max_output(input.len()))?;
+        apply(batch, answer)?;
+        self.give_back(guest);
+        Ok(())
+    }
+
+    fn give_back(&self, guest: GuestInstance) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_INSTANCES {
+            idle.push(guest);
+        }
+    }
+}
+
+#[async_trait]
+impl Consumer for WasmStage {
+    async fn consume(&self, mut batch: Batch) -> Result<(), ConsumeError> {
+        let before = batch.item_count();
+        // The guest runs on this thread: calls are bounded by `timeout`, like any other
+        // synchronous processor's work. A panic here would be a host bug; it fails open too.
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.process_inner(&mut batch)))
+            .unwrap_or_else(|_| {
+                Err(Failure::new(
+                    FailureCause::Trap,
+                    "the host panicked while running the guest",
+                ))
+            });
+        if let Err(failure) = outcome {
+            self.processor_failures.inc();
+            self.failures.record(
+                &self.id,
+                &self.module.template.module_name,
+                self.on_error,
+                &failure,
+            );
+            if self.on_error == OnError::Drop {
+                self.dropped.inc_by(before as u64);
+                return Ok(());
+            }
+        }
+        let after = batch.item_count();
+        if after < before {
+            self.dropped.inc_by((before - after) as u64);
+        }
+        if after == 0 {
+            return Ok(());
+        }
+        self.next.consume(batch).await
+    }
+}
+
+impl Component for WasmStage {}
