@@ -602,3 +602,44 @@ metrics:
         filter(src);
     }
 }
+
+#[test]
+fn legacy_attribute_matching_is_typed() {
+    let batch = || {
+        logs_batch(vec![(
+            vec![],
+            "s",
+            vec![
+                log("int", 9, vec![kv("code", i(200))]),
+                log("str", 9, vec![kv("code", s("200"))]),
+                log("bytes", 9, vec![kv("code", bytes(b"200"))]),
+                log("none", 9, vec![]),
+            ],
+        )])
+    };
+    let cases = [
+        (
+            "{match_type: strict, record_attributes: [{key: code, value: 200}]}",
+            vec!["str", "bytes", "none"],
+        ),
+        (
+            "{match_type: strict, record_attributes: [{key: code, value: '200'}]}",
+            vec!["int", "bytes", "none"],
+        ),
+        (
+            "{match_type: regexp, record_attributes: [{key: code, value: '^2'}]}",
+            vec!["bytes", "none"],
+        ),
+        (
+            "{match_type: strict, record_attributes: [{key: code}]}",
+            vec!["none"],
+        ),
+    ];
+    for (exclude, want) in cases {
+        let mut b = batch();
+        filter(&format!("logs: {{exclude: {exclude}}}"))
+            .process(&mut b)
+            .unwrap();
+        assert_eq!(log_bodies(&b), want, "{exclude}");
+    }
+}

@@ -276,7 +276,16 @@ fn attrs_match(matchers: &[AttrMatcher], attrs: &[KeyValue]) -> bool {
         match &m.value {
             AttrValueMatch::Exists => true,
             AttrValueMatch::Exact(want) => value.and_then(|v| v.value.as_ref()) == Some(want),
-            AttrValueMatch::Pattern(r) => r.is_match(&any_as_string(value)),
+            // The collector's regexp matcher only reads scalar attributes.
+            AttrValueMatch::Pattern(r) => match value.and_then(|v| v.value.as_ref()) {
+                Some(
+                    any_value::Value::StringValue(_)
+                    | any_value::Value::BoolValue(_)
+                    | any_value::Value::IntValue(_)
+                    | any_value::Value::DoubleValue(_),
+                ) => r.is_match(&any_as_string(value)),
+                _ => false,
+            },
         }
     })
 }
