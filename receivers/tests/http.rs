@@ -515,3 +515,24 @@ async fn shutdown_finishes_in_flight_requests_then_stops_listening() {
     assert_eq!(r.recorder.take()[0].item_count(), 4);
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn a_port_in_use_fails_the_start_with_the_endpoint_named() {
+    let first = start(http_only(serde_json::json!({})), &["logs"]).await;
+    let taken = first.http().to_string();
+    let cfg = weir_receivers::otlp::OtlpReceiverFactory
+        .parse_config(
+            &serde_json::json!({"protocols": {"http": {"endpoint": taken}}}),
+            "receivers.otlp",
+        )
+        .unwrap();
+    let ctx =
+        weir_api::BuildContext::for_component(weir_api::ComponentId::parse("otlp/second").unwrap());
+    let second = cfg.build_receiver(&ctx, weir_api::SignalConsumers::default());
+    let err = second.start().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("otlp/second: cannot listen for OTLP/HTTP on {taken}")
+    );
+    first.receiver.shutdown().await;
+}
