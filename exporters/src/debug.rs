@@ -5,7 +5,7 @@
 //!   debug:
 //!     verbosity: basic          # basic (default): one line per batch with counts
 //!                               # normal: one line per record
-//!                               # detailed: every field of every record
+//!                               # detailed: every field, as indented OTLP/JSON
 //!     sampling_initial: 2       # per second, the first N batches are shown ...
 //!     sampling_thereafter: 1    # ... then every Mth (1 = all)
 //!     use_internal_logger: true # true: Weir's log (tracing, level info); false: stdout
@@ -220,7 +220,11 @@ fn records(payload: &Payload, out: &mut String) {
                 .flat_map(|sl| &sl.log_records)
             {
                 let body = record.body.as_ref().map(value_text).unwrap_or_default();
-                let _ = write!(out, "\n{} {}", record.severity_text, body);
+                out.push('\n');
+                if !record.severity_text.is_empty() {
+                    let _ = write!(out, "{} ", record.severity_text);
+                }
+                out.push_str(&body);
                 attributes(&record.attributes, out);
             }
         }
@@ -300,23 +304,64 @@ fn metric_lines(m: &weir_api::otlp::metrics::v1::Metric, out: &mut String) {
     }
 }
 
-/// Every field of every resource entry (the `detailed` verbosity).
+/// Every field of every record (the `detailed` verbosity), as indented OTLP/JSON: ids in
+/// hex, enums as numbers, 64-bit integers as strings, fields at their defaults left out.
 fn detailed(payload: &Payload, out: &mut String) {
-    match payload {
-        Payload::Logs(r) => {
-            for (i, rl) in r.resource_logs.iter().enumerate() {
-                let _ = write!(out, "\nResourceLogs #{i}\n{rl:#?}");
+    out.push('\n');
+    indent_json(&weir_api::json::encode(payload), out);
+}
+
+/// Re-indents compact JSON two spaces per level, keeping the field order of the encoder
+/// (resource before scopes before records), which a parse into `serde_json::Value` would sort.
+fn indent_json(compact: &[u8], out: &mut String) {
+    let text = String::from_utf8_lossy(compact);
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut chars = text.chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.extend(std::iter::repeat_n(' ', depth * 2));
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
             }
+            continue;
         }
-        Payload::Traces(r) => {
-            for (i, rs) in r.resource_spans.iter().enumerate() {
-                let _ = write!(out, "\nResourceSpans #{i}\n{rs:#?}");
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
             }
-        }
-        Payload::Metrics(r) => {
-            for (i, rm) in r.resource_metrics.iter().enumerate() {
-                let _ = write!(out, "\nResourceMetrics #{i}\n{rm:#?}");
+            '{' | '[' => {
+                out.push(c);
+                if matches!(chars.peek(), Some('}' | ']')) {
+                    if let Some(close) = chars.next() {
+                        out.push(close);
+                    }
+                } else {
+                    depth += 1;
+                    newline(out, depth);
+                }
             }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(out, depth);
+            }
+            ':' => out.push_str(": "),
+            _ => out.push(c),
         }
     }
 }
@@ -422,11 +467,16 @@ mod tests {
             "Logs: 1 resource logs, 2 log records\nWARN disk full n=1 ok=true\nWARN retrying n=2 ok=true"
         );
         let detailed = render(&logs(), Verbosity::Detailed);
+        let (head, json) = detailed.split_once('\n').unwrap();
+        assert_eq!(head, "Logs: 1 resource logs, 2 log records");
         assert!(
-            detailed.starts_with("Logs: 1 resource logs, 2 log records\nResourceLogs #0\n"),
-            "{detailed}"
+            json.starts_with("{\n  \"resourceLogs\": [\n    {\n      \"scopeLogs\": ["),
+            "indented: {json}"
         );
-        assert!(detailed.contains("\"disk full\""), "{detailed}");
+        let Payload::Logs(want) = logs() else {
+            unreachable!()
+        };
+        assert_eq!(weir_api::json::decode_logs(json.as_bytes()).unwrap(), want);
         let metrics = Payload::Metrics(ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
                 scope_metrics: vec![ScopeMetrics {
@@ -453,6 +503,18 @@ mod tests {
             render(&metrics, Verbosity::Normal),
             "Metrics: 1 resource metrics, 1 metrics, 1 data points\nqueue.depth{q=a} 2.5"
         );
+    }
+
+    #[test]
+    fn indents_json_keeping_strings_intact() {
+        let mut out = String::new();
+        indent_json(br#"{"a":[1,{"b":"x,{y}\":z"}],"c":{},"d":[]}"#, &mut out);
+        assert_eq!(
+            out,
+            "{\n  \"a\": [\n    1,\n    {\n      \"b\": \"x,{y}\\\":z\"\n    }\n  ],\n  \"c\": {},\n  \"d\": []\n}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(back["a"][1]["b"], "x,{y}\":z");
     }
 
     #[tokio::test]
