@@ -1,0 +1,341 @@
+//! The `weir` binary's commands, run for real.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn output(cmd: &mut std::process::Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn validate_accepts_a_good_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "ok.yaml",
+        &runnable_config(&Ports::pick(), "  nop: {}", "nop"),
+    );
+    let (code, stdout, stderr) = output(weir().arg("validate").arg("--config").arg(&cfg));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "the config is valid: 3 pipeline(s)\n");
+}
+
+#[test]
+fn validate_lists_every_error_one_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "bad.yaml",
+        "receivers:
+  otlp: {protocols: {grpc: {}}}
+processors:
+  batch: {send_batch_size: 10, send_batch_max_size: 5}
+  bacth: {}
+exporters:
+  nop: {}
+connectors:
+  forward: {}
+service:
+  pipelines:
+    logs:
+      receivers: [otlp]
+      processors: [batch, batch]
+      exporters: [nop, debug]
+    tracez:
+      receivers: [otlp]
+      exporters: [nop]
+",
+    );
+    let (code, stdout, stderr) = output(weir().arg("validate").arg("--config").arg(&cfg));
+    assert_eq!(code, 1);
+    assert_eq!(stdout, "");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            "connectors: connectors are not supported yet",
+            "processors.bacth: unknown processor type \"bacth\" (did you mean \"batch\"?)",
+            "processors.batch.send_batch_max_size: send_batch_max_size (5) must be 0 or at least send_batch_size (10)",
+            "service.pipelines.logs.processors[1]: processor \"batch\" is listed twice (first at [0])",
+            "service.pipelines.logs.exporters[1]: exporter \"debug\" is not configured under exporters",
+            "service.pipelines.tracez: unknown signal \"tracez\" in pipeline id (expected traces, metrics or logs, optionally followed by /name)",
+        ]
+    );
+}
+
+#[test]
+fn validate_reports_unreadable_files_and_bad_set() {
+    let (code, _, stderr) = output(weir().args(["validate", "--config", "/nonexistent/weir.yaml"]));
+    assert_eq!(code, 1);
+    assert!(
+        stderr.starts_with("/nonexistent/weir.yaml: cannot read the config file: "),
+        "{stderr}"
+    );
+    let (code, _, stderr) = output(weir().args(["validate", "--set", "processors.batch"]));
+    assert_eq!(code, 1);
+    assert_eq!(
+        stderr,
+        "--set: --set \"processors.batch\": expected key=value\n"
+    );
+}
+
+#[test]
+fn validate_applies_set_and_env_expansion() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "ok.yaml",
+        &runnable_config(&Ports::pick(), "  nop: {}", "nop"),
+    );
+    let (code, _, stderr) = output(
+        weir()
+            .arg("validate")
+            .arg("--config")
+            .arg(&cfg)
+            .args([
+                "--set",
+                "processors.batch.send_batch_size=${env:WEIR_TEST_BATCH}",
+                "--set",
+                "processors::batch::send_batch_max_size=5",
+            ])
+            .env("WEIR_TEST_BATCH", "9"),
+    );
+    assert_eq!(code, 1);
+    assert_eq!(stderr, "processors.batch.send_batch_max_size: send_batch_max_size (5) must be 0 or at least send_batch_size (9)\n");
+}
+
+/// The lines of one section (`receivers:`) of `weir components`.
+fn section<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    text.lines()
+        .skip_while(|l| *l != name)
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect()
+}
+
+#[test]
+fn components_lists_types_and_signals() {
+    let (code, stdout, _) = output(weir().arg("components"));
+    assert_eq!(code, 0);
+    let all = "[traces, metrics, logs]";
+    assert!(
+        section(&stdout, "receivers:").contains(&format!("  otlp: {all}").as_str()),
+        "{stdout}"
+    );
+    let processors = section(&stdout, "processors:");
+    for p in ["batch", "memory_limiter"] {
+        assert!(
+            processors.contains(&format!("  {p}: {all}").as_str()),
+            "{stdout}"
+        );
+    }
+    let exporters = section(&stdout, "exporters:");
+    for e in [
+        "otlp",
+        "otlp_grpc",
+        "otlp_http",
+        "otlphttp",
+        "debug",
+        "file",
+        "nop",
+    ] {
+        assert!(
+            exporters.contains(&format!("  {e}: {all}").as_str()),
+            "{e} missing in:\n{stdout}"
+        );
+    }
+    assert!(
+        section(&stdout, "extensions:").contains(&"  - health_check"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn print_config_merges_expands_and_redacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(
+        dir.path(),
+        "a.yaml",
+        "exporters:\n  otlp:\n    endpoint: upstream:4317\n    headers:\n      authorization: ${env:WEIR_TEST_TOKEN}\n      x-tenant: t1\n",
+    );
+    let b = write(
+        dir.path(),
+        "b.yaml",
+        "exporters:\n  otlp:\n    compression: zstd\n",
+    );
+    let (code, stdout, stderr) = output(
+        weir()
+            .arg("print-config")
+            .arg("--config")
+            .arg(&a)
+            .arg("--config")
+            .arg(&b)
+            .args(["--set", "exporters.otlp.timeout=7s"])
+            .env("WEIR_TEST_TOKEN", "Bearer very-secret-value"),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains("very-secret-value"), "{stdout}");
+    let printed: serde_json::Value = serde_saphyr_roundtrip(&stdout);
+    assert_eq!(
+        printed,
+        serde_json::json!({"exporters": {"otlp": {
+            "endpoint": "upstream:4317",
+            "compression": "zstd",
+            "timeout": "7s",
+            "headers": {"authorization": "[REDACTED]", "x-tenant": "t1"}
+        }}})
+    );
+}
+
+/// Reads the printed YAML back with the engine's own loader.
+fn serde_saphyr_roundtrip(text: &str) -> serde_json::Value {
+    weir::config::parse_document(text).unwrap()
+}
+
+#[test]
+fn runs_serves_health_and_metrics_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::pick();
+    let cfg = write(
+        dir.path(),
+        "run.yaml",
+        &runnable_config(&ports, "  nop: {}", "nop"),
+    );
+    let mut child = spawn(dir.path(), &cfg, &["--shutdown-timeout", "5s"]);
+    let body = wait_for_status(ports.health, "/", 200, Duration::from_secs(20));
+    let body = body.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!(
+            "health check never answered 200; log:\n{}",
+            log_of(dir.path())
+        )
+    });
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "Server available");
+    let (status, metrics) = http_get(ports.metrics, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("weir_pipeline_received_items_total{pipeline=\"logs\"} 0"),
+        "{metrics}"
+    );
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+
+    let stop = Instant::now();
+    sigterm(&child);
+    let status =
+        wait_exit(&mut child, Duration::from_secs(10)).expect("weir did not exit after SIGTERM");
+    assert!(
+        status.success(),
+        "exit {status:?}; log:\n{}",
+        log_of(dir.path())
+    );
+    assert!(
+        stop.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        stop.elapsed()
+    );
+    assert!(http_get(ports.health, "/").is_none());
+    let log = log_of(dir.path());
+    assert!(log.contains("shutdown complete"), "{log}");
+}
+
+#[test]
+fn run_with_invalid_config_exits_1_with_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "bad.yaml",
+        "service: {pipelines: {logs: {receivers: [otlp], exporters: [nop]}}}",
+    );
+    let (code, _, stderr) = output(weir().arg("--config").arg(&cfg));
+    assert_eq!(code, 1);
+    assert_eq!(
+        stderr,
+        "service.pipelines.logs.receivers[0]: receiver \"otlp\" is not configured under receivers\n\
+         service.pipelines.logs.exporters[0]: exporter \"nop\" is not configured under exporters\n"
+    );
+}
+
+#[test]
+fn port_in_use_fails_start_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::pick();
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", ports.health)).unwrap();
+    let cfg = write(
+        dir.path(),
+        "run.yaml",
+        &runnable_config(&ports, "  nop: {}", "nop"),
+    );
+    let mut child = spawn(dir.path(), &cfg, &[]);
+    let status = wait_exit(&mut child, Duration::from_secs(20))
+        .expect("weir kept running with its port taken");
+    assert_eq!(status.code(), Some(1));
+    let log = log_of(dir.path());
+    assert!(
+        log.contains(&format!(
+            "cannot start the service: health_check: cannot listen on 127.0.0.1:{}",
+            ports.health
+        )),
+        "{log}"
+    );
+}
+
+#[test]
+fn no_config_runs_the_embedded_default_and_run_subcommand_works() {
+    for subcommand in [None, Some("run")] {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = Ports::pick();
+        let log = std::fs::File::create(dir.path().join("weir.log")).unwrap();
+        let mut cmd = weir();
+        if let Some(s) = subcommand {
+            cmd.arg(s);
+        }
+        let mut child = cmd
+            .args([
+                "--set",
+                &format!(
+                    "receivers.otlp.protocols.grpc.endpoint=127.0.0.1:{}",
+                    ports.grpc
+                ),
+            ])
+            .args([
+                "--set",
+                &format!(
+                    "receivers.otlp.protocols.http.endpoint=127.0.0.1:{}",
+                    ports.http
+                ),
+            ])
+            .args([
+                "--set",
+                &format!(
+                    "extensions.health_check.endpoint=127.0.0.1:{}",
+                    ports.health
+                ),
+            ])
+            .args([
+                "--set",
+                &format!(
+                    "service.telemetry.metrics.address=127.0.0.1:{}",
+                    ports.metrics
+                ),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let ready = wait_for_status(ports.health, "/", 200, Duration::from_secs(20));
+        sigterm(&child);
+        let status = wait_exit(&mut child, Duration::from_secs(15));
+        assert!(ready.is_some(), "never ready; log:\n{}", log_of(dir.path()));
+        assert!(status.unwrap().success(), "log:\n{}", log_of(dir.path()));
+    }
+}
