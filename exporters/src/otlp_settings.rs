@@ -107,7 +107,11 @@ impl TlsSettings {
             ),
         ];
         for (name, value) in fields {
-            if value.as_ref().is_some_and(|v| !v.is_null()) {
+            // `false`, `""` and `null` ask for nothing, so plain text can honour them.
+            let asks_for_tls = value.as_ref().is_some_and(|v| {
+                !(v.is_null() || *v == serde_json::Value::Bool(false) || v.as_str() == Some(""))
+            });
+            if asks_for_tls {
                 errors.push(
                     format!("{path}.{name}"),
                     "TLS is not supported yet; only plain text (tls.insecure: true or an http:// endpoint) works for now",
@@ -268,9 +272,13 @@ mod tests {
 
     #[test]
     fn tls_files_are_reported_as_unsupported() {
-        let tls: TlsSettings =
-            serde_json::from_value(serde_json::json!({"insecure": true, "ca_file": "/ca.pem"}))
-                .unwrap();
+        let tls: TlsSettings = serde_json::from_value(serde_json::json!({
+            "insecure": true,
+            "ca_file": "/ca.pem",
+            "insecure_skip_verify": false,
+            "cert_file": "",
+        }))
+        .unwrap();
         let mut errors = ConfigErrors::default();
         tls.validate("exporters.otlp.tls", &mut errors);
         assert_eq!(

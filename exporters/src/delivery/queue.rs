@@ -271,6 +271,20 @@ mod tests {
         q.push(batch(5)).await.unwrap();
     }
 
+    #[test]
+    fn sizers_measure_requests_items_and_bytes() {
+        let b = batch(4);
+        let size = |sizer: &str| {
+            serde_json::from_value::<QueueSettings>(serde_json::json!({"sizer": sizer}))
+                .unwrap()
+                .size_of(&b)
+        };
+        assert_eq!(size("requests"), 1);
+        assert_eq!(size("items"), 4);
+        assert_eq!(size("bytes"), b.encoded_len() as u64);
+        assert!(b.encoded_len() > 4);
+    }
+
     #[tokio::test]
     async fn oversized_batch_passes_when_queue_is_empty() {
         let (q, _) = queue(serde_json::json!({"sizer": "items", "queue_size": 3}));
