@@ -28,13 +28,6 @@ pub enum OnError {
     Drop,
 }
 
-/// Extra powers granted to the guest. ABI v1 grants none (no WASI: no files, network,
-/// clocks, randomness or environment), so this must be empty; it exists so that a config
-/// asking for a capability fails validation by name instead of being silently ignored.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Capabilities {}
-
 /// Config of a `wasm/<name>` processor.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -56,9 +49,11 @@ pub struct WasmConfig {
     /// What happens to a batch the guest fails on: `pass` (default) or `drop`.
     #[serde(default)]
     pub on_error: OnError,
-    /// Capabilities granted to the guest. Default: none; ABI v1 defines none.
+    /// Extra powers granted to the guest. Default: none. ABI v1 defines none (no WASI: no
+    /// files, network, clocks, randomness or environment), so any entry is refused by name
+    /// rather than silently ignored.
     #[serde(default)]
-    pub capabilities: Capabilities,
+    pub capabilities: serde_json::Map<String, serde_json::Value>,
 }
 
 fn default_memory_limit_mib() -> u32 {
@@ -95,6 +90,15 @@ impl ProcessorFactory for WasmFactory {
         }
         if parsed.timeout.is_zero() {
             errors.push(format!("{path}.timeout"), "must be more than 0");
+        }
+        for name in parsed.capabilities.keys() {
+            errors.push(
+                format!("{path}.capabilities.{name}"),
+                format!(
+                    "unknown capability `{name}`: ABI v1 grants guests no files, network, \
+                     clocks, randomness or environment"
+                ),
+            );
         }
         if parsed.module.is_empty() {
             errors.push(format!("{path}.module"), "must name a .wasm file");

@@ -27,7 +27,7 @@ mod stage;
 
 use weir_api::Registry;
 
-pub use config::{Capabilities, OnError, WasmConfig, WasmFactory};
+pub use config::{OnError, WasmConfig, WasmFactory};
 pub use guest::{FailureCause, ABI_VERSION};
 pub use stage::WasmStage;
 
