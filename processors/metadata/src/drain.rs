@@ -4,7 +4,7 @@
 //! first level by token count, the next `depth - 2` levels by the leading tokens (masked
 //! tokens and tokens past `max_children` go to a wildcard branch). The leaf holds candidate
 //! templates; the line joins the most similar one when the share of its word tokens (tokens
-//! with a letter outside masks) that agree with the template, or meet a `<*>` in it, reaches
+//! with a letter outside masks) that equal the template's token at their position reaches
 //! `similarity_threshold` (positions that disagree become `<*>` in the template); otherwise
 //! it starts a template of its own. Tokens without letters (`<*>`, `(<*>)`) are no evidence
 //! either way.
@@ -30,8 +30,9 @@ pub struct MinerConfig {
     /// Depth of the parse tree: token count, then `depth - 2` leading tokens, then the
     /// leaf. Default: 4.
     pub depth: usize,
-    /// Share of a line's word tokens (0..=1) that must agree with a template (or meet a
-    /// `<*>` in it) for the line to join it; tokens without letters are not counted.
+    /// Share of a line's word tokens (0..=1) that must equal the template's token at their
+    /// position for the line to join it; tokens without letters are not counted, and a
+    /// `<*>` in the template is no agreement.
     /// Default: 0.6.
     pub similarity_threshold: f64,
     /// Children per tree node before further tokens share a wildcard branch. Default: 100.
@@ -336,8 +337,9 @@ impl TemplateMiner {
                     continue;
                 }
                 if h == WILDCARD_HASH {
+                    // Not evidence: counting it would let a template that has widened
+                    // swallow every line of its length.
                     params += 1;
-                    same += 1;
                 } else if h == t.hash {
                     same += 1;
                 }
@@ -515,6 +517,25 @@ mod tests {
         assert_ne!(a.id, b.id);
         assert_eq!(b.id, c.id);
         assert!(!c.created);
+    }
+
+    #[test]
+    fn a_widened_template_does_not_swallow_other_statements() {
+        let mut m = miner();
+        let a = m.add("Jul combo ftpd connection from alpha");
+        let b = m.add("Jul combo ftpd connection from beta");
+        assert_eq!(a.id, b.id);
+        assert_eq!(
+            m.template(a.slot).unwrap(),
+            "Jul combo ftpd connection from <*>"
+        );
+        // 3 of 6 words agree; the template's <*> is no agreement.
+        let c = m.add("Jul combo ftpd closed by peer");
+        assert!(c.created);
+        assert_eq!(
+            m.template(a.slot).unwrap(),
+            "Jul combo ftpd connection from <*>"
+        );
     }
 
     #[test]

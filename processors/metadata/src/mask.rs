@@ -175,12 +175,15 @@ fn wrapper_bounds(b: &[u8]) -> (usize, usize) {
 fn is_secret_key(key: &str) -> bool {
     let mut norm = [0u8; 48];
     let mut n = 0;
+    let mut letters = 0u32;
     for b in key.bytes() {
         if b.is_ascii_alphanumeric() {
             if n == norm.len() {
                 break;
             }
-            norm[n] = b.to_ascii_lowercase();
+            let l = b.to_ascii_lowercase();
+            norm[n] = l;
+            letters |= letter_bit(l);
             n += 1;
         }
     }
@@ -189,7 +192,7 @@ fn is_secret_key(key: &str) -> bool {
         return false;
     }
     const EXACT: &[&[u8]] = &[b"pass", b"pw", b"key", b"sig", b"jwt", b"bearer", b"basic"];
-    const CONTAINS: &[&[u8]] = &[
+    const CONTAINS: [&[u8]; 13] = [
         b"password",
         b"passwd",
         b"pwd",
@@ -204,7 +207,80 @@ fn is_secret_key(key: &str) -> bool {
         b"sessionid",
         b"signature",
     ];
-    EXACT.contains(&k) || CONTAINS.iter().any(|c| k.windows(c.len()).any(|w| w == *c))
+    // The letters each pattern needs: most keys lack one, which skips the substring search.
+    const NEEDS: [u32; 13] = {
+        let mut needs = [0u32; 13];
+        let mut i = 0;
+        while i < CONTAINS.len() {
+            let mut j = 0;
+            while j < CONTAINS[i].len() {
+                needs[i] |= 1 << (CONTAINS[i][j] - b'a');
+                j += 1;
+            }
+            i += 1;
+        }
+        needs
+    };
+    if EXACT.contains(&k) {
+        return true;
+    }
+    for (c, need) in CONTAINS.iter().zip(NEEDS) {
+        if letters & need == need && k.windows(c.len()).any(|w| w == *c) {
+            return true;
+        }
+    }
+    false
+}
+
+fn letter_bit(lower: u8) -> u32 {
+    if lower.is_ascii_lowercase() {
+        1 << (lower - b'a')
+    } else {
+        0
+    }
+}
+
+/// What one pass over a token's core found; decides which classifiers can apply.
+#[derive(Default)]
+struct Shape {
+    digits: u32,
+    colons: u32,
+    dots: u32,
+    delimiters: u32,
+    at: bool,
+    first_eq: Option<usize>,
+    all_hex: bool,
+}
+
+impl Shape {
+    fn of(b: &[u8]) -> Shape {
+        let mut s = Shape {
+            all_hex: true,
+            ..Shape::default()
+        };
+        for (i, &c) in b.iter().enumerate() {
+            if c.is_ascii_digit() {
+                s.digits += 1;
+                continue;
+            }
+            if c.is_ascii_alphabetic() {
+                s.all_hex &= c.is_ascii_hexdigit();
+                continue;
+            }
+            s.all_hex = false;
+            match c {
+                b':' => s.colons += 1,
+                b'.' => s.dots += 1,
+                b'@' => s.at = true,
+                b'=' if s.first_eq.is_none() => s.first_eq = Some(i),
+                _ => {}
+            }
+            if is_segment_delimiter(c) {
+                s.delimiters += 1;
+            }
+        }
+        s
+    }
 }
 
 fn is_hex(b: u8) -> bool {
@@ -412,18 +488,35 @@ impl Masker {
     /// Masks a token without its wrapping punctuation.
     fn mask_core(&self, core: &str, out: &mut String) {
         let b = core.as_bytes();
-        if let Some(scheme_end) = core.find("://") {
-            if scheme_end > 0 && b[..scheme_end].iter().all(u8::is_ascii_alphabetic) {
-                out.push_str(&core[..scheme_end + 3]);
-                self.mask_url_rest(&core[scheme_end + 3..], out);
-                return;
+        let shape = Shape::of(b);
+        if shape.digits == 0 && shape.delimiters == 0 {
+            // A plain word (the common case): only a long all-hex word is variable.
+            if b.len() >= 12 && shape.all_hex {
+                out.push_str(WILDCARD);
+            } else {
+                out.push_str(core);
+            }
+            return;
+        }
+        if shape.colons > 0 {
+            if let Some(scheme_end) = b.windows(3).position(|w| w == b"://") {
+                if scheme_end > 0 && b[..scheme_end].iter().all(u8::is_ascii_alphabetic) {
+                    out.push_str(&core[..scheme_end + 3]);
+                    self.mask_url_rest(&core[scheme_end + 3..], out);
+                    return;
+                }
             }
         }
-        if is_uuid(b) || is_ipv4(b) || is_ipv6_or_mac(b) || is_email_like(b) || is_jwt(b) {
+        let whole = (shape.digits > 0 && is_uuid(b))
+            || (shape.dots >= 3 && is_ipv4(b))
+            || (shape.colons >= 2 && is_ipv6_or_mac(b))
+            || (shape.at && is_email_like(b))
+            || (shape.dots == 2 && is_jwt(b));
+        if whole {
             out.push_str(WILDCARD);
             return;
         }
-        if let Some(eq) = core.find('=') {
+        if let Some(eq) = shape.first_eq {
             if eq > 0 {
                 let key = &core[..eq];
                 self.mask_generic(key, out);
@@ -517,24 +610,20 @@ impl Masker {
     /// Cuts at punctuation and masks each variable segment.
     fn mask_generic(&self, s: &str, out: &mut String) {
         let b = s.as_bytes();
+        // Literal text is copied in runs; only variable segments break a run.
+        let mut run_start = 0;
         let mut seg_start = 0;
         for i in 0..=b.len() {
             if i == b.len() || is_segment_delimiter(b[i]) {
-                let seg = &s[seg_start..i];
-                if !seg.is_empty() {
-                    let sb = seg.as_bytes();
-                    if segment_is_variable(sb) {
-                        out.push_str(WILDCARD);
-                    } else {
-                        out.push_str(seg);
-                    }
-                }
-                if i < b.len() {
-                    out.push(b[i] as char);
+                if seg_start < i && segment_is_variable(&b[seg_start..i]) {
+                    out.push_str(&s[run_start..seg_start]);
+                    out.push_str(WILDCARD);
+                    run_start = i;
                 }
                 seg_start = i + 1;
             }
         }
+        out.push_str(&s[run_start..]);
     }
 }
 

@@ -88,8 +88,28 @@ impl<'de> Deserialize<'de> for DistinctSketch {
 }
 
 /// Quantiles of durations in milliseconds, within 1% relative error.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone)]
 pub struct DurationSketch(DDSketch);
+
+// An empty DDSketch holds infinite min/max, which JSON cannot carry (they become null and
+// fail to read back), so an empty sketch is written as `null`.
+impl Serialize for DurationSketch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.count() == 0 {
+            s.serialize_none()
+        } else {
+            s.serialize_some(&self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationSketch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Option::<DDSketch>::deserialize(d)?
+            .map(DurationSketch)
+            .unwrap_or_default())
+    }
+}
 
 impl Default for DurationSketch {
     fn default() -> Self {
