@@ -477,7 +477,7 @@ fn two_anyvalue_members_are_rejected() {
         error_of(
             r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"a","intValue":"1"}}]}]}]}"#
         ),
-        r#"resourceLogs[0].scopeLogs[0].logRecords[0].body.stringValue: both "intValue" and "stringValue" are set, but only one of them is allowed"#
+        r#"resourceLogs[0].scopeLogs[0].logRecords[0].body.intValue: both "stringValue" and "intValue" are set, but only one of them is allowed"#
     );
 }
 

@@ -1,7 +1,7 @@
 //! Logs messages.
 
+use super::tree::JsonValue;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
-use serde_json::Value;
 
 use super::{
     any_value, enumeration, fields, hex_id, key_value, list, resource, scope, string, uint32,
@@ -9,11 +9,14 @@ use super::{
 };
 use crate::json::error::{JsonError, Path};
 
-pub(super) fn resource_logs(value: &Value, path: &Path<'_>) -> Result<ResourceLogs, JsonError> {
+pub(super) fn resource_logs(
+    value: &JsonValue<'_>,
+    path: &Path<'_>,
+) -> Result<ResourceLogs, JsonError> {
     let mut rl = ResourceLogs::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
-        match key.as_str() {
+        match key {
             "resource" => rl.resource = Some(resource(value, &path)?),
             "scopeLogs" | "scope_logs" => rl.scope_logs = list(value, &path, scope_logs)?,
             "schemaUrl" | "schema_url" => rl.schema_url = string(value, &path)?,
@@ -23,11 +26,11 @@ pub(super) fn resource_logs(value: &Value, path: &Path<'_>) -> Result<ResourceLo
     Ok(rl)
 }
 
-fn scope_logs(value: &Value, path: &Path<'_>) -> Result<ScopeLogs, JsonError> {
+fn scope_logs(value: &JsonValue<'_>, path: &Path<'_>) -> Result<ScopeLogs, JsonError> {
     let mut sl = ScopeLogs::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
-        match key.as_str() {
+        match key {
             "scope" => sl.scope = Some(scope(value, &path)?),
             "logRecords" | "log_records" => sl.log_records = list(value, &path, log_record)?,
             "schemaUrl" | "schema_url" => sl.schema_url = string(value, &path)?,
@@ -37,12 +40,12 @@ fn scope_logs(value: &Value, path: &Path<'_>) -> Result<ScopeLogs, JsonError> {
     Ok(sl)
 }
 
-fn log_record(value: &Value, path: &Path<'_>) -> Result<LogRecord, JsonError> {
+fn log_record(value: &JsonValue<'_>, path: &Path<'_>) -> Result<LogRecord, JsonError> {
     let mut r = LogRecord::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
         let path = &path;
-        match key.as_str() {
+        match key {
             "timeUnixNano" | "time_unix_nano" => r.time_unix_nano = uint64(value, path)?,
             "observedTimeUnixNano" | "observed_time_unix_nano" => {
                 r.observed_time_unix_nano = uint64(value, path)?

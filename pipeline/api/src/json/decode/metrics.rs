@@ -1,5 +1,6 @@
 //! Metrics messages.
 
+use super::tree::JsonValue;
 use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
 use opentelemetry_proto::tonic::metrics::v1::summary_data_point::ValueAtQuantile;
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -7,7 +8,6 @@ use opentelemetry_proto::tonic::metrics::v1::{
     ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint,
 };
-use serde_json::Value;
 
 use super::{
     boolean, double, enumeration, fields, hex_id, int32, int64, key_value, list, resource, scope,
@@ -16,13 +16,13 @@ use super::{
 use crate::json::error::{JsonError, Path, Problem};
 
 pub(super) fn resource_metrics(
-    value: &Value,
+    value: &JsonValue<'_>,
     path: &Path<'_>,
 ) -> Result<ResourceMetrics, JsonError> {
     let mut rm = ResourceMetrics::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
-        match key.as_str() {
+        match key {
             "resource" => rm.resource = Some(resource(value, &path)?),
             "scopeMetrics" | "scope_metrics" => {
                 rm.scope_metrics = list(value, &path, scope_metrics)?
@@ -34,11 +34,11 @@ pub(super) fn resource_metrics(
     Ok(rm)
 }
 
-fn scope_metrics(value: &Value, path: &Path<'_>) -> Result<ScopeMetrics, JsonError> {
+fn scope_metrics(value: &JsonValue<'_>, path: &Path<'_>) -> Result<ScopeMetrics, JsonError> {
     let mut sm = ScopeMetrics::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
-        match key.as_str() {
+        match key {
             "scope" => sm.scope = Some(scope(value, &path)?),
             "metrics" => sm.metrics = list(value, &path, metric)?,
             "schemaUrl" | "schema_url" => sm.schema_url = string(value, &path)?,
@@ -48,13 +48,13 @@ fn scope_metrics(value: &Value, path: &Path<'_>) -> Result<ScopeMetrics, JsonErr
     Ok(sm)
 }
 
-fn metric(value: &Value, path: &Path<'_>) -> Result<Metric, JsonError> {
+fn metric(value: &JsonValue<'_>, path: &Path<'_>) -> Result<Metric, JsonError> {
     let mut m = Metric::default();
     let mut data_key: Option<&str> = None;
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
         let path = &path;
-        let data = match key.as_str() {
+        let data = match key {
             "name" => {
                 m.name = string(value, path)?;
                 continue;
@@ -83,7 +83,7 @@ fn metric(value: &Value, path: &Path<'_>) -> Result<Metric, JsonError> {
         if let Some(first) = data_key {
             return Err(path.error(Problem::OneofConflict {
                 first: first.to_owned(),
-                second: key.clone(),
+                second: key.to_string(),
             }));
         }
         data_key = Some(key);
@@ -92,27 +92,27 @@ fn metric(value: &Value, path: &Path<'_>) -> Result<Metric, JsonError> {
     Ok(m)
 }
 
-fn temporality(value: &Value, path: &Path<'_>) -> Result<i32, JsonError> {
+fn temporality(value: &JsonValue<'_>, path: &Path<'_>) -> Result<i32, JsonError> {
     enumeration(value, path, "AggregationTemporality", |name| {
         AggregationTemporality::from_str_name(name).map(|t| t as i32)
     })
 }
 
-fn gauge(value: &Value, path: &Path<'_>) -> Result<Gauge, JsonError> {
+fn gauge(value: &JsonValue<'_>, path: &Path<'_>) -> Result<Gauge, JsonError> {
     let mut g = Gauge::default();
     for (key, value) in fields(value, path)? {
-        if let "dataPoints" | "data_points" = key.as_str() {
+        if let "dataPoints" | "data_points" = key {
             g.data_points = list(value, &path.field(key), number_data_point)?;
         }
     }
     Ok(g)
 }
 
-fn sum(value: &Value, path: &Path<'_>) -> Result<Sum, JsonError> {
+fn sum(value: &JsonValue<'_>, path: &Path<'_>) -> Result<Sum, JsonError> {
     let mut s = Sum::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
-        match key.as_str() {
+        match key {
             "dataPoints" | "data_points" => s.data_points = list(value, &path, number_data_point)?,
             "aggregationTemporality" | "aggregation_temporality" => {
                 s.aggregation_temporality = temporality(value, &path)?
@@ -124,11 +124,11 @@ fn sum(value: &Value, path: &Path<'_>) -> Result<Sum, JsonError> {
     Ok(s)
 }
 
-fn histogram(value: &Value, path: &Path<'_>) -> Result<Histogram, JsonError> {
+fn histogram(value: &JsonValue<'_>, path: &Path<'_>) -> Result<Histogram, JsonError> {
     let mut h = Histogram::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
-        match key.as_str() {
+        match key {
             "dataPoints" | "data_points" => {
                 h.data_points = list(value, &path, histogram_data_point)?
             }
@@ -142,13 +142,13 @@ fn histogram(value: &Value, path: &Path<'_>) -> Result<Histogram, JsonError> {
 }
 
 fn exponential_histogram(
-    value: &Value,
+    value: &JsonValue<'_>,
     path: &Path<'_>,
 ) -> Result<ExponentialHistogram, JsonError> {
     let mut h = ExponentialHistogram::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
-        match key.as_str() {
+        match key {
             "dataPoints" | "data_points" => {
                 h.data_points = list(value, &path, exponential_histogram_data_point)?
             }
@@ -161,23 +161,23 @@ fn exponential_histogram(
     Ok(h)
 }
 
-fn summary(value: &Value, path: &Path<'_>) -> Result<Summary, JsonError> {
+fn summary(value: &JsonValue<'_>, path: &Path<'_>) -> Result<Summary, JsonError> {
     let mut s = Summary::default();
     for (key, value) in fields(value, path)? {
-        if let "dataPoints" | "data_points" = key.as_str() {
+        if let "dataPoints" | "data_points" = key {
             s.data_points = list(value, &path.field(key), summary_data_point)?;
         }
     }
     Ok(s)
 }
 
-fn number_data_point(value: &Value, path: &Path<'_>) -> Result<NumberDataPoint, JsonError> {
+fn number_data_point(value: &JsonValue<'_>, path: &Path<'_>) -> Result<NumberDataPoint, JsonError> {
     let mut p = NumberDataPoint::default();
     let mut value_key: Option<&str> = None;
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
         let path = &path;
-        let point_value = match key.as_str() {
+        let point_value = match key {
             "attributes" => {
                 p.attributes = list(value, path, key_value)?;
                 continue;
@@ -205,7 +205,7 @@ fn number_data_point(value: &Value, path: &Path<'_>) -> Result<NumberDataPoint, 
         if let Some(first) = value_key {
             return Err(path.error(Problem::OneofConflict {
                 first: first.to_owned(),
-                second: key.clone(),
+                second: key.to_string(),
             }));
         }
         value_key = Some(key);
@@ -214,12 +214,15 @@ fn number_data_point(value: &Value, path: &Path<'_>) -> Result<NumberDataPoint, 
     Ok(p)
 }
 
-fn histogram_data_point(value: &Value, path: &Path<'_>) -> Result<HistogramDataPoint, JsonError> {
+fn histogram_data_point(
+    value: &JsonValue<'_>,
+    path: &Path<'_>,
+) -> Result<HistogramDataPoint, JsonError> {
     let mut p = HistogramDataPoint::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
         let path = &path;
-        match key.as_str() {
+        match key {
             "attributes" => p.attributes = list(value, path, key_value)?,
             "startTimeUnixNano" | "start_time_unix_nano" => {
                 p.start_time_unix_nano = uint64(value, path)?
@@ -240,14 +243,14 @@ fn histogram_data_point(value: &Value, path: &Path<'_>) -> Result<HistogramDataP
 }
 
 fn exponential_histogram_data_point(
-    value: &Value,
+    value: &JsonValue<'_>,
     path: &Path<'_>,
 ) -> Result<ExponentialHistogramDataPoint, JsonError> {
     let mut p = ExponentialHistogramDataPoint::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
         let path = &path;
-        match key.as_str() {
+        match key {
             "attributes" => p.attributes = list(value, path, key_value)?,
             "startTimeUnixNano" | "start_time_unix_nano" => {
                 p.start_time_unix_nano = uint64(value, path)?
@@ -270,11 +273,11 @@ fn exponential_histogram_data_point(
     Ok(p)
 }
 
-fn buckets(value: &Value, path: &Path<'_>) -> Result<Buckets, JsonError> {
+fn buckets(value: &JsonValue<'_>, path: &Path<'_>) -> Result<Buckets, JsonError> {
     let mut b = Buckets::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
-        match key.as_str() {
+        match key {
             "offset" => b.offset = int32(value, &path)?,
             "bucketCounts" | "bucket_counts" => b.bucket_counts = list(value, &path, uint64)?,
             _ => {}
@@ -283,12 +286,15 @@ fn buckets(value: &Value, path: &Path<'_>) -> Result<Buckets, JsonError> {
     Ok(b)
 }
 
-fn summary_data_point(value: &Value, path: &Path<'_>) -> Result<SummaryDataPoint, JsonError> {
+fn summary_data_point(
+    value: &JsonValue<'_>,
+    path: &Path<'_>,
+) -> Result<SummaryDataPoint, JsonError> {
     let mut p = SummaryDataPoint::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
         let path = &path;
-        match key.as_str() {
+        match key {
             "attributes" => p.attributes = list(value, path, key_value)?,
             "startTimeUnixNano" | "start_time_unix_nano" => {
                 p.start_time_unix_nano = uint64(value, path)?
@@ -306,11 +312,11 @@ fn summary_data_point(value: &Value, path: &Path<'_>) -> Result<SummaryDataPoint
     Ok(p)
 }
 
-fn value_at_quantile(value: &Value, path: &Path<'_>) -> Result<ValueAtQuantile, JsonError> {
+fn value_at_quantile(value: &JsonValue<'_>, path: &Path<'_>) -> Result<ValueAtQuantile, JsonError> {
     let mut q = ValueAtQuantile::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
-        match key.as_str() {
+        match key {
             "quantile" => q.quantile = double(value, &path)?,
             "value" => q.value = double(value, &path)?,
             _ => {}
@@ -319,13 +325,13 @@ fn value_at_quantile(value: &Value, path: &Path<'_>) -> Result<ValueAtQuantile, 
     Ok(q)
 }
 
-fn exemplar(value: &Value, path: &Path<'_>) -> Result<Exemplar, JsonError> {
+fn exemplar(value: &JsonValue<'_>, path: &Path<'_>) -> Result<Exemplar, JsonError> {
     let mut e = Exemplar::default();
     let mut value_key: Option<&str> = None;
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
         let path = &path;
-        let exemplar_value = match key.as_str() {
+        let exemplar_value = match key {
             "filteredAttributes" | "filtered_attributes" => {
                 e.filtered_attributes = list(value, path, key_value)?;
                 continue;
@@ -349,7 +355,7 @@ fn exemplar(value: &Value, path: &Path<'_>) -> Result<Exemplar, JsonError> {
         if let Some(first) = value_key {
             return Err(path.error(Problem::OneofConflict {
                 first: first.to_owned(),
-                second: key.clone(),
+                second: key.to_string(),
             }));
         }
         value_key = Some(key);

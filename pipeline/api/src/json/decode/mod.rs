@@ -1,7 +1,8 @@
 //! OTLP/JSON -> prost types.
 //!
-//! The body is parsed into a `serde_json::Value` first, then each message is read field by
-//! field with the JSON path of every value at hand, so that an error can say where it is.
+//! The body is parsed into a light JSON tree first ([`tree::JsonValue`]: strings borrowed from
+//! the body, objects as vectors), then each message is read field by field with the JSON path
+//! of every value at hand, so that an error can say where it is.
 //! Field names are accepted in lowerCamelCase and as the original proto (snake_case) names;
 //! unknown fields are ignored and `null` counts as absent, as the OTLP/JSON rules require.
 
@@ -9,6 +10,7 @@ mod logs;
 mod metrics;
 mod primitives;
 mod traces;
+mod tree;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -17,7 +19,7 @@ use opentelemetry_proto::tonic::common::v1::{
     any_value, AnyValue, ArrayValue, EntityRef, InstrumentationScope, KeyValue, KeyValueList,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use serde_json::Value;
+use tree::JsonValue;
 
 use super::error::{JsonError, Path, Problem};
 use primitives::{
@@ -25,7 +27,7 @@ use primitives::{
     uint64, SPAN_ID_DIGITS, TRACE_ID_DIGITS,
 };
 
-fn parse(body: &[u8]) -> Result<Value, JsonError> {
+fn parse(body: &[u8]) -> Result<JsonValue<'_>, JsonError> {
     serde_json::from_slice(body).map_err(|source| JsonError::Syntax { source })
 }
 
@@ -36,7 +38,7 @@ pub(crate) fn logs_request(body: &[u8]) -> Result<ExportLogsServiceRequest, Json
     let mut request = ExportLogsServiceRequest::default();
     for (key, value) in fields(&root, &path)? {
         let path = path.field(key);
-        if let "resourceLogs" | "resource_logs" = key.as_str() {
+        if let "resourceLogs" | "resource_logs" = key {
             request.resource_logs = list(value, &path, logs::resource_logs)?;
         }
     }
@@ -50,7 +52,7 @@ pub(crate) fn traces_request(body: &[u8]) -> Result<ExportTraceServiceRequest, J
     let mut request = ExportTraceServiceRequest::default();
     for (key, value) in fields(&root, &path)? {
         let path = path.field(key);
-        if let "resourceSpans" | "resource_spans" = key.as_str() {
+        if let "resourceSpans" | "resource_spans" = key {
             request.resource_spans = list(value, &path, traces::resource_spans)?;
         }
     }
@@ -64,7 +66,7 @@ pub(crate) fn metrics_request(body: &[u8]) -> Result<ExportMetricsServiceRequest
     let mut request = ExportMetricsServiceRequest::default();
     for (key, value) in fields(&root, &path)? {
         let path = path.field(key);
-        if let "resourceMetrics" | "resource_metrics" = key.as_str() {
+        if let "resourceMetrics" | "resource_metrics" = key {
             request.resource_metrics = list(value, &path, metrics::resource_metrics)?;
         }
     }
@@ -73,17 +75,20 @@ pub(crate) fn metrics_request(body: &[u8]) -> Result<ExportMetricsServiceRequest
 
 /// The fields of an object, without those set to `null` (absent, per proto3 JSON).
 fn fields<'v>(
-    value: &'v Value,
+    value: &'v JsonValue<'v>,
     path: &Path<'_>,
-) -> Result<impl Iterator<Item = (&'v String, &'v Value)>, JsonError> {
-    Ok(object(value, path)?.iter().filter(|(_, v)| !v.is_null()))
+) -> Result<impl Iterator<Item = (&'v str, &'v JsonValue<'v>)>, JsonError> {
+    Ok(object(value, path)?
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (&**k, v)))
 }
 
-fn resource(value: &Value, path: &Path<'_>) -> Result<Resource, JsonError> {
+fn resource(value: &JsonValue<'_>, path: &Path<'_>) -> Result<Resource, JsonError> {
     let mut resource = Resource::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
-        match key.as_str() {
+        match key {
             "attributes" => resource.attributes = list(value, &path, key_value)?,
             "droppedAttributesCount" | "dropped_attributes_count" => {
                 resource.dropped_attributes_count = uint32(value, &path)?
@@ -95,11 +100,11 @@ fn resource(value: &Value, path: &Path<'_>) -> Result<Resource, JsonError> {
     Ok(resource)
 }
 
-fn entity_ref(value: &Value, path: &Path<'_>) -> Result<EntityRef, JsonError> {
+fn entity_ref(value: &JsonValue<'_>, path: &Path<'_>) -> Result<EntityRef, JsonError> {
     let mut entity = EntityRef::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
-        match key.as_str() {
+        match key {
             "schemaUrl" | "schema_url" => entity.schema_url = string(value, &path)?,
             "type" => entity.r#type = string(value, &path)?,
             "idKeys" | "id_keys" => entity.id_keys = list(value, &path, string)?,
@@ -112,11 +117,11 @@ fn entity_ref(value: &Value, path: &Path<'_>) -> Result<EntityRef, JsonError> {
     Ok(entity)
 }
 
-fn scope(value: &Value, path: &Path<'_>) -> Result<InstrumentationScope, JsonError> {
+fn scope(value: &JsonValue<'_>, path: &Path<'_>) -> Result<InstrumentationScope, JsonError> {
     let mut scope = InstrumentationScope::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
-        match key.as_str() {
+        match key {
             "name" => scope.name = string(value, &path)?,
             "version" => scope.version = string(value, &path)?,
             "attributes" => scope.attributes = list(value, &path, key_value)?,
@@ -129,11 +134,11 @@ fn scope(value: &Value, path: &Path<'_>) -> Result<InstrumentationScope, JsonErr
     Ok(scope)
 }
 
-fn key_value(value: &Value, path: &Path<'_>) -> Result<KeyValue, JsonError> {
+fn key_value(value: &JsonValue<'_>, path: &Path<'_>) -> Result<KeyValue, JsonError> {
     let mut kv = KeyValue::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
-        match key.as_str() {
+        match key {
             "key" => kv.key = string(value, &path)?,
             "value" => kv.value = Some(any_value(value, &path)?),
             "keyStrindex" | "key_strindex" => kv.key_strindex = int32(value, &path)?,
@@ -143,13 +148,13 @@ fn key_value(value: &Value, path: &Path<'_>) -> Result<KeyValue, JsonError> {
     Ok(kv)
 }
 
-fn any_value(value: &Value, path: &Path<'_>) -> Result<AnyValue, JsonError> {
+fn any_value(value: &JsonValue<'_>, path: &Path<'_>) -> Result<AnyValue, JsonError> {
     use any_value::Value as V;
     let mut set: Option<(&str, V)> = None;
     for (key, value) in fields(value, path)? {
         let field_path = path.field(key);
         let path = &field_path;
-        let decoded = match key.as_str() {
+        let decoded = match key {
             "stringValue" | "string_value" => V::StringValue(string(value, path)?),
             "boolValue" | "bool_value" => V::BoolValue(boolean(value, path)?),
             "intValue" | "int_value" => V::IntValue(int64(value, path)?),
@@ -165,7 +170,7 @@ fn any_value(value: &Value, path: &Path<'_>) -> Result<AnyValue, JsonError> {
         if let Some((first, _)) = set {
             return Err(path.error(Problem::OneofConflict {
                 first: first.to_owned(),
-                second: key.clone(),
+                second: key.to_string(),
             }));
         }
         set = Some((key, decoded));
@@ -175,7 +180,7 @@ fn any_value(value: &Value, path: &Path<'_>) -> Result<AnyValue, JsonError> {
     })
 }
 
-fn array_value(value: &Value, path: &Path<'_>) -> Result<ArrayValue, JsonError> {
+fn array_value(value: &JsonValue<'_>, path: &Path<'_>) -> Result<ArrayValue, JsonError> {
     let mut array = ArrayValue::default();
     for (key, value) in fields(value, path)? {
         if key == "values" {
@@ -185,7 +190,7 @@ fn array_value(value: &Value, path: &Path<'_>) -> Result<ArrayValue, JsonError> 
     Ok(array)
 }
 
-fn kvlist_value(value: &Value, path: &Path<'_>) -> Result<KeyValueList, JsonError> {
+fn kvlist_value(value: &JsonValue<'_>, path: &Path<'_>) -> Result<KeyValueList, JsonError> {
     let mut kvlist = KeyValueList::default();
     for (key, value) in fields(value, path)? {
         if key == "values" {

@@ -3,8 +3,10 @@
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
-use serde_json::{Map, Value};
 
+use std::borrow::Cow;
+
+use super::tree::JsonValue;
 use crate::json::error::{excerpt, JsonError, Path, Problem};
 
 /// Hex digits of a trace id (16 bytes).
@@ -21,18 +23,18 @@ const BASE64_URL_SAFE: GeneralPurpose =
     GeneralPurpose::new(&alphabet::URL_SAFE, PADDING_INDIFFERENT);
 
 /// The JSON type of a value, as error messages name it.
-fn type_name(value: &Value) -> &'static str {
+fn type_name(value: &JsonValue<'_>) -> &'static str {
     match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        JsonValue::Null => "null",
+        JsonValue::Bool(_) => "a boolean",
+        JsonValue::U64(_) | JsonValue::I64(_) | JsonValue::F64(_) => "a number",
+        JsonValue::Str(_) => "a string",
+        JsonValue::Array(_) => "an array",
+        JsonValue::Object(_) => "an object",
     }
 }
 
-fn wrong_type(value: &Value, path: &Path<'_>, expected: &'static str) -> JsonError {
+fn wrong_type(value: &JsonValue<'_>, path: &Path<'_>, expected: &'static str) -> JsonError {
     path.error(Problem::WrongType {
         expected,
         found: type_name(value),
@@ -40,24 +42,25 @@ fn wrong_type(value: &Value, path: &Path<'_>, expected: &'static str) -> JsonErr
 }
 
 pub(crate) fn object<'v>(
-    value: &'v Value,
+    value: &'v JsonValue<'v>,
     path: &Path<'_>,
-) -> Result<&'v Map<String, Value>, JsonError> {
-    value
-        .as_object()
-        .ok_or_else(|| wrong_type(value, path, "an object"))
+) -> Result<&'v [(Cow<'v, str>, JsonValue<'v>)], JsonError> {
+    match value {
+        JsonValue::Object(members) => Ok(members),
+        _ => Err(wrong_type(value, path, "an object")),
+    }
 }
 
 /// A repeated field: a JSON array whose elements `element` decodes (`null` elements are
 /// errors: a list has no absent elements).
 pub(crate) fn list<T>(
-    value: &Value,
+    value: &JsonValue<'_>,
     path: &Path<'_>,
-    element: impl Fn(&Value, &Path<'_>) -> Result<T, JsonError>,
+    element: impl Fn(&JsonValue<'_>, &Path<'_>) -> Result<T, JsonError>,
 ) -> Result<Vec<T>, JsonError> {
-    let items = value
-        .as_array()
-        .ok_or_else(|| wrong_type(value, path, "an array"))?;
+    let JsonValue::Array(items) = value else {
+        return Err(wrong_type(value, path, "an array"));
+    };
     items
         .iter()
         .enumerate()
@@ -65,50 +68,39 @@ pub(crate) fn list<T>(
         .collect()
 }
 
-pub(crate) fn string(value: &Value, path: &Path<'_>) -> Result<String, JsonError> {
+pub(crate) fn string(value: &JsonValue<'_>, path: &Path<'_>) -> Result<String, JsonError> {
     match value {
-        Value::String(s) => Ok(s.clone()),
+        JsonValue::Str(s) => Ok(s.to_string()),
         _ => Err(wrong_type(value, path, "a string")),
     }
 }
 
-pub(crate) fn boolean(value: &Value, path: &Path<'_>) -> Result<bool, JsonError> {
-    value
-        .as_bool()
-        .ok_or_else(|| wrong_type(value, path, "a boolean"))
+pub(crate) fn boolean(value: &JsonValue<'_>, path: &Path<'_>) -> Result<bool, JsonError> {
+    match value {
+        JsonValue::Bool(b) => Ok(*b),
+        _ => Err(wrong_type(value, path, "a boolean")),
+    }
 }
 
 /// An integer given as a JSON number or a decimal string (proto3 JSON allows both for every
 /// integer type, and OTLP encoders write 64-bit ones as strings). A number written with a
 /// fraction or exponent is accepted when its value is integral.
-fn integer(value: &Value, path: &Path<'_>, kind: &'static str) -> Result<i128, JsonError> {
+fn integer(value: &JsonValue<'_>, path: &Path<'_>, kind: &'static str) -> Result<i128, JsonError> {
     let invalid = || {
         path.error(Problem::InvalidNumber {
             kind,
-            value: match value {
-                Value::String(s) => format!("\"{}\"", excerpt(s)),
-                other => excerpt(&other.to_string()),
-            },
+            value: excerpt(&value.to_string()),
         })
     };
     match value {
-        Value::Number(n) => {
-            if let Some(u) = n.as_u64() {
-                Ok(i128::from(u))
-            } else if let Some(i) = n.as_i64() {
-                Ok(i128::from(i))
-            } else {
-                match n.as_f64() {
-                    // 2^64 bounds both u64 and i64; the cast is exact for integral values
-                    // below it.
-                    Some(f) if f.fract() == 0.0 && f.abs() < 18_446_744_073_709_551_616.0 => {
-                        Ok(f as i128)
-                    }
-                    _ => Err(invalid()),
-                }
-            }
+        JsonValue::U64(n) => Ok(i128::from(*n)),
+        JsonValue::I64(n) => Ok(i128::from(*n)),
+        // 2^64 bounds both u64 and i64; the cast is exact for integral values below it.
+        JsonValue::F64(f) if f.fract() == 0.0 && f.abs() < 18_446_744_073_709_551_616.0 => {
+            Ok(*f as i128)
         }
-        Value::String(s) => s.parse::<i128>().map_err(|_| invalid()),
+        JsonValue::F64(_) => Err(invalid()),
+        JsonValue::Str(s) => s.parse::<i128>().map_err(|_| invalid()),
         _ => Err(wrong_type(
             value,
             path,
@@ -117,22 +109,22 @@ fn integer(value: &Value, path: &Path<'_>, kind: &'static str) -> Result<i128, J
     }
 }
 
-pub(crate) fn uint64(value: &Value, path: &Path<'_>) -> Result<u64, JsonError> {
+pub(crate) fn uint64(value: &JsonValue<'_>, path: &Path<'_>) -> Result<u64, JsonError> {
     let n = integer(value, path, "uint64")?;
     u64::try_from(n).map_err(|_| out_of_range(n, path, "uint64"))
 }
 
-pub(crate) fn int64(value: &Value, path: &Path<'_>) -> Result<i64, JsonError> {
+pub(crate) fn int64(value: &JsonValue<'_>, path: &Path<'_>) -> Result<i64, JsonError> {
     let n = integer(value, path, "int64")?;
     i64::try_from(n).map_err(|_| out_of_range(n, path, "int64"))
 }
 
-pub(crate) fn uint32(value: &Value, path: &Path<'_>) -> Result<u32, JsonError> {
+pub(crate) fn uint32(value: &JsonValue<'_>, path: &Path<'_>) -> Result<u32, JsonError> {
     let n = integer(value, path, "uint32")?;
     u32::try_from(n).map_err(|_| out_of_range(n, path, "uint32"))
 }
 
-pub(crate) fn int32(value: &Value, path: &Path<'_>) -> Result<i32, JsonError> {
+pub(crate) fn int32(value: &JsonValue<'_>, path: &Path<'_>) -> Result<i32, JsonError> {
     let n = integer(value, path, "int32")?;
     i32::try_from(n).map_err(|_| out_of_range(n, path, "int32"))
 }
@@ -146,12 +138,12 @@ fn out_of_range(n: i128, path: &Path<'_>, kind: &'static str) -> JsonError {
 
 /// A double: a JSON number, or a string holding a number or one of `NaN`, `Infinity`,
 /// `-Infinity`.
-pub(crate) fn double(value: &Value, path: &Path<'_>) -> Result<f64, JsonError> {
+pub(crate) fn double(value: &JsonValue<'_>, path: &Path<'_>) -> Result<f64, JsonError> {
     match value {
-        Value::Number(n) => n
-            .as_f64()
-            .ok_or_else(|| wrong_type(value, path, "a number")),
-        Value::String(s) => match s.as_str() {
+        JsonValue::U64(n) => Ok(*n as f64),
+        JsonValue::I64(n) => Ok(*n as f64),
+        JsonValue::F64(n) => Ok(*n),
+        JsonValue::Str(s) => match &**s {
             "NaN" => Ok(f64::NAN),
             "Infinity" => Ok(f64::INFINITY),
             "-Infinity" => Ok(f64::NEG_INFINITY),
@@ -172,13 +164,13 @@ pub(crate) fn double(value: &Value, path: &Path<'_>) -> Result<f64, JsonError> {
 
 /// An enum: its integer value, or its value name (looked up by `from_name`).
 pub(crate) fn enumeration(
-    value: &Value,
+    value: &JsonValue<'_>,
     path: &Path<'_>,
     enum_name: &'static str,
     from_name: impl Fn(&str) -> Option<i32>,
 ) -> Result<i32, JsonError> {
     match value {
-        Value::String(name) => match from_name(name) {
+        JsonValue::Str(name) => match from_name(name) {
             Some(n) => Ok(n),
             None => name.parse::<i32>().map_err(|_| {
                 path.error(Problem::UnknownEnumName {
@@ -187,7 +179,7 @@ pub(crate) fn enumeration(
                 })
             }),
         },
-        Value::Number(_) => int32(value, path),
+        JsonValue::U64(_) | JsonValue::I64(_) | JsonValue::F64(_) => int32(value, path),
         _ => Err(wrong_type(
             value,
             path,
@@ -197,8 +189,12 @@ pub(crate) fn enumeration(
 }
 
 /// A trace or span id: hex digits (either case) of exactly `digits` length, or `""` for none.
-pub(crate) fn hex_id(value: &Value, path: &Path<'_>, digits: usize) -> Result<Vec<u8>, JsonError> {
-    let Value::String(text) = value else {
+pub(crate) fn hex_id(
+    value: &JsonValue<'_>,
+    path: &Path<'_>,
+    digits: usize,
+) -> Result<Vec<u8>, JsonError> {
+    let JsonValue::Str(text) = value else {
         return Err(wrong_type(value, path, "a hex string"));
     };
     if text.is_empty() {
@@ -230,16 +226,18 @@ fn hex_digit(c: u8) -> Option<u8> {
 }
 
 /// A bytes value: base64, standard or URL-safe alphabet, with or without padding.
-pub(crate) fn base64_bytes(value: &Value, path: &Path<'_>) -> Result<Vec<u8>, JsonError> {
-    let Value::String(text) = value else {
+pub(crate) fn base64_bytes(value: &JsonValue<'_>, path: &Path<'_>) -> Result<Vec<u8>, JsonError> {
+    let JsonValue::Str(text) = value else {
         return Err(wrong_type(value, path, "a base64 string"));
     };
-    BASE64_STANDARD.decode(text).or_else(|standard_error| {
-        BASE64_URL_SAFE.decode(text).map_err(|_| {
-            path.error(Problem::InvalidBase64 {
-                value: excerpt(text),
-                reason: standard_error,
+    BASE64_STANDARD
+        .decode(text.as_bytes())
+        .or_else(|standard_error| {
+            BASE64_URL_SAFE.decode(text.as_bytes()).map_err(|_| {
+                path.error(Problem::InvalidBase64 {
+                    value: excerpt(text),
+                    reason: standard_error,
+                })
             })
         })
-    })
 }

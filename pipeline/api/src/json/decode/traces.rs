@@ -1,9 +1,9 @@
 //! Trace messages.
 
+use super::tree::JsonValue;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
-use serde_json::Value;
 
 use super::{
     enumeration, fields, hex_id, key_value, list, resource, scope, string, uint32, uint64,
@@ -11,11 +11,14 @@ use super::{
 };
 use crate::json::error::{JsonError, Path};
 
-pub(super) fn resource_spans(value: &Value, path: &Path<'_>) -> Result<ResourceSpans, JsonError> {
+pub(super) fn resource_spans(
+    value: &JsonValue<'_>,
+    path: &Path<'_>,
+) -> Result<ResourceSpans, JsonError> {
     let mut rs = ResourceSpans::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
-        match key.as_str() {
+        match key {
             "resource" => rs.resource = Some(resource(value, &path)?),
             "scopeSpans" | "scope_spans" => rs.scope_spans = list(value, &path, scope_spans)?,
             "schemaUrl" | "schema_url" => rs.schema_url = string(value, &path)?,
@@ -25,11 +28,11 @@ pub(super) fn resource_spans(value: &Value, path: &Path<'_>) -> Result<ResourceS
     Ok(rs)
 }
 
-fn scope_spans(value: &Value, path: &Path<'_>) -> Result<ScopeSpans, JsonError> {
+fn scope_spans(value: &JsonValue<'_>, path: &Path<'_>) -> Result<ScopeSpans, JsonError> {
     let mut ss = ScopeSpans::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
-        match key.as_str() {
+        match key {
             "scope" => ss.scope = Some(scope(value, &path)?),
             "spans" => ss.spans = list(value, &path, span)?,
             "schemaUrl" | "schema_url" => ss.schema_url = string(value, &path)?,
@@ -39,12 +42,12 @@ fn scope_spans(value: &Value, path: &Path<'_>) -> Result<ScopeSpans, JsonError> 
     Ok(ss)
 }
 
-fn span(value: &Value, path: &Path<'_>) -> Result<Span, JsonError> {
+fn span(value: &JsonValue<'_>, path: &Path<'_>) -> Result<Span, JsonError> {
     let mut s = Span::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
         let path = &path;
-        match key.as_str() {
+        match key {
             "traceId" | "trace_id" => s.trace_id = hex_id(value, path, TRACE_ID_DIGITS)?,
             "spanId" | "span_id" => s.span_id = hex_id(value, path, SPAN_ID_DIGITS)?,
             "traceState" | "trace_state" => s.trace_state = string(value, path)?,
@@ -81,11 +84,11 @@ fn span(value: &Value, path: &Path<'_>) -> Result<Span, JsonError> {
     Ok(s)
 }
 
-fn event(value: &Value, path: &Path<'_>) -> Result<Event, JsonError> {
+fn event(value: &JsonValue<'_>, path: &Path<'_>) -> Result<Event, JsonError> {
     let mut e = Event::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
-        match key.as_str() {
+        match key {
             "timeUnixNano" | "time_unix_nano" => e.time_unix_nano = uint64(value, &path)?,
             "name" => e.name = string(value, &path)?,
             "attributes" => e.attributes = list(value, &path, key_value)?,
@@ -98,11 +101,11 @@ fn event(value: &Value, path: &Path<'_>) -> Result<Event, JsonError> {
     Ok(e)
 }
 
-fn link(value: &Value, path: &Path<'_>) -> Result<Link, JsonError> {
+fn link(value: &JsonValue<'_>, path: &Path<'_>) -> Result<Link, JsonError> {
     let mut l = Link::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
-        match key.as_str() {
+        match key {
             "traceId" | "trace_id" => l.trace_id = hex_id(value, &path, TRACE_ID_DIGITS)?,
             "spanId" | "span_id" => l.span_id = hex_id(value, &path, SPAN_ID_DIGITS)?,
             "traceState" | "trace_state" => l.trace_state = string(value, &path)?,
@@ -117,11 +120,11 @@ fn link(value: &Value, path: &Path<'_>) -> Result<Link, JsonError> {
     Ok(l)
 }
 
-fn status(value: &Value, path: &Path<'_>) -> Result<Status, JsonError> {
+fn status(value: &JsonValue<'_>, path: &Path<'_>) -> Result<Status, JsonError> {
     let mut st = Status::default();
     for (key, value) in fields(value, path)? {
         let path = path.field(key);
-        match key.as_str() {
+        match key {
             "message" => st.message = string(value, &path)?,
             "code" => {
                 st.code = enumeration(value, &path, "StatusCode", |name| {
