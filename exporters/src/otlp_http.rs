@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -43,6 +43,9 @@ use crate::{otlp_response, rpc_status, SendError};
 fn default_timeout() -> Duration {
     Duration::from_secs(30)
 }
+
+/// Largest response body read from the upstream.
+const MAX_RESPONSE_BYTES: usize = 4 << 20;
 
 /// Body encoding of export requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -351,10 +354,15 @@ impl Sender for HttpSender {
                         source: Box::new(e),
                     })?;
             let (parts, body) = response.into_parts();
-            let body = body.collect().await.map_err(|e| SendError::Transport {
-                endpoint: url.clone(),
-                source: Box::new(e),
-            })?;
+            // An answer is a small status or partial success; cap what a broken upstream
+            // could make Weir hold.
+            let body = Limited::new(body, MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| SendError::Transport {
+                    endpoint: url.clone(),
+                    source: e,
+                })?;
             Ok::<_, SendError>((parts, body.to_bytes()))
         };
         let (parts, body) = tokio::time::timeout(self.timeout, attempt)
