@@ -48,8 +48,8 @@ pub struct RunArgs {
     pub shutdown_timeout: Duration,
 }
 
-/// Subcommands. Other crates add theirs here as clap `Subcommand` enums
-/// (`weir policy ...` from weir-policy, `weir catalog ...` from the catalog crate), each
+/// Subcommands. Other crates provide theirs as clap `Subcommand` enums (`weir policy ...`
+/// from weir-policy; `weir catalog ...` from the catalog crate goes here the same way), each
 /// dispatched in [`run`].
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -61,6 +61,9 @@ pub enum Command {
     Components,
     /// Print the merged, expanded config with secrets redacted.
     PrintConfig(ConfigArgs),
+    /// Evaluate and check policies with the policy engine (weir-policy).
+    #[command(subcommand)]
+    Policy(weir_policy::cli::PolicyCommand),
 }
 
 fn print_errors(errors: &ConfigErrors) {
@@ -182,6 +185,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Command::Policy(cmd)) => weir_policy::cli::run(cmd),
         Some(Command::Components) => {
             print!("{}", components_text(&registry));
             ExitCode::SUCCESS

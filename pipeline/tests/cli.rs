@@ -339,3 +339,19 @@ fn no_config_runs_the_embedded_default_and_run_subcommand_works() {
         assert!(status.unwrap().success(), "log:\n{}", log_of(dir.path()));
     }
 }
+
+#[test]
+fn policy_subcommand_is_wired() {
+    let (code, stdout, _) = output(weir().args(["policy", "--help"]));
+    assert_eq!(code, 0);
+    assert!(
+        stdout.lines().any(|l| l.trim_start().starts_with("eval")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("validate")),
+        "{stdout}"
+    );
+}
