@@ -1,8 +1,23 @@
 //! The Weir control plane: the catalog store (metadata only), waste analysis, the policy
 //! store served to edges, access control and the audit log, behind an HTTP API.
 
+pub mod analysis;
+pub mod api;
 pub mod auth;
+pub mod cli;
+pub mod component;
+pub mod control;
 pub mod store;
+pub mod sync;
+pub mod views;
+
+use weir_api::Registry;
+
+/// Adds the `control_plane` extension and the `catalog` exporter.
+pub fn register(registry: &mut Registry) {
+    registry.extension("control_plane", component::ControlPlaneFactory);
+    registry.exporter(&["catalog"], component::CatalogExporterFactory);
+}
 
 /// Errors of the control plane.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,459 @@
+//! The control plane's HTTP API (JSON). Every request is authenticated with a bearer token
+//! and checked against the token's role; see `openapi.json` beside this file.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{authenticate, create_token, Permission, Principal, Role};
+use crate::control::{ControlError, ControlPlane};
+use crate::views;
+
+/// Shared state of the API.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The control plane.
+    pub control: Arc<ControlPlane>,
+    /// When false, every request is treated as an admin (local trials only).
+    pub auth: bool,
+}
+
+/// An API error: a status and a message, sent as `{"error": message}`.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        let status = match &e {
+            ControlError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ControlError::Conflict { .. } => StatusCode::CONFLICT,
+            ControlError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %e, "control plane request failed");
+        }
+        ApiError(status, e.to_string())
+    }
+}
+
+impl From<crate::CatalogError> for ApiError {
+    fn from(e: crate::CatalogError) -> Self {
+        ControlError::Store(e).into()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn require(p: &Principal, need: Permission) -> ApiResult<()> {
+    if p.role.allows(need) {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("role {} may not do this ({need:?} needed)", p.role.as_str()),
+        ))
+    }
+}
+
+/// Resolves the bearer token into a [`Principal`] request extension, or answers 401.
+pub async fn authenticate_request(
+    State(state): State<ApiState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let principal = if state.auth {
+        let Some(token) = bearer(req.headers()) else {
+            return unauthorized("missing bearer token (Authorization: Bearer <token>)");
+        };
+        match authenticate(state.control.store(), token) {
+            Ok(Some(p)) => p,
+            Ok(None) => return unauthorized("invalid or revoked token"),
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    } else {
+        Principal {
+            id: "anonymous".into(),
+            role: Role::Admin,
+        }
+    };
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
+/// For policy sync over HTTP: the token must grant [`Permission::Edge`].
+pub async fn authenticate_edge(
+    State(state): State<ApiState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if state.auth {
+        let token = bearer(req.headers());
+        match token.map(|t| authenticate(state.control.store(), t)) {
+            None => return unauthorized("missing bearer token (Authorization: Bearer <token>)"),
+            Some(Ok(None)) => return unauthorized("invalid or revoked token"),
+            Some(Err(e)) => return ApiError::from(e).into_response(),
+            Some(Ok(Some(p))) => {
+                if let Err(e) = require(&p, Permission::Edge) {
+                    return e.into_response();
+                }
+            }
+        }
+    }
+    next.run(req).await
+}
+
+/// For policy sync over gRPC: `authorization: Bearer <token>` metadata with an edge token.
+pub fn check_edge_grpc(
+    control: &ControlPlane,
+    auth: bool,
+    req: tonic::Request<()>,
+) -> Result<tonic::Request<()>, tonic::Status> {
+    if !auth {
+        return Ok(req);
+    }
+    let token = req
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| tonic::Status::unauthenticated("missing bearer token"))?;
+    match authenticate(control.store(), token) {
+        Ok(Some(p)) if p.role.allows(Permission::Edge) => Ok(req),
+        Ok(Some(p)) => Err(tonic::Status::permission_denied(format!(
+            "role {} may not sync policies",
+            p.role.as_str()
+        ))),
+        Ok(None) => Err(tonic::Status::unauthenticated("invalid or revoked token")),
+        Err(e) => Err(tonic::Status::internal(e.to_string())),
+    }
+}
+
+fn bearer(h: &HeaderMap) -> Option<&str> {
+    h.get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+fn unauthorized(msg: &str) -> Response {
+    let mut r = ApiError(StatusCode::UNAUTHORIZED, msg.to_string()).into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    r
+}
+
+/// The API routes (authenticated), to be merged into the control plane's server.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/overview", get(overview))
+        .route("/api/v1/services", get(services))
+        .route(
+            "/api/v1/services/{name}",
+            get(service).delete(delete_service),
+        )
+        .route("/api/v1/findings", get(findings))
+        .route("/api/v1/findings/{id}/accept", post(accept))
+        .route("/api/v1/findings/{id}/dismiss", post(dismiss))
+        .route("/api/v1/policies", get(policies).post(create_policy))
+        .route(
+            "/api/v1/policies/{id}",
+            get(policy).put(update_policy).delete(delete_policy),
+        )
+        .route("/api/v1/edges", get(edges))
+        .route("/api/v1/ingest", post(ingest))
+        .route("/api/v1/audit", get(audit))
+        .route("/api/v1/tokens", get(tokens).post(new_token))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(revoke_token))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate_request,
+        ))
+        .route("/api/v1/openapi.json", get(openapi))
+        .with_state(state)
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+}
+
+async fn whoami(Extension(p): Extension<Principal>) -> Json<serde_json::Value> {
+    Json(json!({"token_id": p.id, "role": p.role}))
+}
+
+async fn overview(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require(&p, Permission::Read)?;
+    Ok(Json(views::overview(&s.control)?))
+}
+
+async fn services(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require(&p, Permission::Read)?;
+    Ok(Json(json!({"services": s.control.services()?})))
+}
+
+async fn service(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require(&p, Permission::Read)?;
+    Ok(Json(views::service(&name, &s.control.service(&name)?)))
+}
+
+async fn delete_service(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    require(&p, Permission::Admin)?;
+    s.control.delete_service(&name, &p.actor())?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn findings(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require(&p, Permission::Read)?;
+    Ok(Json(json!({"findings": s.control.findings()?})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct AcceptBody {
+    shadow: bool,
+}
+
+async fn accept(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    body: Option<Json<AcceptBody>>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    require(&p, Permission::EditPolicies)?;
+    let shadow = body.map(|b| b.0.shadow).unwrap_or(false);
+    let pol = s.control.accept(&id, shadow, &p.actor())?;
+    Ok((StatusCode::CREATED, Json(json!(pol))))
+}
+
+async fn dismiss(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    require(&p, Permission::EditPolicies)?;
+    s.control.dismiss(&id, &p.actor())?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn policies(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require(&p, Permission::Read)?;
+    Ok(Json(views::policies(&s.control)?))
+}
+
+async fn policy(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require(&p, Permission::Read)?;
+    let pol = s
+        .control
+        .store()
+        .policy(&id)?
+        .ok_or_else(|| ControlError::NotFound {
+            what: "policy",
+            id: id.clone(),
+        })?;
+    Ok(Json(json!(pol)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreatePolicy {
+    policy: serde_json::Value,
+    #[serde(default)]
+    shadow: bool,
+}
+
+async fn create_policy(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    body: Result<Json<CreatePolicy>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    require(&p, Permission::EditPolicies)?;
+    let Json(body) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let pol = s
+        .control
+        .create_policy(body.policy, body.shadow, &p.actor())?;
+    Ok((StatusCode::CREATED, Json(json!(pol))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdatePolicy {
+    policy: Option<serde_json::Value>,
+    enabled: Option<bool>,
+    shadow: Option<bool>,
+}
+
+async fn update_policy(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    body: Result<Json<UpdatePolicy>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require(&p, Permission::EditPolicies)?;
+    let Json(b) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let pol = s
+        .control
+        .update_policy(&id, b.policy, b.enabled, b.shadow, &p.actor())?;
+    Ok(Json(json!(pol)))
+}
+
+async fn delete_policy(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    require(&p, Permission::EditPolicies)?;
+    s.control.delete_policy(&id, &p.actor())?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn edges(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require(&p, Permission::Read)?;
+    Ok(Json(json!({"edges": s.control.store().edges()?})))
+}
+
+async fn ingest(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    require(&p, Permission::Edge)?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.starts_with("application/json") {
+        return Err(ApiError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("ingest takes application/json, not {ct:?}"),
+        ));
+    }
+    let summary: weir_metadata::summary::CatalogSummary =
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("invalid catalog summary: {e}"),
+            )
+        })?;
+    s.control.ingest(&summary)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct AuditQuery {
+    since: i64,
+    limit: Option<i64>,
+}
+
+async fn audit(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require(&p, Permission::Admin)?;
+    let entries = s
+        .control
+        .store()
+        .audit_log(q.since, q.limit.unwrap_or(1000).clamp(1, 10_000))?;
+    Ok(Json(json!({"entries": entries})))
+}
+
+async fn tokens(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require(&p, Permission::Admin)?;
+    Ok(Json(json!({"tokens": s.control.store().tokens()?})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    role: String,
+    #[serde(default)]
+    name: String,
+}
+
+async fn new_token(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    body: Result<Json<NewToken>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    require(&p, Permission::Admin)?;
+    let Json(b) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let role = Role::parse(&b.role).ok_or_else(|| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "role: unknown role {:?} (viewer, editor, admin, edge)",
+                b.role
+            ),
+        )
+    })?;
+    let (token, info) = create_token(s.control.store(), role, &b.name, &p.actor())?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"token": token, "info": info})),
+    ))
+}
+
+async fn revoke_token(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    require(&p, Permission::Admin)?;
+    if s.control.store().revoke_token(&id, &p.actor())? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ControlError::NotFound { what: "token", id }.into())
+    }
+}

@@ -1,0 +1,473 @@
+//! The control plane as collector components.
+//!
+//! ```yaml
+//! extensions:
+//!   control_plane:
+//!     endpoint: localhost:8080        # HTTP: API, UI, POST /v1/policy/sync
+//!     grpc_endpoint: localhost:4320   # PolicyService.Sync over gRPC (optional)
+//!     storage: ./weir-catalog.db      # the SQLite file
+//!     auth: true                      # bearer tokens required (`weir admin token create`)
+//!     sync_interval: 30s              # recommended to edges
+//!     retention: 720h                 # catalog entries unseen this long are removed
+//! exporters:
+//!   catalog:                          # summarises what it receives; metadata only
+//!     storage: ./weir-catalog.db      # write into a local store, or ...
+//!     # endpoint: http://cp:8080      # ... ship summaries to a remote control plane
+//!     # token: ${env:WEIR_EDGE_TOKEN}
+//!     flush_interval: 10s
+//!     include_processors: [metadata]  # also take what these metadata processors gathered
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use tokio::sync::watch;
+use weir_api::{
+    parse_component_config, Batch, BuildContext, BuildError, Component, ConfigErrors, ConsumeError,
+    Consumer, ExporterConfig, ExporterFactory, ExtensionConfig, ExtensionFactory, SignalSet, Stage,
+    StartError,
+};
+use weir_metadata::{CatalogSummary, MetadataConfig, MetadataHandle, MetadataHub};
+
+use crate::api::{router, ApiState};
+use crate::control::ControlPlane;
+use crate::sync::CatalogPolicyStore;
+
+fn default_endpoint() -> String {
+    "localhost:8080".into()
+}
+fn default_storage() -> String {
+    "weir-catalog.db".into()
+}
+fn default_sync_interval() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_retention() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+fn default_true() -> bool {
+    true
+}
+fn default_flush() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// Config of the `control_plane` extension.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlPlaneConfig {
+    /// HTTP listen address for the API, the UI and HTTP policy sync. Default: `localhost:8080`.
+    #[serde(default = "default_endpoint")]
+    pub endpoint: String,
+    /// gRPC listen address for `PolicyService.Sync`. Default: none (HTTP sync only).
+    #[serde(default)]
+    pub grpc_endpoint: Option<String>,
+    /// SQLite file of the catalog and policies. Default: `weir-catalog.db`.
+    #[serde(default = "default_storage")]
+    pub storage: String,
+    /// Require bearer tokens. Default: true. `false` makes every caller an admin: local
+    /// trials only.
+    #[serde(default = "default_true")]
+    pub auth: bool,
+    /// Sync interval recommended to edges. Default: 30s.
+    #[serde(default = "default_sync_interval", with = "humantime_serde")]
+    pub sync_interval: Duration,
+    /// Catalog entries not seen for this long are removed (checked hourly). Default: 720h.
+    #[serde(default = "default_retention", with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+fn parse_addr(s: &str, path: &str, errors: &mut ConfigErrors) -> Option<SocketAddr> {
+    let s = s.replace("localhost:", "127.0.0.1:");
+    match s.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            errors.push(path, format!("invalid address {s:?} (expected host:port)"));
+            None
+        }
+    }
+}
+
+/// Factory of the `control_plane` extension.
+pub struct ControlPlaneFactory;
+
+struct ParsedControlPlane {
+    cfg: ControlPlaneConfig,
+    http: SocketAddr,
+    grpc: Option<SocketAddr>,
+}
+
+impl ExtensionFactory for ControlPlaneFactory {
+    fn parse(
+        &self,
+        config: &serde_json::Value,
+        path: &str,
+    ) -> Result<Box<dyn ExtensionConfig>, ConfigErrors> {
+        let cfg: ControlPlaneConfig = parse_component_config(config, path)?;
+        let mut errors = ConfigErrors::default();
+        let http = parse_addr(&cfg.endpoint, &format!("{path}.endpoint"), &mut errors);
+        let grpc = cfg
+            .grpc_endpoint
+            .as_deref()
+            .and_then(|g| parse_addr(g, &format!("{path}.grpc_endpoint"), &mut errors));
+        if cfg.sync_interval.is_zero() {
+            errors.push(format!("{path}.sync_interval"), "must be greater than 0");
+        }
+        match http {
+            Some(http) if errors.is_empty() => Ok(Box::new(ParsedControlPlane { cfg, http, grpc })),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Validates policy documents with the policy engine's own parser and compiler.
+pub fn policy_check() -> crate::control::PolicyCheck {
+    Box::new(|doc| {
+        let parsed = weir_policy::parse::parse_policy(doc, "policy");
+        let p = parsed.policy.map_err(|e| e.join("; "))?;
+        weir_policy::compile::compile(&p)
+            .map(|_| ())
+            .map_err(|e| e.join("; "))
+    })
+}
+
+impl ExtensionConfig for ParsedControlPlane {
+    fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Component>, BuildError> {
+        let path = ctx.resolve_path(&self.cfg.storage);
+        let control = ControlPlane::open(&path)
+            .map_err(|e| BuildError::Other {
+                id: ctx.id.clone(),
+                message: format!("cannot open storage {}", path.display()),
+                source: Some(Box::new(e)),
+            })?
+            .with_policy_check(policy_check());
+        Ok(Arc::new(ControlPlaneServer {
+            id: ctx.id.clone(),
+            control: Arc::new(control),
+            cfg: self.cfg.clone(),
+            http: self.http,
+            grpc: self.grpc,
+            stop: Mutex::new(None),
+        }))
+    }
+}
+
+/// The running control plane.
+pub struct ControlPlaneServer {
+    id: weir_api::ComponentId,
+    control: Arc<ControlPlane>,
+    cfg: ControlPlaneConfig,
+    http: SocketAddr,
+    grpc: Option<SocketAddr>,
+    stop: Mutex<Option<watch::Sender<bool>>>,
+}
+
+/// The full HTTP app: API, policy sync (edge tokens), UI.
+pub fn app(control: Arc<ControlPlane>, auth: bool, sync_interval: u32) -> axum::Router {
+    let state = ApiState {
+        control: control.clone(),
+        auth,
+    };
+    let store = Arc::new(CatalogPolicyStore {
+        control,
+        interval_seconds: sync_interval,
+    });
+    let sync = weir_policy::server::http_router(store).layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::api::authenticate_edge,
+    ));
+    router(state).merge(sync)
+}
+
+#[async_trait]
+impl Component for ControlPlaneServer {
+    async fn start(&self) -> Result<(), StartError> {
+        let (tx, rx) = watch::channel(false);
+        let listener = tokio::net::TcpListener::bind(self.http)
+            .await
+            .map_err(|e| StartError::new(&self.id, format!("cannot listen on {}", self.http), e))?;
+        let interval = self.cfg.sync_interval.as_secs().max(1) as u32;
+        let app = app(self.control.clone(), self.cfg.auth, interval);
+        let mut stop_http = rx.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop_http.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+        if let Some(grpc) = self.grpc {
+            let listener = tokio::net::TcpListener::bind(grpc)
+                .await
+                .map_err(|e| StartError::new(&self.id, format!("cannot listen on {grpc}"), e))?;
+            let store = Arc::new(CatalogPolicyStore {
+                control: self.control.clone(),
+                interval_seconds: interval,
+            });
+            let control = self.control.clone();
+            let auth = self.cfg.auth;
+            let svc = tonic::service::interceptor::InterceptedService::new(
+                weir_policy::server::grpc_service(store),
+                move |req: tonic::Request<()>| crate::api::check_edge_grpc(&control, auth, req),
+            );
+            let mut stop_grpc = rx.clone();
+            tokio::spawn(async move {
+                let incoming = tonic::transport::server::TcpIncoming::from(listener);
+                let _ = tonic::transport::Server::builder()
+                    .add_service(svc)
+                    .serve_with_incoming_shutdown(incoming, async move {
+                        let _ = stop_grpc.wait_for(|s| *s).await;
+                    })
+                    .await;
+            });
+        }
+        // Retention, hourly.
+        let control = self.control.clone();
+        let retention = self.cfg.retention.as_secs() as i64;
+        let mut stop_ret = rx;
+        tokio::spawn(async move {
+            loop {
+                let cutoff = crate::store::now_secs() - retention;
+                if let Err(e) = control.store().prune_unseen_since(cutoff) {
+                    tracing::warn!(error = %e, "catalog retention failed");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                    _ = stop_ret.changed() => break,
+                }
+            }
+        });
+        *self.stop.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        tracing::info!(endpoint = %self.http, "control plane listening");
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        if let Some(tx) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = tx.send(true);
+        }
+    }
+}
+
+/// Config of the `catalog` exporter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogExporterConfig {
+    /// Local SQLite file to merge summaries into. Exactly one of `storage` and `endpoint`.
+    #[serde(default)]
+    pub storage: Option<String>,
+    /// Base URL of a remote control plane (`http://host:8080`); summaries are POSTed to
+    /// `/api/v1/ingest`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Bearer token (role `edge`) for the remote control plane.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// How often summaries are flushed. Default: 10s.
+    #[serde(default = "default_flush", with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Ids of `metadata` processors whose summaries this exporter also takes.
+    #[serde(default)]
+    pub include_processors: Vec<String>,
+    /// Summariser settings (caps, miner); as the `metadata` processor's.
+    #[serde(default)]
+    pub metadata: MetadataConfig,
+}
+
+/// Factory of the `catalog` exporter.
+pub struct CatalogExporterFactory;
+
+impl ExporterFactory for CatalogExporterFactory {
+    fn signals(&self) -> SignalSet {
+        SignalSet::ALL
+    }
+    fn parse(
+        &self,
+        config: &serde_json::Value,
+        path: &str,
+    ) -> Result<Box<dyn ExporterConfig>, ConfigErrors> {
+        let cfg: CatalogExporterConfig = parse_component_config(config, path)?;
+        let mut errors = cfg.metadata.validate(&format!("{path}.metadata"));
+        match (&cfg.storage, &cfg.endpoint) {
+            (Some(_), Some(_)) => errors.push(path, "set either storage or endpoint, not both"),
+            (None, None) => errors.push(
+                path,
+                "set storage (a local SQLite file) or endpoint (a remote control plane)",
+            ),
+            (None, Some(e)) if !(e.starts_with("http://") || e.starts_with("https://")) => errors
+                .push(
+                    format!("{path}.endpoint"),
+                    format!("{e:?} is not an http(s) URL"),
+                ),
+            _ => {}
+        }
+        if cfg.flush_interval.is_zero() {
+            errors.push(format!("{path}.flush_interval"), "must be greater than 0");
+        }
+        errors.into_result(Box::new(cfg) as Box<dyn ExporterConfig>)
+    }
+}
+
+enum Destination {
+    Local(Arc<ControlPlane>),
+    Remote { url: String, token: Option<String> },
+}
+
+/// The running `catalog` exporter.
+pub struct CatalogExporter {
+    handle: Arc<MetadataHandle>,
+    include: Vec<String>,
+    dest: Arc<Destination>,
+    flush_interval: Duration,
+    pending: Arc<Mutex<CatalogSummary>>,
+    stop: Mutex<Option<watch::Sender<bool>>>,
+}
+
+impl ExporterConfig for CatalogExporterConfig {
+    fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Stage>, BuildError> {
+        let dest = match (&self.storage, &self.endpoint) {
+            (Some(s), _) => {
+                let path = ctx.resolve_path(s);
+                Destination::Local(Arc::new(ControlPlane::open(&path).map_err(|e| {
+                    BuildError::Other {
+                        id: ctx.id.clone(),
+                        message: format!("cannot open storage {}", path.display()),
+                        source: Some(Box::new(e)),
+                    }
+                })?))
+            }
+            (None, Some(url)) => Destination::Remote {
+                url: format!("{}/api/v1/ingest", url.trim_end_matches('/')),
+                token: self.token.clone(),
+            },
+            (None, None) => {
+                return Err(BuildError::Other {
+                    id: ctx.id.clone(),
+                    message: "no storage or endpoint".into(),
+                    source: None,
+                })
+            }
+        };
+        Ok(Arc::new(CatalogExporter {
+            handle: Arc::new(MetadataHandle::new(&self.metadata)),
+            include: self.include_processors.clone(),
+            dest: Arc::new(dest),
+            flush_interval: self.flush_interval,
+            pending: Arc::new(Mutex::new(CatalogSummary::default())),
+            stop: Mutex::new(None),
+        }))
+    }
+}
+
+async fn deliver(dest: &Destination, summary: &CatalogSummary) -> Result<(), String> {
+    match dest {
+        Destination::Local(c) => c.ingest(summary).map_err(|e| e.to_string()),
+        Destination::Remote { url, token } => {
+            use http_body_util::{BodyExt, Full};
+            let body = serde_json::to_vec(summary).map_err(|e| e.to_string())?;
+            let mut req = hyper::Request::post(url.as_str())
+                .header(hyper::header::CONTENT_TYPE, "application/json");
+            if let Some(t) = token {
+                req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+            }
+            let req = req
+                .body(Full::new(bytes::Bytes::from(body)))
+                .map_err(|e| e.to_string())?;
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http::<Full<bytes::Bytes>>();
+            let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
+                .await
+                .map_err(|_| "timed out".to_string())?
+                .map_err(|e| e.to_string())?;
+            let status = resp.status();
+            if status.is_success() {
+                Ok(())
+            } else {
+                let text = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                Err(format!("{status}: {}", String::from_utf8_lossy(&text)))
+            }
+        }
+    }
+}
+
+impl CatalogExporter {
+    /// Takes what was gathered and delivers it with anything a failed delivery left.
+    async fn flush(&self) {
+        flush_once(&self.handle, &self.include, &self.pending, &self.dest).await;
+    }
+}
+
+async fn flush_once(
+    handle: &MetadataHandle,
+    include: &[String],
+    pending: &Mutex<CatalogSummary>,
+    dest: &Destination,
+) {
+    let mut summary = handle.take();
+    for id in include {
+        if let Some(h) = MetadataHub::global().get(id) {
+            summary.merge(&h.take());
+        }
+    }
+    {
+        let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+        summary.merge(&p);
+        *p = CatalogSummary::default();
+    }
+    if summary.is_empty() {
+        return;
+    }
+    if let Err(e) = deliver(dest, &summary).await {
+        tracing::warn!(error = %e, "catalog flush failed; kept for the next flush");
+        let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.merge(&summary);
+    }
+}
+
+#[async_trait]
+impl Consumer for CatalogExporter {
+    async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
+        self.handle.observe(&batch);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Component for CatalogExporter {
+    async fn start(&self) -> Result<(), StartError> {
+        let (tx, mut rx) = watch::channel(false);
+        let (handle, include, pending, dest, every) = (
+            self.handle.clone(),
+            self.include.clone(),
+            self.pending.clone(),
+            self.dest.clone(),
+            self.flush_interval,
+        );
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => flush_once(&handle, &include, &pending, &dest).await,
+                    _ = rx.changed() => break,
+                }
+            }
+        });
+        *self.stop.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        if let Some(tx) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = tx.send(true);
+        }
+        self.flush().await;
+    }
+}

@@ -1,0 +1,354 @@
+//! The control plane's operations, shared by the HTTP API and the CLI: ingest summaries,
+//! list the catalog, find waste, accept suggestions, manage policies. Every change is
+//! written to the audit log with its actor.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use weir_metadata::summary::{CatalogSummary, ServiceSummary};
+
+use crate::analysis::{analyse_service, Finding, Thresholds};
+use crate::store::{now_secs, Store, StoredPolicy};
+use crate::CatalogError;
+
+/// Rows of the catalog are stored per service, all signals in one document.
+const ALL_SIGNALS: &str = "all";
+
+/// Why a control-plane request could not be done (mapped to HTTP statuses by the API).
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] CatalogError),
+    /// Nothing has this id.
+    #[error("{what} {id:?} not found")]
+    NotFound {
+        /// What kind of thing.
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The submitted document is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The id is taken.
+    #[error("{what} {id:?} already exists")]
+    Conflict {
+        /// What kind of thing.
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+}
+
+/// Checks a policy document before it is stored (the policy engine's compiler).
+pub type PolicyCheck = Box<dyn Fn(&serde_json::Value) -> Result<(), String> + Send + Sync>;
+
+/// A service in the catalog listing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceOverview {
+    /// service.name.
+    pub service: String,
+    /// Log records / spans / data points seen.
+    pub logs_items: u64,
+    /// Bytes of logs.
+    pub logs_bytes: u64,
+    /// Spans.
+    pub traces_items: u64,
+    /// Bytes of spans.
+    pub traces_bytes: u64,
+    /// Data points.
+    pub metrics_items: u64,
+    /// Bytes of metrics.
+    pub metrics_bytes: u64,
+    /// Log templates known.
+    pub templates: usize,
+    /// Unix seconds first seen by the catalog.
+    pub first_seen: i64,
+    /// Unix seconds last seen.
+    pub last_seen: i64,
+}
+
+/// The control plane over one store.
+pub struct ControlPlane {
+    store: Store,
+    thresholds: Thresholds,
+    check: Option<PolicyCheck>,
+}
+
+impl ControlPlane {
+    /// Opens the store at `path`.
+    pub fn open(path: &Path) -> Result<ControlPlane, CatalogError> {
+        Ok(ControlPlane {
+            store: Store::open(path)?,
+            thresholds: Thresholds::default(),
+            check: None,
+        })
+    }
+
+    /// Sets the policy validator used on create/update/accept.
+    pub fn with_policy_check(mut self, check: PolicyCheck) -> Self {
+        self.check = Some(check);
+        self
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Merges a summary (from the local metadata processor or a remote edge) into the
+    /// catalog.
+    pub fn ingest(&self, summary: &CatalogSummary) -> Result<(), CatalogError> {
+        let now = now_secs();
+        for (service, s) in &summary.services {
+            self.store.merge_summary(service, ALL_SIGNALS, now, |old| {
+                let mut merged = CatalogSummary::default();
+                if let Some(old) = old {
+                    let prev: ServiceSummary = serde_json::from_str(old)?;
+                    merged.services.insert(service.clone(), prev);
+                }
+                let mut add = CatalogSummary::default();
+                add.services.insert(service.clone(), s.clone());
+                merged.merge(&add);
+                let body = merged.services.remove(service).unwrap_or_default();
+                Ok(serde_json::to_string(&body)?)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Every service's stored summary.
+    pub fn catalog(&self) -> Result<BTreeMap<String, (ServiceSummary, i64, i64)>, CatalogError> {
+        let mut out = BTreeMap::new();
+        for (service, _, body, first, last) in self.store.summaries()? {
+            let s: ServiceSummary = serde_json::from_str(&body)?;
+            out.insert(service, (s, first, last));
+        }
+        Ok(out)
+    }
+
+    /// The services with their volumes.
+    pub fn services(&self) -> Result<Vec<ServiceOverview>, CatalogError> {
+        Ok(self
+            .catalog()?
+            .into_iter()
+            .map(|(service, (s, first, last))| ServiceOverview {
+                service,
+                logs_items: s.logs.volume.items,
+                logs_bytes: s.logs.volume.bytes,
+                traces_items: s.traces.volume.items,
+                traces_bytes: s.traces.volume.bytes,
+                metrics_items: s.metrics.volume.items,
+                metrics_bytes: s.metrics.volume.bytes,
+                templates: s.logs.templates.len(),
+                first_seen: first,
+                last_seen: last,
+            })
+            .collect())
+    }
+
+    /// One service's summary.
+    pub fn service(&self, name: &str) -> Result<ServiceSummary, ControlError> {
+        self.catalog()?
+            .remove(name)
+            .map(|(s, _, _)| s)
+            .ok_or_else(|| ControlError::NotFound {
+                what: "service",
+                id: name.to_string(),
+            })
+    }
+
+    /// Current findings, largest saving first, without dismissed ones and without those
+    /// whose suggested policy was already accepted.
+    pub fn findings(&self) -> Result<Vec<Finding>, CatalogError> {
+        let dismissed = self.store.dismissed()?;
+        let accepted: Vec<String> = self.store.policies()?.into_iter().map(|p| p.id).collect();
+        let mut out: Vec<Finding> = self
+            .catalog()?
+            .iter()
+            .flat_map(|(name, (s, _, _))| analyse_service(name, s, &self.thresholds))
+            .filter(|f| !dismissed.contains(&f.id) && !accepted.contains(&f.id))
+            .collect();
+        out.sort_by(|a, b| b.saving_bytes_per_day.total_cmp(&a.saving_bytes_per_day));
+        Ok(out)
+    }
+
+    /// Turns a finding's suggestion into a policy (`shadow`: count only, drop nothing).
+    pub fn accept(
+        &self,
+        finding_id: &str,
+        shadow: bool,
+        actor: &str,
+    ) -> Result<StoredPolicy, ControlError> {
+        let f = self
+            .findings()?
+            .into_iter()
+            .find(|f| f.id == finding_id)
+            .ok_or_else(|| ControlError::NotFound {
+                what: "finding",
+                id: finding_id.to_string(),
+            })?;
+        self.validate(&f.policy)?;
+        let now = now_secs();
+        let p = StoredPolicy {
+            id: f.id.clone(),
+            name: f.policy["name"].as_str().unwrap_or(&f.title).to_string(),
+            body: f.policy.clone(),
+            enabled: true,
+            shadow,
+            origin: format!("suggestion:{}", f.id),
+            created_at: now,
+            modified_at: now,
+        };
+        self.store.put_policy(&p, actor, "suggestion.accept")?;
+        Ok(p)
+    }
+
+    /// Dismisses a finding.
+    pub fn dismiss(&self, finding_id: &str, actor: &str) -> Result<(), CatalogError> {
+        self.store.dismiss(finding_id, actor)
+    }
+
+    fn validate(&self, body: &serde_json::Value) -> Result<(), ControlError> {
+        let id = body.get("id").and_then(|v| v.as_str()).unwrap_or("");
+        if id.is_empty() {
+            return Err(ControlError::Invalid("policy: id: required".into()));
+        }
+        if body
+            .get("name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .is_empty()
+        {
+            return Err(ControlError::Invalid(format!(
+                "policy {id}: name: required"
+            )));
+        }
+        if let Some(check) = &self.check {
+            check(body).map_err(|e| ControlError::Invalid(format!("policy {id}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Creates a policy from a document; fails when the id exists.
+    pub fn create_policy(
+        &self,
+        body: serde_json::Value,
+        shadow: bool,
+        actor: &str,
+    ) -> Result<StoredPolicy, ControlError> {
+        self.validate(&body)?;
+        let id = body["id"].as_str().unwrap_or_default().to_string();
+        if self.store.policy(&id)?.is_some() {
+            return Err(ControlError::Conflict { what: "policy", id });
+        }
+        let now = now_secs();
+        let p = StoredPolicy {
+            name: body["name"].as_str().unwrap_or_default().to_string(),
+            enabled: body
+                .get("enabled")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(true),
+            id,
+            body,
+            shadow,
+            origin: "user".into(),
+            created_at: now,
+            modified_at: now,
+        };
+        self.store.put_policy(&p, actor, "policy.create")?;
+        Ok(p)
+    }
+
+    /// Replaces a policy's document and/or switches (`enabled`, `shadow`).
+    pub fn update_policy(
+        &self,
+        id: &str,
+        body: Option<serde_json::Value>,
+        enabled: Option<bool>,
+        shadow: Option<bool>,
+        actor: &str,
+    ) -> Result<StoredPolicy, ControlError> {
+        let mut p = self
+            .store
+            .policy(id)?
+            .ok_or_else(|| ControlError::NotFound {
+                what: "policy",
+                id: id.to_string(),
+            })?;
+        if let Some(b) = body {
+            self.validate(&b)?;
+            if b["id"].as_str() != Some(id) {
+                return Err(ControlError::Invalid(format!(
+                    "policy {id}: id: the document's id {:?} differs from the policy's",
+                    b["id"].as_str().unwrap_or("")
+                )));
+            }
+            p.name = b["name"].as_str().unwrap_or_default().to_string();
+            p.body = b;
+        }
+        if let Some(e) = enabled {
+            p.enabled = e;
+        }
+        if let Some(s) = shadow {
+            p.shadow = s;
+        }
+        p.modified_at = now_secs();
+        self.store.put_policy(&p, actor, "policy.update")?;
+        Ok(p)
+    }
+
+    /// Deletes a policy.
+    pub fn delete_policy(&self, id: &str, actor: &str) -> Result<StoredPolicy, ControlError> {
+        self.store
+            .delete_policy(id, actor)?
+            .ok_or_else(|| ControlError::NotFound {
+                what: "policy",
+                id: id.to_string(),
+            })
+    }
+
+    /// Deletes everything the catalog knows about a service (audited).
+    pub fn delete_service(&self, service: &str, actor: &str) -> Result<usize, ControlError> {
+        let n = self.store.delete_service(service)?;
+        if n == 0 {
+            return Err(ControlError::NotFound {
+                what: "service",
+                id: service.to_string(),
+            });
+        }
+        self.store
+            .audit(actor, "catalog.delete_service", service, None, None)?;
+        Ok(n)
+    }
+
+    /// The policy documents served to edges: enabled policies, shadow ones labelled
+    /// `weir.shadow: "true"`.
+    pub fn served_policies(&self) -> Result<Vec<serde_json::Value>, CatalogError> {
+        Ok(self
+            .store
+            .policies()?
+            .into_iter()
+            .filter(|p| p.enabled)
+            .map(|p| {
+                let mut body = p.body;
+                if p.shadow {
+                    if let Some(o) = body.as_object_mut() {
+                        match o.entry("labels").or_insert_with(|| serde_json::json!({})) {
+                            serde_json::Value::Object(m) => {
+                                m.insert("weir.shadow".into(), "true".into());
+                            }
+                            serde_json::Value::Array(l) => l.push(
+                                serde_json::json!({"key": "weir.shadow", "value": {"stringValue": "true"}}),
+                            ),
+                            _ => {}
+                        }
+                    }
+                }
+                body
+            })
+            .collect())
+    }
+}

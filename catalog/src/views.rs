@@ -1,0 +1,162 @@
+//! JSON views of the catalog for the API and the UI: numbers and names, never sketches'
+//! registers or anything resembling content.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use weir_metadata::summary::{AttributeSchema, Seen, ServiceSummary};
+
+use crate::control::ControlPlane;
+use crate::CatalogError;
+
+fn per_day(seen: &Seen, amount: u64) -> f64 {
+    let window = (seen.last_unix_nano.saturating_sub(seen.first_unix_nano) as f64 / 1e9).max(60.0);
+    amount as f64 * 86_400.0 / window
+}
+
+fn service_seen(s: &ServiceSummary) -> Seen {
+    let mut seen = Seen::default();
+    let mut add = |x: &Seen| {
+        seen.observe(x.first_unix_nano);
+        seen.observe(x.last_unix_nano);
+    };
+    s.logs.templates.values().for_each(|t| add(&t.seen));
+    s.traces.spans.values().for_each(|t| add(&t.seen));
+    s.metrics.metrics.values().for_each(|t| add(&t.seen));
+    seen
+}
+
+/// Totals per service and signal, the waste found and the saving.
+pub fn overview(c: &ControlPlane) -> Result<Value, CatalogError> {
+    let findings = c.findings()?;
+    let mut saving_by_service: BTreeMap<&str, f64> = BTreeMap::new();
+    for f in &findings {
+        *saving_by_service.entry(&f.service).or_default() += f.saving_bytes_per_day;
+    }
+    let catalog = c.catalog()?;
+    let mut services = Vec::new();
+    let mut total_bytes_day = 0.0;
+    for (name, (s, _, _)) in &catalog {
+        let seen = service_seen(s);
+        let signals = json!({
+            "logs": {"items": s.logs.volume.items, "bytes": s.logs.volume.bytes, "bytes_per_day": per_day(&seen, s.logs.volume.bytes)},
+            "traces": {"items": s.traces.volume.items, "bytes": s.traces.volume.bytes, "bytes_per_day": per_day(&seen, s.traces.volume.bytes)},
+            "metrics": {"items": s.metrics.volume.items, "bytes": s.metrics.volume.bytes, "bytes_per_day": per_day(&seen, s.metrics.volume.bytes)},
+        });
+        let bytes = s.logs.volume.bytes + s.traces.volume.bytes + s.metrics.volume.bytes;
+        let bpd = per_day(&seen, bytes);
+        total_bytes_day += bpd;
+        services.push(json!({
+            "service": name,
+            "signals": signals,
+            "bytes_per_day": bpd,
+            "saving_bytes_per_day": saving_by_service.get(name.as_str()).copied().unwrap_or(0.0),
+        }));
+    }
+    let total_saving: f64 = findings.iter().map(|f| f.saving_bytes_per_day).sum();
+    Ok(json!({
+        "services": services,
+        "bytes_per_day": total_bytes_day,
+        "findings": findings.len(),
+        "saving_bytes_per_day": total_saving,
+    }))
+}
+
+fn attributes(m: &BTreeMap<String, AttributeSchema>, total: u64) -> Vec<Value> {
+    m.iter()
+        .map(|(k, a)| {
+            json!({
+                "key": k,
+                "types": a.types,
+                "share": if total > 0 { a.items as f64 / total as f64 } else { 0.0 },
+                "items": a.items,
+                "bytes": a.bytes,
+                "distinct_estimate": a.distinct.estimate(),
+            })
+        })
+        .collect()
+}
+
+/// One service: templates, attribute schema with cardinality, metrics, span names.
+pub fn service(name: &str, s: &ServiceSummary) -> Value {
+    let mut templates: Vec<Value> = s
+        .logs
+        .templates
+        .iter()
+        .map(|(id, t)| {
+            json!({
+                "id": id, "template": t.template, "count": t.count, "bytes": t.bytes,
+                "severity": t.severity, "first_seen_unix_nano": t.seen.first_unix_nano,
+                "last_seen_unix_nano": t.seen.last_unix_nano, "attribute_keys": t.attribute_keys,
+            })
+        })
+        .collect();
+    templates.sort_by_key(|t| std::cmp::Reverse(t["count"].as_u64().unwrap_or(0)));
+    let metrics: Vec<Value> = s
+        .metrics
+        .metrics
+        .iter()
+        .map(|(n, m)| {
+            json!({
+                "name": n, "kind": m.kind, "unit": m.unit, "temporality": m.temporality,
+                "points": m.volume.items, "bytes": m.volume.bytes,
+                "series_estimate": m.series.estimate(), "constant": m.constant.is_constant(),
+                "attribute_keys": m.attribute_keys.iter().map(|(k, d)| json!({"key": k, "distinct_estimate": d.estimate()})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let spans: Vec<Value> = s
+        .traces
+        .spans
+        .iter()
+        .map(|(n, sp)| {
+            json!({
+                "name": n, "count": sp.volume.items, "bytes": sp.volume.bytes, "kinds": sp.kinds,
+                "status": sp.status, "p50_ms": sp.duration_ms.quantile_ms(0.5),
+                "p99_ms": sp.duration_ms.quantile_ms(0.99), "attribute_keys": sp.attribute_keys,
+            })
+        })
+        .collect();
+    json!({
+        "service": name,
+        "logs": {
+            "items": s.logs.volume.items, "bytes": s.logs.volume.bytes, "severity": s.logs.severity,
+            "templates": templates,
+            "attributes": attributes(&s.logs.attributes.item, s.logs.volume.items),
+            "resource_attributes": attributes(&s.logs.attributes.resource, s.logs.volume.items),
+        },
+        "traces": {
+            "items": s.traces.volume.items, "bytes": s.traces.volume.bytes, "spans": spans,
+            "attributes": attributes(&s.traces.attributes.item, s.traces.volume.items),
+        },
+        "metrics": {
+            "items": s.metrics.volume.items, "bytes": s.metrics.volume.bytes, "metrics": metrics,
+            "attributes": attributes(&s.metrics.attributes.item, s.metrics.volume.items),
+        },
+    })
+}
+
+/// Policies with the hits, misses and errors edges reported, and which edges hold the
+/// current set.
+pub fn policies(c: &ControlPlane) -> Result<Value, CatalogError> {
+    let statuses = c.store().policy_statuses()?;
+    let edges = c.store().edges()?;
+    let current_hash = crate::sync::policy_set_hash(&c.served_policies()?);
+    let list: Vec<Value> = c
+        .store()
+        .policies()?
+        .into_iter()
+        .map(|p| {
+            let mine: Vec<_> = statuses.iter().filter(|s| s.policy_id == p.id).collect();
+            let hits: i64 = mine.iter().map(|s| s.hits).sum();
+            let misses: i64 = mine.iter().map(|s| s.misses).sum();
+            let errors: Vec<&String> = mine.iter().flat_map(|s| &s.errors).collect();
+            json!({"policy": p, "hits": hits, "misses": misses, "errors": errors, "per_edge": mine})
+        })
+        .collect();
+    let edges: Vec<Value> = edges
+        .into_iter()
+        .map(|e| json!({"edge": e.instance_id, "service": e.service_name, "last_sync": e.last_sync, "in_sync": e.last_hash == current_hash}))
+        .collect();
+    Ok(json!({"policies": list, "edges": edges, "hash": current_hash}))
+}
