@@ -228,3 +228,68 @@ async fn empty_request_is_ok_without_the_pipeline() {
     );
     r.receiver.shutdown().await;
 }
+
+#[tokio::test]
+async fn in_flight_budget_turns_a_burst_away_with_resource_exhausted() {
+    let r = start(
+        serde_json::json!({"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}}, "max_in_flight_mib": 1}),
+        &["logs"],
+    )
+    .await;
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    *r.recorder.gate.lock().unwrap() = Some(gate.clone());
+    let mut big = logs(1);
+    big.resource_logs[0].scope_logs[0].log_records[0].severity_text = "x".repeat(600 * 1024);
+
+    let mut held_client = LogsServiceClient::connect(r.grpc()).await.unwrap();
+    let first = big.clone();
+    let held = tokio::spawn(async move { held_client.export(first).await });
+    r.recorder.wait_entered(1).await;
+
+    let mut client = LogsServiceClient::connect(r.grpc()).await.unwrap();
+    let status = client.export(big.clone()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(
+        status.message(),
+        "the receiver holds as many request bytes as it may; retry later"
+    );
+    let details = RpcStatus::decode(status.details()).unwrap();
+    let delay = RetryInfo::decode(details.details[0].value.as_slice())
+        .unwrap()
+        .retry_delay
+        .unwrap();
+    assert_eq!(delay.seconds, 1);
+
+    gate.add_permits(10);
+    held.await.unwrap().unwrap();
+    // The share came back: the same request now passes, also compressed.
+    client.export(big.clone()).await.unwrap();
+    let mut gz = LogsServiceClient::connect(r.grpc())
+        .await
+        .unwrap()
+        .send_compressed(CompressionEncoding::Gzip);
+    gz.export(big).await.unwrap();
+    assert_eq!(r.recorder.take().len(), 3);
+    r.receiver.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_finishes_an_in_flight_call() {
+    let r = start(grpc_only(serde_json::json!({})), &["logs"]).await;
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    *r.recorder.gate.lock().unwrap() = Some(gate.clone());
+    let mut client = LogsServiceClient::connect(r.grpc()).await.unwrap();
+    let call = tokio::spawn(async move { client.export(logs(3)).await });
+    r.recorder.wait_entered(1).await;
+    let receiver = r.receiver.clone();
+    let stopping = tokio::spawn(async move { receiver.shutdown().await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!stopping.is_finished(), "shutdown waits for the open call");
+    gate.add_permits(1);
+    call.await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.recorder.take()[0].item_count(), 3);
+}

@@ -536,3 +536,32 @@ async fn a_port_in_use_fails_the_start_with_the_endpoint_named() {
     );
     first.receiver.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_within_read_timeout_is_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let r = start(
+        http_only(serde_json::json!({"read_timeout": "300ms"})),
+        &["logs"],
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(r.http()).await.unwrap();
+    stream
+        .write_all(
+            b"POST /v1/logs HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-protobuf\r\ncontent-length: 100\r\n\r\n0123456789",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("no answer within 5s")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{text}"
+    );
+    good_logs_request(&r).await;
+    r.receiver.shutdown().await;
+}

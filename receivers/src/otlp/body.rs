@@ -7,7 +7,7 @@ use std::io::Read;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 
-use super::ingest::BudgetShare;
+use super::ingest::{budget_spent, BudgetShare};
 use super::status::RequestError;
 
 /// Decompressed bytes read per step (the budget is taken step by step).
@@ -63,7 +63,9 @@ fn too_large(what: &str, limit: usize) -> RequestError {
     ))
 }
 
-/// Reads the whole body, at most `limit` bytes, taking budget for it before it is held.
+/// Reads the whole body, at most `limit` bytes, taking budget for each piece before it is
+/// held (so a slow sender holds only what it has sent). A body of known size that cannot fit
+/// in the budget now is turned away before any of it is read.
 pub async fn read_limited<B>(
     mut body: B,
     content_length: Option<u64>,
@@ -78,8 +80,9 @@ where
         if len > limit as u64 {
             return Err(too_large("request body", limit));
         }
-        // Known size: take it all up front, before any byte is buffered.
-        share.take(len as usize)?;
+        if !share.would_fit(len) {
+            return Err(budget_spent());
+        }
     }
     let capacity = content_length.map_or(0, |l| l as usize);
     let mut first: Option<Bytes> = None;
@@ -95,9 +98,7 @@ where
         if held + data.len() > limit {
             return Err(too_large("request body", limit));
         }
-        if content_length.is_none() {
-            share.take(data.len())?;
-        }
+        share.take(data.len())?;
         // The common case, one data frame, is kept as it came, without a copy.
         match first.take() {
             None if buf.is_empty() => first = Some(data),

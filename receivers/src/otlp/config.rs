@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use weir_api::ConfigErrors;
 
 /// 1 MiB.
 const MIB: u64 = 1024 * 1024;
 
 /// `receivers.otlp`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OtlpReceiverSettings {
     /// The protocols to serve. Default: none (at least one must be given, as in the
@@ -24,19 +24,25 @@ pub struct OtlpReceiverSettings {
 }
 
 /// `receivers.otlp.protocols`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Protocols {
     /// OTLP/gRPC. Default: off.
-    #[serde(deserialize_with = "present_or_default")]
+    #[serde(
+        deserialize_with = "present_or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub grpc: Option<GrpcSettings>,
     /// OTLP/HTTP. Default: off.
-    #[serde(deserialize_with = "present_or_default")]
+    #[serde(
+        deserialize_with = "present_or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub http: Option<HttpSettings>,
 }
 
 /// `receivers.otlp.protocols.grpc`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct GrpcSettings {
     /// `host:port` to listen on. Default: `localhost:4317`.
@@ -81,7 +87,7 @@ impl GrpcSettings {
 }
 
 /// `receivers.otlp.protocols.grpc.keepalive`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct KeepaliveSettings {
     /// Server-side keepalive. Default: none.
@@ -92,7 +98,7 @@ pub struct KeepaliveSettings {
 }
 
 /// `receivers.otlp.protocols.grpc.keepalive.server_parameters`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct KeepaliveServerParameters {
     /// Reserved: closing idle connections is not supported yet; any value is rejected.
@@ -114,7 +120,7 @@ pub struct KeepaliveServerParameters {
 }
 
 /// `receivers.otlp.protocols.http`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
     /// `host:port` to listen on. Default: `localhost:4318`.
@@ -130,6 +136,13 @@ pub struct HttpSettings {
     pub max_request_body_size: u64,
     /// Cross-origin requests from browsers. Default: off.
     pub cors: Option<CorsSettings>,
+    /// Longest time to receive a request's headers. Default: 1m.
+    #[serde(with = "humantime_serde")]
+    pub read_header_timeout: Option<Duration>,
+    /// Longest time to receive a request's body once its headers are in (answered 408
+    /// when exceeded). Default: none (as the collector).
+    #[serde(with = "humantime_serde")]
+    pub read_timeout: Option<Duration>,
     /// Copy the request headers into the batch context. Default: false.
     pub include_metadata: bool,
     /// Reserved: TLS is not supported yet; any value is rejected. Default: absent.
@@ -148,6 +161,8 @@ impl Default for HttpSettings {
             logs_url_path: "/v1/logs".to_string(),
             max_request_body_size: 20 * MIB,
             cors: None,
+            read_header_timeout: Some(Duration::from_secs(60)),
+            read_timeout: None,
             include_metadata: false,
             tls: None,
             auth: None,
@@ -163,7 +178,7 @@ impl HttpSettings {
 }
 
 /// `receivers.otlp.protocols.http.cors`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CorsSettings {
     /// Origins allowed to send requests; `*` matches any run of characters
@@ -401,6 +416,21 @@ mod tests {
         let cors = cfg.protocols.http.unwrap().cors.unwrap();
         assert_eq!(cors.allowed_origins, vec!["https://*.example.com"]);
         assert_eq!(cors.max_age, Some(600));
+    }
+
+    #[test]
+    fn settings_round_trip() {
+        let cfg = parse(serde_json::json!({"max_in_flight_mib": 8, "protocols": {
+            "grpc": {"include_metadata": true, "max_concurrent_streams": 16,
+                     "keepalive": {"server_parameters": {"max_connection_age": "1m"}}},
+            "http": {"read_timeout": "5s", "cors": {"allowed_origins": ["*"]}}
+        }}))
+        .unwrap();
+        let grpc_only = parse(serde_json::json!({"protocols": {"grpc": null}})).unwrap();
+        let value = serde_json::to_value(&grpc_only).unwrap();
+        assert_eq!(parse(value).unwrap(), grpc_only);
+        let value = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(parse(value).unwrap(), cfg);
     }
 
     #[test]

@@ -3,14 +3,19 @@
 //!
 //! The services are served with a codec that hands over the request message as raw bytes
 //! (after tonic's framing, size limit and gzip/zstd decompression) instead of the generated
-//! servers' prost codec: the receiver takes its share of the in-flight byte budget before
-//! decoding, and decodes with [`Batch::decode`], which keeps the bytes so an unchanged batch is
-//! forwarded without being encoded again.
+//! servers' prost codec: the receiver decodes with [`Batch::decode`], which keeps the bytes so
+//! an unchanged batch is forwarded without being encoded again.
+//!
+//! Admission: the request body is wrapped so that every HTTP/2 data frame takes its bytes from
+//! the in-flight budget as it arrives, before tonic buffers it; when the budget is spent the
+//! call fails at once with RESOURCE_EXHAUSTED and RetryInfo. A compressed message also takes
+//! its decompressed size before it is decoded. The share is held until the pipeline answered.
 
 use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, Bytes};
 use tokio::net::TcpListener;
@@ -26,7 +31,7 @@ use weir_api::otlp::collector::trace::v1::ExportTraceServiceResponse;
 use weir_api::{Batch, Signal};
 
 use super::config::GrpcSettings;
-use super::ingest::{Ingest, Transport};
+use super::ingest::{BudgetShare, Ingest, Transport};
 use super::status::RequestError;
 
 /// One OTLP export service: its gRPC name, signal and response message.
@@ -153,6 +158,16 @@ where
             .strip_prefix('/')
             .and_then(|p| p.strip_prefix(S::NAME))
             == Some("/Export");
+        let share = Arc::new(Mutex::new(state.ingest.budget.share()));
+        let compressed = req
+            .headers()
+            .get("grpc-encoding")
+            .is_some_and(|v| v.as_bytes() != b"identity");
+        let mut req = req.map(|body| BudgetedBody {
+            inner: Box::pin(body),
+            share: share.clone(),
+        });
+        req.extensions_mut().insert(CallShare { share, compressed });
         Box::pin(async move {
             if !is_export {
                 return Ok(Status::unimplemented("unknown method").into_http());
@@ -190,18 +205,26 @@ impl<S: ExportService> UnaryService<Bytes> for ExportCall<S> {
             let metadata = state
                 .include_metadata
                 .then(|| Arc::new(metadata_pairs(request.metadata())));
+            let call_share = request.extensions().get::<CallShare>().cloned();
             let bytes = request.into_inner();
             ingest.count_bytes(Transport::Grpc, signal, bytes.len());
-            let mut share = ingest.budget.share();
             let outcome = async {
-                share.take(bytes.len())?;
+                if let Some(CallShare {
+                    share,
+                    compressed: true,
+                }) = &call_share
+                {
+                    // The frames' budget covered the compressed bytes; the decompressed
+                    // message is held too.
+                    lock(share).take(bytes.len())?;
+                }
                 let mut batch = Batch::decode(signal, bytes)
                     .map_err(|e| RequestError::Malformed(e.to_string()))?;
                 batch.context.metadata = metadata;
                 ingest.deliver(Transport::Grpc, batch).await
             }
             .await;
-            drop(share);
+            drop(call_share);
             match outcome {
                 Ok(()) => Ok(Response::new(S::Response::default())),
                 Err(e) => {
@@ -211,6 +234,63 @@ impl<S: ExportService> UnaryService<Bytes> for ExportCall<S> {
                 }
             }
         })
+    }
+}
+
+/// The budget share of one call, reachable from the call (request extensions) and from the
+/// body that fills it.
+#[derive(Clone)]
+struct CallShare {
+    share: Arc<Mutex<BudgetShare>>,
+    compressed: bool,
+}
+
+fn lock(share: &Mutex<BudgetShare>) -> std::sync::MutexGuard<'_, BudgetShare> {
+    share.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A request body whose data frames take their bytes from the in-flight budget as they
+/// arrive; when the budget is spent it fails with the RESOURCE_EXHAUSTED status tonic then
+/// answers with.
+struct BudgetedBody<B> {
+    inner: Pin<Box<B>>,
+    share: Arc<Mutex<BudgetShare>>,
+}
+
+impl<B> Body for BudgetedBody<B>
+where
+    B: Body,
+    B::Error: Into<StdError>,
+{
+    type Data = B::Data;
+    type Error = StdError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<B::Data>, StdError>>> {
+        let this = self.get_mut();
+        match this.inner.as_mut().poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if let Err(e) = lock(&this.share).take(data.remaining()) {
+                        return Poll::Ready(Some(Err(Box::new(e.grpc_status()))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -23,7 +23,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use prost::Message;
@@ -77,6 +77,7 @@ struct HttpState {
     ingest: Arc<Ingest>,
     routes: [(String, Signal); 3],
     max_body_size: usize,
+    read_timeout: Option<std::time::Duration>,
     include_metadata: bool,
     cors: Option<CorsPolicy>,
 }
@@ -106,12 +107,19 @@ pub fn serve(
             (sanitize_url_path(&settings.logs_url_path), Signal::Logs),
         ],
         max_body_size: settings.max_body_size(),
+        read_timeout: settings.read_timeout.filter(|d| !d.is_zero()),
         include_metadata: settings.include_metadata,
         cors: settings.cors.as_ref().and_then(CorsPolicy::new),
     });
+    let header_timeout = settings.read_header_timeout.filter(|d| !d.is_zero());
     tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout);
+        builder.http2().timer(TokioTimer::new());
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
@@ -222,7 +230,15 @@ async fn receive(
         .then(|| Arc::new(header_pairs(req.headers())));
     let limit = state.max_body_size;
     let mut share = ingest.budget.share();
-    let raw = body::read_limited(req.into_body(), content_length, limit, &mut share).await?;
+    let reading = body::read_limited(req.into_body(), content_length, limit, &mut share);
+    let raw = match state.read_timeout {
+        None => reading.await?,
+        Some(t) => tokio::time::timeout(t, reading).await.map_err(|_| {
+            RequestError::TimedOut(format!(
+                "the request body did not arrive within read_timeout ({t:?})"
+            ))
+        })??,
+    };
     ingest.count_bytes(Transport::Http, signal, raw.len());
     let (bytes, share) = body::decompress(content_encoding, raw, limit, share).await?;
     let mut batch = match encoding {

@@ -53,7 +53,6 @@ impl ByteBudget {
     }
 
     /// Bytes not held by any request now.
-    #[cfg(test)]
     pub fn available(&self) -> usize {
         self.semaphore.available_permits()
     }
@@ -77,6 +76,13 @@ pub struct BudgetShare {
 }
 
 impl BudgetShare {
+    /// Whether `bytes` more would fit in the budget now (a quick check before reading a
+    /// body of known size; [`BudgetShare::take`] is what counts).
+    pub fn would_fit(&self, bytes: u64) -> bool {
+        let room = u64::from(self.budget.total - self.held);
+        bytes.min(room) <= self.budget.available() as u64
+    }
+
     /// Takes `bytes` more, or fails with a retryable error when the budget is spent. A
     /// single request is never asked for more than the whole budget, so it can always pass
     /// once it is alone.
@@ -95,12 +101,16 @@ impl BudgetShare {
                 self.held += want;
                 Ok(())
             }
-            Err(_) => Err(RequestError::Busy {
-                reason: "the receiver holds as many request bytes as it may; retry later"
-                    .to_string(),
-                retry_after: Some(BUDGET_RETRY_AFTER),
-            }),
+            Err(_) => Err(budget_spent()),
         }
+    }
+}
+
+/// The answer when the in-flight budget is spent.
+pub fn budget_spent() -> RequestError {
+    RequestError::Busy {
+        reason: "the receiver holds as many request bytes as it may; retry later".to_string(),
+        retry_after: Some(BUDGET_RETRY_AFTER),
     }
 }
 

@@ -9,6 +9,8 @@ use weir_api::ConsumeError;
 
 /// gRPC `INVALID_ARGUMENT`.
 const INVALID_ARGUMENT: i32 = 3;
+/// gRPC `DEADLINE_EXCEEDED`.
+const DEADLINE_EXCEEDED: i32 = 4;
 /// gRPC `RESOURCE_EXHAUSTED`.
 const RESOURCE_EXHAUSTED: i32 = 8;
 /// gRPC `UNAVAILABLE`.
@@ -80,6 +82,9 @@ pub enum RequestError {
         /// When the client may try again.
         retry_after: Option<Duration>,
     },
+    /// The client did not send the body in time (HTTP 408).
+    #[error("{0}")]
+    TimedOut(String),
     /// The pipeline refused the data for good (HTTP 400, gRPC INVALID_ARGUMENT).
     #[error("{0}")]
     Rejected(String),
@@ -107,6 +112,7 @@ impl RequestError {
         match self {
             RequestError::Malformed(_) | RequestError::Rejected(_) => StatusCode::BAD_REQUEST,
             RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             RequestError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -127,6 +133,7 @@ impl RequestError {
         let (code, details) = match self {
             RequestError::Malformed(_) | RequestError::Rejected(_) => (INVALID_ARGUMENT, vec![]),
             RequestError::TooLarge(_) => (RESOURCE_EXHAUSTED, vec![]),
+            RequestError::TimedOut(_) => (DEADLINE_EXCEEDED, vec![]),
             RequestError::Busy {
                 retry_after: Some(d),
                 ..
