@@ -479,12 +479,21 @@ pub fn sample_span(k: &TraceKeep, trace_id: &[u8], tracestate: &str) -> SpanDeci
             return keep_with(None);
         }
     }
-    let randomness = if k.mode == SamplingMode::HashSeed && k.seed != 0 {
-        (!trace_id.is_empty()).then(|| sampling::seeded_randomness(trace_id, k.seed))
-    } else {
-        ot.rv
-            .or_else(|| (!trace_id.is_empty()).then(|| sampling::id_randomness(trace_id)))
-    };
+    if k.mode == SamplingMode::HashSeed && k.seed != 0 {
+        // Seeded: the OpenTelemetry Collector's probabilistic_sampler rule, so a fleet mixing
+        // both decides alike for every trace id.
+        if trace_id.is_empty() {
+            return SpanDecision {
+                keep: !k.fail_closed,
+                tracestate: None,
+            };
+        }
+        let (keep, t) = sampling::seeded_decision(trace_id, k.seed, k.percent);
+        return if keep { keep_with(Some(t)) } else { drop };
+    }
+    let randomness = ot
+        .rv
+        .or_else(|| (!trace_id.is_empty()).then(|| sampling::id_randomness(trace_id)));
     let Some(r) = randomness else {
         return SpanDecision {
             keep: !k.fail_closed,

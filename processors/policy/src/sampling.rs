@@ -95,10 +95,23 @@ pub fn hashed_randomness(value: &[u8]) -> u64 {
     fnv1a64(&[value]) & MASK_56
 }
 
-/// 56 bits of randomness for `hash_seed` mode with a non-zero seed: FNV-1a 64 over the trace
-/// id then the seed's little-endian bytes.
-pub fn seeded_randomness(trace_id: &[u8], seed: u32) -> u64 {
-    fnv1a64(&[trace_id, &seed.to_le_bytes()]) & MASK_56
+/// The OpenTelemetry Collector's `hash_seed` bucket of a trace id: FNV-1a 32 over the
+/// seed's little-endian bytes then the trace id, low 14 bits.
+pub fn seeded_bucket(trace_id: &[u8], seed: u32) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in seed.to_le_bytes().iter().chain(trace_id) {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h & 0x3fff
+}
+
+/// The Collector's `hash_seed` rule: keep when the bucket is below `percent * 16384 / 100`.
+/// Returns the decision and the equivalent 56-bit threshold (14-bit granularity).
+pub fn seeded_decision(trace_id: &[u8], seed: u32, percent: f64) -> (bool, u64) {
+    let rate = (percent * 16384.0 / 100.0) as u32;
+    let keep = seeded_bucket(trace_id, seed) < rate;
+    (keep, u64::from(16384 - rate.min(16384)) << 42)
 }
 
 /// A fresh random 56-bit value (unkeyed percentage sampling).
@@ -289,6 +302,18 @@ mod tests {
         assert!(l.admit(Some(7), t0));
         assert!(!l.admit(Some(7), t0));
         assert!(l.admit(None, t0 + Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn seeded_bucket_is_the_collectors_fnv32() {
+        // FNV-1a 32 of [2a 00 00 00, 01 02 .. 10] = 0x75339e9f, low 14 bits 7839
+        // (computed independently of this code).
+        let id: Vec<u8> = (1..=16).collect();
+        assert_eq!(seeded_bucket(&id, 42), 7839);
+        // 7839 < 50% (8192): kept; not below 45% (7372).
+        assert!(seeded_decision(&id, 42, 50.0).0);
+        assert!(!seeded_decision(&id, 42, 45.0).0);
+        assert_eq!(seeded_decision(&id, 42, 50.0).1, 0x80_0000_0000_0000);
     }
 
     #[test]

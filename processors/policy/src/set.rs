@@ -119,7 +119,7 @@ fn rank(a: &Anchor) -> u8 {
 }
 
 impl SignalIndex {
-    fn build(entries: &[PolicyEntry], signal: Signal) -> SignalIndex {
+    fn build(entries: &[PolicyEntry], signal: Signal, prefilter: bool) -> SignalIndex {
         let mut index = SignalIndex::default();
         let mut groups: HashMap<Field, usize> = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
@@ -135,6 +135,7 @@ impl SignalIndex {
                 .filter(|(_, m)| !m.negate)
                 .filter_map(|(mi, m)| anchor_of(&m.subject).map(|a| (mi, a)))
                 .min_by_key(|(_, (_, a))| rank(a));
+            let best = best.filter(|_| prefilter);
             let Some((mi, (field, anchor))) = best else {
                 index.always.push(i as u32);
                 continue;
@@ -333,6 +334,23 @@ impl PolicySet {
     /// Compiles each policy on its own; one policy's errors never affect another. A duplicate
     /// id keeps its first occurrence and marks the later ones as errors.
     pub fn build(policies: Vec<ParsedPolicy>, stats: &StatsRegistry) -> PolicySet {
+        Self::build_with(policies, stats, true)
+    }
+
+    /// Like [`PolicySet::build`] but without the prefilter: every policy is tried on every
+    /// record. Slower; it exists to check the prefilter against.
+    pub fn build_without_prefilter(
+        policies: Vec<ParsedPolicy>,
+        stats: &StatsRegistry,
+    ) -> PolicySet {
+        Self::build_with(policies, stats, false)
+    }
+
+    fn build_with(
+        policies: Vec<ParsedPolicy>,
+        stats: &StatsRegistry,
+        prefilter: bool,
+    ) -> PolicySet {
         let mut entries: Vec<PolicyEntry> = Vec::with_capacity(policies.len());
         let mut seen = std::collections::HashSet::new();
         for parsed in policies {
@@ -375,9 +393,9 @@ impl PolicySet {
             entries.push(entry);
         }
         entries.sort_by(|a, b| a.id.cmp(&b.id));
-        let logs = SignalIndex::build(&entries, Signal::Logs);
-        let metrics = SignalIndex::build(&entries, Signal::Metrics);
-        let traces = SignalIndex::build(&entries, Signal::Traces);
+        let logs = SignalIndex::build(&entries, Signal::Logs, prefilter);
+        let metrics = SignalIndex::build(&entries, Signal::Metrics, prefilter);
+        let traces = SignalIndex::build(&entries, Signal::Traces, prefilter);
         PolicySet {
             entries,
             logs,
