@@ -64,6 +64,13 @@ pub enum Command {
     /// Evaluate and check policies with the policy engine (weir-policy).
     #[command(subcommand)]
     Policy(weir_policy::cli::PolicyCommand),
+    /// The catalog: `report` (top findings), `mine` (templates of a log file),
+    /// `delete-service`.
+    #[command(subcommand)]
+    Catalog(weir_catalog::cli::CatalogCommand),
+    /// Control-plane administration: API tokens and the audit log.
+    #[command(subcommand)]
+    Admin(weir_catalog::cli::AdminCommand),
 }
 
 fn print_errors(errors: &ConfigErrors) {
@@ -186,6 +193,8 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         },
         Some(Command::Policy(cmd)) => weir_policy::cli::run(cmd),
+        Some(Command::Catalog(cmd)) => weir_catalog::cli::run_catalog(cmd),
+        Some(Command::Admin(cmd)) => weir_catalog::cli::run_admin(cmd),
         Some(Command::Components) => {
             print!("{}", components_text(&registry));
             ExitCode::SUCCESS
