@@ -494,3 +494,26 @@ fn long_values_are_shortened_in_errors() {
         "{message}"
     );
 }
+
+/// Cross-check with an independent implementation: opentelemetry-proto's own serde support
+/// (its `with-serde` feature) reads what we write and writes what we read. Infinities are left
+/// out (it writes them as `null` and cannot read the `"Infinity"` that proto3 JSON
+/// prescribes), and so is `stringValueStrindex` (it does not read it).
+#[test]
+fn agrees_with_opentelemetry_proto_serde() {
+    let mut request = rich_logs();
+    request.resource_logs[0].scope_logs[0].log_records[0]
+        .attributes
+        .retain(|kv| !kv.key.ends_with("inf") && kv.key != "strindex");
+    assert_eq!(
+        request.resource_logs[0].scope_logs[0].log_records[0]
+            .attributes
+            .len(),
+        12
+    );
+    let theirs = serde_json::to_vec(&request).unwrap();
+    assert_eq!(json::decode_logs(&theirs).unwrap(), request);
+    let ours = json::encode_logs(&request);
+    let read_by_them: ExportLogsServiceRequest = serde_json::from_slice(&ours).unwrap();
+    assert_eq!(read_by_them, request);
+}

@@ -475,3 +475,15 @@ fn integral_floats_are_accepted_as_integers() {
         Some(number_data_point::Value::AsInt(-2000))
     );
 }
+
+/// Cross-check with an independent implementation: opentelemetry-proto's own serde support
+/// (its `with-serde` feature) reads what we write and writes what we read.
+#[test]
+fn agrees_with_opentelemetry_proto_serde() {
+    let request = rich_metrics();
+    let theirs = serde_json::to_vec(&request).unwrap();
+    assert_eq!(json::decode_metrics(&theirs).unwrap(), request);
+    let ours = json::encode_metrics(&request);
+    let read_by_them: ExportMetricsServiceRequest = serde_json::from_slice(&ours).unwrap();
+    assert_eq!(read_by_them, request);
+}

@@ -286,3 +286,15 @@ fn errors_name_their_location() {
         ExportTraceServiceRequest::default()
     );
 }
+
+/// Cross-check with an independent implementation: opentelemetry-proto's own serde support
+/// (its `with-serde` feature) reads what we write and writes what we read.
+#[test]
+fn agrees_with_opentelemetry_proto_serde() {
+    let request = rich_traces();
+    let theirs = serde_json::to_vec(&request).unwrap();
+    assert_eq!(json::decode_traces(&theirs).unwrap(), request);
+    let ours = json::encode_traces(&request);
+    let read_by_them: ExportTraceServiceRequest = serde_json::from_slice(&ours).unwrap();
+    assert_eq!(read_by_them, request);
+}
