@@ -24,12 +24,24 @@ pub fn parse_document(text: &str) -> Result<Value, String> {
     if text.trim().is_empty() {
         return Ok(Value::Object(Default::default()));
     }
-    let v: Value =
-        serde_saphyr::from_str_with_options(text, options()).map_err(|e| e.to_string())?;
+    let v: Value = serde_saphyr::from_str_with_options(text, options())
+        .map_err(|e| one_line(&e.to_string()))?;
     Ok(match v {
         Value::Null => Value::Object(Default::default()),
         v => v,
     })
+}
+
+/// The first line of a parser error (the rest is a source snippet), so that `weir validate`
+/// prints one problem per line.
+fn one_line(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    if first.contains("budget breached") {
+        format!("{first} (the document is too large, too deep or uses too many aliases)")
+    } else {
+        first.to_string()
+    }
 }
 
 /// Parses a YAML scalar or document fragment the way the collector types an expanded value
@@ -84,12 +96,17 @@ mod tests {
             doc.push_str(&format!("a{i}: &a{i} [{items}]\n"));
         }
         let err = parse_document(&doc).unwrap_err();
-        assert!(!err.is_empty());
+        assert!(err.contains("budget breached"), "{err}");
+        assert!(
+            err.ends_with("(the document is too large, too deep or uses too many aliases)"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
     }
 
     #[test]
     fn syntax_error_is_reported() {
         let err = parse_document("a: [1, 2\n").unwrap_err();
-        assert!(!err.is_empty());
+        assert_eq!(err, "line 1 column 4: unclosed bracket '['");
     }
 }
