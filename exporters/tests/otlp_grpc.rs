@@ -416,6 +416,59 @@ async fn upstream_down_then_up_loses_nothing_and_counts_retries() {
 }
 
 #[tokio::test]
+async fn many_batches_through_a_small_blocking_queue_arrive_complete() {
+    let upstream = Upstream::default();
+    let (addr, server) = upstream.serve().await;
+    let (exporter, telemetry) = build_exporter(
+        "otlp",
+        serde_json::json!({
+            "endpoint": format!("http://{addr}"),
+            "sending_queue": {"queue_size": 20, "num_consumers": 4, "block_on_overflow": true},
+        }),
+    );
+    exporter.start().await.unwrap();
+    let producers: Vec<_> = (0..4)
+        .map(|p| {
+            let exporter = exporter.clone();
+            tokio::spawn(async move {
+                for i in 0..100 {
+                    exporter
+                        .consume(Batch::new(logs(&format!("p{p}-{i}"), 5)))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.await.unwrap();
+    }
+    exporter.shutdown().await;
+    assert_eq!(upstream.items(), 2000);
+    let mut tags: Vec<String> = upstream
+        .payloads()
+        .iter()
+        .map(|p| match p {
+            Payload::Logs(r) => {
+                format!("{:?}", r.resource_logs[0].scope_logs[0].log_records[0].body)
+            }
+            _ => unreachable!(),
+        })
+        .collect();
+    tags.sort();
+    tags.dedup();
+    assert_eq!(tags.len(), 400, "every batch exactly once");
+    assert_eq!(
+        metric(
+            &telemetry,
+            "weir_exporter_sent_items_total{exporter=\"otlp\",signal=\"logs\"}"
+        ),
+        2000.0
+    );
+    server.abort();
+}
+
+#[tokio::test]
 async fn retry_info_delay_is_honoured_and_resource_exhausted_without_it_is_permanent() {
     let details =
         weir_exporters::rpc_status::status_with_retry_delay(8, "busy", Duration::from_millis(400));

@@ -359,6 +359,40 @@ async fn bad_request_is_not_retried_and_counted_failed() {
 }
 
 #[tokio::test]
+async fn without_queue_the_upstreams_retry_after_is_passed_back() {
+    let upstream = HttpUpstream::default().script(vec![(
+        429,
+        vec![("retry-after", "7".into())],
+        b"slow down".to_vec(),
+    )]);
+    let (addr, server) = upstream.serve().await;
+    let (exporter, _) = build_exporter(
+        "otlphttp",
+        serde_json::json!({
+            "endpoint": format!("http://{addr}"),
+            "sending_queue": {"enabled": false},
+            "retry_on_failure": {"enabled": false},
+        }),
+    );
+    match exporter.consume(Batch::new(logs("t", 1))).await {
+        Err(ConsumeError::Refused {
+            reason,
+            retry_after,
+            ..
+        }) => {
+            assert_eq!(retry_after, Some(Duration::from_secs(7)));
+            assert_eq!(
+                reason,
+                format!("http://{addr}/v1/logs: HTTP 429: slow down")
+            );
+        }
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    assert_eq!(upstream.count(), 1);
+    server.abort();
+}
+
+#[tokio::test]
 async fn upstream_down_then_up_loses_nothing() {
     let port = free_port();
     let (exporter, telemetry) = build_exporter(
