@@ -16,6 +16,11 @@ fn options() -> serde_saphyr::Options {
             max_nodes: 250_000,
             max_total_scalar_bytes: 16 * 1024 * 1024,
         },
+        // YAML 1.2 booleans only, as the collector's parser: `yes`/`on` stay strings.
+        strict_booleans: true,
+        // `0755` and `1_000` stay strings, as in the collector.
+        leading_zero_numbers_as_strings: true,
+        underscored_numbers_as_strings: true,
     }
 }
 
@@ -85,6 +90,15 @@ mod tests {
         assert_eq!(parse_value("2s"), json!("2s"));
         assert_eq!(parse_value("[a, b]"), json!(["a", "b"]));
         assert_eq!(parse_value("'quoted'"), json!("quoted"));
+        // Text that only looks like a number or a YAML 1.1 boolean keeps its spelling.
+        assert_eq!(parse_value("0123"), json!("0123"));
+        assert_eq!(parse_value("1_000"), json!("1_000"));
+        assert_eq!(parse_value("yes"), json!("yes"));
+        assert_eq!(parse_value("off"), json!("off"));
+        assert_eq!(
+            parse_document("a: on\nb: 010\n").unwrap(),
+            json!({"a": "on", "b": "010"})
+        );
     }
 
     #[test]
