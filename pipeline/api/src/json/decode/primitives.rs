@@ -241,3 +241,82 @@ pub(crate) fn base64_bytes(value: &JsonValue<'_>, path: &Path<'_>) -> Result<Vec
             })
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> JsonValue<'_> {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn integers_accept_numbers_and_decimal_strings_within_range() {
+        let root = Path::Root;
+        assert_eq!(
+            uint64(&parse("18446744073709551615"), &root).unwrap(),
+            u64::MAX
+        );
+        assert_eq!(
+            uint64(&parse("\"18446744073709551615\""), &root).unwrap(),
+            u64::MAX
+        );
+        assert_eq!(
+            int64(&parse("-9223372036854775808"), &root).unwrap(),
+            i64::MIN
+        );
+        assert_eq!(
+            int64(&parse("\"-9223372036854775808\""), &root).unwrap(),
+            i64::MIN
+        );
+        assert_eq!(int64(&parse("1e3"), &root).unwrap(), 1000);
+        assert_eq!(uint32(&parse("4294967295"), &root).unwrap(), u32::MAX);
+        assert_eq!(int32(&parse("\"-2147483648\""), &root).unwrap(), i32::MIN);
+        let err = |text: &str, f: fn(&JsonValue<'_>, &Path<'_>) -> Result<i64, JsonError>| {
+            f(&parse(text), &root).unwrap_err().to_string()
+        };
+        assert_eq!(
+            err("\"9223372036854775808\"", int64),
+            "request: invalid int64 9223372036854775808 (out of range)"
+        );
+        assert_eq!(err("\" 5\"", int64), r#"request: invalid int64 " 5""#);
+        assert_eq!(err("\"\"", int64), r#"request: invalid int64 """#);
+        assert_eq!(err("1.5", int64), "request: invalid int64 1.5");
+        assert_eq!(
+            uint64(&parse("1e20"), &root).unwrap_err().to_string(),
+            "request: invalid uint64 100000000000000000000"
+        );
+    }
+
+    #[test]
+    fn doubles_accept_numbers_numeric_strings_and_special_names() {
+        let root = Path::Root;
+        assert_eq!(double(&parse("3"), &root).unwrap(), 3.0);
+        assert_eq!(double(&parse("-3"), &root).unwrap(), -3.0);
+        assert_eq!(double(&parse("0.1"), &root).unwrap(), 0.1);
+        assert_eq!(double(&parse("\"2.5\""), &root).unwrap(), 2.5);
+        assert_eq!(
+            double(&parse("\"-Infinity\""), &root).unwrap(),
+            f64::NEG_INFINITY
+        );
+        assert!(double(&parse("\"NaN\""), &root).unwrap().is_nan());
+        assert_eq!(
+            double(&parse("[]"), &root).unwrap_err().to_string(),
+            r#"request: expected a double (a number, "NaN", "Infinity" or "-Infinity"), got an array"#
+        );
+    }
+
+    #[test]
+    fn hex_ids_are_case_insensitive_and_exact_length() {
+        let root = Path::Root;
+        assert_eq!(
+            hex_id(&parse("\"00fFaA09\""), &root, 8).unwrap(),
+            [0x00, 0xff, 0xaa, 0x09]
+        );
+        assert_eq!(hex_id(&parse("\"\""), &root, 32).unwrap(), Vec::<u8>::new());
+        // Multi-byte characters of the right byte length are still not hex.
+        assert!(hex_id(&parse("\"é0\""), &root, 3).is_err());
+        assert!(hex_id(&parse("\"0g\""), &root, 2).is_err());
+        assert!(hex_id(&parse("\"abc\""), &root, 4).is_err());
+    }
+}

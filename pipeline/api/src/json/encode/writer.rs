@@ -208,3 +208,83 @@ pub(crate) fn write_string(out: &mut Vec<u8>, value: &str) {
     out.extend_from_slice(&bytes[run_start..]);
     out.push(b'"');
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_control_character_is_escaped_and_reads_back() {
+        let text: String = (0u8..0x20)
+            .map(char::from)
+            .chain("\"\\/é✓\u{7f}".chars())
+            .collect();
+        let mut out = Vec::new();
+        write_string(&mut out, &text);
+        assert!(
+            out.iter().all(|&b| b >= 0x20),
+            "raw control byte in {out:?}"
+        );
+        let back: String = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back, text);
+        let mut out = Vec::new();
+        write_string(&mut out, "a\u{1}b\nc");
+        assert_eq!(out, br#""a\u0001b\nc""#);
+    }
+
+    #[test]
+    fn doubles_are_json_numbers_or_proto3_strings() {
+        let cases: [(f64, &str); 9] = [
+            (1.0, "1.0"),
+            (-0.5, "-0.5"),
+            (1e21, "1e21"),
+            (1.5e-7, "1.5e-7"),
+            (f64::MIN_POSITIVE / 4.0, "5.562684646268003e-309"),
+            (f64::MAX, "1.7976931348623157e308"),
+            (f64::NAN, "\"NaN\""),
+            (f64::INFINITY, "\"Infinity\""),
+            (f64::NEG_INFINITY, "\"-Infinity\""),
+        ];
+        for (value, text) in cases {
+            let mut out = Vec::new();
+            write_f64(&mut out, value);
+            assert_eq!(String::from_utf8(out).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn base64_matches_the_standard_padded_encoding() {
+        let data = [0xfbu8, 0xff, 0x00, 0x3e, 0x3f];
+        for len in 0..=data.len() {
+            let mut out = Vec::new();
+            write_base64(&mut out, &data[..len]);
+            assert_eq!(
+                out,
+                format!("\"{}\"", BASE64_STANDARD.encode(&data[..len])).into_bytes()
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_are_omitted_and_presence_fields_are_kept() {
+        let mut out = Vec::new();
+        let mut o = ObjectWriter::begin(&mut out);
+        o.string("s", "");
+        o.u64("u", 0);
+        o.u32("n", 0);
+        o.i32("e", 0);
+        o.bool("b", false);
+        o.f64("d", 0.0);
+        o.hex("id", &[]);
+        o.list::<u8>("l", &[], |_, _| {});
+        o.f64_always("sum", 0.0);
+        o.i64_always("asInt", 0);
+        o.u64("count", u64::MAX);
+        o.hex("spanId", &[0, 0xff]);
+        o.end();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"sum":0.0,"asInt":"0","count":"18446744073709551615","spanId":"00ff"}"#
+        );
+    }
+}
