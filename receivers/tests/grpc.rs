@@ -42,6 +42,17 @@ async fn every_signal_arrives_exactly_also_compressed() {
         .send_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Gzip);
     gz.export(logs(2)).await.unwrap();
+    // Bytes are counted as they came over the wire: gRPC frames of 5 header bytes plus the
+    // message (compressed for the second call).
+    let wire = metric_value(
+        &r.telemetry,
+        "weir_receiver_request_bytes_total{receiver=\"otlp\",transport=\"grpc\",signal=\"logs\"}",
+    );
+    let plain = logs(3).encode_to_vec().len() as u64 + 5;
+    assert!(
+        wire > plain && wire < plain + 5 + logs(2).encode_to_vec().len() as u64,
+        "{wire}"
+    );
     let mut zs = TraceServiceClient::connect(r.grpc())
         .await
         .unwrap()

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use weir_api::ConfigErrors;
+use weir_api::{parse_component_config, ConfigErrors};
 
 /// 1 MiB.
 const MIB: u64 = 1024 * 1024;
@@ -218,7 +218,46 @@ pub fn validate(cfg: &OtlpReceiverSettings, path: &str) -> ConfigErrors {
         );
     }
     if let Some(grpc) = &cfg.protocols.grpc {
-        let p = format!("{protocols}.grpc");
+        validate_grpc(grpc, &format!("{protocols}.grpc"), &mut errors);
+    }
+    if let Some(http) = &cfg.protocols.http {
+        validate_http(http, &format!("{protocols}.http"), &mut errors);
+    }
+    errors
+}
+
+/// Parses and validates `receivers.<id>` (at YAML `path`). Serde stops at the first bad
+/// field, so when parsing fails each protocol is parsed on its own too: one run of
+/// `weir validate` then lists the problems of both.
+pub fn parse(value: &serde_json::Value, path: &str) -> Result<OtlpReceiverSettings, ConfigErrors> {
+    let first = match parse_component_config::<OtlpReceiverSettings>(value, path) {
+        Ok(cfg) => return validate(&cfg, path).into_result(cfg),
+        Err(e) => e,
+    };
+    let mut errors = ConfigErrors::default();
+    let protocols = value.get("protocols");
+    if let Some(grpc) = protocols.and_then(|p| p.get("grpc")) {
+        let p = format!("{path}.protocols.grpc");
+        match parse_component_config::<GrpcSettings>(grpc, &p) {
+            Ok(g) => validate_grpc(&g, &p, &mut errors),
+            Err(e) => errors.0.push(e),
+        }
+    }
+    if let Some(http) = protocols.and_then(|p| p.get("http")) {
+        let p = format!("{path}.protocols.http");
+        match parse_component_config::<HttpSettings>(http, &p) {
+            Ok(h) => validate_http(&h, &p, &mut errors),
+            Err(e) => errors.0.push(e),
+        }
+    }
+    if !errors.0.contains(&first) {
+        errors.0.insert(0, first);
+    }
+    Err(errors)
+}
+
+fn validate_grpc(grpc: &GrpcSettings, p: &str, errors: &mut ConfigErrors) {
+    {
         if let Err(e) = check_endpoint(&grpc.endpoint) {
             errors.push(format!("{p}.endpoint"), e);
         }
@@ -231,7 +270,7 @@ pub fn validate(cfg: &OtlpReceiverSettings, path: &str) -> ConfigErrors {
         if grpc.max_recv_msg_size_mib == 0 {
             errors.push(format!("{p}.max_recv_msg_size_mib"), "must be at least 1");
         }
-        reject_reserved(&mut errors, &p, grpc.tls.as_ref(), grpc.auth.as_ref());
+        reject_reserved(errors, p, grpc.tls.as_ref(), grpc.auth.as_ref());
         if let Some(k) = &grpc.keepalive {
             if k.enforcement_policy.is_some() {
                 errors.push(
@@ -249,8 +288,10 @@ pub fn validate(cfg: &OtlpReceiverSettings, path: &str) -> ConfigErrors {
             }
         }
     }
-    if let Some(http) = &cfg.protocols.http {
-        let p = format!("{protocols}.http");
+}
+
+fn validate_http(http: &HttpSettings, p: &str, errors: &mut ConfigErrors) {
+    {
         if let Err(e) = check_endpoint(&http.endpoint) {
             errors.push(format!("{p}.endpoint"), e);
         }
@@ -275,9 +316,8 @@ pub fn validate(cfg: &OtlpReceiverSettings, path: &str) -> ConfigErrors {
                 }
             }
         }
-        reject_reserved(&mut errors, &p, http.tls.as_ref(), http.auth.as_ref());
+        reject_reserved(errors, p, http.tls.as_ref(), http.auth.as_ref());
     }
-    errors
 }
 
 fn reject_reserved(
@@ -332,17 +372,10 @@ fn check_endpoint(endpoint: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir_api::parse_component_config;
 
     fn parse(yaml: serde_json::Value) -> Result<OtlpReceiverSettings, Vec<String>> {
-        let cfg: OtlpReceiverSettings =
-            parse_component_config(&yaml, "receivers.otlp").map_err(|e| vec![e.to_string()])?;
-        let errors = validate(&cfg, "receivers.otlp");
-        if errors.is_empty() {
-            Ok(cfg)
-        } else {
-            Err(errors.0.iter().map(|e| e.to_string()).collect())
-        }
+        super::parse(&yaml, "receivers.otlp")
+            .map_err(|errors| errors.0.iter().map(|e| e.to_string()).collect())
     }
 
     #[test]
@@ -393,6 +426,28 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert!(
             errors[0].starts_with("receivers.otlp.protocols.http.endpoit: unknown field `endpoit`, expected one of `endpoint`"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_bad_field_in_one_protocol_does_not_hide_the_other_protocols_problems() {
+        let errors = parse(serde_json::json!({"protocols": {
+            "grpc": {"endpoint": "x:y", "tls": {}},
+            "http": {"endpoit": 1}
+        }}))
+        .unwrap_err();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert_eq!(
+            errors[0],
+            "receivers.otlp.protocols.grpc.endpoint: invalid address \"x:y\": port \"y\" is not a number from 0 to 65535"
+        );
+        assert_eq!(
+            errors[1],
+            "receivers.otlp.protocols.grpc.tls: TLS is not supported yet"
+        );
+        assert!(
+            errors[2].starts_with("receivers.otlp.protocols.http.endpoit: unknown field"),
             "{errors:?}"
         );
     }

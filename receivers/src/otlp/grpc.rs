@@ -166,6 +166,7 @@ where
         let mut req = req.map(|body| BudgetedBody {
             inner: Box::pin(body),
             share: share.clone(),
+            received_bytes: state.ingest.bytes_counter(Transport::Grpc, S::SIGNAL),
         });
         req.extensions_mut().insert(CallShare { share, compressed });
         Box::pin(async move {
@@ -207,7 +208,6 @@ impl<S: ExportService> UnaryService<Bytes> for ExportCall<S> {
                 .then(|| Arc::new(metadata_pairs(request.metadata())));
             let call_share = request.extensions().get::<CallShare>().cloned();
             let bytes = request.into_inner();
-            ingest.count_bytes(Transport::Grpc, signal, bytes.len());
             let outcome = async {
                 if let Some(CallShare {
                     share,
@@ -255,6 +255,8 @@ fn lock(share: &Mutex<BudgetShare>) -> std::sync::MutexGuard<'_, BudgetShare> {
 struct BudgetedBody<B> {
     inner: Pin<Box<B>>,
     share: Arc<Mutex<BudgetShare>>,
+    /// `weir_receiver_request_bytes` of the signal: bytes as they came over the wire.
+    received_bytes: Option<weir_api::Counter>,
 }
 
 impl<B> Body for BudgetedBody<B>
@@ -276,6 +278,9 @@ where
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
+                    if let Some(c) = &this.received_bytes {
+                        c.inc_by(data.remaining() as u64);
+                    }
                     if let Err(e) = lock(&this.share).take(data.remaining()) {
                         return Poll::Ready(Some(Err(Box::new(e.grpc_status()))));
                     }

@@ -191,6 +191,12 @@ impl Ingest {
             .map(|(_, m)| m)
     }
 
+    /// The counter of request body bytes, for counting frame by frame.
+    pub fn bytes_counter(&self, transport: Transport, signal: Signal) -> Option<Counter> {
+        self.metrics(transport, signal)
+            .map(|m| m.request_bytes.clone())
+    }
+
     /// Counts the bytes of a request body as it arrived.
     pub fn count_bytes(&self, transport: Transport, signal: Signal, bytes: usize) {
         if let Some(m) = self.metrics(transport, signal) {

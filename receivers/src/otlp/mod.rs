@@ -42,8 +42,8 @@ use async_trait::async_trait;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use weir_api::{
-    parse_component_config, BuildContext, BuildError, Component, ComponentId, ConfigErrors,
-    ReceiverConfig, ReceiverFactory, SignalConsumers, SignalSet, StartError,
+    BuildContext, BuildError, Component, ComponentId, ConfigErrors, ReceiverConfig,
+    ReceiverFactory, SignalConsumers, SignalSet, StartError,
 };
 
 pub use config::OtlpReceiverSettings;
@@ -67,8 +67,8 @@ impl OtlpReceiverFactory {
         config: &serde_json::Value,
         path: &str,
     ) -> Result<OtlpReceiverConfig, ConfigErrors> {
-        let settings: OtlpReceiverSettings = parse_component_config(config, path)?;
-        config::validate(&settings, path).into_result(OtlpReceiverConfig { settings })
+        let settings = config::parse(config, path)?;
+        Ok(OtlpReceiverConfig { settings })
     }
 }
 
