@@ -517,3 +517,18 @@ fn agrees_with_opentelemetry_proto_serde() {
     let read_by_them: ExportLogsServiceRequest = serde_json::from_slice(&ours).unwrap();
     assert_eq!(read_by_them, request);
 }
+
+#[test]
+fn quoted_values_are_escaped_in_errors() {
+    // A newline or quote in a bad value must not break the one-line error (or forge a log line).
+    assert_eq!(
+        error_of(
+            r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"a\"b\nERROR fake"}]}]}]}"#
+        ),
+        r#"resourceLogs[0].scopeLogs[0].logRecords[0].traceId: invalid hex id "a\"b\nERROR fake" (expected 32 hex digits)"#
+    );
+    assert_eq!(
+        error_of(r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"flags":"1\n2"}]}]}]}"#),
+        r#"resourceLogs[0].scopeLogs[0].logRecords[0].flags: invalid uint32 "1\n2""#
+    );
+}

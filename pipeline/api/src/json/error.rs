@@ -152,11 +152,17 @@ impl fmt::Display for Path<'_> {
 /// Longest input excerpt quoted in an error message, in characters.
 const MAX_QUOTED_CHARS: usize = 64;
 
-/// Shortens a value quoted in an error message, so that a huge or hostile input cannot make
-/// the error (and the log line it ends up in) huge.
+/// A value as an error message quotes it: shortened, so that a huge or hostile input cannot
+/// make the error (and the log line it ends up in) huge, and escaped like a Rust string
+/// literal, so that quotes, newlines and control characters in it cannot forge log lines.
 pub(crate) fn excerpt(value: &str) -> String {
-    match value.char_indices().nth(MAX_QUOTED_CHARS) {
-        None => value.to_owned(),
-        Some((cut, _)) => format!("{}...", &value[..cut]),
+    let mut out = String::new();
+    let mut chars = value.chars();
+    for c in chars.by_ref().take(MAX_QUOTED_CHARS) {
+        out.extend(c.escape_debug());
     }
+    if chars.next().is_some() {
+        out.push_str("...");
+    }
+    out
 }

@@ -89,7 +89,10 @@ fn integer(value: &JsonValue<'_>, path: &Path<'_>, kind: &'static str) -> Result
     let invalid = || {
         path.error(Problem::InvalidNumber {
             kind,
-            value: excerpt(&value.to_string()),
+            value: match value {
+                JsonValue::Str(s) => format!("\"{}\"", excerpt(s)),
+                number => number.to_string(),
+            },
         })
     };
     match value {

@@ -31,7 +31,7 @@ impl JsonValue<'_> {
     }
 }
 
-/// The value as error messages quote it (numbers as written, strings quoted).
+/// The value as error messages show it (numbers as written; strings quoted, unescaped).
 impl fmt::Display for JsonValue<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
