@@ -469,6 +469,47 @@ async fn many_batches_through_a_small_blocking_queue_arrive_complete() {
 }
 
 #[tokio::test]
+async fn data_is_dropped_and_counted_once_max_elapsed_time_runs_out() {
+    let port = free_port();
+    let (exporter, telemetry) = build_exporter(
+        "otlp",
+        serde_json::json!({
+            "endpoint": format!("http://127.0.0.1:{port}"),
+            "retry_on_failure": {"initial_interval": "50ms", "max_elapsed_time": "400ms", "randomization_factor": 0},
+        }),
+    );
+    exporter.start().await.unwrap();
+    let started = Instant::now();
+    exporter
+        .consume(Batch::new(metrics("gone", 3)))
+        .await
+        .unwrap();
+    let failed = "weir_exporter_send_failed_items_total{exporter=\"otlp\",signal=\"metrics\"}";
+    assert!(
+        wait_until(Duration::from_secs(10), || metric(&telemetry, failed)
+            == 3.0)
+        .await
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
+    // Waits of 50, 75 and 112.5ms fit in 400ms, the fourth (168.75ms) would end past it;
+    // slow attempts on a loaded machine can leave room for fewer.
+    let retries = metric(
+        &telemetry,
+        "weir_exporter_retries_total{exporter=\"otlp\",signal=\"metrics\"}",
+    );
+    assert!((1.0..=3.0).contains(&retries), "{retries}");
+    assert_eq!(
+        metric(&telemetry, "weir_exporter_queue_size{exporter=\"otlp\"}"),
+        0.0
+    );
+    exporter.shutdown().await;
+}
+
+#[tokio::test]
 async fn retry_info_delay_is_honoured_and_resource_exhausted_without_it_is_permanent() {
     let details =
         weir_exporters::rpc_status::status_with_retry_delay(8, "busy", Duration::from_millis(400));
