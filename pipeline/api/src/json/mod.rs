@@ -25,7 +25,12 @@
 //! case (`""` for none); enums as integers or value names (`"SPAN_KIND_SERVER"`); 64-bit
 //! integers as numbers or decimal strings; doubles as numbers or `"NaN"`, `"Infinity"`,
 //! `"-Infinity"`; bytes as standard or URL-safe base64; unknown fields ignored; `null` for
-//! absent. An error names the JSON path of the offending value ([`JsonError`]).
+//! absent. It is strict where leniency would hide a broken sender: ids must have exactly 32
+//! (trace) or 16 (span) hex digits, numbers must fit their field's type, an enum name must
+//! exist, two members of one oneof (e.g. `stringValue` and `intValue`) and `null` list
+//! elements are errors. An error names the JSON path of the offending value ([`JsonError`]).
+//! Nesting deeper than 128 levels is refused as invalid JSON, so input cannot exhaust the
+//! stack.
 //!
 //! Encoding writes what the OTLP/JSON rules prescribe: lowerCamelCase names, hex ids,
 //! enums as integers, 64-bit integers as decimal strings, bytes as base64, fields holding
