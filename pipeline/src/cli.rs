@@ -156,6 +156,7 @@ fn run_service(args: &RunArgs, registry: &Registry) -> ExitCode {
     };
     let settings = RunSettings {
         shutdown_timeout: args.shutdown_timeout,
+        force_on_second_signal: true,
     };
     let result = tokio.block_on(runtime::run(
         &validated,
@@ -167,7 +168,7 @@ fn run_service(args: &RunArgs, registry: &Registry) -> ExitCode {
     tokio.shutdown_timeout(Duration::from_millis(100));
     match result {
         Ok(Stopped::Clean) => ExitCode::SUCCESS,
-        Ok(Stopped::DeadlineExceeded) => ExitCode::FAILURE,
+        Ok(Stopped::DeadlineExceeded | Stopped::Forced) => ExitCode::FAILURE,
         Err(e) => {
             tracing::error!(error = %e, "Weir could not run");
             eprintln!("{e}");

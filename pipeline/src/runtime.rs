@@ -44,6 +44,8 @@ pub enum Stopped {
     Clean,
     /// The deadline passed first; what was still held may be lost.
     DeadlineExceeded,
+    /// A second SIGTERM/SIGINT cut the shutdown short.
+    Forced,
 }
 
 /// Settings of one run.
@@ -51,6 +53,8 @@ pub enum Stopped {
 pub struct RunSettings {
     /// Longest time the whole shutdown may take.
     pub shutdown_timeout: Duration,
+    /// Whether a second SIGTERM/SIGINT during shutdown stops at once (the binary: yes).
+    pub force_on_second_signal: bool,
 }
 
 /// A component with its id and role, in lifecycle order.
@@ -158,7 +162,18 @@ pub async fn run(
     shutdown.await;
     tracing::info!(deadline = ?settings.shutdown_timeout, "shutting down");
     env.ready.store(false, Ordering::SeqCst);
-    let outcome = stop_in_order_grouped(&groups, settings.shutdown_timeout).await;
+    let stopping = stop_in_order_grouped(&groups, settings.shutdown_timeout);
+    let outcome = if settings.force_on_second_signal {
+        tokio::select! {
+            outcome = stopping => outcome,
+            _ = termination_signal() => {
+                tracing::warn!("second signal during shutdown; stopping now, data still held may be lost");
+                Stopped::Forced
+            }
+        }
+    } else {
+        stopping.await
+    };
     stop_servers(&mut metrics_servers).await;
     Ok(outcome)
 }
@@ -262,6 +277,7 @@ service:
             ".".into(),
             RunSettings {
                 shutdown_timeout: Duration::from_secs(5),
+                force_on_second_signal: false,
             },
             async {},
         )

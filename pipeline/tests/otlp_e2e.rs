@@ -596,3 +596,32 @@ async fn health_turns_503_while_draining_and_the_deadline_bounds_shutdown() {
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(log.contains("shutdown deadline exceeded"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_sigterm_cuts_the_drain_short() {
+    let dead_port = free_port();
+    let mut weir = Weir::start(&grpc_exporter(dead_port), "otlp", "50ms");
+    let endpoint = format!("http://127.0.0.1:{}", weir.ports.grpc);
+    LogsServiceClient::connect(endpoint)
+        .await
+        .unwrap()
+        .export(logs("stuck", &["z"]))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sigterm(&weir.child);
+    assert!(wait_for_status(weir.ports.health, "/", 503, Duration::from_secs(5)).is_some());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = std::time::Instant::now();
+    sigterm(&weir.child);
+    let status = wait_exit(&mut weir.child, Duration::from_secs(5))
+        .expect("weir ignored the second SIGTERM");
+    let log = log_of(weir.dir.path());
+    assert!(
+        second.elapsed() < Duration::from_secs(3),
+        "{:?}\n{log}",
+        second.elapsed()
+    );
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("second signal during shutdown"), "{log}");
+}
