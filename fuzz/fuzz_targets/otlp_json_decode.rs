@@ -15,6 +15,10 @@ fuzz_target!(|data: &[u8]| {
         // Compare encodings, not payloads: NaN doubles never compare equal.
         let again = json::decode(signal, &canonical)
             .unwrap_or_else(|e| panic!("canonical {signal} encoding does not decode: {e}"));
-        assert_eq!(json::encode(&again), canonical, "{signal} encoding is not stable");
+        assert_eq!(
+            json::encode(&again),
+            canonical,
+            "{signal} encoding is not stable"
+        );
     }
 });

@@ -19,10 +19,17 @@ fuzz_target!(|data: &[u8]| {
         // Ids of the wrong length are legal protobuf but not legal OTLP/JSON, so the JSON
         // decoder may refuse them; when it accepts, the encoding must be stable.
         if let Ok(payload) = json::decode(signal, &encoded) {
-            assert_eq!(json::encode(&payload), encoded, "{signal} JSON round trip changed");
+            assert_eq!(
+                json::encode(&payload),
+                encoded,
+                "{signal} JSON round trip changed"
+            );
         }
         let reencoded = batch.payload().encode_to_vec();
         let redecoded = Batch::decode(signal, Bytes::from(reencoded));
-        assert!(redecoded.is_ok(), "{signal} protobuf re-encoding does not decode");
+        assert!(
+            redecoded.is_ok(),
+            "{signal} protobuf re-encoding does not decode"
+        );
     }
 });
