@@ -157,6 +157,35 @@ async fn json_bodies_decode_and_are_answered_in_json() {
     r.receiver.shutdown().await;
 }
 
+#[tokio::test]
+async fn json_traces_and_metrics_arrive_exactly() {
+    let r = start(http_only(serde_json::json!({})), &["traces", "metrics"]).await;
+    let body = weir_api::json::encode_traces(&traces(3));
+    let a = post(
+        r.http(),
+        "/v1/traces",
+        "application/json; charset=utf-8",
+        None,
+        body,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let body = weir_api::json::encode_metrics(&metrics(2));
+    let a = post(
+        r.http(),
+        "/v1/metrics",
+        "application/json",
+        Some("zstd"),
+        zstd::encode_all(&body[..], 3).unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let got = r.recorder.take();
+    assert_eq!(got[0].payload(), &Payload::Traces(traces(3)));
+    assert_eq!(got[1].payload(), &Payload::Metrics(metrics(2)));
+    r.receiver.shutdown().await;
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -372,8 +401,11 @@ async fn in_flight_budget_turns_a_burst_away_with_503() {
         RpcStatus::decode(a.body.clone()).unwrap().message,
         "the receiver holds as many request bytes as it may; retry later"
     );
+    let in_flight = "weir_receiver_in_flight_bytes{receiver=\"otlp\"}";
+    assert_eq!(metric_value(&r.telemetry, in_flight), big.len() as u64);
     gate.add_permits(10);
     assert_eq!(held.await.unwrap().status, 200);
+    assert_eq!(metric_value(&r.telemetry, in_flight), 0);
     // The share came back: the same request now passes.
     let a = post(r.http(), "/v1/logs", PROTO, None, big).await;
     assert_eq!(a.status, 200);

@@ -223,7 +223,7 @@ mod tests {
     async fn gzip_bomb_stops_at_the_limit() {
         let bomb = gzip(&vec![0u8; 10 * 1024 * 1024]);
         assert!(bomb.len() < 64 * 1024);
-        let budget = ByteBudget::new(64 * 1024 * 1024);
+        let budget = ByteBudget::new(64 * 1024 * 1024, Default::default());
         let r = decompress(
             ContentEncoding::Gzip,
             Bytes::from(bomb),
@@ -247,7 +247,7 @@ mod tests {
             flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
         raw.write_all(&data).unwrap();
         let zs = zstd::encode_all(&data[..], 3).unwrap();
-        let budget = ByteBudget::new(1024);
+        let budget = ByteBudget::new(1024, Default::default());
         for (enc, body) in [
             (ContentEncoding::Deflate, z.finish().unwrap()),
             (ContentEncoding::Deflate, raw.finish().unwrap()),

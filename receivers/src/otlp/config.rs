@@ -51,7 +51,7 @@ pub struct GrpcSettings {
     pub transport: String,
     /// Largest request message accepted (after decompression), in MiB. Default: 4.
     pub max_recv_msg_size_mib: u64,
-    /// Most concurrent HTTP/2 streams per connection. Default: unlimited.
+    /// Most concurrent HTTP/2 streams per connection (0: unlimited). Default: unlimited.
     pub max_concurrent_streams: Option<u32>,
     /// HTTP/2 keepalive settings. Default: none.
     pub keepalive: Option<KeepaliveSettings>,

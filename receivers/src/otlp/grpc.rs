@@ -326,7 +326,9 @@ pub fn serve(
     });
     let service = |signal: Signal| ingest.serves(signal).then_some(());
     let mut builder =
-        tonic::transport::Server::builder().max_concurrent_streams(settings.max_concurrent_streams);
+        // 0 means "no limit" in the collector; for HTTP/2 it would mean no stream at all.
+        tonic::transport::Server::builder()
+            .max_concurrent_streams(settings.max_concurrent_streams.filter(|n| *n > 0));
     if let Some(sp) = settings
         .keepalive
         .as_ref()

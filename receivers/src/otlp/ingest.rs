@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use weir_api::{Batch, ComponentId, Counter, Signal, SignalConsumers, Telemetry};
+use weir_api::{Batch, ComponentId, Counter, Gauge, Signal, SignalConsumers, Telemetry};
 
 use super::status::RequestError;
 
@@ -40,15 +40,18 @@ impl Transport {
 pub struct ByteBudget {
     semaphore: Arc<Semaphore>,
     total: u32,
+    /// Bytes held now, for the operator (`weir_receiver_in_flight_bytes`).
+    in_flight: Gauge,
 }
 
 impl ByteBudget {
-    /// A budget of `bytes` (capped at 4 GiB - 1).
-    pub fn new(bytes: u64) -> Self {
+    /// A budget of `bytes` (capped at 4 GiB - 1) that reports what is held in `in_flight`.
+    pub fn new(bytes: u64, in_flight: Gauge) -> Self {
         let total = u32::try_from(bytes).unwrap_or(u32::MAX);
         ByteBudget {
             semaphore: Arc::new(Semaphore::new(total as usize)),
             total,
+            in_flight,
         }
     }
 
@@ -57,7 +60,7 @@ impl ByteBudget {
         self.semaphore.available_permits()
     }
 
-    /// An empty share, grown with [`ByteBudget::take`].
+    /// An empty share, grown with [`BudgetShare::take`].
     pub fn share(&self) -> BudgetShare {
         BudgetShare {
             budget: self.clone(),
@@ -99,10 +102,18 @@ impl BudgetShare {
                     None => self.permit = Some(p),
                 }
                 self.held += want;
+                self.budget.in_flight.inc_by(i64::from(want));
                 Ok(())
             }
             Err(_) => Err(budget_spent()),
         }
+    }
+}
+
+impl Drop for BudgetShare {
+    fn drop(&mut self) {
+        // The permit gives the bytes back to the semaphore as it drops.
+        self.budget.in_flight.dec_by(i64::from(self.held));
     }
 }
 
@@ -249,21 +260,24 @@ mod tests {
 
     #[test]
     fn budget_refuses_past_its_size_and_recovers_when_shares_drop() {
-        let budget = ByteBudget::new(100);
+        let in_flight = Gauge::default();
+        let budget = ByteBudget::new(100, in_flight.clone());
         let mut a = budget.share();
         a.take(60).unwrap();
         a.take(30).unwrap();
         let mut b = budget.share();
         let err = b.take(20).unwrap_err();
         assert_eq!(err.retry_after_secs(), Some(1));
+        assert_eq!(in_flight.get(), 90);
         drop(a);
         b.take(20).unwrap();
         assert_eq!(budget.available(), 80);
+        assert_eq!(in_flight.get(), 20);
     }
 
     #[test]
     fn one_request_never_needs_more_than_the_whole_budget() {
-        let budget = ByteBudget::new(100);
+        let budget = ByteBudget::new(100, Gauge::default());
         let mut a = budget.share();
         a.take(1000).unwrap();
         a.take(5).unwrap();

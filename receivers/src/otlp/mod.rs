@@ -108,7 +108,12 @@ impl OtlpReceiverConfig {
             .settings
             .max_in_flight_mib
             .unwrap_or(DEFAULT_MAX_IN_FLIGHT_MIB);
-        let budget = ByteBudget::new(mib.saturating_mul(1024 * 1024));
+        let in_flight = ctx.telemetry.gauge(
+            "weir_receiver_in_flight_bytes",
+            "Request bytes (as received and decompressed) a receiver holds now, against its max_in_flight_mib",
+            &[("receiver", ctx.id.to_string())],
+        );
+        let budget = ByteBudget::new(mib.saturating_mul(1024 * 1024), in_flight);
         let ingest = Ingest::new(&ctx.id, consumers, budget, &ctx.telemetry);
         Arc::new(OtlpReceiver {
             id: ctx.id.clone(),
