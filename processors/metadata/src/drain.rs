@@ -115,6 +115,19 @@ struct Node {
     children: FxHashMap<u64, u32>,
     wildcard: Option<u32>,
     clusters: Vec<u32>,
+    /// Where the node hangs, so that a node left empty by evictions can be removed.
+    parent: Option<(u32, Edge)>,
+}
+
+/// The edge from a parent to a node.
+#[derive(Clone, Copy)]
+enum Edge {
+    /// A token-count root (`by_length`).
+    Length(u32),
+    /// A child for a token hash.
+    Token(u64),
+    /// The wildcard child.
+    Wildcard,
 }
 
 struct Cluster {
@@ -138,6 +151,7 @@ pub struct TemplateMiner {
     tokens: Vec<MaskedToken>,
     by_length: FxHashMap<u32, u32>,
     nodes: Vec<Node>,
+    free_nodes: Vec<u32>,
     clusters: Vec<Option<Cluster>>,
     free: Vec<u32>,
     lru_head: u32,
@@ -164,6 +178,7 @@ impl TemplateMiner {
             tokens: Vec::with_capacity(64),
             by_length: FxHashMap::default(),
             nodes: Vec::new(),
+            free_nodes: Vec::new(),
             clusters: Vec::new(),
             free: Vec::new(),
             lru_head: NIL,
@@ -275,9 +290,54 @@ impl TemplateMiner {
         }
     }
 
-    fn new_node(&mut self) -> u32 {
-        self.nodes.push(Node::default());
-        (self.nodes.len() - 1) as u32
+    fn new_node(&mut self, parent: Option<(u32, Edge)>) -> u32 {
+        let node = Node {
+            parent,
+            ..Node::default()
+        };
+        match self.free_nodes.pop() {
+            Some(n) => {
+                self.nodes[n as usize] = node;
+                n
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Tree nodes in use (bounded: evictions remove the branches they empty).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len() - self.free_nodes.len()
+    }
+
+    /// Removes `node` and then each ancestor left without templates or children.
+    fn prune(&mut self, mut node: u32) {
+        loop {
+            let n = &self.nodes[node as usize];
+            if !n.clusters.is_empty() || !n.children.is_empty() || n.wildcard.is_some() {
+                return;
+            }
+            let parent = n.parent;
+            self.nodes[node as usize] = Node::default();
+            self.free_nodes.push(node);
+            match parent {
+                None => return,
+                Some((_, Edge::Length(len))) => {
+                    self.by_length.remove(&len);
+                    return;
+                }
+                Some((p, Edge::Token(h))) => {
+                    self.nodes[p as usize].children.remove(&h);
+                    node = p;
+                }
+                Some((p, Edge::Wildcard)) => {
+                    self.nodes[p as usize].wildcard = None;
+                    node = p;
+                }
+            }
+        }
     }
 
     /// Walks (and grows) the tree to the leaf for the current tokens.
@@ -286,7 +346,7 @@ impl TemplateMiner {
         let mut node = match self.by_length.get(&len) {
             Some(&n) => n,
             None => {
-                let n = self.new_node();
+                let n = self.new_node(Some((NIL, Edge::Length(len))));
                 self.by_length.insert(len, n);
                 n
             }
@@ -299,7 +359,7 @@ impl TemplateMiner {
                 match n.children.get(&h) {
                     Some(&c) => Some(c),
                     None if n.children.len() + 1 < self.config.max_children => {
-                        let c = self.new_node();
+                        let c = self.new_node(Some((node, Edge::Token(h))));
                         self.nodes[node as usize].children.insert(h, c);
                         Some(c)
                     }
@@ -313,7 +373,7 @@ impl TemplateMiner {
                 None => match self.nodes[node as usize].wildcard {
                     Some(w) => w,
                     None => {
-                        let w = self.new_node();
+                        let w = self.new_node(Some((node, Edge::Wildcard)));
                         self.nodes[node as usize].wildcard = Some(w);
                         w
                     }
@@ -370,9 +430,13 @@ impl TemplateMiner {
     }
 
     fn create(&mut self, leaf: u32) -> u32 {
-        if self.live >= self.config.max_templates {
+        let leaf = if self.live >= self.config.max_templates {
             self.evict_oldest();
-        }
+            // The eviction may have pruned the branch `leaf` is on: walk again.
+            self.route()
+        } else {
+            leaf
+        };
         let mut text = String::with_capacity(self.tokens.len() * 8);
         let mut spans = Vec::with_capacity(self.tokens.len());
         let mut hashes = Vec::with_capacity(self.tokens.len());
@@ -422,6 +486,7 @@ impl TemplateMiner {
             return;
         };
         self.nodes[c.leaf as usize].clusters.retain(|&s| s != slot);
+        self.prune(c.leaf);
         self.free.push(slot);
         self.live -= 1;
         self.evictions += 1;
@@ -571,6 +636,47 @@ mod tests {
         assert!(again.created);
         assert_eq!(again.id, 6);
         assert_eq!(m.evictions(), 3);
+    }
+
+    #[test]
+    fn tree_stays_bounded_under_unbounded_distinct_input() {
+        let mut m = TemplateMiner::new(MinerConfig {
+            max_templates: 10,
+            ..MinerConfig::default()
+        });
+        let word = |i: u32| -> String {
+            // Digit-free distinct words, so nothing is masked.
+            let mut s = String::new();
+            let mut n = i;
+            loop {
+                s.push((b'a' + (n % 26) as u8) as char);
+                n /= 26;
+                if n == 0 {
+                    break s;
+                }
+            }
+        };
+        for i in 0..20_000u32 {
+            let len = 1 + (i % 7) as usize;
+            let line = (0..len).map(|k| word(i * 7 + k as u32)).collect::<Vec<_>>();
+            m.add(&line.join(" "));
+        }
+        assert_eq!(m.len(), 10);
+        assert_eq!(m.evictions(), 20_000 - 10);
+        // Evicting the only template of a leaf and creating one in the same leaf.
+        let mut one = TemplateMiner::new(MinerConfig {
+            max_templates: 1,
+            ..MinerConfig::default()
+        });
+        let a = one.add("same head alpha beta");
+        let b = one.add("same head gamma delta");
+        assert!(b.created);
+        assert_eq!(one.template(b.slot).unwrap(), "same head gamma delta");
+        let c = one.add("same head gamma delta");
+        assert_eq!((c.id, c.created), (b.id, false));
+        assert_ne!(a.id, b.id);
+        // Each held template needs at most depth - 1 nodes (length root, two levels).
+        assert!(m.node_count() <= 10 * 3, "{} nodes", m.node_count());
     }
 
     #[test]
