@@ -3,7 +3,7 @@
 //!
 //! The services are served with a codec that hands over the request message as raw bytes
 //! (after tonic's framing, size limit and gzip/zstd decompression) instead of the generated
-//! servers' prost codec: the receiver decodes with [`Batch::decode`], which keeps the bytes so
+//! servers' prost codec: the receiver decodes with [`weir_api::Batch::decode`], which keeps the bytes so
 //! an unchanged batch is forwarded without being encoded again.
 //!
 //! Admission: the request body is wrapped so that every HTTP/2 data frame takes its bytes from
@@ -28,11 +28,10 @@ use tonic::{Request, Response, Status};
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceResponse;
 use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceResponse;
 use weir_api::otlp::collector::trace::v1::ExportTraceServiceResponse;
-use weir_api::{Batch, Signal};
+use weir_api::Signal;
 
 use super::config::GrpcSettings;
-use super::ingest::{BudgetShare, Ingest, Transport};
-use super::status::RequestError;
+use super::ingest::{decode_body, BodyEncoding, BudgetShare, Ingest, Transport};
 
 /// One OTLP export service: its gRPC name, signal and response message.
 pub trait ExportService: Send + Sync + 'static {
@@ -218,8 +217,7 @@ impl<S: ExportService> UnaryService<Bytes> for ExportCall<S> {
                     // message is held too.
                     lock(share).take(bytes.len())?;
                 }
-                let mut batch = Batch::decode(signal, bytes)
-                    .map_err(|e| RequestError::Malformed(e.to_string()))?;
+                let mut batch = decode_body(signal, BodyEncoding::Protobuf, bytes).await?;
                 batch.context.metadata = metadata;
                 ingest.deliver(Transport::Grpc, batch).await
             }

@@ -32,43 +32,36 @@ use tokio_util::sync::CancellationToken;
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceResponse;
 use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceResponse;
 use weir_api::otlp::collector::trace::v1::ExportTraceServiceResponse;
-use weir_api::{Batch, Signal};
+use weir_api::Signal;
 
 use super::body::{self, ContentEncoding};
 use super::config::{sanitize_url_path, HttpSettings};
 use super::cors::CorsPolicy;
-use super::ingest::{Ingest, Transport};
+use super::ingest::{decode_body, BodyEncoding, Ingest, Transport};
 use super::status::{rpc_status_json, RequestError};
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
 
-/// How a request body (and so its answer) is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyEncoding {
-    Protobuf,
-    Json,
+/// The body encoding a `Content-Type` value names: the media type, case-insensitive,
+/// parameters ignored.
+fn encoding_of_content_type(value: Option<&HeaderValue>) -> Option<BodyEncoding> {
+    let value = value?.to_str().ok()?;
+    let media = value.split(';').next().unwrap_or("").trim();
+    if media.eq_ignore_ascii_case(PROTOBUF) {
+        Some(BodyEncoding::Protobuf)
+    } else if media.eq_ignore_ascii_case(JSON) {
+        Some(BodyEncoding::Json)
+    } else {
+        None
+    }
 }
 
-impl BodyEncoding {
-    /// From a `Content-Type` value: the media type, case-insensitive, parameters ignored.
-    fn from_content_type(value: Option<&HeaderValue>) -> Option<BodyEncoding> {
-        let value = value?.to_str().ok()?;
-        let media = value.split(';').next().unwrap_or("").trim();
-        if media.eq_ignore_ascii_case(PROTOBUF) {
-            Some(BodyEncoding::Protobuf)
-        } else if media.eq_ignore_ascii_case(JSON) {
-            Some(BodyEncoding::Json)
-        } else {
-            None
-        }
-    }
-
-    fn content_type(self) -> &'static str {
-        match self {
-            BodyEncoding::Protobuf => PROTOBUF,
-            BodyEncoding::Json => JSON,
-        }
+/// The `Content-Type` of an answer in `encoding`.
+fn content_type_of(encoding: BodyEncoding) -> &'static str {
+    match encoding {
+        BodyEncoding::Protobuf => PROTOBUF,
+        BodyEncoding::Json => JSON,
     }
 }
 
@@ -188,8 +181,7 @@ async fn export(state: &HttpState, req: Request<Incoming>) -> Response<Full<Byte
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    let Some(encoding) = BodyEncoding::from_content_type(req.headers().get(header::CONTENT_TYPE))
-    else {
+    let Some(encoding) = encoding_of_content_type(req.headers().get(header::CONTENT_TYPE)) else {
         return text(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "415 unsupported media type, supported: [application/json, application/x-protobuf]",
@@ -241,16 +233,7 @@ async fn receive(
     };
     ingest.count_bytes(Transport::Http, signal, raw.len());
     let (bytes, share) = body::decompress(content_encoding, raw, limit, share).await?;
-    let mut batch = match encoding {
-        BodyEncoding::Protobuf => {
-            Batch::decode(signal, bytes).map_err(|e| RequestError::Malformed(e.to_string()))?
-        }
-        BodyEncoding::Json => weir_api::json::decode(signal, &bytes)
-            .map(Batch::new)
-            .map_err(|e| {
-                RequestError::Malformed(format!("invalid OTLP/JSON {signal} request: {e}"))
-            })?,
-    };
+    let mut batch = decode_body(signal, encoding, bytes).await?;
     batch.context.metadata = metadata;
     let delivered = ingest.deliver(Transport::Http, batch).await;
     drop(share);
@@ -276,7 +259,7 @@ fn ok_response(signal: Signal, encoding: BodyEncoding) -> Response<Full<Bytes>> 
             Signal::Metrics => ExportMetricsServiceResponse::default().encode_to_vec(),
         },
     };
-    with_body(StatusCode::OK, encoding.content_type(), body)
+    with_body(StatusCode::OK, content_type_of(encoding), body)
 }
 
 fn error_response(e: &RequestError, encoding: BodyEncoding) -> Response<Full<Bytes>> {
@@ -285,7 +268,7 @@ fn error_response(e: &RequestError, encoding: BodyEncoding) -> Response<Full<Byt
         BodyEncoding::Protobuf => status.encode_to_vec(),
         BodyEncoding::Json => rpc_status_json(&status),
     };
-    let mut response = with_body(e.http_status(), encoding.content_type(), body);
+    let mut response = with_body(e.http_status(), content_type_of(encoding), body);
     if let Some(secs) = e.retry_after_secs() {
         response
             .headers_mut()

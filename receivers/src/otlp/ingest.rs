@@ -117,6 +117,44 @@ impl Drop for BudgetShare {
     }
 }
 
+/// Bodies larger than this are decoded on a blocking thread, so decoding a big request does
+/// not hold up the other requests served by the same runtime thread.
+const INLINE_DECODE_MAX: usize = 512 * 1024;
+
+/// How a body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyEncoding {
+    /// OTLP protobuf (`application/x-protobuf`, gRPC).
+    Protobuf,
+    /// OTLP/JSON (`application/json`).
+    Json,
+}
+
+/// Decodes an export request body of `signal`; a protobuf batch keeps its bytes.
+pub async fn decode_body(
+    signal: Signal,
+    encoding: BodyEncoding,
+    bytes: bytes::Bytes,
+) -> Result<Batch, RequestError> {
+    let small = bytes.len() <= INLINE_DECODE_MAX;
+    let decode = move || match encoding {
+        BodyEncoding::Protobuf => {
+            Batch::decode(signal, bytes).map_err(|e| RequestError::Malformed(e.to_string()))
+        }
+        BodyEncoding::Json => weir_api::json::decode(signal, &bytes)
+            .map(Batch::new)
+            .map_err(|e| {
+                RequestError::Malformed(format!("invalid OTLP/JSON {signal} request: {e}"))
+            }),
+    };
+    if small {
+        return decode();
+    }
+    tokio::task::spawn_blocking(decode)
+        .await
+        .map_err(|e| RequestError::Malformed(format!("decoding the request failed: {e}")))?
+}
+
 /// The answer when the in-flight budget is spent.
 pub fn budget_spent() -> RequestError {
     RequestError::Busy {
