@@ -303,7 +303,7 @@ pub fn validate(tree: &Value, registry: &Registry) -> Result<ValidatedConfig, Co
         Value::Null => &empty,
         other => {
             errors.push(
-                "",
+                "(root)",
                 format!("a config must be a map, found {}", kind_of(other)),
             );
             return Err(errors);

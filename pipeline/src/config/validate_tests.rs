@@ -243,3 +243,47 @@ fn suggestions() {
     );
     assert_eq!(suggest("zzz", ["receivers", "exporters"]), None);
 }
+
+#[test]
+fn shapes_of_lists_and_documents() {
+    let (registry, _) = fake_registry();
+    let err = validate(&serde_json::json!(["a"]), &registry)
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "(root): a config must be a map, found a list"
+    );
+    let yaml = "
+receivers: {otlp: {}}
+exporters: {debug: {}}
+extensions: {health_check: {}}
+service:
+  extensions: {health_check: {}}
+  pipelines: {logs: {receivers: [otlp, 5], exporters: [debug]}}
+";
+    assert_eq!(
+        errors_of(yaml),
+        vec![
+            "service.extensions: expected a list of extension ids, found a map",
+            "service.pipelines.logs.receivers[1]: expected a receiver id, found a number",
+        ]
+    );
+}
+
+#[test]
+fn telemetry_reader_shape() {
+    let yaml = "
+receivers: {otlp: {}}
+exporters: {debug: {}}
+service:
+  telemetry: {metrics: {readers: [{}]}}
+  pipelines: {logs: {receivers: [otlp], exporters: [debug]}}
+";
+    assert_eq!(
+        errors_of(yaml),
+        vec![
+            "service.telemetry.metrics.readers[0]: a reader needs exactly one of pull or periodic"
+        ]
+    );
+}
