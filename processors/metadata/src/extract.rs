@@ -18,6 +18,7 @@ use weir_api::otlp::resource::v1::Resource;
 use weir_api::{Batch, Payload};
 
 use crate::drain::{MinerConfig, TemplateMiner};
+use crate::mask::{MaskedLine, Masker};
 use crate::sketch::{stable_hash, stable_hash_tagged, DistinctSketch};
 use crate::summary::{
     template_id, AttributeSchema, CatalogSummary, MetricKind, MetricSummary, ServiceSummary,
@@ -70,6 +71,9 @@ pub struct Accumulator {
     evicted_templates: u64,
     evicted_keys: u64,
     body: String,
+    masker: Masker,
+    masked: MaskedLine,
+    span_name: String,
 }
 
 fn now_nanos() -> u64 {
@@ -202,6 +206,9 @@ impl Accumulator {
             evicted_templates: 0,
             evicted_keys: 0,
             body: String::new(),
+            masker: Masker::new(),
+            masked: MaskedLine::new(),
+            span_name: String::new(),
         }
     }
 
@@ -269,8 +276,14 @@ impl Accumulator {
                     let (cap_keys, cap_names) =
                         (self.limits.max_attribute_keys, self.limits.max_names);
                     let mut evicted = 0;
+                    let mut masked = std::mem::take(&mut self.masked);
+                    let mut name = std::mem::take(&mut self.span_name);
+                    let masker = self.masker.clone();
                     let svc = self.service(service_name(rs.resource.as_ref()));
                     for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
+                        // Span names can carry ids ("GET /users/123"): keep them masked.
+                        masker.mask_into(&span.name, &mut masked);
+                        masked.write_joined(&mut name);
                         let t = if span.start_time_unix_nano > 0 {
                             span.start_time_unix_nano
                         } else {
@@ -288,7 +301,7 @@ impl Accumulator {
                             cap_keys,
                             &mut evicted,
                         );
-                        let entry = match traces.spans.get_mut(span.name.as_str()) {
+                        let entry = match traces.spans.get_mut(name.as_str()) {
                             Some(e) => e,
                             None => {
                                 if traces.spans.len() >= cap_names {
@@ -297,7 +310,7 @@ impl Accumulator {
                                     });
                                     evicted += 1;
                                 }
-                                traces.spans.entry(span.name.clone()).or_default()
+                                traces.spans.entry(name.clone()).or_default()
                             }
                         };
                         observe_span(
@@ -309,6 +322,8 @@ impl Accumulator {
                         );
                     }
                     self.evicted_keys += evicted;
+                    self.masked = masked;
+                    self.span_name = name;
                 }
             }
             Payload::Metrics(req) => {

@@ -79,13 +79,19 @@ impl MaskedLine {
     /// The masked line with tokens joined by one space.
     pub fn joined(&self) -> String {
         let mut s = String::with_capacity(self.buf.len() + self.tokens.len());
+        self.write_joined(&mut s);
+        s
+    }
+
+    /// Writes the masked line, tokens joined by one space, into `out` (cleared first).
+    pub fn write_joined(&self, out: &mut String) {
+        out.clear();
         for (i, t) in self.tokens.iter().enumerate() {
             if i > 0 {
-                s.push(' ');
+                out.push(' ');
             }
-            s.push_str(self.text(t));
+            out.push_str(self.text(t));
         }
-        s
     }
 }
 

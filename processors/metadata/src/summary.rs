@@ -389,7 +389,7 @@ impl SpanSummary {
 pub struct TracesSummary {
     /// All spans.
     pub volume: Volume,
-    /// Per span name.
+    /// Per span name, masked like log lines (`GET /users/<*>`).
     pub spans: BTreeMap<String, SpanSummary>,
     /// Attribute schemas.
     pub attributes: AttributeSchemas,

@@ -146,7 +146,7 @@ fn planted_secrets_never_reach_a_summary() {
             resource: resource.clone(),
             scope_spans: vec![ScopeSpans {
                 spans: vec![Span {
-                    name: "charge".to_string(),
+                    name: "POST /cards/4111111111111111/charge".to_string(),
                     span_id: vec![1; 8],
                     attributes: secret_attrs(),
                     ..Default::default()
@@ -190,6 +190,10 @@ fn planted_secrets_never_reach_a_summary() {
     let svc = &summary.services["payments"];
     assert_eq!(svc.logs.volume.items, 3 * bodies().len() as u64);
     assert_eq!(svc.traces.volume.items, 1);
+    assert_eq!(
+        svc.traces.spans.keys().collect::<Vec<_>>(),
+        vec!["POST /cards/<*>/charge"]
+    );
     assert_eq!(svc.metrics.volume.items, 1);
 
     let stored = serde_json::to_string(&summary).unwrap();
