@@ -163,6 +163,32 @@ async fn replacement_larger_than_the_byte_cap_is_oversized() {
 }
 
 #[tokio::test]
+async fn unbounded_recursion_traps_on_the_stack_limit() {
+    let wat = misbehaving("call $deep drop").replace(
+        "(func (export \"weir_abi_version\")",
+        "(func $deep (result i32) call $deep)\n  (func (export \"weir_abi_version\")",
+    );
+    fails_open_then_recovers(&wat, "trap", json!({})).await;
+}
+
+#[tokio::test]
+async fn alloc_returning_a_region_outside_memory_is_malformed() {
+    let dir = tempfile::tempdir().unwrap();
+    let wat = r#"(module
+      (memory (export "memory") 1)
+      (func (export "weir_abi_version") (result i32) i32.const 1)
+      (func (export "weir_alloc") (param $len i32) (result i32)
+        (select (i32.const 0xfff0) (i32.const 16) (i32.gt_u (local.get $len) (i32.const 64))))
+      (func (export "weir_process_logs") (param i32 i32) (result i32) i32.const 0))"#;
+    let path = wat_module(&dir, "bad_alloc", wat);
+    let h = harness(json!({"module": path.display().to_string()}), Signal::Logs);
+    let big = big_batch();
+    let bytes = big.original_bytes().cloned().unwrap();
+    assert_eq!(h.run(big).await[0].original_bytes(), Some(&bytes));
+    assert_eq!(h.failures("malformed_output"), 1);
+}
+
+#[tokio::test]
 async fn on_error_drop_drops_the_failed_batch_only() {
     let dir = tempfile::tempdir().unwrap();
     let path = wat_module(&dir, "trap", &misbehaving("unreachable"));

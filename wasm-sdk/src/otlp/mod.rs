@@ -1,7 +1,7 @@
 //! The OTLP protobuf messages, at the same paths as `opentelemetry_proto::tonic` (the
 //! `opentelemetry-proto` crate itself pulls `wasm-bindgen` into wasm32 builds, whose imports
 //! no Weir host provides, so the SDK carries the generated messages itself).
-#![allow(missing_docs, clippy::all)]
+#![allow(missing_docs, clippy::all, rustdoc::all)]
 
 /// Common types: values, key-values, instrumentation scope.
 pub mod common {
