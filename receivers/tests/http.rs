@@ -597,3 +597,15 @@ async fn a_body_that_does_not_arrive_within_read_timeout_is_408() {
     good_logs_request(&r).await;
     r.receiver.shutdown().await;
 }
+
+#[tokio::test]
+async fn localhost_listens_on_ipv4_loopback_as_the_collector_does() {
+    let r = start(
+        serde_json::json!({"protocols": {"http": {"endpoint": "localhost:0"}}}),
+        &["logs"],
+    )
+    .await;
+    assert_eq!(r.http().ip(), std::net::Ipv4Addr::LOCALHOST);
+    good_logs_request(&r).await;
+    r.receiver.shutdown().await;
+}

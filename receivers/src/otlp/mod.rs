@@ -161,18 +161,39 @@ impl OtlpReceiver {
     }
 
     async fn bind(&self, protocol: &str, endpoint: &str) -> Result<TcpListener, StartError> {
-        // An empty host means every interface, as in the collector.
-        let address = match endpoint.strip_prefix(':') {
-            Some(port) => format!("0.0.0.0:{port}"),
-            None => endpoint.to_string(),
-        };
-        TcpListener::bind(&address).await.map_err(|e| {
+        let failed = |e: std::io::Error| {
             StartError::new(
                 &self.id,
                 format!("cannot listen for OTLP/{protocol} on {endpoint}"),
                 e,
             )
-        })
+        };
+        // An empty host means every interface, as in the collector.
+        let address = match endpoint.strip_prefix(':') {
+            Some(port) => format!("0.0.0.0:{port}"),
+            None => endpoint.to_string(),
+        };
+        // A host name listens on one of its addresses, IPv4 first, as the collector (Go)
+        // does: `localhost` must serve clients that connect to 127.0.0.1 even where it
+        // resolves to ::1 first.
+        let mut addresses: Vec<SocketAddr> = tokio::net::lookup_host(&address)
+            .await
+            .map_err(failed)?
+            .collect();
+        addresses.sort_by_key(|a| !a.is_ipv4());
+        let mut last_error = None;
+        for a in addresses {
+            match TcpListener::bind(a).await {
+                Ok(listener) => return Ok(listener),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(failed(last_error.unwrap_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the host name resolves to no address",
+            )
+        })))
     }
 }
 
