@@ -564,6 +564,23 @@ async fn upstream_down_then_back_loses_nothing() {
             "late|r|k=v2|sev=9"
         ]
     );
+    // The retries are visible in the own metrics.
+    let (_, text) = http_get(weir.ports.metrics, "/metrics").unwrap();
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing in:\n{text}"))
+    };
+    assert!(
+        value("weir_exporter_retries_total{exporter=\"otlp\",signal=\"logs\"}") >= 1,
+        "{text}"
+    );
+    assert_eq!(
+        value("weir_exporter_sent_items_total{exporter=\"otlp\",signal=\"logs\"}"),
+        3,
+        "{text}"
+    );
     weir.stop();
     server.abort();
 }
