@@ -27,11 +27,13 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
+weir_bin="${CARGO_TARGET_DIR:-target}/debug/weir"
+
 echo "== interop: official OpenTelemetry Python SDK -> weir"
-python3 tests/interop/python_sdk.py target/debug/weir
+python3 tests/interop/python_sdk.py "$weir_bin"
 
 conformance=../shared/datasets/policy-conformance
 if [ -d "$conformance" ] && [ -f ../shared/tools/policy-conformance.py ]; then
   echo "== policy conformance (../shared)"
-  python3 ../shared/tools/policy-conformance.py --cases "$conformance/testcases" -- target/debug/weir policy eval
+  python3 ../shared/tools/policy-conformance.py --cases "$conformance/testcases" -- "$weir_bin" policy eval
 fi
