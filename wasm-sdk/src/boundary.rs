@@ -108,7 +108,13 @@ fn with_input<R>(ptr: i32, len: i32, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
 
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
-        host_panic(&info.to_string());
+        // One line: "<message> (at <file>:<line>)", the way a log line should read.
+        let message = info.payload_as_str().unwrap_or("(no message)");
+        let text = match info.location() {
+            Some(at) => format!("{message} (at {}:{})", at.file(), at.line()),
+            None => message.to_string(),
+        };
+        host_panic(&text);
     }));
 }
 

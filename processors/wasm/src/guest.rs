@@ -203,7 +203,8 @@ pub(crate) fn linker(engine: &Engine) -> Result<Linker<HostState>, wasmtime::Err
         |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| {
             let capped = len.clamp(0, MAX_LOG_LINE as i32);
             let message = guest_bytes(&mut caller, ptr, capped)
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                // Kept to one line: it ends up inside a log line's field.
+                .map(|b| String::from_utf8_lossy(&b).replace(['\n', '\r'], " "))
                 .unwrap_or_else(|| "(message outside guest memory)".to_string());
             caller.data_mut().panic_message = Some(message);
         },
