@@ -57,6 +57,12 @@ pub struct GrpcSettings {
     pub keepalive: Option<KeepaliveSettings>,
     /// Copy the request's gRPC metadata into the batch context. Default: false.
     pub include_metadata: bool,
+    /// Accepted for collector compatibility; Weir sizes its read buffers itself.
+    /// Default: absent.
+    pub read_buffer_size: Option<u64>,
+    /// Accepted for collector compatibility; Weir sizes its write buffers itself.
+    /// Default: absent.
+    pub write_buffer_size: Option<u64>,
     /// Reserved: TLS is not supported yet; any value is rejected. Default: absent.
     pub tls: Option<serde_json::Value>,
     /// Reserved: authenticator extensions are not supported yet; any value is rejected.
@@ -73,6 +79,8 @@ impl Default for GrpcSettings {
             max_concurrent_streams: None,
             keepalive: None,
             include_metadata: false,
+            read_buffer_size: None,
+            write_buffer_size: None,
             tls: None,
             auth: None,
         }
@@ -145,6 +153,17 @@ pub struct HttpSettings {
     pub read_timeout: Option<Duration>,
     /// Copy the request headers into the batch context. Default: false.
     pub include_metadata: bool,
+    /// Accepted for collector compatibility; idle connections are closed by hyper's own
+    /// keep-alive handling. Default: absent.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Option<Duration>,
+    /// Accepted for collector compatibility; responses are small and written at once.
+    /// Default: absent.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Option<Duration>,
+    /// Content-Encodings accepted. Weir always accepts gzip, zstd and deflate; a list naming
+    /// anything else is rejected. Default: absent (all three).
+    pub compression_algorithms: Option<Vec<String>>,
     /// Reserved: TLS is not supported yet; any value is rejected. Default: absent.
     pub tls: Option<serde_json::Value>,
     /// Reserved: authenticator extensions are not supported yet; any value is rejected.
@@ -164,6 +183,9 @@ impl Default for HttpSettings {
             read_header_timeout: Some(Duration::from_secs(60)),
             read_timeout: None,
             include_metadata: false,
+            idle_timeout: None,
+            write_timeout: None,
+            compression_algorithms: None,
             tls: None,
             auth: None,
         }
@@ -314,6 +336,14 @@ fn validate_http(http: &HttpSettings, p: &str, errors: &mut ConfigErrors) {
                         format!("{value:?} is already used by {other}"),
                     );
                 }
+            }
+        }
+        for (i, alg) in http.compression_algorithms.iter().flatten().enumerate() {
+            if !matches!(alg.as_str(), "gzip" | "zstd" | "deflate" | "zlib") {
+                errors.push(
+                    format!("{p}.compression_algorithms[{i}]"),
+                    format!("{alg:?} is not supported (gzip, zstd, deflate)"),
+                );
             }
         }
         reject_reserved(errors, p, http.tls.as_ref(), http.auth.as_ref());
@@ -493,5 +523,23 @@ mod tests {
         assert!(check_endpoint("[::1]:4317").is_ok());
         assert!(check_endpoint(":4317").is_ok());
         assert!(check_endpoint("::1:4317").is_err());
+    }
+
+    #[test]
+    fn collector_tuning_fields_are_accepted() {
+        let v = serde_json::json!({"protocols": {
+            "grpc": {"read_buffer_size": 524288, "write_buffer_size": 0},
+            "http": {"idle_timeout": "30s", "write_timeout": "10s",
+                     "compression_algorithms": ["gzip", "zstd", "deflate"]}}});
+        let cfg: OtlpReceiverSettings =
+            weir_api::parse_component_config(&v, "receivers.otlp").unwrap();
+        assert!(validate(&cfg, "receivers.otlp").is_empty());
+        let v = serde_json::json!({"protocols": {"http": {"compression_algorithms": ["snappy"]}}});
+        let cfg: OtlpReceiverSettings =
+            weir_api::parse_component_config(&v, "receivers.otlp").unwrap();
+        assert_eq!(
+            validate(&cfg, "receivers.otlp").to_string(),
+            "receivers.otlp.protocols.http.compression_algorithms[0]: \"snappy\" is not supported (gzip, zstd, deflate)"
+        );
     }
 }
