@@ -233,7 +233,7 @@ impl ExporterConfig for OtlpHttpConfig {
             timeout: self.settings.timeout,
         };
         Ok(Arc::new(Delivery::new(
-            ctx.id.to_string(),
+            &ctx.id,
             Arc::new(sender),
             self.settings.retry_on_failure.clone(),
             self.settings.sending_queue.clone(),

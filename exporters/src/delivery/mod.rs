@@ -9,6 +9,30 @@
 //!     sending_queue: { enabled: true, num_consumers: 10, queue_size: 1000, sizer: requests }
 //! ```
 //!
+//! With `sending_queue.storage` the queue is also written ahead to disk (see [`wal`] for
+//! the file format), so data accepted while the upstream is down survives a crash and a
+//! restart:
+//!
+//! ```yaml
+//! exporters:
+//!   otlp:
+//!     endpoint: collector:4317
+//!     sending_queue:
+//!       storage:
+//!         directory: /var/lib/weir/queue/otlp   # required; one exporter per directory
+//!         fsync: batch                          # always | batch (default) | never
+//!         max_size_mib: 1024                    # disk budget (default 1024)
+//! ```
+//!
+//! `consume` returns once the batch is written (and fsynced, with `fsync: always`). A batch
+//! is acknowledged in the log once sent, or once given up on (permanent error, retries
+//! exhausted: dropped and counted as below). At start every unacknowledged batch is queued
+//! again, beyond `queue_size` if need be. Delivery is at least once: a batch whose send
+//! succeeded just before a crash, before its acknowledgement was written, is sent again.
+//! When the disk budget is used up, `consume` refuses with a retry hint, as a full queue.
+//! At shutdown the queue is given 2 s to drain; what is left stays on disk for the next
+//! start. `weir_exporter_persisted_bytes` counts the bytes of the log's segment files.
+//!
 //! A full queue never drops data: `consume` returns [`ConsumeError::Refused`] with a retry
 //! hint and the receiver tells its client to come back later. Data is dropped only after a
 //! permanent error or when `max_elapsed_time` runs out, with an error log and a count in
@@ -16,16 +40,22 @@
 
 mod queue;
 mod retry;
+pub mod wal;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use weir_api::{Batch, Component, ConsumeError, Consumer, Counter, Signal, Telemetry};
+use weir_api::{
+    Batch, Component, ComponentId, ConsumeError, Consumer, Counter, Gauge, Signal, StartError,
+    Telemetry,
+};
 
-pub use queue::{ExportQueue, Job, PushError, QueueSettings, Sizer};
+pub use queue::{DiskQueueSettings, ExportQueue, Job, PushError, QueueSettings, Sizer, Storage};
 pub use retry::{Backoff, RetrySettings};
+use wal::{FsyncPolicy, Wal, WalError, WalOptions};
 
 use crate::SendError;
 
@@ -153,17 +183,48 @@ pub struct Delivery {
     queue: Option<Arc<ExportQueue>>,
     num_consumers: usize,
     workers: Mutex<Vec<JoinHandle<()>>>,
+    id: ComponentId,
+    disk: Option<DiskQueueSettings>,
+    /// The disk queue, opened by `start`.
+    wal: OnceLock<Arc<Wal>>,
+    persisted_bytes: Gauge,
+    /// Set at shutdown to make consumer tasks leave what they hold on disk.
+    stop: watch::Sender<bool>,
+}
+
+/// How long shutdown lets a disk-backed queue drain before leaving the rest on disk.
+const DISK_QUEUE_DRAIN: Duration = Duration::from_secs(2);
+/// The `fsync: batch` interval.
+const FSYNC_BATCH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Runs a blocking disk-queue call off the async threads.
+async fn blocking<T: Send + 'static>(
+    wal: &Arc<Wal>,
+    f: impl FnOnce(&Wal) -> Result<T, WalError> + Send + 'static,
+) -> Result<T, WalError> {
+    let wal = wal.clone();
+    let dir = wal.dir().to_path_buf();
+    tokio::task::spawn_blocking(move || f(&wal))
+        .await
+        .unwrap_or_else(|e| {
+            Err(WalError::Io {
+                path: dir,
+                op: "disk queue task",
+                source: std::io::Error::other(e.to_string()),
+            })
+        })
 }
 
 impl Delivery {
     /// Builds the stage for exporter `exporter` (its id), registering its metrics.
     pub fn new(
-        exporter: String,
+        id: &ComponentId,
         sender: Arc<dyn Sender>,
         retry: RetrySettings,
         queue: QueueSettings,
         telemetry: &Telemetry,
     ) -> Self {
+        let exporter = id.to_string();
         let counters = [Signal::Logs, Signal::Traces, Signal::Metrics].map(|signal| {
             let labels = [
                 ("exporter", exporter.clone()),
@@ -193,6 +254,15 @@ impl Delivery {
             }
         });
         let num_consumers = queue.num_consumers;
+        let disk = match (&queue.storage, queue.enabled) {
+            (Some(Storage::Disk(d)), true) => Some(d.clone()),
+            _ => None,
+        };
+        let persisted_bytes = telemetry.gauge(
+            "weir_exporter_persisted_bytes",
+            "Bytes of the sending queue's write-ahead log on disk (sending_queue.storage)",
+            &[("exporter", exporter.clone())],
+        );
         let queue = queue.enabled.then(|| {
             let labels = [("exporter", exporter.clone())];
             let size = telemetry.gauge(
@@ -220,7 +290,138 @@ impl Delivery {
             queue,
             num_consumers,
             workers: Mutex::new(Vec::new()),
+            id: id.clone(),
+            disk,
+            wal: OnceLock::new(),
+            persisted_bytes,
+            stop: watch::channel(false).0,
         }
+    }
+
+    fn refused(&self, reason: String) -> ConsumeError {
+        ConsumeError::Refused {
+            component: self.core.exporter.clone(),
+            reason,
+            retry_after: Some(QUEUE_FULL_RETRY_AFTER),
+        }
+    }
+
+    /// `consume` with a disk queue: write ahead, then queue.
+    async fn consume_persisted(
+        &self,
+        queue: &ExportQueue,
+        wal: &Arc<Wal>,
+        batch: Batch,
+    ) -> Result<(), ConsumeError> {
+        let (signal, bytes) = (batch.signal(), batch.to_protobuf());
+        let appended = blocking(wal, move |w| w.append(signal, &bytes)).await;
+        self.persisted_bytes
+            .set(i64::try_from(wal.persisted_bytes()).unwrap_or(i64::MAX));
+        let seq = match appended {
+            Ok(seq) => seq,
+            Err(WalError::TooLarge { .. }) => {
+                let err = appended.err().map(|e| e.to_string()).unwrap_or_default();
+                self.core
+                    .counters(signal)
+                    .send_failed
+                    .inc_by(batch.item_count() as u64);
+                tracing::error!(exporter = %self.core.exporter, %signal, "{err}; rejecting the batch");
+                return Err(ConsumeError::Rejected {
+                    component: self.core.exporter.clone(),
+                    reason: err,
+                });
+            }
+            Err(e) => {
+                self.core
+                    .counters(signal)
+                    .enqueue_failed
+                    .inc_by(batch.item_count() as u64);
+                if !matches!(e, WalError::Full { .. }) {
+                    tracing::error!(exporter = %self.core.exporter, error = %e, "cannot write to the disk queue; refusing data");
+                }
+                return Err(self.refused(e.to_string()));
+            }
+        };
+        let pushed = queue.push_tagged(batch, Some(seq)).await;
+        if pushed.is_err() {
+            // Not accepted after all: the client sends it again, so forget the record.
+            if let Err(e) = blocking(wal, move |w| w.ack(seq)).await {
+                tracing::error!(exporter = %self.core.exporter, error = %e, "cannot acknowledge a refused batch in the disk queue; it will be sent after a restart");
+            }
+        }
+        match pushed {
+            Ok(()) => Ok(()),
+            Err(PushError::Full(batch)) => {
+                self.core
+                    .counters(batch.signal())
+                    .enqueue_failed
+                    .inc_by(batch.item_count() as u64);
+                Err(self.refused(format!(
+                    "sending queue is full ({} {})",
+                    queue.capacity(),
+                    queue.sizer().as_str()
+                )))
+            }
+            Err(PushError::Closed(_)) => Err(ConsumeError::ShuttingDown),
+        }
+    }
+
+    /// Opens the disk queue and queues what it holds from before.
+    async fn open_disk_queue(
+        &self,
+        queue: &ExportQueue,
+        disk: &DiskQueueSettings,
+    ) -> Result<Arc<Wal>, StartError> {
+        let max_bytes = disk.max_size_mib.saturating_mul(1 << 20);
+        let opts = WalOptions {
+            max_bytes,
+            segment_bytes: (max_bytes / 16).clamp(1 << 20, 64 << 20).min(max_bytes),
+            fsync: disk.fsync,
+        };
+        let dir = disk.directory.clone();
+        let opened = tokio::task::spawn_blocking(move || Wal::open(&dir, opts)).await;
+        let id = &self.id;
+        let (wal, replay) = match opened {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(e)) => {
+                return Err(StartError::new(
+                    id,
+                    format!(
+                        "cannot open sending_queue.storage.directory {}",
+                        disk.directory.display()
+                    ),
+                    e,
+                ))
+            }
+            Err(e) => return Err(StartError::new(id, "cannot open the disk queue", e)),
+        };
+        let wal = Arc::new(wal);
+        if !replay.is_empty() {
+            tracing::info!(
+                exporter = %self.core.exporter, batches = replay.len(),
+                directory = %disk.directory.display(),
+                "sending batches stored in the disk queue before the last stop"
+            );
+        }
+        for record in replay {
+            let seq = record.seq;
+            match Batch::decode(record.signal, record.payload) {
+                Ok(batch) => {
+                    if queue.push_replayed(batch, seq).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(exporter = %self.core.exporter, seq, error = %e, "dropping an undecodable record from the disk queue");
+                    blocking(&wal, move |w| w.ack(seq)).await.map_err(|e| {
+                        StartError::new(id, "cannot acknowledge a record in the disk queue", e)
+                    })?;
+                }
+            }
+        }
+        self.persisted_bytes
+            .set(i64::try_from(wal.persisted_bytes()).unwrap_or(i64::MAX));
+        Ok(wal)
     }
 }
 
@@ -237,6 +438,12 @@ impl Consumer for Delivery {
                 component: self.core.exporter.clone(),
                 reason,
             });
+        }
+        if let (Some(queue), Some(_)) = (&self.queue, &self.disk) {
+            let Some(wal) = self.wal.get() else {
+                return Err(self.refused("the disk queue is not open yet".to_string()));
+            };
+            return self.consume_persisted(queue, wal, batch).await;
         }
         let Some(queue) = &self.queue else {
             // No queue: send now and let the caller's client retry what did not go through.
@@ -284,15 +491,63 @@ impl Component for Delivery {
         let Some(queue) = &self.queue else {
             return Ok(());
         };
+        let wal = match &self.disk {
+            Some(disk) => {
+                let wal = self.open_disk_queue(queue, disk).await?;
+                let _ = self.wal.set(wal.clone());
+                Some(wal)
+            }
+            None => None,
+        };
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         for _ in 0..self.num_consumers {
-            let (queue, core) = (queue.clone(), self.core.clone());
+            let (queue, core, wal) = (queue.clone(), self.core.clone(), wal.clone());
+            let (mut stop, persisted) = (self.stop.subscribe(), self.persisted_bytes.clone());
             workers.push(tokio::spawn(async move {
-                while let Some(job) = queue.pop().await {
-                    if let Err(e) = core.deliver(&job.batch).await {
+                loop {
+                    let job = tokio::select! {
+                        job = queue.pop() => job,
+                        _ = stop.wait_for(|s| *s) => None,
+                    };
+                    let Some(job) = job else { break };
+                    let sent = tokio::select! {
+                        sent = core.deliver(&job.batch) => sent,
+                        // Shutting down: the batch stays in the disk queue for the next start.
+                        _ = stop.wait_for(|s| *s) => break,
+                    };
+                    if let Err(e) = sent {
                         core.report_failure(&job.batch, &e, true);
                     }
+                    if let (Some(wal), Some(seq)) = (&wal, job.seq) {
+                        if let Err(e) = blocking(wal, move |w| w.ack(seq)).await {
+                            tracing::error!(exporter = %core.exporter, error = %e, "cannot acknowledge a sent batch in the disk queue; it will be sent again after a restart");
+                        }
+                        persisted.set(i64::try_from(wal.persisted_bytes()).unwrap_or(i64::MAX));
+                    }
                     // Dropping the job frees its room in the queue.
+                }
+            }));
+        }
+        let fsync_batch = self
+            .disk
+            .as_ref()
+            .is_some_and(|d| d.fsync == FsyncPolicy::Batch);
+        if let Some(wal) = wal.filter(|_| fsync_batch) {
+            let mut stop = self.stop.subscribe();
+            let exporter = self.core.exporter.clone();
+            workers.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(FSYNC_BATCH_INTERVAL);
+                loop {
+                    let stopping = tokio::select! {
+                        _ = tick.tick() => false,
+                        _ = stop.wait_for(|s| *s) => true,
+                    };
+                    if let Err(e) = blocking(&wal, |w| w.sync()).await {
+                        tracing::warn!(exporter = %exporter, error = %e, "disk queue fsync failed");
+                    }
+                    if stopping {
+                        break;
+                    }
                 }
             }));
         }
@@ -310,6 +565,16 @@ impl Component for Delivery {
                 exporter = %self.core.exporter, queued = held, sizer = queue.sizer().as_str(),
                 "draining the sending queue before shutdown"
             );
+        }
+        if self.wal.get().is_some() {
+            let deadline = tokio::time::Instant::now() + DISK_QUEUE_DRAIN;
+            while queue.in_use() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if queue.in_use() > 0 {
+                tracing::info!(exporter = %self.core.exporter, "leaving the rest of the sending queue on disk for the next start");
+            }
+            self.stop.send_replace(true);
         }
         let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
         for w in workers {
