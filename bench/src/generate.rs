@@ -159,11 +159,16 @@ impl Generator {
         self.logs_counted(n).0
     }
 
-    fn logs_counted(&mut self, n: usize) -> (ExportLogsServiceRequest, u64) {
+    /// Splits `n` items over up to four services: calls `item(first)` per item and
+    /// `group(service index, service name, items)` per service; returns the noise count.
+    fn grouped<T>(
+        &mut self,
+        n: usize,
+        mut item: impl FnMut(&mut Self, bool) -> (T, bool),
+        mut group: impl FnMut(usize, &'static str, Vec<T>),
+    ) -> u64 {
         let groups = 4.min(n.max(1));
-        let mut resource_logs = Vec::new();
-        let mut noise = 0;
-        let mut made = 0;
+        let (mut noise, mut made) = (0, 0);
         for g in 0..groups {
             let count = if g + 1 == groups {
                 n - made
@@ -171,26 +176,38 @@ impl Generator {
                 n / groups
             };
             let (i, service) = self.pick_service();
-            let mut records = Vec::with_capacity(count);
+            let mut items = Vec::with_capacity(count);
             for _ in 0..count {
-                let (r, is_noise) = self.log_record(made == 0);
+                let (it, is_noise) = item(self, made == 0);
                 noise += u64::from(is_noise);
-                records.push(r);
+                items.push(it);
                 made += 1;
             }
-            resource_logs.push(ResourceLogs {
-                resource: Some(resource(service, i)),
-                scope_logs: vec![ScopeLogs {
-                    scope: Some(InstrumentationScope {
-                        name: format!("{service}.logger"),
-                        ..Default::default()
-                    }),
-                    log_records: records,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            });
+            group(i, service, items);
         }
+        noise
+    }
+
+    fn logs_counted(&mut self, n: usize) -> (ExportLogsServiceRequest, u64) {
+        let mut resource_logs = Vec::new();
+        let noise = self.grouped(
+            n,
+            |g, first| g.log_record(first),
+            |i, service, records| {
+                resource_logs.push(ResourceLogs {
+                    resource: Some(resource(service, i)),
+                    scope_logs: vec![ScopeLogs {
+                        scope: Some(InstrumentationScope {
+                            name: format!("{service}.logger"),
+                            ..Default::default()
+                        }),
+                        log_records: records,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+            },
+        );
         (ExportLogsServiceRequest { resource_logs }, noise)
     }
 
@@ -237,37 +254,25 @@ impl Generator {
     }
 
     fn spans_counted(&mut self, n: usize) -> (ExportTraceServiceRequest, u64) {
-        let groups = 4.min(n.max(1));
         let mut resource_spans = Vec::new();
-        let mut noise = 0;
-        let mut made = 0;
-        for g in 0..groups {
-            let count = if g + 1 == groups {
-                n - made
-            } else {
-                n / groups
-            };
-            let (i, service) = self.pick_service();
-            let mut spans = Vec::with_capacity(count);
-            for _ in 0..count {
-                let (sp, is_noise) = self.span(made == 0);
-                noise += u64::from(is_noise);
-                spans.push(sp);
-                made += 1;
-            }
-            resource_spans.push(ResourceSpans {
-                resource: Some(resource(service, i)),
-                scope_spans: vec![ScopeSpans {
-                    scope: Some(InstrumentationScope {
-                        name: format!("{service}.tracer"),
+        let noise = self.grouped(
+            n,
+            |g, first| g.span(first),
+            |i, service, spans| {
+                resource_spans.push(ResourceSpans {
+                    resource: Some(resource(service, i)),
+                    scope_spans: vec![ScopeSpans {
+                        scope: Some(InstrumentationScope {
+                            name: format!("{service}.tracer"),
+                            ..Default::default()
+                        }),
+                        spans,
                         ..Default::default()
-                    }),
-                    spans,
+                    }],
                     ..Default::default()
-                }],
-                ..Default::default()
-            });
-        }
+                })
+            },
+        );
         (ExportTraceServiceRequest { resource_spans }, noise)
     }
 

@@ -166,7 +166,19 @@ pub async fn run(spec: &RunSpec, workdir: &Path) -> anyhow::Result<RunReport> {
     let vars = vec![
         ("receiver", receiver.to_string()),
         ("sink", sink.addr.to_string()),
-        ("scenarios", spec.scenarios_dir.display().to_string()),
+        (
+            "scenarios",
+            std::fs::canonicalize(&spec.scenarios_dir)
+                .unwrap_or_else(|_| spec.scenarios_dir.clone())
+                .display()
+                .to_string(),
+        ),
+        (
+            "root",
+            std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+        ),
         ("metrics_port", free_port()?.to_string()),
     ];
     let mut vars_all = vars.clone();
