@@ -1,0 +1,208 @@
+//! Fault: weir is killed with `kill -9` while its upstream is down, and restarted on the
+//! same disk queue (`sending_queue.storage`). Everything a client got OK for arrives once
+//! the upstream is back, exactly once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use support::*;
+
+/// Upstream: counts each log body it receives.
+#[derive(Clone, Default)]
+struct CountingSink {
+    bodies: Arc<Mutex<BTreeMap<String, u32>>>,
+}
+
+#[tonic::async_trait]
+impl LogsService for CountingSink {
+    async fn export(
+        &self,
+        r: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        let mut bodies = self.bodies.lock().unwrap();
+        for rl in &r.into_inner().resource_logs {
+            for sl in &rl.scope_logs {
+                for lr in &sl.log_records {
+                    if let Some(any_value::Value::StringValue(s)) =
+                        lr.body.as_ref().and_then(|b| b.value.as_ref())
+                    {
+                        *bodies.entry(s.clone()).or_default() += 1;
+                    }
+                }
+            }
+        }
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+impl CountingSink {
+    fn total(&self) -> u32 {
+        self.bodies.lock().unwrap().values().sum()
+    }
+}
+
+fn log_request(body: &str) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    body: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(body.to_string())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// otlp in -> otlp out with the disk queue; no batch processor, so a client's OK means the
+/// data is in the disk queue.
+fn disk_queue_config(ports: &Ports, upstream: u16, queue_dir: &Path) -> String {
+    format!(
+        "receivers:
+  otlp:
+    protocols:
+      grpc: {{endpoint: '127.0.0.1:{grpc}'}}
+exporters:
+  otlp/up:
+    endpoint: 127.0.0.1:{upstream}
+    tls: {{insecure: true}}
+    timeout: 2s
+    retry_on_failure: {{initial_interval: 100ms, max_interval: 300ms, max_elapsed_time: 0s}}
+    sending_queue:
+      num_consumers: 4
+      storage: {{directory: '{dir}', fsync: always, max_size_mib: 8}}
+extensions:
+  health_check: {{endpoint: '127.0.0.1:{health}'}}
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics: {{address: '127.0.0.1:{metrics}'}}
+  pipelines:
+    logs: {{receivers: [otlp], exporters: [otlp/up]}}
+",
+        grpc = ports.grpc,
+        health = ports.health,
+        metrics = ports.metrics,
+        dir = queue_dir.display(),
+    )
+}
+
+/// The value of the first sample of `name` on the metrics page.
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let (_, body) = http_get(port, "/metrics")?;
+    body.lines()
+        .find(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_upstream_down_then_restart_delivers_every_accepted_record_once() {
+    const N: usize = 60;
+    let dir = tempfile::tempdir().unwrap();
+    let queue_dir = dir.path().join("queue");
+    let upstream = free_port();
+    let ports = Ports::pick();
+    let config = write(
+        dir.path(),
+        "weir.yaml",
+        &disk_queue_config(&ports, upstream, &queue_dir),
+    );
+
+    // First life: the upstream is down; every export is accepted into the disk queue.
+    let mut weir = spawn(dir.path(), &config, &[]);
+    assert!(
+        wait_for_status(ports.health, "/", 200, Duration::from_secs(20)).is_some(),
+        "weir did not become healthy: {}",
+        log_of(dir.path())
+    );
+    let mut client = LogsServiceClient::connect(format!("http://127.0.0.1:{}", ports.grpc))
+        .await
+        .unwrap();
+    for i in 0..N {
+        client
+            .export(log_request(&format!("record-{i}")))
+            .await
+            .unwrap_or_else(|e| panic!("export {i} refused: {e}"));
+    }
+    assert_eq!(
+        metric(ports.metrics, "weir_exporter_queue_size"),
+        Some(N as f64)
+    );
+    let persisted = metric(ports.metrics, "weir_exporter_persisted_bytes").unwrap();
+    assert!(persisted > (N * 17) as f64, "persisted bytes {persisted}");
+    weir.kill().unwrap(); // SIGKILL: no shutdown, no drain
+    weir.wait().unwrap();
+    drop(client);
+
+    // The upstream comes back, then weir restarts on the same directory.
+    let sink = CountingSink::default();
+    let server = {
+        let sink = sink.clone();
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(
+                    LogsServiceServer::new(sink)
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                )
+                .serve(([127, 0, 0, 1], upstream).into())
+                .await
+                .unwrap();
+        })
+    };
+    let mut weir = spawn(dir.path(), &config, &[]);
+    let start = Instant::now();
+    while sink.total() < N as u32 && start.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Give duplicates, if any, the time to show up.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let bodies = sink.bodies.lock().unwrap().clone();
+    let log = log_of(dir.path());
+    // Nothing was ever sent in the first life, so nothing was acknowledged: each of the N
+    // records arrives exactly once.
+    assert_eq!(bodies.len(), N, "distinct records; weir log:\n{log}");
+    for i in 0..N {
+        assert_eq!(bodies.get(&format!("record-{i}")), Some(&1), "record-{i}");
+    }
+    assert!(
+        log.contains("sending batches stored in the disk queue before the last stop"),
+        "{log}"
+    );
+    assert_eq!(metric(ports.metrics, "weir_exporter_queue_size"), Some(0.0));
+    sigterm(&weir);
+    assert!(wait_exit(&mut weir, Duration::from_secs(15)).is_some());
+
+    // A third start finds nothing left to send.
+    let before = sink.total();
+    let mut weir = spawn(dir.path(), &config, &[]);
+    assert!(wait_for_status(ports.health, "/", 200, Duration::from_secs(20)).is_some());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.total(), before);
+    assert_eq!(
+        metric(ports.metrics, "weir_exporter_persisted_bytes").map(|b| b < 1.0),
+        Some(true),
+        "persisted bytes after everything was acknowledged"
+    );
+    sigterm(&weir);
+    assert!(wait_exit(&mut weir, Duration::from_secs(15)).is_some());
+    server.abort();
+}
