@@ -1029,6 +1029,22 @@ pub fn parse_policy(v: &Json, position: &str) -> ParsedPolicy {
     }
 }
 
+/// Reads one protobuf-encoded `Policy`. The wire has no presence for `enabled`: a policy
+/// that leaves it out is disabled, as the wire says (specification section 15 item 1).
+pub fn parse_protobuf_policy(bytes: &[u8], position: &str) -> ParsedPolicy {
+    use prost::Message;
+    match proto::Policy::decode(bytes) {
+        Ok(p) => ParsedPolicy {
+            id: p.id.clone(),
+            policy: Ok(p),
+        },
+        Err(e) => ParsedPolicy {
+            id: position.to_string(),
+            policy: Err(vec![format!("invalid protobuf: {e}")]),
+        },
+    }
+}
+
 /// A document that is not YAML/JSON at all, or not shaped like policies.
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {

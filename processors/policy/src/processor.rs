@@ -27,7 +27,8 @@
 //!
 //! A single policy runs in shadow mode when it carries the label `weir.shadow: "true"`.
 //! Metrics: `weir_policy_hits_total`, `weir_policy_misses_total`,
-//! `weir_policy_shadow_drops_total` (label `policy_id`), `weir_policy_invalid` (gauge of
+//! `weir_policy_shadow_drops_total`, `weir_policy_errors` (gauge; label `policy_id`),
+//! `weir_policy_invalid` (gauge of
 //! policies with errors, label `processor`) and `weir_policy_shadow_dropped_items_total`
 //! (label `processor`).
 

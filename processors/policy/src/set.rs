@@ -3,14 +3,17 @@
 //!
 //! Each policy contributes one "anchor" matcher when it has a cheap one: a case-sensitive
 //! equality (hash lookup), a literal `contains`/`starts_with`/`ends_with` (one Aho-Corasick
-//! automaton per field) or a regex (one `RegexSet` per field). A record is scanned once per
+//! automaton per field), or a regex. A regex whose matches must start with one of a few
+//! literals (found with `regex-syntax`'s prefix extraction) joins the same automaton as a
+//! hint: the literal firing makes the policy a candidate, and the regex itself runs in the
+//! full evaluation. Other regexes go to one `RegexSet` per field. A record is scanned once per
 //! anchored field; only the policies whose anchor fired, plus the few without an anchor, are
-//! evaluated in full. The anchor is not evaluated a second time.
+//! evaluated in full. A verified anchor (equality, literal, RegexSet) is not evaluated again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{RegexSet, RegexSetBuilder};
 use weir_api::Signal;
 
@@ -56,14 +59,54 @@ impl PolicyEntry {
 enum Anchor {
     Exact(String),
     Literal(LiteralKind, String),
+    /// Literals one of which starts every match of the regex (not a verification).
+    Hints(Vec<String>),
     Regex(String),
+}
+
+/// A possible anchor of a policy: matcher index, field, anchor.
+type AnchorOption = (usize, (Field, Anchor));
+
+/// Literal kinds in a field's automaton: the three literal tests, and regex hints.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PatternKind {
+    Literal(LiteralKind),
+    Hint,
+}
+
+/// At most this many hint literals per regex, each at least this long; otherwise the regex
+/// goes to the RegexSet (too many or too short literals make a poor filter).
+const MAX_HINTS: usize = 64;
+const MIN_HINT_LEN: usize = 3;
+
+/// Literals one of which every match of `pattern` starts with, when there are few enough.
+fn prefix_hints(pattern: &str) -> Option<Vec<String>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    let mut seq = Extractor::new()
+        .kind(ExtractKind::Prefix)
+        .limit_total(MAX_HINTS * 4)
+        .extract(&hir);
+    seq.optimize_for_prefix_by_preference();
+    let lits = seq.literals()?;
+    if lits.is_empty() || lits.len() > MAX_HINTS {
+        return None;
+    }
+    lits.iter()
+        .map(|l| {
+            let bytes = l.as_bytes();
+            (bytes.len() >= MIN_HINT_LEN)
+                .then(|| String::from_utf8(bytes.to_vec()).ok())
+                .flatten()
+        })
+        .collect()
 }
 
 #[derive(Default)]
 struct FieldGroup {
     field: Option<Field>,
     exact: HashMap<String, Vec<u32>>,
-    literal_patterns: Vec<(String, u32, LiteralKind)>,
+    literal_patterns: Vec<(String, u32, PatternKind)>,
     literals: Option<AhoCorasick>,
     regex_patterns: Vec<(String, u32)>,
     regexes: Option<RegexSet>,
@@ -104,7 +147,10 @@ fn anchor_of(subject: &Subject) -> Option<(Field, Anchor)> {
             text,
             as_bytes: None,
         } if !text.is_empty() => Anchor::Literal(*kind, text.clone()),
-        Test::Regex(re) => Anchor::Regex(re.as_str().to_string()),
+        Test::Regex(re) => match prefix_hints(re.as_str()) {
+            Some(h) => Anchor::Hints(h),
+            None => Anchor::Regex(re.as_str().to_string()),
+        },
         _ => return None,
     };
     Some((field.clone(), a))
@@ -114,7 +160,8 @@ fn rank(a: &Anchor) -> u8 {
     match a {
         Anchor::Exact(_) => 0,
         Anchor::Literal(..) => 1,
-        Anchor::Regex(_) => 2,
+        Anchor::Hints(_) => 2,
+        Anchor::Regex(_) => 3,
     }
 }
 
@@ -122,20 +169,47 @@ impl SignalIndex {
     fn build(entries: &[PolicyEntry], signal: Signal, prefilter: bool) -> SignalIndex {
         let mut index = SignalIndex::default();
         let mut groups: HashMap<Field, usize> = HashMap::new();
+        let options: Vec<Option<Vec<AnchorOption>>> = entries
+            .iter()
+            .map(|e| {
+                let t = e
+                    .target
+                    .as_ref()
+                    .filter(|_| e.active() && e.signal == Some(signal))?;
+                Some(
+                    t.matchers()
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, m)| !m.negate)
+                        .filter_map(|(mi, m)| anchor_of(&m.subject).map(|a| (mi, a)))
+                        .collect(),
+                )
+            })
+            .collect();
+        // How many policies could anchor on each (field, equal value): a value many policies
+        // share (severity ERROR) filters little, so another anchor is preferred to it.
+        let mut shared: HashMap<(Field, String), usize> = HashMap::new();
+        for list in options.iter().flatten() {
+            for (_, (f, a)) in list {
+                if let Anchor::Exact(v) = a {
+                    *shared.entry((f.clone(), v.clone())).or_default() += 1;
+                }
+            }
+        }
+        let cost = |f: &Field, a: &Anchor| match a {
+            Anchor::Exact(v) if shared.get(&(f.clone(), v.clone())).is_some_and(|n| *n > 8) => 10,
+            a => rank(a),
+        };
+        let mut chosen: Vec<Option<AnchorOption>> = options
+            .into_iter()
+            .map(|list| list?.into_iter().min_by_key(|(_, (f, a))| cost(f, a)))
+            .collect();
         for (i, e) in entries.iter().enumerate() {
             if !e.active() || e.signal != Some(signal) {
                 continue;
             }
             index.active += 1;
-            let Some(target) = &e.target else { continue };
-            let best = target
-                .matchers()
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| !m.negate)
-                .filter_map(|(mi, m)| anchor_of(&m.subject).map(|a| (mi, a)))
-                .min_by_key(|(_, (_, a))| rank(a));
-            let best = best.filter(|_| prefilter);
+            let best = chosen[i].take().filter(|_| prefilter);
             let Some((mi, (field, anchor))) = best else {
                 index.always.push(i as u32);
                 continue;
@@ -148,17 +222,35 @@ impl SignalIndex {
                 index.groups.len() - 1
             });
             let group = &mut index.groups[g];
+            let verified = !matches!(anchor, Anchor::Hints(_));
             match anchor {
                 Anchor::Exact(s) => group.exact.entry(s).or_default().push(i as u32),
-                Anchor::Literal(k, s) => group.literal_patterns.push((s, i as u32, k)),
+                Anchor::Literal(k, s) => {
+                    group
+                        .literal_patterns
+                        .push((s, i as u32, PatternKind::Literal(k)))
+                }
+                Anchor::Hints(list) => group
+                    .literal_patterns
+                    .extend(list.into_iter().map(|s| (s, i as u32, PatternKind::Hint))),
                 Anchor::Regex(s) => group.regex_patterns.push((s, i as u32)),
             }
-            index.anchors.insert(i as u32, mi);
+            if verified {
+                index.anchors.insert(i as u32, mi);
+            }
         }
         for g in &mut index.groups {
             if !g.literal_patterns.is_empty() {
+                // A DFA scans fastest; its table grows with the patterns, so large sets use
+                // the contiguous NFA.
+                let kind = if g.literal_patterns.len() <= 20_000 {
+                    AhoCorasickKind::DFA
+                } else {
+                    AhoCorasickKind::ContiguousNFA
+                };
                 match AhoCorasickBuilder::new()
                     .match_kind(MatchKind::Standard)
+                    .kind(Some(kind))
                     .build(g.literal_patterns.iter().map(|(s, _, _)| s.as_bytes()))
                 {
                     Ok(ac) => g.literals = Some(ac),
@@ -254,8 +346,8 @@ impl SignalIndex {
                 for m in ac.find_overlapping_iter(text) {
                     let (_, p, kind) = &g.literal_patterns[m.pattern().as_usize()];
                     let ok = match kind {
-                        LiteralKind::StartsWith => m.start() == 0,
-                        LiteralKind::EndsWith => m.end() == text.len(),
+                        PatternKind::Literal(LiteralKind::StartsWith) => m.start() == 0,
+                        PatternKind::Literal(LiteralKind::EndsWith) => m.end() == text.len(),
                         _ => true,
                     };
                     if ok {
@@ -387,6 +479,7 @@ impl PolicySet {
                 tracing::warn!(policy_id = %entry.id, "duplicate policy id; later copy ignored");
                 continue;
             }
+            entry.stats.set_errors(entry.errors.len());
             if !entry.errors.is_empty() {
                 tracing::warn!(policy_id = %entry.id, errors = ?entry.errors, "policy is invalid and inert");
             }
@@ -411,5 +504,24 @@ impl PolicySet {
             Signal::Metrics => &self.metrics,
             Signal::Traces => &self.traces,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_hints;
+
+    #[test]
+    fn regex_hints_are_prefix_literals_or_nothing() {
+        let h = prefix_hints("error code E0042[0-9]+").unwrap();
+        assert!(h.iter().all(|l| l.starts_with("error code E0042")), "{h:?}");
+        assert_eq!(prefix_hints("^(GET|HEAD) /health").unwrap().len(), 2);
+        // Matches that can start anywhere, or with too short a literal: no hints.
+        assert_eq!(prefix_hints(".*timeout"), None);
+        assert_eq!(prefix_hints("[0-9]+"), None);
+        assert_eq!(prefix_hints("a|bcd"), None);
+        // Case-insensitive: every case variant is a hint.
+        let ci = prefix_hints("(?i)abc").unwrap();
+        assert!(ci.contains(&"ABC".to_string()) && ci.contains(&"abc".to_string()));
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use weir_api::{Counter, Telemetry};
+use weir_api::{Counter, Gauge, Telemetry};
 
 /// Hits and misses of one transform stage of one policy.
 #[derive(Debug, Default)]
@@ -36,6 +36,7 @@ struct PolicyMetrics {
     hits: Counter,
     misses: Counter,
     shadow_drops: Counter,
+    errors: Gauge,
 }
 
 impl PolicyStats {
@@ -60,6 +61,13 @@ impl PolicyStats {
         self.shadow_drops.fetch_add(1, Ordering::Relaxed);
         if let Some(m) = &self.metrics {
             m.shadow_drops.inc();
+        }
+    }
+
+    /// Records how many parse/compile errors the policy currently has.
+    pub fn set_errors(&self, n: usize) {
+        if let Some(m) = &self.metrics {
+            m.errors.set(n as i64);
         }
     }
 
@@ -97,8 +105,9 @@ impl StatsRegistry {
         Self::default()
     }
 
-    /// A registry that also exposes `weir_policy_hits`, `weir_policy_misses` and
-    /// `weir_policy_shadow_drops` (label `policy_id`) in `telemetry`.
+    /// A registry that also exposes `weir_policy_hits`, `weir_policy_misses`,
+    /// `weir_policy_shadow_drops` and the gauge `weir_policy_errors` (label `policy_id`) in
+    /// `telemetry`.
     pub fn with_telemetry(telemetry: Telemetry) -> Self {
         StatsRegistry {
             inner: Arc::default(),
@@ -124,6 +133,11 @@ impl StatsRegistry {
                 shadow_drops: t.counter(
                     "weir_policy_shadow_drops",
                     "Items a policy in shadow mode would have dropped",
+                    &l,
+                ),
+                errors: t.gauge(
+                    "weir_policy_errors",
+                    "Parse and compile errors of a policy (a policy with errors is inert)",
                     &l,
                 ),
             }

@@ -600,3 +600,63 @@ pub fn encode_response(r: &proto::SyncResponse) -> Vec<u8> {
     .to_string()
     .into_bytes()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{parse_document, parse_protobuf_policy};
+    use prost::Message;
+
+    const DOC: &str = r#"
+policies:
+  - id: scrub
+    name: Scrub
+    labels: {team: core}
+    log:
+      match:
+        - {log_attribute: [http, status], gte: 500}
+        - {resource_attribute: service.name, equals: api, case_insensitive: true}
+        - {log_field: body, regex: "token=", negate: true}
+      keep: 25%
+      sample_key: {log_field: trace_id}
+      transform:
+        remove: [{log_attribute: tmp}]
+        redact: [{log_field: body, regex: "t=(\\w+)", replacement: "t=$1"}]
+        rename: [{from_scope_attribute: a, to: b, upsert: true}]
+        add: [{resource_attribute: [x, y], value: "1"}]
+  - id: m
+    name: M
+    enabled: false
+    metric:
+      match: [{metric_type: histogram}, {aggregation_temporality: delta, negate: true}, {datapoint_attribute: k, equals: {hex_value: "0aff"}}]
+      keep: false
+  - id: t
+    name: T
+    trace:
+      match: [{span_kind: server}, {event_name: exception}, {link_trace_id: "00ff"}, {trace_field: name, lt: 3.5}]
+      keep: {percentage: 12.5, mode: equalizing, sampling_precision: 6, hash_seed: 7, fail_closed: false}
+"#;
+
+    #[test]
+    fn json_and_protobuf_round_trips_keep_every_field() {
+        let policies: Vec<proto::Policy> = parse_document(DOC, "t")
+            .unwrap()
+            .into_iter()
+            .map(|p| p.policy.unwrap())
+            .collect();
+        let resp = proto::SyncResponse {
+            policies: policies.clone(),
+            hash: "h1".into(),
+            sync_type: proto::SyncType::Full as i32,
+            recommended_sync_interval_seconds: 9,
+            ..Default::default()
+        };
+        let back = decode_response(&encode_response(&resp)).unwrap();
+        assert_eq!(back, resp);
+        for p in &policies {
+            let bytes = p.encode_to_vec();
+            assert_eq!(parse_protobuf_policy(&bytes, "x").policy.unwrap(), *p);
+        }
+        assert!(decode_response(b"{\"policies\": [{\"id\": \"x\"}]}").is_err());
+    }
+}

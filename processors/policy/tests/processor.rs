@@ -230,6 +230,10 @@ async fn invalid_policies_never_lose_data() {
         metrics.contains("weir_policy_invalid{processor=\"policy\"} 5"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("weir_policy_errors{policy_id=\"a\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
