@@ -9,11 +9,17 @@
 //!     auth: true                      # bearer tokens required (`weir admin token create`)
 //!     sync_interval: 30s              # recommended to edges
 //!     retention: 720h                 # catalog entries unseen this long are removed
+//!     tls:                            # HTTPS and gRPC over TLS (both listeners); see weir-tls
+//!       cert_file: server.pem
+//!       key_file: server-key.pem
+//!       client_ca_file: ca.pem        # optional: mTLS, edges must present a cert from this CA
+//!       min_version: "1.3"            # default
 //! exporters:
 //!   catalog:                          # summarises what it receives; metadata only
 //!     storage: ./weir-catalog.db      # write into a local store, or ...
-//!     # endpoint: http://cp:8080      # ... ship summaries to a remote control plane
+//!     # endpoint: https://cp:8080     # ... ship summaries to a remote control plane
 //!     # token: ${env:WEIR_EDGE_TOKEN}
+//!     # tls: { ca_file: ca.pem }      # https:// endpoints: trust this CA (default: system roots)
 //!     flush_interval: 10s
 //!     include_processors: [metadata]  # also take what these metadata processors gathered
 //! ```
@@ -31,6 +37,7 @@ use weir_api::{
     StartError,
 };
 use weir_metadata::{CatalogSummary, MetadataConfig, MetadataHandle, MetadataHub};
+use weir_tls::{Alpn, ClientTls, HttpVersions, ServerTls, TlsClientSettings, TlsServerSettings};
 
 use crate::api::{router, ApiState};
 use crate::control::ControlPlane;
@@ -78,6 +85,11 @@ pub struct ControlPlaneConfig {
     /// Catalog entries not seen for this long are removed (checked hourly). Default: 720h.
     #[serde(default = "default_retention", with = "humantime_serde")]
     pub retention: Duration,
+    /// TLS for both listeners (HTTP API/UI/sync and gRPC sync): certificate, key, optional
+    /// `client_ca_file` for mTLS, `min_version` (default "1.3"), reload on change. Default:
+    /// none (plain text; keep the listeners on a trusted network).
+    #[serde(default)]
+    pub tls: Option<TlsServerSettings>,
 }
 
 fn parse_addr(s: &str, path: &str, errors: &mut ConfigErrors) -> Option<SocketAddr> {
@@ -98,6 +110,24 @@ struct ParsedControlPlane {
     cfg: ControlPlaneConfig,
     http: SocketAddr,
     grpc: Option<SocketAddr>,
+    /// YAML path of the section, for messages about files read at build time.
+    path: String,
+}
+
+/// Loads TLS files at build time (relative paths from the config's directory) into a
+/// `BuildError` that names the YAML path and the file.
+fn load_server_tls(
+    tls: &TlsServerSettings,
+    field: &str,
+    ctx: &BuildContext,
+    alpn: Alpn,
+) -> Result<ServerTls, BuildError> {
+    tls.load(field, |p| ctx.resolve_path(p), alpn)
+        .map_err(|e| BuildError::Other {
+            id: ctx.id.clone(),
+            message: e.to_string(),
+            source: Some(Box::new(e)),
+        })
 }
 
 impl ExtensionFactory for ControlPlaneFactory {
@@ -116,8 +146,16 @@ impl ExtensionFactory for ControlPlaneFactory {
         if cfg.sync_interval.is_zero() {
             errors.push(format!("{path}.sync_interval"), "must be greater than 0");
         }
+        if let Some(tls) = &cfg.tls {
+            errors.0.extend(tls.validate(&format!("{path}.tls")).0);
+        }
         match http {
-            Some(http) if errors.is_empty() => Ok(Box::new(ParsedControlPlane { cfg, http, grpc })),
+            Some(http) if errors.is_empty() => Ok(Box::new(ParsedControlPlane {
+                cfg,
+                http,
+                grpc,
+                path: path.to_string(),
+            })),
             _ => Err(errors),
         }
     }
@@ -144,12 +182,25 @@ impl ExtensionConfig for ParsedControlPlane {
                 source: Some(Box::new(e)),
             })?
             .with_policy_check(policy_check());
+        let field = format!("{}.tls", self.path);
+        let (http_tls, grpc_tls) = match &self.cfg.tls {
+            Some(tls) => (
+                Some(load_server_tls(tls, &field, ctx, Alpn::Http)?),
+                match self.grpc {
+                    Some(_) => Some(load_server_tls(tls, &field, ctx, Alpn::Grpc)?),
+                    None => None,
+                },
+            ),
+            None => (None, None),
+        };
         Ok(Arc::new(ControlPlaneServer {
             id: ctx.id.clone(),
             control: Arc::new(control),
             cfg: self.cfg.clone(),
             http: self.http,
             grpc: self.grpc,
+            http_tls,
+            grpc_tls,
             stop: Mutex::new(None),
         }))
     }
@@ -162,6 +213,8 @@ pub struct ControlPlaneServer {
     cfg: ControlPlaneConfig,
     http: SocketAddr,
     grpc: Option<SocketAddr>,
+    http_tls: Option<ServerTls>,
+    grpc_tls: Option<ServerTls>,
     stop: Mutex<Option<watch::Sender<bool>>>,
 }
 
@@ -192,13 +245,22 @@ impl Component for ControlPlaneServer {
         let interval = self.cfg.sync_interval.as_secs().max(1) as u32;
         let app = app(self.control.clone(), self.cfg.auth, interval);
         let mut stop_http = rx.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_http.wait_for(|s| *s).await;
-                })
-                .await;
-        });
+        let stopped = async move {
+            let _ = stop_http.wait_for(|s| *s).await;
+        };
+        match self.http_tls.clone() {
+            Some(tls) => {
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                tokio::spawn(async move { tls.serve_http(listener, service, stopped).await });
+            }
+            None => {
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(stopped)
+                        .await;
+                });
+            }
+        }
         if let Some(grpc) = self.grpc {
             let listener = tokio::net::TcpListener::bind(grpc)
                 .await
@@ -214,15 +276,25 @@ impl Component for ControlPlaneServer {
                 move |req: tonic::Request<()>| crate::api::check_edge_grpc(&control, auth, req),
             );
             let mut stop_grpc = rx.clone();
-            tokio::spawn(async move {
-                let incoming = tonic::transport::server::TcpIncoming::from(listener);
-                let _ = tonic::transport::Server::builder()
-                    .add_service(svc)
-                    .serve_with_incoming_shutdown(incoming, async move {
-                        let _ = stop_grpc.wait_for(|s| *s).await;
-                    })
-                    .await;
-            });
+            let stopped = async move {
+                let _ = stop_grpc.wait_for(|s| *s).await;
+            };
+            let router = tonic::transport::Server::builder().add_service(svc);
+            match self.grpc_tls.clone() {
+                Some(tls) => {
+                    tokio::spawn(async move {
+                        let _ = router
+                            .serve_with_incoming_shutdown(tls.incoming(listener), stopped)
+                            .await;
+                    });
+                }
+                None => {
+                    tokio::spawn(async move {
+                        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+                        let _ = router.serve_with_incoming_shutdown(incoming, stopped).await;
+                    });
+                }
+            }
         }
         // Retention, hourly.
         let control = self.control.clone();
@@ -241,7 +313,7 @@ impl Component for ControlPlaneServer {
             }
         });
         *self.stop.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
-        tracing::info!(endpoint = %self.http, "control plane listening");
+        tracing::info!(endpoint = %self.http, tls = self.http_tls.is_some(), "control plane listening");
         Ok(())
     }
 
@@ -259,10 +331,15 @@ pub struct CatalogExporterConfig {
     /// Local SQLite file to merge summaries into. Exactly one of `storage` and `endpoint`.
     #[serde(default)]
     pub storage: Option<String>,
-    /// Base URL of a remote control plane (`http://host:8080`); summaries are POSTed to
-    /// `/api/v1/ingest`.
+    /// Base URL of a remote control plane (`https://host:8080`, or `http://` on a trusted
+    /// network); summaries are POSTed to `/api/v1/ingest`.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// TLS for an `https://` endpoint: `ca_file` (default: the system's roots), `cert_file`
+    /// and `key_file` for mTLS, `server_name_override`, `min_version` (default "1.3"),
+    /// `insecure_skip_verify`. Default: none (system roots, TLS 1.3).
+    #[serde(default)]
+    pub tls: Option<TlsClientSettings>,
     /// Bearer token (role `edge`) for the remote control plane.
     #[serde(default)]
     pub token: Option<String>,
@@ -275,6 +352,9 @@ pub struct CatalogExporterConfig {
     /// Summariser settings (caps, miner); as the `metadata` processor's.
     #[serde(default)]
     pub metadata: MetadataConfig,
+    /// YAML path of the section (set by the factory), for messages about TLS files.
+    #[serde(skip)]
+    pub path: String,
 }
 
 /// Factory of the `catalog` exporter.
@@ -289,7 +369,8 @@ impl ExporterFactory for CatalogExporterFactory {
         config: &serde_json::Value,
         path: &str,
     ) -> Result<Box<dyn ExporterConfig>, ConfigErrors> {
-        let cfg: CatalogExporterConfig = parse_component_config(config, path)?;
+        let mut cfg: CatalogExporterConfig = parse_component_config(config, path)?;
+        cfg.path = path.to_string();
         let mut errors = cfg.metadata.validate(&format!("{path}.metadata"));
         match (&cfg.storage, &cfg.endpoint) {
             (Some(_), Some(_)) => errors.push(path, "set either storage or endpoint, not both"),
@@ -304,6 +385,19 @@ impl ExporterFactory for CatalogExporterFactory {
                 ),
             _ => {}
         }
+        if let Some(tls) = &cfg.tls {
+            errors.0.extend(tls.validate(&format!("{path}.tls")).0);
+            let plain = cfg
+                .endpoint
+                .as_deref()
+                .is_some_and(|e| e.starts_with("http://"));
+            if (plain && !tls.insecure) || (cfg.endpoint.is_none() && cfg.storage.is_some()) {
+                errors.push(
+                    format!("{path}.tls"),
+                    "is set but the summaries do not go to an https:// endpoint",
+                );
+            }
+        }
         if cfg.flush_interval.is_zero() {
             errors.push(format!("{path}.flush_interval"), "must be greater than 0");
         }
@@ -311,9 +405,18 @@ impl ExporterFactory for CatalogExporterFactory {
     }
 }
 
+type HttpsClient = hyper_util::client::legacy::Client<
+    weir_tls::hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
 enum Destination {
     Local(Arc<ControlPlane>),
-    Remote { url: String, token: Option<String> },
+    Remote {
+        url: String,
+        token: Option<String>,
+        client: Box<HttpsClient>,
+    },
 }
 
 /// The running `catalog` exporter.
@@ -339,10 +442,34 @@ impl ExporterConfig for CatalogExporterConfig {
                     }
                 })?))
             }
-            (None, Some(url)) => Destination::Remote {
-                url: format!("{}/api/v1/ingest", url.trim_end_matches('/')),
-                token: self.token.clone(),
-            },
+            (None, Some(url)) => {
+                let tls = match &self.tls {
+                    Some(tls) => tls
+                        .load(&format!("{}.tls", self.path), |p| ctx.resolve_path(p))
+                        .map_err(|e| BuildError::Other {
+                            id: ctx.id.clone(),
+                            message: e.to_string(),
+                            source: Some(Box::new(e)),
+                        })?,
+                    None if url.starts_with("https://") => TlsClientSettings::default()
+                        .load("", |p| p.into())
+                        .map_err(|e| BuildError::Other {
+                            id: ctx.id.clone(),
+                            message: e.to_string(),
+                            source: Some(Box::new(e)),
+                        })?,
+                    None => ClientTls::plaintext(),
+                };
+                let client = hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .build(tls.https_connector(HttpVersions::Http1And2));
+                Destination::Remote {
+                    url: format!("{}/api/v1/ingest", url.trim_end_matches('/')),
+                    token: self.token.clone(),
+                    client: Box::new(client),
+                }
+            }
             (None, None) => {
                 return Err(BuildError::Other {
                     id: ctx.id.clone(),
@@ -365,7 +492,7 @@ impl ExporterConfig for CatalogExporterConfig {
 async fn deliver(dest: &Destination, summary: &CatalogSummary) -> Result<(), String> {
     match dest {
         Destination::Local(c) => c.ingest(summary).map_err(|e| e.to_string()),
-        Destination::Remote { url, token } => {
+        Destination::Remote { url, token, client } => {
             use http_body_util::{BodyExt, Full};
             let body = serde_json::to_vec(summary).map_err(|e| e.to_string())?;
             let mut req = hyper::Request::post(url.as_str())
@@ -376,9 +503,6 @@ async fn deliver(dest: &Destination, summary: &CatalogSummary) -> Result<(), Str
             let req = req
                 .body(Full::new(bytes::Bytes::from(body)))
                 .map_err(|e| e.to_string())?;
-            let client =
-                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                    .build_http::<Full<bytes::Bytes>>();
             let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
                 .await
                 .map_err(|_| "timed out".to_string())?
