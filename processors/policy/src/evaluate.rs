@@ -325,17 +325,17 @@ pub struct MetricVerdicts {
     pub dropped: usize,
 }
 
-fn point_attributes(m: &Metric) -> Vec<&[KeyValue]> {
-    match &m.data {
-        Some(Data::Gauge(g)) => g.data_points.iter().map(|p| &p.attributes[..]).collect(),
-        Some(Data::Sum(s)) => s.data_points.iter().map(|p| &p.attributes[..]).collect(),
-        Some(Data::Histogram(h)) => h.data_points.iter().map(|p| &p.attributes[..]).collect(),
-        Some(Data::ExponentialHistogram(h)) => {
-            h.data_points.iter().map(|p| &p.attributes[..]).collect()
-        }
-        Some(Data::Summary(s)) => s.data_points.iter().map(|p| &p.attributes[..]).collect(),
-        None => vec![],
-    }
+/// The attributes of data point `i` of `m` (empty when out of range).
+fn point_attributes(m: &Metric, i: usize) -> &[KeyValue] {
+    let attrs = match &m.data {
+        Some(Data::Gauge(g)) => g.data_points.get(i).map(|p| &p.attributes),
+        Some(Data::Sum(s)) => s.data_points.get(i).map(|p| &p.attributes),
+        Some(Data::Histogram(h)) => h.data_points.get(i).map(|p| &p.attributes),
+        Some(Data::ExponentialHistogram(h)) => h.data_points.get(i).map(|p| &p.attributes),
+        Some(Data::Summary(s)) => s.data_points.get(i).map(|p| &p.attributes),
+        None => None,
+    };
+    attrs.map_or(&[], |a| a.as_slice())
 }
 
 /// Decides every metric data point of `req`. A metric without points is decided once.
@@ -347,7 +347,6 @@ pub fn evaluate_metrics(set: &PolicySet, req: &ExportMetricsServiceRequest) -> M
     }
     let mut scratch = Scratch::new(set.entries.len());
     let mut matched = Vec::new();
-    let empty: &[KeyValue] = &[];
     for rm in &req.resource_metrics {
         for sm in &rm.scope_metrics {
             let ctx = Context {
@@ -357,15 +356,12 @@ pub fn evaluate_metrics(set: &PolicySet, req: &ExportMetricsServiceRequest) -> M
                 scope_schema_url: &sm.schema_url,
             };
             for metric in &sm.metrics {
-                let mut points = point_attributes(metric);
-                if points.is_empty() {
-                    points.push(empty);
-                }
-                for point_attributes in points {
+                // A metric without points is decided once, with no point attributes.
+                for i in 0..point_count(metric).max(1) {
                     let view = MetricView {
                         ctx,
                         metric,
-                        point_attributes,
+                        point_attributes: point_attributes(metric, i),
                     };
                     matching(set, index, &view, &mut scratch, &mut matched);
                     let mut winner = None;
