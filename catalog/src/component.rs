@@ -232,7 +232,7 @@ pub fn app(control: Arc<ControlPlane>, auth: bool, sync_interval: u32) -> axum::
         state.clone(),
         crate::api::authenticate_edge,
     ));
-    router(state).merge(sync)
+    router(state).merge(sync).merge(crate::ui::router())
 }
 
 #[async_trait]

@@ -9,6 +9,7 @@ pub mod component;
 pub mod control;
 pub mod store;
 pub mod sync;
+pub mod ui;
 pub mod views;
 
 use weir_api::Registry;

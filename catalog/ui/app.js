@@ -1,0 +1,317 @@
+// The control plane UI: hash routes (#/overview, #/services/NAME, #/findings, #/policies,
+// #/admin), each drawn from the authenticated API. Role decides which buttons exist; the
+// API enforces the same rules, and its 401/403 answers are shown as they come.
+
+import { api, ApiError, setToken, token } from "./api.js";
+import { h, table, fmtBytes, fmtNum, fmtMix } from "./dom.js";
+import { stackedBars } from "./charts.js";
+import { findingsPage, policiesPage, adminPage } from "./pages.js";
+
+const main = document.getElementById("main");
+const banner = document.getElementById("banner");
+
+/** What the signed-in token may do (from GET /api/v1/whoami). */
+export const session = { role: null, tokenId: null };
+export const canEdit = () => session.role === "editor" || session.role === "admin";
+export const isAdmin = () => session.role === "admin";
+
+/** Shows a message above the page: kind "error" (red) or "info". */
+export function notify(message, kind = "error") {
+  banner.textContent = message;
+  banner.className = kind === "info" ? "banner info" : "banner";
+  banner.hidden = !message;
+  banner.setAttribute("data-kind", kind);
+}
+
+/** Explains an API failure; a 401 sends the user back to sign-in. */
+export function showError(e, doing) {
+  if (e instanceof ApiError && e.status === 401) {
+    setToken(null);
+    session.role = null;
+    signIn(`The API refused the token (401 Unauthorized): ${e.message}. Sign in again.`);
+    return;
+  }
+  if (e instanceof ApiError && e.status === 403) {
+    notify(`Not allowed (403 Forbidden) while ${doing}: ${e.message}`);
+    return;
+  }
+  const status = e instanceof ApiError && e.status ? ` (${e.status})` : "";
+  notify(`Failed${status} while ${doing}: ${e.message}`);
+}
+
+function signIn(message) {
+  document.getElementById("nav").hidden = true;
+  document.getElementById("who").hidden = true;
+  notify("");
+  const input = h("input", { id: "token", type: "password", autocomplete: "off", placeholder: "weir_…", "aria-label": "API token" });
+  const error = h("div", { id: "signin-error", class: "error", role: "alert" }, message || "");
+  const form = h(
+    "form",
+    { class: "panel signin", id: "signin" },
+    h("h1", {}, "Sign in"),
+    h("p", { class: "muted" }, "Paste an API token (", h("code", {}, "weir admin token create --db FILE --role viewer|editor|admin"), "). It is kept in this tab only."),
+    input,
+    h("div", { class: "actions" }, h("button", { class: "primary", type: "submit", id: "signin-submit" }, "Sign in")),
+    error,
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    setToken(input.value.trim());
+    try {
+      await whoami();
+    } catch (e) {
+      setToken(null);
+      error.textContent = e instanceof ApiError && e.status === 401 ? `The API refused the token (401 Unauthorized): ${e.message}` : `Sign-in failed: ${e.message}`;
+      return;
+    }
+    if (session.role === "edge") {
+      setToken(null);
+      error.textContent = "This is an edge token: it may only sync policies and ship metadata. Sign in with a viewer, editor or admin token.";
+      return;
+    }
+    if (!location.hash || location.hash === "#/") location.hash = "#/overview";
+    else route();
+  });
+  main.replaceChildren(form);
+  input.focus();
+}
+
+async function whoami() {
+  const me = await api("GET", "/api/v1/whoami");
+  session.role = me.role;
+  session.tokenId = me.token_id;
+  document.getElementById("who-role").textContent = `${me.role} · ${me.token_id}`;
+  document.getElementById("who").hidden = false;
+  document.getElementById("nav").hidden = me.role === "edge";
+  document.getElementById("nav-admin").hidden = me.role !== "admin";
+}
+
+function signalParts(sig) {
+  return ["logs", "traces", "metrics"].map((k) => ({ value: sig[k].bytes_per_day, cls: `bar-${k}`, title: k }));
+}
+
+async function overviewPage() {
+  const o = await api("GET", "/api/v1/overview");
+  const total = o.bytes_per_day;
+  const services = [...o.services].sort((a, b) => b.bytes_per_day - a.bytes_per_day);
+  // Findings of one service can cover the same records (DEBUG logs that are also the
+  // dominant template), so their savings are capped at the service's own volume.
+  const capped = (s) => Math.min(s.saving_bytes_per_day, s.bytes_per_day);
+  const saving = services.reduce((a, s) => a + capped(s), 0);
+  const share = total > 0 ? (100 * saving) / total : 0;
+  return [
+    h("h1", {}, "Overview"),
+    h(
+      "div",
+      { class: "cards" },
+      card("Volume per day", fmtBytes(total), "total-bytes-per-day"),
+      card("Services", fmtNum(services.length), "total-services"),
+      card("Findings", fmtNum(o.findings), "total-findings"),
+      card("Estimated saving per day (at most)", `${fmtBytes(saving)} (${share.toFixed(1)}%)`, "total-saving", "saving"),
+    ),
+    h(
+      "div",
+      { class: "panel" },
+      h("h2", {}, "Bytes per day by service and signal"),
+      legend(["logs", "traces", "metrics"]),
+      services.length
+        ? stackedBars(services.map((s) => ({ label: s.service, href: `#/services/${encodeURIComponent(s.service)}`, parts: signalParts(s.signals) })), { id: "chart-volume" })
+        : h("p", { class: "muted" }, "No telemetry in the catalog yet: point an edge's catalog exporter or an OTLP client at this control plane."),
+    ),
+    h(
+      "div",
+      { class: "panel" },
+      h("h2", {}, "Waste found: estimated saving per day"),
+      legend(["saving", "rest"]),
+      stackedBars(
+        services.map((s) => ({
+          label: s.service,
+          parts: [
+            { value: capped(s), cls: "bar-saving", title: "saving" },
+            { value: s.bytes_per_day - capped(s), cls: "bar-rest", title: "kept" },
+          ],
+          valueText: `${fmtBytes(capped(s))} of ${fmtBytes(s.bytes_per_day)}`,
+        })),
+        { id: "chart-saving", valueWidth: 190 },
+      ),
+      h("p", {}, h("a", { href: "#/findings" }, `See the ${o.findings} findings →`)),
+    ),
+    h(
+      "div",
+      { class: "panel" },
+      table(
+        ["Service", "Log records#", "Log bytes#", "Spans#", "Span bytes#", "Metric points#", "Metric bytes#", "Bytes/day#", "Saving/day#"],
+        services.map((s) => [
+          h("a", { href: `#/services/${encodeURIComponent(s.service)}` }, s.service),
+          fmtNum(s.signals.logs.items),
+          fmtBytes(s.signals.logs.bytes),
+          fmtNum(s.signals.traces.items),
+          fmtBytes(s.signals.traces.bytes),
+          fmtNum(s.signals.metrics.items),
+          fmtBytes(s.signals.metrics.bytes),
+          fmtBytes(s.bytes_per_day),
+          fmtBytes(capped(s)),
+        ]),
+        { id: "services-table" },
+      ),
+    ),
+  ];
+}
+
+function card(label, value, id, cls) {
+  return h("div", { class: `card ${cls || ""}`, id }, h("div", { class: "n" }, value), h("div", { class: "l" }, label));
+}
+
+function legend(keys) {
+  return h("div", { class: "legend" }, keys.map((k) => h("span", {}, h("i", { class: k === "rest" ? "" : k }), k === "rest" ? "kept" : k)));
+}
+
+async function servicesPage() {
+  const { services } = await api("GET", "/api/v1/services");
+  return [
+    h("h1", {}, "Services"),
+    h(
+      "div",
+      { class: "panel" },
+      table(
+        ["Service", "Log records#", "Templates#", "Spans#", "Metric points#", "Bytes#"],
+        services.map((s) => [
+          h("a", { href: `#/services/${encodeURIComponent(s.service)}` }, s.service),
+          fmtNum(s.logs_items),
+          fmtNum(s.templates),
+          fmtNum(s.traces_items),
+          fmtNum(s.metrics_items),
+          fmtBytes(s.logs_bytes + s.traces_bytes + s.metrics_bytes),
+        ]),
+      ),
+    ),
+  ];
+}
+
+function attrTable(attrs, id) {
+  if (!attrs.length) return h("p", { class: "muted" }, "none");
+  return table(
+    ["Key", "Types", "Present on#", "Distinct values (est.)#", "Bytes#"],
+    attrs.map((a) => [h("code", {}, a.key), fmtMix(a.types) || JSON.stringify(a.types), `${(100 * a.share).toFixed(1)}%`, fmtNum(a.distinct_estimate), fmtBytes(a.bytes)]),
+    { id },
+  );
+}
+
+async function servicePage(name) {
+  const s = await api("GET", `/api/v1/services/${encodeURIComponent(name)}`);
+  return [
+    h("h1", {}, `Service ${s.service}`),
+    h(
+      "div",
+      { class: "cards" },
+      card("Log records", fmtNum(s.logs.items), "svc-logs"),
+      card("Log bytes", fmtBytes(s.logs.bytes)),
+      card("Spans", fmtNum(s.traces.items), "svc-spans"),
+      card("Metric points", fmtNum(s.metrics.items), "svc-points"),
+    ),
+    h(
+      "div",
+      { class: "panel" },
+      h("h2", {}, `Log templates (${s.logs.templates.length})`),
+      h("p", { class: "muted" }, `Severity: ${fmtMix(s.logs.severity) || "none"}`),
+      s.logs.templates.length
+        ? table(
+            ["Template", "Records#", "Bytes#", "Severity"],
+            s.logs.templates.map((t) => [h("code", {}, t.template), fmtNum(t.count), fmtBytes(t.bytes), fmtMix(t.severity)]),
+            { id: "templates-table" },
+          )
+        : h("p", { class: "muted" }, "none"),
+      h("h2", {}, "Log attributes"),
+      attrTable(s.logs.attributes, "log-attributes"),
+      h("h2", {}, "Resource attributes"),
+      attrTable(s.logs.resource_attributes, "resource-attributes"),
+    ),
+    h(
+      "div",
+      { class: "panel" },
+      h("h2", {}, `Metrics (${s.metrics.metrics.length})`),
+      s.metrics.metrics.length
+        ? table(
+            ["Name", "Kind", "Unit", "Points#", "Series (est.)#", "Constant"],
+            s.metrics.metrics.map((m) => [h("code", {}, m.name), m.kind, m.unit || "", fmtNum(m.points), fmtNum(m.series_estimate), m.constant ? "yes" : "no"]),
+            { id: "metrics-table" },
+          )
+        : h("p", { class: "muted" }, "none"),
+    ),
+    h(
+      "div",
+      { class: "panel" },
+      h("h2", {}, `Span names (${s.traces.spans.length})`),
+      s.traces.spans.length
+        ? table(
+            ["Name", "Spans#", "Bytes#", "Kinds", "Status", "p50 ms#", "p99 ms#"],
+            s.traces.spans.map((sp) => [h("code", {}, sp.name), fmtNum(sp.count), fmtBytes(sp.bytes), fmtMix(sp.kinds), fmtMix(sp.status), sp.p50_ms?.toFixed?.(1) ?? "", sp.p99_ms?.toFixed?.(1) ?? ""]),
+            { id: "spans-table" },
+          )
+        : h("p", { class: "muted" }, "none"),
+      h("h2", {}, "Span attributes"),
+      attrTable(s.traces.attributes, "span-attributes"),
+    ),
+  ];
+}
+
+const routes = [
+  [/^#\/overview$/, "overview", () => overviewPage()],
+  [/^#\/services$/, "services", () => servicesPage()],
+  [/^#\/services\/(.+)$/, "services", (m) => servicePage(decodeURIComponent(m[1]))],
+  [/^#\/findings$/, "findings", () => findingsPage()],
+  [/^#\/policies$/, "policies", () => policiesPage()],
+  [/^#\/admin$/, "admin", () => adminPage()],
+];
+
+let generation = 0;
+
+/** Draws the page the hash names. */
+export async function route() {
+  if (!token() || !session.role) return signIn();
+  const hash = location.hash || "#/overview";
+  const found = routes.map(([re, view, draw]) => [re.exec(hash), view, draw]).find(([m]) => m);
+  if (!found) {
+    location.hash = "#/overview";
+    return;
+  }
+  const [m, view, draw] = found;
+  for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.view === view);
+  const mine = ++generation;
+  main.setAttribute("aria-busy", "true");
+  try {
+    const content = await draw(m);
+    if (mine !== generation) return;
+    main.replaceChildren(...content.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+    main.setAttribute("data-page", view);
+  } catch (e) {
+    if (mine !== generation) return;
+    main.replaceChildren(h("h1", {}, "Could not load this page"));
+    showError(e, `loading ${hash.slice(2)}`);
+  } finally {
+    if (mine === generation) main.removeAttribute("aria-busy");
+  }
+}
+
+async function start() {
+  document.getElementById("sign-out").addEventListener("click", () => {
+    setToken(null);
+    session.role = null;
+    signIn("Signed out.");
+  });
+  window.addEventListener("hashchange", () => {
+    notify("");
+    route();
+  });
+  if (token()) {
+    try {
+      await whoami();
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) setToken(null);
+      return signIn(e instanceof ApiError && e.status === 401 ? `The API refused the saved token (401 Unauthorized): ${e.message}` : e.message);
+    }
+  }
+  route();
+}
+
+start();

@@ -1,0 +1,247 @@
+// Pages that change things: findings (accept in shadow / enforce / dismiss), policies
+// (edit as YAML, enable/disable, shadow/enforce, hits per edge, edges in sync), and the
+// admin page (tokens, audit log).
+
+import { api, ApiError } from "./api.js";
+import { h, table, fmtBytes, fmtNum, fmtTime } from "./dom.js";
+import { toYaml, parseYaml, YamlError } from "./yaml.js";
+import { canEdit, notify, showError, route } from "./app.js";
+
+/** Runs an API change, then redraws the page and says what happened. */
+async function act(doing, call, done) {
+  try {
+    const result = await call();
+    await route();
+    if (done) notify(done(result), "info");
+  } catch (e) {
+    showError(e, doing);
+  }
+}
+
+function findingCard(f) {
+  const buttons = canEdit()
+    ? h(
+        "div",
+        { class: "actions" },
+        h("button", { class: "primary", "data-action": "accept-shadow", onclick: () => act(`accepting ${f.id}`, () => api("POST", `/api/v1/findings/${f.id}/accept`, { shadow: true }), (p) => `Policy ${p.id} created in shadow mode: edges count what it would drop from their next sync.`) }, "Accept in shadow mode"),
+        h("button", { "data-action": "enforce", onclick: () => act(`enforcing ${f.id}`, () => api("POST", `/api/v1/findings/${f.id}/accept`, { shadow: false }), (p) => `Policy ${p.id} enforced: edges drop the matching data from their next sync.`) }, "Enforce"),
+        h("button", { class: "danger", "data-action": "dismiss", onclick: () => act(`dismissing ${f.id}`, () => api("POST", `/api/v1/findings/${f.id}/dismiss`), () => `Finding ${f.id} dismissed.`) }, "Dismiss"),
+      )
+    : null;
+  return h(
+    "div",
+    { class: "panel finding", "data-finding": f.id, "data-kind": f.kind },
+    h("h3", {}, f.title),
+    h("div", {}, h("span", { class: "tag" }, f.kind), h("span", { class: "tag" }, f.service), h("span", { class: "tag" }, f.signal)),
+    h("ul", { class: "evidence" }, f.evidence.map((e) => h("li", {}, e))),
+    h("p", {}, `Affects ${fmtNum(f.items_per_day)} items (${fmtBytes(f.bytes_per_day)}) per day; estimated saving `, h("strong", { class: "saving" }, `${fmtBytes(f.saving_bytes_per_day)}/day`), "."),
+    h("div", { class: "muted" }, "Suggested policy:"),
+    h("pre", { class: "yaml" }, toYaml(f.policy)),
+    buttons,
+  );
+}
+
+export async function findingsPage() {
+  const { findings } = await api("GET", "/api/v1/findings");
+  const total = findings.reduce((a, f) => a + f.saving_bytes_per_day, 0);
+  return [
+    h("h1", {}, `Findings (${findings.length})`),
+    h("p", { class: "muted" }, `Estimated saving if all are enforced: ${fmtBytes(total)}/day.`, canEdit() ? "" : " Your role may look, not accept or dismiss."),
+    findings.length ? findings.map(findingCard) : h("p", { class: "muted", id: "no-findings" }, "No open findings."),
+  ];
+}
+
+/** Reads the editor's text: JSON when it starts with "{", YAML otherwise. */
+function readPolicyText(text) {
+  const t = text.trim();
+  if (t.startsWith("{")) {
+    try {
+      return JSON.parse(t);
+    } catch (e) {
+      throw new Error(`JSON: ${e.message}`);
+    }
+  }
+  try {
+    return parseYaml(text);
+  } catch (e) {
+    if (e instanceof YamlError) throw new Error(`YAML ${e.message}`);
+    throw e;
+  }
+}
+
+function editor(initial, onSave, onCancel) {
+  const area = h("textarea", { id: "policy-text", spellcheck: "false", "aria-label": "Policy (YAML or JSON)" });
+  area.value = initial;
+  const error = h("div", { id: "policy-error", class: "error", role: "alert" });
+  const save = h("button", { class: "primary", id: "policy-save" }, "Save");
+  save.addEventListener("click", async () => {
+    error.textContent = "";
+    let doc;
+    try {
+      doc = readPolicyText(area.value);
+    } catch (e) {
+      error.textContent = e.message;
+      return;
+    }
+    save.disabled = true;
+    try {
+      await onSave(doc);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 400) error.textContent = `Rejected by the control plane (400): ${e.message}`;
+      else if (e instanceof ApiError && e.status === 409) error.textContent = `Conflict (409): ${e.message}`;
+      else if (e instanceof ApiError && e.status === 403) error.textContent = `Not allowed (403 Forbidden): ${e.message}`;
+      else showError(e, "saving the policy");
+    } finally {
+      save.disabled = false;
+    }
+  });
+  const panel = h(
+    "div",
+    { class: "panel", id: "policy-editor" },
+    h("p", { class: "muted" }, "The policy document in YAML (or JSON). It is checked by the policy engine's compiler before it is stored."),
+    area,
+    error,
+    h("div", { class: "actions" }, save, h("button", { onclick: onCancel }, "Cancel")),
+  );
+  // Shown once it is in the page: bring it into view and put the cursor in it.
+  queueMicrotask(() => {
+    panel.scrollIntoView();
+    area.focus();
+  });
+  return panel;
+}
+
+function policyCard(entry, holder) {
+  const p = entry.policy;
+  const tags = [
+    h("span", { class: `tag ${p.enabled ? "" : "disabled"}` }, p.enabled ? "enabled" : "disabled"),
+    h("span", { class: `tag ${p.shadow ? "shadow" : "enforced"}`, "data-mode": p.shadow ? "shadow" : "enforce" }, p.shadow ? "shadow" : "enforced"),
+    h("span", { class: "tag" }, p.origin),
+  ];
+  const body = h("pre", { class: "yaml" }, toYaml(p.body));
+  const put = (change, done) => act(`updating ${p.id}`, () => api("PUT", `/api/v1/policies/${encodeURIComponent(p.id)}`, change), done);
+  let deleteArmed = false;
+  const buttons = canEdit()
+    ? h(
+        "div",
+        { class: "actions" },
+        h("button", { "data-action": "edit", onclick: () => holder.replaceChildren(editor(toYaml(p.body), async (doc) => {
+          await api("PUT", `/api/v1/policies/${encodeURIComponent(p.id)}`, { policy: doc });
+          await route();
+          notify(`Policy ${p.id} saved.`, "info");
+        }, () => route())) }, "Edit"),
+        h("button", { "data-action": "toggle-enabled", onclick: () => put({ enabled: !p.enabled }, () => `Policy ${p.id} ${p.enabled ? "disabled" : "enabled"}.`) }, p.enabled ? "Disable" : "Enable"),
+        h("button", { "data-action": "toggle-shadow", onclick: () => put({ shadow: !p.shadow }, () => `Policy ${p.id} now ${p.shadow ? "enforced" : "in shadow mode"}.`) }, p.shadow ? "Enforce" : "Switch to shadow"),
+        h("button", { class: "danger", "data-action": "delete", onclick: (ev) => {
+          if (!deleteArmed) {
+            deleteArmed = true;
+            ev.target.textContent = "Really delete?";
+            return;
+          }
+          act(`deleting ${p.id}`, () => api("DELETE", `/api/v1/policies/${encodeURIComponent(p.id)}`), () => `Policy ${p.id} deleted.`);
+        } }, "Delete"),
+      )
+    : null;
+  return h(
+    "div",
+    { class: "panel policy", "data-policy": p.id },
+    h("h3", {}, p.name, " ", h("code", { class: "muted" }, p.id)),
+    h("div", {}, tags),
+    h(
+      "p",
+      { class: "stats" },
+      "Reported by edges: ",
+      h("strong", { "data-stat": "hits" }, fmtNum(entry.hits)),
+      " hits, ",
+      h("strong", { "data-stat": "misses" }, fmtNum(entry.misses)),
+      " misses, ",
+      h("strong", { "data-stat": "errors" }, fmtNum(entry.errors.length)),
+      " errors.",
+    ),
+    entry.errors.length ? h("ul", { class: "error" }, entry.errors.map((e) => h("li", {}, e))) : null,
+    entry.per_edge.length
+      ? table(["Edge", "Hits#", "Misses#", "Updated"], entry.per_edge.map((s) => [s.edge, fmtNum(s.hits), fmtNum(s.misses), fmtTime(s.updated_at)]))
+      : null,
+    body,
+    buttons,
+  );
+}
+
+export async function policiesPage() {
+  const v = await api("GET", "/api/v1/policies");
+  const holder = h("div", { id: "editor-holder" });
+  const newButton = canEdit()
+    ? h("button", { id: "policy-new", onclick: () => holder.replaceChildren(editor(toYaml({ id: "my-policy", name: "my policy", log: { match: [{ log_field: "severity_text", exact: "DEBUG" }], keep: "none" } }), async (doc) => {
+        const p = await api("POST", "/api/v1/policies", { policy: doc, shadow: true });
+        await route();
+        notify(`Policy ${p.id} created in shadow mode.`, "info");
+      }, () => holder.replaceChildren())) }, "New policy")
+    : null;
+  const inSync = v.edges.filter((e) => e.in_sync).length;
+  return [
+    h("h1", {}, `Policies (${v.policies.length})`),
+    h(
+      "div",
+      { class: "panel" },
+      h("h2", {}, `Edges: ${inSync} of ${v.edges.length} in sync`),
+      h("p", { class: "muted" }, "Served policy set hash ", h("code", {}, v.hash)),
+      v.edges.length
+        ? table(
+            ["Edge", "Service", "Last sync", "Policy set"],
+            v.edges.map((e) => [e.edge, e.service, fmtTime(e.last_sync), h("span", { class: `tag ${e.in_sync ? "ok" : "stale"}`, "data-edge": e.edge }, e.in_sync ? "in sync" : "behind")]),
+            { id: "edges-table" },
+          )
+        : h("p", { class: "muted" }, "No edge has synced yet."),
+    ),
+    h("div", { class: "actions" }, newButton),
+    holder,
+    v.policies.map((e) => policyCard(e, holder)),
+  ];
+}
+
+export async function adminPage() {
+  // No role check here: the API answers non-admins with its own 403, shown as it is.
+  const [{ tokens }, { entries }] = await Promise.all([api("GET", "/api/v1/tokens"), api("GET", "/api/v1/audit?limit=10000")]);
+  const role = h("select", { id: "new-token-role" }, ["viewer", "editor", "admin", "edge"].map((r) => h("option", { value: r }, r)));
+  const name = h("input", { id: "new-token-name", placeholder: "name" });
+  const create = h("button", { class: "primary", onclick: async () => {
+    try {
+      const r = await api("POST", "/api/v1/tokens", { role: role.value, name: name.value });
+      await route();
+      notify(`Token ${r.info.id} (${r.info.role}) created. Copy it now, it is not shown again: ${r.token}`, "info");
+    } catch (e) {
+      showError(e, "creating a token");
+    }
+  } }, "Create token");
+  return [
+    h("h1", {}, "Tokens & audit"),
+    h(
+      "div",
+      { class: "panel" },
+      h("h2", {}, "Tokens"),
+      table(
+        ["Id", "Role", "Name", "Created", "Revoked", ""],
+        tokens.map((t) => [
+          h("code", {}, t.id),
+          t.role,
+          t.name,
+          fmtTime(t.created_at),
+          t.revoked_at ? fmtTime(t.revoked_at) : "",
+          t.revoked_at ? "" : h("button", { class: "danger", onclick: () => act(`revoking ${t.id}`, () => api("DELETE", `/api/v1/tokens/${t.id}`), () => `Token ${t.id} revoked.`) }, "Revoke"),
+        ]),
+        { id: "tokens-table" },
+      ),
+      h("div", { class: "actions" }, role, name, create),
+    ),
+    h(
+      "div",
+      { class: "panel" },
+      h("h2", {}, "Audit log (newest first)"),
+      table(
+        ["#", "At", "Actor", "Action", "Target"],
+        entries.slice(-200).reverse().map((a) => [String(a.seq), fmtTime(a.at), a.actor, a.action, a.target]),
+        { id: "audit-table" },
+      ),
+    ),
+  ];
+}
