@@ -95,7 +95,7 @@ fn config_errors_name_their_path() {
         .unwrap();
     let text = err.to_string();
     assert!(
-        text.contains("processors.policy/edge.sources[0].http.endpoint: endpoint \"ftp://x\" must start with http://"),
+        text.contains("processors.policy/edge.sources[0].http.endpoint: endpoint \"ftp://x\" must start with http"),
         "{text}"
     );
     assert!(
