@@ -376,3 +376,107 @@ async fn grpc_policy_sync_over_tls() {
     assert_ne!(err.code(), tonic::Code::Ok);
     cp.stop().await;
 }
+
+fn sync_settings(
+    endpoint: String,
+    transport: weir_policy::sync_client::Transport,
+) -> weir_policy::sync_client::SyncSettings {
+    weir_policy::sync_client::SyncSettings {
+        endpoint,
+        transport,
+        interval: Duration::from_secs(60),
+        timeout: Duration::from_secs(5),
+        headers: vec![],
+        cache_file: None,
+        resource_attributes: vec![("service.name".into(), "edge-tls".into())],
+        labels: vec![],
+    }
+}
+
+#[tokio::test]
+async fn edge_policy_sync_over_tls_http_and_grpc() {
+    use weir_policy::active::ActivePolicies;
+    use weir_policy::stats::StatsRegistry;
+    use weir_policy::sync_client::{SyncClient, Transport};
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, _server, tls) = server_files(dir.path());
+    let cp = start(dir.path(), tls).await;
+    let ca_file = ca.write(dir.path(), "ca.pem");
+    let trusting = weir_tls::TlsClientSettings {
+        ca_file: Some(ca_file.to_str().unwrap().into()),
+        ..Default::default()
+    };
+    let http_url = format!("https://localhost:{}/v1/policy/sync", cp.addr.port());
+    let grpc_url = format!("https://localhost:{}", cp.grpc.port());
+    for (url, transport) in [
+        (&http_url, Transport::HttpProtobuf),
+        (&grpc_url, Transport::Grpc),
+    ] {
+        let active = Arc::new(ActivePolicies::new(1, StatsRegistry::new()));
+        let client = SyncClient::with_tls(
+            sync_settings(url.clone(), transport),
+            0,
+            active.clone(),
+            trusting.load("tls", |p| p.into()).unwrap(),
+        );
+        // The control plane recommends its sync_interval (30s) to edges.
+        let interval = client.sync_once().await.unwrap();
+        assert_eq!(interval, Some(Duration::from_secs(30)), "{transport:?}");
+
+        // The same edge without the CA (system roots) does not get through.
+        let untrusting = SyncClient::with_tls(
+            sync_settings(url.clone(), transport),
+            0,
+            active,
+            weir_tls::TlsClientSettings::default()
+                .load("tls", |p| p.into())
+                .unwrap(),
+        );
+        assert!(untrusting.sync_once().await.is_err(), "{transport:?}");
+    }
+    cp.stop().await;
+}
+
+#[test]
+fn policy_processor_names_a_missing_ca_file() {
+    use weir_api::ProcessorFactory;
+    let config = json!({"sources": [{"grpc": {
+        "endpoint": "https://cp:4320",
+        "tls": {"ca_file": "/nonexistent/ca.pem"},
+    }}]});
+    let parsed = weir_policy::processor::PolicyFactory
+        .parse(&config, "processors.policy")
+        .unwrap();
+    let ctx = BuildContext::for_component(ComponentId::parse("policy").unwrap());
+    let err = parsed
+        .build(&ctx, weir_api::Signal::Logs, Arc::new(Discard))
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        err,
+        "policy: processors.policy.sources[0].grpc.tls.ca_file: cannot read \"/nonexistent/ca.pem\": No such file or directory (os error 2)"
+    );
+    let plain_with_tls = json!({"sources": [{"http": {
+        "endpoint": "http://cp:8080",
+        "tls": {"ca_file": "ca.pem"},
+    }}]});
+    let err = weir_policy::processor::PolicyFactory
+        .parse(&plain_with_tls, "processors.policy")
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        err,
+        "processors.policy.sources[0].http.tls: is set but the endpoint is http:// (use https://)"
+    );
+}
+
+struct Discard;
+
+#[async_trait::async_trait]
+impl weir_api::Consumer for Discard {
+    async fn consume(&self, _batch: Batch) -> Result<(), weir_api::ConsumeError> {
+        Ok(())
+    }
+}

@@ -17,8 +17,12 @@
 //!           headers: {authorization: "Bearer ${env:POLICY_TOKEN}"}
 //!           cache_dir: /var/lib/weir/policy-cache
 //!       - grpc:
-//!           endpoint: http://control-plane:4320
+//!           endpoint: https://control-plane:4320
 //!           cache_dir: /var/lib/weir/policy-cache
+//!           tls:                      # https:// endpoints; see weir-tls for every field
+//!             ca_file: /etc/weir/ca.pem        # default: the system's roots
+//!             cert_file: /etc/weir/edge.pem    # mTLS (with key_file)
+//!             key_file: /etc/weir/edge-key.pem
 //!     shadow: false                   # true: count what would be dropped, change nothing
 //!     client:                         # who this edge is, sent with every sync
 //!       service_name: weir-edge
@@ -123,9 +127,14 @@ pub enum Encoding {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteSourceConfig {
-    /// `http://host:port` (gRPC) or the sync URL (HTTP; `/v1/policy/sync` is added when the
-    /// URL has no path). Plaintext only. Required.
+    /// `https://host:port` (gRPC) or the sync URL (HTTP; `/v1/policy/sync` is added when the
+    /// URL has no path); `http://` for plain text. Required.
     pub endpoint: String,
+    /// TLS for an `https://` endpoint: `ca_file`, `cert_file`/`key_file` (mTLS),
+    /// `server_name_override`, `min_version` (default "1.3"), `insecure_skip_verify`.
+    /// Default: none (the system's roots, TLS 1.3).
+    #[serde(default)]
+    pub tls: Option<weir_tls::TlsClientSettings>,
     /// Poll interval used until the server recommends one. Default: `60s`.
     #[serde(default = "default_interval", with = "humantime_serde")]
     pub interval: Duration,
@@ -175,13 +184,11 @@ impl Default for ClientConfig {
 fn check_endpoint(e: &str, path: &str, errs: &mut ConfigErrors) {
     if e.is_empty() {
         errs.push(path, "endpoint is required");
-    } else if e.starts_with("https://") {
+    } else if !e.starts_with("http://") && !e.starts_with("https://") {
         errs.push(
             path,
-            "https endpoints are not supported yet; use a plaintext endpoint behind a TLS proxy",
+            format!("endpoint {e:?} must start with http:// or https://"),
         );
-    } else if !e.starts_with("http://") {
-        errs.push(path, format!("endpoint {e:?} must start with http://"));
     }
 }
 
@@ -206,6 +213,15 @@ impl PolicyProcessorConfig {
                         "grpc"
                     };
                     check_endpoint(&r.endpoint, &format!("{p}.{kind}.endpoint"), &mut errs);
+                    if let Some(tls) = &r.tls {
+                        errs.0.extend(tls.validate(&format!("{p}.{kind}.tls")).0);
+                        if r.endpoint.starts_with("http://") && !tls.insecure {
+                            errs.push(
+                                format!("{p}.{kind}.tls"),
+                                "is set but the endpoint is http:// (use https://)",
+                            );
+                        }
+                    }
                     if r.interval.is_zero() {
                         errs.push(format!("{p}.{kind}.interval"), "must be positive");
                     }
@@ -259,7 +275,8 @@ pub struct Runtime {
 
 impl Runtime {
     /// Builds the sources and loads what is available now: files, and cached sync results.
-    pub fn new(cfg: &PolicyProcessorConfig, ctx: &BuildContext) -> Runtime {
+    /// Fails when a source's TLS files do not load.
+    pub fn new(cfg: &PolicyProcessorConfig, ctx: &BuildContext) -> Result<Runtime, BuildError> {
         let stats = StatsRegistry::with_telemetry(ctx.telemetry.clone());
         let active = Arc::new(ActivePolicies::new(cfg.sources.len(), stats));
         let instance = cfg
@@ -333,19 +350,46 @@ impl Runtime {
                             .map(|(k, v)| (k.clone(), v.clone()))
                             .collect(),
                     };
-                    let client = Arc::new(SyncClient::new(settings, i, active.clone()));
+                    let kind = if transport == Transport::Grpc {
+                        "grpc"
+                    } else {
+                        "http"
+                    };
+                    let tls = match &r.tls {
+                        Some(tls) => tls
+                            .load(
+                                &format!("processors.{}.sources[{i}].{kind}.tls", ctx.id),
+                                |p| ctx.resolve_path(p),
+                            )
+                            .map_err(|e| BuildError::Other {
+                                id: ctx.id.clone(),
+                                message: e.to_string(),
+                                source: Some(Box::new(e)),
+                            })?,
+                        None if r.endpoint.starts_with("https://") => {
+                            weir_tls::TlsClientSettings::default()
+                                .load("", |p| p.into())
+                                .map_err(|e| BuildError::Other {
+                                    id: ctx.id.clone(),
+                                    message: e.to_string(),
+                                    source: Some(Box::new(e)),
+                                })?
+                        }
+                        None => weir_tls::ClientTls::plaintext(),
+                    };
+                    let client = Arc::new(SyncClient::with_tls(settings, i, active.clone(), tls));
                     client.load_cache();
                     remotes.push(client);
                 }
             }
         }
-        Runtime {
+        Ok(Runtime {
             active,
             files,
             remotes,
             started: AtomicBool::new(false),
             tasks: Mutex::new(vec![]),
-        }
+        })
     }
 
     /// Starts file watching and sync polling (once).
@@ -430,8 +474,14 @@ impl ProcessorConfig for BuiltConfig {
     ) -> Result<Arc<dyn Stage>, BuildError> {
         let runtime = {
             let mut slot = self.runtime.lock().unwrap_or_else(|e| e.into_inner());
-            slot.get_or_insert_with(|| Arc::new(Runtime::new(&self.cfg, ctx)))
-                .clone()
+            match slot.as_ref() {
+                Some(runtime) => runtime.clone(),
+                None => {
+                    let runtime = Arc::new(Runtime::new(&self.cfg, ctx)?);
+                    *slot = Some(runtime.clone());
+                    runtime
+                }
+            }
         };
         let labels = [("processor", ctx.id.to_string())];
         let processor = PolicyProcessor {

@@ -93,9 +93,10 @@ pub struct SyncClient {
     active: Arc<ActivePolicies>,
     state: Mutex<SyncState>,
     http: hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
+        weir_tls::hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
         Full<Bytes>,
     >,
+    tls: weir_tls::ClientTls,
 }
 
 fn kv(k: &str, v: &str) -> KeyValue {
@@ -139,16 +140,29 @@ fn to_parsed(policies: Vec<proto::Policy>) -> Vec<ParsedPolicy> {
 
 impl SyncClient {
     /// A client filling slot `index` of `active`.
+    /// Plain text only (`http://` endpoints).
     pub fn new(settings: SyncSettings, index: usize, active: Arc<ActivePolicies>) -> Self {
+        Self::with_tls(settings, index, active, weir_tls::ClientTls::plaintext())
+    }
+
+    /// A client filling slot `index` of `active`, using `tls` for `https://` endpoints
+    /// (`http://` ones stay plain text).
+    pub fn with_tls(
+        settings: SyncSettings,
+        index: usize,
+        active: Arc<ActivePolicies>,
+        tls: weir_tls::ClientTls,
+    ) -> Self {
         let http =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http();
+                .build(tls.https_connector(weir_tls::HttpVersions::Http1And2));
         SyncClient {
             settings,
             index,
             active,
             state: Mutex::new(SyncState::default()),
             http,
+            tls,
         }
     }
 
@@ -279,11 +293,13 @@ impl SyncClient {
         };
         match self.settings.transport {
             Transport::Grpc => {
-                let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+                let target = tonic::transport::Endpoint::from_shared(endpoint.clone())
                     .map_err(|e| transport_err(e.to_string()))?
                     .timeout(self.settings.timeout)
-                    .connect_timeout(self.settings.timeout)
-                    .connect()
+                    .connect_timeout(self.settings.timeout);
+                let channel = self
+                    .tls
+                    .connect_grpc(target)
                     .await
                     .map_err(|e| transport_err(e.to_string()))?;
                 let mut client = PolicyServiceClient::new(channel);
