@@ -708,6 +708,9 @@ async fn ui_drives_the_control_plane_and_the_edge_enforces_it() {
     b.sign_in("weir_000000000000_wrong").await;
     let msg = b.wait_text("#signin-error", "401").await;
     assert!(msg.contains("invalid or revoked token"), "{msg}");
+    for signed_in_only in ["#nav", "#who"] {
+        assert!(!b.find(signed_in_only).await.is_displayed().await.unwrap());
+    }
     b.screenshot("signin").await;
     b.sign_in(&edge_token).await;
     b.wait_text("#signin-error", "edge token").await;
