@@ -117,6 +117,18 @@ impl ClientTls {
     /// the scheme against the settings when they validate. With plain text settings an
     /// `https://` URL fails (no trusted roots).
     pub fn https_connector(&self, versions: HttpVersions) -> HttpsConnector<HttpConnector> {
+        self.https_connector_with(HttpConnector::new(), versions)
+    }
+
+    /// As [`ClientTls::https_connector`], around a TCP connector the caller has tuned
+    /// (`set_nodelay`, `set_connect_timeout`, ...).
+    pub fn https_connector_with(
+        &self,
+        mut tcp: HttpConnector,
+        versions: HttpVersions,
+    ) -> HttpsConnector<HttpConnector> {
+        // hyper's connector refuses https:// URIs unless told that TLS sits on top of it.
+        tcp.enforce_http(false);
         let config = match &self.config {
             Some(c) => (**c).clone(),
             // Plain text: nothing is trusted, so an https:// URL cannot succeed by accident.
@@ -142,8 +154,8 @@ impl ClientTls {
             None => schemes,
         };
         match versions {
-            HttpVersions::Http1And2 => schemes.enable_http1().enable_http2().build(),
-            HttpVersions::Http2Only => schemes.enable_http2().build(),
+            HttpVersions::Http1And2 => schemes.enable_http1().enable_http2().wrap_connector(tcp),
+            HttpVersions::Http2Only => schemes.enable_http2().wrap_connector(tcp),
         }
     }
 
