@@ -67,6 +67,12 @@ impl Drop for Process {
     }
 }
 
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -419,7 +425,7 @@ impl Browser {
         .connect(&format!("http://127.0.0.1:{port}"))
         .await
         .expect("chromedriver session");
-        let shots = workspace().join("target/ui-screenshots");
+        let shots = target_dir().join("ui-screenshots");
         std::fs::create_dir_all(&shots).unwrap();
         (
             driver,
@@ -612,7 +618,7 @@ async fn ui_drives_the_control_plane_and_the_edge_enforces_it() {
     };
     let weir_bin = std::env::var_os("WEIR_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/debug/weir"));
+        .unwrap_or_else(|| target_dir().join("debug/weir"));
     let weir_bin = weir_bin.is_file().then_some(weir_bin);
     assert!(
         weir_bin.is_some() || !ci(),
