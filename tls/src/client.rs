@@ -55,17 +55,44 @@ impl TlsClientSettings {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert(provider)))
         } else {
-            let roots = match &self.ca_file {
-                Some(ca) => files::roots(&format!("{field}.ca_file"), &resolve(ca))?,
-                None => files::system_roots(),
+            let roots = match (&self.ca_file, &self.ca_pem) {
+                (None, None) => files::system_roots(),
+                (file, pem) => {
+                    let mut roots = rustls::RootCertStore::empty();
+                    if let Some(ca) = file {
+                        let path = resolve(ca);
+                        let source = files::PemSource::File(&path);
+                        files::add_roots(&mut roots, &format!("{field}.ca_file"), source)?;
+                    }
+                    if let Some(pem) = pem {
+                        let source = files::PemSource::Inline(pem);
+                        files::add_roots(&mut roots, &format!("{field}.ca_pem"), source)?;
+                    }
+                    if self.include_system_ca_certs_pool {
+                        files::add_system_roots(&mut roots);
+                    }
+                    roots
+                }
             };
             builder.with_root_certificates(roots)
         };
-        let config = match (&self.cert_file, &self.key_file) {
-            (Some(cert), Some(key)) => {
-                let cert_field = format!("{field}.cert_file");
-                let certs = files::certificates(&cert_field, &resolve(cert))?;
-                let key = files::private_key(&format!("{field}.key_file"), &resolve(key))?;
+        let cert_path = self.cert_file.as_deref().map(&resolve);
+        let key_path = self.key_file.as_deref().map(&resolve);
+        let cert = match (&cert_path, &self.cert_pem) {
+            (Some(p), _) => Some(("cert_file", files::PemSource::File(p))),
+            (None, Some(pem)) => Some(("cert_pem", files::PemSource::Inline(pem))),
+            (None, None) => None,
+        };
+        let key = match (&key_path, &self.key_pem) {
+            (Some(p), _) => Some(("key_file", files::PemSource::File(p))),
+            (None, Some(pem)) => Some(("key_pem", files::PemSource::Inline(pem))),
+            (None, None) => None,
+        };
+        let config = match (cert, key) {
+            (Some((cert_name, cert)), Some((key_name, key))) => {
+                let cert_field = format!("{field}.{cert_name}");
+                let certs = files::certificates_from(&cert_field, cert)?;
+                let key = files::private_key_from(&format!("{field}.{key_name}"), key)?;
                 builder
                     .with_client_auth_cert(certs, key)
                     .map_err(|source| TlsError::Rustls {

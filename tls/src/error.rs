@@ -27,6 +27,15 @@ pub enum TlsError {
         /// What is wrong, e.g. `holds no PEM certificate`.
         problem: String,
     },
+    /// Inline PEM text (`ca_pem`, `cert_pem`, `key_pem`) is not PEM or holds none of what
+    /// was expected.
+    #[error("{field}: {problem}")]
+    BadInlinePem {
+        /// YAML path of the setting.
+        field: String,
+        /// What is wrong, e.g. `holds no PEM certificate`.
+        problem: String,
+    },
     /// rustls refused the material or settings (key not matching the certificate, a CA that is
     /// not a certificate, no protocol version left).
     #[error("{field}: {source}")]

@@ -24,6 +24,8 @@
 //!     endpoint: https://cp.example:8080
 //!     tls:
 //!       ca_file: /etc/weir/ca.pem           # trust these CAs; default: the system's roots
+//!       # ca_pem: "-----BEGIN CERTIFICATE-----..."  # or inline (also cert_pem, key_pem)
+//!       include_system_ca_certs_pool: false # also trust the system's roots; default false
 //!       cert_file: /etc/weir/edge.pem       # client certificate for mTLS (with key_file)
 //!       key_file: /etc/weir/edge-key.pem
 //!       server_name_override: cp.internal   # name checked in the server certificate

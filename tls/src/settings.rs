@@ -104,12 +104,24 @@ pub struct TlsClientSettings {
     /// system's trusted roots).
     #[serde(default)]
     pub ca_file: Option<String>,
+    /// The same as `ca_file`, inline PEM text. Default: none.
+    #[serde(default)]
+    pub ca_pem: Option<String>,
+    /// Also trust the system's roots when `ca_file` or `ca_pem` is set. Default: false.
+    #[serde(default)]
+    pub include_system_ca_certs_pool: bool,
     /// PEM client certificate chain for mTLS (with `key_file`). Default: none.
     #[serde(default)]
     pub cert_file: Option<String>,
-    /// PEM private key of `cert_file`. Default: none.
+    /// The same as `cert_file`, inline PEM text. Default: none.
+    #[serde(default)]
+    pub cert_pem: Option<String>,
+    /// PEM private key of the client certificate. Default: none.
     #[serde(default)]
     pub key_file: Option<String>,
+    /// The same as `key_file`, inline PEM text. Default: none.
+    #[serde(default)]
+    pub key_pem: Option<String>,
     /// Name checked in the server certificate (and sent as SNI) instead of the endpoint's
     /// host. Default: none (the endpoint's host).
     #[serde(default)]
@@ -126,21 +138,38 @@ impl TlsClientSettings {
     /// Problems found without reading files. `path` is the YAML path of the `tls` section.
     pub fn validate(&self, path: &str) -> ConfigErrors {
         let mut errors = ConfigErrors::default();
-        match (&self.cert_file, &self.key_file) {
-            (Some(_), None) => errors.push(
+        for (file, pem, name) in [
+            (&self.ca_file, &self.ca_pem, "ca"),
+            (&self.cert_file, &self.cert_pem, "cert"),
+            (&self.key_file, &self.key_pem, "key"),
+        ] {
+            if file.is_some() && pem.is_some() {
+                errors.push(
+                    format!("{path}.{name}_pem"),
+                    format!("set either {name}_file or {name}_pem, not both"),
+                );
+            }
+        }
+        let has_cert = self.cert_file.is_some() || self.cert_pem.is_some();
+        let has_key = self.key_file.is_some() || self.key_pem.is_some();
+        if has_cert && !has_key {
+            errors.push(
                 format!("{path}.key_file"),
                 "must be set when cert_file is set",
-            ),
-            (None, Some(_)) => errors.push(
+            );
+        } else if has_key && !has_cert {
+            errors.push(
                 format!("{path}.cert_file"),
                 "must be set when key_file is set",
-            ),
-            _ => {}
+            );
         }
         for (name, v) in [
             ("ca_file", &self.ca_file),
+            ("ca_pem", &self.ca_pem),
             ("cert_file", &self.cert_file),
+            ("cert_pem", &self.cert_pem),
             ("key_file", &self.key_file),
+            ("key_pem", &self.key_pem),
             ("server_name_override", &self.server_name_override),
         ] {
             if v.as_deref() == Some("") {

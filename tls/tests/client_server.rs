@@ -204,3 +204,51 @@ fn file_errors_name_the_yaml_path_and_the_file() {
         "exporters.otlp.tls.server_name_override: \"not a name!\" is not a DNS name or IP address"
     );
 }
+
+#[tokio::test]
+async fn inline_pem_settings_work_like_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("server CA");
+    let edges = TestCa::new("edges CA");
+    let (addr, _stop) = serve(&server_settings(
+        dir.path(),
+        &ca.server_cert("srv"),
+        Some(&edges),
+    ))
+    .await;
+    let edge = edges.client_cert("edge-inline");
+    let settings: TlsClientSettings = serde_json::from_value(serde_json::json!({
+        "ca_pem": ca.cert_pem(),
+        "cert_pem": edge.cert_pem,
+        "key_pem": edge.key_pem,
+    }))
+    .unwrap();
+    assert!(settings.validate("tls").is_empty());
+    let client = settings.load("tls", |p| p.into()).unwrap();
+    let url = format!("https://localhost:{}/", addr.port());
+    assert_eq!(
+        get(&client, &url).await.unwrap(),
+        (200, "hello over tls".to_string())
+    );
+
+    let broken = TlsClientSettings {
+        ca_pem: Some("not pem".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        broken
+            .load("exporters.otlp.tls", |p| p.into())
+            .unwrap_err()
+            .to_string(),
+        "exporters.otlp.tls.ca_pem: holds no PEM certificate"
+    );
+    let both = TlsClientSettings {
+        ca_file: Some("ca.pem".into()),
+        ca_pem: Some(ca.cert_pem()),
+        ..Default::default()
+    };
+    assert_eq!(
+        both.validate("exporters.otlp.tls").to_string(),
+        "exporters.otlp.tls.ca_pem: set either ca_file or ca_pem, not both"
+    );
+}
