@@ -8,6 +8,12 @@ cd "$(dirname "$0")/.."
 echo "== toolchain targets"
 rustup target add wasm32-unknown-unknown wasm32-wasip1
 
+echo "== browser for the UI tests (Debian chromium + chromedriver)"
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
 echo "== python test clients"
 python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
