@@ -189,7 +189,9 @@ impl ClientTls {
     /// A lazily connecting tonic channel to `endpoint`. With TLS, the endpoint's URI must be
     /// `https://`; with plain text, `http://`.
     pub fn grpc_channel(&self, endpoint: tonic::transport::Endpoint) -> tonic::transport::Channel {
-        endpoint.connect_with_connector_lazy(self.https_connector(HttpVersions::Http2Only))
+        endpoint.connect_with_connector_lazy(
+            self.https_connector_with(grpc_tcp(), HttpVersions::Http2Only),
+        )
     }
 
     /// Connects a tonic channel to `endpoint` now (see [`ClientTls::grpc_channel`]).
@@ -198,9 +200,16 @@ impl ClientTls {
         endpoint: tonic::transport::Endpoint,
     ) -> Result<tonic::transport::Channel, tonic::transport::Error> {
         endpoint
-            .connect_with_connector(self.https_connector(HttpVersions::Http2Only))
+            .connect_with_connector(self.https_connector_with(grpc_tcp(), HttpVersions::Http2Only))
             .await
     }
+}
+
+/// gRPC calls are small and latency-bound: no Nagle delay.
+fn grpc_tcp() -> HttpConnector {
+    let mut tcp = HttpConnector::new();
+    tcp.set_nodelay(true);
+    tcp
 }
 
 /// `insecure_skip_verify`: any certificate and name is taken, but handshake signatures are

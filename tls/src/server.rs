@@ -251,6 +251,8 @@ impl ServerTls {
             let service = service.clone();
             let mut stop = stop_rx.clone();
             tokio::spawn(async move {
+                // Small request/response exchanges: do not wait to fill segments.
+                let _ = tcp.set_nodelay(true);
                 let stream = match tls.accept(tcp).await {
                     Ok(s) => s,
                     Err(e) => {
@@ -299,6 +301,7 @@ impl ServerTls {
                     },
                     _ = tx.closed() => break,
                 };
+                let _ = tcp.set_nodelay(true);
                 let tls = tls.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
