@@ -312,6 +312,24 @@ async fn finding_to_policy_to_edge_sync_with_hits_and_audit() {
     assert!(debug["saving_bytes_per_day"].as_f64().unwrap() > 0.0);
     let id = debug["id"].as_str().unwrap().to_string();
 
+    // Overlapping findings never claim more saving than a service's volume.
+    let (_, o) = e
+        .call(
+            Method::GET,
+            "/api/v1/overview",
+            Some(e.token(Role::Viewer)),
+            None,
+        )
+        .await;
+    let svc = &o["services"][0];
+    assert_eq!(svc["service"], "checkout");
+    let saving = svc["saving_bytes_per_day"].as_f64().unwrap();
+    assert!(
+        saving > 0.0 && saving <= svc["bytes_per_day"].as_f64().unwrap(),
+        "{o}"
+    );
+    assert_eq!(o["saving_bytes_per_day"].as_f64().unwrap(), saving);
+
     let (st, pol) = e
         .call(
             Method::POST,
