@@ -19,6 +19,9 @@
 //!       enabled: true
 //!       num_consumers: 10
 //!       queue_size: 1000
+//!       # Optional: keep the queue on disk so a crash or restart loses nothing
+//!       # (see the `delivery` module for every field).
+//!       storage: { directory: /var/lib/weir/queue/otlp, fsync: batch, max_size_mib: 1024 }
 //! ```
 //!
 //! A batch that arrived as protobuf and was not changed is sent as the very bytes it arrived

@@ -12,6 +12,7 @@
 //!     timeout: 30s
 //!     retry_on_failure: { enabled: true, initial_interval: 5s }
 //!     sending_queue: { enabled: true, queue_size: 1000 }
+//!     # on disk instead: sending_queue: { storage: { directory: /var/lib/weir/queue/http } }
 //! ```
 //!
 //! Retryable answers are those the OTLP specification names (429, 502, 503, 504), waiting at

@@ -566,13 +566,18 @@ impl Component for Delivery {
                 "draining the sending queue before shutdown"
             );
         }
-        if self.wal.get().is_some() {
+        if let Some(wal) = self.wal.get() {
+            // Unacknowledged records, replayed ones included (they hold no room in the
+            // in-memory queue's count).
             let deadline = tokio::time::Instant::now() + DISK_QUEUE_DRAIN;
-            while queue.in_use() > 0 && tokio::time::Instant::now() < deadline {
+            while wal.pending() > 0 && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            if queue.in_use() > 0 {
-                tracing::info!(exporter = %self.core.exporter, "leaving the rest of the sending queue on disk for the next start");
+            if wal.pending() > 0 {
+                tracing::info!(
+                    exporter = %self.core.exporter, batches = wal.pending(),
+                    "leaving the rest of the sending queue on disk for the next start"
+                );
             }
             self.stop.send_replace(true);
         }
