@@ -26,8 +26,9 @@
 //!
 //! `consume` returns once the batch is written (and fsynced, with `fsync: always`). A batch
 //! is acknowledged in the log once sent, or once given up on (permanent error, retries
-//! exhausted: dropped and counted as below). At start every unacknowledged batch is queued
-//! again, beyond `queue_size` if need be. Delivery is at least once: a batch whose send
+//! exhausted: dropped and counted as below). At start every unacknowledged batch is read
+//! into memory (at most `max_size_mib` of them) and queued again, beyond `queue_size` if
+//! need be. Delivery is at least once: a batch whose send
 //! succeeded just before a crash, before its acknowledgement was written, is sent again.
 //! When the disk budget is used up, `consume` refuses with a retry hint, as a full queue.
 //! At shutdown the queue is given 2 s to drain; what is left stays on disk for the next
