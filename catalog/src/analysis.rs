@@ -18,6 +18,8 @@ pub enum WasteKind {
     HealthCheckSpans,
     /// One template making most of a service's log volume.
     DominantTemplate,
+    /// The same record repeated back to back.
+    DuplicateBursts,
     /// Log records far larger than usual.
     LargePayloads,
     /// An attribute whose values are nearly all distinct.
@@ -232,6 +234,31 @@ pub fn analyse_service(service: &str, s: &ServiceSummary, t: &Thresholds) -> Vec
                 ),
             });
         }
+        // Exact duplicate bursts: most records repeat the one before them.
+        if tp.duplicates >= t.min_items / 2 && tp.duplicates * 2 >= tp.count {
+            let dup_bytes = tp.bytes as f64 * tp.duplicates as f64 / tp.count.max(1) as f64;
+            let id = format!("duplicates-{}", short_hash(&[service, tid]));
+            out.push(Finding {
+                id: id.clone(),
+                service: service.into(),
+                signal: "logs".into(),
+                kind: WasteKind::DuplicateBursts,
+                title: format!("{service} repeats the same log record in bursts"),
+                evidence: vec![format!(
+                    "template \"{}\": {} of {} records repeat the record before them exactly",
+                    tp.template, tp.duplicates, tp.count
+                )],
+                items_per_day: tp.duplicates as f64 * scale,
+                bytes_per_day: tp.bytes as f64 * scale,
+                saving_bytes_per_day: dup_bytes * scale,
+                policy: policy(
+                    &id,
+                    &format!("Rate-limit a repeated record of {service} to 1/s"),
+                    "Suggested by the Weir catalog: exact duplicate bursts.",
+                    ("log", json!({"match": [service_match(service), {"log_field": "body", "regex": template_regex(&tp.template)}], "keep": "1/s"})),
+                ),
+            });
+        }
         // Very large payloads.
         let tavg = tp.bytes as f64 / tp.count.max(1) as f64;
         if tavg >= t.large_record_bytes as f64 && tp.count >= 10 {
@@ -383,4 +410,40 @@ pub fn analyse_service(service: &str, s: &ServiceSummary, t: &Thresholds) -> Vec
     }
     out.sort_by(|a, b| b.saving_bytes_per_day.total_cmp(&a.saving_bytes_per_day));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_metadata::summary::TemplateSummary;
+
+    #[test]
+    fn duplicate_bursts_are_found_with_a_rate_limit() {
+        let mut s = ServiceSummary::default();
+        s.logs.volume.items = 1000;
+        s.logs.volume.bytes = 100_000;
+        s.logs.templates.insert(
+            "t1".into(),
+            TemplateSummary {
+                template: "connection reset by peer <*>".into(),
+                count: 400,
+                bytes: 40_000,
+                duplicates: 390,
+                ..Default::default()
+            },
+        );
+        let f = analyse_service("api", &s, &Thresholds::default());
+        let d = f
+            .iter()
+            .find(|f| f.kind == WasteKind::DuplicateBursts)
+            .unwrap();
+        assert_eq!(d.policy["log"]["keep"], "1/s");
+        assert!(d.evidence[0].contains("390 of 400 records"));
+        // 390/400 of the bytes, scaled from a one-minute window to a day.
+        assert_eq!(
+            d.saving_bytes_per_day.round(),
+            (39_000.0_f64 * 1440.0).round()
+        );
+        assert_eq!(template_regex("a.b <*> c"), "^a\\.b .*? c$");
+    }
 }

@@ -62,6 +62,8 @@ struct ServiceState {
     /// Counts per miner slot since the last take (text filled in at take time).
     slots: Vec<TemplateSummary>,
     summary: ServiceSummary,
+    /// Template slot and body hash of the previous record, to count exact repeats.
+    last_record: Option<(u32, u64)>,
 }
 
 /// Summaries since the last take, plus the template miners.
@@ -227,6 +229,7 @@ impl Accumulator {
                     miner,
                     slots: Vec::new(),
                     summary: ServiceSummary::default(),
+                    last_record: None,
                 },
             );
         }
@@ -375,7 +378,9 @@ impl Accumulator {
         let mut evicted_keys = 0;
         let mut evicted_templates = 0;
         let svc = self.service(service);
-        let assignment = svc.miner.add(body_text(r.body.as_ref(), &mut body));
+        let text = body_text(r.body.as_ref(), &mut body);
+        let body_hash = stable_hash(text.as_bytes());
+        let assignment = svc.miner.add(text);
         if let Some(gone) = svc.miner.take_evicted() {
             evicted_templates += 1;
             if let Some(stats) = svc.slots.get_mut(gone.slot as usize) {
@@ -396,7 +401,10 @@ impl Accumulator {
         if svc.slots.len() <= slot {
             svc.slots.resize_with(slot + 1, TemplateSummary::default);
         }
+        let repeat = svc.last_record == Some((assignment.slot, body_hash));
+        svc.last_record = Some((assignment.slot, body_hash));
         let stats = &mut svc.slots[slot];
+        stats.duplicates += u64::from(repeat);
         stats.count += 1;
         stats.bytes += bytes;
         stats.severity.observe(r.severity_number, &r.severity_text);

@@ -277,6 +277,9 @@ pub struct TemplateSummary {
     pub seen: Seen,
     /// Attribute keys carried by its records (at most 64 kept).
     pub attribute_keys: BTreeSet<String>,
+    /// Records that repeated the previous record of their service exactly (same body):
+    /// exact duplicate bursts.
+    pub duplicates: u64,
 }
 
 /// Attribute keys kept per template or span name.
@@ -293,6 +296,7 @@ impl TemplateSummary {
         self.severity.merge(&o.severity);
         self.seen.merge(&o.seen);
         unite_keys(&mut self.attribute_keys, &o.attribute_keys);
+        self.duplicates += o.duplicates;
     }
 }
 

@@ -449,3 +449,34 @@ fn template_cap_evicts_and_counts_without_losing_counts() {
         12
     );
 }
+
+#[test]
+fn back_to_back_repeats_count_as_duplicates() {
+    use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
+    use weir_api::otlp::common::v1::{any_value, AnyValue};
+    use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    let rec = |b: &str| LogRecord {
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(b.to_string())),
+        }),
+        ..Default::default()
+    };
+    let mut records: Vec<LogRecord> = (0..10).map(|_| rec("disk full on /dev/sda1")).collect();
+    records.extend((0..5).map(|i| rec(&format!("disk full on /dev/sdb{i}"))));
+    let batch = weir_api::Batch::new(weir_api::Payload::Logs(ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }));
+    let handle = weir_metadata::MetadataHandle::new(&weir_metadata::MetadataConfig::default());
+    handle.observe(&batch);
+    let summary = handle.take();
+    let svc = summary.services.values().next().unwrap();
+    let dups: u64 = svc.logs.templates.values().map(|t| t.duplicates).sum();
+    let count: u64 = svc.logs.templates.values().map(|t| t.count).sum();
+    assert_eq!((dups, count), (9, 15));
+}
