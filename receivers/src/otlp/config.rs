@@ -63,8 +63,10 @@ pub struct GrpcSettings {
     /// Accepted for collector compatibility; Weir sizes its write buffers itself.
     /// Default: absent.
     pub write_buffer_size: Option<u64>,
-    /// Reserved: TLS is not supported yet; any value is rejected. Default: absent.
-    pub tls: Option<serde_json::Value>,
+    /// TLS (weir-tls server settings: `cert_file`, `key_file`, `client_ca_file` for mTLS,
+    /// `min_version` (default "1.3"), `max_version`, `reload_interval`). Default: absent
+    /// (plain text).
+    pub tls: Option<weir_tls::TlsServerSettings>,
     /// Reserved: authenticator extensions are not supported yet; any value is rejected.
     /// Default: absent.
     pub auth: Option<serde_json::Value>,
@@ -164,8 +166,10 @@ pub struct HttpSettings {
     /// Content-Encodings accepted. Weir always accepts gzip, zstd and deflate; a list naming
     /// anything else is rejected. Default: absent (all three).
     pub compression_algorithms: Option<Vec<String>>,
-    /// Reserved: TLS is not supported yet; any value is rejected. Default: absent.
-    pub tls: Option<serde_json::Value>,
+    /// TLS (weir-tls server settings: `cert_file`, `key_file`, `client_ca_file` for mTLS,
+    /// `min_version` (default "1.3"), `max_version`, `reload_interval`). Default: absent
+    /// (plain text).
+    pub tls: Option<weir_tls::TlsServerSettings>,
     /// Reserved: authenticator extensions are not supported yet; any value is rejected.
     /// Default: absent.
     pub auth: Option<serde_json::Value>,
@@ -292,7 +296,10 @@ fn validate_grpc(grpc: &GrpcSettings, p: &str, errors: &mut ConfigErrors) {
         if grpc.max_recv_msg_size_mib == 0 {
             errors.push(format!("{p}.max_recv_msg_size_mib"), "must be at least 1");
         }
-        reject_reserved(errors, p, grpc.tls.as_ref(), grpc.auth.as_ref());
+        if let Some(tls) = &grpc.tls {
+            errors.0.extend(tls.validate(&format!("{p}.tls")).0);
+        }
+        reject_reserved(errors, p, grpc.auth.as_ref());
         if let Some(k) = &grpc.keepalive {
             if k.enforcement_policy.is_some() {
                 errors.push(
@@ -346,19 +353,14 @@ fn validate_http(http: &HttpSettings, p: &str, errors: &mut ConfigErrors) {
                 );
             }
         }
-        reject_reserved(errors, p, http.tls.as_ref(), http.auth.as_ref());
+        if let Some(tls) = &http.tls {
+            errors.0.extend(tls.validate(&format!("{p}.tls")).0);
+        }
+        reject_reserved(errors, p, http.auth.as_ref());
     }
 }
 
-fn reject_reserved(
-    errors: &mut ConfigErrors,
-    path: &str,
-    tls: Option<&serde_json::Value>,
-    auth: Option<&serde_json::Value>,
-) {
-    if tls.is_some() {
-        errors.push(format!("{path}.tls"), "TLS is not supported yet");
-    }
+fn reject_reserved(errors: &mut ConfigErrors, path: &str, auth: Option<&serde_json::Value>) {
     if auth.is_some() {
         errors.push(
             format!("{path}.auth"),
@@ -433,7 +435,7 @@ mod tests {
     #[test]
     fn every_problem_is_reported_with_its_path() {
         let errors = parse(serde_json::json!({"protocols": {
-            "grpc": {"endpoint": "x:y", "tls": {"cert_file": "a"}},
+            "grpc": {"endpoint": "x:y", "tls": {"cert_file": "a", "key_file": ""}},
             "http": {"endpoint": "nohost", "logs_url_path": "/v1/traces", "auth": {"authenticator": "x"}}
         }}))
         .unwrap_err();
@@ -441,7 +443,7 @@ mod tests {
             errors,
             vec![
                 "receivers.otlp.protocols.grpc.endpoint: invalid address \"x:y\": port \"y\" is not a number from 0 to 65535",
-                "receivers.otlp.protocols.grpc.tls: TLS is not supported yet",
+                "receivers.otlp.protocols.grpc.tls.key_file: must not be empty",
                 "receivers.otlp.protocols.http.endpoint: invalid address \"nohost\": expected host:port",
                 "receivers.otlp.protocols.http.logs_url_path: \"/v1/traces\" is already used by traces_url_path",
                 "receivers.otlp.protocols.http.auth: authenticator extensions are not supported yet",
@@ -463,7 +465,7 @@ mod tests {
     #[test]
     fn a_bad_field_in_one_protocol_does_not_hide_the_other_protocols_problems() {
         let errors = parse(serde_json::json!({"protocols": {
-            "grpc": {"endpoint": "x:y", "tls": {}},
+            "grpc": {"endpoint": "x:y", "tls": {"cert_file": "", "key_file": "k"}},
             "http": {"endpoit": 1}
         }}))
         .unwrap_err();
@@ -474,7 +476,7 @@ mod tests {
         );
         assert_eq!(
             errors[1],
-            "receivers.otlp.protocols.grpc.tls: TLS is not supported yet"
+            "receivers.otlp.protocols.grpc.tls.cert_file: must not be empty"
         );
         assert!(
             errors[2].starts_with("receivers.otlp.protocols.http.endpoit: unknown field"),

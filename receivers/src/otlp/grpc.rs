@@ -316,6 +316,7 @@ pub fn serve(
     settings: &GrpcSettings,
     ingest: Arc<Ingest>,
     shutdown: CancellationToken,
+    tls: Option<weir_tls::ServerTls>,
 ) -> tokio::task::JoinHandle<()> {
     let state = Arc::new(GrpcState {
         ingest: ingest.clone(),
@@ -351,12 +352,25 @@ pub fn serve(
             service(Signal::Metrics).map(|()| export_service::<MetricsExport>(&state)),
         );
     let local: Option<SocketAddr> = listener.local_addr().ok();
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     tokio::spawn(async move {
-        if let Err(e) = router
-            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
-            .await
-        {
+        let served = match tls {
+            // Handshakes run beside the accept loop; a failed one drops that connection only.
+            Some(tls) => {
+                router
+                    .serve_with_incoming_shutdown(
+                        tls.incoming(listener),
+                        shutdown.cancelled_owned(),
+                    )
+                    .await
+            }
+            None => {
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                router
+                    .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                    .await
+            }
+        };
+        if let Err(e) = served {
             tracing::error!(address = ?local, error = %e, "OTLP/gRPC server stopped");
         }
     })

@@ -88,6 +88,7 @@ pub fn serve(
     settings: &HttpSettings,
     ingest: Arc<Ingest>,
     shutdown: CancellationToken,
+    tls: Option<weir_tls::ServerTls>,
 ) -> tokio::task::JoinHandle<()> {
     let state = Arc::new(HttpState {
         ingest,
@@ -133,6 +134,25 @@ pub fn serve(
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(handle(&state, req).await) }
             });
+            if let Some(tls) = &tls {
+                // The handshake runs in the connection's task: a slow client must not hold
+                // up the accept loop. It is bounded by weir-tls (10 s).
+                let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
+                tokio::spawn(async move {
+                    let stream = match tls.accept(stream).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "OTLP/HTTP TLS handshake failed");
+                            return;
+                        }
+                    };
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(connection.into_owned()).await {
+                        tracing::debug!(error = %e, "OTLP/HTTP connection ended with an error");
+                    }
+                });
+                continue;
+            }
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             let connection = graceful.watch(connection.into_owned());
             tokio::spawn(async move {

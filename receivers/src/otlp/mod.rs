@@ -117,6 +117,7 @@ impl OtlpReceiverConfig {
         let ingest = Ingest::new(&ctx.id, consumers, budget, &ctx.telemetry);
         Arc::new(OtlpReceiver {
             id: ctx.id.clone(),
+            base_dir: ctx.base_dir.clone(),
             settings: self.settings.clone(),
             ingest: Arc::new(ingest),
             shutdown: CancellationToken::new(),
@@ -140,6 +141,8 @@ impl ReceiverConfig for OtlpReceiverConfig {
 /// A running (or ready to start) `otlp` receiver.
 pub struct OtlpReceiver {
     id: ComponentId,
+    /// Where relative TLS file paths are taken from.
+    base_dir: std::path::PathBuf,
     settings: OtlpReceiverSettings,
     ingest: Arc<Ingest>,
     shutdown: CancellationToken,
@@ -158,6 +161,22 @@ impl OtlpReceiver {
     /// The address the HTTP server listens on, once started.
     pub fn http_address(&self) -> Option<SocketAddr> {
         self.http_address.get().copied()
+    }
+
+    /// Reads a protocol's TLS files (named by YAML path in errors).
+    fn load_tls(
+        &self,
+        protocol: &str,
+        tls: Option<&weir_tls::TlsServerSettings>,
+        alpn: weir_tls::Alpn,
+    ) -> Result<Option<weir_tls::ServerTls>, StartError> {
+        let Some(tls) = tls else {
+            return Ok(None);
+        };
+        let field = format!("receivers.{}.protocols.{protocol}.tls", self.id);
+        tls.load(&field, |p| self.base_dir.join(p), alpn)
+            .map(Some)
+            .map_err(|e| StartError::new(&self.id, e.to_string(), e))
     }
 
     async fn bind(&self, protocol: &str, endpoint: &str) -> Result<TcpListener, StartError> {
@@ -201,6 +220,16 @@ impl OtlpReceiver {
 impl Component for OtlpReceiver {
     async fn start(&self) -> Result<(), StartError> {
         let protocols = &self.settings.protocols;
+        let grpc_tls = self.load_tls(
+            "grpc",
+            protocols.grpc.as_ref().and_then(|s| s.tls.as_ref()),
+            weir_tls::Alpn::Grpc,
+        )?;
+        let http_tls = self.load_tls(
+            "http",
+            protocols.http.as_ref().and_then(|s| s.tls.as_ref()),
+            weir_tls::Alpn::Http,
+        )?;
         // Bind both before serving either, so a port in use fails the start cleanly.
         let grpc = match &protocols.grpc {
             Some(s) => Some((self.bind("gRPC", &s.endpoint).await?, s)),
@@ -221,6 +250,7 @@ impl Component for OtlpReceiver {
                 settings,
                 self.ingest.clone(),
                 self.shutdown.clone(),
+                grpc_tls,
             ));
         }
         if let Some((listener, settings)) = http {
@@ -233,6 +263,7 @@ impl Component for OtlpReceiver {
                 settings,
                 self.ingest.clone(),
                 self.shutdown.clone(),
+                http_tls,
             ));
         }
         Ok(())
