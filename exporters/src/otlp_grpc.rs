@@ -3,9 +3,9 @@
 //! ```yaml
 //! exporters:
 //!   otlp:
-//!     endpoint: collector:4317       # or http://collector:4317
+//!     endpoint: collector:4317       # TLS; http://collector:4317 or insecure: true for plain text
 //!     tls:
-//!       insecure: true               # plain text; TLS is not supported yet
+//!       ca_file: /etc/weir/ca.pem    # default: the system's roots (see weir-tls for every field)
 //!     headers:
 //!       x-tenant: acme
 //!     compression: gzip              # gzip (default) | zstd | none
@@ -54,10 +54,11 @@ fn default_timeout() -> Duration {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OtlpGrpcSettings {
-    /// `host:port` (with `tls.insecure: true`) or `http://host:port`. Required.
+    /// `host:port` or `https://host:port` (TLS), `http://host:port` or `host:port` with
+    /// `tls.insecure: true` (plain text). Required.
     #[serde(default)]
     pub endpoint: String,
-    /// TLS; only `insecure: true` (plain text) is supported for now. Default: TLS on.
+    /// TLS client settings (weir-tls). Default: TLS on, the system's roots, TLS 1.3.
     #[serde(default)]
     pub tls: TlsSettings,
     /// gRPC metadata sent with every request. Default none.
@@ -145,7 +146,9 @@ impl ExporterFactory for OtlpGrpcFactory {
                 &mut errors,
             )
         };
-        settings.tls.validate(&format!("{path}.tls"), &mut errors);
+        errors
+            .0
+            .extend(settings.tls.validate(&format!("{path}.tls")).0);
         let metadata =
             metadata_from_headers(&settings.headers, &format!("{path}.headers"), &mut errors);
         if settings.timeout.is_zero() {
@@ -252,9 +255,24 @@ impl ExporterConfig for OtlpGrpcConfig {
             }
             None => endpoint,
         };
+        let tls = if self.url.starts_with("https://") {
+            self.settings
+                .tls
+                .load(&format!("exporters.{}.tls", ctx.id), |p| {
+                    ctx.resolve_path(p)
+                })
+                .map_err(|e| BuildError::Other {
+                    id: ctx.id.clone(),
+                    message: e.to_string(),
+                    source: Some(Box::new(e)),
+                })?
+        } else {
+            weir_tls::ClientTls::plaintext()
+        };
         let sender = GrpcSender {
             url: self.url.clone(),
             endpoint,
+            tls,
             channel: OnceLock::new(),
             compression: match self.settings.compression {
                 Compression::Gzip => Some(CompressionEncoding::Gzip),
@@ -287,6 +305,8 @@ pub fn export_path(signal: Signal) -> &'static str {
 struct GrpcSender {
     url: String,
     endpoint: Endpoint,
+    /// TLS for `https://` endpoints (plain text otherwise).
+    tls: weir_tls::ClientTls,
     /// Made on first use: a channel spawns its worker on the running Tokio runtime.
     channel: OnceLock<Channel>,
     compression: Option<CompressionEncoding>,
@@ -317,7 +337,7 @@ impl Sender for GrpcSender {
         let signal = batch.signal();
         let channel = self
             .channel
-            .get_or_init(|| self.endpoint.connect_lazy())
+            .get_or_init(|| self.tls.grpc_channel(self.endpoint.clone()))
             .clone();
         let mut grpc = tonic::client::Grpc::new(channel)
             .accept_compressed(CompressionEncoding::Gzip)
@@ -443,10 +463,9 @@ mod tests {
         .err()
         .unwrap();
         let text = err.to_string();
-        assert_eq!(err.0.len(), 5, "{text}");
+        assert_eq!(err.0.len(), 4, "{text}");
         for want in [
-            "exporters.otlp.endpoint: \"h:4317\" without a scheme means TLS, which is not supported yet",
-            "exporters.otlp.tls.cert_file: TLS is not supported yet",
+            "exporters.otlp.tls.key_file: must be set when cert_file is set",
             "exporters.otlp.headers.bad key: is not a valid gRPC metadata key",
             "exporters.otlp.timeout: must be greater than 0",
             "exporters.otlp.sending_queue.queue_size: must be at least 1",

@@ -79,7 +79,8 @@ pub struct OtlpHttpSettings {
     /// `proto` or `json`. Default `proto`.
     #[serde(default)]
     pub encoding: Encoding,
-    /// TLS; not supported yet, so endpoints must be `http://`. Default none.
+    /// TLS client settings (weir-tls) for `https://` endpoints. Default: the system's roots,
+    /// TLS 1.3.
     #[serde(default)]
     pub tls: TlsSettings,
     /// HTTP headers sent with every request. Default none.
@@ -180,7 +181,7 @@ impl ExporterFactory for OtlpHttpFactory {
                 None
             };
         }
-        s.tls.validate(&format!("{path}.tls"), &mut errors);
+        errors.0.extend(s.tls.validate(&format!("{path}.tls")).0);
         validate_headers(&s.headers, &format!("{path}.headers"), &mut errors);
         if s.timeout.is_zero() {
             errors.push(format!("{path}.timeout"), "must be greater than 0");
@@ -220,11 +221,30 @@ impl ExporterConfig for OtlpHttpConfig {
                 .unwrap_or(self.settings.max_idle_conns)
                 .min(self.settings.max_idle_conns)
         };
+        let uses_tls = self
+            .urls
+            .iter()
+            .flatten()
+            .any(|u| u.scheme_str() == Some("https"));
+        let tls = if uses_tls {
+            self.settings
+                .tls
+                .load(&format!("exporters.{}.tls", ctx.id), |p| {
+                    ctx.resolve_path(p)
+                })
+                .map_err(|e| BuildError::Other {
+                    id: ctx.id.clone(),
+                    message: e.to_string(),
+                    source: Some(Box::new(e)),
+                })?
+        } else {
+            weir_tls::ClientTls::plaintext()
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(self.settings.idle_conn_timeout)
             .pool_max_idle_per_host(idle_per_host)
-            .build(connector);
+            .build(tls.https_connector_with(connector, weir_tls::HttpVersions::Http1And2));
         let sender = HttpSender {
             client,
             urls: self.urls.clone(),
@@ -259,7 +279,7 @@ fn signal_url(endpoint: &str, own: &str, signal: Signal) -> Option<String> {
 
 /// One POST per attempt.
 struct HttpSender {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<weir_tls::hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     urls: [Option<http::Uri>; 3],
     headers: HeaderMap,
     encoding: Encoding,
@@ -488,7 +508,7 @@ mod tests {
     #[test]
     fn every_problem_is_reported_with_its_path() {
         let err = parse(serde_json::json!({
-            "endpoint": "https://h:4318",
+            "endpoint": "ftp://h:4318",
             "logs_endpoint": "h:4318/logs",
             "headers": {"x-ok": "fine", "bad\nname": "v"},
             "timeout": "0s",
@@ -498,8 +518,8 @@ mod tests {
         .unwrap();
         let text = err.to_string();
         for want in [
-            "exporters.otlphttp.endpoint: \"https://h:4318\" uses TLS, which is not supported yet",
-            "exporters.otlphttp.logs_endpoint: \"h:4318/logs\" must start with http://",
+            "exporters.otlphttp.endpoint: \"ftp://h:4318\" must start with https:// or http://",
+            "exporters.otlphttp.logs_endpoint: \"h:4318/logs\" must start with https:// or http://",
             "exporters.otlphttp.headers.bad\nname: is not a valid header name",
             "exporters.otlphttp.timeout: must be greater than 0",
             "exporters.otlphttp.retry_on_failure.multiplier: must be at least 1, got 0.1",

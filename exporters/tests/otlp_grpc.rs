@@ -704,3 +704,48 @@ async fn without_queue_consume_reports_the_send_result() {
         other => panic!("expected Refused, got {other:?}"),
     }
 }
+
+/// A server certificate for localhost from a fresh CA, written to `dir`: the server's TLS
+/// config (ALPN `alpn`) and the CA file a client must trust.
+fn upstream_tls(dir: &std::path::Path, alpn: weir_tls::Alpn) -> (weir_tls::ServerTls, String) {
+    let ca = weir_tls::testing::TestCa::new("upstream CA");
+    let (cert, key) = ca.server_cert("upstream").write(dir, "server");
+    let settings = weir_tls::TlsServerSettings {
+        cert_file: cert.to_str().unwrap().into(),
+        key_file: key.to_str().unwrap().into(),
+        client_ca_file: None,
+        min_version: weir_tls::TlsVersion::V1_3,
+        max_version: None,
+        reload_interval: Duration::from_secs(30),
+    };
+    let tls = settings.load("tls", |p| p.into(), alpn).unwrap();
+    (tls, ca.write(dir, "ca.pem").to_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn delivers_over_tls_to_a_server_its_ca_file_trusts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tls, ca_file) = upstream_tls(dir.path(), weir_tls::Alpn::Grpc);
+    let upstream = Upstream::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let logs_service = LogsServiceServer::new(upstream.clone());
+    let server = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(logs_service)
+            .serve_with_incoming(tls.incoming(listener))
+            .await
+            .unwrap();
+    });
+    // No scheme and no `insecure`: TLS, as in the collector.
+    let (exporter, _telemetry) = build_exporter(
+        "otlp",
+        serde_json::json!({"endpoint": format!("localhost:{port}"), "tls": {"ca_file": ca_file}, "compression": "none"}),
+    );
+    exporter.start().await.unwrap();
+    exporter.consume(Batch::new(logs("tls", 3))).await.unwrap();
+    assert!(wait_until(Duration::from_secs(10), || upstream.items() == 3).await);
+    exporter.shutdown().await;
+    assert_eq!(upstream.payloads(), vec![logs("tls", 3)]);
+    server.abort();
+}

@@ -475,3 +475,46 @@ async fn json_partial_success_is_counted_and_not_retried() {
     );
     server.abort();
 }
+
+/// A server certificate for localhost from a fresh CA, written to `dir`: the server's TLS
+/// config (ALPN `alpn`) and the CA file a client must trust.
+fn upstream_tls(dir: &std::path::Path, alpn: weir_tls::Alpn) -> (weir_tls::ServerTls, String) {
+    let ca = weir_tls::testing::TestCa::new("upstream CA");
+    let (cert, key) = ca.server_cert("upstream").write(dir, "server");
+    let settings = weir_tls::TlsServerSettings {
+        cert_file: cert.to_str().unwrap().into(),
+        key_file: key.to_str().unwrap().into(),
+        client_ca_file: None,
+        min_version: weir_tls::TlsVersion::V1_3,
+        max_version: None,
+        reload_interval: Duration::from_secs(30),
+    };
+    let tls = settings.load("tls", |p| p.into(), alpn).unwrap();
+    (tls, ca.write(dir, "ca.pem").to_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn delivers_over_https_to_a_server_its_ca_file_trusts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tls, ca_file) = upstream_tls(dir.path(), weir_tls::Alpn::Http);
+    let upstream = HttpUpstream::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let me = upstream.clone();
+    let server = tokio::spawn(async move {
+        let svc = service_fn(move |req| me.clone().handle(req));
+        tls.serve_http(listener, svc, std::future::pending()).await;
+    });
+    let (exporter, _telemetry) = build_exporter(
+        "otlphttp",
+        serde_json::json!({"endpoint": format!("https://localhost:{port}"), "tls": {"ca_file": ca_file}}),
+    );
+    exporter.start().await.unwrap();
+    exporter.consume(Batch::new(logs("tls", 3))).await.unwrap();
+    assert!(wait_until(Duration::from_secs(10), || upstream.count() == 1).await);
+    exporter.shutdown().await;
+    let got = upstream.accepted();
+    assert_eq!(got[0].path, "/v1/logs");
+    assert_eq!(got[0].payload(), logs("tls", 3));
+    server.abort();
+}
