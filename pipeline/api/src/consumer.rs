@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{Batch, ComponentId, Counter, Telemetry};
+use crate::{Batch, Component, ComponentId, Counter, Telemetry};
 
 /// Why a consumer did not take a batch.
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +148,9 @@ impl Consumer for ProcessorStage {
         self.next.consume(batch).await
     }
 }
+
+// A synchronous processor holds no tasks or buffers: nothing to start, nothing to flush.
+impl Component for ProcessorStage {}
 
 /// Hands each batch to several consumers (a receiver feeding several pipelines, or a
 /// pipeline feeding several exporters). Clones only when there is more than one.

@@ -26,12 +26,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use weir_api::{
-    parse_component_config, Batch, BuildContext, BuildError, Component, ConfigErrors, ConsumeError,
-    Consumer, ProcessError, Processor, ProcessorConfig, ProcessorFactory, ProcessorStage, Signal,
-    SignalSet, Stage,
+    parse_component_config, Batch, BuildContext, BuildError, ConfigErrors, Consumer, ProcessError,
+    Processor, ProcessorConfig, ProcessorFactory, ProcessorStage, Signal, SignalSet, Stage,
 };
 
 use crate::drain::MinerConfig;
@@ -313,19 +311,6 @@ impl ProcessorConfig for MetadataConfig {
             next,
             &ctx.telemetry,
         );
-        Ok(Arc::new(MetadataStage(stage)))
+        Ok(Arc::new(stage))
     }
 }
-
-/// The processor stage with a (no-op) lifecycle: summaries stay in the hub for the
-/// exporter to take.
-struct MetadataStage(ProcessorStage);
-
-#[async_trait]
-impl Consumer for MetadataStage {
-    async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
-        self.0.consume(batch).await
-    }
-}
-
-impl Component for MetadataStage {}
