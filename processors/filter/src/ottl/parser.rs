@@ -90,7 +90,11 @@ pub enum Key {
 /// Parses one condition.
 pub fn parse_condition(src: &str) -> Result<BoolAst, OttlError> {
     let tokens = tokenize(src)?;
-    let mut p = Parser { tokens, pos: 0 };
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        depth: 0,
+    };
     if p.peek() == &TokenKind::Eof {
         return Err(OttlError::syntax(0, "the condition is empty"));
     }
@@ -107,9 +111,16 @@ pub fn parse_condition(src: &str) -> Result<BoolAst, OttlError> {
     }
 }
 
+/// Deepest nesting of `not`, parentheses, lists and converter calls a condition may use. The
+/// parser, compiler and evaluator recurse once per level: without a bound, a condition of a
+/// few thousand `(` overflows the stack and aborts the process.
+pub const MAX_DEPTH: usize = 64;
+
 struct Parser {
     tokens: Vec<Token>,
     pos: usize,
+    /// Current nesting (`term` and `value` calls in progress).
+    depth: usize,
 }
 
 impl Parser {
@@ -167,7 +178,28 @@ impl Parser {
         })
     }
 
+    /// Runs one level of nesting, refusing to go deeper than [`MAX_DEPTH`].
+    fn nested<T>(
+        &mut self,
+        parse: impl FnOnce(&mut Self) -> Result<T, OttlError>,
+    ) -> Result<T, OttlError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(OttlError::syntax(
+                self.at(),
+                format!("the condition nests deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        self.depth += 1;
+        let result = parse(self);
+        self.depth -= 1;
+        result
+    }
+
     fn term(&mut self) -> Result<BoolAst, OttlError> {
+        self.nested(Self::term_at_depth)
+    }
+
+    fn term_at_depth(&mut self) -> Result<BoolAst, OttlError> {
         if self.is_keyword("not") {
             self.bump();
             return Ok(BoolAst::Not(Box::new(self.term()?)));
@@ -196,6 +228,10 @@ impl Parser {
     }
 
     fn value(&mut self) -> Result<ValAst, OttlError> {
+        self.nested(Self::value_at_depth)
+    }
+
+    fn value_at_depth(&mut self) -> Result<ValAst, OttlError> {
         let at = self.at();
         match self.bump() {
             TokenKind::Str(s) => Ok(ValAst::Literal(Literal::Str(s))),
