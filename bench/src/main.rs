@@ -45,7 +45,9 @@ enum Command {
 
 #[derive(Parser)]
 struct RunArgs {
-    /// Targets to compare, in order: `weir`, `rotel`.
+    /// Targets to compare, in order: `weir`, `rotel`, and `direct` (no target: the generator
+    /// sends straight to the sink; its latency is the harness's own, and the report prints
+    /// each target's latency minus it as the target's added latency).
     #[arg(long, value_delimiter = ',', default_value = "weir")]
     targets: Vec<String>,
     /// Scenarios to run.
@@ -125,7 +127,14 @@ fn spec_for(
                 None,
             )
         }
-        other => bail!("unknown target {other:?} (weir, rotel)"),
+        "direct" => {
+            if scenario != Scenario::Forward {
+                // The baseline processes nothing; it only pairs with forward runs.
+                return Ok(None);
+            }
+            (String::new(), None)
+        }
+        other => bail!("unknown target {other:?} (weir, rotel, direct)"),
     };
     Ok(Some(RunSpec {
         target: target.to_string(),
@@ -178,6 +187,37 @@ fn print_group(runs: &[RunReport], baseline_items: Option<f64>) -> f64 {
         ratio,
     );
     items_in
+}
+
+/// Median latency percentiles (p50, p99, p999) of a group of runs, in microseconds.
+fn latency_medians(runs: &[RunReport]) -> [f64; 3] {
+    let m = |f: fn(&RunReport) -> u64| median(runs.iter().map(|r| f(r) as f64).collect());
+    [m(|r| r.p50_us), m(|r| r.p99_us), m(|r| r.p999_us)]
+}
+
+/// With a `direct` baseline among the groups: each target's latency minus the baseline's,
+/// percentile by percentile (what the target adds over the harness's own send and receive).
+fn print_added_latency(groups: &[Vec<RunReport>]) {
+    let Some(direct) = groups
+        .iter()
+        .find(|g| g.first().is_some_and(|r| r.target == "direct"))
+    else {
+        return;
+    };
+    let base = latency_medians(direct);
+    for g in groups
+        .iter()
+        .filter(|g| g.first().is_some_and(|r| r.target != "direct"))
+    {
+        let t = latency_medians(g);
+        println!(
+            "  added latency {} over direct: p50 {:.0} us, p99 {:.0} us, p999 {:.0} us",
+            g[0].target,
+            t[0] - base[0],
+            t[1] - base[1],
+            t[2] - base[2],
+        );
+    }
 }
 
 async fn run_all(a: RunArgs) -> anyhow::Result<bool> {
@@ -234,6 +274,7 @@ async fn run_all(a: RunArgs) -> anyhow::Result<bool> {
                     }
                     all.extend(g.iter().cloned());
                 }
+                print_added_latency(&groups);
             }
         }
     }

@@ -111,6 +111,9 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    if pid == 0 {
+        return None;
+    }
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
         .find(|l| l.starts_with(field))
@@ -130,6 +133,9 @@ fn clock_ticks() -> f64 {
 
 /// CPU seconds (user + system) of a process and its threads.
 fn cpu_seconds(pid: u32, ticks: f64) -> Option<f64> {
+    if pid == 0 {
+        return None;
+    }
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the ")" that closes the command name; utime and stime are 14 and 15.
     let rest = &s[s.rfind(')')? + 2..];
@@ -162,6 +168,11 @@ fn fill(template: &str, vars: &[(&str, String)]) -> String {
 /// Runs one scenario against one target.
 pub async fn run(spec: &RunSpec, workdir: &Path) -> anyhow::Result<RunReport> {
     let sink = Sink::start("127.0.0.1:0".parse()?).await?;
+    if spec.command.is_empty() {
+        // The `direct` baseline: the generator sends straight to the sink, so its latency is
+        // the harness's own share, to subtract from a target's.
+        return measure(spec, &sink, sink.addr, None).await;
+    }
     let receiver: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let vars = vec![
         ("receiver", receiver.to_string()),
@@ -207,7 +218,7 @@ pub async fn run(spec: &RunSpec, workdir: &Path) -> anyhow::Result<RunReport> {
         .spawn()
         .with_context(|| format!("starting {cmdline}"))?;
     let pid = child.id();
-    let result = measure(spec, &sink, receiver, pid, &mut child).await;
+    let result = measure(spec, &sink, receiver, Some((pid, &mut child))).await;
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -224,10 +235,16 @@ async fn measure(
     spec: &RunSpec,
     sink: &Sink,
     receiver: SocketAddr,
-    pid: u32,
-    child: &mut Child,
+    target: Option<(u32, &mut Child)>,
 ) -> anyhow::Result<RunReport> {
-    wait_port(receiver, child, Duration::from_secs(20))?;
+    // Without a target process (the direct baseline) there is no CPU or memory to read.
+    let pid = match target {
+        Some((pid, child)) => {
+            wait_port(receiver, child, Duration::from_secs(20))?;
+            pid
+        }
+        None => 0,
+    };
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = proc_status_kib(pid, "VmRSS:").unwrap_or(0) as f64 / 1024.0;
     let traces = spec.signal == Signal::Traces;
