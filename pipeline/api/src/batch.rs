@@ -282,6 +282,44 @@ impl Batch {
         &mut self.payload
     }
 
+    /// Drops the log records or spans whose flag in `keep` is `false` (items numbered in
+    /// encounter order, resource by resource, scope by scope; a missing flag keeps its item),
+    /// then the resource and scope entries left empty. A batch still holding the bytes it
+    /// arrived as gets its new encoding by copying the byte ranges of what stays, so it is
+    /// not encoded again on export. Returns `false`, changing nothing, for a metrics batch
+    /// (its items are data points inside metrics; edit those through [`Self::payload_mut`]).
+    pub fn retain_items(&mut self, keep: &[bool]) -> bool {
+        if matches!(self.payload, Payload::Metrics(_)) {
+            return false;
+        }
+        let spliced = self
+            .encoded
+            .as_ref()
+            .and_then(|b| crate::splice::retain_items(b, keep));
+        let mut i = 0usize;
+        let mut flag = || {
+            let k = keep.get(i).copied().unwrap_or(true);
+            i += 1;
+            k
+        };
+        match &mut self.payload {
+            Payload::Logs(r) => r
+                .resource_logs
+                .iter_mut()
+                .flat_map(|rl| rl.scope_logs.iter_mut())
+                .for_each(|sl| sl.log_records.retain(|_| flag())),
+            Payload::Traces(r) => r
+                .resource_spans
+                .iter_mut()
+                .flat_map(|rs| rs.scope_spans.iter_mut())
+                .for_each(|ss| ss.spans.retain(|_| flag())),
+            Payload::Metrics(_) => {}
+        }
+        self.payload.prune_empty();
+        self.encoded = spliced.map(Bytes::from);
+        true
+    }
+
     /// Takes the payload out.
     pub fn into_payload(self) -> Payload {
         self.payload

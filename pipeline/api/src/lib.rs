@@ -13,6 +13,7 @@ mod config;
 mod consumer;
 pub mod json;
 mod registry;
+mod splice;
 mod telemetry;
 
 pub use batch::{Batch, BatchContext, DecodeError, Payload, Signal, SignalSet};

@@ -656,7 +656,11 @@ pub fn process(set: &PolicySet, batch: &mut Batch, shadow: bool) -> Outcome {
                     changed: false,
                 };
             }
-            if let Payload::Logs(req) = batch.payload_mut() {
+            if v.transform_policies.is_empty() {
+                // Drops only: the batch copies what stays out of its original bytes instead
+                // of being encoded again on export.
+                batch.retain_items(&v.keep);
+            } else if let Payload::Logs(req) = batch.payload_mut() {
                 apply_logs(set, req, &v);
             }
             Outcome {
@@ -688,7 +692,10 @@ pub fn process(set: &PolicySet, batch: &mut Batch, shadow: bool) -> Outcome {
                     changed: false,
                 };
             }
-            if let Payload::Traces(req) = batch.payload_mut() {
+            if v.rewritten == 0 {
+                let keep: Vec<bool> = v.spans.iter().map(|d| d.keep).collect();
+                batch.retain_items(&keep);
+            } else if let Payload::Traces(req) = batch.payload_mut() {
                 apply_traces(req, &mut v);
             }
             Outcome {
