@@ -21,6 +21,8 @@
 
 mod config;
 mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 mod guest;
 mod outcome;
 mod stage;
