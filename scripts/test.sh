@@ -26,6 +26,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== build"
 cargo build --workspace --bins
 
+echo "== fuzz smoke run (every fuzz target, 5 s each over its committed corpus; fails on any crash)"
+fuzz/run-short.sh 5
+
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
