@@ -42,7 +42,7 @@ echo "== interop: official OpenTelemetry Python SDK -> weir"
 python3 tests/interop/python_sdk.py "$weir_bin"
 
 echo "== benchmark harness smoke run (every scenario, one second each; fails on any loss)"
-"${CARGO_TARGET_DIR:-target}/debug/weir-bench" run --weir "$weir_bin" \
+"${CARGO_TARGET_DIR:-target}/debug/weir-bench" run --weir "$weir_bin" --targets direct,weir \
   --scenarios forward,drop,wasm,metadata --signals logs,traces --batch 100 \
   --duration 1s --repeat 1 --cores "" --connections 2 --fail-on-loss
 
