@@ -66,7 +66,13 @@ fn apply_verdicts(batch: &mut Batch, verdicts: &[u8]) -> Result<(), Failure> {
         // All kept: forward the batch, original bytes included, untouched.
         return Ok(());
     }
-    let mut next = verdicts.iter().map(|v| *v == 1);
+    let flags: Vec<bool> = verdicts.iter().map(|v| *v == 1).collect();
+    if batch.retain_items(&flags) {
+        // Logs and traces: what stays is copied out of the original bytes, if still held,
+        // so the export does not encode the batch again.
+        return Ok(());
+    }
+    let mut next = flags.into_iter();
     let mut keep = || next.next().unwrap_or(true);
     let payload = batch.payload_mut();
     match payload {
@@ -166,6 +172,44 @@ mod tests {
         let e = apply_verdicts(&mut batch, &[1, 7]).unwrap_err();
         assert_eq!(e.detail, "verdict 7 for item 1 (must be 0 drop or 1 keep)");
         assert_eq!(batch.item_count(), 2);
+    }
+
+    #[test]
+    fn log_verdicts_keep_an_encoding_copied_from_the_original_bytes() {
+        use prost::Message;
+        use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
+        use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+        use weir_api::Signal;
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: (1..=3)
+                        .map(|t| LogRecord {
+                            time_unix_nano: t,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let bytes = Bytes::from(req.encode_to_vec());
+        let mut batch = Batch::decode(Signal::Logs, bytes).unwrap();
+        apply(&mut batch, GuestAnswer::Verdicts(vec![1, 0, 1])).unwrap();
+        assert_eq!(batch.item_count(), 2);
+        let spliced = batch.original_bytes().expect("encoding kept").clone();
+        let again = Batch::decode(Signal::Logs, spliced).unwrap();
+        assert_eq!(again.payload(), batch.payload());
+        let Payload::Logs(r) = again.payload() else {
+            panic!("logs")
+        };
+        let times: Vec<u64> = r.resource_logs[0].scope_logs[0]
+            .log_records
+            .iter()
+            .map(|l| l.time_unix_nano)
+            .collect();
+        assert_eq!(times, vec![1, 3]);
     }
 
     #[test]
