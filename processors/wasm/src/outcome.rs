@@ -72,40 +72,25 @@ fn apply_verdicts(batch: &mut Batch, verdicts: &[u8]) -> Result<(), Failure> {
         // so the export does not encode the batch again.
         return Ok(());
     }
+    // Metrics: the items are data points inside metrics, edited on the decoded form.
     let mut next = flags.into_iter();
     let mut keep = || next.next().unwrap_or(true);
     let payload = batch.payload_mut();
-    match payload {
-        Payload::Logs(r) => {
-            for sl in r.resource_logs.iter_mut().flat_map(|rl| &mut rl.scope_logs) {
-                sl.log_records.retain(|_| keep());
-            }
-        }
-        Payload::Traces(r) => {
-            for ss in r
-                .resource_spans
-                .iter_mut()
-                .flat_map(|rs| &mut rs.scope_spans)
-            {
-                ss.spans.retain(|_| keep());
-            }
-        }
-        Payload::Metrics(r) => {
-            use weir_api::otlp::metrics::v1::metric::Data;
-            let metrics = r
-                .resource_metrics
-                .iter_mut()
-                .flat_map(|rm| &mut rm.scope_metrics)
-                .flat_map(|sm| &mut sm.metrics);
-            for m in metrics {
-                match &mut m.data {
-                    None => {}
-                    Some(Data::Gauge(g)) => g.data_points.retain(|_| keep()),
-                    Some(Data::Sum(s)) => s.data_points.retain(|_| keep()),
-                    Some(Data::Histogram(h)) => h.data_points.retain(|_| keep()),
-                    Some(Data::ExponentialHistogram(h)) => h.data_points.retain(|_| keep()),
-                    Some(Data::Summary(s)) => s.data_points.retain(|_| keep()),
-                }
+    if let Payload::Metrics(r) = payload {
+        use weir_api::otlp::metrics::v1::metric::Data;
+        let metrics = r
+            .resource_metrics
+            .iter_mut()
+            .flat_map(|rm| &mut rm.scope_metrics)
+            .flat_map(|sm| &mut sm.metrics);
+        for m in metrics {
+            match &mut m.data {
+                None => {}
+                Some(Data::Gauge(g)) => g.data_points.retain(|_| keep()),
+                Some(Data::Sum(s)) => s.data_points.retain(|_| keep()),
+                Some(Data::Histogram(h)) => h.data_points.retain(|_| keep()),
+                Some(Data::ExponentialHistogram(h)) => h.data_points.retain(|_| keep()),
+                Some(Data::Summary(s)) => s.data_points.retain(|_| keep()),
             }
         }
     }
