@@ -1,6 +1,7 @@
 //! Evaluation of a policy set on a batch: verdicts are computed first over the untouched
-//! batch, then applied in one pass, so an error before the apply step leaves the batch as it
-//! was (fail open).
+//! batch, then applied (transforms on the kept records, then the drops through
+//! [`Batch::retain_items`]), so an error before the apply step leaves the batch as it was
+//! (fail open).
 //!
 //! Keep resolution (specification sections 4.4, 5.1, 6.3, 10): of the non-shadow policies a
 //! record matches, the most restrictive one decides (`none`, then the lowest percentage, then
@@ -259,8 +260,9 @@ pub fn evaluate_logs(set: &PolicySet, req: &ExportLogsServiceRequest, now: Insta
     v
 }
 
-/// Applies log verdicts: transforms on kept records, then drops.
-pub fn apply_logs(set: &PolicySet, req: &mut ExportLogsServiceRequest, v: &LogVerdicts) {
+/// Runs the transforms the verdicts name on the records they name (only kept records have
+/// any). Dropping is left to [`Batch::retain_items`], after this.
+pub fn transform_logs(set: &PolicySet, req: &mut ExportLogsServiceRequest, v: &LogVerdicts) {
     let mut i = 0usize;
     for rl in &mut req.resource_logs {
         for sl in &mut rl.scope_logs {
@@ -298,20 +300,6 @@ pub fn apply_logs(set: &PolicySet, req: &mut ExportLogsServiceRequest, v: &LogVe
                 }
             }
         }
-    }
-    if v.dropped > 0 {
-        let mut i = 0usize;
-        for rl in &mut req.resource_logs {
-            for sl in &mut rl.scope_logs {
-                sl.log_records.retain(|_| {
-                    let k = v.keep.get(i).copied().unwrap_or(true);
-                    i += 1;
-                    k
-                });
-            }
-            rl.scope_logs.retain(|sl| !sl.log_records.is_empty());
-        }
-        req.resource_logs.retain(|rl| !rl.scope_logs.is_empty());
     }
 }
 
@@ -601,8 +589,9 @@ pub fn evaluate_traces(set: &PolicySet, req: &ExportTraceServiceRequest) -> Trac
     v
 }
 
-/// Writes new tracestates and drops spans as decided.
-pub fn apply_traces(req: &mut ExportTraceServiceRequest, v: &mut TraceVerdicts) {
+/// Writes the new tracestates the verdicts hold (only kept spans have any), taking them out
+/// of `v`. Dropping is left to [`Batch::retain_items`], after this.
+pub fn rewrite_tracestates(req: &mut ExportTraceServiceRequest, v: &mut TraceVerdicts) {
     let mut i = 0usize;
     for rs in &mut req.resource_spans {
         for ss in &mut rs.scope_spans {
@@ -615,20 +604,6 @@ pub fn apply_traces(req: &mut ExportTraceServiceRequest, v: &mut TraceVerdicts) 
                 i += 1;
             }
         }
-    }
-    if v.dropped > 0 {
-        let mut i = 0usize;
-        for rs in &mut req.resource_spans {
-            for ss in &mut rs.scope_spans {
-                ss.spans.retain(|_| {
-                    let k = v.spans.get(i).is_none_or(|d| d.keep);
-                    i += 1;
-                    k
-                });
-            }
-            rs.scope_spans.retain(|ss| !ss.spans.is_empty());
-        }
-        req.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
     }
 }
 
@@ -656,12 +631,17 @@ pub fn process(set: &PolicySet, batch: &mut Batch, shadow: bool) -> Outcome {
                     changed: false,
                 };
             }
-            if v.transform_policies.is_empty() {
-                // Drops only: the batch copies what stays out of its original bytes instead
-                // of being encoded again on export.
+            // Transforms first, on the decoded records (this forgets the original bytes),
+            // then the drops. `v.keep` is in traversal order, resource by resource, scope by
+            // scope: the numbering `retain_items` uses. With drops only, the batch copies
+            // what stays out of its original bytes instead of being encoded again on export.
+            if !v.transform_policies.is_empty() {
+                if let Payload::Logs(req) = batch.payload_mut() {
+                    transform_logs(set, req, &v);
+                }
+            }
+            if v.dropped > 0 {
                 batch.retain_items(&v.keep);
-            } else if let Payload::Logs(req) = batch.payload_mut() {
-                apply_logs(set, req, &v);
             }
             Outcome {
                 dropped: v.dropped,
@@ -692,11 +672,16 @@ pub fn process(set: &PolicySet, batch: &mut Batch, shadow: bool) -> Outcome {
                     changed: false,
                 };
             }
-            if v.rewritten == 0 {
+            // As for logs: tracestates first, then the drops, numbered as `retain_items`
+            // numbers spans; with drops only, the original bytes are spliced.
+            if v.rewritten > 0 {
+                if let Payload::Traces(req) = batch.payload_mut() {
+                    rewrite_tracestates(req, &mut v);
+                }
+            }
+            if v.dropped > 0 {
                 let keep: Vec<bool> = v.spans.iter().map(|d| d.keep).collect();
                 batch.retain_items(&keep);
-            } else if let Payload::Traces(req) = batch.payload_mut() {
-                apply_traces(req, &mut v);
             }
             Outcome {
                 dropped: v.dropped,
