@@ -14,7 +14,6 @@ pub mod otlp_grpc;
 pub mod otlp_http;
 mod otlp_response;
 mod otlp_settings;
-pub mod rpc_status;
 
 pub use error::SendError;
 

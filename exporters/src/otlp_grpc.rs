@@ -37,6 +37,7 @@ use serde::Deserialize;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{AsciiMetadataValue, MetadataKey, MetadataMap};
 use tonic::transport::{Channel, Endpoint};
+use weir_api::rpc_status;
 use weir_api::{
     parse_component_config, Batch, BuildContext, BuildError, ConfigErrors, ExporterConfig,
     ExporterFactory, Signal, SignalSet, Stage,
@@ -44,7 +45,7 @@ use weir_api::{
 
 use crate::delivery::{Delivered, Delivery, QueueSettings, RetrySettings, Sender};
 use crate::otlp_settings::{grpc_endpoint_url, Compression, TlsSettings};
-use crate::{otlp_response, rpc_status, SendError};
+use crate::{otlp_response, SendError};
 
 fn default_timeout() -> Duration {
     Duration::from_secs(5)

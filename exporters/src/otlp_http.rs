@@ -32,6 +32,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prost::Message;
 use serde::Deserialize;
+use weir_api::rpc_status;
 use weir_api::{
     parse_component_config, Batch, BuildContext, BuildError, ConfigErrors, ExporterConfig,
     ExporterFactory, Signal, SignalSet, Stage,
@@ -39,7 +40,7 @@ use weir_api::{
 
 use crate::delivery::{Delivered, Delivery, QueueSettings, RetrySettings, Sender};
 use crate::otlp_settings::{http_endpoint_uri, validate_headers, Compression, TlsSettings};
-use crate::{otlp_response, rpc_status, SendError};
+use crate::{otlp_response, SendError};
 
 fn default_timeout() -> Duration {
     Duration::from_secs(30)

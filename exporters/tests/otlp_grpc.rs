@@ -512,7 +512,7 @@ async fn data_is_dropped_and_counted_once_max_elapsed_time_runs_out() {
 #[tokio::test]
 async fn retry_info_delay_is_honoured_and_resource_exhausted_without_it_is_permanent() {
     let details =
-        weir_exporters::rpc_status::status_with_retry_delay(8, "busy", Duration::from_millis(400));
+        weir_api::rpc_status::status_with_retry_delay(8, "busy", Duration::from_millis(400));
     let busy = Status::with_details(tonic::Code::ResourceExhausted, "busy", Bytes::from(details));
     let upstream = Upstream::default().script(vec![Reply::Fail(busy)]);
     let (addr, server) = upstream.serve().await;

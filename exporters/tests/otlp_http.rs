@@ -308,7 +308,7 @@ async fn retry_after_503_then_200_delivers_once() {
 
 #[tokio::test]
 async fn bad_request_is_not_retried_and_counted_failed() {
-    let status = weir_exporters::rpc_status::RpcStatus {
+    let status = weir_api::rpc_status::RpcStatus {
         code: 3,
         message: "log record 0 has no body".into(),
         details: vec![],

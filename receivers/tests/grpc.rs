@@ -13,8 +13,8 @@ use tonic::metadata::MetadataValue;
 use weir_api::otlp::collector::logs::v1::logs_service_client::LogsServiceClient;
 use weir_api::otlp::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use weir_api::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
+use weir_api::rpc_status::{RetryInfo, RpcStatus};
 use weir_api::{Component, Payload};
-use weir_receivers::otlp::{RetryInfo, RpcStatus};
 
 fn grpc_only(extra: serde_json::Value) -> serde_json::Value {
     let mut grpc = serde_json::json!({"endpoint": "127.0.0.1:0"});

@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::*;
 use prost::Message;
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use weir_api::rpc_status::{RetryInfo, RpcStatus};
 use weir_api::{Component, Payload};
-use weir_receivers::otlp::{RetryInfo, RpcStatus};
 
 const PROTO: &str = "application/x-protobuf";
 

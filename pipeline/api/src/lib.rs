@@ -13,6 +13,7 @@ mod config;
 mod consumer;
 pub mod json;
 mod registry;
+pub mod rpc_status;
 mod splice;
 mod telemetry;
 

@@ -48,7 +48,7 @@ use weir_api::{
 
 pub use config::OtlpReceiverSettings;
 pub use ingest::Transport;
-pub use status::{RequestError, RetryInfo, RpcStatus};
+pub use status::RequestError;
 
 use ingest::{ByteBudget, Ingest};
 

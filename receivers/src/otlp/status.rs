@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use prost::Message;
+use weir_api::rpc_status::{retry_info_detail, RetryInfo, RpcStatus};
 use weir_api::ConsumeError;
 
 /// gRPC `INVALID_ARGUMENT`.
@@ -15,53 +16,6 @@ const DEADLINE_EXCEEDED: i32 = 4;
 const RESOURCE_EXHAUSTED: i32 = 8;
 /// gRPC `UNAVAILABLE`.
 const UNAVAILABLE: i32 = 14;
-
-const RETRY_INFO_TYPE: &str = "type.googleapis.com/google.rpc.RetryInfo";
-
-/// `google.rpc.Status`: the body of an OTLP/HTTP error answer and the gRPC
-/// `grpc-status-details-bin` trailer.
-#[derive(Clone, PartialEq, Message)]
-pub struct RpcStatus {
-    /// The gRPC code.
-    #[prost(int32, tag = "1")]
-    pub code: i32,
-    /// Developer-facing message.
-    #[prost(string, tag = "2")]
-    pub message: String,
-    /// Typed details.
-    #[prost(message, repeated, tag = "3")]
-    pub details: Vec<Any>,
-}
-
-/// `google.protobuf.Any`.
-#[derive(Clone, PartialEq, Message)]
-pub struct Any {
-    /// Type of the packed message.
-    #[prost(string, tag = "1")]
-    pub type_url: String,
-    /// The packed message.
-    #[prost(bytes = "vec", tag = "2")]
-    pub value: Vec<u8>,
-}
-
-/// `google.rpc.RetryInfo`.
-#[derive(Clone, PartialEq, Message)]
-pub struct RetryInfo {
-    /// How long to wait before retrying.
-    #[prost(message, optional, tag = "1")]
-    pub retry_delay: Option<ProtoDuration>,
-}
-
-/// `google.protobuf.Duration`.
-#[derive(Clone, PartialEq, Message)]
-pub struct ProtoDuration {
-    /// Whole seconds.
-    #[prost(int64, tag = "1")]
-    pub seconds: i64,
-    /// Nanoseconds on top.
-    #[prost(int32, tag = "2")]
-    pub nanos: i32,
-}
 
 /// Why the receiver did not take a request.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -137,19 +91,7 @@ impl RequestError {
             RequestError::Busy {
                 retry_after: Some(d),
                 ..
-            } => {
-                let info = RetryInfo {
-                    retry_delay: Some(ProtoDuration {
-                        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-                        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
-                    }),
-                };
-                let any = Any {
-                    type_url: RETRY_INFO_TYPE.to_string(),
-                    value: info.encode_to_vec(),
-                };
-                (RESOURCE_EXHAUSTED, vec![any])
-            }
+            } => (RESOURCE_EXHAUSTED, vec![retry_info_detail(*d)]),
             RequestError::Busy {
                 retry_after: None, ..
             } => (UNAVAILABLE, vec![]),
@@ -196,6 +138,7 @@ pub fn rpc_status_json(status: &RpcStatus) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weir_api::rpc_status::ProtoDuration;
 
     #[test]
     fn refusal_with_delay_carries_retry_info() {

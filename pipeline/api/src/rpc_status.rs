@@ -1,12 +1,14 @@
-//! The few `google.rpc` messages an OTLP exporter reads from error answers: `Status` (the
-//! HTTP error body and the gRPC `grpc-status-details-bin` trailer) and `RetryInfo` (the
-//! delay a server asks for before the next attempt).
+//! The few `google.rpc` messages OTLP error answers are made of, shared by the receivers
+//! that write them and the exporters that read them: `Status` (the body of an OTLP/HTTP
+//! error answer and the gRPC `grpc-status-details-bin` trailer) and `RetryInfo` (the delay a
+//! server asks for before the next attempt), with the `google.protobuf` types they hold.
 
 use std::time::Duration;
 
 use prost::Message;
 
-const RETRY_INFO_TYPE: &str = "type.googleapis.com/google.rpc.RetryInfo";
+/// The `Any` type URL of a [`RetryInfo`] detail.
+pub const RETRY_INFO_TYPE: &str = "type.googleapis.com/google.rpc.RetryInfo";
 
 /// `google.rpc.Status`.
 #[derive(Clone, PartialEq, Message)]
@@ -52,6 +54,20 @@ pub struct ProtoDuration {
     pub nanos: i32,
 }
 
+/// A `Status` detail asking the client to wait `delay` before the next attempt.
+pub fn retry_info_detail(delay: Duration) -> Any {
+    let info = RetryInfo {
+        retry_delay: Some(ProtoDuration {
+            seconds: i64::try_from(delay.as_secs()).unwrap_or(i64::MAX),
+            nanos: i32::try_from(delay.subsec_nanos()).unwrap_or(0),
+        }),
+    };
+    Any {
+        type_url: RETRY_INFO_TYPE.to_string(),
+        value: info.encode_to_vec(),
+    }
+}
+
 /// The `RetryInfo` delay in an encoded `google.rpc.Status`, if it has one.
 pub fn retry_delay(status_bytes: &[u8]) -> Option<Duration> {
     let status = RpcStatus::decode(status_bytes).ok()?;
@@ -67,19 +83,10 @@ pub fn retry_delay(status_bytes: &[u8]) -> Option<Duration> {
 
 /// Encodes a `google.rpc.Status` carrying a `RetryInfo` (test servers use it).
 pub fn status_with_retry_delay(code: i32, message: &str, delay: Duration) -> Vec<u8> {
-    let info = RetryInfo {
-        retry_delay: Some(ProtoDuration {
-            seconds: i64::try_from(delay.as_secs()).unwrap_or(i64::MAX),
-            nanos: i32::try_from(delay.subsec_nanos()).unwrap_or(0),
-        }),
-    };
     RpcStatus {
         code,
         message: message.to_string(),
-        details: vec![Any {
-            type_url: RETRY_INFO_TYPE.to_string(),
-            value: info.encode_to_vec(),
-        }],
+        details: vec![retry_info_detail(delay)],
     }
     .encode_to_vec()
 }
@@ -99,5 +106,19 @@ mod tests {
         };
         assert_eq!(retry_delay(&plain.encode_to_vec()), None);
         assert_eq!(retry_delay(&[0xff, 0xff]), None);
+    }
+
+    #[test]
+    fn retry_info_detail_splits_seconds_and_nanos() {
+        let any = retry_info_detail(Duration::from_millis(2250));
+        assert_eq!(any.type_url, "type.googleapis.com/google.rpc.RetryInfo");
+        let info = RetryInfo::decode(any.value.as_slice()).unwrap();
+        assert_eq!(
+            info.retry_delay,
+            Some(ProtoDuration {
+                seconds: 2,
+                nanos: 250_000_000
+            })
+        );
     }
 }
