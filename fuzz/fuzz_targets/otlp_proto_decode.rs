@@ -1,14 +1,48 @@
 //! Arbitrary bytes into the OTLP protobuf decoder of every signal (`Batch::decode`): it must
-//! never panic; what it accepts must encode as valid OTLP/JSON, and as protobuf again.
+//! never panic; what it accepts must encode as valid OTLP/JSON, and as protobuf again. Logs
+//! and traces are only checked on receipt and decoded when read: the check must accept
+//! exactly what prost accepts, with prost's item count.
 #![no_main]
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use weir_api::{json, Batch, Signal};
+use prost::Message;
+use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use weir_api::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use weir_api::{json, Batch, Payload, Signal};
+
+/// prost's own verdict on `data` as a logs or traces request.
+fn prost_decode(signal: Signal, data: &[u8]) -> Option<Option<Payload>> {
+    match signal {
+        Signal::Logs => Some(ExportLogsServiceRequest::decode(data).ok().map(Payload::Logs)),
+        Signal::Traces => Some(
+            ExportTraceServiceRequest::decode(data)
+                .ok()
+                .map(Payload::Traces),
+        ),
+        Signal::Metrics => None,
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     for signal in Signal::ALL {
-        let Ok(batch) = Batch::decode(signal, Bytes::copy_from_slice(data)) else {
+        let decoded = Batch::decode(signal, Bytes::copy_from_slice(data));
+        if let Some(expected) = prost_decode(signal, data) {
+            match (&decoded, expected) {
+                (Ok(batch), Some(payload)) => {
+                    assert!(!batch.is_decoded(), "{signal}: the check refused what prost accepts");
+                    assert_eq!(batch.item_count(), payload.item_count(), "{signal}: item count");
+                    assert!(
+                        batch.payload().encode_to_vec() == payload.encode_to_vec(),
+                        "{signal}: lazily decoded payload differs"
+                    );
+                }
+                (Err(_), None) => {}
+                (Ok(_), None) => panic!("{signal}: the check accepted what prost refuses"),
+                (Err(e), Some(_)) => panic!("{signal}: refused what prost accepts: {e}"),
+            }
+        }
+        let Ok(batch) = decoded else {
             continue;
         };
         let _ = batch.item_count();

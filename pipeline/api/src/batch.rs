@@ -1,7 +1,7 @@
 //! The unit of data that moves through a pipeline.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -121,6 +121,15 @@ pub enum Payload {
 }
 
 impl Payload {
+    /// An export request of `signal` with nothing in it.
+    pub fn empty(signal: Signal) -> Payload {
+        match signal {
+            Signal::Logs => Payload::Logs(ExportLogsServiceRequest::default()),
+            Signal::Traces => Payload::Traces(ExportTraceServiceRequest::default()),
+            Signal::Metrics => Payload::Metrics(ExportMetricsServiceRequest::default()),
+        }
+    }
+
     /// The signal of this payload.
     pub fn signal(&self) -> Signal {
         match self {
@@ -227,13 +236,23 @@ pub struct DecodeError {
 
 /// One OTLP request's worth of one signal, plus its context.
 ///
-/// The batch remembers the protobuf bytes it was decoded from for as long as nobody asks for
-/// mutable access to the payload, so an exporter can forward an unchanged batch without
-/// encoding it again.
+/// A batch received as protobuf remembers its bytes for as long as nobody asks for mutable
+/// access to the payload, so an exporter can forward an unchanged batch without encoding it
+/// again. A logs or traces batch is not even decoded until something reads its payload: the
+/// receiver only checks the bytes and counts the items ([`crate::wire_check`]), so a pipeline
+/// whose processors never look at the records (forwarding, sampling by rate, routing) never
+/// builds them.
 #[derive(Debug, Clone)]
 pub struct Batch {
-    payload: Payload,
+    signal: Signal,
+    /// The decoded payload. Empty while only the bytes are known; decoded from `encoded` the
+    /// first time something reads it.
+    decoded: OnceLock<Payload>,
+    /// The protobuf bytes the batch arrived as (or that were spliced from them), for as long
+    /// as they describe the payload.
     encoded: Option<Bytes>,
+    /// The number of items in `encoded`; meaningful only while `encoded` is `Some`.
+    encoded_items: usize,
     /// Receive time and client metadata.
     pub context: BatchContext,
 }
@@ -242,67 +261,155 @@ impl Batch {
     /// A batch around a payload built in memory.
     pub fn new(payload: Payload) -> Batch {
         Batch {
-            payload,
+            signal: payload.signal(),
+            decoded: OnceLock::from(payload),
             encoded: None,
+            encoded_items: 0,
             context: BatchContext::default(),
         }
     }
 
-    /// Decodes an OTLP protobuf export request of `signal`, keeping the bytes for forwarding.
+    /// Takes an OTLP protobuf export request of `signal`, keeping the bytes for forwarding.
+    /// Logs and traces are checked, not decoded (see the type's documentation); metrics are
+    /// decoded at once. Either way a body that is not a valid request is refused here.
     pub fn decode(signal: Signal, bytes: Bytes) -> Result<Batch, DecodeError> {
-        let payload = match signal {
-            Signal::Logs => ExportLogsServiceRequest::decode(bytes.clone()).map(Payload::Logs),
-            Signal::Traces => ExportTraceServiceRequest::decode(bytes.clone()).map(Payload::Traces),
-            Signal::Metrics => {
-                ExportMetricsServiceRequest::decode(bytes.clone()).map(Payload::Metrics)
-            }
+        if let Some(items) = crate::wire_check::count_items(signal, &bytes) {
+            return Ok(Batch {
+                signal,
+                decoded: OnceLock::new(),
+                encoded: Some(bytes),
+                encoded_items: items,
+                context: BatchContext::default(),
+            });
         }
-        .map_err(|source| DecodeError { signal, source })?;
+        // Metrics, or a body the check refused: prost decides, and names the error.
+        let payload =
+            decode_payload(signal, &bytes).map_err(|source| DecodeError { signal, source })?;
         Ok(Batch {
-            payload,
+            signal,
+            encoded_items: payload.item_count(),
+            decoded: OnceLock::from(payload),
             encoded: Some(bytes),
             context: BatchContext::default(),
         })
     }
 
-    /// The signal of this batch.
-    pub fn signal(&self) -> Signal {
-        self.payload.signal()
+    /// Merges batches of one signal that all still hold their protobuf bytes into one, by
+    /// concatenating the bytes: an export request's resource list is its only field, and
+    /// protobuf merges a repeated field by appending, so the result is the request with all
+    /// the resource entries in order, and nothing is decoded. The first batch's context is
+    /// kept. Gives the batches back, untouched, when one of them has no bytes (it was
+    /// changed in memory) or the signals differ.
+    pub fn concat_encoded(batches: Vec<Batch>) -> Result<Batch, Vec<Batch>> {
+        let Some(first) = batches.first() else {
+            return Err(batches);
+        };
+        let signal = first.signal;
+        if batches
+            .iter()
+            .any(|b| b.signal != signal || b.encoded.is_none())
+        {
+            return Err(batches);
+        }
+        let len = batches
+            .iter()
+            .filter_map(|b| b.encoded.as_ref())
+            .map(Bytes::len)
+            .sum();
+        let mut bytes = bytes::BytesMut::with_capacity(len);
+        let mut items = 0;
+        for b in &batches {
+            if let Some(encoded) = &b.encoded {
+                bytes.extend_from_slice(encoded);
+                items += b.encoded_items;
+            }
+        }
+        let context = first.context.clone();
+        Ok(Batch {
+            signal,
+            decoded: OnceLock::new(),
+            encoded: Some(bytes.freeze()),
+            encoded_items: items,
+            context,
+        })
     }
 
-    /// Read access to the payload.
+    /// The signal of this batch.
+    pub fn signal(&self) -> Signal {
+        self.signal
+    }
+
+    /// Read access to the payload, decoding it on first use.
     pub fn payload(&self) -> &Payload {
-        &self.payload
+        self.decoded.get_or_init(|| self.decode_encoded())
+    }
+
+    /// Decodes the checked bytes. The check accepts only what prost accepts (fuzzed by the
+    /// `otlp_proto_decode` target), so the error arm is a defect in the check: processors
+    /// would then see an empty batch, while the bytes, still held, are forwarded unchanged.
+    fn decode_encoded(&self) -> Payload {
+        let Some(bytes) = &self.encoded else {
+            // Not reached: a batch without bytes is created decoded.
+            return Payload::empty(self.signal);
+        };
+        decode_payload(self.signal, bytes).unwrap_or_else(|e| {
+            tracing::error!(
+                signal = %self.signal,
+                error = %e,
+                "a request that passed the protobuf check failed to decode; processors see it empty"
+            );
+            Payload::empty(self.signal)
+        })
     }
 
     /// Write access to the payload. Forgets the original bytes: the batch will be encoded
     /// again when exported. Ask for it only when something will really change.
     pub fn payload_mut(&mut self) -> &mut Payload {
+        self.payload();
         self.encoded = None;
-        &mut self.payload
+        match self.decoded.get_mut() {
+            Some(payload) => payload,
+            None => unreachable!("the payload was decoded just above"),
+        }
     }
 
     /// Drops the log records or spans whose flag in `keep` is `false` (items numbered in
     /// encounter order, resource by resource, scope by scope; a missing flag keeps its item),
     /// then the resource and scope entries left empty. A batch still holding the bytes it
     /// arrived as gets its new encoding by copying the byte ranges of what stays, so it is
-    /// not encoded again on export. Returns `false`, changing nothing, for a metrics batch
-    /// (its items are data points inside metrics; edit those through [`Self::payload_mut`]).
+    /// not encoded again on export (nor decoded, if nothing decoded it yet). Returns `false`,
+    /// changing nothing, for a metrics batch (its items are data points inside metrics; edit
+    /// those through [`Self::payload_mut`]).
     pub fn retain_items(&mut self, keep: &[bool]) -> bool {
-        if matches!(self.payload, Payload::Metrics(_)) {
+        if self.signal == Signal::Metrics {
             return false;
         }
         let spliced = self
             .encoded
             .as_ref()
             .and_then(|b| crate::splice::retain_items(b, keep));
+        let spliced = match (spliced, self.decoded.get()) {
+            // Nothing decoded: the bytes are all there is to change.
+            (Some(bytes), None) => {
+                let dropped = keep
+                    .iter()
+                    .take(self.encoded_items)
+                    .filter(|k| !**k)
+                    .count();
+                self.encoded_items -= dropped;
+                self.encoded = Some(Bytes::from(bytes));
+                return true;
+            }
+            (spliced, _) => spliced,
+        };
         let mut i = 0usize;
         let mut flag = || {
             let k = keep.get(i).copied().unwrap_or(true);
             i += 1;
             k
         };
-        match &mut self.payload {
+        let payload = self.payload_mut();
+        match payload {
             Payload::Logs(r) => r
                 .resource_logs
                 .iter_mut()
@@ -315,24 +422,39 @@ impl Batch {
                 .for_each(|ss| ss.spans.retain(|_| flag())),
             Payload::Metrics(_) => {}
         }
-        self.payload.prune_empty();
-        self.encoded = spliced.map(Bytes::from);
+        payload.prune_empty();
+        if let Some(bytes) = spliced {
+            self.encoded_items = payload.item_count();
+            self.encoded = Some(Bytes::from(bytes));
+        }
         true
     }
 
     /// Takes the payload out.
     pub fn into_payload(self) -> Payload {
-        self.payload
+        self.payload();
+        self.decoded
+            .into_inner()
+            .unwrap_or_else(|| Payload::empty(self.signal))
     }
 
     /// Number of items (log records, spans, metric data points).
     pub fn item_count(&self) -> usize {
-        self.payload.item_count()
+        match self.encoded {
+            Some(_) => self.encoded_items,
+            None => self.payload().item_count(),
+        }
     }
 
     /// Whether the batch holds no items.
     pub fn is_empty(&self) -> bool {
         self.item_count() == 0
+    }
+
+    /// Whether the payload has been decoded (a batch built in memory always is; one received
+    /// as logs or traces protobuf is once something read it).
+    pub fn is_decoded(&self) -> bool {
+        self.decoded.get().is_some()
     }
 
     /// The protobuf bytes the batch arrived as, when it is unchanged since.
@@ -344,7 +466,7 @@ impl Batch {
     pub fn to_protobuf(&self) -> Bytes {
         match &self.encoded {
             Some(b) => b.clone(),
-            None => Bytes::from(self.payload.encode_to_vec()),
+            None => Bytes::from(self.payload().encode_to_vec()),
         }
     }
 
@@ -352,8 +474,17 @@ impl Batch {
     pub fn encoded_len(&self) -> usize {
         match &self.encoded {
             Some(b) => b.len(),
-            None => self.payload.encoded_len(),
+            None => self.payload().encoded_len(),
         }
+    }
+}
+
+/// prost's decoding of an export request of `signal`.
+fn decode_payload(signal: Signal, bytes: &Bytes) -> Result<Payload, prost::DecodeError> {
+    match signal {
+        Signal::Logs => ExportLogsServiceRequest::decode(bytes.clone()).map(Payload::Logs),
+        Signal::Traces => ExportTraceServiceRequest::decode(bytes.clone()).map(Payload::Traces),
+        Signal::Metrics => ExportMetricsServiceRequest::decode(bytes.clone()).map(Payload::Metrics),
     }
 }
 

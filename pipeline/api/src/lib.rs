@@ -16,6 +16,7 @@ mod registry;
 pub mod rpc_status;
 mod splice;
 mod telemetry;
+mod wire_check;
 
 pub use batch::{Batch, BatchContext, DecodeError, Payload, Signal, SignalSet};
 pub use component::{

@@ -18,12 +18,17 @@ pub fn metric_points(m: &Metric) -> usize {
 }
 
 /// Merges batches of one signal into one by concatenating their resource lists. A single
-/// batch is returned as it is (keeping its original bytes). The first batch's context
-/// is kept.
+/// batch is returned as it is (keeping its original bytes); batches that all still hold
+/// their bytes are merged by concatenating those, without decoding. The first batch's
+/// context is kept.
 pub fn merge(mut batches: Vec<Batch>) -> Option<Batch> {
     if batches.len() <= 1 {
         return batches.pop();
     }
+    let batches = match Batch::concat_encoded(batches) {
+        Ok(merged) => return Some(merged),
+        Err(batches) => batches,
+    };
     let mut iter = batches.into_iter();
     let mut first = iter.next()?;
     let target = first.payload_mut();
@@ -134,15 +139,21 @@ clone_empty!(Gauge, Sum, Histogram, ExponentialHistogram, Summary);
 
 /// Cuts the first `n` items off `batch` into a new batch (all of it when `n` covers it).
 pub fn split_front(batch: &mut Batch, n: usize) -> Batch {
-    if n >= batch.item_count() {
-        let empty = match batch.payload() {
-            Payload::Logs(_) => Payload::Logs(Default::default()),
-            Payload::Traces(_) => Payload::Traces(Default::default()),
-            Payload::Metrics(_) => Payload::Metrics(Default::default()),
-        };
-        let mut whole = Batch::new(empty);
+    let total = batch.item_count();
+    if n >= total {
+        let mut whole = Batch::new(Payload::empty(batch.signal()));
         whole.context = batch.context.clone();
         return std::mem::replace(batch, whole);
+    }
+    if !batch.is_decoded() {
+        // Logs or traces nobody has read: cut the bytes instead of decoding them.
+        let mut head = batch.clone();
+        let front: Vec<bool> = (0..total).map(|i| i < n).collect();
+        if head.retain_items(&front) {
+            let back: Vec<bool> = front.iter().map(|k| !k).collect();
+            batch.retain_items(&back);
+            return head;
+        }
     }
     let context = batch.context.clone();
     let head = match batch.payload_mut() {

@@ -131,23 +131,49 @@ async fn flushes_on_size_merging_resources() {
     assert_eq!(sink.counts(), vec![12]);
 }
 
+/// A logs batch as a receiver hands it on: protobuf bytes, checked but not decoded.
+fn received_logs(service: &str, n: usize) -> Batch {
+    Batch::decode(weir_api::Signal::Logs, logs(service, n).to_protobuf()).unwrap()
+}
+
 #[tokio::test]
 async fn splits_over_max_size_and_flushes_rest_on_shutdown() {
+    split_and_flush(logs).await;
+}
+
+#[tokio::test]
+async fn received_batches_are_merged_and_cut_without_decoding() {
+    let got = split_and_flush(received_logs).await;
+    for b in &got {
+        assert!(!b.is_decoded(), "the batch processor decoded a batch");
+        assert!(b.original_bytes().is_some());
+    }
+}
+
+/// Three batches of 7 records through send_batch_size = send_batch_max_size = 10: two
+/// batches of 10 and one of 1, each record once, in order, with its resource.
+async fn split_and_flush(make: fn(&str, usize) -> Batch) -> Vec<Batch> {
     let sink = Arc::new(Sink::default());
     let (s, _) = stage(
         serde_json::json!({"send_batch_size": 10, "send_batch_max_size": 10, "timeout": "1h"}),
         sink.clone(),
     );
     s.start().await.unwrap();
-    s.consume(logs("a", 7)).await.unwrap();
-    s.consume(logs("b", 7)).await.unwrap();
+    s.consume(make("a", 7)).await.unwrap();
+    s.consume(make("b", 7)).await.unwrap();
     assert_eq!(sink.counts(), vec![10]);
-    s.consume(logs("c", 7)).await.unwrap();
+    s.consume(make("c", 7)).await.unwrap();
     assert_eq!(sink.counts(), vec![10, 10]);
     s.shutdown().await;
     assert_eq!(sink.counts(), vec![10, 10, 1]);
-    // The cut kept each record once and in order, with its resource.
-    let got = sink.got.lock().unwrap();
+    let got = std::mem::take(&mut *sink.got.lock().unwrap());
+    check_order(&got);
+    got
+}
+
+/// The cut kept each record once and in order, with its resource (this decodes the batches).
+fn check_order(got: &[Batch]) {
+    let got: Vec<Batch> = got.to_vec();
     let mut seen = Vec::new();
     for b in got.iter() {
         let Payload::Logs(r) = b.payload() else {
