@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{metric::Data, Metric};
-use weir_api::{Batch, Payload};
+use weir_api::{Batch, Payload, Signal};
 
 use crate::compile::{LogKeep, SamplingMode, Target, TraceKeep, TransformOp};
 use crate::matcher::{Facets, Test};
@@ -137,7 +137,7 @@ fn key_bytes<'a>(v: FieldValue<'a>, buf: &'a mut [u8; 8]) -> &'a [u8] {
 }
 
 /// One log policy's own keep decision for a record.
-fn log_keeps(target: &Target, view: &LogView<'_>, now: Instant) -> bool {
+fn log_keeps<R: Record>(target: &Target, view: &R, now: Instant) -> bool {
     let Target::Log {
         keep, sample_key, ..
     } = target
@@ -187,17 +187,95 @@ pub struct LogVerdicts {
     pub transform_policies: Vec<u32>,
     /// Records dropped.
     pub dropped: usize,
+    /// Records that the evaluation on the encoded request ([`crate::raw_logs`]) decoded with
+    /// prost because of an unusual encoding (a repeated singular message field); always 0
+    /// on the decoded path.
+    pub prost_decoded: usize,
+}
+
+/// The per-record decision of a log policy set, shared by the evaluation of a decoded
+/// request ([`evaluate_logs`]) and of an encoded one ([`crate::raw_logs`]), so both decide
+/// every record alike by construction.
+pub(crate) struct LogDecider<'s> {
+    set: &'s PolicySet,
+    now: Instant,
+    scratch: Scratch,
+    matched: Vec<u32>,
+}
+
+impl<'s> LogDecider<'s> {
+    /// A decider for `set`; `None` when the set has no active log policy (every record is
+    /// kept and nothing is counted).
+    pub(crate) fn new(set: &'s PolicySet, now: Instant) -> Option<Self> {
+        (set.logs.active > 0).then(|| LogDecider {
+            set,
+            now,
+            scratch: Scratch::new(set.entries.len()),
+            matched: Vec::new(),
+        })
+    }
+
+    /// Decides the next record: matches, scores, and appends its verdict to `v`. Call it
+    /// exactly once per record, in traversal order (rate limits and counters change).
+    pub(crate) fn decide<R: Record + Facets>(&mut self, record: &R, v: &mut LogVerdicts) {
+        let set = self.set;
+        let now = self.now;
+        matching(set, &set.logs, record, &mut self.scratch, &mut self.matched);
+        let matched = &self.matched;
+        let winner = matched
+            .iter()
+            .copied()
+            .filter(|p| !set.entries[*p as usize].shadow)
+            .filter_map(|p| match &set.entries[p as usize].target {
+                Some(Target::Log { keep, .. }) => Some((keep.rank(), p)),
+                _ => None,
+            })
+            .min_by(|a, b| {
+                a.0.partial_cmp(&b.0)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then(a.1.cmp(&b.1))
+            })
+            .map(|(_, p)| p);
+        for &p in matched {
+            let e = &set.entries[p as usize];
+            if e.shadow {
+                if let Some(t) = &e.target {
+                    if !log_keeps(t, record, now) {
+                        e.stats.shadow_drop();
+                    }
+                }
+            }
+        }
+        let kept = match winner.and_then(|w| set.entries[w as usize].target.as_ref()) {
+            Some(t) => log_keeps(t, record, now),
+            None => true,
+        };
+        score(set, matched, kept, winner);
+        let start = v.transform_policies.len() as u32;
+        if kept {
+            for &p in matched {
+                let e = &set.entries[p as usize];
+                if let Some(Target::Log { transform, .. }) = &e.target {
+                    if !e.shadow && !transform.is_empty() {
+                        v.transform_policies.push(p);
+                    }
+                }
+            }
+        } else {
+            v.dropped += 1;
+        }
+        v.keep.push(kept);
+        v.transforms
+            .push((start, v.transform_policies.len() as u32 - start));
+    }
 }
 
 /// Decides every log record of `req`.
 pub fn evaluate_logs(set: &PolicySet, req: &ExportLogsServiceRequest, now: Instant) -> LogVerdicts {
     let mut v = LogVerdicts::default();
-    let index = &set.logs;
-    if index.active == 0 {
+    let Some(mut decider) = LogDecider::new(set, now) else {
         return v;
-    }
-    let mut scratch = Scratch::new(set.entries.len());
-    let mut matched = Vec::new();
+    };
     for rl in &req.resource_logs {
         for sl in &rl.scope_logs {
             let ctx = Context {
@@ -207,53 +285,7 @@ pub fn evaluate_logs(set: &PolicySet, req: &ExportLogsServiceRequest, now: Insta
                 scope_schema_url: &sl.schema_url,
             };
             for record in &sl.log_records {
-                let view = LogView { ctx, record };
-                matching(set, index, &view, &mut scratch, &mut matched);
-                let winner = matched
-                    .iter()
-                    .copied()
-                    .filter(|p| !set.entries[*p as usize].shadow)
-                    .filter_map(|p| match &set.entries[p as usize].target {
-                        Some(Target::Log { keep, .. }) => Some((keep.rank(), p)),
-                        _ => None,
-                    })
-                    .min_by(|a, b| {
-                        a.0.partial_cmp(&b.0)
-                            .unwrap_or(std::cmp::Ordering::Equal)
-                            .then(a.1.cmp(&b.1))
-                    })
-                    .map(|(_, p)| p);
-                for &p in &matched {
-                    let e = &set.entries[p as usize];
-                    if e.shadow {
-                        if let Some(t) = &e.target {
-                            if !log_keeps(t, &view, now) {
-                                e.stats.shadow_drop();
-                            }
-                        }
-                    }
-                }
-                let kept = match winner.and_then(|w| set.entries[w as usize].target.as_ref()) {
-                    Some(t) => log_keeps(t, &view, now),
-                    None => true,
-                };
-                score(set, &matched, kept, winner);
-                let start = v.transform_policies.len() as u32;
-                if kept {
-                    for &p in &matched {
-                        let e = &set.entries[p as usize];
-                        if let Some(Target::Log { transform, .. }) = &e.target {
-                            if !e.shadow && !transform.is_empty() {
-                                v.transform_policies.push(p);
-                            }
-                        }
-                    }
-                } else {
-                    v.dropped += 1;
-                }
-                v.keep.push(kept);
-                v.transforms
-                    .push((start, v.transform_policies.len() as u32 - start));
+                decider.decide(&LogView { ctx, record }, &mut v);
             }
         }
     }
@@ -621,32 +653,20 @@ pub struct Outcome {
 /// untouched batch keeps its original encoding.
 pub fn process(set: &PolicySet, batch: &mut Batch, shadow: bool) -> Outcome {
     let now = Instant::now();
+    // A logs request nobody decoded yet is evaluated on its bytes: decoding it would cost
+    // several times the evaluation, and with drops only it is never needed.
+    if batch.signal() == Signal::Logs && !batch.is_decoded() {
+        if let Some(v) = batch
+            .original_bytes()
+            .and_then(|bytes| crate::raw_logs::evaluate_logs_encoded(set, bytes, now))
+        {
+            return apply_logs(set, batch, &v, shadow);
+        }
+    }
     match batch.payload() {
         Payload::Logs(req) => {
             let v = evaluate_logs(set, req, now);
-            let change = v.dropped > 0 || !v.transform_policies.is_empty();
-            if shadow || !change {
-                return Outcome {
-                    dropped: v.dropped,
-                    changed: false,
-                };
-            }
-            // Transforms first, on the decoded records (this forgets the original bytes),
-            // then the drops. `v.keep` is in traversal order, resource by resource, scope by
-            // scope: the numbering `retain_items` uses. With drops only, the batch copies
-            // what stays out of its original bytes instead of being encoded again on export.
-            if !v.transform_policies.is_empty() {
-                if let Payload::Logs(req) = batch.payload_mut() {
-                    transform_logs(set, req, &v);
-                }
-            }
-            if v.dropped > 0 {
-                batch.retain_items(&v.keep);
-            }
-            Outcome {
-                dropped: v.dropped,
-                changed: true,
-            }
+            apply_logs(set, batch, &v, shadow)
         }
         Payload::Metrics(req) => {
             let v = evaluate_metrics(set, req);
@@ -688,5 +708,32 @@ pub fn process(set: &PolicySet, batch: &mut Batch, shadow: bool) -> Outcome {
                 changed: true,
             }
         }
+    }
+}
+
+/// Applies log verdicts (computed once, on the decoded or the encoded request) to `batch`.
+fn apply_logs(set: &PolicySet, batch: &mut Batch, v: &LogVerdicts, shadow: bool) -> Outcome {
+    let change = v.dropped > 0 || !v.transform_policies.is_empty();
+    if shadow || !change {
+        return Outcome {
+            dropped: v.dropped,
+            changed: false,
+        };
+    }
+    // Transforms first, on the decoded records (this forgets the original bytes), then the
+    // drops. `v.keep` is in traversal order, resource by resource, scope by scope: the
+    // numbering `retain_items` uses. With drops only, the batch copies what stays out of
+    // its original bytes instead of being decoded, or encoded again on export.
+    if !v.transform_policies.is_empty() {
+        if let Payload::Logs(req) = batch.payload_mut() {
+            transform_logs(set, req, v);
+        }
+    }
+    if v.dropped > 0 {
+        batch.retain_items(&v.keep);
+    }
+    Outcome {
+        dropped: v.dropped,
+        changed: true,
     }
 }

@@ -16,6 +16,7 @@ pub mod matcher;
 pub mod parse;
 pub mod processor;
 pub mod proto;
+pub mod raw_logs;
 pub mod record;
 pub mod sampling;
 pub mod server;

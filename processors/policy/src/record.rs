@@ -106,11 +106,11 @@ pub fn any_value(v: &AnyValue) -> Option<FieldValue<'_>> {
     })
 }
 
-fn non_empty(s: &str) -> Option<FieldValue<'_>> {
+pub(crate) fn non_empty(s: &str) -> Option<FieldValue<'_>> {
     (!s.is_empty()).then_some(FieldValue::Str(s))
 }
 
-fn non_empty_bytes(b: &[u8]) -> Option<FieldValue<'_>> {
+pub(crate) fn non_empty_bytes(b: &[u8]) -> Option<FieldValue<'_>> {
     (!b.is_empty()).then_some(FieldValue::Bytes(b))
 }
 
@@ -128,7 +128,8 @@ pub struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    fn common(&self, field: &Field) -> Option<FieldValue<'a>> {
+    /// The resource and scope fields every signal shares.
+    pub(crate) fn common(&self, field: &Field) -> Option<FieldValue<'a>> {
         match field {
             Field::Resource(p) => lookup(&self.resource?.attributes, p).and_then(any_value),
             Field::Scope(p) => lookup(&self.scope?.attributes, p).and_then(any_value),
