@@ -2,18 +2,26 @@
 //! regex, contains and attribute equality. Batches of 1,000 records; about 1 in 20 records
 //! is dropped, the rest pass, so the measured cost is mostly matching.
 //!
+//! `evaluate` and `process` start from the decoded request; `evaluate_encoded` and
+//! `process_encoded` from its protobuf bytes as a receiver hands them on (checked, not
+//! decoded), which the policy engine reads in place; `decode_then_process` is the same
+//! received batch decoded by prost first (what the engine did before reading in place).
+//!
 //! `cargo bench -p weir-policy --bench policy_match`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use weir_api::{Batch, Payload};
+use prost::Message;
+use weir_api::{Batch, Payload, Signal};
 use weir_policy::evaluate::{evaluate_logs, process};
 use weir_policy::parse::parse_document;
+use weir_policy::raw_logs::evaluate_logs_encoded;
 use weir_policy::set::PolicySet;
 use weir_policy::stats::StatsRegistry;
 
@@ -103,6 +111,9 @@ fn bench(c: &mut Criterion) {
         let req = batch(records, n);
         let dropped = evaluate_logs(&set, &req, std::time::Instant::now()).dropped;
         assert!(dropped > 0, "benchmark batch should hit some policies");
+        let bytes = Bytes::from(req.encode_to_vec());
+        let raw = evaluate_logs_encoded(&set, &bytes, std::time::Instant::now()).unwrap();
+        assert_eq!((raw.dropped, raw.prost_decoded), (dropped, 0));
         group.throughput(Throughput::Elements(records as u64));
         group.bench_with_input(BenchmarkId::new("evaluate", n), &n, |b, _| {
             b.iter(|| evaluate_logs(&set, &req, std::time::Instant::now()))
@@ -111,6 +122,31 @@ fn bench(c: &mut Criterion) {
             b.iter_batched(
                 || Batch::new(Payload::Logs(req.clone())),
                 |mut batch| process(&set, &mut batch, false),
+                criterion::BatchSize::LargeInput,
+            )
+        });
+        group.bench_with_input(BenchmarkId::new("evaluate_encoded", n), &n, |b, _| {
+            b.iter(|| evaluate_logs_encoded(&set, &bytes, std::time::Instant::now()))
+        });
+        // What a received batch cost before: decoded by prost, then evaluated and cut.
+        group.bench_with_input(BenchmarkId::new("decode_then_process", n), &n, |b, _| {
+            b.iter_batched(
+                || Batch::decode(Signal::Logs, bytes.clone()).unwrap(),
+                |mut batch| {
+                    batch.payload();
+                    process(&set, &mut batch, false)
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        });
+        group.bench_with_input(BenchmarkId::new("process_encoded", n), &n, |b, _| {
+            b.iter_batched(
+                || Batch::decode(Signal::Logs, bytes.clone()).unwrap(),
+                |mut batch| {
+                    let out = process(&set, &mut batch, false);
+                    assert!(!batch.is_decoded());
+                    out
+                },
                 criterion::BatchSize::LargeInput,
             )
         });

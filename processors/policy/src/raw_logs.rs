@@ -25,6 +25,9 @@
 //!   evaluated exactly once ([`LogVerdicts::prost_decoded`] counts these records).
 //! - A request whose resource and scope levels cannot be read at all is left to the caller
 //!   (`None`, before anything was evaluated), which decodes it.
+//! - Strings inside records are made `str`s (validated as UTF-8) only when a policy reads
+//!   them; the receiver's check already refused invalid UTF-8, so a string that failed here
+//!   (never seen) would read as absent.
 
 use std::ops::Range;
 use std::time::Instant;
@@ -52,7 +55,14 @@ enum Wire<'a> {
     Fixed32,
 }
 
+#[inline(always)]
 fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    // Keys, lengths and most values fit one byte.
+    let first = *buf.get(*pos)?;
+    if first < 0x80 {
+        *pos += 1;
+        return Some(u64::from(first));
+    }
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let b = *buf.get(*pos)?;
@@ -78,6 +88,7 @@ fn fields(buf: &[u8]) -> Fields<'_> {
 }
 
 impl<'a> Fields<'a> {
+    #[inline(always)]
     fn read(&mut self) -> Option<(u64, Wire<'a>)> {
         let buf = self.buf;
         let key = varint(buf, &mut self.pos)?;
@@ -111,6 +122,7 @@ impl<'a> Fields<'a> {
 impl<'a> Iterator for Fields<'a> {
     type Item = Option<(u64, Wire<'a>)>;
 
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.pos >= self.buf.len() {
             return None;
@@ -123,6 +135,7 @@ impl<'a> Iterator for Fields<'a> {
     }
 }
 
+#[inline]
 fn utf8(b: &[u8]) -> Option<&str> {
     std::str::from_utf8(b).ok()
 }
@@ -219,7 +232,9 @@ fn layout(buf: &[u8]) -> Option<Layout<'_>> {
 enum RawAny<'a> {
     /// No value set.
     Empty,
-    Str(&'a str),
+    /// A string's bytes, UTF-8 (the receiver checked it); made a `str` when read, so
+    /// strings no policy reads are not validated twice.
+    Str(&'a [u8]),
     Bool(bool),
     Int(i64),
     Double(f64),
@@ -236,7 +251,7 @@ impl<'a> RawAny<'a> {
     fn field_value(self) -> Option<FieldValue<'a>> {
         Some(match self {
             RawAny::Empty => return None,
-            RawAny::Str(s) => FieldValue::Str(s),
+            RawAny::Str(s) => FieldValue::Str(utf8(s)?),
             RawAny::Bool(b) => FieldValue::Bool(b),
             RawAny::Int(i) => FieldValue::Int(i),
             RawAny::Double(d) => FieldValue::Double(d),
@@ -249,7 +264,8 @@ impl<'a> RawAny<'a> {
 /// A `KeyValue` as read from its bytes.
 #[derive(Debug, Clone, Copy)]
 struct RawKeyValue<'a> {
-    key: &'a str,
+    /// The key's bytes: compared, never read as text.
+    key: &'a [u8],
     /// `None`: no value field.
     value: Option<RawAny<'a>>,
 }
@@ -265,7 +281,7 @@ fn parse_any(buf: &[u8], depth: usize, deep: bool) -> Option<RawAny<'_>> {
     let mut lists = 0;
     for f in fields(buf) {
         value = match f? {
-            (1, Wire::Len(s)) => RawAny::Str(utf8(s)?),
+            (1, Wire::Len(s)) => RawAny::Str(s),
             (2, Wire::Varint(b)) => RawAny::Bool(b != 0),
             // int64 on the wire: the varint's bits, two's complement.
             (3, Wire::Varint(i)) => RawAny::Int(i as i64),
@@ -295,12 +311,12 @@ fn parse_key_value(buf: &[u8], depth: usize, deep: bool) -> Option<RawKeyValue<'
         return None;
     }
     let mut kv = RawKeyValue {
-        key: "",
+        key: b"",
         value: None,
     };
     for f in fields(buf) {
         match f? {
-            (1, Wire::Len(k)) => kv.key = utf8(k)?,
+            (1, Wire::Len(k)) => kv.key = k,
             (2, Wire::Len(v)) => {
                 if kv.value.is_some() {
                     return None;
@@ -335,6 +351,7 @@ fn check_kvlist(buf: &[u8], depth: usize) -> Option<()> {
 
 /// The rest of an attribute path below a value: the value itself at the end of the path,
 /// else a lookup in it when it is a key-value list.
+#[inline]
 fn descend<'a>(value: RawAny<'a>, rest: &[String]) -> Option<RawAny<'a>> {
     if rest.is_empty() {
         return Some(value);
@@ -352,7 +369,7 @@ fn lookup_in_list<'a>(list: &'a [u8], path: &[String]) -> Option<RawAny<'a>> {
     for f in fields(list) {
         let (1, Wire::Len(kv)) = f? else { continue };
         let kv = parse_key_value(kv, 0, false)?;
-        if kv.key == first {
+        if kv.key == first.as_bytes() {
             return descend(kv.value?, rest);
         }
     }
@@ -365,10 +382,10 @@ fn lookup_in_list<'a>(list: &'a [u8], path: &[String]) -> Option<RawAny<'a>> {
 struct RawLog<'a> {
     /// `None`: no body field.
     body: Option<RawAny<'a>>,
-    severity_text: &'a str,
+    severity_text: &'a [u8],
     trace_id: &'a [u8],
     span_id: &'a [u8],
-    event_name: &'a str,
+    event_name: &'a [u8],
 }
 
 impl<'a> RawLog<'a> {
@@ -381,7 +398,7 @@ impl<'a> RawLog<'a> {
             match f? {
                 // Times, severity number, dropped attributes count, flags: not read.
                 (1 | 11, Wire::Fixed64(_)) | (2 | 7, Wire::Varint(_)) | (8, Wire::Fixed32) => {}
-                (3, Wire::Len(s)) => r.severity_text = utf8(s)?,
+                (3, Wire::Len(s)) => r.severity_text = s,
                 (5, Wire::Len(b)) => {
                     if r.body.is_some() {
                         return None;
@@ -391,7 +408,7 @@ impl<'a> RawLog<'a> {
                 (6, Wire::Len(b)) => attributes.push(parse_key_value(b, 1, true)?),
                 (9, Wire::Len(b)) => r.trace_id = b,
                 (10, Wire::Len(b)) => r.span_id = b,
-                (12, Wire::Len(s)) => r.event_name = utf8(s)?,
+                (12, Wire::Len(s)) => r.event_name = s,
                 (1..=3 | 5..=12, _) => return None,
                 _ => {}
             }
@@ -413,17 +430,20 @@ impl Record for RawLogView<'_> {
         match field {
             Field::Record(path) => {
                 let (first, rest) = path.split_first()?;
-                let kv = self.attributes.iter().find(|kv| kv.key == first)?;
+                let kv = self
+                    .attributes
+                    .iter()
+                    .find(|kv| kv.key == first.as_bytes())?;
                 descend(kv.value?, rest)?.field_value()
             }
             Field::Well(WellKnown::Body) => match r.body?.field_value()? {
                 FieldValue::Str("") => None,
                 v => Some(v),
             },
-            Field::Well(WellKnown::SeverityText) => non_empty(r.severity_text),
+            Field::Well(WellKnown::SeverityText) => non_empty(utf8(r.severity_text)?),
             Field::Well(WellKnown::TraceId) => non_empty_bytes(r.trace_id),
             Field::Well(WellKnown::SpanId) => non_empty_bytes(r.span_id),
-            Field::Well(WellKnown::EventName) => non_empty(r.event_name),
+            Field::Well(WellKnown::EventName) => non_empty(utf8(r.event_name)?),
             other => self.ctx.common(other),
         }
     }
