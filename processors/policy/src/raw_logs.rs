@@ -270,9 +270,11 @@ struct RawKeyValue<'a> {
     value: Option<RawAny<'a>>,
 }
 
-/// Reads an `AnyValue`. The oneof takes its last member, as in prost; `None` (decode the
-/// record with prost) for a second key-value list, which prost would merge into the first.
-/// With `deep`, the key-value lists inside are checked the same way, all the way down.
+/// Reads an `AnyValue`. The oneof takes its last member, as in prost. With `deep` (a value
+/// attribute paths may look into), a second key-value list gives `None` (decode the record
+/// with prost: prost merges the two lists), and the lists inside are checked the same way,
+/// all the way down. Without it (a body, which reads as `Other` whatever the list holds, or
+/// a value checked before) the lists are not looked at.
 fn parse_any(buf: &[u8], depth: usize, deep: bool) -> Option<RawAny<'_>> {
     if depth > RECURSION_LIMIT {
         return None;
@@ -288,11 +290,11 @@ fn parse_any(buf: &[u8], depth: usize, deep: bool) -> Option<RawAny<'_>> {
             (4, Wire::Fixed64(d)) => RawAny::Double(f64::from_bits(d)),
             (5, Wire::Len(_)) | (8, Wire::Varint(_)) => RawAny::Other,
             (6, Wire::Len(list)) => {
-                lists += 1;
-                if lists > 1 {
-                    return None;
-                }
                 if deep {
+                    lists += 1;
+                    if lists > 1 {
+                        return None;
+                    }
                     check_kvlist(list, depth + 1)?;
                 }
                 RawAny::Kvlist(list)
@@ -403,7 +405,7 @@ impl<'a> RawLog<'a> {
                     if r.body.is_some() {
                         return None;
                     }
-                    r.body = Some(parse_any(b, 1, true)?);
+                    r.body = Some(parse_any(b, 1, false)?);
                 }
                 (6, Wire::Len(b)) => attributes.push(parse_key_value(b, 1, true)?),
                 (9, Wire::Len(b)) => r.trace_id = b,

@@ -265,10 +265,21 @@ impl Gen {
                 1 => len_field(&mut bytes, 9, &TRACE_ID[..self.rng.pick(&[0, 16])]),
                 2 => len_field(&mut bytes, 12, word.as_bytes()),
                 3 => {
-                    // A body after the attributes; a second body is merged by prost.
+                    // A body after the attributes; a second body is merged by prost. A
+                    // body holding two key-value lists (merged too) reads as a list
+                    // whatever the lists hold, so the raw reader keeps it.
                     prost |= has_body;
                     has_body = true;
-                    let v = self.value(0).encode_to_vec();
+                    let mut v = self.value(0).encode_to_vec();
+                    if self.rng.chance(30) {
+                        let list = |g: &mut Gen| {
+                            any(any_value::Value::KvlistValue(KeyValueList {
+                                values: g.key_values(1),
+                            }))
+                            .encode_to_vec()
+                        };
+                        v = [list(self), v, list(self)].concat();
+                    }
                     len_field(&mut bytes, 5, &v);
                 }
                 4 | 5 => {
