@@ -8,7 +8,7 @@ OTLP JSON lines and checks that exactly what was sent arrived, attributes intact
 usage: python_sdk.py WEIR_BINARY
 Prints one line per check and a closing line 'N passed, N failed'; exits non-zero on failure.
 """
-import json, os, socket, subprocess, sys, tempfile, time
+import json, os, shutil, socket, subprocess, sys, tempfile, time
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -202,6 +202,7 @@ service:
         log.close()
     if failed:
         print(open(os.path.join(tmp, "weir.log")).read()[-4000:])
+    shutil.rmtree(tmp, ignore_errors=True)
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
