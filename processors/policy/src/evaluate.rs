@@ -556,17 +556,89 @@ pub struct TraceVerdicts {
     pub dropped: usize,
     /// Spans whose tracestate changes.
     pub rewritten: usize,
+    /// Spans that the evaluation on the encoded request ([`crate::raw_traces`]) decoded
+    /// with prost because of an unusual encoding (a message prost would merge); always 0 on
+    /// the decoded path.
+    pub prost_decoded: usize,
+}
+
+/// The per-span decision of a trace policy set, shared by the evaluation of a decoded
+/// request ([`evaluate_traces`]) and of an encoded one ([`crate::raw_traces`]), so both
+/// decide every span alike by construction.
+pub(crate) struct SpanDecider<'s> {
+    set: &'s PolicySet,
+    scratch: Scratch,
+    matched: Vec<u32>,
+}
+
+impl<'s> SpanDecider<'s> {
+    /// A decider for `set`; `None` when the set has no active trace policy (every span is
+    /// kept and nothing is counted).
+    pub(crate) fn new(set: &'s PolicySet) -> Option<Self> {
+        (set.traces.active > 0).then(|| SpanDecider {
+            set,
+            scratch: Scratch::new(set.entries.len()),
+            matched: Vec::new(),
+        })
+    }
+
+    /// Decides the next span, whose raw trace id and tracestate (empty when absent) are
+    /// `trace_id` and `trace_state`: matches, scores, and appends its decision to `v`. Call
+    /// it exactly once per span, in traversal order (counters change).
+    pub(crate) fn decide<R: Record + Facets>(
+        &mut self,
+        span: &R,
+        trace_id: &[u8],
+        trace_state: &str,
+        v: &mut TraceVerdicts,
+    ) {
+        let set = self.set;
+        matching(set, &set.traces, span, &mut self.scratch, &mut self.matched);
+        let matched = &self.matched;
+        let mut winner: Option<(f64, u32)> = None;
+        for &p in matched {
+            let e = &set.entries[p as usize];
+            let Some(Target::Trace { keep, .. }) = &e.target else {
+                continue;
+            };
+            if e.shadow {
+                if !sample_span(keep, trace_id, trace_state).keep {
+                    e.stats.shadow_drop();
+                }
+            } else if winner.is_none_or(|(pct, _)| keep.percent < pct) {
+                winner = Some((keep.percent, p));
+            }
+        }
+        let decision = match winner.map(|(_, p)| &set.entries[p as usize].target) {
+            Some(Some(Target::Trace { keep, .. })) => sample_span(keep, trace_id, trace_state),
+            _ => SpanDecision {
+                keep: true,
+                tracestate: None,
+            },
+        };
+        let decision = SpanDecision {
+            tracestate: decision
+                .tracestate
+                .filter(|t| decision.keep && t != trace_state),
+            keep: decision.keep,
+        };
+        score(set, matched, decision.keep, winner.map(|(_, p)| p));
+        if !decision.keep {
+            v.dropped += 1;
+        }
+        if decision.tracestate.is_some() {
+            v.rewritten += 1;
+        }
+        v.spans.push(decision);
+    }
 }
 
 /// Decides every span of `req`.
 pub fn evaluate_traces(set: &PolicySet, req: &ExportTraceServiceRequest) -> TraceVerdicts {
     let mut v = TraceVerdicts::default();
-    let index = &set.traces;
-    if index.active == 0 {
+    let Some(mut decider) = SpanDecider::new(set) else {
         return v;
-    }
-    let mut scratch = Scratch::new(set.entries.len());
-    let mut matched = Vec::new();
+    };
     for rs in &req.resource_spans {
         for ss in &rs.scope_spans {
             let ctx = Context {
@@ -576,45 +648,12 @@ pub fn evaluate_traces(set: &PolicySet, req: &ExportTraceServiceRequest) -> Trac
                 scope_schema_url: &ss.schema_url,
             };
             for span in &ss.spans {
-                let view = SpanView { ctx, span };
-                matching(set, index, &view, &mut scratch, &mut matched);
-                let mut winner: Option<(f64, u32)> = None;
-                for &p in &matched {
-                    let e = &set.entries[p as usize];
-                    let Some(Target::Trace { keep, .. }) = &e.target else {
-                        continue;
-                    };
-                    if e.shadow {
-                        if !sample_span(keep, &span.trace_id, &span.trace_state).keep {
-                            e.stats.shadow_drop();
-                        }
-                    } else if winner.is_none_or(|(pct, _)| keep.percent < pct) {
-                        winner = Some((keep.percent, p));
-                    }
-                }
-                let decision = match winner.map(|(_, p)| &set.entries[p as usize].target) {
-                    Some(Some(Target::Trace { keep, .. })) => {
-                        sample_span(keep, &span.trace_id, &span.trace_state)
-                    }
-                    _ => SpanDecision {
-                        keep: true,
-                        tracestate: None,
-                    },
-                };
-                let decision = SpanDecision {
-                    tracestate: decision
-                        .tracestate
-                        .filter(|t| decision.keep && *t != span.trace_state),
-                    keep: decision.keep,
-                };
-                score(set, &matched, decision.keep, winner.map(|(_, p)| p));
-                if !decision.keep {
-                    v.dropped += 1;
-                }
-                if decision.tracestate.is_some() {
-                    v.rewritten += 1;
-                }
-                v.spans.push(decision);
+                decider.decide(
+                    &SpanView { ctx, span },
+                    &span.trace_id,
+                    &span.trace_state,
+                    &mut v,
+                );
             }
         }
     }
@@ -663,6 +702,15 @@ pub fn process(set: &PolicySet, batch: &mut Batch, shadow: bool) -> Outcome {
             return apply_logs(set, batch, &v, shadow);
         }
     }
+    // Traces alike: only spans whose tracestate changes need the decoded request.
+    if batch.signal() == Signal::Traces && !batch.is_decoded() {
+        if let Some(v) = batch
+            .original_bytes()
+            .and_then(|bytes| crate::raw_traces::evaluate_traces_encoded(set, bytes))
+        {
+            return apply_traces(batch, v, shadow);
+        }
+    }
     match batch.payload() {
         Payload::Logs(req) => {
             let v = evaluate_logs(set, req, now);
@@ -685,29 +733,36 @@ pub fn process(set: &PolicySet, batch: &mut Batch, shadow: bool) -> Outcome {
             }
         }
         Payload::Traces(req) => {
-            let mut v = evaluate_traces(set, req);
-            if shadow || (v.dropped == 0 && v.rewritten == 0) {
-                return Outcome {
-                    dropped: v.dropped,
-                    changed: false,
-                };
-            }
-            // As for logs: tracestates first, then the drops, numbered as `retain_items`
-            // numbers spans; with drops only, the original bytes are spliced.
-            if v.rewritten > 0 {
-                if let Payload::Traces(req) = batch.payload_mut() {
-                    rewrite_tracestates(req, &mut v);
-                }
-            }
-            if v.dropped > 0 {
-                let keep: Vec<bool> = v.spans.iter().map(|d| d.keep).collect();
-                batch.retain_items(&keep);
-            }
-            Outcome {
-                dropped: v.dropped,
-                changed: true,
-            }
+            let v = evaluate_traces(set, req);
+            apply_traces(batch, v, shadow)
         }
+    }
+}
+
+/// Applies trace verdicts (computed once, on the decoded or the encoded request) to
+/// `batch`.
+fn apply_traces(batch: &mut Batch, mut v: TraceVerdicts, shadow: bool) -> Outcome {
+    if shadow || (v.dropped == 0 && v.rewritten == 0) {
+        return Outcome {
+            dropped: v.dropped,
+            changed: false,
+        };
+    }
+    // As for logs: tracestates first, on the decoded spans (this forgets the original
+    // bytes), then the drops, numbered as `retain_items` numbers spans; with drops only,
+    // the batch copies what stays out of its original bytes, without being decoded.
+    if v.rewritten > 0 {
+        if let Payload::Traces(req) = batch.payload_mut() {
+            rewrite_tracestates(req, &mut v);
+        }
+    }
+    if v.dropped > 0 {
+        let keep: Vec<bool> = v.spans.iter().map(|d| d.keep).collect();
+        batch.retain_items(&keep);
+    }
+    Outcome {
+        dropped: v.dropped,
+        changed: true,
     }
 }
 
