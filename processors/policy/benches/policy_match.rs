@@ -7,6 +7,10 @@
 //! decoded), which the policy engine reads in place; `decode_then_process` is the same
 //! received batch decoded by prost first (what the engine did before reading in place).
 //!
+//! `traces/*` are the same for spans: 10, 100 and 1,000 trace policies (name regex, name
+//! contains with a span kind, span attribute equality), drop-only, about 1 in 20 spans
+//! dropped; `evaluate_encoded` and `process_encoded` read the spans in place.
+//!
 //! `cargo bench -p weir-policy --bench policy_match`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,14 +18,17 @@
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use weir_api::{Batch, Payload, Signal};
-use weir_policy::evaluate::{evaluate_logs, process};
+use weir_policy::evaluate::{evaluate_logs, evaluate_traces, process};
 use weir_policy::parse::parse_document;
 use weir_policy::raw_logs::evaluate_logs_encoded;
+use weir_policy::raw_traces::evaluate_traces_encoded;
 use weir_policy::set::PolicySet;
 use weir_policy::stats::StatsRegistry;
 
@@ -154,5 +161,122 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// `n` trace policies, a third each: name regex, name contains with a span kind, span
+/// attribute equality with a resource attribute; all drop.
+fn trace_policies(n: usize) -> PolicySet {
+    let mut doc = String::from("policies:\n");
+    for i in 0..n {
+        let m = match i % 3 {
+            0 => format!("      - {{trace_field: name, regex: 'charge E{i:04}[0-9]+'}}\n"),
+            1 => format!(
+                "      - {{trace_field: name, contains: 'checkout-{i}-retry'}}\n      - {{span_kind: client}}\n"
+            ),
+            _ => format!(
+                "      - {{span_attribute: user.id, equals: 'user-{i}'}}\n      - {{resource_attribute: service.name, exact: api}}\n"
+            ),
+        };
+        doc.push_str(&format!(
+            "  - id: t{i:05}\n    name: bench {i}\n    trace:\n      match:\n{m}      keep: {{percentage: 0}}\n"
+        ));
+    }
+    let set = PolicySet::build(
+        parse_document(&doc, "bench").unwrap(),
+        &StatsRegistry::new(),
+    );
+    assert!(set.entries.iter().all(|e| e.errors.is_empty()));
+    set
+}
+
+fn trace_batch(spans: usize, policies: usize) -> ExportTraceServiceRequest {
+    let spans = (0..spans)
+        .map(|i| {
+            let hit = i % 20 == 0;
+            let p = (i / 20) % policies.max(1);
+            let name = match (hit, p % 3) {
+                (true, 0) => format!("charge E{p:04}17 step {i}"),
+                (true, 1) => format!("order {i}: checkout-{p}-retry"),
+                _ => format!("GET /api/items/{}", i % 97),
+            };
+            let user = if hit && p % 3 == 2 {
+                format!("user-{p}")
+            } else {
+                format!("customer-{i}")
+            };
+            let id = (i as u128 * 0x9e37_79b9_7f4a_7c15).to_be_bytes();
+            Span {
+                trace_id: id.to_vec(),
+                span_id: id[8..].to_vec(),
+                name,
+                kind: if hit { 3 } else { 2 },
+                start_time_unix_nano: 1,
+                end_time_unix_nano: 2,
+                attributes: vec![kv("user.id", &user), kv("http.method", "GET")],
+                events: vec![span::Event {
+                    name: "retry".into(),
+                    attributes: vec![kv("attempt", "1")],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "api")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn bench_traces(c: &mut Criterion) {
+    let mut group = c.benchmark_group("traces");
+    let spans = 1000;
+    for n in [10usize, 100, 1000] {
+        let set = trace_policies(n);
+        let req = trace_batch(spans, n);
+        let dropped = evaluate_traces(&set, &req).dropped;
+        assert!(dropped > 0, "benchmark batch should hit some policies");
+        let bytes = Bytes::from(req.encode_to_vec());
+        let raw = evaluate_traces_encoded(&set, &bytes).unwrap();
+        assert_eq!((raw.dropped, raw.prost_decoded), (dropped, 0));
+        group.throughput(Throughput::Elements(spans as u64));
+        group.bench_with_input(BenchmarkId::new("evaluate", n), &n, |b, _| {
+            b.iter(|| evaluate_traces(&set, &req))
+        });
+        group.bench_with_input(BenchmarkId::new("evaluate_encoded", n), &n, |b, _| {
+            b.iter(|| evaluate_traces_encoded(&set, &bytes))
+        });
+        group.bench_with_input(BenchmarkId::new("decode_then_process", n), &n, |b, _| {
+            b.iter_batched(
+                || Batch::decode(Signal::Traces, bytes.clone()).unwrap(),
+                |mut batch| {
+                    batch.payload();
+                    process(&set, &mut batch, false)
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        });
+        group.bench_with_input(BenchmarkId::new("process_encoded", n), &n, |b, _| {
+            b.iter_batched(
+                || Batch::decode(Signal::Traces, bytes.clone()).unwrap(),
+                |mut batch| {
+                    let out = process(&set, &mut batch, false);
+                    assert!(!batch.is_decoded());
+                    out
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_traces);
 criterion_main!(benches);
