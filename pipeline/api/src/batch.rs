@@ -247,7 +247,7 @@ pub struct Batch {
     signal: Signal,
     /// The decoded payload. Empty while only the bytes are known; decoded from `encoded` the
     /// first time something reads it.
-    decoded: OnceLock<Payload>,
+    decoded: OnceLock<Decoded>,
     /// The protobuf bytes the batch arrived as (or that were spliced from them), for as long
     /// as they describe the payload.
     encoded: Option<Bytes>,
@@ -257,12 +257,30 @@ pub struct Batch {
     pub context: BatchContext,
 }
 
+/// A batch's decoded payload.
+#[derive(Debug, Clone)]
+struct Decoded {
+    payload: Payload,
+    /// The bytes failed to decode and `payload` is an empty stand-in: the bytes stay what
+    /// the batch is (see [`Batch::payload`]).
+    stand_in: bool,
+}
+
+impl Decoded {
+    fn of(payload: Payload) -> OnceLock<Decoded> {
+        OnceLock::from(Decoded {
+            payload,
+            stand_in: false,
+        })
+    }
+}
+
 impl Batch {
     /// A batch around a payload built in memory.
     pub fn new(payload: Payload) -> Batch {
         Batch {
             signal: payload.signal(),
-            decoded: OnceLock::from(payload),
+            decoded: Decoded::of(payload),
             encoded: None,
             encoded_items: 0,
             context: BatchContext::default(),
@@ -271,7 +289,9 @@ impl Batch {
 
     /// Takes an OTLP protobuf export request of `signal`, keeping the bytes for forwarding.
     /// Logs and traces are checked, not decoded (see the type's documentation); metrics are
-    /// decoded at once. Either way a body that is not a valid request is refused here.
+    /// decoded at once (though batches merged by [`Self::concat_encoded`] are decoded only
+    /// when read, whatever their signal). Either way a body that is not a valid request is
+    /// refused here.
     pub fn decode(signal: Signal, bytes: Bytes) -> Result<Batch, DecodeError> {
         if let Some(items) = crate::wire_check::count_items(signal, &bytes) {
             return Ok(Batch {
@@ -288,7 +308,7 @@ impl Batch {
         Ok(Batch {
             signal,
             encoded_items: payload.item_count(),
-            decoded: OnceLock::from(payload),
+            decoded: Decoded::of(payload),
             encoded: Some(bytes),
             context: BatchContext::default(),
         })
@@ -340,35 +360,53 @@ impl Batch {
     }
 
     /// Read access to the payload, decoding it on first use.
+    ///
+    /// The receipt check accepts only what prost accepts (the `otlp_proto_decode` fuzz target
+    /// asserts it), so decoding checked bytes does not fail. Were it ever to, the error is
+    /// logged and processors see an empty stand-in while the bytes stay what the batch is:
+    /// counted, spliced and forwarded unchanged, whatever a processor does to the stand-in
+    /// (fail open).
     pub fn payload(&self) -> &Payload {
-        self.decoded.get_or_init(|| self.decode_encoded())
+        &self.decoded.get_or_init(|| self.decode_encoded()).payload
     }
 
-    /// Decodes the checked bytes. The check accepts only what prost accepts (fuzzed by the
-    /// `otlp_proto_decode` target), so the error arm is a defect in the check: processors
-    /// would then see an empty batch, while the bytes, still held, are forwarded unchanged.
-    fn decode_encoded(&self) -> Payload {
+    fn decode_encoded(&self) -> Decoded {
         let Some(bytes) = &self.encoded else {
             // Not reached: a batch without bytes is created decoded.
-            return Payload::empty(self.signal);
+            return Decoded {
+                payload: Payload::empty(self.signal),
+                stand_in: false,
+            };
         };
-        decode_payload(self.signal, bytes).unwrap_or_else(|e| {
-            tracing::error!(
-                signal = %self.signal,
-                error = %e,
-                "a request that passed the protobuf check failed to decode; processors see it empty"
-            );
-            Payload::empty(self.signal)
-        })
+        match decode_payload(self.signal, bytes) {
+            Ok(payload) => Decoded {
+                payload,
+                stand_in: false,
+            },
+            Err(e) => {
+                tracing::error!(
+                    signal = %self.signal,
+                    error = %e,
+                    "a request that passed the protobuf check failed to decode; \
+                     processors see it empty, it is forwarded unchanged"
+                );
+                Decoded {
+                    payload: Payload::empty(self.signal),
+                    stand_in: true,
+                }
+            }
+        }
     }
 
     /// Write access to the payload. Forgets the original bytes: the batch will be encoded
     /// again when exported. Ask for it only when something will really change.
     pub fn payload_mut(&mut self) -> &mut Payload {
-        self.payload();
-        self.encoded = None;
+        let stand_in = self.decoded.get_or_init(|| self.decode_encoded()).stand_in;
+        if !stand_in {
+            self.encoded = None;
+        }
         match self.decoded.get_mut() {
-            Some(payload) => payload,
+            Some(decoded) => &mut decoded.payload,
             None => unreachable!("the payload was decoded just above"),
         }
     }
@@ -388,9 +426,9 @@ impl Batch {
             .encoded
             .as_ref()
             .and_then(|b| crate::splice::retain_items(b, keep));
-        let spliced = match (spliced, self.decoded.get()) {
+        let spliced = match (spliced, self.is_decoded()) {
             // Nothing decoded: the bytes are all there is to change.
-            (Some(bytes), None) => {
+            (Some(bytes), false) => {
                 let dropped = keep
                     .iter()
                     .take(self.encoded_items)
@@ -430,12 +468,13 @@ impl Batch {
         true
     }
 
-    /// Takes the payload out.
+    /// Takes the payload out (empty for bytes that failed to decode, see [`Self::payload`]).
     pub fn into_payload(self) -> Payload {
         self.payload();
-        self.decoded
-            .into_inner()
-            .unwrap_or_else(|| Payload::empty(self.signal))
+        match self.decoded.into_inner() {
+            Some(decoded) => decoded.payload,
+            None => unreachable!("the payload was decoded just above"),
+        }
     }
 
     /// Number of items (log records, spans, metric data points).
@@ -452,9 +491,10 @@ impl Batch {
     }
 
     /// Whether the payload has been decoded (a batch built in memory always is; one received
-    /// as logs or traces protobuf is once something read it).
+    /// as logs or traces protobuf, or merged from received batches, is once something read
+    /// it).
     pub fn is_decoded(&self) -> bool {
-        self.decoded.get().is_some()
+        self.decoded.get().is_some_and(|d| !d.stand_in)
     }
 
     /// The protobuf bytes the batch arrived as, when it is unchanged since.
@@ -515,6 +555,30 @@ mod tests {
         let _ = b.payload_mut();
         assert!(b.original_bytes().is_none());
         assert_eq!(b.to_protobuf(), bytes);
+    }
+
+    #[test]
+    fn bytes_that_fail_to_decode_are_forwarded_unchanged() {
+        // Checked bytes prost refuses cannot come through `decode` (the check and prost
+        // agree), so the batch is built directly: a resource entry cut short.
+        let bytes = Bytes::from_static(&[0x0a, 0x05, 0x12]);
+        let mut b = Batch {
+            signal: Signal::Logs,
+            decoded: OnceLock::new(),
+            encoded: Some(bytes.clone()),
+            encoded_items: 3,
+            context: BatchContext::default(),
+        };
+        assert_eq!(b.payload().item_count(), 0);
+        assert!(!b.is_decoded());
+        // A processor's change to the stand-in is not exported.
+        if let Payload::Logs(r) = b.payload_mut() {
+            r.resource_logs.push(Default::default());
+        }
+        assert_eq!(b.to_protobuf(), bytes);
+        assert_eq!(b.item_count(), 3);
+        assert!(b.retain_items(&[true, true, true]));
+        assert_eq!(b.item_count(), 3);
     }
 
     #[test]

@@ -26,6 +26,8 @@ struct Field {
     body: Option<Range<usize>>,
 }
 
+/// A varint. Looser than prost (no limit on the 10th byte): the bytes spliced passed the
+/// receipt check (`crate::wire_check`) or are prost's own encoding.
 fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {

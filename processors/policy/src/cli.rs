@@ -176,7 +176,8 @@ pub fn eval(args: &EvalArgs) -> Result<StatsFile, EvalError> {
     };
     let payload = json::decode(signal, &body).map_err(input_err)?;
     // Evaluated as a receiver hands a request on: protobuf bytes, checked, not decoded, so
-    // the evaluation on the bytes (raw_logs) is what the conformance cases exercise.
+    // the evaluation on the bytes (raw_logs, raw_traces) is what the conformance cases
+    // exercise.
     let mut batch = match Batch::decode(signal, payload.encode_to_vec().into()) {
         Ok(batch) => batch,
         // Not reached: prost's own encoding always passes the check.

@@ -25,6 +25,9 @@ pub(crate) enum Wire<'a> {
     Fixed32,
 }
 
+/// A varint. Looser than prost (no limit on the 10th byte, keys not held to 32 bits): the
+/// bytes read here passed the receiver's check (`weir_api::Batch::decode`), which holds
+/// them to prost's rules.
 #[inline(always)]
 pub(crate) fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     // Keys, lengths and most values fit one byte.

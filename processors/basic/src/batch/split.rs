@@ -3,7 +3,7 @@
 
 use weir_api::otlp::metrics::v1::metric::Data;
 use weir_api::otlp::metrics::v1::Metric;
-use weir_api::{Batch, Payload};
+use weir_api::{Batch, Payload, Signal};
 
 /// Number of data points of one metric.
 pub fn metric_points(m: &Metric) -> usize {
@@ -145,7 +145,7 @@ pub fn split_front(batch: &mut Batch, n: usize) -> Batch {
         whole.context = batch.context.clone();
         return std::mem::replace(batch, whole);
     }
-    if !batch.is_decoded() {
+    if !batch.is_decoded() && batch.signal() != Signal::Metrics {
         // Logs or traces nobody has read: cut the bytes instead of decoding them.
         let mut head = batch.clone();
         let front: Vec<bool> = (0..total).map(|i| i < n).collect();
