@@ -13,15 +13,17 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use weir_api::{Batch, Signal};
 use weir_policy::evaluate::{evaluate_traces, process, TraceVerdicts};
-use weir_policy::parse::parse_document;
 use weir_policy::raw_traces::evaluate_traces_encoded;
-use weir_policy::set::PolicySet;
-use weir_policy::stats::StatsRegistry;
 
+mod raw_common;
 #[path = "raw_traces/requests.rs"]
 mod requests;
 
-use requests::{field, len_field, varint_field, Gen, Rng, TRACE_ID};
+use raw_common::{
+    assert_shadow_and_no_match_change_nothing, build, counters, len_field, one_scope,
+    process_both_ways, random_matchers, varint_field, Gen, Rng, SHADOW_LABELS, TRACE_ID,
+    VALUE_TESTS,
+};
 
 const SELECTORS: [&str; 20] = [
     "trace_field: name",
@@ -46,33 +48,24 @@ const SELECTORS: [&str; 20] = [
     "event_attribute: n",
 ];
 
-const TESTS: [&str; 25] = [
-    "exact: alpha",
-    "exact: ''",
-    "regex: '^(al|ERR|GET)'",
-    "regex: 'a$'",
-    "exists: true",
-    "exists: false",
-    "starts_with: al",
-    "ends_with: ta",
-    "contains: a",
-    "contains: '4b'",
-    "exact: ALPHA, case_insensitive: true",
-    "contains: GAM, case_insensitive: true",
-    "equals: beta",
-    "equals: 200",
-    "equals: 2.5",
-    "equals: true",
-    "equals: {hex_value: 4bf9}",
-    "gt: 3",
-    "gte: {double_value: 2.5}",
-    "lt: 0",
-    "exact: 4bf92f3577b34da6a3ce929d0e0e4736",
-    "starts_with: 4bf9",
-    "exact: alpha, negate: true",
-    "exists: true, negate: true",
-    "regex: 'rv:'",
-];
+/// The value tests matchers pair with a selector: the shared ones, then bounds, ids, negations and tracestates.
+fn tests() -> Vec<&'static str> {
+    [
+        &["exact: alpha", "exact: ''", "regex: '^(al|ERR|GET)'"][..],
+        &VALUE_TESTS,
+        &[
+            "gt: 3",
+            "gte: {double_value: 2.5}",
+            "lt: 0",
+            "exact: 4bf92f3577b34da6a3ce929d0e0e4736",
+            "starts_with: 4bf9",
+            "exact: alpha, negate: true",
+            "exists: true, negate: true",
+            "regex: 'rv:'",
+        ],
+    ]
+    .concat()
+}
 
 /// Matchers without a value test (kind, status, event names, links), and ones aimed at the
 /// hand-built encodings, which random pairs rarely hit.
@@ -119,50 +112,19 @@ const KEEPS: [&str; 10] = [
 fn policies(rng: &mut Rng, n: usize, sampling: bool) -> String {
     let mut doc = String::from("policies:\n");
     for i in 0..n {
-        let mut matchers = Vec::new();
-        for _ in 0..rng.pick(&[1, 1, 2]) {
-            matchers.push(if rng.chance(35) {
-                rng.pick(&TARGETED).to_string()
-            } else {
-                format!("{{{}, {}}}", rng.pick(&SELECTORS), rng.pick(&TESTS))
-            });
-        }
+        let matchers = random_matchers(rng, 35, &TARGETED, &SELECTORS, &tests());
         let shadow = rng.chance(15);
         let keep = if sampling || shadow {
             rng.pick(&KEEPS)
         } else {
             rng.pick(&["{percentage: 0}", "0"])
         };
-        let labels = if shadow {
-            "labels: {weir.shadow: \"true\"}, "
-        } else {
-            ""
-        };
+        let labels = if shadow { SHADOW_LABELS } else { "" };
         doc.push_str(&format!(
-            "  - {{id: p{i:03}, name: x, {labels}trace: {{match: [{}], keep: {keep}}}}}\n",
-            matchers.join(", ")
+            "  - {{id: p{i:03}, name: x, {labels}trace: {{match: [{matchers}], keep: {keep}}}}}\n"
         ));
     }
     doc
-}
-
-fn build(doc: &str) -> PolicySet {
-    let set = PolicySet::build(parse_document(doc, "t").unwrap(), &StatsRegistry::new());
-    for e in &set.entries {
-        assert!(e.errors.is_empty(), "{}: {:?}\n{doc}", e.id, e.errors);
-    }
-    set
-}
-
-fn counters(set: &PolicySet) -> Vec<(String, u64, u64, u64)> {
-    use std::sync::atomic::Ordering::Relaxed;
-    set.entries
-        .iter()
-        .map(|e| {
-            let (h, m) = e.stats.counts();
-            (e.id.clone(), h, m, e.stats.shadow_drops.load(Relaxed))
-        })
-        .collect()
 }
 
 fn assert_same(raw: &TraceVerdicts, decoded: &TraceVerdicts, what: &str) {
@@ -185,10 +147,7 @@ struct Totals {
 /// so the caller can check that the run meant something.
 fn differential(seed: u64, sampling: bool) -> Totals {
     let mut rng = Rng(seed);
-    let mut gen = Gen {
-        rng: Rng(seed ^ 0x9e37_79b9_7f4a_7c15),
-        expected_prost: 0,
-    };
+    let mut gen = Gen::new(seed ^ 0x9e37_79b9_7f4a_7c15);
     let mut t = Totals::default();
     for round in 0..12 {
         // Drop-only sets are kept small: with many, nearly every span matches one.
@@ -204,7 +163,7 @@ fn differential(seed: u64, sampling: bool) -> Totals {
         let (raw_proc, decoded_proc) = (build(&doc), build(&doc));
         for case in 0..15 {
             let what = format!("seed {seed} round {round} case {case}");
-            let bytes = Bytes::from(gen.request());
+            let bytes = Bytes::from(gen.request(Gen::span));
             let req = ExportTraceServiceRequest::decode(bytes.clone()).unwrap();
             let decoded = evaluate_traces(&decoded_set, &req);
             let raw = evaluate_traces_encoded(&raw_set, &bytes).expect("readable request");
@@ -224,20 +183,15 @@ fn differential(seed: u64, sampling: bool) -> Totals {
             // The same through `process`: one batch decoded first, one left as received;
             // every fifth case in shadow mode, which changes nothing.
             let shadow = case % 5 == 4;
-            let mut decoded_batch = Batch::decode(Signal::Traces, bytes.clone()).unwrap();
-            assert!(!decoded_batch.is_decoded(), "{what}: the check accepts it");
-            decoded_batch.payload();
-            let mut raw_batch = Batch::decode(Signal::Traces, bytes.clone()).unwrap();
-            let a = process(&decoded_proc, &mut decoded_batch, shadow);
-            let b = process(&raw_proc, &mut raw_batch, shadow);
-            assert_eq!(a, b, "{what}: outcome");
-            assert_eq!(b.dropped, raw.dropped, "{what}: dropped through process");
-            assert_eq!(
-                raw_batch.to_protobuf(),
-                decoded_batch.to_protobuf(),
-                "{what}: output bytes"
+            let (b, raw_batch) = process_both_ways(
+                Signal::Traces,
+                &bytes,
+                &decoded_proc,
+                &raw_proc,
+                shadow,
+                &what,
             );
-            assert_eq!(raw_batch.item_count(), decoded_batch.item_count(), "{what}");
+            assert_eq!(b.dropped, raw.dropped, "{what}: dropped through process");
             assert_eq!(
                 raw_batch.item_count(),
                 raw.spans.len() - if shadow { 0 } else { raw.dropped },
@@ -254,11 +208,6 @@ fn differential(seed: u64, sampling: bool) -> Totals {
             } else {
                 assert!(raw_batch.is_decoded(), "{what}: a rewrite decodes");
             }
-            assert_eq!(
-                counters(&raw_proc),
-                counters(&decoded_proc),
-                "{what}: counters through process"
-            );
         }
     }
     assert_eq!(
@@ -295,11 +244,6 @@ fn raw_evaluation_equals_decoded_evaluation_with_sampling() {
         assert!(t.dropped > t.spans / 20, "dropped {}", t.dropped);
         assert!(t.kept > t.spans / 5, "kept {}", t.kept);
     }
-}
-
-fn one_scope(spans: &[Vec<u8>]) -> Bytes {
-    let scope: Vec<u8> = spans.iter().flat_map(|s| field(2, s)).collect();
-    Bytes::from(field(1, &field(2, &scope)))
 }
 
 /// A span named by its `names` (the last counts) with its statuses given as (code or none).
@@ -376,20 +320,10 @@ fn a_tracestate_rewrite_decodes_and_writes_the_threshold() {
 
 #[test]
 fn shadow_mode_and_no_match_leave_the_batch_undecoded_and_unchanged() {
-    let bytes = one_scope(&[span_with(&["debug"], &[]), span_with(&["a"], &[])]);
-    let set = build(
+    assert_shadow_and_no_match_change_nothing(
+        Signal::Traces,
+        &one_scope(&[span_with(&["debug"], &[]), span_with(&["a"], &[])]),
         "policies:\n  - {id: no-debug, name: x, trace: {match: [{trace_field: name, exact: debug}], keep: {percentage: 0}}}\n",
-    );
-    let mut batch = Batch::decode(Signal::Traces, bytes.clone()).unwrap();
-    let out = process(&set, &mut batch, true);
-    assert_eq!((out.dropped, out.changed), (1, false));
-    assert!(!batch.is_decoded());
-    assert_eq!(batch.to_protobuf(), bytes);
-    let none = build(
         "policies:\n  - {id: no-x, name: x, trace: {match: [{trace_field: name, exact: x}], keep: {percentage: 0}}}\n",
     );
-    let out = process(&none, &mut batch, false);
-    assert_eq!((out.dropped, out.changed), (0, false));
-    assert!(!batch.is_decoded());
-    assert_eq!(batch.to_protobuf(), bytes);
 }
