@@ -28,6 +28,7 @@ pub use config::{parse_component_config, ComponentId, ConfigError, ConfigErrors}
 pub use consumer::{ConsumeError, Consumer, FanOut, ProcessError, Processor, ProcessorStage};
 pub use registry::Registry;
 pub use telemetry::{Counter, Gauge, Telemetry};
+pub use wire_check::varint as read_varint;
 
 /// Re-export of the OTLP protobuf types the batch is made of.
 pub use opentelemetry_proto::tonic as otlp;

@@ -11,6 +11,8 @@
 
 use std::ops::Range;
 
+use crate::wire_check::varint;
+
 /// Field number of the resource entries in a request, and of the items in a scope entry.
 const RESOURCE_FIELD: u64 = 1;
 /// Field number of the scope entries in a resource entry, and of the items in a scope entry.
@@ -24,21 +26,6 @@ struct Field {
     whole: Range<usize>,
     /// The body of a length-delimited field.
     body: Option<Range<usize>>,
-}
-
-/// A varint. Looser than prost (no limit on the 10th byte): the bytes spliced passed the
-/// receipt check (`crate::wire_check`) or are prost's own encoding.
-fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *buf.get(*pos)?;
-        *pos += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
 }
 
 fn varint_len(v: u64) -> usize {

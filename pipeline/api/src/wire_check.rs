@@ -214,9 +214,12 @@ pub(crate) fn count_items(signal: Signal, buf: &[u8]) -> Option<usize> {
     }
 }
 
-/// A varint as prost reads it: at most 10 bytes, the 10th no more than 1.
+/// Reads the protobuf varint at `*pos` as prost reads it (at most 10 bytes, the 10th no
+/// more than 1) and moves `pos` past it; `None` when there is none. The one varint reader
+/// of Weir's byte walkers (the receipt check, `Batch::retain_items`' splicing, the policy
+/// evaluation on the bytes).
 #[inline]
-fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+pub fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     let first = *buf.get(*pos)?;
     if first < 0x80 {
         *pos += 1;

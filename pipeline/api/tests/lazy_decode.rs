@@ -11,22 +11,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use weir_api::{Batch, Payload, Signal};
 
-/// A small deterministic generator (xorshift), so every run checks the same cases.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+mod common;
+use common::Rng;
 
 fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -398,8 +384,14 @@ fn logs_with_body_depth(depth: usize, leaf: &[u8]) -> Vec<u8> {
     }
     let mut record = Vec::new();
     ld(&mut record, 5, &value);
+    logs_request(&record)
+}
+
+/// A logs request of one resource entry with one scope entry holding the log record
+/// encoded as `record`.
+fn logs_request(record: &[u8]) -> Vec<u8> {
     let mut scope = Vec::new();
-    ld(&mut scope, 2, &record);
+    ld(&mut scope, 2, record);
     let mut res = Vec::new();
     ld(&mut res, 2, &scope);
     let mut req = Vec::new();
@@ -478,24 +470,12 @@ fn malformed_shapes_prost_refuses_are_refused() {
         ("severity text not UTF-8", {
             let mut record = Vec::new();
             ld(&mut record, 3, &[0x66, 0xff, 0x66]);
-            let mut scope = Vec::new();
-            ld(&mut scope, 2, &record);
-            let mut res = Vec::new();
-            ld(&mut res, 2, &scope);
-            let mut req = Vec::new();
-            ld(&mut req, 1, &res);
-            req
+            logs_request(&record)
         }),
         ("time as a varint", {
             let mut record = Vec::new();
             vi(&mut record, 1, 5);
-            let mut scope = Vec::new();
-            ld(&mut scope, 2, &record);
-            let mut res = Vec::new();
-            ld(&mut res, 2, &scope);
-            let mut req = Vec::new();
-            ld(&mut req, 1, &res);
-            req
+            logs_request(&record)
         }),
     ];
     for (what, bytes) in cases {
@@ -508,13 +488,11 @@ fn malformed_shapes_prost_refuses_are_refused() {
     let mut record = Vec::new();
     ld(&mut record, 9, &[0xff, 0xfe]);
     ld(&mut record, 77, &[0xff, 0xfe]);
-    let mut scope = Vec::new();
-    ld(&mut scope, 2, &record);
-    let mut res = Vec::new();
-    ld(&mut res, 2, &scope);
-    let mut req = Vec::new();
-    ld(&mut req, 1, &res);
-    assert!(assert_agrees(Signal::Logs, &req, "binary trace id"));
+    assert!(assert_agrees(
+        Signal::Logs,
+        &logs_request(&record),
+        "binary trace id"
+    ));
 }
 
 #[test]

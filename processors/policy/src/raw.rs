@@ -10,6 +10,7 @@ use std::ops::Range;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
+use weir_api::read_varint as varint;
 
 use crate::record::{Context, FieldValue};
 
@@ -23,29 +24,6 @@ pub(crate) enum Wire<'a> {
     Fixed64(u64),
     Len(&'a [u8]),
     Fixed32,
-}
-
-/// A varint. Looser than prost (no limit on the 10th byte, keys not held to 32 bits): the
-/// bytes read here passed the receiver's check (`weir_api::Batch::decode`), which holds
-/// them to prost's rules.
-#[inline(always)]
-pub(crate) fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
-    // Keys, lengths and most values fit one byte.
-    let first = *buf.get(*pos)?;
-    if first < 0x80 {
-        *pos += 1;
-        return Some(u64::from(first));
-    }
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *buf.get(*pos)?;
-        *pos += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
 }
 
 /// The fields of one message in order, as (number, value). Yields `None` once, and stops,
