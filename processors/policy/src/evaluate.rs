@@ -491,8 +491,12 @@ pub fn sample_span(k: &TraceKeep, trace_id: &[u8], tracestate: &str) -> SpanDeci
     let ot = sampling::read_ot(tracestate);
     if let (Some(rv), Some(th)) = (ot.rv, ot.th) {
         if rv < th {
-            // Inconsistent: keep, and erase the threshold (OpenTelemetry tracestate rules).
-            return keep_with(None);
+            // Inconsistent (the span would not have been sampled at its own threshold): keep
+            // it and leave its tracestate, `th` included, exactly as it arrived.
+            return SpanDecision {
+                keep: true,
+                tracestate: None,
+            };
         }
     }
     if k.mode == SamplingMode::HashSeed && k.seed != 0 {

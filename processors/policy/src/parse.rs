@@ -145,6 +145,18 @@ fn parse_enum(
     }
 }
 
+/// A span status name: the policy enum's names, and OpenTelemetry's own name for code 0
+/// (`STATUS_CODE_UNSET` in the trace proto, `UNSET` in the SDKs), which policy authors write
+/// for "status not set".
+fn span_status_code(full: &str) -> Option<i32> {
+    match full {
+        "SPAN_STATUS_CODE_UNSET" | "SPAN_STATUS_CODE_STATUS_CODE_UNSET" => {
+            Some(proto::SpanStatusCode::Unspecified as i32)
+        }
+        _ => proto::SpanStatusCode::from_str_name(full).map(|e| e as i32),
+    }
+}
+
 fn log_field(v: &Json, place: &str, errs: &mut ParseErrors) -> i32 {
     parse_enum(
         v,
@@ -751,7 +763,7 @@ fn trace_matcher(v: &Json, place: &str, errs: &mut ParseErrors) -> proto::TraceM
             "span_status" => Field::SpanStatus(parse_enum(
                 v,
                 "SPAN_STATUS_CODE_",
-                |s| proto::SpanStatusCode::from_str_name(s).map(|e| e as i32),
+                span_status_code,
                 &p,
                 errs,
             )),
