@@ -494,6 +494,48 @@ async fn cors_preflight_and_allowed_origin() {
 }
 
 #[tokio::test]
+async fn cors_lists_may_be_comma_separated_strings_and_exposed_headers_are_sent() {
+    // The collector's loader splits a string on ',' where a list is expected.
+    let r = start(
+        http_only(serde_json::json!({"cors": {
+            "allowed_origins": "https://a.example.com, https://b.example.com",
+            "exposed_headers": "X-Trace-Id,Retry-After"
+        }})),
+        &["logs"],
+    )
+    .await;
+    for origin in ["https://a.example.com", "https://b.example.com"] {
+        let a = send(
+            r.http(),
+            "POST",
+            "/v1/logs",
+            &[("origin", origin), ("content-type", PROTO)],
+            logs(1).encode_to_vec(),
+        )
+        .await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.header("access-control-allow-origin"), Some(origin));
+        assert_eq!(
+            a.header("access-control-expose-headers"),
+            Some("X-Trace-Id, Retry-After")
+        );
+    }
+    let a = send(
+        r.http(),
+        "POST",
+        "/v1/logs",
+        &[("origin", "https://c.example.com"), ("content-type", PROTO)],
+        logs(1).encode_to_vec(),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("access-control-allow-origin"), None);
+    assert_eq!(a.header("access-control-expose-headers"), None);
+    assert_eq!(r.recorder.take().len(), 3);
+    r.receiver.shutdown().await;
+}
+
+#[tokio::test]
 async fn custom_paths_and_metadata() {
     let r = start(
         http_only(serde_json::json!({"logs_url_path": "ingest/logs", "include_metadata": true})),

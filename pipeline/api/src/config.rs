@@ -145,6 +145,71 @@ pub fn parse_component_config<T: DeserializeOwned>(
     })
 }
 
+/// A list of strings that may also be written as one string, split on `,` (each piece
+/// trimmed of surrounding spaces, empty pieces dropped), as the OpenTelemetry Collector's
+/// config loader does for every list field: `metric_names: up` and
+/// `allowed_origins: "https://a,https://b"` read as lists; `null` reads as an empty list.
+/// Use with `#[serde(deserialize_with = "weir_api::config::string_list")]`.
+pub fn string_list<'de, D>(d: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let v: serde_json::Value = serde::Deserialize::deserialize(d)?;
+    list_from_value(v, true)
+        .map(Option::unwrap_or_default)
+        .map_err(serde::de::Error::custom)
+}
+
+/// [`string_list`] for an optional field: absent or `null` stays `None`.
+pub fn opt_string_list<'de, D>(d: D) -> Result<Option<Vec<String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let v: serde_json::Value = serde::Deserialize::deserialize(d)?;
+    list_from_value(v, true).map_err(serde::de::Error::custom)
+}
+
+/// A list of expressions (OTTL conditions and the like) that may also be written as one
+/// string, taken whole as a single expression: unlike [`string_list`] it never splits on
+/// `,`, because expressions hold commas (`IsMatch(body, "x")`). Absent or `null`: `None`.
+pub fn expression_list<'de, D>(d: D) -> Result<Option<Vec<String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let v: serde_json::Value = serde::Deserialize::deserialize(d)?;
+    list_from_value(v, false).map_err(serde::de::Error::custom)
+}
+
+fn list_from_value(v: serde_json::Value, split: bool) -> Result<Option<Vec<String>>, String> {
+    use serde_json::Value;
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if split => Ok(Some(split_list(&s))),
+        Value::String(s) => Ok(Some(vec![s])),
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::String(s) => Ok(s),
+                other => Err(format!("[{i}]: expected a string, found {other}")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        other => Err(format!(
+            "expected a list of strings or one {}string, found {other}",
+            if split { "comma-separated " } else { "" }
+        )),
+    }
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +251,39 @@ mod tests {
         let v = serde_json::json!({"sise": 1});
         let e = parse_component_config::<Sample>(&v, "processors.x").unwrap_err();
         assert!(e.message.contains("unknown field `sise`"), "{}", e.message);
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(deny_unknown_fields, default)]
+    struct Lists {
+        #[serde(deserialize_with = "string_list")]
+        names: Vec<String>,
+        #[serde(deserialize_with = "opt_string_list")]
+        maybe: Option<Vec<String>>,
+        #[serde(deserialize_with = "expression_list")]
+        exprs: Option<Vec<String>>,
+    }
+
+    #[test]
+    fn a_string_reads_as_a_comma_separated_list() {
+        let l: Lists = parse_component_config(
+            &serde_json::json!({"names": "up", "maybe": "a, b,,c", "exprs": "IsMatch(body, \"x\")"}),
+            "p",
+        )
+        .unwrap();
+        assert_eq!(l.names, ["up"]);
+        assert_eq!(
+            l.maybe.as_deref(),
+            Some(&["a".to_string(), "b".into(), "c".into()][..])
+        );
+        assert_eq!(l.exprs.unwrap(), ["IsMatch(body, \"x\")"]);
+        let l: Lists =
+            parse_component_config(&serde_json::json!({"names": ["a,b", "c"]}), "p").unwrap();
+        assert_eq!(l.names, ["a,b", "c"], "list items are never split");
+        assert_eq!(l.maybe, None);
+        let e = parse_component_config::<Lists>(&serde_json::json!({"names": 3}), "p").unwrap_err();
+        assert_eq!(e.path, "p.names");
+        assert!(e.message.contains("comma-separated"), "{}", e.message);
     }
 
     #[test]

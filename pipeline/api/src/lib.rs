@@ -9,7 +9,7 @@
 
 mod batch;
 mod component;
-mod config;
+pub mod config;
 mod consumer;
 pub mod json;
 mod registry;

@@ -224,6 +224,36 @@ fn legacy_spans_include_services_and_kinds() {
 }
 
 #[test]
+fn a_string_where_a_list_is_expected_reads_as_the_collector_reads_it() {
+    // Name lists: split on ',' (the collector's loader); regexp cache settings accepted.
+    let mut batch = sample_traces();
+    filter("spans: {include: {match_type: strict, services: db, span_kinds: 'SPAN_KIND_CLIENT', regexp: {cacheenabled: true, cachemaxnumentries: 10}}}")
+        .process(&mut batch)
+        .unwrap();
+    assert_eq!(span_names(&batch), vec!["SELECT", "INSERT"]);
+    let mut batch = sample_metrics();
+    filter("metrics: {include: {match_type: strict, metric_names: 'latency, http.requests'}}")
+        .process(&mut batch)
+        .unwrap();
+    assert_eq!(metric_points(&batch), vec!["http.requests:1", "latency:2"]);
+    let mut batch = sample_metrics();
+    filter("metrics: {exclude: {match_type: regexp, regexp: {cacheenabled: false}, metric_names: '^queue'}}")
+        .process(&mut batch)
+        .unwrap();
+    assert_eq!(metric_points(&batch), vec!["http.requests:1", "latency:2"]);
+    // OTTL conditions: one string is one condition, commas and all.
+    let mut batch = sample_traces();
+    filter("traces: {span: 'IsMatch(name, \"^(SELECT|INSERT)$\")'}")
+        .process(&mut batch)
+        .unwrap();
+    assert_eq!(span_names(&batch), vec!["GET /cart", "GET /ready"]);
+    assert!(
+        config_error("spans: {include: {match_type: strict, services: {a: 1}}}")
+            .contains("processors.filter/test.spans.include.services"),
+    );
+}
+
+#[test]
 fn span_event_conditions_drop_events_never_spans() {
     for form in [
         "traces: {spanevent: ['name == \"exception\"']}",

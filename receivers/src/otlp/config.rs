@@ -165,6 +165,7 @@ pub struct HttpSettings {
     pub write_timeout: Option<Duration>,
     /// Content-Encodings accepted. Weir always accepts gzip, zstd and deflate; a list naming
     /// anything else is rejected. Default: absent (all three).
+    #[serde(deserialize_with = "weir_api::config::opt_string_list")]
     pub compression_algorithms: Option<Vec<String>>,
     /// TLS (weir-tls server settings: `cert_file`, `key_file`, `client_ca_file` for mTLS,
     /// `min_version` (default "1.3"), `max_version`, `reload_interval`). Default: absent
@@ -209,10 +210,16 @@ impl HttpSettings {
 pub struct CorsSettings {
     /// Origins allowed to send requests; `*` matches any run of characters
     /// (`https://*.example.com`), a lone `*` any origin. Default: none (CORS off).
+    #[serde(deserialize_with = "weir_api::config::string_list")]
     pub allowed_origins: Vec<String>,
     /// Request headers allowed besides the CORS-safelisted ones and `Content-Type`,
     /// `Content-Encoding`, `X-Requested-With`; `*` allows any. Default: none.
+    #[serde(deserialize_with = "weir_api::config::string_list")]
     pub allowed_headers: Vec<String>,
+    /// Response headers a browser script may read (`Access-Control-Expose-Headers` on the
+    /// answers to allowed origins). Default: none.
+    #[serde(deserialize_with = "weir_api::config::string_list")]
+    pub exposed_headers: Vec<String>,
     /// Seconds a browser may cache a preflight answer. Default: unset (browser default).
     pub max_age: Option<u64>,
 }
@@ -351,6 +358,16 @@ fn validate_http(http: &HttpSettings, p: &str, errors: &mut ConfigErrors) {
                     format!("{p}.compression_algorithms[{i}]"),
                     format!("{alg:?} is not supported (gzip, zstd, deflate)"),
                 );
+            }
+        }
+        if let Some(cors) = &http.cors {
+            for (i, h) in cors.exposed_headers.iter().enumerate() {
+                if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                    errors.push(
+                        format!("{p}.cors.exposed_headers[{i}]"),
+                        format!("{h:?} is not a valid header name"),
+                    );
+                }
             }
         }
         if let Some(tls) = &http.tls {

@@ -26,6 +26,7 @@ pub struct CorsPolicy {
     origins: Vec<String>,
     headers: Vec<String>,
     any_header: bool,
+    exposed: Option<HeaderValue>,
     max_age: Option<u64>,
 }
 
@@ -43,6 +44,9 @@ impl CorsPolicy {
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
             any_header: settings.allowed_headers.iter().any(|h| h == "*"),
+            exposed: (!settings.exposed_headers.is_empty())
+                .then(|| HeaderValue::from_str(&settings.exposed_headers.join(", ")).ok())
+                .flatten(),
             max_age: settings.max_age,
         })
     }
@@ -55,6 +59,11 @@ impl CorsPolicy {
             .iter()
             .any(|pattern| wildcard_match(pattern, text))
             .then_some(origin)
+    }
+
+    /// The `Access-Control-Expose-Headers` value for answers to allowed origins, if any.
+    pub fn exposed_headers(&self) -> Option<&HeaderValue> {
+        self.exposed.as_ref()
     }
 
     /// Whether a request is a preflight this policy answers.

@@ -179,6 +179,9 @@ async fn handle(state: &HttpState, req: Request<Incoming>) -> Response<Full<Byte
     if let Some(origin) = origin {
         let headers = response.headers_mut();
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        if let Some(exposed) = cors.exposed_headers() {
+            headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, exposed.clone());
+        }
         headers.append(header::VARY, HeaderValue::from_static("Origin"));
     }
     response

@@ -57,8 +57,10 @@ pub struct LogsSection {
     /// Drop matching log records. Default: none.
     pub exclude: Option<LogMatch>,
     /// Resource-context conditions: a match drops the whole resource. Default: none.
+    #[serde(deserialize_with = "weir_api::config::expression_list")]
     pub resource: Option<Vec<String>>,
     /// Log-context conditions. Default: none.
+    #[serde(deserialize_with = "weir_api::config::expression_list")]
     pub log_record: Option<Vec<String>>,
 }
 
@@ -67,10 +69,13 @@ pub struct LogsSection {
 #[serde(deny_unknown_fields, default)]
 pub struct TracesSection {
     /// Resource-context conditions. Default: none.
+    #[serde(deserialize_with = "weir_api::config::expression_list")]
     pub resource: Option<Vec<String>>,
     /// Span-context conditions. Default: none.
+    #[serde(deserialize_with = "weir_api::config::expression_list")]
     pub span: Option<Vec<String>>,
     /// Span-event-context conditions (drop the event, never the span). Default: none.
+    #[serde(deserialize_with = "weir_api::config::expression_list")]
     pub spanevent: Option<Vec<String>>,
 }
 
@@ -86,11 +91,14 @@ pub struct MetricsSection {
     /// no cache). Default: none.
     pub regexp: Option<RegexpCache>,
     /// Resource-context conditions. Default: none.
+    #[serde(deserialize_with = "weir_api::config::expression_list")]
     pub resource: Option<Vec<String>>,
     /// Metric-context conditions. Default: none.
+    #[serde(deserialize_with = "weir_api::config::expression_list")]
     pub metric: Option<Vec<String>>,
     /// Data-point-context conditions; a metric left without points is dropped. Default:
     /// none.
+    #[serde(deserialize_with = "weir_api::config::expression_list")]
     pub datapoint: Option<Vec<String>>,
 }
 
@@ -125,11 +133,16 @@ pub struct LogMatch {
     /// All must match the record's attributes. Default: none.
     pub record_attributes: Vec<AttributeMatch>,
     /// Any may match the severity text. Default: none.
+    #[serde(deserialize_with = "weir_api::config::string_list")]
     pub severity_texts: Vec<String>,
     /// Minimum severity. Default: none.
     pub severity_number: Option<SeverityNumberMatch>,
     /// Any may match the body (as a string). Default: none.
+    #[serde(deserialize_with = "weir_api::config::string_list")]
     pub bodies: Vec<String>,
+    /// The collector's regexp cache settings (`cacheenabled`, `cachemaxnumentries`);
+    /// accepted and ignored (Weir's regexes need no cache). Default: none.
+    pub regexp: Option<RegexpCache>,
 }
 
 /// `severity_number: {min, match_undefined}`.
@@ -150,10 +163,13 @@ pub struct SpanMatch {
     /// `strict` or `regexp`. Required.
     pub match_type: Option<String>,
     /// Any may match the resource's `service.name`. Default: none.
+    #[serde(deserialize_with = "weir_api::config::string_list")]
     pub services: Vec<String>,
     /// Any may match the span name. Default: none.
+    #[serde(deserialize_with = "weir_api::config::string_list")]
     pub span_names: Vec<String>,
     /// Any may equal the span kind (`SPAN_KIND_SERVER` or `Server`). Default: none.
+    #[serde(deserialize_with = "weir_api::config::string_list")]
     pub span_kinds: Vec<String>,
     /// All must match the span's attributes. Default: none.
     pub attributes: Vec<AttributeMatch>,
@@ -161,6 +177,9 @@ pub struct SpanMatch {
     pub resources: Vec<AttributeMatch>,
     /// Any may match the scope name (and version when given). Default: none.
     pub libraries: Vec<LibraryMatch>,
+    /// The collector's regexp cache settings (`cacheenabled`, `cachemaxnumentries`);
+    /// accepted and ignored (Weir's regexes need no cache). Default: none.
+    pub regexp: Option<RegexpCache>,
 }
 
 /// Legacy metric match properties.
@@ -170,11 +189,15 @@ pub struct MetricMatch {
     /// `strict` or `regexp` (`expr` is rejected). Required.
     pub match_type: Option<String>,
     /// Any may match the metric name. Default: none.
+    #[serde(deserialize_with = "weir_api::config::string_list")]
     pub metric_names: Vec<String>,
     /// All must match the resource's attributes. Default: none.
     pub resource_attributes: Vec<AttributeMatch>,
     /// `expr` expressions: rejected (not supported). Default: none.
     pub expressions: Vec<String>,
+    /// The collector's regexp cache settings (`cacheenabled`, `cachemaxnumentries`);
+    /// accepted and ignored (Weir's regexes need no cache). Default: none.
+    pub regexp: Option<RegexpCache>,
 }
 
 /// What decides a drop in one step of a plan.
