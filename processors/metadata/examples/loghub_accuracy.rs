@@ -30,6 +30,10 @@ fn main() {
             .unwrap_or_else(|| "../shared/datasets/loghub-2k".to_string()),
     );
     let show = std::env::var("WEIR_SHOW").ok();
+    // WEIR_MINER='{"similarity_threshold":0.5}' tries other settings.
+    let config: MinerConfig = std::env::var("WEIR_MINER")
+        .map(|j| serde_json::from_str(&j).expect("WEIR_MINER is a MinerConfig in JSON"))
+        .unwrap_or_default();
     let mut sum = 0.0;
     let mut all_lines: Vec<String> = Vec::new();
     for system in loghub::SYSTEMS {
@@ -40,8 +44,7 @@ fn main() {
                 std::process::exit(2);
             }
         };
-        let mut miner = TemplateMiner::new(MinerConfig::default());
-        let ids: Vec<u64> = data.contents.iter().map(|l| miner.add(l).id).collect();
+        let (ids, miner) = loghub::mine(&data.contents, config.clone());
         let acc = loghub::grouping_accuracy(&ids, &data.event_ids);
         println!("{system:<10} {acc:.4}  ({} templates)", miner.len());
         sum += acc;
@@ -52,10 +55,13 @@ fn main() {
     }
     println!("{:<10} {:.4}", "mean", sum / loghub::SYSTEMS.len() as f64);
 
+    if std::env::var_os("WEIR_NO_BENCH").is_some() {
+        return;
+    }
     let repeat = 40;
     let mut rates = Vec::new();
     for _ in 0..5 {
-        let mut miner = TemplateMiner::new(MinerConfig::default());
+        let mut miner = TemplateMiner::new(config.clone());
         let start = Instant::now();
         let mut n = 0u64;
         for _ in 0..repeat {

@@ -16,6 +16,8 @@
 //! The hot path allocates nothing per line or per token: tokens are ranges of one reusable
 //! buffer, compared by 64-bit hash; a template allocates once when it is created.
 
+use std::hash::Hasher;
+
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +44,12 @@ pub struct MinerConfig {
     pub max_templates: usize,
     /// Tokens of a line looked at; the rest count as one `<*>`. Default: 128.
     pub max_tokens: usize,
+    /// Word values a position may take as separate templates before it becomes `<*>`:
+    /// lines that differ from a template in one word only (`VM Paused` / `VM Resumed`)
+    /// make sibling templates until more than this many words were seen there; then the
+    /// siblings merge into one template (the oldest keeps its id) with `<*>` there.
+    /// 0: widen at once (plain Drain). Default: 3.
+    pub max_word_variants: usize,
 }
 
 impl Default for MinerConfig {
@@ -52,6 +60,7 @@ impl Default for MinerConfig {
             max_children: 100,
             max_templates: 10_000,
             max_tokens: 128,
+            max_word_variants: 3,
         }
     }
 }
@@ -99,6 +108,43 @@ pub struct Assignment {
     pub created: bool,
 }
 
+/// A template merged into another (see [`MinerConfig::max_word_variants`]): its slot is
+/// free and its lines now count under `into`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Merged {
+    /// Slot it occupied.
+    pub slot: u32,
+    /// Its id.
+    pub id: u64,
+    /// Slot of the template it merged into.
+    pub into_slot: u32,
+    /// Id of the template it merged into.
+    pub into_id: u64,
+}
+
+/// A token that can name a kind of event (`Paused`, `user=root`): letters and no `/`.
+fn is_word_value(text: &str) -> bool {
+    text.bytes().any(|b| b.is_ascii_alphabetic()) && !text.contains('/')
+}
+
+/// Sibling templates that differ in the word at one position.
+struct Family {
+    /// Token hashes seen at the position (at most `max_word_variants + 1`).
+    values: Vec<u64>,
+    /// Slots of the siblings.
+    members: Vec<u32>,
+}
+
+/// What to do with a line whose best template differs from it in one word.
+enum Step {
+    /// Join the template and widen it (plain Drain).
+    Widen,
+    /// Start a sibling template in the family `key`.
+    Split(u64),
+    /// The family merged into this slot; join it.
+    Join(u32),
+}
+
 /// A template that was evicted to make room (its slot is reused by the new template).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evicted {
@@ -138,6 +184,8 @@ struct Cluster {
     text: String,
     spans: Vec<(u32, u32)>,
     leaf: u32,
+    /// The family of siblings it belongs to, if any.
+    family: Option<u64>,
     prev: u32,
     next: u32,
     size: u64,
@@ -160,6 +208,8 @@ pub struct TemplateMiner {
     next_id: u64,
     evictions: u64,
     last_evicted: Option<Evicted>,
+    families: FxHashMap<u64, Family>,
+    merged: Vec<Merged>,
 }
 
 impl TemplateMiner {
@@ -187,6 +237,8 @@ impl TemplateMiner {
             next_id: 1,
             evictions: 0,
             last_evicted: None,
+            families: FxHashMap::default(),
+            merged: Vec::new(),
         }
     }
 
@@ -215,8 +267,15 @@ impl TemplateMiner {
         self.last_evicted.take()
     }
 
+    /// Templates merged into others by the last [`TemplateMiner::add`] (their slots are
+    /// free; count their lines under `into_slot`).
+    pub fn take_merged(&mut self) -> std::vec::Drain<'_, Merged> {
+        self.merged.drain(..)
+    }
+
     /// Masks and mines one line.
     pub fn add(&mut self, line: &str) -> Assignment {
+        self.merged.clear();
         self.masker.mask_into(line, &mut self.line);
         self.tokens.clear();
         let all = self.line.tokens();
@@ -230,7 +289,20 @@ impl TemplateMiner {
             self.tokens.extend_from_slice(all);
         }
         let leaf = self.route();
-        if let Some(slot) = self.best_match(leaf) {
+        if let Some(mut slot) = self.best_match(leaf) {
+            match self.family_step(leaf, slot) {
+                Step::Widen => {}
+                Step::Join(s) => slot = s,
+                Step::Split(key) => {
+                    let slot = self.create(leaf);
+                    self.join_family(key, slot);
+                    return Assignment {
+                        slot,
+                        id: self.cluster(slot).id,
+                        created: true,
+                    };
+                }
+            }
             self.absorb(slot);
             self.touch(slot);
             let c = self.cluster_mut(slot);
@@ -417,6 +489,121 @@ impl TemplateMiner {
         (sim >= self.config.similarity_threshold).then_some(slot)
     }
 
+    /// The one position where the template in `slot` holds a word and the line another
+    /// word, if there is exactly one such position.
+    fn single_word_conflict(&self, slot: u32) -> Option<usize> {
+        let c = self.cluster(slot);
+        let mut found = None;
+        for (i, (t, &h)) in self.tokens.iter().zip(&c.hashes).enumerate() {
+            if h == WILDCARD_HASH || h == t.hash || !t.informative {
+                continue;
+            }
+            let (a, b) = c.spans[i];
+            if !is_word_value(&c.text[a as usize..b as usize]) || !is_word_value(self.line.text(t))
+            {
+                // Paths, lists and masked values differ by data, not by kind of event.
+                return None;
+            }
+            if found.is_some() {
+                return None;
+            }
+            found = Some(i);
+        }
+        found
+    }
+
+    /// Decides between widening, a sibling and merging the siblings.
+    fn family_step(&mut self, leaf: u32, slot: u32) -> Step {
+        let k = self.config.max_word_variants;
+        if k == 0 {
+            return Step::Widen;
+        }
+        let Some(pos) = self.single_word_conflict(slot) else {
+            return Step::Widen;
+        };
+        let c = self.cluster(slot);
+        let mut h = rustc_hash::FxHasher::default();
+        h.write_u32(leaf);
+        h.write_usize(pos);
+        for (i, &x) in c.hashes.iter().enumerate() {
+            h.write_u64(if i == pos { WILDCARD_HASH } else { x });
+        }
+        let key = h.finish();
+        if c.family.is_some_and(|f| f != key) {
+            return Step::Widen;
+        }
+        let (own, value) = (c.hashes[pos], self.tokens[pos].hash);
+        self.cluster_mut(slot).family = Some(key);
+        let fam = self.families.entry(key).or_insert_with(|| Family {
+            values: Vec::new(),
+            members: Vec::new(),
+        });
+        if !fam.members.contains(&slot) {
+            fam.members.push(slot);
+        }
+        if !fam.values.contains(&own) {
+            fam.values.push(own);
+        }
+        if fam.values.contains(&value) {
+            // A sibling holds this word but matched less well: no new sibling.
+            return Step::Widen;
+        }
+        fam.values.push(value);
+        if fam.values.len() <= k {
+            return Step::Split(key);
+        }
+        Step::Join(self.merge_family(key))
+    }
+
+    fn join_family(&mut self, key: u64, slot: u32) {
+        self.cluster_mut(slot).family = Some(key);
+        let fam = self.families.entry(key).or_insert_with(|| Family {
+            values: Vec::new(),
+            members: Vec::new(),
+        });
+        fam.members.push(slot);
+    }
+
+    /// Merges every sibling of the family into the oldest; returns its slot.
+    fn merge_family(&mut self, key: u64) -> u32 {
+        let members = self
+            .families
+            .remove(&key)
+            .map(|f| f.members)
+            .unwrap_or_default();
+        let Some(&into) = members.iter().min_by_key(|&&s| self.cluster(s).id) else {
+            unreachable!("a family has a member");
+        };
+        let into_id = self.cluster(into).id;
+        for &m in &members {
+            if m == into {
+                continue;
+            }
+            self.unlink(m);
+            let Some(gone) = self.clusters[m as usize].take() else {
+                continue;
+            };
+            self.nodes[gone.leaf as usize].clusters.retain(|&s| s != m);
+            self.free.push(m);
+            self.live -= 1;
+            let c = self.cluster_mut(into);
+            c.size += gone.size;
+            for (h, g) in c.hashes.iter_mut().zip(&gone.hashes) {
+                if *h != *g {
+                    *h = WILDCARD_HASH;
+                }
+            }
+            self.merged.push(Merged {
+                slot: m,
+                id: gone.id,
+                into_slot: into,
+                into_id,
+            });
+        }
+        self.cluster_mut(into).family = None;
+        into
+    }
+
     /// Widens the template in `slot` to cover the current tokens.
     fn absorb(&mut self, slot: u32) {
         let tokens = std::mem::take(&mut self.tokens);
@@ -454,6 +641,7 @@ impl TemplateMiner {
             text,
             spans,
             leaf,
+            family: None,
             prev: NIL,
             next: NIL,
             size: 1,
@@ -487,6 +675,14 @@ impl TemplateMiner {
         };
         self.nodes[c.leaf as usize].clusters.retain(|&s| s != slot);
         self.prune(c.leaf);
+        if let Some(key) = c.family {
+            if let Some(f) = self.families.get_mut(&key) {
+                f.members.retain(|&s| s != slot);
+                if f.members.is_empty() {
+                    self.families.remove(&key);
+                }
+            }
+        }
         self.free.push(slot);
         self.live -= 1;
         self.evictions += 1;
@@ -538,179 +734,5 @@ impl TemplateMiner {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn miner() -> TemplateMiner {
-        TemplateMiner::new(MinerConfig::default())
-    }
-
-    #[test]
-    fn groups_lines_of_one_statement_and_separates_others() {
-        let mut m = miner();
-        let lines = [
-            "Connected to 10.0.0.1:5432 in 12 ms",
-            "login accepted for alice from web",
-            "Connected to 10.0.0.7:5432 in 3 ms",
-            "login accepted for bob from web",
-            "Disk /dev/sda1 is 91% full",
-            "login accepted for carol from web",
-        ];
-        let ids: Vec<u64> = lines.iter().map(|l| m.add(l).id).collect();
-        assert_eq!(ids, vec![1, 2, 1, 2, 3, 2]);
-        let t: Vec<(u64, u64, String)> = m
-            .templates()
-            .into_iter()
-            .map(|(_, id, n, t)| (id, n, t))
-            .collect();
-        assert_eq!(
-            t,
-            vec![
-                (1, 2, "Connected to <*> in <*> ms".to_string()),
-                (2, 3, "login accepted for <*> from web".to_string()),
-                (3, 1, "Disk /dev/<*> is <*> full".to_string()),
-            ]
-        );
-    }
-
-    #[test]
-    fn lines_differing_in_most_words_stay_apart() {
-        let mut m = miner();
-        let a = m.add("[instance: 3edec1e4-9678-4a3a-a21b-a145a4ee5e61] Claim successful");
-        let b = m.add("[instance: 3edec1e4-9678-4a3a-a21b-a145a4ee5e61] Creating image");
-        let c = m.add("[instance: 96abccce-8d1f-4e07-b6d1-4b2ab87e23b4] Creating image");
-        assert_ne!(a.id, b.id);
-        assert_eq!(b.id, c.id);
-        assert!(!c.created);
-    }
-
-    #[test]
-    fn a_widened_template_does_not_swallow_other_statements() {
-        let mut m = miner();
-        let a = m.add("Jul combo ftpd connection from alpha");
-        let b = m.add("Jul combo ftpd connection from beta");
-        assert_eq!(a.id, b.id);
-        assert_eq!(
-            m.template(a.slot).unwrap(),
-            "Jul combo ftpd connection from <*>"
-        );
-        // 3 of 6 words agree; the template's <*> is no agreement.
-        let c = m.add("Jul combo ftpd closed by peer");
-        assert!(c.created);
-        assert_eq!(
-            m.template(a.slot).unwrap(),
-            "Jul combo ftpd connection from <*>"
-        );
-    }
-
-    #[test]
-    fn eviction_keeps_the_cap_and_counts() {
-        let mut m = TemplateMiner::new(MinerConfig {
-            max_templates: 3,
-            ..MinerConfig::default()
-        });
-        m.add("alpha one happened");
-        m.add("beta two happened twice");
-        m.add("gamma three happened here now");
-        // Seeing "alpha" again makes "beta" the least recently seen.
-        m.add("alpha one happened");
-        assert_eq!(m.evictions(), 0);
-        m.add("delta four x y z w");
-        assert_eq!(m.len(), 3);
-        assert_eq!(m.evictions(), 1);
-        let evicted = m.take_evicted().unwrap();
-        assert_eq!(evicted.template, "beta two happened twice");
-        assert_eq!(evicted.id, 2);
-        assert_eq!(m.take_evicted(), None);
-        m.add("epsilon five a b c d e f");
-        assert_eq!(m.evictions(), 2);
-        assert_eq!(
-            m.take_evicted().unwrap().template,
-            "gamma three happened here now"
-        );
-        let kept: Vec<String> = m.templates().into_iter().map(|t| t.3).collect();
-        assert_eq!(kept.len(), 3);
-        assert!(kept.contains(&"alpha one happened".to_string()));
-        // A new line of an evicted statement starts a fresh template with a new id.
-        let again = m.add("beta two happened twice");
-        assert!(again.created);
-        assert_eq!(again.id, 6);
-        assert_eq!(m.evictions(), 3);
-    }
-
-    #[test]
-    fn tree_stays_bounded_under_unbounded_distinct_input() {
-        let mut m = TemplateMiner::new(MinerConfig {
-            max_templates: 10,
-            ..MinerConfig::default()
-        });
-        let word = |i: u32| -> String {
-            // Digit-free distinct words, so nothing is masked.
-            let mut s = String::new();
-            let mut n = i;
-            loop {
-                s.push((b'a' + (n % 26) as u8) as char);
-                n /= 26;
-                if n == 0 {
-                    break s;
-                }
-            }
-        };
-        for i in 0..20_000u32 {
-            let len = 1 + (i % 7) as usize;
-            let line = (0..len).map(|k| word(i * 7 + k as u32)).collect::<Vec<_>>();
-            m.add(&line.join(" "));
-        }
-        assert_eq!(m.len(), 10);
-        assert_eq!(m.evictions(), 20_000 - 10);
-        // Evicting the only template of a leaf and creating one in the same leaf.
-        let mut one = TemplateMiner::new(MinerConfig {
-            max_templates: 1,
-            ..MinerConfig::default()
-        });
-        let a = one.add("same head alpha beta");
-        let b = one.add("same head gamma delta");
-        assert!(b.created);
-        assert_eq!(one.template(b.slot).unwrap(), "same head gamma delta");
-        let c = one.add("same head gamma delta");
-        assert_eq!((c.id, c.created), (b.id, false));
-        assert_ne!(a.id, b.id);
-        // Each held template needs at most depth - 1 nodes (length root, two levels).
-        assert!(m.node_count() <= 10 * 3, "{} nodes", m.node_count());
-    }
-
-    #[test]
-    fn long_lines_are_capped() {
-        let mut m = TemplateMiner::new(MinerConfig {
-            max_tokens: 4,
-            ..MinerConfig::default()
-        });
-        let a = m.add("list of items: a b c d e");
-        let b = m.add("list of items: x y");
-        assert_eq!(a.id, b.id);
-        assert_eq!(m.template(a.slot).unwrap(), "list of items: <*>");
-    }
-
-    #[test]
-    fn config_problems_are_reported() {
-        let bad = MinerConfig {
-            depth: 2,
-            similarity_threshold: 1.5,
-            max_children: 1,
-            max_templates: 0,
-            max_tokens: 1,
-        };
-        let fields: Vec<&str> = bad.problems().into_iter().map(|p| p.0).collect();
-        assert_eq!(
-            fields,
-            vec![
-                "depth",
-                "similarity_threshold",
-                "max_children",
-                "max_templates",
-                "max_tokens"
-            ]
-        );
-        assert!(MinerConfig::default().problems().is_empty());
-    }
-}
+#[path = "drain_tests.rs"]
+mod tests;

@@ -31,6 +31,7 @@ pub mod error;
 pub mod extract;
 pub mod mask;
 pub mod processor;
+mod shapes;
 pub mod sketch;
 pub mod summary;
 

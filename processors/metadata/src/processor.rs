@@ -49,6 +49,10 @@ pub struct MiningConfig {
     pub max_children: usize,
     /// Tokens of a line looked at; the rest count as one `<*>`. Default: 128.
     pub max_tokens: usize,
+    /// Words one position may show as separate templates before it becomes `<*>`
+    /// (`VM Paused` / `VM Resumed` stay apart; user names past this many merge).
+    /// 0: widen at once. Default: 3.
+    pub max_word_variants: usize,
 }
 
 impl Default for MiningConfig {
@@ -59,6 +63,7 @@ impl Default for MiningConfig {
             similarity_threshold: m.similarity_threshold,
             max_children: m.max_children,
             max_tokens: m.max_tokens,
+            max_word_variants: m.max_word_variants,
         }
     }
 }
@@ -110,6 +115,7 @@ impl MetadataConfig {
                 max_children: self.mining.max_children,
                 max_templates: self.max_templates,
                 max_tokens: self.mining.max_tokens,
+                max_word_variants: self.mining.max_word_variants,
             },
             max_services: self.max_services,
             max_attribute_keys: self.max_attribute_keys,

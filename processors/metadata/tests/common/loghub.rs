@@ -54,6 +54,30 @@ pub fn load(dir: &Path, system: &str) -> Result<Labelled, String> {
     Ok(out)
 }
 
+/// Mines `lines` with `config`; returns each line's final template id (a line whose
+/// template later merged into another counts under the one it merged into) and the miner.
+pub fn mine(
+    lines: &[String],
+    config: weir_metadata::drain::MinerConfig,
+) -> (Vec<u64>, weir_metadata::drain::TemplateMiner) {
+    let mut miner = weir_metadata::drain::TemplateMiner::new(config);
+    let mut alias: HashMap<u64, u64> = HashMap::new();
+    let mut ids = Vec::with_capacity(lines.len());
+    for l in lines {
+        ids.push(miner.add(l).id);
+        for m in miner.take_merged() {
+            alias.insert(m.id, m.into_id);
+        }
+    }
+    let resolve = |mut id: u64| {
+        while let Some(&to) = alias.get(&id) {
+            id = to;
+        }
+        id
+    };
+    (ids.into_iter().map(resolve).collect(), miner)
+}
+
 /// Share of lines whose predicted group holds exactly the lines of their true group.
 pub fn grouping_accuracy(predicted: &[u64], truth: &[String]) -> f64 {
     assert_eq!(predicted.len(), truth.len());
@@ -82,4 +106,72 @@ pub fn grouping_accuracy(predicted: &[u64], truth: &[String]) -> f64 {
         }
     }
     correct as f64 / truth.len() as f64
+}
+
+/// The settings tried by leave-one-system-out: similarity threshold x word variants.
+pub fn grid() -> Vec<weir_metadata::drain::MinerConfig> {
+    let mut g = Vec::new();
+    for t in [0.5, 0.6, 0.7] {
+        for k in [0, 2, 3, 4, 6] {
+            g.push(weir_metadata::drain::MinerConfig {
+                similarity_threshold: t,
+                max_word_variants: k,
+                ..Default::default()
+            });
+        }
+    }
+    g
+}
+
+/// One row of the leave-one-system-out table.
+pub struct LooRow {
+    pub system: &'static str,
+    /// Index into [`grid`] of the settings chosen on the other seven systems.
+    pub chosen: usize,
+    /// Their mean on the other seven.
+    pub train_mean: f64,
+    /// Accuracy on the held-out system.
+    pub held_out: f64,
+}
+
+/// For each system: choose the settings of [`grid`] with the best mean on the other seven
+/// systems (ties: the first), then score the held-out system with them.
+pub fn leave_one_out(dir: &Path) -> Result<Vec<LooRow>, String> {
+    let grid = grid();
+    let data: Vec<Labelled> = SYSTEMS
+        .iter()
+        .map(|s| load(dir, s))
+        .collect::<Result<_, _>>()?;
+    // scores[g][s]
+    let scores: Vec<Vec<f64>> = grid
+        .iter()
+        .map(|c| {
+            data.iter()
+                .map(|d| grouping_accuracy(&mine(&d.contents, c.clone()).0, &d.event_ids))
+                .collect()
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for (held, system) in SYSTEMS.iter().enumerate() {
+        let train = |g: usize| {
+            let sum: f64 = (0..SYSTEMS.len())
+                .filter(|&s| s != held)
+                .map(|s| scores[g][s])
+                .sum();
+            sum / (SYSTEMS.len() - 1) as f64
+        };
+        let mut chosen = 0;
+        for g in 1..grid.len() {
+            if train(g) > train(chosen) + 1e-12 {
+                chosen = g;
+            }
+        }
+        rows.push(LooRow {
+            system,
+            chosen,
+            train_mean: train(chosen),
+            held_out: scores[chosen][held],
+        });
+    }
+    Ok(rows)
 }

@@ -1,0 +1,112 @@
+//! Unit tests of masking.
+use super::*;
+
+fn mask(line: &str) -> String {
+    let mut out = MaskedLine::new();
+    Masker::new().mask_into(line, &mut out);
+    out.joined()
+}
+
+#[test]
+fn numbers_and_hex() {
+    assert_eq!(mask("took 15 ms"), "took <*> ms");
+    assert_eq!(mask("took 15 days"), "took <*> <*>");
+    assert_eq!(mask("value -3.25e10 rounded"), "value <*> rounded");
+    assert_eq!(mask("addr 0x7fff5a3b flags=0x1,"), "addr <*> flags=<*>,");
+    assert_eq!(mask("commit deadbeefcafe01"), "commit <*>");
+    assert_eq!(mask("commit deadbeefcafe"), "commit <*>");
+    assert_eq!(mask("a decade ago"), "a decade ago");
+}
+
+#[test]
+fn uuids_and_ids() {
+    assert_eq!(
+        mask("[instance: 3edec1e4-9678-4a3a-a21b-a145a4ee5e61] Terminating"),
+        "[instance: <*>] Terminating"
+    );
+    assert_eq!(
+        mask("block blk_-6952295868487656571 terminating"),
+        "block <*> terminating"
+    );
+    assert_eq!(mask("req-38101a0b-2096-447d"), "<*>");
+}
+
+#[test]
+fn ip_addresses_with_ports() {
+    assert_eq!(mask("from 10.0.0.1:8080 ok"), "from <*> ok");
+    assert_eq!(mask("rhost=218.188.2.4"), "rhost=<*>");
+    assert_eq!(mask("net 192.168.0.0/16."), "net <*>.");
+    assert_eq!(mask("peer fe80::1ff:fe23:4567:890a"), "peer <*>");
+    assert_eq!(mask("peer [2001:db8::1]:443,"), "peer <*>,");
+    assert_eq!(mask("peer ::1"), "peer <*>");
+    assert_eq!(mask("mac aa:bb:cc:dd:ee:ff"), "mac <*>");
+    assert_eq!(mask("(::ffff:10.1.2.3)"), "(<*>)");
+}
+
+#[test]
+fn emails() {
+    assert_eq!(mask("sent to alice.smith@example.com."), "sent to <*>.");
+    assert_eq!(mask("<bob+x@mail.example.org>"), "<<*>>");
+    assert_eq!(mask("user=carol@corp.io"), "user=<*>");
+}
+
+#[test]
+fn urls_keep_shape_but_not_values() {
+    assert_eq!(
+        mask("GET https://api.example.com/v2/users/123/orders?id=77&name=bob#frag done"),
+        "GET https://<*>/<*>/users/<*>/orders?id=<*>&name=<*>#<*> done"
+    );
+    assert_eq!(
+        mask("http://admin:hunter2@10.0.0.5:8080/x"),
+        "http://<*>@<*>/x"
+    );
+}
+
+#[test]
+fn jwts() {
+    assert_eq!(
+        mask("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhYmMifQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"),
+        "jwt <*>"
+    );
+}
+
+#[test]
+fn secrets_after_keys() {
+    assert_eq!(mask("login password=hunter two"), "login password=<*> two");
+    assert_eq!(mask("api_key=abcdefXYZ,"), "api_key=<*>,");
+    assert_eq!(mask("x-auth-token: sekrit rest"), "x-auth-token: <*> rest");
+    assert_eq!(
+        mask("Authorization: Bearer abc.def.ghi"),
+        "Authorization: Bearer <*>"
+    );
+    assert_eq!(mask("password= topsecret"), "password= <*>");
+    assert_eq!(mask("Failed password for root"), "Failed password for root");
+    assert_eq!(
+        mask(r#"{"password": "letters", "user": "x"}"#),
+        r#"{"password": "<*>", "user": "<*>"}"#
+    );
+    assert_eq!(mask("tag=\"View Lock\""), "tag=\"<*>\"");
+}
+
+#[test]
+fn paths_times_and_card_numbers() {
+    assert_eq!(
+        mask("open /var/log/app-2024/part-00017.log failed"),
+        "open /var/log/<*>/<*> failed"
+    );
+    assert_eq!(mask("at 12:30:45.123"), "at <*>");
+    assert_eq!(mask("from 10.0.0.1,10.0.0.2:80 ok"), "from <*> ok");
+    assert_eq!(mask("card 4111-1111-1111-1111"), "card <*>");
+    assert_eq!(mask("card 4111 1111 1111 1111"), "card <*> <*> <*> <*>");
+}
+
+#[test]
+fn whitespace_is_normalised_and_hashes_match_text() {
+    let mut out = MaskedLine::new();
+    Masker::new().mask_into("  a\t b  42 ", &mut out);
+    assert_eq!(out.joined(), "a b <*>");
+    let t = out.tokens();
+    assert!(t[2].is_wildcard());
+    assert_eq!(t[0].hash, token_hash("a"));
+    assert_ne!(t[0].hash, t[1].hash);
+}

@@ -1,0 +1,384 @@
+//! Shape classifiers of tokens (addresses, ids, secrets) used by [`crate::mask`].
+
+use crate::mask::is_segment_delimiter;
+
+/// Key names (lower-cased, without `-`/`_`/`.`) whose values are always masked.
+pub(crate) fn is_secret_key(key: &str) -> bool {
+    let mut norm = [0u8; 48];
+    let mut n = 0;
+    let mut letters = 0u32;
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() {
+            if n == norm.len() {
+                break;
+            }
+            let l = b.to_ascii_lowercase();
+            norm[n] = l;
+            letters |= letter_bit(l);
+            n += 1;
+        }
+    }
+    let k = &norm[..n];
+    if k.is_empty() {
+        return false;
+    }
+    const EXACT: &[&[u8]] = &[b"pass", b"pw", b"key", b"sig", b"jwt", b"bearer", b"basic"];
+    const CONTAINS: [&[u8]; 13] = [
+        b"password",
+        b"passwd",
+        b"pwd",
+        b"secret",
+        b"token",
+        b"apikey",
+        b"accesskey",
+        b"privatekey",
+        b"auth",
+        b"credential",
+        b"cookie",
+        b"sessionid",
+        b"signature",
+    ];
+    // The letters each pattern needs: most keys lack one, which skips the substring search.
+    const NEEDS: [u32; 13] = {
+        let mut needs = [0u32; 13];
+        let mut i = 0;
+        while i < CONTAINS.len() {
+            let mut j = 0;
+            while j < CONTAINS[i].len() {
+                needs[i] |= 1 << (CONTAINS[i][j] - b'a');
+                j += 1;
+            }
+            i += 1;
+        }
+        needs
+    };
+    if EXACT.contains(&k) {
+        return true;
+    }
+    for (c, need) in CONTAINS.iter().zip(NEEDS) {
+        if letters & need == need && k.windows(c.len()).any(|w| w == *c) {
+            return true;
+        }
+    }
+    false
+}
+
+pub(crate) fn letter_bit(lower: u8) -> u32 {
+    if lower.is_ascii_lowercase() {
+        1 << (lower - b'a')
+    } else {
+        0
+    }
+}
+
+/// What one pass over a token's core found; decides which classifiers can apply.
+#[derive(Default)]
+pub(crate) struct Shape {
+    pub(crate) digits: u32,
+    pub(crate) colons: u32,
+    pub(crate) dots: u32,
+    pub(crate) delimiters: u32,
+    pub(crate) at: bool,
+    pub(crate) first_eq: Option<usize>,
+    pub(crate) all_hex: bool,
+}
+
+impl Shape {
+    pub(crate) fn of(b: &[u8]) -> Shape {
+        let mut s = Shape {
+            all_hex: true,
+            ..Shape::default()
+        };
+        for (i, &c) in b.iter().enumerate() {
+            if c.is_ascii_digit() {
+                s.digits += 1;
+                continue;
+            }
+            if c.is_ascii_alphabetic() {
+                s.all_hex &= c.is_ascii_hexdigit();
+                continue;
+            }
+            s.all_hex = false;
+            match c {
+                b':' => s.colons += 1,
+                b'.' => s.dots += 1,
+                b'@' => s.at = true,
+                b'=' if s.first_eq.is_none() => s.first_eq = Some(i),
+                _ => {}
+            }
+            if is_segment_delimiter(c) {
+                s.delimiters += 1;
+            }
+        }
+        s
+    }
+}
+
+pub(crate) fn is_hex(b: u8) -> bool {
+    b.is_ascii_hexdigit()
+}
+
+/// `8-4-4-4-12` hex digits.
+pub(crate) fn is_uuid(s: &[u8]) -> bool {
+    s.len() == 36
+        && s.iter().enumerate().all(|(i, &b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => is_hex(b),
+        })
+}
+
+/// Dotted quad, optionally followed by `:port` or `/prefix`.
+pub(crate) fn is_ipv4(s: &[u8]) -> bool {
+    let mut octets = 0;
+    let mut digits = 0;
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        if b.is_ascii_digit() {
+            digits += 1;
+            if digits > 3 {
+                return false;
+            }
+        } else if b == b'.' {
+            if digits == 0 {
+                return false;
+            }
+            octets += 1;
+            digits = 0;
+        } else if (b == b':' || b == b'/') && octets == 3 && digits > 0 {
+            return i + 1 < s.len() && s[i + 1..].iter().all(u8::is_ascii_digit);
+        } else {
+            return false;
+        }
+        i += 1;
+    }
+    octets == 3 && digits > 0
+}
+
+/// Hex groups with colons (at least two), optionally in brackets with a port, or a
+/// dotted-quad tail (`::ffff:1.2.3.4`). Six colon-separated pairs make a MAC address.
+pub(crate) fn is_ipv6_or_mac(s: &[u8]) -> bool {
+    let s = match s.first() {
+        Some(b'[') => match s.iter().rposition(|&b| b == b']') {
+            Some(end) if s[end + 1..].is_empty() || is_port_suffix(&s[end + 1..]) => &s[1..end],
+            _ => return false,
+        },
+        _ => s,
+    };
+    let colons = s.iter().filter(|&&b| b == b':').count();
+    if colons < 2 {
+        return false;
+    }
+    let mut group = 0;
+    let mut has_hex_letter = false;
+    for (i, &b) in s.iter().enumerate() {
+        if b == b':' {
+            group = 0;
+        } else if b == b'.' {
+            // an embedded IPv4 tail
+            let start = s[..i].iter().rposition(|&c| c == b':').map_or(0, |p| p + 1);
+            return is_ipv4(&s[start..]);
+        } else if is_hex(b) {
+            group += 1;
+            if group > 4 {
+                return false;
+            }
+            has_hex_letter |= b.is_ascii_alphabetic();
+        } else {
+            return false;
+        }
+    }
+    // "12:30:45" is a time, masked anyway by the digit rule; require a letter or "::".
+    has_hex_letter || s.windows(2).any(|w| w == b"::")
+}
+
+pub(crate) fn is_port_suffix(s: &[u8]) -> bool {
+    s.len() > 1 && s[0] == b':' && s[1..].iter().all(u8::is_ascii_digit)
+}
+
+/// `local@domain` with word characters on both sides.
+pub(crate) fn is_email_like(s: &[u8]) -> bool {
+    let Some(at) = s.iter().position(|&b| b == b'@') else {
+        return false;
+    };
+    let word = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-');
+    at > 0
+        && at + 1 < s.len()
+        && s[..at].iter().all(word)
+        && s[at + 1..]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'))
+}
+
+/// Three base64url parts separated by dots, the first a JSON header (`eyJ`).
+pub(crate) fn is_jwt(s: &[u8]) -> bool {
+    s.starts_with(b"eyJ")
+        && s.iter().filter(|&&b| b == b'.').count() == 2
+        && s.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'='))
+}
+
+/// Whether a segment (no delimiters inside) is variable.
+pub(crate) fn segment_is_variable(seg: &[u8]) -> bool {
+    if seg.iter().any(u8::is_ascii_digit) {
+        return true;
+    }
+    if seg.contains(&b'.') {
+        let start = seg.iter().position(|&b| b != b'.').unwrap_or(seg.len());
+        if is_dotted_name(&seg[start..]) {
+            return true;
+        }
+    }
+    seg.len() >= 8 && seg.iter().all(|&b| is_hex(b))
+}
+
+/// Top-level domains recognised at the end of a one-dot host name (any two-letter
+/// lower-case label counts too).
+const TLDS: &[&str] = &[
+    "com", "net", "org", "edu", "gov", "mil", "int", "info", "biz", "io", "local", "lan",
+    "internal", "dev", "app", "cloud", "home", "corp", "arpa", "onion",
+];
+
+/// `a.b.c` (two dots or more) or `host.tld`: host names, package and class names, dotted
+/// keys. Labels are letters, digits, `_`, `-`, `$`.
+pub(crate) fn is_dotted_name(s: &[u8]) -> bool {
+    let mut labels = 0;
+    let mut last_start = 0;
+    for (i, &b) in s.iter().enumerate() {
+        if b == b'.' {
+            if i == last_start {
+                return false;
+            }
+            labels += 1;
+            last_start = i + 1;
+        } else if !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'$')) {
+            return false;
+        }
+    }
+    if last_start == s.len() || labels == 0 {
+        return false;
+    }
+    if labels >= 2 {
+        return true;
+    }
+    let last = &s[last_start..];
+    (last.len() == 2 && last.iter().all(u8::is_ascii_lowercase))
+        || TLDS.iter().any(|t| t.as_bytes() == last)
+}
+
+/// Prefixes of vendor credentials (cloud keys, API tokens) masked whole wherever they stand.
+pub(crate) fn has_secret_prefix(s: &[u8]) -> bool {
+    const PREFIXES: &[&[u8]] = &[
+        b"AKIA",
+        b"ASIA",
+        b"AIza",
+        b"sk_live_",
+        b"sk_test_",
+        b"rk_live_",
+        b"pk_live_",
+        b"whsec_",
+        b"ghp_",
+        b"gho_",
+        b"ghu_",
+        b"ghs_",
+        b"ghr_",
+        b"github_pat_",
+        b"glpat-",
+        b"xoxb-",
+        b"xoxp-",
+        b"xoxa-",
+        b"xoxs-",
+        b"xapp-",
+        b"npm_",
+        b"hf_",
+        b"SG.",
+        b"sk-",
+        b"dop_v1_",
+        b"shpat_",
+        b"AGE-SECRET-KEY-",
+    ];
+    PREFIXES
+        .iter()
+        .any(|p| s.len() >= p.len() + 8 && s.starts_with(p))
+}
+
+/// Names of weekdays and months (`Mon`, `June`): parts of a timestamp.
+pub(crate) fn is_date_word(s: &[u8]) -> bool {
+    const WORDS: &[&[u8]] = &[
+        b"Mon",
+        b"Tue",
+        b"Wed",
+        b"Thu",
+        b"Fri",
+        b"Sat",
+        b"Sun",
+        b"Jan",
+        b"Feb",
+        b"Mar",
+        b"Apr",
+        b"May",
+        b"Jun",
+        b"Jul",
+        b"Aug",
+        b"Sep",
+        b"Sept",
+        b"Oct",
+        b"Nov",
+        b"Dec",
+        b"Monday",
+        b"Tuesday",
+        b"Wednesday",
+        b"Thursday",
+        b"Friday",
+        b"Saturday",
+        b"Sunday",
+        b"January",
+        b"February",
+        b"April",
+        b"June",
+        b"July",
+        b"August",
+        b"September",
+        b"October",
+        b"November",
+        b"December",
+    ];
+    s.len() >= 3 && s.len() <= 9 && s[0].is_ascii_uppercase() && WORDS.contains(&s)
+}
+
+/// Units of size, time and rate whose choice follows the magnitude (`1.2 KB` / `3 MB`,
+/// `<1 sec` / `2 mins`); fixed units (`ms`, `bytes`) stay.
+pub(crate) fn is_unit(s: &[u8]) -> bool {
+    if s.is_empty() || s.len() > 7 {
+        return false;
+    }
+    let mut l = [0u8; 7];
+    for (d, b) in l.iter_mut().zip(s) {
+        *d = b.to_ascii_lowercase();
+    }
+    const UNITS: &[&[u8]] = &[
+        b"b", b"kb", b"mb", b"gb", b"tb", b"pb", b"kib", b"mib", b"gib", b"tib", b"sec", b"secs",
+        b"second", b"seconds", b"min", b"mins", b"minute", b"minutes", b"hr", b"hrs", b"hour",
+        b"hours", b"day", b"days", b"kbps", b"mbps", b"gbps", b"kb/s", b"mb/s", b"gb/s",
+    ];
+    UNITS.contains(&&l[..s.len()])
+}
+
+/// Whether `s[at]` is the `@` of an e-mail-like `local@domain`; returns the span.
+pub(crate) fn email_span(s: &[u8], at: usize) -> Option<(usize, usize)> {
+    let local = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-');
+    let domain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-');
+    let mut a = at;
+    while a > 0 && local(s[a - 1]) {
+        a -= 1;
+    }
+    let mut e = at + 1;
+    while e < s.len() && domain(s[e]) {
+        e += 1;
+    }
+    // Trailing dots are punctuation, not part of the domain.
+    while e > at + 1 && s[e - 1] == b'.' {
+        e -= 1;
+    }
+    (a < at && e > at + 1 && s[at + 1..e].iter().any(u8::is_ascii_alphabetic)).then_some((a, e))
+}
