@@ -179,6 +179,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/edges", get(edges))
         .route("/api/v1/ingest", post(ingest))
+        .route("/api/v1/sketch-key", get(sketch_key))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/tokens", get(tokens).post(new_token))
         .route("/api/v1/tokens/{id}", axum::routing::delete(revoke_token))
@@ -356,6 +357,30 @@ async fn edges(
 ) -> ApiResult<Json<serde_json::Value>> {
     require(&p, Permission::Read)?;
     Ok(Json(json!({"edges": s.control.store().edges()?})))
+}
+
+/// The deployment's sketch key, for edges only: not even admins read it here (an admin
+/// who wants it must mint an edge token, which is audited).
+async fn sketch_key(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Response> {
+    if s.auth && p.role != Role::Edge {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "role {} may not read the sketch key (edge tokens only)",
+                p.role.as_str()
+            ),
+        ));
+    }
+    let key = s.control.sketch_key();
+    let mut r = Json(json!({"key": key.to_hex(), "id": key.id()})).into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(r)
 }
 
 async fn ingest(

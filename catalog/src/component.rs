@@ -22,7 +22,15 @@
 //!     # tls: { ca_file: ca.pem }      # https:// endpoints: trust this CA (default: system roots)
 //!     flush_interval: 10s
 //!     include_processors: [metadata]  # also take what these metadata processors gathered
+//!     # sketch_key_file: weir-sketch.key  # endpoint only: the deployment's sketch key
 //! ```
+//!
+//! Value hashes in summaries are keyed with the deployment's sketch key
+//! (`weir_metadata::key`). With `storage` the key is the file beside the database
+//! (`<storage>.sketch-key`). With `endpoint` it is read from `sketch_key_file`, or, when that
+//! file does not exist, fetched from the control plane with the edge token and written there
+//! (mode 0600); until then the exporter hashes with a key of its own and the control plane
+//! drops those hashes (counts are kept).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -36,7 +44,7 @@ use weir_api::{
     Consumer, ExporterConfig, ExporterFactory, ExtensionConfig, ExtensionFactory, SignalSet, Stage,
     StartError,
 };
-use weir_metadata::{CatalogSummary, MetadataConfig, MetadataHandle, MetadataHub};
+use weir_metadata::{CatalogSummary, MetadataConfig, MetadataHandle, MetadataHub, SketchKey};
 use weir_tls::{Alpn, ClientTls, HttpVersions, ServerTls, TlsClientSettings, TlsServerSettings};
 
 use crate::api::{router, ApiState};
@@ -352,6 +360,13 @@ pub struct CatalogExporterConfig {
     /// Summariser settings (caps, miner); as the `metadata` processor's.
     #[serde(default)]
     pub metadata: MetadataConfig,
+    /// With `endpoint` only: the file holding the deployment's sketch key (32 hex digits),
+    /// relative to the config's directory. Read at start when it exists (provision the same
+    /// file on every edge to do without the fetch); otherwise the key is fetched from the
+    /// control plane (`GET /api/v1/sketch-key`, edge token) and written here, mode 0600.
+    /// Default: `weir-sketch.key`. With `storage` the key is `<storage>.sketch-key`.
+    #[serde(default)]
+    pub sketch_key_file: Option<String>,
     /// YAML path of the section (set by the factory), for messages about TLS files.
     #[serde(skip)]
     pub path: String,
@@ -401,6 +416,12 @@ impl ExporterFactory for CatalogExporterFactory {
         if cfg.flush_interval.is_zero() {
             errors.push(format!("{path}.flush_interval"), "must be greater than 0");
         }
+        if cfg.sketch_key_file.is_some() && cfg.storage.is_some() {
+            errors.push(
+                format!("{path}.sketch_key_file"),
+                "is for an endpoint; with storage the key is the file <storage>.sketch-key",
+            );
+        }
         errors.into_result(Box::new(cfg) as Box<dyn ExporterConfig>)
     }
 }
@@ -414,6 +435,10 @@ enum Destination {
     Local(Arc<ControlPlane>),
     Remote {
         url: String,
+        /// `GET` here for the deployment's sketch key.
+        key_url: String,
+        /// Where the fetched key is kept.
+        key_file: std::path::PathBuf,
         token: Option<String>,
         client: Box<HttpsClient>,
     },
@@ -426,6 +451,8 @@ pub struct CatalogExporter {
     dest: Arc<Destination>,
     flush_interval: Duration,
     pending: Arc<Mutex<CatalogSummary>>,
+    /// Whether the handle hashes with the deployment's key already.
+    keyed: bool,
     stop: Mutex<Option<watch::Sender<bool>>>,
 }
 
@@ -464,8 +491,12 @@ impl ExporterConfig for CatalogExporterConfig {
                     hyper_util::rt::TokioExecutor::new(),
                 )
                 .build(tls.https_connector(HttpVersions::Http1And2));
+                let base = url.trim_end_matches('/');
                 Destination::Remote {
-                    url: format!("{}/api/v1/ingest", url.trim_end_matches('/')),
+                    url: format!("{base}/api/v1/ingest"),
+                    key_url: format!("{base}/api/v1/sketch-key"),
+                    key_file: ctx
+                        .resolve_path(self.sketch_key_file.as_deref().unwrap_or("weir-sketch.key")),
                     token: self.token.clone(),
                     client: Box::new(client),
                 }
@@ -478,12 +509,27 @@ impl ExporterConfig for CatalogExporterConfig {
                 })
             }
         };
+        let key = match &dest {
+            Destination::Local(c) => Some(c.sketch_key()),
+            Destination::Remote { key_file, .. } => {
+                SketchKey::load(key_file).map_err(|e| BuildError::Other {
+                    id: ctx.id.clone(),
+                    message: e.to_string(),
+                    source: Some(Box::new(e)),
+                })?
+            }
+        };
+        let handle = Arc::new(MetadataHandle::new(&self.metadata));
+        if let Some(key) = key {
+            handle.set_key(key);
+        }
         Ok(Arc::new(CatalogExporter {
-            handle: Arc::new(MetadataHandle::new(&self.metadata)),
+            handle,
             include: self.include_processors.clone(),
             dest: Arc::new(dest),
             flush_interval: self.flush_interval,
             pending: Arc::new(Mutex::new(CatalogSummary::default())),
+            keyed: key.is_some(),
             stop: Mutex::new(None),
         }))
     }
@@ -492,7 +538,9 @@ impl ExporterConfig for CatalogExporterConfig {
 async fn deliver(dest: &Destination, summary: &CatalogSummary) -> Result<(), String> {
     match dest {
         Destination::Local(c) => c.ingest(summary).map_err(|e| e.to_string()),
-        Destination::Remote { url, token, client } => {
+        Destination::Remote {
+            url, token, client, ..
+        } => {
             use http_body_util::{BodyExt, Full};
             let body = serde_json::to_vec(summary).map_err(|e| e.to_string())?;
             let mut req = hyper::Request::post(url.as_str())
@@ -520,6 +568,110 @@ async fn deliver(dest: &Destination, summary: &CatalogSummary) -> Result<(), Str
                 Err(format!("{status}: {}", String::from_utf8_lossy(&text)))
             }
         }
+    }
+}
+
+/// Fetches the deployment's sketch key from the control plane.
+async fn fetch_key(dest: &Destination) -> Result<SketchKey, String> {
+    use http_body_util::{BodyExt, Full};
+    let Destination::Remote {
+        key_url,
+        token,
+        client,
+        ..
+    } = dest
+    else {
+        return Err("not a remote destination".into());
+    };
+    let mut req = hyper::Request::get(key_url.as_str());
+    if let Some(t) = token {
+        req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let req = req.body(Full::default()).map_err(|e| e.to_string())?;
+    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let body = tokio::time::timeout(Duration::from_secs(30), resp.into_body().collect())
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
+    }
+    #[derive(Deserialize)]
+    struct KeyResponse {
+        key: String,
+    }
+    let parsed: KeyResponse = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    SketchKey::parse_hex(&parsed.key).ok_or_else(|| "the answer holds no sketch key".to_string())
+}
+
+/// Hashes with `key` from now on in `handle` and the included processors; what was gathered
+/// under their previous key goes to `pending` (its hashes are dropped when merged there).
+fn switch_key(
+    key: SketchKey,
+    handle: &MetadataHandle,
+    include: &[String],
+    pending: &Mutex<CatalogSummary>,
+) {
+    let mut before = if handle.key() == key {
+        CatalogSummary::default()
+    } else {
+        handle.set_key(key)
+    };
+    for id in include {
+        if let Some(h) = MetadataHub::global().get(id) {
+            if h.key() != key {
+                before.merge(&h.set_key(key));
+            }
+        }
+    }
+    if !before.is_empty() {
+        let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.merge(&before);
+    }
+}
+
+/// Until the deployment's key is known: fetches it (retrying with backoff up to 30s),
+/// keeps it in the key file and switches to it.
+async fn obtain_key(
+    dest: Arc<Destination>,
+    handle: Arc<MetadataHandle>,
+    include: Vec<String>,
+    pending: Arc<Mutex<CatalogSummary>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Destination::Remote { key_file, .. } = dest.as_ref() else {
+        return;
+    };
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match fetch_key(&dest).await {
+            Ok(key) => {
+                // Another process may have written the file meanwhile: its key wins.
+                let key = match key.store_new(key_file) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sketch key not kept on disk; fetched again at the next start");
+                        key
+                    }
+                };
+                switch_key(key, &handle, &include, &pending);
+                tracing::info!(key_id = %key.id(), "sketch key of the deployment in use");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?wait, "cannot fetch the sketch key from the control plane; value hashes of this edge are dropped until it is known");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        wait = (wait * 2).min(Duration::from_secs(30));
     }
 }
 
@@ -584,6 +736,23 @@ impl Component for CatalogExporter {
                 }
             }
         });
+        if self.keyed {
+            // Processors were built after this exporter: give them the key now.
+            switch_key(
+                self.handle.key(),
+                &self.handle,
+                &self.include,
+                &self.pending,
+            );
+        } else {
+            tokio::spawn(obtain_key(
+                self.dest.clone(),
+                self.handle.clone(),
+                self.include.clone(),
+                self.pending.clone(),
+                tx.subscribe(),
+            ));
+        }
         *self.stop.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
         Ok(())
     }

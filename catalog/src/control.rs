@@ -3,10 +3,11 @@
 //! written to the audit log with its actor.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use weir_metadata::summary::{CatalogSummary, ServiceSummary};
+use weir_metadata::SketchKey;
 
 use crate::analysis::{analyse_service, Finding, Thresholds};
 use crate::store::{now_secs, Store, StoredPolicy};
@@ -14,6 +15,14 @@ use crate::CatalogError;
 
 /// Rows of the catalog are stored per service, all signals in one document.
 const ALL_SIGNALS: &str = "all";
+
+/// The deployment's sketch key file of the store at `db`: `<db>.sketch-key`, beside the
+/// database (mode 0600), never inside it.
+pub fn sketch_key_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".sketch-key");
+    PathBuf::from(p)
+}
 
 /// Why a control-plane request could not be done (mapped to HTTP statuses by the API).
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +82,8 @@ pub struct ServiceOverview {
 /// The control plane over one store.
 pub struct ControlPlane {
     store: Store,
+    /// The deployment's sketch key (beside the store, never in it).
+    sketch_key: SketchKey,
     thresholds: Thresholds,
     check: Option<PolicyCheck>,
 }
@@ -80,8 +91,11 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Opens the store at `path`.
     pub fn open(path: &Path) -> Result<ControlPlane, CatalogError> {
+        let store = Store::open(path)?;
+        let sketch_key = SketchKey::load_or_create(&sketch_key_path(path))?;
         Ok(ControlPlane {
-            store: Store::open(path)?,
+            store,
+            sketch_key,
             thresholds: Thresholds::default(),
             check: None,
         })
@@ -93,6 +107,12 @@ impl ControlPlane {
         self
     }
 
+    /// The deployment's sketch key: every value hash in the catalog is keyed with it. Only
+    /// edges get it (`GET /api/v1/sketch-key`); it is never stored in the database.
+    pub fn sketch_key(&self) -> SketchKey {
+        self.sketch_key
+    }
+
     /// The underlying store.
     pub fn store(&self) -> &Store {
         &self.store
@@ -102,6 +122,21 @@ impl ControlPlane {
     /// catalog.
     pub fn ingest(&self, summary: &CatalogSummary) -> Result<(), CatalogError> {
         let now = now_secs();
+        let rekeyed;
+        let summary = if summary.sketch_key_id == self.sketch_key.id() {
+            summary
+        } else {
+            // Hashes under another key (an edge that has not fetched the deployment's key
+            // yet) cannot merge with ours: keep the counts, drop the hashes.
+            tracing::info!(
+                key_id = %summary.sketch_key_id,
+                "summary hashed under another sketch key: its value hashes are dropped"
+            );
+            let mut s = summary.clone();
+            s.forget_value_hashes();
+            rekeyed = s;
+            &rekeyed
+        };
         for (service, s) in &summary.services {
             self.store.merge_summary(service, ALL_SIGNALS, now, |old| {
                 let mut merged = CatalogSummary::default();
@@ -319,8 +354,11 @@ impl ControlPlane {
                 id: service.to_string(),
             });
         }
+        // The audit names the service by a keyed fingerprint: the erasure leaves no trace of
+        // the name itself, and whoever holds the sketch key can still tell which it was.
+        let target = format!("service#{:016x}", self.sketch_key.hash(service.as_bytes()));
         self.store
-            .audit(actor, "catalog.delete_service", service, None, None)?;
+            .audit(actor, "catalog.delete_service", &target, None, None)?;
         Ok(n)
     }
 

@@ -38,6 +38,9 @@ pub enum CatalogError {
     /// A stored or submitted document is not valid JSON of the expected shape.
     #[error("catalog document: {0}")]
     Json(#[from] serde_json::Error),
+    /// The deployment's sketch key file could not be read or created.
+    #[error("sketch key: {0}")]
+    SketchKey(#[from] weir_metadata::error::MetadataError),
     /// A filesystem operation failed.
     #[error("{path}: {source}")]
     Io {

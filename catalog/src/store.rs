@@ -71,6 +71,24 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 "#;
 
+/// See [`Store::scrub`].
+fn scrub(conn: &Connection) -> Result<(), CatalogError> {
+    conn.execute_batch("VACUUM")?;
+    for attempt in 0..50 {
+        // (busy, frames in the log, frames checkpointed); busy = 1 while another connection
+        // reads: wait for it and retry.
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy == 0 {
+            return Ok(());
+        }
+        if attempt == 49 {
+            tracing::warn!("catalog store: the -wal file could not be truncated after an erasure (readers kept it busy); it will be at the next erasure");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(())
+}
+
 /// Unix time in seconds.
 pub fn now_secs() -> i64 {
     SystemTime::now()
@@ -190,6 +208,11 @@ impl Store {
             path: path.display().to_string(),
             source,
         })?;
+        // Erased rows leave no trace: SQLite zeroes deleted cells and freed pages
+        // (secure_delete), temporary files of VACUUM and sorting stay in memory, and every
+        // erasure ends in `scrub` (VACUUM, then the -wal file truncated).
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -245,19 +268,38 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Deletes every summary of a service; returns how many rows went.
+    /// Deletes every summary of a service, leaving no trace of it in the files (see
+    /// [`Store::scrub`]); returns how many rows went.
     pub fn delete_service(&self, service: &str) -> Result<usize, CatalogError> {
-        Ok(self
-            .conn()
-            .execute("DELETE FROM summaries WHERE service = ?1", params![service])?)
+        let conn = self.conn();
+        let n = conn.execute("DELETE FROM summaries WHERE service = ?1", params![service])?;
+        if n > 0 {
+            scrub(&conn)?;
+        }
+        Ok(n)
     }
 
-    /// Deletes summaries not seen since `cutoff` (unix seconds); returns how many went.
+    /// Deletes summaries not seen since `cutoff` (unix seconds), leaving no trace of them in
+    /// the files; returns how many went.
     pub fn prune_unseen_since(&self, cutoff: i64) -> Result<usize, CatalogError> {
-        Ok(self.conn().execute(
+        let conn = self.conn();
+        let n = conn.execute(
             "DELETE FROM summaries WHERE last_seen < ?1",
             params![cutoff],
-        )?)
+        )?;
+        if n > 0 {
+            scrub(&conn)?;
+        }
+        Ok(n)
+    }
+
+    /// Rewrites the database so nothing deleted is left in any of its files: VACUUM (drops
+    /// free pages, which secure_delete has zeroed already, and any written before it was
+    /// on), then a TRUNCATE checkpoint, which copies the WAL into the database and empties
+    /// the -wal file (it held older images of the pages). The -shm file is an index of the
+    /// WAL and holds no content.
+    pub fn scrub(&self) -> Result<(), CatalogError> {
+        scrub(&self.conn())
     }
 
     // ---- policies ----
@@ -338,6 +380,7 @@ impl Store {
         tx.execute("DELETE FROM policies WHERE id = ?1", params![id])?;
         insert_audit(&tx, actor, "policy.delete", id, Some(to_json(&b)?), None)?;
         tx.commit()?;
+        scrub(&conn)?;
         Ok(before)
     }
 

@@ -296,12 +296,14 @@ async fn catalog_exporter_ships_over_tls_and_refuses_an_untrusted_server() {
     let cp = start(dir.path(), tls).await;
     let ca_file = ca.write(dir.path(), "ca.pem");
     let other_ca = TestCa::new("Someone else's CA").write(dir.path(), "other-ca.pem");
+    let key_file = dir.path().join("edge-sketch.key");
 
     let export = |ca: &Path, service: &'static str| {
         let config = json!({
             "endpoint": format!("https://localhost:{}", cp.addr.port()),
             "tls": {"ca_file": ca.to_str().unwrap()},
             "flush_interval": "1h",
+            "sketch_key_file": key_file.to_str().unwrap(),
         });
         async move {
             let exporter = CatalogExporterFactory

@@ -17,4 +17,21 @@ pub enum MetadataError {
     /// Output could not be written.
     #[error("cannot write output: {0}")]
     Write(#[source] std::io::Error),
+    /// A sketch key file holds something else than a key.
+    #[error("sketch key file {}: {message}", path.display())]
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A sketch key file could not be written.
+    #[error("cannot write sketch key file {}: {source}", path.display())]
+    KeyFileIo {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -18,8 +18,9 @@ use weir_api::otlp::resource::v1::Resource;
 use weir_api::{Batch, Payload};
 
 use crate::drain::{MinerConfig, TemplateMiner};
+use crate::key::SketchKey;
 use crate::mask::{MaskedLine, Masker};
-use crate::sketch::{stable_hash, stable_hash_tagged, DistinctSketch};
+use crate::sketch::{stable_hash, DistinctSketch};
 use crate::summary::{
     template_id, AttributeSchema, CatalogSummary, MetricKind, MetricSummary, ServiceSummary,
     SpanSummary, TemplateSummary, Temporality, ValueKind, MAX_KEYS_PER_ENTRY,
@@ -76,6 +77,8 @@ pub struct Accumulator {
     masker: Masker,
     masked: MaskedLine,
     span_name: String,
+    /// Key of every value hash ([`SketchKey`]).
+    key: SketchKey,
 }
 
 fn now_nanos() -> u64 {
@@ -98,23 +101,23 @@ fn service_name(resource: Option<&Resource>) -> &str {
         .unwrap_or(UNKNOWN_SERVICE)
 }
 
-/// Type, hash and approximate encoded size of a value.
-fn value_info(v: Option<&AnyValue>) -> (ValueKind, u64, u64) {
+/// Type, keyed hash and approximate encoded size of a value.
+fn value_info(v: Option<&AnyValue>, key: &SketchKey) -> (ValueKind, u64, u64) {
     match v.and_then(|v| v.value.as_ref()) {
-        None => (ValueKind::Empty, stable_hash_tagged(0, b""), 0),
+        None => (ValueKind::Empty, key.hash_tagged(0, b""), 0),
         Some(Value::StringValue(s)) => (
             ValueKind::String,
-            stable_hash_tagged(1, s.as_bytes()),
+            key.hash_tagged(1, s.as_bytes()),
             s.len() as u64,
         ),
-        Some(Value::BoolValue(b)) => (ValueKind::Bool, stable_hash_tagged(2, &[*b as u8]), 1),
-        Some(Value::IntValue(i)) => (ValueKind::Int, stable_hash_tagged(3, &i.to_le_bytes()), 8),
+        Some(Value::BoolValue(b)) => (ValueKind::Bool, key.hash_tagged(2, &[*b as u8]), 1),
+        Some(Value::IntValue(i)) => (ValueKind::Int, key.hash_tagged(3, &i.to_le_bytes()), 8),
         Some(Value::DoubleValue(d)) => (
             ValueKind::Double,
-            stable_hash_tagged(4, &d.to_bits().to_le_bytes()),
+            key.hash_tagged(4, &d.to_bits().to_le_bytes()),
             8,
         ),
-        Some(Value::BytesValue(b)) => (ValueKind::Bytes, stable_hash_tagged(5, b), b.len() as u64),
+        Some(Value::BytesValue(b)) => (ValueKind::Bytes, key.hash_tagged(5, b), b.len() as u64),
         Some(other) => {
             let kind = match other {
                 Value::ArrayValue(_) => ValueKind::Array,
@@ -125,15 +128,15 @@ fn value_info(v: Option<&AnyValue>) -> (ValueKind, u64, u64) {
                 value: Some(other.clone()),
             }
             .encode_to_vec();
-            (kind, stable_hash_tagged(6, &bytes), bytes.len() as u64)
+            (kind, key.hash_tagged(6, &bytes), bytes.len() as u64)
         }
     }
 }
 
-/// Hash of one key/value pair, for series identity.
-fn pair_hash(kv: &KeyValue) -> u64 {
-    let (_, vh, _) = value_info(kv.value.as_ref());
-    stable_hash(kv.key.as_bytes()).rotate_left(17) ^ vh
+/// Keyed hash of one key/value pair, for series identity.
+fn pair_hash(kv: &KeyValue, key: &SketchKey) -> u64 {
+    let (_, vh, _) = value_info(kv.value.as_ref(), key);
+    key.hash(kv.key.as_bytes()).rotate_left(17) ^ vh
 }
 
 /// Counts attributes carried by `weight` items into `map`, keeping at most `cap` keys.
@@ -144,6 +147,7 @@ fn observe_attributes(
     t: u64,
     cap: usize,
     evicted: &mut u64,
+    key: &SketchKey,
 ) {
     for kv in attrs {
         let schema = match map.get_mut(kv.key.as_str()) {
@@ -156,7 +160,7 @@ fn observe_attributes(
                 map.entry(kv.key.clone()).or_default()
             }
         };
-        let (kind, h, value_bytes) = value_info(kv.value.as_ref());
+        let (kind, h, value_bytes) = value_info(kv.value.as_ref(), key);
         schema.types.add(kind, weight);
         schema.items += weight;
         schema.bytes += (kv.key.len() as u64 + value_bytes) * weight;
@@ -211,7 +215,21 @@ impl Accumulator {
             masker: Masker::new(),
             masked: MaskedLine::new(),
             span_name: String::new(),
+            key: SketchKey::process_default(),
         }
+    }
+
+    /// The key value hashes are made with.
+    pub fn key(&self) -> SketchKey {
+        self.key
+    }
+
+    /// Hashes values with `key` from now on. What was gathered under the previous key is
+    /// taken first and returned (labelled with that key), so no summary mixes keys.
+    pub fn set_key(&mut self, key: SketchKey) -> CatalogSummary {
+        let before = self.take();
+        self.key = key;
+        before
     }
 
     fn service(&mut self, name: &str) -> &mut ServiceState {
@@ -282,6 +300,7 @@ impl Accumulator {
                     let mut masked = std::mem::take(&mut self.masked);
                     let mut name = std::mem::take(&mut self.span_name);
                     let masker = self.masker.clone();
+                    let key = self.key;
                     let svc = self.service(service_name(rs.resource.as_ref()));
                     for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
                         // Span names can carry ids ("GET /users/123"): keep them masked.
@@ -303,6 +322,7 @@ impl Accumulator {
                             t,
                             cap_keys,
                             &mut evicted,
+                            &key,
                         );
                         let entry = match traces.spans.get_mut(name.as_str()) {
                             Some(e) => e,
@@ -352,6 +372,7 @@ impl Accumulator {
         }
         let cap = self.limits.max_attribute_keys;
         let mut evicted = 0;
+        let key = self.key;
         let svc = self.service(service_name(resource));
         let attrs = match sig {
             Sig::Logs => &mut svc.summary.logs.attributes.resource,
@@ -359,7 +380,7 @@ impl Accumulator {
             Sig::Metrics => &mut svc.summary.metrics.attributes.resource,
         };
         if let Some(r) = resource {
-            observe_attributes(attrs, &r.attributes, items, t, cap, &mut evicted);
+            observe_attributes(attrs, &r.attributes, items, t, cap, &mut evicted, &key);
         }
         self.evicted_keys += evicted;
     }
@@ -377,6 +398,7 @@ impl Accumulator {
         let mut body = std::mem::take(&mut self.body);
         let mut evicted_keys = 0;
         let mut evicted_templates = 0;
+        let key = self.key;
         let svc = self.service(service);
         let text = body_text(r.body.as_ref(), &mut body);
         let body_hash = stable_hash(text.as_bytes());
@@ -427,6 +449,7 @@ impl Accumulator {
             t,
             cap,
             &mut evicted_keys,
+            &key,
         );
         self.evicted_keys += evicted_keys;
         self.evicted_templates += evicted_templates;
@@ -438,6 +461,7 @@ impl Accumulator {
         let bytes = m.encoded_len() as u64;
         let (cap_keys, cap_names) = (self.limits.max_attribute_keys, self.limits.max_names);
         let mut evicted = 0;
+        let key = self.key;
         let svc = self.service(service);
         let metrics = &mut svc.summary.metrics;
         metrics.volume.items += points;
@@ -470,7 +494,11 @@ impl Accumulator {
             Some(Data::Gauge(g)) => {
                 entry.kind = MetricKind::Gauge;
                 for p in &g.data_points {
-                    points_seen.push((&p.attributes, p.time_unix_nano, number_hash(&p.value)));
+                    points_seen.push((
+                        &p.attributes,
+                        p.time_unix_nano,
+                        number_hash(&p.value, &key),
+                    ));
                 }
             }
             Some(Data::Sum(s)) => {
@@ -478,14 +506,18 @@ impl Accumulator {
                 entry.temporality = temporality(s.aggregation_temporality);
                 entry.monotonic |= s.is_monotonic;
                 for p in &s.data_points {
-                    points_seen.push((&p.attributes, p.time_unix_nano, number_hash(&p.value)));
+                    points_seen.push((
+                        &p.attributes,
+                        p.time_unix_nano,
+                        number_hash(&p.value, &key),
+                    ));
                 }
             }
             Some(Data::Histogram(h)) => {
                 entry.kind = MetricKind::Histogram;
                 entry.temporality = temporality(h.aggregation_temporality);
                 for p in &h.data_points {
-                    let v = hist_hash(p.count, p.sum.unwrap_or(0.0));
+                    let v = hist_hash(p.count, p.sum.unwrap_or(0.0), &key);
                     points_seen.push((&p.attributes, p.time_unix_nano, v));
                 }
             }
@@ -493,14 +525,18 @@ impl Accumulator {
                 entry.kind = MetricKind::ExponentialHistogram;
                 entry.temporality = temporality(h.aggregation_temporality);
                 for p in &h.data_points {
-                    let v = hist_hash(p.count, p.sum.unwrap_or(0.0));
+                    let v = hist_hash(p.count, p.sum.unwrap_or(0.0), &key);
                     points_seen.push((&p.attributes, p.time_unix_nano, v));
                 }
             }
             Some(Data::Summary(s)) => {
                 entry.kind = MetricKind::Summary;
                 for p in &s.data_points {
-                    points_seen.push((&p.attributes, p.time_unix_nano, hist_hash(p.count, p.sum)));
+                    points_seen.push((
+                        &p.attributes,
+                        p.time_unix_nano,
+                        hist_hash(p.count, p.sum, &key),
+                    ));
                 }
             }
         }
@@ -510,7 +546,7 @@ impl Accumulator {
             entry.constant.observe(value_hash);
             let mut series = 0u64;
             for kv in attrs {
-                let h = pair_hash(kv);
+                let h = pair_hash(kv, &key);
                 series = series.wrapping_add(h);
                 let keys = &mut entry.attribute_keys;
                 if !keys.contains_key(kv.key.as_str()) && keys.len() < MAX_KEYS_PER_ENTRY {
@@ -521,7 +557,7 @@ impl Accumulator {
                     s.insert_hash(h);
                 }
             }
-            entry.series.insert_hash(stable_hash(&series.to_le_bytes()));
+            entry.series.insert_hash(key.hash(&series.to_le_bytes()));
             observe_attributes(
                 &mut metrics.attributes.item,
                 attrs,
@@ -529,6 +565,7 @@ impl Accumulator {
                 t,
                 cap_keys,
                 &mut evicted,
+                &key,
             );
         }
         self.evicted_keys += evicted;
@@ -539,6 +576,7 @@ impl Accumulator {
         let mut out = CatalogSummary {
             evicted_templates: std::mem::take(&mut self.evicted_templates),
             evicted_keys: std::mem::take(&mut self.evicted_keys),
+            sketch_key_id: self.key.id(),
             ..CatalogSummary::default()
         };
         for (name, svc) in &mut self.services {
@@ -595,21 +633,21 @@ fn point_count(data: Option<&Data>) -> usize {
     }
 }
 
-fn number_hash(v: &Option<number_data_point::Value>) -> u64 {
+fn number_hash(v: &Option<number_data_point::Value>, key: &SketchKey) -> u64 {
     match v {
         Some(number_data_point::Value::AsDouble(d)) => {
-            stable_hash_tagged(4, &d.to_bits().to_le_bytes())
+            key.hash_tagged(4, &d.to_bits().to_le_bytes())
         }
-        Some(number_data_point::Value::AsInt(i)) => stable_hash_tagged(3, &i.to_le_bytes()),
-        None => stable_hash_tagged(0, b""),
+        Some(number_data_point::Value::AsInt(i)) => key.hash_tagged(3, &i.to_le_bytes()),
+        None => key.hash_tagged(0, b""),
     }
 }
 
-fn hist_hash(count: u64, sum: f64) -> u64 {
+fn hist_hash(count: u64, sum: f64, key: &SketchKey) -> u64 {
     let mut b = [0u8; 16];
     b[..8].copy_from_slice(&count.to_le_bytes());
     b[8..].copy_from_slice(&sum.to_bits().to_le_bytes());
-    stable_hash_tagged(7, &b)
+    key.hash_tagged(7, &b)
 }
 
 fn observe_span(

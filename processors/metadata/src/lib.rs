@@ -29,6 +29,7 @@ pub mod cli;
 pub mod drain;
 pub mod error;
 pub mod extract;
+pub mod key;
 pub mod mask;
 pub mod processor;
 mod shapes;
@@ -37,6 +38,7 @@ pub mod summary;
 
 use weir_api::Registry;
 
+pub use key::SketchKey;
 pub use processor::{MetadataConfig, MetadataHandle, MetadataHub};
 pub use summary::CatalogSummary;
 

@@ -193,6 +193,27 @@ impl MetadataHandle {
         acc.observe(batch);
     }
 
+    /// The key value hashes are made with (a random one of this process until
+    /// [`MetadataHandle::set_key`]).
+    pub fn key(&self) -> crate::key::SketchKey {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner()).key()
+    }
+
+    /// Hashes values with the deployment's `key` from now on; returns what was gathered
+    /// under the previous key (labelled with it), so no summary mixes keys.
+    pub fn set_key(&self, key: crate::key::SketchKey) -> CatalogSummary {
+        let mut out = CatalogSummary::default();
+        for signal in Signal::ALL {
+            let part = self
+                .accumulator(signal)
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .set_key(key);
+            out.merge(&part);
+        }
+        out
+    }
+
     /// Everything summarised since the previous take.
     pub fn take(&self) -> CatalogSummary {
         let mut out = CatalogSummary::default();

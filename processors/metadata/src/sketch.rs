@@ -1,7 +1,9 @@
 //! Mergeable sketches used in summaries: distinct-value counts (HyperLogLog++ from
 //! `cardinality-estimator`) and duration quantiles (DDSketch from `sketches-ddsketch`).
 //!
-//! Both hold only hashes, registers and bucket counts, never the values themselves.
+//! Both hold only hashes, registers and bucket counts, never the values themselves. The
+//! hashes a [`DistinctSketch`] holds are keyed with the deployment's secret sketch key
+//! ([`crate::key::SketchKey`]), so they cannot be matched against guessed values.
 
 use cardinality_estimator::CardinalityEstimator;
 use serde::de::Error as _;
@@ -9,19 +11,14 @@ use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sketches_ddsketch::{Config as DdConfig, DDSketch};
 
-/// Seed of every hash the crate computes, so that sketches built by different processes
-/// (edges) merge: the same value always hashes the same way.
+/// Seed of the unkeyed hash used for template ids and in-memory bookkeeping. Never used
+/// for values: every value hash a sketch holds is keyed ([`crate::key::SketchKey`]).
 pub const HASH_SEED: u64 = 0x5745_4952_4d45_5441; // "WEIRMETA"
 
-/// A stable 64-bit hash of bytes (wyhash with [`HASH_SEED`]).
+/// A stable, public 64-bit hash of bytes (wyhash with [`HASH_SEED`]): template ids (whose
+/// text is stored beside them) and hashes that never leave the process. Not for values.
 pub fn stable_hash(bytes: &[u8]) -> u64 {
     wyhash::wyhash(bytes, HASH_SEED)
-}
-
-/// A stable 64-bit hash of bytes under a tag (so `1` as an int and `"1"` as a string
-/// differ).
-pub fn stable_hash_tagged(tag: u64, bytes: &[u8]) -> u64 {
-    wyhash::wyhash(bytes, HASH_SEED ^ tag.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// Estimates the number of distinct values seen (exact up to 128, then ~1.6% error).
@@ -34,7 +31,7 @@ impl DistinctSketch {
         Self::default()
     }
 
-    /// Adds a value by its hash (see [`stable_hash`]).
+    /// Adds a value by its keyed hash ([`crate::key::SketchKey::hash`]).
     pub fn insert_hash(&mut self, hash: u64) {
         self.0.insert_hash(hash);
     }

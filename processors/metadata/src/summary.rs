@@ -25,6 +25,11 @@ pub struct CatalogSummary {
     /// Attribute keys and metric/span entries evicted to respect the key caps (their
     /// counts are lost).
     pub evicted_keys: u64,
+    /// [`crate::key::SketchKey::id`] of the key every value hash in here was made with
+    /// (empty: the summary holds no value hashes). Summaries of different keys never mix
+    /// hashes: merging drops the other key's ([`CatalogSummary::forget_value_hashes`]).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub sketch_key_id: String,
 }
 
 /// One service: a section per signal.
@@ -431,11 +436,14 @@ pub enum Temporality {
     Cumulative,
 }
 
-/// Whether every data point of a metric carried the same value, tracked by value hash.
+/// Whether every data point of a metric carried the same value, tracked by a keyed value
+/// hash. A flag alone would not merge: two windows that were each constant, at different
+/// values, must merge into "varied", so the (keyed, [`crate::key::SketchKey`]) hash of the
+/// value stays.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ConstantValue {
-    /// Hash of the first value seen (`None`: no point yet).
+    /// Keyed hash of the first value seen (`None`: no point yet, or forgotten).
     pub value_hash: Option<u64>,
     /// Whether a different value was seen since.
     pub varied: bool,
@@ -523,11 +531,59 @@ pub struct MetricsSummary {
 }
 
 impl CatalogSummary {
-    /// Adds `other` into `self`: counts add, sketches merge, first/last seen widen.
+    /// Adds `other` into `self`: counts add, sketches merge, first/last seen widen. When the
+    /// two were hashed under different keys, the value hashes of one side are forgotten
+    /// first (the side without a key, else `other`'s): hashes of different keys never merge.
     pub fn merge(&mut self, other: &CatalogSummary) {
+        if self.sketch_key_id != other.sketch_key_id && !other.is_empty() {
+            if self.is_empty() {
+                self.sketch_key_id.clone_from(&other.sketch_key_id);
+            } else if self.sketch_key_id.is_empty() {
+                self.forget_value_hashes();
+                self.sketch_key_id.clone_from(&other.sketch_key_id);
+            } else {
+                let mut other = other.clone();
+                other.forget_value_hashes();
+                self.merge_same_key(&other);
+                return;
+            }
+        }
+        self.merge_same_key(other);
+    }
+
+    fn merge_same_key(&mut self, other: &CatalogSummary) {
         self.evicted_templates += other.evicted_templates;
         self.evicted_keys += other.evicted_keys;
         merge_map(&mut self.services, &other.services, ServiceSummary::merge);
+    }
+
+    /// Drops every value hash (distinct sketches become empty, constant-value checks become
+    /// "varied": constancy can no longer be shown) and clears [`Self::sketch_key_id`]. Used
+    /// when hashes were made under a key other than the deployment's.
+    pub fn forget_value_hashes(&mut self) {
+        fn schemas(a: &mut AttributeSchemas) {
+            for s in a.resource.values_mut().chain(a.item.values_mut()) {
+                s.distinct = DistinctSketch::new();
+            }
+        }
+        for s in self.services.values_mut() {
+            schemas(&mut s.logs.attributes);
+            schemas(&mut s.traces.attributes);
+            schemas(&mut s.metrics.attributes);
+            for m in s.metrics.metrics.values_mut() {
+                m.series = DistinctSketch::new();
+                for d in m.attribute_keys.values_mut() {
+                    *d = DistinctSketch::new();
+                }
+                if m.constant.value_hash.is_some() || m.constant.varied {
+                    m.constant = ConstantValue {
+                        value_hash: None,
+                        varied: true,
+                    };
+                }
+            }
+        }
+        self.sketch_key_id.clear();
     }
 
     /// Whether nothing was seen.

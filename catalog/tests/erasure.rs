@@ -1,0 +1,220 @@
+//! Erasure leaves no trace: after a service is deleted through the API (or pruned by
+//! retention), none of its strings is left in any byte of any file in the data directory
+//! (the database, its -wal and -shm files, the key file), while the control plane keeps
+//! running with its connections open.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use weir_api::otlp::common::v1::{any_value, AnyValue, KeyValue};
+use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use weir_api::otlp::resource::v1::Resource;
+use weir_api::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use weir_api::{Batch, Payload};
+use weir_catalog::auth::{create_token, Role};
+use weir_catalog::component::app;
+use weir_catalog::control::ControlPlane;
+use weir_metadata::{MetadataConfig, MetadataHandle};
+
+fn sv(v: &str) -> Option<AnyValue> {
+    Some(AnyValue {
+        value: Some(any_value::Value::StringValue(v.into())),
+    })
+}
+
+fn kv(k: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: sv(v),
+        ..Default::default()
+    }
+}
+
+fn resource(service: &str) -> Option<Resource> {
+    Some(Resource {
+        attributes: vec![kv("service.name", service)],
+        ..Default::default()
+    })
+}
+
+/// Log lines, attribute keys and span names that carry `marker` as structure (so the
+/// catalog keeps it: the point is to see it go).
+fn batches(service: &str, marker: &str, round: u32) -> Vec<Batch> {
+    let records = (0..50)
+        .map(|i| LogRecord {
+            time_unix_nano: 1_700_000_000_000_000_000 + u64::from(round) * 1000 + i,
+            severity_number: 9,
+            body: sv(&format!("{marker} stage finished step {i}")),
+            attributes: vec![kv(&format!("{marker}.attribute"), "x")],
+            ..Default::default()
+        })
+        .collect();
+    let logs = Payload::Logs(
+        weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: resource(service),
+                scope_logs: vec![ScopeLogs {
+                    log_records: records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        },
+    );
+    let spans = (0..10)
+        .map(|i| Span {
+            name: format!("{marker} handler"),
+            trace_id: vec![1; 16],
+            span_id: vec![i as u8 + 1; 8],
+            start_time_unix_nano: 1_700_000_000_000_000_000 + u64::from(round),
+            end_time_unix_nano: 1_700_000_000_100_000_000 + u64::from(round),
+            attributes: vec![kv(&format!("{marker}.span.key"), "v")],
+            ..Default::default()
+        })
+        .collect();
+    let traces = Payload::Traces(
+        weir_api::otlp::collector::trace::v1::ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: resource(service),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        },
+    );
+    vec![Batch::new(logs), Batch::new(traces)]
+}
+
+/// Every (file, offset) where `needle` occurs in any file under `dir`.
+fn occurrences(dir: &Path, needle: &str) -> Vec<(String, usize)> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            hits.extend(occurrences(&path, needle));
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let n = needle.as_bytes();
+        for (i, w) in bytes.windows(n.len()).enumerate() {
+            if w == n {
+                hits.push((path.display().to_string(), i));
+            }
+        }
+    }
+    hits
+}
+
+struct Cp {
+    dir: tempfile::TempDir,
+    control: Arc<ControlPlane>,
+    /// A second connection, as the control plane's own catalog exporter holds.
+    exporter: Arc<ControlPlane>,
+    app: axum::Router,
+    admin: String,
+}
+
+fn control_plane() -> Cp {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("catalog.db");
+    let control = Arc::new(ControlPlane::open(&db).unwrap());
+    let exporter = Arc::new(ControlPlane::open(&db).unwrap());
+    let admin = create_token(control.store(), Role::Admin, "a", "test")
+        .unwrap()
+        .0;
+    let app = app(control.clone(), true, 7);
+    Cp {
+        dir,
+        control,
+        exporter,
+        app,
+        admin,
+    }
+}
+
+impl Cp {
+    /// Several rounds, so older versions of every row went through the WAL and free pages.
+    fn feed(&self, service: &str, marker: &str) {
+        let handle = MetadataHandle::new(&MetadataConfig::default());
+        handle.set_key(self.control.sketch_key());
+        for round in 0..4 {
+            for b in batches(service, marker, round) {
+                handle.observe(&b);
+            }
+            self.exporter.ingest(&handle.take()).unwrap();
+        }
+    }
+
+    async fn delete(&self, service: &str) -> StatusCode {
+        let req = Request::builder()
+            .method(Method::DELETE)
+            .uri(format!("/api/v1/services/{service}"))
+            .header("authorization", format!("Bearer {}", self.admin))
+            .body(Body::empty())
+            .unwrap();
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let _ = resp.into_body().collect().await.unwrap();
+        status
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_service_leaves_none_of_its_strings_in_any_file() {
+    let cp = control_plane();
+    let (gone, kept) = ("zqxgonemarker", "kpvkeptmarker");
+    cp.feed("erase-me-svc-7f3a", gone);
+    cp.feed("stays-svc-2b9c", kept);
+    // The strings are in the files before: the scan finds what is there.
+    for needle in [gone, "erase-me-svc-7f3a", kept] {
+        assert!(
+            !occurrences(cp.dir.path(), needle).is_empty(),
+            "{needle} not written at all"
+        );
+    }
+
+    assert_eq!(cp.delete("erase-me-svc-7f3a").await, StatusCode::NO_CONTENT);
+
+    for needle in [gone, "erase-me-svc-7f3a", "erase-me"] {
+        let hits = occurrences(cp.dir.path(), needle);
+        assert!(hits.is_empty(), "{needle} left after deletion at {hits:?}");
+    }
+    // The other service is intact and still served.
+    assert!(!occurrences(cp.dir.path(), kept).is_empty());
+    let services = cp.control.services().unwrap();
+    assert_eq!(services.len(), 1, "{services:?}");
+    // The deletion is audited without the name.
+    let log = cp.control.store().audit_log(0, 100).unwrap();
+    let entry = log
+        .iter()
+        .find(|e| e.action == "catalog.delete_service")
+        .expect("deletion audited");
+    assert!(entry.target.starts_with("service#"), "{}", entry.target);
+    // New data after the erasure is stored as usual.
+    cp.feed("stays-svc-2b9c", "afterwardsmarker");
+    assert!(!occurrences(cp.dir.path(), "afterwardsmarker").is_empty());
+}
+
+#[tokio::test]
+async fn retention_prune_leaves_none_of_the_pruned_strings() {
+    let cp = control_plane();
+    cp.feed("old-svc-91ab", "prunedmarkerq");
+    assert!(!occurrences(cp.dir.path(), "prunedmarkerq").is_empty());
+    let n = cp
+        .control
+        .store()
+        .prune_unseen_since(weir_catalog::store::now_secs() + 10)
+        .unwrap();
+    assert_eq!(n, 1);
+    for needle in ["prunedmarkerq", "old-svc-91ab"] {
+        let hits = occurrences(cp.dir.path(), needle);
+        assert!(hits.is_empty(), "{needle} left after pruning at {hits:?}");
+    }
+}
