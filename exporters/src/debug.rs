@@ -8,8 +8,13 @@
 //!                               # detailed: every field, as indented OTLP/JSON
 //!     sampling_initial: 2       # per second, the first N batches are shown ...
 //!     sampling_thereafter: 1    # ... then every Mth (1 = all)
-//!     use_internal_logger: true # true: Weir's log (tracing, level info); false: stdout
+//!     use_internal_logger: true # true: Weir's log (tracing, level info); false: output_paths
+//!     output_paths: [stdout]    # with use_internal_logger: false; stdout, stderr or files
 //! ```
+//!
+//! `logging` (the collector's exporter that `debug` replaced) is read as `debug`, with a
+//! deprecation warning; its `loglevel` maps to a verbosity (debug: detailed, info: normal,
+//! anything else: basic) when `verbosity` is not given.
 //!
 //! As in the collector, output goes to Weir's own log by default (at info level, target
 //! `weir::exporter::debug`), and sampling applies only there; `use_internal_logger: false`
@@ -65,9 +70,80 @@ pub struct DebugSettings {
     /// After `sampling_initial` in a second, every Mth batch is shown. Default `1` (all).
     #[serde(default = "default_sampling_thereafter")]
     pub sampling_thereafter: u64,
-    /// Write to Weir's log (`true`) or to standard output (`false`). Default `true`.
+    /// Write to Weir's log (`true`) or to `output_paths` (`false`). Default `true`.
     #[serde(default = "default_true")]
     pub use_internal_logger: bool,
+    /// Where batches are written when `use_internal_logger` is false: `stdout`, `stderr` or
+    /// file paths (appended to, created when missing). Default: absent (standard output);
+    /// set together with `use_internal_logger: true` it is an error, as in the collector.
+    #[serde(default, deserialize_with = "weir_api::config::opt_string_list")]
+    pub output_paths: Option<Vec<String>>,
+    /// The `logging` exporter's level (only read under `exporters.logging`). Default: absent.
+    #[serde(default, skip)]
+    pub loglevel: Option<String>,
+}
+
+/// The deprecated `logging` exporter's config: `debug`'s fields plus `loglevel`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoggingSettings {
+    loglevel: Option<String>,
+    verbosity: Option<Verbosity>,
+    #[serde(default = "default_sampling_initial")]
+    sampling_initial: u64,
+    #[serde(default = "default_sampling_thereafter")]
+    sampling_thereafter: u64,
+}
+
+/// The verbosity the collector's `logging` exporter gave a `loglevel`.
+fn verbosity_for_loglevel(level: &str) -> Option<Verbosity> {
+    match level.to_ascii_lowercase().as_str() {
+        "debug" => Some(Verbosity::Detailed),
+        "info" => Some(Verbosity::Normal),
+        "warn" | "error" | "dpanic" | "panic" | "fatal" => Some(Verbosity::Basic),
+        _ => None,
+    }
+}
+
+/// Factory of the deprecated `logging` exporter: builds a `debug` exporter.
+pub struct LoggingFactory;
+
+impl ExporterFactory for LoggingFactory {
+    fn signals(&self) -> SignalSet {
+        SignalSet::ALL
+    }
+
+    fn parse(
+        &self,
+        config: &serde_json::Value,
+        path: &str,
+    ) -> Result<Box<dyn ExporterConfig>, ConfigErrors> {
+        let logging: LoggingSettings = parse_component_config(config, path)?;
+        let mut errors = ConfigErrors::default();
+        if logging.sampling_thereafter == 0 {
+            errors.push(format!("{path}.sampling_thereafter"), "must be at least 1");
+        }
+        let verbosity = match (logging.verbosity, logging.loglevel.as_deref()) {
+            (Some(v), _) => v,
+            (None, None) => Verbosity::Normal,
+            (None, Some(level)) => verbosity_for_loglevel(level).unwrap_or_else(|| {
+                errors.push(
+                    format!("{path}.loglevel"),
+                    format!("unknown level {level:?} (debug, info, warn, error)"),
+                );
+                Verbosity::Basic
+            }),
+        };
+        let settings = DebugSettings {
+            verbosity,
+            sampling_initial: logging.sampling_initial,
+            sampling_thereafter: logging.sampling_thereafter,
+            use_internal_logger: true,
+            output_paths: None,
+            loglevel: Some(logging.loglevel.unwrap_or_else(|| "info".to_string())),
+        };
+        errors.into_result(Box::new(settings) as Box<dyn ExporterConfig>)
+    }
 }
 
 /// Factory of the `debug` exporter.
@@ -88,12 +164,76 @@ impl ExporterFactory for DebugFactory {
         if settings.sampling_thereafter == 0 {
             errors.push(format!("{path}.sampling_thereafter"), "must be at least 1");
         }
+        match (&settings.output_paths, settings.use_internal_logger) {
+            (Some(_), true) => errors.push(
+                format!("{path}.output_paths"),
+                "output_paths is not supported when use_internal_logger is true",
+            ),
+            (Some(p), false) if p.is_empty() => errors.push(
+                format!("{path}.output_paths"),
+                "output_paths must not be empty when use_internal_logger is false",
+            ),
+            _ => {}
+        }
         errors.into_result(Box::new(settings) as Box<dyn ExporterConfig>)
+    }
+}
+
+/// Where a batch's text goes when the internal logger is off.
+enum Output {
+    Stdout,
+    Stderr,
+    File(Mutex<std::fs::File>),
+}
+
+impl Output {
+    fn open(path: &str) -> Result<Output, std::io::Error> {
+        Ok(match path {
+            "stdout" => Output::Stdout,
+            "stderr" => Output::Stderr,
+            file => Output::File(Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(file)?,
+            )),
+        })
+    }
+
+    fn write(&self, text: &[u8]) {
+        // A closed or failing output is not the pipeline's problem; the batch counts as shown.
+        let _ = match self {
+            Output::Stdout => std::io::stdout().lock().write_all(text),
+            Output::Stderr => std::io::stderr().lock().write_all(text),
+            Output::File(f) => f.lock().unwrap_or_else(|e| e.into_inner()).write_all(text),
+        };
     }
 }
 
 impl ExporterConfig for DebugSettings {
     fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Stage>, BuildError> {
+        if let Some(level) = &self.loglevel {
+            tracing::warn!(
+                exporter = %ctx.id,
+                loglevel = %level,
+                "the logging exporter is deprecated: running it as the debug exporter \
+                 (verbosity {:?}); rename it to debug",
+                self.verbosity
+            );
+        }
+        let mut outputs = Vec::new();
+        if !self.use_internal_logger {
+            for path in self
+                .output_paths
+                .as_deref()
+                .unwrap_or(&["stdout".to_string()])
+            {
+                let output = Output::open(path).map_err(|e| {
+                    BuildError::other(&ctx.id, format!("cannot open output path {path:?}"), e)
+                })?;
+                outputs.push(output);
+            }
+        }
         let counters = [Signal::Logs, Signal::Traces, Signal::Metrics].map(|signal| {
             ctx.telemetry.counter(
                 "weir_exporter_sent_items",
@@ -112,6 +252,7 @@ impl ExporterConfig for DebugSettings {
                 seen: 0,
             }),
             counters,
+            outputs,
         }))
     }
 }
@@ -127,6 +268,7 @@ pub struct DebugExporter {
     settings: DebugSettings,
     sampler: Mutex<Sampler>,
     counters: [Counter; 3],
+    outputs: Vec<Output>,
 }
 
 impl DebugExporter {
@@ -164,8 +306,9 @@ impl Consumer for DebugExporter {
         } else {
             let mut text = render(batch.payload(), self.settings.verbosity);
             text.push('\n');
-            // A closed stdout is not the pipeline's problem; the batch counts as shown.
-            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            for output in &self.outputs {
+                output.write(text.as_bytes());
+            }
         }
         Ok(())
     }
@@ -425,6 +568,54 @@ mod tests {
         Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
     };
 
+    fn parse_errors(factory: &dyn ExporterFactory, v: serde_json::Value) -> String {
+        match factory.parse(&v, "exporters.x") {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn output_paths_rules_follow_the_collector() {
+        let ok = |v| parse_errors(&DebugFactory, v);
+        assert_eq!(ok(serde_json::json!({"use_internal_logger": false})), "");
+        assert_eq!(
+            ok(serde_json::json!({"use_internal_logger": false, "output_paths": "stderr"})),
+            ""
+        );
+        assert_eq!(
+            ok(serde_json::json!({"output_paths": ["stdout"]})),
+            "exporters.x.output_paths: output_paths is not supported when use_internal_logger is true"
+        );
+        assert_eq!(
+            ok(serde_json::json!({"use_internal_logger": false, "output_paths": []})),
+            "exporters.x.output_paths: output_paths must not be empty when use_internal_logger is false"
+        );
+    }
+
+    #[test]
+    fn logging_reads_loglevel_as_a_verbosity() {
+        for (level, want) in [
+            ("debug", Verbosity::Detailed),
+            ("INFO", Verbosity::Normal),
+            ("warn", Verbosity::Basic),
+        ] {
+            assert_eq!(verbosity_for_loglevel(level), Some(want), "{level}");
+            assert_eq!(
+                parse_errors(&LoggingFactory, serde_json::json!({"loglevel": level})),
+                ""
+            );
+        }
+        assert_eq!(
+            parse_errors(&LoggingFactory, serde_json::json!({"loglevel": "loud"})),
+            "exporters.x.loglevel: unknown level \"loud\" (debug, info, warn, error)"
+        );
+        assert!(
+            parse_errors(&LoggingFactory, serde_json::json!({"output_paths": ["x"]}))
+                .contains("unknown field `output_paths`")
+        );
+    }
+
     fn kv(k: &str, v: any_value::Value) -> KeyValue {
         KeyValue {
             key: k.into(),
@@ -526,12 +717,15 @@ mod tests {
                 sampling_initial: 2,
                 sampling_thereafter: 3,
                 use_internal_logger: true,
+                output_paths: None,
+                loglevel: None,
             },
             sampler: Mutex::new(Sampler {
                 window_start: Instant::now(),
                 seen: 0,
             }),
             counters: Default::default(),
+            outputs: Vec::new(),
         };
         let shown: Vec<bool> = (0..8).map(|_| exporter.sampled()).collect();
         assert_eq!(shown, [true, true, false, false, true, false, false, true]);

@@ -24,6 +24,7 @@ pub fn register(registry: &mut Registry) {
     registry.exporter(&["otlp_grpc", "otlp"], otlp_grpc::OtlpGrpcFactory);
     registry.exporter(&["otlp_http", "otlphttp"], otlp_http::OtlpHttpFactory);
     registry.exporter(&["debug"], debug::DebugFactory);
+    registry.exporter(&["logging"], debug::LoggingFactory);
     registry.exporter(&["file"], file::FileFactory);
     registry.exporter(&["nop"], nop::NopFactory);
 }

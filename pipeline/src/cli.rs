@@ -23,6 +23,15 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// The collector's feature gates (`--feature-gates=+gate,-other`). Weir has none: each
+    /// gate named is accepted and reported as ignored, so collector command lines run.
+    #[arg(
+        long = "feature-gates",
+        value_name = "GATES",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub feature_gates: Vec<String>,
 }
 
 /// Where the config comes from.
@@ -180,6 +189,18 @@ fn run_service(args: &RunArgs, registry: &Registry) -> ExitCode {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     let registry = crate::registry();
+    let gates: Vec<&str> = cli
+        .feature_gates
+        .iter()
+        .map(|g| g.trim())
+        .filter(|g| !g.is_empty())
+        .collect();
+    if !gates.is_empty() {
+        eprintln!(
+            "weir: --feature-gates: Weir has no feature gates; ignored: {}",
+            gates.join(", ")
+        );
+    }
     match cli.command {
         None => run_service(&cli.run, &registry),
         Some(Command::Run(args)) => run_service(&args, &registry),

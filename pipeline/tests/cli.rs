@@ -17,6 +17,63 @@ fn output(cmd: &mut std::process::Command) -> (i32, String, String) {
 }
 
 #[test]
+fn collector_feature_gates_are_accepted_and_reported_as_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "ok.yaml",
+        &runnable_config(&Ports::pick(), "  nop: {}", "nop"),
+    );
+    let (code, stdout, stderr) = output(
+        weir()
+            .arg("validate")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--feature-gates=+exporter.otlp.someGate,-telemetry.other"),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "the config is valid: 3 pipeline(s)\n");
+    assert_eq!(
+        stderr,
+        "weir: --feature-gates: Weir has no feature gates; ignored: +exporter.otlp.someGate, -telemetry.other\n"
+    );
+    // The run form, as the collector is started: `weir --config X --feature-gates G`.
+    let (code, _, stderr) = output(
+        weir()
+            .args(["--config", "/nonexistent/weir.yaml"])
+            .args(["--feature-gates", "a.b"]),
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr.starts_with("weir: --feature-gates: Weir has no feature gates; ignored: a.b\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_pipeline_fed_only_by_the_nop_receiver_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::pick();
+    let cfg = runnable_config(&ports, "  nop: {}", "nop").replace(
+        "    metrics: {receivers: [otlp]",
+        "    metrics: {receivers: [nop]",
+    );
+    assert!(cfg.contains("receivers: [nop]"));
+    let cfg = cfg.replace("receivers:\n  otlp:", "receivers:\n  nop:\n  otlp:");
+    let path = write(dir.path(), "nop.yaml", &cfg);
+    let mut child = spawn(dir.path(), &path, &[]);
+    let ready = wait_for_status(ports.health, "/", 200, Duration::from_secs(20));
+    assert!(ready.is_some(), "not ready:\n{}", log_of(dir.path()));
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        log_of(dir.path())
+    );
+}
+
+#[test]
 fn validate_accepts_a_good_config() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(
@@ -127,10 +184,12 @@ fn components_lists_types_and_signals() {
     let (code, stdout, _) = output(weir().arg("components"));
     assert_eq!(code, 0);
     let all = "[traces, metrics, logs]";
-    assert!(
-        section(&stdout, "receivers:").contains(&format!("  otlp: {all}").as_str()),
-        "{stdout}"
-    );
+    for r in ["otlp", "nop"] {
+        assert!(
+            section(&stdout, "receivers:").contains(&format!("  {r}: {all}").as_str()),
+            "{stdout}"
+        );
+    }
     let processors = section(&stdout, "processors:");
     for p in ["batch", "memory_limiter"] {
         assert!(
@@ -147,6 +206,7 @@ fn components_lists_types_and_signals() {
         "debug",
         "file",
         "nop",
+        "logging",
     ] {
         assert!(
             exporters.contains(&format!("  {e}: {all}").as_str()),
@@ -192,6 +252,31 @@ fn print_config_merges_expands_and_redacts() {
             "compression": "zstd",
             "timeout": "7s",
             "headers": {"authorization": "[REDACTED]", "x-tenant": "t1"}
+        }}})
+    );
+}
+
+#[test]
+fn inline_yaml_with_the_collectors_key_separator_merges_into_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(
+        dir.path(),
+        "a.yaml",
+        "exporters:\n  otlp/x:\n    endpoint: upstream:4317\n",
+    );
+    let (code, stdout, stderr) = output(
+        weir()
+            .arg("print-config")
+            .arg("--config")
+            .arg(&a)
+            .args(["--config", "yaml:exporters::otlp/x::compression: none"]),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        serde_saphyr_roundtrip(&stdout),
+        serde_json::json!({"exporters": {"otlp/x": {
+            "endpoint": "upstream:4317",
+            "compression": "none"
         }}})
     );
 }

@@ -642,3 +642,45 @@ async fn second_sigterm_cuts_the_drain_short() {
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(log.contains("second signal during shutdown"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_runs_as_deprecated_debug_and_debug_writes_to_output_paths() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("debug.out");
+    let exporters = format!(
+        "  logging: {{loglevel: debug}}\n  debug/file: {{verbosity: normal, use_internal_logger: false, output_paths: ['{}']}}",
+        out.display()
+    );
+    let weir = Weir::start(&exporters, "logging, debug/file", "50ms");
+    let body = logs("printed", &["first-record", "second-record"]).encode_to_vec();
+    assert_eq!(
+        post(
+            weir.ports.http,
+            "/v1/logs",
+            "application/x-protobuf",
+            false,
+            body
+        )
+        .await,
+        200
+    );
+    let shown = || std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(
+        eventually(Duration::from_secs(10), || shown().lines().count() >= 3).await,
+        "output file: {:?}",
+        shown()
+    );
+    let text = shown();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0], "Logs: 1 resource logs, 2 log records");
+    assert!(lines[1].contains("first-record"), "{text}");
+    assert!(lines[2].contains("second-record"), "{text}");
+    let log = weir.stop();
+    assert!(
+        log.contains("the logging exporter is deprecated"),
+        "no deprecation warning:\n{log}"
+    );
+    // loglevel: debug maps to the detailed verbosity: every field is shown in the log.
+    assert!(log.contains("second-record"), "{log}");
+}

@@ -1,13 +1,15 @@
-//! Weir receivers: OTLP over gRPC and HTTP.
+//! Weir receivers: OTLP over gRPC and HTTP, and `nop`.
 //!
 //! [`register`] adds the receiver types of this crate to the registry; the binary calls it
 //! in its list of component crates.
 
+pub mod nop;
 pub mod otlp;
 
 use weir_api::Registry;
 
-/// Adds this crate's component types to the registry: `otlp`.
+/// Adds this crate's component types to the registry: `otlp`, `nop`.
 pub fn register(registry: &mut Registry) {
     registry.receiver("otlp", otlp::OtlpReceiverFactory);
+    registry.receiver("nop", nop::NopReceiverFactory);
 }

@@ -32,6 +32,21 @@ pub enum BuildError {
     },
 }
 
+impl BuildError {
+    /// The catch-all error: `id` could not be built because of `source`.
+    pub fn other(
+        id: &ComponentId,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        BuildError::Other {
+            id: id.clone(),
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
 /// Why a component could not start (a port in use, a file not readable).
 #[derive(Debug, thiserror::Error)]
 #[error("{id}: {message}")]

@@ -22,6 +22,41 @@ pub fn deep_merge(base: &mut Value, overlay: Value) {
     }
 }
 
+/// Expands keys that hold the collector's key separator `::` into nested maps, at every
+/// depth, as the collector's config loader does for every source: `exporters::otlp/x::compression: none`
+/// reads as `exporters: {otlp/x: {compression: none}}` (maps inside lists are left as they
+/// are, as in the collector). Expanded keys merge with keys written
+/// nested; when both give a value for the same leaf, the `::` form wins (it is applied last).
+pub fn expand_key_separators(v: &mut Value) {
+    // Lists are values: the collector does not look into them for separators.
+    let Value::Object(map) = v else {
+        return;
+    };
+    let mut delimited = Vec::new();
+    for (k, child) in map.iter_mut() {
+        expand_key_separators(child);
+        if k.contains("::") {
+            delimited.push(k.clone());
+        }
+    }
+    for key in delimited {
+        let Some(value) = map.remove(&key) else {
+            continue;
+        };
+        let mut overlay = value;
+        for part in key.split("::").collect::<Vec<_>>().into_iter().rev() {
+            let mut m = Map::new();
+            m.insert(part.to_string(), overlay);
+            overlay = Value::Object(m);
+        }
+        let mut whole = Value::Object(std::mem::take(map));
+        deep_merge(&mut whole, overlay);
+        if let Value::Object(m) = whole {
+            *map = m;
+        }
+    }
+}
+
 /// Applies one `--set key.path=value` override. Keys are split on `::` when the key holds
 /// one (the collector's current separator), else on `.`; a `/` inside a component id is part
 /// of the key (`processors.batch/x.timeout=2s`). The value is parsed as YAML.
@@ -51,6 +86,26 @@ pub fn apply_set(tree: &mut Value, arg: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn double_colon_keys_nest_at_every_depth_and_merge() {
+        let mut v = serde_json::json!({
+            "exporters::otlp/x::compression": "none",
+            "exporters": {"otlp/x": {"endpoint": "a:4317"}, "debug": {"verbosity::level": 1}},
+            "service": {"pipelines": [{"a::b": 1}]}
+        });
+        expand_key_separators(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "exporters": {
+                    "otlp/x": {"endpoint": "a:4317", "compression": "none"},
+                    "debug": {"verbosity": {"level": 1}}
+                },
+                "service": {"pipelines": [{"a::b": 1}]}
+            })
+        );
+    }
     use serde_json::json;
 
     #[test]

@@ -17,7 +17,7 @@ use serde_json::Value;
 use weir_api::{ConfigError, ConfigErrors};
 
 pub use expand::{expand_tree, expand_value, ProcessResolver, Resolver};
-pub use merge::{apply_set, deep_merge};
+pub use merge::{apply_set, deep_merge, expand_key_separators};
 pub use redact::redact;
 pub use telemetry::{LogEncoding, LogLevel, TelemetrySettings, DEFAULT_METRICS_ADDRESS};
 pub use validate::{suggest, validate, PipelineSpec, ValidatedConfig};
@@ -113,7 +113,11 @@ pub fn load(
     let mut tree = Value::Object(Default::default());
     for source in sources {
         match source.read().and_then(|text| parse_document(&text)) {
-            Ok(Value::Object(m)) => deep_merge(&mut tree, Value::Object(m)),
+            Ok(Value::Object(m)) => {
+                let mut v = Value::Object(m);
+                expand_key_separators(&mut v);
+                deep_merge(&mut tree, v)
+            }
             Ok(other) => errors.0.push(ConfigError::new(
                 source.name(),
                 format!("a config must be a map at the top, found {other}"),
