@@ -55,6 +55,18 @@ fn main() {
     }
     println!("{:<10} {:.4}", "mean", sum / loghub::SYSTEMS.len() as f64);
 
+    println!("leave-one-system-out (settings chosen on the other seven):");
+    let grid = loghub::grid();
+    let rows = loghub::leave_one_out(&dir).expect("samples load");
+    for r in &rows {
+        let c = &grid[r.chosen];
+        println!(
+            "{:<10} {:.4}  (threshold {}, max_word_variants {}; {:.4} on the other seven)",
+            r.system, r.held_out, c.similarity_threshold, c.max_word_variants, r.train_mean
+        );
+    }
+    let mean = rows.iter().map(|r| r.held_out).sum::<f64>() / rows.len() as f64;
+    println!("{:<10} {mean:.4}", "mean");
     if std::env::var_os("WEIR_NO_BENCH").is_some() {
         return;
     }
@@ -155,7 +167,7 @@ fn explain(miner: &TemplateMiner, ids: &[u64], data: &loghub::Labelled) {
     let templates: HashMap<u64, String> = miner
         .templates()
         .into_iter()
-        .map(|(_, id, _, t)| (id, t))
+        .map(|(slot, id, _, _)| (id, miner.raw_template(slot).unwrap_or_default()))
         .collect();
     let mut by_truth: HashMap<&str, HashMap<u64, usize>> = HashMap::new();
     let mut by_pred: HashMap<u64, HashMap<&str, usize>> = HashMap::new();

@@ -22,6 +22,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::mask::{MaskedLine, MaskedToken, Masker, WILDCARD, WILDCARD_HASH};
+use crate::structure::{redact_token_into, PROVEN_LINES, PROVEN_VARIANTS};
 
 const NIL: u32 = u32::MAX;
 
@@ -189,6 +190,9 @@ struct Cluster {
     prev: u32,
     next: u32,
     size: u64,
+    /// Hashes of distinct lines matched, up to [`PROVEN_VARIANTS`]: evidence that the
+    /// template's words are structure (see [`crate::structure`]).
+    variants: Vec<u64>,
 }
 
 /// The Drain-style miner. Not thread-safe; wrap it in a lock to share.
@@ -307,6 +311,14 @@ impl TemplateMiner {
             self.touch(slot);
             let c = self.cluster_mut(slot);
             c.size += 1;
+            if c.variants.len() < PROVEN_VARIANTS {
+                let mut h = rustc_hash::FxHasher::default();
+                h.write(line.as_bytes());
+                let h = h.finish();
+                if !c.variants.contains(&h) {
+                    c.variants.push(h);
+                }
+            }
             return Assignment {
                 slot,
                 id: c.id,
@@ -321,8 +333,28 @@ impl TemplateMiner {
         }
     }
 
-    /// The template text of the template in `slot` (`<*>` for variable positions).
+    /// The template text of the template in `slot` as it may be stored: `<*>` for variable
+    /// positions and for every word that is not structure ([`crate::structure`]).
     pub fn template(&self, slot: u32) -> Option<String> {
+        let c = self.clusters.get(slot as usize)?.as_ref()?;
+        let proven = c.size >= PROVEN_LINES && c.variants.len() >= PROVEN_VARIANTS;
+        let mut s = String::with_capacity(c.text.len() + c.spans.len());
+        for (i, (&(a, b), &h)) in c.spans.iter().zip(&c.hashes).enumerate() {
+            if i > 0 {
+                s.push(' ');
+            }
+            if h == WILDCARD_HASH {
+                s.push_str(WILDCARD);
+            } else {
+                redact_token_into(&c.text[a as usize..b as usize], proven, &mut s);
+            }
+        }
+        Some(s)
+    }
+
+    /// The template text as mined, words kept (for looking at the miner's work; not for
+    /// storing: it may hold words that are data).
+    pub fn raw_template(&self, slot: u32) -> Option<String> {
         let c = self.clusters.get(slot as usize)?.as_ref()?;
         let mut s = String::with_capacity(c.text.len() + c.spans.len());
         for (i, (&(a, b), &h)) in c.spans.iter().zip(&c.hashes).enumerate() {
@@ -588,6 +620,11 @@ impl TemplateMiner {
             self.live -= 1;
             let c = self.cluster_mut(into);
             c.size += gone.size;
+            for v in gone.variants {
+                if c.variants.len() < PROVEN_VARIANTS && !c.variants.contains(&v) {
+                    c.variants.push(v);
+                }
+            }
             for (h, g) in c.hashes.iter_mut().zip(&gone.hashes) {
                 if *h != *g {
                     *h = WILDCARD_HASH;
@@ -645,6 +682,7 @@ impl TemplateMiner {
             prev: NIL,
             next: NIL,
             size: 1,
+            variants: Vec::new(),
         };
         self.next_id += 1;
         let slot = match self.free.pop() {

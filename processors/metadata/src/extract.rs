@@ -65,6 +65,9 @@ struct ServiceState {
     summary: ServiceSummary,
     /// Template slot and body hash of the previous record, to count exact repeats.
     last_record: Option<(u32, u64)>,
+    /// Catalog id per miner slot: fixed at the template's first take, so a template that
+    /// widens later keeps its id.
+    ids: Vec<Option<String>>,
 }
 
 /// Summaries since the last take, plus the template miners.
@@ -248,6 +251,7 @@ impl Accumulator {
                     slots: Vec::new(),
                     summary: ServiceSummary::default(),
                     last_record: None,
+                    ids: Vec::new(),
                 },
             );
         }
@@ -403,13 +407,30 @@ impl Accumulator {
         let text = body_text(r.body.as_ref(), &mut body);
         let body_hash = stable_hash(text.as_bytes());
         let assignment = svc.miner.add(text);
+        for m in svc.miner.take_merged() {
+            // Siblings merged: their counts since the last take go to the survivor.
+            let (from, into) = (m.slot as usize, m.into_slot as usize);
+            if let Some(ids) = svc.ids.get_mut(from) {
+                *ids = None;
+            }
+            if from < svc.slots.len() {
+                let moved = std::mem::take(&mut svc.slots[from]);
+                if svc.slots.len() <= into {
+                    svc.slots.resize_with(into + 1, TemplateSummary::default);
+                }
+                svc.slots[into].merge(&moved);
+            }
+        }
         if let Some(gone) = svc.miner.take_evicted() {
             evicted_templates += 1;
+            let kept_id = svc.ids.get_mut(gone.slot as usize).and_then(Option::take);
             if let Some(stats) = svc.slots.get_mut(gone.slot as usize) {
                 let mut stats = std::mem::take(stats);
                 if stats.count > 0 {
                     stats.template = gone.template;
-                    let id = template_id(&stats.template);
+                    stats.attribute_keys =
+                        crate::redact::keys(std::mem::take(&mut stats.attribute_keys));
+                    let id = kept_id.unwrap_or_else(|| template_id(&stats.template));
                     match svc.summary.logs.templates.get_mut(&id) {
                         Some(t) => t.merge(&stats),
                         None => {
@@ -422,6 +443,11 @@ impl Accumulator {
         let slot = assignment.slot as usize;
         if svc.slots.len() <= slot {
             svc.slots.resize_with(slot + 1, TemplateSummary::default);
+        }
+        if assignment.created {
+            if let Some(id) = svc.ids.get_mut(slot) {
+                *id = None;
+            }
         }
         let repeat = svc.last_record == Some((assignment.slot, body_hash));
         svc.last_record = Some((assignment.slot, body_hash));
@@ -580,14 +606,21 @@ impl Accumulator {
             ..CatalogSummary::default()
         };
         for (name, svc) in &mut self.services {
-            let mut summary = std::mem::take(&mut svc.summary);
+            let mut summary = crate::redact::redact_service(std::mem::take(&mut svc.summary));
             for (slot, stats) in svc.slots.iter_mut().enumerate() {
                 if stats.count == 0 {
                     continue;
                 }
                 let mut stats = std::mem::take(stats);
                 stats.template = svc.miner.template(slot as u32).unwrap_or_default();
-                let id = template_id(&stats.template);
+                stats.attribute_keys =
+                    crate::redact::keys(std::mem::take(&mut stats.attribute_keys));
+                if svc.ids.len() <= slot {
+                    svc.ids.resize(slot + 1, None);
+                }
+                let id = svc.ids[slot]
+                    .get_or_insert_with(|| template_id(&stats.template))
+                    .clone();
                 match summary.logs.templates.get_mut(&id) {
                     Some(t) => t.merge(&stats),
                     None => {

@@ -17,6 +17,7 @@
 //!
 //! - [`mask`]: masks variable and sensitive tokens (numbers, ids, addresses, e-mails,
 //!   secrets) before mining;
+//! - [`structure`]: the rule for which words of a template, name or key may be stored;
 //! - [`drain`]: the streaming Drain-style [`drain::TemplateMiner`], bounded in memory;
 //! - [`summary`]: [`summary::CatalogSummary`] and its parts, serde-serialisable and
 //!   mergeable;
@@ -32,8 +33,10 @@ pub mod extract;
 pub mod key;
 pub mod mask;
 pub mod processor;
+mod redact;
 mod shapes;
 pub mod sketch;
+pub mod structure;
 pub mod summary;
 
 use weir_api::Registry;

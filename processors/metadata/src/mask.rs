@@ -578,7 +578,7 @@ fn is_host_port(b: &[u8]) -> bool {
 }
 
 /// `core` with every e-mail-like `local@domain` replaced by `<*>`; `None` when it has none.
-fn without_emails(core: &str) -> Option<String> {
+pub(crate) fn without_emails(core: &str) -> Option<String> {
     let b = core.as_bytes();
     let mut out: Option<String> = None;
     let mut copied = 0;

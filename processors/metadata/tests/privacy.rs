@@ -217,3 +217,213 @@ fn planted_secrets_never_reach_a_summary() {
         );
     }
 }
+
+/// Secret values of every class the structure rule is built for; each appears in log
+/// bodies (repeated with other parts varying, so templates are proven structure), span
+/// names, metric names and units, and attribute keys.
+const CLASSES: &[(&str, &[&str])] = &[
+    ("e-mail in a token", &["alice.w@corp-mail.com"]),
+    ("e-mail in JSON", &["bob.k@corp-mail.com"]),
+    (
+        "mailto and to:",
+        &["carol.z@corp-mail.com", "dave.q@corp-mail.com"],
+    ),
+    (
+        "e-mail in a URL path",
+        &["erin.m@corp-mail.com", "frank.p@corp-mail.com"],
+    ),
+    (
+        "name and diagnosis in free text",
+        &["Jane Doe", "hypertension"],
+    ),
+    ("passphrase in free text", &["correcthorsebatterystaple"]),
+    ("SQL literals", &["Tr0ub4dor&3", "Zelda Quint"]),
+    ("cloud access key", &["AKIAZQ3DRSTUVWXYZ7AB"]),
+    (
+        "piece of a secret key",
+        &["wJalrXUtnFEMI", "bPxRfiCYEXAMPLEKEY"],
+    ),
+    ("user name in an auth template", &["fztu", "qwopbanner"]),
+    ("IP addresses", &["10.201.3.77", "2001:db8::9:4"]),
+    ("phone numbers", &["555 010-7788", "7946 0958"]),
+    (
+        "IBAN",
+        &["DE89370400440532013000", "GB82WEST12345698765432"],
+    ),
+    (
+        "vendor API keys",
+        &[
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+            "ghp_RxKqLmNvBtYwZcDfGhJkPsQaUeiOtrVb",
+            "xoxb-123456789012-AbCdEfGhIjKlMnOp",
+            "AIzaSyD4xK9mPq2RvT6wY8zB1nC3eF5gH7jL0oQ",
+        ],
+    ),
+    (
+        "private key",
+        &["MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0t"],
+    ),
+    ("secrets in JSON", &["qUxvhTzLmWpRkS", "zzTopSecretValue"]),
+    ("secrets in URLs", &["XXXXqzvkpathZZZZ", "abcSECRETdef"]),
+    ("names in attribute keys", &["janedoe", "vexilmoor"]),
+    ("person name in free text", &["Okonkwo"]),
+];
+
+fn class_bodies(n: usize) -> Vec<String> {
+    vec![
+        format!("user signup email:alice.w@corp-mail.com from web request {n}"),
+        format!(r#"{{"event":"signup","email":"bob.k@corp-mail.com","n":{n}}}"#),
+        format!("send mailto:carol.z@corp-mail.com to:dave.q@corp-mail.com attempt {n}"),
+        format!("\"GET /users/erin.m@corp-mail.com/cards/{n} HTTP/1.1\" 200"),
+        format!("fetch https://api.shop.example/users/frank.p@corp-mail.com/orders?page={n}"),
+        format!("patient Jane Doe diagnosed with hypertension passphrase correcthorsebatterystaple visit {n}"),
+        format!("SELECT * FROM users WHERE name = 'Zelda Quint' AND pw = 'Tr0ub4dor&3' LIMIT {n}"),
+        format!("aws key AKIAZQ3DRSTUVWXYZ7AB secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY req {n}"),
+        format!("Accepted password for fztu from 10.201.3.{} port {n} ssh2", n % 200),
+        format!("session opened for user qwopbanner by (uid={n})"),
+        format!("peer 10.201.3.77 and 2001:db8::9:4 retry {n}"),
+        format!("call +1 (555) 010-7788 or +44 20 7946 0958 ticket {n}"),
+        format!("iban DE89370400440532013000 and GB82 WEST 1234 5698 7654 32 payment {n}"),
+        format!("keys sk_live_4eC39HqLyjWDarjtT1zdp7dc ghp_RxKqLmNvBtYwZcDfGhJkPsQaUeiOtrVb job {n}"),
+        format!("slack xoxb-123456789012-AbCdEfGhIjKlMnOp maps AIzaSyD4xK9mPq2RvT6wY8zB1nC3eF5gH7jL0oQ n={n}"),
+        format!("-----BEGIN RSA PRIVATE KEY----- MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0t -----END RSA PRIVATE KEY----- {n}"),
+        format!(r#"config {{"api_secret":"qUxvhTzLmWpRkS","token":"zzTopSecretValue","n":{n}}}"#),
+        format!("hook https://hooks.example.com/services/XXXXqzvkpathZZZZ?token=abcSECRETdef&n={n}"),
+        format!("message from Mallory Okonkwo: see you at noon {n}"),
+    ]
+}
+
+fn traffic() -> Vec<Batch> {
+    let resource = Some(Resource {
+        attributes: vec![kv("service.name", "privacy"), kv("owner.vexilmoor", "x")],
+        ..Default::default()
+    });
+    let key_attrs = vec![
+        kv("customer_janedoe_score", "1"),
+        kv("prefs.alice.w@corp-mail.com", "1"),
+        kv("AKIAZQ3DRSTUVWXYZ7AB", "1"),
+        kv("user.id", "42"),
+    ];
+    let mut batches = Vec::new();
+    for n in 0..100 {
+        let records = class_bodies(n)
+            .into_iter()
+            .map(|b| LogRecord {
+                body: s(&b),
+                attributes: key_attrs.clone(),
+                ..Default::default()
+            })
+            .collect();
+        batches.push(Batch::new(Payload::Logs(ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: resource.clone(),
+                scope_logs: vec![ScopeLogs {
+                    log_records: records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        })));
+    }
+    let span = |name: &str| Span {
+        name: name.to_string(),
+        span_id: vec![1; 8],
+        attributes: key_attrs.clone(),
+        ..Default::default()
+    };
+    batches.push(Batch::new(Payload::Traces(ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: resource.clone(),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![
+                    span("SELECT * FROM users WHERE name = 'Zelda Quint' AND pw = 'Tr0ub4dor&3'"),
+                    span("GET /users/erin.m@corp-mail.com/cards"),
+                    span("notify Jane Doe fztu"),
+                    span("sign AKIAZQ3DRSTUVWXYZ7AB"),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    })));
+    let metric = |name: &str, unit: &str| Metric {
+        name: name.to_string(),
+        unit: unit.to_string(),
+        data: Some(metric::Data::Gauge(Gauge {
+            data_points: vec![NumberDataPoint {
+                attributes: key_attrs.clone(),
+                value: Some(number_data_point::Value::AsInt(7)),
+                ..Default::default()
+            }],
+        })),
+        ..Default::default()
+    };
+    batches.push(Batch::new(Payload::Metrics(ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource,
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![
+                    metric("orders.by.bob.k@corp-mail.com", "{order}"),
+                    metric("visits.janedoe.count", "carol.z@corp-mail.com"),
+                    metric("http.server.request.duration", "ms"),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    })));
+    batches
+}
+
+/// The secret and every 6-character piece of it (the whole of a shorter one).
+fn pieces(secret: &str) -> Vec<String> {
+    let c: Vec<char> = secret.chars().collect();
+    if c.len() <= 6 {
+        return vec![secret.to_string()];
+    }
+    c.windows(6).map(|w| w.iter().collect()).collect()
+}
+
+#[test]
+fn no_planted_secret_of_any_class_reaches_templates_names_units_or_keys() {
+    let handle = MetadataHandle::new(&MetadataConfig::default());
+    for b in traffic() {
+        handle.observe(&b);
+    }
+    let summary = handle.take();
+    let svc = &summary.services["privacy"];
+    assert_eq!(svc.logs.volume.items, 100 * class_bodies(0).len() as u64);
+    let stored = serde_json::to_string(&summary).unwrap();
+    for (class, secrets) in CLASSES {
+        for secret in *secrets {
+            for piece in pieces(secret) {
+                assert!(
+                    !stored.contains(&piece),
+                    "{class}: {piece:?} of {secret:?} stored:\n{}",
+                    serde_json::to_string_pretty(&svc).unwrap()
+                );
+            }
+        }
+    }
+    // Structure stays: what the catalog needs to group and name things.
+    let templates: Vec<&str> = svc
+        .logs
+        .templates
+        .values()
+        .map(|t| t.template.as_str())
+        .collect();
+    assert!(
+        templates.contains(&"Accepted password for <*> from <*> port <*> <*>"),
+        "{templates:#?}"
+    );
+    assert!(svc
+        .metrics
+        .metrics
+        .contains_key("http.server.request.duration"));
+    assert_eq!(
+        svc.metrics.metrics["http.server.request.duration"].unit,
+        "ms"
+    );
+    assert!(svc.logs.attributes.item.contains_key("user.id"));
+    assert!(svc.logs.attributes.item.contains_key("customer_<*>_score"));
+}
