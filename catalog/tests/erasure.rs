@@ -43,7 +43,9 @@ fn resource(service: &str) -> Option<Resource> {
 }
 
 /// Log lines, attribute keys and span names that carry `marker` as structure (so the
-/// catalog keeps it: the point is to see it go).
+/// catalog keeps it: the point is to see it go). Markers are camelCase vocabulary words:
+/// the metadata extractor stores no word that is not structure (weir-metadata's
+/// `structure` module), so a nonsense marker would never be written.
 fn batches(service: &str, marker: &str, round: u32) -> Vec<Batch> {
     let records = (0..50)
         .map(|i| LogRecord {
@@ -169,7 +171,7 @@ impl Cp {
 #[tokio::test]
 async fn deleting_a_service_leaves_none_of_its_strings_in_any_file() {
     let cp = control_plane();
-    let (gone, kept) = ("zqxgonemarker", "kpvkeptmarker");
+    let (gone, kept) = ("QuietGoneMarker", "PurpleKeptMarker");
     cp.feed("erase-me-svc-7f3a", gone);
     cp.feed("stays-svc-2b9c", kept);
     // The strings are in the files before: the scan finds what is there.
@@ -198,22 +200,22 @@ async fn deleting_a_service_leaves_none_of_its_strings_in_any_file() {
         .expect("deletion audited");
     assert!(entry.target.starts_with("service#"), "{}", entry.target);
     // New data after the erasure is stored as usual.
-    cp.feed("stays-svc-2b9c", "afterwardsmarker");
-    assert!(!occurrences(cp.dir.path(), "afterwardsmarker").is_empty());
+    cp.feed("stays-svc-2b9c", "AfterwardsMarker");
+    assert!(!occurrences(cp.dir.path(), "AfterwardsMarker").is_empty());
 }
 
 #[tokio::test]
 async fn retention_prune_leaves_none_of_the_pruned_strings() {
     let cp = control_plane();
-    cp.feed("old-svc-91ab", "prunedmarkerq");
-    assert!(!occurrences(cp.dir.path(), "prunedmarkerq").is_empty());
+    cp.feed("old-svc-91ab", "PrunedQuietMarker");
+    assert!(!occurrences(cp.dir.path(), "PrunedQuietMarker").is_empty());
     let n = cp
         .control
         .store()
         .prune_unseen_since(weir_catalog::store::now_secs() + 10)
         .unwrap();
     assert_eq!(n, 1);
-    for needle in ["prunedmarkerq", "old-svc-91ab"] {
+    for needle in ["PrunedQuietMarker", "old-svc-91ab"] {
         let hits = occurrences(cp.dir.path(), needle);
         assert!(hits.is_empty(), "{needle} left after pruning at {hits:?}");
     }
