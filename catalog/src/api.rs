@@ -41,6 +41,7 @@ impl From<ControlError> for ApiError {
             ControlError::NotFound { .. } => StatusCode::NOT_FOUND,
             ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
             ControlError::Conflict { .. } => StatusCode::CONFLICT,
+            ControlError::Store(crate::CatalogError::Limit(_)) => StatusCode::BAD_REQUEST,
             ControlError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
@@ -88,6 +89,7 @@ pub async fn authenticate_request(
         Principal {
             id: "anonymous".into(),
             role: Role::Admin,
+            edge: None,
         }
     };
     req.extensions_mut().insert(principal);
@@ -178,7 +180,12 @@ pub fn router(state: ApiState) -> Router {
             get(policy).put(update_policy).delete(delete_policy),
         )
         .route("/api/v1/edges", get(edges))
-        .route("/api/v1/ingest", post(ingest))
+        .route(
+            "/api/v1/ingest",
+            post(ingest).layer(axum::extract::DefaultBodyLimit::max(
+                state.control.ingestor().config().max_request_bytes,
+            )),
+        )
         .route("/api/v1/sketch-key", get(sketch_key))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/tokens", get(tokens).post(new_token))
@@ -388,8 +395,8 @@ async fn ingest(
     Extension(p): Extension<Principal>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> ApiResult<StatusCode> {
-    require(&p, Permission::Edge)?;
+) -> Result<StatusCode, Response> {
+    require(&p, Permission::Edge).map_err(IntoResponse::into_response)?;
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -398,17 +405,39 @@ async fn ingest(
         return Err(ApiError(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("ingest takes application/json, not {ct:?}"),
-        ));
+        )
+        .into_response());
     }
-    let summary: weir_metadata::summary::CatalogSummary =
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("invalid catalog summary: {e}"),
-            )
-        })?;
-    s.control.ingest(&summary)?;
+    let gate = s.control.ingestor();
+    gate.charge(&p.id, body.len()).map_err(ingest_error)?;
+    let edge = p.edge_name();
+    let control = s.control.clone();
+    // Reading and merging are CPU and disk work: off the async workers.
+    tokio::task::spawn_blocking(move || {
+        let gate = control.ingestor();
+        let summary = gate.read(&body)?;
+        gate.store(control.store(), &control.rekeyed(&summary), Some(&edge))
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())?
+    .map_err(ingest_error)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+fn ingest_error(e: crate::ingest::IngestError) -> Response {
+    use crate::ingest::IngestError;
+    match e {
+        IngestError::Invalid(m) => ApiError(StatusCode::BAD_REQUEST, m).into_response(),
+        IngestError::Quota { retry_after, .. } => {
+            let mut r = ApiError(StatusCode::TOO_MANY_REQUESTS, e.to_string()).into_response();
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(retry_after.as_secs()),
+            );
+            r
+        }
+        IngestError::Store(e) => ApiError::from(e).into_response(),
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -78,6 +78,10 @@ pub struct Principal {
     pub id: String,
     /// Its role.
     pub role: Role,
+    /// The edge name an edge token is bound to (`weir admin token create --role edge
+    /// --edge NAME`). An edge token made before edges had names reports as
+    /// `token-<id>`, so it can only ever speak for itself. `None` for other roles.
+    pub edge: Option<String>,
 }
 
 impl Principal {
@@ -85,19 +89,72 @@ impl Principal {
     pub fn actor(&self) -> String {
         format!("token:{}", self.id)
     }
+
+    /// The edge this principal reports as: its bound edge name, `token-<id>` for an
+    /// unbound edge token, `local` for anyone else (admins, or auth off).
+    pub fn edge_name(&self) -> String {
+        match (&self.edge, self.role) {
+            (Some(e), _) => e.clone(),
+            (None, Role::Edge) => format!("token-{}", self.id),
+            (None, _) => "local".into(),
+        }
+    }
+}
+
+/// Longest edge name.
+pub const MAX_EDGE_NAME: usize = 64;
+
+/// Checks an edge name: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+pub fn check_edge_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_EDGE_NAME {
+        return Err(format!(
+            "edge: {} characters; an edge name has 1 to {MAX_EDGE_NAME}",
+            name.chars().count()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "edge: {c:?} is not allowed in an edge name (A-Z a-z 0-9 . _ -)"
+        ));
+    }
+    Ok(())
 }
 
 fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// Creates a token: returns the secret (to show once) and its record.
+/// Creates a token that is not bound to an edge: returns the secret (to show once) and
+/// its record.
 pub fn create_token(
     store: &Store,
     role: Role,
     name: &str,
     actor: &str,
 ) -> Result<(String, TokenInfo), CatalogError> {
+    create_token_for(store, role, name, None, actor)
+}
+
+/// Creates a token, an edge token bound to `edge`: returns the secret (to show once) and
+/// its record. `edge` must pass [`check_edge_name`] and is only for role `edge`.
+pub fn create_token_for(
+    store: &Store,
+    role: Role,
+    name: &str,
+    edge: Option<&str>,
+    actor: &str,
+) -> Result<(String, TokenInfo), CatalogError> {
+    if let Some(e) = edge {
+        if role != Role::Edge {
+            return Err(CatalogError::Limit(
+                "edge: only an edge token is bound to an edge".into(),
+            ));
+        }
+        check_edge_name(e).map_err(CatalogError::Limit)?;
+    }
     let mut id = [0u8; 6];
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut id);
@@ -113,6 +170,7 @@ pub fn create_token(
         name: name.to_string(),
         created_at: now_secs(),
         revoked_at: None,
+        edge: edge.map(str::to_string),
     };
     store.put_token(&info, &hash(&token), actor)?;
     Ok((token, info))
@@ -130,7 +188,11 @@ pub fn authenticate(store: &Store, token: &str) -> Result<Option<Principal>, Cat
     let Some(role) = Role::parse(&info.role) else {
         return Ok(None);
     };
-    Ok(Some(Principal { id: info.id, role }))
+    Ok(Some(Principal {
+        id: info.id,
+        role,
+        edge: info.edge,
+    }))
 }
 
 #[cfg(test)]

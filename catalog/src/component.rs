@@ -49,6 +49,7 @@ use weir_tls::{Alpn, ClientTls, HttpVersions, ServerTls, TlsClientSettings, TlsS
 
 use crate::api::{router, ApiState};
 use crate::control::ControlPlane;
+use crate::ingest::IngestConfig;
 use crate::sync::CatalogPolicyStore;
 
 fn default_endpoint() -> String {
@@ -98,6 +99,11 @@ pub struct ControlPlaneConfig {
     /// none (plain text; keep the listeners on a trusted network).
     #[serde(default)]
     pub tls: Option<TlsServerSettings>,
+    /// Limits of `POST /api/v1/ingest`: body size, per-token quotas, per-request summary
+    /// limits, catalog and per-edge service caps (docs/CONTROL-PLANE-LIMITS.md).
+    /// Default: see `IngestConfig`.
+    #[serde(default)]
+    pub ingest: IngestConfig,
 }
 
 fn parse_addr(s: &str, path: &str, errors: &mut ConfigErrors) -> Option<SocketAddr> {
@@ -189,7 +195,8 @@ impl ExtensionConfig for ParsedControlPlane {
                 message: format!("cannot open storage {}", path.display()),
                 source: Some(Box::new(e)),
             })?
-            .with_policy_check(policy_check());
+            .with_policy_check(policy_check())
+            .with_ingest(self.cfg.ingest.clone(), &ctx.telemetry);
         let field = format!("{}.tls", self.path);
         let (http_tls, grpc_tls) = match &self.cfg.tls {
             Some(tls) => (
@@ -557,6 +564,25 @@ async fn deliver(dest: &Destination, summary: &CatalogSummary) -> Result<(), Str
                 .map_err(|e| e.to_string())?;
             let status = resp.status();
             if status.is_success() {
+                Ok(())
+            } else if status.is_client_error()
+                && status != hyper::StatusCode::TOO_MANY_REQUESTS
+                && status != hyper::StatusCode::REQUEST_TIMEOUT
+                && status != hyper::StatusCode::UNAUTHORIZED
+            {
+                // Refused for what it holds: sending it again would be refused again and
+                // keep growing what is pending. Dropped, loudly.
+                let text = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                tracing::error!(
+                    %status,
+                    reason = %String::from_utf8_lossy(&text),
+                    "control plane refused the catalog summary; dropped"
+                );
                 Ok(())
             } else {
                 let text = resp

@@ -10,11 +10,9 @@ use weir_metadata::summary::{CatalogSummary, ServiceSummary};
 use weir_metadata::SketchKey;
 
 use crate::analysis::{analyse_service, Finding, Thresholds};
+use crate::ingest::{IngestConfig, Ingestor};
 use crate::store::{now_secs, Store, StoredPolicy};
 use crate::CatalogError;
-
-/// Rows of the catalog are stored per service, all signals in one document.
-const ALL_SIGNALS: &str = "all";
 
 /// The deployment's sketch key file of the store at `db`: `<db>.sketch-key`, beside the
 /// database (mode 0600), never inside it.
@@ -86,6 +84,7 @@ pub struct ControlPlane {
     sketch_key: SketchKey,
     thresholds: Thresholds,
     check: Option<PolicyCheck>,
+    ingestor: Ingestor,
 }
 
 impl ControlPlane {
@@ -98,7 +97,19 @@ impl ControlPlane {
             sketch_key,
             thresholds: Thresholds::default(),
             check: None,
+            ingestor: Ingestor::new(IngestConfig::default(), &weir_api::Telemetry::new()),
         })
+    }
+
+    /// Sets the ingest limits and where their metrics are counted.
+    pub fn with_ingest(mut self, config: IngestConfig, telemetry: &weir_api::Telemetry) -> Self {
+        self.ingestor = Ingestor::new(config, telemetry);
+        self
+    }
+
+    /// The ingest gate (limits, quotas, metrics).
+    pub fn ingestor(&self) -> &Ingestor {
+        &self.ingestor
     }
 
     /// Sets the policy validator used on create/update/accept.
@@ -118,48 +129,45 @@ impl ControlPlane {
         &self.store
     }
 
-    /// Merges a summary (from the local metadata processor or a remote edge) into the
-    /// catalog.
+    /// Merges a summary from this process (the local `catalog` exporter) into the
+    /// catalog: one transaction, under the store's caps (no per-request checks: it was
+    /// built here).
     pub fn ingest(&self, summary: &CatalogSummary) -> Result<(), CatalogError> {
-        let now = now_secs();
-        let rekeyed;
-        let summary = if summary.sketch_key_id == self.sketch_key.id() {
-            summary
-        } else {
-            // Hashes under another key (an edge that has not fetched the deployment's key
-            // yet) cannot merge with ours: keep the counts, drop the hashes.
-            tracing::info!(
-                key_id = %summary.sketch_key_id,
-                "summary hashed under another sketch key: its value hashes are dropped"
-            );
-            let mut s = summary.clone();
-            s.forget_value_hashes();
-            rekeyed = s;
-            &rekeyed
-        };
-        for (service, s) in &summary.services {
-            self.store.merge_summary(service, ALL_SIGNALS, now, |old| {
-                let mut merged = CatalogSummary::default();
-                if let Some(old) = old {
-                    let prev: ServiceSummary = serde_json::from_str(old)?;
-                    merged.services.insert(service.clone(), prev);
-                }
-                let mut add = CatalogSummary::default();
-                add.services.insert(service.clone(), s.clone());
-                merged.merge(&add);
-                let body = merged.services.remove(service).unwrap_or_default();
-                Ok(serde_json::to_string(&body)?)
-            })?;
-        }
-        Ok(())
+        crate::ingest::merge_into(
+            &self.store,
+            &self.rekeyed(summary),
+            None,
+            self.ingestor.config(),
+        )
     }
 
-    /// Every service's stored summary.
+    /// `summary` as it may merge with the catalog: as it is when hashed under the
+    /// deployment's sketch key; else (an edge that has not fetched the key yet) with its
+    /// value hashes dropped, counts kept, as hashes of different keys never merge.
+    pub fn rekeyed<'a>(&self, summary: &'a CatalogSummary) -> std::borrow::Cow<'a, CatalogSummary> {
+        if summary.sketch_key_id == self.sketch_key.id() {
+            return std::borrow::Cow::Borrowed(summary);
+        }
+        tracing::info!(
+            key_id = %summary.sketch_key_id,
+            "summary hashed under another sketch key: its value hashes are dropped"
+        );
+        let mut s = summary.clone();
+        s.forget_value_hashes();
+        std::borrow::Cow::Owned(s)
+    }
+
+    /// Every service's stored summary. A row that does not read back is left out (and
+    /// logged) rather than failing every view.
     pub fn catalog(&self) -> Result<BTreeMap<String, (ServiceSummary, i64, i64)>, CatalogError> {
         let mut out = BTreeMap::new();
         for (service, _, body, first, last) in self.store.summaries()? {
-            let s: ServiceSummary = serde_json::from_str(&body)?;
-            out.insert(service, (s, first, last));
+            match serde_json::from_str::<ServiceSummary>(&body) {
+                Ok(s) => {
+                    out.insert(service, (s, first, last));
+                }
+                Err(e) => tracing::warn!(service, error = %e, "stored summary unreadable; skipped"),
+            }
         }
         Ok(out)
     }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod component;
 pub mod control;
+pub mod ingest;
 pub mod store;
 pub mod sync;
 pub mod ui;
@@ -41,6 +42,9 @@ pub enum CatalogError {
     /// The deployment's sketch key file could not be read or created.
     #[error("sketch key: {0}")]
     SketchKey(#[from] weir_metadata::error::MetadataError),
+    /// A request breaks a limit of the store (nothing of it was stored).
+    #[error("{0}")]
+    Limit(String),
     /// A filesystem operation failed.
     #[error("{path}: {source}")]
     Io {

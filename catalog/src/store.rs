@@ -19,6 +19,11 @@ CREATE TABLE IF NOT EXISTS summaries (
     last_seen  INTEGER NOT NULL,
     PRIMARY KEY (service, signal)
 );
+CREATE TABLE IF NOT EXISTS edge_services (
+    edge    TEXT NOT NULL,
+    service TEXT NOT NULL,
+    PRIMARY KEY (edge, service)
+);
 CREATE TABLE IF NOT EXISTS policies (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
@@ -161,6 +166,9 @@ pub struct TokenInfo {
     pub created_at: i64,
     /// Unix seconds, when revoked.
     pub revoked_at: Option<i64>,
+    /// For an edge token: the edge name it is bound to (see `auth::Principal::edge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<String>,
 }
 
 /// One audit record.
@@ -217,6 +225,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        add_column(&conn, "tokens", "edge", "TEXT")?;
         Ok(Store {
             conn: Mutex::new(conn),
         })
@@ -256,6 +265,71 @@ impl Store {
         Ok(())
     }
 
+    /// Merges several services' summaries in one transaction: all are stored or none.
+    /// `merge(service, old body)` returns the new body. With `edge`, each service is
+    /// recorded as reported by that edge, and the request fails (nothing stored) when the
+    /// edge would then report more than `max_edge_services` services, or when the
+    /// catalog would hold more than `max_services` services.
+    pub fn merge_summaries<'a>(
+        &self,
+        signal: &str,
+        seen_at: i64,
+        services: impl IntoIterator<Item = &'a str>,
+        edge: Option<(&str, usize)>,
+        max_services: usize,
+        mut merge: impl FnMut(&str, Option<&str>) -> Result<String, CatalogError>,
+    ) -> Result<(), CatalogError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for service in services {
+            if let Some((edge, max)) = edge {
+                let added = tx.execute(
+                    "INSERT OR IGNORE INTO edge_services (edge, service) VALUES (?1, ?2)",
+                    params![edge, service],
+                )?;
+                if added > 0 {
+                    let n: i64 = tx.query_row(
+                        "SELECT COUNT(*) FROM edge_services WHERE edge = ?1",
+                        params![edge],
+                        |r| r.get(0),
+                    )?;
+                    if n as u64 > max as u64 {
+                        return Err(CatalogError::Limit(format!(
+                            "services: edge {edge:?} would report {n} services, the per-edge limit is {max}"
+                        )));
+                    }
+                }
+            }
+            let old: Option<String> = tx
+                .query_row(
+                    "SELECT body FROM summaries WHERE service = ?1 AND signal = ?2",
+                    params![service, signal],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if old.is_none() {
+                let n: i64 =
+                    tx.query_row("SELECT COUNT(DISTINCT service) FROM summaries", [], |r| {
+                        r.get(0)
+                    })?;
+                if n as u64 >= max_services as u64 {
+                    return Err(CatalogError::Limit(format!(
+                        "services: the catalog holds {n} services, the limit is {max_services}"
+                    )));
+                }
+            }
+            let body = merge(service, old.as_deref())?;
+            tx.execute(
+                "INSERT INTO summaries (service, signal, body, first_seen, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?4)
+                 ON CONFLICT (service, signal) DO UPDATE SET body = ?3, last_seen = MAX(last_seen, ?4)",
+                params![service, signal, body, seen_at],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// All summaries as (service, signal, body, first_seen, last_seen).
     pub fn summaries(&self) -> Result<Vec<SummaryRow>, CatalogError> {
         let conn = self.conn();
@@ -272,6 +346,10 @@ impl Store {
     /// [`Store::scrub`]); returns how many rows went.
     pub fn delete_service(&self, service: &str) -> Result<usize, CatalogError> {
         let conn = self.conn();
+        conn.execute(
+            "DELETE FROM edge_services WHERE service = ?1",
+            params![service],
+        )?;
         let n = conn.execute("DELETE FROM summaries WHERE service = ?1", params![service])?;
         if n > 0 {
             scrub(&conn)?;
@@ -286,6 +364,10 @@ impl Store {
         let n = conn.execute(
             "DELETE FROM summaries WHERE last_seen < ?1",
             params![cutoff],
+        )?;
+        conn.execute(
+            "DELETE FROM edge_services WHERE service NOT IN (SELECT service FROM summaries)",
+            [],
         )?;
         if n > 0 {
             scrub(&conn)?;
@@ -486,8 +568,8 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
-            "INSERT INTO tokens (id, hash, role, name, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![t.id, hash, t.role, t.name, t.created_at],
+            "INSERT INTO tokens (id, hash, role, name, created_at, edge) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![t.id, hash, t.role, t.name, t.created_at, t.edge],
         )?;
         insert_audit(&tx, actor, "token.create", &t.id, None, Some(to_json(t)?))?;
         tx.commit()?;
@@ -499,7 +581,7 @@ impl Store {
         let conn = self.conn();
         Ok(conn
             .query_row(
-                "SELECT id, role, name, created_at, revoked_at, hash FROM tokens WHERE hash = ?1 AND revoked_at IS NULL",
+                "SELECT id, role, name, created_at, revoked_at, hash, edge FROM tokens WHERE hash = ?1 AND revoked_at IS NULL",
                 params![hash],
                 |r| {
                     Ok((
@@ -509,6 +591,7 @@ impl Store {
                             name: r.get(2)?,
                             created_at: r.get(3)?,
                             revoked_at: r.get(4)?,
+                            edge: r.get(6)?,
                         },
                         r.get(5)?,
                     ))
@@ -521,7 +604,7 @@ impl Store {
     pub fn tokens(&self) -> Result<Vec<TokenInfo>, CatalogError> {
         let conn = self.conn();
         let mut st = conn.prepare(
-            "SELECT id, role, name, created_at, revoked_at FROM tokens ORDER BY created_at, id",
+            "SELECT id, role, name, created_at, revoked_at, edge FROM tokens ORDER BY created_at, id",
         )?;
         let rows = st.query_map([], |r| {
             Ok(TokenInfo {
@@ -530,6 +613,7 @@ impl Store {
                 name: r.get(2)?,
                 created_at: r.get(3)?,
                 revoked_at: r.get(4)?,
+                edge: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -584,6 +668,19 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// Adds a column to a table made by an older build (no-op when it exists).
+fn add_column(conn: &Connection, table: &str, column: &str, ty: &str) -> Result<(), CatalogError> {
+    let mut st = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let names = st.query_map([], |r| r.get::<_, String>(1))?;
+    for n in names {
+        if n? == column {
+            return Ok(());
+        }
+    }
+    conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))?;
+    Ok(())
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value, CatalogError> {

@@ -36,8 +36,10 @@ pub mod processor;
 mod redact;
 mod shapes;
 pub mod sketch;
+pub mod sketch_wire;
 pub mod structure;
 pub mod summary;
+pub mod validate;
 
 use weir_api::Registry;
 

@@ -6,7 +6,6 @@
 //! ([`crate::key::SketchKey`]), so they cannot be matched against guessed values.
 
 use cardinality_estimator::CardinalityEstimator;
-use serde::de::Error as _;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sketches_ddsketch::{Config as DdConfig, DDSketch};
@@ -74,13 +73,10 @@ impl Serialize for DistinctSketch {
     }
 }
 
+// Read through `sketch_wire`: checked and rebuilt, never taken as the crate's raw state.
 impl<'de> Deserialize<'de> for DistinctSketch {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (word, registers): (u64, Option<Vec<u32>>) = Deserialize::deserialize(deserializer)?;
-        let value = serde_json::to_value((word, registers)).map_err(D::Error::custom)?;
-        serde_json::from_value(value)
-            .map(DistinctSketch)
-            .map_err(D::Error::custom)
+        crate::sketch_wire::read_distinct(deserializer).map(DistinctSketch)
     }
 }
 
@@ -100,11 +96,10 @@ impl Serialize for DurationSketch {
     }
 }
 
+// Read through `sketch_wire`: checked and rebuilt, never taken as the crate's raw state.
 impl<'de> Deserialize<'de> for DurationSketch {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Option::<DDSketch>::deserialize(d)?
-            .map(DurationSketch)
-            .unwrap_or_default())
+        crate::sketch_wire::read_duration(d).map(DurationSketch)
     }
 }
 
@@ -136,8 +131,18 @@ impl DurationSketch {
     }
 
     /// Adds everything `other` recorded. Sketches made with other settings (not by this
-    /// crate) cannot merge; they are skipped with a warning.
+    /// crate) cannot merge; they are skipped with a warning, as is a merge that would count
+    /// more than [`crate::sketch_wire::DD_MAX_COUNT`] values (counts stay exact).
     pub fn merge(&mut self, other: &DurationSketch) {
+        let total = self.count().checked_add(other.count());
+        if total.is_none_or(|t| t > crate::sketch_wire::DD_MAX_COUNT) {
+            tracing::warn!(
+                count = self.count(),
+                adding = other.count(),
+                "duration sketch full; values not merged"
+            );
+            return;
+        }
         if let Err(e) = self.0.merge(&other.0) {
             tracing::warn!(error = %e, "duration sketch with foreign settings not merged");
         }

@@ -56,8 +56,8 @@ pub struct Volume {
 
 impl Volume {
     fn merge(&mut self, o: &Volume) {
-        self.items += o.items;
-        self.bytes += o.bytes;
+        self.items = self.items.saturating_add(o.items);
+        self.bytes = self.bytes.saturating_add(o.bytes);
     }
 }
 
@@ -132,22 +132,32 @@ impl SeverityMix {
                 _ => &mut self.unspecified,
             },
         };
-        *slot += 1;
+        *slot = slot.saturating_add(1);
     }
 
     fn merge(&mut self, o: &SeverityMix) {
-        self.trace += o.trace;
-        self.debug += o.debug;
-        self.info += o.info;
-        self.warn += o.warn;
-        self.error += o.error;
-        self.fatal += o.fatal;
-        self.unspecified += o.unspecified;
+        self.trace = self.trace.saturating_add(o.trace);
+        self.debug = self.debug.saturating_add(o.debug);
+        self.info = self.info.saturating_add(o.info);
+        self.warn = self.warn.saturating_add(o.warn);
+        self.error = self.error.saturating_add(o.error);
+        self.fatal = self.fatal.saturating_add(o.fatal);
+        self.unspecified = self.unspecified.saturating_add(o.unspecified);
     }
 
     /// Records counted.
     pub fn total(&self) -> u64 {
-        self.trace + self.debug + self.info + self.warn + self.error + self.fatal + self.unspecified
+        [
+            self.trace,
+            self.debug,
+            self.info,
+            self.warn,
+            self.error,
+            self.fatal,
+            self.unspecified,
+        ]
+        .iter()
+        .fold(0u64, |a, b| a.saturating_add(*b))
     }
 }
 
@@ -207,18 +217,18 @@ impl ValueTypes {
             ValueKind::Bytes => &mut self.bytes,
             ValueKind::Empty => &mut self.empty,
         };
-        *slot += n;
+        *slot = slot.saturating_add(n);
     }
 
     fn merge(&mut self, o: &ValueTypes) {
-        self.string += o.string;
-        self.bool += o.bool;
-        self.int += o.int;
-        self.double += o.double;
-        self.array += o.array;
-        self.kvlist += o.kvlist;
-        self.bytes += o.bytes;
-        self.empty += o.empty;
+        self.string = self.string.saturating_add(o.string);
+        self.bool = self.bool.saturating_add(o.bool);
+        self.int = self.int.saturating_add(o.int);
+        self.double = self.double.saturating_add(o.double);
+        self.array = self.array.saturating_add(o.array);
+        self.kvlist = self.kvlist.saturating_add(o.kvlist);
+        self.bytes = self.bytes.saturating_add(o.bytes);
+        self.empty = self.empty.saturating_add(o.empty);
     }
 }
 
@@ -242,8 +252,8 @@ pub struct AttributeSchema {
 impl AttributeSchema {
     fn merge(&mut self, o: &AttributeSchema) {
         self.types.merge(&o.types);
-        self.items += o.items;
-        self.bytes += o.bytes;
+        self.items = self.items.saturating_add(o.items);
+        self.bytes = self.bytes.saturating_add(o.bytes);
         self.distinct.merge(&o.distinct);
         self.seen.merge(&o.seen);
     }
@@ -260,9 +270,11 @@ pub struct AttributeSchemas {
 }
 
 impl AttributeSchemas {
-    fn merge(&mut self, o: &AttributeSchemas) {
-        merge_map(&mut self.resource, &o.resource, AttributeSchema::merge);
-        merge_map(&mut self.item, &o.item, AttributeSchema::merge);
+    /// Merges, adding at most `cap` keys per location; returns the keys left out.
+    fn merge(&mut self, o: &AttributeSchemas, cap: usize) -> u64 {
+        merge_map(&mut self.resource, &o.resource, cap, AttributeSchema::merge).saturating_add(
+            merge_map(&mut self.item, &o.item, cap, AttributeSchema::merge),
+        )
     }
 }
 
@@ -296,12 +308,12 @@ impl TemplateSummary {
         if self.template.is_empty() {
             self.template.clone_from(&o.template);
         }
-        self.count += o.count;
-        self.bytes += o.bytes;
+        self.count = self.count.saturating_add(o.count);
+        self.bytes = self.bytes.saturating_add(o.bytes);
         self.severity.merge(&o.severity);
         self.seen.merge(&o.seen);
         unite_keys(&mut self.attribute_keys, &o.attribute_keys);
-        self.duplicates += o.duplicates;
+        self.duplicates = self.duplicates.saturating_add(o.duplicates);
     }
 }
 
@@ -375,18 +387,18 @@ pub struct SpanSummary {
 impl SpanSummary {
     fn merge(&mut self, o: &SpanSummary) {
         self.volume.merge(&o.volume);
-        self.kinds.unspecified += o.kinds.unspecified;
-        self.kinds.internal += o.kinds.internal;
-        self.kinds.server += o.kinds.server;
-        self.kinds.client += o.kinds.client;
-        self.kinds.producer += o.kinds.producer;
-        self.kinds.consumer += o.kinds.consumer;
-        self.status.unset += o.status.unset;
-        self.status.ok += o.status.ok;
-        self.status.error += o.status.error;
+        self.kinds.unspecified = self.kinds.unspecified.saturating_add(o.kinds.unspecified);
+        self.kinds.internal = self.kinds.internal.saturating_add(o.kinds.internal);
+        self.kinds.server = self.kinds.server.saturating_add(o.kinds.server);
+        self.kinds.client = self.kinds.client.saturating_add(o.kinds.client);
+        self.kinds.producer = self.kinds.producer.saturating_add(o.kinds.producer);
+        self.kinds.consumer = self.kinds.consumer.saturating_add(o.kinds.consumer);
+        self.status.unset = self.status.unset.saturating_add(o.status.unset);
+        self.status.ok = self.status.ok.saturating_add(o.status.ok);
+        self.status.error = self.status.error.saturating_add(o.status.error);
         self.duration_ms.merge(&o.duration_ms);
-        self.roots += o.roots;
-        self.childless_in_batch += o.childless_in_batch;
+        self.roots = self.roots.saturating_add(o.roots);
+        self.childless_in_batch = self.childless_in_batch.saturating_add(o.childless_in_batch);
         unite_keys(&mut self.attribute_keys, &o.attribute_keys);
         self.seen.merge(&o.seen);
     }
@@ -510,9 +522,12 @@ impl MetricSummary {
         self.monotonic |= o.monotonic;
         self.volume.merge(&o.volume);
         self.series.merge(&o.series);
-        merge_map(&mut self.attribute_keys, &o.attribute_keys, |a, b| {
-            a.merge(b)
-        });
+        merge_map(
+            &mut self.attribute_keys,
+            &o.attribute_keys,
+            MAX_KEYS_PER_ENTRY,
+            |a, b| a.merge(b),
+        );
         self.constant.merge(&o.constant);
         self.seen.merge(&o.seen);
     }
@@ -551,10 +566,27 @@ impl CatalogSummary {
         self.merge_same_key(other);
     }
 
+    /// Merges a summary under the same key; counts saturate.
     fn merge_same_key(&mut self, other: &CatalogSummary) {
-        self.evicted_templates += other.evicted_templates;
-        self.evicted_keys += other.evicted_keys;
-        merge_map(&mut self.services, &other.services, ServiceSummary::merge);
+        let caps = MergeCaps::UNLIMITED;
+        self.evicted_templates = self
+            .evicted_templates
+            .saturating_add(other.evicted_templates);
+        self.evicted_keys = self.evicted_keys.saturating_add(other.evicted_keys);
+        let mut left_out = 0u64;
+        for (name, s) in &other.services {
+            let room = self.services.len() < caps.services;
+            match self.services.get_mut(name) {
+                Some(mine) => left_out = left_out.saturating_add(mine.merge_within(s, &caps)),
+                None if room => {
+                    let mut fresh = ServiceSummary::default();
+                    left_out = left_out.saturating_add(fresh.merge_within(s, &caps));
+                    self.services.insert(name.clone(), fresh);
+                }
+                None => left_out = left_out.saturating_add(1),
+            }
+        }
+        self.evicted_keys = self.evicted_keys.saturating_add(left_out);
     }
 
     /// Drops every value hash (distinct sketches become empty, constant-value checks become
@@ -593,22 +625,40 @@ impl CatalogSummary {
 }
 
 impl ServiceSummary {
-    fn merge(&mut self, o: &ServiceSummary) {
+    /// Adds `o` into `self`, never growing a map past `caps`; returns how many templates,
+    /// names and keys were left out.
+    pub fn merge_within(&mut self, o: &ServiceSummary, caps: &MergeCaps) -> u64 {
+        let mut out = 0u64;
         let (l, ol) = (&mut self.logs, &o.logs);
         l.volume.merge(&ol.volume);
         l.severity.merge(&ol.severity);
-        merge_map(&mut l.templates, &ol.templates, TemplateSummary::merge);
-        l.attributes.merge(&ol.attributes);
+        out = out.saturating_add(merge_map(
+            &mut l.templates,
+            &ol.templates,
+            caps.templates,
+            TemplateSummary::merge,
+        ));
+        out = out.saturating_add(l.attributes.merge(&ol.attributes, caps.attribute_keys));
 
         let (t, ot) = (&mut self.traces, &o.traces);
         t.volume.merge(&ot.volume);
-        merge_map(&mut t.spans, &ot.spans, SpanSummary::merge);
-        t.attributes.merge(&ot.attributes);
+        out = out.saturating_add(merge_map(
+            &mut t.spans,
+            &ot.spans,
+            caps.names,
+            SpanSummary::merge,
+        ));
+        out = out.saturating_add(t.attributes.merge(&ot.attributes, caps.attribute_keys));
 
         let (m, om) = (&mut self.metrics, &o.metrics);
         m.volume.merge(&om.volume);
-        merge_map(&mut m.metrics, &om.metrics, MetricSummary::merge);
-        m.attributes.merge(&om.attributes);
+        out = out.saturating_add(merge_map(
+            &mut m.metrics,
+            &om.metrics,
+            caps.names,
+            MetricSummary::merge,
+        ));
+        out.saturating_add(m.attributes.merge(&om.attributes, caps.attribute_keys))
     }
 }
 
@@ -618,19 +668,50 @@ pub fn template_id(template: &str) -> String {
     format!("{:016x}", crate::sketch::stable_hash(template.as_bytes()))
 }
 
+/// Caps on how many entries a merge lets a summary hold (see
+/// [`ServiceSummary::merge_within`]); the control plane's store merges under them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MergeCaps {
+    /// Services in a catalog summary.
+    pub services: usize,
+    /// Log templates per service.
+    pub templates: usize,
+    /// Span names, and metric names, per service.
+    pub names: usize,
+    /// Attribute keys per service, signal and location (resource / item).
+    pub attribute_keys: usize,
+}
+
+impl MergeCaps {
+    /// No caps (edges, whose extractor is capped already).
+    pub const UNLIMITED: MergeCaps = MergeCaps {
+        services: usize::MAX,
+        templates: usize::MAX,
+        names: usize::MAX,
+        attribute_keys: usize::MAX,
+    };
+}
+
+/// Merges `from` into `into`; keys new to `into` are added while it holds fewer than `cap`
+/// entries, the rest are left out and counted.
 fn merge_map<K: Ord + Clone, V: Default + Clone>(
     into: &mut BTreeMap<K, V>,
     from: &BTreeMap<K, V>,
+    cap: usize,
     merge: impl Fn(&mut V, &V),
-) {
+) -> u64 {
+    let mut left_out = 0u64;
     for (k, v) in from {
+        let room = into.len() < cap;
         match into.get_mut(k) {
             Some(mine) => merge(mine, v),
-            None => {
+            None if room => {
                 into.insert(k.clone(), v.clone());
             }
+            None => left_out = left_out.saturating_add(1),
         }
     }
+    left_out
 }
 
 fn unite_keys(into: &mut BTreeSet<String>, from: &BTreeSet<String>) {
