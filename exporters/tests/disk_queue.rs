@@ -65,8 +65,8 @@ async fn full_disk_budget_refuses_then_a_restart_sends_everything_accepted() {
         }
         assert!(accepted < 1000, "the budget never filled");
     };
-    // 1 MiB holds this many records of this size (17 bytes of framing each).
-    assert_eq!(accepted, (1 << 20) / (batch_bytes + 17));
+    // 1 MiB holds this many records of this size (21 bytes of framing each).
+    assert_eq!(accepted, (1 << 20) / (batch_bytes + 21));
     match &err {
         ConsumeError::Refused {
             component,
@@ -95,7 +95,7 @@ async fn full_disk_budget_refuses_then_a_restart_sends_everything_accepted() {
         &telemetry,
         "weir_exporter_persisted_bytes{exporter=\"otlp\"}",
     );
-    assert_eq!(persisted, (accepted * (batch_bytes + 17)) as f64);
+    assert_eq!(persisted, (accepted * (batch_bytes + 21)) as f64);
     // Shutdown does not wait out the retries: what is unsent stays on disk.
     let started = Instant::now();
     exporter.shutdown().await;
@@ -176,4 +176,71 @@ async fn two_exporters_cannot_share_a_directory_and_storage_extensions_are_refus
         ),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sending_queue_refuses_before_writing_so_a_restart_sends_no_refused_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port(); // nobody listens yet
+    let mut cfg = config(port, dir.path());
+    cfg["sending_queue"]["queue_size"] = serde_json::json!(3);
+    cfg["sending_queue"]["num_consumers"] = serde_json::json!(1);
+    let (exporter, telemetry) = build_exporter("otlp", cfg.clone());
+    exporter.start().await.unwrap();
+    let batch_bytes = Batch::new(logs("b", 10)).encoded_len();
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..200 {
+        match exporter.consume(Batch::new(logs("b", 10))).await {
+            Ok(()) => accepted += 1,
+            Err(ConsumeError::Refused { reason, .. }) => {
+                assert!(
+                    reason.contains("sending queue is full (3 requests)"),
+                    "{reason}"
+                );
+                refused += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((accepted, refused), (3, 197));
+    // Only the accepted batches were written.
+    assert_eq!(
+        metric(
+            &telemetry,
+            "weir_exporter_persisted_bytes{exporter=\"otlp\"}"
+        ),
+        (3 * (batch_bytes + 21)) as f64
+    );
+    exporter.shutdown().await;
+    drop(exporter);
+
+    let upstream = CountingUpstream::default();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let svc = LogsServiceServer::new(upstream.clone()).accept_compressed(CompressionEncoding::Gzip);
+    let server = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await
+            .unwrap();
+    });
+    let (exporter, _) = build_exporter("otlp", cfg);
+    exporter.start().await.unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || upstream
+            .0
+            .load(Ordering::SeqCst)
+            >= 30)
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    exporter.shutdown().await;
+    assert_eq!(
+        upstream.0.load(Ordering::SeqCst),
+        30,
+        "the 3 accepted batches, once"
+    );
+    server.abort();
 }

@@ -24,20 +24,26 @@
 //!         max_size_mib: 1024                    # disk budget (default 1024)
 //! ```
 //!
-//! `consume` returns once the batch is written (and fsynced, with `fsync: always`). A batch
-//! is acknowledged in the log once sent, or once given up on (permanent error, retries
-//! exhausted: dropped and counted as below). At start every unacknowledged batch is read
-//! into memory (at most `max_size_mib` of them) and queued again, beyond `queue_size` if
-//! need be. Delivery is at least once: a batch whose send
-//! succeeded just before a crash, before its acknowledgement was written, is sent again.
-//! When the disk budget is used up, `consume` refuses with a retry hint, as a full queue.
-//! At shutdown the queue is given 2 s to drain; what is left stays on disk for the next
-//! start. `weir_exporter_persisted_bytes` counts the bytes of the log's segment files.
+//! `consume` returns once the batch is written (and fsynced, with `fsync: always`); room in
+//! the in-memory queue is taken first, so a batch refused for a full queue is never written.
+//! A batch is acknowledged in the log once sent, or once given up on (a permanent error, or
+//! an opt-in `retry_on_failure.max_elapsed_time`: with storage, retries go on until the
+//! batch is delivered unless a maximum age is configured). At start every unacknowledged
+//! batch is read into memory (at most `max_size_mib` of them) and queued again, beyond
+//! `queue_size` if need be. Delivery is at least once: a batch whose send succeeded just
+//! before a crash, before its acknowledgement was written, is sent again. When the disk
+//! budget is used up, or the disk itself is full (ENOSPC, or EFBIG under a file-size limit,
+//! whose SIGXFSZ is ignored), `consume` refuses with a retry hint, as a full queue, and
+//! accepts again once there is room. At shutdown the queue is given 2 s to drain; what is
+//! left stays on disk for the next start. `weir_exporter_persisted_bytes` counts the bytes
+//! of the log's segment files; `weir_exporter_queue_lost_records` and
+//! `weir_exporter_queue_lost_bytes` count what damaged queue files cost at start.
 //!
 //! A full queue never drops data: `consume` returns [`ConsumeError::Refused`] with a retry
 //! hint and the receiver tells its client to come back later. Data is dropped only after a
 //! permanent error or when `max_elapsed_time` runs out, with an error log and a count in
-//! `weir_exporter_send_failed_items`.
+//! `weir_exporter_send_failed_items` (and `weir_exporter_retry_expired_items` for the
+//! latter).
 
 mod queue;
 mod retry;
@@ -54,8 +60,11 @@ use weir_api::{
     Telemetry,
 };
 
-pub use queue::{DiskQueueSettings, ExportQueue, Job, PushError, QueueSettings, Sizer, Storage};
-pub use retry::{Backoff, RetrySettings};
+pub use queue::{
+    DiskQueueSettings, ExportQueue, Job, PushError, QueueSettings, Refusal, Reserved, Sizer,
+    Storage,
+};
+pub use retry::{Backoff, RetrySettings, DEFAULT_MAX_ELAPSED_TIME};
 use wal::{FsyncPolicy, Wal, WalError, WalOptions};
 
 use crate::SendError;
@@ -88,6 +97,7 @@ pub trait Sender: Send + Sync + 'static {
 struct SignalCounters {
     sent: Counter,
     send_failed: Counter,
+    expired: Counter,
     enqueue_failed: Counter,
     retries: Counter,
 }
@@ -159,6 +169,9 @@ impl DeliveryCore {
         let signal = batch.signal();
         let items = batch.item_count() as u64;
         self.counters(signal).send_failed.inc_by(items);
+        if err.is_retryable() {
+            self.counters(signal).expired.inc_by(items);
+        }
         let why = if err.is_retryable() {
             "retries exhausted (retry_on_failure)"
         } else {
@@ -189,6 +202,8 @@ pub struct Delivery {
     /// The disk queue, opened by `start`.
     wal: OnceLock<Arc<Wal>>,
     persisted_bytes: Gauge,
+    lost_records: Counter,
+    lost_bytes: Counter,
     /// Set at shutdown to make consumer tasks leave what they hold on disk.
     stop: watch::Sender<bool>,
 }
@@ -197,6 +212,24 @@ pub struct Delivery {
 const DISK_QUEUE_DRAIN: Duration = Duration::from_secs(2);
 /// The `fsync: batch` interval.
 const FSYNC_BATCH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Makes a write beyond the file-size limit (`ulimit -f`) fail with EFBIG, which the disk
+/// queue refuses data for, instead of killing the process with SIGXFSZ: a handler is
+/// registered for the signal (and kept for the life of the process), which replaces the
+/// default action.
+fn ignore_sigxfsz() {
+    static REGISTERED: OnceLock<()> = OnceLock::new();
+    REGISTERED.get_or_init(|| {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::from_raw(libc::SIGXFSZ)) {
+            // Dropping the stream leaves the handler in place; the signal is then ignored.
+            Ok(_stream) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot ignore SIGXFSZ; a file-size limit would kill the process")
+            }
+        }
+    });
+}
 
 /// Runs a blocking disk-queue call off the async threads.
 async fn blocking<T: Send + 'static>(
@@ -221,7 +254,7 @@ impl Delivery {
     pub fn new(
         id: &ComponentId,
         sender: Arc<dyn Sender>,
-        retry: RetrySettings,
+        mut retry: RetrySettings,
         queue: QueueSettings,
         telemetry: &Telemetry,
     ) -> Self {
@@ -242,6 +275,11 @@ impl Delivery {
                     "Items an exporter dropped after a permanent error, exhausted retries or a partial success",
                     &labels,
                 ),
+                expired: telemetry.counter(
+                    "weir_exporter_retry_expired_items",
+                    "Items dropped because retry_on_failure.max_elapsed_time ran out",
+                    &labels,
+                ),
                 enqueue_failed: telemetry.counter(
                     "weir_exporter_enqueue_failed_items",
                     "Items refused because the sending queue was full (the sender was told to retry)",
@@ -259,6 +297,21 @@ impl Delivery {
             (Some(Storage::Disk(d)), true) => Some(d.clone()),
             _ => None,
         };
+        if disk.is_some() && retry.max_elapsed_time.is_none() {
+            // Stored data is kept until delivered; a maximum age is opt-in.
+            retry.max_elapsed_time = Some(Duration::ZERO);
+        }
+        let exporter_label = [("exporter", exporter.clone())];
+        let lost_records = telemetry.counter(
+            "weir_exporter_queue_lost_records",
+            "Unacknowledged records of the disk queue found damaged at start and skipped",
+            &exporter_label,
+        );
+        let lost_bytes = telemetry.counter(
+            "weir_exporter_queue_lost_bytes",
+            "Bytes of the disk queue's files found damaged at start and skipped",
+            &exporter_label,
+        );
         let persisted_bytes = telemetry.gauge(
             "weir_exporter_persisted_bytes",
             "Bytes of the sending queue's write-ahead log on disk (sending_queue.storage)",
@@ -295,6 +348,8 @@ impl Delivery {
             disk,
             wal: OnceLock::new(),
             persisted_bytes,
+            lost_records,
+            lost_bytes,
             stop: watch::channel(false).0,
         }
     }
@@ -307,29 +362,44 @@ impl Delivery {
         }
     }
 
-    /// `consume` with a disk queue: write ahead, then queue.
+    /// `consume` with a disk queue: take room in the queue, write ahead, then queue.
     async fn consume_persisted(
         &self,
         queue: &ExportQueue,
         wal: &Arc<Wal>,
         batch: Batch,
     ) -> Result<(), ConsumeError> {
-        let (signal, bytes) = (batch.signal(), batch.to_protobuf());
+        let signal = batch.signal();
+        let room = match queue.reserve(&batch).await {
+            Ok(room) => room,
+            Err(Refusal::Full) => {
+                self.core
+                    .counters(signal)
+                    .enqueue_failed
+                    .inc_by(batch.item_count() as u64);
+                return Err(self.refused(format!(
+                    "sending queue is full ({} {})",
+                    queue.capacity(),
+                    queue.sizer().as_str()
+                )));
+            }
+            Err(Refusal::Closed) => return Err(ConsumeError::ShuttingDown),
+        };
+        let bytes = batch.to_protobuf();
         let appended = blocking(wal, move |w| w.append(signal, &bytes)).await;
         self.persisted_bytes
             .set(i64::try_from(wal.persisted_bytes()).unwrap_or(i64::MAX));
         let seq = match appended {
             Ok(seq) => seq,
-            Err(WalError::TooLarge { .. }) => {
-                let err = appended.err().map(|e| e.to_string()).unwrap_or_default();
+            Err(e @ WalError::TooLarge { .. }) => {
                 self.core
                     .counters(signal)
                     .send_failed
                     .inc_by(batch.item_count() as u64);
-                tracing::error!(exporter = %self.core.exporter, %signal, "{err}; rejecting the batch");
+                tracing::error!(exporter = %self.core.exporter, %signal, "{e}; rejecting the batch");
                 return Err(ConsumeError::Rejected {
                     component: self.core.exporter.clone(),
-                    reason: err,
+                    reason: e.to_string(),
                 });
             }
             Err(e) => {
@@ -337,33 +407,23 @@ impl Delivery {
                     .counters(signal)
                     .enqueue_failed
                     .inc_by(batch.item_count() as u64);
-                if !matches!(e, WalError::Full { .. }) {
-                    tracing::error!(exporter = %self.core.exporter, error = %e, "cannot write to the disk queue; refusing data");
+                match e {
+                    WalError::Full { .. } => {}
+                    WalError::NoSpace { .. } => {
+                        tracing::error!(exporter = %self.core.exporter, error = %e, "the disk holding the disk queue is full; refusing data until there is room")
+                    }
+                    _ => {
+                        tracing::error!(exporter = %self.core.exporter, error = %e, "cannot write to the disk queue; refusing data")
+                    }
                 }
                 return Err(self.refused(e.to_string()));
             }
         };
-        let pushed = queue.push_tagged(batch, Some(seq)).await;
-        if pushed.is_err() {
-            // Not accepted after all: the client sends it again, so forget the record.
-            if let Err(e) = blocking(wal, move |w| w.ack(seq)).await {
-                tracing::error!(exporter = %self.core.exporter, error = %e, "cannot acknowledge a refused batch in the disk queue; it will be sent after a restart");
-            }
-        }
-        match pushed {
+        match queue.push_reserved(batch, Some(seq), room) {
             Ok(()) => Ok(()),
-            Err(PushError::Full(batch)) => {
-                self.core
-                    .counters(batch.signal())
-                    .enqueue_failed
-                    .inc_by(batch.item_count() as u64);
-                Err(self.refused(format!(
-                    "sending queue is full ({} {})",
-                    queue.capacity(),
-                    queue.sizer().as_str()
-                )))
-            }
-            Err(PushError::Closed(_)) => Err(ConsumeError::ShuttingDown),
+            // Shutting down: the record is on disk and is sent after the next start; the
+            // client is told to retry, so it may arrive twice (at least once).
+            Err(PushError::Full(_) | PushError::Closed(_)) => Err(ConsumeError::ShuttingDown),
         }
     }
 
@@ -379,6 +439,7 @@ impl Delivery {
             segment_bytes: (max_bytes / 16).clamp(1 << 20, 64 << 20).min(max_bytes),
             fsync: disk.fsync,
         };
+        ignore_sigxfsz();
         let dir = disk.directory.clone();
         let opened = tokio::task::spawn_blocking(move || Wal::open(&dir, opts)).await;
         let id = &self.id;
@@ -388,7 +449,7 @@ impl Delivery {
                 return Err(StartError::new(
                     id,
                     format!(
-                        "cannot open sending_queue.storage.directory {}",
+                        "cannot open sending_queue.storage.directory {}: {e}",
                         disk.directory.display()
                     ),
                     e,
@@ -397,6 +458,16 @@ impl Delivery {
             Err(e) => return Err(StartError::new(id, "cannot open the disk queue", e)),
         };
         let wal = Arc::new(wal);
+        let lost = wal.lost();
+        self.lost_records.inc_by(lost.records);
+        self.lost_bytes.inc_by(lost.bytes);
+        if lost.bytes > 0 {
+            tracing::warn!(
+                exporter = %self.core.exporter, records_lost = lost.records,
+                bytes_skipped = lost.bytes, directory = %disk.directory.display(),
+                "the disk queue held damaged data; intact records around it are kept"
+            );
+        }
         if !replay.is_empty() {
             tracing::info!(
                 exporter = %self.core.exporter, batches = replay.len(),

@@ -193,6 +193,27 @@ pub enum PushError {
     Closed(Batch),
 }
 
+/// Why [`ExportQueue::reserve`] found no room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No room (and `block_on_overflow` is off).
+    Full,
+    /// The queue is closed for shutdown.
+    Closed,
+}
+
+impl Refusal {
+    fn with(self, batch: Batch) -> PushError {
+        match self {
+            Refusal::Full => PushError::Full(batch),
+            Refusal::Closed => PushError::Closed(batch),
+        }
+    }
+}
+
+/// Room in the queue taken for one batch; given back when dropped unused.
+pub struct Reserved(OwnedSemaphorePermit);
+
 /// A queued batch and the room it holds; the room is freed when the job is dropped.
 pub struct Job {
     /// The batch to send.
@@ -268,22 +289,44 @@ impl ExportQueue {
 
     /// [`ExportQueue::push`] for a batch stored in the disk queue as record `seq`.
     pub async fn push_tagged(&self, batch: Batch, seq: Option<u64>) -> Result<(), PushError> {
-        let size = u32::try_from(self.settings.size_of(&batch))
+        let permit = match self.reserve(&batch).await {
+            Ok(p) => p,
+            Err(e) => return Err(e.with(batch)),
+        };
+        self.send(batch, seq, permit.0, false)
+    }
+
+    /// Takes room for `batch` without queueing it yet (refusing at once when full, or
+    /// waiting with `block_on_overflow`), so that a batch is written to the disk queue only
+    /// once it is sure to be queued.
+    pub async fn reserve(&self, batch: &Batch) -> Result<Reserved, Refusal> {
+        let size = u32::try_from(self.settings.size_of(batch))
             .unwrap_or(u32::MAX)
             .clamp(1, self.capacity);
         let permit = if self.settings.block_on_overflow {
-            match self.room.clone().acquire_many_owned(size).await {
-                Ok(p) => p,
-                Err(AcquireError { .. }) => return Err(PushError::Closed(batch)),
-            }
+            self.room
+                .clone()
+                .acquire_many_owned(size)
+                .await
+                .map_err(|AcquireError { .. }| Refusal::Closed)?
         } else {
             match self.room.clone().try_acquire_many_owned(size) {
                 Ok(p) => p,
-                Err(TryAcquireError::NoPermits) => return Err(PushError::Full(batch)),
-                Err(TryAcquireError::Closed) => return Err(PushError::Closed(batch)),
+                Err(TryAcquireError::NoPermits) => return Err(Refusal::Full),
+                Err(TryAcquireError::Closed) => return Err(Refusal::Closed),
             }
         };
-        self.send(batch, seq, permit, false)
+        Ok(Reserved(permit))
+    }
+
+    /// Queues a batch in room taken by [`ExportQueue::reserve`].
+    pub fn push_reserved(
+        &self,
+        batch: Batch,
+        seq: Option<u64>,
+        room: Reserved,
+    ) -> Result<(), PushError> {
+        self.send(batch, seq, room.0, false)
     }
 
     /// Queues a batch read back from the disk queue at start, beyond the capacity if need

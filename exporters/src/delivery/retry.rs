@@ -18,10 +18,13 @@ pub struct RetrySettings {
     /// Longest wait between two attempts. Default `30s`.
     #[serde(with = "humantime_serde")]
     pub max_interval: Duration,
-    /// How long one batch is retried before it is dropped (and counted as failed); `0` means
-    /// no limit. Default `300s`.
-    #[serde(with = "humantime_serde")]
-    pub max_elapsed_time: Duration,
+    /// How long one batch is retried before it is dropped (logged, and counted in
+    /// `weir_exporter_send_failed_items` and `weir_exporter_retry_expired_items`); `0` means
+    /// no limit. Default `300s` with an in-memory queue (the collector's); with
+    /// `sending_queue.storage` the default is no limit: stored data is kept until it is
+    /// delivered, and a maximum age is opt-in.
+    #[serde(default, with = "humantime_serde")]
+    pub max_elapsed_time: Option<Duration>,
     /// Factor the wait grows by after each attempt. Default `1.5`.
     pub multiplier: f64,
     /// Jitter: each wait is drawn from `wait * [1 - f, 1 + f]`. Default `0.5`.
@@ -34,14 +37,22 @@ impl Default for RetrySettings {
             enabled: true,
             initial_interval: Duration::from_secs(5),
             max_interval: Duration::from_secs(30),
-            max_elapsed_time: Duration::from_secs(300),
+            max_elapsed_time: None,
             multiplier: 1.5,
             randomization_factor: 0.5,
         }
     }
 }
 
+/// `max_elapsed_time` when none is configured and the queue is in memory.
+pub const DEFAULT_MAX_ELAPSED_TIME: Duration = Duration::from_secs(300);
+
 impl RetrySettings {
+    /// How long a batch is retried: `max_elapsed_time`, or its default; zero means no limit.
+    pub fn elapsed_limit(&self) -> Duration {
+        self.max_elapsed_time.unwrap_or(DEFAULT_MAX_ELAPSED_TIME)
+    }
+
     /// Reports every out-of-range value below `path` (`exporters.otlp.retry_on_failure`).
     pub fn validate(&self, path: &str, errors: &mut ConfigErrors) {
         if !self.enabled {
@@ -116,7 +127,7 @@ impl<'a> Backoff<'a> {
         if let Some(server) = server_delay {
             delay = delay.max(server);
         }
-        let limit = self.settings.max_elapsed_time;
+        let limit = self.settings.elapsed_limit();
         if !limit.is_zero() && self.started.elapsed() + delay > limit {
             return None;
         }
@@ -137,11 +148,15 @@ mod tests {
         let s = settings(serde_json::json!({}));
         assert_eq!(s, RetrySettings::default());
         assert_eq!(s.initial_interval, Duration::from_secs(5));
-        assert_eq!(s.max_elapsed_time, Duration::from_secs(300));
+        assert_eq!(s.max_elapsed_time, None);
+        assert_eq!(s.elapsed_limit(), Duration::from_secs(300));
         let s =
             settings(serde_json::json!({"initial_interval": "100ms", "max_elapsed_time": "1m"}));
         assert_eq!(s.initial_interval, Duration::from_millis(100));
-        assert_eq!(s.max_elapsed_time, Duration::from_secs(60));
+        assert_eq!(s.max_elapsed_time, Some(Duration::from_secs(60)));
+        assert_eq!(s.elapsed_limit(), Duration::from_secs(60));
+        let s = settings(serde_json::json!({"max_elapsed_time": "0s"}));
+        assert_eq!(s.elapsed_limit(), Duration::ZERO);
     }
 
     #[test]
@@ -149,7 +164,7 @@ mod tests {
         let s = RetrySettings {
             initial_interval: Duration::from_secs(1),
             max_interval: Duration::from_secs(3),
-            max_elapsed_time: Duration::ZERO,
+            max_elapsed_time: Some(Duration::ZERO),
             ..Default::default()
         };
         let mut b = Backoff::new(&s);
@@ -168,7 +183,7 @@ mod tests {
         let s = RetrySettings {
             initial_interval: Duration::from_millis(10),
             randomization_factor: 0.0,
-            max_elapsed_time: Duration::from_secs(2),
+            max_elapsed_time: Some(Duration::from_secs(2)),
             ..Default::default()
         };
         let mut b = Backoff::new(&s);

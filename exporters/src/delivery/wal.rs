@@ -3,10 +3,14 @@
 //! up on), so that a crash (`kill -9`) and a restart lose nothing the exporter accepted.
 //!
 //! Layout of the directory:
-//! - `NNNNNNNNNNNNNNNNNNNN.seg` (20 digits: the sequence number of its first record): records
-//!   appended one after another. A record is `len: u32 LE`, `crc32(body): u32 LE`, then the
-//!   body of `len` bytes: `seq: u64 LE`, `signal: u8` (0 logs, 1 traces, 2 metrics) and the
-//!   OTLP protobuf export request.
+//! - `NNNNNNNNNNNNNNNNNNNN.wal` (20 digits: the sequence number of its first record): records
+//!   appended one after another. A record is the marker `F7 57 51 A5`, `len: u32 LE`,
+//!   `crc32(len, body): u32 LE`, then the body of `len` bytes: `seq: u64 LE`, `signal: u8`
+//!   (0 logs, 1 traces, 2 metrics) and the OTLP protobuf export request. Sequence numbers
+//!   are consecutive, across segments too, so a gap says how many records are missing.
+//! - `NNNNNNNNNNNNNNNNNNNN.seg`: the format of weir before record markers (a record is
+//!   `len`, `crc32(body)`, body). Such segments are still read and sent; new records always
+//!   go to `.wal` segments.
 //! - `ack`: the acknowledgement cursor, replaced atomically (written to `ack.tmp`, then
 //!   renamed): `floor: u64 LE` (every record below it is acknowledged), `count: u32 LE`,
 //!   `count` × `seq: u64 LE` (records at or above `floor` acknowledged out of order), and
@@ -14,13 +18,18 @@
 //! - `LOCK`: held with an exclusive file lock while the log is open, so two exporters or two
 //!   weir processes never share a directory.
 //!
-//! A record that is cut short or fails its checksum (a crash in the middle of a write) ends
-//! the reading of its segment with a warning; the torn tail of the newest segment is cut off.
-//! A segment is deleted once every record in it is acknowledged.
+//! Damage: a record whose marker, length or checksum is wrong is skipped, and reading goes
+//! on at the next marker that starts an intact record, so a flipped byte costs one record
+//! and a cut costs only what was cut. Each damaged stretch is logged with its file, offset,
+//! size and the number of unacknowledged records lost in it (from the gap in sequence
+//! numbers), and counted ([`Wal::lost`]). A torn tail of the newest segment (a write cut
+//! short) is cut off. A failed or short write is cut off at once, before anything else is
+//! appended, and the next record starts a new segment. A segment is deleted once every
+//! record in it is acknowledged.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -43,10 +52,12 @@ pub enum FsyncPolicy {
     Never,
 }
 
-/// Header bytes in front of each record body: length and checksum.
-const RECORD_HEADER: usize = 8;
+/// The marker each record starts with, to find the next record after a damaged one.
+pub(super) const MAGIC: [u8; 4] = [0xF7, 0x57, 0x51, 0xA5];
+/// Header bytes in front of each record body: marker, length and checksum.
+pub(super) const RECORD_HEADER: usize = 12;
 /// Body bytes in front of the payload: sequence number and signal.
-const BODY_PREFIX: usize = 9;
+pub(super) const BODY_PREFIX: usize = 9;
 /// Acknowledged-out-of-order sequence numbers kept in the ack file at most. Beyond that the
 /// newest are left out, and those records are sent again after a restart (a duplicate,
 /// never a loss).
@@ -79,6 +90,19 @@ pub enum WalError {
         /// The queue directory.
         dir: PathBuf,
     },
+    /// The disk (or the file-size limit of the process) is full.
+    #[error(
+        "disk queue {path}: {op}: the disk is full or a file-size limit was reached ({source})"
+    )]
+    NoSpace {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
     /// A file operation failed.
     #[error("disk queue {path}: {op}: {source}")]
     Io {
@@ -92,9 +116,32 @@ pub enum WalError {
     },
 }
 
-fn io_err(path: &Path, op: &'static str) -> impl FnOnce(io::Error) -> WalError + use<> {
+/// Whether an OS error means there is no room to write (ENOSPC, EDQUOT, EFBIG).
+pub fn is_no_space(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge
+    )
+}
+
+pub(super) fn io_err(path: &Path, op: &'static str) -> impl FnOnce(io::Error) -> WalError + use<> {
     let path = path.to_path_buf();
-    move |source| WalError::Io { path, op, source }
+    move |source| {
+        if is_no_space(&source) {
+            WalError::NoSpace { path, op, source }
+        } else {
+            WalError::Io { path, op, source }
+        }
+    }
+}
+
+/// Records and bytes lost to damage found when the log was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lost {
+    /// Unacknowledged records that could not be read back.
+    pub records: u64,
+    /// Bytes skipped.
+    pub bytes: u64,
 }
 
 /// A record read back at open: not yet acknowledged, to be sent again.
@@ -129,6 +176,8 @@ struct Segment {
 struct Active {
     first_seq: u64,
     file: File,
+    /// Bytes of intact records in it: where a failed write is cut back to.
+    len: u64,
 }
 
 struct Inner {
@@ -149,10 +198,11 @@ pub struct Wal {
     dir: PathBuf,
     opts: WalOptions,
     inner: Mutex<Inner>,
+    lost: Lost,
     _lock: File,
 }
 
-fn signal_byte(signal: Signal) -> u8 {
+pub(super) fn signal_byte(signal: Signal) -> u8 {
     match signal {
         Signal::Logs => 0,
         Signal::Traces => 1,
@@ -160,7 +210,7 @@ fn signal_byte(signal: Signal) -> u8 {
     }
 }
 
-fn byte_signal(b: u8) -> Option<Signal> {
+pub(super) fn byte_signal(b: u8) -> Option<Signal> {
     match b {
         0 => Some(Signal::Logs),
         1 => Some(Signal::Traces),
@@ -170,49 +220,7 @@ fn byte_signal(b: u8) -> Option<Signal> {
 }
 
 fn segment_name(first_seq: u64) -> String {
-    format!("{first_seq:020}.seg")
-}
-
-/// The records of one segment file, and the offset after the last good one.
-fn read_segment(path: &Path) -> Result<(Vec<Replayed>, u64, bool), WalError> {
-    let mut data = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut data))
-        .map_err(io_err(path, "read segment"))?;
-    let data = Bytes::from(data);
-    let mut records = Vec::new();
-    let mut at = 0usize;
-    let mut torn = false;
-    while at < data.len() {
-        let problem = (|| {
-            let header = data.get(at..at + RECORD_HEADER).ok_or("cut short header")?;
-            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-            let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-            let body_at = at + RECORD_HEADER;
-            let body = data.get(body_at..body_at + len).ok_or("record cut short")?;
-            if len < BODY_PREFIX || crc32fast::hash(body) != crc {
-                return Err("checksum mismatch");
-            }
-            let seq = u64::from_le_bytes(body[..8].try_into().map_err(|_| "bad sequence")?);
-            let signal = byte_signal(body[8]).ok_or("unknown signal")?;
-            records.push(Replayed {
-                seq,
-                signal,
-                payload: data.slice(body_at + BODY_PREFIX..body_at + len),
-            });
-            at = body_at + len;
-            Ok(())
-        })();
-        if let Err(why) = problem {
-            tracing::warn!(
-                segment = %path.display(), offset = at, reason = why,
-                "disk queue: torn or corrupt record (a crash during a write?); skipping the rest of this segment"
-            );
-            torn = true;
-            break;
-        }
-    }
-    Ok((records, at as u64, torn))
+    format!("{first_seq:020}.wal")
 }
 
 fn read_ack(path: &Path) -> Result<(u64, BTreeSet<u64>), WalError> {
@@ -242,9 +250,38 @@ fn read_ack(path: &Path) -> Result<(u64, BTreeSet<u64>), WalError> {
     }))
 }
 
+/// Unacknowledged records among sequence numbers `from..to`.
+fn unacked_in(from: u64, to: u64, floor: u64, acked: &BTreeSet<u64>) -> u64 {
+    let from = from.max(floor);
+    if to <= from {
+        return 0;
+    }
+    (to - from) - acked.range(from..to).count() as u64
+}
+
+/// Segment files in `dir`: first sequence number, path, and whether it is of the old format.
+fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf, bool)>, WalError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err(dir, "list directory"))? {
+        let entry = entry.map_err(io_err(dir, "list directory"))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let (stem, old) = match (name.strip_suffix(".wal"), name.strip_suffix(".seg")) {
+            (Some(stem), _) => (stem, false),
+            (None, Some(stem)) => (stem, true),
+            (None, None) => continue,
+        };
+        if let Ok(first) = stem.parse::<u64>() {
+            out.push((first, entry.path(), old));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 impl Wal {
     /// Opens (or creates) the log in `dir` and returns the records not yet acknowledged,
-    /// oldest first.
+    /// oldest first. Damaged records are skipped, logged and counted in [`Wal::lost`].
     pub fn open(dir: &Path, opts: WalOptions) -> Result<(Wal, Vec<Replayed>), WalError> {
         fs::create_dir_all(dir).map_err(io_err(dir, "create directory"))?;
         let lock_path = dir.join("LOCK");
@@ -264,47 +301,72 @@ impl Wal {
             Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path, "lock")(e)),
         }
         let (floor, acked) = read_ack(&dir.join("ack"))?;
-        let mut seg_paths: Vec<(u64, PathBuf)> = Vec::new();
-        for entry in fs::read_dir(dir).map_err(io_err(dir, "list directory"))? {
-            let entry = entry.map_err(io_err(dir, "list directory"))?;
-            let name = entry.file_name();
-            let Some(first) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".seg"))
-                .and_then(|n| n.parse::<u64>().ok())
-            else {
-                continue;
+        let mut reads = Vec::new();
+        for (first, path, old) in list_segments(dir)? {
+            let read = if old {
+                wal_read::read_v1(&path)?
+            } else {
+                wal_read::read_v2(&path)?
             };
-            seg_paths.push((first, entry.path()));
+            reads.push((first, path, old, read));
         }
-        seg_paths.sort();
+        let mut next_seq = floor;
+        for (first, _, _, read) in &reads {
+            next_seq = next_seq.max(*first);
+            if let Some(r) = read.records.last() {
+                next_seq = next_seq.max(r.seq + 1);
+            }
+        }
         let mut inner = Inner {
             segments: BTreeMap::new(),
             active: None,
-            next_seq: floor,
+            next_seq,
             pending: BTreeSet::new(),
             acked_above_floor: BTreeSet::new(),
             total_bytes: 0,
             dirty: false,
         };
+        let mut lost = Lost::default();
         let mut replay = Vec::new();
-        let last = seg_paths.len().saturating_sub(1);
-        for (i, (first, path)) in seg_paths.into_iter().enumerate() {
-            let (records, good_len, torn) = read_segment(&path)?;
-            if torn && i == last {
-                OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .and_then(|f| f.set_len(good_len))
-                    .map_err(io_err(&path, "cut off torn tail"))?;
+        let count = reads.len();
+        let next_firsts: Vec<Option<u64>> =
+            (0..count).map(|i| reads.get(i + 1).map(|r| r.0)).collect();
+        for (i, (first, path, old, read)) in reads.into_iter().enumerate() {
+            // The file holds sequence numbers `first..end`: up to the next file's first, or
+            // for the newest file up to its last intact record, plus the one record whose
+            // write was cut short if its tail is torn.
+            let last = read.records.last().map_or(first, |r| r.seq + 1).max(first);
+            let end = next_firsts[i].unwrap_or(last);
+            let torn_tail = next_firsts[i].is_none()
+                && read.damage.last().is_some_and(|d| d.before_seq.is_none());
+            let present = read
+                .records
+                .iter()
+                .filter(|r| (first..end).contains(&r.seq))
+                .filter(|r| r.seq >= floor && !acked.contains(&r.seq))
+                .count() as u64;
+            let missing = unacked_in(first, end, floor, &acked).saturating_sub(present)
+                + u64::from(torn_tail && unacked_in(end, end + 1, floor, &acked) == 1);
+            let skipped: u64 = read.damage.iter().map(|d| d.bytes).sum();
+            if missing > 0 || skipped > 0 {
+                let at: Vec<String> = read
+                    .damage
+                    .iter()
+                    .map(|d| format!("{}+{} ({})", d.offset, d.bytes, d.reason))
+                    .collect();
+                tracing::warn!(
+                    segment = %path.display(), records_lost = missing, bytes_skipped = skipped,
+                    damaged_at = %at.join(", "),
+                    "disk queue: damaged or torn records skipped; the intact records around them are kept"
+                );
             }
+            lost.records += missing;
+            lost.bytes += skipped;
             let mut live = 0;
-            for record in records {
+            for record in read.records {
                 let seq = record.seq;
-                inner.next_seq = inner.next_seq.max(seq + 1);
-                if seq >= floor && !acked.contains(&seq) {
+                if seq >= floor && !acked.contains(&seq) && inner.pending.insert(seq) {
                     live += 1;
-                    inner.pending.insert(seq);
                     replay.push(record);
                 }
             }
@@ -312,9 +374,16 @@ impl Wal {
                 fs::remove_file(&path).map_err(io_err(&path, "remove acknowledged segment"))?;
                 continue;
             }
-            let bytes = fs::metadata(&path)
-                .map_err(io_err(&path, "stat segment"))?
-                .len();
+            let mut bytes = read.len;
+            if i + 1 == count && !old && read.good_end < read.len {
+                // The torn tail of the newest segment: cut it off.
+                OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_len(read.good_end))
+                    .map_err(io_err(&path, "cut off torn tail"))?;
+                bytes = read.good_end;
+            }
             inner.total_bytes += bytes;
             inner.segments.insert(first, Segment { path, bytes, live });
         }
@@ -323,13 +392,28 @@ impl Wal {
             dir: dir.to_path_buf(),
             opts,
             inner: Mutex::new(inner),
+            lost,
             _lock: lock,
         };
         {
             let mut inner = wal.lock();
-            wal.write_ack(&mut inner)?;
+            match wal.write_ack(&mut inner) {
+                Ok(()) => {}
+                // The cursor on disk is still right (or older: duplicates, never losses);
+                // it is written again at the next acknowledgement.
+                Err(e @ WalError::NoSpace { .. }) => tracing::warn!(
+                    error = %e,
+                    "disk queue: the disk is full; stored records are sent, new data is refused until there is room"
+                ),
+                Err(e) => return Err(e),
+            }
         }
         Ok((wal, replay))
+    }
+
+    /// What damage found at open cost.
+    pub fn lost(&self) -> Lost {
+        self.lost
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -352,7 +436,8 @@ impl Wal {
     }
 
     /// Appends a record and returns its sequence number once it is written (and synced,
-    /// with `fsync: always`).
+    /// with `fsync: always`). A write that fails is cut off before this returns, and the
+    /// next record starts a new segment.
     pub fn append(&self, signal: Signal, payload: &[u8]) -> Result<u64, WalError> {
         let size = (RECORD_HEADER + BODY_PREFIX + payload.len()) as u64;
         if size > self.opts.max_bytes {
@@ -371,10 +456,7 @@ impl Wal {
         }
         let seq = inner.next_seq;
         let roll = match &inner.active {
-            Some(a) => inner
-                .segments
-                .get(&a.first_seq)
-                .is_none_or(|s| s.bytes >= self.opts.segment_bytes),
+            Some(a) => a.len >= self.opts.segment_bytes,
             None => true,
         };
         if roll {
@@ -383,9 +465,11 @@ impl Wal {
         let mut record = Vec::with_capacity(size as usize);
         let body_len = (BODY_PREFIX + payload.len()) as u32;
         let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&body_len.to_le_bytes());
         hasher.update(&seq.to_le_bytes());
         hasher.update(&[signal_byte(signal)]);
         hasher.update(payload);
+        record.extend_from_slice(&MAGIC);
         record.extend_from_slice(&body_len.to_le_bytes());
         record.extend_from_slice(&hasher.finalize().to_le_bytes());
         record.extend_from_slice(&seq.to_le_bytes());
@@ -398,18 +482,28 @@ impl Wal {
         };
         let first = active.first_seq;
         let seg_path = self.dir.join(segment_name(first));
-        if let Err(e) = active.file.write_all(&record) {
-            // A partial write leaves a torn record; start a fresh segment for the next one
-            // (the torn record is skipped when the log is read back).
+        let written = active.file.write_all(&record).and_then(|()| {
+            if self.opts.fsync == FsyncPolicy::Always {
+                active.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = written {
+            // Cut the partial record off before anything else is appended, and start a
+            // fresh segment for the next one (a file-size limit is per file).
+            let good = active.len;
+            if let Err(cut) = active.file.set_len(good) {
+                tracing::error!(
+                    segment = %seg_path.display(), offset = good, error = %cut,
+                    "disk queue: cannot cut off a failed write; it is skipped when the segment is read back"
+                );
+            }
             inner.active = None;
+            self.remove_if_done(&mut inner, first)?;
             return Err(io_err(&seg_path, "append record")(e));
         }
-        if self.opts.fsync == FsyncPolicy::Always {
-            active
-                .file
-                .sync_data()
-                .map_err(io_err(&seg_path, "fsync segment"))?;
-        }
+        active.len += size;
         inner.next_seq = seq + 1;
         inner.pending.insert(seq);
         inner.total_bytes += size;
@@ -434,20 +528,27 @@ impl Wal {
             .append(true)
             .open(&path)
             .map_err(io_err(&path, "create segment"))?;
+        // Normally empty; a segment of this name left by a failed write holds no record.
+        file.set_len(0).map_err(io_err(&path, "create segment"))?;
         if self.opts.fsync == FsyncPolicy::Always {
             sync_dir(&self.dir)?;
         }
-        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-        inner.total_bytes += bytes;
+        if let Some(old) = inner.segments.remove(&first_seq) {
+            inner.total_bytes -= old.bytes;
+        }
         inner.segments.insert(
             first_seq,
             Segment {
                 path,
-                bytes,
+                bytes: 0,
                 live: 0,
             },
         );
-        inner.active = Some(Active { first_seq, file });
+        inner.active = Some(Active {
+            first_seq,
+            file,
+            len: 0,
+        });
         Ok(())
     }
 
@@ -545,6 +646,9 @@ fn sync_dir(dir: &Path) -> Result<(), WalError> {
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir, "fsync directory"))
 }
+
+#[path = "wal_read.rs"]
+mod wal_read;
 
 #[cfg(test)]
 #[path = "wal_tests.rs"]

@@ -16,7 +16,7 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .filter(|p| p.extension().is_some_and(|e| e == "wal" || e == "seg"))
         .collect();
     v.sort();
     v
@@ -32,8 +32,8 @@ fn records_survive_reopen_in_order_with_their_signal_and_bytes() {
         assert_eq!(wal.append(Signal::Traces, b"second").unwrap(), 1);
         assert_eq!(wal.append(Signal::Metrics, b"").unwrap(), 2);
         assert_eq!(wal.pending(), 3);
-        // 8 header + 9 prefix bytes per record.
-        assert_eq!(wal.persisted_bytes(), 3 * 17 + 5 + 6);
+        // 12 header + 9 prefix bytes per record.
+        assert_eq!(wal.persisted_bytes(), 3 * 21 + 5 + 6);
     }
     let (wal, replay) = Wal::open(dir.path(), opts(1 << 20, 1 << 16)).unwrap();
     assert_eq!(
@@ -90,24 +90,24 @@ fn acknowledged_records_are_not_replayed_even_out_of_order() {
 fn segments_are_deleted_once_fully_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let (wal, _) = Wal::open(dir.path(), opts(1 << 20, 100)).unwrap();
-    let payload = [7u8; 60]; // 77 bytes a record
+    let payload = [7u8; 60]; // 81 bytes a record
     for _ in 0..5 {
         wal.append(Signal::Logs, &payload).unwrap();
     }
     // A segment rolls once it holds 100 bytes or more: {0, 1}, {2, 3}, {4}.
     assert_eq!(segment_files(dir.path()).len(), 3);
-    assert_eq!(wal.persisted_bytes(), 5 * 77);
+    assert_eq!(wal.persisted_bytes(), 5 * 81);
     wal.ack(1).unwrap();
     assert_eq!(segment_files(dir.path()).len(), 3, "record 0 still pending");
     wal.ack(0).unwrap();
     assert_eq!(segment_files(dir.path()).len(), 2);
-    assert_eq!(wal.persisted_bytes(), 3 * 77);
+    assert_eq!(wal.persisted_bytes(), 3 * 81);
     wal.ack(2).unwrap();
     wal.ack(3).unwrap();
     wal.ack(4).unwrap();
     // The segment being written stays until the next roll.
     assert_eq!(segment_files(dir.path()).len(), 1);
-    assert_eq!(wal.persisted_bytes(), 77);
+    assert_eq!(wal.persisted_bytes(), 81);
     assert_eq!(wal.pending(), 0);
 }
 
@@ -133,8 +133,15 @@ fn torn_tail_is_skipped_and_cut_off_and_earlier_records_kept() {
     assert_eq!(seqs(&replay), vec![0, 1]);
     assert_eq!(replay[1].payload.as_ref(), b"kept two");
     assert_eq!(
+        wal.lost(),
+        Lost {
+            records: 1,
+            bytes: 21 + 10 - 4
+        }
+    );
+    assert_eq!(
         fs::metadata(&seg).unwrap().len(),
-        2 * (17 + 8),
+        2 * (21 + 8),
         "torn tail cut off"
     );
     // The sequence number of the lost record is reused: it was never acknowledged to anyone.
@@ -146,22 +153,145 @@ fn torn_tail_is_skipped_and_cut_off_and_earlier_records_kept() {
 }
 
 #[test]
-fn corrupt_record_fails_its_checksum_and_ends_the_segment() {
+fn a_flipped_byte_costs_only_its_record_and_reading_resumes_at_the_next() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (wal, _) = Wal::open(dir.path(), opts(1 << 20, 1 << 16)).unwrap();
         wal.append(Signal::Logs, b"good").unwrap();
         wal.append(Signal::Logs, b"flipped").unwrap();
         wal.append(Signal::Logs, b"behind").unwrap();
+        wal.append(Signal::Logs, b"and more").unwrap();
     }
     let seg = segment_files(dir.path()).pop().unwrap();
-    let mut data = fs::read(&seg).unwrap();
-    let second_payload = 17 + 4 + 17; // first record, then header + prefix of the second
-    data[second_payload] ^= 0xff;
+    let clean = fs::read(&seg).unwrap();
+    // A flip anywhere in the second record: marker, length, checksum, sequence or payload.
+    let second = 21 + 4;
+    for at in second..second + 21 + 7 {
+        let mut data = clean.clone();
+        data[at] ^= 0x10;
+        fs::write(&seg, &data).unwrap();
+        let (wal, replay) = Wal::open(dir.path(), opts(1 << 20, 1 << 16)).unwrap();
+        assert_eq!(seqs(&replay), vec![0, 2, 3], "flip at {at}");
+        assert_eq!(replay[1].payload.as_ref(), b"behind");
+        assert_eq!(
+            wal.lost(),
+            Lost {
+                records: 1,
+                bytes: 28
+            },
+            "flip at {at}"
+        );
+        drop(wal);
+    }
+    // A flip in the first record of a segment keeps the rest of it.
+    let mut data = clean.clone();
+    data[14] ^= 0x01;
     fs::write(&seg, &data).unwrap();
+    let (wal, replay) = Wal::open(dir.path(), opts(1 << 20, 1 << 16)).unwrap();
+    assert_eq!(seqs(&replay), vec![1, 2, 3]);
+    assert_eq!(wal.lost().records, 1);
+    // New records go on after the damaged ones, and the damage is still skipped.
+    assert_eq!(wal.append(Signal::Logs, b"new").unwrap(), 4);
+    drop(wal);
     let (_, replay) = Wal::open(dir.path(), opts(1 << 20, 1 << 16)).unwrap();
-    assert_eq!(seqs(&replay), vec![0]);
-    assert_eq!(replay[0].payload.as_ref(), b"good");
+    assert_eq!(seqs(&replay), vec![1, 2, 3, 4]);
+}
+
+#[test]
+fn damage_counts_only_unacknowledged_records_and_spans_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (wal, _) = Wal::open(dir.path(), opts(1 << 20, 120)).unwrap();
+        // 21 + 40 = 61 bytes a record: two records a segment.
+        for i in 0..7u8 {
+            wal.append(Signal::Logs, &[i; 40]).unwrap();
+        }
+        wal.ack(1).unwrap();
+    }
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 4);
+    // Record 1 (acknowledged) and record 2 (not) damaged; records 4 and 5 cut to nothing.
+    let flip = |f: &Path, at: usize| {
+        let mut data = fs::read(f).unwrap();
+        data[at] ^= 0xff;
+        fs::write(f, &data).unwrap();
+    };
+    flip(&files[0], 61 + 30);
+    flip(&files[1], 30);
+    fs::write(&files[2], b"").unwrap();
+    let (wal, replay) = Wal::open(dir.path(), opts(1 << 20, 120)).unwrap();
+    assert_eq!(seqs(&replay), vec![0, 3, 6]);
+    assert_eq!(
+        wal.lost(),
+        Lost {
+            records: 3,
+            bytes: 2 * 61
+        },
+        "the damaged acknowledged record costs nothing; the emptied file two records"
+    );
+}
+
+#[test]
+fn segments_of_the_old_format_are_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut old = Vec::new();
+    for (seq, payload) in [(0u64, &b"old zero"[..]), (1, b"old one")] {
+        let mut body = seq.to_le_bytes().to_vec();
+        body.push(0);
+        body.extend_from_slice(payload);
+        old.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        old.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        old.extend_from_slice(&body);
+    }
+    fs::write(dir.path().join(format!("{:020}.seg", 0)), &old).unwrap();
+    {
+        let (wal, replay) = Wal::open(dir.path(), opts(1 << 20, 1 << 16)).unwrap();
+        assert_eq!(seqs(&replay), vec![0, 1]);
+        assert_eq!(replay[1].payload.as_ref(), b"old one");
+        assert_eq!(wal.append(Signal::Logs, b"new two").unwrap(), 2);
+        wal.ack(0).unwrap();
+    }
+    let (wal, replay) = Wal::open(dir.path(), opts(1 << 20, 1 << 16)).unwrap();
+    assert_eq!(seqs(&replay), vec![1, 2]);
+    wal.ack(1).unwrap();
+    assert_eq!(
+        segment_files(dir.path())
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+            .count(),
+        0,
+        "the old segment is deleted once drained"
+    );
+}
+
+#[test]
+fn truncation_anywhere_loses_only_what_was_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (wal, _) = Wal::open(dir.path(), opts(1 << 20, 1 << 16)).unwrap();
+        for i in 0..10u8 {
+            wal.append(Signal::Logs, &[i; 30]).unwrap();
+        }
+    }
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let clean = fs::read(&seg).unwrap();
+    assert_eq!(clean.len(), 10 * 51);
+    for cut in (0..clean.len()).step_by(7) {
+        fs::write(&seg, &clean[..cut]).unwrap();
+        let (wal, replay) = Wal::open(dir.path(), opts(1 << 20, 1 << 16)).unwrap();
+        let whole = (cut / 51) as u64;
+        assert_eq!(
+            seqs(&replay),
+            (0..whole).collect::<Vec<_>>(),
+            "cut at {cut}"
+        );
+        let torn = cut % 51 != 0;
+        assert_eq!(wal.lost().records, u64::from(torn), "cut at {cut}");
+        drop(wal);
+        if whole > 0 {
+            assert_eq!(fs::metadata(&seg).unwrap().len(), whole * 51);
+        }
+    }
 }
 
 #[test]
@@ -176,14 +306,22 @@ fn garbage_length_does_not_panic() {
     fs::write(dir.path().join("ack"), [1, 2, 3]).unwrap();
     let (wal, replay) = Wal::open(dir.path(), opts(1 << 20, 1 << 16)).unwrap();
     assert!(replay.is_empty());
-    assert_eq!(wal.append(Signal::Logs, b"ok").unwrap(), 0);
+    // Files 0 and 5 say records 0..=5 were written; none could be read.
+    assert_eq!(
+        wal.lost(),
+        Lost {
+            records: 6,
+            bytes: 16
+        }
+    );
+    assert_eq!(wal.append(Signal::Logs, b"ok").unwrap(), 5);
 }
 
 #[test]
 fn full_budget_refuses_until_records_are_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), opts(3 * 117, 117)).unwrap();
-    let payload = [1u8; 100]; // 117 bytes a record
+    let (wal, _) = Wal::open(dir.path(), opts(3 * 121, 121)).unwrap();
+    let payload = [1u8; 100]; // 121 bytes a record
     for seq in 0..3 {
         assert_eq!(wal.append(Signal::Logs, &payload).unwrap(), seq);
     }
@@ -192,8 +330,8 @@ fn full_budget_refuses_until_records_are_acknowledged() {
         matches!(
             err,
             WalError::Full {
-                used: 351,
-                budget: 351,
+                used: 363,
+                budget: 363,
                 ..
             }
         ),
@@ -201,7 +339,7 @@ fn full_budget_refuses_until_records_are_acknowledged() {
     );
     assert!(
         err.to_string()
-            .contains("is full (351 of 351 bytes in use)"),
+            .contains("is full (363 of 363 bytes in use)"),
         "{err}"
     );
     wal.ack(0).unwrap();
@@ -211,8 +349,8 @@ fn full_budget_refuses_until_records_are_acknowledged() {
         matches!(
             err,
             WalError::TooLarge {
-                size: 417,
-                budget: 351
+                size: 421,
+                budget: 363
             }
         ),
         "{err}"

@@ -9,10 +9,18 @@
 //! ```
 //!
 //! Items are log records, spans or metric data points. Batches are merged by concatenating
-//! their resource lists. Unlike the collector's processor, a flush that the next stage
-//! refuses is not lost: the items stay pending and are retried on the next timeout, and once
-//! ten times `send_batch_size` items are held this way new data is refused with a retryable
-//! error, so receivers tell senders to retry. Shutdown flushes everything.
+//! their resource lists.
+//!
+//! Acknowledgements pass through: `consume` returns only once every flush holding some of
+//! the caller's items was accepted by the next stage (with a disk queue: written to it), and
+//! returns the next stage's refusal or rejection if one of them was not. So the processor
+//! never answers OK for data that a crash could lose, and a refused flush is refused to
+//! the senders of its items (who retry) rather than kept and retried here. The cost is
+//! latency: a sender waits up to `timeout` (or until `send_batch_size` items are pending)
+//! plus the next stage's time. Unlike the collector's processor, nothing is lost on a
+//! refusal or a crash. `processors.batch` also refuses new data once ten times
+//! `send_batch_size` items are pending, which bounds what waiting senders hold. Shutdown
+//! flushes everything once.
 
 mod split;
 
@@ -23,7 +31,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use weir_api::{
@@ -133,14 +141,14 @@ impl ProcessorConfig for BatchConfig {
                 wake: Notify::new(),
                 stop: Notify::new(),
                 stopping: AtomicBool::new(false),
-                deferred: ctx.telemetry.counter(
-                    "weir_batch_deferred_flushes",
-                    "Flushes the next stage refused; the items stayed pending for a retry",
+                failed: ctx.telemetry.counter(
+                    "weir_batch_send_refused_items",
+                    "Items of flushes the next stage refused; their senders were told to retry",
                     &labels,
                 ),
                 refused: ctx.telemetry.counter(
                     "weir_batch_refused_items",
-                    "Items refused because too much was held while the next stage refused",
+                    "Items refused because ten times send_batch_size items were pending",
                     &labels,
                 ),
                 rejected: ctx.telemetry.counter(
@@ -154,9 +162,81 @@ impl ProcessorConfig for BatchConfig {
     }
 }
 
+/// A sender waiting for the fate of its items: told once every flush holding some of them
+/// is done, by the drop of the last reference (each flush and pending remainder holds one).
+struct Waiter {
+    tx: Mutex<Option<oneshot::Sender<Result<(), ConsumeError>>>>,
+    error: Mutex<Option<ConsumeError>>,
+}
+
+impl Waiter {
+    fn new() -> (Arc<Waiter>, oneshot::Receiver<Result<(), ConsumeError>>) {
+        let (tx, rx) = oneshot::channel();
+        let w = Waiter {
+            tx: Mutex::new(Some(tx)),
+            error: Mutex::new(None),
+        };
+        (Arc::new(w), rx)
+    }
+
+    /// Records that a flush with some of this sender's items failed (the first error wins).
+    fn fail(&self, e: &ConsumeError) {
+        let mut error = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if error.is_none() {
+            *error = Some(copy_error(e));
+        }
+    }
+}
+
+impl Waiter {
+    fn has_failed(&self) -> bool {
+        self.error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        let error = self
+            .error
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let tx = self.tx.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(tx) = tx {
+            // The sender may have gone (its request cancelled); nothing to tell then.
+            let _ = tx.send(error.map_or(Ok(()), Err));
+        }
+    }
+}
+
+fn copy_error(e: &ConsumeError) -> ConsumeError {
+    match e {
+        ConsumeError::Refused {
+            component,
+            reason,
+            retry_after,
+        } => ConsumeError::Refused {
+            component: component.clone(),
+            reason: reason.clone(),
+            retry_after: *retry_after,
+        },
+        ConsumeError::Rejected { component, reason } => ConsumeError::Rejected {
+            component: component.clone(),
+            reason: reason.clone(),
+        },
+        ConsumeError::ShuttingDown => ConsumeError::ShuttingDown,
+    }
+}
+
+/// Pending items: a batch and the senders waiting for it.
+type Entry = (Batch, Vec<Arc<Waiter>>);
+
 #[derive(Default)]
 struct Pending {
-    batches: Vec<Batch>,
+    entries: Vec<Entry>,
     items: usize,
     /// When the oldest pending item arrived.
     since: Option<Instant>,
@@ -172,7 +252,7 @@ struct Shared {
     wake: Notify,
     stop: Notify,
     stopping: AtomicBool,
-    deferred: Counter,
+    failed: Counter,
     refused: Counter,
     rejected: Counter,
 }
@@ -191,13 +271,33 @@ enum Take {
     All,
 }
 
+/// The waiters of entries (with their item ranges) that overlap items `from..to`.
+fn waiters_in(
+    ranges: &[(usize, usize, Vec<Arc<Waiter>>)],
+    from: usize,
+    to: usize,
+) -> Vec<Arc<Waiter>> {
+    let mut out: Vec<Arc<Waiter>> = Vec::new();
+    for (start, end, ws) in ranges {
+        if *start < to && from < *end {
+            for w in ws {
+                if !out.iter().any(|o| Arc::ptr_eq(o, w)) {
+                    out.push(w.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Removes the batches to send now, each cut to send_batch_max_size.
-    fn take(&self, how: Take) -> Vec<Batch> {
+    /// Removes the batches to send now, each cut to send_batch_max_size, with the senders
+    /// whose items each holds.
+    fn take(&self, how: Take) -> Vec<Entry> {
         let mut p = self.lock();
         let size = self.config.send_batch_size;
         let max = self.config.send_batch_max_size;
@@ -208,65 +308,77 @@ impl Shared {
         if !ready {
             return Vec::new();
         }
-        let Some(mut merged) = merge(std::mem::take(&mut p.batches)) else {
+        let entries = std::mem::take(&mut p.entries);
+        let mut ranges = Vec::with_capacity(entries.len());
+        let mut batches = Vec::with_capacity(entries.len());
+        let mut at = 0;
+        for (batch, waiters) in entries {
+            let n = batch.item_count();
+            ranges.push((at, at + n, waiters));
+            at += n;
+            batches.push(batch);
+        }
+        let Some(mut merged) = merge(batches) else {
             return Vec::new();
         };
         let mut out = Vec::new();
         let mut left = p.items;
+        let mut done = 0;
         loop {
             let by_size_done = matches!(how, Take::BySize) && left < size;
             if left == 0 || by_size_done {
                 break;
             }
             let n = if max > 0 { max.min(left) } else { left };
-            out.push(split_front(&mut merged, n));
+            out.push((
+                split_front(&mut merged, n),
+                waiters_in(&ranges, done, done + n),
+            ));
             left -= n;
+            done += n;
         }
         p.items = left;
         if left > 0 {
-            p.batches.push(merged);
+            p.entries
+                .push((merged, waiters_in(&ranges, done, done + left)));
         } else {
             p.since = None;
         }
         out
     }
 
-    /// Puts batches the next stage refused back in front of the pending ones.
-    fn put_back(&self, batches: Vec<Batch>) {
-        let mut p = self.lock();
-        let items: usize = batches.iter().map(Batch::item_count).sum();
-        let rest = std::mem::take(&mut p.batches);
-        p.batches = batches;
-        p.batches.extend(rest);
-        p.items += items;
-        p.since = Some(Instant::now());
-        drop(p);
-        self.wake.notify_one();
-    }
-
-    /// Sends batches in order; on a retryable refusal keeps that one and the rest pending.
-    async fn send(&self, batches: Vec<Batch>) -> Result<(), ConsumeError> {
-        let mut iter = batches.into_iter();
-        while let Some(b) = iter.next() {
+    /// Sends batches in order and tells their senders how it went. After a retryable
+    /// refusal the rest are refused too without being tried: their senders retry.
+    async fn send(&self, batches: Vec<Entry>) {
+        let mut refusal: Option<ConsumeError> = None;
+        for (b, waiters) in batches {
             let items = b.item_count() as u64;
-            let kept = b.clone();
+            if let Some(e) = &refusal {
+                self.failed.inc_by(items);
+                waiters.iter().for_each(|w| w.fail(e));
+                continue;
+            }
+            if !waiters.is_empty() && waiters.iter().all(|w| w.has_failed()) {
+                // Every sender of these items was already refused and sends them again.
+                self.failed.inc_by(items);
+                continue;
+            }
             match self.next.consume(b).await {
                 Ok(()) => {}
                 Err(e) if e.is_retryable() => {
-                    self.deferred.inc();
-                    tracing::warn!(processor = %self.component, error = %e, "next stage refused a batch; keeping it pending for a retry");
-                    let mut back = vec![kept];
-                    back.extend(iter);
-                    self.put_back(back);
-                    return Err(e);
+                    self.failed.inc_by(items);
+                    tracing::warn!(processor = %self.component, error = %e, items, "next stage refused a batch; its senders are told to retry");
+                    waiters.iter().for_each(|w| w.fail(&e));
+                    refusal = Some(e);
                 }
                 Err(e) => {
                     self.rejected.inc_by(items);
                     tracing::error!(processor = %self.component, error = %e, items, "next stage rejected a batch as invalid");
+                    waiters.iter().for_each(|w| w.fail(&e));
                 }
             }
+            // Dropping `waiters` here tells senders whose items were all in this batch.
         }
-        Ok(())
     }
 
     async fn run_timer(self: Arc<Self>) {
@@ -286,7 +398,7 @@ impl Shared {
                             let due = self.lock().since.is_some_and(|s| s + timeout <= Instant::now());
                             if due {
                                 let batches = self.take(Take::All);
-                                let _ = self.send(batches).await;
+                                self.send(batches).await;
                             }
                         }
                         _ = self.stop.notified() => return,
@@ -305,26 +417,29 @@ impl Consumer for BatchStage {
         if items == 0 {
             return Ok(());
         }
-        if batch.signal() != s.signal || s.stopping.load(Ordering::SeqCst) {
-            // Not batchable here (after shutdown began, or a foreign signal): pass it on
-            // rather than hold it where nothing will flush it.
+        if batch.signal() != s.signal {
+            // Not batchable here: pass it on.
             return s.next.consume(batch).await;
         }
+        let (waiter, told) = Waiter::new();
         {
             let mut p = s.lock();
+            if s.stopping.load(Ordering::SeqCst) {
+                // Shutdown has taken (or is taking) the last flush: pass it on rather
+                // than hold it where nothing will flush it.
+                drop(p);
+                return s.next.consume(batch).await;
+            }
             if p.items >= s.hold_limit {
                 s.refused.inc_by(items as u64);
                 return Err(ConsumeError::Refused {
                     component: s.component.clone(),
-                    reason: format!(
-                        "{} items are pending while the next stage refuses data",
-                        p.items
-                    ),
+                    reason: format!("{} items are pending while the next stage is slow", p.items),
                     retry_after: Some(s.config.timeout.max(Duration::from_secs(1))),
                 });
             }
             p.items += items;
-            p.batches.push(batch);
+            p.entries.push((batch, vec![waiter]));
             if p.since.is_none() {
                 p.since = Some(Instant::now());
                 s.wake.notify_one();
@@ -337,11 +452,10 @@ impl Consumer for BatchStage {
         };
         let ready = s.take(how);
         if !ready.is_empty() {
-            // The items are held here now; a refusal downstream keeps them pending and is
-            // retried on the timer, so the sender is not asked to send them again.
-            let _ = s.send(ready).await;
+            s.send(ready).await;
         }
-        Ok(())
+        // Answered once every flush holding some of these items is done.
+        told.await.unwrap_or(Err(ConsumeError::ShuttingDown))
     }
 }
 
@@ -357,26 +471,19 @@ impl Component for BatchStage {
 
     async fn shutdown(&self) {
         let s = &self.shared;
-        s.stopping.store(true, Ordering::SeqCst);
+        {
+            // Under the lock, so that no item is added after the last flush is taken.
+            let _p = s.lock();
+            s.stopping.store(true, Ordering::SeqCst);
+        }
         s.stop.notify_one();
         let task = self.timer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(task) = task {
             let _ = task.await;
         }
-        // Flush everything; while the next stage refuses, retry with backoff. The engine
-        // bounds the whole shutdown by its deadline.
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            let batches = s.take(Take::All);
-            if batches.is_empty() {
-                return;
-            }
-            if s.send(batches).await.is_ok() && s.lock().items == 0 {
-                return;
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(1));
-        }
+        // Flush everything once; a refusal goes back to the waiting senders.
+        let batches = s.take(Take::All);
+        s.send(batches).await;
     }
 }
 

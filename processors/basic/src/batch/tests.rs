@@ -10,15 +10,17 @@ use weir_api::otlp::metrics::v1::{
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::{ComponentId, Payload, Telemetry};
 
-/// Records what arrives; refuses the first `refuse` batches.
+/// Records what arrives; refuses the first `refuse` batches; waits while `gate` is held.
 #[derive(Default)]
 struct Sink {
     got: Mutex<Vec<Batch>>,
     refuse: AtomicUsize,
+    gate: tokio::sync::Mutex<()>,
 }
 #[async_trait]
 impl Consumer for Sink {
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
+        let _open = self.gate.lock().await;
         if self.refuse.load(Ordering::SeqCst) > 0 {
             self.refuse.fetch_sub(1, Ordering::SeqCst);
             return Err(ConsumeError::Refused {
@@ -117,12 +119,19 @@ async fn flushes_on_size_merging_resources() {
         sink.clone(),
     );
     s.start().await.unwrap();
+    let mut waiting = Vec::new();
     for i in 0..3 {
-        s.consume(logs(&format!("svc{i}"), 3)).await.unwrap();
+        waiting.push(spawn_consume(&s, logs(&format!("svc{i}"), 3)));
+        settle().await;
     }
     assert!(sink.counts().is_empty());
+    // Nobody is answered before their items are accepted downstream.
+    assert!(waiting.iter().all(|w| !w.is_finished()));
     s.consume(logs("svc3", 3)).await.unwrap();
     assert_eq!(sink.counts(), vec![12]);
+    for w in waiting {
+        w.await.unwrap().unwrap();
+    }
     match sink.got.lock().unwrap()[0].payload() {
         Payload::Logs(r) => assert_eq!(r.resource_logs.len(), 4),
         _ => unreachable!(),
@@ -159,12 +168,21 @@ async fn split_and_flush(make: fn(&str, usize) -> Batch) -> Vec<Batch> {
         sink.clone(),
     );
     s.start().await.unwrap();
-    s.consume(make("a", 7)).await.unwrap();
-    s.consume(make("b", 7)).await.unwrap();
+    let a = spawn_consume(&s, make("a", 7));
+    settle().await;
+    let b = spawn_consume(&s, make("b", 7));
+    settle().await;
     assert_eq!(sink.counts(), vec![10]);
-    s.consume(make("c", 7)).await.unwrap();
+    a.await.unwrap().unwrap();
+    // 4 of b's items are still pending: b is not answered yet.
+    assert!(!b.is_finished());
+    let c = spawn_consume(&s, make("c", 7));
+    settle().await;
     assert_eq!(sink.counts(), vec![10, 10]);
+    b.await.unwrap().unwrap();
+    assert!(!c.is_finished());
     s.shutdown().await;
+    c.await.unwrap().unwrap();
     assert_eq!(sink.counts(), vec![10, 10, 1]);
     let got = std::mem::take(&mut *sink.got.lock().unwrap());
     check_order(&got);
@@ -209,15 +227,20 @@ async fn flushes_on_timeout() {
         sink.clone(),
     );
     s.start().await.unwrap();
-    s.consume(logs("a", 5)).await.unwrap();
+    let first = spawn_consume(&s, logs("a", 5));
     tokio::time::sleep(Duration::from_millis(150)).await;
-    s.consume(logs("a", 2)).await.unwrap();
+    let second = spawn_consume(&s, logs("a", 2));
     tokio::time::sleep(Duration::from_millis(40)).await;
     assert!(sink.counts().is_empty());
+    assert!(!first.is_finished() && !second.is_finished());
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(sink.counts(), vec![7]);
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+    let started = Instant::now();
     s.consume(logs("a", 1)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(201)).await;
+    // The answer waits for the timeout flush: the latency cost of passing acks through.
+    assert!(started.elapsed() >= Duration::from_millis(200));
     assert_eq!(sink.counts(), vec![7, 1]);
     s.shutdown().await;
 }
@@ -248,56 +271,104 @@ async fn unchanged_single_batch_keeps_its_bytes() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn refused_flush_stays_pending_and_is_retried() {
+async fn a_refused_flush_is_refused_to_every_sender_in_it_and_not_kept() {
     let sink = Arc::new(Sink::default());
-    sink.refuse.store(2, Ordering::SeqCst);
+    sink.refuse.store(1, Ordering::SeqCst);
     let (s, t) = stage(
-        serde_json::json!({"send_batch_size": 4, "timeout": "100ms"}),
+        serde_json::json!({"send_batch_size": 4, "send_batch_max_size": 4, "timeout": "100ms"}),
         sink.clone(),
     );
     s.start().await.unwrap();
-    // Size flush refused: the caller is still told ok, the 5 items stay pending.
-    s.consume(logs("a", 5)).await.unwrap();
+    let a = spawn_consume(&s, logs("a", 3));
+    settle().await;
+    // Items 0..4 (a's 3 and b's first) are refused; b's other 2 stay pending, and are not
+    // sent by the timer, as their only sender was refused: both senders retry.
+    let err = s.consume(logs("b", 3)).await.unwrap_err();
+    assert_eq!(err.to_string(), "sink: cannot accept data now: full");
+    assert!(err.is_retryable());
+    let err = a.await.unwrap().unwrap_err();
+    assert_eq!(err.to_string(), "sink: cannot accept data now: full");
+    // Nothing is held for a retry here: the senders send again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(sink.counts().is_empty());
-    // Timer retry refused again, the next one succeeds.
-    tokio::time::sleep(Duration::from_millis(110)).await;
-    assert!(sink.counts().is_empty());
-    tokio::time::sleep(Duration::from_millis(110)).await;
-    assert_eq!(sink.counts(), vec![5]);
+    s.consume(logs("c", 4)).await.unwrap();
+    assert_eq!(sink.counts(), vec![4]);
     assert!(
-        t.encode()
-            .contains("weir_batch_deferred_flushes_total{processor=\"batch\",pipeline=\"logs\"} 2"),
+        t.encode().contains(
+            "weir_batch_send_refused_items_total{processor=\"batch\",pipeline=\"logs\"} 6"
+        ),
         "{}",
         t.encode()
     );
     s.shutdown().await;
+    assert_eq!(sink.counts(), vec![4], "nothing left to flush");
 }
 
-#[tokio::test]
-async fn refuses_new_data_when_too_much_is_held() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_next_stage_holds_senders_until_their_data_is_accepted() {
     let sink = Arc::new(Sink::default());
-    sink.refuse.store(usize::MAX / 2, Ordering::SeqCst);
-    let (s, t) = stage(
+    let (s, _) = stage(
         serde_json::json!({"send_batch_size": 2, "timeout": "1h"}),
         sink.clone(),
     );
-    // Hold limit is 10 x send_batch_size = 20 items.
-    for _ in 0..10 {
-        s.consume(logs("a", 2)).await.unwrap();
+    s.start().await.unwrap();
+    let gate = sink.gate.lock().await;
+    let waiting: Vec<_> = (0..5).map(|_| spawn_consume(&s, logs("a", 2))).collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(waiting.iter().all(|w| !w.is_finished()));
+    assert!(sink.counts().is_empty());
+    drop(gate);
+    for w in waiting {
+        w.await.unwrap().unwrap();
     }
+    assert_eq!(sink.counts(), vec![2; 5]);
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_new_data_when_too_much_is_pending() {
+    let sink = Arc::new(Sink::default());
+    let (s, t) = stage(
+        serde_json::json!({"send_batch_size": 0, "timeout": "1h"}),
+        sink.clone(),
+    );
+    s.start().await.unwrap();
+    // send_batch_size 0: flushes on timeout only, and the hold limit is 10 x 8192 items.
+    let waiting: Vec<_> = (0..8)
+        .map(|_| spawn_consume(&s, logs("a", 10_240)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let err = s.consume(logs("a", 2)).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "batch: cannot accept data now: 20 items are pending while the next stage refuses data"
+        "batch: cannot accept data now: 81920 items are pending while the next stage is slow"
     );
     assert!(err.is_retryable());
     assert!(t
         .encode()
         .contains("weir_batch_refused_items_total{processor=\"batch\",pipeline=\"logs\"} 2"));
-    // Once the sink accepts again, shutdown delivers all 20 held items.
-    sink.refuse.store(0, Ordering::SeqCst);
+    // Shutdown flushes the held items and answers their senders.
     s.shutdown().await;
-    assert_eq!(sink.counts().iter().sum::<usize>(), 20);
+    for w in waiting {
+        w.await.unwrap().unwrap();
+    }
+    assert_eq!(sink.counts().iter().sum::<usize>(), 81_920);
+}
+
+/// Hands a batch to the stage from a task of its own; the stage answers once it is durable.
+fn spawn_consume(
+    s: &Arc<dyn Stage>,
+    batch: Batch,
+) -> tokio::task::JoinHandle<Result<(), ConsumeError>> {
+    let s = s.clone();
+    tokio::spawn(async move { s.consume(batch).await })
+}
+
+/// Lets spawned tasks run up to their next wait.
+async fn settle() {
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
 }
 
 fn sum_metric(name: &str, points: usize) -> Metric {
