@@ -521,15 +521,15 @@ async fn sigterm_flushes_the_batch_and_drains_the_exporter() {
     // A batch timeout far longer than the test: only the shutdown flush can deliver.
     let weir = Weir::start(&grpc_exporter(sink_port), "otlp", "1h");
     let endpoint = format!("http://127.0.0.1:{}", weir.ports.grpc);
-    LogsServiceClient::connect(endpoint)
-        .await
-        .unwrap()
-        .export(logs("drain", &["x", "y"]))
-        .await
-        .unwrap();
+    let mut client = LogsServiceClient::connect(endpoint).await.unwrap();
+    // The batch processor answers once the flush holding the records was accepted
+    // downstream: here, at the shutdown flush.
+    let export = tokio::spawn(async move { client.export(logs("drain", &["x", "y"])).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(sink.log_lines().is_empty());
+    assert!(!export.is_finished());
     weir.stop();
+    export.await.unwrap().unwrap();
     assert_eq!(
         sink.log_lines(),
         vec!["drain|x|k=v0|sev=9", "drain|y|k=v1|sev=9"]

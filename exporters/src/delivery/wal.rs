@@ -337,8 +337,12 @@ impl Wal {
             // write was cut short if its tail is torn.
             let last = read.records.last().map_or(first, |r| r.seq + 1).max(first);
             let end = next_firsts[i].unwrap_or(last);
-            let torn_tail = next_firsts[i].is_none()
-                && read.damage.last().is_some_and(|d| d.before_seq.is_none());
+            // A damaged end of the newest file: the record it starts with, and one more for
+            // each record marker inside it (what was cut off entirely cannot be known).
+            let torn_tail = match read.damage.last() {
+                Some(d) if next_firsts[i].is_none() && d.before_seq.is_none() => 1 + d.markers,
+                _ => 0,
+            };
             let present = read
                 .records
                 .iter()
@@ -346,7 +350,7 @@ impl Wal {
                 .filter(|r| r.seq >= floor && !acked.contains(&r.seq))
                 .count() as u64;
             let missing = unacked_in(first, end, floor, &acked).saturating_sub(present)
-                + u64::from(torn_tail && unacked_in(end, end + 1, floor, &acked) == 1);
+                + unacked_in(end, end + torn_tail, floor, &acked);
             let skipped: u64 = read.damage.iter().map(|d| d.bytes).sum();
             if missing > 0 || skipped > 0 {
                 let at: Vec<String> = read

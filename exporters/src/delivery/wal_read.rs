@@ -23,6 +23,9 @@ pub struct Damage {
     pub reason: &'static str,
     /// The sequence number of the intact record after it, if any in this file.
     pub before_seq: Option<u64>,
+    /// Record markers inside it (after its first byte): records it held beyond the first,
+    /// unless damage hit their markers too.
+    pub markers: u64,
 }
 
 /// What one segment file holds.
@@ -139,12 +142,17 @@ pub fn read_v2(path: &Path) -> Result<SegmentRead, WalError> {
                     bytes: (stop - at) as u64,
                     reason,
                     before_seq: found.map(|(_, s)| s),
+                    markers: count_magic(&data[(at + 1).min(stop)..stop]),
                 });
                 at = stop;
             }
         }
     }
     Ok(out)
+}
+
+fn count_magic(hay: &[u8]) -> u64 {
+    hay.windows(MAGIC.len()).filter(|w| *w == MAGIC).count() as u64
 }
 
 fn find_magic(hay: &[u8]) -> Option<usize> {
@@ -188,6 +196,7 @@ pub fn read_v1(path: &Path) -> Result<SegmentRead, WalError> {
                     bytes: (data.len() - at) as u64,
                     reason,
                     before_seq: None,
+                    markers: 0,
                 });
                 break;
             }

@@ -8,11 +8,14 @@
 //!     spike_limit_mib: 800        # default 20% of the limit
 //! ```
 //!
-//! Every `check_interval` the process's resident memory is read (Linux: /proc/self/status).
-//! While it is above the soft limit (limit minus spike limit), every batch is refused with a
-//! retryable error and a retry hint, so receivers answer 429/503 or RESOURCE_EXHAUSTED and
-//! the senders keep their data. Put it first in each pipeline. One instance is shared by
-//! every pipeline that lists the same id.
+//! The process's resident memory is read (Linux: /proc/self/status) every `check_interval`,
+//! and also while data flows, at most every 10 ms, when a batch arrives: a fast sender cannot
+//! push a whole `check_interval` of data past a stale reading, and acceptance resumes as
+//! soon as memory is back under the soft limit rather than at the next tick. While memory is
+//! above the soft limit (limit minus spike limit), every batch is refused with a retryable
+//! error and a retry hint, so receivers answer 429/503 or RESOURCE_EXHAUSTED and the senders
+//! keep their data. Put it first in each pipeline. One instance is shared by every pipeline
+//! that lists the same id.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -150,8 +153,14 @@ fn limits(cfg: &MemoryLimiterConfig, total: Option<u64>) -> Result<(u64, u64), S
     Ok((limit, limit.saturating_sub(spike)))
 }
 
+/// How old a reading may be when a batch arrives before memory is read again.
+const FRESH: Duration = Duration::from_millis(10);
+
 /// The measurement shared by every pipeline's stage of one memory_limiter id.
 struct Guard {
+    /// When the guard was made; `last_check_ms` counts from it.
+    born: std::time::Instant,
+    last_check_ms: AtomicU64,
     component: String,
     soft_limit: u64,
     interval: Duration,
@@ -165,7 +174,23 @@ struct Guard {
 }
 
 impl Guard {
+    /// Reads memory again if the last reading is older than [`FRESH`] (one caller does).
+    fn refresh(&self) {
+        let now = self.born.elapsed().as_millis() as u64;
+        let last = self.last_check_ms.load(Ordering::SeqCst);
+        if now.saturating_sub(last) >= FRESH.as_millis() as u64
+            && self
+                .last_check_ms
+                .compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            self.check();
+        }
+    }
+
     fn check(&self) {
+        self.last_check_ms
+            .store(self.born.elapsed().as_millis() as u64, Ordering::SeqCst);
         let Some(used) = (self.probe)() else { return };
         self.usage.store(used, Ordering::SeqCst);
         self.usage_gauge.set(used.min(i64::MAX as u64) as i64);
@@ -190,6 +215,8 @@ impl MemoryLimiterConfig {
             source: None,
         })?;
         let guard = Arc::new(Guard {
+            born: std::time::Instant::now(),
+            last_check_ms: AtomicU64::new(0),
             component: ctx.id.to_string(),
             soft_limit: soft,
             interval: self.check_interval.unwrap_or(Duration::from_secs(1)),
@@ -254,6 +281,7 @@ pub struct MemoryLimiterStage {
 impl Consumer for MemoryLimiterStage {
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
         let g = &self.guard;
+        g.refresh();
         if g.over.load(Ordering::SeqCst) {
             self.refused.inc_by(batch.item_count() as u64);
             return Err(ConsumeError::Refused {
@@ -432,5 +460,34 @@ mod tests {
         stage.shutdown().await;
         other.shutdown().await;
         assert!(cfg.guard.get().unwrap().task.lock().unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_stale_reading_neither_admits_a_flood_nor_delays_recovery() {
+        let used = Arc::new(AtomicU64::new(100 * MIB));
+        let probe_value = used.clone();
+        let probe: MemoryProbe = Arc::new(move || Some(probe_value.load(Ordering::SeqCst)));
+        // A long interval: between ticks, arriving batches read memory (every 10 ms at most).
+        let cfg: MemoryLimiterConfig = parse_component_config(
+            &json!({"check_interval": "1h", "limit_mib": 1000, "spike_limit_mib": 200}),
+            "p",
+        )
+        .unwrap();
+        let ctx = BuildContext::for_component(ComponentId::parse("memory_limiter").unwrap());
+        let sink = Arc::new(Sink::default());
+        let stage = cfg.build_with_probe(&ctx, sink.clone(), probe).unwrap();
+        stage.start().await.unwrap();
+        stage.consume(logs(1)).await.unwrap();
+        used.store(900 * MIB, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        assert!(
+            stage.consume(logs(1)).await.is_err(),
+            "admitted past a stale reading"
+        );
+        used.store(300 * MIB, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        stage.consume(logs(1)).await.unwrap();
+        assert_eq!(*sink.0.lock().unwrap(), 2);
+        stage.shutdown().await;
     }
 }

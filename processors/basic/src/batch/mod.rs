@@ -141,6 +141,8 @@ impl ProcessorConfig for BatchConfig {
                 wake: Notify::new(),
                 stop: Notify::new(),
                 stopping: AtomicBool::new(false),
+                ready: ctx.ready.clone(),
+                was_ready: AtomicBool::new(false),
                 failed: ctx.telemetry.counter(
                     "weir_batch_send_refused_items",
                     "Items of flushes the next stage refused; their senders were told to retry",
@@ -161,6 +163,9 @@ impl ProcessorConfig for BatchConfig {
         }))
     }
 }
+
+/// How often the timer looks for the start of a shutdown while items are pending.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
 
 /// A sender waiting for the fate of its items: told once every flush holding some of them
 /// is done, by the drop of the last reference (each flush and pending remainder holds one).
@@ -252,6 +257,9 @@ struct Shared {
     wake: Notify,
     stop: Notify,
     stopping: AtomicBool,
+    /// The service's readiness; false again once shutdown begins.
+    ready: Arc<AtomicBool>,
+    was_ready: AtomicBool,
     failed: Counter,
     refused: Counter,
     rejected: Counter,
@@ -381,6 +389,16 @@ impl Shared {
         }
     }
 
+    /// Whether the service was up and is now shutting down (its receivers stop first and
+    /// wait for the calls in flight, which wait for their flush here).
+    fn draining(&self) -> bool {
+        let ready = self.ready.load(Ordering::SeqCst);
+        if ready {
+            self.was_ready.store(true, Ordering::SeqCst);
+        }
+        !ready && self.was_ready.load(Ordering::SeqCst)
+    }
+
     async fn run_timer(self: Arc<Self>) {
         let timeout = self.config.timeout;
         loop {
@@ -393,10 +411,14 @@ impl Shared {
                     }
                 }
                 Some(t) => {
+                    // Wake at least every 50 ms to see whether the service began to shut
+                    // down: senders wait for their flush, so it must not wait for the timeout.
+                    let wake_at = (t + timeout).min(Instant::now() + DRAIN_POLL);
                     tokio::select! {
-                        _ = tokio::time::sleep_until(t + timeout) => {
+                        _ = tokio::time::sleep_until(wake_at) => {
+                            let draining = self.draining();
                             let due = self.lock().since.is_some_and(|s| s + timeout <= Instant::now());
-                            if due {
+                            if due || draining {
                                 let batches = self.take(Take::All);
                                 self.send(batches).await;
                             }
