@@ -91,8 +91,16 @@ async fn a_full_disk_refuses_starts_saying_so_and_recovers_when_space_returns() 
 
     // The disk fills up: weir refuses with a retryable code and says why.
     let mut weir = start_weir(dir.path(), &config, &ports);
-    let until = Instant::now() + Duration::from_secs(4);
-    sender.send_until(ports.grpc, 100, 3, until).await;
+    let started = Instant::now();
+    while sender.last_refusal.lock().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the disk never filled: {}",
+            log_of(dir.path())
+        );
+        let until = Instant::now() + Duration::from_millis(500);
+        sender.send_until(ports.grpc, 500, 3, until).await;
+    }
     assert!(weir.try_wait().unwrap().is_none(), "weir died");
     let acked_full = sender.acked().len();
     assert!(acked_full > 0);
@@ -187,8 +195,20 @@ async fn a_file_size_limit_is_an_error_not_a_kill() {
         "{}",
         log_of(dir.path())
     );
-    let until = Instant::now() + Duration::from_secs(3);
-    sender.send_until(ports.grpc, 100, 3, until).await;
+    // Until a few segments were cut short by the limit.
+    let started = Instant::now();
+    while segments(&queue_dir).len() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            log_of(dir.path())
+        );
+        let until = Instant::now() + Duration::from_millis(500);
+        sender.send_until(ports.grpc, 100, 3, until).await;
+        if weir.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
     assert!(
         weir.try_wait().unwrap().is_none(),
         "weir died under a file-size limit: {}",
