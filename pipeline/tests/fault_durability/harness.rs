@@ -59,6 +59,8 @@ impl Rng {
 pub struct Sink {
     counts: Arc<Mutex<HashMap<u64, u32>>>,
     refusing: Arc<AtomicBool>,
+    /// Milliseconds each request takes (a slow upstream).
+    pub delay_ms: Arc<AtomicU64>,
 }
 
 #[tonic::async_trait]
@@ -67,6 +69,10 @@ impl LogsService for Sink {
         &self,
         r: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
         if self.refusing.load(Ordering::SeqCst) {
             return Err(tonic::Status::unavailable("sink is refusing"));
         }
@@ -118,9 +124,22 @@ pub struct Sender {
     pub refused_requests: AtomicU64,
     /// The last refusal: its gRPC code and message.
     pub last_refusal: Mutex<Option<(tonic::Code, String)>>,
+    /// Bytes of padding (an attribute) on each record.
+    pub pad: std::sync::atomic::AtomicUsize,
 }
 
-fn request(seqs: std::ops::Range<u64>) -> ExportLogsServiceRequest {
+fn request(seqs: std::ops::Range<u64>, pad: usize) -> ExportLogsServiceRequest {
+    let attributes = if pad == 0 {
+        Vec::new()
+    } else {
+        vec![opentelemetry_proto::tonic::common::v1::KeyValue {
+            key: "pad".into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue("x".repeat(pad))),
+            }),
+            ..Default::default()
+        }]
+    };
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             scope_logs: vec![ScopeLogs {
@@ -129,6 +148,7 @@ fn request(seqs: std::ops::Range<u64>) -> ExportLogsServiceRequest {
                         body: Some(AnyValue {
                             value: Some(any_value::Value::StringValue(format!("rec-{s}"))),
                         }),
+                        attributes: attributes.clone(),
                         ..Default::default()
                     })
                     .collect(),
@@ -172,7 +192,10 @@ impl Sender {
                     let first = me.next.fetch_add(per_request, Ordering::SeqCst);
                     let sent = tokio::time::timeout(
                         Duration::from_secs(5),
-                        c.export(request(first..first + per_request)),
+                        c.export(request(
+                            first..first + per_request,
+                            me.pad.load(Ordering::SeqCst),
+                        )),
                     )
                     .await;
                     match sent {
@@ -211,7 +234,13 @@ impl Sender {
         let mut ok = 0;
         for _ in 0..n {
             let first = self.next.fetch_add(per_request, Ordering::SeqCst);
-            match client.export(request(first..first + per_request)).await {
+            match client
+                .export(request(
+                    first..first + per_request,
+                    self.pad.load(Ordering::SeqCst),
+                ))
+                .await
+            {
                 Ok(_) => {
                     self.acked
                         .lock()
