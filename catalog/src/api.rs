@@ -249,7 +249,7 @@ async fn findings(
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require(&p, Permission::Read)?;
-    Ok(Json(json!({"findings": s.control.findings()?})))
+    Ok(Json(crate::views::findings(&s.control)?))
 }
 
 #[derive(Deserialize, Default)]

@@ -97,9 +97,10 @@ fn human_bytes(b: f64) -> String {
     format!("{v:.1} {}", UNITS[i])
 }
 
-/// The `catalog report` table.
+/// The `catalog report` table: the same ledger as the overview, findings page and API.
 pub fn report_text(c: &ControlPlane, top: usize) -> Result<String, String> {
-    let findings = c.findings().map_err(|e| e.to_string())?;
+    let advice = c.advice().map_err(|e| e.to_string())?;
+    let findings = &advice.findings;
     let mut out = format!(
         "{:<20} {:<28} {:>14} {:>14}  {}\n",
         "SERVICE", "WHAT", "VOLUME/DAY", "SAVING/DAY", "SUGGESTED POLICY"
@@ -120,6 +121,36 @@ pub fn report_text(c: &ControlPlane, top: usize) -> Result<String, String> {
     }
     if findings.is_empty() {
         out.push_str("(no findings)\n");
+    }
+    out.push_str(&format!(
+        "TOTAL SAVING/DAY {} of {} ({} findings; each record counted once; existing policies subtracted)\n",
+        human_bytes(advice.saving_bytes_per_day),
+        human_bytes(advice.bytes_per_day),
+        findings.len()
+    ));
+    for l in &advice.services {
+        out.push_str(&format!(
+            "  {}: {}\n",
+            l.service,
+            format_args!(
+                "projected per day from the last {} of data",
+                crate::advice::human_window(l.window_seconds)
+            )
+        ));
+    }
+    for f in &advice.accepted {
+        if let Some(m) = &f.measured {
+            out.push_str(&format!(
+                "ACCEPTED {} ({}): estimated {}/day; measured {} records ({}) enforced, {} records ({}) in shadow\n",
+                f.id,
+                m.mode,
+                human_bytes(m.estimated_bytes_per_day),
+                m.enforced_items,
+                human_bytes(m.enforced_bytes),
+                m.shadow_items,
+                human_bytes(m.shadow_bytes)
+            ));
+        }
     }
     Ok(out)
 }

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use weir_metadata::summary::{CatalogSummary, ServiceSummary};
 use weir_metadata::SketchKey;
 
-use crate::analysis::{analyse_service, Finding, Thresholds};
+use crate::advice::{advise, Advice, ExistingPolicy};
+use crate::analysis::{Finding, Thresholds};
 use crate::ingest::{IngestConfig, Ingestor};
 use crate::store::{now_secs, Store, StoredPolicy};
 use crate::CatalogError;
@@ -203,19 +204,43 @@ impl ControlPlane {
             })
     }
 
-    /// Current findings, largest saving first, without dismissed ones and without those
+    /// The advice: open findings (largest ledger saving first, without dismissed ones),
+    /// accepted ones with estimated against measured savings, withheld candidates and the
+    /// savings ledger. One computation serves the overview, the findings page, the CLI
+    /// report and the API, so they show the same numbers.
+    pub fn advice(&self) -> Result<Advice, CatalogError> {
+        let dismissed = self.store.dismissed()?;
+        let statuses = self.store.policy_statuses()?;
+        let existing: Vec<ExistingPolicy> = self
+            .store
+            .policies()?
+            .into_iter()
+            .map(|p| {
+                let mine = statuses.iter().filter(|s| s.policy_id == p.id);
+                let (enforced_hits, shadow_hits) =
+                    mine.fold((0, 0), |(e, s), st| (e + st.hits, s + st.shadow_hits));
+                ExistingPolicy {
+                    id: p.id,
+                    body: p.body,
+                    shadow: p.shadow,
+                    enabled: p.enabled,
+                    enforced_hits,
+                    shadow_hits,
+                }
+            })
+            .collect();
+        let catalog: BTreeMap<String, ServiceSummary> = self
+            .catalog()?
+            .into_iter()
+            .map(|(k, (s, _, _))| (k, s))
+            .collect();
+        Ok(advise(&catalog, &existing, &dismissed, &self.thresholds))
+    }
+
+    /// Current open findings, largest saving first, without dismissed ones and without those
     /// whose suggested policy was already accepted.
     pub fn findings(&self) -> Result<Vec<Finding>, CatalogError> {
-        let dismissed = self.store.dismissed()?;
-        let accepted: Vec<String> = self.store.policies()?.into_iter().map(|p| p.id).collect();
-        let mut out: Vec<Finding> = self
-            .catalog()?
-            .iter()
-            .flat_map(|(name, (s, _, _))| analyse_service(name, s, &self.thresholds))
-            .filter(|f| !dismissed.contains(&f.id) && !accepted.contains(&f.id))
-            .collect();
-        out.sort_by(|a, b| b.saving_bytes_per_day.total_cmp(&a.saving_bytes_per_day));
-        Ok(out)
+        Ok(self.advice()?.findings)
     }
 
     /// Turns a finding's suggestion into a policy (`shadow`: count only, drop nothing).

@@ -1,16 +1,20 @@
 //! The Weir control plane: the catalog store (metadata only), waste analysis, the policy
 //! store served to edges, access control and the audit log, behind an HTTP API.
 
+pub mod advice;
 pub mod analysis;
 pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod component;
 pub mod control;
+pub mod dryrun;
 pub mod ingest;
+pub mod metric_findings;
 pub mod store;
 pub mod sync;
 pub mod ui;
+pub mod units;
 pub mod views;
 
 use weir_api::Registry;

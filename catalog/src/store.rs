@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS policy_status (
     policy_id  TEXT NOT NULL,
     hits       INTEGER NOT NULL,
     misses     INTEGER NOT NULL,
+    shadow_hits INTEGER NOT NULL DEFAULT 0,
     errors     TEXT NOT NULL,
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (edge, policy_id)
@@ -130,8 +131,11 @@ pub struct PolicyStatus {
     pub edge: String,
     /// The policy.
     pub policy_id: String,
-    /// Match hits accumulated from the edge's reports.
+    /// Match hits accumulated from the edge's reports while the policy was enforced.
     pub hits: i64,
+    /// Match hits accumulated while the policy was in shadow mode (what it would have
+    /// matched; it dropped nothing).
+    pub shadow_hits: i64,
     /// Match misses accumulated.
     pub misses: i64,
     /// Compile errors the edge reported (latest report).
@@ -226,6 +230,12 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         add_column(&conn, "tokens", "edge", "TEXT")?;
+        add_column(
+            &conn,
+            "policy_status",
+            "shadow_hits",
+            "INTEGER NOT NULL DEFAULT 0",
+        )?;
         Ok(Store {
             conn: Mutex::new(conn),
         })
@@ -468,7 +478,8 @@ impl Store {
 
     // ---- edges and status ----
 
-    /// Records a sync from an edge and adds its per-policy counts.
+    /// Records a sync from an edge and adds its per-policy counts; hits count as shadow hits
+    /// when the policy is in shadow mode at the time of the report.
     pub fn record_sync(
         &self,
         edge: &EdgeInfo,
@@ -483,10 +494,15 @@ impl Store {
         )?;
         for (policy_id, hits, misses, errors) in statuses {
             tx.execute(
-                "INSERT INTO policy_status (edge, policy_id, hits, misses, errors, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (edge, policy_id) DO UPDATE SET hits = hits + ?3, misses = misses + ?4,
-                     errors = ?5, updated_at = ?6",
+                "INSERT INTO policy_status (edge, policy_id, hits, misses, errors, updated_at, shadow_hits)
+                 VALUES (?1, ?2,
+                     CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN 0 ELSE ?3 END,
+                     ?4, ?5, ?6,
+                     CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN ?3 ELSE 0 END)
+                 ON CONFLICT (edge, policy_id) DO UPDATE SET
+                     hits = hits + CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN 0 ELSE ?3 END,
+                     shadow_hits = shadow_hits + CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN ?3 ELSE 0 END,
+                     misses = misses + ?4, errors = ?5, updated_at = ?6",
                 params![
                     edge.instance_id,
                     policy_id,
@@ -522,7 +538,7 @@ impl Store {
     pub fn policy_statuses(&self) -> Result<Vec<PolicyStatus>, CatalogError> {
         let conn = self.conn();
         let mut st = conn.prepare(
-            "SELECT edge, policy_id, hits, misses, errors, updated_at FROM policy_status ORDER BY policy_id, edge",
+            "SELECT edge, policy_id, hits, misses, errors, updated_at, shadow_hits FROM policy_status ORDER BY policy_id, edge",
         )?;
         let rows = st.query_map([], |r| {
             let errors: String = r.get(4)?;
@@ -533,6 +549,7 @@ impl Store {
                 misses: r.get(3)?,
                 errors: serde_json::from_str(&errors).unwrap_or_default(),
                 updated_at: r.get(5)?,
+                shadow_hits: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

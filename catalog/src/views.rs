@@ -4,69 +4,56 @@
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
-use weir_metadata::summary::{AttributeSchema, Seen, ServiceSummary};
+use weir_metadata::summary::{AttributeSchema, ServiceSummary};
 
 use crate::control::ControlPlane;
 use crate::CatalogError;
 
-fn per_day(seen: &Seen, amount: u64) -> f64 {
-    let window = (seen.last_unix_nano.saturating_sub(seen.first_unix_nano) as f64 / 1e9).max(60.0);
-    amount as f64 * 86_400.0 / window
-}
-
-fn service_seen(s: &ServiceSummary) -> Seen {
-    let mut seen = Seen::default();
-    let mut add = |x: &Seen| {
-        seen.observe(x.first_unix_nano);
-        seen.observe(x.last_unix_nano);
-    };
-    s.logs.templates.values().for_each(|t| add(&t.seen));
-    s.traces.spans.values().for_each(|t| add(&t.seen));
-    s.metrics.metrics.values().for_each(|t| add(&t.seen));
-    seen
-}
-
-/// Totals per service and signal, the waste found and the saving.
+/// Totals per service and signal, the waste found and the saving: the same ledger as the
+/// findings page, the API and the CLI report.
 pub fn overview(c: &ControlPlane) -> Result<Value, CatalogError> {
-    let findings = c.findings()?;
-    let mut saving_by_service: BTreeMap<&str, f64> = BTreeMap::new();
-    for f in &findings {
-        *saving_by_service.entry(&f.service).or_default() += f.saving_bytes_per_day;
-    }
+    let advice = c.advice()?;
     let catalog = c.catalog()?;
     let mut services = Vec::new();
-    let mut total_bytes_day = 0.0;
-    let mut total_saving = 0.0;
     for (name, (s, _, _)) in &catalog {
-        let seen = service_seen(s);
+        let Some(l) = advice.services.iter().find(|l| &l.service == name) else {
+            continue;
+        };
+        let scale = 86_400.0 / l.window_seconds;
         let signals = json!({
-            "logs": {"items": s.logs.volume.items, "bytes": s.logs.volume.bytes, "bytes_per_day": per_day(&seen, s.logs.volume.bytes)},
-            "traces": {"items": s.traces.volume.items, "bytes": s.traces.volume.bytes, "bytes_per_day": per_day(&seen, s.traces.volume.bytes)},
-            "metrics": {"items": s.metrics.volume.items, "bytes": s.metrics.volume.bytes, "bytes_per_day": per_day(&seen, s.metrics.volume.bytes)},
+            "logs": {"items": s.logs.volume.items, "bytes": s.logs.volume.bytes, "bytes_per_day": s.logs.volume.bytes as f64 * scale},
+            "traces": {"items": s.traces.volume.items, "bytes": s.traces.volume.bytes, "bytes_per_day": s.traces.volume.bytes as f64 * scale},
+            "metrics": {"items": s.metrics.volume.items, "bytes": s.metrics.volume.bytes, "bytes_per_day": s.metrics.volume.bytes as f64 * scale},
         });
-        let bytes = s.logs.volume.bytes + s.traces.volume.bytes + s.metrics.volume.bytes;
-        let bpd = per_day(&seen, bytes);
-        total_bytes_day += bpd;
-        // Findings can cover the same records (a DEBUG template can also dominate), so
-        // their savings add up to at most the service's own volume.
-        let saving = saving_by_service
-            .get(name.as_str())
-            .copied()
-            .unwrap_or(0.0)
-            .min(bpd);
-        total_saving += saving;
         services.push(json!({
             "service": name,
             "signals": signals,
-            "bytes_per_day": bpd,
-            "saving_bytes_per_day": saving,
+            "bytes_per_day": l.bytes_per_day,
+            "saving_bytes_per_day": l.saving_bytes_per_day,
+            "covered_bytes_per_day": l.covered_bytes_per_day,
+            "window_seconds": l.window_seconds,
+            "projection": format!("projected per day from the last {} of data", crate::advice::human_window(l.window_seconds)),
         }));
     }
     Ok(json!({
         "services": services,
-        "bytes_per_day": total_bytes_day,
-        "findings": findings.len(),
-        "saving_bytes_per_day": total_saving,
+        "bytes_per_day": advice.bytes_per_day,
+        "findings": advice.findings.len(),
+        "saving_bytes_per_day": advice.saving_bytes_per_day,
+    }))
+}
+
+/// The findings page: open findings, accepted ones (estimated against measured), withheld
+/// candidates with their reasons, and the ledger total.
+pub fn findings(c: &ControlPlane) -> Result<Value, CatalogError> {
+    let a = c.advice()?;
+    Ok(json!({
+        "findings": a.findings,
+        "accepted": a.accepted,
+        "withheld": a.withheld,
+        "saving_bytes_per_day": a.saving_bytes_per_day,
+        "bytes_per_day": a.bytes_per_day,
+        "services": a.services,
     }))
 }
 
@@ -156,10 +143,12 @@ pub fn policies(c: &ControlPlane) -> Result<Value, CatalogError> {
         .into_iter()
         .map(|p| {
             let mine: Vec<_> = statuses.iter().filter(|s| s.policy_id == p.id).collect();
-            let hits: i64 = mine.iter().map(|s| s.hits).sum();
+            let enforced: i64 = mine.iter().map(|s| s.hits).sum();
+            let shadow: i64 = mine.iter().map(|s| s.shadow_hits).sum();
             let misses: i64 = mine.iter().map(|s| s.misses).sum();
             let errors: Vec<&String> = mine.iter().flat_map(|s| &s.errors).collect();
-            json!({"policy": p, "hits": hits, "misses": misses, "errors": errors, "per_edge": mine})
+            json!({"policy": p, "hits": enforced + shadow, "enforced_hits": enforced,
+                   "shadow_hits": shadow, "misses": misses, "errors": errors, "per_edge": mine})
         })
         .collect();
     let edges: Vec<Value> = edges

@@ -22,8 +22,9 @@ use crate::key::SketchKey;
 use crate::mask::{MaskedLine, Masker};
 use crate::sketch::{stable_hash, DistinctSketch};
 use crate::summary::{
-    template_id, AttributeSchema, CatalogSummary, MetricKind, MetricSummary, ServiceSummary,
-    SpanSummary, TemplateSummary, Temporality, ValueKind, MAX_KEYS_PER_ENTRY,
+    add_severity_class, severity_class_key, template_id, AttributeSchema, CatalogSummary,
+    MetricKind, MetricSummary, ServiceSummary, SpanSummary, TemplateSummary, Temporality,
+    ValueKind, Volume, MAX_KEYS_PER_ENTRY,
 };
 
 /// Service name used when a resource has no `service.name`.
@@ -63,11 +64,14 @@ struct ServiceState {
     /// Counts per miner slot since the last take (text filled in at take time).
     slots: Vec<TemplateSummary>,
     summary: ServiceSummary,
-    /// Template slot and body hash of the previous record, to count exact repeats.
+    /// Template slot and hash of the previous record (body, attributes, resource), to count
+    /// exact repeats.
     last_record: Option<(u32, u64)>,
     /// Catalog id per miner slot: fixed at the template's first take, so a template that
     /// widens later keeps its id.
     ids: Vec<Option<String>>,
+    /// Per miner slot: the current second (record time) and the records of the slot in it.
+    rate: Vec<(u64, u64)>,
 }
 
 /// Summaries since the last take, plus the template miners.
@@ -142,6 +146,13 @@ fn pair_hash(kv: &KeyValue, key: &SketchKey) -> u64 {
     key.hash(kv.key.as_bytes()).rotate_left(17) ^ vh
 }
 
+/// Order-independent hash of a set of attributes (keys and values).
+fn attributes_hash(attrs: &[KeyValue], key: &SketchKey) -> u64 {
+    attrs
+        .iter()
+        .fold(0u64, |acc, kv| acc.wrapping_add(pair_hash(kv, key)))
+}
+
 /// Counts attributes carried by `weight` items into `map`, keeping at most `cap` keys.
 fn observe_attributes(
     map: &mut BTreeMap<String, AttributeSchema>,
@@ -163,10 +174,14 @@ fn observe_attributes(
                 map.entry(kv.key.clone()).or_default()
             }
         };
-        let (kind, h, value_bytes) = value_info(kv.value.as_ref(), key);
+        let (kind, h, _) = value_info(kv.value.as_ref(), key);
         schema.types.add(kind, weight);
         schema.items += weight;
-        schema.bytes += (kv.key.len() as u64 + value_bytes) * weight;
+        // What removing the attribute saves on the wire: the whole encoded key/value pair
+        // with its field tag and length prefix.
+        let pair = kv.encoded_len();
+        let encoded = (1 + prost::encoding::encoded_len_varint(pair as u64) + pair) as u64;
+        schema.bytes += encoded * weight;
         schema.distinct.insert_hash(h);
         schema.seen.observe(t);
     }
@@ -252,6 +267,7 @@ impl Accumulator {
                     summary: ServiceSummary::default(),
                     last_record: None,
                     ids: Vec::new(),
+                    rate: Vec::new(),
                 },
             );
         }
@@ -278,9 +294,13 @@ impl Accumulator {
                         .sum();
                     self.observe_resource(rl.resource.as_ref(), n, received, Sig::Logs);
                     let service = service_name(rl.resource.as_ref()).to_string();
+                    let resource_hash = rl
+                        .resource
+                        .as_ref()
+                        .map_or(0, |r| attributes_hash(&r.attributes, &self.key));
                     for sl in &rl.scope_logs {
                         for r in &sl.log_records {
-                            self.observe_log(&service, r, received);
+                            self.observe_log(&service, r, received, resource_hash);
                         }
                     }
                 }
@@ -389,7 +409,7 @@ impl Accumulator {
         self.evicted_keys += evicted;
     }
 
-    fn observe_log(&mut self, service: &str, r: &LogRecord, received: u64) {
+    fn observe_log(&mut self, service: &str, r: &LogRecord, received: u64, resource_hash: u64) {
         let t = if r.time_unix_nano > 0 {
             r.time_unix_nano
         } else if r.observed_time_unix_nano > 0 {
@@ -405,7 +425,10 @@ impl Accumulator {
         let key = self.key;
         let svc = self.service(service);
         let text = body_text(r.body.as_ref(), &mut body);
-        let body_hash = stable_hash(text.as_bytes());
+        // What makes a record an exact repeat: its body, its attributes and its resource.
+        let body_hash = stable_hash(text.as_bytes())
+            ^ attributes_hash(&r.attributes, &key).rotate_left(21)
+            ^ resource_hash.rotate_left(42);
         let assignment = svc.miner.add(text);
         for m in svc.miner.take_merged() {
             // Siblings merged: their counts since the last take go to the survivor.
@@ -451,7 +474,24 @@ impl Accumulator {
         }
         let repeat = svc.last_record == Some((assignment.slot, body_hash));
         svc.last_record = Some((assignment.slot, body_hash));
+        if svc.rate.len() <= slot {
+            svc.rate.resize(slot + 1, (0, 0));
+        }
+        let second = t / 1_000_000_000;
+        let rate = &mut svc.rate[slot];
+        if rate.0 == second {
+            rate.1 += 1;
+        } else {
+            *rate = (second, 1);
+        }
+        let in_second = rate.1;
         let stats = &mut svc.slots[slot];
+        stats.peak_per_second = stats.peak_per_second.max(in_second);
+        add_severity_class(
+            &mut stats.severities,
+            &severity_class_key(r.severity_number, &r.severity_text),
+            &Volume { items: 1, bytes },
+        );
         stats.duplicates += u64::from(repeat);
         stats.count += 1;
         stats.bytes += bytes;

@@ -241,7 +241,8 @@ pub struct AttributeSchema {
     /// Items (records, spans, data points) carrying the key; divide by the signal's
     /// `volume.items` for the share.
     pub items: u64,
-    /// Bytes of key and value (approximate encoded size).
+    /// Encoded bytes of the key/value pairs (with field tag and length prefix): what
+    /// removing the attribute from the items saves.
     pub bytes: u64,
     /// Distinct values (estimate over value hashes).
     pub distinct: DistinctSketch,
@@ -294,9 +295,77 @@ pub struct TemplateSummary {
     pub seen: Seen,
     /// Attribute keys carried by its records (at most 64 kept).
     pub attribute_keys: BTreeSet<String>,
-    /// Records that repeated the previous record of their service exactly (same body):
-    /// exact duplicate bursts.
+    /// Records that repeated the previous record of their service exactly: same body,
+    /// same record attributes (keys and values) and same resource. One body sent from many
+    /// nodes that differ in an attribute is not a repeat.
     pub duplicates: u64,
+    /// Records and bytes per severity class, keyed by [`severity_class_key`]: the severity
+    /// number and the severity text as sent, so that a policy can be dry-run against what
+    /// a `severity_text` matcher would see. At most [`MAX_SEVERITY_CLASSES`] classes; the
+    /// rest are counted under [`OVERFLOW_SEVERITY_CLASS`].
+    pub severities: BTreeMap<String, Volume>,
+    /// The most records of this template seen within one second (record time): with
+    /// `count` and `seen`, what tells a burst from a steady rate.
+    pub peak_per_second: u64,
+}
+
+/// Severity classes kept per template.
+pub const MAX_SEVERITY_CLASSES: usize = 16;
+/// The class records past [`MAX_SEVERITY_CLASSES`] are counted under (severity unknown).
+pub const OVERFLOW_SEVERITY_CLASS: &str = "*|*";
+
+/// The severity class of a record: `"<number>|<text>"`. The number is kept when it is a valid
+/// severity number (1-24, else 0); the text is kept as sent when it is a severity word (1-16
+/// ASCII letters or digits starting like one of `SEVERITY_WORDS`), is empty when absent,
+/// and is `?` otherwise (so an arbitrary string in the field is never stored).
+pub fn severity_class_key(number: i32, text: &str) -> String {
+    let n = if (1..=24).contains(&number) {
+        number
+    } else {
+        0
+    };
+    let t = if text.is_empty() {
+        ""
+    } else if text.len() <= 16
+        && text.bytes().all(|b| b.is_ascii_alphanumeric())
+        && SEVERITY_WORDS
+            .iter()
+            .any(|w| text.len() >= w.len() && text[..w.len()].eq_ignore_ascii_case(w))
+    {
+        text
+    } else {
+        "?"
+    };
+    format!("{n}|{t}")
+}
+
+/// Beginnings of the severity texts kept as sent (case-insensitive); any other text is
+/// counted as `?`, so that a value put in the field is never stored.
+const SEVERITY_WORDS: [&str; 17] = [
+    "trace", "debug", "dbg", "info", "inf", "notice", "warn", "wrn", "err", "fatal", "crit",
+    "alert", "emerg", "severe", "fine", "verbose", "panic",
+];
+
+/// Splits a severity class key into (number, text); `None` for the overflow class or a
+/// malformed key.
+pub fn parse_severity_class(key: &str) -> Option<(i32, &str)> {
+    let (n, t) = key.split_once('|')?;
+    Some((n.parse().ok()?, t))
+}
+
+/// Adds `v` to class `key` of `map`, folding new classes past the cap into the overflow class.
+pub fn add_severity_class(map: &mut BTreeMap<String, Volume>, key: &str, v: &Volume) {
+    let key = if map.contains_key(key) || map.len() < MAX_SEVERITY_CLASSES {
+        key
+    } else {
+        OVERFLOW_SEVERITY_CLASS
+    };
+    match map.get_mut(key) {
+        Some(e) => e.merge(v),
+        None => {
+            map.insert(key.to_string(), *v);
+        }
+    }
 }
 
 /// Attribute keys kept per template or span name.
@@ -314,6 +383,10 @@ impl TemplateSummary {
         self.seen.merge(&o.seen);
         unite_keys(&mut self.attribute_keys, &o.attribute_keys);
         self.duplicates = self.duplicates.saturating_add(o.duplicates);
+        for (k, v) in &o.severities {
+            add_severity_class(&mut self.severities, k, v);
+        }
+        self.peak_per_second = self.peak_per_second.max(o.peak_per_second);
     }
 }
 

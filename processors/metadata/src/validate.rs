@@ -75,7 +75,7 @@ pub struct Violation {
     pub path: String,
     /// What is wrong, with the limit.
     pub message: String,
-    /// A short label for metrics: `too_many`, `too_long`, `count`, `empty`.
+    /// A short label for metrics: `too_many`, `too_long`, `count`, `empty`, `invalid`.
     pub kind: &'static str,
 }
 
@@ -176,6 +176,27 @@ impl Check<'_> {
         }
     }
 
+    /// Severity classes: at most the cap plus the overflow class, each key as the metadata
+    /// processor writes it (so no arbitrary severity text is stored).
+    fn severity_classes(&mut self, at: &str, m: &BTreeMap<String, Volume>) {
+        use crate::summary::{
+            parse_severity_class, severity_class_key, MAX_SEVERITY_CLASSES, OVERFLOW_SEVERITY_CLASS,
+        };
+        self.len(at, m.len(), MAX_SEVERITY_CLASSES + 1);
+        for (k, v) in m.iter().take(MAX_SEVERITY_CLASSES + 1) {
+            let canonical = k == OVERFLOW_SEVERITY_CLASS
+                || parse_severity_class(k).is_some_and(|(n, t)| severity_class_key(n, t) == *k);
+            if !canonical {
+                self.push(
+                    format!("{at}[{}]", quote(k)),
+                    "invalid",
+                    "not a severity class (\"<number 0-24>|<severity word>\")".into(),
+                );
+            }
+            self.volume(&format!("{at}[{}]", quote(k)), v);
+        }
+    }
+
     fn keys(&mut self, at: &str, keys: &BTreeSet<String>) {
         self.len(at, keys.len(), self.limits.max_keys_per_entry);
         for k in keys.iter().take(self.limits.max_keys_per_entry) {
@@ -272,10 +293,12 @@ impl Check<'_> {
                         ("count", t.count),
                         ("bytes", t.bytes),
                         ("duplicates", t.duplicates),
+                        ("peak_per_second", t.peak_per_second),
                     ],
                 );
                 self.severity(&format!("{at}.severity"), &t.severity);
                 self.keys(&format!("{at}.attribute_keys"), &t.attribute_keys);
+                self.severity_classes(&format!("{at}.severities"), &t.severities);
             }
         }
 
