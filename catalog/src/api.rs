@@ -12,7 +12,7 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{authenticate, create_token, Permission, Principal, Role};
+use crate::auth::{authenticate, create_token_for, Permission, Principal, Role};
 use crate::control::{ControlError, ControlPlane};
 use crate::views;
 
@@ -112,30 +112,22 @@ pub async fn authenticate_edge(
                 if let Err(e) = require(&p, Permission::Edge) {
                     return e.into_response();
                 }
+                return crate::sync::EDGE.scope(p.edge_name(), next.run(req)).await;
             }
         }
     }
-    next.run(req).await
+    crate::sync::EDGE
+        .scope("local".to_string(), next.run(req))
+        .await
 }
 
-/// For policy sync over gRPC: `authorization: Bearer <token>` metadata with an edge token.
-pub fn check_edge_grpc(
-    control: &ControlPlane,
-    auth: bool,
-    req: tonic::Request<()>,
-) -> Result<tonic::Request<()>, tonic::Status> {
-    if !auth {
-        return Ok(req);
-    }
-    let token = req
-        .metadata()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| tonic::Status::unauthenticated("missing bearer token"))?;
+/// For policy sync over gRPC: the edge name of the `authorization: Bearer <token>`
+/// metadata's edge token (or admin token).
+pub fn edge_of_grpc(control: &ControlPlane, headers: &HeaderMap) -> Result<String, tonic::Status> {
+    let token =
+        bearer(headers).ok_or_else(|| tonic::Status::unauthenticated("missing bearer token"))?;
     match authenticate(control.store(), token) {
-        Ok(Some(p)) if p.role.allows(Permission::Edge) => Ok(req),
+        Ok(Some(p)) if p.role.allows(Permission::Edge) => Ok(p.edge_name()),
         Ok(Some(p)) => Err(tonic::Status::permission_denied(format!(
             "role {} may not sync policies",
             p.role.as_str()
@@ -474,6 +466,9 @@ struct NewToken {
     role: String,
     #[serde(default)]
     name: String,
+    /// The edge name an edge token is bound to (required for role `edge`).
+    #[serde(default)]
+    edge: Option<String>,
 }
 
 async fn new_token(
@@ -492,7 +487,19 @@ async fn new_token(
             ),
         )
     })?;
-    let (token, info) = create_token(s.control.store(), role, &b.name, &p.actor())?;
+    if role == Role::Edge && b.edge.is_none() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "edge: an edge token is bound to an edge; give its name".into(),
+        ));
+    }
+    let (token, info) = create_token_for(
+        s.control.store(),
+        role,
+        &b.name,
+        b.edge.as_deref(),
+        &p.actor(),
+    )?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"token": token, "info": info})),

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::auth::{create_token, Role};
+use crate::auth::Role;
 use crate::control::ControlPlane;
 
 /// `weir catalog ...`.
@@ -62,6 +62,11 @@ pub enum TokenCommand {
         /// A name to recognise it by.
         #[arg(long, default_value = "")]
         name: String,
+        /// For `--role edge` (required there): the edge name the token reports as. The
+        /// control plane records the edge's instance ids and catalog services under it,
+        /// so one edge's token cannot speak for another. 1 to 64 of A-Z a-z 0-9 . _ -
+        #[arg(long)]
+        edge: Option<String>,
     },
     /// List tokens (ids, roles, never secrets).
     List {
@@ -188,13 +193,40 @@ pub fn run_catalog(cmd: CatalogCommand) -> ExitCode {
 /// Runs `weir admin ...`.
 pub fn run_admin(cmd: AdminCommand) -> ExitCode {
     finish(match cmd {
-        AdminCommand::Token(TokenCommand::Create { db, role, name }) => {
+        AdminCommand::Token(TokenCommand::Create {
+            db,
+            role,
+            name,
+            edge,
+        }) => {
+            match (role, &edge) {
+                (Role::Edge, None) => {
+                    return finish(Err(
+                        "an edge token is bound to an edge: add --edge NAME".into()
+                    ))
+                }
+                (Role::Edge, Some(e)) => {
+                    if let Err(m) = crate::auth::check_edge_name(e) {
+                        return finish(Err(m));
+                    }
+                }
+                (_, Some(_)) => {
+                    return finish(Err("--edge is only for --role edge".into()));
+                }
+                _ => {}
+            }
             // Creating the first token creates the file.
             ControlPlane::open(&db)
                 .map_err(|e| e.to_string())
                 .and_then(|c| {
-                    let (token, info) =
-                        create_token(c.store(), role, &name, "cli").map_err(|e| e.to_string())?;
+                    let (token, info) = crate::auth::create_token_for(
+                        c.store(),
+                        role,
+                        &name,
+                        edge.as_deref(),
+                        "cli",
+                    )
+                    .map_err(|e| e.to_string())?;
                     eprintln!(
                         "created {} token {} (shown once; store it now)",
                         info.role, info.id
@@ -210,7 +242,8 @@ pub fn run_admin(cmd: AdminCommand) -> ExitCode {
                 } else {
                     "active"
                 };
-                println!("{}\t{}\t{}\t{}", t.id, t.role, state, t.name);
+                let edge = t.edge.as_deref().unwrap_or("-");
+                println!("{}\t{}\t{}\t{}\t{}", t.id, t.role, edge, state, t.name);
             }
             Ok(())
         }),

@@ -286,10 +286,8 @@ impl Component for ControlPlaneServer {
             });
             let control = self.control.clone();
             let auth = self.cfg.auth;
-            let svc = tonic::service::interceptor::InterceptedService::new(
-                weir_policy::server::grpc_service(store),
-                move |req: tonic::Request<()>| crate::api::check_edge_grpc(&control, auth, req),
-            );
+            let svc =
+                crate::sync::EdgeAuth::new(weir_policy::server::grpc_service(store), control, auth);
             let mut stop_grpc = rx.clone();
             let stopped = async move {
                 let _ = stop_grpc.wait_for(|s| *s).await;

@@ -500,9 +500,9 @@ impl Store {
                      ?4, ?5, ?6,
                      CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN ?3 ELSE 0 END)
                  ON CONFLICT (edge, policy_id) DO UPDATE SET
-                     hits = hits + CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN 0 ELSE ?3 END,
-                     shadow_hits = shadow_hits + CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN ?3 ELSE 0 END,
-                     misses = misses + ?4, errors = ?5, updated_at = ?6",
+                     hits = MIN(hits + CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN 0 ELSE ?3 END, 9007199254740992),
+                     shadow_hits = MIN(shadow_hits + CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN ?3 ELSE 0 END, 9007199254740992),
+                     misses = MIN(misses + ?4, 9007199254740992), errors = ?5, updated_at = ?6",
                 params![
                     edge.instance_id,
                     policy_id,

@@ -49,6 +49,101 @@ fn attr(kvs: &[weir_api::otlp::common::v1::KeyValue], key: &str) -> Option<Strin
     })
 }
 
+tokio::task_local! {
+    /// The edge name of the sync being served (set by the authentication in front of the
+    /// HTTP route and the gRPC service; `local` when auth is off).
+    pub static EDGE: String;
+}
+
+/// Longest `service.instance.id` (and `service.name`) a sync may report, in bytes.
+pub const MAX_INSTANCE_ID_BYTES: usize = 256;
+/// Largest hit or miss count one sync may report for one policy (2^40).
+pub const MAX_HITS_PER_REPORT: i64 = 1 << 40;
+/// Errors kept per policy status, and bytes kept per error.
+pub const MAX_STATUS_ERRORS: usize = 16;
+/// Bytes kept of each reported error.
+pub const MAX_STATUS_ERROR_BYTES: usize = 512;
+
+fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+/// Serves one sync for `edge` (blocking: SQLite). The instance id is recorded as
+/// `<edge>/<service.instance.id>`, so one edge can never report as another; statuses of
+/// policies the control plane does not serve are ignored; negative or oversized counts
+/// refuse the sync (INVALID_ARGUMENT) with the field named.
+pub fn sync_blocking(
+    control: &ControlPlane,
+    edge: &str,
+    request: proto::SyncRequest,
+    interval_seconds: u32,
+) -> Result<proto::SyncResponse, tonic::Status> {
+    let docs = control
+        .served_policies()
+        .map_err(|e| tonic::Status::internal(e.to_string()))?;
+    let policies = to_wire(&docs);
+    let hash = policies_hash(&policies);
+    let meta = request.client_metadata.unwrap_or_default();
+    let named = |key: &str| -> Result<Option<String>, tonic::Status> {
+        match attr(&meta.resource_attributes, key) {
+            Some(v) if v.len() > MAX_INSTANCE_ID_BYTES => Err(tonic::Status::invalid_argument(format!(
+                "client_metadata.resource_attributes[{key}]: {} bytes, the limit is {MAX_INSTANCE_ID_BYTES}",
+                v.len()
+            ))),
+            v => Ok(v),
+        }
+    };
+    let instance = named("service.instance.id")?.unwrap_or_else(|| "unknown".into());
+    let service = named("service.name")?.unwrap_or_default();
+    let mut statuses = Vec::new();
+    if !request.full_sync {
+        for (i, s) in request.policy_statuses.iter().enumerate() {
+            for (field, n) in [
+                ("match_hits", s.match_hits),
+                ("match_misses", s.match_misses),
+            ] {
+                if !(0..=MAX_HITS_PER_REPORT).contains(&n) {
+                    return Err(tonic::Status::invalid_argument(format!(
+                        "policy_statuses[{i}].{field}: {n} is outside 0..={MAX_HITS_PER_REPORT}"
+                    )));
+                }
+            }
+            if !policies.iter().any(|p| p.id == s.id) {
+                continue;
+            }
+            let errors = s
+                .errors
+                .iter()
+                .take(MAX_STATUS_ERRORS)
+                .map(|e| cut(e, MAX_STATUS_ERROR_BYTES))
+                .collect();
+            statuses.push((s.id.clone(), s.match_hits, s.match_misses, errors));
+        }
+    }
+    let info = EdgeInfo {
+        instance_id: format!("{edge}/{instance}"),
+        service_name: service,
+        last_sync: now_secs(),
+        last_hash: hash.clone(),
+    };
+    control
+        .store()
+        .record_sync(&info, &statuses)
+        .map_err(|e| tonic::Status::internal(e.to_string()))?;
+    Ok(proto::SyncResponse {
+        policies,
+        hash,
+        sync_timestamp_unix_nano: (now_secs() as u64) * 1_000_000_000,
+        recommended_sync_interval_seconds: interval_seconds,
+        sync_type: proto::SyncType::Full as i32,
+        ..Default::default()
+    })
+}
+
 #[async_trait::async_trait]
 impl PolicyStore for CatalogPolicyStore {
     async fn sync(
@@ -57,45 +152,70 @@ impl PolicyStore for CatalogPolicyStore {
     ) -> Result<proto::SyncResponse, tonic::Status> {
         let control = self.control.clone();
         let interval = self.interval_seconds;
-        tokio::task::spawn_blocking(move || {
-            let docs = control
-                .served_policies()
-                .map_err(|e| tonic::Status::internal(e.to_string()))?;
-            let policies = to_wire(&docs);
-            let hash = policies_hash(&policies);
-            let meta = request.client_metadata.unwrap_or_default();
-            let instance = attr(&meta.resource_attributes, "service.instance.id")
-                .unwrap_or_else(|| "unknown".into());
-            let service = attr(&meta.resource_attributes, "service.name").unwrap_or_default();
-            let statuses: Vec<_> = if request.full_sync {
-                Vec::new()
-            } else {
-                request
-                    .policy_statuses
-                    .iter()
-                    .map(|s| (s.id.clone(), s.match_hits, s.match_misses, s.errors.clone()))
-                    .collect()
-            };
-            let edge = EdgeInfo {
-                instance_id: instance,
-                service_name: service,
-                last_sync: now_secs(),
-                last_hash: hash.clone(),
-            };
-            control
-                .store()
-                .record_sync(&edge, &statuses)
-                .map_err(|e| tonic::Status::internal(e.to_string()))?;
-            Ok(proto::SyncResponse {
-                policies,
-                hash,
-                sync_timestamp_unix_nano: (now_secs() as u64) * 1_000_000_000,
-                recommended_sync_interval_seconds: interval,
-                sync_type: proto::SyncType::Full as i32,
-                ..Default::default()
-            })
-        })
-        .await
-        .map_err(|e| tonic::Status::internal(e.to_string()))?
+        let edge = EDGE
+            .try_with(Clone::clone)
+            .unwrap_or_else(|_| "local".into());
+        tokio::task::spawn_blocking(move || sync_blocking(&control, &edge, request, interval))
+            .await
+            .map_err(|e| tonic::Status::internal(e.to_string()))?
+    }
+}
+
+/// Authentication in front of the gRPC `PolicyService`: an edge token (or admin) in
+/// `authorization: Bearer <token>`, whose edge name the sync then runs under.
+#[derive(Clone)]
+pub struct EdgeAuth<S> {
+    inner: S,
+    control: Arc<ControlPlane>,
+    auth: bool,
+}
+
+impl<S> EdgeAuth<S> {
+    /// Wraps `inner`; with `auth` false every caller is the edge `local`.
+    pub fn new(inner: S, control: Arc<ControlPlane>, auth: bool) -> Self {
+        EdgeAuth {
+            inner,
+            control,
+            auth,
+        }
+    }
+}
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for EdgeAuth<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+type GrpcResponse = http::Response<tonic::body::Body>;
+
+impl<S, B> tower::Service<http::Request<B>> for EdgeAuth<S>
+where
+    S: tower::Service<http::Request<B>, Response = GrpcResponse, Error = std::convert::Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = GrpcResponse;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<GrpcResponse, std::convert::Infallible>> + Send,
+        >,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let edge = if self.auth {
+            match crate::api::edge_of_grpc(&self.control, req.headers()) {
+                Ok(e) => e,
+                Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+            }
+        } else {
+            "local".to_string()
+        };
+        Box::pin(EDGE.scope(edge, self.inner.call(req)))
     }
 }

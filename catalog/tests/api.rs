@@ -13,7 +13,7 @@ use weir_api::otlp::common::v1::{any_value, AnyValue, KeyValue};
 use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::{Batch, Payload};
-use weir_catalog::auth::{create_token, Role};
+use weir_catalog::auth::{create_token_for, Role};
 use weir_catalog::component::{app, policy_check};
 use weir_catalog::control::ControlPlane;
 use weir_metadata::{MetadataConfig, MetadataHandle};
@@ -35,7 +35,11 @@ fn env() -> Env {
     );
     let tokens = [Role::Viewer, Role::Editor, Role::Admin, Role::Edge]
         .into_iter()
-        .map(|r| (r, create_token(control.store(), r, "t", "test").unwrap().0))
+        .map(|r| {
+            let edge = (r == Role::Edge).then_some("edge-a");
+            let t = create_token_for(control.store(), r, "t", edge, "test").unwrap();
+            (r, t.0)
+        })
         .collect();
     let app = app(control.clone(), true, 7);
     Env {
@@ -416,7 +420,8 @@ async fn finding_to_policy_to_edge_sync_with_hits_and_audit() {
         .await;
     assert_eq!(p["policies"][0]["hits"], 42);
     assert_eq!(p["policies"][0]["misses"], 8);
-    assert_eq!(p["edges"][0]["edge"], "edge-1");
+    // Recorded under the token's edge name: one edge cannot report as another.
+    assert_eq!(p["edges"][0]["edge"], "edge-a/edge-1");
     assert_eq!(p["edges"][0]["in_sync"], true);
 
     // Enforce it: the audit log has the accept and the update, with before/after.

@@ -86,6 +86,11 @@ fn token(db: &std::path::Path, role: &str) -> String {
         .args(["admin", "token", "create", "--db"])
         .arg(db)
         .args(["--role", role, "--name", "e2e"])
+        .args(if role == "edge" {
+            &["--edge", "e2e-edge"][..]
+        } else {
+            &[]
+        })
         .output()
         .unwrap();
     assert!(
