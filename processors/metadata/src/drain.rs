@@ -293,8 +293,13 @@ impl TemplateMiner {
             self.tokens.extend_from_slice(all);
         }
         let leaf = self.route();
-        if let Some(mut slot) = self.best_match(leaf) {
-            match self.family_step(leaf, slot) {
+        if let Some((mut slot, exact)) = self.best_match(leaf) {
+            let step = if exact {
+                Step::Widen
+            } else {
+                self.family_step(leaf, slot)
+            };
+            match step {
                 Step::Widen => {}
                 Step::Join(s) => slot = s,
                 Step::Split(key) => {
@@ -487,8 +492,9 @@ impl TemplateMiner {
         node
     }
 
-    /// The most similar template in `leaf`, if similar enough.
-    fn best_match(&self, leaf: u32) -> Option<u32> {
+    /// The most similar template in `leaf`, if similar enough, and whether the line's
+    /// words all agree with it.
+    fn best_match(&self, leaf: u32) -> Option<(u32, bool)> {
         // Only words are evidence: two lines agreeing on "<*>]" or "(<*>)" say nothing.
         let n = self.tokens.iter().filter(|t| t.informative).count();
         let mut best: Option<(u32, usize, usize)> = None;
@@ -516,9 +522,10 @@ impl TemplateMiner {
                 best = Some((slot, same, params));
             }
         }
-        let (slot, same, _) = best?;
+        let (slot, same, params) = best?;
         let sim = if n == 0 { 1.0 } else { same as f64 / n as f64 };
-        (sim >= self.config.similarity_threshold).then_some(slot)
+        // Exact: every word agrees with a word of the template or falls on a `<*>`.
+        (sim >= self.config.similarity_threshold).then_some((slot, same + params == n))
     }
 
     /// The one position where the template in `slot` holds a word and the line another

@@ -60,8 +60,6 @@ impl MaskedToken {
 pub struct MaskedLine {
     buf: String,
     tokens: Vec<MaskedToken>,
-    /// Byte ranges of the input's whitespace-separated tokens.
-    raw: Vec<(u32, u32)>,
 }
 
 impl MaskedLine {
@@ -70,7 +68,6 @@ impl MaskedLine {
         MaskedLine {
             buf: String::with_capacity(512),
             tokens: Vec::with_capacity(64),
-            raw: Vec::with_capacity(64),
         }
     }
 
@@ -121,6 +118,7 @@ pub fn token_hash(text: &str) -> u64 {
 }
 
 /// Whether masked text holds a letter that is not part of a `<*>`.
+#[inline]
 fn has_word_char(text: &str) -> bool {
     // Masks are the only place '<', '*' and '>' come in threes, and they hold no letter,
     // so any letter is a letter of the input.
@@ -134,6 +132,7 @@ pub struct Masker {
 }
 
 /// Bytes that cut a token into segments for generic masking.
+#[inline]
 pub(crate) fn is_segment_delimiter(b: u8) -> bool {
     matches!(
         b,
@@ -161,10 +160,12 @@ pub(crate) fn is_segment_delimiter(b: u8) -> bool {
     )
 }
 
+#[inline]
 fn is_leading_wrapper(b: u8) -> bool {
     matches!(b, b'(' | b'[' | b'{' | b'<' | b'"' | b'\'' | b'`')
 }
 
+#[inline]
 fn is_trailing_wrapper(b: u8) -> bool {
     matches!(
         b,
@@ -173,6 +174,7 @@ fn is_trailing_wrapper(b: u8) -> bool {
 }
 
 /// The core of a token lies between these: wrapping punctuation is outside.
+#[inline]
 fn wrapper_bounds(b: &[u8]) -> (usize, usize) {
     let mut lead = 0;
     while lead < b.len() && is_leading_wrapper(b[lead]) {
@@ -195,18 +197,10 @@ impl Masker {
     pub fn mask_into(&self, line: &str, out: &mut MaskedLine) {
         out.buf.clear();
         out.tokens.clear();
-        out.raw.clear();
-        let base = line.as_ptr() as usize;
-        for raw in line.split_ascii_whitespace() {
-            let start = raw.as_ptr() as usize - base;
-            out.raw.push((start as u32, (start + raw.len()) as u32));
-        }
         let mut mask_next = false;
         let mut after_number = false;
-        let mut i = 0;
-        while i < out.raw.len() {
-            let (a, b) = out.raw[i];
-            let raw = &line[a as usize..b as usize];
+        let mut it = line.split_ascii_whitespace();
+        while let Some(raw) = it.next() {
             let start = out.buf.len();
             if mask_next {
                 // "Authorization: Bearer <token>": the scheme word stays, the token goes.
@@ -222,23 +216,24 @@ impl Masker {
                     out.buf.push_str(&raw[trail..]);
                     mask_next = false;
                 }
-            } else if let Some((q, j)) = open_quote(line, &out.raw, i) {
+            } else if let Some((q, last)) = open_quote(raw, &mut it) {
                 // A quoted string over several tokens ('Jane Doe', "View Lock"): one value.
                 let quote = raw.as_bytes()[q];
                 self.mask_generic(&raw[..q], &mut out.buf);
                 out.buf.push(quote as char);
                 out.buf.push_str(WILDCARD);
                 out.buf.push(quote as char);
-                let (c, d) = out.raw[j];
-                let last = &line[c as usize..d as usize];
                 let close = last.bytes().position(|x| x == quote).unwrap_or(last.len());
                 let rest = last.get(close + 1..).unwrap_or("");
                 self.mask_generic(rest, &mut out.buf);
-                i = j;
             } else if after_number && is_unit(raw.as_bytes()) {
                 out.buf.push_str(WILDCARD);
             } else {
-                let (lead, trail) = wrapper_bounds(raw.as_bytes());
+                let (lead, trail) = if after_number {
+                    wrapper_bounds(raw.as_bytes())
+                } else {
+                    (0, 0)
+                };
                 if after_number && trail > lead && is_unit(&raw.as_bytes()[lead..trail]) {
                     // "(1.2 KB)": the unit follows the magnitude.
                     out.buf.push_str(&raw[..lead]);
@@ -248,7 +243,6 @@ impl Masker {
                     mask_next = self.mask_token(raw, &mut out.buf);
                 }
             }
-            i += 1;
             let end = out.buf.len();
             let text = &out.buf[start..end];
             let hash = token_hash(text);
@@ -323,7 +317,7 @@ impl Masker {
             let variable = (b.len() >= 8 && shape.all_hex)
                 || (shape.dots > 0 && is_dotted_name(b))
                 || is_date_word(b)
-                || (b.len() >= 12 && has_secret_prefix(b));
+                || has_secret_prefix(b);
             out.push_str(if variable { WILDCARD } else { core });
             return;
         }
@@ -343,7 +337,7 @@ impl Masker {
             || (shape.dots == 2 && is_jwt(b))
             || has_secret_prefix(b)
             || (shape.dots > 0 && is_dotted_name(b))
-            || is_host_port(b);
+            || (shape.colons > 0 && shape.digits > 0 && is_host_port(b));
         if whole {
             out.push_str(WILDCARD);
             return;
@@ -508,14 +502,16 @@ impl Masker {
     /// no piece of a key survives between its slashes.
     fn mask_generic(&self, s: &str, out: &mut String) {
         let b = s.as_bytes();
+        // Only text of 16 bytes or more can hold a secret run.
+        let long = b.len() >= 16;
         // Literal text is copied in runs; only variable segments break a run.
         let mut run_start = 0;
         let mut seg_start = 0;
         let mut i = 0;
         while i <= b.len() {
-            if i < b.len() && is_secret_run_start(b, i) {
-                let end = secret_run_end(b, i);
-                if end - i >= 16 && b[i..end].iter().any(u8::is_ascii_digit) {
+            if long && i < b.len() && is_secret_run_start(b, i) {
+                let (end, digit) = secret_run_end(b, i);
+                if end - i >= 16 && digit {
                     // The segment the run continues ("0." of "0.42+...") is judged alone.
                     if seg_start < i && segment_is_variable(&b[seg_start..i]) {
                         out.push_str(&s[run_start..seg_start]);
@@ -553,12 +549,15 @@ fn is_secret_run_start(b: &[u8], i: usize) -> bool {
     b[i].is_ascii_alphanumeric() && (i == 0 || !is_base64(b[i - 1]))
 }
 
-fn secret_run_end(b: &[u8], i: usize) -> usize {
+/// End of the base64 run starting at `i`, and whether it holds a digit.
+fn secret_run_end(b: &[u8], i: usize) -> (usize, bool) {
     let mut e = i;
+    let mut digit = false;
     while e < b.len() && is_base64(b[e]) {
+        digit |= b[e].is_ascii_digit();
         e += 1;
     }
-    e
+    (e, digit)
 }
 
 /// `host:port` where the host is a name (`db-primary:5432`, `localhost:8080`).
@@ -609,11 +608,14 @@ fn is_http_method(w: &[u8]) -> bool {
     METHODS.contains(&w)
 }
 
-/// If token `i` opens a quote (after `key=`, `key:` or an opening bracket) that a later
-/// token closes (within 32 tokens), the quote's offset in the token and the closing token.
-fn open_quote(line: &str, raw: &[(u32, u32)], i: usize) -> Option<(usize, usize)> {
-    let (a, b) = raw[i];
-    let t = &line.as_bytes()[a as usize..b as usize];
+/// If `t` opens a quote (after `key=`, `key:` or an opening bracket) that a later token
+/// closes (within 32 tokens): the quote's offset in `t` and the closing token, with `rest`
+/// advanced past it.
+fn open_quote<'a>(
+    t: &str,
+    rest: &mut std::str::SplitAsciiWhitespace<'a>,
+) -> Option<(usize, &'a str)> {
+    let t = t.as_bytes();
     let q = t.iter().position(|&c| c == b'"' || c == b'\'')?;
     let quote = t[q];
     let prefix_ok = t[..q].iter().all(|&c| {
@@ -623,15 +625,20 @@ fn open_quote(line: &str, raw: &[(u32, u32)], i: usize) -> Option<(usize, usize)
     if !prefix_ok || t[q + 1..].contains(&quote) || is_http_method(&t[q + 1..]) {
         return None;
     }
-    for (j, &(c, d)) in raw.iter().enumerate().skip(i + 1).take(32) {
-        let u = &line.as_bytes()[c as usize..d as usize];
-        if let Some(p) = u.iter().position(|&x| x == quote) {
+    let mut ahead = rest.clone();
+    for n in 0..32 {
+        let u = ahead.next()?;
+        let b = u.as_bytes();
+        if let Some(p) = b.iter().position(|&x| x == quote) {
             // "don't" inside the quote is not its end: the closing quote ends a word.
-            let closes = u[p + 1..]
+            let closes = b[p + 1..]
                 .iter()
-                .all(|&x| !x.is_ascii_alphanumeric() || u[..p].is_empty());
+                .all(|&x| !x.is_ascii_alphanumeric() || b[..p].is_empty());
             if closes {
-                return Some((q, j));
+                for _ in 0..=n {
+                    rest.next();
+                }
+                return Some((q, u));
             }
         }
     }

@@ -3,6 +3,7 @@
 use crate::mask::is_segment_delimiter;
 
 /// Key names (lower-cased, without `-`/`_`/`.`) whose values are always masked.
+#[inline]
 pub(crate) fn is_secret_key(key: &str) -> bool {
     let mut norm = [0u8; 48];
     let mut n = 0;
@@ -63,6 +64,7 @@ pub(crate) fn is_secret_key(key: &str) -> bool {
     false
 }
 
+#[inline]
 pub(crate) fn letter_bit(lower: u8) -> u32 {
     if lower.is_ascii_lowercase() {
         1 << (lower - b'a')
@@ -84,6 +86,7 @@ pub(crate) struct Shape {
 }
 
 impl Shape {
+    #[inline]
     pub(crate) fn of(b: &[u8]) -> Shape {
         let mut s = Shape {
             all_hex: true,
@@ -114,6 +117,7 @@ impl Shape {
     }
 }
 
+#[inline]
 pub(crate) fn is_hex(b: u8) -> bool {
     b.is_ascii_hexdigit()
 }
@@ -219,6 +223,7 @@ pub(crate) fn is_jwt(s: &[u8]) -> bool {
 }
 
 /// Whether a segment (no delimiters inside) is variable.
+#[inline]
 pub(crate) fn segment_is_variable(seg: &[u8]) -> bool {
     if seg.iter().any(u8::is_ascii_digit) {
         return true;
@@ -241,6 +246,7 @@ const TLDS: &[&str] = &[
 
 /// `a.b.c` (two dots or more) or `host.tld`: host names, package and class names, dotted
 /// keys. Labels are letters, digits, `_`, `-`, `$`.
+#[inline]
 pub(crate) fn is_dotted_name(s: &[u8]) -> bool {
     let mut labels = 0;
     let mut last_start = 0;
@@ -267,64 +273,79 @@ pub(crate) fn is_dotted_name(s: &[u8]) -> bool {
 }
 
 /// Prefixes of vendor credentials (cloud keys, API tokens) masked whole wherever they stand.
+#[inline]
 pub(crate) fn has_secret_prefix(s: &[u8]) -> bool {
-    const PREFIXES: &[&[u8]] = &[
-        b"AKIA",
-        b"ASIA",
-        b"AIza",
-        b"sk_live_",
-        b"sk_test_",
-        b"rk_live_",
-        b"pk_live_",
-        b"whsec_",
-        b"ghp_",
-        b"gho_",
-        b"ghu_",
-        b"ghs_",
-        b"ghr_",
-        b"github_pat_",
-        b"glpat-",
-        b"xoxb-",
-        b"xoxp-",
-        b"xoxa-",
-        b"xoxs-",
-        b"xapp-",
-        b"npm_",
-        b"hf_",
-        b"SG.",
-        b"sk-",
-        b"dop_v1_",
-        b"shpat_",
-        b"AGE-SECRET-KEY-",
-    ];
-    PREFIXES
+    if s.len() < 12 {
+        return false;
+    }
+    // Most words start with none of these letters: one byte decides.
+    let candidates: &[&[u8]] = match s[0] {
+        b'A' => &[b"AKIA", b"ASIA", b"AIza", b"AGE-SECRET-KEY-"],
+        b's' => &[b"sk_live_", b"sk_test_", b"shpat_", b"sk-"],
+        b'r' => &[b"rk_live_"],
+        b'p' => &[b"pk_live_"],
+        b'w' => &[b"whsec_"],
+        b'g' => &[
+            b"ghp_",
+            b"gho_",
+            b"ghu_",
+            b"ghs_",
+            b"ghr_",
+            b"github_pat_",
+            b"glpat-",
+        ],
+        b'x' => &[b"xoxb-", b"xoxp-", b"xoxa-", b"xoxs-", b"xapp-"],
+        b'n' => &[b"npm_"],
+        b'h' => &[b"hf_"],
+        b'S' => &[b"SG."],
+        b'd' => &[b"dop_v1_"],
+        _ => return false,
+    };
+    candidates
         .iter()
-        .any(|p| s.len() >= p.len() + 8 && s.starts_with(p))
+        .any(|p| s.len() >= p.len() + 8 && s[1] == p[1] && s.starts_with(p))
+}
+
+const fn k3(w: &[u8; 3]) -> u32 {
+    (w[0] as u32) << 16 | (w[1] as u32) << 8 | w[2] as u32
 }
 
 /// Names of weekdays and months (`Mon`, `June`): parts of a timestamp.
+#[inline]
 pub(crate) fn is_date_word(s: &[u8]) -> bool {
-    const WORDS: &[&[u8]] = &[
-        b"Mon",
-        b"Tue",
-        b"Wed",
-        b"Thu",
-        b"Fri",
-        b"Sat",
-        b"Sun",
-        b"Jan",
-        b"Feb",
-        b"Mar",
-        b"Apr",
-        b"May",
-        b"Jun",
-        b"Jul",
-        b"Aug",
-        b"Sep",
+    if s.len() < 3 || s.len() > 9 || !s[0].is_ascii_uppercase() {
+        return false;
+    }
+    const ABBREV: [u32; 19] = [
+        k3(b"Mon"),
+        k3(b"Tue"),
+        k3(b"Wed"),
+        k3(b"Thu"),
+        k3(b"Fri"),
+        k3(b"Sat"),
+        k3(b"Sun"),
+        k3(b"Jan"),
+        k3(b"Feb"),
+        k3(b"Mar"),
+        k3(b"Apr"),
+        k3(b"May"),
+        k3(b"Jun"),
+        k3(b"Jul"),
+        k3(b"Aug"),
+        k3(b"Sep"),
+        k3(b"Oct"),
+        k3(b"Nov"),
+        k3(b"Dec"),
+    ];
+    let head = (s[0] as u32) << 16 | (s[1] as u32) << 8 | s[2] as u32;
+    if !ABBREV.contains(&head) {
+        return false;
+    }
+    if s.len() == 3 {
+        return true;
+    }
+    const FULL: &[&[u8]] = &[
         b"Sept",
-        b"Oct",
-        b"Nov",
-        b"Dec",
         b"Monday",
         b"Tuesday",
         b"Wednesday",
@@ -334,6 +355,7 @@ pub(crate) fn is_date_word(s: &[u8]) -> bool {
         b"Sunday",
         b"January",
         b"February",
+        b"March",
         b"April",
         b"June",
         b"July",
@@ -343,25 +365,63 @@ pub(crate) fn is_date_word(s: &[u8]) -> bool {
         b"November",
         b"December",
     ];
-    s.len() >= 3 && s.len() <= 9 && s[0].is_ascii_uppercase() && WORDS.contains(&s)
+    FULL.contains(&s)
 }
 
 /// Units of size, time and rate whose choice follows the magnitude (`1.2 KB` / `3 MB`,
 /// `<1 sec` / `2 mins`); fixed units (`ms`, `bytes`) stay.
+#[inline]
 pub(crate) fn is_unit(s: &[u8]) -> bool {
     if s.is_empty() || s.len() > 7 {
         return false;
     }
-    let mut l = [0u8; 7];
-    for (d, b) in l.iter_mut().zip(s) {
-        *d = b.to_ascii_lowercase();
+    // Packed lower-case bytes: one integer compare per unit, no memcmp.
+    let mut key = 0u64;
+    for &b in s {
+        key = key << 8 | u64::from(b.to_ascii_lowercase());
     }
-    const UNITS: &[&[u8]] = &[
-        b"b", b"kb", b"mb", b"gb", b"tb", b"pb", b"kib", b"mib", b"gib", b"tib", b"sec", b"secs",
-        b"second", b"seconds", b"min", b"mins", b"minute", b"minutes", b"hr", b"hrs", b"hour",
-        b"hours", b"day", b"days", b"kbps", b"mbps", b"gbps", b"kb/s", b"mb/s", b"gb/s",
+    const fn pack(w: &[u8]) -> u64 {
+        let mut k = 0u64;
+        let mut i = 0;
+        while i < w.len() {
+            k = k << 8 | w[i] as u64;
+            i += 1;
+        }
+        k
+    }
+    const UNITS: [u64; 30] = [
+        pack(b"b"),
+        pack(b"kb"),
+        pack(b"mb"),
+        pack(b"gb"),
+        pack(b"tb"),
+        pack(b"pb"),
+        pack(b"kib"),
+        pack(b"mib"),
+        pack(b"gib"),
+        pack(b"tib"),
+        pack(b"sec"),
+        pack(b"secs"),
+        pack(b"second"),
+        pack(b"seconds"),
+        pack(b"min"),
+        pack(b"mins"),
+        pack(b"minute"),
+        pack(b"minutes"),
+        pack(b"hr"),
+        pack(b"hrs"),
+        pack(b"hour"),
+        pack(b"hours"),
+        pack(b"day"),
+        pack(b"days"),
+        pack(b"kbps"),
+        pack(b"mbps"),
+        pack(b"gbps"),
+        pack(b"kb/s"),
+        pack(b"mb/s"),
+        pack(b"gb/s"),
     ];
-    UNITS.contains(&&l[..s.len()])
+    UNITS.contains(&key)
 }
 
 /// Whether `s[at]` is the `@` of an e-mail-like `local@domain`; returns the span.
