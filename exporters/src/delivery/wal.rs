@@ -12,9 +12,10 @@
 //!   `len`, `crc32(body)`, body). Such segments are still read and sent; new records always
 //!   go to `.wal` segments.
 //! - `ack`: the acknowledgement cursor, replaced atomically (written to `ack.tmp`, then
-//!   renamed): `floor: u64 LE` (every record below it is acknowledged), `count: u32 LE`,
-//!   `count` × `seq: u64 LE` (records at or above `floor` acknowledged out of order), and
-//!   `crc32` of what precedes it.
+//!   renamed): `WACK`, `floor: u64 LE` (every record below it is acknowledged),
+//!   `count: u32 LE`, `count` × `[start, end): u64 LE × 2` (stretches of records at or above
+//!   `floor` acknowledged out of order, at most 4,096), and `crc32` of what precedes it.
+//!   The cursor of earlier versions (no `WACK`, single sequence numbers) is still read.
 //! - `LOCK`: held with an exclusive file lock while the log is open, so two exporters or two
 //!   weir processes never share a directory.
 //!
@@ -58,10 +59,12 @@ pub(super) const MAGIC: [u8; 4] = [0xF7, 0x57, 0x51, 0xA5];
 pub(super) const RECORD_HEADER: usize = 12;
 /// Body bytes in front of the payload: sequence number and signal.
 pub(super) const BODY_PREFIX: usize = 9;
-/// Acknowledged-out-of-order sequence numbers kept in the ack file at most. Beyond that the
-/// newest are left out, and those records are sent again after a restart (a duplicate,
-/// never a loss).
-const MAX_ACKED_ABOVE_FLOOR: usize = 4096;
+/// Stretches of consecutive sequence numbers acknowledged out of order kept in the ack file
+/// at most. Beyond that the newest are left out, and those records are sent again after a
+/// restart (a duplicate, never a loss).
+const MAX_ACKED_RANGES: usize = 4096;
+/// The first bytes of the ack file in the current format (ranges).
+const ACK_MAGIC: [u8; 4] = *b"WACK";
 
 /// Why the log could not take or give back a record.
 #[derive(Debug, thiserror::Error)]
@@ -234,12 +237,27 @@ fn read_ack(path: &Path) -> Result<(u64, BTreeSet<u64>), WalError> {
         if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) {
             return None;
         }
-        let floor = u64::from_le_bytes(body.get(..8)?.try_into().ok()?);
-        let count = u32::from_le_bytes(body.get(8..12)?.try_into().ok()?) as usize;
+        let u64_at = |at: usize| Some(u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?));
+        let u32_at = |at: usize| Some(u32::from_le_bytes(body.get(at..at + 4)?.try_into().ok()?));
         let mut acked = BTreeSet::new();
+        if body.starts_with(&ACK_MAGIC) {
+            // `WACK`, floor, count, count × [start, end) ranges.
+            let floor = u64_at(4)?;
+            let count = u32_at(12)? as usize;
+            for i in 0..count.min(MAX_ACKED_RANGES) {
+                let (start, end) = (u64_at(16 + i * 16)?, u64_at(24 + i * 16)?);
+                if end < start || end - start > 1 << 32 {
+                    return None;
+                }
+                acked.extend(start..end);
+            }
+            return Some((floor, acked));
+        }
+        // The format before ranges: floor, count, count × seq.
+        let floor = u64_at(0)?;
+        let count = u32_at(8)? as usize;
         for i in 0..count {
-            let at = 12 + i * 8;
-            acked.insert(u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?));
+            acked.insert(u64_at(12 + i * 8)?);
         }
         Some((floor, acked))
     })();
@@ -392,6 +410,9 @@ impl Wal {
             inner.segments.insert(first, Segment { path, bytes, live });
         }
         replay.sort_by_key(|r| r.seq);
+        // Records acknowledged out of order stay acknowledged in the next cursor.
+        let new_floor = inner.pending.first().copied().unwrap_or(inner.next_seq);
+        inner.acked_above_floor = acked.range(new_floor..).copied().collect();
         let wal = Wal {
             dir: dir.to_path_buf(),
             opts,
@@ -600,17 +621,23 @@ impl Wal {
 
     fn write_ack(&self, inner: &mut Inner) -> Result<(), WalError> {
         let floor = inner.pending.first().copied().unwrap_or(inner.next_seq);
-        let acked: Vec<u64> = inner
-            .acked_above_floor
-            .iter()
-            .take(MAX_ACKED_ABOVE_FLOOR)
-            .copied()
-            .collect();
-        let mut buf = Vec::with_capacity(16 + acked.len() * 8);
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for &seq in &inner.acked_above_floor {
+            if let Some((_, end)) = ranges.last_mut().filter(|(_, end)| *end == seq) {
+                *end = seq + 1;
+            } else if ranges.len() == MAX_ACKED_RANGES {
+                break;
+            } else {
+                ranges.push((seq, seq + 1));
+            }
+        }
+        let mut buf = Vec::with_capacity(20 + ranges.len() * 16);
+        buf.extend_from_slice(&ACK_MAGIC);
         buf.extend_from_slice(&floor.to_le_bytes());
-        buf.extend_from_slice(&(acked.len() as u32).to_le_bytes());
-        for seq in acked {
-            buf.extend_from_slice(&seq.to_le_bytes());
+        buf.extend_from_slice(&(ranges.len() as u32).to_le_bytes());
+        for (start, end) in ranges {
+            buf.extend_from_slice(&start.to_le_bytes());
+            buf.extend_from_slice(&end.to_le_bytes());
         }
         let crc = crc32fast::hash(&buf);
         buf.extend_from_slice(&crc.to_le_bytes());
