@@ -283,6 +283,7 @@ impl Masker {
             if (q == b'"' || q == b'\'')
                 && suffix.as_bytes().first() == Some(&q)
                 && suffix.as_bytes().get(1) != Some(&b':')
+                && !core.as_bytes().contains(&q)
             {
                 out.push_str(WILDCARD);
                 out.push_str(suffix);

@@ -110,3 +110,93 @@ fn whitespace_is_normalised_and_hashes_match_text() {
     assert_eq!(t[0].hash, token_hash("a"));
     assert_ne!(t[0].hash, t[1].hash);
 }
+
+#[test]
+fn host_names_and_host_port() {
+    assert_eq!(mask("proxy.example.com:443 -> db-7:5432"), "<*> -> <*>");
+    assert_eq!(mask("db-primary:5432"), "db-primary:<*>");
+    assert_eq!(mask("localhost:8080 up"), "<*> up");
+    assert_eq!(
+        mask("rhost=biblioteka.wsi.edu.pl user=root"),
+        "rhost=<*> user=root"
+    );
+    assert_eq!(mask("resolved zummit.com"), "resolved <*>");
+    // One dot and no top-level domain: an identifier, not a host.
+    assert_eq!(mask("n.getKey = x"), "n.getKey = x");
+    assert_eq!(mask("class org.apache.spark.Executor"), "class <*>");
+}
+
+#[test]
+fn sizes_durations_and_dates() {
+    assert_eq!(
+        mask("sent 1234 bytes (1.2 KB) in <1 sec"),
+        "sent <*> bytes (<*> <*>) in <<*> <*>"
+    );
+    assert_eq!(mask("sent 99 bytes (3 MB)"), "sent <*> bytes (<*> <*>)");
+    assert_eq!(mask("elapsed 00:01 and 1h2m"), "elapsed <*> and <*>");
+    assert_eq!(mask("took 2 mins"), mask("took 5 hours"));
+    assert_eq!(
+        mask("at Fri Jun 17 07:07:00 2005"),
+        "at <*> <*> <*> <*> <*>"
+    );
+}
+
+#[test]
+fn quoted_strings_are_one_value() {
+    assert_eq!(mask("tag=\"View Lock\", ok"), "tag=\"<*>\", ok");
+    assert_eq!(
+        mask("WHERE name = 'Jane Doe' AND pw = 'x y z' LIMIT 5"),
+        "WHERE name = '<*>' AND pw = '<*>' LIMIT <*>"
+    );
+    assert_eq!(mask("service 'sparkDriver' on"), "service '<*>' on");
+    // An HTTP request line is structure, not a quoted value.
+    assert_eq!(mask("\"GET /v2/x HTTP/1.1\""), "\"GET /<*>/x HTTP/<*>\"");
+    // An apostrophe in a word opens nothing.
+    assert_eq!(mask("can't open"), "can't open");
+}
+
+#[test]
+fn emails_in_every_form() {
+    assert_eq!(mask("email:alice@corp.com"), "email:<*>");
+    assert_eq!(mask("mailto:a.b@x.org,to:c@y.io"), "mailto:<*>,to:<*>");
+    assert_eq!(
+        mask(r#"{"event":"signup","email":"bob@corp.com"}"#),
+        r#"{"event":"<*>","email":"<*>"}"#
+    );
+    assert_eq!(
+        mask("https://shop.example.com/users/alice@corp.com/cards"),
+        "https://<*>/users/<*>/cards"
+    );
+}
+
+#[test]
+fn credentials_and_keys() {
+    assert_eq!(mask("id AKIAIOSFODNN7EXAMPLE"), "id <*>");
+    assert_eq!(
+        mask("secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        "secret <*>"
+    );
+    assert_eq!(mask("sk_live_abcdefghijklmnop"), "<*>");
+    assert_eq!(mask("ghp_abcdefghijklmnopqrstuvwxyzABCD"), "<*>");
+    assert_eq!(mask("xoxb-abcdefgh-ijklmnop"), "<*>");
+    assert_eq!(mask("AIzaSyDabcdefghijklmnop"), "<*>");
+    assert_eq!(
+        mask(r#"{"api_secret":"abc","token":lettersonly}"#),
+        r#"{"api_secret":"<*>","token":<*>}"#
+    );
+    assert_eq!(
+        mask("-----BEGIN RSA PRIVATE KEY----- MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOE"),
+        "-----BEGIN RSA PRIVATE KEY----- <*>"
+    );
+}
+
+#[test]
+fn phones_ibans_and_bracketed_ids() {
+    assert_eq!(mask("call +1 (555) 010-7788"), "call <*> (<*>) <*>");
+    assert_eq!(mask("iban DE89370400440532013000"), "iban <*>");
+    assert_eq!(mask("GB82 WEST 1234"), "<*> WEST <*>");
+    assert_eq!(
+        mask("[worker-7] [req:ab12cd] [main]"),
+        "[<*>] [req:<*>] [main]"
+    );
+}

@@ -105,3 +105,70 @@ fn random_text_is_masked_without_panics_or_digits() {
     }
     assert!(miner.len() <= 50);
 }
+
+fn random_word(rng: &mut StdRng, alphabet: &[u8], len: usize) -> String {
+    (0..len)
+        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+        .collect()
+}
+
+/// A secret of one of the shapes masking promises to remove, wherever it stands.
+fn random_secret(rng: &mut StdRng) -> String {
+    const LOWER: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    const UPPER_DIGITS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    match rng.random_range(0..5) {
+        0 => format!(
+            "{}.{}@{}-mail.com",
+            random_word(rng, LOWER, 6),
+            random_word(rng, LOWER, 5),
+            random_word(rng, LOWER, 6)
+        ),
+        1 => format!("AKIA{}", random_word(rng, UPPER_DIGITS, 16)),
+        2 => {
+            let mut s = random_word(rng, B64, 24);
+            s.push('7');
+            s
+        }
+        3 => {
+            let prefix = ["sk_live_", "ghp_", "xoxb-", "AIza", "glpat-"][rng.random_range(0..5)];
+            format!("{prefix}{}", random_word(rng, B64, 24))
+        }
+        _ => format!(
+            "{}{}",
+            random_word(rng, LOWER, 10),
+            random_word(rng, b"0123456789", 6)
+        ),
+    }
+}
+
+#[test]
+fn secrets_of_known_shapes_never_survive_in_any_context() {
+    let mut rng = StdRng::seed_from_u64(0x5ec7e7);
+    let masker = Masker::new();
+    let mut out = MaskedLine::new();
+    for _ in 0..5_000 {
+        let secret = random_secret(&mut rng);
+        let line = match rng.random_range(0..9) {
+            0 => format!("user email:{secret} signed in"),
+            1 => format!(r#"{{"event":"signup","email":"{secret}","n":3}}"#),
+            2 => format!("send mailto:{secret} to:{secret}"),
+            3 => format!("GET /users/{secret}/cards HTTP/1.1"),
+            4 => format!("https://api.example.com/v1/{secret}/orders?x={secret}"),
+            5 => format!("key={secret}, other=1"),
+            6 => format!("token: {secret}"),
+            7 => format!("SELECT * FROM t WHERE k = '{secret}' AND a = 'b c'"),
+            _ => format!("({secret}) [{secret}] <{secret}>"),
+        };
+        masker.mask_into(&line, &mut out);
+        let stored = weir_metadata::structure::redact_text(&out.joined());
+        let chars: Vec<char> = secret.chars().collect();
+        for w in chars.windows(6) {
+            let piece: String = w.iter().collect();
+            assert!(
+                !stored.contains(&piece),
+                "{piece:?} of {secret:?} survived: {line:?} -> {stored:?}"
+            );
+        }
+    }
+}
