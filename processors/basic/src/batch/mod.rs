@@ -16,15 +16,17 @@
 //! returns the next stage's refusal or rejection if one of them was not. So the processor
 //! never answers OK for data that a crash could lose, and a refused flush is refused to
 //! the senders of its items (who retry) rather than kept and retried here. The cost is
-//! latency: a sender waits up to `timeout` (or until `send_batch_size` items are pending)
-//! plus the next stage's time. Unlike the collector's processor, nothing is lost on a
-//! refusal or a crash. `processors.batch` also refuses new data once ten times
-//! `send_batch_size` items are pending, which bounds what waiting senders hold. Shutdown
-//! flushes everything once.
+//! latency. A flush happens when `send_batch_size` items are pending, when the oldest has
+//! waited `timeout`, or once no new item arrived for 5 ms (as waiting senders send nothing
+//! more, waiting longer only delays them): a sender waits at most `timeout` plus the next
+//! stage's time, and about 5 ms when traffic is sparse. Unlike the collector's processor,
+//! nothing is lost on a refusal or a crash. The processor refuses new data once ten times
+//! `send_batch_size` items are pending or being flushed, which bounds what waiting senders
+//! hold. Shutdown flushes everything once.
 
 mod split;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -138,6 +140,7 @@ impl ProcessorConfig for BatchConfig {
                 next,
                 pending: Mutex::new(Pending::default()),
                 hold_limit: base.saturating_mul(10).max(self.send_batch_max_size),
+                in_flight: AtomicUsize::new(0),
                 wake: Notify::new(),
                 stop: Notify::new(),
                 stopping: AtomicBool::new(false),
@@ -161,6 +164,18 @@ impl ProcessorConfig for BatchConfig {
             }),
             timer: Mutex::new(None),
         }))
+    }
+}
+
+/// A flush also happens once no new item arrived for this long (or `timeout`, if shorter).
+const IDLE_FLUSH: Duration = Duration::from_millis(5);
+
+/// Counts items of a flush as in flight until it is done with.
+struct InFlight<'a>(&'a AtomicUsize, usize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(self.1, Ordering::SeqCst);
     }
 }
 
@@ -245,6 +260,8 @@ struct Pending {
     items: usize,
     /// When the oldest pending item arrived.
     since: Option<Instant>,
+    /// When the newest pending item arrived.
+    last: Option<Instant>,
 }
 
 struct Shared {
@@ -254,6 +271,8 @@ struct Shared {
     next: Arc<dyn Consumer>,
     pending: Mutex<Pending>,
     hold_limit: usize,
+    /// Items taken for a flush whose senders are not answered yet.
+    in_flight: AtomicUsize,
     wake: Notify,
     stop: Notify,
     stopping: AtomicBool,
@@ -345,12 +364,14 @@ impl Shared {
             left -= n;
             done += n;
         }
+        self.in_flight.fetch_add(p.items - left, Ordering::SeqCst);
         p.items = left;
         if left > 0 {
             p.entries
                 .push((merged, waiters_in(&ranges, done, done + left)));
         } else {
             p.since = None;
+            p.last = None;
         }
         out
     }
@@ -361,6 +382,7 @@ impl Shared {
         let mut refusal: Option<ConsumeError> = None;
         for (b, waiters) in batches {
             let items = b.item_count() as u64;
+            let _done = InFlight(&self.in_flight, b.item_count());
             if let Some(e) = &refusal {
                 self.failed.inc_by(items);
                 waiters.iter().for_each(|w| w.fail(e));
@@ -411,13 +433,24 @@ impl Shared {
                     }
                 }
                 Some(t) => {
+                    // Flush on the timeout, or once nothing arrived for a moment: the
+                    // senders are waiting for their answer, so they send nothing more.
                     // Wake at least every 50 ms to see whether the service began to shut
-                    // down: senders wait for their flush, so it must not wait for the timeout.
-                    let wake_at = (t + timeout).min(Instant::now() + DRAIN_POLL);
+                    // down: senders wait for their flush, so it must not wait either.
+                    let idle = timeout.min(IDLE_FLUSH);
+                    let last = self.lock().last.unwrap_or(t);
+                    let wake_at = (t + timeout)
+                        .min(last + idle)
+                        .min(Instant::now() + DRAIN_POLL);
                     tokio::select! {
                         _ = tokio::time::sleep_until(wake_at) => {
                             let draining = self.draining();
-                            let due = self.lock().since.is_some_and(|s| s + timeout <= Instant::now());
+                            let now = Instant::now();
+                            let due = {
+                                let p = self.lock();
+                                p.since.is_some_and(|s| s + timeout <= now)
+                                    || p.last.is_some_and(|l| l + idle <= now)
+                            };
                             if due || draining {
                                 let batches = self.take(Take::All);
                                 self.send(batches).await;
@@ -452,16 +485,20 @@ impl Consumer for BatchStage {
                 drop(p);
                 return s.next.consume(batch).await;
             }
-            if p.items >= s.hold_limit {
+            let held = p.items + s.in_flight.load(Ordering::SeqCst);
+            if held >= s.hold_limit {
                 s.refused.inc_by(items as u64);
                 return Err(ConsumeError::Refused {
                     component: s.component.clone(),
-                    reason: format!("{} items are pending while the next stage is slow", p.items),
+                    reason: format!(
+                        "{held} items are pending or being flushed while the next stage is slow"
+                    ),
                     retry_after: Some(s.config.timeout.max(Duration::from_secs(1))),
                 });
             }
             p.items += items;
             p.entries.push((batch, vec![waiter]));
+            p.last = Some(Instant::now());
             if p.since.is_none() {
                 p.since = Some(Instant::now());
                 s.wake.notify_one();

@@ -111,7 +111,7 @@ fn config_errors() {
     assert_eq!(e.0[0].path, "processors.batch.timeout");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn flushes_on_size_merging_resources() {
     let sink = Arc::new(Sink::default());
     let (s, _) = stage(
@@ -145,12 +145,12 @@ fn received_logs(service: &str, n: usize) -> Batch {
     Batch::decode(weir_api::Signal::Logs, logs(service, n).to_protobuf()).unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn splits_over_max_size_and_flushes_rest_on_shutdown() {
     split_and_flush(logs).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn received_batches_are_merged_and_cut_without_decoding() {
     let got = split_and_flush(received_logs).await;
     for b in &got {
@@ -220,28 +220,28 @@ fn check_order(got: &[Batch]) {
 }
 
 #[tokio::test(start_paused = true)]
-async fn flushes_on_timeout() {
+async fn flushes_after_a_pause_in_arrivals_or_on_timeout() {
     let sink = Arc::new(Sink::default());
     let (s, _) = stage(
-        serde_json::json!({"send_batch_size": 100, "timeout": "200ms"}),
+        serde_json::json!({"send_batch_size": 1000, "timeout": "200ms"}),
         sink.clone(),
     );
     s.start().await.unwrap();
-    let first = spawn_consume(&s, logs("a", 5));
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let second = spawn_consume(&s, logs("a", 2));
-    tokio::time::sleep(Duration::from_millis(40)).await;
-    assert!(sink.counts().is_empty());
-    assert!(!first.is_finished() && !second.is_finished());
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(sink.counts(), vec![7]);
-    first.await.unwrap().unwrap();
-    second.await.unwrap().unwrap();
+    // One sender alone: nothing else arrives, so its items go after a 5 ms pause, not 200.
     let started = Instant::now();
-    s.consume(logs("a", 1)).await.unwrap();
-    // The answer waits for the timeout flush: the latency cost of passing acks through.
-    assert!(started.elapsed() >= Duration::from_millis(200));
-    assert_eq!(sink.counts(), vec![7, 1]);
+    s.consume(logs("a", 5)).await.unwrap();
+    assert_eq!(started.elapsed(), Duration::from_millis(5));
+    assert_eq!(sink.counts(), vec![5]);
+    // An item every 3 ms for 300 ms: no pause, so the timeout flushes the first 200 ms.
+    let mut waiting = Vec::new();
+    for _ in 0..100 {
+        waiting.push(spawn_consume(&s, logs("b", 1)));
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    for w in waiting {
+        w.await.unwrap().unwrap();
+    }
+    assert_eq!(sink.counts(), vec![5, 67, 33]);
     s.shutdown().await;
 }
 
@@ -326,14 +326,16 @@ async fn a_slow_next_stage_holds_senders_until_their_data_is_accepted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refuses_new_data_when_too_much_is_pending() {
+async fn refuses_new_data_when_too_much_is_pending_or_being_flushed() {
     let sink = Arc::new(Sink::default());
     let (s, t) = stage(
         serde_json::json!({"send_batch_size": 0, "timeout": "1h"}),
         sink.clone(),
     );
     s.start().await.unwrap();
-    // send_batch_size 0: flushes on timeout only, and the hold limit is 10 x 8192 items.
+    // send_batch_size 0: the hold limit is 10 x 8192 items. The next stage is stuck, so
+    // the first flush hangs and the rest stays pending.
+    let gate = sink.gate.lock().await;
     let waiting: Vec<_> = (0..8)
         .map(|_| spawn_consume(&s, logs("a", 10_240)))
         .collect();
@@ -341,18 +343,19 @@ async fn refuses_new_data_when_too_much_is_pending() {
     let err = s.consume(logs("a", 2)).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "batch: cannot accept data now: 81920 items are pending while the next stage is slow"
+        "batch: cannot accept data now: 81920 items are pending or being flushed while the next stage is slow"
     );
     assert!(err.is_retryable());
     assert!(t
         .encode()
         .contains("weir_batch_refused_items_total{processor=\"batch\",pipeline=\"logs\"} 2"));
-    // Shutdown flushes the held items and answers their senders.
-    s.shutdown().await;
+    // Once the next stage moves, every held item is delivered and its sender answered.
+    drop(gate);
     for w in waiting {
         w.await.unwrap().unwrap();
     }
     assert_eq!(sink.counts().iter().sum::<usize>(), 81_920);
+    s.shutdown().await;
 }
 
 /// Hands a batch to the stage from a task of its own; the stage answers once it is durable.
