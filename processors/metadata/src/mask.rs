@@ -33,6 +33,9 @@ use crate::shapes::{
 /// The text a masked part is replaced by.
 pub const WILDCARD: &str = "<*>";
 
+/// Longer whitespace-free tokens are masked whole, which bounds a template's text.
+pub const MAX_TOKEN_BYTES: usize = 256;
+
 /// Hash value reserved for a token that is entirely a wildcard.
 pub const WILDCARD_HASH: u64 = 0;
 
@@ -260,6 +263,11 @@ impl Masker {
     /// Masks one whitespace-free token into `out`. Returns whether the next token is a
     /// secret value (this token is `password:`, `token=`, `Bearer`, ...).
     fn mask_token(&self, raw: &str, out: &mut String) -> bool {
+        if raw.len() > MAX_TOKEN_BYTES {
+            // A blob (base64, a serialised document): data, and it would bound nothing.
+            out.push_str(WILDCARD);
+            return false;
+        }
         let bytes = raw.as_bytes();
         if bytes.first() == Some(&b'[') {
             // "[2001:db8::1]:443," would lose its bracket to the wrapper stripping below.

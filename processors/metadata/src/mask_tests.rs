@@ -200,3 +200,11 @@ fn phones_ibans_and_bracketed_ids() {
         "[<*>] [req:<*>] [main]"
     );
 }
+
+#[test]
+fn blobs_are_one_variable() {
+    let blob = "g".repeat(MAX_TOKEN_BYTES + 1);
+    assert_eq!(mask(&format!("payload {blob} end")), "payload <*> end");
+    let fits = "g".repeat(MAX_TOKEN_BYTES);
+    assert_eq!(mask(&format!("payload {fits}")), format!("payload {fits}"));
+}
