@@ -143,3 +143,61 @@ async fn kill_9_with_a_full_exporter_queue_refuses_and_adds_no_copies() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_upstream_then_sigterm_then_restart_delivers_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue_dir = dir.path().join("queue");
+    let upstream = free_port();
+    let ports = Ports::pick();
+    let setup = Setup {
+        ports: &ports,
+        upstream,
+        queue_dir: &queue_dir,
+        batch: true,
+        queue_size: 1000,
+        num_consumers: CONSUMERS,
+        max_size_mib: 64,
+    };
+    let config = write(dir.path(), "weir.yaml", &setup.yaml());
+    // The upstream takes the connection and every request, and never answers.
+    let sink = Sink::default();
+    sink.delay_ms.store(3_600_000, Ordering::SeqCst);
+    let server = sink.serve(upstream);
+    let sender = Arc::new(Sender::default());
+    let mut weir = start_weir(dir.path(), &config, &ports);
+    assert_eq!(sender.send_n(ports.grpc, 10, 30).await, 30);
+    // Past the exporter's 2 s timeout: the attempts time out and are retried.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let started = Instant::now();
+    sigterm(&weir);
+    let status = wait_exit(&mut weir, Duration::from_secs(15));
+    assert!(
+        status.is_some(),
+        "weir hung on shutdown: {}",
+        log_of(dir.path())
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
+    let log = log_of(dir.path());
+    assert!(
+        log.contains("leaving the rest of the sending queue on disk for the next start"),
+        "{log}"
+    );
+    // The upstream recovers; the next start sends what the first one held.
+    sink.delay_ms.store(0, Ordering::SeqCst);
+    let mut weir = start_weir(dir.path(), &config, &ports);
+    let acked = sender.acked();
+    wait_delivered(&sink, &acked, Duration::from_secs(30)).await;
+    sigterm(&weir);
+    assert!(wait_exit(&mut weir, Duration::from_secs(15)).is_some());
+    server.abort();
+    let got = account(&acked, &sink.counts());
+    assert_eq!(got.acked, 300);
+    assert!(got.missing.is_empty(), "lost {:?}", got.missing);
+    // The hung attempts never reached the count: nothing arrives twice.
+    assert_eq!(got.duplicates, 0);
+}
