@@ -219,6 +219,17 @@ impl Masker {
                     out.buf.push_str(&raw[trail..]);
                     mask_next = false;
                 }
+            } else if raw.len() <= MAX_TOKEN_BYTES && raw.bytes().all(|b| b.is_ascii_alphabetic()) {
+                // A plain word, the common case: one pass decides.
+                let b = raw.as_bytes();
+                let all_hex = b.len() >= 8 && b.iter().all(u8::is_ascii_hexdigit);
+                let variable = all_hex
+                    || (after_number && is_unit(b))
+                    || is_date_word(b)
+                    || has_secret_prefix(b);
+                out.buf.push_str(if variable { WILDCARD } else { raw });
+                mask_next = !variable
+                    && (raw.eq_ignore_ascii_case("bearer") || raw.eq_ignore_ascii_case("basic"));
             } else if let Some((q, last)) = open_quote(raw, &mut it) {
                 // A quoted string over several tokens ('Jane Doe', "View Lock"): one value.
                 let quote = raw.as_bytes()[q];
