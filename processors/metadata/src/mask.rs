@@ -131,7 +131,8 @@ fn has_word_char(text: &str) -> bool {
 /// Masks lines. Stateless apart from its settings; cheap to share.
 #[derive(Debug, Clone, Default)]
 pub struct Masker {
-    _private: (),
+    /// Whether comma-separated lists of values are joined into one token.
+    lists: bool,
 }
 
 /// Bytes that cut a token into segments for generic masking.
@@ -193,7 +194,7 @@ fn wrapper_bounds(b: &[u8]) -> (usize, usize) {
 impl Masker {
     /// A masker with the built-in rules.
     pub fn new() -> Self {
-        Masker::default()
+        Masker { lists: true }
     }
 
     /// Masks `line` into `out` (cleared first).
@@ -259,9 +260,13 @@ impl Masker {
             }
             let end = out.buf.len();
             let text = &out.buf[start..end];
-            let hash = token_hash(text);
             let informative = has_word_char(text);
             after_number = !informative && text.contains(WILDCARD);
+            if after_number && self.lists && join_list(out, start) {
+                continue;
+            }
+            let text = &out.buf[start..end];
+            let hash = token_hash(text);
             out.tokens.push(MaskedToken {
                 start: start as u32,
                 end: end as u32,
@@ -618,6 +623,38 @@ pub(crate) fn without_emails(core: &str) -> Option<String> {
     let mut o = out?;
     o.push_str(&core[copied..]);
     Some(o)
+}
+
+/// Joins the value just written at `start` to the previous token when that is a value
+/// ending in `,` (`<*>,` `<*>,` `<*>` is one list, whatever its length); returns whether it
+/// did.
+fn join_list(out: &mut MaskedLine, start: usize) -> bool {
+    let Some(prev) = out.tokens.last().copied() else {
+        return false;
+    };
+    let (ps, pe) = (prev.start as usize, prev.end as usize);
+    let pt = &out.buf[ps..pe];
+    let bare_run = pt == WILDCARD && &out.buf[start..] == WILDCARD;
+    if bare_run {
+        // `<*> <*> <*>`: ids or numbers separated by spaces, one value.
+        out.buf.truncate(pe);
+        return true;
+    }
+    if prev.informative || !pt.ends_with(',') || !pt.contains(WILDCARD) {
+        return false;
+    }
+    let cur = &out.buf[start..];
+    let prefix_len = pt.find('<').unwrap_or(0);
+    let suffix = cur.rfind('>').map_or("", |i| &cur[i + 1..]).to_string();
+    out.buf.truncate(ps + prefix_len);
+    out.buf.push_str(WILDCARD);
+    out.buf.push_str(&suffix);
+    let end = out.buf.len();
+    if let Some(last) = out.tokens.last_mut() {
+        last.end = end as u32;
+        last.hash = token_hash(&out.buf[ps..end]);
+    }
+    true
 }
 
 /// An HTTP request line (`"GET /x HTTP/1.1"`) is structure, not a quoted value.

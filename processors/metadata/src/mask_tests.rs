@@ -10,7 +10,7 @@ fn mask(line: &str) -> String {
 #[test]
 fn numbers_and_hex() {
     assert_eq!(mask("took 15 ms"), "took <*> ms");
-    assert_eq!(mask("took 15 days"), "took <*> <*>");
+    assert_eq!(mask("took 15 days"), "took <*>");
     assert_eq!(mask("value -3.25e10 rounded"), "value <*> rounded");
     assert_eq!(mask("addr 0x7fff5a3b flags=0x1,"), "addr <*> flags=<*>,");
     assert_eq!(mask("commit deadbeefcafe01"), "commit <*>");
@@ -97,7 +97,7 @@ fn paths_times_and_card_numbers() {
     assert_eq!(mask("at 12:30:45.123"), "at <*>");
     assert_eq!(mask("from 10.0.0.1,10.0.0.2:80 ok"), "from <*> ok");
     assert_eq!(mask("card 4111-1111-1111-1111"), "card <*>");
-    assert_eq!(mask("card 4111 1111 1111 1111"), "card <*> <*> <*> <*>");
+    assert_eq!(mask("card 4111 1111 1111 1111"), "card <*>");
 }
 
 #[test]
@@ -135,10 +135,7 @@ fn sizes_durations_and_dates() {
     assert_eq!(mask("sent 99 bytes (3 MB)"), "sent <*> bytes (<*> <*>)");
     assert_eq!(mask("elapsed 00:01 and 1h2m"), "elapsed <*> and <*>");
     assert_eq!(mask("took 2 mins"), mask("took 5 hours"));
-    assert_eq!(
-        mask("at Fri Jun 17 07:07:00 2005"),
-        "at <*> <*> <*> <*> <*>"
-    );
+    assert_eq!(mask("at Fri Jun 17 07:07:00 2005"), "at <*>");
 }
 
 #[test]
@@ -207,4 +204,21 @@ fn blobs_are_one_variable() {
     assert_eq!(mask(&format!("payload {blob} end")), "payload <*> end");
     let fits = "g".repeat(MAX_TOKEN_BYTES);
     assert_eq!(mask(&format!("payload {fits}")), format!("payload {fits}"));
+}
+
+#[test]
+fn lists_of_values_are_one_token() {
+    // Comma-separated and space-separated lists of any length make the same token.
+    assert_eq!(
+        mask("deleting 10.0.0.1, 10.0.0.2, 10.0.0.3 now"),
+        "deleting <*> now"
+    );
+    assert_eq!(mask("deleting 10.0.0.1 now"), "deleting <*> now");
+    assert_eq!(
+        mask("ask 10.1.2.3:50010 to delete blk_-1 blk_-2 blk_-3"),
+        mask("ask 10.1.2.3:50010 to delete blk_-9")
+    );
+    assert_eq!(mask("ids [1, 2, 3] done"), "ids [<*>] done");
+    // Words between values keep them apart.
+    assert_eq!(mask("from 1 to 2"), "from <*> to <*>");
 }
