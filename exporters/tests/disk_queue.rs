@@ -244,3 +244,59 @@ async fn a_full_sending_queue_refuses_before_writing_so_a_restart_sends_no_refus
     );
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opt_in_maximum_age_drops_stored_data_counts_it_and_forgets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port(); // nobody listens
+    let mut cfg = config(port, dir.path());
+    cfg["retry_on_failure"] = serde_json::json!({
+        "initial_interval": "50ms", "max_interval": "100ms", "max_elapsed_time": "300ms"
+    });
+    let (exporter, telemetry) = build_exporter("otlp", cfg.clone());
+    exporter.start().await.unwrap();
+    exporter.consume(Batch::new(logs("old", 7))).await.unwrap();
+    let expired = "weir_exporter_retry_expired_items_total{exporter=\"otlp\",signal=\"logs\"}";
+    assert!(
+        wait_until(Duration::from_secs(10), || metric(&telemetry, expired)
+            == 7.0)
+        .await,
+        "{}",
+        telemetry.encode()
+    );
+    assert_eq!(
+        metric(
+            &telemetry,
+            "weir_exporter_send_failed_items_total{exporter=\"otlp\",signal=\"logs\"}"
+        ),
+        7.0
+    );
+    exporter.shutdown().await;
+    drop(exporter);
+    // Given up on is acknowledged: a restart does not send it.
+    let upstream = CountingUpstream::default();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let svc = LogsServiceServer::new(upstream.clone()).accept_compressed(CompressionEncoding::Gzip);
+    let server = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await
+            .unwrap();
+    });
+    let (exporter, telemetry) = build_exporter("otlp", cfg);
+    exporter.start().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    exporter.shutdown().await;
+    assert_eq!(upstream.0.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        metric(
+            &telemetry,
+            "weir_exporter_persisted_bytes{exporter=\"otlp\"}"
+        ),
+        0.0
+    );
+    server.abort();
+}

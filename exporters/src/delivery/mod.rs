@@ -659,3 +659,7 @@ impl Component for Delivery {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "delivery_tests.rs"]
+mod tests;

@@ -1,9 +1,10 @@
 //! `retry_on_failure`: exponential backoff with jitter, bounded by a total time.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::Rng;
 use serde::Deserialize;
+use tokio::time::Instant;
 use weir_api::ConfigErrors;
 
 /// The `retry_on_failure` section of an OTLP exporter (the collector's names and defaults).

@@ -1,0 +1,83 @@
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use weir_api::Payload;
+
+use super::*;
+
+/// An upstream that is always unavailable.
+#[derive(Default)]
+struct Down(AtomicU64);
+
+#[async_trait]
+impl Sender for Down {
+    async fn send(&self, _batch: &Batch) -> Result<Delivered, SendError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Err(SendError::HttpStatus {
+            url: "http://up".into(),
+            status: 503,
+            message: "down".into(),
+            retry_after: None,
+        })
+    }
+}
+
+fn batch(n: usize) -> Batch {
+    Batch::new(Payload::Logs(ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord::default(); n],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }))
+}
+
+/// Runs an hour of an upstream outage (in paused time) and returns the items given up on
+/// and the attempts made.
+async fn an_hour_down(queue: serde_json::Value, retry: serde_json::Value) -> (f64, u64) {
+    let down = Arc::new(Down::default());
+    let telemetry = Telemetry::new();
+    let delivery = Delivery::new(
+        &ComponentId::parse("otlp").unwrap(),
+        down.clone(),
+        serde_json::from_value(retry).unwrap(),
+        serde_json::from_value(queue).unwrap(),
+        &telemetry,
+    );
+    delivery.start().await.unwrap();
+    delivery.consume(batch(4)).await.unwrap();
+    for _ in 0..3600 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let text = telemetry.encode();
+    let expired = text
+        .lines()
+        .find(|l| l.starts_with("weir_exporter_retry_expired_items_total{") && l.contains("logs"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    delivery.shutdown().await;
+    (expired, down.0.load(Ordering::SeqCst))
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_storage_data_is_kept_until_delivered_unless_a_maximum_age_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let retry = serde_json::json!({"initial_interval": "1s", "max_interval": "10s"});
+    let storage = |sub: &str| serde_json::json!({"storage": {"directory": dir.path().join(sub), "fsync": "never"}});
+    // Storage, no max_elapsed_time: an hour of retries, nothing given up.
+    let (expired, attempts) = an_hour_down(storage("keep"), retry.clone()).await;
+    assert_eq!(expired, 0.0);
+    assert!(attempts > 300, "{attempts}");
+    // Storage with a maximum age: given up on after it, and counted.
+    let mut aged = retry.clone();
+    aged["max_elapsed_time"] = serde_json::json!("2m");
+    let (expired, _) = an_hour_down(storage("aged"), aged).await;
+    assert_eq!(expired, 4.0);
+    // In memory, the collector's default of 300 s holds.
+    let (expired, _) = an_hour_down(serde_json::json!({}), retry).await;
+    assert_eq!(expired, 4.0);
+}
