@@ -50,6 +50,7 @@ use weir_tls::{Alpn, ClientTls, HttpVersions, ServerTls, TlsClientSettings, TlsS
 use crate::api::{router, ApiState};
 use crate::control::ControlPlane;
 use crate::ingest::IngestConfig;
+use crate::listener::ConnectionLimits;
 use crate::sync::CatalogPolicyStore;
 
 fn default_endpoint() -> String {
@@ -104,6 +105,10 @@ pub struct ControlPlaneConfig {
     /// Default: see `IngestConfig`.
     #[serde(default)]
     pub ingest: IngestConfig,
+    /// Limits of both listeners: connection cap, header, body and idle timeouts
+    /// (docs/CONTROL-PLANE-LIMITS.md). Default: see `ConnectionLimits`.
+    #[serde(default)]
+    pub connections: ConnectionLimits,
 }
 
 fn parse_addr(s: &str, path: &str, errors: &mut ConfigErrors) -> Option<SocketAddr> {
@@ -162,6 +167,15 @@ impl ExtensionFactory for ControlPlaneFactory {
         }
         if let Some(tls) = &cfg.tls {
             errors.0.extend(tls.validate(&format!("{path}.tls")).0);
+        }
+        for (field, msg) in cfg.connections.check() {
+            errors.push(format!("{path}.connections.{field}"), msg);
+        }
+        if cfg.ingest.max_request_bytes == 0 {
+            errors.push(
+                format!("{path}.ingest.max_request_bytes"),
+                "must be at least 1",
+            );
         }
         match http {
             Some(http) if errors.is_empty() => Ok(Box::new(ParsedControlPlane {
@@ -263,19 +277,15 @@ impl Component for ControlPlaneServer {
         let stopped = async move {
             let _ = stop_http.wait_for(|s| *s).await;
         };
-        match self.http_tls.clone() {
-            Some(tls) => {
-                let service = hyper_util::service::TowerToHyperService::new(app);
-                tokio::spawn(async move { tls.serve_http(listener, service, stopped).await });
-            }
-            None => {
-                tokio::spawn(async move {
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(stopped)
-                        .await;
-                });
-            }
-        }
+        let limits = self.cfg.connections;
+        let max_body = self.cfg.ingest.max_request_bytes.max(1 << 20);
+        let app = app.layer(axum::middleware::from_fn(move |req, next| {
+            crate::listener::body_deadline(limits.body_read_timeout, max_body, req, next)
+        }));
+        let tls = self.http_tls.clone();
+        tokio::spawn(crate::listener::serve_http(
+            listener, app, tls, limits, stopped,
+        ));
         if let Some(grpc) = self.grpc {
             let listener = tokio::net::TcpListener::bind(grpc)
                 .await
@@ -292,22 +302,16 @@ impl Component for ControlPlaneServer {
             let stopped = async move {
                 let _ = stop_grpc.wait_for(|s| *s).await;
             };
-            let router = tonic::transport::Server::builder().add_service(svc);
-            match self.grpc_tls.clone() {
-                Some(tls) => {
-                    tokio::spawn(async move {
-                        let _ = router
-                            .serve_with_incoming_shutdown(tls.incoming(listener), stopped)
-                            .await;
-                    });
-                }
-                None => {
-                    tokio::spawn(async move {
-                        let incoming = tonic::transport::server::TcpIncoming::from(listener);
-                        let _ = router.serve_with_incoming_shutdown(incoming, stopped).await;
-                    });
-                }
-            }
+            let limits = self.cfg.connections;
+            let router = tonic::transport::Server::builder()
+                .timeout(limits.body_read_timeout)
+                .http2_keepalive_interval(Some(limits.idle_timeout))
+                .http2_keepalive_timeout(Some(limits.header_read_timeout))
+                .add_service(svc);
+            let incoming = crate::listener::grpc_incoming(listener, self.grpc_tls.clone(), limits);
+            tokio::spawn(async move {
+                let _ = router.serve_with_incoming_shutdown(incoming, stopped).await;
+            });
         }
         // Retention, hourly.
         let control = self.control.clone();

@@ -10,6 +10,7 @@ pub mod component;
 pub mod control;
 pub mod dryrun;
 pub mod ingest;
+pub mod listener;
 pub mod metric_findings;
 pub mod store;
 pub mod sync;

@@ -79,7 +79,12 @@ async fn handle<S: PolicyStore>(store: Arc<S>, headers: HeaderMap, body: Bytes) 
         )
             .into_response(),
         Err(status) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
+            match status.code() {
+                tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
+                tonic::Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+                tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             status.message().to_string(),
         )
             .into_response(),
