@@ -316,7 +316,9 @@ impl TemplateMiner {
             self.touch(slot);
             let c = self.cluster_mut(slot);
             c.size += 1;
-            if c.variants.len() < PROVEN_VARIANTS {
+            // A template still short of distinct lines after 1024 is a constant message:
+            // stop hashing its lines.
+            if c.variants.len() < PROVEN_VARIANTS && c.size <= 1024 {
                 let mut h = rustc_hash::FxHasher::default();
                 h.write(line.as_bytes());
                 let h = h.finish();

@@ -261,7 +261,7 @@ impl Masker {
             let end = out.buf.len();
             let text = &out.buf[start..end];
             let informative = has_word_char(text);
-            after_number = !informative && text.contains(WILDCARD);
+            after_number = !informative && has_mask(text.as_bytes());
             if after_number && self.lists && join_list(out, start) {
                 continue;
             }
@@ -374,7 +374,7 @@ impl Masker {
                 return;
             }
         }
-        if core.contains(['"', '\'']) {
+        if b.iter().any(|&c| c == b'"' || c == b'\'') {
             self.mask_quoted(core, out);
             return;
         }
@@ -625,6 +625,12 @@ pub(crate) fn without_emails(core: &str) -> Option<String> {
     Some(o)
 }
 
+/// Whether masked text holds a `<*>`.
+#[inline]
+fn has_mask(b: &[u8]) -> bool {
+    (2..b.len()).any(|i| b[i - 2] == b'<' && b[i - 1] == b'*' && b[i] == b'>')
+}
+
 /// Joins the value just written at `start` to the previous token when that is a value
 /// ending in `,` (`<*>,` `<*>,` `<*>` is one list, whatever its length); returns whether it
 /// did.
@@ -640,7 +646,7 @@ fn join_list(out: &mut MaskedLine, start: usize) -> bool {
         out.buf.truncate(pe);
         return true;
     }
-    if prev.informative || !pt.ends_with(',') || !pt.contains(WILDCARD) {
+    if prev.informative || !pt.ends_with(',') || !has_mask(pt.as_bytes()) {
         return false;
     }
     let cur = &out.buf[start..];
