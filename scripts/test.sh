@@ -41,6 +41,9 @@ weir_bin="${CARGO_TARGET_DIR:-target}/debug/weir"
 echo "== interop: official OpenTelemetry Python SDK -> weir"
 python3 tests/interop/python_sdk.py "$weir_bin"
 
+echo "== advice end to end: control plane + edge, Python SDK telemetry from loghub-2k + planted waste"
+python3 tests/interop/advice_e2e.py "$weir_bin"
+
 echo "== benchmark harness smoke run (every scenario, one second each; fails on any loss)"
 "${CARGO_TARGET_DIR:-target}/debug/weir-bench" run --weir "$weir_bin" --targets direct,weir \
   --scenarios forward,drop,wasm,metadata --signals logs,traces --batch 100 \

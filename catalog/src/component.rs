@@ -82,7 +82,9 @@ pub struct ControlPlaneConfig {
     /// gRPC listen address for `PolicyService.Sync`. Default: none (HTTP sync only).
     #[serde(default)]
     pub grpc_endpoint: Option<String>,
-    /// SQLite file of the catalog and policies. Default: `weir-catalog.db`.
+    /// SQLite file of the catalog and policies. Default: `weir-catalog.db`. A relative path
+    /// is relative to the working directory (as `weir admin --db` reads it), not to the
+    /// config file.
     #[serde(default = "default_storage")]
     pub storage: String,
     /// Require bearer tokens. Default: true. `false` makes every caller an admin: local
@@ -189,6 +191,12 @@ impl ExtensionFactory for ControlPlaneFactory {
     }
 }
 
+/// A store path from the config: relative paths are relative to the working directory,
+/// as `weir admin --db` and `weir catalog report --db` read them.
+fn store_path(p: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(p)
+}
+
 /// Validates policy documents with the policy engine's own parser and compiler.
 pub fn policy_check() -> crate::control::PolicyCheck {
     Box::new(|doc| {
@@ -202,7 +210,7 @@ pub fn policy_check() -> crate::control::PolicyCheck {
 
 impl ExtensionConfig for ParsedControlPlane {
     fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Component>, BuildError> {
-        let path = ctx.resolve_path(&self.cfg.storage);
+        let path = store_path(&self.cfg.storage);
         let control = ControlPlane::open(&path)
             .map_err(|e| BuildError::Other {
                 id: ctx.id.clone(),
@@ -210,7 +218,21 @@ impl ExtensionConfig for ParsedControlPlane {
                 source: Some(Box::new(e)),
             })?
             .with_policy_check(policy_check())
-            .with_ingest(self.cfg.ingest.clone(), &ctx.telemetry);
+            .with_ingest(self.cfg.ingest.clone(), &ctx.telemetry)
+            .with_stale_after(3 * self.cfg.sync_interval.as_secs().max(1) as i64);
+        let shown = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        let tokens = control
+            .store()
+            .tokens()
+            .map_or(0, |t| t.iter().filter(|t| t.revoked_at.is_none()).count());
+        tracing::info!(store = %shown.display(), tokens, "control plane store opened");
+        if tokens == 0 && self.cfg.auth {
+            tracing::warn!(
+                store = %shown.display(),
+                "the store has no API tokens: every request gets 401; create one with `weir admin token create --db {} --role admin`",
+                self.cfg.storage
+            );
+        }
         let field = format!("{}.tls", self.path);
         let (http_tls, grpc_tls) = match &self.cfg.tls {
             Some(tls) => (
@@ -346,6 +368,7 @@ impl Component for ControlPlaneServer {
 #[serde(deny_unknown_fields)]
 pub struct CatalogExporterConfig {
     /// Local SQLite file to merge summaries into. Exactly one of `storage` and `endpoint`.
+    /// A relative path is relative to the working directory, like `weir admin --db`.
     #[serde(default)]
     pub storage: Option<String>,
     /// Base URL of a remote control plane (`https://host:8080`, or `http://` on a trusted
@@ -453,6 +476,16 @@ enum Destination {
     },
 }
 
+impl Destination {
+    /// Where summaries go, for log lines.
+    fn name(&self) -> String {
+        match self {
+            Destination::Local(_) => "local store".into(),
+            Destination::Remote { url, .. } => url.clone(),
+        }
+    }
+}
+
 /// The running `catalog` exporter.
 pub struct CatalogExporter {
     handle: Arc<MetadataHandle>,
@@ -469,7 +502,7 @@ impl ExporterConfig for CatalogExporterConfig {
     fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Stage>, BuildError> {
         let dest = match (&self.storage, &self.endpoint) {
             (Some(s), _) => {
-                let path = ctx.resolve_path(s);
+                let path = store_path(s);
                 Destination::Local(Arc::new(ControlPlane::open(&path).map_err(|e| {
                     BuildError::Other {
                         id: ctx.id.clone(),
@@ -565,8 +598,15 @@ async fn deliver(dest: &Destination, summary: &CatalogSummary) -> Result<(), Str
                 .map_err(|_| "timed out".to_string())?
                 .map_err(|e| e.to_string())?;
             let status = resp.status();
+            let no_token = token
+                .as_deref()
+                .is_none_or(|t| t.trim().is_empty() || t.trim() == "none");
             if status.is_success() {
                 Ok(())
+            } else if status == hyper::StatusCode::UNAUTHORIZED && no_token {
+                Err(format!(
+                    "{status}: no edge token is configured (the token is empty or \"none\"): set WEIR_EDGE_TOKEN to a token from `weir admin token create --role edge`"
+                ))
             } else if status.is_client_error()
                 && status != hyper::StatusCode::TOO_MANY_REQUESTS
                 && status != hyper::StatusCode::REQUEST_TIMEOUT
@@ -626,6 +666,15 @@ async fn fetch_key(dest: &Destination) -> Result<SketchKey, String> {
         .map_err(|_| "timed out".to_string())?
         .map_err(|e| e.to_string())?
         .to_bytes();
+    if status == hyper::StatusCode::UNAUTHORIZED
+        && token
+            .as_deref()
+            .is_none_or(|t| t.trim().is_empty() || t.trim() == "none")
+    {
+        return Err(format!(
+            "{status}: no edge token is configured (the token is empty or \"none\"): set WEIR_EDGE_TOKEN"
+        ));
+    }
     if !status.is_success() {
         return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
     }
@@ -692,7 +741,7 @@ async fn obtain_key(
                 return;
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?wait, "cannot fetch the sketch key from the control plane; value hashes of this edge are dropped until it is known");
+                tracing::warn!(endpoint = %dest.name(), error = %e, retry_in = ?wait, "cannot fetch the sketch key from the control plane; value hashes of this edge are dropped until it is known");
             }
         }
         tokio::select! {
@@ -722,18 +771,27 @@ async fn flush_once(
             summary.merge(&h.take());
         }
     }
-    {
+    let had_pending = {
         let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+        let had = !p.is_empty();
         summary.merge(&p);
         *p = CatalogSummary::default();
-    }
+        had
+    };
     if summary.is_empty() {
         return;
     }
-    if let Err(e) = deliver(dest, &summary).await {
-        tracing::warn!(error = %e, "catalog flush failed; kept for the next flush");
-        let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
-        p.merge(&summary);
+    match deliver(dest, &summary).await {
+        Err(e) => {
+            tracing::warn!(endpoint = %dest.name(), error = %e, "catalog flush failed; kept for the next flush");
+            let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+            p.merge(&summary);
+        }
+        // Only a failed flush leaves anything pending.
+        Ok(()) if had_pending => {
+            tracing::info!(endpoint = %dest.name(), "catalog flush recovered; what failed before is delivered");
+        }
+        Ok(()) => {}
     }
 }
 

@@ -86,6 +86,7 @@ pub struct ControlPlane {
     thresholds: Thresholds,
     check: Option<PolicyCheck>,
     ingestor: Ingestor,
+    stale_after_secs: i64,
 }
 
 impl ControlPlane {
@@ -99,6 +100,7 @@ impl ControlPlane {
             thresholds: Thresholds::default(),
             check: None,
             ingestor: Ingestor::new(IngestConfig::default(), &weir_api::Telemetry::new()),
+            stale_after_secs: 90,
         })
     }
 
@@ -123,6 +125,18 @@ impl ControlPlane {
     /// edges get it (`GET /api/v1/sketch-key`); it is never stored in the database.
     pub fn sketch_key(&self) -> SketchKey {
         self.sketch_key
+    }
+
+    /// Sets after how long without a sync an edge is shown as stale (three sync intervals;
+    /// default 90 s).
+    pub fn with_stale_after(mut self, secs: i64) -> Self {
+        self.stale_after_secs = secs.max(1);
+        self
+    }
+
+    /// After how long without a sync an edge is stale, in seconds.
+    pub fn stale_after_secs(&self) -> i64 {
+        self.stale_after_secs
     }
 
     /// The underlying store.

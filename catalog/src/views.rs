@@ -137,6 +137,16 @@ pub fn policies(c: &ControlPlane) -> Result<Value, CatalogError> {
     let statuses = c.store().policy_statuses()?;
     let edges = c.store().edges()?;
     let current_hash = crate::sync::policy_set_hash(&c.served_policies()?);
+    // Bytes of the hits, for policies whose records the catalog knows (accepted findings).
+    let measured: BTreeMap<String, (f64, f64)> = c
+        .advice()?
+        .accepted
+        .into_iter()
+        .filter_map(|f| {
+            f.measured
+                .map(|m| (f.id, (m.enforced_bytes, m.shadow_bytes)))
+        })
+        .collect();
     let list: Vec<Value> = c
         .store()
         .policies()?
@@ -147,13 +157,21 @@ pub fn policies(c: &ControlPlane) -> Result<Value, CatalogError> {
             let shadow: i64 = mine.iter().map(|s| s.shadow_hits).sum();
             let misses: i64 = mine.iter().map(|s| s.misses).sum();
             let errors: Vec<&String> = mine.iter().flat_map(|s| &s.errors).collect();
+            let bytes = measured.get(&p.id).copied();
             json!({"policy": p, "hits": enforced + shadow, "enforced_hits": enforced,
-                   "shadow_hits": shadow, "misses": misses, "errors": errors, "per_edge": mine})
+                   "shadow_hits": shadow, "enforced_bytes": bytes.map(|b| b.0),
+                   "shadow_bytes": bytes.map(|b| b.1), "misses": misses, "errors": errors,
+                   "per_edge": mine})
         })
         .collect();
     let edges: Vec<Value> = edges
         .into_iter()
-        .map(|e| json!({"edge": e.instance_id, "service": e.service_name, "last_sync": e.last_sync, "in_sync": e.last_hash == current_hash}))
+        .map(|e| {
+            let stale = crate::store::now_secs() - e.last_sync > c.stale_after_secs();
+            json!({"edge": e.instance_id, "service": e.service_name, "last_sync": e.last_sync,
+                   "last_seen": e.last_sync, "stale": stale,
+                   "in_sync": !stale && e.last_hash == current_hash})
+        })
         .collect();
     Ok(json!({"policies": list, "edges": edges, "hash": current_hash}))
 }

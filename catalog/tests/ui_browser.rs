@@ -812,6 +812,22 @@ async fn ui_drives_the_control_plane_and_the_edge_enforces_it() {
         (p["shadow"].as_bool(), p["enabled"].as_bool()),
         (Some(true), Some(true))
     );
+    // Enforcing fleet-wide asks first: one click arms the button, the second enforces.
+    b.click(&format!(
+        "div[data-finding='{health_id}'] button[data-action=enforce]"
+    ))
+    .await;
+    assert!(b
+        .text(&format!(
+            "div[data-finding='{health_id}'] button[data-action=enforce]"
+        ))
+        .await
+        .contains("every edge"));
+    assert!(get_json(cp, "/api/v1/policies", &viewer)["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["policy"]["id"] != health_id.as_str()));
     b.click(&format!(
         "div[data-finding='{health_id}'] button[data-action=enforce]"
     ))
@@ -890,6 +906,8 @@ async fn ui_drives_the_control_plane_and_the_edge_enforces_it() {
     }
     assert!(b.text(&format!("{card} .tag[data-mode]")).await == "shadow");
     b.screenshot("policies").await;
+    b.click(&format!("{card} button[data-action=toggle-shadow]"))
+        .await;
     b.click(&format!("{card} button[data-action=toggle-shadow]"))
         .await;
     b.wait_text("#banner", "now enforced").await;

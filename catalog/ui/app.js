@@ -94,10 +94,10 @@ async function overviewPage() {
   const o = await api("GET", "/api/v1/overview");
   const total = o.bytes_per_day;
   const services = [...o.services].sort((a, b) => b.bytes_per_day - a.bytes_per_day);
-  // Findings of one service can cover the same records (DEBUG logs that are also the
-  // dominant template), so their savings are capped at the service's own volume.
-  const capped = (s) => Math.min(s.saving_bytes_per_day, s.bytes_per_day);
-  const saving = services.reduce((a, s) => a + capped(s), 0);
+  // The ledger counts each record once across findings, so the service savings add up to
+  // the same total as the findings page, the API and `weir catalog report`.
+  const capped = (s) => s.saving_bytes_per_day;
+  const saving = o.saving_bytes_per_day;
   const share = total > 0 ? (100 * saving) / total : 0;
   return [
     h("h1", {}, "Overview"),
@@ -107,7 +107,7 @@ async function overviewPage() {
       card("Volume per day", fmtBytes(total), "total-bytes-per-day"),
       card("Services", fmtNum(services.length), "total-services"),
       card("Findings", fmtNum(o.findings), "total-findings"),
-      card("Estimated saving per day (at most)", `${fmtBytes(saving)} (${share.toFixed(1)}%)`, "total-saving", "saving"),
+      card("Estimated saving per day", `${fmtBytes(saving)} (${share.toFixed(1)}%)`, "total-saving", "saving"),
     ),
     h(
       "div",
@@ -134,6 +134,7 @@ async function overviewPage() {
         })),
         { id: "chart-saving", valueWidth: 190 },
       ),
+      h("p", { class: "muted", id: "projection" }, services.map((s) => `${s.service}: ${s.projection}`).join("; ")),
       h("p", {}, h("a", { href: "#/findings" }, `See the ${o.findings} findings →`)),
     ),
     h(

@@ -18,13 +18,39 @@ async function act(doing, call, done) {
   }
 }
 
+/**
+ * A button that asks before enforcing fleet-wide: the first click arms it (its text says
+ * what will happen), the second runs `run`.
+ */
+function enforceButton(action, label, run) {
+  let armed = false;
+  return h("button", { "data-action": action, onclick: (ev) => {
+    if (!armed) {
+      armed = true;
+      ev.target.setAttribute("data-armed", "");
+      ev.target.textContent = "Enforce on every edge? Click again";
+      return;
+    }
+    run();
+  } }, label);
+}
+
+const fmtAmount = (a) => `${fmtNum(a.items)} (${fmtBytes(a.bytes)})`;
+
+function wouldDrop(f) {
+  const w = f.would_drop || { by_severity: {}, by_service: {} };
+  const sev = Object.entries(w.by_severity).map(([k, a]) => `${k}: ${fmtAmount(a)}`).join(", ");
+  const svc = Object.entries(w.by_service).map(([k, a]) => `${k}: ${fmtAmount(a)}`).join(", ");
+  return h("p", { class: "would-drop" }, `Dry-run on the catalog's data, it would drop by severity ${sev || "nothing"}; by service ${svc || "nothing"}.`);
+}
+
 function findingCard(f) {
   const buttons = canEdit()
     ? h(
         "div",
         { class: "actions" },
         h("button", { class: "primary", "data-action": "accept-shadow", onclick: () => act(`accepting ${f.id}`, () => api("POST", `/api/v1/findings/${f.id}/accept`, { shadow: true }), (p) => `Policy ${p.id} created in shadow mode: edges count what it would drop from their next sync.`) }, "Accept in shadow mode"),
-        h("button", { "data-action": "enforce", onclick: () => act(`enforcing ${f.id}`, () => api("POST", `/api/v1/findings/${f.id}/accept`, { shadow: false }), (p) => `Policy ${p.id} enforced: edges drop the matching data from their next sync.`) }, "Enforce"),
+        enforceButton("enforce", "Enforce", () => act(`enforcing ${f.id}`, () => api("POST", `/api/v1/findings/${f.id}/accept`, { shadow: false }), (p) => `Policy ${p.id} enforced: edges drop the matching data from their next sync.`)),
         h("button", { class: "danger", "data-action": "dismiss", onclick: () => act(`dismissing ${f.id}`, () => api("POST", `/api/v1/findings/${f.id}/dismiss`), () => `Finding ${f.id} dismissed.`) }, "Dismiss"),
       )
     : null;
@@ -34,20 +60,28 @@ function findingCard(f) {
     h("h3", {}, f.title),
     h("div", {}, h("span", { class: "tag" }, f.kind), h("span", { class: "tag" }, f.service), h("span", { class: "tag" }, f.signal)),
     h("ul", { class: "evidence" }, f.evidence.map((e) => h("li", {}, e))),
-    h("p", {}, `Affects ${fmtNum(f.items_per_day)} items (${fmtBytes(f.bytes_per_day)}) per day; estimated saving `, h("strong", { class: "saving" }, `${fmtBytes(f.saving_bytes_per_day)}/day`), "."),
+    h("p", {}, `Affects ${fmtNum(f.items_per_day)} items (${fmtBytes(f.bytes_per_day)}) per day; estimated saving `, h("strong", { class: "saving" }, `${fmtBytes(f.saving_bytes_per_day)}/day`), `, ${f.projection}.`),
+    f.overlaps && f.overlaps.length ? h("p", { class: "muted overlaps" }, `Records also counted by: ${f.overlaps.join(", ")} (counted once, there).`) : null,
+    wouldDrop(f),
     h("div", { class: "muted" }, "Suggested policy:"),
     h("pre", { class: "yaml" }, toYaml(f.policy)),
     buttons,
   );
 }
 
+function acceptedRow(f) {
+  const m = f.measured || {};
+  return [f.id, f.service, m.mode, `${fmtBytes(m.estimated_bytes_per_day || 0)}/day`, `${fmtNum(m.enforced_items || 0)} (${fmtBytes(m.enforced_bytes || 0)})`, `${fmtNum(m.shadow_items || 0)} (${fmtBytes(m.shadow_bytes || 0)})`];
+}
+
 export async function findingsPage() {
-  const { findings } = await api("GET", "/api/v1/findings");
-  const total = findings.reduce((a, f) => a + f.saving_bytes_per_day, 0);
+  const { findings, accepted = [], withheld = [], saving_bytes_per_day: total = 0 } = await api("GET", "/api/v1/findings");
   return [
     h("h1", {}, `Findings (${findings.length})`),
-    h("p", { class: "muted" }, `Estimated saving if all are enforced: ${fmtBytes(total)}/day.`, canEdit() ? "" : " Your role may look, not accept or dismiss."),
+    h("p", { class: "muted", id: "findings-total" }, `Estimated saving if all are enforced: ${fmtBytes(total)}/day (each record counted once; what existing policies cover is not counted).`, canEdit() ? "" : " Your role may look, not accept or dismiss."),
     findings.length ? findings.map(findingCard) : h("p", { class: "muted", id: "no-findings" }, "No open findings."),
+    accepted.length ? [h("h2", {}, "Accepted: estimated against measured"), table(["finding", "service", "mode", "estimated", "measured enforced#", "measured shadow#"], accepted.map(acceptedRow), { id: "accepted-table" })] : null,
+    withheld.length ? [h("h2", {}, "Withheld suggestions"), table(["finding", "service", "why not shown"], withheld.map((w) => [w.title, w.service, w.reason]), { id: "withheld-table" })] : null,
   ];
 }
 
@@ -131,7 +165,9 @@ function policyCard(entry, holder) {
           notify(`Policy ${p.id} saved.`, "info");
         }, () => route())) }, "Edit"),
         h("button", { "data-action": "toggle-enabled", onclick: () => put({ enabled: !p.enabled }, () => `Policy ${p.id} ${p.enabled ? "disabled" : "enabled"}.`) }, p.enabled ? "Disable" : "Enable"),
-        h("button", { "data-action": "toggle-shadow", onclick: () => put({ shadow: !p.shadow }, () => `Policy ${p.id} now ${p.shadow ? "enforced" : "in shadow mode"}.`) }, p.shadow ? "Enforce" : "Switch to shadow"),
+        p.shadow
+          ? enforceButton("toggle-shadow", "Enforce", () => put({ shadow: false }, () => `Policy ${p.id} now enforced.`))
+          : h("button", { "data-action": "toggle-shadow", onclick: () => put({ shadow: true }, () => `Policy ${p.id} now in shadow mode.`) }, "Switch to shadow"),
         h("button", { class: "danger", "data-action": "delete", onclick: (ev) => {
           if (!deleteArmed) {
             deleteArmed = true;
@@ -156,7 +192,13 @@ function policyCard(entry, holder) {
       h("strong", { "data-stat": "misses" }, fmtNum(entry.misses)),
       " misses, ",
       h("strong", { "data-stat": "errors" }, fmtNum(entry.errors.length)),
-      " errors.",
+      " errors. Of the hits, ",
+      h("strong", { "data-stat": "enforced-hits" }, fmtNum(entry.enforced_hits || 0)),
+      entry.enforced_bytes == null ? "" : ` (${fmtBytes(entry.enforced_bytes)})`,
+      " while enforced, ",
+      h("strong", { "data-stat": "shadow-hits" }, fmtNum(entry.shadow_hits || 0)),
+      entry.shadow_bytes == null ? "" : ` (${fmtBytes(entry.shadow_bytes)})`,
+      " in shadow mode.",
     ),
     entry.errors.length ? h("ul", { class: "error" }, entry.errors.map((e) => h("li", {}, e))) : null,
     entry.per_edge.length
@@ -188,7 +230,7 @@ export async function policiesPage() {
       v.edges.length
         ? table(
             ["Edge", "Service", "Last sync", "Policy set"],
-            v.edges.map((e) => [e.edge, e.service, fmtTime(e.last_sync), h("span", { class: `tag ${e.in_sync ? "ok" : "stale"}`, "data-edge": e.edge }, e.in_sync ? "in sync" : "behind")]),
+            v.edges.map((e) => [e.edge, e.service, fmtTime(e.last_sync), h("span", { class: `tag ${e.in_sync ? "ok" : "stale"}`, "data-edge": e.edge }, e.stale ? "stale (not seen since last sync)" : e.in_sync ? "in sync" : "behind")]),
             { id: "edges-table" },
           )
         : h("p", { class: "muted" }, "No edge has synced yet."),

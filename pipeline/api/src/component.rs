@@ -111,7 +111,16 @@ impl BuildContext {
         if path.is_absolute() {
             path
         } else {
-            self.base_dir.join(path)
+            // `./policies` under `.` is `policies`, not `././policies`.
+            let rel: PathBuf = path
+                .components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .collect();
+            let joined = self.base_dir.join(rel);
+            match joined.strip_prefix(".") {
+                Ok(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => joined,
+            }
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct FileSource {
     index: usize,
     active: Arc<ActivePolicies>,
     seen: Mutex<Option<Fingerprint>>,
+    /// The load errors last logged (each logged once until they change).
+    reported: Mutex<Vec<String>>,
 }
 
 impl FileSource {
@@ -41,6 +43,7 @@ impl FileSource {
             index,
             active,
             seen: Mutex::new(None),
+            reported: Mutex::new(Vec::new()),
         }
     }
 
@@ -57,10 +60,22 @@ impl FileSource {
         }
         let loaded = load_path(&self.path);
         if !loaded.errors.is_empty() {
-            for e in &loaded.errors {
-                tracing::warn!(path = %self.path.display(), error = %e, "policy file not loaded; keeping the policies in force");
+            // Each problem is logged once, not at every poll, until it changes.
+            let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+            let now: Vec<String> = loaded.errors.iter().map(|e| e.to_string()).collect();
+            if *reported != now {
+                for e in &now {
+                    tracing::warn!(path = %self.path.display(), error = %e, "policy file not loaded; keeping the policies in force");
+                }
+                *reported = now;
             }
             return false;
+        }
+        let had_errors =
+            !std::mem::take(&mut *self.reported.lock().unwrap_or_else(|e| e.into_inner()))
+                .is_empty();
+        if had_errors {
+            tracing::info!(path = %self.path.display(), "policy files load again (recovered)");
         }
         *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = now;
         let set = self.active.replace(self.index, loaded.policies);

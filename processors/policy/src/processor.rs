@@ -163,7 +163,9 @@ pub struct ClientConfig {
     pub service_namespace: String,
     /// `service.version`. Default: this crate's version.
     pub service_version: String,
-    /// `service.instance.id`. Default: a random id chosen at start.
+    /// `service.instance.id`. Default: a random id kept in the file `instance-id` of the
+    /// first sync source's `cache_dir` (so it survives restarts); without a `cache_dir`, a
+    /// random id chosen at start.
     pub service_instance_id: Option<String>,
     /// `ClientMetadata.labels`. Default: none.
     pub labels: BTreeMap<String, String>,
@@ -279,10 +281,23 @@ impl Runtime {
     pub fn new(cfg: &PolicyProcessorConfig, ctx: &BuildContext) -> Result<Runtime, BuildError> {
         let stats = StatsRegistry::with_telemetry(ctx.telemetry.clone());
         let active = Arc::new(ActivePolicies::new(cfg.sources.len(), stats));
+        // A stable identity: configured, else kept beside the first sync source's cache.
         let instance = cfg
             .client
             .service_instance_id
             .clone()
+            .or_else(|| {
+                let dir = cfg.sources.iter().find_map(|s| match s {
+                    SourceConfig::Http(r) | SourceConfig::Grpc(r) => r.cache_dir.as_ref(),
+                    _ => None,
+                })?;
+                let dir = ctx.resolve_path(dir);
+                crate::sync_client::stable_instance_id(&dir)
+                    .map_err(|e| {
+                        tracing::warn!(dir = %dir.display(), error = %e, "cannot keep the edge instance id; a random one is used until restart");
+                    })
+                    .ok()
+            })
             .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
         let mut files = vec![];
         let mut remotes = vec![];

@@ -99,6 +99,40 @@ pub struct SyncClient {
     tls: weir_tls::ClientTls,
 }
 
+/// Name of the file, in a sync source's `cache_dir`, holding the edge's instance id.
+pub const INSTANCE_ID_FILE: &str = "instance-id";
+
+/// The edge's `service.instance.id`, kept in `dir/instance-id` beside the policy cache, so
+/// that a restarted edge keeps its identity at the control plane. A missing file, or one that
+/// does not hold an id (1-64 ASCII letters, digits, `-`, `_`, `.`), gets a new random id,
+/// written atomically (temporary file, then rename).
+pub fn stable_instance_id(dir: &std::path::Path) -> std::io::Result<String> {
+    let path = dir.join(INSTANCE_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => {
+            let id = s.trim();
+            let valid = !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if valid {
+                return Ok(id.to_string());
+            }
+            tracing::warn!(path = %path.display(), "instance id file holds no valid id; a new id replaces it");
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::create_dir_all(dir)?;
+    let id = format!("{:032x}", rand::random::<u128>());
+    let tmp = dir.join(format!("{INSTANCE_ID_FILE}.tmp"));
+    std::fs::write(&tmp, format!("{id}\n"))?;
+    std::fs::rename(&tmp, &path)?;
+    tracing::info!(path = %path.display(), instance_id = %id, "new edge instance id");
+    Ok(id)
+}
+
 fn kv(k: &str, v: &str) -> KeyValue {
     KeyValue {
         key: k.to_string(),
@@ -342,6 +376,11 @@ impl SyncClient {
                     .map_err(|_| transport_err("timed out reading the body".into()))?
                     .map_err(|e| transport_err(e.to_string()))?
                     .to_bytes();
+                if status == http::StatusCode::UNAUTHORIZED && !self.has_token() {
+                    return Err(bad(format!(
+                        "HTTP {status}: no edge token is configured (the authorization header is empty or `Bearer none`): set WEIR_EDGE_TOKEN to a token from `weir admin token create --role edge`"
+                    )));
+                }
                 if !status.is_success() {
                     return Err(bad(format!("HTTP {status}")));
                 }
@@ -393,18 +432,60 @@ impl SyncClient {
         Ok(interval)
     }
 
+    /// Whether an authorization header with a real token is configured.
+    fn has_token(&self) -> bool {
+        self.settings.headers.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("authorization") && {
+                let t = v.trim();
+                let t = t
+                    .strip_prefix("Bearer ")
+                    .or_else(|| t.strip_prefix("bearer "))
+                    .unwrap_or(t)
+                    .trim();
+                !t.is_empty() && t != "none"
+            }
+        })
+    }
+
     /// Polls until the task is aborted.
     pub async fn run(self: Arc<Self>) {
+        let mut failing = false;
         loop {
             let next = match self.sync_once().await {
-                Ok(Some(i)) => i,
-                Ok(None) => self.settings.interval,
+                Ok(i) => {
+                    if failing {
+                        tracing::info!(endpoint = %self.settings.endpoint, "policy sync recovered");
+                        failing = false;
+                    }
+                    i.unwrap_or(self.settings.interval)
+                }
                 Err(e) => {
+                    failing = true;
                     tracing::warn!(error = %e, "policy sync failed; keeping the policies in force");
                     self.settings.interval
                 }
             };
             tokio::time::sleep(next.max(Duration::from_millis(100))).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn instance_id_survives_restarts_and_bad_files_are_replaced() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("cache");
+        let a = super::stable_instance_id(&dir).unwrap();
+        assert_eq!(a.len(), 32);
+        assert_eq!(super::stable_instance_id(&dir).unwrap(), a);
+        std::fs::write(dir.join(super::INSTANCE_ID_FILE), "bad id\n").unwrap();
+        let b = super::stable_instance_id(&dir).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(super::stable_instance_id(&dir).unwrap(), b);
+        assert_eq!(
+            std::fs::read_to_string(dir.join(super::INSTANCE_ID_FILE)).unwrap(),
+            format!("{b}\n")
+        );
     }
 }
