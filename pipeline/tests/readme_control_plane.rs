@@ -1,6 +1,6 @@
 //! The README's control-plane steps, run exactly as written from a fresh working directory
 //! holding a copy of `configs/`: create tokens with `weir admin token create --db
-//! weir-catalog.db`, start `weir --config configs/catalog.yaml`, sign in to the API with the
+//! weir-catalog.db --role admin` and `--role edge --edge edge-1`, start `weir --config configs/catalog.yaml`, sign in to the API with the
 //! admin token (no 401: the control plane opens the same `weir-catalog.db` of the working
 //! directory and says so), and start the edge with `configs/edge.yaml` on the same machine
 //! (no port clash): it syncs under a stable identity, and its metadata reaches the catalog.
@@ -68,17 +68,10 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn token(dir: &Path, role: &str) -> String {
+fn token(dir: &Path, args: &[&str]) -> String {
     let out = weir_in(dir)
-        .args([
-            "admin",
-            "token",
-            "create",
-            "--db",
-            "weir-catalog.db",
-            "--role",
-            role,
-        ])
+        .args(["admin", "token", "create", "--db", "weir-catalog.db"])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -118,8 +111,8 @@ fn readme_control_plane_steps_work_as_written() {
         &dir.join("configs"),
     );
 
-    let admin = token(dir, "admin");
-    let edge_token = token(dir, "edge");
+    let admin = token(dir, &["--role", "admin"]);
+    let edge_token = token(dir, &["--role", "edge", "--edge", "edge-1"]);
 
     let cp = Running(
         weir_in(dir)
@@ -175,8 +168,8 @@ fn readme_control_plane_steps_work_as_written() {
     let id = edges()[0]["edge"].as_str().unwrap().to_string();
     let kept = std::fs::read_to_string(dir.join("configs/weir-edge-cache/instance-id")).unwrap();
     assert_eq!(
-        kept.trim(),
         id,
+        format!("edge-1/{}", kept.trim()),
         "the edge's identity is kept beside its policy cache"
     );
     // The missing-directory warning is gone: configs/policies exists.

@@ -159,11 +159,11 @@ def main():
     p = {k: free_port() for k in ("cp", "cp_otlp", "cp_metrics", "edge_grpc", "edge_http", "edge_metrics")}
     out = os.path.join(tmp, "upstream.jsonl")
 
-    def token(role):
-        return subprocess.run([weir, "admin", "token", "create", "--db", db, "--role", role],
+    def token(*args):
+        return subprocess.run([weir, "admin", "token", "create", "--db", db, *args],
                               check=True, capture_output=True, text=True).stdout.strip()
 
-    admin, edge_token = token("admin"), token("edge")
+    admin, edge_token = token("--role", "admin"), token("--role", "edge", "--edge", "edge-1")
     with open(os.path.join(tmp, "cp.yaml"), "w") as f:
         f.write(f"""
 receivers:
