@@ -1,9 +1,10 @@
-//! The catalog never holds content, tried end to end: planted secrets of 25 classes
+//! The catalog never holds content, tried end to end: planted secrets of 26 classes
 //! (e-mails in every form, names and diagnoses in free text, passphrases, SQL literals, cloud
 //! and vendor keys, user names in auth lines, addresses, phone numbers, IBANs, private keys,
-//! JWTs, card numbers, secrets in attribute keys, metric names and units, span names, metric
-//! values) go over OTLP/gRPC through a real edge (`weir`, the shape of configs/edge.yaml) to
-//! a real control plane (`weir`, the shape of configs/catalog.yaml). Then every byte of
+//! JWTs, card numbers, secrets in attribute keys, metric names and units, span names,
+//! severity texts, metric values) go over OTLP/gRPC through a real edge (`weir`, the shape
+//! of configs/edge.yaml) to a real control plane (`weir`, the shape of configs/catalog.yaml).
+//! Then every byte of
 //! every file the control plane wrote (database, -wal, -shm, key file, its log), and every
 //! API response a viewer (and an admin) can read - each GET route of the OpenAPI document -
 //! is searched for each secret's distinctive substrings. Zero hits.
@@ -150,6 +151,14 @@ fn logs_request(secrets: &[Secret]) -> ExportLogsServiceRequest {
                 ..Default::default()
             })
             .collect();
+        if s.class == "secret_in_severity_text" {
+            records.push(LogRecord {
+                time_unix_nano: T0 + n as u64,
+                severity_text: s.text.clone(),
+                body: sv("job finished"),
+                ..Default::default()
+            });
+        }
         // The secret as a structured body: values and a key.
         records.push(LogRecord {
             time_unix_nano: T0 + n as u64,

@@ -327,6 +327,8 @@ impl Gen {
             push("secret_in_metric_name_unit", e, p);
             let (e, p) = self.email();
             push("secret_in_span_name", e, p);
+            let name = self.name();
+            push("secret_in_severity_text", format!("info{name}"), vec![name]);
             let value = format!(
                 "{}.{}",
                 self.rng.random_range(10_000..99_999),

@@ -326,12 +326,7 @@ pub fn severity_class_key(number: i32, text: &str) -> String {
     };
     let t = if text.is_empty() {
         ""
-    } else if text.len() <= 16
-        && text.bytes().all(|b| b.is_ascii_alphanumeric())
-        && SEVERITY_WORDS
-            .iter()
-            .any(|w| text.len() >= w.len() && text[..w.len()].eq_ignore_ascii_case(w))
-    {
+    } else if text.len() <= 16 && is_severity_word(text) {
         text
     } else {
         "?"
@@ -339,12 +334,50 @@ pub fn severity_class_key(number: i32, text: &str) -> String {
     format!("{n}|{t}")
 }
 
-/// Beginnings of the severity texts kept as sent (case-insensitive); any other text is
+/// Severity texts kept as sent (case-insensitive), optionally followed by one digit
+/// (`INFO2`, `DEBUG3`); any other text, even one that starts like them (`infoJaneDoe`), is
 /// counted as `?`, so that a value put in the field is never stored.
-const SEVERITY_WORDS: [&str; 17] = [
-    "trace", "debug", "dbg", "info", "inf", "notice", "warn", "wrn", "err", "fatal", "crit",
-    "alert", "emerg", "severe", "fine", "verbose", "panic",
+const SEVERITY_WORDS: [&str; 31] = [
+    "trace",
+    "finest",
+    "finer",
+    "fine",
+    "verbose",
+    "debug",
+    "dbg",
+    "config",
+    "info",
+    "inf",
+    "information",
+    "informational",
+    "notice",
+    "warn",
+    "warning",
+    "wrn",
+    "err",
+    "error",
+    "severe",
+    "fatal",
+    "crit",
+    "critical",
+    "alert",
+    "emerg",
+    "emergency",
+    "panic",
+    "ftl",
+    "trc",
+    "dbug",
+    "eror",
+    "ok",
 ];
+
+fn is_severity_word(text: &str) -> bool {
+    let word = match text.as_bytes().last() {
+        Some(b) if b.is_ascii_digit() => &text[..text.len() - 1],
+        _ => text,
+    };
+    SEVERITY_WORDS.iter().any(|w| word.eq_ignore_ascii_case(w))
+}
 
 /// Splits a severity class key into (number, text); `None` for the overflow class or a
 /// malformed key.
