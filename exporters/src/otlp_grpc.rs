@@ -44,7 +44,7 @@ use weir_api::{
 };
 
 use crate::delivery::{Delivered, Delivery, QueueSettings, RetrySettings, Sender};
-use crate::otlp_settings::{grpc_endpoint_url, Compression, TlsSettings};
+use crate::otlp_settings::{grpc_endpoint_url, unsendable_header_names, Compression, TlsSettings};
 use crate::{otlp_response, SendError};
 
 fn default_timeout() -> Duration {
@@ -91,6 +91,13 @@ pub struct OtlpGrpcSettings {
     /// connection per exporter to the endpoint's first address. Default `round_robin`.
     #[serde(default)]
     pub balancer_name: Option<String>,
+    /// The collector's gRPC read buffer size in bytes; accepted for collector configs,
+    /// no effect (Weir's HTTP/2 client sizes its own buffers). Default: absent.
+    #[serde(default)]
+    pub read_buffer_size: Option<u64>,
+    /// The collector's gRPC write buffer size in bytes; accepted, no effect. Default: absent.
+    #[serde(default)]
+    pub write_buffer_size: Option<u64>,
 }
 
 /// The `keepalive` section (the collector's names).
@@ -194,12 +201,11 @@ fn metadata_from_headers(
     let mut map = MetadataMap::new();
     for (name, value) in headers {
         // gRPC metadata keys are lower case on the wire.
-        let key = match MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes()) {
-            Ok(k) => k,
-            Err(_) => {
-                errors.push(format!("{path}.{name}"), "is not a valid gRPC metadata key");
-                continue;
-            }
+        // A name no gRPC peer can receive is left out with a warning when the exporter is
+        // built (see `unsendable_header_names`), so the config still loads as in the
+        // collector.
+        let Ok(key) = MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes()) else {
+            continue;
         };
         match AsciiMetadataValue::try_from(value.as_str()) {
             Ok(v) => {
@@ -216,6 +222,13 @@ fn metadata_from_headers(
 
 impl ExporterConfig for OtlpGrpcConfig {
     fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Stage>, BuildError> {
+        for name in unsendable_header_names(&self.settings.headers, true) {
+            tracing::warn!(
+                exporter = %ctx.id,
+                header = %name,
+                "headers.{name:?} is not a valid gRPC metadata key; it is not sent"
+            );
+        }
         let endpoint = Endpoint::from_shared(self.url.clone())
             .map_err(|e| BuildError::Other {
                 id: ctx.id.clone(),
@@ -464,10 +477,12 @@ mod tests {
         .err()
         .unwrap();
         let text = err.to_string();
-        assert_eq!(err.0.len(), 4, "{text}");
+        // A header name no peer can receive loads (as in the collector) and is left out.
+        assert_eq!(err.0.len(), 3, "{text}");
+        let headers = BTreeMap::from([("bad key".to_string(), "v".to_string())]);
+        assert_eq!(unsendable_header_names(&headers, true), ["bad key"]);
         for want in [
             "exporters.otlp.tls.key_file: must be set when cert_file is set",
-            "exporters.otlp.headers.bad key: is not a valid gRPC metadata key",
             "exporters.otlp.timeout: must be greater than 0",
             "exporters.otlp.sending_queue.queue_size: must be at least 1",
         ] {

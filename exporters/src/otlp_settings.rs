@@ -113,16 +113,36 @@ pub fn http_endpoint_uri(url: &str, path: &str, errors: &mut ConfigErrors) -> Op
     }
 }
 
-/// Checks `headers` names and values, reporting each bad one.
+/// The configured header names no peer can receive (`"can you have a . here?"`): the
+/// collector loads such configs, so Weir does too, leaves these out and warns when the
+/// exporter is built. `grpc`: gRPC metadata keys (`[0-9a-z-_.]` after lower-casing).
+pub fn unsendable_header_names(
+    headers: &std::collections::BTreeMap<String, String>,
+    grpc: bool,
+) -> Vec<&str> {
+    headers
+        .keys()
+        .filter(|name| {
+            if grpc {
+                tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(
+                    name.to_ascii_lowercase().as_bytes(),
+                )
+                .is_err()
+            } else {
+                http::HeaderName::from_bytes(name.as_bytes()).is_err()
+            }
+        })
+        .map(String::as_str)
+        .collect()
+}
+
+/// Checks `headers` values, reporting each bad one (names: [`unsendable_header_names`]).
 pub fn validate_headers(
     headers: &std::collections::BTreeMap<String, String>,
     path: &str,
     errors: &mut ConfigErrors,
 ) {
     for (name, value) in headers {
-        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            errors.push(format!("{path}.{name}"), "is not a valid header name");
-        }
         if http::HeaderValue::from_str(value).is_err() {
             errors.push(
                 format!("{path}.{name}"),

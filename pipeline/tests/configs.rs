@@ -7,17 +7,25 @@ use weir::config::{load, validate, ConfigSource, ProcessResolver};
 
 #[test]
 fn every_config_file_validates() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    validate_every_file_in("../configs", "default.yaml");
+}
+
+/// Configs written in the shapes of the OpenTelemetry Collector's own component test data
+/// and of real user configs: each must load unchanged.
+#[test]
+fn collector_shaped_configs_validate() {
+    validate_every_file_in("tests/collector_shapes", "otlp_receiver.yaml");
+}
+
+fn validate_every_file_in(relative: &str, must_hold: &str) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
         .collect();
     files.sort();
-    assert!(
-        files.iter().any(|f| f.ends_with("default.yaml")),
-        "{files:?}"
-    );
+    assert!(files.iter().any(|f| f.ends_with(must_hold)), "{files:?}");
     let registry = weir::registry();
     let mut failures = Vec::new();
     for file in &files {

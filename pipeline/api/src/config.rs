@@ -126,23 +126,73 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// Deserializes a component's config section into its typed config, reporting the exact
-/// path of a bad field below `path`. A missing or `null` section means "all defaults".
+/// Deserializes a component's config section into its typed config, reporting every bad
+/// field below `path` with its exact path, all in one run: after each problem (an unknown
+/// field, a value of the wrong type) the offending key is set aside and the section is read
+/// again, so `weir validate` lists every problem of a section at once. A missing or `null`
+/// section means "all defaults".
 pub fn parse_component_config<T: DeserializeOwned>(
     value: &serde_json::Value,
     path: &str,
-) -> Result<T, ConfigError> {
-    let empty = serde_json::Value::Object(Default::default());
-    let v = if value.is_null() { &empty } else { value };
-    serde_path_to_error::deserialize(v).map_err(|e| {
+) -> Result<T, ConfigErrors> {
+    /// Re-reads of one section at most (each sets one bad key aside).
+    const MAX_PROBLEMS: usize = 64;
+    let mut v = if value.is_null() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        value.clone()
+    };
+    let mut errors = ConfigErrors::default();
+    let mut set_aside: Vec<String> = Vec::new();
+    for _ in 0..MAX_PROBLEMS {
+        let e = match serde_path_to_error::deserialize::<_, T>(&v) {
+            Ok(t) => return errors.into_result(t),
+            Err(e) => e,
+        };
         let inner = e.path().to_string();
         let full = if inner == "." || inner.is_empty() {
             path.to_string()
         } else {
             format!("{path}.{inner}")
         };
-        ConfigError::new(full, e.into_inner().to_string())
-    })
+        let message = e.inner().to_string();
+        // A required field that was only missing because a bad value was set aside is not
+        // a second problem.
+        if set_aside
+            .iter()
+            .any(|k| message == format!("missing field `{k}`"))
+        {
+            break;
+        }
+        errors.push(full, message);
+        let segments: Vec<&serde_path_to_error::Segment> = e.path().iter().collect();
+        let Some((serde_path_to_error::Segment::Map { key }, parents)) = segments.split_last()
+        else {
+            break;
+        };
+        let Some(parent) = lookup_mut(&mut v, parents) else {
+            break;
+        };
+        match parent.as_object_mut().and_then(|m| m.remove(key.as_str())) {
+            Some(_) => set_aside.push(key.clone()),
+            None => break,
+        }
+    }
+    Err(errors)
+}
+
+fn lookup_mut<'v>(
+    mut v: &'v mut serde_json::Value,
+    segments: &[&serde_path_to_error::Segment],
+) -> Option<&'v mut serde_json::Value> {
+    for s in segments {
+        v = match s {
+            serde_path_to_error::Segment::Map { key } => v.get_mut(key.as_str())?,
+            serde_path_to_error::Segment::Seq { index } => v.get_mut(*index)?,
+            _ => return None,
+        };
+    }
+    Some(v)
 }
 
 /// A list of strings that may also be written as one string, split on `,` (each piece
@@ -246,11 +296,52 @@ mod tests {
     fn errors_carry_full_path() {
         let v = serde_json::json!({"inner": {"flag": "yes"}});
         let e = parse_component_config::<Sample>(&v, "processors.x").unwrap_err();
-        assert_eq!(e.path, "processors.x.inner.flag");
-        assert!(e.message.contains("invalid type"), "{}", e.message);
+        assert_eq!(e.0.len(), 1);
+        assert_eq!(e.0[0].path, "processors.x.inner.flag");
+        assert!(
+            e.0[0].message.contains("invalid type"),
+            "{}",
+            e.0[0].message
+        );
         let v = serde_json::json!({"sise": 1});
         let e = parse_component_config::<Sample>(&v, "processors.x").unwrap_err();
-        assert!(e.message.contains("unknown field `sise`"), "{}", e.message);
+        assert!(e.0[0].message.contains("unknown field `sise`"), "{e}");
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Required {
+        #[allow(dead_code)]
+        must: u32,
+        #[serde(default)]
+        #[allow(dead_code)]
+        inner: Inner,
+    }
+
+    #[test]
+    fn every_problem_of_a_section_is_reported_in_one_run() {
+        let v = serde_json::json!({"sise": 1, "size": "big", "inner": {"flag": 2, "fleg": true}, "other": 1});
+        let e = parse_component_config::<Sample>(&v, "p").unwrap_err();
+        let paths: Vec<&str> = e.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "p.inner.flag",
+                "p.inner.fleg",
+                "p.other",
+                "p.sise",
+                "p.size"
+            ],
+            "{e}"
+        );
+        // A bad required value is one problem, not two.
+        let e =
+            parse_component_config::<Required>(&serde_json::json!({"must": "x"}), "p").unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!(e.0[0].path, "p.must");
+        // A missing required field is reported as such.
+        let e = parse_component_config::<Required>(&serde_json::json!({}), "p").unwrap_err();
+        assert_eq!(e.to_string(), "p: missing field `must`");
     }
 
     #[derive(Debug, Deserialize, Default)]
@@ -282,8 +373,8 @@ mod tests {
         assert_eq!(l.names, ["a,b", "c"], "list items are never split");
         assert_eq!(l.maybe, None);
         let e = parse_component_config::<Lists>(&serde_json::json!({"names": 3}), "p").unwrap_err();
-        assert_eq!(e.path, "p.names");
-        assert!(e.message.contains("comma-separated"), "{}", e.message);
+        assert_eq!(e.0[0].path, "p.names");
+        assert!(e.0[0].message.contains("comma-separated"), "{e}");
     }
 
     #[test]

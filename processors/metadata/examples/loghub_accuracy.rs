@@ -8,6 +8,8 @@
 //! system's wrongly grouped true templates.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The example uses only part of the shared test helpers.
+#[allow(dead_code)]
 #[path = "../tests/common/loghub.rs"]
 mod loghub;
 

@@ -102,17 +102,29 @@ impl GrpcSettings {
 pub struct KeepaliveSettings {
     /// Server-side keepalive. Default: none.
     pub server_parameters: Option<KeepaliveServerParameters>,
-    /// Reserved: keepalive enforcement is not supported yet; any value is rejected.
-    /// Default: absent.
-    pub enforcement_policy: Option<serde_json::Value>,
+    /// The collector's client ping policy (`min_time`, `permit_without_stream`). Accepted
+    /// and not enforced: Weir's HTTP/2 server applies its own ping-flood protection rather
+    /// than this policy. Default: absent.
+    pub enforcement_policy: Option<KeepaliveEnforcementPolicy>,
+}
+
+/// `receivers.otlp.protocols.grpc.keepalive.enforcement_policy` (accepted, not enforced).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeepaliveEnforcementPolicy {
+    /// Shortest interval between client pings the collector tolerates. Default: absent.
+    #[serde(with = "humantime_serde")]
+    pub min_time: Option<Duration>,
+    /// Whether the collector tolerates pings without open streams. Default: false.
+    pub permit_without_stream: bool,
 }
 
 /// `receivers.otlp.protocols.grpc.keepalive.server_parameters`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct KeepaliveServerParameters {
-    /// Reserved: closing idle connections is not supported yet; any value is rejected.
-    /// Default: absent.
+    /// The collector's idle-connection limit. Accepted and not enforced (idle connections
+    /// are closed by `max_connection_age` when set). Default: absent.
     #[serde(with = "humantime_serde")]
     pub max_connection_idle: Option<Duration>,
     /// Close a connection after this age. Default: never.
@@ -259,32 +271,26 @@ pub fn validate(cfg: &OtlpReceiverSettings, path: &str) -> ConfigErrors {
     errors
 }
 
-/// Parses and validates `receivers.<id>` (at YAML `path`). Serde stops at the first bad
-/// field, so when parsing fails each protocol is parsed on its own too: one run of
-/// `weir validate` then lists the problems of both.
+/// Parses and validates `receivers.<id>` (at YAML `path`). When parsing finds problems,
+/// a protocol section that parses on its own is still validated, so one run of
+/// `weir validate` lists the problems of both.
 pub fn parse(value: &serde_json::Value, path: &str) -> Result<OtlpReceiverSettings, ConfigErrors> {
-    let first = match parse_component_config::<OtlpReceiverSettings>(value, path) {
+    let mut errors = match parse_component_config::<OtlpReceiverSettings>(value, path) {
         Ok(cfg) => return validate(&cfg, path).into_result(cfg),
         Err(e) => e,
     };
-    let mut errors = ConfigErrors::default();
     let protocols = value.get("protocols");
     if let Some(grpc) = protocols.and_then(|p| p.get("grpc")) {
         let p = format!("{path}.protocols.grpc");
-        match parse_component_config::<GrpcSettings>(grpc, &p) {
-            Ok(g) => validate_grpc(&g, &p, &mut errors),
-            Err(e) => errors.0.push(e),
+        if let Ok(g) = parse_component_config::<GrpcSettings>(grpc, &p) {
+            validate_grpc(&g, &p, &mut errors);
         }
     }
     if let Some(http) = protocols.and_then(|p| p.get("http")) {
         let p = format!("{path}.protocols.http");
-        match parse_component_config::<HttpSettings>(http, &p) {
-            Ok(h) => validate_http(&h, &p, &mut errors),
-            Err(e) => errors.0.push(e),
+        if let Ok(h) = parse_component_config::<HttpSettings>(http, &p) {
+            validate_http(&h, &p, &mut errors);
         }
-    }
-    if !errors.0.contains(&first) {
-        errors.0.insert(0, first);
     }
     Err(errors)
 }
@@ -307,22 +313,6 @@ fn validate_grpc(grpc: &GrpcSettings, p: &str, errors: &mut ConfigErrors) {
             errors.0.extend(tls.validate(&format!("{p}.tls")).0);
         }
         reject_reserved(errors, p, grpc.auth.as_ref());
-        if let Some(k) = &grpc.keepalive {
-            if k.enforcement_policy.is_some() {
-                errors.push(
-                    format!("{p}.keepalive.enforcement_policy"),
-                    "keepalive enforcement is not supported yet",
-                );
-            }
-            if let Some(sp) = &k.server_parameters {
-                if sp.max_connection_idle.is_some() {
-                    errors.push(
-                        format!("{p}.keepalive.server_parameters.max_connection_idle"),
-                        "closing idle connections is not supported yet",
-                    );
-                }
-            }
-        }
     }
 }
 
@@ -487,17 +477,17 @@ mod tests {
         }}))
         .unwrap_err();
         assert_eq!(errors.len(), 3, "{errors:?}");
-        assert_eq!(
-            errors[0],
-            "receivers.otlp.protocols.grpc.endpoint: invalid address \"x:y\": port \"y\" is not a number from 0 to 65535"
+        assert!(
+            errors[0].starts_with("receivers.otlp.protocols.http.endpoit: unknown field"),
+            "{errors:?}"
         );
         assert_eq!(
             errors[1],
-            "receivers.otlp.protocols.grpc.tls.cert_file: must not be empty"
+            "receivers.otlp.protocols.grpc.endpoint: invalid address \"x:y\": port \"y\" is not a number from 0 to 65535"
         );
-        assert!(
-            errors[2].starts_with("receivers.otlp.protocols.http.endpoit: unknown field"),
-            "{errors:?}"
+        assert_eq!(
+            errors[2],
+            "receivers.otlp.protocols.grpc.tls.cert_file: must not be empty"
         );
     }
 

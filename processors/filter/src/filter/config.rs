@@ -541,7 +541,7 @@ fn inferred_steps(
         let group: ConditionGroup = match parse_component_config(v, &at) {
             Ok(g) => g,
             Err(e) => {
-                errors.0.push(e);
+                errors.0.extend(e.0);
                 continue;
             }
         };
