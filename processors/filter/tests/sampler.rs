@@ -161,12 +161,19 @@ fn hash_seed_writes_rv_and_th_on_kept_spans() {
     let id = hex("0102030405060708090a0b0c0d0e0f10");
     let (kept, ts) = s.span(&span_with(id.clone(), "vendor=a"));
     assert!(kept);
-    // rv: top 14 bits are 16383 - (hash & 0x3fff); th: (16384 - 8192) << 42 = "8".
+    // rv as the collector's randomnessFromBytes writes it: 16383 - (hash & 0x3fff) in bits
+    // 42-55, m ^ (m << 10) with m = hash >> 18 (its top 14 bits) in bits 14-41, hash &
+    // 0x3fff in bits 0-13; th: (16384 - 8192) << 42 = "8".
     let h = fnv_reference(0, &id);
     let low = u64::from(h & 0x3fff);
-    let unused = u64::from(h >> 14);
-    let rv = ((16383 - low) << 42) | ((unused ^ (unused << 10)) << 14) | low;
-    assert_eq!(ts.unwrap(), format!("ot=rv:{rv:014x};th:8,vendor=a"));
+    let top14 = u64::from(h >> 18);
+    let rv = ((16383 - low) << 42) | ((top14 ^ (top14 << 10)) << 14) | low;
+    assert_eq!(
+        ts.as_deref(),
+        Some(format!("ot=rv:{rv:014x};th:8,vendor=a").as_str())
+    );
+    // The same value worked out independently from the collector's formula.
+    assert_eq!(ts.unwrap(), "ot=rv:976837c4f25a25;th:8,vendor=a");
     // An arriving rv/th means OTEP 235 sampling is in use: an error, dropped when fail_closed.
     let arriving = "ot=th:0;rv:ffffffffffffff";
     assert_eq!(s.span(&span_with(id.clone(), arriving)), (false, None));

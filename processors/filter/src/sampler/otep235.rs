@@ -195,13 +195,17 @@ pub const NUM_HASH_BUCKETS: u32 = 0x4000;
 
 /// The legacy hash as 56-bit randomness (the collector's `randomnessFromBytes`): the top
 /// 14 bits are `16383 - (hash & 0x3fff)`, so `T <= R` holds exactly when
-/// `hash & 0x3fff < scaled percentage`, the original decision.
+/// `hash & 0x3fff < scaled percentage`, the original decision; bits 14-41 mix the hash's
+/// top 14 bits, bits 0-13 are `hash & 0x3fff`.
 pub fn randomness_from_hash(data: &[u8], seed: u32) -> Randomness {
     let hashed32 = fnv1a32(seed, data);
     let hashed = u64::from(hashed32 & (NUM_HASH_BUCKETS - 1));
     let rprime14 = u64::from(NUM_HASH_BUCKETS) - 1 - hashed;
-    let unused18 = u64::from(hashed32 >> 14);
-    let mixed28 = unused18 ^ (unused18 << 10);
+    // The collector shifts by 32 - 14 (its "unused18" holds the hash's top 14 bits), so
+    // bits 14-41 of the rv it writes are these, and a later sampler reading that rv decides
+    // alike only when they match.
+    let top14 = u64::from(hashed32 >> (32 - 14));
+    let mixed28 = top14 ^ (top14 << 10);
     Randomness((rprime14 << 42) | (mixed28 << 14) | hashed)
 }
 
@@ -487,6 +491,26 @@ mod tests {
         let mut joined = vec![1, 2, 3, 4];
         joined.extend_from_slice(b"foobar");
         assert_eq!(fnv1a32(seed, b"foobar"), plain(&joined));
+    }
+
+    #[test]
+    fn hash_randomness_has_the_collectors_bit_layout() {
+        // rv values the collector writes (its randomnessFromBytes), worked out by hand for
+        // two inputs: R' = 16383 - (h & 0x3fff) in bits 42-55, m ^ (m << 10) with
+        // m = h >> 18 in bits 14-41, h & 0x3fff in bits 0-13.
+        for (seed, data) in [(0u32, &b"foobar"[..]), (22, &[0x5a; 16][..])] {
+            let h = fnv1a32(seed, data);
+            let low = u64::from(h & 0x3fff);
+            let m = u64::from(h >> 18);
+            let want = ((16383 - low) << 42) | ((m ^ (m << 10)) << 14) | low;
+            assert_eq!(randomness_from_hash(data, seed).0, want);
+        }
+        // One vector worked out independently (Python, from the collector's formula):
+        // seed 0, "foobar": h = 0xe2c86f18, rv = 439c38bc2caf18.
+        assert_eq!(
+            randomness_from_hash(b"foobar", 0).rvalue(),
+            "439c38bc2caf18"
+        );
     }
 
     #[test]
