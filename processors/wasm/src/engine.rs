@@ -19,7 +19,15 @@ pub(crate) fn shared_engine() -> &'static Engine {
             .epoch_interruption(true)
             .cranelift_opt_level(OptLevel::Speed)
             // Traces stay readable without the cost of capturing a wasm backtrace on each trap.
-            .wasm_backtrace_max_frames(None);
+            .wasm_backtrace_max_frames(None)
+            // Proposals that would let a guest get round memory_limit_mib or the epoch
+            // deadline stay off: several memories (the limiter also counts all memories
+            // of an instance together), 64-bit memories, custom page sizes, stack
+            // switching. Threads and GC are not compiled in.
+            .wasm_multi_memory(false)
+            .wasm_memory64(false)
+            .wasm_custom_page_sizes(false)
+            .wasm_stack_switching(false);
         let engine = match Engine::new(&config) {
             Ok(e) => e,
             // These settings are supported on every platform wasmtime compiles for; should

@@ -114,6 +114,11 @@ pub(crate) enum GuestAnswer {
 pub(crate) struct HostState {
     module: String,
     memory_limit: usize,
+    /// Bytes of linear memory and table the instance holds, all memories and tables
+    /// together: the one budget `memory_limit` caps.
+    reserved: usize,
+    /// Log lines left in the current rate window, and when that window started.
+    log_budget: (u32, std::time::Instant),
     /// Set when the limiter refused a growth, so the resulting trap reads as out-of-memory.
     hit_memory_limit: bool,
     /// The panic message a guest reported through `weir_panic`.
@@ -128,27 +133,62 @@ pub(crate) struct HostState {
 impl ResourceLimiter for HostState {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_limit {
+        let total = self
+            .reserved
+            .saturating_sub(current)
+            .saturating_add(desired);
+        if total > self.memory_limit {
             self.hit_memory_limit = true;
             // A trap rather than a failed `memory.grow`: a Rust guest would abort on the
             // failed growth anyway, and a trap names the cause precisely.
             return Err(wasmtime::Error::msg("memory_limit_mib reached"));
         }
+        self.reserved = total;
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+        // A table element is a pointer-sized slot; tables share the memory budget.
+        let size = std::mem::size_of::<usize>();
+        let total = self
+            .reserved
+            .saturating_sub(current.saturating_mul(size))
+            .saturating_add(desired.saturating_mul(size));
+        if desired > MAX_TABLE_ELEMENTS || total > self.memory_limit {
+            return Ok(false);
+        }
+        self.reserved = total;
+        Ok(true)
     }
+}
+
+/// Log lines one instance may write per second (across calls); more are dropped.
+const MAX_LOG_LINES_PER_SECOND: u32 = 20;
+
+/// `text` on one line: control characters (newlines, carriage returns, escapes) written
+/// as `\n`, `\r`, `\u{..}`, so guest text cannot start a line of its own or drive a
+/// terminal.
+pub(crate) fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Reads `len` bytes at `ptr` of the caller's exported memory, or `None` when out of bounds.
@@ -172,21 +212,38 @@ pub(crate) fn linker(engine: &Engine) -> Result<Linker<HostState>, wasmtime::Err
                 return;
             }
             caller.data_mut().log_lines += 1;
+            // Across calls too: at most MAX_LOG_LINES_PER_SECOND per instance.
+            let (left, since) = caller.data().log_budget;
+            let now = std::time::Instant::now();
+            let left = if now.duration_since(since) >= std::time::Duration::from_secs(1) {
+                caller.data_mut().log_budget = (MAX_LOG_LINES_PER_SECOND, now);
+                MAX_LOG_LINES_PER_SECOND
+            } else {
+                left
+            };
+            if left == 0 {
+                return;
+            }
+            caller.data_mut().log_budget.0 = left - 1;
             let capped = len.clamp(0, MAX_LOG_LINE as i32);
             let Some(bytes) = guest_bytes(&mut caller, ptr, capped) else {
                 return;
             };
-            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let text = one_line(&String::from_utf8_lossy(&bytes));
             if level >= 4 {
                 caller.data_mut().last_error = Some(text.clone());
             }
-            let module = caller.data().module.as_str();
+            // Guest output is a field of a Weir line, never the line itself: it cannot
+            // forge Weir's own log lines, and it is marked with the module it came from.
+            let guest = caller.data().module.as_str();
             match level {
-                i32::MIN..=0 => tracing::trace!(target: "weir_wasm::guest", module, "{text}"),
-                1 => tracing::debug!(target: "weir_wasm::guest", module, "{text}"),
-                2 => tracing::info!(target: "weir_wasm::guest", module, "{text}"),
-                3 => tracing::warn!(target: "weir_wasm::guest", module, "{text}"),
-                _ => tracing::error!(target: "weir_wasm::guest", module, "{text}"),
+                i32::MIN..=0 => {
+                    tracing::trace!(target: "weir_wasm::guest", guest, text, "guest log")
+                }
+                1 => tracing::debug!(target: "weir_wasm::guest", guest, text, "guest log"),
+                2 => tracing::info!(target: "weir_wasm::guest", guest, text, "guest log"),
+                3 => tracing::warn!(target: "weir_wasm::guest", guest, text, "guest log"),
+                _ => tracing::error!(target: "weir_wasm::guest", guest, text, "guest log"),
             }
         },
     )?;
@@ -204,7 +261,7 @@ pub(crate) fn linker(engine: &Engine) -> Result<Linker<HostState>, wasmtime::Err
             let capped = len.clamp(0, MAX_LOG_LINE as i32);
             let message = guest_bytes(&mut caller, ptr, capped)
                 // Kept to one line: it ends up inside a log line's field.
-                .map(|b| String::from_utf8_lossy(&b).replace(['\n', '\r'], " "))
+                .map(|b| one_line(&String::from_utf8_lossy(&b)))
                 .unwrap_or_else(|| "(message outside guest memory)".to_string());
             caller.data_mut().panic_message = Some(message);
         },
@@ -308,6 +365,8 @@ impl GuestInstance {
         let state = HostState {
             module: template.module_name.clone(),
             memory_limit: template.memory_limit,
+            reserved: 0,
+            log_budget: (MAX_LOG_LINES_PER_SECOND, std::time::Instant::now()),
             hit_memory_limit: false,
             panic_message: None,
             output: None,
@@ -504,5 +563,19 @@ fn classify(store: &Store<HostState>, e: &wasmtime::Error, what: &str) -> Failur
             Failure::new(FailureCause::Instantiate, format!("{what}: {e}"))
         }
         None => Failure::new(FailureCause::Trap, format!("{what}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn guest_text_stays_on_one_line() {
+        assert_eq!(
+            one_line("ok\n2026-01-01T00:00:00Z ERROR weir: forged\r\x1b[31m"),
+            "ok\\n2026-01-01T00:00:00Z ERROR weir: forged\\r\\u{1b}[31m"
+        );
+        assert_eq!(one_line("plain ünïcode"), "plain ünïcode");
     }
 }

@@ -56,15 +56,31 @@ impl FailureLog {
 /// A `wasm` processor built for one pipeline.
 pub struct WasmStage {
     id: ComponentId,
-    signal: Signal,
-    module: Arc<PreparedModule>,
+    runner: Arc<Runner>,
     on_error: OnError,
-    idle: Mutex<Vec<GuestInstance>>,
     next: Arc<dyn Consumer>,
     failures: FailureLog,
     processor_failures: Counter,
     dropped: Counter,
+}
+
+/// What runs a guest call, shared with the thread that runs it.
+struct Runner {
+    signal: Signal,
+    module: Arc<PreparedModule>,
+    idle: Mutex<Vec<GuestInstance>>,
     instantiations: Counter,
+}
+
+/// Guest calls running at once in the process: one per core (at least two). Guests run on
+/// tokio's blocking pool, never on the async workers, so a slow guest cannot delay the
+/// health check or other receivers; this bound keeps them from taking every core.
+fn guest_slots() -> &'static Arc<tokio::sync::Semaphore> {
+    static SLOTS: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+        Arc::new(tokio::sync::Semaphore::new(n))
+    })
 }
 
 impl WasmStage {
@@ -92,12 +108,20 @@ impl WasmStage {
             .clone()
             .unwrap_or_else(|| signal.as_str().to_string());
         let labels = [("processor", ctx.id.to_string()), ("pipeline", pipeline)];
+        let instantiations = ctx.telemetry.counter(
+            "weir_wasm_instantiations",
+            "WASM instances created (one per concurrent caller, plus one per failure)",
+            &[("module", name)],
+        );
         WasmStage {
             id: ctx.id.clone(),
-            signal,
-            module,
+            runner: Arc::new(Runner {
+                signal,
+                module,
+                idle: Mutex::new(Vec::new()),
+                instantiations,
+            }),
             on_error,
-            idle: Mutex::new(Vec::new()),
             next,
             failures: FailureLog {
                 by_cause,
@@ -113,20 +137,29 @@ impl WasmStage {
                 "Items (log records, spans, data points) a processor dropped on purpose",
                 &labels,
             ),
-            instantiations: ctx.telemetry.counter(
-                "weir_wasm_instantiations",
-                "WASM instances created (one per concurrent caller, plus one per failure)",
-                &[("module", name)],
-            ),
         }
     }
 
-    /// Runs the guest on `batch`. On `Err` the batch is unchanged and the instance used is
-    /// gone; on `Ok` the instance returns to the pool.
+    /// Runs the guest on `batch` on this thread. On `Err` the batch is unchanged and the
+    /// instance used is gone; on `Ok` the instance returns to the pool.
     pub fn process(&self, batch: &mut Batch) -> Result<(), (FailureCause, String)> {
-        self.process_inner(batch).map_err(|f| (f.cause, f.detail))
+        self.runner
+            .process_inner(batch)
+            .map_err(|f| (f.cause, f.detail))
     }
+}
 
+impl WasmStage {
+    fn refused(&self, reason: &str) -> ConsumeError {
+        ConsumeError::Refused {
+            component: self.id.to_string(),
+            reason: reason.to_string(),
+            retry_after: Some(Duration::from_secs(1)),
+        }
+    }
+}
+
+impl Runner {
     fn process_inner(&self, batch: &mut Batch) -> Result<(), Failure> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut guest = match idle {
@@ -175,18 +208,31 @@ impl Consumer for WasmStage {
         let before = batch.item_count();
         // The guest runs on this thread: calls are bounded by `timeout`, like any other
         // synchronous processor's work. A panic here would be a host bug; it fails open too.
-        let outcome = catch_unwind(AssertUnwindSafe(|| self.process_inner(&mut batch)))
-            .unwrap_or_else(|_| {
-                Err(Failure::new(
-                    FailureCause::Trap,
-                    "the host panicked while running the guest",
-                ))
-            });
+        let permit = guest_slots()
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| self.refused("the guest pool is closed"))?;
+        let runner = self.runner.clone();
+        let (batch_back, outcome) = tokio::task::spawn_blocking(move || {
+            let outcome = catch_unwind(AssertUnwindSafe(|| runner.process_inner(&mut batch)))
+                .unwrap_or_else(|_| {
+                    Err(Failure::new(
+                        FailureCause::Trap,
+                        "the host panicked while running the guest",
+                    ))
+                });
+            drop(permit);
+            (batch, outcome)
+        })
+        .await
+        .map_err(|_| self.refused("the guest thread was stopped"))?;
+        let batch = batch_back;
         if let Err(failure) = outcome {
             self.processor_failures.inc();
             self.failures.record(
                 &self.id,
-                &self.module.template.module_name,
+                &self.runner.module.template.module_name,
                 self.on_error,
                 &failure,
             );

@@ -294,3 +294,66 @@ async fn concurrent_batches_each_get_an_instance() {
         0
     );
 }
+
+/// Several memories would each get `memory_limit_mib`: the proposal is off, so such a
+/// module is refused when the processor is built, naming the cause.
+#[test]
+fn a_module_with_several_memories_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let wat = r#"(module
+  (memory (export "memory") 1)
+  (memory $second 1000)
+  (func (export "weir_abi_version") (result i32) i32.const 1)
+  (func (export "weir_alloc") (param i32) (result i32) i32.const 1024)
+  (func (export "weir_process_logs") (param i32 i32) (result i32) i32.const 0))"#;
+    let path = wat_module(&dir, "multi", wat);
+    let config = json!({"module": path.display().to_string(), "memory_limit_mib": 4});
+    let err = match parse(config) {
+        Err(e) => e.to_string(),
+        Ok(parsed) => {
+            let ctx = weir_api::BuildContext::for_component(
+                weir_api::ComponentId::parse("wasm/test").unwrap(),
+            );
+            match parsed.build(&ctx, Signal::Logs, std::sync::Arc::new(Sink::default())) {
+                Err(e) => format!("{e:?}"),
+                Ok(_) => panic!("a module with two memories was accepted"),
+            }
+        }
+    };
+    assert!(err.contains("multi"), "{err}");
+}
+
+/// A guest busy for 1 s (until its timeout) runs off the async workers: on a one-thread runtime, a timer
+/// task still ticks every 50 ms meanwhile.
+#[tokio::test(flavor = "current_thread")]
+async fn a_slow_guest_does_not_hold_the_async_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = wat_module(&dir, "slow", &misbehaving("(loop $l (br $l))"));
+    let h = harness(
+        json!({"module": path.display().to_string(), "timeout": "1000ms"}),
+        Signal::Logs,
+    );
+    let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let t = ticks.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            t.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let started = Instant::now();
+    let out = h.run(big_batch()).await;
+    let took = started.elapsed();
+    ticker.abort();
+    assert_eq!(out.len(), 1, "failed open: the batch passes");
+    let n = ticks.load(std::sync::atomic::Ordering::SeqCst) as u128;
+    // Every 50 ms of the guest's run the ticker ran (give or take scheduling).
+    assert!(
+        n * 50 >= took.as_millis() / 2,
+        "ticker ran {n} times in {took:?}: the guest blocked the runtime"
+    );
+    assert!(
+        took >= Duration::from_millis(200),
+        "the guest did not run: {took:?}"
+    );
+}
