@@ -20,14 +20,14 @@ pub struct Secret {
 impl Secret {
     /// The strings whose presence anywhere means a leak: each variable part, and every
     /// window of it that is distinctive: 6 characters when the part holds at least three
-    /// letters, else 10 (numbers and addresses: shorter digit runs occur by chance in
-    /// counts, timestamps and sketch registers).
+    /// letters, else 12 (numbers and addresses: shorter digit runs occur by chance in
+    /// counts, timestamps, sketch registers and keyed hashes, which are random).
     pub fn needles(&self) -> Vec<String> {
         let mut out = Vec::new();
         for part in &self.parts {
             let chars: Vec<char> = part.chars().collect();
             let letters = chars.iter().filter(|c| c.is_alphabetic()).count();
-            let len = if letters >= 3 { 6 } else { 10 };
+            let len = if letters >= 3 { 6 } else { 12 };
             if chars.len() < len {
                 if chars.len() >= 6 {
                     out.push(part.clone());

@@ -197,17 +197,37 @@ fn evict_least_recent<V>(map: &mut BTreeMap<String, V>, last_seen: impl Fn(&V) -
     }
 }
 
+/// Bytes of a string body that are masked and mined (the rest counts as one `<*>`).
+pub const MAX_MINED_BYTES: usize = 16 * 1024;
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn head(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// The text mined for a log body: strings as they are; other bodies by their shape only.
 fn body_text<'a>(body: Option<&'a AnyValue>, scratch: &'a mut String) -> &'a str {
     match body.and_then(|b| b.value.as_ref()) {
-        Some(Value::StringValue(s)) => s,
+        // The miner looks at the first `max_tokens` tokens only: a huge body (1 MB) is
+        // mined from its head, so its cost stays that of a long line.
+        Some(Value::StringValue(s)) => head(s, MAX_MINED_BYTES),
         None => "",
         Some(Value::KvlistValue(kv)) => {
             scratch.clear();
             scratch.push_str("{kvlist:");
             for (i, e) in kv.values.iter().enumerate() {
+                if scratch.len() >= MAX_MINED_BYTES {
+                    break;
+                }
                 scratch.push(if i == 0 { ' ' } else { ',' });
-                scratch.push_str(&e.key);
+                scratch.push_str(head(&e.key, MAX_MINED_BYTES));
             }
             scratch.push('}');
             scratch

@@ -17,6 +17,10 @@ use weir_api::{Batch, Payload, Processor};
 use weir_metadata::processor::MetadataProcessor;
 use weir_metadata::{MetadataConfig, MetadataHandle};
 
+fn fixed_key() -> weir_metadata::SketchKey {
+    weir_metadata::SketchKey::from_bytes(*b"privacy-test-key")
+}
+
 const JWT: &str =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJwbGFudGVkIn0.c2lnbmF0dXJlcGxhbnRlZA";
 
@@ -113,6 +117,9 @@ fn bodies() -> Vec<&'static str> {
 #[test]
 fn planted_secrets_never_reach_a_summary() {
     let handle = std::sync::Arc::new(MetadataHandle::new(&MetadataConfig::default()));
+    // A fixed key: the summary holds keyed hashes as decimal numbers, and a random key
+    // would now and then spell a short planted number such as "5500" among their digits.
+    handle.set_key(fixed_key());
     let processor = MetadataProcessor::new(handle.clone());
     let resource = Some(Resource {
         attributes: [vec![kv("service.name", "payments")], secret_attrs()].concat(),
@@ -387,13 +394,33 @@ fn pieces(secret: &str) -> Vec<String> {
 #[test]
 fn no_planted_secret_of_any_class_reaches_templates_names_units_or_keys() {
     let handle = MetadataHandle::new(&MetadataConfig::default());
+    handle.set_key(fixed_key());
     for b in traffic() {
         handle.observe(&b);
     }
     let summary = handle.take();
     let svc = &summary.services["privacy"];
     assert_eq!(svc.logs.volume.items, 100 * class_bodies(0).len() as u64);
-    let stored = serde_json::to_string(&summary).unwrap();
+    // Every text the summary holds (keys and string values; numbers are counts, sketch
+    // registers and keyed hashes, random digits that a short digit piece would match by
+    // chance; the test above searches them for planted numbers).
+    fn texts(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::String(s) => {
+                out.push_str(s);
+                out.push('\n');
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| texts(x, out)),
+            serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| {
+                out.push_str(k);
+                out.push('\n');
+                texts(x, out);
+            }),
+            _ => {}
+        }
+    }
+    let mut stored = String::new();
+    texts(&serde_json::to_value(&summary).unwrap(), &mut stored);
     for (class, secrets) in CLASSES {
         for secret in *secrets {
             for piece in pieces(secret) {
