@@ -14,6 +14,14 @@
 //!       key_file: server-key.pem
 //!       client_ca_file: ca.pem        # optional: mTLS, edges must present a cert from this CA
 //!       min_version: "1.3"            # default
+//!     ingest:                         # limits of POST /api/v1/ingest (docs/CONTROL-PLANE-LIMITS.md)
+//!       max_request_bytes: 8388608
+//!       requests_per_minute: 600      # per token
+//!     connections:                    # both listeners
+//!       max_connections: 1024
+//!       header_read_timeout: 10s
+//!       body_read_timeout: 30s
+//!       idle_timeout: 120s
 //! exporters:
 //!   catalog:                          # summarises what it receives; metadata only
 //!     storage: ./weir-catalog.db      # write into a local store, or ...
