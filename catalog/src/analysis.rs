@@ -552,7 +552,9 @@ pub fn candidates(
             continue;
         }
         let distinct = a.distinct.estimate();
-        let (kind, prefix, title) = if distinct <= 1 {
+        // 0 distinct values means the sketch holds no hashes (e.g. keyed with another
+        // deployment's key and dropped): unknown, not constant.
+        let (kind, prefix, title) = if distinct == 1 {
             (
                 WasteKind::ConstantAttribute,
                 "constant-attr",

@@ -74,6 +74,16 @@ pub fn candidates(
             evidence.push(format!("the SDK hit its cardinality limit: data points carry {OVERFLOW_ATTRIBUTE} (measurements past the limit are merged into one series)"));
             title = format!("{title} (SDK cardinality limit hit)");
         }
+        evidence.push(format!(
+            "dropping the metric saves ~{series} series and {} bytes of data points in the window",
+            m.volume.bytes
+        ));
+        if let Some((key, distinct)) = dominant {
+            evidence.push(format!(
+                "removing {key} at the source would leave about {} series",
+                (series / distinct.max(1)).max(1)
+            ));
+        }
         evidence.push("the policy specification cannot remove a data-point attribute (metric policies have no transforms): remove the attribute in the instrumentation, or drop the metric with this policy".into());
         let id = format!("metric-cardinality-{}", short_hash(&[service, name]));
         out.push(Candidate {

@@ -458,6 +458,17 @@ fn metric_cardinality_and_overflow() {
     );
     assert_eq!(users.policy["metric"]["keep"], false);
     assert_eq!(users.would_drop.by_service["api"].items, 2000.0);
+    let bytes = c.service("api").unwrap().metrics.metrics["app.requests"]
+        .volume
+        .bytes;
+    assert_eq!(users.would_drop.by_service["api"].bytes, bytes as f64);
+    assert!(users
+        .evidence
+        .iter()
+        .any(|e| e.starts_with("dropping the metric saves ~")
+            && e.ends_with(&format!(
+                "series and {bytes} bytes of data points in the window"
+            ))));
     let over = m.iter().find(|f| f.title.contains("app.routes")).unwrap();
     assert!(over.title.contains("SDK cardinality limit hit"));
 }

@@ -128,7 +128,9 @@ fn other_services() -> Vec<Batch> {
     };
     let frontend_logs = (0..400)
         .map(|i| match i % 4 {
-            0 | 1 => log(i, "INFO", "GET /healthz 200 0ms".into(), vec![]),
+            // Words, not a path: masking keeps only vocabulary words in a template, and
+            // the health-check finding reads the template.
+            0 | 1 => log(i, "INFO", "health check passed in 0ms".into(), vec![]),
             2 => log(
                 i,
                 "INFO",
@@ -787,7 +789,8 @@ async fn ui_drives_the_control_plane_and_the_edge_enforces_it() {
     let metrics = b.text("#metrics-table").await;
     assert!(metrics.contains("process.threads") && metrics.contains("http.server.active_requests"));
     let spans = b.text("#spans-table").await;
-    for name in ["GET /healthz", "GET /products/{id}", "SELECT products"] {
+    // Span names are masked like log lines: the path segment is a variable.
+    for name in ["GET /<*>", "GET /products/{id}", "SELECT products"] {
         assert!(spans.contains(name), "{name} missing: {spans}");
     }
     b.screenshot("service").await;
@@ -946,7 +949,7 @@ async fn ui_drives_the_control_plane_and_the_edge_enforces_it() {
         .unwrap();
     assert!(shown.contains(&format!("\nid: {health_id}\n")), "{shown}");
     assert!(
-        shown.contains("\n    - log_field: body\n      regex: \"^GET /healthz"),
+        shown.contains("\n    - log_field: body\n      regex: \"^health check passed in "),
         "{shown}"
     );
     let set_text = |text: String| {
