@@ -472,3 +472,53 @@ fn metric_cardinality_and_overflow() {
     let over = m.iter().find(|f| f.title.contains("app.routes")).unwrap();
     assert!(over.title.contains("SDK cardinality limit hit"));
 }
+
+#[test]
+fn hits_split_by_mode_and_stale_edges_marked() {
+    let (_d, c) = catalog();
+    let debug = c
+        .findings()
+        .unwrap()
+        .into_iter()
+        .find(|f| f.kind == WasteKind::DebugLogs)
+        .unwrap();
+    c.accept(&debug.id, true, "test").unwrap();
+    let now = weir_catalog::store::now_secs();
+    let fresh = EdgeInfo {
+        instance_id: "edge-1/a".into(),
+        service_name: "weir-edge".into(),
+        last_sync: now,
+        last_hash: "h".into(),
+    };
+    // Reported while the policy is in shadow mode: shadow hits.
+    c.store()
+        .record_sync(&fresh, &[(debug.id.clone(), 30, 0, vec![])])
+        .unwrap();
+    c.update_policy(&debug.id, None, None, Some(false), "test")
+        .unwrap();
+    // Reported once enforced: enforced hits.
+    c.store()
+        .record_sync(&fresh, &[(debug.id.clone(), 12, 0, vec![])])
+        .unwrap();
+    let old = EdgeInfo {
+        instance_id: "edge-1/b".into(),
+        last_sync: now - 3600,
+        ..fresh.clone()
+    };
+    c.store().record_sync(&old, &[]).unwrap();
+    let v = weir_catalog::views::policies(&c).unwrap();
+    let p = &v["policies"][0];
+    assert_eq!(
+        (p["shadow_hits"].as_i64(), p["enforced_hits"].as_i64()),
+        (Some(30), Some(12))
+    );
+    let per_record = debug.would_drop.by_severity["DEBUG"].bytes / 200.0;
+    assert!((p["enforced_bytes"].as_f64().unwrap() - 12.0 * per_record).abs() < 1e-6);
+    assert!((p["shadow_bytes"].as_f64().unwrap() - 30.0 * per_record).abs() < 1e-6);
+    let edges = v["edges"].as_array().unwrap();
+    let by = |id: &str| edges.iter().find(|e| e["edge"] == id).unwrap().clone();
+    assert_eq!(by("edge-1/a")["stale"], false);
+    assert_eq!(by("edge-1/b")["stale"], true);
+    assert_eq!(by("edge-1/b")["in_sync"], false);
+    assert_eq!(by("edge-1/b")["last_seen"], now - 3600);
+}
