@@ -291,6 +291,19 @@ impl Store {
     ) -> Result<(), CatalogError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        // Counted once, then kept up to date as services are added.
+        let mut in_catalog: i64 =
+            tx.query_row("SELECT COUNT(DISTINCT service) FROM summaries", [], |r| {
+                r.get(0)
+            })?;
+        let mut of_edge: i64 = match edge {
+            Some((edge, _)) => tx.query_row(
+                "SELECT COUNT(*) FROM edge_services WHERE edge = ?1",
+                params![edge],
+                |r| r.get(0),
+            )?,
+            None => 0,
+        };
         for service in services {
             if let Some((edge, max)) = edge {
                 let added = tx.execute(
@@ -298,11 +311,8 @@ impl Store {
                     params![edge, service],
                 )?;
                 if added > 0 {
-                    let n: i64 = tx.query_row(
-                        "SELECT COUNT(*) FROM edge_services WHERE edge = ?1",
-                        params![edge],
-                        |r| r.get(0),
-                    )?;
+                    of_edge += 1;
+                    let n = of_edge;
                     if n as u64 > max as u64 {
                         return Err(CatalogError::Limit(format!(
                             "services: edge {edge:?} would report {n} services, the per-edge limit is {max}"
@@ -318,10 +328,8 @@ impl Store {
                 )
                 .optional()?;
             if old.is_none() {
-                let n: i64 =
-                    tx.query_row("SELECT COUNT(DISTINCT service) FROM summaries", [], |r| {
-                        r.get(0)
-                    })?;
+                let n = in_catalog;
+                in_catalog += 1;
                 if n as u64 >= max_services as u64 {
                     return Err(CatalogError::Limit(format!(
                         "services: the catalog holds {n} services, the limit is {max_services}"
