@@ -1,6 +1,7 @@
 //! The control plane's HTTP API (JSON). Every request is authenticated with a bearer token
 //! and checked against the token's role; see `openapi.json` beside this file.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, Request, State};
@@ -12,7 +13,7 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{authenticate, create_token_for, Permission, Principal, Role};
+use crate::auth::{check_token, create_token_with, Permission, Principal, Role, TokenCheck};
 use crate::control::{ControlError, ControlPlane};
 use crate::views;
 
@@ -70,30 +71,203 @@ fn require(p: &Principal, need: Permission) -> ApiResult<()> {
     }
 }
 
-/// Resolves the bearer token into a [`Principal`] request extension, or answers 401.
+/// Why a request's credentials were not accepted.
+#[derive(Debug)]
+pub enum AuthFailure {
+    /// No credentials (401).
+    Missing,
+    /// Wrong, revoked or expired credentials (401, with this message).
+    Invalid(&'static str),
+    /// The client or account is locked out after failed attempts (429).
+    Locked(crate::guard::Locked),
+    /// The store failed (500).
+    Store(crate::CatalogError),
+}
+
+impl AuthFailure {
+    /// As an HTTP response: 401 with `WWW-Authenticate`, or 429 with `Retry-After`.
+    pub fn into_response(self) -> Response {
+        match self {
+            AuthFailure::Missing => {
+                unauthorized("missing bearer token (Authorization: Bearer <token>)")
+            }
+            AuthFailure::Invalid(m) => unauthorized(m),
+            AuthFailure::Locked(l) => {
+                let mut r = ApiError(StatusCode::TOO_MANY_REQUESTS, l.to_string()).into_response();
+                r.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from(l.retry_after),
+                );
+                r
+            }
+            AuthFailure::Store(e) => ApiError::from(e).into_response(),
+        }
+    }
+
+    /// As a gRPC status.
+    pub fn into_status(self) -> tonic::Status {
+        match self {
+            AuthFailure::Missing => tonic::Status::unauthenticated("missing bearer token"),
+            AuthFailure::Invalid(m) => tonic::Status::unauthenticated(m),
+            AuthFailure::Locked(l) => {
+                let mut s = tonic::Status::resource_exhausted(l.to_string());
+                if let Ok(v) = l.retry_after.to_string().parse() {
+                    s.metadata_mut().insert("retry-after", v);
+                }
+                s
+            }
+            AuthFailure::Store(e) => tonic::Status::internal(e.to_string()),
+        }
+    }
+}
+
+/// The principal of a request's bearer token from `client`, through the failed-
+/// authentication limiter (`crate::guard`): a locked-out client or account is refused
+/// before its credentials are checked; every failure is logged, counted and audited.
+pub fn principal_of(
+    control: &ControlPlane,
+    client: Option<IpAddr>,
+    headers: &HeaderMap,
+) -> Result<Principal, AuthFailure> {
+    let guard = control.guard();
+    guard.check(client, None).map_err(AuthFailure::Locked)?;
+    let Some(token) = bearer(headers) else {
+        if let Some(session) = session_cookie(headers) {
+            return match control.store().session(session) {
+                Ok(Some((user, role))) => Ok(Principal {
+                    id: user,
+                    role,
+                    edge: None,
+                    user: true,
+                }),
+                Ok(None) => {
+                    guard.failed(client, None, "invalid_session");
+                    control.audit_auth_failure(client, None, "invalid_session");
+                    Err(AuthFailure::Invalid(
+                        "session expired or signed out: sign in again",
+                    ))
+                }
+                Err(e) => Err(AuthFailure::Store(e)),
+            };
+        }
+        guard.failed(client, None, "missing");
+        return Err(AuthFailure::Missing);
+    };
+    let account = crate::guard::token_account(token);
+    guard
+        .check(client, account.as_deref())
+        .map_err(AuthFailure::Locked)?;
+    let (reason, msg) = match check_token(control.store(), token).map_err(AuthFailure::Store)? {
+        TokenCheck::Valid(p) => return Ok(p),
+        TokenCheck::Invalid => ("invalid_token", "invalid or revoked token"),
+        TokenCheck::Expired { .. } => (
+            "expired_token",
+            "token expired: ask an admin for a new one (weir admin token create)",
+        ),
+    };
+    guard.failed(client, account.as_deref(), reason);
+    control.audit_auth_failure(client, account.as_deref(), reason);
+    Err(AuthFailure::Invalid(msg))
+}
+
+/// The session cookie's value, if the request carries one.
+pub fn session_cookie(h: &HeaderMap) -> Option<&str> {
+    h.get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            c.trim()
+                .strip_prefix(crate::users::COOKIE)
+                .and_then(|r| r.strip_prefix('='))
+        })
+        .filter(|v| !v.is_empty())
+}
+
+/// `%XX` escapes of a path segment decoded (as axum's `Path` decodes them).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+            if let Ok(v) = u8::from_str_radix(hex, 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn client_of(req: &Request) -> Option<IpAddr> {
+    req.extensions()
+        .get::<crate::guard::ClientAddr>()
+        .map(|c| c.0)
+}
+
+/// Resolves the bearer token into a [`Principal`] request extension, or answers 401 (429
+/// while locked out).
 pub async fn authenticate_request(
     State(state): State<ApiState>,
     mut req: Request,
     next: Next,
 ) -> Response {
     let principal = if state.auth {
-        let Some(token) = bearer(req.headers()) else {
-            return unauthorized("missing bearer token (Authorization: Bearer <token>)");
-        };
-        match authenticate(state.control.store(), token) {
-            Ok(Some(p)) => p,
-            Ok(None) => return unauthorized("invalid or revoked token"),
-            Err(e) => return ApiError::from(e).into_response(),
+        match principal_of(&state.control, client_of(&req), req.headers()) {
+            Ok(p) => p,
+            Err(f) => return f.into_response(),
         }
     } else {
         Principal {
             id: "anonymous".into(),
             role: Role::Admin,
             edge: None,
+            user: false,
         }
     };
+    let client = crate::guard::client_str(client_of(&req));
+    // The path read, without the query; a service's name as its keyed fingerprint, so
+    // an erasure leaves no trace of the name in the (append-only) audit log.
+    let read = (req.method() == axum::http::Method::GET).then(|| {
+        let path = req.uri().path();
+        match path.strip_prefix("/api/v1/services/") {
+            Some(name) if !name.is_empty() => {
+                let name = percent_decode(name);
+                format!(
+                    "/api/v1/services/{}",
+                    state.control.service_fingerprint(&name)
+                )
+            }
+            _ => path.to_string(),
+        }
+    });
+    let actor = principal.actor();
     req.extensions_mut().insert(principal);
-    next.run(req).await
+    let control = state.control.clone();
+    crate::audit::scope_client(client.clone(), async move {
+        let resp = next.run(req).await;
+        // Every read of catalog data through the API is audited, with its outcome.
+        if let Some(target) = read {
+            let r = control.store().audit_with_client(
+                &actor,
+                &client,
+                "api.read",
+                &target,
+                None,
+                Some(json!({"status": resp.status().as_u16()})),
+            );
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "audit log: could not record a read");
+            }
+        }
+        resp
+    })
+    .await
 }
 
 /// For policy sync over HTTP: the token must grant [`Permission::Edge`].
@@ -103,15 +277,19 @@ pub async fn authenticate_edge(
     next: Next,
 ) -> Response {
     if state.auth {
-        let token = bearer(req.headers());
-        match token.map(|t| authenticate(state.control.store(), t)) {
-            None => return unauthorized("missing bearer token (Authorization: Bearer <token>)"),
-            Some(Ok(None)) => return unauthorized("invalid or revoked token"),
-            Some(Err(e)) => return ApiError::from(e).into_response(),
-            Some(Ok(Some(p))) => {
+        match principal_of(&state.control, client_of(&req), req.headers()) {
+            Err(f) => return f.into_response(),
+            Ok(p) => {
                 if let Err(e) = require(&p, Permission::Edge) {
                     return e.into_response();
                 }
+                state.control.record_edge_activity(
+                    "edge.sync",
+                    &p.edge_name(),
+                    &p.actor(),
+                    &crate::guard::client_str(client_of(&req)),
+                    0,
+                );
                 return crate::sync::EDGE.scope(p.edge_name(), next.run(req)).await;
             }
         }
@@ -122,18 +300,28 @@ pub async fn authenticate_edge(
 }
 
 /// For policy sync over gRPC: the edge name of the `authorization: Bearer <token>`
-/// metadata's edge token (or admin token).
-pub fn edge_of_grpc(control: &ControlPlane, headers: &HeaderMap) -> Result<String, tonic::Status> {
-    let token =
-        bearer(headers).ok_or_else(|| tonic::Status::unauthenticated("missing bearer token"))?;
-    match authenticate(control.store(), token) {
-        Ok(Some(p)) if p.role.allows(Permission::Edge) => Ok(p.edge_name()),
-        Ok(Some(p)) => Err(tonic::Status::permission_denied(format!(
+/// metadata's edge token (or admin token), from `client`.
+pub fn edge_of_grpc(
+    control: &ControlPlane,
+    client: Option<IpAddr>,
+    headers: &HeaderMap,
+) -> Result<String, tonic::Status> {
+    match principal_of(control, client, headers) {
+        Ok(p) if p.role.allows(Permission::Edge) => {
+            control.record_edge_activity(
+                "edge.sync",
+                &p.edge_name(),
+                &p.actor(),
+                &crate::guard::client_str(client),
+                0,
+            );
+            Ok(p.edge_name())
+        }
+        Ok(p) => Err(tonic::Status::permission_denied(format!(
             "role {} may not sync policies",
             p.role.as_str()
         ))),
-        Ok(None) => Err(tonic::Status::unauthenticated("invalid or revoked token")),
-        Err(e) => Err(tonic::Status::internal(e.to_string())),
+        Err(f) => Err(f.into_status()),
     }
 }
 
@@ -180,6 +368,11 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/sketch-key", get(sketch_key))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/audit/export", get(audit_export))
+        .route("/api/v1/audit/verify", get(audit_verify))
+        .route("/api/v1/users", get(users).post(new_user))
+        .route("/api/v1/users/{name}", axum::routing::delete(disable_user))
+        .route("/api/v1/sign-out", post(crate::signin::sign_out))
         .route("/api/v1/tokens", get(tokens).post(new_token))
         .route("/api/v1/tokens/{id}", axum::routing::delete(revoke_token))
         .layer(axum::middleware::from_fn_with_state(
@@ -187,6 +380,9 @@ pub fn router(state: ApiState) -> Router {
             authenticate_request,
         ))
         .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/sign-in", post(crate::signin::sign_in))
+        .route("/api/v1/enrol/start", post(crate::signin::enrol_start))
+        .route("/api/v1/enrol/finish", post(crate::signin::enrol_finish))
         .with_state(state)
 }
 
@@ -198,7 +394,11 @@ async fn openapi() -> impl IntoResponse {
 }
 
 async fn whoami(Extension(p): Extension<Principal>) -> Json<serde_json::Value> {
-    Json(json!({"token_id": p.id, "role": p.role}))
+    if p.user {
+        Json(json!({"user": p.id, "role": p.role}))
+    } else {
+        Json(json!({"token_id": p.id, "role": p.role}))
+    }
 }
 
 async fn overview(
@@ -403,6 +603,9 @@ async fn ingest(
     let gate = s.control.ingestor();
     gate.charge(&p.id, body.len()).map_err(ingest_error)?;
     let edge = p.edge_name();
+    let edge_audit = edge.clone();
+    let client = crate::audit::current_client();
+    let bytes = body.len() as u64;
     let control = s.control.clone();
     // Reading and merging are CPU and disk work: off the async workers.
     tokio::task::spawn_blocking(move || {
@@ -413,6 +616,8 @@ async fn ingest(
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())?
     .map_err(ingest_error)?;
+    s.control
+        .record_edge_activity("edge.ingest", &edge_audit, &p.actor(), &client, bytes);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -437,6 +642,16 @@ fn ingest_error(e: crate::ingest::IngestError) -> Response {
 struct AuditQuery {
     since: i64,
     limit: Option<i64>,
+    /// Only records whose actor is this (`token:<id>`, `user:<name>`, `cli`, ...).
+    actor: Option<String>,
+    /// Only records whose action starts with this (`policy.`, `auth.failure`, ...).
+    action: Option<String>,
+    /// Only records from this client address.
+    client: Option<String>,
+    /// Only records at or after this Unix second.
+    from: Option<i64>,
+    /// Only records before this Unix second.
+    to: Option<i64>,
 }
 
 async fn audit(
@@ -445,11 +660,114 @@ async fn audit(
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require(&p, Permission::Admin)?;
-    let entries = s
+    let filter = crate::audit::AuditFilter {
+        since: q.since,
+        limit: q.limit.unwrap_or(1000).clamp(1, 10_000),
+        actor: q.actor.filter(|v| !v.is_empty()),
+        action: q.action.filter(|v| !v.is_empty()),
+        client: q.client.filter(|v| !v.is_empty()),
+        from: q.from,
+        to: q.to,
+    };
+    let entries = s.control.store().search_audit(&filter)?;
+    Ok(Json(json!({"entries": entries})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ExportQuery {
+    since: i64,
+}
+
+/// The audit log as JSON lines (one record with its hash per line), oldest first.
+async fn audit_export(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<ExportQuery>,
+) -> ApiResult<Response> {
+    require(&p, Permission::Admin)?;
+    let mut out = Vec::new();
+    s.control.store().export_audit(q.since, &mut out)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        out,
+    )
+        .into_response())
+}
+
+/// Recomputes the audit chain: `{"ok": true, ...}` or `{"ok": false, "error": ...}`.
+async fn audit_verify(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require(&p, Permission::Admin)?;
+    Ok(Json(match s.control.store().verify_audit()? {
+        Ok(v) => json!({"ok": true, "verified": v}),
+        Err(e) => json!({"ok": false, "error": e}),
+    }))
+}
+
+async fn users(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require(&p, Permission::Admin)?;
+    Ok(Json(json!({"users": s.control.store().users()?})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    name: String,
+    role: String,
+}
+
+/// Creates a user (or resets one): the one-time enrolment secret in the answer.
+async fn new_user(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    body: Result<Json<NewUser>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    require(&p, Permission::Admin)?;
+    let Json(b) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let role = Role::parse(&b.role).ok_or_else(|| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("role: unknown role {:?} (viewer, editor, admin)", b.role),
+        )
+    })?;
+    let secret = s
         .control
         .store()
-        .audit_log(q.since, q.limit.unwrap_or(1000).clamp(1, 10_000))?;
-    Ok(Json(json!({"entries": entries})))
+        .create_user(&b.name, role, &p.actor())
+        .map_err(crate::signin::user_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"name": b.name, "role": role, "enrolment_secret": secret,
+            "expires_in_seconds": crate::users::ENROL_TTL_SECS}),
+        ),
+    ))
+}
+
+async fn disable_user(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    require(&p, Permission::Admin)?;
+    if s.control.store().disable_user(&name, &p.actor())? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ControlError::NotFound {
+            what: "user",
+            id: name,
+        }
+        .into())
+    }
 }
 
 async fn tokens(
@@ -469,6 +787,9 @@ struct NewToken {
     /// The edge name an edge token is bound to (required for role `edge`).
     #[serde(default)]
     edge: Option<String>,
+    /// `30d`, `12h`, ... from now, or `never`. Default: 90 days, none for edge tokens.
+    #[serde(default)]
+    expires: Option<String>,
 }
 
 async fn new_token(
@@ -493,11 +814,20 @@ async fn new_token(
             "edge: an edge token is bound to an edge; give its name".into(),
         ));
     }
-    let (token, info) = create_token_for(
+    let expires_at = match &b.expires {
+        Some(e) => {
+            crate::auth::parse_expires(e).map_err(|m| ApiError(StatusCode::BAD_REQUEST, m))?
+        }
+        None => {
+            crate::auth::default_expiry(role).map(|d| crate::store::now_secs() + d.as_secs() as i64)
+        }
+    };
+    let (token, info) = create_token_with(
         s.control.store(),
         role,
         &b.name,
         b.edge.as_deref(),
+        expires_at,
         &p.actor(),
     )?;
     Ok((

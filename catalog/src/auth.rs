@@ -82,12 +82,19 @@ pub struct Principal {
     /// --edge NAME`). An edge token made before edges had names reports as
     /// `token-<id>`, so it can only ever speak for itself. `None` for other roles.
     pub edge: Option<String>,
+    /// True for a person signed in with a session (`id` is the user name); false for a
+    /// token (`id` is the token id).
+    pub user: bool,
 }
 
 impl Principal {
-    /// The actor string written in the audit log.
+    /// The actor string written in the audit log: `token:<id>` or `user:<name>`.
     pub fn actor(&self) -> String {
-        format!("token:{}", self.id)
+        if self.user {
+            format!("user:{}", self.id)
+        } else {
+            format!("token:{}", self.id)
+        }
     }
 
     /// The edge this principal reports as: its bound edge name, `token-<id>` for an
@@ -127,6 +134,32 @@ fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// How long a token lives when `--expires` is not given: 90 days for people-facing roles
+/// (viewer, editor, admin); edge tokens do not expire by default (they are deployed in
+/// edge configs; rotate them by creating a new one and revoking the old).
+pub fn default_expiry(role: Role) -> Option<std::time::Duration> {
+    match role {
+        Role::Edge => None,
+        _ => Some(std::time::Duration::from_secs(90 * 24 * 3600)),
+    }
+}
+
+/// Parses an `--expires` value: a duration (`30d`, `12h`, `90days`) from now, or `never`.
+/// Returns the expiry in Unix seconds (`None` = never).
+pub fn parse_expires(s: &str) -> Result<Option<i64>, String> {
+    if s == "never" {
+        return Ok(None);
+    }
+    let d = humantime::parse_duration(s).map_err(|e| {
+        format!("expires: {s:?} is not a duration like 30d or 12h, nor `never` ({e})")
+    })?;
+    if d.is_zero() {
+        return Err("expires: must be longer than 0".into());
+    }
+    let secs = i64::try_from(d.as_secs()).map_err(|_| format!("expires: {s:?} is too long"))?;
+    Ok(Some(now_secs().saturating_add(secs)))
+}
+
 /// Creates a token that is not bound to an edge: returns the secret (to show once) and
 /// its record.
 pub fn create_token(
@@ -145,6 +178,20 @@ pub fn create_token_for(
     role: Role,
     name: &str,
     edge: Option<&str>,
+    actor: &str,
+) -> Result<(String, TokenInfo), CatalogError> {
+    let expires_at = default_expiry(role).map(|d| now_secs() + d.as_secs() as i64);
+    create_token_with(store, role, name, edge, expires_at, actor)
+}
+
+/// Creates a token expiring at `expires_at` (Unix seconds; `None`: never). See
+/// [`create_token_for`].
+pub fn create_token_with(
+    store: &Store,
+    role: Role,
+    name: &str,
+    edge: Option<&str>,
+    expires_at: Option<i64>,
     actor: &str,
 ) -> Result<(String, TokenInfo), CatalogError> {
     if let Some(e) = edge {
@@ -171,28 +218,59 @@ pub fn create_token_for(
         created_at: now_secs(),
         revoked_at: None,
         edge: edge.map(str::to_string),
+        expires_at,
+        last_used_at: None,
     };
     store.put_token(&info, &hash(&token), actor)?;
     Ok((token, info))
 }
 
-/// Resolves a presented token to its principal; `None` for unknown or revoked tokens.
-pub fn authenticate(store: &Store, token: &str) -> Result<Option<Principal>, CatalogError> {
+/// What a presented token turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// A live token: its principal (its last-used time has been recorded).
+    Valid(Principal),
+    /// Unknown, revoked, or of an unknown role.
+    Invalid,
+    /// A real token past its expiry (Unix seconds).
+    Expired {
+        /// The token's id.
+        id: String,
+    },
+}
+
+/// Checks a presented token: valid (recording its last use), invalid, or expired.
+pub fn check_token(store: &Store, token: &str) -> Result<TokenCheck, CatalogError> {
     let h = hash(token);
     let Some((info, stored)) = store.token_by_hash(&h)? else {
-        return Ok(None);
+        return Ok(TokenCheck::Invalid);
     };
     if !bool::from(stored.as_slice().ct_eq(&h)) {
-        return Ok(None);
+        return Ok(TokenCheck::Invalid);
     }
     let Some(role) = Role::parse(&info.role) else {
-        return Ok(None);
+        return Ok(TokenCheck::Invalid);
     };
-    Ok(Some(Principal {
+    let now = now_secs();
+    if info.expires_at.is_some_and(|e| e <= now) {
+        return Ok(TokenCheck::Expired { id: info.id });
+    }
+    store.touch_token(&info.id, now)?;
+    Ok(TokenCheck::Valid(Principal {
         id: info.id,
         role,
         edge: info.edge,
+        user: false,
     }))
+}
+
+/// Resolves a presented token to its principal; `None` for unknown, revoked or expired
+/// tokens.
+pub fn authenticate(store: &Store, token: &str) -> Result<Option<Principal>, CatalogError> {
+    Ok(match check_token(store, token)? {
+        TokenCheck::Valid(p) => Some(p),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
@@ -233,5 +311,46 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert!(store.revoke_token(&info.id, "cli").unwrap());
         assert!(authenticate(&store, &token).unwrap().is_none());
+    }
+
+    #[test]
+    fn tokens_expire_and_record_their_last_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db")).unwrap();
+        let (t, info) = create_token(&store, Role::Viewer, "v", "cli").unwrap();
+        let ninety = now_secs() + 90 * 24 * 3600;
+        assert!((ninety - 2..=ninety).contains(&info.expires_at.unwrap()));
+        let (e, einfo) = create_token_for(&store, Role::Edge, "e", Some("e1"), "cli").unwrap();
+        assert_eq!(
+            einfo.expires_at, None,
+            "edge tokens do not expire by default"
+        );
+        assert!(store.tokens().unwrap()[0].last_used_at.is_none());
+        assert!(matches!(
+            check_token(&store, &t).unwrap(),
+            TokenCheck::Valid(_)
+        ));
+        assert!(matches!(
+            check_token(&store, &e).unwrap(),
+            TokenCheck::Valid(_)
+        ));
+        let used = store.tokens().unwrap();
+        assert!(used.iter().all(|t| t.last_used_at.is_some()), "{used:?}");
+        let (old, oinfo) = create_token_with(
+            &store,
+            Role::Admin,
+            "old",
+            None,
+            Some(now_secs() - 1),
+            "cli",
+        )
+        .unwrap();
+        assert_eq!(
+            check_token(&store, &old).unwrap(),
+            TokenCheck::Expired { id: oinfo.id }
+        );
+        assert!(parse_expires("30d").unwrap().unwrap() > now_secs() + 29 * 86400);
+        assert_eq!(parse_expires("never").unwrap(), None);
+        assert!(parse_expires("soon").unwrap_err().contains("expires"));
     }
 }

@@ -37,14 +37,74 @@ pub enum AdminCommand {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Print the audit log (oldest first).
+    /// People who sign in to the UI and API (password + TOTP).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Print the audit log (oldest first); `verify` checks its hash chain, `export`
+    /// writes it as JSON lines.
+    #[command(args_conflicts_with_subcommands = true)]
     Audit {
+        /// The catalog's SQLite file.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Only records after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        since: i64,
+        #[command(subcommand)]
+        command: Option<AuditCommand>,
+    },
+}
+
+/// `weir admin audit ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the tamper-evident hash chain; exit 1 naming the first record that does
+    /// not hold (edited, deleted, reordered, inserted by hand, newest records cut).
+    Verify {
+        /// The catalog's SQLite file.
+        #[arg(long)]
+        db: PathBuf,
+    },
+    /// Write the audit log as JSON lines (each record with its hash), oldest first.
+    Export {
         /// The catalog's SQLite file.
         #[arg(long)]
         db: PathBuf,
         /// Only records after this sequence number.
         #[arg(long, default_value_t = 0)]
         since: i64,
+    },
+}
+
+/// `weir admin user ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum UserCommand {
+    /// Create a user (or reset one's password and authenticator) and print a one-time
+    /// enrolment secret, valid 24 h: the user opens the UI, chooses "Enrol", sets a
+    /// password and adds the TOTP secret to an authenticator app.
+    Create {
+        /// The catalog's SQLite file.
+        #[arg(long)]
+        db: PathBuf,
+        /// viewer, editor or admin.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// The user name: 1 to 64 of A-Z a-z 0-9 . _ - @
+        name: String,
+    },
+    /// List users (name, role, state, last sign-in).
+    List {
+        /// The catalog's SQLite file.
+        #[arg(long)]
+        db: PathBuf,
+    },
+    /// Disable a user and end its sessions.
+    Disable {
+        /// The catalog's SQLite file.
+        #[arg(long)]
+        db: PathBuf,
+        /// The user name.
+        name: String,
     },
 }
 
@@ -67,8 +127,13 @@ pub enum TokenCommand {
         /// so one edge's token cannot speak for another. 1 to 64 of A-Z a-z 0-9 . _ -
         #[arg(long)]
         edge: Option<String>,
+        /// How long the token lives: `30d`, `12h`, ... or `never`. Default: 90 days for
+        /// viewer, editor and admin; never for edge tokens (rotate them by creating a new
+        /// one and revoking the old).
+        #[arg(long)]
+        expires: Option<String>,
     },
-    /// List tokens (ids, roles, never secrets).
+    /// List tokens (id, role, edge, state, expiry, last use, name; never secrets).
     List {
         /// The catalog's SQLite file.
         #[arg(long)]
@@ -160,6 +225,17 @@ pub fn report_text(c: &ControlPlane, top: usize) -> Result<String, String> {
     Ok(out)
 }
 
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`, or `none` when absent.
+fn time_or(t: Option<i64>, none: &str) -> String {
+    match t {
+        Some(t) => humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64),
+        )
+        .to_string(),
+        None => none.to_string(),
+    }
+}
+
 fn finish(r: Result<(), String>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -198,7 +274,14 @@ pub fn run_admin(cmd: AdminCommand) -> ExitCode {
             role,
             name,
             edge,
+            expires,
         }) => {
+            let expires_at = match expires.as_deref().map(crate::auth::parse_expires) {
+                Some(Ok(e)) => e,
+                Some(Err(m)) => return finish(Err(m)),
+                None => crate::auth::default_expiry(role)
+                    .map(|d| crate::store::now_secs() + d.as_secs() as i64),
+            };
             match (role, &edge) {
                 (Role::Edge, None) => {
                     return finish(Err(
@@ -219,31 +302,47 @@ pub fn run_admin(cmd: AdminCommand) -> ExitCode {
             ControlPlane::open(&db)
                 .map_err(|e| e.to_string())
                 .and_then(|c| {
-                    let (token, info) = crate::auth::create_token_for(
+                    let (token, info) = crate::auth::create_token_with(
                         c.store(),
                         role,
                         &name,
                         edge.as_deref(),
+                        expires_at,
                         "cli",
                     )
                     .map_err(|e| e.to_string())?;
                     eprintln!(
-                        "created {} token {} (shown once; store it now)",
-                        info.role, info.id
+                        "created {} token {} expiring {} (shown once; store it now)",
+                        info.role,
+                        info.id,
+                        time_or(info.expires_at, "never")
                     );
                     println!("{token}");
                     Ok(())
                 })
         }
         AdminCommand::Token(TokenCommand::List { db }) => open(&db).and_then(|c| {
+            let now = crate::store::now_secs();
+            println!("ID\tROLE\tEDGE\tSTATE\tEXPIRES\tLAST_USED\tNAME");
             for t in c.store().tokens().map_err(|e| e.to_string())? {
                 let state = if t.revoked_at.is_some() {
                     "revoked"
+                } else if t.expires_at.is_some_and(|e| e <= now) {
+                    "expired"
                 } else {
                     "active"
                 };
                 let edge = t.edge.as_deref().unwrap_or("-");
-                println!("{}\t{}\t{}\t{}\t{}", t.id, t.role, edge, state, t.name);
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    t.id,
+                    t.role,
+                    edge,
+                    state,
+                    time_or(t.expires_at, "never"),
+                    time_or(t.last_used_at, "never"),
+                    t.name
+                );
             }
             Ok(())
         }),
@@ -258,17 +357,95 @@ pub fn run_admin(cmd: AdminCommand) -> ExitCode {
                 Err(format!("no active token {id:?}"))
             }
         }),
-        AdminCommand::Audit { db, since } => open(&db).and_then(|c| {
+        AdminCommand::User(UserCommand::Create { db, role, name }) => ControlPlane::open(&db)
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                let secret = c
+                    .store()
+                    .create_user(&name, role, "cli")
+                    .map_err(|e| e.to_string())?;
+                eprintln!(
+                    "user {name} ({}) can enrol with this secret within 24 h (shown once): open the UI, choose Enrol",
+                    role.as_str()
+                );
+                println!("{secret}");
+                Ok(())
+            }),
+        AdminCommand::User(UserCommand::List { db }) => open(&db).and_then(|c| {
+            println!("NAME\tROLE\tSTATE\tLAST_SIGN_IN");
+            for u in c.store().users().map_err(|e| e.to_string())? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    u.name,
+                    u.role,
+                    u.state,
+                    time_or(u.last_sign_in, "never")
+                );
+            }
+            Ok(())
+        }),
+        AdminCommand::User(UserCommand::Disable { db, name }) => open(&db).and_then(|c| {
+            if c.store()
+                .disable_user(&name, "cli")
+                .map_err(|e| e.to_string())?
+            {
+                println!("disabled {name}");
+                Ok(())
+            } else {
+                Err(format!("no active user {name:?}"))
+            }
+        }),
+        AdminCommand::Audit {
+            command: Some(AuditCommand::Verify { db }),
+            ..
+        } => open(&db).and_then(|c| match c.store().verify_audit() {
+            Ok(Ok(v)) => {
+                println!(
+                    "audit log intact: {} records ({} to {}), anchored at {}",
+                    v.records,
+                    v.first_seq,
+                    v.last_seq,
+                    v.anchored_seq
+                        .map_or_else(|| "none yet".to_string(), |s| s.to_string())
+                );
+                Ok(())
+            }
+            Ok(Err(why)) => Err(format!("audit log TAMPERED: {why}")),
+            Err(e) => Err(e.to_string()),
+        }),
+        AdminCommand::Audit {
+            command: Some(AuditCommand::Export { db, since }),
+            ..
+        } => open(&db).and_then(|c| {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            c.store()
+                .export_audit(since, &mut out)
+                .map_err(|e| e.to_string())?;
+            std::io::Write::flush(&mut out).map_err(|e| e.to_string())?;
+            Ok(())
+        }),
+        AdminCommand::Audit {
+            db: None,
+            command: None,
+            ..
+        } => Err("weir admin audit: give --db FILE (or a subcommand: verify, export)".into()),
+        AdminCommand::Audit {
+            db: Some(db),
+            since,
+            command: None,
+        } => open(&db).and_then(|c| {
             for e in c
                 .store()
                 .audit_log(since, i64::MAX)
                 .map_err(|e| e.to_string())?
             {
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\tbefore={}\tafter={}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\tbefore={}\tafter={}",
                     e.seq,
                     e.at,
                     e.actor,
+                    e.client.as_deref().unwrap_or("-"),
                     e.action,
                     e.target,
                     e.before

@@ -17,6 +17,11 @@
 //!     ingest:                         # limits of POST /api/v1/ingest (docs/CONTROL-PLANE-LIMITS.md)
 //!       max_request_bytes: 8388608
 //!       requests_per_minute: 600      # per token
+//!     failed_auth:                    # per client address and per account (docs/SECURITY.md)
+//!       max_failures: 10              # within `window`, then 429 + Retry-After for `lockout`,
+//!       window: 1m                    # doubling at each further lockout up to `max_lockout`
+//!       lockout: 1m
+//!       max_lockout: 1h
 //!     connections:                    # both listeners
 //!       max_connections: 1024
 //!       header_read_timeout: 10s
@@ -119,6 +124,11 @@ pub struct ControlPlaneConfig {
     /// (docs/CONTROL-PLANE-LIMITS.md). Default: see `ConnectionLimits`.
     #[serde(default)]
     pub connections: ConnectionLimits,
+    /// Failed-authentication limits: failures per client address and per account within
+    /// a window, then a lockout (429 + Retry-After) that doubles up to a maximum
+    /// (docs/SECURITY.md). Default: see `FailedAuthLimits`.
+    #[serde(default)]
+    pub failed_auth: crate::guard::FailedAuthLimits,
 }
 
 fn parse_addr(s: &str, path: &str, errors: &mut ConfigErrors) -> Option<SocketAddr> {
@@ -181,6 +191,9 @@ impl ExtensionFactory for ControlPlaneFactory {
         for (field, msg) in cfg.connections.check() {
             errors.push(format!("{path}.connections.{field}"), msg);
         }
+        for (field, msg) in cfg.failed_auth.check() {
+            errors.push(format!("{path}.failed_auth.{field}"), msg);
+        }
         if cfg.ingest.max_request_bytes == 0 {
             errors.push(
                 format!("{path}.ingest.max_request_bytes"),
@@ -227,6 +240,8 @@ impl ExtensionConfig for ParsedControlPlane {
             })?
             .with_policy_check(policy_check())
             .with_ingest(self.cfg.ingest.clone(), &ctx.telemetry)
+            .with_failed_auth(self.cfg.failed_auth, &ctx.telemetry)
+            .with_secure_cookies(self.cfg.tls.is_some())
             .with_stale_after(3 * self.cfg.sync_interval.as_secs().max(1) as i64);
         let shown = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
         let tokens = control
@@ -343,6 +358,29 @@ impl Component for ControlPlaneServer {
                 let _ = router.serve_with_incoming_shutdown(incoming, stopped).await;
             });
         }
+        // Edge activity of finished minutes into the audit log, and the audit anchor
+        // moved to the newest record, every minute; all of it at shutdown.
+        let control = self.control.clone();
+        let mut stop_act = rx.clone();
+        tokio::spawn(async move {
+            loop {
+                let stopping = tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => false,
+                    _ = stop_act.changed() => true,
+                };
+                let c = control.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    c.flush_edge_activity(stopping);
+                    if let Err(e) = c.store().anchor_audit() {
+                        tracing::warn!(error = %e, "audit log: anchoring failed");
+                    }
+                })
+                .await;
+                if stopping {
+                    break;
+                }
+            }
+        });
         // Retention, hourly.
         let control = self.control.clone();
         let retention = self.cfg.retention.as_secs() as i64;

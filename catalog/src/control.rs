@@ -87,7 +87,25 @@ pub struct ControlPlane {
     check: Option<PolicyCheck>,
     ingestor: Ingestor,
     stale_after_secs: i64,
+    guard: crate::guard::Guard,
+    secure_cookies: bool,
+    /// Syncs and ingests per (edge, action) in the current minute, written to the audit
+    /// log as one record each when the minute ends.
+    activity: std::sync::Mutex<std::collections::HashMap<(String, &'static str), EdgeActivity>>,
 }
+
+/// Syncs or ingests of one edge within one minute.
+#[derive(Debug, Default)]
+struct EdgeActivity {
+    minute: i64,
+    actor: String,
+    clients: std::collections::BTreeSet<String>,
+    count: u64,
+    bytes: u64,
+}
+
+/// Client addresses kept per edge and minute in the audit record.
+const MAX_ACTIVITY_CLIENTS: usize = 8;
 
 impl ControlPlane {
     /// Opens the store at `path`.
@@ -101,7 +119,134 @@ impl ControlPlane {
             check: None,
             ingestor: Ingestor::new(IngestConfig::default(), &weir_api::Telemetry::new()),
             stale_after_secs: 90,
+            guard: crate::guard::Guard::new(
+                crate::guard::FailedAuthLimits::default(),
+                &weir_api::Telemetry::new(),
+            ),
+            secure_cookies: false,
+            activity: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// A service's name as the audit log writes it: `service#<keyed hash>` (an erasure
+    /// must leave no trace of the name; whoever holds the sketch key can still tell it).
+    pub fn service_fingerprint(&self, service: &str) -> String {
+        format!("service#{:016x}", self.sketch_key.hash(service.as_bytes()))
+    }
+
+    /// Marks session cookies `Secure` (set when the listener has TLS).
+    pub fn with_secure_cookies(mut self, secure: bool) -> Self {
+        self.secure_cookies = secure;
+        self
+    }
+
+    /// Whether session cookies are `Secure`.
+    pub fn secure_cookies(&self) -> bool {
+        self.secure_cookies
+    }
+
+    /// Counts one sync or ingest (`action` `edge.sync` / `edge.ingest`) of `edge` by
+    /// `actor` from `client`, into the current minute's record; a finished minute's
+    /// record is written to the audit log first.
+    pub fn record_edge_activity(
+        &self,
+        action: &'static str,
+        edge: &str,
+        actor: &str,
+        client: &str,
+        bytes: u64,
+    ) {
+        let minute = now_secs() / 60 * 60;
+        let done = {
+            let mut map = self.activity.lock().unwrap_or_else(|e| e.into_inner());
+            let a = map.entry((edge.to_string(), action)).or_default();
+            let done = (a.count > 0 && a.minute != minute).then(|| std::mem::take(a));
+            if a.count == 0 {
+                a.minute = minute;
+            }
+            a.actor = actor.to_string();
+            if a.clients.len() < MAX_ACTIVITY_CLIENTS {
+                a.clients.insert(client.to_string());
+            }
+            a.count += 1;
+            a.bytes += bytes;
+            done
+        };
+        if let Some(d) = done {
+            self.write_activity(edge, action, d);
+        }
+    }
+
+    fn write_activity(&self, edge: &str, action: &str, a: EdgeActivity) {
+        let clients: Vec<&str> = a.clients.iter().map(String::as_str).collect();
+        let r = self.store.audit_with_client(
+            &a.actor,
+            &clients.join(","),
+            action,
+            edge,
+            None,
+            Some(serde_json::json!({"minute": a.minute, "count": a.count, "bytes": a.bytes})),
+        );
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "audit log: could not record edge activity");
+        }
+    }
+
+    /// Writes the edge activity of finished minutes (all of it with `all`) to the audit
+    /// log. The control plane calls this every minute and at shutdown.
+    pub fn flush_edge_activity(&self, all: bool) {
+        let minute = now_secs() / 60 * 60;
+        let done: Vec<_> = {
+            let mut map = self.activity.lock().unwrap_or_else(|e| e.into_inner());
+            let keys: Vec<_> = map
+                .iter()
+                .filter(|(_, a)| a.count > 0 && (all || a.minute != minute))
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| map.remove(&k).map(|a| (k, a)))
+                .collect()
+        };
+        for ((edge, action), a) in done {
+            self.write_activity(&edge, action, a);
+        }
+    }
+
+    /// Sets the failed-authentication limits and where their metrics are counted.
+    pub fn with_failed_auth(
+        mut self,
+        limits: crate::guard::FailedAuthLimits,
+        telemetry: &weir_api::Telemetry,
+    ) -> Self {
+        self.guard = crate::guard::Guard::new(limits, telemetry);
+        self
+    }
+
+    /// The failed-authentication limiter.
+    pub fn guard(&self) -> &crate::guard::Guard {
+        &self.guard
+    }
+
+    /// Writes a failed authentication to the audit log: `account` (`token:<id>`,
+    /// `user:<name>`) or `-` as the actor, the reason as the target. A failure to write is
+    /// logged, not raised (the request is refused either way).
+    pub fn audit_auth_failure(
+        &self,
+        client: Option<std::net::IpAddr>,
+        account: Option<&str>,
+        reason: &str,
+    ) {
+        let r = self.store.audit_with_client(
+            account.unwrap_or("-"),
+            &crate::guard::client_str(client),
+            "auth.failure",
+            reason,
+            None,
+            None,
+        );
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "audit log: could not record a failed authentication");
+        }
     }
 
     /// Sets the ingest limits and where their metrics are counted.

@@ -4,18 +4,22 @@
 pub mod advice;
 pub mod analysis;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod component;
 pub mod control;
 pub mod dryrun;
+pub mod guard;
 pub mod ingest;
 pub mod listener;
 pub mod metric_findings;
+pub mod signin;
 pub mod store;
 pub mod sync;
 pub mod ui;
 pub mod units;
+pub mod users;
 pub mod views;
 
 use weir_api::Registry;

@@ -223,7 +223,6 @@ pub async fn serve_http(
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let service = hyper_util::service::TowerToHyperService::new(app);
     tokio::pin!(shutdown);
     loop {
         let (io, peer) = tokio::select! {
@@ -233,7 +232,18 @@ pub async fn serve_http(
             },
             _ = &mut shutdown => break,
         };
-        let (service, tls, mut stop) = (service.clone(), tls.clone(), stop_rx.clone());
+        // Every request carries its connection's client address (failed-authentication
+        // limits, audit log).
+        let client = crate::guard::ClientAddr(peer.ip());
+        let service =
+            hyper_util::service::TowerToHyperService::new(tower::ServiceExt::map_request(
+                app.clone(),
+                move |mut r: http::Request<hyper::body::Incoming>| {
+                    r.extensions_mut().insert(client);
+                    r
+                },
+            ));
+        let (tls, mut stop) = (tls.clone(), stop_rx.clone());
         tokio::spawn(async move {
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             builder
@@ -266,14 +276,22 @@ pub async fn serve_http(
     let _ = stop_tx.send(true);
 }
 
-async fn serve_one<I>(
+async fn serve_one<I, S>(
     builder: &hyper_util::server::conn::auto::Builder<TokioExecutor>,
     io: TokioIo<I>,
-    service: hyper_util::service::TowerToHyperService<axum::Router>,
+    service: hyper_util::service::TowerToHyperService<S>,
     stop: &mut tokio::sync::watch::Receiver<bool>,
     peer: std::net::SocketAddr,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
 {
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
@@ -345,8 +363,13 @@ pub enum GrpcConnection {
 }
 
 impl tonic::transport::server::Connected for GrpcConnection {
-    type ConnectInfo = ();
-    fn connect_info(&self) -> Self::ConnectInfo {}
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+    fn connect_info(&self) -> Self::ConnectInfo {
+        match self {
+            GrpcConnection::Plain(s) => s.connect_info(),
+            GrpcConnection::Tls(s) => s.get_ref().0.connect_info(),
+        }
+    }
 }
 
 impl AsyncRead for GrpcConnection {

@@ -173,6 +173,12 @@ pub struct TokenInfo {
     /// For an edge token: the edge name it is bound to (see `auth::Principal::edge`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edge: Option<String>,
+    /// Unix seconds after which the token is refused; `None`: never expires.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    /// Unix seconds of its last successful use (to the minute); `None`: never used.
+    #[serde(default)]
+    pub last_used_at: Option<i64>,
 }
 
 /// One audit record.
@@ -193,6 +199,13 @@ pub struct AuditEntry {
     pub before: Option<serde_json::Value>,
     /// State after, as JSON, where there is one.
     pub after: Option<serde_json::Value>,
+    /// The client address the request came from; `local` for the CLI and the control
+    /// plane's own jobs; `None` for records written before addresses were kept.
+    #[serde(default)]
+    pub client: Option<String>,
+    /// The record's link in the tamper-evident chain (see `crate::audit`).
+    #[serde(default)]
+    pub hash: Option<String>,
 }
 
 /// One stored summary row: (service, signal, body, first_seen, last_seen).
@@ -201,6 +214,7 @@ pub type SummaryRow = (String, String, String, i64, i64);
 /// The store. Cheap operations under one connection lock.
 pub struct Store {
     conn: Mutex<Connection>,
+    path: std::path::PathBuf,
 }
 
 fn parse_json(s: Option<String>) -> Option<serde_json::Value> {
@@ -230,6 +244,10 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         add_column(&conn, "tokens", "edge", "TEXT")?;
+        add_column(&conn, "tokens", "expires_at", "INTEGER")?;
+        add_column(&conn, "tokens", "last_used_at", "INTEGER")?;
+        crate::audit::install(&conn, path)?;
+        crate::users::install(&conn)?;
         add_column(
             &conn,
             "policy_status",
@@ -238,11 +256,22 @@ impl Store {
         )?;
         Ok(Store {
             conn: Mutex::new(conn),
+            path: path.to_path_buf(),
         })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connection, locked, for the crate's other modules (users, audit).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn()
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     // ---- catalog summaries ----
@@ -593,8 +622,8 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
-            "INSERT INTO tokens (id, hash, role, name, created_at, edge) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![t.id, hash, t.role, t.name, t.created_at, t.edge],
+            "INSERT INTO tokens (id, hash, role, name, created_at, edge, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![t.id, hash, t.role, t.name, t.created_at, t.edge, t.expires_at],
         )?;
         insert_audit(&tx, actor, "token.create", &t.id, None, Some(to_json(t)?))?;
         tx.commit()?;
@@ -606,7 +635,7 @@ impl Store {
         let conn = self.conn();
         Ok(conn
             .query_row(
-                "SELECT id, role, name, created_at, revoked_at, hash, edge FROM tokens WHERE hash = ?1 AND revoked_at IS NULL",
+                "SELECT id, role, name, created_at, revoked_at, hash, edge, expires_at, last_used_at FROM tokens WHERE hash = ?1 AND revoked_at IS NULL",
                 params![hash],
                 |r| {
                     Ok((
@@ -617,6 +646,8 @@ impl Store {
                             created_at: r.get(3)?,
                             revoked_at: r.get(4)?,
                             edge: r.get(6)?,
+                            expires_at: r.get(7)?,
+                            last_used_at: r.get(8)?,
                         },
                         r.get(5)?,
                     ))
@@ -629,7 +660,7 @@ impl Store {
     pub fn tokens(&self) -> Result<Vec<TokenInfo>, CatalogError> {
         let conn = self.conn();
         let mut st = conn.prepare(
-            "SELECT id, role, name, created_at, revoked_at, edge FROM tokens ORDER BY created_at, id",
+            "SELECT id, role, name, created_at, revoked_at, edge, expires_at, last_used_at FROM tokens ORDER BY created_at, id",
         )?;
         let rows = st.query_map([], |r| {
             Ok(TokenInfo {
@@ -639,9 +670,20 @@ impl Store {
                 created_at: r.get(3)?,
                 revoked_at: r.get(4)?,
                 edge: r.get(5)?,
+                expires_at: r.get(6)?,
+                last_used_at: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records that token `id` was used at `now` (written at most once a minute per token).
+    pub fn touch_token(&self, id: &str, now: i64) -> Result<(), CatalogError> {
+        self.conn().execute(
+            "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?2 - 60)",
+            params![id, now],
+        )?;
+        Ok(())
     }
 
     /// Revokes a token (audited); false when no live token has this id.
@@ -674,11 +716,27 @@ impl Store {
         insert_audit(&conn, actor, action, target, before, after)
     }
 
+    /// Appends an audit record naming the client address it came from.
+    pub fn audit_with_client(
+        &self,
+        actor: &str,
+        client: &str,
+        action: &str,
+        target: &str,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Result<(), CatalogError> {
+        let conn = self.conn();
+        crate::audit::with_client(client, || {
+            insert_audit(&conn, actor, action, target, before, after)
+        })
+    }
+
     /// The audit log, newest last, from `since_seq` (exclusive), at most `limit` records.
     pub fn audit_log(&self, since_seq: i64, limit: i64) -> Result<Vec<AuditEntry>, CatalogError> {
         let conn = self.conn();
         let mut st = conn.prepare(
-            "SELECT seq, at, actor, action, target, before, after FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            "SELECT seq, at, actor, action, target, before, after, client, hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
         let rows = st.query_map(params![since_seq, limit], |r| {
             Ok(AuditEntry {
@@ -689,6 +747,8 @@ impl Store {
                 target: r.get(4)?,
                 before: parse_json(r.get(5)?),
                 after: parse_json(r.get(6)?),
+                client: r.get(7)?,
+                hash: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -712,6 +772,18 @@ fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value, CatalogError> {
     Ok(serde_json::to_value(v)?)
 }
 
+/// Appends an audit record inside the caller's transaction (for the crate's other
+/// modules).
+pub(crate) fn audit_in(
+    conn: &Connection,
+    actor: &str,
+    action: &str,
+    target: &str,
+    after: Option<serde_json::Value>,
+) -> Result<(), CatalogError> {
+    insert_audit(conn, actor, action, target, None, after)
+}
+
 fn insert_audit(
     conn: &Connection,
     actor: &str,
@@ -720,18 +792,36 @@ fn insert_audit(
     before: Option<serde_json::Value>,
     after: Option<serde_json::Value>,
 ) -> Result<(), CatalogError> {
-    conn.execute(
-        "INSERT INTO audit (at, actor, action, target, before, after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            now_secs(),
+    if conn.is_autocommit() {
+        // On its own: one write transaction, so no other writer slips in between the
+        // read of the chain's end and the new link.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let r = crate::audit::append(
+            conn,
             actor,
             action,
             target,
             before.map(|v| v.to_string()),
-            after.map(|v| v.to_string())
-        ],
-    )?;
-    Ok(())
+            after.map(|v| v.to_string()),
+        );
+        match r {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+        crate::audit::anchor_newest(conn, Path::new(conn.path().unwrap_or_default()))?;
+        return Ok(());
+    }
+    crate::audit::append(
+        conn,
+        actor,
+        action,
+        target,
+        before.map(|v| v.to_string()),
+        after.map(|v| v.to_string()),
+    )
 }
 
 fn row_policy(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPolicy> {

@@ -209,7 +209,12 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let edge = if self.auth {
-            match crate::api::edge_of_grpc(&self.control, req.headers()) {
+            let client = req
+                .extensions()
+                .get::<tonic::transport::server::TcpConnectInfo>()
+                .and_then(|i| i.remote_addr())
+                .map(|a| a.ip());
+            match crate::api::edge_of_grpc(&self.control, client, req.headers()) {
                 Ok(e) => e,
                 Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
             }

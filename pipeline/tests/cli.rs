@@ -440,3 +440,105 @@ fn policy_subcommand_is_wired() {
         "{stdout}"
     );
 }
+
+#[test]
+fn admin_tokens_expire_users_enrol_and_the_audit_log_verifies_and_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cp.db");
+    let db_s = db.to_str().unwrap();
+    let admin = |args: &[&str]| output(weir().arg("admin").args(args));
+
+    let (code, token, stderr) = admin(&[
+        "token",
+        "create",
+        "--db",
+        db_s,
+        "--role",
+        "viewer",
+        "--expires",
+        "30d",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(token.starts_with("weir_"), "{token}");
+    assert!(stderr.contains(" expiring 20"), "{stderr}");
+    let (code, _, stderr) = admin(&[
+        "token",
+        "create",
+        "--db",
+        db_s,
+        "--role",
+        "viewer",
+        "--expires",
+        "soon",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("expires: \"soon\" is not a duration"),
+        "{stderr}"
+    );
+    let (code, _, _) = admin(&[
+        "token", "create", "--db", db_s, "--role", "edge", "--edge", "e1",
+    ]);
+    assert_eq!(code, 0);
+    let (code, list, _) = admin(&["token", "list", "--db", db_s]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines[0], "ID\tROLE\tEDGE\tSTATE\tEXPIRES\tLAST_USED\tNAME");
+    let row = |role: &str| -> Vec<&str> {
+        let l = lines.iter().find(|l| l.split('\t').nth(1) == Some(role));
+        l.unwrap().split('\t').collect()
+    };
+    let viewer = row("viewer");
+    assert_eq!(viewer[1..4], ["viewer", "-", "active"]);
+    assert!(
+        viewer[4].starts_with("20") && viewer[4].ends_with('Z'),
+        "{list}"
+    );
+    assert_eq!(viewer[5], "never");
+    let edge = row("edge");
+    assert_eq!(edge[1..6], ["edge", "e1", "active", "never", "never"]);
+
+    let (code, secret, stderr) =
+        admin(&["user", "create", "--db", db_s, "--role", "editor", "ana"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(secret.starts_with("weir_enrol_"), "{secret}");
+    let (code, _, stderr) = admin(&["user", "create", "--db", db_s, "--role", "edge", "bot"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("edge is for machines"), "{stderr}");
+    let (_, users, _) = admin(&["user", "list", "--db", db_s]);
+    assert_eq!(
+        users,
+        "NAME\tROLE\tSTATE\tLAST_SIGN_IN\nana\teditor\tpending\tnever\n"
+    );
+
+    let (code, out, stderr) = admin(&["audit", "verify", "--db", db_s]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        out.starts_with("audit log intact: 3 records (1 to 3)"),
+        "{out}"
+    );
+    let (code, jsonl, _) = admin(&["audit", "export", "--db", db_s]);
+    assert_eq!(code, 0);
+    let recs: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 3);
+    assert_eq!(recs[2]["action"], "user.create");
+    assert_eq!(recs[2]["client"], "local");
+    assert_eq!(recs[2]["hash"].as_str().unwrap().len(), 64);
+    // The old listing form still works.
+    let (code, log, _) = admin(&["audit", "--db", db_s]);
+    assert_eq!(code, 0);
+    assert_eq!(log.lines().count(), 3);
+
+    // With another key the chain does not hold: verify says so and exits 1.
+    let key = dir.path().join("cp.db.audit-key");
+    std::fs::write(&key, format!("{}\n", "ab".repeat(32))).unwrap();
+    let (code, _, stderr) = admin(&["audit", "verify", "--db", db_s]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.starts_with("error: audit log TAMPERED: record 1: its hash does not match"),
+        "{stderr}"
+    );
+}
