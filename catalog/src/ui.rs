@@ -1,7 +1,8 @@
 //! The control plane's web UI: static assets compiled into the binary (`include_str!`, no
 //! build step, nothing fetched from elsewhere) and served without authentication at `/`
-//! and `/ui/{file}`. The assets hold no data; the page's scripts call the authenticated
-//! `/api/v1` with the token the user signs in with.
+//! and `/ui/{file}`. The assets hold no data; people enrol and sign in on the page with
+//! password + TOTP (docs/SECURITY.md), and its scripts call the authenticated `/api/v1`
+//! with the HTTP-only session cookie the sign-in set (they never see a credential).
 //!
 //! ```yaml
 //! extensions:

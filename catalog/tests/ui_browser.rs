@@ -1,8 +1,10 @@
 //! The web UI in a real headless Chromium (driven through chromedriver) against a real
 //! control plane over SQLite, filled by a real edge `weir` process and by the real
-//! summariser: sign in per role, overview, service page, findings (accept in shadow,
-//! enforce, dismiss), policy editing with the API's 400 shown inline, the 401/403 answers,
-//! and the edge enforcing what was clicked (exact record counts at its upstream).
+//! summariser: people enrol (TOTP secret shown once, password, code) and sign in per role
+//! with password + TOTP, overview, service page, findings (accept in shadow, enforce,
+//! dismiss), policy editing with the API's 400 shown inline, the 401/403 answers, the
+//! admin's tokens, users and filtered audit pages, and the edge enforcing what was clicked
+//! (exact record counts at its upstream).
 //!
 //! Needs `chromium` and `chromedriver` on PATH (Debian: `apt-get install chromium
 //! chromium-driver`) and the `weir` binary (`cargo build -p weir`; found at
@@ -36,6 +38,8 @@ use weir_api::{Batch, Payload};
 use weir_catalog::auth::{create_token, Role};
 use weir_catalog::component::{app, policy_check};
 use weir_catalog::control::ControlPlane;
+use weir_catalog::store::now_secs;
+use weir_catalog::users::{base32_decode, totp};
 use weir_metadata::{MetadataConfig, MetadataHandle};
 use weir_policy::proto;
 
@@ -277,6 +281,33 @@ fn http(method: &str, port: u16, path: &str, token: &str, body: Option<&str>) ->
     (status, body)
 }
 
+/// Enrols `user` over the API with its enrolment secret; returns its TOTP secret.
+fn enrol(port: u16, user: &str, secret: &str, password: &str) -> Vec<u8> {
+    let (st, body) = http(
+        "POST",
+        port,
+        "/api/v1/enrol/start",
+        "",
+        Some(&serde_json::json!({"user": user, "secret": secret}).to_string()),
+    );
+    assert_eq!(st, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let t = base32_decode(v["totp_secret"].as_str().unwrap()).unwrap();
+    let code = format!("{:06}", totp(&t, now_secs() as u64));
+    let (st, body) = http(
+        "POST",
+        port,
+        "/api/v1/enrol/finish",
+        "",
+        Some(
+            &serde_json::json!({"user": user, "secret": secret, "password": password, "code": code})
+                .to_string(),
+        ),
+    );
+    assert_eq!(st, 204, "{body}");
+    t
+}
+
 fn get_json(port: u16, path: &str, token: &str) -> serde_json::Value {
     let (st, body) = http("GET", port, path, token, None);
     assert_eq!(st, 200, "GET {path}: {body}");
@@ -488,10 +519,26 @@ impl Browser {
             .await;
     }
 
-    async fn sign_in(&self, token: &str) {
+    /// Signs `user` in through the form with `password` and a code from its TOTP secret
+    /// (the next step's: the enrolment may have spent the current one).
+    async fn sign_in(&self, user: &str, password: &str, totp_secret: &[u8]) {
         self.client.goto(&format!("{}/", self.base)).await.unwrap();
-        let input = self.find("#token").await;
-        input.send_keys(token).await.unwrap();
+        self.find("#signin-user")
+            .await
+            .send_keys(user)
+            .await
+            .unwrap();
+        self.find("#signin-password")
+            .await
+            .send_keys(password)
+            .await
+            .unwrap();
+        let code = format!("{:06}", totp(totp_secret, now_secs() as u64 + 30));
+        self.find("#signin-code")
+            .await
+            .send_keys(&code)
+            .await
+            .unwrap();
         self.click("#signin-submit").await;
     }
 
@@ -638,7 +685,8 @@ async fn ui_drives_the_control_plane_and_the_edge_enforces_it() {
             .unwrap()
             .0
     };
-    let (viewer, editor, admin, edge_token) = (
+    // Machine tokens: the API checks below and the edge; four rows on the tokens page.
+    let (viewer, _editor, _admin, edge_token) = (
         token(Role::Viewer),
         token(Role::Editor),
         token(Role::Admin),
@@ -648,6 +696,12 @@ async fn ui_drives_the_control_plane_and_the_edge_enforces_it() {
     let cp = listener.local_addr().unwrap().port();
     let router = app(control.clone(), true, SYNC_INTERVAL_SECS);
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    // People: a viewer and an editor enrolled over the API; the admin enrols in the UI.
+    const PW: &str = "correct horse battery";
+    let mk = |name, role| control.store().create_user(name, role, "cli").unwrap();
+    let vera = enrol(cp, "vera", &mk("vera", Role::Viewer), PW);
+    let ed = enrol(cp, "ed", &mk("ed", Role::Editor), PW);
+    let ada_secret = mk("ada", Role::Admin);
 
     // Two services summarised by the real summariser and shipped like an edge does.
     let handle = MetadataHandle::new(&MetadataConfig::default());
@@ -712,21 +766,48 @@ async fn ui_drives_the_control_plane_and_the_edge_enforces_it() {
     let (_driver, b) =
         Browser::start(&chromedriver, dir.path(), format!("http://127.0.0.1:{cp}")).await;
 
-    // 1. Sign-in: a wrong token is a 401 shown as such; an edge token is refused.
-    b.sign_in("weir_000000000000_wrong").await;
+    // 1. Sign-in: a wrong password is a 401 shown as such; the admin enrols with the
+    // enrolment secret: the TOTP secret is shown once, a password and a code finish it.
+    b.sign_in("vera", "not the password", &vera).await;
     let msg = b.wait_text("#signin-error", "401").await;
-    assert!(msg.contains("invalid or revoked token"), "{msg}");
+    assert!(msg.contains("sign-in refused"), "{msg}");
     for signed_in_only in ["#nav", "#who"] {
         assert!(!b.find(signed_in_only).await.is_displayed().await.unwrap());
     }
     b.screenshot("signin").await;
-    b.sign_in(&edge_token).await;
-    b.wait_text("#signin-error", "edge token").await;
+    b.click("#enrol-open").await;
+    b.find("#enrol-user").await.send_keys("ada").await.unwrap();
+    b.find("#enrol-secret")
+        .await
+        .send_keys("weir_enrol_wrong")
+        .await
+        .unwrap();
+    b.click("#enrol-start").await;
+    b.wait_text("#enrol-error", "401").await;
+    b.find("#enrol-secret").await.clear().await.unwrap();
+    b.find("#enrol-secret")
+        .await
+        .send_keys(&ada_secret)
+        .await
+        .unwrap();
+    b.click("#enrol-start").await;
+    let ada = base32_decode(&b.text("#enrol-totp").await).unwrap();
+    assert_eq!(ada.len(), 20);
+    assert!(b
+        .text("#enrol-uri")
+        .await
+        .starts_with("otpauth://totp/Weir:ada?secret="));
+    b.screenshot("enrol").await;
+    b.find("#enrol-password").await.send_keys(PW).await.unwrap();
+    let code = format!("{:06}", totp(&ada, now_secs() as u64));
+    b.find("#enrol-code").await.send_keys(&code).await.unwrap();
+    b.click("#enrol-finish").await;
+    b.wait_text("#signin-error", "Enrolled").await;
 
     // 2. A viewer sees everything and can change nothing; the admin page is the API's 403.
-    b.sign_in(&viewer).await;
+    b.sign_in("vera", PW, &vera).await;
     b.find("main[data-page=overview]:not([aria-busy])").await;
-    assert!(b.text("#who-role").await.starts_with("viewer"));
+    assert_eq!(b.text("#who-role").await, "viewer · vera");
     assert!(!b.find("#nav-admin").await.is_displayed().await.unwrap());
     b.open("findings").await;
     assert_eq!(b.count("div.finding").await, all_findings.len());
@@ -748,7 +829,7 @@ async fn ui_drives_the_control_plane_and_the_edge_enforces_it() {
         .goto(&format!("{}/#/overview", b.base))
         .await
         .unwrap();
-    b.sign_in(&editor).await;
+    b.sign_in("ed", PW, &ed).await;
     b.find("main[data-page=overview]:not([aria-busy])").await;
     assert!(!b.find("#nav-admin").await.is_displayed().await.unwrap());
     let overview = get_json(cp, "/api/v1/overview", &viewer);
@@ -1037,19 +1118,69 @@ async fn ui_drives_the_control_plane_and_the_edge_enforces_it() {
         "{docs:#?}"
     );
 
-    // 10. An admin: tokens and the audit log of what the editor did.
-    b.sign_in(&admin).await;
+    // 10. An admin: tokens, users, and the audit log of what the editor did.
+    b.sign_in("ada", PW, &ada).await;
     b.find("main[data-page]:not([aria-busy])").await;
     b.open("admin").await;
     assert_eq!(b.count("#tokens-table tbody tr").await, 4);
+    b.open("users").await;
+    assert_eq!(b.count("#users-table tbody tr").await, 3);
+    assert_eq!(b.text("#users-table [data-user=ed]").await, "active");
+    b.find("#new-user-name")
+        .await
+        .send_keys("newbie")
+        .await
+        .unwrap();
+    b.click("#new-user-create").await;
+    let msg = b.wait_text("#banner", "enrolment secret").await;
+    assert!(msg.contains("weir_enrol_"), "{msg}");
+    b.wait_text("#users-table [data-user=newbie]", "pending")
+        .await;
+    b.screenshot("users").await;
+    b.open("audit").await;
+    assert!(b
+        .text("#audit-verify")
+        .await
+        .starts_with("Hash chain intact"));
     let audit = b.text("#audit-table").await;
-    for action in ["suggestion.accept", "finding.dismiss", "policy.update"] {
+    for action in [
+        "suggestion.accept",
+        "finding.dismiss",
+        "policy.update",
+        "api.read",
+        "auth.failure",
+        "user.enrol",
+    ] {
         assert!(
             audit.contains(action),
             "{action} not in the audit log: {audit}"
         );
     }
-    b.screenshot("admin").await;
+    // Filtered to the editor's changes to policies.
+    b.find("#audit-actor")
+        .await
+        .send_keys("user:ed")
+        .await
+        .unwrap();
+    b.find("#audit-action")
+        .await
+        .send_keys("policy.")
+        .await
+        .unwrap();
+    b.click("#audit-apply").await;
+    b.wait_text("#audit-count", "records match").await;
+    b.find("main[data-page=audit]:not([aria-busy])").await;
+    let rows = b
+        .client
+        .find_all(Locator::Css("#audit-table tbody tr"))
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    for r in rows {
+        let t = r.text().await.unwrap();
+        assert!(t.contains("user:ed") && t.contains("policy."), "{t}");
+    }
+    b.screenshot("audit").await;
 
     b.client.close().await.unwrap();
 }

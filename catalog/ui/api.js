@@ -1,34 +1,23 @@
-// Calls to the control plane's API with the token the user signed in with. The token is
-// kept in sessionStorage: it lives as long as the tab and is never sent anywhere else.
-
-const KEY = "weir.token";
+// Calls to the control plane's API. People sign in with password + TOTP code; the server
+// answers with an HTTP-only, SameSite=Strict session cookie that the browser sends with
+// every same-origin call. No credential is ever visible to (or kept by) these scripts.
 
 /** A non-2xx answer: the status and the API's `error` message. */
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, retryAfter) {
     super(message);
     this.status = status;
+    this.retryAfter = retryAfter;
   }
-}
-
-export function token() {
-  return sessionStorage.getItem(KEY);
-}
-
-export function setToken(t) {
-  if (t) sessionStorage.setItem(KEY, t);
-  else sessionStorage.removeItem(KEY);
 }
 
 /** method + path (+ JSON body) -> parsed JSON (null for 204), or throws ApiError. */
 export async function api(method, path, body) {
   const headers = { Accept: "application/json" };
-  const t = token();
-  if (t) headers.Authorization = `Bearer ${t}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let resp;
   try {
-    resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    resp = await fetch(path, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
   } catch (e) {
     throw new ApiError(0, `the control plane did not answer (${e.message})`);
   }
@@ -41,6 +30,6 @@ export async function api(method, path, body) {
       data = null;
     }
   }
-  if (!resp.ok) throw new ApiError(resp.status, (data && data.error) || text || resp.statusText);
+  if (!resp.ok) throw new ApiError(resp.status, (data && data.error) || text || resp.statusText, resp.headers.get("Retry-After"));
   return data;
 }

@@ -2,16 +2,16 @@
 // #/admin), each drawn from the authenticated API. Role decides which buttons exist; the
 // API enforces the same rules, and its 401/403 answers are shown as they come.
 
-import { api, ApiError, setToken, token } from "./api.js";
+import { api, ApiError } from "./api.js";
 import { h, table, fmtBytes, fmtNum, fmtMix } from "./dom.js";
 import { stackedBars } from "./charts.js";
-import { findingsPage, policiesPage, adminPage } from "./pages.js";
+import { findingsPage, policiesPage, adminPage, usersPage, auditPage } from "./pages.js";
 
 const main = document.getElementById("main");
 const banner = document.getElementById("banner");
 
-/** What the signed-in token may do (from GET /api/v1/whoami). */
-export const session = { role: null, tokenId: null };
+/** Who is signed in and what they may do (from GET /api/v1/whoami). */
+export const session = { role: null, user: null };
 export const canEdit = () => session.role === "editor" || session.role === "admin";
 export const isAdmin = () => session.role === "admin";
 
@@ -26,9 +26,8 @@ export function notify(message, kind = "error") {
 /** Explains an API failure; a 401 sends the user back to sign-in. */
 export function showError(e, doing) {
   if (e instanceof ApiError && e.status === 401) {
-    setToken(null);
     session.role = null;
-    signIn(`The API refused the token (401 Unauthorized): ${e.message}. Sign in again.`);
+    signIn(`Signed out by the server (401 Unauthorized): ${e.message}.`);
     return;
   }
   if (e instanceof ApiError && e.status === 403) {
@@ -39,51 +38,116 @@ export function showError(e, doing) {
   notify(`Failed${status} while ${doing}: ${e.message}`);
 }
 
+function refusal(e, doing) {
+  if (e instanceof ApiError && e.status === 429) return `Too many failed attempts (429): ${e.message}`;
+  if (e instanceof ApiError && e.status === 401) return `Refused (401 Unauthorized): ${e.message}`;
+  return `${doing} failed: ${e.message}`;
+}
+
+function field(id, label, attrs) {
+  return h("label", { class: "field" }, h("span", {}, label), h("input", { id, "aria-label": label, ...attrs }));
+}
+
+/** The sign-in page: user name, password and the authenticator's 6-digit code. */
 function signIn(message) {
   document.getElementById("nav").hidden = true;
   document.getElementById("who").hidden = true;
   notify("");
-  const input = h("input", { id: "token", type: "password", autocomplete: "off", placeholder: "weir_…", "aria-label": "API token" });
   const error = h("div", { id: "signin-error", class: "error", role: "alert" }, message || "");
   const form = h(
     "form",
     { class: "panel signin", id: "signin" },
     h("h1", {}, "Sign in"),
-    h("p", { class: "muted" }, "Paste an API token (", h("code", {}, "weir admin token create --db FILE --role viewer|editor|admin"), "). It is kept in this tab only."),
-    input,
-    h("div", { class: "actions" }, h("button", { class: "primary", type: "submit", id: "signin-submit" }, "Sign in")),
+    field("signin-user", "User", { autocomplete: "username" }),
+    field("signin-password", "Password", { type: "password", autocomplete: "current-password" }),
+    field("signin-code", "Code from your authenticator app", { inputmode: "numeric", autocomplete: "one-time-code", maxlength: "6", pattern: "[0-9]{6}" }),
+    h("div", { class: "actions" }, h("button", { class: "primary", type: "submit", id: "signin-submit" }, "Sign in"), h("button", { type: "button", class: "link", id: "enrol-open", onclick: () => enrol() }, "First time? Enrol with your enrolment secret")),
     error,
+    h("p", { class: "muted" }, "An admin creates your user with ", h("code", {}, "weir admin user create NAME --role viewer|editor|admin"), " and gives you its one-time enrolment secret. Machines (edges, CI) use API tokens instead."),
   );
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    setToken(input.value.trim());
+    const v = (id) => document.getElementById(id).value;
     try {
+      await api("POST", "/api/v1/sign-in", { user: v("signin-user").trim(), password: v("signin-password"), code: v("signin-code").trim() });
       await whoami();
     } catch (e) {
-      setToken(null);
-      error.textContent = e instanceof ApiError && e.status === 401 ? `The API refused the token (401 Unauthorized): ${e.message}` : `Sign-in failed: ${e.message}`;
-      return;
-    }
-    if (session.role === "edge") {
-      setToken(null);
-      error.textContent = "This is an edge token: it may only sync policies and ship metadata. Sign in with a viewer, editor or admin token.";
+      error.textContent = refusal(e, "Sign-in");
+      document.getElementById("signin-code").value = "";
       return;
     }
     if (!location.hash || location.hash === "#/") location.hash = "#/overview";
     else route();
   });
   main.replaceChildren(form);
-  input.focus();
+  document.getElementById("signin-user").focus();
+}
+
+/**
+ * Enrolment: the enrolment secret gets a new TOTP secret (shown once, with its otpauth://
+ * URI for an authenticator app); then a password and a code from the app finish it.
+ */
+function enrol() {
+  notify("");
+  const error = h("div", { id: "enrol-error", class: "error", role: "alert" });
+  const step2 = h("div", { id: "enrol-step2", hidden: true });
+  const form = h(
+    "form",
+    { class: "panel signin", id: "enrol" },
+    h("h1", {}, "Enrol"),
+    field("enrol-user", "User", { autocomplete: "username" }),
+    field("enrol-secret", "Enrolment secret", { type: "password", autocomplete: "off" }),
+    h("div", { class: "actions" }, h("button", { type: "button", class: "primary", id: "enrol-start" }, "Continue"), h("button", { type: "button", class: "link", onclick: () => signIn() }, "Back to sign-in")),
+    step2,
+    error,
+  );
+  const v = (id) => document.getElementById(id).value;
+  form.querySelector("#enrol-start").addEventListener("click", async () => {
+    error.textContent = "";
+    let r;
+    try {
+      r = await api("POST", "/api/v1/enrol/start", { user: v("enrol-user").trim(), secret: v("enrol-secret").trim() });
+    } catch (e) {
+      error.textContent = refusal(e, "Enrolment");
+      return;
+    }
+    step2.replaceChildren(
+      h("p", {}, "Add this secret to your authenticator app (TOTP, SHA-1, 30 s, 6 digits). It is shown once."),
+      h("p", {}, h("code", { id: "enrol-totp" }, r.totp_secret)),
+      h("p", { class: "muted" }, "Or as a URI: ", h("code", { id: "enrol-uri" }, r.otpauth_uri)),
+      field("enrol-password", "New password (at least 12 characters)", { type: "password", autocomplete: "new-password" }),
+      field("enrol-code", "Code from your authenticator app", { inputmode: "numeric", autocomplete: "one-time-code", maxlength: "6" }),
+      h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", id: "enrol-finish" }, "Finish enrolment")),
+    );
+    step2.hidden = false;
+    document.getElementById("enrol-password").focus();
+  });
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (step2.hidden) return;
+    try {
+      await api("POST", "/api/v1/enrol/finish", { user: v("enrol-user").trim(), secret: v("enrol-secret").trim(), password: v("enrol-password"), code: v("enrol-code").trim() });
+    } catch (e) {
+      error.textContent = refusal(e, "Enrolment");
+      return;
+    }
+    const user = v("enrol-user").trim();
+    signIn(`Enrolled. Sign in as ${user} with your password and a new code.`);
+    document.getElementById("signin-user").value = user;
+    document.getElementById("signin-error").setAttribute("data-kind", "info");
+  });
+  main.replaceChildren(form);
+  document.getElementById("enrol-user").focus();
 }
 
 async function whoami() {
   const me = await api("GET", "/api/v1/whoami");
   session.role = me.role;
-  session.tokenId = me.token_id;
-  document.getElementById("who-role").textContent = `${me.role} · ${me.token_id}`;
+  session.user = me.user || `token ${me.token_id}`;
+  document.getElementById("who-role").textContent = `${me.role} · ${session.user}`;
   document.getElementById("who").hidden = false;
   document.getElementById("nav").hidden = me.role === "edge";
-  document.getElementById("nav-admin").hidden = me.role !== "admin";
+  for (const id of ["nav-admin", "nav-users", "nav-audit"]) document.getElementById(id).hidden = me.role !== "admin";
 }
 
 function signalParts(sig) {
@@ -263,13 +327,15 @@ const routes = [
   [/^#\/findings$/, "findings", () => findingsPage()],
   [/^#\/policies$/, "policies", () => policiesPage()],
   [/^#\/admin$/, "admin", () => adminPage()],
+  [/^#\/users$/, "users", () => usersPage()],
+  [/^#\/audit(\?.*)?$/, "audit", (m) => auditPage(new URLSearchParams((m[1] || "").slice(1)))],
 ];
 
 let generation = 0;
 
 /** Draws the page the hash names. */
 export async function route() {
-  if (!token() || !session.role) return signIn();
+  if (!session.role) return signIn();
   const hash = location.hash || "#/overview";
   const found = routes.map(([re, view, draw]) => [re.exec(hash), view, draw]).find(([m]) => m);
   if (!found) {
@@ -295,8 +361,12 @@ export async function route() {
 }
 
 async function start() {
-  document.getElementById("sign-out").addEventListener("click", () => {
-    setToken(null);
+  document.getElementById("sign-out").addEventListener("click", async () => {
+    try {
+      await api("POST", "/api/v1/sign-out");
+    } catch {
+      // Signed out either way: the session is gone or was already.
+    }
     session.role = null;
     signIn("Signed out.");
   });
@@ -304,13 +374,11 @@ async function start() {
     notify("");
     route();
   });
-  if (token()) {
-    try {
-      await whoami();
-    } catch (e) {
-      if (e instanceof ApiError && e.status === 401) setToken(null);
-      return signIn(e instanceof ApiError && e.status === 401 ? `The API refused the saved token (401 Unauthorized): ${e.message}` : e.message);
-    }
+  // A session cookie from before (a reload) signs in without asking.
+  try {
+    await whoami();
+  } catch (e) {
+    return signIn(e instanceof ApiError && e.status === 401 ? "" : e.message);
   }
   route();
 }

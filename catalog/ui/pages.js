@@ -1,6 +1,6 @@
 // Pages that change things: findings (accept in shadow / enforce / dismiss), policies
 // (edit as YAML, enable/disable, shadow/enforce, hits per edge, edges in sync), and the
-// admin page (tokens, audit log).
+// admin pages (tokens, users, the audit log with filters).
 
 import { api, ApiError } from "./api.js";
 import { h, table, fmtBytes, fmtNum, fmtTime } from "./dom.js";
@@ -243,45 +243,121 @@ export async function policiesPage() {
 
 export async function adminPage() {
   // No role check here: the API answers non-admins with its own 403, shown as it is.
-  const [{ tokens }, { entries }] = await Promise.all([api("GET", "/api/v1/tokens"), api("GET", "/api/v1/audit?limit=10000")]);
+  const { tokens } = await api("GET", "/api/v1/tokens");
   const role = h("select", { id: "new-token-role" }, ["viewer", "editor", "admin", "edge"].map((r) => h("option", { value: r }, r)));
   const name = h("input", { id: "new-token-name", placeholder: "name" });
-  const create = h("button", { class: "primary", onclick: async () => {
+  const edge = h("input", { id: "new-token-edge", placeholder: "edge name (edge tokens)" });
+  const expires = h("input", { id: "new-token-expires", placeholder: "expires: 30d, never (default 90d; edge never)" });
+  const create = h("button", { class: "primary", id: "new-token-create", onclick: async () => {
     try {
-      const r = await api("POST", "/api/v1/tokens", { role: role.value, name: name.value });
+      const body = { role: role.value, name: name.value };
+      if (edge.value.trim()) body.edge = edge.value.trim();
+      if (expires.value.trim()) body.expires = expires.value.trim();
+      const r = await api("POST", "/api/v1/tokens", body);
       await route();
       notify(`Token ${r.info.id} (${r.info.role}) created. Copy it now, it is not shown again: ${r.token}`, "info");
     } catch (e) {
       showError(e, "creating a token");
     }
   } }, "Create token");
+  const now = Date.now() / 1000;
+  const state = (t) => (t.revoked_at ? "revoked" : t.expires_at && t.expires_at <= now ? "expired" : "active");
   return [
-    h("h1", {}, "Tokens & audit"),
+    h("h1", {}, "Tokens"),
+    h("p", { class: "muted" }, "API tokens are for machines: edges, CI, scripts. People sign in as users."),
     h(
       "div",
       { class: "panel" },
-      h("h2", {}, "Tokens"),
       table(
-        ["Id", "Role", "Name", "Created", "Revoked", ""],
+        ["Id", "Role", "Edge", "Name", "State", "Created", "Expires", "Last used", ""],
         tokens.map((t) => [
           h("code", {}, t.id),
           t.role,
+          t.edge || "",
           t.name,
+          h("span", { class: `tag ${state(t) === "active" ? "ok" : "stale"}` }, state(t)),
           fmtTime(t.created_at),
-          t.revoked_at ? fmtTime(t.revoked_at) : "",
+          t.expires_at ? fmtTime(t.expires_at) : "never",
+          fmtTime(t.last_used_at),
           t.revoked_at ? "" : h("button", { class: "danger", onclick: () => act(`revoking ${t.id}`, () => api("DELETE", `/api/v1/tokens/${t.id}`), () => `Token ${t.id} revoked.`) }, "Revoke"),
         ]),
         { id: "tokens-table" },
       ),
-      h("div", { class: "actions" }, role, name, create),
+      h("div", { class: "actions" }, role, name, edge, expires, create),
     ),
+  ];
+}
+
+/** Admins: users, their state, creating one (its enrolment secret shown once), disabling. */
+export async function usersPage() {
+  const { users } = await api("GET", "/api/v1/users");
+  const name = h("input", { id: "new-user-name", placeholder: "user name" });
+  const role = h("select", { id: "new-user-role" }, ["viewer", "editor", "admin"].map((r) => h("option", { value: r }, r)));
+  const create = h("button", { class: "primary", id: "new-user-create", onclick: async () => {
+    try {
+      const r = await api("POST", "/api/v1/users", { name: name.value.trim(), role: role.value });
+      await route();
+      notify(`User ${r.name} (${r.role}) created. Give them this one-time enrolment secret (valid 24 h, not shown again): ${r.enrolment_secret}`, "info");
+    } catch (e) {
+      showError(e, "creating a user");
+    }
+  } }, "Create user");
+  return [
+    h("h1", {}, "Users"),
+    h("p", { class: "muted" }, "People sign in with a password and a code from an authenticator app. Creating an existing user again resets their password and authenticator."),
     h(
       "div",
       { class: "panel" },
-      h("h2", {}, "Audit log (newest first)"),
+      users.length
+        ? table(
+            ["User", "Role", "State", "Created", "Last sign-in", ""],
+            users.map((u) => [
+              u.name,
+              u.role,
+              h("span", { class: `tag ${u.state === "active" ? "ok" : "stale"}`, "data-user": u.name }, u.state),
+              fmtTime(u.created_at),
+              fmtTime(u.last_sign_in),
+              u.state === "disabled" ? "" : h("button", { class: "danger", onclick: () => act(`disabling ${u.name}`, () => api("DELETE", `/api/v1/users/${encodeURIComponent(u.name)}`), () => `User ${u.name} disabled; their sessions ended.`) }, "Disable"),
+            ]),
+            { id: "users-table" },
+          )
+        : h("p", { class: "muted" }, "No users yet."),
+      h("div", { class: "actions" }, name, role, create),
+    ),
+  ];
+}
+
+/** Admins: the audit log, filtered by actor, action, client address and time; the chain verified. */
+export async function auditPage(params) {
+  const q = new URLSearchParams();
+  for (const k of ["actor", "action", "client"]) if (params.get(k)) q.set(k, params.get(k));
+  for (const k of ["from", "to"]) {
+    const d = params.get(k);
+    if (d) q.set(k, String(Math.floor(Date.parse(`${d}T00:00:00Z`) / 1000)));
+  }
+  q.set("limit", "10000");
+  const [{ entries }, verify] = await Promise.all([api("GET", `/api/v1/audit?${q}`), api("GET", "/api/v1/audit/verify")]);
+  const input = (k, placeholder, type) => h("input", { id: `audit-${k}`, placeholder, type: type || "text", value: params.get(k) || "" });
+  const fields = { actor: input("actor", "actor: user:ana, token:…, cli"), action: input("action", "action prefix: policy., auth.failure"), client: input("client", "client address"), from: input("from", "from", "date"), to: input("to", "to (exclusive)", "date") };
+  const apply = h("button", { class: "primary", id: "audit-apply", onclick: () => {
+    const p = new URLSearchParams();
+    for (const [k, el] of Object.entries(fields)) if (el.value.trim()) p.set(k, el.value.trim());
+    const next = `#/audit${p.toString() ? `?${p}` : ""}`;
+    if (location.hash === next) route();
+    else location.hash = next;
+  } }, "Filter");
+  const shown = entries.slice(-500).reverse();
+  return [
+    h("h1", {}, "Audit log"),
+    h(
+      "div",
+      { class: "panel" },
+      h("p", { id: "audit-verify", class: verify.ok ? "ok" : "error", "data-ok": verify.ok ? "true" : "false" }, verify.ok ? `Hash chain intact: ${verify.verified.records} records (${verify.verified.first_seq} to ${verify.verified.last_seq}).` : `Hash chain BROKEN: ${verify.error}`),
+      h("div", { class: "actions" }, Object.values(fields), apply, h("a", { href: "#/audit", id: "audit-clear" }, "Clear")),
+      h("p", { class: "muted", id: "audit-count" }, `${entries.length} records match${entries.length > shown.length ? `; the newest ${shown.length} shown` : ""}, newest first. Export all as JSON lines: GET /api/v1/audit/export.`),
       table(
-        ["#", "At", "Actor", "Action", "Target"],
-        entries.slice(-200).reverse().map((a) => [String(a.seq), fmtTime(a.at), a.actor, a.action, a.target]),
+        ["#", "At", "Actor", "Client", "Action", "Target", "Details"],
+        shown.map((a) => [String(a.seq), fmtTime(a.at), a.actor, a.client || "", a.action, a.target, a.after ? JSON.stringify(a.after) : ""]),
         { id: "audit-table" },
       ),
     ),

@@ -1,7 +1,9 @@
 //! The README's control-plane steps, run exactly as written from a fresh working directory
 //! holding a copy of `configs/`: create tokens with `weir admin token create --db
-//! weir-catalog.db --role admin` and `--role edge --edge edge-1`, start `weir --config configs/catalog.yaml`, sign in to the API with the
-//! admin token (no 401: the control plane opens the same `weir-catalog.db` of the working
+//! weir-catalog.db --role admin` and `--role edge --edge edge-1`, create the UI's user
+//! (`weir admin user create ... alice`), start `weir --config configs/catalog.yaml`, sign
+//! in to the API with the admin token, enrol alice and sign her in with password + TOTP as
+//! the UI does (no 401: the control plane opens the same `weir-catalog.db` of the working
 //! directory and says so), and start the edge with `configs/edge.yaml` on the same machine
 //! (no port clash): it syncs under a stable identity, and its metadata reaches the catalog.
 //!
@@ -113,6 +115,26 @@ fn readme_control_plane_steps_work_as_written() {
 
     let admin = token(dir, &["--role", "admin"]);
     let edge_token = token(dir, &["--role", "edge", "--edge", "edge-1"]);
+    let out = weir_in(dir)
+        .args([
+            "admin",
+            "user",
+            "create",
+            "--db",
+            "weir-catalog.db",
+            "--role",
+            "admin",
+            "alice",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let enrolment = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(enrolment.starts_with("weir_enrol_"), "{enrolment}");
 
     let cp = Running(
         weir_in(dir)
@@ -130,6 +152,67 @@ fn readme_control_plane_steps_work_as_written() {
         "the UI's API never answered 200 with the admin token:\n{}",
         log(dir, "cp.log")
     );
+    // The UI's sign-in, as its page does it: enrol with the secret, then password + code
+    // into a session cookie that reads the API.
+    let (st, body) = http(
+        "POST",
+        8080,
+        "/api/v1/enrol/start",
+        "",
+        &format!(r#"{{"user":"alice","secret":"{enrolment}"}}"#),
+    )
+    .unwrap();
+    assert_eq!(st, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let totp_secret =
+        weir_catalog::users::base32_decode(v["totp_secret"].as_str().unwrap()).unwrap();
+    let now = weir_catalog::store::now_secs() as u64;
+    let code = |t| format!("{:06}", weir_catalog::users::totp(&totp_secret, t));
+    let (st, body) = http(
+        "POST",
+        8080,
+        "/api/v1/enrol/finish",
+        "",
+        &format!(
+            r#"{{"user":"alice","secret":"{enrolment}","password":"a long readme password","code":"{}"}}"#,
+            code(now)
+        ),
+    )
+    .unwrap();
+    assert_eq!(st, 204, "{body}");
+    let mut s = TcpStream::connect(("127.0.0.1", 8080)).unwrap();
+    let body = format!(
+        r#"{{"user":"alice","password":"a long readme password","code":"{}"}}"#,
+        code(now + 30)
+    );
+    write!(
+        s,
+        "POST /api/v1/sign-in HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.0 200"), "{resp}");
+    let cookie = resp
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string();
+    let mut s = TcpStream::connect(("127.0.0.1", 8080)).unwrap();
+    write!(
+        s,
+        "GET /api/v1/whoami HTTP/1.0\r\nHost: localhost\r\nCookie: {cookie}\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(
+        resp.starts_with("HTTP/1.0 200") && resp.contains(r#""user":"alice""#),
+        "{resp}"
+    );
+
     let cp_log = log(dir, "cp.log");
     let db = std::fs::canonicalize(dir.join("weir-catalog.db")).unwrap();
     assert!(
