@@ -294,6 +294,14 @@ pub async fn authenticate_edge(
             }
         }
     }
+    // Auth off: the sync is still audited, as the edge `local`.
+    state.control.record_edge_activity(
+        "edge.sync",
+        "local",
+        "anonymous",
+        &crate::guard::client_str(client_of(&req)),
+        0,
+    );
     crate::sync::EDGE
         .scope("local".to_string(), next.run(req))
         .await

@@ -201,3 +201,19 @@ pub async fn sign_out(
     );
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_cookie_is_http_only_strict_and_secure_over_tls() {
+        let c = cookie("weir_s_abc", 3600, true);
+        assert_eq!(
+            c.to_str().unwrap(),
+            "weir_session=weir_s_abc; Path=/; HttpOnly; SameSite=Strict; Max-Age=3600; Secure"
+        );
+        let c = cookie("weir_s_abc", 3600, false);
+        assert!(!c.to_str().unwrap().contains("Secure"));
+    }
+}

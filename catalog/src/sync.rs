@@ -219,6 +219,19 @@ where
                 Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
             }
         } else {
+            // Auth off: the sync is still audited, as the edge `local`.
+            let client = req
+                .extensions()
+                .get::<tonic::transport::server::TcpConnectInfo>()
+                .and_then(|i| i.remote_addr())
+                .map(|a| a.ip());
+            self.control.record_edge_activity(
+                "edge.sync",
+                "local",
+                "anonymous",
+                &crate::guard::client_str(client),
+                0,
+            );
             "local".to_string()
         };
         Box::pin(EDGE.scope(edge, self.inner.call(req)))

@@ -377,6 +377,26 @@ async fn grpc_policy_sync_over_tls() {
         .unwrap_err();
     assert_ne!(err.code(), tonic::Code::Ok);
     cp.stop().await;
+    // The TLS sync is in the audit log (auth off: as the edge `local`) with the client
+    // address of the gRPC connection, written when the control plane stopped.
+    let store = weir_catalog::store::Store::open(&dir.path().join("cp.db")).unwrap();
+    let mut syncs = Vec::new();
+    for _ in 0..100 {
+        syncs = store
+            .audit_log(0, 100)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "edge.sync")
+            .collect();
+        if !syncs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(syncs.len(), 1, "{syncs:?}");
+    assert_eq!(syncs[0].target, "local");
+    assert_eq!(syncs[0].client.as_deref(), Some("127.0.0.1"));
+    assert_eq!(syncs[0].after.as_ref().unwrap()["count"], 1);
 }
 
 fn sync_settings(
