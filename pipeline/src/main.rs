@@ -2,14 +2,10 @@
 
 use clap::Parser;
 
-// The hot path allocates and frees many small objects per record (decoded strings, attribute
-// vectors); glibc's malloc spent a third of the policy stage's time in its own bookkeeping
-// (BENCHMARKS.md). mimalloc's per-thread free lists make that a small share. Its arenas are
-// committed as used, not up front (.cargo/config.toml), so RSS stays as with glibc.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod allocator;
 
 fn main() -> std::process::ExitCode {
+    weir_processors::memory_limiter::set_memory_release(allocator::release);
     let cli = weir::cli::Cli::parse();
     weir::cli::run(cli)
 }

@@ -16,6 +16,14 @@
 //! error and a retry hint, so receivers answer 429/503 or RESOURCE_EXHAUSTED and the senders
 //! keep their data. Put it first in each pipeline. One instance is shared by every pipeline
 //! that lists the same id.
+//!
+//! The limit is on resident memory, the figure the OOM killer and cgroup limits act on (the
+//! collector reads the Go heap in use instead). Resident memory includes pages the allocator
+//! keeps after the data in them was freed; left alone, mimalloc holds them until the threads
+//! that own them allocate again, which kept data refused for seconds after the queue had
+//! drained. So when a reading is above the soft limit, the limiter asks the allocator to hand
+//! freed memory back to the OS ([`set_memory_release`]; the weir binary installs mimalloc's)
+//! and reads again; only memory still in use after that keeps data refused.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -53,7 +61,8 @@ pub struct MemoryLimiterConfig {
     /// Headroom as a percentage of total memory. Default: 0 (20% of the limit).
     #[serde(default)]
     pub spike_limit_percentage: u64,
-    /// Collector GC pacing. Default: unset. Accepted, ignored (Rust has no GC).
+    /// Collector GC pacing. Default: unset. Accepted, ignored (Rust has no GC; freed memory
+    /// is handed back to the OS at most every 100 ms while above the soft limit).
     #[serde(default, with = "humantime_serde")]
     pub min_gc_interval_when_soft_limited: Option<Duration>,
     /// Collector GC pacing. Default: unset. Accepted, ignored.
@@ -65,6 +74,25 @@ pub struct MemoryLimiterConfig {
 
 /// Reads the memory in use, in bytes.
 pub type MemoryProbe = Arc<dyn Fn() -> Option<u64> + Send + Sync>;
+
+/// Asks the allocator to return freed memory to the operating system.
+pub type MemoryRelease = Arc<dyn Fn() + Send + Sync>;
+
+/// The process's way of returning freed memory to the OS, installed once by the binary that
+/// chose the global allocator.
+static RELEASE: OnceLock<fn()> = OnceLock::new();
+
+/// Installs the function that makes the global allocator return freed memory to the OS. The
+/// weir binary installs mimalloc's `mi_collect(true)`; without one (tests, other embedders)
+/// the limiter only reads memory. Returns false if one was already installed.
+pub fn set_memory_release(release: fn()) -> bool {
+    RELEASE.set(release).is_ok()
+}
+
+/// The least time between two requests to the allocator to return memory, so a flood of
+/// refused batches (each re-reading memory at most every [`FRESH`]) does not make the
+/// allocator walk its pages a hundred times a second.
+const RELEASE_GAP: Duration = Duration::from_millis(100);
 
 /// Factory of the `memory_limiter` processor.
 pub struct MemoryLimiterFactory;
@@ -161,6 +189,10 @@ struct Guard {
     /// When the guard was made; `last_check_ms` counts from it.
     born: std::time::Instant,
     last_check_ms: AtomicU64,
+    /// When memory was last released, in ms since `born` (plus one; 0: never).
+    last_release_ms: AtomicU64,
+    release: Option<MemoryRelease>,
+    releases: Counter,
     component: String,
     soft_limit: u64,
     interval: Duration,
@@ -191,7 +223,15 @@ impl Guard {
     fn check(&self) {
         self.last_check_ms
             .store(self.born.elapsed().as_millis() as u64, Ordering::SeqCst);
-        let Some(used) = (self.probe)() else { return };
+        let Some(mut used) = (self.probe)() else {
+            return;
+        };
+        if used > self.soft_limit {
+            if let Some(after) = self.release_and_read() {
+                tracing::debug!(processor = %self.component, before_mib = used / MIB, after_mib = after / MIB, "asked the allocator to return freed memory");
+                used = after;
+            }
+        }
         self.usage.store(used, Ordering::SeqCst);
         self.usage_gauge.set(used.min(i64::MAX as u64) as i64);
         let over = used > self.soft_limit;
@@ -204,8 +244,32 @@ impl Guard {
     }
 }
 
+impl Guard {
+    /// Asks the allocator to return freed memory (at most every [`RELEASE_GAP`]) and reads
+    /// memory again; None when there is no release function or it ran too recently.
+    fn release_and_read(&self) -> Option<u64> {
+        let release = self.release.as_ref()?;
+        let now = self.born.elapsed().as_millis() as u64 + 1;
+        let last = self.last_release_ms.load(Ordering::SeqCst);
+        if last != 0 && now.saturating_sub(last) < RELEASE_GAP.as_millis() as u64 {
+            return None;
+        }
+        self.last_release_ms
+            .compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()?;
+        release();
+        self.releases.inc();
+        (self.probe)()
+    }
+}
+
 impl MemoryLimiterConfig {
-    fn guard(&self, ctx: &BuildContext, probe: MemoryProbe) -> Result<Arc<Guard>, BuildError> {
+    fn guard(
+        &self,
+        ctx: &BuildContext,
+        probe: MemoryProbe,
+        release: Option<MemoryRelease>,
+    ) -> Result<Arc<Guard>, BuildError> {
         if let Some(g) = self.guard.get() {
             return Ok(g.clone());
         }
@@ -217,6 +281,13 @@ impl MemoryLimiterConfig {
         let guard = Arc::new(Guard {
             born: std::time::Instant::now(),
             last_check_ms: AtomicU64::new(0),
+            last_release_ms: AtomicU64::new(0),
+            release,
+            releases: ctx.telemetry.counter(
+                "weir_memory_limiter_releases",
+                "Times the allocator was asked to return freed memory to the OS because memory was above the soft limit",
+                &[("processor", ctx.id.to_string())],
+            ),
             component: ctx.id.to_string(),
             soft_limit: soft,
             interval: self.check_interval.unwrap_or(Duration::from_secs(1)),
@@ -235,14 +306,27 @@ impl MemoryLimiterConfig {
         Ok(self.guard.get_or_init(|| guard).clone())
     }
 
-    /// Builds a stage that measures memory with `probe` (tests pass a fake).
+    /// Builds a stage that measures memory with `probe` (tests pass a fake) and never asks
+    /// the allocator to return memory.
     pub fn build_with_probe(
         &self,
         ctx: &BuildContext,
         next: Arc<dyn Consumer>,
         probe: MemoryProbe,
     ) -> Result<Arc<dyn Stage>, BuildError> {
-        let guard = self.guard(ctx, probe)?;
+        self.build_with(ctx, next, probe, None)
+    }
+
+    /// Builds a stage that measures memory with `probe` and, when a reading is above the
+    /// soft limit, calls `release` and reads again.
+    pub fn build_with(
+        &self,
+        ctx: &BuildContext,
+        next: Arc<dyn Consumer>,
+        probe: MemoryProbe,
+        release: Option<MemoryRelease>,
+    ) -> Result<Arc<dyn Stage>, BuildError> {
+        let guard = self.guard(ctx, probe, release)?;
         let labels = [
             ("processor", ctx.id.to_string()),
             ("pipeline", ctx.pipeline.clone().unwrap_or_default()),
@@ -266,7 +350,8 @@ impl ProcessorConfig for MemoryLimiterConfig {
         _signal: Signal,
         next: Arc<dyn Consumer>,
     ) -> Result<Arc<dyn Stage>, BuildError> {
-        self.build_with_probe(ctx, next, Arc::new(process_rss))
+        let release = RELEASE.get().map(|f| -> MemoryRelease { Arc::new(*f) });
+        self.build_with(ctx, next, Arc::new(process_rss), release)
     }
 }
 
@@ -488,6 +573,63 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(15)).await;
         stage.consume(logs(1)).await.unwrap();
         assert_eq!(*sink.0.lock().unwrap(), 2);
+        stage.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn above_the_soft_limit_freed_memory_is_released_and_read_again() {
+        // Resident memory 900 MiB of which 300 MiB is live: the allocator keeps the rest
+        // until asked to return it.
+        let live = Arc::new(AtomicU64::new(300 * MIB));
+        let retained = Arc::new(AtomicU64::new(600 * MIB));
+        let (l, r) = (live.clone(), retained.clone());
+        let probe: MemoryProbe =
+            Arc::new(move || Some(l.load(Ordering::SeqCst) + r.load(Ordering::SeqCst)));
+        let releases = Arc::new(AtomicUsize::new(0));
+        let (r, n) = (retained.clone(), releases.clone());
+        let release: MemoryRelease = Arc::new(move || {
+            r.store(0, Ordering::SeqCst);
+            n.fetch_add(1, Ordering::SeqCst);
+        });
+        let cfg: MemoryLimiterConfig = parse_component_config(
+            &json!({"check_interval": "1h", "limit_mib": 1000, "spike_limit_mib": 200}),
+            "p",
+        )
+        .unwrap();
+        let ctx = BuildContext::for_component(ComponentId::parse("memory_limiter").unwrap());
+        let sink = Arc::new(Sink::default());
+        let stage = cfg
+            .build_with(&ctx, sink.clone(), probe, Some(release))
+            .unwrap();
+        // The first reading (at start) is above the soft limit only until the release.
+        stage.start().await.unwrap();
+        assert_eq!(releases.load(Ordering::SeqCst), 1);
+        stage.consume(logs(1)).await.unwrap();
+
+        // Live memory above the soft limit: a release does not help, data is refused, and
+        // further readings within RELEASE_GAP do not call the allocator again.
+        live.store(850 * MIB, Ordering::SeqCst);
+        retained.store(100 * MIB, Ordering::SeqCst);
+        tokio::time::sleep(RELEASE_GAP).await;
+        assert!(stage.consume(logs(1)).await.is_err());
+        for _ in 0..2 {
+            tokio::time::sleep(Duration::from_millis(15)).await;
+            assert!(stage.consume(logs(1)).await.is_err());
+        }
+        assert_eq!(releases.load(Ordering::SeqCst), 2);
+
+        // The data is gone but its pages are retained: the next reading after RELEASE_GAP
+        // releases them and accepts at once.
+        live.store(300 * MIB, Ordering::SeqCst);
+        retained.store(600 * MIB, Ordering::SeqCst);
+        tokio::time::sleep(RELEASE_GAP).await;
+        stage.consume(logs(1)).await.unwrap();
+        assert_eq!(releases.load(Ordering::SeqCst), 3);
+        assert_eq!(*sink.0.lock().unwrap(), 2);
+        assert!(ctx
+            .telemetry
+            .encode()
+            .contains("weir_memory_limiter_releases_total{processor=\"memory_limiter\"} 3"));
         stage.shutdown().await;
     }
 }
