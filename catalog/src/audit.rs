@@ -167,7 +167,19 @@ fn add_column(conn: &Connection, column: &str, ty: &str) -> Result<(), CatalogEr
 /// key, the `client` and `hash` columns, and, on the first open by a build with the chain,
 /// the chain over the records already there.
 pub(crate) fn install(conn: &Connection, db: &Path) -> Result<(), CatalogError> {
-    let key = load_or_create_key(&key_path(db))?;
+    // An in-memory store (tests, fuzzing) chains with a key of its own, kept nowhere.
+    let in_memory = db.as_os_str().is_empty() || db == Path::new(":memory:");
+    let key = if in_memory {
+        // One per process: every in-memory store shares the key slot "".
+        static MEMORY_KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+        *MEMORY_KEY.get_or_init(|| {
+            let mut k = [0u8; 32];
+            rand::rng().fill_bytes(&mut k);
+            k
+        })
+    } else {
+        load_or_create_key(&key_path(db))?
+    };
     let name = conn.path().unwrap_or_default().to_string();
     KEYS.lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -678,6 +690,19 @@ impl crate::store::Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_in_memory_store_chains_without_files() {
+        let cwd = std::env::current_dir().unwrap();
+        let store = crate::store::Store::open(Path::new(":memory:")).unwrap();
+        store.audit("cli", "x", "y", None, None).unwrap();
+        let other = crate::store::Store::open(Path::new(":memory:")).unwrap();
+        other.audit("cli", "x", "z", None, None).unwrap();
+        store.audit("cli", "x", "z", None, None).unwrap();
+        assert_eq!(store.verify_audit().unwrap().unwrap().records, 2);
+        assert_eq!(other.verify_audit().unwrap().unwrap().records, 1);
+        assert!(!cwd.join(":memory:.audit-key").exists());
+    }
 
     #[test]
     fn hmac_sha256_matches_rfc_4231_case_2() {
