@@ -83,6 +83,10 @@ struct RunArgs {
     /// Directory of weir scenario configs (`<signal>-<scenario>.yaml`).
     #[arg(long, default_value = "bench/scenarios")]
     scenarios_dir: PathBuf,
+    /// How long the sink holds each request during the measured time: a slow upstream
+    /// (e.g. 300ms with `--scenarios limiter`). It answers at once while the target drains.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    sink_delay: Duration,
     /// Write all runs as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -149,6 +153,7 @@ fn spec_for(
         cores: (!a.cores.is_empty()).then(|| a.cores.clone()),
         scenarios_dir: a.scenarios_dir.clone(),
         seed: 42,
+        sink_delay: a.sink_delay,
     }))
 }
 
@@ -170,7 +175,7 @@ fn print_group(runs: &[RunReport], baseline_items: Option<f64>) -> f64 {
         .unwrap_or_else(|| "-".into());
     let r0 = &runs[0];
     println!(
-        "{:<6} {:<9} {:<7} {:>6} {:>12.0} {:>12.0} {:>8.0} {:>8.0} {:>8.0} {:>9.2} {:>8.1} {:>8.1} {:>6} {:>7}",
+        "{:<6} {:<9} {:<7} {:>6} {:>12.0} {:>12.0} {:>8.0} {:>8.0} {:>8.0} {:>9.2} {:>8.1} {:>8.1} {:>6} {:>7} {:>8.0}",
         r0.target,
         format!("{:?}", r0.scenario).to_lowercase(),
         r0.signal,
@@ -185,6 +190,7 @@ fn print_group(runs: &[RunReport], baseline_items: Option<f64>) -> f64 {
         m(|r| r.peak_rss_mib),
         runs.iter().map(|r| r.loss).max().unwrap_or(0),
         ratio,
+        m(|r| r.refused as f64),
     );
     items_in
 }
@@ -226,7 +232,7 @@ async fn run_all(a: RunArgs) -> anyhow::Result<bool> {
     let mut all = Vec::new();
     let mut lossless = true;
     println!(
-        "{:<6} {:<9} {:<7} {:>6} {:>12} {:>12} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>6} {:>7}",
+        "{:<6} {:<9} {:<7} {:>6} {:>12} {:>12} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>6} {:>7} {:>8}",
         "target",
         "scenario",
         "signal",
@@ -240,7 +246,8 @@ async fn run_all(a: RunArgs) -> anyhow::Result<bool> {
         "idle_MiB",
         "peak_MiB",
         "loss",
-        "weir/x"
+        "weir/x",
+        "refused"
     );
     for signal_name in &a.signals {
         let signal = Signal::parse(signal_name).context("signals are logs or traces")?;

@@ -28,6 +28,13 @@ pub enum Scenario {
     Wasm,
     /// The metadata extractor summarises everything; all data forwarded.
     Metadata,
+    /// `memory_limiter` in front of a large in-memory queue; run it with `--sink-delay` (a
+    /// slow upstream) to measure peak RSS against the limit in the config.
+    Limiter,
+    /// The `batch` processor, whose senders wait for the flush holding their items.
+    Batch,
+    /// `batch` and the exporter's disk queue (`sending_queue.storage`, fsync: batch).
+    BatchDisk,
 }
 
 impl Scenario {
@@ -65,6 +72,9 @@ pub struct RunSpec {
     pub scenarios_dir: PathBuf,
     /// Seed of the generator.
     pub seed: u64,
+    /// How long the sink holds each request during the measured time (a slow upstream);
+    /// it answers at once while the target drains afterwards.
+    pub sink_delay: Duration,
 }
 
 /// What one run measured.
@@ -168,6 +178,9 @@ fn fill(template: &str, vars: &[(&str, String)]) -> String {
 /// Runs one scenario against one target.
 pub async fn run(spec: &RunSpec, workdir: &Path) -> anyhow::Result<RunReport> {
     let sink = Sink::start("127.0.0.1:0".parse()?).await?;
+    sink.stats
+        .delay_ms
+        .store(spec.sink_delay.as_millis() as u64, Ordering::Relaxed);
     if spec.command.is_empty() {
         // The `direct` baseline: the generator sends straight to the sink, so its latency is
         // the harness's own share, to subtract from a target's.
@@ -191,6 +204,12 @@ pub async fn run(spec: &RunSpec, workdir: &Path) -> anyhow::Result<RunReport> {
                 .unwrap_or_default(),
         ),
         ("metrics_port", free_port()?.to_string()),
+        // A fresh directory per run for a disk queue, so no run replays another's data.
+        ("queue_dir", {
+            let d = workdir.join(format!("queue-{}-{}", spec.target, crate::sink::now_ns()));
+            std::fs::create_dir_all(&d)?;
+            d.display().to_string()
+        }),
     ];
     let mut vars_all = vars.clone();
     if let Some(t) = &spec.config_template {
@@ -282,6 +301,8 @@ async fn measure(
         0
     };
     let expect = sent - dropped;
+    // The upstream catches up: whatever the target queued is answered at once from here.
+    sink.stats.delay_ms.store(0, Ordering::Relaxed);
     // Drain: wait for everything accepted to come out (bounded).
     let until = Instant::now() + Duration::from_secs(15);
     while Instant::now() < until && sink.stats.items.load(Ordering::Relaxed) < expect {

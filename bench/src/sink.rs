@@ -40,6 +40,9 @@ pub struct SinkStats {
     pub malformed: AtomicU64,
     /// End-to-end latency in microseconds, per request whose first item carried a stamp.
     pub latency_us: Mutex<Option<Histogram<u64>>>,
+    /// Milliseconds each Export waits before it is counted and answered: a slow upstream.
+    /// 0 (the default) answers at once.
+    pub delay_ms: AtomicU64,
 }
 
 impl SinkStats {
@@ -123,10 +126,21 @@ struct Export<K>(Arc<SinkStats>, PhantomData<K>);
 
 impl<K: OtlpService> UnaryService<Bytes> for Export<K> {
     type Response = Bytes;
-    type Future = std::future::Ready<Result<Response<Bytes>, Status>>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response<Bytes>, Status>> + Send>,
+    >;
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
-        self.0.record(request.get_ref(), K::TRACES);
-        std::future::ready(Ok(Response::new(K::response())))
+        let stats = self.0.clone();
+        let delay = stats.delay_ms.load(Ordering::Relaxed);
+        if delay == 0 {
+            stats.record(request.get_ref(), K::TRACES);
+            return Box::pin(std::future::ready(Ok(Response::new(K::response()))));
+        }
+        Box::pin(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+            stats.record(request.get_ref(), K::TRACES);
+            Ok(Response::new(K::response()))
+        })
     }
 }
 
