@@ -359,6 +359,7 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/services/{name}",
             get(service).delete(delete_service),
         )
+        .route("/api/v1/services/{name}/export", get(export_service))
         .route("/api/v1/findings", get(findings))
         .route("/api/v1/findings/{id}/accept", post(accept))
         .route("/api/v1/findings/{id}/dismiss", post(dismiss))
@@ -442,6 +443,24 @@ async fn delete_service(
     require(&p, Permission::Admin)?;
     s.control.delete_service(&name, &p.actor())?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Everything stored about a service, as JSON (data subject access and portability).
+async fn export_service(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require(&p, Permission::Admin)?;
+    let doc = s.control.export_service(&name)?;
+    s.control.store().audit(
+        &p.actor(),
+        "catalog.export_service",
+        &s.control.service_fingerprint(&name),
+        None,
+        None,
+    )?;
+    Ok(Json(doc))
 }
 
 async fn findings(

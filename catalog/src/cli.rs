@@ -21,6 +21,15 @@ pub enum CatalogCommand {
     },
     /// Mine templates from a plain log file or OTLP JSON lines (see weir-metadata).
     Mine(weir_metadata::cli::MineArgs),
+    /// Print everything the catalog holds about a service as JSON (data subject access
+    /// and portability; audited as `cli`).
+    ExportService {
+        /// The catalog's SQLite file.
+        #[arg(long)]
+        db: PathBuf,
+        /// The service.name.
+        service: String,
+    },
     /// Delete everything the catalog holds about a service (audited as `cli`).
     DeleteService {
         /// The catalog's SQLite file.
@@ -37,6 +46,47 @@ pub enum AdminCommand {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Re-encrypt the catalog database under a new random key (stop the control plane
+    /// first). The key file is replaced (the new key staged in `<key file>.new` until the
+    /// database is rewritten); with WEIR_CATALOG_KEY the new key is printed instead.
+    Rekey {
+        /// The catalog's SQLite file.
+        #[arg(long)]
+        db: PathBuf,
+        /// The key file (default: $WEIR_CATALOG_KEY_FILE, else <db>.key).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// Online backup: a consistent, encrypted (same key) copy of the catalog database into
+    /// a new file, taken while the control plane runs.
+    Backup {
+        /// The catalog's SQLite file.
+        #[arg(long)]
+        db: PathBuf,
+        /// The backup file to create (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+        /// The key file (default: $WEIR_CATALOG_KEY_FILE, else <db>.key).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// Replace the catalog database with a backup (stop the control plane first). The
+    /// backup opens with the key of the database it came from: give that key (key file or
+    /// WEIR_CATALOG_KEY).
+    Restore {
+        /// The catalog's SQLite file to (re)create.
+        #[arg(long)]
+        db: PathBuf,
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The key file (default: $WEIR_CATALOG_KEY_FILE, else <db>.key).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// Replace an existing database.
+        #[arg(long)]
+        force: bool,
+    },
     /// People who sign in to the UI and API (password + TOTP).
     #[command(subcommand)]
     User(UserCommand),
@@ -256,6 +306,23 @@ pub fn run_catalog(cmd: CatalogCommand) -> ExitCode {
             print!("{}", report_text(&c, top)?);
             Ok(())
         })),
+        CatalogCommand::ExportService { db, service } => finish(open(&db).and_then(|c| {
+            let doc = c.export_service(&service).map_err(|e| e.to_string())?;
+            c.store()
+                .audit(
+                    "cli",
+                    "catalog.export_service",
+                    &c.service_fingerprint(&service),
+                    None,
+                    None,
+                )
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        })),
         CatalogCommand::DeleteService { db, service } => finish(open(&db).and_then(|c| {
             let n = c
                 .delete_service(&service, "cli")
@@ -302,6 +369,12 @@ pub fn run_admin(cmd: AdminCommand) -> ExitCode {
             ControlPlane::open(&db)
                 .map_err(|e| e.to_string())
                 .and_then(|c| {
+                    if let crate::at_rest::KeyOrigin::Created(p) = c.store().key_origin() {
+                        eprintln!(
+                            "created the database key {} (mode 0600): the catalog is encrypted under it; keep it apart from backups",
+                            p.display()
+                        );
+                    }
                     let (token, info) = crate::auth::create_token_with(
                         c.store(),
                         role,
@@ -357,6 +430,70 @@ pub fn run_admin(cmd: AdminCommand) -> ExitCode {
                 Err(format!("no active token {id:?}"))
             }
         }),
+        AdminCommand::Rekey { db, key_file } => (|| {
+            let (key, origin) =
+                crate::at_rest::rekey(&db, key_file.as_deref()).map_err(|e| e.to_string())?;
+            match origin {
+                crate::at_rest::KeyOrigin::Env(var) => {
+                    eprintln!(
+                        "{} re-encrypted; set {var} to the new key (shown once):",
+                        db.display()
+                    );
+                    println!("{}", key.to_hex());
+                }
+                _ => {
+                    let file = crate::at_rest::key_path(&db, key_file.as_deref());
+                    println!(
+                        "{} re-encrypted under a new key, written to {}",
+                        db.display(),
+                        file.display()
+                    );
+                }
+            }
+            Ok(())
+        })(),
+        AdminCommand::Backup { db, to, key_file } => (|| {
+            if !db.exists() {
+                return Err(format!("{}: no such catalog file", db.display()));
+            }
+            let (key, _, _) =
+                crate::at_rest::key_for(&db, key_file.as_deref()).map_err(|e| e.to_string())?;
+            let counts = crate::at_rest::backup(&db, &key, &to).map_err(|e| e.to_string())?;
+            println!(
+                "backed up {} to {} (encrypted with its key; verified)",
+                db.display(),
+                to.display()
+            );
+            for (t, n) in counts {
+                println!("  {t}\t{n}");
+            }
+            Ok(())
+        })(),
+        AdminCommand::Restore {
+            db,
+            from,
+            key_file,
+            force,
+        } => (|| {
+            let file = crate::at_rest::key_path(&db, key_file.as_deref());
+            let (key, _) = weir_policy::at_rest::resolve_key(crate::at_rest::KEY_ENV, &file, false)?
+                .ok_or_else(|| format!(
+                    "no key: the backup opens with the key of the database it came from; put that key file at {} (or --key-file, or set {})",
+                    file.display(),
+                    crate::at_rest::KEY_ENV
+                ))?;
+            let counts =
+                crate::at_rest::restore(&db, &key, &from, force).map_err(|e| e.to_string())?;
+            println!(
+                "restored {} from {} (verified)",
+                db.display(),
+                from.display()
+            );
+            for (t, n) in counts {
+                println!("  {t}\t{n}");
+            }
+            Ok(())
+        })(),
         AdminCommand::User(UserCommand::Create { db, role, name }) => ControlPlane::open(&db)
             .map_err(|e| e.to_string())
             .and_then(|c| {

@@ -9,6 +9,14 @@
 //!     auth: true                      # bearer tokens required (`weir admin token create`)
 //!     sync_interval: 30s              # recommended to edges
 //!     retention: 720h                 # catalog entries unseen this long are removed
+//!     retention_per_table:            # every other table (crate::retention); 0s = forever
+//!       edges: 720h
+//!       policy_status: 720h
+//!       dismissed_findings: 2160h
+//!       revoked_tokens: 2160h
+//!       audit: 8760h
+//!     encryption:                     # the database is always encrypted (crate::at_rest)
+//!       key_file: /etc/weir/catalog.key  # default: $WEIR_CATALOG_KEY, else <storage>.key
 //!     tls:                            # HTTPS and gRPC over TLS (both listeners); see weir-tls
 //!       cert_file: server.pem
 //!       key_file: server-key.pem
@@ -110,6 +118,11 @@ pub struct ControlPlaneConfig {
     /// Catalog entries not seen for this long are removed (checked hourly). Default: 720h.
     #[serde(default = "default_retention", with = "humantime_serde")]
     pub retention: Duration,
+    /// How long every other table keeps its rows (edges, policy status, dismissed findings,
+    /// revoked tokens, audit), enforced hourly with `retention`. Default: see
+    /// `crate::retention::RetentionPerTable` (30, 30, 90, 90 and 365 days).
+    #[serde(default)]
+    pub retention_per_table: crate::retention::RetentionPerTable,
     /// TLS for both listeners (HTTP API/UI/sync and gRPC sync): certificate, key, optional
     /// `client_ca_file` for mTLS, `min_version` (default "1.3"), reload on change. Default:
     /// none (plain text; keep the listeners on a trusted network).
@@ -129,6 +142,11 @@ pub struct ControlPlaneConfig {
     /// (docs/SECURITY.md). Default: see `FailedAuthLimits`.
     #[serde(default)]
     pub failed_auth: crate::guard::FailedAuthLimits,
+    /// Encryption of the database at rest (always on): `key_file`. Default: the key in
+    /// `WEIR_CATALOG_KEY`, else the file `WEIR_CATALOG_KEY_FILE`, else `<storage>.key`,
+    /// created on first use (see `crate::at_rest`).
+    #[serde(default)]
+    pub encryption: crate::at_rest::EncryptionConfig,
 }
 
 fn parse_addr(s: &str, path: &str, errors: &mut ConfigErrors) -> Option<SocketAddr> {
@@ -232,7 +250,8 @@ pub fn policy_check() -> crate::control::PolicyCheck {
 impl ExtensionConfig for ParsedControlPlane {
     fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Component>, BuildError> {
         let path = store_path(&self.cfg.storage);
-        let control = ControlPlane::open(&path)
+        let key_file = self.cfg.encryption.key_file.as_deref().map(store_path);
+        let control = ControlPlane::open_with_key_file(&path, key_file.as_deref())
             .map_err(|e| BuildError::Other {
                 id: ctx.id.clone(),
                 message: format!("cannot open storage {}", path.display()),
@@ -383,13 +402,24 @@ impl Component for ControlPlaneServer {
         });
         // Retention, hourly.
         let control = self.control.clone();
-        let retention = self.cfg.retention.as_secs() as i64;
+        let retention = crate::retention::Retention {
+            summaries: self.cfg.retention,
+            tables: self.cfg.retention_per_table,
+        };
         let mut stop_ret = rx;
         tokio::spawn(async move {
             loop {
-                let cutoff = crate::store::now_secs() - retention;
-                if let Err(e) = control.store().prune_unseen_since(cutoff) {
-                    tracing::warn!(error = %e, "catalog retention failed");
+                let store = control.clone();
+                let run = tokio::task::spawn_blocking(move || {
+                    store
+                        .store()
+                        .apply_retention(crate::store::now_secs(), &retention)
+                })
+                .await;
+                match run {
+                    Ok(Err(e)) => tracing::warn!(error = %e, "catalog retention failed"),
+                    Err(e) => tracing::warn!(error = %e, "catalog retention failed"),
+                    Ok(Ok(_)) => {}
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
@@ -445,6 +475,10 @@ pub struct CatalogExporterConfig {
     /// Default: `weir-sketch.key`. With `storage` the key is `<storage>.sketch-key`.
     #[serde(default)]
     pub sketch_key_file: Option<String>,
+    /// With `storage`: encryption of the database at rest, as the `control_plane`
+    /// extension's (`key_file`; give both the same).
+    #[serde(default)]
+    pub encryption: crate::at_rest::EncryptionConfig,
     /// YAML path of the section (set by the factory), for messages about TLS files.
     #[serde(skip)]
     pub path: String,
@@ -493,6 +527,12 @@ impl ExporterFactory for CatalogExporterFactory {
         }
         if cfg.flush_interval.is_zero() {
             errors.push(format!("{path}.flush_interval"), "must be greater than 0");
+        }
+        if cfg.encryption.key_file.is_some() && cfg.storage.is_none() {
+            errors.push(
+                format!("{path}.encryption.key_file"),
+                "is for storage (a local database); a remote control plane keeps its own key",
+            );
         }
         if cfg.sketch_key_file.is_some() && cfg.storage.is_some() {
             errors.push(
@@ -549,13 +589,16 @@ impl ExporterConfig for CatalogExporterConfig {
         let dest = match (&self.storage, &self.endpoint) {
             (Some(s), _) => {
                 let path = store_path(s);
-                Destination::Local(Arc::new(ControlPlane::open(&path).map_err(|e| {
-                    BuildError::Other {
-                        id: ctx.id.clone(),
-                        message: format!("cannot open storage {}", path.display()),
-                        source: Some(Box::new(e)),
-                    }
-                })?))
+                let key_file = self.encryption.key_file.as_deref().map(store_path);
+                Destination::Local(Arc::new(
+                    ControlPlane::open_with_key_file(&path, key_file.as_deref()).map_err(|e| {
+                        BuildError::Other {
+                            id: ctx.id.clone(),
+                            message: format!("cannot open storage {}", path.display()),
+                            source: Some(Box::new(e)),
+                        }
+                    })?,
+                ))
             }
             (None, Some(url)) => {
                 let tls = match &self.tls {

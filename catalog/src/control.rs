@@ -110,7 +110,16 @@ const MAX_ACTIVITY_CLIENTS: usize = 8;
 impl ControlPlane {
     /// Opens the store at `path`.
     pub fn open(path: &Path) -> Result<ControlPlane, CatalogError> {
-        let store = Store::open(path)?;
+        ControlPlane::open_with_key_file(path, None)
+    }
+
+    /// Opens the store at `path` with its key in `key_file` (default: see
+    /// [`crate::at_rest`]).
+    pub fn open_with_key_file(
+        path: &Path,
+        key_file: Option<&Path>,
+    ) -> Result<ControlPlane, CatalogError> {
+        let store = Store::open_with_key_file(path, key_file)?;
         let sketch_key = SketchKey::load_or_create(&sketch_key_path(path))?;
         Ok(ControlPlane {
             store,

@@ -5,6 +5,7 @@ pub mod advice;
 pub mod analysis;
 pub mod api;
 pub mod audit;
+pub mod at_rest;
 pub mod auth;
 pub mod cli;
 pub mod component;
@@ -15,7 +16,9 @@ pub mod ingest;
 pub mod listener;
 pub mod metric_findings;
 pub mod signin;
+pub mod retention;
 pub mod store;
+pub mod subject;
 pub mod sync;
 pub mod ui;
 pub mod units;
@@ -51,6 +54,9 @@ pub enum CatalogError {
     /// The deployment's sketch key file could not be read or created.
     #[error("sketch key: {0}")]
     SketchKey(#[from] weir_metadata::error::MetadataError),
+    /// The database key is missing, unreadable or wrong.
+    #[error("catalog key: {0}")]
+    Key(String),
     /// A request breaks a limit of the store (nothing of it was stored).
     #[error("{0}")]
     Limit(String),

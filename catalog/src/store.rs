@@ -215,6 +215,8 @@ pub type SummaryRow = (String, String, String, i64, i64);
 pub struct Store {
     conn: Mutex<Connection>,
     path: std::path::PathBuf,
+    key: crate::at_rest::Key,
+    key_origin: crate::at_rest::KeyOrigin,
 }
 
 fn parse_json(s: Option<String>) -> Option<serde_json::Value> {
@@ -222,18 +224,61 @@ fn parse_json(s: Option<String>) -> Option<serde_json::Value> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `path`.
+    /// Opens (creating if needed) the encrypted store at `path`, with the key from
+    /// `WEIR_CATALOG_KEY`, `WEIR_CATALOG_KEY_FILE` or `<path>.key` (see [`crate::at_rest`]).
     pub fn open(path: &Path) -> Result<Store, CatalogError> {
+        Store::open_with_key_file(path, None)
+    }
+
+    /// Opens (creating if needed) the encrypted store at `path`; `key_file` overrides the
+    /// default key file. A new database gets a new key (written to the key file, mode
+    /// 0600); a plaintext database of an older version is encrypted in place under it.
+    pub fn open_with_key_file(path: &Path, key_file: Option<&Path>) -> Result<Store, CatalogError> {
+        use crate::at_rest;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| CatalogError::Io {
                 path: dir.display().to_string(),
                 source,
             })?;
         }
-        let conn = Connection::open(path).map_err(|source| CatalogError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let (mut key, key_origin, key_path) = at_rest::key_for(path, key_file)?;
+        if let at_rest::KeyOrigin::Created(p) = &key_origin {
+            tracing::info!(key_file = %p.display(), store = %path.display(), "new catalog database key written (mode 0600); the database is encrypted with SQLCipher (AES-256) under it; keep the key apart from backups of the database");
+        }
+        if at_rest::is_plaintext_database(path) {
+            tracing::warn!(store = %path.display(), "the catalog database is plaintext (an older version): encrypting it now");
+            at_rest::encrypt_plaintext(path, &key)?;
+            tracing::info!(store = %path.display(), "the catalog database is encrypted");
+        }
+        at_rest::precreate_private(path)?;
+        for f in at_rest::store_files(path) {
+            weir_policy::at_rest::restrict(&f);
+        }
+        let connect = |key: &crate::at_rest::Key| -> Result<Connection, CatalogError> {
+            let conn = Connection::open(path).map_err(|source| CatalogError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            at_rest::apply_key(&conn, key)?;
+            Ok(conn)
+        };
+        let conn = match connect(&key) {
+            Ok(c) => c,
+            Err(first) => match at_rest::finish_interrupted_rekey(path, &key_path) {
+                Some(k) => {
+                    key = k;
+                    connect(&key)?
+                }
+                None => {
+                    return Err(CatalogError::Key(format!(
+                        "{} cannot be decrypted with the key from {key_origin}: a wrong key, or \
+                         not a Weir catalog database ({first})",
+                        path.display()
+                    )))
+                }
+            },
+        };
         // Erased rows leave no trace: SQLite zeroes deleted cells and freed pages
         // (secure_delete), temporary files of VACUUM and sorting stay in memory, and every
         // erasure ends in `scrub` (VACUUM, then the -wal file truncated).
@@ -257,7 +302,24 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            key,
+            key_origin,
         })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The database key.
+    pub fn key(&self) -> &crate::at_rest::Key {
+        &self.key
+    }
+
+    /// Where the database key came from.
+    pub fn key_origin(&self) -> &crate::at_rest::KeyOrigin {
+        &self.key_origin
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -269,9 +331,9 @@ impl Store {
         self.conn()
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Runs `f` on the store's connection, under its lock.
+    pub(crate) fn with_conn<R>(&self, f: impl FnOnce(&Connection) -> R) -> R {
+        f(&self.conn())
     }
 
     // ---- catalog summaries ----

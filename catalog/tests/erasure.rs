@@ -1,7 +1,9 @@
 //! Erasure leaves no trace: after a service is deleted through the API (or pruned by
 //! retention), none of its strings is left in any byte of any file in the data directory
 //! (the database, its -wal and -shm files, the key file), while the control plane keeps
-//! running with its connections open.
+//! running with its connections open. The files are encrypted, so the scan decrypts every
+//! page of the database and every frame of its -wal file with the key (live and free
+//! pages alike) and searches that plaintext, besides the raw bytes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -16,6 +18,7 @@ use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use weir_api::{Batch, Payload};
+use weir_catalog::at_rest::{decrypt_file_pages, Key};
 use weir_catalog::auth::{create_token, Role};
 use weir_catalog::component::app;
 use weir_catalog::control::ControlPlane;
@@ -94,22 +97,42 @@ fn batches(service: &str, marker: &str, round: u32) -> Vec<Batch> {
     vec![Batch::new(logs), Batch::new(traces)]
 }
 
-/// Every (file, offset) where `needle` occurs in any file under `dir`.
-fn occurrences(dir: &Path, needle: &str) -> Vec<(String, usize)> {
+/// Every (file, offset) where `needle` occurs in any file under `dir`: in the raw bytes,
+/// and in the pages of the database and its -wal file decrypted with `key` (every page and
+/// WAL frame, live or free, decrypted without SQLite).
+fn occurrences(dir: &Path, needle: &str, key: &Key) -> Vec<(String, usize)> {
+    let mut hits = raw_occurrences(dir, needle);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.display().to_string();
+        if name.ends_with(".db") || name.ends_with(".db-wal") {
+            let plain = decrypt_file_pages(&path, key).unwrap();
+            hits.extend(find(&plain, needle).map(|i| (format!("{name} (decrypted)"), i)));
+        }
+    }
+    hits
+}
+
+fn find<'a>(bytes: &'a [u8], needle: &'a str) -> impl Iterator<Item = usize> + 'a {
+    let n = needle.as_bytes();
+    bytes
+        .windows(n.len())
+        .enumerate()
+        .filter(move |(_, w)| *w == n)
+        .map(|(i, _)| i)
+}
+
+/// Every (file, offset) where `needle` occurs in the raw bytes of any file under `dir`.
+fn raw_occurrences(dir: &Path, needle: &str) -> Vec<(String, usize)> {
     let mut hits = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
-            hits.extend(occurrences(&path, needle));
+            hits.extend(raw_occurrences(&path, needle));
             continue;
         }
         let bytes = std::fs::read(&path).unwrap();
-        let n = needle.as_bytes();
-        for (i, w) in bytes.windows(n.len()).enumerate() {
-            if w == n {
-                hits.push((path.display().to_string(), i));
-            }
-        }
+        hits.extend(find(&bytes, needle).map(|i| (path.display().to_string(), i)));
     }
     hits
 }
@@ -142,6 +165,10 @@ fn control_plane() -> Cp {
 }
 
 impl Cp {
+    fn key(&self) -> Key {
+        self.control.store().key().clone()
+    }
+
     /// Several rounds, so older versions of every row went through the WAL and free pages.
     fn feed(&self, service: &str, marker: &str) {
         let handle = MetadataHandle::new(&MetadataConfig::default());
@@ -174,22 +201,28 @@ async fn deleting_a_service_leaves_none_of_its_strings_in_any_file() {
     let (gone, kept) = ("QuietGoneMarker", "PurpleKeptMarker");
     cp.feed("erase-me-svc-7f3a", gone);
     cp.feed("stays-svc-2b9c", kept);
-    // The strings are in the files before: the scan finds what is there.
+    // The strings are in the files before: the scan of the decrypted pages finds what is
+    // there; the raw bytes hold none of them (the files are encrypted).
     for needle in [gone, "erase-me-svc-7f3a", kept] {
         assert!(
-            !occurrences(cp.dir.path(), needle).is_empty(),
+            !occurrences(cp.dir.path(), needle, &cp.key()).is_empty(),
             "{needle} not written at all"
+        );
+        let raw = raw_occurrences(cp.dir.path(), needle);
+        assert!(
+            raw.is_empty(),
+            "{needle} readable without the key at {raw:?}"
         );
     }
 
     assert_eq!(cp.delete("erase-me-svc-7f3a").await, StatusCode::NO_CONTENT);
 
     for needle in [gone, "erase-me-svc-7f3a", "erase-me"] {
-        let hits = occurrences(cp.dir.path(), needle);
+        let hits = occurrences(cp.dir.path(), needle, &cp.key());
         assert!(hits.is_empty(), "{needle} left after deletion at {hits:?}");
     }
     // The other service is intact and still served.
-    assert!(!occurrences(cp.dir.path(), kept).is_empty());
+    assert!(!occurrences(cp.dir.path(), kept, &cp.key()).is_empty());
     let services = cp.control.services().unwrap();
     assert_eq!(services.len(), 1, "{services:?}");
     // The deletion is audited without the name.
@@ -201,14 +234,14 @@ async fn deleting_a_service_leaves_none_of_its_strings_in_any_file() {
     assert!(entry.target.starts_with("service#"), "{}", entry.target);
     // New data after the erasure is stored as usual.
     cp.feed("stays-svc-2b9c", "AfterwardsMarker");
-    assert!(!occurrences(cp.dir.path(), "AfterwardsMarker").is_empty());
+    assert!(!occurrences(cp.dir.path(), "AfterwardsMarker", &cp.key()).is_empty());
 }
 
 #[tokio::test]
 async fn retention_prune_leaves_none_of_the_pruned_strings() {
     let cp = control_plane();
     cp.feed("old-svc-91ab", "PrunedQuietMarker");
-    assert!(!occurrences(cp.dir.path(), "PrunedQuietMarker").is_empty());
+    assert!(!occurrences(cp.dir.path(), "PrunedQuietMarker", &cp.key()).is_empty());
     let n = cp
         .control
         .store()
@@ -216,7 +249,113 @@ async fn retention_prune_leaves_none_of_the_pruned_strings() {
         .unwrap();
     assert_eq!(n, 1);
     for needle in ["PrunedQuietMarker", "old-svc-91ab"] {
-        let hits = occurrences(cp.dir.path(), needle);
+        let hits = occurrences(cp.dir.path(), needle, &cp.key());
         assert!(hits.is_empty(), "{needle} left after pruning at {hits:?}");
     }
+}
+
+impl Cp {
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, serde_json::Value) {
+        let req = Request::builder()
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+}
+
+/// Access and portability: one API call (admins only) returns everything stored about a
+/// service as JSON; after the erasure nothing is left to export, and neither the export
+/// nor the erasure left the name in the audit log or the files.
+#[tokio::test]
+async fn a_service_exports_as_json_for_admins_and_nothing_remains_after_erasure() {
+    let cp = control_plane();
+    cp.feed("export-svc-4c1d", "QuietKeptMarker");
+    cp.feed("other-svc-77aa", "PurpleGoneMarker");
+    let viewer = create_token(cp.control.store(), Role::Viewer, "v", "test")
+        .unwrap()
+        .0;
+    let (st, _) = cp
+        .get("/api/v1/services/export-svc-4c1d/export", &viewer)
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, doc) = cp
+        .get("/api/v1/services/export-svc-4c1d/export", &cp.admin)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{doc}");
+    assert_eq!(doc["service"], "export-svc-4c1d");
+    let signals: Vec<&str> = doc["summaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["signal"].as_str().unwrap())
+        .collect();
+    assert_eq!(signals, ["all"]);
+    let summary = &doc["summaries"][0]["summary"];
+    assert!(
+        summary["logs"]["volume"]["items"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    assert!(
+        summary["traces"]["volume"]["items"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    let text = doc.to_string();
+    assert!(
+        text.contains("QuietKeptMarker"),
+        "the export holds the templates: {}",
+        doc["summaries"]
+    );
+    assert!(
+        !text.contains("PurpleGoneMarker"),
+        "another service's data exported"
+    );
+    // The same document as the library call (the CLI prints this).
+    let mut lib = cp.control.export_service("export-svc-4c1d").unwrap();
+    let mut api = doc.clone();
+    for d in [&mut lib, &mut api] {
+        d.as_object_mut().unwrap().remove("exported_at");
+        d.as_object_mut().unwrap().remove("audit");
+    }
+    assert_eq!(lib, api);
+
+    assert_eq!(cp.delete("export-svc-4c1d").await, StatusCode::NO_CONTENT);
+    // Only the audit's fingerprinted records (the export, the erasure) remain.
+    let (st, doc) = cp
+        .get("/api/v1/services/export-svc-4c1d/export", &cp.admin)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{doc}");
+    assert!(doc["summaries"].as_array().unwrap().is_empty(), "{doc}");
+    assert!(doc["findings"].as_array().unwrap().is_empty(), "{doc}");
+    let actions: Vec<&str> = doc["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["catalog.export_service", "catalog.delete_service"]
+    );
+    let (st, _) = cp
+        .get("/api/v1/services/never-seen-svc/export", &cp.admin)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    cp.control.store().scrub().unwrap();
+    for needle in ["export-svc-4c1d", "QuietKeptMarker"] {
+        let hits = occurrences(cp.dir.path(), needle, &cp.key());
+        assert!(hits.is_empty(), "{needle} left at {hits:?}");
+    }
+    let log = cp.control.store().audit_log(0, 100).unwrap();
+    let fp = cp.control.service_fingerprint("export-svc-4c1d");
+    assert!(log
+        .iter()
+        .any(|e| e.action == "catalog.export_service" && e.target == fp));
 }

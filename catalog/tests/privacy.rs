@@ -145,12 +145,26 @@ async fn no_planted_secret_reaches_the_store() {
     assert!(svc.logs.attributes.item.contains_key("user.email"));
     assert!(svc.traces.spans.contains_key("charge"));
     assert!(svc.metrics.metrics.contains_key("balance"));
+    let key = control.store().key().clone();
     drop(control);
 
+    // Every file's bytes, and the database and its -wal decrypted page by page with the
+    // key (the files are encrypted: the raw bytes alone would prove nothing).
     let mut stored = Vec::new();
+    let mut raw = Vec::new();
     for entry in std::fs::read_dir(dir.path()).unwrap() {
-        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
+        let path = entry.unwrap().path();
+        raw.extend(std::fs::read(&path).unwrap());
+        let name = path.display().to_string();
+        if name.ends_with(".db") || name.ends_with(".db-wal") {
+            stored.extend(weir_catalog::at_rest::decrypt_file_pages(&path, &key).unwrap());
+        }
     }
+    assert!(
+        !String::from_utf8_lossy(&raw).contains("user login password="),
+        "the store is readable without its key"
+    );
+    stored.extend(raw);
     assert!(stored.len() > 4096);
     let find = |needle: &[u8]| stored.windows(needle.len()).any(|w| w == needle);
     for s in SECRETS {

@@ -410,6 +410,7 @@ fn sync_settings(
         timeout: Duration::from_secs(5),
         headers: vec![],
         cache_file: None,
+        cache_key: None,
         resource_attributes: vec![("service.name".into(), "edge-tls".into())],
         labels: vec![],
     }

@@ -5,7 +5,9 @@
 //! severity texts, metric values) go over OTLP/gRPC through a real edge (`weir`, the shape
 //! of configs/edge.yaml) to a real control plane (`weir`, the shape of configs/catalog.yaml).
 //! Then every byte of
-//! every file the control plane wrote (database, -wal, -shm, key file, its log), and every
+//! every file the control plane wrote (database, -wal, -shm, key file, its log; the
+//! database and -wal also decrypted page by page with the key, and the edge's encrypted
+//! policy cache decrypted), and every
 //! API response a viewer (and an admin) can read - each GET route of the OpenAPI document -
 //! is searched for each secret's distinctive substrings. Zero hits.
 //!
@@ -657,11 +659,65 @@ service:
         .iter()
         .any(|(p, _)| p.ends_with("weir-catalog.db (stopped)")));
 
+    // The files are encrypted at rest: the database and its -wal decrypted page by page
+    // with the key (live and free pages), and the edge's policy cache decrypted, are
+    // searched too; the raw bytes must hold nothing the catalog keeps.
+    let key = weir_policy::at_rest::load_key_file(&cp_dir.join("weir-catalog.db.key"))
+        .unwrap()
+        .expect("the control plane made its key file");
+    let raw_control = finder(&["checkout worker".to_string(), "privacy.probe".to_string()]);
+    for (p, b) in &haystacks {
+        if p.contains("weir-catalog.db") {
+            assert!(
+                found(&raw_control, b).is_empty(),
+                "{p}: catalog content readable without the key"
+            );
+        }
+    }
+    let mut decrypted = Vec::new();
+    for f in [
+        cp_dir.join("weir-catalog.db"),
+        cp_dir.join("weir-catalog.db-wal"),
+    ] {
+        if f.exists() {
+            decrypted.push((
+                format!("{} (decrypted)", f.display()),
+                weir_catalog::at_rest::decrypt_file_pages(&f, &key).unwrap(),
+            ));
+        }
+    }
+    let cache_dir = edge_dir.join("weir-edge-cache");
+    let cache_key = weir_policy::at_rest::load_key_file(&cache_dir.join("cache.key"))
+        .unwrap()
+        .expect("the edge made its cache key");
+    for (p, b) in files(&cache_dir) {
+        if weir_policy::at_rest::is_sealed(&b) {
+            let plain = weir_policy::at_rest::open(&cache_key, b"weir policy cache v1", &b)
+                .expect("the cache decrypts with its key");
+            decrypted.push((format!("{p} (decrypted)"), plain));
+        }
+    }
+    haystacks.extend(decrypted);
+    // Every file the control plane and the edge made is owner-only (the test wrote the
+    // configs and logs).
+    #[cfg(unix)]
+    for d in [&cp_dir, &edge_dir] {
+        use std::os::unix::fs::PermissionsExt;
+        for (p, _) in files(d) {
+            if p.ends_with(".yaml") || p.ends_with("weir.log") {
+                continue;
+            }
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{p}");
+        }
+    }
+
     // Positive control: what the catalog does keep is found by the same scan.
     let control = ["checkout worker".to_string(), "privacy.probe".to_string()];
     let control_finder = finder(&control);
     let seen: BTreeSet<usize> = haystacks
         .iter()
+        .filter(|(p, _)| p.contains("(decrypted)"))
         .flat_map(|(_, h)| found(&control_finder, h))
         .collect();
     assert_eq!(

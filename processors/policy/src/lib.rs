@@ -7,6 +7,7 @@
 //! decides every record of a batch, then applies the decisions.
 
 pub mod active;
+pub mod at_rest;
 pub mod cli;
 pub mod compile;
 pub mod evaluate;

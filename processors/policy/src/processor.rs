@@ -148,6 +148,12 @@ pub struct RemoteSourceConfig {
     /// plane cannot be reached. Default: none (no cache).
     #[serde(default)]
     pub cache_dir: Option<String>,
+    /// The file holding the key the cache is encrypted with (AES-256-GCM; 64 hex digits),
+    /// created with a random key (mode 0600) when it does not exist. The environment
+    /// variable `WEIR_POLICY_CACHE_KEY` (64 hex digits) overrides it. Default:
+    /// `cache.key` in `cache_dir`.
+    #[serde(default)]
+    pub cache_key_file: Option<String>,
     /// HTTP body encoding (ignored for gRPC). Default: `protobuf`.
     #[serde(default)]
     pub encoding: Encoding,
@@ -349,6 +355,24 @@ impl Runtime {
                             .cache_dir
                             .as_ref()
                             .map(|d| ctx.resolve_path(d).join(file_name)),
+                        cache_key: match &r.cache_dir {
+                            Some(d) => {
+                                let file = match &r.cache_key_file {
+                                    Some(f) => ctx.resolve_path(f),
+                                    None => {
+                                        ctx.resolve_path(d).join(crate::sync_client::CACHE_KEY_FILE)
+                                    }
+                                };
+                                Some(crate::sync_client::cache_key(&file).map_err(|e| {
+                                    BuildError::Other {
+                                        id: ctx.id.clone(),
+                                        message: format!("policy cache key of sources[{i}]: {e}"),
+                                        source: None,
+                                    }
+                                })?)
+                            }
+                            None => None,
+                        },
                         resource_attributes: vec![
                             ("service.name".into(), cfg.client.service_name.clone()),
                             (

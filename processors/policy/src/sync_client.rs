@@ -52,6 +52,10 @@ pub struct SyncSettings {
     pub headers: Vec<(String, String)>,
     /// Where the last good response is kept; `None`: no cache.
     pub cache_file: Option<PathBuf>,
+    /// The key the cache is encrypted with (AES-256-GCM). `None` with a `cache_file`: the
+    /// key from `WEIR_POLICY_CACHE_KEY`, else the file `cache.key` beside the cache
+    /// (created, mode 0600, on first use); see [`cache_key`].
+    pub cache_key: Option<crate::at_rest::Key>,
     /// Sent as `ClientMetadata.resource_attributes` (service.name, service.instance.id, ...).
     pub resource_attributes: Vec<(String, String)>,
     /// Sent as `ClientMetadata.labels`.
@@ -99,6 +103,27 @@ pub struct SyncClient {
     tls: weir_tls::ClientTls,
 }
 
+/// Authenticated with every sealed policy cache (see `at_rest::seal`).
+const CACHE_CONTEXT: &[u8] = b"weir policy cache v1";
+
+/// Environment variable holding the policy cache key (64 hex digits).
+pub const CACHE_KEY_ENV: &str = "WEIR_POLICY_CACHE_KEY";
+
+/// Name of the default key file, in a sync source's `cache_dir`.
+pub const CACHE_KEY_FILE: &str = "cache.key";
+
+/// The policy cache key: `WEIR_POLICY_CACHE_KEY` when set, else the file `file` (default:
+/// `cache.key` in the cache directory), created with a random key (mode 0600) when it does
+/// not exist. Logs where it came from when it was created.
+pub fn cache_key(file: &std::path::Path) -> Result<crate::at_rest::Key, String> {
+    let (key, origin) = crate::at_rest::resolve_key(CACHE_KEY_ENV, file, true)?
+        .ok_or_else(|| format!("{}: no key", file.display()))?;
+    if let crate::at_rest::KeyOrigin::Created(p) = &origin {
+        tracing::info!(path = %p.display(), "policy cache key created (mode 0600); the cache is encrypted with AES-256-GCM under it");
+    }
+    Ok(key)
+}
+
 /// Name of the file, in a sync source's `cache_dir`, holding the edge's instance id.
 pub const INSTANCE_ID_FILE: &str = "instance-id";
 
@@ -126,9 +151,7 @@ pub fn stable_instance_id(dir: &std::path::Path) -> std::io::Result<String> {
     }
     std::fs::create_dir_all(dir)?;
     let id = format!("{:032x}", rand::random::<u128>());
-    let tmp = dir.join(format!("{INSTANCE_ID_FILE}.tmp"));
-    std::fs::write(&tmp, format!("{id}\n"))?;
-    std::fs::rename(&tmp, &path)?;
+    crate::at_rest::write_private(&path, format!("{id}\n").as_bytes())?;
     tracing::info!(path = %path.display(), instance_id = %id, "new edge instance id");
     Ok(id)
 }
@@ -187,6 +210,17 @@ impl SyncClient {
         active: Arc<ActivePolicies>,
         tls: weir_tls::ClientTls,
     ) -> Self {
+        let mut settings = settings;
+        if settings.cache_key.is_none() {
+            if let Some(file) = &settings.cache_file {
+                match cache_key(&file.with_file_name(CACHE_KEY_FILE)) {
+                    Ok(k) => settings.cache_key = Some(k),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no policy cache key: the policy cache is not used")
+                    }
+                }
+            }
+        }
         let http =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build(tls.https_connector(weir_tls::HttpVersions::Http1And2));
@@ -200,8 +234,9 @@ impl SyncClient {
         }
     }
 
-    /// Loads the cached response, if any. A missing or corrupt cache changes nothing.
-    /// Returns whether policies were loaded.
+    /// Loads the cached response, if any. A missing, corrupt or undecryptable cache changes
+    /// nothing. A plaintext cache of an older version is read once and written back
+    /// encrypted. Returns whether policies were loaded.
     pub fn load_cache(&self) -> bool {
         let Some(path) = &self.settings.cache_file else {
             return false;
@@ -214,9 +249,29 @@ impl SyncClient {
                 return false;
             }
         };
-        match proto::SyncResponse::decode(bytes.as_slice()) {
+        let Some(key) = &self.settings.cache_key else {
+            tracing::warn!(path = %path.display(), "policy cache ignored: no cache key");
+            return false;
+        };
+        let plaintext_file = !crate::at_rest::is_sealed(&bytes);
+        let plain = if plaintext_file {
+            bytes
+        } else {
+            match crate::at_rest::open(key, CACHE_CONTEXT, &bytes) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "policy cache cannot be decrypted; ignored");
+                    return false;
+                }
+            }
+        };
+        match proto::SyncResponse::decode(plain.as_slice()) {
             Ok(r) => {
                 let n = r.policies.len();
+                if plaintext_file {
+                    tracing::info!(path = %path.display(), "policy cache of an older version was plaintext; rewritten encrypted");
+                    self.write_cache(&r);
+                }
                 self.active.replace(self.index, to_parsed(r.policies));
                 let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 st.last_hash = r.hash;
@@ -234,20 +289,11 @@ impl SyncClient {
         let Some(path) = &self.settings.cache_file else {
             return;
         };
-        let write = || -> std::io::Result<()> {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let tmp = path.with_extension("tmp");
-            {
-                use std::io::Write;
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(&r.encode_to_vec())?;
-                f.sync_all()?;
-            }
-            std::fs::rename(&tmp, path)
+        let Some(key) = &self.settings.cache_key else {
+            return;
         };
-        if let Err(e) = write() {
+        let sealed = crate::at_rest::seal(key, CACHE_CONTEXT, &r.encode_to_vec());
+        if let Err(e) = crate::at_rest::write_private(path, &sealed) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write the policy cache");
         }
     }

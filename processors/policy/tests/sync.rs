@@ -33,6 +33,7 @@ fn settings(
         timeout: Duration::from_secs(2),
         headers: vec![("x-edge-token".into(), "t0k".into())],
         cache_file: cache,
+        cache_key: None,
         resource_attributes: vec![
             ("service.name".into(), "edge-test".into()),
             ("service.instance.id".into(), "i-1".into()),
@@ -282,4 +283,87 @@ async fn grpc_sync_round_trip_with_metadata() {
     let md = store.requests()[0].client_metadata.clone().unwrap();
     assert_eq!(md.labels[0].key, "region");
     server.abort();
+}
+
+/// The edge's policy cache is encrypted (AES-256-GCM) under a key kept in an owner-only
+/// file; the cache file is owner-only too; a changed byte or another key makes the edge
+/// ignore it; a plaintext cache of an older version is read once and rewritten encrypted.
+#[tokio::test]
+async fn the_policy_cache_is_encrypted_owner_only_and_tamper_evident() {
+    use prost::Message;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache").join("policy-0.pb");
+    let key_file = dir.path().join("cache").join("cache.key");
+    let store = Arc::new(StaticPolicyStore::new(
+        vec![policy("drop-debug-SecretPolicyName", "DEBUG")],
+        30,
+    ));
+    let (url, server) = serve_http(store.clone()).await;
+    let first = Arc::new(ActivePolicies::new(1, StatsRegistry::new()));
+    let client = SyncClient::new(
+        settings(url.clone(), Transport::HttpProtobuf, Some(cache.clone())),
+        0,
+        first.clone(),
+    );
+    client.sync_once().await.unwrap();
+    server.abort();
+    let sealed = std::fs::read(&cache).unwrap();
+    assert!(sealed.starts_with(weir_policy::at_rest::SEALED_MAGIC));
+    assert!(
+        !sealed.windows(6).any(|w| w == b"Secret"),
+        "policy text readable in the cache file"
+    );
+    for f in [&cache, &key_file] {
+        let mode = std::fs::metadata(f).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", f.display());
+    }
+    // Decrypting with the key file's key gives the policies back (the test is not vacuous).
+    let key = weir_policy::at_rest::load_key_file(&key_file)
+        .unwrap()
+        .unwrap();
+    let plain = weir_policy::at_rest::open(&key, b"weir policy cache v1", &sealed).unwrap();
+    let resp = proto::SyncResponse::decode(plain.as_slice()).unwrap();
+    assert_eq!(resp.policies[0].id, "drop-debug-SecretPolicyName");
+
+    let load = |s: SyncSettings| {
+        let edge = Arc::new(ActivePolicies::new(1, StatsRegistry::new()));
+        let c = SyncClient::new(s, 0, edge.clone());
+        (c.load_cache(), ids(&edge))
+    };
+    let dead = dead_endpoint().await;
+    assert_eq!(
+        load(settings(
+            dead.clone(),
+            Transport::HttpProtobuf,
+            Some(cache.clone())
+        )),
+        (true, vec!["drop-debug-SecretPolicyName".to_string()])
+    );
+    // Another key: ignored.
+    let mut other = settings(dead.clone(), Transport::HttpProtobuf, Some(cache.clone()));
+    other.cache_key = Some(weir_policy::at_rest::Key::random());
+    assert_eq!(load(other), (false, vec![]));
+    // One changed byte: ignored.
+    let mut bad = sealed.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x40;
+    std::fs::write(&cache, &bad).unwrap();
+    assert_eq!(
+        load(settings(
+            dead.clone(),
+            Transport::HttpProtobuf,
+            Some(cache.clone())
+        )),
+        (false, vec![])
+    );
+    // A plaintext cache of an older version: loaded, then rewritten encrypted.
+    std::fs::write(&cache, resp.encode_to_vec()).unwrap();
+    assert_eq!(
+        load(settings(dead, Transport::HttpProtobuf, Some(cache.clone()))),
+        (true, vec!["drop-debug-SecretPolicyName".to_string()])
+    );
+    let rewritten = std::fs::read(&cache).unwrap();
+    assert!(rewritten.starts_with(weir_policy::at_rest::SEALED_MAGIC));
+    assert!(!rewritten.windows(6).any(|w| w == b"Secret"));
 }
