@@ -8,6 +8,12 @@ cd "$(dirname "$0")/.."
 echo "== toolchain targets"
 rustup target add wasm32-unknown-unknown wasm32-wasip1
 
+echo "== C toolchain, make and perl (SQLCipher and its OpenSSL are built from source)"
+if ! command -v cc >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1 || ! command -v perl >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential perl >/dev/null
+fi
+
 echo "== browser for the UI tests (Debian chromium + chromedriver)"
 if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
   apt-get update -qq

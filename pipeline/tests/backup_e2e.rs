@@ -24,7 +24,6 @@ const SERVICES: u64 = 12;
 
 struct Cp {
     child: Child,
-    dir: PathBuf,
     port: u16,
 }
 
@@ -88,11 +87,7 @@ service:
         "control plane did not start: {}",
         log_of(dir)
     );
-    Cp {
-        child,
-        dir: dir.to_path_buf(),
-        port,
-    }
+    Cp { child, port }
 }
 
 fn call(port: u16, method: &str, path: &str, token: &str, body: &[u8]) -> (u16, String) {
@@ -209,6 +204,7 @@ fn a_backup_under_ingest_load_restores_into_a_fresh_control_plane() {
         l.join().unwrap();
     }
     let total = acked.load(Ordering::SeqCst);
+    eprintln!("items acknowledged: {before} before the backup, {after} after it, {total} in all");
     assert!(total > after, "ingest went on after the backup");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
