@@ -482,17 +482,52 @@ pub fn run_admin(cmd: AdminCommand) -> ExitCode {
                     file.display(),
                     crate::at_rest::KEY_ENV
                 ))?;
+            // The sketch key and the audit key live beside the database, not in it: the
+            // restored catalog needs those of the database the backup came from.
+            let missing: Vec<String> = [
+                crate::control::sketch_key_path(&db),
+                crate::audit::key_path(&db),
+            ]
+            .iter()
+            .filter(|p| !p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+            if !missing.is_empty() {
+                return Err(format!(
+                    "restore needs the key files of the database the backup came from beside it; missing: {}",
+                    missing.join(", ")
+                ));
+            }
             let counts =
                 crate::at_rest::restore(&db, &key, &from, force).map_err(|e| e.to_string())?;
+            // The anchor named the replaced database's newest audit record: anchor the
+            // restored one's, then check its chain with the audit key.
+            let _ = std::fs::remove_file(crate::audit::anchor_path(&db));
+            let c = ControlPlane::open_with_key_file(&db, key_file.as_deref())
+                .map_err(|e| e.to_string())?;
+            c.store()
+                .audit(
+                    "cli",
+                    "catalog.restore",
+                    &from.display().to_string(),
+                    None,
+                    None,
+                )
+                .map_err(|e| e.to_string())?;
+            let verdict = c.store().verify_audit().map_err(|e| e.to_string())?;
             println!(
-                "restored {} from {} (verified)",
+                "restored {} from {} (verified; audit chain {})",
                 db.display(),
-                from.display()
+                from.display(),
+                match &verdict {
+                    Ok(_) => "intact".to_string(),
+                    Err(e) => format!("BROKEN: {e}"),
+                }
             );
             for (t, n) in counts {
                 println!("  {t}\t{n}");
             }
-            Ok(())
+            verdict.map(|_| ())
         })(),
         AdminCommand::User(UserCommand::Create { db, role, name }) => ControlPlane::open(&db)
             .map_err(|e| e.to_string())

@@ -138,7 +138,8 @@ impl Store {
         self.with_conn(|conn| -> Result<(), CatalogError> {
             let tx = conn.unchecked_transaction()?;
             if let Some(c) = cutoff(now, r.summaries) {
-                p.summaries = tx.execute("DELETE FROM summaries WHERE last_seen < ?1", params![c])?;
+                p.summaries =
+                    tx.execute("DELETE FROM summaries WHERE last_seen < ?1", params![c])?;
             }
             if let Some(c) = cutoff(now, r.tables.edges) {
                 p.edges = tx.execute("DELETE FROM edges WHERE last_sync < ?1", params![c])?;
@@ -148,8 +149,10 @@ impl Store {
                 [],
             )?;
             if let Some(c) = cutoff(now, r.tables.policy_status) {
-                p.policy_status =
-                    tx.execute("DELETE FROM policy_status WHERE updated_at < ?1", params![c])?;
+                p.policy_status = tx.execute(
+                    "DELETE FROM policy_status WHERE updated_at < ?1",
+                    params![c],
+                )?;
             }
             if let Some(c) = cutoff(now, r.tables.dismissed_findings) {
                 p.dismissed_findings =

@@ -22,16 +22,6 @@ fn mentions(v: &Value, s: &str) -> bool {
 }
 
 impl ControlPlane {
-    /// How the audit log names a service in erasure and export records: a keyed
-    /// fingerprint, so that an erasure leaves no trace of the name and whoever holds the
-    /// sketch key can still tell which service it was.
-    pub fn service_fingerprint(&self, service: &str) -> String {
-        format!(
-            "service#{:016x}",
-            self.sketch_key().hash(service.as_bytes())
-        )
-    }
-
     /// Everything the store holds about `service`: its summaries per signal (as stored,
     /// with first and last seen), the edges that reported it, the findings about it and
     /// whether each was dismissed, the policies that name it with their per-edge status,

@@ -32,9 +32,20 @@ fn log() -> (tempfile::TempDir, PathBuf) {
     (dir, db)
 }
 
+/// A plain SQLite connection to `db`, as any SQLite client would open it (with the
+/// database key, which an outsider who can edit the file may also hold).
+fn raw(db: &Path) -> Connection {
+    let c = Connection::open(db).unwrap();
+    let key = weir_policy::at_rest::load_key_file(&weir_catalog::at_rest::default_key_path(db))
+        .unwrap()
+        .unwrap();
+    weir_catalog::at_rest::apply_key(&c, &key).unwrap();
+    c
+}
+
 /// Tampers with `db` as an outsider would: a plain connection, triggers dropped.
 fn tamper(db: &Path, sql: &str) {
-    let c = Connection::open(db).unwrap();
+    let c = raw(db);
     c.execute_batch(
         "DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete;",
     )
@@ -49,7 +60,7 @@ fn verdict(db: &Path) -> Result<(), String> {
 #[test]
 fn the_triggers_refuse_plain_edits() {
     let (_d, db) = log();
-    let c = Connection::open(&db).unwrap();
+    let c = raw(&db);
     let e = c
         .execute("UPDATE audit SET actor = 'x' WHERE seq = 2", [])
         .unwrap_err();
@@ -133,7 +144,7 @@ fn a_record_inserted_by_hand_is_found() {
 fn pruning_through_the_store_keeps_the_chain_and_by_hand_does_not() {
     let (_d, db) = log();
     {
-        let c = Connection::open(&db).unwrap();
+        let c = raw(&db);
         c.execute_batch("DROP TRIGGER audit_no_update; UPDATE audit SET at = 100 WHERE seq <= 3;")
             .unwrap();
     }

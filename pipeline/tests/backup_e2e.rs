@@ -149,11 +149,18 @@ fn restore_into(from_dir: &Path, backup: &Path) -> PathBuf {
     let (ok, _, err) = admin(&["restore", "--from", backup.to_str().unwrap()], &db);
     assert!(!ok);
     assert!(err.contains("no key"), "{err}");
-    // The operator brings the key (kept apart from the backups).
+    // The operator brings the database key (kept apart from the backups)...
     std::fs::copy(from_dir.join("cp.db.key"), dir.join("cp.db.key")).unwrap();
+    let (ok, _, err) = admin(&["restore", "--from", backup.to_str().unwrap()], &db);
+    assert!(!ok);
+    assert!(err.contains("cp.db.sketch-key"), "{err}");
+    // ... and the sketch and audit keys, which live beside the database too.
+    for k in ["cp.db.sketch-key", "cp.db.audit-key"] {
+        std::fs::copy(from_dir.join(k), dir.join(k)).unwrap();
+    }
     let (ok, out, err) = admin(&["restore", "--from", backup.to_str().unwrap()], &db);
-    assert!(ok, "{err}");
-    assert!(out.contains("restored"), "{out}");
+    assert!(ok, "{err}\n{out}");
+    assert!(out.contains("audit chain intact"), "{out}");
     dir
 }
 
