@@ -241,6 +241,17 @@ impl Store {
                 source,
             })?;
         }
+        let in_memory = path.as_os_str().is_empty() || path == Path::new(":memory:");
+        if in_memory {
+            // Fuzzing and tests: nothing reaches a disk, so no key file either.
+            let conn = Connection::open_in_memory()?;
+            return Store::finish_open(
+                conn,
+                path,
+                crate::at_rest::Key::random(),
+                crate::at_rest::KeyOrigin::Ephemeral,
+            );
+        }
         let (mut key, key_origin, key_path) = at_rest::key_for(path, key_file)?;
         if let at_rest::KeyOrigin::Created(p) = &key_origin {
             tracing::info!(key_file = %p.display(), store = %path.display(), "new catalog database key written (mode 0600); the database is encrypted with SQLCipher (AES-256) under it; keep the key apart from backups of the database");
@@ -279,6 +290,16 @@ impl Store {
                 }
             },
         };
+        Store::finish_open(conn, path, key, key_origin)
+    }
+
+    /// Settings, schema and migrations on a keyed (or in-memory) connection.
+    fn finish_open(
+        conn: Connection,
+        path: &Path,
+        key: crate::at_rest::Key,
+        key_origin: crate::at_rest::KeyOrigin,
+    ) -> Result<Store, CatalogError> {
         // Erased rows leave no trace: SQLite zeroes deleted cells and freed pages
         // (secure_delete), temporary files of VACUUM and sorting stay in memory, and every
         // erasure ends in `scrub` (VACUUM, then the -wal file truncated).

@@ -68,6 +68,8 @@ pub enum KeyOrigin {
     File(PathBuf),
     /// A key file created just now.
     Created(PathBuf),
+    /// A random key of this process only (an in-memory database: nothing at rest).
+    Ephemeral,
 }
 
 impl std::fmt::Display for KeyOrigin {
@@ -76,6 +78,7 @@ impl std::fmt::Display for KeyOrigin {
             KeyOrigin::Env(v) => write!(f, "environment variable {v}"),
             KeyOrigin::File(p) => write!(f, "key file {}", p.display()),
             KeyOrigin::Created(p) => write!(f, "new key file {}", p.display()),
+            KeyOrigin::Ephemeral => f.write_str("a random key of this process"),
         }
     }
 }
