@@ -14,6 +14,7 @@
 //!       policy_status: 720h
 //!       dismissed_findings: 2160h
 //!       revoked_tokens: 2160h
+//!       disabled_users: 2160h
 //!       audit: 8760h
 //!     encryption:                     # the database is always encrypted (crate::at_rest)
 //!       key_file: /etc/weir/catalog.key  # default: $WEIR_CATALOG_KEY, else <storage>.key
@@ -119,8 +120,9 @@ pub struct ControlPlaneConfig {
     #[serde(default = "default_retention", with = "humantime_serde")]
     pub retention: Duration,
     /// How long every other table keeps its rows (edges, policy status, dismissed findings,
-    /// revoked tokens, audit), enforced hourly with `retention`. Default: see
-    /// `crate::retention::RetentionPerTable` (30, 30, 90, 90 and 365 days).
+    /// revoked or expired tokens, disabled users, audit; expired sessions always go),
+    /// enforced hourly with `retention`. Default: see `crate::retention::RetentionPerTable`
+    /// (30, 30, 90, 90, 90 and 365 days).
     #[serde(default)]
     pub retention_per_table: crate::retention::RetentionPerTable,
     /// TLS for both listeners (HTTP API/UI/sync and gRPC sync): certificate, key, optional

@@ -9,7 +9,9 @@
 //!       edges: 720h                # edges that have not synced for this long
 //!       policy_status: 720h        # per-edge policy counters not updated for this long
 //!       dismissed_findings: 2160h  # dismissals older than this (a finding still true shows again)
-//!       revoked_tokens: 2160h      # tokens revoked this long ago (live tokens are kept)
+//!       revoked_tokens: 2160h      # tokens revoked or expired this long ago (live ones kept)
+//!       disabled_users: 2160h      # users disabled this long ago
+//!                                  # (expired sessions are always removed)
 //!       audit: 8760h               # audit records older than this
 //! ```
 //!
@@ -54,9 +56,13 @@ pub struct RetentionPerTable {
     /// Dismissals of findings older than this. Default: 2160h (90 days).
     #[serde(default = "d90", with = "humantime_serde")]
     pub dismissed_findings: Duration,
-    /// Tokens revoked this long ago (never a live token). Default: 2160h.
+    /// Tokens revoked, or expired, this long ago (never a live token). Default: 2160h.
     #[serde(default = "d90", with = "humantime_serde")]
     pub revoked_tokens: Duration,
+    /// Users disabled this long ago (their sessions go when they are disabled). Default:
+    /// 2160h.
+    #[serde(default = "d90", with = "humantime_serde")]
+    pub disabled_users: Duration,
     /// Audit records older than this (the newest record always stays). Default: 8760h
     /// (365 days).
     #[serde(default = "d365", with = "humantime_serde")]
@@ -70,6 +76,7 @@ impl Default for RetentionPerTable {
             policy_status: d30(),
             dismissed_findings: d90(),
             revoked_tokens: d90(),
+            disabled_users: d90(),
             audit: d365(),
         }
     }
@@ -106,8 +113,12 @@ pub struct Pruned {
     pub policy_status: usize,
     /// Dismissed findings.
     pub dismissed_findings: usize,
-    /// Revoked tokens.
+    /// Revoked or expired tokens.
     pub revoked_tokens: usize,
+    /// Disabled users.
+    pub disabled_users: usize,
+    /// Expired sessions (always removed: a session past its expiry is of no use).
+    pub sessions: usize,
     /// Audit records.
     pub audit: usize,
 }
@@ -121,6 +132,8 @@ impl Pruned {
             + self.policy_status
             + self.dismissed_findings
             + self.revoked_tokens
+            + self.disabled_users
+            + self.sessions
             + self.audit
     }
 }
@@ -160,10 +173,18 @@ impl Store {
             }
             if let Some(c) = cutoff(now, r.tables.revoked_tokens) {
                 p.revoked_tokens = tx.execute(
-                    "DELETE FROM tokens WHERE revoked_at IS NOT NULL AND revoked_at < ?1",
+                    "DELETE FROM tokens WHERE (revoked_at IS NOT NULL AND revoked_at < ?1)
+                         OR (expires_at IS NOT NULL AND expires_at < ?1)",
                     params![c],
                 )?;
             }
+            if let Some(c) = cutoff(now, r.tables.disabled_users) {
+                p.disabled_users = tx.execute(
+                    "DELETE FROM users WHERE disabled_at IS NOT NULL AND disabled_at < ?1",
+                    params![c],
+                )?;
+            }
+            p.sessions = tx.execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now])?;
             tx.commit()?;
             // The audit's own pruning keeps its hash chain verifiable (an `audit.prune`
             // record carries the hash the rest chains from) and never removes the newest

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use weir_catalog::at_rest::{decrypt_file_pages, store_files};
-use weir_catalog::auth::{create_token, Role};
+use weir_catalog::auth::{create_token, create_token_with, Role};
 use weir_catalog::retention::{Retention, RetentionPerTable};
 use weir_catalog::store::{now_secs, EdgeInfo, Store};
 
@@ -59,9 +59,22 @@ fn filled() -> (tempfile::TempDir, Store) {
     )
     .unwrap();
     s.dismiss("finding-1", "cli").unwrap();
-    create_token(&s, Role::Viewer, "live-token", "cli").unwrap();
+    // A token that never expires, and one that expires in 20 days.
+    create_token_with(&s, Role::Viewer, "live-token", None, None, "cli").unwrap();
+    create_token_with(
+        &s,
+        Role::Viewer,
+        "short-token",
+        None,
+        Some(now + 20 * DAY),
+        "cli",
+    )
+    .unwrap();
     let (_, revoked) = create_token(&s, Role::Viewer, "GrebeRevokedToken", "cli").unwrap();
     s.revoke_token(&revoked.id, "cli").unwrap();
+    s.create_user("kept-user", Role::Viewer, "cli").unwrap();
+    s.create_user("disabled-user", Role::Viewer, "cli").unwrap();
+    s.disable_user("disabled-user", "cli").unwrap();
     (dir, s)
 }
 
@@ -71,13 +84,13 @@ fn every_table_keeps_its_rows_exactly_as_long_as_configured() {
     let now = now_secs();
     let r = Retention::default();
     let audit0 = s.audit_log(0, i64::MAX).unwrap().len();
-    assert_eq!(counts(&s), [1, 1, 1, 1, 2, audit0]);
+    assert_eq!(counts(&s), [1, 1, 1, 1, 3, audit0]);
     assert!(audit0 >= 4, "{audit0}");
 
     // 10 days on: everything is younger than its retention.
     let p = s.apply_retention(now + 10 * DAY, &r).unwrap();
     assert_eq!(p.total(), 0, "{p:?}");
-    assert_eq!(counts(&s), [1, 1, 1, 1, 2, audit0]);
+    assert_eq!(counts(&s), [1, 1, 1, 1, 3, audit0]);
 
     // 31 days: summaries (30 days), their edge records, edges and policy status go.
     let p = s.apply_retention(now + 31 * DAY, &r).unwrap();
@@ -87,11 +100,27 @@ fn every_table_keeps_its_rows_exactly_as_long_as_configured() {
         "{p:?}"
     );
     assert_eq!((p.dismissed_findings, p.revoked_tokens, p.audit), (0, 0, 0));
-    assert_eq!(counts(&s), [0, 0, 0, 1, 2, audit0]);
+    assert_eq!(counts(&s), [0, 0, 0, 1, 3, audit0]);
 
-    // 91 days: dismissals and the revoked token go; the live token stays.
+    // 91 days: dismissals, the revoked token and the disabled user go; the live token
+    // and the active user stay.
+    assert_eq!(s.users().unwrap().len(), 2);
     let p = s.apply_retention(now + 91 * DAY, &r).unwrap();
-    assert_eq!((p.dismissed_findings, p.revoked_tokens, p.audit), (1, 1, 0));
+    assert_eq!(
+        (
+            p.dismissed_findings,
+            p.revoked_tokens,
+            p.disabled_users,
+            p.audit
+        ),
+        (1, 1, 1, 0)
+    );
+    // The expired token goes 90 days after its expiry.
+    let p = s.apply_retention(now + 111 * DAY, &r).unwrap();
+    assert_eq!((p.revoked_tokens, p.total()), (1, 1), "{p:?}");
+    let users = s.users().unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].name, "kept-user");
     let tokens = s.tokens().unwrap();
     assert_eq!(tokens.len(), 1);
     assert_eq!(tokens[0].name, "live-token");
@@ -137,6 +166,7 @@ fn zero_keeps_forever_and_each_table_has_its_own_age() {
             policy_status: Duration::ZERO,
             dismissed_findings: Duration::ZERO,
             revoked_tokens: Duration::ZERO,
+            disabled_users: Duration::ZERO,
             audit: Duration::ZERO,
         },
     };
