@@ -360,6 +360,7 @@ pub fn router(state: ApiState) -> Router {
             get(service).delete(delete_service),
         )
         .route("/api/v1/services/{name}/export", get(export_service))
+        .route("/api/v1/values/erase", post(erase_value))
         .route("/api/v1/findings", get(findings))
         .route("/api/v1/findings/{id}/accept", post(accept))
         .route("/api/v1/findings/{id}/dismiss", post(dismiss))
@@ -461,6 +462,25 @@ async fn export_service(
         None,
     )?;
     Ok(Json(doc))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EraseValueBody {
+    value: String,
+}
+
+/// Erases every stored trace of one value (by its keyed hashes).
+async fn erase_value(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    Json(body): Json<EraseValueBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require(&p, Permission::Admin)?;
+    let out = s.control.erase_value(&body.value, &p.actor())?;
+    Ok(Json(
+        serde_json::to_value(out).map_err(crate::CatalogError::from)?,
+    ))
 }
 
 async fn findings(

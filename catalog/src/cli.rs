@@ -30,6 +30,16 @@ pub enum CatalogCommand {
         /// The service.name.
         service: String,
     },
+    /// Erase every stored trace of one attribute or metric value, found by its keyed
+    /// hashes (exact sketches lose it, HyperLogLog sketches it may have touched are
+    /// emptied, metric constant checks holding it are forgotten; audited by fingerprint).
+    EraseValue {
+        /// The catalog's SQLite file.
+        #[arg(long)]
+        db: PathBuf,
+        /// The value, as text (also tried as an int, a double and a bool).
+        value: String,
+    },
     /// Delete everything the catalog holds about a service (audited as `cli`).
     DeleteService {
         /// The catalog's SQLite file.
@@ -320,6 +330,14 @@ pub fn run_catalog(cmd: CatalogCommand) -> ExitCode {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        })),
+        CatalogCommand::EraseValue { db, value } => finish(open(&db).and_then(|c| {
+            let out = c.erase_value(&value, "cli").map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
             );
             Ok(())
         })),

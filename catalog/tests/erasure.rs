@@ -359,3 +359,158 @@ async fn a_service_exports_as_json_for_admins_and_nothing_remains_after_erasure(
         .iter()
         .any(|e| e.action == "catalog.export_service" && e.target == fp));
 }
+
+/// Logs of `service` whose attribute `customer.id` takes `values`, and a gauge whose only
+/// value is `gauge`.
+fn valued(service: &str, values: &[&str], gauge: i64) -> Vec<Batch> {
+    use weir_api::otlp::metrics::v1::{
+        metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+    };
+    let records = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| LogRecord {
+            time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
+            severity_number: 9,
+            body: sv("order accepted"),
+            attributes: vec![kv("customer.id", v)],
+            ..Default::default()
+        })
+        .collect();
+    let logs = Payload::Logs(
+        weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: resource(service),
+                scope_logs: vec![ScopeLogs {
+                    log_records: records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        },
+    );
+    let metrics = Payload::Metrics(
+        weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: resource(service),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "queue.depth".into(),
+                        data: Some(metric::Data::Gauge(Gauge {
+                            data_points: (0..3)
+                                .map(|i| NumberDataPoint {
+                                    time_unix_nano: 1_700_000_000_000_000_000 + i,
+                                    value: Some(number_data_point::Value::AsInt(gauge)),
+                                    attributes: vec![kv("customer.id", values[0])],
+                                    ..Default::default()
+                                })
+                                .collect(),
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        },
+    );
+    vec![Batch::new(logs), Batch::new(metrics)]
+}
+
+/// Erasure of one value by its keyed hash: the exact sketches lose it (the distinct count
+/// drops by one, the other values stay), the metric's constant check and its attribute
+/// pair sketch forget it, and the audit names it by a fingerprint only.
+#[tokio::test]
+async fn a_value_is_erased_by_its_keyed_hash_from_every_sketch() {
+    let cp = control_plane();
+    let values = [
+        "cust-1001",
+        "cust-1002",
+        "cust-1003",
+        "cust-1004",
+        "cust-1005",
+    ];
+    let handle = MetadataHandle::new(&MetadataConfig::default());
+    handle.set_key(cp.control.sketch_key());
+    for b in valued("shop-svc", &values, 4242) {
+        handle.observe(&b);
+    }
+    cp.exporter.ingest(&handle.take()).unwrap();
+    let distinct = |cp: &Cp| {
+        let s = cp.control.service("shop-svc").unwrap();
+        s.logs.attributes.item["customer.id"].distinct.estimate()
+    };
+    assert_eq!(distinct(&cp), 5);
+    let constant = |cp: &Cp| {
+        let s = cp.control.service("shop-svc").unwrap();
+        s.metrics.metrics["queue.depth"].constant.value_hash
+    };
+    assert!(constant(&cp).is_some());
+
+    let req = |value: &str, token: &str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/values/erase")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(
+                serde_json::json!({ "value": value }).to_string(),
+            ))
+            .unwrap()
+    };
+    let viewer = create_token(cp.control.store(), Role::Viewer, "v", "test")
+        .unwrap()
+        .0;
+    let resp = cp
+        .app
+        .clone()
+        .oneshot(req("cust-1003", &viewer))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = cp
+        .app
+        .clone()
+        .oneshot(req("cust-1003", &cp.admin))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let out: serde_json::Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(out["removed_from_sketches"], 1, "{out}");
+    assert_eq!(out["constants_forgotten"], 0, "{out}");
+    assert_eq!(distinct(&cp), 4, "the other values stay");
+    // Again: nothing left to remove.
+    let again = cp.control.erase_value("cust-1003", "test").unwrap();
+    assert_eq!(again.removed_from_sketches + again.sketches_reset, 0);
+    // The gauge's only value and its attribute: the constant check and the pair sketch
+    // forget them.
+    let out = cp.control.erase_value("4242", "test").unwrap();
+    assert_eq!(out.constants_forgotten, 1, "{out:?}");
+    assert!(constant(&cp).is_none());
+    let out = cp.control.erase_value("cust-1001", "test").unwrap();
+    assert!(out.removed_from_sketches >= 2, "{out:?}");
+    assert_eq!(distinct(&cp), 3);
+    // Past 128 values the sketch is a HyperLogLog: a register cannot forget one value,
+    // so the sketch the value may have touched is emptied.
+    let many: Vec<String> = (0..300).map(|i| format!("big-{i}")).collect();
+    let many_refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    for b in valued("big-svc", &many_refs, 7) {
+        handle.observe(&b);
+    }
+    cp.exporter.ingest(&handle.take()).unwrap();
+    let big = |cp: &Cp| {
+        let s = cp.control.service("big-svc").unwrap();
+        s.logs.attributes.item["customer.id"].distinct.estimate()
+    };
+    assert!(big(&cp) > 250, "{}", big(&cp));
+    let out = cp.control.erase_value("big-17", "test").unwrap();
+    assert!(out.sketches_reset >= 1, "{out:?}");
+    assert_eq!(big(&cp), 0);
+    assert_eq!(distinct(&cp), 3, "other services' sketches untouched");
+    let log = cp.control.store().audit_log(0, 100).unwrap();
+    assert!(log
+        .iter()
+        .filter(|e| e.action == "catalog.erase_value")
+        .all(|e| e.target.starts_with("value#") && !e.target.contains("cust")));
+}
