@@ -235,6 +235,7 @@ pub fn rekey(db: &Path, explicit_file: Option<&Path>) -> Result<(Key, KeyOrigin)
             db.display()
         )));
     }
+    refuse_if_in_use(db, "rotating the key")?;
     let (old, origin, file) = key_for(db, explicit_file)?;
     let new = Key::random();
     let staged = sibling(&file, ".new");
@@ -404,6 +405,9 @@ pub fn restore(
             db.display()
         )));
     }
+    if exists {
+        refuse_if_in_use(db, "restoring over it")?;
+    }
     let counts = verify_database(from, key)?;
     let tmp = sibling(db, ".restoring");
     let _ = std::fs::remove_file(&tmp);
@@ -419,4 +423,52 @@ pub fn restore(
     }
     replace_database(&tmp, db)?;
     Ok(counts)
+}
+
+/// The id of another process that has the database `db` (or its -wal) open, found in
+/// `/proc/*/fd` (Linux; elsewhere `None`). Rotation and restore replace the file: a
+/// control plane still running would go on writing to the replaced one.
+pub fn used_by_another_process(db: &Path) -> Option<u32> {
+    let targets: Vec<PathBuf> = store_files(db)
+        .iter()
+        .take(2)
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
+    if targets.is_empty() {
+        return None;
+    }
+    let me = std::process::id();
+    for proc_entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = proc_entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(proc_entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(t) = std::fs::read_link(fd.path()) {
+                if targets.contains(&t) {
+                    return Some(pid);
+                }
+            }
+        }
+    }
+    None
+}
+
+fn refuse_if_in_use(db: &Path, what: &str) -> Result<(), CatalogError> {
+    match used_by_another_process(db) {
+        Some(pid) => Err(CatalogError::Key(format!(
+            "{} is open in process {pid} (a running control plane?): stop it before {what}",
+            db.display()
+        ))),
+        None => Ok(()),
+    }
 }

@@ -200,6 +200,10 @@ fn a_backup_under_ingest_load_restores_into_a_fresh_control_plane() {
     std::thread::sleep(Duration::from_millis(1500));
     let before = acked.load(Ordering::SeqCst);
     assert!(before > 0, "no ingest before the backup");
+    // Rotation and restore replace the file: refused while the control plane has it open.
+    let (ok, _, err) = admin(&["rekey"], &db1);
+    assert!(!ok);
+    assert!(err.contains("is open in process"), "{err}");
     let hot = dir1.join("hot-backup.db");
     let (ok, out, err) = admin(&["backup", "--to", hot.to_str().unwrap()], &db1);
     let after = acked.load(Ordering::SeqCst);
