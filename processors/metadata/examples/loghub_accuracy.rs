@@ -36,8 +36,28 @@ fn main() {
     let config: MinerConfig = std::env::var("WEIR_MINER")
         .map(|j| serde_json::from_str(&j).expect("WEIR_MINER is a MinerConfig in JSON"))
         .unwrap_or_default();
+    // WEIR_BENCH_ONLY=1: throughput only (for profiling, e.g. under callgrind);
+    // WEIR_REPEAT: how often the samples are repeated per run (default 40).
+    let bench_only = std::env::var_os("WEIR_BENCH_ONLY").is_some();
+    let repeat: usize = std::env::var("WEIR_REPEAT")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(40);
     let mut sum = 0.0;
     let mut all_lines: Vec<String> = Vec::new();
+    if bench_only {
+        for system in loghub::SYSTEMS {
+            match loghub::load(&dir, system) {
+                Ok(d) => all_lines.extend(d.contents),
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        bench(&config, &all_lines, repeat);
+        return;
+    }
     for system in loghub::SYSTEMS {
         let data = match loghub::load(&dir, system) {
             Ok(d) => d,
@@ -72,14 +92,19 @@ fn main() {
     if std::env::var_os("WEIR_NO_BENCH").is_some() {
         return;
     }
-    let repeat = 40;
+    bench(&config, &all_lines, repeat);
+}
+
+/// Lines per second through masking + mining, then records per second through the
+/// summariser (medians of 5 runs, one thread).
+fn bench(config: &MinerConfig, all_lines: &[String], repeat: usize) {
     let mut rates = Vec::new();
     for _ in 0..5 {
         let mut miner = TemplateMiner::new(config.clone());
         let start = Instant::now();
         let mut n = 0u64;
         for _ in 0..repeat {
-            for l in &all_lines {
+            for l in all_lines {
                 std::hint::black_box(miner.add(l));
                 n += 1;
             }
@@ -92,12 +117,12 @@ fn main() {
         rates[2],
         all_lines.len() * repeat
     );
-    processor_throughput(&all_lines);
+    processor_throughput(all_lines, repeat.div_ceil(4));
 }
 
 /// Records per second through the `metadata` processor's summariser (OTLP log batches of
 /// 1000 records with two attributes each; median of 5 runs).
-fn processor_throughput(lines: &[String]) {
+fn processor_throughput(lines: &[String], repeat: usize) {
     let s = |v: &str| {
         Some(AnyValue {
             value: Some(any_value::Value::StringValue(v.to_string())),
@@ -149,12 +174,12 @@ fn processor_throughput(lines: &[String]) {
     for _ in 0..5 {
         let handle = MetadataHandle::new(&MetadataConfig::default());
         let start = Instant::now();
-        for _ in 0..10 {
+        for _ in 0..repeat {
             for b in &batches {
                 handle.observe(b);
             }
         }
-        rates.push((lines.len() * 10) as f64 / start.elapsed().as_secs_f64());
+        rates.push((lines.len() * repeat) as f64 / start.elapsed().as_secs_f64());
         std::hint::black_box(handle.take());
     }
     rates.sort_by(|a, b| a.total_cmp(b));

@@ -277,6 +277,15 @@ impl TemplateMiner {
         self.merged.drain(..)
     }
 
+    /// Masks and mines one line, masking into `scratch` (whose token cache then serves
+    /// every miner it is passed to: one per processor instead of one per service).
+    pub fn add_with(&mut self, line: &str, scratch: &mut MaskedLine) -> Assignment {
+        std::mem::swap(&mut self.line, scratch);
+        let a = self.add(line);
+        std::mem::swap(&mut self.line, scratch);
+        a
+    }
+
     /// Masks and mines one line.
     pub fn add(&mut self, line: &str) -> Assignment {
         self.merged.clear();

@@ -22,7 +22,7 @@ use crate::key::SketchKey;
 use crate::mask::{MaskedLine, Masker};
 use crate::sketch::{stable_hash, DistinctSketch};
 use crate::summary::{
-    add_severity_class, severity_class_key, template_id, AttributeSchema, CatalogSummary,
+    add_severity_class, severity_class_key_into, template_id, AttributeSchema, CatalogSummary,
     MetricKind, MetricSummary, ServiceSummary, SpanSummary, TemplateSummary, Temporality,
     ValueKind, Volume, MAX_KEYS_PER_ENTRY,
 };
@@ -72,6 +72,11 @@ struct ServiceState {
     ids: Vec<Option<String>>,
     /// Per miner slot: the current second (record time) and the records of the slot in it.
     rate: Vec<(u64, u64)>,
+    /// Ids already taken of templates that merged into another since the last take, with
+    /// the slot they merged into (its id may be fixed only at the next take).
+    retiring: Vec<(String, u32)>,
+    /// Retired ids whose survivor was evicted before the take, with the survivor's id.
+    retired: Vec<(String, String)>,
 }
 
 /// Summaries since the last take, plus the template miners.
@@ -81,6 +86,8 @@ pub struct Accumulator {
     evicted_templates: u64,
     evicted_keys: u64,
     body: String,
+    /// Scratch for a record's severity class key.
+    severity_key: String,
     masker: Masker,
     masked: MaskedLine,
     span_name: String,
@@ -154,6 +161,8 @@ fn attributes_hash(attrs: &[KeyValue], key: &SketchKey) -> u64 {
 }
 
 /// Counts attributes carried by `weight` items into `map`, keeping at most `cap` keys.
+/// Returns an order-independent hash of the attributes (keys and values) for telling
+/// exact repeats apart in memory: each value is hashed once, with the key, for both.
 fn observe_attributes(
     map: &mut BTreeMap<String, AttributeSchema>,
     attrs: &[KeyValue],
@@ -162,7 +171,8 @@ fn observe_attributes(
     cap: usize,
     evicted: &mut u64,
     key: &SketchKey,
-) {
+) -> u64 {
+    let mut set_hash = 0u64;
     for kv in attrs {
         let schema = match map.get_mut(kv.key.as_str()) {
             Some(s) => s,
@@ -184,7 +194,9 @@ fn observe_attributes(
         schema.bytes += encoded * weight;
         schema.distinct.insert_hash(h);
         schema.seen.observe(t);
+        set_hash = set_hash.wrapping_add(stable_hash(kv.key.as_bytes()).rotate_left(17) ^ h);
     }
+    set_hash
 }
 
 fn evict_least_recent<V>(map: &mut BTreeMap<String, V>, last_seen: impl Fn(&V) -> u64) {
@@ -250,6 +262,7 @@ impl Accumulator {
             evicted_templates: 0,
             evicted_keys: 0,
             body: String::new(),
+            severity_key: String::new(),
             masker: Masker::new(),
             masked: MaskedLine::new(),
             span_name: String::new(),
@@ -288,6 +301,8 @@ impl Accumulator {
                     last_record: None,
                     ids: Vec::new(),
                     rate: Vec::new(),
+                    retiring: Vec::new(),
+                    retired: Vec::new(),
                 },
             );
         }
@@ -440,21 +455,42 @@ impl Accumulator {
         let bytes = r.encoded_len() as u64;
         let cap = self.limits.max_attribute_keys;
         let mut body = std::mem::take(&mut self.body);
+        let mut sev_key = std::mem::take(&mut self.severity_key);
+        let mut masked = std::mem::take(&mut self.masked);
         let mut evicted_keys = 0;
         let mut evicted_templates = 0;
         let key = self.key;
         let svc = self.service(service);
         let text = body_text(r.body.as_ref(), &mut body);
+        let logs = &mut svc.summary.logs;
+        logs.volume.items += 1;
+        logs.volume.bytes += bytes;
+        logs.severity.observe(r.severity_number, &r.severity_text);
+        let attributes_hash = observe_attributes(
+            &mut logs.attributes.item,
+            &r.attributes,
+            1,
+            t,
+            cap,
+            &mut evicted_keys,
+            &key,
+        );
         // What makes a record an exact repeat: its body, its attributes and its resource.
         let body_hash = stable_hash(text.as_bytes())
-            ^ attributes_hash(&r.attributes, &key).rotate_left(21)
+            ^ attributes_hash.rotate_left(21)
             ^ resource_hash.rotate_left(42);
-        let assignment = svc.miner.add(text);
+        let assignment = svc.miner.add_with(text, &mut masked);
         for m in svc.miner.take_merged() {
             // Siblings merged: their counts since the last take go to the survivor.
             let (from, into) = (m.slot as usize, m.into_slot as usize);
-            if let Some(ids) = svc.ids.get_mut(from) {
-                *ids = None;
+            // A catalog holding the merged template's id moves its counts to the survivor.
+            for r in &mut svc.retiring {
+                if r.1 == m.slot {
+                    r.1 = m.into_slot;
+                }
+            }
+            if let Some(old) = svc.ids.get_mut(from).and_then(Option::take) {
+                svc.retiring.push((old, m.into_slot));
             }
             if from < svc.slots.len() {
                 let moved = std::mem::take(&mut svc.slots[from]);
@@ -467,13 +503,23 @@ impl Accumulator {
         if let Some(gone) = svc.miner.take_evicted() {
             evicted_templates += 1;
             let kept_id = svc.ids.get_mut(gone.slot as usize).and_then(Option::take);
+            let id = kept_id.unwrap_or_else(|| template_id(&gone.template));
+            // Ids retired into the evicted template point at its id from now on.
+            let mut i = 0;
+            while i < svc.retiring.len() {
+                if svc.retiring[i].1 == gone.slot {
+                    let (old, _) = svc.retiring.swap_remove(i);
+                    svc.retired.push((old, id.clone()));
+                } else {
+                    i += 1;
+                }
+            }
             if let Some(stats) = svc.slots.get_mut(gone.slot as usize) {
                 let mut stats = std::mem::take(stats);
                 if stats.count > 0 {
                     stats.template = gone.template;
                     stats.attribute_keys =
                         crate::redact::keys(std::mem::take(&mut stats.attribute_keys));
-                    let id = kept_id.unwrap_or_else(|| template_id(&stats.template));
                     match svc.summary.logs.templates.get_mut(&id) {
                         Some(t) => t.merge(&stats),
                         None => {
@@ -507,11 +553,8 @@ impl Accumulator {
         let in_second = rate.1;
         let stats = &mut svc.slots[slot];
         stats.peak_per_second = stats.peak_per_second.max(in_second);
-        add_severity_class(
-            &mut stats.severities,
-            &severity_class_key(r.severity_number, &r.severity_text),
-            &Volume { items: 1, bytes },
-        );
+        severity_class_key_into(r.severity_number, &r.severity_text, &mut sev_key);
+        add_severity_class(&mut stats.severities, &sev_key, &Volume { items: 1, bytes });
         stats.duplicates += u64::from(repeat);
         stats.count += 1;
         stats.bytes += bytes;
@@ -524,22 +567,11 @@ impl Accumulator {
                 stats.attribute_keys.insert(kv.key.clone());
             }
         }
-        let logs = &mut svc.summary.logs;
-        logs.volume.items += 1;
-        logs.volume.bytes += bytes;
-        logs.severity.observe(r.severity_number, &r.severity_text);
-        observe_attributes(
-            &mut logs.attributes.item,
-            &r.attributes,
-            1,
-            t,
-            cap,
-            &mut evicted_keys,
-            &key,
-        );
         self.evicted_keys += evicted_keys;
         self.evicted_templates += evicted_templates;
         self.body = body;
+        self.severity_key = sev_key;
+        self.masked = masked;
     }
 
     fn observe_metric(&mut self, service: &str, m: &Metric, received: u64) {
@@ -688,6 +720,26 @@ impl Accumulator {
                     }
                 }
             }
+            // Retired ids name their survivor's id, fixed now if it had no take yet.
+            for (old, into) in std::mem::take(&mut svc.retiring) {
+                let slot = into as usize;
+                let Some(text) = svc.miner.template(into) else {
+                    continue;
+                };
+                if svc.ids.len() <= slot {
+                    svc.ids.resize(slot + 1, None);
+                }
+                let id = svc.ids[slot]
+                    .get_or_insert_with(|| template_id(&text))
+                    .clone();
+                svc.retired.push((old, id));
+            }
+            for (old, id) in std::mem::take(&mut svc.retired) {
+                if old != id {
+                    summary.logs.retired.insert(old, id);
+                }
+            }
+            summary.logs.apply_retired();
             let empty = summary.logs.volume.items == 0
                 && summary.traces.volume.items == 0
                 && summary.metrics.volume.items == 0

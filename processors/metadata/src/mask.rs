@@ -63,6 +63,82 @@ impl MaskedToken {
 pub struct MaskedLine {
     buf: String,
     tokens: Vec<MaskedToken>,
+    cache: TokenCache,
+}
+
+/// Raw bytes of a token the cache may hold.
+const CACHED_RAW: usize = 32;
+/// Bytes of its masked form.
+const CACHED_OUT: usize = 48;
+/// Entries of the cache (a power of two).
+const CACHE_SLOTS: usize = 1024;
+
+#[derive(Clone, Copy)]
+struct CacheEntry {
+    raw_len: u8,
+    out_len: u8,
+    announces: bool,
+    raw: [u8; CACHED_RAW],
+    out: [u8; CACHED_OUT],
+}
+
+/// What [`Masker`] made of recent tokens that hold letters and no digit or quote
+/// (`pam_unix(sshd:auth):`, `org.apache.Foo:`, `user=root`): such tokens are mostly
+/// structure and repeat line after line, so the rules run once per distinct token.
+/// Direct-mapped and bounded (`CACHE_SLOTS` entries of at most `CACHED_RAW` bytes, about
+/// 80 KiB, allocated on first use); it lives in memory only, beside the line being masked.
+/// Tokens holding a digit (ids, numbers) are never cached.
+#[derive(Clone, Default)]
+struct TokenCache {
+    entries: Vec<CacheEntry>,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenCache({} slots)", self.entries.len())
+    }
+}
+
+impl TokenCache {
+    #[inline]
+    fn slot(raw: &[u8]) -> usize {
+        let mut h = FxHasher::default();
+        h.write(raw);
+        let v = h.finish();
+        ((v ^ (v >> 29) ^ (v >> 47)) as usize) & (CACHE_SLOTS - 1)
+    }
+
+    /// The masked form of `raw` and whether it announces a secret, if cached.
+    #[inline]
+    fn get(&self, slot: usize, raw: &[u8]) -> Option<(&[u8], bool)> {
+        let e = self.entries.get(slot)?;
+        (e.raw_len as usize == raw.len() && &e.raw[..raw.len()] == raw)
+            .then(|| (&e.out[..e.out_len as usize], e.announces))
+    }
+
+    fn put(&mut self, slot: usize, raw: &[u8], out: &[u8], announces: bool) {
+        if raw.len() > CACHED_RAW || out.len() > CACHED_OUT {
+            return;
+        }
+        if self.entries.is_empty() {
+            self.entries = vec![
+                CacheEntry {
+                    raw_len: u8::MAX,
+                    out_len: 0,
+                    announces: false,
+                    raw: [0; CACHED_RAW],
+                    out: [0; CACHED_OUT],
+                };
+                CACHE_SLOTS
+            ];
+        }
+        let e = &mut self.entries[slot];
+        e.raw_len = raw.len() as u8;
+        e.raw[..raw.len()].copy_from_slice(raw);
+        e.out_len = out.len() as u8;
+        e.out[..out.len()].copy_from_slice(out);
+        e.announces = announces;
+    }
 }
 
 impl MaskedLine {
@@ -71,6 +147,7 @@ impl MaskedLine {
         MaskedLine {
             buf: String::with_capacity(512),
             tokens: Vec::with_capacity(64),
+            cache: TokenCache::default(),
         }
     }
 
@@ -104,8 +181,9 @@ impl MaskedLine {
 }
 
 /// Hashes token text; never returns [`WILDCARD_HASH`] for anything but `<*>`.
+#[inline]
 pub fn token_hash(text: &str) -> u64 {
-    if text == WILDCARD {
+    if is_wildcard(text.as_bytes()) {
         return WILDCARD_HASH;
     }
     let mut h = FxHasher::default();
@@ -118,6 +196,23 @@ pub fn token_hash(text: &str) -> u64 {
     } else {
         v
     }
+}
+
+#[inline]
+fn is_wildcard(b: &[u8]) -> bool {
+    b.len() == 3 && b[0] == b'<' && b[1] == b'*' && b[2] == b'>'
+}
+
+/// Whether masked text holds a letter outside masks, and whether it holds a `<*>`.
+#[inline]
+fn word_and_mask(b: &[u8]) -> (bool, bool) {
+    let mut word = false;
+    let mut mask = false;
+    for (i, &c) in b.iter().enumerate() {
+        word |= c.is_ascii_alphabetic();
+        mask |= c == b'>' && i >= 2 && b[i - 1] == b'*' && b[i - 2] == b'<';
+    }
+    (word, mask)
 }
 
 /// Whether masked text holds a letter that is not part of a `<*>`.
@@ -135,46 +230,108 @@ pub struct Masker {
     lists: bool,
 }
 
+/// Byte classes, one table lookup per byte ([`CLASS`]).
+const C_ALPHA: u8 = 1;
+const C_DIGIT: u8 = 2;
+/// Cuts a token into segments for generic masking.
+const C_DELIM: u8 = 4;
+/// `"` or `'`.
+const C_QUOTE: u8 = 8;
+/// `+ / = _ -`: with letters and digits, the bytes of a base64 run.
+const C_B64: u8 = 16;
+const C_LEAD: u8 = 32;
+const C_TRAIL: u8 = 64;
+
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let mut k = 0;
+        if c.is_ascii_alphabetic() {
+            k |= C_ALPHA;
+        }
+        if c.is_ascii_digit() {
+            k |= C_DIGIT;
+        }
+        if matches!(
+            c,
+            b'/' | b','
+                | b';'
+                | b':'
+                | b'('
+                | b')'
+                | b'['
+                | b']'
+                | b'{'
+                | b'}'
+                | b'<'
+                | b'>'
+                | b'"'
+                | b'\''
+                | b'|'
+                | b'#'
+                | b'&'
+                | b'='
+                | b'@'
+                | b'+'
+                | b'\\'
+                | b'`'
+        ) {
+            k |= C_DELIM;
+        }
+        if c == b'"' || c == b'\'' {
+            k |= C_QUOTE;
+        }
+        if matches!(c, b'+' | b'/' | b'=' | b'_' | b'-') {
+            k |= C_B64;
+        }
+        if matches!(c, b'(' | b'[' | b'{' | b'<' | b'"' | b'\'' | b'`') {
+            k |= C_LEAD;
+        }
+        if matches!(
+            c,
+            b')' | b']'
+                | b'}'
+                | b'>'
+                | b'"'
+                | b'\''
+                | b'`'
+                | b','
+                | b';'
+                | b'.'
+                | b':'
+                | b'!'
+                | b'?'
+        ) {
+            k |= C_TRAIL;
+        }
+        t[b] = k;
+        b += 1;
+    }
+    t
+};
+
+/// The classes of every byte of `b`, or-ed.
+#[inline]
+fn classes(b: &[u8]) -> u8 {
+    b.iter().fold(0, |k, &c| k | CLASS[c as usize])
+}
+
 /// Bytes that cut a token into segments for generic masking.
 #[inline]
 pub(crate) fn is_segment_delimiter(b: u8) -> bool {
-    matches!(
-        b,
-        b'/' | b','
-            | b';'
-            | b':'
-            | b'('
-            | b')'
-            | b'['
-            | b']'
-            | b'{'
-            | b'}'
-            | b'<'
-            | b'>'
-            | b'"'
-            | b'\''
-            | b'|'
-            | b'#'
-            | b'&'
-            | b'='
-            | b'@'
-            | b'+'
-            | b'\\'
-            | b'`'
-    )
+    CLASS[b as usize] & C_DELIM != 0
 }
 
 #[inline]
 fn is_leading_wrapper(b: u8) -> bool {
-    matches!(b, b'(' | b'[' | b'{' | b'<' | b'"' | b'\'' | b'`')
+    CLASS[b as usize] & C_LEAD != 0
 }
 
 #[inline]
 fn is_trailing_wrapper(b: u8) -> bool {
-    matches!(
-        b,
-        b')' | b']' | b'}' | b'>' | b'"' | b'\'' | b'`' | b',' | b';' | b'.' | b':' | b'!' | b'?'
-    )
+    CLASS[b as usize] & C_TRAIL != 0
 }
 
 /// The core of a token lies between these: wrapping punctuation is outside.
@@ -206,6 +363,10 @@ impl Masker {
         let mut it = line.split_ascii_whitespace();
         while let Some(raw) = it.next() {
             let start = out.buf.len();
+            let rb = raw.as_bytes();
+            let class = classes(rb);
+            // What the branch taken knows of its output: (informative, holds a mask).
+            let mut known: Option<(bool, bool)> = None;
             if mask_next {
                 // "Authorization: Bearer <token>": the scheme word stays, the token goes.
                 let scheme =
@@ -220,9 +381,9 @@ impl Masker {
                     out.buf.push_str(&raw[trail..]);
                     mask_next = false;
                 }
-            } else if raw.len() <= MAX_TOKEN_BYTES && raw.bytes().all(|b| b.is_ascii_alphabetic()) {
+            } else if raw.len() <= MAX_TOKEN_BYTES && class == C_ALPHA {
                 // A plain word, the common case: one pass decides.
-                let b = raw.as_bytes();
+                let b = rb;
                 let all_hex = b.len() >= 8 && b.iter().all(u8::is_ascii_hexdigit);
                 let variable = all_hex
                     || (after_number && is_unit(b))
@@ -231,7 +392,23 @@ impl Masker {
                 out.buf.push_str(if variable { WILDCARD } else { raw });
                 mask_next = !variable
                     && (raw.eq_ignore_ascii_case("bearer") || raw.eq_ignore_ascii_case("basic"));
-            } else if let Some((q, last)) = open_quote(raw, &mut it) {
+                known = Some((!variable, variable));
+            } else if raw.len() <= MAX_TOKEN_BYTES
+                && class & (C_ALPHA | C_DIGIT | C_QUOTE) == C_DIGIT
+                && rb[0] != b'['
+            {
+                // No letter, a digit, no quote (numbers, addresses, times, `[12]`, `1.5,`):
+                // whatever its shape, the core between the wrapping punctuation is one
+                // variable (what `mask_token` makes of it, in one pass).
+                let (lead, trail) = wrapper_bounds(rb);
+                out.buf.push_str(&raw[..lead]);
+                out.buf.push_str(WILDCARD);
+                out.buf.push_str(&raw[trail..]);
+                known = Some((false, true));
+            } else if let Some((q, last)) = (class & C_QUOTE != 0)
+                .then(|| open_quote(raw, &mut it))
+                .flatten()
+            {
                 // A quoted string over several tokens ('Jane Doe', "View Lock"): one value.
                 let quote = raw.as_bytes()[q];
                 self.mask_generic(&raw[..q], &mut out.buf);
@@ -241,8 +418,9 @@ impl Masker {
                 let close = last.bytes().position(|x| x == quote).unwrap_or(last.len());
                 let rest = last.get(close + 1..).unwrap_or("");
                 self.mask_generic(rest, &mut out.buf);
-            } else if after_number && is_unit(raw.as_bytes()) {
+            } else if after_number && is_unit(rb) {
                 out.buf.push_str(WILDCARD);
+                known = Some((false, true));
             } else {
                 let (lead, trail) = if after_number {
                     wrapper_bounds(raw.as_bytes())
@@ -255,13 +433,33 @@ impl Masker {
                     out.buf.push_str(WILDCARD);
                     out.buf.push_str(&raw[trail..]);
                 } else {
-                    mask_next = self.mask_token(raw, &mut out.buf);
+                    let cacheable =
+                        rb.len() <= CACHED_RAW && class & (C_ALPHA | C_DIGIT | C_QUOTE) == C_ALPHA;
+                    if cacheable {
+                        let slot = TokenCache::slot(rb);
+                        let hit = out.cache.get(slot, rb).and_then(|(masked, announces)| {
+                            Some((std::str::from_utf8(masked).ok()?, announces))
+                        });
+                        match hit {
+                            Some((masked, announces)) => {
+                                out.buf.push_str(masked);
+                                mask_next = announces;
+                            }
+                            None => {
+                                mask_next = self.mask_token(raw, &mut out.buf);
+                                let produced = &out.buf.as_bytes()[start..];
+                                out.cache.put(slot, rb, produced, mask_next);
+                            }
+                        }
+                    } else {
+                        mask_next = self.mask_token(raw, &mut out.buf);
+                    }
                 }
             }
             let end = out.buf.len();
-            let text = &out.buf[start..end];
-            let informative = has_word_char(text);
-            after_number = !informative && has_mask(text.as_bytes());
+            let (informative, masked) =
+                known.unwrap_or_else(|| word_and_mask(&out.buf.as_bytes()[start..end]));
+            after_number = !informative && masked;
             if after_number && self.lists && join_list(out, start) {
                 continue;
             }
@@ -335,11 +533,15 @@ impl Masker {
 
     /// Masks a token without its wrapping punctuation.
     fn mask_core(&self, core: &str, out: &mut String) {
+        self.mask_core_shaped(core, Shape::of(core.as_bytes()), out);
+    }
+
+    /// [`Masker::mask_core`] with the shape of `core` known.
+    fn mask_core_shaped(&self, core: &str, shape: Shape, out: &mut String) {
         let b = core.as_bytes();
-        let shape = Shape::of(b);
         if shape.digits == 0 && shape.delimiters == 0 {
             // A plain word (the common case).
-            let variable = (b.len() >= 8 && shape.all_hex)
+            let variable = (b.len() >= 8 && b.iter().all(u8::is_ascii_hexdigit))
                 || (shape.dots > 0 && is_dotted_name(b))
                 || is_date_word(b)
                 || has_secret_prefix(b);
@@ -347,7 +549,7 @@ impl Masker {
             return;
         }
         if shape.colons > 0 {
-            if let Some(scheme_end) = b.windows(3).position(|w| w == b"://") {
+            if let Some(scheme_end) = find_scheme_end(b) {
                 if scheme_end > 0 && b[..scheme_end].iter().all(u8::is_ascii_alphabetic) {
                     out.push_str(&core[..scheme_end + 3]);
                     self.mask_url_rest(&core[scheme_end + 3..], out);
@@ -358,7 +560,7 @@ impl Masker {
         let whole = (shape.digits > 0 && is_uuid(b))
             || (shape.dots >= 3 && is_ipv4(b))
             || (shape.colons >= 2 && is_ipv6_or_mac(b))
-            || (shape.at && is_email_like(b))
+            || (shape.ats > 0 && is_email_like(b))
             || (shape.dots == 2 && is_jwt(b))
             || has_secret_prefix(b)
             || (shape.dots > 0 && is_dotted_name(b))
@@ -367,18 +569,23 @@ impl Masker {
             out.push_str(WILDCARD);
             return;
         }
-        if shape.at {
+        if shape.ats > 0 {
             // E-mails inside a token: "email:a@b.com", "mailto:a@b.com", "<a@b.com>,x".
             if let Some(rewritten) = without_emails(core) {
                 self.mask_core(&rewritten, out);
                 return;
             }
         }
-        if b.iter().any(|&c| c == b'"' || c == b'\'') {
+        if shape.quotes > 0 {
             self.mask_quoted(core, out);
             return;
         }
-        if let Some(eq) = shape.first_eq {
+        let first_eq = if shape.eqs > 0 {
+            b.iter().position(|&c| c == b'=')
+        } else {
+            None
+        };
+        if let Some(eq) = first_eq {
             if eq > 0 {
                 let key = &core[..eq];
                 self.mask_generic(key, out);
@@ -390,7 +597,8 @@ impl Masker {
                 if is_secret_key(key) {
                     out.push_str(WILDCARD);
                 } else {
-                    self.mask_value(value, out);
+                    let value_shape = shape.minus(Shape::of(&b[..=eq]));
+                    self.mask_value_shaped(value, value_shape, out);
                 }
                 return;
             }
@@ -451,8 +659,9 @@ impl Masker {
         self.mask_generic(&s[end..], out);
     }
 
-    /// A value after `key=`: may itself be wrapped (`"x"`) or be an address.
-    fn mask_value(&self, value: &str, out: &mut String) {
+    /// A value after `key=`: may itself be wrapped (`"x"`) or be an address. `shape` is
+    /// the shape of `value`.
+    fn mask_value_shaped(&self, value: &str, shape: Shape, out: &mut String) {
         let b = value.as_bytes();
         let (lead, trail) = wrapper_bounds(b);
         out.push_str(&value[..lead]);
@@ -462,7 +671,10 @@ impl Masker {
         if quoted && !core.is_empty() {
             out.push_str(WILDCARD);
         } else if !core.is_empty() {
-            self.mask_core(core, out);
+            let core_shape = shape
+                .minus(Shape::of(&b[..lead]))
+                .minus(Shape::of(&b[trail..]));
+            self.mask_core_shaped(core, core_shape, out);
         }
         out.push_str(&value[trail..]);
     }
@@ -565,13 +777,21 @@ impl Masker {
     }
 }
 
+/// Offset of the first `://`.
+#[inline]
+fn find_scheme_end(b: &[u8]) -> Option<usize> {
+    (0..b.len().saturating_sub(2)).find(|&i| b[i] == b':' && b[i + 1] == b'/' && b[i + 2] == b'/')
+}
+
+#[inline]
 fn is_base64(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-')
+    CLASS[b as usize] & (C_ALPHA | C_DIGIT | C_B64) != 0
 }
 
 /// Whether a base64 run starts at `i` (the previous byte is not part of one).
+#[inline]
 fn is_secret_run_start(b: &[u8], i: usize) -> bool {
-    b[i].is_ascii_alphanumeric() && (i == 0 || !is_base64(b[i - 1]))
+    CLASS[b[i] as usize] & (C_ALPHA | C_DIGIT) != 0 && (i == 0 || !is_base64(b[i - 1]))
 }
 
 /// End of the base64 run starting at `i`, and whether it holds a digit.

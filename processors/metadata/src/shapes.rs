@@ -2,118 +2,104 @@
 
 use crate::mask::is_segment_delimiter;
 
-/// Key names (lower-cased, without `-`/`_`/`.`) whose values are always masked.
+/// Key names (lower-cased, without `-`/`_`/`.`) whose values are always masked: exactly
+/// `pass`, `pw`, `key`, `sig`, `jwt`, `bearer`, `basic`, or holding `password`, `passwd`,
+/// `pwd`, `secret`, `token`, `apikey`, `accesskey`, `privatekey`, `auth`, `credential`,
+/// `cookie`, `sessionid` or `signature` (alphanumerics of the key, first 48 of them).
 #[inline]
 pub(crate) fn is_secret_key(key: &str) -> bool {
     let mut norm = [0u8; 48];
     let mut n = 0;
-    let mut letters = 0u32;
-    for b in key.bytes() {
+    for &b in key.as_bytes() {
         if b.is_ascii_alphanumeric() {
             if n == norm.len() {
                 break;
             }
-            let l = b.to_ascii_lowercase();
-            norm[n] = l;
-            letters |= letter_bit(l);
+            norm[n] = b.to_ascii_lowercase();
             n += 1;
         }
     }
     let k = &norm[..n];
-    if k.is_empty() {
+    if n < 2 {
         return false;
     }
-    const EXACT: &[&[u8]] = &[b"pass", b"pw", b"key", b"sig", b"jwt", b"bearer", b"basic"];
-    const CONTAINS: [&[u8]; 13] = [
-        b"password",
-        b"passwd",
-        b"pwd",
-        b"secret",
-        b"token",
-        b"apikey",
-        b"accesskey",
-        b"privatekey",
-        b"auth",
-        b"credential",
-        b"cookie",
-        b"sessionid",
-        b"signature",
-    ];
-    // The letters each pattern needs: most keys lack one, which skips the substring search.
-    const NEEDS: [u32; 13] = {
-        let mut needs = [0u32; 13];
-        let mut i = 0;
-        while i < CONTAINS.len() {
-            let mut j = 0;
-            while j < CONTAINS[i].len() {
-                needs[i] |= 1 << (CONTAINS[i][j] - b'a');
-                j += 1;
-            }
-            i += 1;
-        }
-        needs
+    let exact = match (n, k[0]) {
+        (2, b'p') => k == b"pw",
+        (3, b'k') => k == b"key",
+        (3, b's') => k == b"sig",
+        (3, b'j') => k == b"jwt",
+        (4, b'p') => k == b"pass",
+        (5, b'b') => k == b"basic",
+        (6, b'b') => k == b"bearer",
+        _ => false,
     };
-    if EXACT.contains(&k) {
+    if exact {
         return true;
     }
-    for (c, need) in CONTAINS.iter().zip(NEEDS) {
-        if letters & need == need && k.windows(c.len()).any(|w| w == *c) {
-            return true;
+    // Each pattern is looked for only where its first letter stands.
+    let has = |i: usize, p: &[u8]| k.len() - i >= p.len() && &k[i..i + p.len()] == p;
+    (0..n.saturating_sub(2)).any(|i| match k[i] {
+        b'p' => {
+            has(i, b"pwd")
+                || (k[i + 1] == b'a' && (has(i, b"password") || has(i, b"passwd")))
+                || has(i, b"privatekey")
         }
-    }
-    false
+        b's' => has(i, b"secret") || has(i, b"sessionid") || has(i, b"signature"),
+        b't' => has(i, b"token"),
+        b'a' => has(i, b"auth") || has(i, b"apikey") || has(i, b"accesskey"),
+        b'c' => has(i, b"cookie") || has(i, b"credential"),
+        _ => false,
+    })
 }
 
-#[inline]
-pub(crate) fn letter_bit(lower: u8) -> u32 {
-    if lower.is_ascii_lowercase() {
-        1 << (lower - b'a')
-    } else {
-        0
-    }
-}
-
-/// What one pass over a token's core found; decides which classifiers can apply.
-#[derive(Default)]
+/// What one pass over a token's core found; decides which classifiers can apply. Counts
+/// only, so the shape of a suffix is the whole's minus its prefix's ([`Shape::minus`]):
+/// a chain `a=1,b=2,c=3` is masked in time linear in its length.
+#[derive(Default, Clone, Copy)]
 pub(crate) struct Shape {
     pub(crate) digits: u32,
     pub(crate) colons: u32,
     pub(crate) dots: u32,
     pub(crate) delimiters: u32,
-    pub(crate) at: bool,
-    pub(crate) first_eq: Option<usize>,
-    pub(crate) all_hex: bool,
+    pub(crate) ats: u32,
+    pub(crate) quotes: u32,
+    pub(crate) eqs: u32,
 }
 
 impl Shape {
     #[inline]
     pub(crate) fn of(b: &[u8]) -> Shape {
-        let mut s = Shape {
-            all_hex: true,
-            ..Shape::default()
-        };
-        for (i, &c) in b.iter().enumerate() {
-            if c.is_ascii_digit() {
-                s.digits += 1;
+        let mut s = Shape::default();
+        for &c in b {
+            if c.is_ascii_alphanumeric() {
+                s.digits += u32::from(c.is_ascii_digit());
                 continue;
             }
-            if c.is_ascii_alphabetic() {
-                s.all_hex &= c.is_ascii_hexdigit();
-                continue;
-            }
-            s.all_hex = false;
             match c {
                 b':' => s.colons += 1,
                 b'.' => s.dots += 1,
-                b'@' => s.at = true,
-                b'=' if s.first_eq.is_none() => s.first_eq = Some(i),
+                b'@' => s.ats += 1,
+                b'"' | b'\'' => s.quotes += 1,
+                b'=' => s.eqs += 1,
                 _ => {}
             }
-            if is_segment_delimiter(c) {
-                s.delimiters += 1;
-            }
+            s.delimiters += u32::from(is_segment_delimiter(c));
         }
         s
+    }
+
+    /// The shape of what is left of a text of shape `self` without a part of shape `o`.
+    #[inline]
+    pub(crate) fn minus(self, o: Shape) -> Shape {
+        Shape {
+            digits: self.digits.saturating_sub(o.digits),
+            colons: self.colons.saturating_sub(o.colons),
+            dots: self.dots.saturating_sub(o.dots),
+            delimiters: self.delimiters.saturating_sub(o.delimiters),
+            ats: self.ats.saturating_sub(o.ats),
+            quotes: self.quotes.saturating_sub(o.quotes),
+            eqs: self.eqs.saturating_sub(o.eqs),
+        }
     }
 }
 

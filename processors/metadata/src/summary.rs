@@ -319,6 +319,14 @@ pub const OVERFLOW_SEVERITY_CLASS: &str = "*|*";
 /// ASCII letters or digits starting like one of `SEVERITY_WORDS`), is empty when absent,
 /// and is `?` otherwise (so an arbitrary string in the field is never stored).
 pub fn severity_class_key(number: i32, text: &str) -> String {
+    let mut key = String::with_capacity(8);
+    severity_class_key_into(number, text, &mut key);
+    key
+}
+
+/// [`severity_class_key`] written into `out` (cleared first), so a caller can reuse one
+/// buffer record after record.
+pub fn severity_class_key_into(number: i32, text: &str, out: &mut String) {
     let n = if (1..=24).contains(&number) {
         number
     } else {
@@ -331,7 +339,13 @@ pub fn severity_class_key(number: i32, text: &str) -> String {
     } else {
         "?"
     };
-    format!("{n}|{t}")
+    out.clear();
+    if n >= 10 {
+        out.push(char::from(b'0' + (n / 10) as u8));
+    }
+    out.push(char::from(b'0' + (n % 10) as u8));
+    out.push('|');
+    out.push_str(t);
 }
 
 /// Severity texts kept as sent (case-insensitive), optionally followed by one digit
@@ -405,10 +419,11 @@ pub fn add_severity_class(map: &mut BTreeMap<String, Volume>, key: &str, v: &Vol
 pub const MAX_KEYS_PER_ENTRY: usize = 64;
 
 impl TemplateSummary {
-    /// Adds `o` into `self` (the text is kept when set).
+    /// Adds `o` into `self`. The texts of one id join ([`widen_template`]): a template
+    /// that widened after its id was fixed shows its widened text, not the first one.
     pub fn merge(&mut self, o: &TemplateSummary) {
-        if self.template.is_empty() {
-            self.template.clone_from(&o.template);
+        if self.template != o.template {
+            self.template = widen_template(&self.template, &o.template);
         }
         self.count = self.count.saturating_add(o.count);
         self.bytes = self.bytes.saturating_add(o.bytes);
@@ -423,6 +438,76 @@ impl TemplateSummary {
     }
 }
 
+/// Whether `glob` (where `<*>` stands for any text, also none) matches `text`.
+fn glob_matches(glob: &[u8], text: &[u8]) -> bool {
+    const W: &[u8] = b"<*>";
+    let (mut g, mut t) = (0, 0);
+    // Where to resume after the last `<*>`: (glob index after it, text index tried).
+    let mut back: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if glob[g..].starts_with(W) {
+            back = Some((g + W.len(), t));
+            g += W.len();
+        } else if g < glob.len() && glob[g] == text[t] {
+            g += 1;
+            t += 1;
+        } else if let Some((bg, bt)) = back {
+            g = bg;
+            t = bt + 1;
+            back = Some((bg, bt + 1));
+        } else {
+            return false;
+        }
+    }
+    while glob[g..].starts_with(W) {
+        g += W.len();
+    }
+    g == glob.len()
+}
+
+/// One token of two texts of the same template: `<*>` where either is `<*>` (the miner
+/// widened the position) or where they disagree; when one is the other with more `<*>`
+/// inside (the structure rule let identifier pieces through once the template was proven),
+/// the more specific, which is one of the two texts as an edge stored it.
+fn widen_token<'a>(a: &'a str, b: &'a str) -> &'a str {
+    if a == b {
+        a
+    } else if a == crate::mask::WILDCARD || b == crate::mask::WILDCARD {
+        crate::mask::WILDCARD
+    } else if glob_matches(a.as_bytes(), b.as_bytes()) {
+        b
+    } else if glob_matches(b.as_bytes(), a.as_bytes()) {
+        a
+    } else {
+        crate::mask::WILDCARD
+    }
+}
+
+/// The text of one template id seen as `a` and as `b` (by two takes or two edges): the
+/// template as widened by both. Same number of tokens: token by token ([`widen_token`]);
+/// otherwise the one with fewer tokens (a variable-length tail written as one `<*>` is the
+/// wider form). Symmetric, so merges in any order agree.
+pub fn widen_template(a: &str, b: &str) -> String {
+    if a == b || b.is_empty() {
+        return a.to_string();
+    }
+    if a.is_empty() {
+        return b.to_string();
+    }
+    let (na, nb) = (a.split(' ').count(), b.split(' ').count());
+    if na != nb {
+        return if na < nb { a } else { b }.to_string();
+    }
+    let mut out = String::with_capacity(a.len().max(b.len()));
+    for (i, (x, y)) in a.split(' ').zip(b.split(' ')).enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(widen_token(x, y));
+    }
+    out
+}
+
 /// Logs of one service.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -431,10 +516,58 @@ pub struct LogsSummary {
     pub volume: Volume,
     /// All records' severities.
     pub severity: SeverityMix,
-    /// Templates by id (the hex [`template_id`] of the template text).
+    /// Templates by id (the hex [`template_id`] of the template text at its first take).
     pub templates: BTreeMap<String, TemplateSummary>,
     /// Attribute schemas.
     pub attributes: AttributeSchemas,
+    /// Template ids retired by the miner, with the id each merged into (word-variant
+    /// siblings that merged, see `max_word_variants`). A merge moves a retired id's counts
+    /// to its survivor, so a catalog never holds both; a catalog remembers up to its
+    /// template cap of them, for edges that still send the retired id.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub retired: BTreeMap<String, String>,
+}
+
+impl LogsSummary {
+    /// Where the id `id` lives now: follows [`LogsSummary::retired`] (a chain of at most
+    /// as many steps as it holds, so a cycle ends).
+    pub fn resolve_id<'a>(&'a self, mut id: &'a str) -> &'a str {
+        for _ in 0..=self.retired.len() {
+            match self.retired.get(id) {
+                Some(next) if next != id => id = next,
+                _ => break,
+            }
+        }
+        id
+    }
+
+    /// Moves the counts of every retired id held in `templates` to the id it resolves to.
+    pub fn apply_retired(&mut self) {
+        if self.retired.is_empty() {
+            return;
+        }
+        let held: Vec<String> = self
+            .templates
+            .keys()
+            .filter(|k| self.retired.contains_key(k.as_str()))
+            .cloned()
+            .collect();
+        for old in held {
+            let to = self.resolve_id(&old).to_string();
+            if to == old {
+                continue;
+            }
+            let Some(moved) = self.templates.remove(&old) else {
+                continue;
+            };
+            match self.templates.get_mut(&to) {
+                Some(t) => t.merge(&moved),
+                None => {
+                    self.templates.insert(to, moved);
+                }
+            }
+        }
+    }
 }
 
 /// Spans by status code.
@@ -738,12 +871,36 @@ impl ServiceSummary {
         let (l, ol) = (&mut self.logs, &o.logs);
         l.volume.merge(&ol.volume);
         l.severity.merge(&ol.severity);
-        out = out.saturating_add(merge_map(
-            &mut l.templates,
-            &ol.templates,
-            caps.templates,
-            TemplateSummary::merge,
-        ));
+        // Retirements first: a template sent under a retired id joins its survivor even when
+        // the cap leaves no room for the retired id itself.
+        for (old, new) in &ol.retired {
+            l.retired.insert(old.clone(), new.clone());
+        }
+        l.apply_retired();
+        if l.retired.is_empty() {
+            out = out.saturating_add(merge_map(
+                &mut l.templates,
+                &ol.templates,
+                caps.templates,
+                TemplateSummary::merge,
+            ));
+        } else {
+            for (id, t) in &ol.templates {
+                let id = l.resolve_id(id).to_string();
+                let room = l.templates.len() < caps.templates;
+                match l.templates.get_mut(&id) {
+                    Some(mine) => mine.merge(t),
+                    None if room => {
+                        l.templates.insert(id, t.clone());
+                    }
+                    None => out = out.saturating_add(1),
+                }
+            }
+            // Remembered up to the template cap (the last ids in order are forgotten).
+            while l.retired.len() > caps.templates {
+                l.retired.pop_last();
+            }
+        }
         out = out.saturating_add(l.attributes.merge(&ol.attributes, caps.attribute_keys));
 
         let (t, ot) = (&mut self.traces, &o.traces);

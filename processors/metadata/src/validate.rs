@@ -107,6 +107,13 @@ pub fn validate(summary: &CatalogSummary, limits: &SummaryLimits) -> Vec<Violati
 }
 
 /// A JSON-style quoted key, cut to 64 characters so a long name cannot flood a message.
+/// 16 lower-case hex digits, as [`crate::summary::template_id`] writes them.
+fn is_template_id(s: &str) -> bool {
+    s.len() == 16
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 fn quote(s: &str) -> String {
     let cut: String = s.chars().take(64).collect();
     let more = if cut.len() < s.len() { "..." } else { "" };
@@ -301,6 +308,20 @@ impl Check<'_> {
                 self.severity_classes(&format!("{at}.severities"), &t.severities);
             }
         }
+        let rat = format!("{lat}.retired");
+        self.len(&rat, l.retired.len(), self.limits.max_templates);
+        for (old, new) in l.retired.iter().take(self.limits.max_templates) {
+            if !is_template_id(old) || !is_template_id(new) {
+                self.push(
+                    format!("{rat}[{}]", quote(old)),
+                    "invalid",
+                    "a retired template id and the id it merged into are 16 hex digits".into(),
+                );
+            }
+            if self.full() {
+                break;
+            }
+        }
 
         let tr = &s.traces;
         let trat = format!("{at}.traces");
@@ -434,5 +455,29 @@ mod tests {
         let v = validate(&s, &SummaryLimits::default());
         assert_eq!(v[0].path, "services[\"a\"].logs.templates[\"t\"].template");
         assert!(validate(&one(""), &limits)[0].message.contains("empty"));
+    }
+
+    #[test]
+    fn retired_ids_are_template_ids() {
+        let mut s = one("a");
+        s.services
+            .get_mut("a")
+            .unwrap()
+            .logs
+            .retired
+            .insert("0123456789abcdef".into(), "fedcba9876543210".into());
+        assert!(validate(&s, &SummaryLimits::default()).is_empty());
+        s.services
+            .get_mut("a")
+            .unwrap()
+            .logs
+            .retired
+            .insert("alice@corp.com".into(), "fedcba9876543210".into());
+        let v = validate(&s, &SummaryLimits::default());
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(
+            v[0].path,
+            "services[\"a\"].logs.retired[\"alice@corp.com\"]"
+        );
     }
 }

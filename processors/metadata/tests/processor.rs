@@ -480,3 +480,124 @@ fn back_to_back_repeats_count_as_duplicates() {
     let count: u64 = svc.logs.templates.values().map(|t| t.count).sum();
     assert_eq!((dups, count), (9, 15));
 }
+
+fn template_texts(s: &CatalogSummary, service: &str) -> Vec<(String, u64)> {
+    s.services[service]
+        .logs
+        .templates
+        .values()
+        .map(|t| (t.template.clone(), t.count))
+        .collect()
+}
+
+/// A template that widens after its first take keeps its id, and a catalog merging the takes
+/// holds the widened text only.
+#[test]
+fn a_widened_template_keeps_its_id_and_the_catalog_its_widened_text() {
+    let h = MetadataHandle::new(&MetadataConfig::default());
+    h.observe(&logs(
+        "svc",
+        vec![log("Opened file for reading /var/data/alpha", 9, vec![])],
+    ));
+    let mut catalog = h.take();
+    let first_ids: Vec<String> = catalog.services["svc"]
+        .logs
+        .templates
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(first_ids.len(), 1);
+    h.observe(&logs(
+        "svc",
+        vec![log("Opened file for reading /srv/other/beta", 9, vec![])],
+    ));
+    let second = h.take();
+    let second_ids: Vec<&String> = second.services["svc"].logs.templates.keys().collect();
+    assert_eq!(
+        second_ids,
+        vec![&first_ids[0]],
+        "the widened template kept its id: {first:?} then {second:?}",
+        first = template_texts(&catalog, "svc"),
+        second = template_texts(&second, "svc")
+    );
+    catalog.merge(&second);
+    assert_eq!(
+        template_texts(&catalog, "svc"),
+        vec![("Opened file for reading <*>".to_string(), 2)]
+    );
+}
+
+/// Word-variant siblings that merge retire their ids: a catalog that received them moves
+/// their counts to the survivor and holds one template.
+#[test]
+fn merged_siblings_leave_one_template_in_the_catalog() {
+    let h = MetadataHandle::new(&MetadataConfig::default());
+    let words = ["Paused", "Resumed", "Stopped"];
+    h.observe(&logs(
+        "svc",
+        words
+            .iter()
+            .map(|w| log(&format!("VM on host node {w} now"), 9, vec![]))
+            .collect(),
+    ));
+    let mut catalog = h.take();
+    assert_eq!(
+        catalog.services["svc"].logs.templates.len(),
+        3,
+        "{:?}",
+        template_texts(&catalog, "svc")
+    );
+    // A fourth word is past max_word_variants (3): the siblings merge into the oldest.
+    h.observe(&logs(
+        "svc",
+        vec![log("VM on host node Started now", 9, vec![])],
+    ));
+    let second = h.take();
+    let retired = &second.services["svc"].logs.retired;
+    assert_eq!(retired.len(), 2, "{retired:?}");
+    catalog.merge(&second);
+    let texts = template_texts(&catalog, "svc");
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert_eq!(texts[0].1, 4);
+    assert_eq!(texts[0].0.split(' ').nth(4), Some("<*>"), "{texts:?}");
+    // An edge that still sends a retired id (it had not merged yet) counts under the survivor.
+    let (old, survivor) = retired.iter().next().unwrap();
+    let mut late = CatalogSummary::default();
+    let mut svc = weir_metadata::summary::ServiceSummary::default();
+    svc.logs.templates.insert(
+        old.clone(),
+        weir_metadata::summary::TemplateSummary {
+            template: "VM on host node Resumed now".into(),
+            count: 5,
+            ..Default::default()
+        },
+    );
+    late.services.insert("svc".into(), svc);
+    catalog.merge(&late);
+    let t = &catalog.services["svc"].logs.templates;
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert_eq!(t[survivor].count, 9);
+}
+
+#[test]
+fn template_texts_of_one_id_join() {
+    use weir_metadata::summary::widen_template;
+    assert_eq!(widen_template("a b c", "a x c"), "a <*> c");
+    assert_eq!(widen_template("a <*> c", "a b c"), "a <*> c");
+    assert_eq!(widen_template("a b c", "a <*> c"), "a <*> c");
+    // A proven template lets identifier pieces through: the more specific text of a token.
+    assert_eq!(
+        widen_template("<*>_<*>(<*>) x", "pam_unix(sshd) x"),
+        "pam_unix(sshd) x"
+    );
+    assert_eq!(
+        widen_template("pam_unix(sshd) x", "<*>_<*>(<*>) x"),
+        "pam_unix(sshd) x"
+    );
+    // A variable-length tail: the shorter text.
+    assert_eq!(
+        widen_template("error: <*>", "error: disk full"),
+        "error: <*>"
+    );
+    assert_eq!(widen_template("", "a"), "a");
+}
