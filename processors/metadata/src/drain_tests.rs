@@ -182,3 +182,35 @@ fn config_problems_are_reported() {
     );
     assert!(MinerConfig::default().problems().is_empty());
 }
+
+#[test]
+fn free_text_tails_of_any_length_make_one_template() {
+    let mut m = miner();
+    let a = m.add("worker 3 job failed: disk is full");
+    let b = m.add("worker 7 job failed: connection reset by peer");
+    let c = m.add("worker 9 job failed: timeout");
+    let d = m.add("worker 5 job failed: out of memory");
+    assert_eq!(
+        b.id, a.id,
+        "the first template took the tail and kept its id"
+    );
+    assert_eq!(c.id, a.id);
+    assert_eq!(d.id, a.id);
+    assert_eq!(m.len(), 1);
+    assert_eq!(
+        m.raw_template(a.slot).as_deref(),
+        Some("worker <*> job failed: <*>")
+    );
+    // Lines with more structure after the label are not free text.
+    let e = m.add("worker 5 job failed: code 17 at /var/lib/x");
+    assert_ne!(e.id, a.id);
+}
+
+#[test]
+fn words_after_a_common_prefix_without_a_label_stay_apart() {
+    let mut m = miner();
+    let a = m.add("[instance: 42] Took 19.84 seconds to build instance.");
+    let b = m.add("[instance: 42] Took 0.48 seconds to deallocate network for instance.");
+    assert_ne!(a.id, b.id);
+    assert_eq!(m.len(), 2);
+}
