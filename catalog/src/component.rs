@@ -36,6 +36,9 @@
 //!       header_read_timeout: 10s
 //!       body_read_timeout: 30s
 //!       idle_timeout: 120s
+//! receivers:
+//!   otlp:                             # the catalog's own OTLP receiver: edge/admin tokens only
+//!     protocols: {http: {auth: {authenticator: control_plane}}}
 //! exporters:
 //!   catalog:                          # summarises what it receives; metadata only
 //!     storage: ./weir-catalog.db      # write into a local store, or ...
@@ -250,6 +253,10 @@ pub fn policy_check() -> crate::control::PolicyCheck {
 }
 
 impl ExtensionConfig for ParsedControlPlane {
+    fn offers_server_authenticator(&self) -> bool {
+        true
+    }
+
     fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Component>, BuildError> {
         let path = store_path(&self.cfg.storage);
         let key_file = self.cfg.encryption.key_file.as_deref().map(store_path);
@@ -438,6 +445,15 @@ impl Component for ControlPlaneServer {
         if let Some(tx) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = tx.send(true);
         }
+    }
+
+    /// `auth: {authenticator: control_plane}` on a receiver: the store's edge and admin
+    /// tokens (all requests when `auth: false`).
+    fn server_authenticator(&self) -> Option<Arc<dyn weir_api::ServerAuthenticator>> {
+        Some(Arc::new(crate::otlp_auth::IngestTokens::new(
+            self.control.clone(),
+            self.cfg.auth,
+        )))
     }
 }
 

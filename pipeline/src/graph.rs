@@ -57,6 +57,7 @@ impl Environment {
             telemetry: self.telemetry.clone(),
             ready: self.ready.clone(),
             base_dir: self.base_dir.clone(),
+            authenticators: weir_api::Authenticators::default(),
         }
     }
 }
@@ -102,6 +103,14 @@ pub fn build(cfg: &ValidatedConfig, env: &Environment) -> Result<ServiceGraph, V
             }
         }
     }
+
+    // What the extensions offer to receivers' `auth.authenticator`.
+    let authenticators = weir_api::Authenticators::new(
+        extensions
+            .iter()
+            .map(|(id, ext)| (id.clone(), ext.server_authenticator()))
+            .collect(),
+    );
 
     let mut exporters: BTreeMap<ComponentId, Arc<dyn Stage>> = BTreeMap::new();
     for pipeline in &cfg.pipelines {
@@ -196,7 +205,9 @@ pub fn build(cfg: &ValidatedConfig, env: &Environment) -> Result<ServiceGraph, V
             metrics: for_signal(Signal::Metrics),
         };
         if let Some(c) = cfg.receivers.get(id) {
-            match c.build(&env.context(id, None), consumers) {
+            let mut ctx = env.context(id, None);
+            ctx.authenticators = authenticators.clone();
+            match c.build(&ctx, consumers) {
                 Ok(r) => receivers.push((id.clone(), r)),
                 Err(e) => errors.push(e),
             }

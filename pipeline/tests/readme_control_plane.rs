@@ -5,7 +5,9 @@
 //! in to the API with the admin token, enrol alice and sign her in with password + TOTP as
 //! the UI does (no 401: the control plane opens the same `weir-catalog.db` of the working
 //! directory and says so), and start the edge with `configs/edge.yaml` on the same machine
-//! (no port clash): it syncs under a stable identity, and its metadata reaches the catalog.
+//! (no port clash): it syncs under a stable identity, and its metadata reaches the catalog;
+//! the control plane's own OTLP receiver refuses a request without a token and takes the
+//! README's curl with the edge token.
 //!
 //! It uses the configs' fixed ports (4317/4318/8888 for the edge; 4327/4328/8080/8889/13133
 //! for the control plane); when one is taken on this machine the test says which.
@@ -277,6 +279,35 @@ fn readme_control_plane_steps_work_as_written() {
         }),
         "the edge's metadata never reached the catalog:\nedge:\n{}",
         log(dir, "edge.log")
+    );
+
+    // The control plane's own OTLP receiver takes the edge token, as the README's curl
+    // shows, and refuses a request without one (nothing of it is kept).
+    let direct = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"direct"}}]},"scopeLogs":[{"logRecords":[{"body":{"stringValue":"hi"}}]}]}]}"#;
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    assert!(
+        readme.contains(&format!("-d '{direct}'")),
+        "the README's curl to the catalog receiver changed; keep this test in step"
+    );
+    let unauthenticated = direct.replace("\"direct\"", "\"no-token\"");
+    let (st, b) =
+        http("POST", 4328, "/v1/logs", "", &unauthenticated).expect("catalog OTLP/HTTP on 4328");
+    assert_eq!(st, 401, "{b}");
+    let (st, b) = http("POST", 4328, "/v1/logs", &edge_token, direct).expect("catalog OTLP/HTTP");
+    assert_eq!(st, 200, "{b}");
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            http("GET", 8080, "/api/v1/services/direct", &admin, "").is_some_and(|(s, _)| s == 200)
+        }),
+        "the data sent to the catalog's receiver never arrived:\n{}",
+        log(dir, "cp.log")
+    );
+    assert_eq!(
+        http("GET", 8080, "/api/v1/services/no-token", &admin, "").map(|(s, _)| s),
+        Some(404),
+        "a refused request left something in the catalog"
     );
 
     // A restarted edge keeps its identity: it syncs again and is still the one edge listed.

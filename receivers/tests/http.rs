@@ -602,7 +602,9 @@ async fn a_port_in_use_fails_the_start_with_the_endpoint_named() {
         .unwrap();
     let ctx =
         weir_api::BuildContext::for_component(weir_api::ComponentId::parse("otlp/second").unwrap());
-    let second = cfg.build_receiver(&ctx, weir_api::SignalConsumers::default());
+    let second = cfg
+        .build_receiver(&ctx, weir_api::SignalConsumers::default())
+        .unwrap();
     let err = second.start().await.unwrap_err();
     assert_eq!(
         err.to_string(),

@@ -91,6 +91,8 @@ pub struct BuildContext {
     /// Directory that relative paths in the config are taken from (the first config file's
     /// directory, or the working directory).
     pub base_dir: PathBuf,
+    /// The server authenticators the service's extensions offer (receivers' `auth`).
+    pub authenticators: crate::Authenticators,
 }
 
 impl BuildContext {
@@ -102,6 +104,7 @@ impl BuildContext {
             telemetry: Telemetry::new(),
             ready: Arc::new(AtomicBool::new(true)),
             base_dir: PathBuf::from("."),
+            authenticators: crate::Authenticators::default(),
         }
     }
 
@@ -136,6 +139,11 @@ pub trait Component: Send + Sync {
     /// Called once, receivers first, exporters last; the engine bounds it by the shutdown
     /// deadline.
     async fn shutdown(&self) {}
+    /// The server authenticator this component (an extension) offers to receivers that
+    /// name it in `auth.authenticator`; `None` for everything else.
+    fn server_authenticator(&self) -> Option<Arc<dyn crate::ServerAuthenticator>> {
+        None
+    }
 }
 
 /// A processor stage or an exporter: takes batches and has a lifecycle.
@@ -184,6 +192,12 @@ pub trait ReceiverConfig: Send + Sync {
         ctx: &BuildContext,
         consumers: SignalConsumers,
     ) -> Result<Arc<dyn Component>, BuildError>;
+    /// The extensions this receiver names in `auth.authenticator`, as `(YAML path of the
+    /// field, extension id as written)`; the config check makes sure each is configured and
+    /// listed in `service.extensions`.
+    fn authenticator_refs(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// Parses a processor's config section.
@@ -242,4 +256,10 @@ pub trait ExtensionFactory: Send + Sync {
 pub trait ExtensionConfig: Send + Sync {
     /// Builds the extension; it starts on [`Component::start`] before any pipeline.
     fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Component>, BuildError>;
+    /// Whether the built extension offers a server authenticator
+    /// ([`Component::server_authenticator`]), so receivers may name it in
+    /// `auth.authenticator`.
+    fn offers_server_authenticator(&self) -> bool {
+        false
+    }
 }

@@ -7,6 +7,7 @@
 //! ([`ReceiverFactory`], [`ProcessorFactory`], [`ExporterFactory`], [`ExtensionFactory`])
 //! that parse and validate their own YAML section before anything is built.
 
+pub mod auth;
 mod batch;
 mod component;
 pub mod config;
@@ -18,6 +19,7 @@ mod splice;
 mod telemetry;
 mod wire_check;
 
+pub use auth::{AuthError, Authenticators, ServerAuthenticator};
 pub use batch::{Batch, BatchContext, DecodeError, Payload, Signal, SignalSet};
 pub use component::{
     BuildContext, BuildError, Component, ExporterConfig, ExporterFactory, ExtensionConfig,

@@ -485,6 +485,29 @@ pub fn validate(tree: &Value, registry: &Registry) -> Result<ValidatedConfig, Co
         ),
     }
 
+    // A receiver's `auth.authenticator` names an extension that must be configured and
+    // started (listed in service.extensions), as in the collector.
+    for rc in receivers.values() {
+        for (path, name) in rc.authenticator_refs() {
+            match ComponentId::parse(&name) {
+                Err(e) => errors.push(path, e),
+                Ok(id) if !configured_extensions.contains(&id) => errors.push(
+                    path,
+                    format!("extension \"{name}\" is not configured (add it under extensions: and to service.extensions)"),
+                ),
+                Ok(id) if !service_extensions.contains(&id) => errors.push(
+                    path,
+                    format!("extension \"{name}\" is configured but not listed in service.extensions"),
+                ),
+                Ok(id) if extensions.get(&id).is_some_and(|e| !e.offers_server_authenticator()) => errors.push(
+                    path,
+                    format!("extension \"{name}\" is not a server authenticator (use bearertokenauth or control_plane)"),
+                ),
+                Ok(_) => {}
+            }
+        }
+    }
+
     errors.into_result(ValidatedConfig {
         receivers,
         processors,

@@ -67,9 +67,10 @@ pub struct GrpcSettings {
     /// `min_version` (default "1.3"), `max_version`, `reload_interval`). Default: absent
     /// (plain text).
     pub tls: Option<weir_tls::TlsServerSettings>,
-    /// Reserved: authenticator extensions are not supported yet; any value is rejected.
-    /// Default: absent.
-    pub auth: Option<serde_json::Value>,
+    /// The server authenticator every request must pass (`authenticator: <extension id>`:
+    /// `bearertokenauth`, or `control_plane` for the control plane's own tokens). Default:
+    /// absent (no authentication).
+    pub auth: Option<AuthSettings>,
 }
 
 impl Default for GrpcSettings {
@@ -94,6 +95,16 @@ impl GrpcSettings {
     pub fn max_recv_msg_size(&self) -> usize {
         usize::try_from(self.max_recv_msg_size_mib.saturating_mul(MIB)).unwrap_or(usize::MAX)
     }
+}
+
+/// `receivers.otlp.protocols.{grpc,http}.auth`, as the collector's `configauth`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// The id of the extension that authenticates requests (`bearertokenauth`,
+    /// `bearertokenauth/name`, `control_plane`). It must be configured and listed in
+    /// `service.extensions`.
+    pub authenticator: String,
 }
 
 /// `receivers.otlp.protocols.grpc.keepalive`.
@@ -183,9 +194,10 @@ pub struct HttpSettings {
     /// `min_version` (default "1.3"), `max_version`, `reload_interval`). Default: absent
     /// (plain text).
     pub tls: Option<weir_tls::TlsServerSettings>,
-    /// Reserved: authenticator extensions are not supported yet; any value is rejected.
-    /// Default: absent.
-    pub auth: Option<serde_json::Value>,
+    /// The server authenticator every request must pass (`authenticator: <extension id>`:
+    /// `bearertokenauth`, or `control_plane` for the control plane's own tokens). Default:
+    /// absent (no authentication).
+    pub auth: Option<AuthSettings>,
 }
 
 impl Default for HttpSettings {
@@ -312,7 +324,7 @@ fn validate_grpc(grpc: &GrpcSettings, p: &str, errors: &mut ConfigErrors) {
         if let Some(tls) = &grpc.tls {
             errors.0.extend(tls.validate(&format!("{p}.tls")).0);
         }
-        reject_reserved(errors, p, grpc.auth.as_ref());
+        check_auth(errors, p, grpc.auth.as_ref());
     }
 }
 
@@ -363,16 +375,15 @@ fn validate_http(http: &HttpSettings, p: &str, errors: &mut ConfigErrors) {
         if let Some(tls) = &http.tls {
             errors.0.extend(tls.validate(&format!("{p}.tls")).0);
         }
-        reject_reserved(errors, p, http.auth.as_ref());
+        check_auth(errors, p, http.auth.as_ref());
     }
 }
 
-fn reject_reserved(errors: &mut ConfigErrors, path: &str, auth: Option<&serde_json::Value>) {
-    if auth.is_some() {
-        errors.push(
-            format!("{path}.auth"),
-            "authenticator extensions are not supported yet",
-        );
+fn check_auth(errors: &mut ConfigErrors, path: &str, auth: Option<&AuthSettings>) {
+    if let Some(a) = auth {
+        if let Err(e) = weir_api::ComponentId::parse(&a.authenticator) {
+            errors.push(format!("{path}.auth.authenticator"), e);
+        }
     }
 }
 
@@ -443,7 +454,7 @@ mod tests {
     fn every_problem_is_reported_with_its_path() {
         let errors = parse(serde_json::json!({"protocols": {
             "grpc": {"endpoint": "x:y", "tls": {"cert_file": "a", "key_file": ""}},
-            "http": {"endpoint": "nohost", "logs_url_path": "/v1/traces", "auth": {"authenticator": "x"}}
+            "http": {"endpoint": "nohost", "logs_url_path": "/v1/traces", "auth": {"authenticator": "bearer-token/x"}}
         }}))
         .unwrap_err();
         assert_eq!(
@@ -453,7 +464,7 @@ mod tests {
                 "receivers.otlp.protocols.grpc.tls.key_file: must not be empty",
                 "receivers.otlp.protocols.http.endpoint: invalid address \"nohost\": expected host:port",
                 "receivers.otlp.protocols.http.logs_url_path: \"/v1/traces\" is already used by traces_url_path",
-                "receivers.otlp.protocols.http.auth: authenticator extensions are not supported yet",
+                "receivers.otlp.protocols.http.auth.authenticator: invalid component id \"bearer-token/x\": the type may only hold letters, digits and '_'",
             ]
         );
     }

@@ -28,7 +28,7 @@ use tonic::{Request, Response, Status};
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceResponse;
 use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceResponse;
 use weir_api::otlp::collector::trace::v1::ExportTraceServiceResponse;
-use weir_api::Signal;
+use weir_api::{ServerAuthenticator, Signal};
 
 use super::config::GrpcSettings;
 use super::ingest::{decode_body, BodyEncoding, BudgetShare, Ingest, Transport};
@@ -112,6 +112,8 @@ impl<R: prost::Message> Encoder for ProstEncoder<R> {
 /// What the services share.
 struct GrpcState {
     ingest: Arc<Ingest>,
+    /// `auth.authenticator`: asked before anything of a call is read.
+    auth: Option<Arc<dyn ServerAuthenticator>>,
     include_metadata: bool,
     max_recv_msg_size: usize,
 }
@@ -157,6 +159,19 @@ where
             .strip_prefix('/')
             .and_then(|p| p.strip_prefix(S::NAME))
             == Some("/Export");
+        if is_export {
+            if let Some(auth) = &state.auth {
+                if let Err(e) = auth.authenticate(req.headers()) {
+                    // Answered before the body is read: nothing of the call is kept.
+                    state
+                        .ingest
+                        .count_unauthenticated(Transport::Grpc, S::SIGNAL);
+                    tracing::debug!(signal = %S::SIGNAL, error = %e, "OTLP/gRPC call not authenticated");
+                    let status = Status::unauthenticated(e.0).into_http();
+                    return Box::pin(async move { Ok(status) });
+                }
+            }
+        }
         let share = Arc::new(Mutex::new(state.ingest.budget.share()));
         let compressed = req
             .headers()
@@ -317,9 +332,11 @@ pub fn serve(
     ingest: Arc<Ingest>,
     shutdown: CancellationToken,
     tls: Option<weir_tls::ServerTls>,
+    auth: Option<Arc<dyn ServerAuthenticator>>,
 ) -> tokio::task::JoinHandle<()> {
     let state = Arc::new(GrpcState {
         ingest: ingest.clone(),
+        auth,
         include_metadata: settings.include_metadata,
         max_recv_msg_size: settings.max_recv_msg_size(),
     });

@@ -4,6 +4,7 @@
 //! | situation                                   | answer                                  |
 //! |---------------------------------------------|-----------------------------------------|
 //! | accepted downstream (or 0 items)            | 200, `Export*ServiceResponse`           |
+//! | `auth.authenticator` refuses the credentials | 401, `WWW-Authenticate: Bearer`, reason |
 //! | unknown path, or a signal no pipeline takes | 404                                     |
 //! | method other than POST                      | 405, `Allow: POST`                      |
 //! | Content-Type not protobuf or JSON           | 415                                     |
@@ -32,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceResponse;
 use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceResponse;
 use weir_api::otlp::collector::trace::v1::ExportTraceServiceResponse;
-use weir_api::Signal;
+use weir_api::{ServerAuthenticator, Signal};
 
 use super::body::{self, ContentEncoding};
 use super::config::{sanitize_url_path, HttpSettings};
@@ -68,6 +69,8 @@ fn content_type_of(encoding: BodyEncoding) -> &'static str {
 /// What the connection handlers share.
 struct HttpState {
     ingest: Arc<Ingest>,
+    /// `auth.authenticator`: asked before anything of a request is read.
+    auth: Option<Arc<dyn ServerAuthenticator>>,
     routes: [(String, Signal); 3],
     max_body_size: usize,
     read_timeout: Option<std::time::Duration>,
@@ -89,9 +92,11 @@ pub fn serve(
     ingest: Arc<Ingest>,
     shutdown: CancellationToken,
     tls: Option<weir_tls::ServerTls>,
+    auth: Option<Arc<dyn ServerAuthenticator>>,
 ) -> tokio::task::JoinHandle<()> {
     let state = Arc::new(HttpState {
         ingest,
+        auth,
         routes: [
             (sanitize_url_path(&settings.traces_url_path), Signal::Traces),
             (
@@ -188,6 +193,16 @@ async fn handle(state: &HttpState, req: Request<Incoming>) -> Response<Full<Byte
 }
 
 async fn export(state: &HttpState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if let Some(auth) = &state.auth {
+        if let Err(e) = auth.authenticate(req.headers()) {
+            // Answered before the body is read: nothing of the request is kept.
+            if let Some(signal) = state.signal_for(req.uri().path()) {
+                state.ingest.count_unauthenticated(Transport::Http, signal);
+            }
+            tracing::debug!(path = %req.uri().path(), error = %e, "OTLP/HTTP request not authenticated");
+            return unauthorized(&e.0);
+        }
+    }
     let Some(signal) = state
         .signal_for(req.uri().path())
         .filter(|s| state.ingest.serves(*s))
@@ -297,6 +312,19 @@ fn error_response(e: &RequestError, encoding: BodyEncoding) -> Response<Full<Byt
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
+    response
+}
+
+/// 401 with the authenticator's reason and `WWW-Authenticate: Bearer`.
+fn unauthorized(reason: &str) -> Response<Full<Bytes>> {
+    let mut response = with_body(
+        StatusCode::UNAUTHORIZED,
+        "text/plain; charset=utf-8",
+        format!("401 unauthorized: {reason}").into_bytes(),
+    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
 }
 

@@ -170,6 +170,7 @@ struct SignalMetrics {
     refused_items: Counter,
     refused_requests: Counter,
     request_bytes: Counter,
+    unauthenticated: Counter,
 }
 
 /// Everything a request handler needs: the pipeline consumers, the budget, the metrics.
@@ -217,6 +218,11 @@ impl Ingest {
                         "Request body bytes received, as sent (before decompression)",
                         &labels,
                     ),
+                    unauthenticated: telemetry.counter(
+                        "weir_receiver_unauthenticated_requests",
+                        "Requests a receiver refused because its auth.authenticator did not accept their credentials (nothing of them was read)",
+                        &labels,
+                    ),
                 };
                 metrics.push(((transport, signal), m));
             }
@@ -250,6 +256,14 @@ impl Ingest {
     pub fn count_bytes(&self, transport: Transport, signal: Signal, bytes: usize) {
         if let Some(m) = self.metrics(transport, signal) {
             m.request_bytes.inc_by(bytes as u64);
+        }
+    }
+
+    /// Counts a request refused by the authenticator (also a refused request).
+    pub fn count_unauthenticated(&self, transport: Transport, signal: Signal) {
+        if let Some(m) = self.metrics(transport, signal) {
+            m.unauthenticated.inc();
+            m.refused_requests.inc();
         }
     }
 

@@ -9,6 +9,8 @@
 //!         endpoint: localhost:4317      # default
 //!         max_recv_msg_size_mib: 4      # default
 //!         include_metadata: false       # default
+//!         auth:                         # default: none
+//!           authenticator: bearertokenauth
 //!       http:
 //!         endpoint: localhost:4318      # default
 //!         logs_url_path: /v1/logs       # default; also traces_url_path, metrics_url_path
@@ -23,8 +25,10 @@
 //! (a memory limiter, a full sending queue) or the receiver's own in-flight byte budget cannot
 //! take it now, the client is told to retry (HTTP 503 + `Retry-After`, gRPC
 //! `RESOURCE_EXHAUSTED` with `RetryInfo`, or `UNAVAILABLE` when no delay is known), so data is
-//! never acknowledged and then lost. `tls` and `auth` are recognised and rejected: they are not
-//! supported yet. Partial success is never reported: the pipeline accepts or refuses a whole
+//! never acknowledged and then lost. `tls` takes weir-tls server settings. `auth:
+//! {authenticator: <extension id>}` on a protocol makes every request pass that extension
+//! (`bearertokenauth`, or `control_plane` for the control plane's tokens) before anything of
+//! it is read: refused, HTTP answers 401 and gRPC UNAUTHENTICATED. Partial success is never reported: the pipeline accepts or refuses a whole
 //! batch.
 
 mod body;
@@ -43,7 +47,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use weir_api::{
     BuildContext, BuildError, Component, ComponentId, ConfigErrors, ReceiverConfig,
-    ReceiverFactory, SignalConsumers, SignalSet, StartError,
+    ReceiverFactory, ServerAuthenticator, SignalConsumers, SignalSet, StartError,
 };
 
 pub use config::OtlpReceiverSettings;
@@ -68,7 +72,10 @@ impl OtlpReceiverFactory {
         path: &str,
     ) -> Result<OtlpReceiverConfig, ConfigErrors> {
         let settings = config::parse(config, path)?;
-        Ok(OtlpReceiverConfig { settings })
+        Ok(OtlpReceiverConfig {
+            settings,
+            path: path.to_string(),
+        })
     }
 }
 
@@ -90,6 +97,8 @@ impl ReceiverFactory for OtlpReceiverFactory {
 #[derive(Debug, Clone)]
 pub struct OtlpReceiverConfig {
     settings: OtlpReceiverSettings,
+    /// YAML path of the section (`receivers.otlp`), for messages.
+    path: String,
 }
 
 impl OtlpReceiverConfig {
@@ -98,12 +107,37 @@ impl OtlpReceiverConfig {
         &self.settings
     }
 
-    /// Builds the receiver with its concrete type.
+    /// The `auth.authenticator` of `protocol` (`grpc`, `http`) with its YAML path.
+    fn auth_ref(&self, protocol: &str) -> Option<(String, String)> {
+        let p = &self.settings.protocols;
+        let auth = match protocol {
+            "grpc" => p.grpc.as_ref().and_then(|g| g.auth.as_ref()),
+            _ => p.http.as_ref().and_then(|h| h.auth.as_ref()),
+        }?;
+        Some((
+            format!("{}.protocols.{protocol}.auth.authenticator", self.path),
+            auth.authenticator.clone(),
+        ))
+    }
+
+    /// Builds the receiver with its concrete type; fails when an `auth.authenticator` names
+    /// no server authenticator among the service's extensions.
     pub fn build_receiver(
         &self,
         ctx: &BuildContext,
         consumers: SignalConsumers,
-    ) -> Arc<OtlpReceiver> {
+    ) -> Result<Arc<OtlpReceiver>, BuildError> {
+        let authenticator =
+            |protocol: &str| -> Result<Option<Arc<dyn ServerAuthenticator>>, BuildError> {
+                match self.auth_ref(protocol) {
+                    None => Ok(None),
+                    Some((path, name)) => {
+                        ctx.authenticators.server(&ctx.id, &path, &name).map(Some)
+                    }
+                }
+            };
+        let grpc_auth = authenticator("grpc")?;
+        let http_auth = authenticator("http")?;
         let mib = self
             .settings
             .max_in_flight_mib
@@ -115,8 +149,10 @@ impl OtlpReceiverConfig {
         );
         let budget = ByteBudget::new(mib.saturating_mul(1024 * 1024), in_flight);
         let ingest = Ingest::new(&ctx.id, consumers, budget, &ctx.telemetry);
-        Arc::new(OtlpReceiver {
+        Ok(Arc::new(OtlpReceiver {
             id: ctx.id.clone(),
+            grpc_auth,
+            http_auth,
             base_dir: ctx.base_dir.clone(),
             settings: self.settings.clone(),
             ingest: Arc::new(ingest),
@@ -124,7 +160,7 @@ impl OtlpReceiverConfig {
             servers: Mutex::new(Vec::new()),
             grpc_address: OnceLock::new(),
             http_address: OnceLock::new(),
-        })
+        }))
     }
 }
 
@@ -134,13 +170,24 @@ impl ReceiverConfig for OtlpReceiverConfig {
         ctx: &BuildContext,
         consumers: SignalConsumers,
     ) -> Result<Arc<dyn Component>, BuildError> {
-        Ok(self.build_receiver(ctx, consumers))
+        Ok(self.build_receiver(ctx, consumers)?)
+    }
+
+    fn authenticator_refs(&self) -> Vec<(String, String)> {
+        ["grpc", "http"]
+            .into_iter()
+            .filter_map(|p| self.auth_ref(p))
+            .collect()
     }
 }
 
 /// A running (or ready to start) `otlp` receiver.
 pub struct OtlpReceiver {
     id: ComponentId,
+    /// `protocols.grpc.auth`: every call must pass it.
+    grpc_auth: Option<Arc<dyn ServerAuthenticator>>,
+    /// `protocols.http.auth`: every request must pass it.
+    http_auth: Option<Arc<dyn ServerAuthenticator>>,
     /// Where relative TLS file paths are taken from.
     base_dir: std::path::PathBuf,
     settings: OtlpReceiverSettings,
@@ -251,6 +298,7 @@ impl Component for OtlpReceiver {
                 self.ingest.clone(),
                 self.shutdown.clone(),
                 grpc_tls,
+                self.grpc_auth.clone(),
             ));
         }
         if let Some((listener, settings)) = http {
@@ -264,6 +312,7 @@ impl Component for OtlpReceiver {
                 self.ingest.clone(),
                 self.shutdown.clone(),
                 http_tls,
+                self.http_auth.clone(),
             ));
         }
         Ok(())

@@ -128,7 +128,7 @@ pub async fn start(config: serde_json::Value, signals: &[&str]) -> Running {
     };
     let ctx = BuildContext::for_component(ComponentId::parse("otlp").unwrap());
     let telemetry = ctx.telemetry.clone();
-    let receiver = cfg.build_receiver(&ctx, consumers);
+    let receiver = cfg.build_receiver(&ctx, consumers).unwrap();
     receiver.start().await.unwrap();
     Running {
         receiver,
