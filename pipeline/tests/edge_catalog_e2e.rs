@@ -163,7 +163,7 @@ async fn edge_drops_what_the_catalog_suggests() {
             "receivers:
   otlp:
     protocols:
-      http: {{endpoint: '127.0.0.1:{cp_otlp}'}}
+      http: {{endpoint: '127.0.0.1:{cp_otlp}', auth: {{authenticator: control_plane}}}}
 exporters:
   catalog: {{storage: '{db}', flush_interval: 1s}}
 extensions:

@@ -473,7 +473,7 @@ async fn planted_secrets_never_reach_the_catalog() {
             "receivers:
   otlp:
     protocols:
-      grpc: {{endpoint: '127.0.0.1:{cp_otlp}'}}
+      grpc: {{endpoint: '127.0.0.1:{cp_otlp}', auth: {{authenticator: control_plane}}}}
 exporters:
   catalog: {{storage: ./weir-catalog.db, flush_interval: 1s}}
 extensions:
