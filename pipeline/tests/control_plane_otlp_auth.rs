@@ -491,3 +491,72 @@ fn an_authenticator_that_names_no_usable_extension_is_a_config_error() {
         assert!(text.contains(want), "{id}: wanted {want:?} in:\n{text}");
     }
 }
+
+#[test]
+fn an_edge_exporter_sends_the_edge_token_with_headers() {
+    // An edge forwards OTLP to the control plane's receiver with both OTLP exporters, the
+    // token taken from the environment into `headers`, as CONTROL-PLANE-LIMITS.md says.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cp.db");
+    let admin = token(&db, &["--role", "admin"]);
+    let edge_token = token(&db, &["--role", "edge", "--edge", "edge-a"]);
+    let (cp, ports) = start(dir, "", "control_plane");
+
+    let edge_dir = tempfile::tempdir().unwrap();
+    let edge_http = free_port();
+    let config = format!(
+        "receivers:
+  otlp: {{protocols: {{http: {{endpoint: '127.0.0.1:{edge_http}'}}}}}}
+exporters:
+  otlp:
+    endpoint: 127.0.0.1:{grpc}
+    tls: {{insecure: true}}
+    headers: {{authorization: \"Bearer ${{env:WEIR_EDGE_TOKEN}}\"}}
+  otlphttp:
+    endpoint: http://127.0.0.1:{http}
+    headers: {{authorization: \"Bearer ${{env:WEIR_EDGE_TOKEN}}\"}}
+service:
+  telemetry: {{metrics: {{address: '127.0.0.1:{metrics}'}}}}
+  pipelines:
+    logs: {{receivers: [otlp], exporters: [otlp, otlphttp]}}
+",
+        grpc = ports.grpc,
+        http = ports.http,
+        metrics = free_port(),
+    );
+    let path = write(edge_dir.path(), "edge.yaml", &config);
+    let log = std::fs::File::create(edge_dir.path().join("weir.log")).unwrap();
+    let edge = Running {
+        child: weir()
+            .arg("--config")
+            .arg(&path)
+            .env("WEIR_EDGE_TOKEN", &edge_token)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+        dir: edge_dir,
+    };
+    let body = json_logs("via-edge", 4);
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            TcpStream::connect(("127.0.0.1", edge_http)).is_ok()
+                && call(edge_http, "POST", "/v1/logs", None, body.as_bytes()).0 == 200
+        }),
+        "the edge never took the request: {}",
+        log_of(edge.dir.path())
+    );
+    // Both exporters delivered: 4 records each, nothing refused by the receiver.
+    assert!(
+        wait_until(Duration::from_secs(30), || services(ports.api, &admin)
+            == vec![("via-edge".to_string(), 8)]),
+        "{:?}\nedge: {}\ncp: {}",
+        services(ports.api, &admin),
+        log_of(edge.dir.path()),
+        log_of(cp.dir.path())
+    );
+    assert_eq!(
+        metric(ports.metrics, "weir_receiver_unauthenticated_requests", ""),
+        0.0
+    );
+}
