@@ -23,6 +23,13 @@ fi
 echo "== python test clients"
 python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
+echo "== OIDC test provider (npm oidc-provider, tests/oidc/, for catalog/tests/oidc.rs)"
+if ! command -v npm >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+npm ci --prefix tests/oidc --no-audit --no-fund --silent
+
 echo "== format"
 cargo fmt --all -- --check
 

@@ -391,6 +391,8 @@ pub fn router(state: ApiState) -> Router {
         ))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/sign-in", post(crate::signin::sign_in))
+        .route("/auth/oidc/login", get(crate::oidc::login))
+        .route("/auth/oidc/callback", get(crate::oidc::callback))
         .route("/api/v1/enrol/start", post(crate::signin::enrol_start))
         .route("/api/v1/enrol/finish", post(crate::signin::enrol_finish))
         .with_state(state)

@@ -36,6 +36,11 @@
 //!       header_read_timeout: 10s
 //!       body_read_timeout: 30s
 //!       idle_timeout: 120s
+//!     oidc:                           # optional single sign-on (docs/SECURITY.md)
+//!       issuer: https://id.example.com
+//!       client_id: weir
+//!       client_secret: ${env:WEIR_OIDC_CLIENT_SECRET}
+//!       redirect_url: https://weir.example.com/auth/oidc/callback
 //! receivers:
 //!   otlp:                             # the catalog's own OTLP receiver: edge/admin tokens only
 //!     protocols: {http: {auth: {authenticator: control_plane}}}
@@ -152,6 +157,11 @@ pub struct ControlPlaneConfig {
     /// created on first use (see `crate::at_rest`).
     #[serde(default)]
     pub encryption: crate::at_rest::EncryptionConfig,
+    /// OpenID Connect single sign-on (authorization code + PKCE): `issuer`, `client_id`,
+    /// `client_secret`, `redirect_url`, `scopes`, `user_claim` (see `crate::oidc`).
+    /// Default: none (password + TOTP only).
+    #[serde(default)]
+    pub oidc: Option<crate::oidc::OidcConfig>,
 }
 
 fn parse_addr(s: &str, path: &str, errors: &mut ConfigErrors) -> Option<SocketAddr> {
@@ -217,6 +227,11 @@ impl ExtensionFactory for ControlPlaneFactory {
         for (field, msg) in cfg.failed_auth.check() {
             errors.push(format!("{path}.failed_auth.{field}"), msg);
         }
+        if let Some(oidc) = &cfg.oidc {
+            for (field, msg) in oidc.check() {
+                errors.push(format!("{path}.oidc.{field}"), msg);
+            }
+        }
         if cfg.ingest.max_request_bytes == 0 {
             errors.push(
                 format!("{path}.ingest.max_request_bytes"),
@@ -271,6 +286,16 @@ impl ExtensionConfig for ParsedControlPlane {
             .with_failed_auth(self.cfg.failed_auth, &ctx.telemetry)
             .with_secure_cookies(self.cfg.tls.is_some())
             .with_stale_after(3 * self.cfg.sync_interval.as_secs().max(1) as i64);
+        let control = match &self.cfg.oidc {
+            Some(cfg) => control.with_oidc(crate::oidc::Oidc::new(cfg.clone()).map_err(|e| {
+                BuildError::Other {
+                    id: ctx.id.clone(),
+                    message: format!("{}.oidc: {e}", self.path),
+                    source: None,
+                }
+            })?),
+            None => control,
+        };
         let shown = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
         let tokens = control
             .store()

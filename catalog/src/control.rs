@@ -89,6 +89,8 @@ pub struct ControlPlane {
     stale_after_secs: i64,
     guard: crate::guard::Guard,
     secure_cookies: bool,
+    /// OpenID Connect sign-in, when configured.
+    oidc: Option<std::sync::Arc<crate::oidc::Oidc>>,
     /// Syncs and ingests per (edge, action) in the current minute, written to the audit
     /// log as one record each when the minute ends.
     activity: std::sync::Mutex<std::collections::HashMap<(String, &'static str), EdgeActivity>>,
@@ -133,6 +135,7 @@ impl ControlPlane {
                 &weir_api::Telemetry::new(),
             ),
             secure_cookies: false,
+            oidc: None,
             activity: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
@@ -147,6 +150,17 @@ impl ControlPlane {
     pub fn with_secure_cookies(mut self, secure: bool) -> Self {
         self.secure_cookies = secure;
         self
+    }
+
+    /// Enables OpenID Connect sign-in (`/auth/oidc/login`, `/auth/oidc/callback`).
+    pub fn with_oidc(mut self, oidc: crate::oidc::Oidc) -> Self {
+        self.oidc = Some(std::sync::Arc::new(oidc));
+        self
+    }
+
+    /// The OpenID Connect relying party, when configured.
+    pub fn oidc(&self) -> Option<&crate::oidc::Oidc> {
+        self.oidc.as_deref()
     }
 
     /// Whether session cookies are `Secure`.

@@ -15,6 +15,7 @@ pub mod guard;
 pub mod ingest;
 pub mod listener;
 pub mod metric_findings;
+pub mod oidc;
 pub mod otlp_auth;
 pub mod retention;
 pub mod signin;

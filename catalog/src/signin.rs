@@ -24,11 +24,11 @@ pub fn user_error(e: UserError) -> ApiError {
     }
 }
 
-fn client_of(req_ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+pub(crate) fn client_of(req_ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
     req_ext.get::<crate::guard::ClientAddr>().map(|c| c.0)
 }
 
-fn cookie(value: &str, max_age: i64, secure: bool) -> HeaderValue {
+pub(crate) fn cookie(value: &str, max_age: i64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     let v =
         format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");

@@ -128,13 +128,13 @@ fn sha(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
 
-fn random_secret(n: usize) -> Vec<u8> {
+pub(crate) fn random_secret(n: usize) -> Vec<u8> {
     let mut b = vec![0u8; n];
     rand::rng().fill_bytes(&mut b);
     b
 }
 
-fn b64(b: &[u8]) -> String {
+pub(crate) fn b64(b: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
@@ -401,6 +401,48 @@ impl Store {
             params![sha(&session).to_vec(), name, now, now + SESSION_TTL_SECS],
         )?;
         crate::store::audit_in(&tx, &format!("user:{name}"), "user.sign_in", name, None)?;
+        tx.commit()?;
+        Ok((session, role))
+    }
+
+    /// Signs `name` in after an OpenID Connect provider vouched for it (`crate::oidc`):
+    /// the user must exist and not be disabled; no password or TOTP is asked (the
+    /// provider's own sign-in stands for them). Returns the session secret and the role;
+    /// audited as `user.sign_in` with `{"method": "oidc", "issuer": ...}`.
+    pub fn sign_in_oidc(&self, name: &str, issuer: &str) -> Result<(String, Role), UserError> {
+        let role: Option<String> = self
+            .lock()
+            .query_row(
+                "SELECT role FROM users WHERE name = ?1 AND disabled_at IS NULL",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let role = role
+            .and_then(|r| Role::parse(&r))
+            .ok_or(UserError::Refused(
+                "sign-in refused: the provider's user is not an enabled Weir user",
+            ))?;
+        let session = format!("weir_s_{}", b64(&random_secret(32)));
+        let now = now_secs();
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE users SET last_sign_in = ?2 WHERE name = ?1",
+            params![name, now],
+        )?;
+        tx.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
+        tx.execute(
+            "INSERT INTO sessions (hash, user, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![sha(&session).to_vec(), name, now, now + SESSION_TTL_SECS],
+        )?;
+        crate::store::audit_in(
+            &tx,
+            &format!("user:{name}"),
+            "user.sign_in",
+            name,
+            Some(serde_json::json!({"method": "oidc", "issuer": issuer})),
+        )?;
         tx.commit()?;
         Ok((session, role))
     }

@@ -485,6 +485,8 @@ async fn openapi_lists_every_route_and_needs_no_token() {
         "/api/v1/users",
         "/api/v1/users/{name}",
         "/api/v1/sign-in",
+        "/auth/oidc/login",
+        "/auth/oidc/callback",
         "/api/v1/sign-out",
         "/api/v1/enrol/start",
         "/api/v1/enrol/finish",
