@@ -54,6 +54,9 @@ weir_bin="${CARGO_TARGET_DIR:-target}/debug/weir"
 echo "== interop: official OpenTelemetry Python SDK -> weir"
 python3 tests/interop/python_sdk.py "$weir_bin"
 
+echo "== connectors: OpenTelemetry Python SDK -> weir with routing, count and forward"
+python3 tests/interop/connectors.py "$weir_bin"
+
 echo "== advice end to end: control plane + edge, Python SDK telemetry from loghub-2k + planted waste"
 python3 tests/interop/advice_e2e.py "$weir_bin"
 

@@ -138,6 +138,15 @@ pub fn components_text(registry: &Registry) -> String {
     for name in registry.extensions.keys() {
         out.push_str(&format!("  - {name}\n"));
     }
+    out.push_str("connectors:\n");
+    for (name, f) in &registry.connectors {
+        let pairs: Vec<String> = f
+            .pairs()
+            .iter()
+            .map(|(a, b)| format!("{a} to {b}"))
+            .collect();
+        out.push_str(&format!("  {name}: [{}]\n", pairs.join(", ")));
+    }
     out
 }
 

@@ -4,6 +4,11 @@
 //! built once per pipeline that lists them. A receiver feeding several pipelines of one
 //! signal hands each batch to a [`FanOut`] over them; a pipeline with several exporters ends
 //! in a [`FanOut`] over those.
+//!
+//! A connector is an exporter of some pipelines and a receiver of others. Pipelines are
+//! built downstream first, so that a connector instance is built with the entries of the
+//! pipelines it feeds; one instance per (connector, exporter signal, receiver signal) is
+//! shared by every pipeline that exports to it, as in the collector.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,7 +21,7 @@ use weir_api::{
     FanOut, Signal, SignalConsumers, Stage, Telemetry,
 };
 
-use crate::config::ValidatedConfig;
+use crate::config::{connector_targets, PipelineSpec, ValidatedConfig};
 
 /// One pipeline's processor stages, first to last.
 pub struct BuiltPipeline {
@@ -24,6 +29,9 @@ pub struct BuiltPipeline {
     pub id: String,
     /// Its processors in config order.
     pub processors: Vec<(ComponentId, Arc<dyn Stage>)>,
+    /// Connector instances first built for this pipeline's exporters list (each instance
+    /// appears under one pipeline only).
+    pub connectors: Vec<(ComponentId, Arc<dyn Stage>)>,
 }
 
 /// Every running component of a service, in the groups the lifecycle needs.
@@ -32,7 +40,8 @@ pub struct ServiceGraph {
     pub extensions: Vec<(ComponentId, Arc<dyn Component>)>,
     /// Exporters used by at least one pipeline (each once).
     pub exporters: Vec<(ComponentId, Arc<dyn Stage>)>,
-    /// Pipelines with their processor stages.
+    /// Pipelines with their processor stages, downstream pipelines (those a connector
+    /// feeds) before the pipelines that feed them.
     pub pipelines: Vec<BuiltPipeline>,
     /// Receivers used by at least one pipeline (each once).
     pub receivers: Vec<(ComponentId, Arc<dyn Component>)>,
@@ -115,7 +124,7 @@ pub fn build(cfg: &ValidatedConfig, env: &Environment) -> Result<ServiceGraph, V
     let mut exporters: BTreeMap<ComponentId, Arc<dyn Stage>> = BTreeMap::new();
     for pipeline in &cfg.pipelines {
         for id in &pipeline.exporters {
-            if exporters.contains_key(id) {
+            if exporters.contains_key(id) || cfg.connectors.contains_key(id) {
                 continue;
             }
             if let Some(c) = cfg.exporters.get(id) {
@@ -129,17 +138,67 @@ pub fn build(cfg: &ValidatedConfig, env: &Environment) -> Result<ServiceGraph, V
         }
     }
 
-    // Pipelines are built from their end: exporters, then processors last to first.
+    // Pipelines are built from their end: exporters, then processors last to first; and
+    // pipelines a connector feeds before the pipelines that feed it.
+    let order = build_order(cfg);
     let mut pipelines = Vec::new();
     let mut heads: Vec<(Signal, &[ComponentId], Arc<dyn Consumer>)> = Vec::new();
-    for pipeline in &cfg.pipelines {
-        let outputs: Vec<Arc<dyn Consumer>> = pipeline
-            .exporters
-            .iter()
-            .filter_map(|id| exporters.get(id).map(|e| e.clone() as Arc<dyn Consumer>))
-            .collect();
-        if outputs.len() != pipeline.exporters.len() {
-            continue; // an exporter failed to build; its error is recorded
+    let mut entries: BTreeMap<&str, Arc<dyn Consumer>> = BTreeMap::new();
+    let mut connector_instances: BTreeMap<(ComponentId, Signal, Signal), Arc<dyn Stage>> =
+        BTreeMap::new();
+    for pipeline in order {
+        let mut outputs: Vec<Arc<dyn Consumer>> = Vec::new();
+        let mut complete = true;
+        let mut own_connectors = Vec::new();
+        for id in &pipeline.exporters {
+            if let Some(e) = exporters.get(id) {
+                outputs.push(e.clone() as Arc<dyn Consumer>);
+                continue;
+            }
+            let Some(c) = cfg.connectors.get(id) else {
+                complete = false; // an exporter failed to build; its error is recorded
+                continue;
+            };
+            let targets = connector_targets(&cfg.pipelines, id, &c.pairs, pipeline.signal);
+            for to in Signal::ALL {
+                let group: Vec<&PipelineSpec> =
+                    targets.iter().copied().filter(|q| q.signal == to).collect();
+                if group.is_empty() {
+                    continue;
+                }
+                let key = (id.clone(), pipeline.signal, to);
+                if let Some(instance) = connector_instances.get(&key) {
+                    outputs.push(instance.clone() as Arc<dyn Consumer>);
+                    continue;
+                }
+                let mut feeds = Vec::new();
+                for q in group {
+                    match entries.get(q.id.as_str()) {
+                        Some(head) => feeds.push((q.id.clone(), head.clone())),
+                        None => complete = false, // that pipeline failed to build
+                    }
+                }
+                if !complete {
+                    continue;
+                }
+                match c
+                    .config
+                    .build(&env.context(id, None), pipeline.signal, to, feeds)
+                {
+                    Ok(instance) => {
+                        connector_instances.insert(key, instance.clone());
+                        own_connectors.push((id.clone(), instance.clone()));
+                        outputs.push(instance as Arc<dyn Consumer>);
+                    }
+                    Err(e) => {
+                        errors.push(e);
+                        complete = false;
+                    }
+                }
+            }
+        }
+        if !complete || outputs.is_empty() {
+            continue;
         }
         let mut next = one_or_fanout(outputs);
         let mut stages = Vec::new();
@@ -161,7 +220,7 @@ pub fn build(cfg: &ValidatedConfig, env: &Environment) -> Result<ServiceGraph, V
         }
         stages.reverse();
         let labels = [("pipeline", pipeline.id.clone())];
-        let entry = PipelineEntry {
+        let entry: Arc<dyn Consumer> = Arc::new(PipelineEntry {
             next,
             received: env.telemetry.counter(
                 "weir_pipeline_received_items",
@@ -173,18 +232,20 @@ pub fn build(cfg: &ValidatedConfig, env: &Environment) -> Result<ServiceGraph, V
                 "Items the pipeline did not accept (the receiver told the sender to retry or rejected)",
                 &labels,
             ),
-        };
-        heads.push((pipeline.signal, &pipeline.receivers, Arc::new(entry)));
+        });
+        entries.insert(pipeline.id.as_str(), entry.clone());
+        heads.push((pipeline.signal, &pipeline.receivers, entry));
         pipelines.push(BuiltPipeline {
             id: pipeline.id.clone(),
             processors: stages,
+            connectors: own_connectors,
         });
     }
 
     let mut receiver_ids: Vec<&ComponentId> = Vec::new();
     for pipeline in &cfg.pipelines {
         for id in &pipeline.receivers {
-            if !receiver_ids.contains(&id) {
+            if !receiver_ids.contains(&id) && !cfg.connectors.contains_key(id) {
                 receiver_ids.push(id);
             }
         }
@@ -223,6 +284,36 @@ pub fn build(cfg: &ValidatedConfig, env: &Environment) -> Result<ServiceGraph, V
         pipelines,
         receivers,
     })
+}
+
+/// The pipelines in build order: every pipeline after all the pipelines its connectors
+/// feed (validation has rejected cycles), otherwise in id order.
+fn build_order(cfg: &ValidatedConfig) -> Vec<&PipelineSpec> {
+    fn visit<'a>(
+        p: &'a PipelineSpec,
+        cfg: &'a ValidatedConfig,
+        seen: &mut Vec<&'a str>,
+        out: &mut Vec<&'a PipelineSpec>,
+    ) {
+        if seen.contains(&p.id.as_str()) {
+            return;
+        }
+        seen.push(&p.id);
+        for id in &p.exporters {
+            if let Some(c) = cfg.connectors.get(id) {
+                for q in connector_targets(&cfg.pipelines, id, &c.pairs, p.signal) {
+                    visit(q, cfg, seen, out);
+                }
+            }
+        }
+        out.push(p);
+    }
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for p in &cfg.pipelines {
+        visit(p, cfg, &mut seen, &mut out);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -332,5 +423,76 @@ service:
             text.contains("weir_pipeline_received_items_total{pipeline=\"logs/a\"} 3"),
             "{text}"
         );
+    }
+
+    const CONNECTED: &str = "
+receivers: {otlp: {}}
+processors: {batch: {}}
+exporters: {debug: {}, otlp/up: {}}
+connectors: {forward: {}, count: {}}
+service:
+  pipelines:
+    logs/in: {receivers: [otlp], exporters: [forward, count, debug]}
+    logs/out: {receivers: [forward], processors: [batch], exporters: [otlp/up]}
+    metrics/counts: {receivers: [count], exporters: [debug]}
+    traces: {receivers: [otlp], exporters: [count]}
+";
+
+    #[tokio::test]
+    async fn connectors_feed_downstream_pipelines_built_first() {
+        let (mut registry, journal) = fake_registry();
+        weir_connectors::register(&mut registry);
+        let cfg = validate(&parse_document(CONNECTED).unwrap(), &registry).unwrap();
+        let env = Environment {
+            telemetry: Telemetry::new(),
+            ready: Arc::new(AtomicBool::new(false)),
+            base_dir: ".".into(),
+        };
+        let graph = build(&cfg, &env).unwrap();
+        // Downstream pipelines come first; one count instance per exporter signal.
+        let order: Vec<&str> = graph.pipelines.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(
+            order,
+            vec!["logs/out", "metrics/counts", "logs/in", "traces"]
+        );
+        let connectors: Vec<String> = graph
+            .pipelines
+            .iter()
+            .flat_map(|p| {
+                p.connectors
+                    .iter()
+                    .map(move |(id, _)| format!("{id}@{}", p.id))
+            })
+            .collect();
+        assert_eq!(
+            connectors,
+            vec!["forward@logs/in", "count@logs/in", "count@traces"]
+        );
+        // Connectors are not receivers or exporters of the graph.
+        assert_eq!(graph.receivers.len(), 1);
+        assert_eq!(graph.exporters.len(), 2);
+
+        let consumers = journal.receivers.lock().unwrap()[0].1.clone();
+        consumers.logs.unwrap().consume(logs(4)).await.unwrap();
+        let mut exported = journal.exported.lock().unwrap().clone();
+        exported.sort();
+        // debug: the 4 records (logs/in) and 1 count point (metrics/counts); otlp/up: the
+        // 4 records forwarded through logs/out.
+        assert_eq!(
+            exported,
+            vec![
+                ("debug".to_string(), 1),
+                ("debug".to_string(), 4),
+                ("otlp/up".to_string(), 4)
+            ]
+        );
+        let text = env.telemetry.encode();
+        for line in [
+            "weir_pipeline_received_items_total{pipeline=\"logs/in\"} 4",
+            "weir_pipeline_received_items_total{pipeline=\"logs/out\"} 4",
+            "weir_pipeline_received_items_total{pipeline=\"metrics/counts\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }

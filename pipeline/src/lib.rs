@@ -27,6 +27,7 @@ pub fn registry() -> Registry {
     weir_filter::register(&mut registry);
     weir_wasm::register(&mut registry);
     weir_metadata::register(&mut registry);
+    weir_connectors::register(&mut registry);
     weir_catalog::register(&mut registry);
     extensions::register(&mut registry);
     registry

@@ -86,11 +86,18 @@ fn members(graph: &ServiceGraph) -> Vec<Vec<Member>> {
         .pipelines
         .iter()
         .flat_map(|p| {
-            p.processors.iter().rev().map(move |(id, c)| Member {
+            // A pipeline's connectors come after its last processor: they start before it
+            // and stop after it.
+            let connectors = p.connectors.iter().map(move |(id, c)| Member {
+                role: "connector",
+                id: format!("{id} after {}", p.id),
+                component: c.clone() as Arc<dyn Component>,
+            });
+            connectors.chain(p.processors.iter().rev().map(move |(id, c)| Member {
                 role: "processor",
                 id: format!("{id} in {}", p.id),
                 component: c.clone() as Arc<dyn Component>,
-            })
+            }))
         })
         .collect();
     let receivers = graph

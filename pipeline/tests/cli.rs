@@ -106,7 +106,7 @@ service:
     logs:
       receivers: [otlp]
       processors: [batch, batch]
-      exporters: [nop, debug]
+      exporters: [nop, debug, forward]
     tracez:
       receivers: [otlp]
       exporters: [nop]
@@ -119,12 +119,12 @@ service:
     assert_eq!(
         lines,
         vec![
-            "connectors: connectors are not supported yet",
             "processors.bacth: unknown processor type \"bacth\" (did you mean \"batch\"?)",
             "processors.batch.send_batch_max_size: send_batch_max_size (5) must be 0 or at least send_batch_size (10)",
             "service.pipelines.logs.processors[1]: processor \"batch\" is listed twice (first at [0])",
             "service.pipelines.logs.exporters[1]: exporter \"debug\" is not configured under exporters",
             "service.pipelines.tracez: unknown signal \"tracez\" in pipeline id (expected traces, metrics or logs, optionally followed by /name)",
+            "service.pipelines.logs.exporters[2]: connector \"forward\" is used as an exporter in a logs pipeline but no pipeline of a signal it supports from logs lists it as a receiver (it joins: traces to traces, metrics to metrics, logs to logs)",
         ]
     );
 }
@@ -197,6 +197,15 @@ fn components_lists_types_and_signals() {
             "{stdout}"
         );
     }
+    assert_eq!(
+        section(&stdout, "connectors:"),
+        vec![
+            "  count: [traces to metrics, metrics to metrics, logs to metrics]",
+            "  forward: [traces to traces, metrics to metrics, logs to logs]",
+            "  routing: [traces to traces, metrics to metrics, logs to logs]",
+        ],
+        "{stdout}"
+    );
     let exporters = section(&stdout, "exporters:");
     for e in [
         "otlp",

@@ -263,3 +263,35 @@ pub trait ExtensionConfig: Send + Sync {
         false
     }
 }
+
+/// Parses a connector's config section. A connector is an exporter of one pipeline and a
+/// receiver of another (`connectors:` in the config).
+pub trait ConnectorFactory: Send + Sync {
+    /// The (exporter pipeline signal, receiver pipeline signal) pairs this type joins.
+    fn pairs(&self) -> Vec<(Signal, Signal)>;
+    /// Parses and validates `config` (found at YAML `path`), reporting every problem.
+    fn parse(
+        &self,
+        config: &serde_json::Value,
+        path: &str,
+    ) -> Result<Box<dyn ConnectorConfig>, ConfigErrors>;
+}
+
+/// A validated connector config. One instance is built per (exporter signal, receiver
+/// signal) pair the service uses, shared by every pipeline that exports to it.
+pub trait ConnectorConfig: Send + Sync {
+    /// Pipeline ids the config names itself (a routing table), each with the YAML path where
+    /// it is written; the engine checks that each is a pipeline this connector feeds.
+    fn named_pipelines(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// Builds the instance that takes `from` batches and hands `to` batches to `outputs`:
+    /// the pipelines of signal `to` that list the connector as a receiver, by pipeline id.
+    fn build(
+        &self,
+        ctx: &BuildContext,
+        from: Signal,
+        to: Signal,
+        outputs: Vec<(String, Arc<dyn Consumer>)>,
+    ) -> Result<Arc<dyn Stage>, BuildError>;
+}

@@ -22,9 +22,9 @@ mod wire_check;
 pub use auth::{AuthError, Authenticators, ServerAuthenticator};
 pub use batch::{Batch, BatchContext, DecodeError, Payload, Signal, SignalSet};
 pub use component::{
-    BuildContext, BuildError, Component, ExporterConfig, ExporterFactory, ExtensionConfig,
-    ExtensionFactory, ProcessorConfig, ProcessorFactory, ReceiverConfig, ReceiverFactory,
-    SignalConsumers, Stage, StartError,
+    BuildContext, BuildError, Component, ConnectorConfig, ConnectorFactory, ExporterConfig,
+    ExporterFactory, ExtensionConfig, ExtensionFactory, ProcessorConfig, ProcessorFactory,
+    ReceiverConfig, ReceiverFactory, SignalConsumers, Stage, StartError,
 };
 pub use config::{parse_component_config, ComponentId, ConfigError, ConfigErrors};
 pub use consumer::{ConsumeError, Consumer, FanOut, ProcessError, Processor, ProcessorStage};

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::{ExporterFactory, ExtensionFactory, ProcessorFactory, ReceiverFactory};
+use crate::{
+    ConnectorFactory, ExporterFactory, ExtensionFactory, ProcessorFactory, ReceiverFactory,
+};
 
 /// Component factories by type name. Each component crate exposes
 /// `register(&mut Registry)`; the binary calls them in one visible list.
@@ -17,6 +19,8 @@ pub struct Registry {
     pub exporters: BTreeMap<String, Arc<dyn ExporterFactory>>,
     /// Extension types.
     pub extensions: BTreeMap<String, Arc<dyn ExtensionFactory>>,
+    /// Connector types.
+    pub connectors: BTreeMap<String, Arc<dyn ConnectorFactory>>,
 }
 
 impl Registry {
@@ -38,6 +42,10 @@ impl Registry {
         for n in names {
             self.exporters.insert(n.to_string(), f.clone());
         }
+    }
+    /// Adds a connector type.
+    pub fn connector(&mut self, name: &str, f: impl ConnectorFactory + 'static) {
+        self.connectors.insert(name.to_string(), Arc::new(f));
     }
     /// Adds an extension type.
     pub fn extension(&mut self, name: &str, f: impl ExtensionFactory + 'static) {

@@ -20,7 +20,9 @@ pub use expand::{expand_tree, expand_value, ProcessResolver, Resolver};
 pub use merge::{apply_set, deep_merge, expand_key_separators};
 pub use redact::redact;
 pub use telemetry::{LogEncoding, LogLevel, TelemetrySettings, DEFAULT_METRICS_ADDRESS};
-pub use validate::{suggest, validate, PipelineSpec, ValidatedConfig};
+pub use validate::{
+    connector_targets, suggest, validate, PipelineSpec, ValidConnector, ValidatedConfig,
+};
 pub use yaml::{parse_document, parse_value};
 
 /// The config that runs when no `--config` is given: `configs/default.yaml`.

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 use weir_api::{
-    ComponentId, ConfigErrors, ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig,
-    Registry, Signal, SignalSet,
+    ComponentId, ConfigErrors, ConnectorConfig, ExporterConfig, ExtensionConfig, ProcessorConfig,
+    ReceiverConfig, Registry, Signal, SignalSet,
 };
 
 use super::telemetry::{parse_telemetry, TelemetrySettings};
@@ -37,6 +37,14 @@ pub struct PipelineSpec {
     pub exporters: Vec<ComponentId>,
 }
 
+/// A connector that passed its checks: its config and the signal pairs its type joins.
+pub struct ValidConnector {
+    /// The parsed config.
+    pub config: Box<dyn ConnectorConfig>,
+    /// (exporter pipeline signal, receiver pipeline signal) pairs the type supports.
+    pub pairs: Vec<(Signal, Signal)>,
+}
+
 /// A config that passed every check: each component parsed by its factory.
 pub struct ValidatedConfig {
     /// Receivers by id.
@@ -47,6 +55,8 @@ pub struct ValidatedConfig {
     pub exporters: BTreeMap<ComponentId, Box<dyn ExporterConfig>>,
     /// Extensions by id.
     pub extensions: BTreeMap<ComponentId, Box<dyn ExtensionConfig>>,
+    /// Connectors by id.
+    pub connectors: BTreeMap<ComponentId, ValidConnector>,
     /// `service.extensions`, in order.
     pub service_extensions: Vec<ComponentId>,
     /// `service.pipelines`, sorted by id.
@@ -110,6 +120,7 @@ enum Kind {
     Processor,
     Exporter,
     Extension,
+    Connector,
 }
 
 impl Kind {
@@ -119,6 +130,7 @@ impl Kind {
             Kind::Processor => "processor",
             Kind::Exporter => "exporter",
             Kind::Extension => "extension",
+            Kind::Connector => "connector",
         }
     }
     fn section(self) -> &'static str {
@@ -127,6 +139,7 @@ impl Kind {
             Kind::Processor => "processors",
             Kind::Exporter => "exporters",
             Kind::Extension => "extensions",
+            Kind::Connector => "connectors",
         }
     }
     fn types(self, r: &Registry) -> Vec<&str> {
@@ -135,6 +148,7 @@ impl Kind {
             Kind::Processor => r.processors.keys().map(String::as_str).collect(),
             Kind::Exporter => r.exporters.keys().map(String::as_str).collect(),
             Kind::Extension => r.extensions.keys().map(String::as_str).collect(),
+            Kind::Connector => r.connectors.keys().map(String::as_str).collect(),
         }
     }
     /// Signals supported by type `t`; `None` when the type is unknown.
@@ -144,6 +158,8 @@ impl Kind {
             Kind::Processor => r.processors.get(t).map(|f| f.signals()),
             Kind::Exporter => r.exporters.get(t).map(|f| f.signals()),
             Kind::Extension => r.extensions.get(t).map(|_| SignalSet::NONE),
+            // A connector's signals depend on the pipeline at its other end: checked apart.
+            Kind::Connector => None,
         }
     }
 }
@@ -211,6 +227,7 @@ fn id_list(
     signal: Option<Signal>,
     registry: &Registry,
     errors: &mut ConfigErrors,
+    is_connector: &dyn Fn(&ComponentId) -> bool,
 ) -> Vec<ComponentId> {
     let items = match value {
         None | Some(Value::Null) => return Vec::new(),
@@ -254,7 +271,7 @@ fn id_list(
             );
             continue;
         }
-        if !configured(&id) {
+        if !configured(&id) && !is_connector(&id) {
             errors.push(
                 item_path,
                 format!(
@@ -263,6 +280,8 @@ fn id_list(
                     kind.section()
                 ),
             );
+        } else if is_connector(&id) {
+            // Checked with the pipeline at the connector's other end, below.
         } else if let Some(signal) = signal {
             if let Some(signals) = kind.signals(registry, id.kind()) {
                 if !signals.contains(signal) {
@@ -310,11 +329,6 @@ pub fn validate(tree: &Value, registry: &Registry) -> Result<ValidatedConfig, Co
         }
     };
     check_keys(root, "", TOP_LEVEL_KEYS, &mut errors);
-    if let Some(connectors) = section(root, "connectors", "connectors", &mut errors) {
-        if !connectors.is_empty() {
-            errors.push("connectors", "connectors are not supported yet");
-        }
-    }
 
     let receivers = parse_section(
         root,
@@ -344,6 +358,23 @@ pub fn validate(tree: &Value, registry: &Registry) -> Result<ValidatedConfig, Co
         |t, v, p| registry.extensions.get(t).map(|f| f.parse(v, p)),
         &mut errors,
     );
+    let connectors: BTreeMap<ComponentId, ValidConnector> = parse_section(
+        root,
+        Kind::Connector,
+        registry,
+        |t, v, p| registry.connectors.get(t).map(|f| f.parse(v, p)),
+        &mut errors,
+    )
+    .into_iter()
+    .map(|(id, config)| {
+        let pairs = registry
+            .connectors
+            .get(id.kind())
+            .map(|f| f.pairs())
+            .unwrap_or_default();
+        (id, ValidConnector { config, pairs })
+    })
+    .collect();
 
     // A component whose own config failed to parse is still "configured": report its parse
     // error, not a second "not configured" error at every pipeline that uses it.
@@ -361,6 +392,26 @@ pub fn validate(tree: &Value, registry: &Registry) -> Result<ValidatedConfig, Co
     let configured_processors = configured_ids(Kind::Processor);
     let configured_exporters = configured_ids(Kind::Exporter);
     let configured_extensions = configured_ids(Kind::Extension);
+    let configured_connectors = configured_ids(Kind::Connector);
+    for id in &configured_connectors {
+        for (kind, list) in [
+            (Kind::Receiver, &configured_receivers),
+            (Kind::Exporter, &configured_exporters),
+        ] {
+            if list.contains(id) {
+                errors.push(
+                    format!("connectors.{id}"),
+                    format!(
+                        "\"{id}\" is configured both as {} {} and as a connector; a pipeline could not tell which one it names",
+                        if matches!(kind, Kind::Exporter) { "an" } else { "a" },
+                        kind.word()
+                    ),
+                );
+            }
+        }
+    }
+    let is_connector = |id: &ComponentId| configured_connectors.contains(id);
+    let not_connector = |_: &ComponentId| false;
 
     let mut service_extensions = Vec::new();
     let mut pipelines = Vec::new();
@@ -380,6 +431,7 @@ pub fn validate(tree: &Value, registry: &Registry) -> Result<ValidatedConfig, Co
                 None,
                 registry,
                 &mut errors,
+                &not_connector,
             );
             if let Some(t) = service.get("telemetry") {
                 match parse_telemetry(t, "service.telemetry") {
@@ -418,6 +470,8 @@ pub fn validate(tree: &Value, registry: &Registry) -> Result<ValidatedConfig, Co
                                     kind: Kind,
                                     configured: &Vec<ComponentId>,
                                     errors: &mut ConfigErrors| {
+                            // Receivers and exporters lists may name connectors.
+                            let connector_ok = !matches!(kind, Kind::Processor);
                             id_list(
                                 body.get(key),
                                 &format!("{path}.{key}"),
@@ -426,6 +480,7 @@ pub fn validate(tree: &Value, registry: &Registry) -> Result<ValidatedConfig, Co
                                 signal,
                                 registry,
                                 errors,
+                                &|id| connector_ok && is_connector(id),
                             )
                         };
                         let r = list(
@@ -508,15 +563,185 @@ pub fn validate(tree: &Value, registry: &Registry) -> Result<ValidatedConfig, Co
         }
     }
 
+    check_connectors(&pipelines, &connectors, &configured_connectors, &mut errors);
+
     errors.into_result(ValidatedConfig {
         receivers,
         processors,
         exporters,
         extensions,
+        connectors,
         service_extensions,
         pipelines,
         telemetry,
     })
+}
+
+/// The pipelines a connector joins: for a pipeline that exports to it, every pipeline that
+/// receives from it with a signal pair the connector supports.
+pub fn connector_targets<'a>(
+    pipelines: &'a [PipelineSpec],
+    connector: &ComponentId,
+    pairs: &[(Signal, Signal)],
+    from: Signal,
+) -> Vec<&'a PipelineSpec> {
+    pipelines
+        .iter()
+        .filter(|q| q.receivers.contains(connector) && pairs.contains(&(from, q.signal)))
+        .collect()
+}
+
+fn pair_list(pairs: &[(Signal, Signal)]) -> String {
+    pairs
+        .iter()
+        .map(|(a, b)| format!("{a} to {b}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The rules of connectors: each one used as an exporter feeds at least one pipeline it
+/// supports, each one used as a receiver is fed by one, the pipelines a connector's config
+/// names are pipelines it feeds, and no chain of connectors leads a pipeline back to itself.
+fn check_connectors(
+    pipelines: &[PipelineSpec],
+    connectors: &BTreeMap<ComponentId, ValidConnector>,
+    configured: &[ComponentId],
+    errors: &mut ConfigErrors,
+) {
+    for p in pipelines {
+        for (i, id) in p.exporters.iter().enumerate() {
+            if !configured.contains(id) {
+                continue;
+            }
+            let Some(c) = connectors.get(id) else {
+                continue; // its own parse error is reported
+            };
+            if connector_targets(pipelines, id, &c.pairs, p.signal).is_empty() {
+                errors.push(
+                    format!("service.pipelines.{}.exporters[{i}]", p.id),
+                    format!(
+                        "connector \"{id}\" is used as an exporter in a {} pipeline but no pipeline of a signal it supports from {} lists it as a receiver (it joins: {})",
+                        p.signal,
+                        p.signal,
+                        pair_list(&c.pairs)
+                    ),
+                );
+            }
+        }
+        for (i, id) in p.receivers.iter().enumerate() {
+            if !configured.contains(id) {
+                continue;
+            }
+            let Some(c) = connectors.get(id) else {
+                continue;
+            };
+            let fed = pipelines
+                .iter()
+                .any(|up| up.exporters.contains(id) && c.pairs.contains(&(up.signal, p.signal)));
+            if !fed {
+                errors.push(
+                    format!("service.pipelines.{}.receivers[{i}]", p.id),
+                    format!(
+                        "connector \"{id}\" is used as a receiver in a {} pipeline but no pipeline of a signal it supports to {} lists it as an exporter (it joins: {})",
+                        p.signal,
+                        p.signal,
+                        pair_list(&c.pairs)
+                    ),
+                );
+            }
+        }
+    }
+    for (id, c) in connectors {
+        for (path, pipeline) in c.config.named_pipelines() {
+            match pipelines.iter().find(|p| p.id == pipeline) {
+                None => errors.push(path, format!("pipeline \"{pipeline}\" does not exist")),
+                Some(p) if !p.receivers.contains(id) => errors.push(
+                    path,
+                    format!(
+                        "pipeline \"{pipeline}\" does not list connector \"{id}\" as a receiver"
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+    if let Some(cycle) = find_cycle(pipelines, connectors) {
+        errors.push(
+            "service.pipelines",
+            format!("connectors make a cycle: {}", cycle.join(" -> ")),
+        );
+    }
+}
+
+/// A cycle of pipelines through connectors, written `logs/a -> [forward] -> logs/b -> ...`.
+fn find_cycle(
+    pipelines: &[PipelineSpec],
+    connectors: &BTreeMap<ComponentId, ValidConnector>,
+) -> Option<Vec<String>> {
+    // Edges: pipeline index -> (connector id, pipeline index).
+    let edges: Vec<Vec<(&ComponentId, usize)>> = pipelines
+        .iter()
+        .map(|p| {
+            let mut out = Vec::new();
+            for id in &p.exporters {
+                if let Some(c) = connectors.get(id) {
+                    for q in connector_targets(pipelines, id, &c.pairs, p.signal) {
+                        if let Some(j) = pipelines.iter().position(|x| x.id == q.id) {
+                            out.push((id, j));
+                        }
+                    }
+                }
+            }
+            out
+        })
+        .collect();
+    // 0 unvisited, 1 on the stack, 2 done.
+    let mut state = vec![0u8; pipelines.len()];
+    let mut stack: Vec<(usize, Option<&ComponentId>)> = Vec::new();
+    fn visit<'a>(
+        i: usize,
+        via: Option<&'a ComponentId>,
+        edges: &[Vec<(&'a ComponentId, usize)>],
+        state: &mut [u8],
+        stack: &mut Vec<(usize, Option<&'a ComponentId>)>,
+    ) -> Option<(usize, &'a ComponentId)> {
+        state[i] = 1;
+        stack.push((i, via));
+        for &(c, j) in &edges[i] {
+            if state[j] == 1 {
+                return Some((j, c));
+            }
+            if state[j] == 0 {
+                if let Some(found) = visit(j, Some(c), edges, state, stack) {
+                    return Some(found);
+                }
+            }
+        }
+        stack.pop();
+        state[i] = 2;
+        None
+    }
+    for start in 0..pipelines.len() {
+        if state[start] != 0 {
+            continue;
+        }
+        if let Some((back_to, closing)) = visit(start, None, &edges, &mut state, &mut stack) {
+            let from = stack.iter().position(|(i, _)| *i == back_to).unwrap_or(0);
+            let mut out = Vec::new();
+            for (k, (i, via)) in stack[from..].iter().enumerate() {
+                if k > 0 {
+                    if let Some(c) = via {
+                        out.push(format!("[{c}]"));
+                    }
+                }
+                out.push(pipelines[*i].id.clone());
+            }
+            out.push(format!("[{closing}]"));
+            out.push(pipelines[back_to].id.clone());
+            return Some(out);
+        }
+    }
+    None
 }
 
 #[cfg(test)]

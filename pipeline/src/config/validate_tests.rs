@@ -66,12 +66,113 @@ service:
     );
 }
 
+fn errors_with_connectors(yaml: &str) -> Vec<String> {
+    let (mut registry, _) = fake_registry();
+    weir_connectors::register(&mut registry);
+    match validate(&parse_document(yaml).unwrap(), &registry) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
 #[test]
-fn connectors_are_rejected() {
+fn connectors_join_pipelines() {
+    let yaml = "
+connectors: {forward: {}, count: {}}
+receivers: {otlp: {}}
+exporters: {debug: {}}
+service:
+  pipelines:
+    logs/in: {receivers: [otlp], exporters: [forward, count]}
+    logs/out: {receivers: [forward], exporters: [debug]}
+    metrics: {receivers: [count, otlp], exporters: [debug]}
+";
+    assert_eq!(errors_with_connectors(yaml), Vec::<String>::new());
+    // Configured but unused: allowed, as in the collector.
     let yaml = "connectors: {forward: {}}\nreceivers: {otlp: {}}\nexporters: {debug: {}}\nservice: {pipelines: {logs: {receivers: [otlp], exporters: [debug]}}}";
+    assert_eq!(errors_with_connectors(yaml), Vec::<String>::new());
+}
+
+#[test]
+fn connector_used_on_one_side_only_or_for_an_unsupported_signal() {
+    let yaml = "
+connectors: {forward: {}, count: {}, forward/2: {}}
+receivers: {otlp: {}}
+exporters: {debug: {}}
+service:
+  pipelines:
+    logs: {receivers: [otlp], exporters: [forward, count]}
+    traces: {receivers: [forward, otlp], exporters: [debug]}
+    metrics: {receivers: [forward/2], exporters: [debug]}
+";
     assert_eq!(
-        errors_of(yaml),
-        vec!["connectors: connectors are not supported yet"]
+        errors_with_connectors(yaml),
+        vec![
+            "service.pipelines.logs.exporters[0]: connector \"forward\" is used as an exporter in a logs pipeline but no pipeline of a signal it supports from logs lists it as a receiver (it joins: traces to traces, metrics to metrics, logs to logs)",
+            "service.pipelines.logs.exporters[1]: connector \"count\" is used as an exporter in a logs pipeline but no pipeline of a signal it supports from logs lists it as a receiver (it joins: traces to metrics, metrics to metrics, logs to metrics)",
+            "service.pipelines.metrics.receivers[0]: connector \"forward/2\" is used as a receiver in a metrics pipeline but no pipeline of a signal it supports to metrics lists it as an exporter (it joins: traces to traces, metrics to metrics, logs to logs)",
+            "service.pipelines.traces.receivers[0]: connector \"forward\" is used as a receiver in a traces pipeline but no pipeline of a signal it supports to traces lists it as an exporter (it joins: traces to traces, metrics to metrics, logs to logs)",
+        ]
+    );
+}
+
+#[test]
+fn connector_cycles_are_rejected_with_the_path() {
+    let yaml = "
+connectors: {forward/a: {}, forward/b: {}}
+receivers: {otlp: {}}
+exporters: {debug: {}}
+service:
+  pipelines:
+    logs/1: {receivers: [otlp, forward/b], exporters: [forward/a]}
+    logs/2: {receivers: [forward/a], exporters: [forward/b, debug]}
+";
+    assert_eq!(
+        errors_with_connectors(yaml),
+        vec!["service.pipelines: connectors make a cycle: logs/1 -> [forward/a] -> logs/2 -> [forward/b] -> logs/1"]
+    );
+}
+
+#[test]
+fn connector_config_errors_unknown_types_and_clashing_ids() {
+    let yaml = "
+connectors:
+  forwrd: {}
+  count: {logs: {my.count: {conditions: ['severity_number >>= 3'], attributes: [{default_value: x}]}}}
+  routing: {table: [{condition: 'attributes[\"a\"] == \"b\"', pipelines: [logs/nope, logs]}], default_pipelines: [logs/out]}
+receivers: {otlp: {}}
+exporters: {debug: {}}
+service:
+  pipelines:
+    logs: {receivers: [otlp], exporters: [routing, count]}
+    logs/out: {receivers: [otlp], exporters: [debug]}
+    metrics: {receivers: [count], exporters: [debug]}
+";
+    assert_eq!(
+        errors_with_connectors(yaml),
+        vec![
+            "connectors.count.logs.my.count.conditions[0]: syntax error at column 18: expected a value, found \">=\"",
+            "connectors.count.logs.my.count.attributes[0].key: attribute key missing",
+            "connectors.forwrd: unknown connector type \"forwrd\" (did you mean \"forward\"?)",
+            "service.pipelines.logs.exporters[0]: connector \"routing\" is used as an exporter in a logs pipeline but no pipeline of a signal it supports from logs lists it as a receiver (it joins: traces to traces, metrics to metrics, logs to logs)",
+            "connectors.routing.default_pipelines[0]: pipeline \"logs/out\" does not list connector \"routing\" as a receiver",
+            "connectors.routing.table[0].pipelines[0]: pipeline \"logs/nope\" does not exist",
+            "connectors.routing.table[0].pipelines[1]: pipeline \"logs\" does not list connector \"routing\" as a receiver",
+        ]
+    );
+    // One id in two sections: a pipeline could not tell which one it names.
+    let yaml = "
+connectors: {forward: {}}
+receivers: {otlp: {}, forward: {}}
+exporters: {debug: {}}
+service: {pipelines: {logs: {receivers: [otlp], exporters: [debug]}}}
+";
+    assert_eq!(
+        errors_with_connectors(yaml),
+        vec![
+            "receivers.forward: unknown receiver type \"forward\" (known types: logsrcv, otlp)",
+            "connectors.forward: \"forward\" is configured both as a receiver and as a connector; a pipeline could not tell which one it names",
+        ]
     );
 }
 
