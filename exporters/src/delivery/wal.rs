@@ -31,6 +31,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -301,9 +302,15 @@ impl Wal {
     /// Opens (or creates) the log in `dir` and returns the records not yet acknowledged,
     /// oldest first. Damaged records are skipped, logged and counted in [`Wal::lost`].
     pub fn open(dir: &Path, opts: WalOptions) -> Result<(Wal, Vec<Replayed>), WalError> {
-        fs::create_dir_all(dir).map_err(io_err(dir, "create directory"))?;
+        // The queue holds telemetry as sent: owner-only directory and files (0700 / 0600).
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_err(dir, "create directory"))?;
         let lock_path = dir.join("LOCK");
         let lock = OpenOptions::new()
+            .mode(0o600)
             .create(true)
             .truncate(false)
             .write(true)
@@ -549,6 +556,7 @@ impl Wal {
         }
         let path = self.dir.join(segment_name(first_seq));
         let file = OpenOptions::new()
+            .mode(0o600)
             .create(true)
             .append(true)
             .open(&path)
@@ -643,7 +651,13 @@ impl Wal {
         buf.extend_from_slice(&crc.to_le_bytes());
         let tmp = self.dir.join("ack.tmp");
         let path = self.dir.join("ack");
-        let mut f = File::create(&tmp).map_err(io_err(&tmp, "write ack cursor"))?;
+        let mut f = OpenOptions::new()
+            .mode(0o600)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io_err(&tmp, "write ack cursor"))?;
         f.write_all(&buf)
             .map_err(io_err(&tmp, "write ack cursor"))?;
         if self.opts.fsync == FsyncPolicy::Always {

@@ -411,3 +411,27 @@ fn the_ack_cursor_of_the_earlier_format_is_read() {
     let (_, replay) = Wal::open(dir.path(), opts(1 << 20, 1 << 16)).unwrap();
     assert_eq!(seqs(&replay), vec![1, 2, 4]);
 }
+
+#[test]
+fn the_queue_directory_and_every_file_in_it_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("queue");
+    let (wal, _) = Wal::open(&dir, opts(1 << 20, 64)).unwrap();
+    for i in 0..8u8 {
+        wal.append(Signal::Logs, &[i; 40]).unwrap();
+    }
+    wal.ack(1).unwrap();
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    let files: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    // Several segments, the lock and the ack cursor.
+    assert!(files.len() >= 4, "{files:?}");
+    assert!(files.iter().any(|p| p.ends_with("ack")), "{files:?}");
+    for f in &files {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+}
