@@ -243,6 +243,8 @@ fn erase_in_summary(
         }
         return;
     };
+    // Whether one of this metric's (attribute key, value) pair sketches held the value.
+    let mut pair_held = false;
     for (k, x) in o.iter_mut() {
         match k.as_str() {
             // Attribute schemas: value hashes.
@@ -262,6 +264,7 @@ fn erase_in_summary(
                         let (removed, reset) = erase_from_sketch(s, &pairs);
                         out.removed_from_sketches += usize::from(removed);
                         out.sketches_reset += usize::from(reset);
+                        pair_held |= removed || reset;
                     }
                 }
             }
@@ -279,14 +282,25 @@ fn erase_in_summary(
             _ => erase_in_summary(x, hashes, key, out),
         }
     }
+    // A series hash covers a whole attribute set: one value cannot be taken out of it, so
+    // the series sketch of a metric that carried the value is emptied.
+    if pair_held {
+        if let Some(series) = o.get_mut("series") {
+            if *series != json!([0, null]) {
+                *series = json!([0, null]);
+                out.sketches_reset += 1;
+            }
+        }
+    }
 }
 
 impl ControlPlane {
     /// Erases every stored trace of one attribute or metric value, found by its keyed
     /// hashes (as a string, and as an int, double or bool when it reads as one): removed
     /// from the exact distinct sketches (up to 128 values) that hold it, HyperLogLog
-    /// sketches whose register it may have set emptied, metric constant checks holding it
-    /// forgotten; then the files are scrubbed. The catalog never stored the value itself.
+    /// sketches whose register it may have set emptied, the series sketch of every metric
+    /// that carried it emptied (a series hash covers a whole attribute set), metric
+    /// constant checks holding it forgotten; then the files are scrubbed. The catalog never stored the value itself.
     /// Audited by a keyed fingerprint of the value, not the value.
     pub fn erase_value(&self, value: &str, actor: &str) -> Result<ValueErasure, ControlError> {
         let key = self.sketch_key();

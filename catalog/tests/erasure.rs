@@ -488,9 +488,17 @@ async fn a_value_is_erased_by_its_keyed_hash_from_every_sketch() {
     let out = cp.control.erase_value("4242", "test").unwrap();
     assert_eq!(out.constants_forgotten, 1, "{out:?}");
     assert!(constant(&cp).is_none());
+    let series = |cp: &Cp| {
+        let s = cp.control.service("shop-svc").unwrap();
+        s.metrics.metrics["queue.depth"].series.estimate()
+    };
+    assert_eq!(series(&cp), 1);
     let out = cp.control.erase_value("cust-1001", "test").unwrap();
     assert!(out.removed_from_sketches >= 2, "{out:?}");
     assert_eq!(distinct(&cp), 3);
+    // The gauge's one series carried cust-1001: its series sketch is emptied.
+    assert_eq!(series(&cp), 0);
+    assert!(out.sketches_reset >= 1, "{out:?}");
     // Past 128 values the sketch is a HyperLogLog: a register cannot forget one value,
     // so the sketch the value may have touched is emptied.
     let many: Vec<String> = (0..300).map(|i| format!("big-{i}")).collect();
