@@ -37,7 +37,7 @@ use weir_api::otlp::metrics::v1::{
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::{
     parse_component_config, Batch, BuildContext, BuildError, Component, ConfigErrors,
-    ConnectorConfig, ConnectorFactory, ConsumeError, Consumer, Payload, Signal, Stage,
+    ConnectorConfig, ConnectorFactory, ConsumeError, Consumer, FanOut, Payload, Signal, Stage,
 };
 use weir_filter::ottl::{compile_group, Condition, Ctx, Item, PathMode, Point, Record, SignalKind};
 
@@ -286,7 +286,7 @@ impl ConnectorConfig for Count {
         Ok(Arc::new(CountStage {
             id: ctx.id.to_string(),
             defs: self.defs.clone(),
-            next: crate::forward::fan_out(outputs.into_iter().map(|(_, c)| c).collect()),
+            next: FanOut::of(outputs.into_iter().map(|(_, c)| c).collect()),
         }))
     }
 }

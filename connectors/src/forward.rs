@@ -51,17 +51,8 @@ impl ConnectorConfig for ForwardSettings {
         outputs: Vec<(String, Arc<dyn Consumer>)>,
     ) -> Result<Arc<dyn Stage>, BuildError> {
         Ok(Arc::new(Forward {
-            next: fan_out(outputs.into_iter().map(|(_, c)| c).collect()),
+            next: FanOut::of(outputs.into_iter().map(|(_, c)| c).collect()),
         }))
-    }
-}
-
-/// One consumer, or a fan-out over several.
-pub(crate) fn fan_out(mut consumers: Vec<Arc<dyn Consumer>>) -> Arc<dyn Consumer> {
-    if consumers.len() == 1 {
-        consumers.remove(0)
-    } else {
-        Arc::new(FanOut::new(consumers))
     }
 }
 

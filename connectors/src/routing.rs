@@ -36,11 +36,9 @@ use weir_api::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use weir_api::otlp::metrics::v1::{metric::Data, Metric};
 use weir_api::{
     parse_component_config, Batch, BatchContext, BuildContext, BuildError, Component, ConfigErrors,
-    ConnectorConfig, ConnectorFactory, ConsumeError, Consumer, Payload, Signal, Stage,
+    ConnectorConfig, ConnectorFactory, ConsumeError, Consumer, FanOut, Payload, Signal, Stage,
 };
 use weir_filter::ottl::{compile_group, Condition, Ctx, Item, PathMode, Point, Record, SignalKind};
-
-use crate::forward::fan_out;
 
 /// How a condition that fails while evaluating is handled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -154,7 +152,6 @@ impl ConnectorFactory for RoutingFactory {
                     continue;
                 }
                 (st, c) if !st.is_empty() && !c.is_empty() => {
-                    let _ = (st, c);
                     errors.push(
                         rpath.clone(),
                         "a route takes a condition or a statement, not both",
@@ -325,7 +322,7 @@ impl ConnectorConfig for Routing {
                 .filter(|(id, _)| names.contains(id))
                 .map(|(_, c)| c.clone())
                 .collect();
-            (!list.is_empty()).then(|| fan_out(list))
+            (!list.is_empty()).then(|| FanOut::of(list))
         };
         let mut routes = Vec::new();
         for (i, r) in self.routes.iter().enumerate() {
@@ -616,7 +613,7 @@ fn split_points(
             // The predicate reads the metric's other fields through a shell without points.
             let shell = Metric {
                 data: Some(Data::$variant(Default::default())),
-                ..metric.clone_without_data()
+                ..clone_without_data(metric)
             };
             let mut taken = Vec::new();
             let mut kept = Vec::new();
@@ -627,7 +624,7 @@ fn split_points(
                     kept.push(p);
                 }
             }
-            let base = metric.clone_without_data();
+            let base = clone_without_data(metric);
             let Some(Data::$variant(d)) = metric.data.as_mut() else {
                 return (None, true);
             };
@@ -655,19 +652,14 @@ fn split_points(
     }
 }
 
-trait CloneWithoutData {
-    fn clone_without_data(&self) -> Metric;
-}
-
-impl CloneWithoutData for Metric {
-    fn clone_without_data(&self) -> Metric {
-        Metric {
-            name: self.name.clone(),
-            description: self.description.clone(),
-            unit: self.unit.clone(),
-            metadata: self.metadata.clone(),
-            data: None,
-        }
+/// A copy of `m` without its data points.
+fn clone_without_data(m: &Metric) -> Metric {
+    Metric {
+        name: m.name.clone(),
+        description: m.description.clone(),
+        unit: m.unit.clone(),
+        metadata: m.metadata.clone(),
+        data: None,
     }
 }
 

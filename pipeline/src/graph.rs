@@ -91,14 +91,6 @@ impl Consumer for PipelineEntry {
     }
 }
 
-fn one_or_fanout(mut consumers: Vec<Arc<dyn Consumer>>) -> Arc<dyn Consumer> {
-    if consumers.len() == 1 {
-        consumers.remove(0)
-    } else {
-        Arc::new(FanOut::new(consumers))
-    }
-}
-
 /// Builds every used component. Build errors of all components are collected.
 pub fn build(cfg: &ValidatedConfig, env: &Environment) -> Result<ServiceGraph, Vec<BuildError>> {
     let mut errors = Vec::new();
@@ -200,7 +192,7 @@ pub fn build(cfg: &ValidatedConfig, env: &Environment) -> Result<ServiceGraph, V
         if !complete || outputs.is_empty() {
             continue;
         }
-        let mut next = one_or_fanout(outputs);
+        let mut next = FanOut::of(outputs);
         let mut stages = Vec::new();
         for id in pipeline.processors.iter().rev() {
             let Some(c) = cfg.processors.get(id) else {
@@ -258,7 +250,7 @@ pub fn build(cfg: &ValidatedConfig, env: &Environment) -> Result<ServiceGraph, V
                 .filter(|(s, rs, _)| *s == signal && rs.contains(id))
                 .map(|(_, _, head)| head.clone())
                 .collect();
-            (!list.is_empty()).then(|| one_or_fanout(list))
+            (!list.is_empty()).then(|| FanOut::of(list))
         };
         let consumers = SignalConsumers {
             logs: for_signal(Signal::Logs),

@@ -163,6 +163,15 @@ impl FanOut {
     pub fn new(consumers: Vec<Arc<dyn Consumer>>) -> Self {
         FanOut { consumers }
     }
+
+    /// The one consumer of `consumers` itself, or a fan-out over several.
+    pub fn of(mut consumers: Vec<Arc<dyn Consumer>>) -> Arc<dyn Consumer> {
+        if consumers.len() == 1 {
+            consumers.remove(0)
+        } else {
+            Arc::new(FanOut::new(consumers))
+        }
+    }
 }
 
 #[async_trait]
