@@ -15,6 +15,7 @@ Prints one line per check and 'N passed, N failed'; exits non-zero on failure.
 """
 import json, os, shutil, socket, subprocess, sys, tempfile, time
 
+from common import attrs, free_port, read_lines, wait_port
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -25,44 +26,12 @@ from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
-def wait_port(port, proc, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"weir exited early with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"weir did not listen on {port}")
 
 
-def attrs(kvs):
-    out = {}
-    for kv in kvs or []:
-        v = kv.get("value", {})
-        out[kv["key"]] = next(iter(v.values())) if v else None
-    return out
 
 
-def read_lines(path):
-    docs = []
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                line = line.strip()
-                if line:
-                    docs.append(json.loads(line))
-    return docs
 
 
 def log_records(path):
