@@ -203,6 +203,7 @@ fn components_lists_types_and_signals() {
             "  count: [traces to metrics, metrics to metrics, logs to metrics]",
             "  forward: [traces to traces, metrics to metrics, logs to logs]",
             "  routing: [traces to traces, metrics to metrics, logs to logs]",
+            "  spanmetrics: [traces to metrics]",
         ],
         "{stdout}"
     );

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Connectors with real traffic: the official OpenTelemetry Python SDK sends logs and spans
 to a real weir whose pipelines are joined by the `routing`, `count` and `forward`
-connectors; the test reads what the `file` exporters wrote and checks exact counts.
+connectors (and `spanmetrics`); the test reads what the `file` exporters wrote and checks exact counts.
 
   logs/in --routing--> logs/acme   (resource route: tenant == acme)
                    \\-> logs/errors (log route: severity_number >= ERROR)
@@ -9,6 +9,7 @@ connectors; the test reads what the `file` exporters wrote and checks exact coun
           --count----> metrics/counts (app.log.count by the `level` attribute)
           --forward--> logs/all
   traces  --count----> metrics/counts (trace.span.count, the default)
+          --spanmetrics--> metrics/spans (calls and duration per span name, kind, status)
 
 usage: connectors.py WEIR_BINARY
 Prints one line per check and 'N passed, N failed'; exits non-zero on failure.
@@ -18,6 +19,7 @@ import json, os, shutil, socket, subprocess, sys, tempfile, time
 from common import attrs, free_port, read_lines, wait_port
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
@@ -61,6 +63,32 @@ def count_points(path):
     return sums, shapes
 
 
+def span_metrics(path):
+    """calls and histogram counts by (span.name, span.kind, status.code, tier), and shapes."""
+    calls, hist, shapes = {}, {}, {}
+    for d in read_lines(path):
+        for rm in d.get("resourceMetrics", []):
+            for sm in rm.get("scopeMetrics", []):
+                assert sm.get("scope", {}).get("name") == "spanmetricsconnector", sm.get("scope")
+                for m in sm.get("metrics", []):
+                    kind = "sum" if "sum" in m else "histogram"
+                    body = m[kind]
+                    shapes[m["name"]] = (kind, _temporality(body.get("aggregationTemporality")),
+                                         body.get("isMonotonic"), m.get("unit", ""))
+                    for p in body.get("dataPoints", []):
+                        a = attrs(p.get("attributes"))
+                        key = (a.get("span.name"), a.get("span.kind"), a.get("status.code"), a.get("tier"))
+                        if kind == "sum":
+                            calls[key] = calls.get(key, 0) + int(p.get("asInt", 0))
+                        else:
+                            hist[key] = hist.get(key, 0) + int(p.get("count", 0))
+    return calls, hist, shapes
+
+
+def _temporality(v):
+    return {"AGGREGATION_TEMPORALITY_DELTA": 1, "AGGREGATION_TEMPORALITY_CUMULATIVE": 2}.get(v, v)
+
+
 def emit_logs(port, tenant, plan):
     lp = LoggerProvider(resource=Resource.create({"service.name": f"svc-{tenant}", "tenant": tenant}))
     lp.add_log_record_processor(SimpleLogRecordProcessor(
@@ -82,7 +110,7 @@ def main():
     weir = sys.argv[1]
     tmp = tempfile.mkdtemp(prefix="weir-connectors-")
     grpc_port, metrics_port = free_port(), free_port()
-    files = {k: os.path.join(tmp, f"{k}.jsonl") for k in ("acme", "errors", "other", "all", "counts")}
+    files = {k: os.path.join(tmp, f"{k}.jsonl") for k in ("acme", "errors", "other", "all", "counts", "spans")}
     cfg = os.path.join(tmp, "weir.yaml")
     exporters = "\n".join(f"  file/{k}:\n    path: {p}\n    flush_interval: 100ms" for k, p in files.items())
     with open(cfg, "w") as f:
@@ -105,6 +133,9 @@ connectors:
       - context: log
         statement: route() where severity_number >= SEVERITY_NUMBER_ERROR
         pipelines: [logs/errors]
+  spanmetrics:
+    metrics_flush_interval: 1h
+    dimensions: [{{name: tier, default: none}}]
   count:
     logs:
       app.log.count:
@@ -134,7 +165,10 @@ service:
       exporters: [file/all]
     traces:
       receivers: [otlp]
-      exporters: [count]
+      exporters: [count, spanmetrics]
+    metrics/spans:
+      receivers: [spanmetrics]
+      exporters: [file/spans]
     metrics/counts:
       receivers: [count]
       exporters: [file/counts]
@@ -166,6 +200,12 @@ service:
         for i in range(7):
             with tracer.start_as_current_span(f"op-{i}"):
                 pass
+        for _ in range(5):
+            with tracer.start_as_current_span("checkout", kind=SpanKind.SERVER, attributes={"tier": "web"}):
+                pass
+        for _ in range(3):
+            with tracer.start_as_current_span("db", kind=SpanKind.CLIENT) as sp:
+                sp.set_status(Status(StatusCode.ERROR))
         tp.shutdown()
         time.sleep(0.5)
         proc.terminate()
@@ -188,11 +228,23 @@ service:
         check("forward: all 39 records to logs/all", len(everything) == 39, f"{len(everything)}")
         sums, shapes = count_points(files["counts"])
         want = {("app.log.count", "info"): 30, ("app.log.count", "error"): 7,
-                ("app.log.count", "none"): 2, ("trace.span.count", None): 7}
+                ("app.log.count", "none"): 2, ("trace.span.count", None): 15}
         check("count: log records by level and spans, exactly", sums == want, f"{sums}")
         check("count: delta monotonic sums in the connector's scope",
               all(s[0] in (1, "AGGREGATION_TEMPORALITY_DELTA") and s[1] is True
                   and s[2].endswith("connector/countconnector") for s in shapes.values()), f"{shapes}")
+        calls, hist, shapes = span_metrics(files["spans"])
+        want = {("op-0", "SPAN_KIND_INTERNAL", "STATUS_CODE_UNSET", "none"): 1,
+                ("checkout", "SPAN_KIND_SERVER", "STATUS_CODE_UNSET", "web"): 5,
+                ("db", "SPAN_KIND_CLIENT", "STATUS_CODE_ERROR", "none"): 3}
+        got = {k: v for k, v in calls.items() if k[0] in ("op-0", "checkout", "db")}
+        check("spanmetrics: calls per span name, kind, status and dimension, exactly",
+              got == want and len(calls) == 9 and sum(calls.values()) == 15, f"{calls}")
+        check("spanmetrics: one duration histogram point per series with its count",
+              hist == calls, f"{hist}")
+        check("spanmetrics: cumulative calls sum and ms histogram named as the Collector's",
+              shapes == {"traces.span.metrics.calls": ("sum", 2, True, ""),
+                         "traces.span.metrics.duration": ("histogram", 2, None, "ms")}, f"{shapes}")
     except Exception as e:  # noqa: BLE001 - report any failure as a failed check
         check("connectors run", False, repr(e))
     finally:
