@@ -8,6 +8,8 @@
 //!       ca_file: /etc/weir/ca.pem    # default: the system's roots (see weir-tls for every field)
 //!     headers:
 //!       x-tenant: acme
+//!     auth:
+//!       authenticator: bearertokenauth/upstream  # a client authenticator extension
 //!     compression: gzip              # gzip (default) | zstd | none
 //!     timeout: 5s
 //!     retry_on_failure:
@@ -44,7 +46,9 @@ use weir_api::{
 };
 
 use crate::delivery::{Delivered, Delivery, QueueSettings, RetrySettings, Sender};
-use crate::otlp_settings::{grpc_endpoint_url, unsendable_header_names, Compression, TlsSettings};
+use crate::otlp_settings::{
+    grpc_endpoint_url, unsendable_header_names, AuthSettings, Compression, TlsSettings,
+};
 use crate::{otlp_response, SendError};
 
 fn default_timeout() -> Duration {
@@ -98,6 +102,9 @@ pub struct OtlpGrpcSettings {
     /// The collector's gRPC write buffer size in bytes; accepted, no effect. Default: absent.
     #[serde(default)]
     pub write_buffer_size: Option<u64>,
+    /// The authenticator extension that adds credentials to every call. Default: none.
+    #[serde(default)]
+    pub auth: Option<AuthSettings>,
 }
 
 /// The `keepalive` section (the collector's names).
@@ -125,6 +132,7 @@ pub struct OtlpGrpcConfig {
     settings: OtlpGrpcSettings,
     url: String,
     metadata: MetadataMap,
+    path: String,
 }
 
 impl ExporterFactory for OtlpGrpcFactory {
@@ -184,11 +192,13 @@ impl ExporterFactory for OtlpGrpcFactory {
         settings
             .sending_queue
             .validate(&format!("{path}.sending_queue"), &mut errors);
+        AuthSettings::validate(&settings.auth, path, &mut errors);
         errors.into_result(())?;
         Ok(Box::new(OtlpGrpcConfig {
             url: url.unwrap_or_default(),
             settings,
             metadata,
+            path: path.to_string(),
         }))
     }
 }
@@ -221,7 +231,18 @@ fn metadata_from_headers(
 }
 
 impl ExporterConfig for OtlpGrpcConfig {
+    fn authenticator_refs(&self) -> Vec<(String, String)> {
+        AuthSettings::refs(&self.settings.auth, &self.path)
+    }
+
     fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Stage>, BuildError> {
+        let auth = AuthSettings::resolve(&self.settings.auth, ctx)?;
+        if auth.is_some() && !self.url.starts_with("https://") {
+            tracing::warn!(
+                exporter = %ctx.id,
+                "auth.authenticator sends credentials over a plain-text connection (the collector's gRPC client refuses this; use TLS)"
+            );
+        }
         for name in unsendable_header_names(&self.settings.headers, true) {
             tracing::warn!(
                 exporter = %ctx.id,
@@ -294,6 +315,7 @@ impl ExporterConfig for OtlpGrpcConfig {
                 Compression::None => None,
             },
             metadata: self.metadata.clone(),
+            auth,
             timeout: self.settings.timeout,
         };
         Ok(Arc::new(Delivery::new(
@@ -325,6 +347,8 @@ struct GrpcSender {
     channel: OnceLock<Channel>,
     compression: Option<CompressionEncoding>,
     metadata: MetadataMap,
+    /// Adds credentials to every call (`auth.authenticator`).
+    auth: Option<Arc<dyn weir_api::ClientAuthenticator>>,
     timeout: Duration,
 }
 
@@ -361,6 +385,18 @@ impl Sender for GrpcSender {
         }
         let mut request = tonic::Request::new(batch.to_protobuf());
         *request.metadata_mut() = self.metadata.clone();
+        if let Some(auth) = &self.auth {
+            let headers = auth.headers().map_err(|e| SendError::Request {
+                endpoint: self.url.clone(),
+                reason: format!("auth: {e}"),
+                source: None,
+            })?;
+            let mut map = request.metadata().clone().into_headers();
+            for (name, value) in headers {
+                map.insert(name, value);
+            }
+            *request.metadata_mut() = MetadataMap::from_headers(map);
+        }
         request.set_timeout(self.timeout);
         let attempt = async {
             grpc.ready().await.map_err(|e| SendError::Transport {

@@ -8,6 +8,7 @@
 //!     encoding: proto                           # proto (default) | json
 //!     headers:
 //!       x-tenant: acme
+//!     auth: { authenticator: bearertokenauth }  # a client authenticator extension
 //!     compression: gzip                         # gzip (default) | zstd | none
 //!     timeout: 30s
 //!     retry_on_failure: { enabled: true, initial_interval: 5s }
@@ -40,7 +41,8 @@ use weir_api::{
 
 use crate::delivery::{Delivered, Delivery, QueueSettings, RetrySettings, Sender};
 use crate::otlp_settings::{
-    http_endpoint_uri, unsendable_header_names, validate_headers, Compression, TlsSettings,
+    http_endpoint_uri, unsendable_header_names, validate_headers, AuthSettings, Compression,
+    TlsSettings,
 };
 use crate::{otlp_response, SendError};
 
@@ -124,6 +126,9 @@ pub struct OtlpHttpSettings {
     /// The collector's HTTP write buffer size in bytes; accepted, no effect. Default: absent.
     #[serde(default)]
     pub write_buffer_size: Option<u64>,
+    /// The authenticator extension that adds credentials to every request. Default: none.
+    #[serde(default)]
+    pub auth: Option<AuthSettings>,
 }
 
 fn default_idle_conn_timeout() -> Duration {
@@ -144,6 +149,7 @@ pub struct OtlpHttpConfig {
     /// Target URL per signal (logs, traces, metrics), when one is configured.
     urls: [Option<http::Uri>; 3],
     headers: HeaderMap,
+    path: String,
 }
 
 fn signal_index(signal: Signal) -> usize {
@@ -212,17 +218,24 @@ impl ExporterFactory for OtlpHttpFactory {
                 headers.insert(n, v);
             }
         }
+        AuthSettings::validate(&s.auth, path, &mut errors);
         errors.into_result(())?;
         Ok(Box::new(OtlpHttpConfig {
             settings: s,
             urls,
             headers,
+            path: path.to_string(),
         }))
     }
 }
 
 impl ExporterConfig for OtlpHttpConfig {
+    fn authenticator_refs(&self) -> Vec<(String, String)> {
+        AuthSettings::refs(&self.settings.auth, &self.path)
+    }
+
     fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Stage>, BuildError> {
+        let auth = AuthSettings::resolve(&self.settings.auth, ctx)?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(self.settings.timeout));
@@ -269,6 +282,7 @@ impl ExporterConfig for OtlpHttpConfig {
             client,
             urls: self.urls.clone(),
             headers: self.headers.clone(),
+            auth,
             encoding: self.settings.encoding,
             compression: self.settings.compression,
             timeout: self.settings.timeout,
@@ -302,6 +316,8 @@ struct HttpSender {
     client: Client<weir_tls::hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     urls: [Option<http::Uri>; 3],
     headers: HeaderMap,
+    /// Adds credentials to every request (`auth.authenticator`).
+    auth: Option<Arc<dyn weir_api::ClientAuthenticator>>,
     encoding: Encoding,
     compression: Compression,
     timeout: Duration,
@@ -372,6 +388,16 @@ impl Sender for HttpSender {
             })?;
         let h = request.headers_mut();
         h.extend(self.headers.clone());
+        if let Some(auth) = &self.auth {
+            let credentials = auth.headers().map_err(|e| SendError::Request {
+                endpoint: url.clone(),
+                reason: format!("auth: {e}"),
+                source: None,
+            })?;
+            for (name, value) in credentials {
+                h.insert(name, value);
+            }
+        }
         let content_type = match self.encoding {
             Encoding::Proto => "application/x-protobuf",
             Encoding::Json => "application/json",

@@ -45,6 +45,61 @@ impl Compression {
     }
 }
 
+/// The `auth` section: the extension (a client authenticator, e.g. `bearertokenauth`) that
+/// adds credentials to every request, as the collector's `configauth`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// The extension id, e.g. `bearertokenauth/upstream`. Required.
+    #[serde(default)]
+    pub authenticator: String,
+}
+
+impl AuthSettings {
+    /// `(YAML path, extension id)` for the config check; `path` is the exporter's path.
+    pub fn refs(auth: &Option<AuthSettings>, path: &str) -> Vec<(String, String)> {
+        auth.iter()
+            .map(|a| {
+                (
+                    format!("{path}.auth.authenticator"),
+                    a.authenticator.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Reports an empty `authenticator`.
+    pub fn validate(auth: &Option<AuthSettings>, path: &str, errors: &mut ConfigErrors) {
+        if let Some(a) = auth {
+            if a.authenticator.trim().is_empty() {
+                errors.push(
+                    format!("{path}.auth.authenticator"),
+                    "is required (the id of an authenticator extension, e.g. bearertokenauth)",
+                );
+            }
+        }
+    }
+
+    /// The client authenticator named, from the service's extensions.
+    pub fn resolve(
+        auth: &Option<AuthSettings>,
+        ctx: &weir_api::BuildContext,
+    ) -> Result<Option<std::sync::Arc<dyn weir_api::ClientAuthenticator>>, weir_api::BuildError>
+    {
+        match auth {
+            None => Ok(None),
+            Some(a) => ctx
+                .authenticators
+                .client(
+                    &ctx.id,
+                    &format!("exporters.{}.auth.authenticator", ctx.id),
+                    &a.authenticator,
+                )
+                .map(Some),
+        }
+    }
+}
+
 /// The `tls` section: weir-tls client settings (`insecure`, `insecure_skip_verify`, `ca_file`,
 /// `ca_pem`, `cert_file`, `key_file`, `server_name_override`, `min_version`, ...).
 pub use weir_tls::TlsClientSettings as TlsSettings;

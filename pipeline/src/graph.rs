@@ -111,6 +111,12 @@ pub fn build(cfg: &ValidatedConfig, env: &Environment) -> Result<ServiceGraph, V
             .iter()
             .map(|(id, ext)| (id.clone(), ext.server_authenticator()))
             .collect(),
+    )
+    .with_clients(
+        extensions
+            .iter()
+            .map(|(id, ext)| (id.clone(), ext.client_authenticator()))
+            .collect(),
     );
 
     let mut exporters: BTreeMap<ComponentId, Arc<dyn Stage>> = BTreeMap::new();
@@ -120,7 +126,9 @@ pub fn build(cfg: &ValidatedConfig, env: &Environment) -> Result<ServiceGraph, V
                 continue;
             }
             if let Some(c) = cfg.exporters.get(id) {
-                match c.build(&env.context(id, None)) {
+                let mut ctx = env.context(id, None);
+                ctx.authenticators = authenticators.clone();
+                match c.build(&ctx) {
                     Ok(exp) => {
                         exporters.insert(id.clone(), exp);
                     }

@@ -24,12 +24,22 @@ pub trait ServerAuthenticator: Send + Sync {
     fn authenticate(&self, headers: &http::HeaderMap) -> Result<(), AuthError>;
 }
 
+/// Adds credentials to outgoing requests: an extension an exporter names in
+/// `auth.authenticator` (the collector's client authenticators).
+pub trait ClientAuthenticator: Send + Sync {
+    /// The headers (HTTP headers, or gRPC metadata; names lower case) to set on the next
+    /// request, replacing any of the same name. Called for every request; must not block for
+    /// long.
+    fn headers(&self) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, AuthError>;
+}
+
 /// The authenticators the service's extensions offer, by extension id. An extension that is
 /// listed in `service.extensions` but is no authenticator is present as `None`, so a
 /// receiver naming it is told exactly that.
 #[derive(Clone, Default)]
 pub struct Authenticators {
     by_id: Arc<BTreeMap<ComponentId, Option<Arc<dyn ServerAuthenticator>>>>,
+    clients: Arc<BTreeMap<ComponentId, Option<Arc<dyn ClientAuthenticator>>>>,
 }
 
 impl Authenticators {
@@ -37,6 +47,41 @@ impl Authenticators {
     pub fn new(by_id: BTreeMap<ComponentId, Option<Arc<dyn ServerAuthenticator>>>) -> Self {
         Authenticators {
             by_id: Arc::new(by_id),
+            clients: Arc::default(),
+        }
+    }
+
+    /// The same set with the client authenticators the extensions offer (exporters' `auth`).
+    pub fn with_clients(
+        mut self,
+        clients: BTreeMap<ComponentId, Option<Arc<dyn ClientAuthenticator>>>,
+    ) -> Self {
+        self.clients = Arc::new(clients);
+        self
+    }
+
+    /// The client authenticator of extension `name`, for the exporter `id` whose YAML `path`
+    /// names it; the error names that path.
+    pub fn client(
+        &self,
+        id: &ComponentId,
+        path: &str,
+        name: &str,
+    ) -> Result<Arc<dyn ClientAuthenticator>, BuildError> {
+        let fail = |message: String| BuildError::Other {
+            id: id.clone(),
+            message: format!("{path}: {message}"),
+            source: None,
+        };
+        let key = ComponentId::parse(name).map_err(|e| fail(e.to_string()))?;
+        match self.clients.get(&key) {
+            Some(Some(a)) => Ok(a.clone()),
+            Some(None) => Err(fail(format!(
+                "extension \"{name}\" is not a client authenticator (use bearertokenauth)"
+            ))),
+            None => Err(fail(format!(
+                "extension \"{name}\" is not configured and listed in service.extensions"
+            ))),
         }
     }
 

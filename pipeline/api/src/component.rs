@@ -144,6 +144,11 @@ pub trait Component: Send + Sync {
     fn server_authenticator(&self) -> Option<Arc<dyn crate::ServerAuthenticator>> {
         None
     }
+    /// The client authenticator this component (an extension) offers to exporters that
+    /// name it in `auth.authenticator`; `None` for everything else.
+    fn client_authenticator(&self) -> Option<Arc<dyn crate::ClientAuthenticator>> {
+        None
+    }
 }
 
 /// A processor stage or an exporter: takes batches and has a lifecycle.
@@ -240,6 +245,12 @@ pub trait ExporterFactory: Send + Sync {
 pub trait ExporterConfig: Send + Sync {
     /// Builds the exporter; `consume` takes batches of any signal it supports.
     fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Stage>, BuildError>;
+    /// The extensions this exporter names in `auth.authenticator`, as `(YAML path of the
+    /// field, extension id as written)`; the config check makes sure each is configured,
+    /// listed in `service.extensions` and a client authenticator.
+    fn authenticator_refs(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// Parses an extension's config section.
@@ -260,6 +271,12 @@ pub trait ExtensionConfig: Send + Sync {
     /// ([`Component::server_authenticator`]), so receivers may name it in
     /// `auth.authenticator`.
     fn offers_server_authenticator(&self) -> bool {
+        false
+    }
+    /// Whether the built extension offers a client authenticator
+    /// ([`Component::client_authenticator`]), so exporters may name it in
+    /// `auth.authenticator`.
+    fn offers_client_authenticator(&self) -> bool {
         false
     }
 }

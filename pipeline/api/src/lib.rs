@@ -19,7 +19,7 @@ mod splice;
 mod telemetry;
 mod wire_check;
 
-pub use auth::{AuthError, Authenticators, ServerAuthenticator};
+pub use auth::{AuthError, Authenticators, ClientAuthenticator, ServerAuthenticator};
 pub use batch::{Batch, BatchContext, DecodeError, Payload, Signal, SignalSet};
 pub use component::{
     BuildContext, BuildError, Component, ConnectorConfig, ConnectorFactory, ExporterConfig,

@@ -3,6 +3,7 @@
 //! - `${env:VAR}` and `${VAR}`: the environment variable (unset: empty, with a warning).
 //! - `${env:VAR:-default}`: `default` when `VAR` is unset.
 //! - `${file:path}`: the file's content (relative paths from the working directory).
+//! - `${http://...}`, `${https://...}`: the body of a GET (see `config::http`).
 //! - `$$`: a literal `$`.
 //!
 //! A value that is exactly one `${...}` takes the YAML type of what it expands to
@@ -23,6 +24,10 @@ pub trait Resolver {
     fn env(&self, name: &str) -> Option<String>;
     /// The content of the file at `path`.
     fn file(&self, path: &str) -> Result<String, String>;
+    /// The body of a GET of `uri` (`http://...` or `https://...`).
+    fn http(&self, uri: &str) -> Result<String, String> {
+        super::http::fetch(uri)
+    }
 }
 
 /// The process environment and file system.
@@ -150,8 +155,9 @@ fn resolve(reference: &str, resolver: &dyn Resolver) -> Result<String, String> {
             }
         }
         "file" => resolver.file(rest),
+        "http" | "https" => resolver.http(reference),
         other => Err(format!(
-            "unsupported expansion scheme {other:?} in \"${{{reference}}}\" (supported: env, file)"
+            "unsupported expansion scheme {other:?} in \"${{{reference}}}\" (supported: env, file, http, https)"
         )),
     }
 }
@@ -169,7 +175,7 @@ pub fn expand_value(s: &str, resolver: &dyn Resolver) -> Result<Value, String> {
             Piece::Text(t) => out.push_str(&t),
             Piece::Ref(r) => {
                 let raw = resolve(r, resolver)?;
-                if r.starts_with("file:") {
+                if r.starts_with("file:") || r.starts_with("http:") || r.starts_with("https:") {
                     out.push_str(raw.trim_end_matches(['\n', '\r']));
                 } else {
                     out.push_str(&raw);
@@ -267,7 +273,7 @@ mod tests {
         );
         assert_eq!(
             x("${vault:x}").unwrap_err(),
-            "unsupported expansion scheme \"vault\" in \"${vault:x}\" (supported: env, file)"
+            "unsupported expansion scheme \"vault\" in \"${vault:x}\" (supported: env, file, http, https)"
         );
         assert_eq!(
             x("${env:HOST").unwrap_err(),
@@ -290,7 +296,7 @@ mod tests {
         assert_eq!(
             lines,
             vec![
-                "exporters.otlp/${HOST}.headers[0]: unsupported expansion scheme \"vault\" in \"${vault:a}\" (supported: env, file)".to_string(),
+                "exporters.otlp/${HOST}.headers[0]: unsupported expansion scheme \"vault\" in \"${vault:a}\" (supported: env, file, http, https)".to_string(),
                 "x: environment variable \"1BAD\" has an invalid name: it must match [A-Za-z_][A-Za-z0-9_]*".to_string(),
             ]
         );

@@ -5,6 +5,7 @@
 //! references are expanded in the result.
 
 mod expand;
+mod http;
 mod merge;
 mod redact;
 mod telemetry;
@@ -17,6 +18,7 @@ use serde_json::Value;
 use weir_api::{ConfigError, ConfigErrors};
 
 pub use expand::{expand_tree, expand_value, ProcessResolver, Resolver};
+pub use http::{fetch as fetch_http, MAX_BODY as HTTP_MAX_BODY};
 pub use merge::{apply_set, deep_merge, expand_key_separators};
 pub use redact::redact;
 pub use telemetry::{LogEncoding, LogLevel, TelemetrySettings, DEFAULT_METRICS_ADDRESS};
@@ -42,6 +44,8 @@ pub enum ConfigSource {
     },
     /// `env:VAR`: YAML held in an environment variable.
     Env(String),
+    /// `http://...` or `https://...`: YAML fetched with one GET when the config loads.
+    Http(String),
 }
 
 impl ConfigSource {
@@ -56,6 +60,8 @@ impl ConfigSource {
             }
         } else if let Some(v) = arg.strip_prefix("env:") {
             ConfigSource::Env(v.to_string())
+        } else if arg.starts_with("http:") || arg.starts_with("https:") {
+            ConfigSource::Http(arg.to_string())
         } else {
             ConfigSource::File(PathBuf::from(arg))
         }
@@ -74,6 +80,7 @@ impl ConfigSource {
             ConfigSource::File(p) => p.display().to_string(),
             ConfigSource::Yaml { name, .. } => name.clone(),
             ConfigSource::Env(v) => format!("env:{v}"),
+            ConfigSource::Http(uri) => uri.clone(),
         }
     }
 
@@ -86,6 +93,7 @@ impl ConfigSource {
             ConfigSource::Env(v) => {
                 std::env::var(v).map_err(|_| format!("environment variable {v:?} is not set"))
             }
+            ConfigSource::Http(uri) => http::fetch(uri),
         }
     }
 }

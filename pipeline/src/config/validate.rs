@@ -563,6 +563,28 @@ pub fn validate(tree: &Value, registry: &Registry) -> Result<ValidatedConfig, Co
         }
     }
 
+    // An exporter's `auth.authenticator` (a client authenticator), by the same rules.
+    for ec in exporters.values() {
+        for (path, name) in ec.authenticator_refs() {
+            match ComponentId::parse(&name) {
+                Err(e) => errors.push(path, e),
+                Ok(id) if !configured_extensions.contains(&id) => errors.push(
+                    path,
+                    format!("extension \"{name}\" is not configured (add it under extensions: and to service.extensions)"),
+                ),
+                Ok(id) if !service_extensions.contains(&id) => errors.push(
+                    path,
+                    format!("extension \"{name}\" is configured but not listed in service.extensions"),
+                ),
+                Ok(id) if extensions.get(&id).is_some_and(|e| !e.offers_client_authenticator()) => errors.push(
+                    path,
+                    format!("extension \"{name}\" is not a client authenticator (use bearertokenauth)"),
+                ),
+                Ok(_) => {}
+            }
+        }
+    }
+
     check_connectors(&pipelines, &connectors, &configured_connectors, &mut errors);
 
     errors.into_result(ValidatedConfig {

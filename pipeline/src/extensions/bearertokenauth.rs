@@ -25,9 +25,13 @@
 //! `tokens` (as in contrib); the file is read at start (a missing or empty file is an error
 //! naming the field) and again when its modification time changes (checked at most once a
 //! second), so tokens can be rotated without a restart; a file that becomes unreadable keeps
-//! the last tokens and logs a warning. Weir's exporters send a token with their `headers`
-//! setting (`headers: {authorization: "Bearer ${env:OTLP_TOKEN}"}`); the client side of this
-//! extension (an exporter's `auth`) is not implemented.
+//! the last tokens and logs a warning.
+//!
+//! As a client authenticator (the `otlp` and `otlphttp` exporters' `auth.authenticator`), it
+//! sets `header` to `<scheme> <token>` on every request, with the first token (`token`, the
+//! first of `tokens`, or the first line of `filename`, re-read when the file changes), as
+//! contrib does. Unlike the collector's gRPC client, Weir also sends it over a plain-text
+//! connection (`tls.insecure: true`), with a warning when the exporter is built.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -37,8 +41,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use weir_api::{
-    parse_component_config, AuthError, BuildContext, BuildError, Component, ConfigErrors,
-    ExtensionConfig, ExtensionFactory, ServerAuthenticator,
+    parse_component_config, AuthError, BuildContext, BuildError, ClientAuthenticator, Component,
+    ConfigErrors, ExtensionConfig, ExtensionFactory, ServerAuthenticator,
 };
 
 /// `extensions.bearertokenauth` as written.
@@ -132,6 +136,10 @@ impl ExtensionFactory for BearerTokenAuthFactory {
 
 impl ExtensionConfig for Parsed {
     fn offers_server_authenticator(&self) -> bool {
+        true
+    }
+
+    fn offers_client_authenticator(&self) -> bool {
         true
     }
 
@@ -278,6 +286,35 @@ impl ServerAuthenticator for Tokens {
     }
 }
 
+impl ClientAuthenticator for Tokens {
+    fn headers(&self) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, AuthError> {
+        let from_file;
+        let tokens: &[String] = match &self.file {
+            Some(f) => {
+                from_file = f.tokens();
+                &from_file
+            }
+            None => &self.fixed,
+        };
+        let token = tokens
+            .first()
+            .ok_or_else(|| AuthError("bearertokenauth has no token to send".into()))?;
+        let text = if self.scheme.is_empty() {
+            token.clone()
+        } else {
+            format!("{} {token}", self.scheme)
+        };
+        let mut value = http::HeaderValue::from_str(&text).map_err(|_| {
+            AuthError(format!(
+                "the token holds characters the {} header cannot carry",
+                self.header
+            ))
+        })?;
+        value.set_sensitive(true);
+        Ok(vec![(self.header.clone(), value)])
+    }
+}
+
 /// The running extension: nothing to start, it only authenticates.
 struct BearerTokenAuth {
     inner: Arc<Tokens>,
@@ -286,6 +323,10 @@ struct BearerTokenAuth {
 #[async_trait]
 impl Component for BearerTokenAuth {
     fn server_authenticator(&self) -> Option<Arc<dyn ServerAuthenticator>> {
+        Some(self.inner.clone())
+    }
+
+    fn client_authenticator(&self) -> Option<Arc<dyn ClientAuthenticator>> {
         Some(self.inner.clone())
     }
 }
@@ -379,6 +420,50 @@ mod tests {
         assert!(a
             .authenticate(&headers("authorization", "Bearer first"))
             .is_err());
+    }
+
+    #[test]
+    fn as_a_client_it_sends_the_first_token_with_the_scheme() {
+        let client = |config: serde_json::Value| {
+            let ctx = BuildContext::for_component(
+                weir_api::ComponentId::parse("bearertokenauth").unwrap(),
+            );
+            BearerTokenAuthFactory
+                .parse(&config, "extensions.bearertokenauth")
+                .unwrap_or_else(|e| panic!("{e:?}"))
+                .build(&ctx)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .client_authenticator()
+                .unwrap()
+        };
+        let sent = |c: &Arc<dyn ClientAuthenticator>| {
+            c.headers()
+                .unwrap()
+                .into_iter()
+                .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+                .collect::<Vec<_>>()
+        };
+        let a = client(serde_json::json!({"token": "s3cret"}));
+        assert_eq!(sent(&a), [("authorization".into(), "Bearer s3cret".into())]);
+        let b = client(
+            serde_json::json!({"tokens": ["one", "two"], "scheme": "", "header": "X-Api-Key"}),
+        );
+        assert_eq!(sent(&b), [("x-api-key".into(), "one".into())]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "\n  first \nsecond\n").unwrap();
+        let c =
+            client(serde_json::json!({"filename": file.display().to_string(), "scheme": "Token"}));
+        assert_eq!(sent(&c), [("authorization".into(), "Token first".into())]);
+        std::thread::sleep(Duration::from_millis(1100));
+        std::fs::write(&file, "rotated\n").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(SystemTime::now() + Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(sent(&c), [("authorization".into(), "Token rotated".into())]);
     }
 
     #[test]
