@@ -25,6 +25,7 @@ pub fn registry() -> Registry {
     weir_processors::register(&mut registry);
     weir_policy::register(&mut registry);
     weir_filter::register(&mut registry);
+    weir_transform::register(&mut registry);
     weir_wasm::register(&mut registry);
     weir_metadata::register(&mut registry);
     weir_connectors::register(&mut registry);

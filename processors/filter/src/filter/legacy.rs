@@ -160,12 +160,24 @@ impl PropertiesBuilder<'_> {
         self.props.record_attributes = self.attr_matchers(field, items);
     }
     pub fn severity_texts(&mut self, items: &[String]) {
-        self.props.severity_texts = self.str_matchers("severity_texts", items);
+        self.severity_texts_at("severity_texts", items);
+    }
+    /// `severity_texts` written under another field name (`log_severity_texts`).
+    pub fn severity_texts_at(&mut self, field: &str, items: &[String]) {
+        self.props.severity_texts = self.str_matchers(field, items);
     }
     pub fn bodies(&mut self, items: &[String]) {
-        self.props.bodies = self.str_matchers("bodies", items);
+        self.bodies_at("bodies", items);
+    }
+    /// `bodies` written under another field name (`log_bodies`).
+    pub fn bodies_at(&mut self, field: &str, items: &[String]) {
+        self.props.bodies = self.str_matchers(field, items);
     }
     pub fn min_severity(&mut self, min: &serde_json::Value, match_undefined: bool) {
+        self.min_severity_at("severity_number", min, match_undefined);
+    }
+    /// `severity_number` written under another field name (`log_severity_number`).
+    pub fn min_severity_at(&mut self, field: &str, min: &serde_json::Value, match_undefined: bool) {
         let text = match min {
             serde_json::Value::String(s) => s.to_ascii_uppercase(),
             serde_json::Value::Number(n) => n.to_string(),
@@ -174,7 +186,7 @@ impl PropertiesBuilder<'_> {
         match severity_number(&text) {
             Some(n) => self.props.min_severity = Some((n, match_undefined)),
             None => self.errors.push(
-                format!("{}.severity_number.min", self.path),
+                format!("{}.{field}.min", self.path),
                 with_hint(
                     format!("{min} is not a valid severity (use 1-24 or TRACE, DEBUG, INFO, WARN, ERROR, FATAL with an optional 2-4 suffix)"),
                     &text,
