@@ -6,19 +6,38 @@
 //!     path: ./telemetry.jsonl   # required; relative to the config file's directory
 //!     format: json              # json (default): one OTLP JSON export request per line
 //!                               # proto: 4-byte big-endian length + protobuf request
-//!     flush_interval: 1s        # 0 flushes after every batch
+//!     compression: zstd         # each request compressed on its own (default: none)
+//!     flush_interval: 1s        # a duration, or an integer of nanoseconds (the collector's
+//!                               # form); 0 flushes after every batch
 //!     append: false             # false truncates the file at start
+//!     rotation:                 # roll the file over by size (the collector's lumberjack)
+//!       max_megabytes: 100      # default 100
+//!       max_days: 0             # delete backups older than this many days; default 0: keep
+//!       max_backups: 100        # backups kept; default 100 (0: keep all)
+//!       localtime: false        # backup names in local time instead of UTC
 //! ```
 //!
 //! The proto format is the collector's: a reader takes a 4-byte length, then that many bytes
 //! of an `Export*ServiceRequest`. As in the collector, the signals share one file; in the JSON
 //! format each line names its signal (`resourceLogs`, `resourceSpans`, `resourceMetrics`).
+//!
+//! With `compression: zstd` every request (JSON or protobuf) is one zstd frame written with
+//! the 4-byte length in front, in both formats, as the collector does by default (its
+//! per-message compression).
+//!
+//! Rotation: before a write that would take the file past `max_megabytes`, the file is
+//! renamed to `<name>-<timestamp>.<ext>` (timestamp `2006-01-02T15-04-05.000` form, UTC
+//! unless `localtime`) next to it and a new file is started; then backups beyond
+//! `max_backups` (oldest first) and older than `max_days` are deleted. A record is never
+//! split across files. With `rotation` the existing file is appended to, as the collector
+//! does; `append` together with `rotation` or `compression` is refused, as in the collector.
+//! `localtime` takes the local UTC offset (`date +%z`) when the exporter starts.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -43,6 +62,61 @@ fn default_flush_interval() -> Duration {
     Duration::from_secs(1)
 }
 
+/// A Go duration as the collector's config loader takes it: a string (`1s`, `500ms`) or an
+/// integer number of nanoseconds.
+fn go_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Nanos(u64),
+        Negative(i64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Nanos(n) => Ok(Duration::from_nanos(n)),
+        Raw::Negative(n) => Err(serde::de::Error::custom(format!(
+            "{n} must not be negative"
+        ))),
+        Raw::Text(t) => humantime::parse_duration(t.trim()).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{t:?} is not a duration ({e}); write e.g. 1s, 500ms, or an integer of nanoseconds"
+            ))
+        }),
+    }
+}
+
+/// The `rotation` section (the collector's lumberjack settings).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotationSettings {
+    /// Size in megabytes (MiB) at which the file is rolled over. Default 100.
+    #[serde(default = "default_max_megabytes")]
+    pub max_megabytes: u64,
+    /// Backups older than this many days (by the timestamp in their name) are deleted.
+    /// Default 0: no age limit.
+    #[serde(default)]
+    pub max_days: u64,
+    /// Backups kept, newest first. Default 100; 0 keeps all.
+    #[serde(default = "default_max_backups")]
+    pub max_backups: usize,
+    /// Backup names in local time instead of UTC. Default false.
+    #[serde(default)]
+    pub localtime: bool,
+}
+
+fn default_max_megabytes() -> u64 {
+    100
+}
+fn default_max_backups() -> usize {
+    100
+}
+
+impl RotationSettings {
+    fn max_bytes(&self) -> u64 {
+        self.max_megabytes.saturating_mul(1024 * 1024)
+    }
+}
+
 /// The `file` exporter's config (the collector's field names).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,16 +128,16 @@ pub struct FileSettings {
     #[serde(default)]
     pub format: FileFormat,
     /// How often buffered output is flushed to the file; `0` flushes after every batch.
-    /// Default `1s`.
-    #[serde(default = "default_flush_interval", with = "humantime_serde")]
+    /// A duration string or an integer of nanoseconds. Default `1s`.
+    #[serde(default = "default_flush_interval", deserialize_with = "go_duration")]
     pub flush_interval: Duration,
     /// Append to an existing file instead of truncating it. Default `false`.
     #[serde(default)]
     pub append: bool,
-    /// File rotation. Not supported yet; default none.
+    /// File rotation by size. Default none (one file that grows).
     #[serde(default)]
-    pub rotation: Option<serde_json::Value>,
-    /// Compression of the output. Not supported yet; default none.
+    pub rotation: Option<RotationSettings>,
+    /// `zstd` (each request compressed on its own), or empty / `none`. Default none.
     #[serde(default)]
     pub compression: Option<String>,
     /// Encoding extension. Not supported yet; default none.
@@ -72,6 +146,18 @@ pub struct FileSettings {
     /// One file per resource attribute value. Not supported yet; default none.
     #[serde(default)]
     pub group_by: Option<serde_json::Value>,
+    /// Create the file's directory at start. Weir always does; accepted. Default false.
+    #[serde(default)]
+    pub create_directory: bool,
+    /// Octal permissions of a created directory (with `create_directory`). Default `0755`.
+    #[serde(default)]
+    pub directory_permissions: Option<String>,
+}
+
+impl FileSettings {
+    fn zstd(&self) -> bool {
+        self.compression.as_deref() == Some("zstd")
+    }
 }
 
 /// Factory of the `file` exporter.
@@ -92,11 +178,61 @@ impl ExporterFactory for FileFactory {
         if settings.path.trim().is_empty() {
             errors.push(format!("{path}.path"), "is required");
         }
+        match settings.compression.as_deref() {
+            None | Some("") | Some("none") | Some("zstd") => {}
+            Some(other) => errors.push(
+                format!("{path}.compression"),
+                format!("unsupported compression {other:?}; expected zstd or none"),
+            ),
+        }
+        let compressed = settings.zstd();
+        if settings.append && compressed {
+            errors.push(
+                format!("{path}.append"),
+                "append and compression enabled at the same time is not supported",
+            );
+        }
+        if settings.append && settings.rotation.is_some() {
+            errors.push(
+                format!("{path}.append"),
+                "append and rotation enabled at the same time is not supported",
+            );
+        }
+        if let Some(r) = &settings.rotation {
+            if r.max_megabytes == 0 {
+                errors.push(
+                    format!("{path}.rotation.max_megabytes"),
+                    "must be greater than 0",
+                );
+            }
+        }
+        if let Some(p) = settings.directory_permissions.as_deref() {
+            if !settings.create_directory {
+                errors.push(
+                    format!("{path}.directory_permissions"),
+                    "only allowed with create_directory: true",
+                );
+            } else if u32::from_str_radix(p, 8).map_or(true, |v| v > 0o777) {
+                errors.push(
+                    format!("{path}.directory_permissions"),
+                    format!("{p:?} is not octal permission bits (e.g. \"0755\")"),
+                );
+            }
+        }
         let unsupported = [
-            ("rotation", settings.rotation.is_some(), "file rotation is not supported yet; rotate with an external tool (logrotate copytruncate) or remove `rotation`"),
-            ("compression", settings.compression.as_deref().is_some_and(|c| !c.is_empty()), "compression of the output file is not supported yet; remove `compression`"),
-            ("encoding", settings.encoding.is_some(), "encoding extensions are not supported yet; use `format: json` or `format: proto`"),
-            ("group_by", settings.group_by.is_some(), "group_by is not supported yet; remove it"),
+            (
+                "encoding",
+                settings.encoding.is_some(),
+                "encoding extensions are not supported yet; use `format: json` or `format: proto`",
+            ),
+            (
+                "group_by",
+                settings
+                    .group_by
+                    .as_ref()
+                    .is_some_and(|g| g.get("enabled").and_then(|e| e.as_bool()).unwrap_or(false)),
+                "group_by is not supported yet; remove it",
+            ),
         ];
         for (field, set, message) in unsupported {
             if set {
@@ -130,50 +266,260 @@ impl ExporterConfig for FileSettings {
     }
 }
 
+/// The open output file, and rotation.
+struct Output {
+    path: PathBuf,
+    file: BufWriter<File>,
+    /// Bytes in the current file (written or buffered).
+    size: u64,
+    rotation: Option<RotationSettings>,
+    /// Seconds east of UTC for backup names (`localtime`), else 0.
+    offset_secs: i64,
+}
+
+impl Output {
+    fn write(&mut self, record: &[u8]) -> std::io::Result<()> {
+        if let Some(r) = &self.rotation {
+            // A record is never split: roll over first when it would not fit. A record larger
+            // than the limit goes alone into a file of its own.
+            if self.size > 0 && self.size + record.len() as u64 > r.max_bytes() {
+                self.rotate()?;
+            }
+        }
+        self.file.write_all(record)?;
+        self.size += record.len() as u64;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.file.flush()?;
+        self.file.get_ref().sync_all()?;
+        let now = SystemTime::now();
+        let mut millis = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+            + self.offset_secs * 1000;
+        // Two rollovers in one millisecond must not overwrite a backup.
+        let backup = loop {
+            let candidate = backup_path(&self.path, millis);
+            if !candidate.exists() {
+                break candidate;
+            }
+            millis += 1;
+        };
+        std::fs::rename(&self.path, &backup)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&self.path)?;
+        self.file = BufWriter::with_capacity(256 * 1024, file);
+        self.size = 0;
+        if let Some(r) = &self.rotation {
+            remove_old_backups(&self.path, r, now, self.offset_secs);
+        }
+        Ok(())
+    }
+}
+
+/// `dir/name.ext` -> (`name-`, `.ext`), the parts around a backup's timestamp.
+fn backup_affixes(path: &Path) -> (String, String) {
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match file.rfind('.') {
+        Some(dot) if dot > 0 => (format!("{}-", &file[..dot]), file[dot..].to_string()),
+        _ => (format!("{file}-"), String::new()),
+    }
+}
+
+/// The backup name for a rollover at `millis` (milliseconds since the epoch, already shifted
+/// to local time when asked).
+fn backup_path(path: &Path, millis: i64) -> PathBuf {
+    let (prefix, ext) = backup_affixes(path);
+    path.with_file_name(format!("{prefix}{}{ext}", format_timestamp(millis)))
+}
+
+/// `2006-01-02T15-04-05.000`, the collector's backup timestamp layout.
+fn format_timestamp(millis: i64) -> String {
+    let secs = millis.div_euclid(1000);
+    let ms = millis.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let tod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}-{:02}-{:02}.{ms:03}",
+        tod / 3600,
+        tod / 60 % 60,
+        tod % 60
+    )
+}
+
+/// Milliseconds since the epoch of a timestamp written by [`format_timestamp`].
+fn parse_timestamp(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 23 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'.' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let days = days_from_civil(y, mo, d);
+    Some(((days * 86_400 + h * 3600 + mi * 60 + se) * 1000) + ms)
+}
+
+/// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// (year, month, day) -> days since 1970-01-01.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The backups of `path` with their timestamps (ms), newest first.
+fn list_backups(path: &Path) -> Vec<(i64, PathBuf)> {
+    let (prefix, ext) = backup_affixes(path);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut found: Vec<(i64, PathBuf)> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stamp = name.strip_prefix(&prefix)?.strip_suffix(ext.as_str())?;
+            Some((parse_timestamp(stamp)?, entry.path()))
+        })
+        .collect();
+    found.sort_by_key(|b| std::cmp::Reverse(b.0));
+    found
+}
+
+/// Deletes backups beyond `max_backups` and older than `max_days`.
+fn remove_old_backups(path: &Path, r: &RotationSettings, now: SystemTime, offset_secs: i64) {
+    let now_ms = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+        + offset_secs * 1000;
+    for (i, (stamp, backup)) in list_backups(path).into_iter().enumerate() {
+        let too_many = r.max_backups > 0 && i >= r.max_backups;
+        let too_old = r.max_days > 0 && now_ms - stamp > r.max_days as i64 * 86_400_000;
+        if too_many || too_old {
+            if let Err(e) = std::fs::remove_file(&backup) {
+                tracing::warn!(file = %backup.display(), error = %e, "file exporter: cannot delete an old backup");
+            }
+        }
+    }
+}
+
+/// The local UTC offset in seconds, from `date +%z` (0 when it cannot be read).
+fn local_offset_secs() -> i64 {
+    let out = std::process::Command::new("date").arg("+%z").output();
+    let text = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        _ => {
+            tracing::warn!("file exporter: cannot read the local time zone; backup names use UTC");
+            return 0;
+        }
+    };
+    let (sign, digits) = match text.split_at_checked(1) {
+        Some(("-", d)) => (-1, d),
+        Some(("+", d)) => (1, d),
+        _ => return 0,
+    };
+    match (
+        digits.get(0..2).and_then(|h| h.parse::<i64>().ok()),
+        digits.get(2..4).and_then(|m| m.parse::<i64>().ok()),
+    ) {
+        (Some(h), Some(m)) => sign * (h * 3600 + m * 60),
+        _ => 0,
+    }
+}
+
 /// The running `file` exporter.
 pub struct FileExporter {
     exporter: weir_api::ComponentId,
     path: PathBuf,
     settings: FileSettings,
     /// Open between start and shutdown.
-    writer: Arc<Mutex<Option<BufWriter<File>>>>,
+    writer: Arc<Mutex<Option<Output>>>,
     flusher: Mutex<Option<JoinHandle<()>>>,
     counters: [Counter; 3],
 }
 
 impl FileExporter {
-    fn record(&self, batch: &Batch) -> Vec<u8> {
-        match self.settings.format {
-            FileFormat::Proto => {
-                let body = batch.to_protobuf();
-                let mut out = Vec::with_capacity(body.len() + 4);
-                // Length prefixes are 32-bit in the collector's format; protobuf messages
-                // are limited to 2 GiB, so the length always fits.
-                out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-                out.extend_from_slice(&body);
-                out
-            }
+    fn record(&self, batch: &Batch) -> std::io::Result<Vec<u8>> {
+        let body = match self.settings.format {
+            FileFormat::Proto => batch.to_protobuf().to_vec(),
             FileFormat::Json => {
                 let mut line = Vec::with_capacity(batch.encoded_len() * 2);
                 weir_api::json::encode_into(batch.payload(), &mut line);
+                line
+            }
+        };
+        let framed = |body: &[u8]| {
+            let mut out = Vec::with_capacity(body.len() + 4);
+            // Length prefixes are 32-bit in the collector's format; protobuf messages are
+            // limited to 2 GiB, so the length always fits.
+            out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            out.extend_from_slice(body);
+            out
+        };
+        if self.settings.zstd() {
+            let compressed = zstd::bulk::compress(&body, 0)?;
+            return Ok(framed(&compressed));
+        }
+        Ok(match self.settings.format {
+            FileFormat::Proto => framed(&body),
+            FileFormat::Json => {
+                let mut line = body;
                 line.push(b'\n');
                 line
             }
-        }
+        })
     }
 }
 
 #[async_trait]
 impl Consumer for FileExporter {
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
-        let record = self.record(&batch);
+        let record = self.record(&batch).map_err(|e| ConsumeError::Refused {
+            component: self.exporter.to_string(),
+            reason: format!("cannot compress a batch: {e}"),
+            retry_after: None,
+        })?;
         let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(writer) = guard.as_mut() else {
+        let Some(out) = guard.as_mut() else {
             return Err(ConsumeError::ShuttingDown);
         };
-        let written = writer.write_all(&record).and_then(|()| {
+        let written = out.write(&record).and_then(|()| {
             if self.settings.flush_interval.is_zero() {
-                writer.flush()
+                out.file.flush()
             } else {
                 Ok(())
             }
@@ -197,10 +543,10 @@ impl Consumer for FileExporter {
     }
 }
 
-fn flush(writer: &Mutex<Option<BufWriter<File>>>, path: &std::path::Path) {
+fn flush(writer: &Mutex<Option<Output>>, path: &std::path::Path) {
     let mut guard = writer.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(w) = guard.as_mut() {
-        if let Err(e) = w.flush() {
+        if let Err(e) = w.file.flush() {
             tracing::error!(path = %path.display(), error = %e, "file exporter: flush failed");
         }
     }
@@ -210,7 +556,18 @@ fn flush(writer: &Mutex<Option<BufWriter<File>>>, path: &std::path::Path) {
 impl Component for FileExporter {
     async fn start(&self) -> Result<(), StartError> {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            if let Some(mode) = self
+                .settings
+                .directory_permissions
+                .as_deref()
+                .and_then(|p| u32::from_str_radix(p, 8).ok())
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                builder.mode(mode);
+            }
+            builder.create(dir).map_err(|e| {
                 StartError::new(
                     &self.exporter,
                     format!("cannot create {}", dir.display()),
@@ -220,7 +577,9 @@ impl Component for FileExporter {
         }
         let mut options = OpenOptions::new();
         options.create(true);
-        if self.settings.append {
+        // With rotation the existing file is continued (and rolled over when full), as the
+        // collector's rotating writer does.
+        if self.settings.append || self.settings.rotation.is_some() {
             options.append(true);
         } else {
             options.write(true).truncate(true);
@@ -232,8 +591,18 @@ impl Component for FileExporter {
                 e,
             )
         })?;
-        *self.writer.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(BufWriter::with_capacity(256 * 1024, file));
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let offset_secs = match &self.settings.rotation {
+            Some(r) if r.localtime => local_offset_secs(),
+            _ => 0,
+        };
+        *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(Output {
+            path: self.path.clone(),
+            file: BufWriter::with_capacity(256 * 1024, file),
+            size,
+            rotation: self.settings.rotation.clone(),
+            offset_secs,
+        });
         if !self.settings.flush_interval.is_zero() {
             let (writer, path, every) = (
                 self.writer.clone(),
@@ -264,10 +633,51 @@ impl Component for FileExporter {
         }
         let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(mut w) = writer {
-            let done = w.flush().and_then(|()| w.get_ref().sync_all());
+            let done = w.file.flush().and_then(|()| w.file.get_ref().sync_all());
             if let Err(e) = done {
                 tracing::error!(path = %self.path.display(), error = %e, "file exporter: final flush failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn backup_timestamps_round_trip_in_the_collectors_layout() {
+        // 2024-02-29T23-59-58.123 UTC
+        let ms = 1_709_251_198_123;
+        assert_eq!(format_timestamp(ms), "2024-02-29T23-59-58.123");
+        assert_eq!(parse_timestamp("2024-02-29T23-59-58.123"), Some(ms));
+        assert_eq!(format_timestamp(0), "1970-01-01T00-00-00.000");
+        assert_eq!(parse_timestamp("2024-13-01T00-00-00.000"), None);
+        assert_eq!(
+            backup_path(Path::new("/x/out.jsonl"), ms),
+            Path::new("/x/out-2024-02-29T23-59-58.123.jsonl")
+        );
+        assert_eq!(
+            backup_path(Path::new("out"), 0),
+            Path::new("out-1970-01-01T00-00-00.000")
+        );
+    }
+
+    #[test]
+    fn integer_flush_interval_is_nanoseconds_as_in_the_collector() {
+        let s: FileSettings =
+            serde_json::from_value(serde_json::json!({"path": "x", "flush_interval": 5_000_000}))
+                .unwrap();
+        assert_eq!(s.flush_interval, Duration::from_millis(5));
+        let s: FileSettings =
+            serde_json::from_value(serde_json::json!({"path": "x", "flush_interval": "2s"}))
+                .unwrap();
+        assert_eq!(s.flush_interval, Duration::from_secs(2));
+        let e = serde_json::from_value::<FileSettings>(
+            serde_json::json!({"path": "x", "flush_interval": "soon"}),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("\"soon\" is not a duration"), "{e}");
     }
 }
