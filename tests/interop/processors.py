@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Attribute-changing processors with real traffic: the official OpenTelemetry Python SDK
-sends spans and logs to a real weir whose pipelines run the `resource` and `attributes`
-processors; the test reads what the `file` exporters wrote and checks exact counts and
-exact attribute values.
+sends spans and logs to a real weir whose pipelines run the `resourcedetection`,
+`resource`, `attributes` and `transform` processors; the test reads what the `file`
+exporters wrote and checks exact counts and exact attribute values.
 
-  traces: resource -> attributes/redact (services auth.*: update, hash, convert) -> file
-  logs:   resource -> attributes/errors (severity text ERROR: insert, delete) -> file
+  traces: resourcedetection (env, system) -> resource -> attributes/redact (services auth.*:
+          update, hash, convert) -> transform (span names lower-cased, where) -> file
+  logs:   resource -> attributes/errors (severity text ERROR: insert, delete)
+          -> transform (replace_pattern on the body, set from a converter) -> file
 
 usage: processors.py WEIR_BINARY
 Prints one line per check and 'N passed, N failed'; exits non-zero on failure.
@@ -43,7 +45,7 @@ def send_spans(port, service, n):
         OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}", insecure=True)))
     tracer = tp.get_tracer("processors.test")
     for i in range(n):
-        with tracer.start_as_current_span(f"{service}-op-{i}") as span:
+        with tracer.start_as_current_span(f"{service}-OP-{i}") as span:
             span.set_attribute("password", f"secret-{i}")
             span.set_attribute("user.email", f"user{i}@example.com")
             span.set_attribute("http.status_code", "200")
@@ -58,7 +60,7 @@ def send_logs(port, plan):
     i = 0
     for sev, text, n in plan:
         for _ in range(n):
-            logger.emit(body=f"event {i}", severity_number=sev, severity_text=text, attributes={"seq": i})
+            logger.emit(body=f"event {i} token=abc{i}", severity_number=sev, severity_text=text, attributes={"seq": i})
             i += 1
     lp.shutdown()
     return i
@@ -78,6 +80,25 @@ receivers:
       grpc:
         endpoint: 127.0.0.1:{grpc_port}
 processors:
+  resourcedetection:
+    detectors: [env, system]
+    override: false
+    system:
+      hostname_sources: [os]
+  transform/spans:
+    error_mode: ignore
+    trace_statements:
+      - context: span
+        statements:
+          - set(name, ConvertCase(name, "lower")) where resource.attributes["service.name"] == "auth-api"
+          - set(attributes["op.len"], Len(name))
+  transform/logs:
+    log_statements:
+      - context: log
+        statements:
+          - replace_pattern(body, "token=[a-z0-9]+", "token=***")
+          - set(attributes["level"], ConvertCase(severity_text, "lower"))
+          - delete_key(attributes, "alert") where severity_number < SEVERITY_NUMBER_WARN
   resource:
     attributes:
       - {{key: deployment.environment, value: staging, action: upsert}}
@@ -111,15 +132,17 @@ service:
   pipelines:
     traces:
       receivers: [otlp]
-      processors: [resource, attributes/redact]
+      processors: [resourcedetection, resource, attributes/redact, transform/spans]
       exporters: [file/spans]
     logs:
       receivers: [otlp]
-      processors: [resource, attributes/errors]
+      processors: [resource, attributes/errors, transform/logs]
       exporters: [file/logs]
 """)
     log = open(os.path.join(tmp, "weir.log"), "w")
-    proc = subprocess.Popen([weir, "--config", cfg], stdout=log, stderr=subprocess.STDOUT)
+    env = dict(os.environ, OTEL_RESOURCE_ATTRIBUTES="team=core,region=eu%2Dwest,service.name=from-env")
+    proc = subprocess.Popen([weir, "--config", cfg], stdout=log, stderr=subprocess.STDOUT, env=env)
+    hostname = open("/proc/sys/kernel/hostname").read().strip()
     passed, failed = 0, 0
 
     def check(name, ok, detail=""):
@@ -150,7 +173,7 @@ service:
         check("5 auth-api spans and 3 shop spans", (len(auth), len(shop)) == (5, 3), f"{len(auth)}, {len(shop)}")
         want_auth = [{"password": "obfuscated",
                       "user.email": hashlib.sha256(f"user{i}@example.com".encode()).hexdigest(),
-                      "http.status_code": "200"} for i in range(5)]
+                      "http.status_code": "200", "op.len": str(len(f"auth-api-op-{i}"))} for i in range(5)]
         got_auth = [attrs(s.get("attributes")) for s in auth]
         check("attributes: auth-api spans updated, hashed (SHA-256) and converted", got_auth == want_auth,
               f"{got_auth[:1]}")
@@ -158,21 +181,35 @@ service:
         check("attributes: http.status_code became an int attribute",
               all("intValue" in v for v in typed), f"{typed[:1]}")
         got_shop = [attrs(s.get("attributes")) for s in shop]
-        want_shop = [{"password": f"secret-{i}", "user.email": f"user{i}@example.com", "http.status_code": "200"}
-                     for i in range(3)]
+        want_shop = [{"password": f"secret-{i}", "user.email": f"user{i}@example.com", "http.status_code": "200",
+                      "op.len": str(len(f"shop-OP-{i}"))} for i in range(3)]
         check("attributes: shop spans (not included) untouched", got_shop == want_shop, f"{got_shop[:1]}")
+        check("transform: auth-api span names lower-cased, shop names kept (where)",
+              [s["name"] for s in auth] == [f"auth-api-op-{i}" for i in range(5)]
+              and [s["name"] for s in shop] == [f"shop-OP-{i}" for i in range(3)],
+              f"{[s['name'] for s in auth + shop]}")
+        res = [r for r, _ in spans]
+        check("resourcedetection: env attributes added, existing service.name kept (override: false)",
+              all(r.get("team") == "core" and r.get("region") == "eu-west"
+                  and r.get("service.name") in ("auth-api", "shop") for r in res), f"{res[:1]}")
+        check("resourcedetection: system host.name and os.type",
+              all(r.get("host.name") == hostname and r.get("os.type") == "linux" for r in res), f"{res[:1]}")
 
         logs = items(files["logs"], "logs")
         check("10 log records sent and arrive", (n_logs, len(logs)) == (10, 10), f"{n_logs}, {len(logs)}")
         errors = [attrs(lr.get("attributes")) for _, lr in logs if lr.get("severityText") == "ERROR"]
         infos = [attrs(lr.get("attributes")) for _, lr in logs if lr.get("severityText") == "INFO"]
-        check("attributes: 4 ERROR records got alert=true and lost seq",
-              errors == [{"alert": True}] * 4, f"{errors}")
-        check("attributes: 6 INFO records keep seq 0-5 and get no alert",
-              sorted(int(a["seq"]) for a in infos) == list(range(6)) and all("alert" not in a for a in infos),
-              f"{infos}")
-        check("resource: log resources changed too",
-              all(r.get("deployment.environment") == "staging" and "tenant" not in r for r, _ in logs))
+        check("attributes + transform: 4 ERROR records got alert=true, lost seq, level=error",
+              errors == [{"alert": True, "level": "error"}] * 4, f"{errors}")
+        check("attributes + transform: 6 INFO records keep seq 0-5, no alert, level=info",
+              sorted(int(a["seq"]) for a in infos) == list(range(6))
+              and all("alert" not in a and a.get("level") == "info" for a in infos), f"{infos}")
+        bodies = sorted(lr["body"]["stringValue"] for _, lr in logs)
+        check("transform: replace_pattern masked every token in the body",
+              bodies == sorted(f"event {i} token=***" for i in range(10)), f"{bodies[:2]}")
+        check("resource: log resources changed too, and no resourcedetection on logs",
+              all(r.get("deployment.environment") == "staging" and "tenant" not in r and "team" not in r
+                  for r, _ in logs))
     except Exception as e:  # noqa: BLE001 - report any failure as a failed check
         check("processors run", False, repr(e))
     finally:

@@ -1,5 +1,6 @@
 //! Collector-compatible processors that change telemetry in place: `attributes`,
-//! `resource` (attribute actions), and the ones that follow in this crate.
+//! `resource` (attribute actions), `transform` (OTTL statements) and `resourcedetection`
+//! (`env` and `system` detectors).
 //!
 //! ```yaml
 //! processors:
@@ -17,7 +18,9 @@ pub mod attraction;
 pub mod attributes;
 pub mod matching;
 pub mod resource;
+pub mod resourcedetection;
 mod stage;
+pub mod transform;
 
 use weir_api::Registry;
 
@@ -25,4 +28,6 @@ use weir_api::Registry;
 pub fn register(registry: &mut Registry) {
     registry.processor("attributes", attributes::AttributesFactory);
     registry.processor("resource", resource::ResourceFactory);
+    registry.processor("transform", transform::TransformFactory);
+    registry.processor("resourcedetection", resourcedetection::DetectionFactory);
 }

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use regex::Regex;
 
-use super::eval::{CBool, CVal, Condition, Field};
+use super::eval::{CBool, CVal, Case, Condition, Field};
 use super::parser::{parse_condition, BoolAst, Literal, PathAst, ValAst};
 use super::value::Val;
 use super::{with_hint, OttlError};
@@ -94,6 +94,15 @@ impl SignalKind {
             SignalKind::Logs => &[Ctx::Resource, Ctx::Scope, Ctx::Log],
             SignalKind::Traces => &[Ctx::Resource, Ctx::Scope, Ctx::Span, Ctx::SpanEvent],
             SignalKind::Metrics => &[Ctx::Resource, Ctx::Scope, Ctx::Metric, Ctx::DataPoint],
+        }
+    }
+
+    /// The `transform` processor's key for this signal's statements.
+    pub fn statements_key(self) -> &'static str {
+        match self {
+            SignalKind::Logs => "log_statements",
+            SignalKind::Traces => "trace_statements",
+            SignalKind::Metrics => "metric_statements",
         }
     }
 
@@ -310,24 +319,28 @@ pub const FUNCTIONS: &[&str] = &[
     "Concat",
     "String",
     "Int",
+    "Double",
+    "ConvertCase",
+    "ToLowerCase",
+    "ToUpperCase",
+    "SHA256",
+    "Substring",
+    "HasPrefix",
+    "HasSuffix",
 ];
 
 // OTTL converters that exist in the collector but not here: named so the error says
 // "not supported" rather than "unknown".
 const KNOWN_UNSUPPORTED: &[&str] = &[
     "Base64Decode",
-    "ConvertCase",
     "Contains",
     "Day",
-    "Double",
     "Duration",
     "ExtractPatterns",
     "FNV",
     "Format",
     "FormatTime",
     "GetXML",
-    "HasPrefix",
-    "HasSuffix",
     "Hex",
     "Hour",
     "Index",
@@ -351,17 +364,13 @@ const KNOWN_UNSUPPORTED: &[&str] = &[
     "ParseSimplifiedXML",
     "ParseXML",
     "SHA1",
-    "SHA256",
     "SHA512",
     "SliceToMap",
     "Sort",
     "SpanID",
     "Split",
-    "Substring",
     "Time",
     "ToKeyValueString",
-    "ToLowerCase",
-    "ToUpperCase",
     "TraceID",
     "TruncateTime",
     "URL",
@@ -477,6 +486,48 @@ fn infer(signal: SignalKind, asts: &[BoolAst]) -> Result<Ctx, GroupError> {
     })
 }
 
+/// Infers the context of one statement (its editor arguments and `where` condition) from
+/// its path prefixes, the most specific one winning.
+pub fn infer_statement(
+    signal: SignalKind,
+    st: &super::parser::StatementAst,
+) -> Result<Ctx, OttlError> {
+    let mut found = Vec::new();
+    // The prefix messages name the filter's key; statements have their own.
+    let rename = |e: OttlError| match e {
+        OttlError::Invalid(m) => {
+            OttlError::Invalid(m.replace(signal.conditions_key(), signal.statements_key()))
+        }
+        other => other,
+    };
+    for a in &st.args {
+        collect_val_contexts(a, signal, &mut found).map_err(rename)?;
+    }
+    if let Some(c) = &st.condition {
+        collect_contexts(c, signal, &mut found).map_err(rename)?;
+    }
+    let mut best: Option<Ctx> = None;
+    for c in found {
+        if !signal.contexts().contains(&c) {
+            return Err(OttlError::Invalid(format!(
+                "context \"{}\" is not available for {} (valid: {})",
+                c.name(),
+                signal.statements_key(),
+                context_list(signal)
+            )));
+        }
+        if best.is_none_or(|b| c.priority() < b.priority()) {
+            best = Some(c);
+        }
+    }
+    best.ok_or_else(|| {
+        OttlError::Invalid(format!(
+            "cannot infer the context of this statement: prefix paths with one of {}",
+            context_list(signal)
+        ))
+    })
+}
+
 fn collect_contexts(
     ast: &BoolAst,
     signal: SignalKind,
@@ -543,12 +594,32 @@ fn missing_prefix(p: &PathAst, signal: SignalKind) -> OttlError {
     ))
 }
 
-struct Compiler {
+/// Compiles conditions, values and paths for one context (the `transform` processor
+/// compiles its statements' arguments with it).
+pub struct Compiler {
     ctx: Ctx,
     mode: PathMode,
 }
 
 impl Compiler {
+    /// A compiler for expressions evaluated in `ctx`, paths written as `mode` says.
+    pub fn new(ctx: Ctx, mode: PathMode) -> Self {
+        Compiler { ctx, mode }
+    }
+
+    /// Compiles a condition, keeping `text` for error messages.
+    pub fn condition(&self, ast: &BoolAst, text: &str) -> Result<Condition, OttlError> {
+        Ok(Condition {
+            expr: self.bool_expr(ast)?,
+            text: text.to_string(),
+        })
+    }
+
+    /// Resolves a path to a field and its keys.
+    pub fn resolve_path(&self, p: &PathAst) -> Result<(Field, Vec<super::parser::Key>), OttlError> {
+        self.path(p)
+    }
+
     fn bool_expr(&self, ast: &BoolAst) -> Result<CBool, OttlError> {
         Ok(match ast {
             BoolAst::Or(v) => CBool::Or(v.iter().map(|a| self.bool_expr(a)).collect::<Result<_, _>>()?),
@@ -580,7 +651,8 @@ impl Compiler {
         })
     }
 
-    fn value(&self, ast: &ValAst) -> Result<CVal, OttlError> {
+    /// Compiles a value expression.
+    pub fn value(&self, ast: &ValAst) -> Result<CVal, OttlError> {
         Ok(match ast {
             ValAst::Literal(l) => CVal::Lit(match l {
                 Literal::Nil => Val::Nil,
@@ -730,6 +802,75 @@ impl Compiler {
                 arity(1)?;
                 CVal::Int(Box::new(self.value(&args[0])?))
             }
+            "Double" => {
+                arity(1)?;
+                CVal::Double(Box::new(self.value(&args[0])?))
+            }
+            "ToLowerCase" | "ToUpperCase" => {
+                arity(1)?;
+                let case = if name == "ToLowerCase" {
+                    Case::Lower
+                } else {
+                    Case::Upper
+                };
+                CVal::Case(Box::new(self.value(&args[0])?), case)
+            }
+            "ConvertCase" => {
+                arity(2)?;
+                let to = string_lit(1, "the case")?;
+                let case = match to.as_str() {
+                    "lower" => Case::Lower,
+                    "upper" => Case::Upper,
+                    "snake" => Case::Snake,
+                    "camel" => Case::Camel,
+                    other => {
+                        return Err(OttlError::Invalid(with_hint(
+                            format!(
+                                "ConvertCase: invalid case {other:?} (lower, upper, snake, camel)"
+                            ),
+                            other,
+                            ["lower", "upper", "snake", "camel"],
+                        )))
+                    }
+                };
+                CVal::Case(Box::new(self.value(&args[0])?), case)
+            }
+            "SHA256" => {
+                arity(1)?;
+                CVal::Sha256(Box::new(self.value(&args[0])?))
+            }
+            "Substring" => {
+                arity(3)?;
+                let int_lit = |i: usize, what: &str| -> Result<i64, OttlError> {
+                    match &args[i] {
+                        ValAst::Literal(Literal::Int(n)) if *n >= 0 => Ok(*n),
+                        _ => Err(OttlError::Invalid(format!(
+                            "Substring: {what} must be a non-negative integer literal"
+                        ))),
+                    }
+                };
+                CVal::Substring(
+                    Box::new(self.value(&args[0])?),
+                    int_lit(1, "the start")?,
+                    int_lit(2, "the length")?,
+                )
+            }
+            "HasPrefix" | "HasSuffix" => {
+                arity(2)?;
+                let affix = string_lit(
+                    1,
+                    if name == "HasPrefix" {
+                        "the prefix"
+                    } else {
+                        "the suffix"
+                    },
+                )?;
+                boxed(CBool::Affix(
+                    self.value(&args[0])?,
+                    affix,
+                    name == "HasPrefix",
+                ))
+            }
             "Concat" => {
                 arity(2)?;
                 let ValAst::List(items) = &args[0] else {
@@ -745,7 +886,7 @@ impl Compiler {
             }
             _ if KNOWN_UNSUPPORTED.contains(&name) => {
                 return Err(OttlError::Invalid(format!(
-                    "function \"{name}\" is not supported by Weir's filter (supported: {})",
+                    "function \"{name}\" is not supported by Weir's OTTL (supported: {})",
                     FUNCTIONS.join(", ")
                 )))
             }

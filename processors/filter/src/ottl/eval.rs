@@ -138,6 +138,17 @@ pub enum CBool {
     IsRootSpan,
     HasAttrKeyOnDatapoint(String),
     HasAttrOnDatapoint(String, String),
+    /// `HasPrefix` (true) / `HasSuffix` (false).
+    Affix(CVal, String, bool),
+}
+
+/// The target case of `ConvertCase`, `ToLowerCase`, `ToUpperCase`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    Lower,
+    Upper,
+    Snake,
+    Camel,
 }
 
 /// A compiled value expression.
@@ -150,6 +161,10 @@ pub enum CVal {
     Concat(Vec<CVal>, String),
     String(Box<CVal>),
     Int(Box<CVal>),
+    Double(Box<CVal>),
+    Case(Box<CVal>, Case),
+    Sha256(Box<CVal>),
+    Substring(Box<CVal>, i64, i64),
 }
 
 /// One compiled condition, with its source text for error messages.
@@ -210,6 +225,23 @@ fn eval_bool(e: &CBool, rec: &Record<'_>) -> Result<bool, String> {
             Item::Span(s) | Item::SpanEvent(s, _) => s.parent_span_id.iter().all(|b| *b == 0),
             _ => false,
         },
+        CBool::Affix(target, affix, prefix) => match eval_val(target, rec)? {
+            Val::Nil => false,
+            Val::Str(s) => {
+                if *prefix {
+                    s.starts_with(affix.as_str())
+                } else {
+                    s.ends_with(affix.as_str())
+                }
+            }
+            other => {
+                return Err(format!(
+                    "{}: expected a string, got {}",
+                    if *prefix { "HasPrefix" } else { "HasSuffix" },
+                    other.type_name()
+                ))
+            }
+        },
         CBool::HasAttrKeyOnDatapoint(key) => any_point(rec, |attrs| map_has(attrs, key)),
         CBool::HasAttrOnDatapoint(key, value) => any_point(rec, |attrs| {
             map_get(attrs, key)
@@ -230,6 +262,12 @@ fn any_point(rec: &Record<'_>, f: impl Fn(&[KeyValue]) -> bool) -> bool {
         Some(Data::ExponentialHistogram(h)) => h.data_points.iter().any(|p| f(&p.attributes)),
         Some(Data::Summary(s)) => s.data_points.iter().any(|p| f(&p.attributes)),
     }
+}
+
+/// Evaluates a compiled value against one record (the `transform` processor's editors read
+/// their arguments with it).
+pub fn eval_value<'x>(e: &'x CVal, rec: &Record<'x>) -> Result<Val<'x>, String> {
+    eval_val(e, rec)
 }
 
 fn eval_val<'x>(e: &'x CVal, rec: &Record<'x>) -> Result<Val<'x>, String> {
@@ -292,7 +330,113 @@ fn eval_val<'x>(e: &'x CVal, rec: &Record<'x>) -> Result<Val<'x>, String> {
             },
             other => return Err(format!("Int: unsupported type {}", other.type_name())),
         },
+        CVal::Double(inner) => match eval_val(inner, rec)? {
+            Val::Nil => Val::Nil,
+            Val::Int(i) => Val::Float(i as f64),
+            Val::Float(f) => Val::Float(f),
+            Val::Bool(b) => Val::Float(if b { 1.0 } else { 0.0 }),
+            Val::Str(s) => match s.parse::<f64>() {
+                Ok(f) => Val::Float(f),
+                Err(_) => Val::Nil,
+            },
+            other => return Err(format!("Double: unsupported type {}", other.type_name())),
+        },
+        CVal::Case(inner, case) => match eval_val(inner, rec)? {
+            Val::Nil => Val::Nil,
+            Val::Str(s) => Val::Str(Cow::Owned(convert_case(&s, *case))),
+            other => {
+                return Err(format!(
+                    "ConvertCase: expected a string, got {}",
+                    other.type_name()
+                ))
+            }
+        },
+        CVal::Sha256(inner) => match eval_val(inner, rec)? {
+            Val::Nil => Val::Nil,
+            Val::Str(s) => {
+                use sha2::Digest;
+                Val::Str(Cow::Owned(hex_lower(&sha2::Sha256::digest(s.as_bytes()))))
+            }
+            other => {
+                return Err(format!(
+                    "SHA256: expected a string, got {}",
+                    other.type_name()
+                ))
+            }
+        },
+        CVal::Substring(inner, start, len) => match eval_val(inner, rec)? {
+            Val::Nil => Val::Nil,
+            Val::Str(s) => {
+                let (start, end) = (*start as usize, (*start + *len) as usize);
+                match s.get(start..end) {
+                    Some(sub) => Val::Str(Cow::Owned(sub.to_string())),
+                    None => {
+                        return Err(format!(
+                            "Substring: invalid range {start}..{end} for a string of {} bytes",
+                            s.len()
+                        ))
+                    }
+                }
+            }
+            other => {
+                return Err(format!(
+                    "Substring: expected a string, got {}",
+                    other.type_name()
+                ))
+            }
+        },
     })
+}
+
+/// `ConvertCase`: `snake` splits words at `_`, `-`, spaces, dots and lower-to-upper case
+/// changes and joins them lower-case with `_`; `camel` joins them with each word
+/// capitalised (`UpperCamelCase`, as the Collector's strcase does).
+fn convert_case(s: &str, case: Case) -> String {
+    match case {
+        Case::Lower => s.to_lowercase(),
+        Case::Upper => s.to_uppercase(),
+        Case::Snake | Case::Camel => {
+            let mut words: Vec<String> = Vec::new();
+            let mut cur = String::new();
+            let mut prev_lower = false;
+            for c in s.chars() {
+                if c == '_' || c == '-' || c == ' ' || c == '.' {
+                    if !cur.is_empty() {
+                        words.push(std::mem::take(&mut cur));
+                    }
+                    prev_lower = false;
+                    continue;
+                }
+                if c.is_uppercase() && prev_lower && !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+                prev_lower = c.is_lowercase() || c.is_ascii_digit();
+                cur.push(c);
+            }
+            if !cur.is_empty() {
+                words.push(cur);
+            }
+            if case == Case::Snake {
+                words
+                    .iter()
+                    .map(|w| w.to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join("_")
+            } else {
+                words
+                    .iter()
+                    .map(|w| {
+                        let lower = w.to_lowercase();
+                        let mut cs = lower.chars();
+                        match cs.next() {
+                            Some(f) => f.to_uppercase().collect::<String>() + cs.as_str(),
+                            None => String::new(),
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
 }
 
 fn index<'x>(v: Val<'x>, k: &Key) -> Result<Val<'x>, String> {

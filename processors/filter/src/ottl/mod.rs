@@ -7,10 +7,13 @@
 //! metric and data point contexts (see [`compile`]'s field table); literals (strings,
 //! ints, floats, bools, `nil`, `0x..` bytes); `== != < <= > >=`; `and`, `or`, `not`,
 //! parentheses; converters `IsMatch`, `IsRootSpan`, `HasAttrKeyOnDatapoint`,
-//! `HasAttrOnDatapoint`, `Len`, `Concat`, `String`, `Int`; the `SEVERITY_NUMBER_*`,
+//! `HasAttrOnDatapoint`, `Len`, `Concat`, `String`, `Int`, `Double`, `ConvertCase`,
+//! `ToLowerCase`, `ToUpperCase`, `SHA256`, `Substring`, `HasPrefix`, `HasSuffix`; the `SEVERITY_NUMBER_*`,
 //! `SPAN_KIND_*`, `STATUS_CODE_*`, `METRIC_DATA_TYPE_*` and `AGGREGATION_TEMPORALITY_*`
-//! enums. Everything else (editors, math, other converters, map literals) is rejected when
-//! the config is validated, never ignored.
+//! enums. Statements (`editor(args) where condition`) parse with
+//! [`parser::parse_statement`]; the `transform` processor (weir-transform) compiles their
+//! editors. Everything else (math, other converters, map literals) is rejected when the
+//! config is validated, never ignored.
 
 pub mod compile;
 pub mod eval;
@@ -18,8 +21,10 @@ pub mod lexer;
 pub mod parser;
 pub mod value;
 
-pub use compile::{compile_group, CompiledGroup, Ctx, GroupError, PathMode, SignalKind};
-pub use eval::{Condition, EvalError, Item, Point, Record};
+pub use compile::{
+    compile_group, infer_statement, CompiledGroup, Compiler, Ctx, GroupError, PathMode, SignalKind,
+};
+pub use eval::{eval_value, CVal, Condition, EvalError, Field, Item, Point, Record};
 
 use std::fmt;
 

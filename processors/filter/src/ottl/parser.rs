@@ -111,6 +111,64 @@ pub fn parse_condition(src: &str) -> Result<BoolAst, OttlError> {
     }
 }
 
+/// A parsed OTTL statement: `editor(args) [where condition]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatementAst {
+    pub editor: String,
+    pub at: usize,
+    pub args: Vec<ValAst>,
+    pub condition: Option<BoolAst>,
+}
+
+/// Parses one statement (as the `transform` processor takes them).
+pub fn parse_statement(src: &str) -> Result<StatementAst, OttlError> {
+    let tokens = tokenize(src)?;
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        depth: 0,
+    };
+    if p.peek() == &TokenKind::Eof {
+        return Err(OttlError::syntax(0, "the statement is empty"));
+    }
+    let at = p.at();
+    let editor = match p.bump() {
+        TokenKind::Ident(name) => name,
+        other => {
+            return Err(OttlError::syntax(
+                at,
+                format!(
+                    "expected an editor such as set(...), found {}",
+                    other.describe()
+                ),
+            ))
+        }
+    };
+    p.expect(TokenKind::LParen, "\"(\" after the editor name")?;
+    let args = p.list_items(TokenKind::RParen, "\")\"")?;
+    let condition = if p.is_keyword("where") {
+        p.bump();
+        Some(p.or_expr()?)
+    } else {
+        None
+    };
+    match p.peek() {
+        TokenKind::Eof => Ok(StatementAst {
+            editor,
+            at,
+            args,
+            condition,
+        }),
+        other => Err(OttlError::syntax(
+            p.at(),
+            format!(
+                "unexpected {} after a complete statement (conditions follow \"where\")",
+                other.describe()
+            ),
+        )),
+    }
+}
+
 /// Deepest nesting of `not`, parentheses, lists and converter calls a condition may use. The
 /// parser, compiler and evaluator recurse once per level: without a bound, a condition of a
 /// few thousand `(` overflows the stack and aborts the process.
@@ -480,6 +538,46 @@ mod tests {
                 right: ValAst::Literal(Literal::Nil),
             }
         );
+    }
+
+    #[test]
+    fn statements_parse_with_and_without_where() {
+        let st =
+            parse_statement(r#"set(attributes["a"], Concat([name, "x"], "-")) where name == "n""#)
+                .unwrap();
+        assert_eq!(st.editor, "set");
+        assert_eq!(st.args.len(), 2);
+        assert!(matches!(&st.args[0], ValAst::Path(p) if p.text() == r#"attributes["a"]"#));
+        assert!(matches!(&st.args[1], ValAst::Call { name, .. } if name == "Concat"));
+        assert!(matches!(
+            st.condition,
+            Some(BoolAst::Cmp { op: CmpOp::Eq, .. })
+        ));
+        let st = parse_statement(r#"keep_keys(attributes, ["a", "b"])"#).unwrap();
+        assert_eq!(st.condition, None);
+        assert!(matches!(&st.args[1], ValAst::List(items) if items.len() == 2));
+        let cases = [
+            ("", "syntax error at column 1: the statement is empty"),
+            (
+                "\"x\"",
+                "syntax error at column 1: expected an editor such as set(...), found string \"x\"",
+            ),
+            (
+                "set",
+                "syntax error at column 4: expected \"(\" after the editor name, found end of condition",
+            ),
+            (
+                "set(a, 1) name == 1",
+                "syntax error at column 11: unexpected \"name\" after a complete statement (conditions follow \"where\")",
+            ),
+        ];
+        for (src, want) in cases {
+            assert_eq!(
+                parse_statement(src).unwrap_err().to_string(),
+                want,
+                "for {src:?}"
+            );
+        }
     }
 
     #[test]
