@@ -5,7 +5,8 @@
 //!   debug:
 //!     verbosity: basic          # basic (default): one line per batch with counts
 //!                               # normal: one line per record
-//!                               # detailed: every field, as indented OTLP/JSON
+//!                               # detailed: every field, in the collector's text layout
+//!                               # (ResourceLog #0, Resource attributes: ..., LogRecord #0, ...)
 //!     sampling_initial: 2       # per second, the first N batches are shown ...
 //!     sampling_thereafter: 1    # ... then every Mth (1 = all)
 //!     use_internal_logger: true # true: Weir's log (tracing, level info); false: output_paths
@@ -447,66 +448,12 @@ fn metric_lines(m: &weir_api::otlp::metrics::v1::Metric, out: &mut String) {
     }
 }
 
-/// Every field of every record (the `detailed` verbosity), as indented OTLP/JSON: ids in
-/// hex, enums as numbers, 64-bit integers as strings, fields at their defaults left out.
+/// Every field of every record (the `detailed` verbosity), in the collector's text layout
+/// (see [`crate::otlptext`]).
 fn detailed(payload: &Payload, out: &mut String) {
     out.push('\n');
-    indent_json(&weir_api::json::encode(payload), out);
-}
-
-/// Re-indents compact JSON two spaces per level, keeping the field order of the encoder
-/// (resource before scopes before records), which a parse into `serde_json::Value` would sort.
-fn indent_json(compact: &[u8], out: &mut String) {
-    let text = String::from_utf8_lossy(compact);
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut chars = text.chars().peekable();
-    let newline = |out: &mut String, depth: usize| {
-        out.push('\n');
-        out.extend(std::iter::repeat_n(' ', depth * 2));
-    };
-    while let Some(c) = chars.next() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match c {
-            '"' => {
-                in_string = true;
-                out.push(c);
-            }
-            '{' | '[' => {
-                out.push(c);
-                if matches!(chars.peek(), Some('}' | ']')) {
-                    if let Some(close) = chars.next() {
-                        out.push(close);
-                    }
-                } else {
-                    depth += 1;
-                    newline(out, depth);
-                }
-            }
-            '}' | ']' => {
-                depth = depth.saturating_sub(1);
-                newline(out, depth);
-                out.push(c);
-            }
-            ',' => {
-                out.push(c);
-                newline(out, depth);
-            }
-            ':' => out.push_str(": "),
-            _ => out.push(c),
-        }
-    }
+    let text = crate::otlptext::render(payload);
+    out.push_str(text.trim_end_matches('\n'));
 }
 
 fn attributes(attrs: &[KeyValue], out: &mut String) {
@@ -658,16 +605,16 @@ mod tests {
             "Logs: 1 resource logs, 2 log records\nWARN disk full n=1 ok=true\nWARN retrying n=2 ok=true"
         );
         let detailed = render(&logs(), Verbosity::Detailed);
-        let (head, json) = detailed.split_once('\n').unwrap();
+        let (head, text) = detailed.split_once('\n').unwrap();
         assert_eq!(head, "Logs: 1 resource logs, 2 log records");
-        assert!(
-            json.starts_with("{\n  \"resourceLogs\": [\n    {\n      \"scopeLogs\": ["),
-            "indented: {json}"
+        assert_eq!(
+            text,
+            crate::otlptext::render(&logs()).trim_end_matches('\n')
         );
-        let Payload::Logs(want) = logs() else {
-            unreachable!()
-        };
-        assert_eq!(weir_api::json::decode_logs(json.as_bytes()).unwrap(), want);
+        assert!(
+            text.starts_with("ResourceLog #0\nResource SchemaURL: \nScopeLogs #0\n"),
+            "{text}"
+        );
         let metrics = Payload::Metrics(ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
                 scope_metrics: vec![ScopeMetrics {
@@ -694,18 +641,6 @@ mod tests {
             render(&metrics, Verbosity::Normal),
             "Metrics: 1 resource metrics, 1 metrics, 1 data points\nqueue.depth{q=a} 2.5"
         );
-    }
-
-    #[test]
-    fn indents_json_keeping_strings_intact() {
-        let mut out = String::new();
-        indent_json(br#"{"a":[1,{"b":"x,{y}\":z"}],"c":{},"d":[]}"#, &mut out);
-        assert_eq!(
-            out,
-            "{\n  \"a\": [\n    1,\n    {\n      \"b\": \"x,{y}\\\":z\"\n    }\n  ],\n  \"c\": {},\n  \"d\": []\n}"
-        );
-        let back: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(back["a"][1]["b"], "x,{y}\":z");
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ pub mod otlp_grpc;
 pub mod otlp_http;
 mod otlp_response;
 mod otlp_settings;
+pub mod otlptext;
 
 pub use error::SendError;
 
