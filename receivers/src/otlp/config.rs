@@ -45,9 +45,10 @@ pub struct Protocols {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct GrpcSettings {
-    /// `host:port` to listen on. Default: `localhost:4317`.
+    /// `host:port` to listen on, or the socket's path with `transport: unix`. Default:
+    /// `localhost:4317`.
     pub endpoint: String,
-    /// Only `tcp` is supported. Default: `tcp`.
+    /// `tcp` or `unix` (a Unix domain socket at `endpoint`). Default: `tcp`.
     pub transport: String,
     /// Largest request message accepted (after decompression), in MiB. Default: 4.
     pub max_recv_msg_size_mib: u64,
@@ -156,8 +157,11 @@ pub struct KeepaliveServerParameters {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
-    /// `host:port` to listen on. Default: `localhost:4318`.
+    /// `host:port` to listen on, or the socket's path with `transport: unix`. Default:
+    /// `localhost:4318`.
     pub endpoint: String,
+    /// `tcp` or `unix` (a Unix domain socket at `endpoint`). Default: `tcp`.
+    pub transport: String,
     /// Path of trace exports. Default: `/v1/traces`.
     pub traces_url_path: String,
     /// Path of metric exports. Default: `/v1/metrics`.
@@ -204,6 +208,7 @@ impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
             endpoint: "localhost:4318".to_string(),
+            transport: "tcp".to_string(),
             traces_url_path: "/v1/traces".to_string(),
             metrics_url_path: "/v1/metrics".to_string(),
             logs_url_path: "/v1/logs".to_string(),
@@ -309,13 +314,11 @@ pub fn parse(value: &serde_json::Value, path: &str) -> Result<OtlpReceiverSettin
 
 fn validate_grpc(grpc: &GrpcSettings, p: &str, errors: &mut ConfigErrors) {
     {
-        if let Err(e) = check_endpoint(&grpc.endpoint) {
-            errors.push(format!("{p}.endpoint"), e);
-        }
-        if grpc.transport != "tcp" {
+        check_transport(&grpc.transport, &grpc.endpoint, p, errors);
+        if grpc.transport == "unix" && grpc.tls.is_some() {
             errors.push(
-                format!("{p}.transport"),
-                format!("unsupported transport {:?} (only \"tcp\")", grpc.transport),
+                format!("{p}.tls"),
+                "TLS over a unix socket is not supported for gRPC; remove tls or use transport: tcp",
             );
         }
         if grpc.max_recv_msg_size_mib == 0 {
@@ -330,9 +333,7 @@ fn validate_grpc(grpc: &GrpcSettings, p: &str, errors: &mut ConfigErrors) {
 
 fn validate_http(http: &HttpSettings, p: &str, errors: &mut ConfigErrors) {
     {
-        if let Err(e) = check_endpoint(&http.endpoint) {
-            errors.push(format!("{p}.endpoint"), e);
-        }
+        check_transport(&http.transport, &http.endpoint, p, errors);
         if http.max_request_body_size == 0 {
             errors.push(format!("{p}.max_request_body_size"), "must be at least 1");
         }
@@ -397,6 +398,29 @@ pub fn sanitize_url_path(p: &str) -> String {
 }
 
 /// Checks `host:port` (host may be empty for all interfaces, or a bracketed IPv6 address).
+/// `transport` and the `endpoint` it takes: `host:port` for tcp, a path for unix.
+fn check_transport(transport: &str, endpoint: &str, p: &str, errors: &mut ConfigErrors) {
+    match transport {
+        "tcp" | "" => {
+            if let Err(e) = check_endpoint(endpoint) {
+                errors.push(format!("{p}.endpoint"), e);
+            }
+        }
+        "unix" => {
+            if endpoint.trim().is_empty() {
+                errors.push(
+                    format!("{p}.endpoint"),
+                    "must be the socket's path with transport: unix",
+                );
+            }
+        }
+        other => errors.push(
+            format!("{p}.transport"),
+            format!("unsupported transport {other:?} (expected \"tcp\" or \"unix\")"),
+        ),
+    }
+}
+
 fn check_endpoint(endpoint: &str) -> Result<(), String> {
     let Some((host, port)) = endpoint.rsplit_once(':') else {
         return Err(format!("invalid address {endpoint:?}: expected host:port"));

@@ -18,7 +18,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, Bytes};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{Body, BoxFuture, Context, Poll, Service, StdError};
@@ -327,7 +326,7 @@ fn metadata_pairs(metadata: &tonic::metadata::MetadataMap) -> Vec<(String, Strin
 /// Serves the export services of the signals some pipeline takes (the others answer
 /// UNIMPLEMENTED, as in the collector) until `shutdown`, then lets open calls finish.
 pub fn serve(
-    listener: TcpListener,
+    listener: super::Listener,
     settings: &GrpcSettings,
     ingest: Arc<Ingest>,
     shutdown: CancellationToken,
@@ -368,11 +367,15 @@ pub fn serve(
         .add_optional_service(
             service(Signal::Metrics).map(|()| export_service::<MetricsExport>(&state)),
         );
-    let local: Option<SocketAddr> = listener.local_addr().ok();
+    let (listener, socket) = match listener {
+        super::Listener::Tcp(l) => (Some(l), None),
+        super::Listener::Unix(l, path) => (None, Some((l, path))),
+    };
+    let local: Option<SocketAddr> = listener.as_ref().and_then(|l| l.local_addr().ok());
     tokio::spawn(async move {
-        let served = match tls {
+        let served = match (listener, socket, tls) {
             // Handshakes run beside the accept loop; a failed one drops that connection only.
-            Some(tls) => {
+            (Some(listener), _, Some(tls)) => {
                 router
                     .serve_with_incoming_shutdown(
                         tls.incoming(listener),
@@ -380,12 +383,24 @@ pub fn serve(
                     )
                     .await
             }
-            None => {
+            (Some(listener), _, None) => {
                 let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
                 router
                     .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
                     .await
             }
+            (None, Some((unix, path)), _) => {
+                let incoming = futures::stream::unfold(unix, |l| async move {
+                    let next = l.accept().await.map(|(stream, _)| stream);
+                    Some((next, l))
+                });
+                let served = router
+                    .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                    .await;
+                let _ = std::fs::remove_file(&path);
+                served
+            }
+            (None, None, _) => Ok(()),
         };
         if let Err(e) = served {
             tracing::error!(address = ?local, error = %e, "OTLP/gRPC server stopped");

@@ -28,7 +28,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use prost::Message;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceResponse;
 use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceResponse;
@@ -87,7 +86,7 @@ impl HttpState {
 /// Serves OTLP/HTTP on `listener` until `shutdown`, then stops accepting and lets open
 /// requests finish.
 pub fn serve(
-    listener: TcpListener,
+    listener: super::Listener,
     settings: &HttpSettings,
     ingest: Arc<Ingest>,
     shutdown: CancellationToken,
@@ -121,11 +120,11 @@ pub fn serve(
         builder.http2().timer(TokioTimer::new());
         loop {
             let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
+                accepted = accept(&listener) => accepted,
                 () = shutdown.cancelled() => break,
             };
             let stream = match accepted {
-                Ok((stream, _)) => stream,
+                Ok(stream) => stream,
                 Err(e) => {
                     // Out of file descriptors and the like: pause instead of spinning.
                     tracing::warn!(error = %e, "OTLP/HTTP accept failed");
@@ -133,7 +132,6 @@ pub fn serve(
                     continue;
                 }
             };
-            let _ = stream.set_nodelay(true);
             let state = state.clone();
             let service = service_fn(move |req: Request<Incoming>| {
                 let state = state.clone();
@@ -166,9 +164,30 @@ pub fn serve(
                 }
             });
         }
+        if let super::Listener::Unix(_, path) = &listener {
+            let _ = std::fs::remove_file(path);
+        }
         drop(listener);
         graceful.shutdown().await;
     })
+}
+
+/// A connection's byte stream, TCP or Unix socket.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
+
+async fn accept(listener: &super::Listener) -> std::io::Result<Box<dyn Io>> {
+    match listener {
+        super::Listener::Tcp(l) => {
+            let (stream, _) = l.accept().await?;
+            let _ = stream.set_nodelay(true);
+            Ok(Box::new(stream))
+        }
+        super::Listener::Unix(l, _) => {
+            let (stream, _) = l.accept().await?;
+            Ok(Box::new(stream))
+        }
+    }
 }
 
 /// Answers one request (CORS around the OTLP handling).

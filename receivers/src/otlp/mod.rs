@@ -198,6 +198,38 @@ pub struct OtlpReceiver {
     http_address: OnceLock<SocketAddr>,
 }
 
+/// A bound listener: TCP, or a Unix domain socket (`transport: unix`).
+pub(crate) enum Listener {
+    /// `transport: tcp`.
+    Tcp(TcpListener),
+    /// `transport: unix`; the path is removed again at shutdown.
+    Unix(tokio::net::UnixListener, std::path::PathBuf),
+}
+
+/// Binds a Unix domain socket at `path`. A socket file left by a process that is gone (no
+/// one accepts on it) is replaced; a live one is an error, as is any other file.
+async fn bind_unix(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "the path exists and is not a socket",
+            ));
+        }
+        match tokio::net::UnixStream::connect(path).await {
+            Ok(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    "another process listens on this socket",
+                ))
+            }
+            Err(_) => std::fs::remove_file(path)?,
+        }
+    }
+    tokio::net::UnixListener::bind(path)
+}
+
 impl OtlpReceiver {
     /// The address the gRPC server listens on, once started (the real port when the
     /// endpoint asked for port 0).
@@ -226,7 +258,32 @@ impl OtlpReceiver {
             .map_err(|e| StartError::new(&self.id, e.to_string(), e))
     }
 
-    async fn bind(&self, protocol: &str, endpoint: &str) -> Result<TcpListener, StartError> {
+    async fn bind(
+        &self,
+        protocol: &str,
+        transport: &str,
+        endpoint: &str,
+    ) -> Result<Listener, StartError> {
+        if transport == "unix" {
+            let path = self.base_dir.join(endpoint);
+            return bind_unix(&path)
+                .await
+                .map(|l| Listener::Unix(l, path.clone()))
+                .map_err(|e| {
+                    StartError::new(
+                        &self.id,
+                        format!(
+                            "cannot listen for OTLP/{protocol} on the unix socket {}",
+                            path.display()
+                        ),
+                        e,
+                    )
+                });
+        }
+        self.bind_tcp(protocol, endpoint).await.map(Listener::Tcp)
+    }
+
+    async fn bind_tcp(&self, protocol: &str, endpoint: &str) -> Result<TcpListener, StartError> {
         let failed = |e: std::io::Error| {
             StartError::new(
                 &self.id,
@@ -279,18 +336,25 @@ impl Component for OtlpReceiver {
         )?;
         // Bind both before serving either, so a port in use fails the start cleanly.
         let grpc = match &protocols.grpc {
-            Some(s) => Some((self.bind("gRPC", &s.endpoint).await?, s)),
+            Some(s) => Some((self.bind("gRPC", &s.transport, &s.endpoint).await?, s)),
             None => None,
         };
         let http = match &protocols.http {
-            Some(s) => Some((self.bind("HTTP", &s.endpoint).await?, s)),
+            Some(s) => Some((self.bind("HTTP", &s.transport, &s.endpoint).await?, s)),
             None => None,
         };
         let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((listener, settings)) = grpc {
-            if let Ok(a) = listener.local_addr() {
-                let _ = self.grpc_address.set(a);
-                tracing::info!(receiver = %self.id, address = %a, "OTLP/gRPC receiver listening");
+            match &listener {
+                Listener::Tcp(l) => {
+                    if let Ok(a) = l.local_addr() {
+                        let _ = self.grpc_address.set(a);
+                        tracing::info!(receiver = %self.id, address = %a, "OTLP/gRPC receiver listening");
+                    }
+                }
+                Listener::Unix(_, path) => {
+                    tracing::info!(receiver = %self.id, socket = %path.display(), "OTLP/gRPC receiver listening");
+                }
             }
             servers.push(grpc::serve(
                 listener,
@@ -302,9 +366,16 @@ impl Component for OtlpReceiver {
             ));
         }
         if let Some((listener, settings)) = http {
-            if let Ok(a) = listener.local_addr() {
-                let _ = self.http_address.set(a);
-                tracing::info!(receiver = %self.id, address = %a, "OTLP/HTTP receiver listening");
+            match &listener {
+                Listener::Tcp(l) => {
+                    if let Ok(a) = l.local_addr() {
+                        let _ = self.http_address.set(a);
+                        tracing::info!(receiver = %self.id, address = %a, "OTLP/HTTP receiver listening");
+                    }
+                }
+                Listener::Unix(_, path) => {
+                    tracing::info!(receiver = %self.id, socket = %path.display(), "OTLP/HTTP receiver listening");
+                }
             }
             servers.push(http::serve(
                 listener,
