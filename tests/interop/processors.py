@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Attribute-changing processors with real traffic: the official OpenTelemetry Python SDK
 sends spans and logs to a real weir whose pipelines run the `resourcedetection`,
-`resource`, `attributes` and `transform` processors; the test reads what the `file`
+`resource`, `attributes`, `transform` and `metricstransform` processors; the test reads what the `file`
 exporters wrote and checks exact counts and exact attribute values.
 
   traces: resourcedetection (env, system) -> resource -> attributes/redact (services auth.*:
           update, hash, convert) -> transform (span names lower-cased, where) -> file
   logs:   resource -> attributes/errors (severity text ERROR: insert, delete)
           -> transform (replace_pattern on the body, set from a converter) -> file
+  metrics: metricstransform (insert a scaled copy; rename, relabel, aggregate) -> file
 
 usage: processors.py WEIR_BINARY
 Prints one line per check and 'N passed, N failed'; exits non-zero on failure.
@@ -18,6 +19,9 @@ from common import attrs, free_port, read_lines, wait_port
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry._logs import SeverityNumber
@@ -66,11 +70,36 @@ def send_logs(port, plan):
     return i
 
 
+def send_metrics(port):
+    reader = PeriodicExportingMetricReader(
+        OTLPMetricExporter(endpoint=f"http://127.0.0.1:{port}", insecure=True), export_interval_millis=600000)
+    mp = MeterProvider(resource=Resource.create({"service.name": "metrics-svc"}), metric_readers=[reader])
+    counter = mp.get_meter("processors.test").create_counter("app.requests")
+    counter.add(1, {"state": "idle", "host": "a"})
+    counter.add(2, {"state": "idle", "host": "b"})
+    counter.add(4, {"state": "busy", "host": "a"})
+    mp.shutdown()  # one final collection and export
+
+
+def sum_points(path):
+    """metric name -> sorted [(sorted attribute pairs, int value)] of the last export."""
+    out = {}
+    for d in read_lines(path):
+        for rm in d.get("resourceMetrics", []):
+            for sm in rm.get("scopeMetrics", []):
+                for m in sm.get("metrics", []):
+                    pts = m.get("sum", m.get("gauge", {})).get("dataPoints", [])
+                    out[m["name"]] = sorted(
+                        (tuple(sorted(attrs(p.get("attributes")).items())), p.get("asInt", p.get("asDouble")))
+                        for p in pts)
+    return out
+
+
 def main():
     weir = sys.argv[1]
     tmp = tempfile.mkdtemp(prefix="weir-processors-")
     grpc_port, metrics_port = free_port(), free_port()
-    files = {k: os.path.join(tmp, f"{k}.jsonl") for k in ("spans", "logs")}
+    files = {k: os.path.join(tmp, f"{k}.jsonl") for k in ("spans", "logs", "metrics")}
     cfg = os.path.join(tmp, "weir.yaml")
     with open(cfg, "w") as f:
         f.write(f"""
@@ -99,6 +128,24 @@ processors:
           - replace_pattern(body, "token=[a-z0-9]+", "token=***")
           - set(attributes["level"], ConvertCase(severity_text, "lower"))
           - delete_key(attributes, "alert") where severity_number < SEVERITY_NUMBER_WARN
+  metricstransform:
+    transforms:
+      - include: app.requests
+        action: insert
+        new_name: app.requests.x10
+        operations:
+          - {{action: scale_value, experimental_scale: 10}}
+      - include: ^app\\.(requests)$
+        match_type: regexp
+        action: update
+        new_name: app.$1.total
+        operations:
+          - action: update_label
+            label: state
+            new_label: status
+            value_actions:
+              - {{value: idle, new_value: free}}
+          - {{action: aggregate_labels, label_set: [status], aggregation_type: sum}}
   resource:
     attributes:
       - {{key: deployment.environment, value: staging, action: upsert}}
@@ -125,6 +172,9 @@ exporters:
   file/logs:
     path: {files["logs"]}
     flush_interval: 100ms
+  file/metrics:
+    path: {files["metrics"]}
+    flush_interval: 100ms
 service:
   telemetry:
     metrics:
@@ -138,6 +188,10 @@ service:
       receivers: [otlp]
       processors: [resource, attributes/errors, transform/logs]
       exporters: [file/logs]
+    metrics:
+      receivers: [otlp]
+      processors: [metricstransform]
+      exporters: [file/metrics]
 """)
     log = open(os.path.join(tmp, "weir.log"), "w")
     env = dict(os.environ, OTEL_RESOURCE_ATTRIBUTES="team=core,region=eu%2Dwest,service.name=from-env")
@@ -157,6 +211,7 @@ service:
         wait_port(grpc_port, proc)
         send_spans(grpc_port, "auth-api", 5)
         send_spans(grpc_port, "shop", 3)
+        send_metrics(grpc_port)
         n_logs = send_logs(grpc_port, [(SeverityNumber.INFO, "INFO", 6), (SeverityNumber.ERROR, "ERROR", 4)])
         time.sleep(0.5)
         proc.terminate()
@@ -210,6 +265,14 @@ service:
         check("resource: log resources changed too, and no resourcedetection on logs",
               all(r.get("deployment.environment") == "staging" and "tenant" not in r and "team" not in r
                   for r, _ in logs))
+        got = sum_points(files["metrics"])
+        want = {
+            "app.requests.x10": [((("host", "a"), ("state", "busy")), "40"), ((("host", "a"), ("state", "idle")), "10"),
+                                 ((("host", "b"), ("state", "idle")), "20")],
+            "app.requests.total": [((("status", "busy"),), "4"), ((("status", "free"),), "3")],
+        }
+        check("metricstransform: scaled copy inserted; original renamed, relabelled and aggregated, exactly",
+              got == want, f"{got}")
     except Exception as e:  # noqa: BLE001 - report any failure as a failed check
         check("processors run", False, repr(e))
     finally:

@@ -1,6 +1,6 @@
 //! Collector-compatible processors that change telemetry in place: `attributes`,
-//! `resource` (attribute actions), `transform` (OTTL statements) and `resourcedetection`
-//! (`env` and `system` detectors).
+//! `resource` (attribute actions), `transform` (OTTL statements), `resourcedetection`
+//! (`env` and `system` detectors) and `metricstransform` (renames, copies, label edits).
 //!
 //! ```yaml
 //! processors:
@@ -17,6 +17,7 @@
 pub mod attraction;
 pub mod attributes;
 pub mod matching;
+pub mod metricstransform;
 pub mod resource;
 pub mod resourcedetection;
 mod stage;
@@ -30,4 +31,8 @@ pub fn register(registry: &mut Registry) {
     registry.processor("resource", resource::ResourceFactory);
     registry.processor("transform", transform::TransformFactory);
     registry.processor("resourcedetection", resourcedetection::DetectionFactory);
+    registry.processor(
+        "metricstransform",
+        metricstransform::MetricsTransformFactory,
+    );
 }

@@ -1,0 +1,307 @@
+//! The `metricstransform` processor: Collector-shaped configs load, each action and
+//! operation changes exactly what it should, and every config problem is reported.
+
+mod common;
+
+use common::*;
+use weir_api::otlp::metrics::v1::metric::Data;
+use weir_api::otlp::metrics::v1::{number_data_point, Metric};
+use weir_api::{Payload, Processor};
+use weir_transform::metricstransform::{parse, MetricsTransformProcessor};
+
+/// `name[attrs]=value` for every number point, in order.
+fn points(m: &Metric) -> Vec<String> {
+    let ps = match &m.data {
+        Some(Data::Gauge(g)) => &g.data_points,
+        Some(Data::Sum(s)) => &s.data_points,
+        _ => panic!("not a number metric"),
+    };
+    ps.iter()
+        .map(|p| {
+            let mut attrs: Vec<String> = p
+                .attributes
+                .iter()
+                .map(|kv| {
+                    format!(
+                        "{}={}",
+                        kv.key,
+                        weir_filter::ottl::value::any_as_string(kv.value.as_ref())
+                    )
+                })
+                .collect();
+            attrs.sort();
+            let v = match p.value {
+                Some(number_data_point::Value::AsInt(i)) => format!("{i}i"),
+                Some(number_data_point::Value::AsDouble(d)) => format!("{d}f"),
+                None => "none".into(),
+            };
+            format!("{}[{}]={v}", m.name, attrs.join(","))
+        })
+        .collect()
+}
+
+fn run(cfg: &str, metrics: Vec<Metric>) -> Vec<Metric> {
+    let p = MetricsTransformProcessor::from_config(&yaml(cfg), "processors.metricstransform")
+        .expect("valid");
+    let mut batch = metrics_batch(vec![(vec![], "lib", metrics)]);
+    p.process(&mut batch).expect("processes");
+    let Payload::Metrics(req) = batch.payload() else {
+        panic!()
+    };
+    req.resource_metrics[0].scope_metrics[0].metrics.clone()
+}
+
+/// Shaped like the Collector's `processor/metricstransformprocessor/testdata/config_full.yaml`
+/// (without the `group` and `combine` entries, which Weir rejects).
+const COLLECTOR_SHAPED: &str = r#"
+metricstransform:
+  transforms:
+    - include: name
+      action: update
+      new_name: new_name
+      operations:
+        - action: update_label
+          label: label
+          new_label: new_label
+          value_actions:
+            - value: current_label_value
+              new_value: new_label_value
+        - action: aggregate_labels
+          label_set: [new_label, label2]
+          aggregation_type: sum
+        - action: aggregate_label_values
+          label: new_label
+          aggregated_values: [value1, value2]
+          new_value: new_value
+          aggregation_type: sum
+    - include: name2
+      match_type: regexp
+      action: insert
+      new_name: new_name2
+      operations:
+        - action: add_label
+          new_label: my_label
+          new_value: my_value
+        - action: toggle_scalar_data_type
+        - action: scale_value
+          experimental_scale: 1000
+metricstransform/deprecated:
+  transforms:
+    - metric_name: old_name
+      action: update
+      new_name: new_name
+"#;
+
+#[test]
+fn collector_shaped_configs_load() {
+    let all = yaml(COLLECTOR_SHAPED);
+    let map = all.as_object().expect("map");
+    assert_eq!(map.len(), 2);
+    for (name, section) in map {
+        let t =
+            parse(section, &format!("processors.{name}")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!t.is_empty());
+    }
+}
+
+#[test]
+fn update_renames_relabels_and_aggregates() {
+    let all = yaml(COLLECTOR_SHAPED);
+    let p = MetricsTransformProcessor::from_config(&all["metricstransform"], "p").expect("valid");
+    let mut batch = metrics_batch(vec![(
+        vec![],
+        "lib",
+        vec![sum(
+            "name",
+            vec![
+                int_point(
+                    1,
+                    vec![
+                        kv("label", s("current_label_value")),
+                        kv("label2", s("a")),
+                        kv("x", s("1")),
+                    ],
+                ),
+                int_point(
+                    2,
+                    vec![
+                        kv("label", s("current_label_value")),
+                        kv("label2", s("a")),
+                        kv("x", s("2")),
+                    ],
+                ),
+                int_point(4, vec![kv("label", s("value1")), kv("label2", s("a"))]),
+                int_point(8, vec![kv("label", s("value2")), kv("label2", s("a"))]),
+            ],
+        )],
+    )]);
+    p.process(&mut batch).expect("processes");
+    let Payload::Metrics(req) = batch.payload() else {
+        panic!()
+    };
+    let ms = &req.resource_metrics[0].scope_metrics[0].metrics;
+    assert_eq!(ms.len(), 1);
+    // label renamed to new_label with its value mapped; x aggregated away (1 + 2); value1
+    // and value2 merged into new_value (4 + 8).
+    assert_eq!(
+        points(&ms[0]),
+        vec![
+            "new_name[label2=a,new_label=new_label_value]=3i",
+            "new_name[label2=a,new_label=new_value]=12i",
+        ]
+    );
+}
+
+#[test]
+fn insert_copies_with_operations_and_regexp_groups() {
+    let out = run(
+        r#"
+transforms:
+  - include: ^system\.(?P<kind>cpu|mem)\.usage$
+    match_type: regexp
+    action: insert
+    new_name: host.${kind}.$1.Used
+    submatch_case: upper
+    operations:
+      - {action: add_label, new_label: source, new_value: copy}
+      - {action: toggle_scalar_data_type}
+      - {action: scale_value, experimental_scale: 0.5}
+"#,
+        vec![
+            gauge(
+                "system.cpu.usage",
+                vec![
+                    int_point(10, vec![]),
+                    int_point(3, vec![kv("source", s("orig"))]),
+                ],
+            ),
+            gauge("system.disk.usage", vec![int_point(1, vec![])]),
+        ],
+    );
+    let all: Vec<String> = out.iter().flat_map(points).collect();
+    assert_eq!(
+        all,
+        vec![
+            "system.cpu.usage[]=10i",
+            "system.cpu.usage[source=orig]=3i",
+            "system.disk.usage[]=1i",
+            "host.CPU.CPU.Used[source=copy]=5f",
+            "host.CPU.CPU.Used[source=orig]=1.5f",
+        ]
+    );
+}
+
+#[test]
+fn delete_label_value_and_mean_min_max() {
+    let out = run(
+        r#"
+transforms:
+  - include: a
+    action: update
+    operations:
+      - {action: delete_label_value, label: env, label_value: test}
+      - {action: aggregate_labels, label_set: [env], aggregation_type: mean}
+  - include: b
+    action: update
+    operations:
+      - {action: aggregate_labels, label_set: [absent], aggregation_type: max}
+"#,
+        vec![
+            gauge(
+                "a",
+                vec![
+                    double_point(1.0, vec![kv("env", s("prod")), kv("h", s("1"))]),
+                    double_point(4.0, vec![kv("env", s("prod")), kv("h", s("2"))]),
+                    double_point(100.0, vec![kv("env", s("test"))]),
+                ],
+            ),
+            gauge(
+                "b",
+                vec![
+                    int_point(3, vec![kv("h", s("1"))]),
+                    int_point(9, vec![kv("h", s("2"))]),
+                ],
+            ),
+        ],
+    );
+    let all: Vec<String> = out.iter().flat_map(points).collect();
+    assert_eq!(all, vec!["a[env=prod]=2.5f", "b[]=9i"]);
+}
+
+#[test]
+fn update_label_only_on_matching_labels() {
+    let out = run(
+        r#"
+transforms:
+  - include: m
+    action: update
+    experimental_match_labels: {env: prod}
+    operations:
+      - action: update_label
+        label: state
+        value_actions:
+          - {value: idle, new_value: free}
+"#,
+        vec![gauge(
+            "m",
+            vec![
+                int_point(1, vec![kv("env", s("prod")), kv("state", s("idle"))]),
+                int_point(2, vec![kv("env", s("dev")), kv("state", s("idle"))]),
+            ],
+        )],
+    );
+    assert_eq!(
+        points(&out[0]),
+        vec!["m[env=prod,state=free]=1i", "m[env=dev,state=idle]=2i"]
+    );
+}
+
+#[test]
+fn every_problem_is_reported() {
+    let err = parse(
+        &yaml(
+            r#"
+transforms:
+  - action: update
+  - include: x
+    action: insert
+  - include: x
+    action: combine
+    aggregation_type: sum
+  - include: "("
+    match_type: regexp
+    action: updat
+    submatch_case: title
+    operations:
+      - {action: add_label}
+      - {action: scale_value}
+      - {action: aggregate_labels, label_set: [a], aggregation_type: avg}
+      - {action: rename}
+  - include: x
+    action: update
+    bogus: 1
+"#,
+        ),
+        "processors.metricstransform",
+    )
+    .expect_err("rejected");
+    let got: Vec<String> = err.0.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        got,
+        vec![
+            "processors.metricstransform.transforms[0].include: missing required field \"include\"",
+            "processors.metricstransform.transforms[1].new_name: missing required field \"new_name\" while \"action\" is insert",
+            "processors.metricstransform.transforms[2].action: action \"combine\" is not supported by Weir (supported: update, insert)",
+            "processors.metricstransform.transforms[2].aggregation_type: only used by action \"combine\", which Weir does not support",
+            "processors.metricstransform.transforms[3].include: invalid regex \"(\": regex parse error:\n    (\n    ^\nerror: unclosed group",
+            "processors.metricstransform.transforms[3].action: \"updat\" is not a valid action (update, insert, combine, group) (did you mean \"update\"?)",
+            "processors.metricstransform.transforms[3].submatch_case: \"title\" is not a valid submatch_case (lower, upper)",
+            "processors.metricstransform.transforms[3].operations[0].new_label: missing required field \"new_label\" while \"action\" is \"add_label\"",
+            "processors.metricstransform.transforms[3].operations[0].new_value: missing required field \"new_value\" while \"action\" is \"add_label\"",
+            "processors.metricstransform.transforms[3].operations[1].experimental_scale: missing required field \"experimental_scale\" while \"action\" is \"scale_value\"",
+            "processors.metricstransform.transforms[3].operations[2].aggregation_type: \"avg\" is not a valid aggregation_type (sum, mean, min, max)",
+            "processors.metricstransform.transforms[3].operations[3].action: \"rename\" is not a valid operation action (add_label, update_label, delete_label_value, toggle_scalar_data_type, scale_value, aggregate_labels, aggregate_label_values)",
+            "processors.metricstransform.transforms[4].bogus: unknown field `bogus`, expected one of `include`, `metric_name`, `match_type`, `experimental_match_labels`, `action`, `new_name`, `group_resource_labels`, `aggregation_type`, `submatch_case`, `operations`",
+        ]
+    );
+}
