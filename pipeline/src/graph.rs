@@ -18,7 +18,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use weir_api::{
     Batch, BuildContext, BuildError, Component, ComponentId, ConsumeError, Consumer, Counter,
-    FanOut, Signal, SignalConsumers, Stage, Telemetry,
+    FanOut, Signal, SignalConsumers, Stage, StartError, Telemetry,
 };
 
 use crate::config::{connector_targets, PipelineSpec, ValidatedConfig};
@@ -59,7 +59,7 @@ pub struct Environment {
 }
 
 impl Environment {
-    fn context(&self, id: &ComponentId, pipeline: Option<&str>) -> BuildContext {
+    pub(crate) fn context(&self, id: &ComponentId, pipeline: Option<&str>) -> BuildContext {
         BuildContext {
             id: id.clone(),
             pipeline: pipeline.map(str::to_string),
@@ -88,6 +88,50 @@ impl Consumer for PipelineEntry {
             self.refused.inc_by(items);
         }
         result
+    }
+}
+
+/// Counts the items that pass on to `next`.
+struct ItemCount {
+    next: Arc<dyn Consumer>,
+    items: Counter,
+}
+
+#[async_trait]
+impl Consumer for ItemCount {
+    async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
+        self.items.inc_by(batch.item_count() as u64);
+        self.next.consume(batch).await
+    }
+}
+
+/// A processor stage that counts the items it is given.
+struct Incoming {
+    stage: Arc<dyn Stage>,
+    items: Counter,
+}
+
+#[async_trait]
+impl Consumer for Incoming {
+    async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
+        self.items.inc_by(batch.item_count() as u64);
+        self.stage.consume(batch).await
+    }
+}
+
+#[async_trait]
+impl Component for Incoming {
+    async fn start(&self) -> Result<(), StartError> {
+        self.stage.start().await
+    }
+    async fn shutdown(&self) {
+        self.stage.shutdown().await
+    }
+    fn server_authenticator(&self) -> Option<Arc<dyn weir_api::ServerAuthenticator>> {
+        self.stage.server_authenticator()
+    }
+    fn client_authenticator(&self) -> Option<Arc<dyn weir_api::ClientAuthenticator>> {
+        self.stage.client_authenticator()
     }
 }
 
@@ -206,12 +250,34 @@ pub fn build(cfg: &ValidatedConfig, env: &Environment) -> Result<ServiceGraph, V
             let Some(c) = cfg.processors.get(id) else {
                 continue;
             };
+            let labels = [
+                ("processor", id.to_string()),
+                ("pipeline", pipeline.id.clone()),
+                ("signal", pipeline.signal.as_str().to_string()),
+            ];
+            // What the processor hands on (the Collector's otelcol_processor_outgoing_items).
+            let outgoing: Arc<dyn Consumer> = Arc::new(ItemCount {
+                next: next.clone(),
+                items: env.telemetry.counter(
+                    "weir_processor_outgoing_items",
+                    "Items (log records, spans, metric points) a processor handed to the next stage",
+                    &labels,
+                ),
+            });
             match c.build(
                 &env.context(id, Some(&pipeline.id)),
                 pipeline.signal,
-                next.clone(),
+                outgoing,
             ) {
                 Ok(stage) => {
+                    let stage: Arc<dyn Stage> = Arc::new(Incoming {
+                        stage,
+                        items: env.telemetry.counter(
+                            "weir_processor_incoming_items",
+                            "Items (log records, spans, metric points) passed to a processor",
+                            &labels,
+                        ),
+                    });
                     next = stage.clone();
                     stages.push((id.clone(), stage));
                 }

@@ -10,6 +10,7 @@ pub mod graph;
 pub mod logging;
 pub mod metrics_server;
 pub mod runtime;
+pub mod telemetry_push;
 
 #[cfg(test)]
 mod test_components;

@@ -9,7 +9,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use weir_api::Telemetry;
+use weir_api::{Exposition, Telemetry};
 
 /// A running HTTP server that stops on [`HttpServer::stop`].
 pub struct HttpServer {
@@ -58,13 +58,25 @@ impl HttpServer {
 /// The OpenMetrics text content type that prometheus-client writes.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Serves `telemetry` at `http://address/metrics`.
-pub async fn start_metrics(address: &str, telemetry: Telemetry) -> std::io::Result<HttpServer> {
+/// Serves `telemetry` at `http://address/metrics`, the Collector's names written as
+/// `exposition` says.
+pub async fn start_metrics(
+    address: &str,
+    telemetry: Telemetry,
+    exposition: Exposition,
+) -> std::io::Result<HttpServer> {
+    let exposition = std::sync::Arc::new(exposition);
     let router = Router::new().route(
         "/metrics",
         get(move || {
             let telemetry = telemetry.clone();
-            async move { ([(CONTENT_TYPE, OPENMETRICS)], telemetry.encode()) }
+            let exposition = exposition.clone();
+            async move {
+                (
+                    [(CONTENT_TYPE, OPENMETRICS)],
+                    telemetry.encode_with(&exposition),
+                )
+            }
         }),
     );
     HttpServer::start(address, router).await
@@ -91,7 +103,9 @@ mod tests {
         let t = Telemetry::new();
         t.counter("weir_test_items", "help", &[("k", "v".into())])
             .inc_by(7);
-        let mut server = start_metrics("127.0.0.1:0", t).await.unwrap();
+        let mut server = start_metrics("127.0.0.1:0", t, Exposition::default())
+            .await
+            .unwrap();
         let response = get(server.local_addr(), "/metrics").await;
         assert!(
             response.starts_with("HTTP/1.0 200 OK") || response.starts_with("HTTP/1.1 200 OK"),

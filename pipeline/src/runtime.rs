@@ -26,6 +26,9 @@ pub enum RunError {
     /// A component could not start (the ones started before it were shut down again).
     #[error("cannot start the service: {0}")]
     Start(#[source] weir_api::StartError),
+    /// A periodic metric reader's exporter could not be built or started.
+    #[error("cannot push own metrics: {0}")]
+    Push(String),
     /// The own metrics endpoint could not listen.
     #[error("cannot serve own metrics on {address}: {source}")]
     Metrics {
@@ -121,8 +124,15 @@ pub async fn run(
         base_dir,
     };
     let mut metrics_servers = Vec::new();
-    for address in &config.telemetry.metrics_addresses {
-        match start_metrics(address, env.telemetry.clone()).await {
+    weir_api::process_start();
+    for (i, address) in config.telemetry.metrics_addresses.iter().enumerate() {
+        let exposition = config
+            .telemetry
+            .metrics_expositions
+            .get(i)
+            .cloned()
+            .unwrap_or_default();
+        match start_metrics(address, env.telemetry.clone(), exposition).await {
             Ok(s) => {
                 tracing::info!(address = %s.local_addr(), "serving own metrics at /metrics");
                 metrics_servers.push(s);
@@ -136,9 +146,14 @@ pub async fn run(
             }
         }
     }
+    crate::extensions::zpages::register_service(
+        &env.ready,
+        crate::extensions::zpages::ServiceSnapshot::of(config),
+    );
     let graph = match graph::build(config, &env) {
         Ok(g) => g,
         Err(e) => {
+            crate::extensions::zpages::unregister_service(&env.ready);
             stop_servers(&mut metrics_servers).await;
             return Err(RunError::Build(e));
         }
@@ -156,10 +171,21 @@ pub async fn run(
             )
             .await;
             stop_servers(&mut metrics_servers).await;
+            crate::extensions::zpages::unregister_service(&env.ready);
             return Err(RunError::Start(e));
         }
         started.push(member);
     }
+    let pushers = match crate::telemetry_push::start(config, &env).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start pushing own metrics; shutting down");
+            stop_in_order_grouped(&groups, settings.shutdown_timeout).await;
+            stop_servers(&mut metrics_servers).await;
+            crate::extensions::zpages::unregister_service(&env.ready);
+            return Err(RunError::Push(e));
+        }
+    };
     env.ready.store(true, Ordering::SeqCst);
     tracing::info!(
         pipelines = graph.pipelines.len(),
@@ -181,7 +207,9 @@ pub async fn run(
     } else {
         stopping.await
     };
+    pushers.stop().await;
     stop_servers(&mut metrics_servers).await;
+    crate::extensions::zpages::unregister_service(&env.ready);
     Ok(outcome)
 }
 

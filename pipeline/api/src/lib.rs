@@ -17,6 +17,7 @@ mod registry;
 pub mod rpc_status;
 mod splice;
 mod telemetry;
+mod telemetry_collector;
 mod wire_check;
 
 pub use auth::{AuthError, Authenticators, ClientAuthenticator, ServerAuthenticator};
@@ -29,7 +30,8 @@ pub use component::{
 pub use config::{parse_component_config, ComponentId, ConfigError, ConfigErrors};
 pub use consumer::{ConsumeError, Consumer, FanOut, ProcessError, Processor, ProcessorStage};
 pub use registry::Registry;
-pub use telemetry::{Counter, Gauge, Telemetry};
+pub use telemetry::{process_start, Counter, Exposition, Gauge, Telemetry};
+pub use telemetry_collector::sanitize as telemetry_label_name;
 pub use wire_check::varint as read_varint;
 
 /// Re-export of the OTLP protobuf types the batch is made of.

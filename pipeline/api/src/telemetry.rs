@@ -1,4 +1,8 @@
 //! Weir's own metrics, exposed in Prometheus text format by the engine.
+//!
+//! Beside Weir's `weir_*` metrics, [`Telemetry::encode_with`] writes the OpenTelemetry
+//! Collector's `otelcol_*` names for the same counts (see `collector`), so dashboards and
+//! alert rules built on the Collector's own metrics work unchanged.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,18 +13,40 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge as PromGauge;
 use prometheus_client::registry::Registry;
 
-type Labels = Vec<(String, String)>;
+pub(crate) type Labels = Vec<(String, String)>;
+
+pub use crate::telemetry_collector::{process_start, Exposition};
 
 /// A monotonically rising count (cheap to clone; clones share the value).
 pub type Counter = PromCounter<u64>;
 /// A value that goes up and down (cheap to clone; clones share the value).
 pub type Gauge = PromGauge<i64>;
 
+/// A registered series, kept so that its Collector name can be derived at encode time.
+#[derive(Clone)]
+pub(crate) enum Handle {
+    Counter(Counter),
+    Gauge(Gauge),
+}
+
 #[derive(Default)]
 struct Inner {
     registry: Registry,
     counters: HashMap<String, Family<Labels, Counter>>,
     gauges: HashMap<String, Family<Labels, Gauge>>,
+    /// Every series handed out: (name, labels, handle), one entry per distinct pair.
+    series: Vec<(String, Labels, Handle)>,
+    index: HashMap<(String, Labels), usize>,
+}
+
+impl Inner {
+    fn remember(&mut self, name: &str, labels: &Labels, handle: Handle) {
+        let key = (name.to_string(), labels.clone());
+        if !self.index.contains_key(&key) {
+            self.index.insert(key, self.series.len());
+            self.series.push((name.to_string(), labels.clone(), handle));
+        }
+    }
 }
 
 /// The process's metric registry. Components ask it for counters and gauges by name and
@@ -52,7 +78,9 @@ impl Telemetry {
                 f
             }
         };
-        let c = family.get_or_create(&labels(l)).clone();
+        let l = labels(l);
+        let c = family.get_or_create(&l).clone();
+        inner.remember(name, &l, Handle::Counter(c.clone()));
         c
     }
 
@@ -68,16 +96,46 @@ impl Telemetry {
                 f
             }
         };
-        let g = family.get_or_create(&labels(l)).clone();
+        let l = labels(l);
+        let g = family.get_or_create(&l).clone();
+        inner.remember(name, &l, Handle::Gauge(g.clone()));
         g
     }
 
-    /// All metrics in the Prometheus text exposition format.
+    /// All metrics in the OpenMetrics text format, the Collector's names with the default
+    /// exposition settings.
     pub fn encode(&self) -> String {
+        self.encode_with(&Exposition::default())
+    }
+
+    /// The Collector's metrics (`otelcol_*`, with the OTLP units and attributes) as one
+    /// OTLP request with `resource`: what a periodic metric reader pushes.
+    pub fn collector_otlp(
+        &self,
+        resource: &[(String, String)],
+    ) -> crate::otlp::collector::metrics::v1::ExportMetricsServiceRequest {
+        let series = self
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .series
+            .clone();
+        crate::telemetry_collector::to_otlp(&series, resource)
+    }
+
+    /// All metrics in the OpenMetrics text format: Weir's `weir_*` metrics, then the
+    /// Collector's `otelcol_*` ones (and `target_info`) shaped by `exposition`.
+    pub fn encode_with(&self, exposition: &Exposition) -> String {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &inner.registry);
+        let series = inner.series.clone();
+        drop(inner);
+        let body = out.strip_suffix("# EOF\n").unwrap_or(&out).to_string();
+        let mut out = body;
+        crate::telemetry_collector::write(&mut out, &series, exposition);
+        out.push_str("# EOF\n");
         out
     }
 }

@@ -22,7 +22,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
-use weir_api::{parse_component_config, ConfigErrors};
+use weir_api::{parse_component_config, ConfigErrors, Exposition};
 
 /// The metrics endpoint when none is configured (the collector's default).
 pub const DEFAULT_METRICS_ADDRESS: &str = "localhost:8888";
@@ -37,8 +37,10 @@ struct TelemetryConfig {
     metrics: MetricsConfig,
     /// Collector trace settings for its own spans. Default: none. Accepted, ignored.
     traces: Option<Value>,
-    /// Resource attributes of the collector's own telemetry. Default: none. Accepted, ignored.
-    resource: Option<Value>,
+    /// Resource attributes of Weir's own telemetry (`target_info`, pushed metrics); a `null`
+    /// value removes a default one. Default: `service.name: weir`, `service.version`,
+    /// `service.instance.id` (random per process).
+    resource: Option<serde_json::Map<String, Value>>,
 }
 
 /// Log level names as the collector spells them.
@@ -137,8 +139,226 @@ struct MetricsConfig {
 struct ReaderConfig {
     /// A Prometheus pull endpoint. Default: unset.
     pull: Option<PullReader>,
-    /// A push reader (not supported). Default: unset.
-    periodic: Option<Value>,
+    /// A push reader: Weir's own metrics sent over OTLP every interval. Default: unset.
+    periodic: Option<PeriodicConfig>,
+}
+
+/// `readers[].periodic` (the OpenTelemetry configuration schema's periodic reader).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+// `producers` and `cardinality_limits` are accepted so that collector configs load.
+#[allow(dead_code)]
+struct PeriodicConfig {
+    /// Milliseconds between pushes. Default: 60000.
+    #[serde(default = "default_interval")]
+    interval: u64,
+    /// Milliseconds a push may take. Default: 30000.
+    #[serde(default = "default_push_timeout")]
+    timeout: u64,
+    /// Required: where to push.
+    exporter: PushExporter,
+    /// Default: none. Accepted, ignored (no producers besides Weir's own metrics).
+    #[serde(default)]
+    producers: Option<Value>,
+    /// Default: none. Accepted, ignored.
+    #[serde(default)]
+    cardinality_limits: Option<Value>,
+}
+
+fn default_interval() -> u64 {
+    60_000
+}
+fn default_push_timeout() -> u64 {
+    30_000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushExporter {
+    /// OTLP over HTTP or gRPC.
+    #[serde(alias = "otlp_http", alias = "otlp_grpc")]
+    otlp: OtlpPush,
+}
+
+/// `exporter.otlp` of a periodic reader.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+// `default_histogram_aggregation` is accepted so that collector configs load.
+#[allow(dead_code)]
+struct OtlpPush {
+    /// `http/protobuf` (default), `http/json` or `grpc`.
+    #[serde(default = "default_protocol")]
+    protocol: String,
+    /// HTTP: the full URL (`http://host:4318/v1/metrics`); gRPC: `http://host:4317`.
+    endpoint: String,
+    /// Extra headers, as `[{name, value}]`.
+    #[serde(default)]
+    headers: Vec<HeaderPair>,
+    /// Extra headers as `k=v,k2=v2`.
+    #[serde(default)]
+    headers_list: Option<String>,
+    /// `gzip` or `none`. Default: none.
+    #[serde(default)]
+    compression: Option<String>,
+    /// Milliseconds per export. Default: 10000.
+    #[serde(default)]
+    timeout: Option<u64>,
+    /// Plain-text gRPC. Default: false.
+    #[serde(default)]
+    insecure: Option<bool>,
+    /// CA file for the server's certificate.
+    #[serde(default)]
+    certificate: Option<String>,
+    /// Client certificate (mutual TLS).
+    #[serde(default)]
+    client_certificate: Option<String>,
+    /// Client key (mutual TLS).
+    #[serde(default)]
+    client_key: Option<String>,
+    /// Only `cumulative` (the default) is what Weir pushes; others are refused.
+    #[serde(default)]
+    temporality_preference: Option<String>,
+    /// Default: explicit. Accepted, ignored (Weir's own metrics have no histograms).
+    #[serde(default)]
+    default_histogram_aggregation: Option<Value>,
+}
+
+fn default_protocol() -> String {
+    "http/protobuf".to_string()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderPair {
+    name: String,
+    value: String,
+}
+
+/// A periodic reader: push Weir's own metrics with an exporter of this type and config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeriodicReader {
+    /// Time between pushes.
+    pub interval: std::time::Duration,
+    /// The Weir exporter type (`otlphttp` or `otlp`).
+    pub exporter_type: String,
+    /// Its config, in that exporter's fields.
+    pub exporter_config: Value,
+    /// Where the reader is in the config (for errors).
+    pub path: String,
+}
+
+fn periodic_exporter(
+    p: &PeriodicConfig,
+    path: &str,
+    errors: &mut ConfigErrors,
+) -> Option<PeriodicReader> {
+    let o = &p.exporter.otlp;
+    let opath = format!("{path}.exporter.otlp");
+    let mut headers = serde_json::Map::new();
+    for h in &o.headers {
+        headers.insert(h.name.clone(), Value::String(h.value.clone()));
+    }
+    for pair in o.headers_list.iter().flat_map(|l| l.split(',')) {
+        let pair = pair.trim();
+        if pair.is_empty() {
+            continue;
+        }
+        match pair.split_once('=') {
+            Some((k, v)) => {
+                headers.insert(k.trim().to_string(), Value::String(v.trim().to_string()));
+            }
+            None => errors.push(
+                format!("{opath}.headers_list"),
+                format!("expected name=value pairs separated by ',', found {pair:?}"),
+            ),
+        }
+    }
+    if let Some(t) = o.temporality_preference.as_deref() {
+        if t != "cumulative" {
+            errors.push(
+                format!("{opath}.temporality_preference"),
+                format!("only cumulative is supported for Weir's own metrics, found {t:?}"),
+            );
+        }
+    }
+    if p.interval == 0 {
+        errors.push(
+            format!("{path}.interval"),
+            "must be a positive number of milliseconds",
+        );
+    }
+    let mut cfg = serde_json::Map::new();
+    let mut tls = serde_json::Map::new();
+    if let Some(i) = o.insecure {
+        tls.insert("insecure".into(), Value::Bool(i));
+    }
+    for (from, to) in [
+        (&o.certificate, "ca_file"),
+        (&o.client_certificate, "cert_file"),
+        (&o.client_key, "key_file"),
+    ] {
+        if let Some(f) = from {
+            tls.insert(to.into(), Value::String(f.clone()));
+        }
+    }
+    if !tls.is_empty() {
+        cfg.insert("tls".into(), Value::Object(tls));
+    }
+    if !headers.is_empty() {
+        cfg.insert("headers".into(), Value::Object(headers));
+    }
+    // The configuration schema's default is no compression (the Collector's otlp
+    // exporters default to gzip).
+    cfg.insert(
+        "compression".into(),
+        Value::String(o.compression.clone().unwrap_or_else(|| "none".to_string())),
+    );
+    let timeout = o.timeout.unwrap_or(10_000).min(p.timeout);
+    cfg.insert("timeout".into(), Value::String(format!("{timeout}ms")));
+    // Own metrics are a snapshot: a failed push is not queued or retried; the next one
+    // carries the totals.
+    cfg.insert(
+        "sending_queue".into(),
+        serde_json::json!({"enabled": false}),
+    );
+    cfg.insert(
+        "retry_on_failure".into(),
+        serde_json::json!({"enabled": false}),
+    );
+    let exporter_type = match o.protocol.as_str() {
+        "http/protobuf" | "http/json" => {
+            cfg.insert("metrics_endpoint".into(), Value::String(o.endpoint.clone()));
+            cfg.insert(
+                "encoding".into(),
+                Value::String(
+                    if o.protocol == "http/json" {
+                        "json"
+                    } else {
+                        "proto"
+                    }
+                    .into(),
+                ),
+            );
+            "otlphttp"
+        }
+        "grpc" => {
+            cfg.insert("endpoint".into(), Value::String(o.endpoint.clone()));
+            "otlp"
+        }
+        other => {
+            errors.push(
+                format!("{opath}.protocol"),
+                format!("unknown protocol {other:?}: expected http/protobuf, http/json or grpc"),
+            );
+            return None;
+        }
+    };
+    Some(PeriodicReader {
+        interval: std::time::Duration::from_millis(p.interval.max(1)),
+        exporter_type: exporter_type.to_string(),
+        exporter_config: Value::Object(cfg),
+        path: opath,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,9 +377,6 @@ struct PullExporter {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-// The `without_*` and label settings are accepted so collector configs load; Weir's
-// exposition format is fixed.
-#[allow(dead_code)]
 struct PrometheusEndpoint {
     /// Default: localhost.
     #[serde(default = "default_host")]
@@ -167,18 +384,30 @@ struct PrometheusEndpoint {
     /// Default: 8888.
     #[serde(default = "default_port")]
     port: u16,
-    /// Default: false. Accepted, ignored.
+    /// Default: false. Counters without the `_total` suffix.
     #[serde(default)]
     without_type_suffix: bool,
-    /// Default: false. Accepted, ignored.
+    /// Default: false. Names without the unit suffix (`_seconds`, `_bytes`).
     #[serde(default)]
     without_units: bool,
-    /// Default: false. Accepted, ignored.
+    /// Default: false. No `otel_scope_name` / `otel_scope_version` labels.
     #[serde(default)]
     without_scope_info: bool,
-    /// Default: none. Accepted, ignored.
+    /// Default: none. Resource attributes written as labels on every `otelcol_*` series.
     #[serde(default)]
-    with_resource_constant_labels: Option<Value>,
+    with_resource_constant_labels: Option<IncludeExclude>,
+}
+
+/// `with_resource_constant_labels`: which resource attributes become labels.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct IncludeExclude {
+    /// Attribute keys to include (none: all).
+    #[serde(deserialize_with = "weir_api::config::string_list")]
+    included: Vec<String>,
+    /// Attribute keys to leave out.
+    #[serde(deserialize_with = "weir_api::config::string_list")]
+    excluded: Vec<String>,
 }
 
 fn default_host() -> String {
@@ -197,50 +426,142 @@ pub struct TelemetrySettings {
     pub log_encoding: LogEncoding,
     /// `host:port` addresses serving `/metrics`; empty when metrics are off.
     pub metrics_addresses: Vec<String>,
+    /// How each of `metrics_addresses` writes the Collector's metrics (same order).
+    pub metrics_expositions: Vec<Exposition>,
+    /// The resource of Weir's own telemetry, as `(key, value)` pairs.
+    pub resource: Vec<(String, String)>,
+    /// Push readers of Weir's own metrics.
+    pub periodic_readers: Vec<PeriodicReader>,
 }
 
 impl Default for TelemetrySettings {
     fn default() -> Self {
+        let resource = default_resource();
         TelemetrySettings {
             log_level: LogLevel::Info,
             log_encoding: LogEncoding::Console,
             metrics_addresses: vec![DEFAULT_METRICS_ADDRESS.to_string()],
+            metrics_expositions: vec![Exposition {
+                resource: resource.clone(),
+                ..Default::default()
+            }],
+            resource,
+            periodic_readers: Vec::new(),
         }
     }
+}
+
+/// The id of this process's telemetry (`service.instance.id`): a random UUID, the same for
+/// the life of the process.
+pub fn instance_id() -> String {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| {
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                format!("{:032x}", t ^ (u128::from(std::process::id()) << 64))
+            })
+    })
+    .clone()
+}
+
+/// The default resource of Weir's own telemetry, as the Collector sets its own (its
+/// command name, version and a random instance id).
+fn default_resource() -> Vec<(String, String)> {
+    vec![
+        ("service.name".to_string(), "weir".to_string()),
+        (
+            "service.version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        ("service.instance.id".to_string(), instance_id()),
+    ]
 }
 
 /// Parses `service.telemetry` found at `path`.
 pub fn parse_telemetry(value: &Value, path: &str) -> Result<TelemetrySettings, ConfigErrors> {
     let cfg: TelemetryConfig = parse_component_config(value, path)?;
     let mut errors = ConfigErrors::default();
+    let mut resource = default_resource();
+    for (k, v) in cfg.resource.iter().flatten() {
+        resource.retain(|(key, _)| key != k);
+        match v {
+            Value::Null => {}
+            Value::String(s) => resource.push((k.clone(), s.clone())),
+            Value::Number(_) | Value::Bool(_) => resource.push((k.clone(), v.to_string())),
+            _ => errors.push(
+                format!("{path}.resource.{k}"),
+                "a resource attribute must be a string, a number, a boolean or null (to remove it)",
+            ),
+        }
+    }
     let mut addresses = Vec::new();
+    let mut expositions = Vec::new();
+    let mut periodic = Vec::new();
+    let plain = Exposition {
+        resource: resource.clone(),
+        ..Default::default()
+    };
     for (i, reader) in cfg.metrics.readers.iter().enumerate() {
         let reader_path = format!("{path}.metrics.readers[{i}]");
         match (&reader.pull, &reader.periodic) {
             (Some(pull), None) => {
                 let p = &pull.exporter.prometheus;
                 addresses.push(format!("{}:{}", p.host, p.port));
+                let constant_labels = match &p.with_resource_constant_labels {
+                    None => Vec::new(),
+                    Some(f) => resource
+                        .iter()
+                        .filter(|(k, _)| f.included.is_empty() || f.included.contains(k))
+                        .filter(|(k, _)| !f.excluded.contains(k))
+                        .map(|(k, v)| (weir_api::telemetry_label_name(k), v.clone()))
+                        .collect(),
+                };
+                expositions.push(Exposition {
+                    without_units: p.without_units,
+                    without_type_suffix: p.without_type_suffix,
+                    without_scope_info: p.without_scope_info,
+                    resource: resource.clone(),
+                    constant_labels,
+                });
             }
-            (None, Some(_)) => errors.push(
-                format!("{reader_path}.periodic"),
-                "periodic (push) metric readers are not supported yet; use a pull reader with a prometheus exporter",
+            (None, Some(p)) => {
+                if let Some(r) =
+                    periodic_exporter(p, &format!("{reader_path}.periodic"), &mut errors)
+                {
+                    periodic.push(r);
+                }
+            }
+            _ => errors.push(
+                reader_path,
+                "a reader needs exactly one of pull or periodic",
             ),
-            _ => errors.push(reader_path, "a reader needs exactly one of pull or periodic"),
         }
     }
     if let Some(address) = &cfg.metrics.address {
         addresses.push(address.clone());
+        expositions.push(plain.clone());
     }
-    if addresses.is_empty() {
+    if addresses.is_empty() && cfg.metrics.readers.is_empty() {
         addresses.push(DEFAULT_METRICS_ADDRESS.to_string());
+        expositions.push(plain);
     }
     if cfg.metrics.level == MetricsLevel::None {
         addresses.clear();
+        expositions.clear();
+        periodic.clear();
     }
     errors.into_result(TelemetrySettings {
         log_level: cfg.logs.level,
         log_encoding: cfg.logs.encoding,
         metrics_addresses: addresses,
+        metrics_expositions: expositions,
+        resource,
+        periodic_readers: periodic,
     })
 }
 
@@ -288,13 +609,78 @@ mod tests {
             e.0[0].message
         );
         let e = parse_telemetry(
-            &json!({"metrics": {"readers": [{"periodic": {}}]}}),
+            &json!({"metrics": {"readers": [{"periodic": {"exporter": {"otlp": {"protocol": "udp", "endpoint": "x", "temporality_preference": "delta"}}}}]}}),
             "service.telemetry",
         )
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "service.telemetry.metrics.readers[0].periodic: periodic (push) metric readers are not supported yet; use a pull reader with a prometheus exporter"
+            "service.telemetry.metrics.readers[0].periodic.exporter.otlp.temporality_preference: only cumulative is supported for Weir's own metrics, found \"delta\"\nservice.telemetry.metrics.readers[0].periodic.exporter.otlp.protocol: unknown protocol \"udp\": expected http/protobuf, http/json or grpc"
         );
+    }
+
+    #[test]
+    fn periodic_readers_become_otlp_exporters() {
+        let v = json!({"metrics": {"readers": [
+            {"periodic": {"interval": 5000, "exporter": {"otlp": {
+                "protocol": "http/protobuf", "endpoint": "https://m.example:4318/v1/metrics",
+                "headers": [{"name": "x-key", "value": "k"}], "headers_list": "a=1, b=2",
+                "compression": "gzip", "timeout": 2000, "certificate": "/ca.pem"}}}},
+            {"periodic": {"exporter": {"otlp": {"protocol": "grpc", "endpoint": "http://127.0.0.1:4317", "insecure": true}}}}
+        ]}});
+        let t = parse_telemetry(&v, "service.telemetry").unwrap();
+        assert!(
+            t.metrics_addresses.is_empty(),
+            "readers given: no default endpoint"
+        );
+        assert_eq!(t.periodic_readers.len(), 2);
+        let http = &t.periodic_readers[0];
+        assert_eq!(http.interval, std::time::Duration::from_secs(5));
+        assert_eq!(http.exporter_type, "otlphttp");
+        assert_eq!(
+            http.exporter_config,
+            json!({"metrics_endpoint": "https://m.example:4318/v1/metrics", "encoding": "proto",
+                   "headers": {"x-key": "k", "a": "1", "b": "2"}, "compression": "gzip",
+                   "timeout": "2000ms", "tls": {"ca_file": "/ca.pem"},
+                   "sending_queue": {"enabled": false}, "retry_on_failure": {"enabled": false}})
+        );
+        let grpc = &t.periodic_readers[1];
+        assert_eq!(grpc.interval, std::time::Duration::from_secs(60));
+        assert_eq!(grpc.exporter_type, "otlp");
+        assert_eq!(grpc.exporter_config["endpoint"], "http://127.0.0.1:4317");
+        assert_eq!(grpc.exporter_config["tls"], json!({"insecure": true}));
+        assert_eq!(grpc.exporter_config["compression"], "none");
+    }
+
+    #[test]
+    fn pull_reader_settings_and_resource_shape_the_exposition() {
+        let v = json!({
+            "resource": {"service.name": "gw", "service.instance.id": null, "region": "eu", "n": 3},
+            "metrics": {"readers": [{"pull": {"exporter": {"prometheus": {
+                "host": "127.0.0.1", "port": 9464, "without_units": true,
+                "without_type_suffix": true, "without_scope_info": true,
+                "with_resource_constant_labels": {"included": ["service.name", "region"], "excluded": ["region"]}}}}}]}
+        });
+        let t = parse_telemetry(&v, "service.telemetry").unwrap();
+        let keys: Vec<&str> = t.resource.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, vec!["service.version", "n", "region", "service.name"]);
+        assert_eq!(t.metrics_addresses, vec!["127.0.0.1:9464"]);
+        let x = &t.metrics_expositions[0];
+        assert!(x.without_units && x.without_type_suffix && x.without_scope_info);
+        assert_eq!(
+            x.constant_labels,
+            vec![("service_name".to_string(), "gw".to_string())]
+        );
+        assert_eq!(x.resource, t.resource);
+        let d = TelemetrySettings::default();
+        assert!(!d.metrics_expositions[0].without_units);
+        assert_eq!(
+            d.resource[0],
+            ("service.name".to_string(), "weir".to_string())
+        );
+        assert_eq!(d.resource[2].0, "service.instance.id");
+        assert_eq!(d.resource[2].1.len(), 36, "a UUID");
+        let e = parse_telemetry(&json!({"resource": {"k": [1]}}), "service.telemetry").unwrap_err();
+        assert_eq!(e.0[0].path, "service.telemetry.resource.k");
     }
 }

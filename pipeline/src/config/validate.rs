@@ -63,6 +63,8 @@ pub struct ValidatedConfig {
     pub pipelines: Vec<PipelineSpec>,
     /// `service.telemetry`.
     pub telemetry: TelemetrySettings,
+    /// The exporters of `service.telemetry.metrics.readers[].periodic`, with their interval.
+    pub telemetry_exporters: Vec<(std::time::Duration, Box<dyn ExporterConfig>)>,
 }
 
 /// The closest of `candidates` to `word`, if close enough to be a likely typo.
@@ -416,6 +418,7 @@ pub fn validate(tree: &Value, registry: &Registry) -> Result<ValidatedConfig, Co
     let mut service_extensions = Vec::new();
     let mut pipelines = Vec::new();
     let mut telemetry = TelemetrySettings::default();
+    let mut telemetry_exporters = Vec::new();
     match root.get("service") {
         None | Some(Value::Null) => errors.push(
             "service.pipelines",
@@ -437,6 +440,18 @@ pub fn validate(tree: &Value, registry: &Registry) -> Result<ValidatedConfig, Co
                 match parse_telemetry(t, "service.telemetry") {
                     Ok(t) => telemetry = t,
                     Err(e) => errors.0.extend(e.0),
+                }
+            }
+            for r in &telemetry.periodic_readers {
+                match registry.exporters.get(&r.exporter_type) {
+                    Some(f) => match f.parse(&r.exporter_config, &r.path) {
+                        Ok(c) => telemetry_exporters.push((r.interval, c)),
+                        Err(e) => errors.0.extend(e.0),
+                    },
+                    None => errors.push(
+                        r.path.clone(),
+                        format!("no {} exporter is compiled in", r.exporter_type),
+                    ),
                 }
             }
             match section(service, "pipelines", "service.pipelines", &mut errors) {
@@ -596,6 +611,7 @@ pub fn validate(tree: &Value, registry: &Registry) -> Result<ValidatedConfig, Co
         service_extensions,
         pipelines,
         telemetry,
+        telemetry_exporters,
     })
 }
 

@@ -2,6 +2,8 @@
 
 pub mod bearertokenauth;
 pub mod health_check;
+pub mod pprof;
+pub mod zpages;
 
 use weir_api::Registry;
 
@@ -9,4 +11,6 @@ use weir_api::Registry;
 pub fn register(registry: &mut Registry) {
     registry.extension("health_check", health_check::HealthCheckFactory);
     registry.extension("bearertokenauth", bearertokenauth::BearerTokenAuthFactory);
+    registry.extension("zpages", zpages::ZPagesFactory);
+    registry.extension("pprof", pprof::PprofFactory);
 }
