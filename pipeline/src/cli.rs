@@ -111,41 +111,94 @@ fn load_and_validate(
     Ok((loaded, validated))
 }
 
-fn signal_list(signals: SignalSet) -> String {
-    let names: Vec<&str> = Signal::ALL
-        .iter()
-        .filter(|s| signals.contains(**s))
-        .map(|s| s.as_str())
-        .collect();
-    names.join(", ")
+/// The stability level `weir components` shows for a component type: Weir's own
+/// assessment, in the Collector's words (`Beta` for the core path, `Deprecated` for
+/// aliases kept for old configs, `Alpha` for the rest).
+fn stability(kind: &str, name: &str) -> &'static str {
+    match (kind, name) {
+        ("receiver", "otlp" | "nop")
+        | ("processor", "batch" | "memory_limiter")
+        | (
+            "exporter",
+            "otlp" | "otlp_grpc" | "otlphttp" | "otlp_http" | "debug" | "file" | "nop",
+        )
+        | ("extension", "health_check") => "Beta",
+        ("exporter", "logging") => "Deprecated",
+        _ => "Alpha",
+    }
 }
 
-/// The `weir components` text.
+fn signal_stability(out: &mut String, kind: &str, name: &str, signals: SignalSet) {
+    out.push_str(&format!(
+        "    - name: {name}\n      module: weir {}\n      stability:\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    for s in [Signal::Logs, Signal::Metrics, Signal::Traces] {
+        let level = if signals.contains(s) {
+            stability(kind, name)
+        } else {
+            "Undefined"
+        };
+        out.push_str(&format!("        {}: {level}\n", s.as_str()));
+    }
+}
+
+/// The `weir components` text: the Collector's `components` YAML (build info, then each
+/// kind's types sorted by name with the stability per signal or signal pair; `Undefined`
+/// where a type does not handle one), and the config providers.
 pub fn components_text(registry: &Registry) -> String {
-    let mut out = String::from("receivers:\n");
+    let mut out = format!(
+        "buildinfo:\n    command: weir\n    description: Weir, an OpenTelemetry-native telemetry pipeline\n    version: {}\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    out.push_str("receivers:\n");
     for (name, f) in &registry.receivers {
-        out.push_str(&format!("  {name}: [{}]\n", signal_list(f.signals())));
+        signal_stability(&mut out, "receiver", name, f.signals());
     }
     out.push_str("processors:\n");
     for (name, f) in &registry.processors {
-        out.push_str(&format!("  {name}: [{}]\n", signal_list(f.signals())));
+        signal_stability(&mut out, "processor", name, f.signals());
     }
     out.push_str("exporters:\n");
     for (name, f) in &registry.exporters {
-        out.push_str(&format!("  {name}: [{}]\n", signal_list(f.signals())));
-    }
-    out.push_str("extensions:\n");
-    for name in registry.extensions.keys() {
-        out.push_str(&format!("  - {name}\n"));
+        signal_stability(&mut out, "exporter", name, f.signals());
     }
     out.push_str("connectors:\n");
     for (name, f) in &registry.connectors {
-        let pairs: Vec<String> = f
-            .pairs()
-            .iter()
-            .map(|(a, b)| format!("{a} to {b}"))
-            .collect();
-        out.push_str(&format!("  {name}: [{}]\n", pairs.join(", ")));
+        out.push_str(&format!(
+            "    - name: {name}\n      module: weir {}\n      stability:\n",
+            env!("CARGO_PKG_VERSION")
+        ));
+        let pairs = f.pairs();
+        for from in [Signal::Logs, Signal::Metrics, Signal::Traces] {
+            for to in [Signal::Logs, Signal::Metrics, Signal::Traces] {
+                let level = if pairs.contains(&(from, to)) {
+                    stability("connector", name)
+                } else {
+                    "Undefined"
+                };
+                out.push_str(&format!(
+                    "        {}-to-{}: {level}\n",
+                    from.as_str(),
+                    to.as_str()
+                ));
+            }
+        }
+    }
+    out.push_str("extensions:\n");
+    for name in registry.extensions.keys() {
+        out.push_str(&format!(
+            "    - name: {name}\n      module: weir {}\n      stability:\n        extension: {}\n",
+            env!("CARGO_PKG_VERSION"),
+            stability("extension", name)
+        ));
+    }
+    out.push_str("providers:\n");
+    for scheme in ["env", "file", "yaml"] {
+        out.push_str(&format!(
+            "    - scheme: {scheme}\n      module: weir {}\n",
+            env!("CARGO_PKG_VERSION")
+        ));
     }
     out
 }

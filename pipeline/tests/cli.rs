@@ -170,44 +170,55 @@ fn validate_applies_set_and_env_expansion() {
     assert_eq!(stderr, "processors.batch.send_batch_max_size: send_batch_max_size (5) must be 0 or at least send_batch_size (9)\n");
 }
 
-/// The lines of one section (`receivers:`) of `weir components`.
-fn section<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
-    text.lines()
-        .skip_while(|l| *l != name)
-        .skip(1)
-        .take_while(|l| l.starts_with("  "))
-        .collect()
-}
-
 #[test]
-fn components_lists_types_and_signals() {
+fn components_prints_the_collector_yaml_with_stability() {
     let (code, stdout, _) = output(weir().arg("components"));
     assert_eq!(code, 0);
-    let all = "[traces, metrics, logs]";
-    for r in ["otlp", "nop"] {
-        assert!(
-            section(&stdout, "receivers:").contains(&format!("  {r}: {all}").as_str()),
-            "{stdout}"
-        );
-    }
-    let processors = section(&stdout, "processors:");
-    for p in ["batch", "memory_limiter"] {
-        assert!(
-            processors.contains(&format!("  {p}: {all}").as_str()),
-            "{stdout}"
-        );
-    }
-    assert_eq!(
-        section(&stdout, "connectors:"),
-        vec![
-            "  count: [traces to metrics, metrics to metrics, logs to metrics]",
-            "  forward: [traces to traces, metrics to metrics, logs to logs]",
-            "  routing: [traces to traces, metrics to metrics, logs to logs]",
-            "  spanmetrics: [traces to metrics]",
-        ],
+    // The Collector's layout: build info, then one list per kind, four-space indents.
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        stdout.starts_with(&format!(
+            "buildinfo:\n    command: weir\n    description: Weir, an OpenTelemetry-native telemetry pipeline\n    version: {version}\nreceivers:\n    - name: nop\n      module: weir {version}\n      stability:\n        logs: Beta\n        metrics: Beta\n        traces: Beta\n"
+        )),
         "{stdout}"
     );
-    let exporters = section(&stdout, "exporters:");
+    let doc: serde_json::Value = serde_saphyr::from_str(&stdout).unwrap();
+    let keys: Vec<&str> = doc
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    for k in [
+        "buildinfo",
+        "receivers",
+        "processors",
+        "exporters",
+        "connectors",
+        "extensions",
+        "providers",
+    ] {
+        assert!(keys.contains(&k), "{k} missing: {keys:?}");
+    }
+    let find = |kind: &str, name: &str| -> serde_json::Value {
+        let list = doc[kind].as_array().unwrap();
+        let names: Vec<&str> = list.iter().map(|c| c["name"].as_str().unwrap()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted, "{kind} sorted by name");
+        list.iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name} missing:\n{stdout}"))["stability"]
+            .clone()
+    };
+    let all = |level: &str| serde_json::json!({"logs": level, "metrics": level, "traces": level});
+    assert_eq!(find("receivers", "otlp"), all("Beta"));
+    assert_eq!(find("processors", "batch"), all("Beta"));
+    assert_eq!(find("processors", "filter"), all("Alpha"));
+    assert_eq!(
+        find("processors", "probabilistic_sampler"),
+        serde_json::json!({"logs": "Alpha", "metrics": "Undefined", "traces": "Alpha"})
+    );
     for e in [
         "otlp",
         "otlp_grpc",
@@ -216,17 +227,41 @@ fn components_lists_types_and_signals() {
         "debug",
         "file",
         "nop",
-        "logging",
     ] {
-        assert!(
-            exporters.contains(&format!("  {e}: {all}").as_str()),
-            "{e} missing in:\n{stdout}"
+        assert_eq!(find("exporters", e), all("Beta"), "{e}");
+    }
+    assert_eq!(find("exporters", "logging"), all("Deprecated"));
+    assert_eq!(
+        find("extensions", "health_check"),
+        serde_json::json!({"extension": "Beta"})
+    );
+    for e in ["zpages", "pprof", "bearertokenauth"] {
+        assert_eq!(
+            find("extensions", e),
+            serde_json::json!({"extension": "Alpha"})
         );
     }
-    assert!(
-        section(&stdout, "extensions:").contains(&"  - health_check"),
-        "{stdout}"
-    );
+    let spanmetrics = find("connectors", "spanmetrics");
+    let pairs = spanmetrics.as_object().unwrap();
+    assert_eq!(pairs.len(), 9);
+    for (pair, level) in pairs {
+        let want = if pair == "traces-to-metrics" {
+            "Alpha"
+        } else {
+            "Undefined"
+        };
+        assert_eq!(level, want, "{pair}");
+    }
+    let forward = find("connectors", "forward");
+    assert_eq!(forward["logs-to-logs"], "Alpha");
+    assert_eq!(forward["logs-to-metrics"], "Undefined");
+    let schemes: Vec<&str> = doc["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["scheme"].as_str().unwrap())
+        .collect();
+    assert_eq!(schemes, vec!["env", "file", "yaml"]);
 }
 
 #[test]
