@@ -287,13 +287,14 @@ impl ExporterConfig for OtlpHttpConfig {
             compression: self.settings.compression,
             timeout: self.settings.timeout,
         };
-        Ok(Arc::new(Delivery::new(
+        let delivery: Arc<dyn Stage> = Arc::new(Delivery::new(
             &ctx.id,
             Arc::new(sender),
             self.settings.retry_on_failure.clone(),
             self.settings.sending_queue.clone(),
             &ctx.telemetry,
-        )))
+        ));
+        crate::delivery::with_queue_batch(ctx, &self.settings.sending_queue, delivery)
     }
 }
 

@@ -749,3 +749,97 @@ async fn delivers_over_tls_to_a_server_its_ca_file_trusts() {
     assert_eq!(upstream.payloads(), vec![logs("tls", 3)]);
     server.abort();
 }
+
+/// The seq attribute values of every log record the upstream received, sorted.
+fn received_log_seqs(upstream: &Upstream) -> Vec<String> {
+    let mut seqs = Vec::new();
+    for p in upstream.payloads() {
+        let Payload::Logs(r) = p else { continue };
+        for rl in r.resource_logs {
+            for sl in rl.scope_logs {
+                for rec in sl.log_records {
+                    seqs.push(format!("{:?}", rec.attributes[0].value));
+                }
+            }
+        }
+    }
+    seqs.sort();
+    seqs
+}
+
+#[tokio::test]
+async fn sending_queue_batch_merges_and_splits_by_min_and_max_size() {
+    let upstream = Upstream::default();
+    let (addr, server) = upstream.serve().await;
+    let (exporter, telemetry) = build_exporter(
+        "otlp",
+        serde_json::json!({
+            "endpoint": format!("http://{addr}"),
+            "sending_queue": {"sizer": "items", "queue_size": 1000,
+                "batch": {"flush_timeout": "2s", "min_size": 10, "max_size": 25}},
+        }),
+    );
+    exporter.start().await.unwrap();
+    // 12 senders of 3 records at once: 36 records, merged into requests of at most 25.
+    let sends = (0..12).map(|i| exporter.consume(Batch::new(logs(&format!("s{i}"), 3))));
+    for r in futures::future::join_all(sends).await {
+        r.unwrap();
+    }
+    exporter.shutdown().await;
+    let sizes: Vec<usize> = upstream.payloads().iter().map(|p| p.item_count()).collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 36, "{sizes:?}");
+    assert!(sizes.iter().all(|n| *n <= 25), "{sizes:?}");
+    assert!(sizes.len() < 12, "batches were merged: {sizes:?}");
+    let mut want: Vec<String> = upstream_free_seqs(12, 3);
+    want.sort();
+    assert_eq!(
+        received_log_seqs(&upstream),
+        want,
+        "each record exactly once"
+    );
+    assert_eq!(
+        metric(
+            &telemetry,
+            "weir_exporter_sent_items_total{exporter=\"otlp\",signal=\"logs\"}"
+        ),
+        36.0
+    );
+    server.abort();
+}
+
+/// What `received_log_seqs` shows for `senders` batches of `n` records from `logs("s{i}", n)`.
+fn upstream_free_seqs(senders: usize, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for i in 0..senders {
+        let Payload::Logs(r) = logs(&format!("s{i}"), n) else {
+            unreachable!()
+        };
+        for rec in &r.resource_logs[0].scope_logs[0].log_records {
+            out.push(format!("{:?}", rec.attributes[0].value));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_empty_sending_queue_batch_turns_batching_on_with_the_defaults() {
+    let upstream = Upstream::default();
+    let (addr, server) = upstream.serve().await;
+    let (exporter, _) = build_exporter(
+        "otlp",
+        serde_json::json!({
+            "endpoint": format!("http://{addr}"),
+            "sending_queue": {"batch": null},
+        }),
+    );
+    exporter.start().await.unwrap();
+    // Below min_size (8192): all of it waits for one flush (idle or flush_timeout 200ms).
+    let sends = (0..8).map(|i| exporter.consume(Batch::new(logs(&format!("s{i}"), 2))));
+    for r in futures::future::join_all(sends).await {
+        r.unwrap();
+    }
+    exporter.shutdown().await;
+    let sizes: Vec<usize> = upstream.payloads().iter().map(|p| p.item_count()).collect();
+    assert_eq!(sizes, vec![16], "one merged request");
+    server.abort();
+}

@@ -81,3 +81,40 @@ async fn with_storage_data_is_kept_until_delivered_unless_a_maximum_age_is_set()
     let (expired, _) = an_hour_down(serde_json::json!({}), retry).await;
     assert_eq!(expired, 4.0);
 }
+
+#[test]
+fn sending_queue_batch_is_on_when_present_even_empty_and_checked() {
+    use crate::delivery::{QueueBatchSettings, QueueSettings, Sizer};
+    let parse = |v: serde_json::Value| -> QueueSettings { serde_json::from_value(v).unwrap() };
+    assert_eq!(parse(serde_json::json!({})).batch, None);
+    for empty in [
+        serde_json::json!({"batch": null}),
+        serde_json::json!({"batch": {}}),
+    ] {
+        let q = parse(empty);
+        assert_eq!(q.batch, Some(QueueBatchSettings::default()));
+        let b = q.batch.as_ref().unwrap();
+        assert_eq!(b.flush_timeout, std::time::Duration::from_millis(200));
+        assert_eq!((b.min_size, b.max_size), (8192, 0));
+        assert_eq!(q.batch_sizer(), Some(Sizer::Items));
+    }
+    let q = parse(
+        serde_json::json!({"sizer": "bytes", "queue_size": 100, "batch": {"flush_timeout": "0s", "min_size": 10, "max_size": 5, "partition": {"metadata_keys": ["tenant"]}}}),
+    );
+    let mut errors = weir_api::ConfigErrors::default();
+    q.validate("exporters.otlp.sending_queue", &mut errors);
+    assert_eq!(
+        errors.to_string(),
+        "exporters.otlp.sending_queue.batch.flush_timeout: must be positive\n\
+         exporters.otlp.sending_queue.batch.sizer: the bytes sizer is not supported for batching yet; use items\n\
+         exporters.otlp.sending_queue.batch.max_size: max_size (5) must be greater or equal to min_size (10)\n\
+         exporters.otlp.sending_queue.batch.partition.metadata_keys: batching by metadata keys is not supported yet"
+    );
+    let q = parse(serde_json::json!({"sizer": "items", "queue_size": 100, "batch": {}}));
+    let mut errors = weir_api::ConfigErrors::default();
+    q.validate("q", &mut errors);
+    assert_eq!(
+        errors.to_string(),
+        "q.batch.min_size: must be less than or equal to queue_size"
+    );
+}

@@ -9,6 +9,10 @@
 //!     sending_queue: { enabled: true, num_consumers: 10, queue_size: 1000, sizer: requests }
 //! ```
 //!
+//! `sending_queue.batch: {flush_timeout: 200ms, min_size: 8192, max_size: 0}` (the
+//! collector's queue batching; present, even empty, turns it on) puts a batcher per signal
+//! in front of the queue (see `queue_batch`).
+//!
 //! With `sending_queue.storage` the queue is also written ahead to disk (see [`wal`] for
 //! the file format), so data accepted while the upstream is down survives a crash and a
 //! restart:
@@ -46,6 +50,7 @@
 //! latter).
 
 mod queue;
+mod queue_batch;
 mod retry;
 pub mod wal;
 
@@ -61,9 +66,10 @@ use weir_api::{
 };
 
 pub use queue::{
-    DiskQueueSettings, ExportQueue, Job, PushError, QueueSettings, Refusal, Reserved, Sizer,
-    Storage,
+    DiskQueueSettings, ExportQueue, Job, PushError, QueueBatchPartition, QueueBatchSettings,
+    QueueSettings, Refusal, Reserved, Sizer, Storage,
 };
+pub use queue_batch::with_queue_batch;
 pub use retry::{Backoff, RetrySettings, DEFAULT_MAX_ELAPSED_TIME};
 use wal::{FsyncPolicy, Wal, WalError, WalOptions};
 

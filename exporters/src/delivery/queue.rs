@@ -59,8 +59,58 @@ pub struct QueueSettings {
     /// queue is in memory). The collector's form, the name of a storage extension, is
     /// recognised and refused with a hint, as weir has no storage extensions.
     pub storage: Option<Storage>,
-    /// Batching inside the queue. Not supported yet (use the `batch` processor); default none.
-    pub batch: Option<serde_json::Value>,
+    /// Batching in front of the queue (the collector's `sending_queue.batch`); present, even
+    /// empty (`batch: {}` or `batch:`), turns it on with its defaults. Default: off.
+    #[serde(deserialize_with = "present_or_default")]
+    pub batch: Option<QueueBatchSettings>,
+}
+
+/// `sending_queue.batch` (the collector's exporterhelper batching; defaults as there).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueBatchSettings {
+    /// Longest time items wait for more before they are sent. Default `200ms`.
+    #[serde(with = "humantime_serde")]
+    pub flush_timeout: std::time::Duration,
+    /// What `min_size` and `max_size` count: `items` (or `bytes`, not supported yet).
+    /// Default: `sending_queue.sizer` when that is `items` or `bytes`, else `items`.
+    pub sizer: Option<Sizer>,
+    /// Items that trigger a send. Default `8192`.
+    pub min_size: u64,
+    /// Most items in one request; larger ones are split. Default `0` (no limit).
+    pub max_size: u64,
+    /// Batching per client metadata (`metadata_keys`). Not supported yet: must stay empty.
+    pub partition: QueueBatchPartition,
+}
+
+/// `sending_queue.batch.partition`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueBatchPartition {
+    /// Metadata keys that split batches. Default: none.
+    #[serde(deserialize_with = "weir_api::config::string_list")]
+    pub metadata_keys: Vec<String>,
+}
+
+impl Default for QueueBatchSettings {
+    fn default() -> Self {
+        QueueBatchSettings {
+            flush_timeout: std::time::Duration::from_millis(200),
+            sizer: None,
+            min_size: 8192,
+            max_size: 0,
+            partition: QueueBatchPartition::default(),
+        }
+    }
+}
+
+/// A field that, once present (even as `null`), holds a value: `null` means the defaults.
+fn present_or_default<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Some(Option::<T>::deserialize(d)?.unwrap_or_default()))
 }
 
 impl Default for QueueSettings {
@@ -113,12 +163,54 @@ impl QueueSettings {
             }
             None => {}
         }
-        if self.batch.is_some() {
-            errors.push(
-                format!("{path}.batch"),
-                "batching inside the sending queue is not supported yet; use the `batch` processor",
-            );
+        if let Some(b) = &self.batch {
+            let p = format!("{path}.batch");
+            if b.flush_timeout.is_zero() {
+                errors.push(format!("{p}.flush_timeout"), "must be positive");
+            }
+            match self.batch_sizer() {
+                Some(Sizer::Items) => {}
+                Some(Sizer::Bytes) => errors.push(
+                    format!("{p}.sizer"),
+                    "the bytes sizer is not supported for batching yet; use items",
+                ),
+                _ => errors.push(
+                    format!("{p}.sizer"),
+                    "`batch` supports only the items or bytes sizer",
+                ),
+            }
+            if b.max_size > 0 && b.max_size < b.min_size {
+                errors.push(
+                    format!("{p}.max_size"),
+                    format!(
+                        "max_size ({}) must be greater or equal to min_size ({})",
+                        b.max_size, b.min_size
+                    ),
+                );
+            }
+            if self.sizer == Sizer::Items && b.min_size > self.queue_size {
+                errors.push(
+                    format!("{p}.min_size"),
+                    "must be less than or equal to queue_size",
+                );
+            }
+            if !b.partition.metadata_keys.is_empty() {
+                errors.push(
+                    format!("{p}.partition.metadata_keys"),
+                    "batching by metadata keys is not supported yet",
+                );
+            }
         }
+    }
+
+    /// The sizer of `batch`: its own, else the queue's when that is items or bytes, else
+    /// items. `None` without `batch`.
+    pub fn batch_sizer(&self) -> Option<Sizer> {
+        let b = self.batch.as_ref()?;
+        Some(b.sizer.unwrap_or(match self.sizer {
+            Sizer::Requests => Sizer::Items,
+            other => other,
+        }))
     }
 
     /// The room a batch takes in the queue, in units of the sizer.
