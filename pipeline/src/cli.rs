@@ -194,7 +194,7 @@ pub fn components_text(registry: &Registry) -> String {
         ));
     }
     out.push_str("providers:\n");
-    for scheme in ["env", "file", "yaml"] {
+    for scheme in ["env", "file", "http", "https", "yaml"] {
         out.push_str(&format!(
             "    - scheme: {scheme}\n      module: weir {}\n",
             env!("CARGO_PKG_VERSION")

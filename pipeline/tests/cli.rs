@@ -261,7 +261,7 @@ fn components_prints_the_collector_yaml_with_stability() {
         .iter()
         .map(|p| p["scheme"].as_str().unwrap())
         .collect();
-    assert_eq!(schemes, vec!["env", "file", "yaml"]);
+    assert_eq!(schemes, vec!["env", "file", "http", "https", "yaml"]);
 }
 
 #[test]
