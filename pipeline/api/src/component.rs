@@ -227,6 +227,12 @@ pub trait ProcessorConfig: Send + Sync {
         signal: Signal,
         next: Arc<dyn Consumer>,
     ) -> Result<Arc<dyn Stage>, BuildError>;
+    /// Problems the config has only in a pipeline of `signal` (the `attributes`
+    /// processor's span-only match fields in a logs pipeline), as `(YAML path, message)`;
+    /// the config check reports them for every pipeline the processor is in.
+    fn signal_problems(&self, _signal: Signal) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// Parses an exporter's config section.

@@ -600,6 +600,25 @@ pub fn validate(tree: &Value, registry: &Registry) -> Result<ValidatedConfig, Co
         }
     }
 
+    // What a processor's config gets wrong only for one signal, once per (processor, signal).
+    let mut checked: Vec<(&ComponentId, Signal)> = Vec::new();
+    for p in &pipelines {
+        for id in &p.processors {
+            if checked.contains(&(id, p.signal)) {
+                continue;
+            }
+            checked.push((id, p.signal));
+            if let Some(pc) = processors.get(id) {
+                for (path, message) in pc.signal_problems(p.signal) {
+                    errors.push(
+                        path,
+                        format!("{message} (in the {} pipeline \"{}\")", p.signal, p.id),
+                    );
+                }
+            }
+        }
+    }
+
     check_connectors(&pipelines, &connectors, &configured_connectors, &mut errors);
 
     errors.into_result(ValidatedConfig {

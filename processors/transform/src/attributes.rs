@@ -17,8 +17,8 @@
 //!
 //! `include`/`exclude` are checked per span or log record (per metric for metrics, on
 //! `metric_names` and `resources`). Which match fields a signal accepts is the
-//! Collector's rule (no `log_bodies` for spans, no `services` for logs); it is checked
-//! when the processor is built for a pipeline of that signal.
+//! Collector's rule (no `log_bodies` for spans, no `services` for logs); the config check
+//! reports it for each pipeline of that signal the processor is in.
 
 use std::sync::Arc;
 
@@ -146,6 +146,23 @@ impl ProcessorConfig for AttributesProcessorConfig {
             plan: self.plan.clone(),
         });
         Ok(crate::stage::guarded(ctx, signal, processor, next))
+    }
+
+    fn signal_problems(&self, signal: Signal) -> Vec<(String, String)> {
+        self.problems(signal)
+    }
+}
+
+impl AttributesProcessorConfig {
+    fn problems(&self, signal: Signal) -> Vec<(String, String)> {
+        match self.plan.matcher(signal) {
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                e.0.iter()
+                    .map(|e| (e.path.clone(), e.message.clone()))
+                    .collect()
+            }
+        }
     }
 }
 
