@@ -276,7 +276,7 @@ pub struct SpanMetricsSettings {
     #[serde(default)]
     pub aggregation_cardinality_limit: i64,
     /// Accepted; Weir always copies the span resource's attributes to the metrics' resource
-    /// (the Collector's behaviour before this option existed).
+    /// (the Collector's default while its `excludeResourceMetrics` feature gate is off).
     #[serde(default)]
     pub add_resource_attributes: bool,
 }

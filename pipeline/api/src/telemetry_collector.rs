@@ -101,49 +101,49 @@ fn map(name: &str, labels: &Labels) -> Option<(String, &'static str, Kind, &'sta
     Some(match name {
         "weir_receiver_accepted_items" => (
             per_signal("otelcol_receiver_accepted")?,
-            "Number of items successfully pushed into the pipeline.",
+            "Items the pipeline took from the receiver.",
             Kind::Counter,
             RECEIVER_SCOPE,
             keep(&["receiver", "transport"]),
         ),
         "weir_receiver_refused_items" => (
             per_signal("otelcol_receiver_refused")?,
-            "Number of items that could not be pushed into the pipeline.",
+            "Items the pipeline did not take from the receiver.",
             Kind::Counter,
             RECEIVER_SCOPE,
             keep(&["receiver", "transport"]),
         ),
         "weir_exporter_sent_items" => (
             per_signal("otelcol_exporter_sent")?,
-            "Number of items successfully sent to destination.",
+            "Items the exporter delivered.",
             Kind::Counter,
             EXPORTER_SCOPE,
             keep(&["exporter"]),
         ),
         "weir_exporter_send_failed_items" => (
             per_signal("otelcol_exporter_send_failed")?,
-            "Number of items in failed attempts to send to destination.",
+            "Items the exporter failed to deliver.",
             Kind::Counter,
             EXPORTER_SCOPE,
             keep(&["exporter"]),
         ),
         "weir_exporter_enqueue_failed_items" => (
             per_signal("otelcol_exporter_enqueue_failed")?,
-            "Number of items failed to be added to the sending queue.",
+            "Items the sending queue had no room for.",
             Kind::Counter,
             EXPORTER_SCOPE,
             keep(&["exporter"]),
         ),
         "weir_exporter_queue_size" => (
             "otelcol_exporter_queue_size".to_string(),
-            "Current size of the retry queue.",
+            "Current size of the sending queue, in its sizer's units.",
             Kind::Gauge,
             EXPORTER_SCOPE,
             keep(&["exporter"]),
         ),
         "weir_exporter_queue_capacity" => (
             "otelcol_exporter_queue_capacity".to_string(),
-            "Fixed capacity of the retry queue.",
+            "Capacity of the sending queue, in its sizer's units.",
             Kind::Gauge,
             EXPORTER_SCOPE,
             keep(&["exporter"]),
@@ -155,7 +155,7 @@ fn map(name: &str, labels: &Labels) -> Option<(String, &'static str, Kind, &'sta
             if name.ends_with("incoming_items") {
                 (
                     "otelcol_processor_incoming_items".to_string(),
-                    "Number of items passed to the processor.",
+                    "Items handed to the processor.",
                     Kind::Counter,
                     PROCESSOR_SCOPE,
                     l,
@@ -163,7 +163,7 @@ fn map(name: &str, labels: &Labels) -> Option<(String, &'static str, Kind, &'sta
             } else {
                 (
                     "otelcol_processor_outgoing_items".to_string(),
-                    "Number of items emitted from the processor.",
+                    "Items the processor handed on.",
                     Kind::Counter,
                     PROCESSOR_SCOPE,
                     l,
@@ -252,21 +252,21 @@ fn families(series: &[(String, Labels, Handle)]) -> BTreeMap<String, Family> {
     let (cpu, rss) = process_usage();
     process(
         "otelcol_process_uptime",
-        "Uptime of the process",
+        "Seconds since the process's telemetry started",
         "seconds",
         Kind::Counter,
         Some(process_start().elapsed().as_secs_f64()),
     );
     process(
         "otelcol_process_cpu_seconds",
-        "Total CPU user and system time in seconds",
+        "CPU time of the process (user and system), in seconds",
         "seconds",
         Kind::Counter,
         cpu,
     );
     process(
         "otelcol_process_memory_rss",
-        "Total physical memory (resident set size)",
+        "Resident memory of the process, in bytes",
         "bytes",
         Kind::Gauge,
         rss,
