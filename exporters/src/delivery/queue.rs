@@ -65,52 +65,17 @@ pub struct QueueSettings {
     pub batch: Option<QueueBatchSettings>,
 }
 
-/// `sending_queue.batch` (the collector's exporterhelper batching; defaults as there).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct QueueBatchSettings {
-    /// Longest time items wait for more before they are sent. Default `200ms`.
-    #[serde(with = "humantime_serde")]
-    pub flush_timeout: std::time::Duration,
-    /// What `min_size` and `max_size` count: `items` (or `bytes`, not supported yet).
-    /// Default: `sending_queue.sizer` when that is `items` or `bytes`, else `items`.
-    pub sizer: Option<Sizer>,
-    /// Items that trigger a send. Default `8192`.
-    pub min_size: u64,
-    /// Most items in one request; larger ones are split. Default `0` (no limit).
-    pub max_size: u64,
-    /// Batching per client metadata (`metadata_keys`). Not supported yet: must stay empty.
-    pub partition: QueueBatchPartition,
-}
+use weir_processors::queuebatch::{present_or_default, SizerKind};
+pub use weir_processors::queuebatch::{QueueBatchPartition, QueueBatchSettings};
 
-/// `sending_queue.batch.partition`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct QueueBatchPartition {
-    /// Metadata keys that split batches. Default: none.
-    #[serde(deserialize_with = "weir_api::config::string_list")]
-    pub metadata_keys: Vec<String>,
-}
-
-impl Default for QueueBatchSettings {
-    fn default() -> Self {
-        QueueBatchSettings {
-            flush_timeout: std::time::Duration::from_millis(200),
-            sizer: None,
-            min_size: 8192,
-            max_size: 0,
-            partition: QueueBatchPartition::default(),
+impl Sizer {
+    fn kind(self) -> SizerKind {
+        match self {
+            Sizer::Requests => SizerKind::Requests,
+            Sizer::Items => SizerKind::Items,
+            Sizer::Bytes => SizerKind::Bytes,
         }
     }
-}
-
-/// A field that, once present (even as `null`), holds a value: `null` means the defaults.
-fn present_or_default<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Some(Option::<T>::deserialize(d)?.unwrap_or_default()))
 }
 
 impl Default for QueueSettings {
@@ -164,53 +129,24 @@ impl QueueSettings {
             None => {}
         }
         if let Some(b) = &self.batch {
-            let p = format!("{path}.batch");
-            if b.flush_timeout.is_zero() {
-                errors.push(format!("{p}.flush_timeout"), "must be positive");
-            }
-            match self.batch_sizer() {
-                Some(Sizer::Items) => {}
-                Some(Sizer::Bytes) => errors.push(
-                    format!("{p}.sizer"),
-                    "the bytes sizer is not supported for batching yet; use items",
-                ),
-                _ => errors.push(
-                    format!("{p}.sizer"),
-                    "`batch` supports only the items or bytes sizer",
-                ),
-            }
-            if b.max_size > 0 && b.max_size < b.min_size {
-                errors.push(
-                    format!("{p}.max_size"),
-                    format!(
-                        "max_size ({}) must be greater or equal to min_size ({})",
-                        b.max_size, b.min_size
-                    ),
-                );
-            }
-            if self.sizer == Sizer::Items && b.min_size > self.queue_size {
-                errors.push(
-                    format!("{p}.min_size"),
-                    "must be less than or equal to queue_size",
-                );
-            }
-            if !b.partition.metadata_keys.is_empty() {
-                errors.push(
-                    format!("{p}.partition.metadata_keys"),
-                    "batching by metadata keys is not supported yet",
-                );
-            }
+            b.validate(
+                self.sizer.kind(),
+                self.queue_size,
+                &format!("{path}.batch"),
+                errors,
+            );
         }
     }
 
     /// The sizer of `batch`: its own, else the queue's when that is items or bytes, else
     /// items. `None` without `batch`.
     pub fn batch_sizer(&self) -> Option<Sizer> {
-        let b = self.batch.as_ref()?;
-        Some(b.sizer.unwrap_or(match self.sizer {
-            Sizer::Requests => Sizer::Items,
-            other => other,
-        }))
+        let b = self.batch.as_ref().filter(|b| b.is_on())?;
+        Some(match b.effective_sizer(self.sizer.kind()) {
+            SizerKind::Requests => Sizer::Requests,
+            SizerKind::Items => Sizer::Items,
+            SizerKind::Bytes => Sizer::Bytes,
+        })
     }
 
     /// The room a batch takes in the queue, in units of the sizer.

@@ -24,15 +24,10 @@ pub fn with_queue_batch(
     queue: &QueueSettings,
     exporter: Arc<dyn Stage>,
 ) -> Result<Arc<dyn Stage>, BuildError> {
-    let Some(b) = queue.batch.as_ref().filter(|_| queue.enabled) else {
+    let Some(b) = queue.batch.as_ref().filter(|b| queue.enabled && b.is_on()) else {
         return Ok(exporter);
     };
-    let config = weir_processors::batch::BatchConfig {
-        send_batch_size: usize::try_from(b.min_size).unwrap_or(usize::MAX),
-        send_batch_max_size: usize::try_from(b.max_size).unwrap_or(usize::MAX),
-        timeout: b.flush_timeout,
-        ..Default::default()
-    };
+    let config = b.batch_config();
     let mut batch_ctx = BuildContext {
         id: ctx.id.clone(),
         pipeline: Some(format!("{}/sending_queue", ctx.id)),

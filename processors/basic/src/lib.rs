@@ -1,8 +1,9 @@
-//! Weir core processors: `batch` and `memory_limiter`, with the collector's field names and
+//! Weir core processors: `batch`, `queuebatch` and `memory_limiter`, with the collector's field names and
 //! defaults.
 
 pub mod batch;
 pub mod memory_limiter;
+pub mod queuebatch;
 
 use weir_api::Registry;
 
@@ -10,4 +11,5 @@ use weir_api::Registry;
 pub fn register(registry: &mut Registry) {
     registry.processor("batch", batch::BatchFactory);
     registry.processor("memory_limiter", memory_limiter::MemoryLimiterFactory);
+    registry.processor("queuebatch", queuebatch::QueueBatchFactory);
 }
