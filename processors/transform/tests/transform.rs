@@ -191,7 +191,7 @@ metric_statements:
             "processors.transform.log_statements[0].statements[0]: syntax error at column 18: expected \",\" or \")\", found \"where\" in statement \"set(body, \\\"bear\\\" where attributes[\\\"http.path\\\"] == \\\"/animal\\\")\"",
             "processors.transform.log_statements[0].statements[1]: unknown editor \"not_a_function\" (supported: set, delete_key, delete_matching_keys, keep_keys, keep_matching_keys, truncate_all, limit, replace_pattern, replace_all_patterns, replace_match, replace_all_matches, merge_maps) in statement \"not_a_function(attributes, \\\"http.method\\\", \\\"http.path\\\")\"",
             "processors.transform.trace_statements[0].context: unknown context \"test\" for trace_statements (valid: resource, scope, span, spanevent)",
-            "processors.transform.metric_statements[0].statements[0]: function \"Split\" is not supported by Weir's OTTL (supported: IsMatch, IsRootSpan, HasAttrKeyOnDatapoint, HasAttrOnDatapoint, Len, Concat, String, Int, Double, ConvertCase, ToLowerCase, ToUpperCase, SHA256, Substring, HasPrefix, HasSuffix) in statement \"set(metric.name, Split(metric.name, \\\".\\\"))\"",
+            "processors.transform.metric_statements[0].statements[0]: function \"Split\" is not supported by Weir's OTTL (supported: IsMatch, IsRootSpan, HasAttrKeyOnDatapoint, HasAttrOnDatapoint, Len, Concat, String, Int, Double, ConvertCase, ToLowerCase, ToUpperCase, SHA256, Substring, HasPrefix, HasSuffix, IsString, IsInt, IsDouble, IsBool, IsMap, IsList) in statement \"set(metric.name, Split(metric.name, \\\".\\\"))\"",
         ]
     );
 }
@@ -549,6 +549,44 @@ profile_statements: []
             "processors.transform.log_statements[1].statements[1]: set: path \"resource.attributes[\"x\"]\" cannot be written in the log context by Weir's transform (a statement writes its own context, and the span from span events or the metric from data points; use a group with the context of the path) in statement \"set(resource.attributes[\\\"x\\\"], \\\"y\\\")\"",
             "processors.transform.log_statements[1].statements[2]: limit: 2 priority keys are more than the limit 1 in statement \"limit(attributes, 1, [\\\"a\\\", \\\"b\\\"])\"",
             "processors.transform.log_statements[1].conditions[0]: unknown function \"IsMach\" (did you mean \"IsMatch\"?) in condition \"IsMach(body, \\\"x\\\")\"",
+        ]
+    );
+}
+
+#[test]
+fn type_check_converters_in_where() {
+    let p = transform(
+        r#"
+log_statements:
+  - context: log
+    statements:
+      - set(attributes["t"], "string") where IsString(body)
+      - set(attributes["t"], "map") where IsMap(body)
+      - set(attributes["n"], "int") where IsInt(attributes["v"])
+      - set(attributes["n"], "double") where IsDouble(attributes["v"])
+      - set(attributes["n"], "bool") where IsBool(attributes["v"])
+      - set(attributes["l"], true) where IsList(attributes["xs"])
+"#,
+    );
+    let mut l2 = log("", 9, vec![kv("v", f(1.5)), kv("xs", list(vec![i(1)]))]);
+    l2.body = Some(map(vec![kv("k", s("v"))]));
+    let mut batch = logs_batch(vec![(
+        vec![],
+        "lib",
+        vec![
+            log("text", 9, vec![kv("v", i(1))]),
+            l2,
+            log("x", 9, vec![kv("v", b(true))]),
+        ],
+    )]);
+    p.process(&mut batch).expect("processes");
+    let got: Vec<Vec<String>> = logs(&batch).into_iter().map(|(_, _, a)| a).collect();
+    assert_eq!(
+        got,
+        vec![
+            vec!["n=int", "t=string", "v=1i"],
+            vec!["l=true", "n=double", "t=map", "v=1.5f", "xs=Some(ArrayValue(ArrayValue { values: [AnyValue { value: Some(IntValue(1)) }] }))"],
+            vec!["n=bool", "t=string", "v=true"],
         ]
     );
 }

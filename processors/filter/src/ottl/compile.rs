@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use regex::Regex;
 
-use super::eval::{CBool, CVal, Case, Condition, Field};
+use super::eval::{CBool, CVal, Case, Condition, Field, TypeCheck};
 use super::parser::{parse_condition, BoolAst, Literal, PathAst, ValAst};
 use super::value::Val;
 use super::{with_hint, OttlError};
@@ -327,6 +327,12 @@ pub const FUNCTIONS: &[&str] = &[
     "Substring",
     "HasPrefix",
     "HasSuffix",
+    "IsString",
+    "IsInt",
+    "IsDouble",
+    "IsBool",
+    "IsMap",
+    "IsList",
 ];
 
 // OTTL converters that exist in the collector but not here: named so the error says
@@ -344,12 +350,6 @@ const KNOWN_UNSUPPORTED: &[&str] = &[
     "Hex",
     "Hour",
     "Index",
-    "IsBool",
-    "IsDouble",
-    "IsInt",
-    "IsList",
-    "IsMap",
-    "IsString",
     "IsValidLuhn",
     "Keys",
     "Log",
@@ -854,6 +854,18 @@ impl Compiler {
                     int_lit(1, "the start")?,
                     int_lit(2, "the length")?,
                 )
+            }
+            "IsString" | "IsInt" | "IsDouble" | "IsBool" | "IsMap" | "IsList" => {
+                arity(1)?;
+                let kind = match name {
+                    "IsString" => TypeCheck::Str,
+                    "IsInt" => TypeCheck::Int,
+                    "IsDouble" => TypeCheck::Double,
+                    "IsBool" => TypeCheck::Bool,
+                    "IsMap" => TypeCheck::Map,
+                    _ => TypeCheck::List,
+                };
+                boxed(CBool::IsType(self.value(&args[0])?, kind))
             }
             "HasPrefix" | "HasSuffix" => {
                 arity(2)?;

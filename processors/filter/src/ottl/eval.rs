@@ -140,6 +140,19 @@ pub enum CBool {
     HasAttrOnDatapoint(String, String),
     /// `HasPrefix` (true) / `HasSuffix` (false).
     Affix(CVal, String, bool),
+    /// `IsString`, `IsInt`, `IsDouble`, `IsBool`, `IsMap`, `IsList`.
+    IsType(CVal, TypeCheck),
+}
+
+/// The type an `Is*` converter tests for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeCheck {
+    Str,
+    Int,
+    Double,
+    Bool,
+    Map,
+    List,
 }
 
 /// The target case of `ConvertCase`, `ToLowerCase`, `ToUpperCase`.
@@ -242,6 +255,18 @@ fn eval_bool(e: &CBool, rec: &Record<'_>) -> Result<bool, String> {
                 ))
             }
         },
+        CBool::IsType(target, kind) => {
+            let v = eval_val(target, rec)?;
+            matches!(
+                (kind, v),
+                (TypeCheck::Str, Val::Str(_))
+                    | (TypeCheck::Int, Val::Int(_))
+                    | (TypeCheck::Double, Val::Float(_))
+                    | (TypeCheck::Bool, Val::Bool(_))
+                    | (TypeCheck::Map, Val::Map(_))
+                    | (TypeCheck::List, Val::List(_))
+            )
+        }
         CBool::HasAttrKeyOnDatapoint(key) => any_point(rec, |attrs| map_has(attrs, key)),
         CBool::HasAttrOnDatapoint(key, value) => any_point(rec, |attrs| {
             map_get(attrs, key)
