@@ -32,6 +32,19 @@ pub enum SendError {
         /// The delay asked for in `Retry-After`.
         retry_after: Option<Duration>,
     },
+    /// A Prometheus remote-write endpoint answered with a non-2xx status. Its specification
+    /// makes 5xx and 429 retryable and every other status permanent.
+    #[error("{url}: HTTP {status}: {message}")]
+    RemoteWriteStatus {
+        /// Where the request went.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The start of the response body.
+        message: String,
+        /// The delay asked for in `Retry-After`.
+        retry_after: Option<Duration>,
+    },
     /// No answer: connection refused or reset, DNS failure.
     #[error("{endpoint}: cannot send: {source}")]
     Transport {
@@ -87,6 +100,7 @@ impl SendError {
                     || (*code == tonic::Code::ResourceExhausted && retry_after.is_some())
             }
             SendError::HttpStatus { status, .. } => RETRYABLE_HTTP.contains(status),
+            SendError::RemoteWriteStatus { status, .. } => *status >= 500 || *status == 429,
             SendError::Transport { .. } | SendError::Timeout { .. } => true,
             SendError::Request { .. } => false,
         }
@@ -96,7 +110,8 @@ impl SendError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             SendError::GrpcStatus { retry_after, .. }
-            | SendError::HttpStatus { retry_after, .. } => *retry_after,
+            | SendError::HttpStatus { retry_after, .. }
+            | SendError::RemoteWriteStatus { retry_after, .. } => *retry_after,
             _ => None,
         }
     }

@@ -1,5 +1,6 @@
 //! Weir's exporters: `otlp_grpc` (alias `otlp`), `otlp_http` (alias `otlphttp`), `debug`,
-//! `file` and `nop`.
+//! `file`, `nop`, and the Prometheus exporters `prometheus` (a pull endpoint) and
+//! `prometheusremotewrite`, which share [`prom_naming`].
 //!
 //! The two OTLP exporters share the [`delivery`] machinery: a bounded sending queue with
 //! consumer tasks and retry with exponential backoff. A full queue refuses new data with a
@@ -15,6 +16,9 @@ pub mod otlp_http;
 mod otlp_response;
 mod otlp_settings;
 pub mod otlptext;
+pub mod prom_naming;
+pub mod prometheus;
+pub mod prometheus_remote_write;
 
 pub use error::SendError;
 
@@ -28,4 +32,9 @@ pub fn register(registry: &mut Registry) {
     registry.exporter(&["logging"], debug::LoggingFactory);
     registry.exporter(&["file"], file::FileFactory);
     registry.exporter(&["nop"], nop::NopFactory);
+    registry.exporter(&["prometheus"], prometheus::PrometheusFactory);
+    registry.exporter(
+        &["prometheusremotewrite"],
+        prometheus_remote_write::RemoteWriteFactory,
+    );
 }

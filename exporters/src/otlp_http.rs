@@ -486,7 +486,7 @@ fn error_message(body: &[u8], is_json: bool) -> String {
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 10.2.3).
-fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
