@@ -1,0 +1,1326 @@
+//! `prometheus`: scrapes Prometheus targets and hands their samples on as OTLP metrics, as
+//! the Collector's Prometheus receiver does. Scrape configs are written in Prometheus's own
+//! format under `config:`.
+//!
+//! ```yaml
+//! receivers:
+//!   prometheus:
+//!     config:
+//!       global: { scrape_interval: 1m, scrape_timeout: 10s }
+//!       scrape_configs:
+//!         - job_name: node
+//!           scrape_interval: 15s          # default: global's, 1m
+//!           scrape_timeout: 10s           # default: global's, 10s; at most scrape_interval
+//!           metrics_path: /metrics        # default /metrics
+//!           scheme: http                  # http (default) or https (system roots)
+//!           params: { module: [x] }       # query parameters
+//!           honor_labels: false           # scraped labels win over target labels when true
+//!           honor_timestamps: true        # use timestamps the target writes
+//!           sample_limit: 0               # more samples fail the scrape; 0: no limit
+//!           body_size_limit: 0            # bytes (or 10MB, 1GiB); 0: the default 64MiB cap
+//!           basic_auth: { username: u, password: p }   # or password_file
+//!           authorization: { type: Bearer, credentials: t }   # or credentials_file
+//!           static_configs:
+//!             - targets: [localhost:9100]
+//!               labels: { env: prod }
+//! ```
+//!
+//! Each scrape becomes one batch: one resource per target (`service.name` = job,
+//! `service.instance.id` = instance, `server.address`, `server.port`, `url.scheme`), the
+//! target's other labels and the sample's labels as point attributes (a scraped label that
+//! clashes with a target label becomes `exported_<name>` unless `honor_labels`). Counters
+//! are cumulative monotonic sums whose start time is the first scrape that saw the series
+//! (again after a reset); gauges and untyped series are gauges; `_bucket`/`_sum`/`_count`
+//! make histograms, `quantile`/`_sum`/`_count` summaries. A series that disappears gets a
+//! point flagged "no recorded value" (staleness). `up`, `scrape_duration_seconds`,
+//! `scrape_samples_scraped`, `scrape_samples_post_metric_relabeling` and
+//! `scrape_series_added` are added per scrape as gauges. A failed scrape (unreachable, a
+//! status other than 200, too slow, too big, a malformed line) is logged with the target
+//! and the line, reported as `up` 0, and the other targets go on.
+//!
+//! Not supported yet (refused with their path): `relabel_configs`, `metric_relabel_configs`,
+//! `tls_config`, service discovery other than `static_configs` (`file_sd_configs`, ...), the
+//! OpenMetrics format (targets are asked for text 0.0.4), native histograms.
+
+pub mod text;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use weir_api::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use weir_api::otlp::metrics::v1::{
+    metric, number_data_point, summary_data_point::ValueAtQuantile, Gauge, Histogram,
+    HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary,
+    SummaryDataPoint,
+};
+use weir_api::otlp::resource::v1::Resource;
+use weir_api::{
+    parse_component_config, Batch, BuildContext, BuildError, Component, ComponentId, ConfigErrors,
+    Consumer, Payload, ReceiverConfig, ReceiverFactory, Signal, SignalConsumers, SignalSet,
+    StartError,
+};
+
+use text::FamilyType;
+
+/// The scope the Collector's receiver names its metrics with.
+pub const SCOPE_NAME: &str =
+    "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/prometheusreceiver";
+
+/// Scrape bodies are cut at this size unless `body_size_limit` says otherwise.
+pub const DEFAULT_BODY_LIMIT: u64 = 64 << 20;
+
+/// The receiver's settings: Prometheus's configuration under `config`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusReceiverSettings {
+    /// Prometheus's own configuration (`global`, `scrape_configs`).
+    pub config: PromConfig,
+}
+
+/// The part of Prometheus's configuration the receiver uses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromConfig {
+    /// Defaults for every scrape config.
+    #[serde(default)]
+    pub global: Global,
+    /// The jobs.
+    #[serde(default)]
+    pub scrape_configs: Vec<ScrapeConfig>,
+}
+
+/// `global`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Global {
+    /// Default `1m`.
+    #[serde(default, with = "humantime_serde")]
+    pub scrape_interval: Option<Duration>,
+    /// Default `10s`.
+    #[serde(default, with = "humantime_serde")]
+    pub scrape_timeout: Option<Duration>,
+    /// Accepted; rule evaluation has no meaning here.
+    #[serde(default, with = "humantime_serde")]
+    pub evaluation_interval: Option<Duration>,
+}
+
+/// One `static_configs` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    /// `host:port` targets.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Labels added to every series of these targets.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `basic_auth`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// User name.
+    pub username: String,
+    /// Password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// File holding the password.
+    #[serde(default)]
+    pub password_file: Option<String>,
+}
+
+/// `authorization`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authorization {
+    /// Scheme; default `Bearer`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// The credentials.
+    #[serde(default)]
+    pub credentials: Option<String>,
+    /// File holding the credentials.
+    #[serde(default)]
+    pub credentials_file: Option<String>,
+}
+
+fn default_path() -> String {
+    "/metrics".into()
+}
+
+fn default_scheme() -> String {
+    "http".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One `scrape_configs` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeConfig {
+    /// The job name (`job` label, `service.name`).
+    pub job_name: String,
+    /// Default: `global.scrape_interval`.
+    #[serde(default, with = "humantime_serde")]
+    pub scrape_interval: Option<Duration>,
+    /// Default: `global.scrape_timeout`.
+    #[serde(default, with = "humantime_serde")]
+    pub scrape_timeout: Option<Duration>,
+    /// Default `/metrics`.
+    #[serde(default = "default_path")]
+    pub metrics_path: String,
+    /// `http` (default) or `https`.
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    /// Query parameters.
+    #[serde(default)]
+    pub params: BTreeMap<String, Vec<String>>,
+    /// Scraped labels win over target labels. Default `false`.
+    #[serde(default)]
+    pub honor_labels: bool,
+    /// Use the target's timestamps. Default `true`.
+    #[serde(default = "default_true")]
+    pub honor_timestamps: bool,
+    /// More samples than this fail the scrape; `0` no limit.
+    #[serde(default)]
+    pub sample_limit: usize,
+    /// Bytes; a number or `10MB`-style size. `0`: the default cap.
+    #[serde(default)]
+    pub body_size_limit: Option<serde_json::Value>,
+    /// Basic authentication.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    /// `Authorization` header.
+    #[serde(default)]
+    pub authorization: Option<Authorization>,
+    /// The older form of `authorization: {credentials: ...}`.
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// The targets.
+    #[serde(default)]
+    pub static_configs: Vec<StaticConfig>,
+    /// Not supported yet: refused.
+    #[serde(default)]
+    pub relabel_configs: Option<serde_json::Value>,
+    /// Not supported yet: refused.
+    #[serde(default)]
+    pub metric_relabel_configs: Option<serde_json::Value>,
+    /// Not supported yet: refused.
+    #[serde(default)]
+    pub tls_config: Option<serde_json::Value>,
+}
+
+/// Parses `10MB`, `1GiB`, `512KB`, `1000` (bytes).
+fn parse_size(v: &serde_json::Value) -> Option<u64> {
+    if let Some(n) = v.as_u64() {
+        return Some(n);
+    }
+    let s = v.as_str()?.trim();
+    let digits = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(digits);
+    let num: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((num * mult) as u64)
+}
+
+/// Factory of the `prometheus` receiver.
+pub struct PrometheusReceiverFactory;
+
+/// One target, ready to scrape.
+#[derive(Debug, Clone)]
+struct Target {
+    job: String,
+    /// `host:port`.
+    instance: String,
+    url: http::Uri,
+    scheme: String,
+    interval: Duration,
+    timeout: Duration,
+    honor_labels: bool,
+    honor_timestamps: bool,
+    sample_limit: usize,
+    body_limit: u64,
+    /// Target labels other than job and instance.
+    labels: Vec<(String, String)>,
+    /// `Authorization` header value.
+    auth: Option<String>,
+}
+
+/// A validated `prometheus` receiver config.
+pub struct PrometheusReceiverConfig {
+    targets: Vec<Target>,
+}
+
+fn read_secret(file: &str, path: &str, errors: &mut ConfigErrors) -> String {
+    match std::fs::read_to_string(file) {
+        Ok(s) => s.trim().to_string(),
+        Err(e) => {
+            errors.push(path, format!("cannot read {file}: {e}"));
+            String::new()
+        }
+    }
+}
+
+impl ReceiverFactory for PrometheusReceiverFactory {
+    fn signals(&self) -> SignalSet {
+        SignalSet::of(&[Signal::Metrics])
+    }
+
+    fn parse(
+        &self,
+        config: &serde_json::Value,
+        path: &str,
+    ) -> Result<Box<dyn ReceiverConfig>, ConfigErrors> {
+        use base64_engine::encode as b64;
+        let s: PrometheusReceiverSettings = parse_component_config(config, path)?;
+        let mut errors = ConfigErrors::default();
+        let g = &s.config.global;
+        let global_interval = g.scrape_interval.unwrap_or(Duration::from_secs(60));
+        let global_timeout = g.scrape_timeout.unwrap_or(Duration::from_secs(10));
+        let mut targets = Vec::new();
+        let mut jobs = std::collections::HashSet::new();
+        if s.config.scrape_configs.is_empty() {
+            errors.push(
+                format!("{path}.config.scrape_configs"),
+                "must list at least one job",
+            );
+        }
+        for (i, sc) in s.config.scrape_configs.iter().enumerate() {
+            let p = format!("{path}.config.scrape_configs[{i}]");
+            if sc.job_name.is_empty() {
+                errors.push(format!("{p}.job_name"), "is required");
+            } else if !jobs.insert(sc.job_name.clone()) {
+                errors.push(
+                    format!("{p}.job_name"),
+                    format!("{:?} is used twice", sc.job_name),
+                );
+            }
+            for (field, v) in [
+                ("relabel_configs", &sc.relabel_configs),
+                ("metric_relabel_configs", &sc.metric_relabel_configs),
+                ("tls_config", &sc.tls_config),
+            ] {
+                if v.is_some() {
+                    errors.push(format!("{p}.{field}"), "is not supported by weir yet");
+                }
+            }
+            let interval = sc.scrape_interval.unwrap_or(global_interval);
+            let timeout = sc.scrape_timeout.unwrap_or(global_timeout.min(interval));
+            if interval.is_zero() {
+                errors.push(format!("{p}.scrape_interval"), "must be greater than 0");
+            }
+            if timeout.is_zero() || timeout > interval {
+                errors.push(
+                    format!("{p}.scrape_timeout"),
+                    format!("must be greater than 0 and at most scrape_interval ({interval:?}), got {timeout:?}"),
+                );
+            }
+            if sc.scheme != "http" && sc.scheme != "https" {
+                errors.push(
+                    format!("{p}.scheme"),
+                    format!("{:?}: must be http or https", sc.scheme),
+                );
+            }
+            if !sc.metrics_path.starts_with('/') {
+                errors.push(format!("{p}.metrics_path"), "must start with /");
+            }
+            let body_limit = match &sc.body_size_limit {
+                None => DEFAULT_BODY_LIMIT,
+                Some(v) => match parse_size(v) {
+                    Some(0) => DEFAULT_BODY_LIMIT,
+                    Some(n) => n,
+                    None => {
+                        errors.push(
+                            format!("{p}.body_size_limit"),
+                            format!("{v} is not a size (1000, 10MB, 1GiB)"),
+                        );
+                        0
+                    }
+                },
+            };
+            let mut auth = None;
+            if let Some(b) = &sc.basic_auth {
+                let password = match (&b.password, &b.password_file) {
+                    (Some(pw), None) => pw.clone(),
+                    (None, Some(f)) => {
+                        read_secret(f, &format!("{p}.basic_auth.password_file"), &mut errors)
+                    }
+                    (None, None) => String::new(),
+                    (Some(_), Some(_)) => {
+                        errors.push(
+                            format!("{p}.basic_auth"),
+                            "set password or password_file, not both",
+                        );
+                        String::new()
+                    }
+                };
+                auth = Some(format!(
+                    "Basic {}",
+                    b64(&format!("{}:{password}", b.username))
+                ));
+            }
+            let bearer = match (&sc.authorization, &sc.bearer_token) {
+                (Some(a), None) => {
+                    let creds = match (&a.credentials, &a.credentials_file) {
+                        (Some(c), None) => c.clone(),
+                        (None, Some(f)) => read_secret(
+                            f,
+                            &format!("{p}.authorization.credentials_file"),
+                            &mut errors,
+                        ),
+                        _ => {
+                            errors.push(
+                                format!("{p}.authorization"),
+                                "set one of credentials and credentials_file",
+                            );
+                            String::new()
+                        }
+                    };
+                    Some(format!("{} {creds}", a.kind.as_deref().unwrap_or("Bearer")))
+                }
+                (None, Some(t)) => Some(format!("Bearer {t}")),
+                (None, None) => None,
+                (Some(_), Some(_)) => {
+                    errors.push(
+                        format!("{p}.bearer_token"),
+                        "set authorization or bearer_token, not both",
+                    );
+                    None
+                }
+            };
+            if bearer.is_some() && auth.is_some() {
+                errors.push(
+                    format!("{p}.basic_auth"),
+                    "set basic_auth or authorization, not both",
+                );
+            }
+            let auth = auth.or(bearer);
+            let query: Vec<String> = sc
+                .params
+                .iter()
+                .flat_map(|(k, vs)| {
+                    vs.iter()
+                        .map(move |v| format!("{}={}", encode(k), encode(v)))
+                })
+                .collect();
+            for (j, st) in sc.static_configs.iter().enumerate() {
+                for (k, t) in st.targets.iter().enumerate() {
+                    let tp = format!("{p}.static_configs[{j}].targets[{k}]");
+                    let mut url = format!("{}://{t}{}", sc.scheme, sc.metrics_path);
+                    if !query.is_empty() {
+                        url.push('?');
+                        url.push_str(&query.join("&"));
+                    }
+                    let uri = match url.parse::<http::Uri>() {
+                        Ok(u) if u.host().is_some() && !t.contains('/') => u,
+                        _ => {
+                            errors.push(tp, format!("{t:?} is not host:port"));
+                            continue;
+                        }
+                    };
+                    let labels = st
+                        .labels
+                        .iter()
+                        .filter(|(k, _)| *k != "job" && *k != "instance")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    targets.push(Target {
+                        job: st
+                            .labels
+                            .get("job")
+                            .cloned()
+                            .unwrap_or_else(|| sc.job_name.clone()),
+                        instance: st
+                            .labels
+                            .get("instance")
+                            .cloned()
+                            .unwrap_or_else(|| t.clone()),
+                        url: uri,
+                        scheme: sc.scheme.clone(),
+                        interval,
+                        timeout,
+                        honor_labels: sc.honor_labels,
+                        honor_timestamps: sc.honor_timestamps,
+                        sample_limit: sc.sample_limit,
+                        body_limit,
+                        labels,
+                        auth: auth.clone(),
+                    });
+                }
+            }
+        }
+        errors.into_result(())?;
+        Ok(Box::new(PrometheusReceiverConfig { targets }))
+    }
+}
+
+mod base64_engine {
+    /// Standard base64 with padding (for basic auth).
+    pub fn encode(s: &str) -> String {
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let b = s.as_bytes();
+        let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
+        for chunk in b.chunks(3) {
+            let n = (chunk[0] as u32) << 16
+                | (chunk.get(1).copied().unwrap_or(0) as u32) << 8
+                | chunk.get(2).copied().unwrap_or(0) as u32;
+            out.push(T[(n >> 18) as usize & 63] as char);
+            out.push(T[(n >> 12) as usize & 63] as char);
+            out.push(if chunk.len() > 1 {
+                T[(n >> 6) as usize & 63] as char
+            } else {
+                '='
+            });
+            out.push(if chunk.len() > 2 {
+                T[n as usize & 63] as char
+            } else {
+                '='
+            });
+        }
+        out
+    }
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl ReceiverConfig for PrometheusReceiverConfig {
+    fn build(
+        &self,
+        ctx: &BuildContext,
+        consumers: SignalConsumers,
+    ) -> Result<Arc<dyn Component>, BuildError> {
+        let consumer = consumers
+            .metrics
+            .clone()
+            .ok_or_else(|| BuildError::UnsupportedSignal {
+                id: ctx.id.clone(),
+                signal: Signal::Logs,
+            })?;
+        let tls = weir_tls::TlsClientSettings::default()
+            .load(&format!("receivers.{}", ctx.id), |p| ctx.resolve_path(p))
+            .map_err(|e| BuildError::other(&ctx.id, e.to_string(), e))?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .build(tls.https_connector_with(connector, weir_tls::HttpVersions::Http1And2));
+        Ok(Arc::new(PrometheusReceiver {
+            id: ctx.id.clone(),
+            targets: self.targets.clone(),
+            client,
+            consumer,
+            tasks: Mutex::new(Vec::new()),
+        }))
+    }
+}
+
+type HttpClient = Client<weir_tls::hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// The running receiver: one task per target.
+pub struct PrometheusReceiver {
+    id: ComponentId,
+    targets: Vec<Target>,
+    client: HttpClient,
+    consumer: Arc<dyn Consumer>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+#[async_trait]
+impl Component for PrometheusReceiver {
+    async fn start(&self) -> Result<(), StartError> {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        for t in &self.targets {
+            let scraper = Scraper {
+                id: self.id.clone(),
+                target: t.clone(),
+                client: self.client.clone(),
+                consumer: self.consumer.clone(),
+                series: HashMap::new(),
+            };
+            tasks.push(tokio::spawn(scraper.run()));
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+    }
+}
+
+/// What one series' last point was, for start times, resets and staleness.
+struct SeriesState {
+    kind: FamilyType,
+    family: String,
+    attributes: Vec<KeyValue>,
+    start_ns: u64,
+    /// The last value (counters), or count (histograms, summaries): a drop is a reset.
+    last: f64,
+}
+
+struct Scraper {
+    id: ComponentId,
+    target: Target,
+    client: HttpClient,
+    consumer: Arc<dyn Consumer>,
+    /// Series of the last successful scrape, by family name and sorted attributes.
+    series: HashMap<String, SeriesState>,
+}
+
+/// Why a scrape failed, naming the target.
+#[derive(Debug, thiserror::Error)]
+enum ScrapeError {
+    #[error("{url}: {message}")]
+    Http { url: String, message: String },
+    #[error("{url}: {source}")]
+    Parse {
+        url: String,
+        #[source]
+        source: text::ParseError,
+    },
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn string_kv(k: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: k.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.to_string())),
+        }),
+        ..Default::default()
+    }
+}
+
+impl Scraper {
+    async fn run(mut self) {
+        let mut ticker = tokio::time::interval(self.target.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let started = Instant::now();
+            let time = now_ns();
+            let result = self.fetch().await;
+            let (mut metrics, up, scraped, added) = match result {
+                Ok(text) => match text::parse(&text, self.target.sample_limit) {
+                    Ok(exposition) => {
+                        let n = exposition.samples.len();
+                        let (metrics, added) = self.convert(exposition, time);
+                        (metrics, 1.0, n, added)
+                    }
+                    Err(source) => {
+                        let e = ScrapeError::Parse {
+                            url: self.target.url.to_string(),
+                            source,
+                        };
+                        tracing::warn!(receiver = %self.id, job = %self.target.job, error = %e, "scrape failed");
+                        (self.stale_all(time), 0.0, 0, 0)
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(receiver = %self.id, job = %self.target.job, error = %e, "scrape failed");
+                    (self.stale_all(time), 0.0, 0, 0)
+                }
+            };
+            let duration = started.elapsed().as_secs_f64();
+            for (name, value) in [
+                ("up", up),
+                ("scrape_duration_seconds", duration),
+                ("scrape_samples_scraped", scraped as f64),
+                ("scrape_samples_post_metric_relabeling", scraped as f64),
+                ("scrape_series_added", added as f64),
+            ] {
+                metrics.push(gauge_metric(name, value, time, self.target_attributes()));
+            }
+            let batch = Batch::new(Payload::Metrics(ExportMetricsServiceRequest {
+                resource_metrics: vec![ResourceMetrics {
+                    resource: Some(self.resource()),
+                    scope_metrics: vec![ScopeMetrics {
+                        scope: Some(InstrumentationScope {
+                            name: SCOPE_NAME.into(),
+                            version: env!("CARGO_PKG_VERSION").into(),
+                            ..Default::default()
+                        }),
+                        metrics,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            }));
+            if let Err(e) = self.consumer.consume(batch).await {
+                tracing::warn!(receiver = %self.id, job = %self.target.job, error = %e, "the pipeline did not take a scrape; it is dropped");
+            }
+        }
+    }
+
+    fn resource(&self) -> Resource {
+        let t = &self.target;
+        let mut attributes = vec![
+            string_kv("service.name", &t.job),
+            string_kv("service.instance.id", &t.instance),
+        ];
+        if let Some(host) = t.url.host() {
+            attributes.push(string_kv("server.address", host));
+        }
+        let port = t
+            .url
+            .port_u16()
+            .unwrap_or(if t.scheme == "https" { 443 } else { 80 });
+        attributes.push(string_kv("server.port", &port.to_string()));
+        attributes.push(string_kv("url.scheme", &t.scheme));
+        Resource {
+            attributes,
+            ..Default::default()
+        }
+    }
+
+    fn target_attributes(&self) -> Vec<KeyValue> {
+        self.target
+            .labels
+            .iter()
+            .map(|(k, v)| string_kv(k, v))
+            .collect()
+    }
+
+    async fn fetch(&self) -> Result<String, ScrapeError> {
+        let t = &self.target;
+        let url = t.url.to_string();
+        let http_err = |message: String| ScrapeError::Http {
+            url: url.clone(),
+            message,
+        };
+        let mut req = http::Request::get(t.url.clone())
+            .header(
+                http::header::ACCEPT,
+                "text/plain;version=0.0.4;q=1,*/*;q=0.1",
+            )
+            .header(
+                http::header::USER_AGENT,
+                concat!("weir/", env!("CARGO_PKG_VERSION")),
+            )
+            .header(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                format!("{}", t.timeout.as_secs_f64()),
+            )
+            .body(Empty::new())
+            .map_err(|e| http_err(e.to_string()))?;
+        if let Some(a) = &t.auth {
+            if let Ok(v) = http::HeaderValue::from_str(a) {
+                req.headers_mut().insert(http::header::AUTHORIZATION, v);
+            }
+        }
+        let limit = t.body_limit;
+        let attempt = async {
+            let response = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| http_err(format!("cannot scrape: {e}")))?;
+            let status = response.status();
+            if status != http::StatusCode::OK {
+                return Err(http_err(format!("HTTP status {status}")));
+            }
+            let gzip = response
+                .headers()
+                .get(http::header::CONTENT_ENCODING)
+                .is_some_and(|v| v.as_bytes() == b"gzip");
+            let body = Limited::new(response.into_body(), limit as usize)
+                .collect()
+                .await
+                .map_err(|e| {
+                    http_err(format!(
+                        "body larger than body_size_limit ({limit} bytes) or cut: {e}"
+                    ))
+                })?
+                .to_bytes();
+            let bytes = if gzip {
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(&body[..])
+                    .take(limit + 1)
+                    .read_to_end(&mut out)
+                    .map_err(|e| http_err(format!("bad gzip body: {e}")))?;
+                if out.len() as u64 > limit {
+                    return Err(http_err(format!(
+                        "body larger than body_size_limit ({limit} bytes) once decompressed"
+                    )));
+                }
+                out
+            } else {
+                body.to_vec()
+            };
+            String::from_utf8(bytes).map_err(|e| {
+                http_err(format!(
+                    "body is not UTF-8 (at byte {})",
+                    e.utf8_error().valid_up_to()
+                ))
+            })
+        };
+        tokio::time::timeout(t.timeout, attempt)
+            .await
+            .map_err(|_| {
+                http_err(format!(
+                    "no complete answer within scrape_timeout {:?}",
+                    t.timeout
+                ))
+            })?
+    }
+
+    /// Marks every known series stale (a failed scrape) and forgets them.
+    fn stale_all(&mut self, time: u64) -> Vec<Metric> {
+        let gone: Vec<SeriesState> = self.series.drain().map(|(_, s)| s).collect();
+        stale_metrics(gone, time)
+    }
+
+    /// Attributes of a sample: target labels and scraped labels (minus `le`/`quantile`),
+    /// clashes resolved by `honor_labels`.
+    fn attributes(&self, labels: &[(String, String)], skip: &str) -> Vec<KeyValue> {
+        let t = &self.target;
+        let mut out: BTreeMap<String, String> = t.labels.iter().cloned().collect();
+        for (k, v) in labels {
+            if k == skip {
+                continue;
+            }
+            let clashes = out.contains_key(k) || k == "job" || k == "instance";
+            if clashes && !t.honor_labels {
+                out.insert(format!("exported_{k}"), v.clone());
+            } else if (k == "job" && *v == t.job) || (k == "instance" && *v == t.instance) {
+                // The same as the resource says.
+            } else {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        out.into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| string_kv(&k, &v))
+            .collect()
+    }
+
+    /// Converts an exposition; returns the metrics and how many series are new.
+    fn convert(&mut self, e: text::Exposition, time: u64) -> (Vec<Metric>, usize) {
+        // Family of each sample: its own name when typed, else the histogram/summary
+        // it is a part of, else an untyped family of its own.
+        let family_of = |name: &str| -> (String, FamilyType) {
+            if let Some(t) = e.types.get(name) {
+                return (name.to_string(), *t);
+            }
+            for suffix in ["_bucket", "_sum", "_count", "_created"] {
+                if let Some(base) = name.strip_suffix(suffix) {
+                    if let Some(t @ (FamilyType::Histogram | FamilyType::Summary)) =
+                        e.types.get(base)
+                    {
+                        return (base.to_string(), *t);
+                    }
+                }
+            }
+            (name.to_string(), FamilyType::Untyped)
+        };
+        // family -> (type, series key -> (attributes, aggregate)), in first-seen order.
+        let mut families: Vec<(String, FamilyType, FamilySeries)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for s in &e.samples {
+            let (family, kind) = family_of(&s.name);
+            let skip = match kind {
+                FamilyType::Histogram => "le",
+                FamilyType::Summary => "quantile",
+                _ => "",
+            };
+            let attrs = self.attributes(&s.labels, skip);
+            let key = attrs
+                .iter()
+                .map(|kv| format!("{}\u{1}{}", kv.key, text_of(kv)))
+                .collect::<Vec<_>>()
+                .join("\u{2}");
+            let fi = *index.entry(family.clone()).or_insert_with(|| {
+                families.push((family.clone(), kind, Vec::new()));
+                families.len() - 1
+            });
+            let series = &mut families[fi].2;
+            let si = match series.iter().position(|(k, _, _)| *k == key) {
+                Some(i) => i,
+                None => {
+                    series.push((key, attrs, Agg::default()));
+                    series.len() - 1
+                }
+            };
+            let agg = &mut series[si].2;
+            if self.target.honor_timestamps && s.timestamp_ms.is_some() {
+                agg.ts = s.timestamp_ms;
+            }
+            let label = |n: &str| {
+                s.labels
+                    .iter()
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| v.as_str())
+            };
+            let suffix = &s.name[family.len()..];
+            match (kind, suffix) {
+                (FamilyType::Histogram, "_bucket") => {
+                    if let Some(le) = label("le").and_then(text::parse_float) {
+                        agg.buckets.push((le, s.value));
+                    }
+                }
+                (FamilyType::Summary, "") => {
+                    if let Some(q) = label("quantile").and_then(text::parse_float) {
+                        agg.quantiles.push((q, s.value));
+                    }
+                }
+                (FamilyType::Histogram | FamilyType::Summary, "_sum") => agg.sum = Some(s.value),
+                (FamilyType::Histogram | FamilyType::Summary, "_count") => {
+                    agg.count = Some(s.value)
+                }
+                (FamilyType::Histogram | FamilyType::Summary, _) => {}
+                _ => agg.value = Some(s.value),
+            }
+        }
+        let mut seen: HashMap<String, SeriesState> = HashMap::new();
+        let mut added = 0;
+        let mut out = Vec::new();
+        for (family, kind, series) in families {
+            let description = e.help.get(&family).cloned().unwrap_or_default();
+            let mut numbers = Vec::new();
+            let mut hists = Vec::new();
+            let mut sums = Vec::new();
+            for (key, attributes, agg) in series {
+                let ts = agg
+                    .ts
+                    .map(|ms| (ms.max(0) as u64) * 1_000_000)
+                    .unwrap_or(time);
+                let state_key = format!("{family}\u{3}{key}");
+                let level = match kind {
+                    FamilyType::Histogram | FamilyType::Summary => agg.count.unwrap_or(0.0),
+                    _ => agg.value.unwrap_or(0.0),
+                };
+                let start = match self.series.get(&state_key) {
+                    Some(prev) if level >= prev.last || level.is_nan() => prev.start_ns,
+                    Some(_) => ts, // reset
+                    None => {
+                        added += 1;
+                        ts
+                    }
+                };
+                seen.insert(
+                    state_key,
+                    SeriesState {
+                        kind,
+                        family: family.clone(),
+                        attributes: attributes.clone(),
+                        start_ns: start,
+                        last: level,
+                    },
+                );
+                match kind {
+                    FamilyType::Counter | FamilyType::Gauge | FamilyType::Untyped => {
+                        let Some(v) = agg.value else { continue };
+                        numbers.push(NumberDataPoint {
+                            attributes,
+                            start_time_unix_nano: if kind == FamilyType::Counter {
+                                start
+                            } else {
+                                0
+                            },
+                            time_unix_nano: ts,
+                            value: Some(number_data_point::Value::AsDouble(v)),
+                            ..Default::default()
+                        });
+                    }
+                    FamilyType::Histogram => {
+                        let mut buckets = agg.buckets;
+                        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+                        let mut bounds = Vec::new();
+                        let mut counts = Vec::new();
+                        let mut prev = 0.0;
+                        let mut inf = None;
+                        for (le, c) in &buckets {
+                            if le.is_infinite() && *le > 0.0 {
+                                inf = Some(*c);
+                                continue;
+                            }
+                            counts.push((c - prev).max(0.0) as u64);
+                            prev = *c;
+                            bounds.push(*le);
+                        }
+                        let count = agg.count.or(inf).unwrap_or(prev);
+                        counts.push((count - prev).max(0.0) as u64);
+                        hists.push(HistogramDataPoint {
+                            attributes,
+                            start_time_unix_nano: start,
+                            time_unix_nano: ts,
+                            count: count as u64,
+                            sum: agg.sum,
+                            bucket_counts: counts,
+                            explicit_bounds: bounds,
+                            ..Default::default()
+                        });
+                    }
+                    FamilyType::Summary => {
+                        let mut q = agg.quantiles;
+                        q.sort_by(|a, b| a.0.total_cmp(&b.0));
+                        sums.push(SummaryDataPoint {
+                            attributes,
+                            start_time_unix_nano: start,
+                            time_unix_nano: ts,
+                            count: agg.count.unwrap_or(0.0) as u64,
+                            sum: agg.sum.unwrap_or(0.0),
+                            quantile_values: q
+                                .into_iter()
+                                .map(|(quantile, value)| ValueAtQuantile { quantile, value })
+                                .collect(),
+                            ..Default::default()
+                        });
+                    }
+                }
+            }
+            let data = match kind {
+                FamilyType::Counter => metric::Data::Sum(Sum {
+                    data_points: numbers,
+                    aggregation_temporality: 2,
+                    is_monotonic: true,
+                }),
+                FamilyType::Gauge | FamilyType::Untyped => metric::Data::Gauge(Gauge {
+                    data_points: numbers,
+                }),
+                FamilyType::Histogram => metric::Data::Histogram(Histogram {
+                    data_points: hists,
+                    aggregation_temporality: 2,
+                }),
+                FamilyType::Summary => metric::Data::Summary(Summary { data_points: sums }),
+            };
+            out.push(Metric {
+                name: family,
+                description,
+                data: Some(data),
+                ..Default::default()
+            });
+        }
+        let gone: Vec<SeriesState> = self
+            .series
+            .drain()
+            .filter(|(k, _)| !seen.contains_key(k))
+            .map(|(_, s)| s)
+            .collect();
+        out.extend(stale_metrics(gone, time));
+        self.series = seen;
+        (out, added)
+    }
+}
+
+/// The samples of one series of a family, gathered.
+#[derive(Default)]
+struct Agg {
+    value: Option<f64>,
+    sum: Option<f64>,
+    count: Option<f64>,
+    buckets: Vec<(f64, f64)>,
+    quantiles: Vec<(f64, f64)>,
+    ts: Option<i64>,
+}
+
+/// A family's series: key, attributes, samples.
+type FamilySeries = Vec<(String, Vec<KeyValue>, Agg)>;
+
+fn text_of(kv: &KeyValue) -> &str {
+    match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => s,
+        _ => "",
+    }
+}
+
+/// Points flagged "no recorded value" for series that went away.
+fn stale_metrics(gone: Vec<SeriesState>, time: u64) -> Vec<Metric> {
+    let mut by_family: BTreeMap<String, (FamilyType, Vec<SeriesState>)> = BTreeMap::new();
+    for s in gone {
+        by_family
+            .entry(s.family.clone())
+            .or_insert_with(|| (s.kind, Vec::new()))
+            .1
+            .push(s);
+    }
+    const NO_RECORDED_VALUE: u32 = 1;
+    by_family
+        .into_iter()
+        .map(|(name, (kind, series))| {
+            let number = |s: SeriesState| NumberDataPoint {
+                attributes: s.attributes,
+                start_time_unix_nano: s.start_ns,
+                time_unix_nano: time,
+                flags: NO_RECORDED_VALUE,
+                ..Default::default()
+            };
+            let data = match kind {
+                FamilyType::Counter => metric::Data::Sum(Sum {
+                    data_points: series.into_iter().map(number).collect(),
+                    aggregation_temporality: 2,
+                    is_monotonic: true,
+                }),
+                FamilyType::Gauge | FamilyType::Untyped => metric::Data::Gauge(Gauge {
+                    data_points: series
+                        .into_iter()
+                        .map(|s| NumberDataPoint {
+                            start_time_unix_nano: 0,
+                            ..number(s)
+                        })
+                        .collect(),
+                }),
+                FamilyType::Histogram => metric::Data::Histogram(Histogram {
+                    data_points: series
+                        .into_iter()
+                        .map(|s| HistogramDataPoint {
+                            attributes: s.attributes,
+                            start_time_unix_nano: s.start_ns,
+                            time_unix_nano: time,
+                            flags: NO_RECORDED_VALUE,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    aggregation_temporality: 2,
+                }),
+                FamilyType::Summary => metric::Data::Summary(Summary {
+                    data_points: series
+                        .into_iter()
+                        .map(|s| SummaryDataPoint {
+                            attributes: s.attributes,
+                            start_time_unix_nano: s.start_ns,
+                            time_unix_nano: time,
+                            flags: NO_RECORDED_VALUE,
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            };
+            Metric {
+                name,
+                data: Some(data),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+fn gauge_metric(name: &str, value: f64, time: u64, attributes: Vec<KeyValue>) -> Metric {
+    Metric {
+        name: name.into(),
+        data: Some(metric::Data::Gauge(Gauge {
+            data_points: vec![NumberDataPoint {
+                attributes,
+                time_unix_nano: time,
+                value: Some(number_data_point::Value::AsDouble(value)),
+                ..Default::default()
+            }],
+        })),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: serde_json::Value) -> Result<Box<dyn ReceiverConfig>, ConfigErrors> {
+        PrometheusReceiverFactory.parse(&v, "receivers.prometheus")
+    }
+
+    #[test]
+    fn config_errors_name_their_path() {
+        let err = parse(serde_json::json!({"config": {"scrape_configs": [
+            {"job_name": "a", "scrape_interval": "5s", "scrape_timeout": "10s",
+             "relabel_configs": [], "scheme": "ftp", "static_configs": [{"targets": ["h/x"]}]},
+            {"job_name": "a", "body_size_limit": "lots"},
+        ]}}))
+        .err()
+        .unwrap()
+        .to_string();
+        for want in [
+            "receivers.prometheus.config.scrape_configs[0].relabel_configs: is not supported by weir yet",
+            "receivers.prometheus.config.scrape_configs[0].scrape_timeout: must be greater than 0 and at most scrape_interval (5s), got 10s",
+            "receivers.prometheus.config.scrape_configs[0].scheme: \"ftp\": must be http or https",
+            "receivers.prometheus.config.scrape_configs[0].static_configs[0].targets[0]: \"h/x\" is not host:port",
+            "receivers.prometheus.config.scrape_configs[1].job_name: \"a\" is used twice",
+            "receivers.prometheus.config.scrape_configs[1].body_size_limit: \"lots\" is not a size",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in\n{err}");
+        }
+        let err = parse(serde_json::json!({"config": {"scrape_configs": [
+            {"job_name": "a", "file_sd_configs": []}]}}))
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.starts_with(
+                "receivers.prometheus.config.scrape_configs[0].file_sd_configs: unknown field"
+            ),
+            "{err}"
+        );
+        assert_eq!(base64_engine::encode("u:p"), "dTpw");
+        assert_eq!(base64_engine::encode("user:pw"), "dXNlcjpwdw==");
+        assert_eq!(parse_size(&serde_json::json!("10MB")), Some(10_000_000));
+        assert_eq!(parse_size(&serde_json::json!("1GiB")), Some(1 << 30));
+    }
+
+    fn scraper(honor_labels: bool) -> Scraper {
+        struct Discard;
+        #[async_trait]
+        impl Consumer for Discard {
+            async fn consume(&self, _: Batch) -> Result<(), weir_api::ConsumeError> {
+                Ok(())
+            }
+        }
+        let target = Target {
+            job: "j".into(),
+            instance: "127.0.0.1:9".into(),
+            url: "http://127.0.0.1:9/metrics".parse().unwrap(),
+            scheme: "http".into(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            honor_labels,
+            honor_timestamps: true,
+            sample_limit: 0,
+            body_limit: DEFAULT_BODY_LIMIT,
+            labels: vec![("env".into(), "p".into())],
+            auth: None,
+        };
+        let tls = weir_tls::ClientTls::plaintext();
+        Scraper {
+            id: ComponentId::parse("prometheus").unwrap(),
+            target,
+            client: Client::builder(TokioExecutor::new())
+                .build(tls.https_connector(weir_tls::HttpVersions::Http1And2)),
+            consumer: Arc::new(Discard),
+            series: HashMap::new(),
+        }
+    }
+
+    fn attrs(m: &Metric) -> Vec<String> {
+        let pts: Vec<&Vec<KeyValue>> = match m.data.as_ref().unwrap() {
+            metric::Data::Sum(s) => s.data_points.iter().map(|p| &p.attributes).collect(),
+            metric::Data::Gauge(s) => s.data_points.iter().map(|p| &p.attributes).collect(),
+            metric::Data::Histogram(s) => s.data_points.iter().map(|p| &p.attributes).collect(),
+            metric::Data::Summary(s) => s.data_points.iter().map(|p| &p.attributes).collect(),
+            _ => vec![],
+        };
+        pts.iter()
+            .map(|a| {
+                a.iter()
+                    .map(|kv| format!("{}={}", kv.key, text_of(kv)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn conversion_start_times_resets_and_staleness() {
+        let mut s = scraper(false);
+        let text = "# HELP c_total Count.\n# TYPE c_total counter\nc_total{env=\"x\",m=\"a\"} 5\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"2.5\"} 3\nh_bucket{le=\"+Inf\"} 4\nh_sum 7.5\nh_count 4\n# TYPE s summary\ns{quantile=\"0.5\"} 2\ns_sum 3\ns_count 2\nu{job=\"other\"} 1\n";
+        let (m, added) = s.convert(text::parse(text, 0).unwrap(), 100);
+        assert_eq!(added, 4);
+        let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["c_total", "h", "s", "u"]);
+        assert_eq!(m[0].description, "Count.");
+        assert_eq!(attrs(&m[0]), ["env=p,exported_env=x,m=a"]);
+        assert_eq!(attrs(&m[3]), ["env=p,exported_job=other"]);
+        let Some(metric::Data::Histogram(h)) = &m[1].data else {
+            panic!()
+        };
+        let p = &h.data_points[0];
+        assert_eq!(
+            (
+                p.count,
+                p.sum,
+                p.explicit_bounds.clone(),
+                p.bucket_counts.clone(),
+                p.start_time_unix_nano
+            ),
+            (4, Some(7.5), vec![1.0, 2.5], vec![1, 2, 1], 100)
+        );
+        let Some(metric::Data::Summary(q)) = &m[2].data else {
+            panic!()
+        };
+        assert_eq!((q.data_points[0].count, q.data_points[0].sum), (2, 3.0));
+        // Second scrape: the counter grew (start kept), u went away (stale), then a reset.
+        let (m, added) = s.convert(
+            text::parse("# TYPE c_total counter\nc_total{env=\"x\",m=\"a\"} 9\n", 0).unwrap(),
+            200,
+        );
+        assert_eq!(added, 0);
+        let Some(metric::Data::Sum(c)) = &m[0].data else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                c.data_points[0].start_time_unix_nano,
+                c.data_points[0].time_unix_nano
+            ),
+            (100, 200)
+        );
+        let stale: Vec<(&str, u32)> = m[1..]
+            .iter()
+            .map(|m| {
+                let flags = match m.data.as_ref().unwrap() {
+                    metric::Data::Gauge(g) => g.data_points[0].flags,
+                    metric::Data::Histogram(g) => g.data_points[0].flags,
+                    metric::Data::Summary(g) => g.data_points[0].flags,
+                    _ => 0,
+                };
+                (m.name.as_str(), flags)
+            })
+            .collect();
+        assert_eq!(stale, [("h", 1), ("s", 1), ("u", 1)]);
+        let (m, _) = s.convert(
+            text::parse("# TYPE c_total counter\nc_total{env=\"x\",m=\"a\"} 2\n", 0).unwrap(),
+            300,
+        );
+        let Some(metric::Data::Sum(c)) = &m[0].data else {
+            panic!()
+        };
+        assert_eq!(c.data_points[0].start_time_unix_nano, 300);
+        // honor_labels: the scraped label wins.
+        let mut s = scraper(true);
+        let (m, _) = s.convert(text::parse("x{env=\"mine\"} 1\n", 0).unwrap(), 1);
+        assert_eq!(attrs(&m[0]), ["env=mine"]);
+    }
+}
