@@ -110,15 +110,30 @@ struct LogsConfig {
     processors: Option<Value>,
 }
 
-/// Detail of the own metrics; `none` turns the endpoint off.
-#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+/// Detail of the own metrics; `none` turns the endpoint off. Read without regard to case,
+/// as the collector does (`Detailed`, `normal`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum MetricsLevel {
     None,
     Basic,
     #[default]
     Normal,
     Detailed,
+}
+
+impl<'de> Deserialize<'de> for MetricsLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Ok(MetricsLevel::None),
+            "basic" => Ok(MetricsLevel::Basic),
+            "normal" => Ok(MetricsLevel::Normal),
+            "detailed" => Ok(MetricsLevel::Detailed),
+            _ => Err(serde::de::Error::custom(format!(
+                "unknown level {s:?}: expected none, basic, normal or detailed"
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -175,9 +190,15 @@ fn default_push_timeout() -> u64 {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PushExporter {
-    /// OTLP over HTTP or gRPC.
-    #[serde(alias = "otlp_http", alias = "otlp_grpc")]
-    otlp: OtlpPush,
+    /// OTLP over HTTP or gRPC, as `protocol` says.
+    #[serde(default)]
+    otlp: Option<OtlpPush>,
+    /// OTLP over HTTP (the configuration schema's later name).
+    #[serde(default)]
+    otlp_http: Option<OtlpPush>,
+    /// OTLP over gRPC (the configuration schema's later name).
+    #[serde(default)]
+    otlp_grpc: Option<OtlpPush>,
 }
 
 /// `exporter.otlp` of a periodic reader.
@@ -187,13 +208,13 @@ struct PushExporter {
 #[allow(dead_code)]
 struct OtlpPush {
     /// `http/protobuf` (default), `http/json` or `grpc`.
-    #[serde(default = "default_protocol")]
-    protocol: String,
+    #[serde(default)]
+    protocol: Option<String>,
     /// HTTP: the full URL (`http://host:4318/v1/metrics`); gRPC: `http://host:4317`.
     endpoint: String,
-    /// Extra headers, as `[{name, value}]`.
+    /// Extra headers, as `[{name, value}]` or (the older form) a map.
     #[serde(default)]
-    headers: Vec<HeaderPair>,
+    headers: Headers,
     /// Extra headers as `k=v,k2=v2`.
     #[serde(default)]
     headers_list: Option<String>,
@@ -223,15 +244,46 @@ struct OtlpPush {
     default_histogram_aggregation: Option<Value>,
 }
 
-fn default_protocol() -> String {
-    "http/protobuf".to_string()
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HeaderPair {
     name: String,
     value: String,
+}
+
+/// Headers in either form of the configuration schema.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Headers {
+    /// `[{name, value}]` (schema 0.3 and later).
+    List(Vec<HeaderPair>),
+    /// `{name: value}` (schema 0.2).
+    Map(std::collections::BTreeMap<String, String>),
+}
+
+impl Default for Headers {
+    fn default() -> Self {
+        Headers::List(Vec::new())
+    }
+}
+
+/// The URL an HTTP periodic reader posts to: `endpoint` as written when it is a URL with a
+/// path; without a scheme, `http://` when `insecure` and `https://` otherwise; without a
+/// path, the OTLP default `/v1/metrics`.
+fn http_metrics_url(endpoint: &str, insecure: Option<bool>) -> String {
+    let with_scheme = if endpoint.contains("://") {
+        endpoint.to_string()
+    } else if insecure == Some(true) {
+        format!("http://{endpoint}")
+    } else {
+        format!("https://{endpoint}")
+    };
+    let after_scheme = with_scheme.split_once("://").map_or("", |(_, r)| r);
+    if after_scheme.contains('/') {
+        with_scheme
+    } else {
+        format!("{with_scheme}/v1/metrics")
+    }
 }
 
 /// A periodic reader: push Weir's own metrics with an exporter of this type and config.
@@ -252,11 +304,44 @@ fn periodic_exporter(
     path: &str,
     errors: &mut ConfigErrors,
 ) -> Option<PeriodicReader> {
-    let o = &p.exporter.otlp;
-    let opath = format!("{path}.exporter.otlp");
+    let e = &p.exporter;
+    let (o, key, implied) = match (&e.otlp, &e.otlp_http, &e.otlp_grpc) {
+        (Some(o), None, None) => (o, "otlp", None),
+        (None, Some(o), None) => (o, "otlp_http", Some("http/protobuf")),
+        (None, None, Some(o)) => (o, "otlp_grpc", Some("grpc")),
+        _ => {
+            errors.push(
+                format!("{path}.exporter"),
+                "a periodic reader needs exactly one exporter: otlp, otlp_http or otlp_grpc",
+            );
+            return None;
+        }
+    };
+    let opath = format!("{path}.exporter.{key}");
+    let protocol = match (implied, o.protocol.as_deref()) {
+        (Some("grpc"), Some(p)) if p != "grpc" => {
+            errors.push(
+                format!("{opath}.protocol"),
+                format!("otlp_grpc takes protocol grpc, found {p:?}"),
+            );
+            "grpc".to_string()
+        }
+        (_, Some(p)) => p.to_string(),
+        (Some(i), None) => i.to_string(),
+        (None, None) => "http/protobuf".to_string(),
+    };
     let mut headers = serde_json::Map::new();
-    for h in &o.headers {
-        headers.insert(h.name.clone(), Value::String(h.value.clone()));
+    match &o.headers {
+        Headers::List(list) => {
+            for h in list {
+                headers.insert(h.name.clone(), Value::String(h.value.clone()));
+            }
+        }
+        Headers::Map(map) => {
+            for (k, v) in map {
+                headers.insert(k.clone(), Value::String(v.clone()));
+            }
+        }
     }
     for pair in o.headers_list.iter().flat_map(|l| l.split(',')) {
         let pair = pair.trim();
@@ -325,20 +410,18 @@ fn periodic_exporter(
         "retry_on_failure".into(),
         serde_json::json!({"enabled": false}),
     );
-    let exporter_type = match o.protocol.as_str() {
+    let exporter_type = match protocol.as_str() {
         "http/protobuf" | "http/json" => {
-            cfg.insert("metrics_endpoint".into(), Value::String(o.endpoint.clone()));
             cfg.insert(
-                "encoding".into(),
-                Value::String(
-                    if o.protocol == "http/json" {
-                        "json"
-                    } else {
-                        "proto"
-                    }
-                    .into(),
-                ),
+                "metrics_endpoint".into(),
+                Value::String(http_metrics_url(&o.endpoint, o.insecure)),
             );
+            let encoding = if protocol == "http/json" {
+                "json"
+            } else {
+                "proto"
+            };
+            cfg.insert("encoding".into(), Value::String(encoding.into()));
             "otlphttp"
         }
         "grpc" => {
@@ -650,6 +733,60 @@ mod tests {
         assert_eq!(grpc.exporter_config["endpoint"], "http://127.0.0.1:4317");
         assert_eq!(grpc.exporter_config["tls"], json!({"insecure": true}));
         assert_eq!(grpc.exporter_config["compression"], "none");
+    }
+
+    #[test]
+    fn the_collectors_migration_test_data_loads() {
+        // service/telemetry/otelconftelemetry/internal/migration/testdata: schema 0.2 (headers
+        // as a map) and 0.3 (a list), a capitalised level, an endpoint without a scheme.
+        let v02 = json!({"readers": [
+            {"periodic": {"exporter": {"otlp": {"protocol": "http/protobuf", "endpoint": "127.0.0.1:4317",
+                "headers": {"key1": "value1", "key2": "value2"}}}}},
+            {"pull": {"exporter": {"prometheus": {"host": "127.0.0.1", "port": 8902}}}}]});
+        let t = parse_telemetry(&json!({"metrics": v02}), "service.telemetry").unwrap();
+        let r = &t.periodic_readers[0];
+        assert_eq!(
+            r.exporter_config["metrics_endpoint"],
+            "https://127.0.0.1:4317/v1/metrics"
+        );
+        assert_eq!(
+            r.exporter_config["headers"],
+            json!({"key1": "value1", "key2": "value2"})
+        );
+        assert_eq!(t.metrics_addresses, vec!["127.0.0.1:8902"]);
+        let v03 = json!({"level": "Detailed", "readers": [
+            {"periodic": {"exporter": {"otlp": {"protocol": "http/protobuf", "endpoint": "https://127.0.0.1:4317",
+                "headers": [{"name": "key1", "value": "value1"}]}}}},
+            {"pull": {"exporter": {"prometheus": {"host": "127.0.0.1", "port": 8902,
+                "without_scope_info": true, "without_type_suffix": true, "without_units": true}}}}]});
+        let t = parse_telemetry(&json!({"metrics": v03}), "service.telemetry").unwrap();
+        assert_eq!(
+            t.periodic_readers[0].exporter_config["metrics_endpoint"],
+            "https://127.0.0.1:4317/v1/metrics"
+        );
+        assert_eq!(
+            t.periodic_readers[0].exporter_config["headers"],
+            json!({"key1": "value1"})
+        );
+        assert!(t.metrics_expositions[0].without_units);
+        let t = parse_telemetry(
+            &json!({"metrics": {"readers": [{"periodic": {"exporter": {"otlp_grpc": {"endpoint": "http://c:4317"}}}}]}}),
+            "s",
+        )
+        .unwrap();
+        assert_eq!(t.periodic_readers[0].exporter_type, "otlp");
+        let e = parse_telemetry(
+            &json!({"metrics": {"level": "loud", "readers": [{"periodic": {"exporter": {}}}]}}),
+            "s",
+        )
+        .unwrap_err();
+        assert_eq!(e.0[0].path, "s.metrics.level");
+        assert!(
+            e.0[0]
+                .message
+                .contains("expected none, basic, normal or detailed"),
+            "{e}"
+        );
     }
 
     #[test]
