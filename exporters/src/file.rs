@@ -15,6 +15,10 @@
 //!       max_days: 0             # delete backups older than this many days; default 0: keep
 //!       max_backups: 100        # backups kept; default 100 (0: keep all)
 //!       localtime: false        # backup names in local time instead of UTC
+//!     group_by:                 # one file per resource attribute value
+//!       enabled: false          # default false; then `path` holds one `*`: out/*.jsonl
+//!       resource_attribute: fileexporter.path_segment   # default
+//!       max_open_files: 100     # default; the least recently written is closed beyond
 //! ```
 //!
 //! The proto format is the collector's: a reader takes a 4-byte length, then that many bytes
@@ -32,6 +36,11 @@
 //! split across files. With `rotation` the existing file is appended to, as the collector
 //! does; `append` together with `rotation` or `compression` is refused, as in the collector.
 //! `localtime` takes the local UTC offset (`date +%z`) when the exporter starts.
+//!
+//! `group_by`: each resource goes to the file named by its attribute's string value in
+//! place of the `*`; resources without it (or with a value of another type) are left out,
+//! as in the collector. `/`, `.` and `..` parts of a value cannot leave the prefix's
+//! directory. A file closed for `max_open_files` and written again is appended to.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -143,9 +152,9 @@ pub struct FileSettings {
     /// Encoding extension. Not supported yet; default none.
     #[serde(default)]
     pub encoding: Option<String>,
-    /// One file per resource attribute value. Not supported yet; default none.
+    /// One file per value of a resource attribute. Default: off.
     #[serde(default)]
-    pub group_by: Option<serde_json::Value>,
+    pub group_by: Option<GroupBySettings>,
     /// Create the file's directory at start. Weir always does; accepted. Default false.
     #[serde(default)]
     pub create_directory: bool,
@@ -154,7 +163,35 @@ pub struct FileSettings {
     pub directory_permissions: Option<String>,
 }
 
+/// `group_by`: the file of each resource is `path` with its `*` replaced by the value of
+/// a resource attribute (the collector's fields and defaults).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupBySettings {
+    /// Turns grouping on. Default false.
+    pub enabled: bool,
+    /// The resource attribute whose (string) value names the file. Default
+    /// `fileexporter.path_segment`.
+    pub resource_attribute: String,
+    /// Files kept open at once; the least recently written is closed beyond. Default 100.
+    pub max_open_files: usize,
+}
+
+impl Default for GroupBySettings {
+    fn default() -> Self {
+        GroupBySettings {
+            enabled: false,
+            resource_attribute: "fileexporter.path_segment".into(),
+            max_open_files: 100,
+        }
+    }
+}
+
 impl FileSettings {
+    fn grouped(&self) -> Option<&GroupBySettings> {
+        self.group_by.as_ref().filter(|g| g.enabled)
+    }
+
     fn zstd(&self) -> bool {
         self.compression.as_deref() == Some("zstd")
     }
@@ -206,6 +243,32 @@ impl ExporterFactory for FileFactory {
                 );
             }
         }
+        if let Some(g) = settings.grouped() {
+            let parts: Vec<&str> = settings.path.split('*').collect();
+            if parts.len() != 2 {
+                errors.push(
+                    format!("{path}.path"),
+                    "must contain exactly one * when group_by is enabled",
+                );
+            } else if parts[0].is_empty() {
+                errors.push(
+                    format!("{path}.path"),
+                    "must not start with * when group_by is enabled",
+                );
+            }
+            if g.resource_attribute.is_empty() {
+                errors.push(
+                    format!("{path}.group_by.resource_attribute"),
+                    "must not be empty when group_by is enabled",
+                );
+            }
+            if g.max_open_files == 0 {
+                errors.push(
+                    format!("{path}.group_by.max_open_files"),
+                    "must be at least 1",
+                );
+            }
+        }
         if let Some(p) = settings.directory_permissions.as_deref() {
             if !settings.create_directory {
                 errors.push(
@@ -219,25 +282,11 @@ impl ExporterFactory for FileFactory {
                 );
             }
         }
-        let unsupported = [
-            (
-                "encoding",
-                settings.encoding.is_some(),
+        if settings.encoding.is_some() {
+            errors.push(
+                format!("{path}.encoding"),
                 "encoding extensions are not supported yet; use `format: json` or `format: proto`",
-            ),
-            (
-                "group_by",
-                settings
-                    .group_by
-                    .as_ref()
-                    .is_some_and(|g| g.get("enabled").and_then(|e| e.as_bool()).unwrap_or(false)),
-                "group_by is not supported yet; remove it",
-            ),
-        ];
-        for (field, set, message) in unsupported {
-            if set {
-                errors.push(format!("{path}.{field}"), message);
-            }
+            );
         }
         errors.into_result(Box::new(settings) as Box<dyn ExporterConfig>)
     }
@@ -260,6 +309,7 @@ impl ExporterConfig for FileSettings {
             path: ctx.resolve_path(&self.path),
             settings: self.clone(),
             writer: Arc::new(Mutex::new(None)),
+            groups: Arc::new(Mutex::new(None)),
             flusher: Mutex::new(None),
             counters,
         }))
@@ -461,6 +511,156 @@ fn local_offset_secs() -> i64 {
     }
 }
 
+/// The files of `group_by`, the least recently written closed beyond `max_open_files`.
+struct Groups {
+    /// `path` before and after its `*`.
+    prefix: String,
+    suffix: String,
+    open: Vec<(PathBuf, Output)>,
+    /// Files opened in this run: opened again (after being closed) they are appended to.
+    seen: std::collections::HashSet<PathBuf>,
+    max_open: usize,
+    truncate_first: bool,
+    rotation: Option<RotationSettings>,
+    offset_secs: i64,
+}
+
+impl Groups {
+    /// The file of a path segment: inside the prefix whatever the segment holds (`..`,
+    /// `/` and `.` parts are dropped); `None` when nothing is left of it.
+    fn path_of(&self, segment: &str) -> Option<PathBuf> {
+        let parts: Vec<&str> = segment
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != "." && *p != "..")
+            .collect();
+        if parts.is_empty() {
+            return None;
+        }
+        Some(PathBuf::from(format!(
+            "{}{}{}",
+            self.prefix,
+            parts.join("/"),
+            self.suffix
+        )))
+    }
+
+    fn output(&mut self, path: &Path) -> std::io::Result<&mut Output> {
+        if let Some(i) = self.open.iter().position(|(p, _)| p == path) {
+            // Most recently used last.
+            let entry = self.open.remove(i);
+            self.open.push(entry);
+        } else {
+            if self.open.len() >= self.max_open {
+                let (old, mut out) = self.open.remove(0);
+                if let Err(e) = out.file.flush() {
+                    tracing::error!(path = %old.display(), error = %e, "file exporter: flush failed");
+                }
+            }
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut options = OpenOptions::new();
+            options.create(true);
+            if self.truncate_first && !self.seen.contains(path) {
+                options.write(true).truncate(true);
+            } else {
+                options.append(true);
+            }
+            let file = options.open(path)?;
+            self.seen.insert(path.to_path_buf());
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            self.open.push((
+                path.to_path_buf(),
+                Output {
+                    path: path.to_path_buf(),
+                    file: BufWriter::with_capacity(64 * 1024, file),
+                    size,
+                    rotation: self.rotation.clone(),
+                    offset_secs: self.offset_secs,
+                },
+            ));
+        }
+        let last = self.open.len() - 1;
+        Ok(&mut self.open[last].1)
+    }
+}
+
+/// The string value of resource attribute `key`, if any.
+fn segment_of(
+    resource: Option<&weir_api::otlp::resource::v1::Resource>,
+    key: &str,
+) -> Option<String> {
+    use weir_api::otlp::common::v1::any_value::Value;
+    resource?
+        .attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some(s.clone()),
+            _ => None,
+        })
+}
+
+/// Splits a request by the string value of a resource attribute; resources without it (or
+/// with a value of another type) are left out, as in the collector.
+fn split_by_attribute(payload: &weir_api::Payload, key: &str) -> Vec<(String, weir_api::Payload)> {
+    use std::collections::BTreeMap;
+    use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
+    use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+    use weir_api::otlp::collector::trace::v1::ExportTraceServiceRequest;
+    use weir_api::Payload;
+    match payload {
+        Payload::Logs(r) => {
+            let mut groups: BTreeMap<String, ExportLogsServiceRequest> = BTreeMap::new();
+            for rl in &r.resource_logs {
+                if let Some(seg) = segment_of(rl.resource.as_ref(), key) {
+                    groups
+                        .entry(seg)
+                        .or_default()
+                        .resource_logs
+                        .push(rl.clone());
+                }
+            }
+            groups
+                .into_iter()
+                .map(|(k, v)| (k, Payload::Logs(v)))
+                .collect()
+        }
+        Payload::Traces(r) => {
+            let mut groups: BTreeMap<String, ExportTraceServiceRequest> = BTreeMap::new();
+            for rs in &r.resource_spans {
+                if let Some(seg) = segment_of(rs.resource.as_ref(), key) {
+                    groups
+                        .entry(seg)
+                        .or_default()
+                        .resource_spans
+                        .push(rs.clone());
+                }
+            }
+            groups
+                .into_iter()
+                .map(|(k, v)| (k, Payload::Traces(v)))
+                .collect()
+        }
+        Payload::Metrics(r) => {
+            let mut groups: BTreeMap<String, ExportMetricsServiceRequest> = BTreeMap::new();
+            for rm in &r.resource_metrics {
+                if let Some(seg) = segment_of(rm.resource.as_ref(), key) {
+                    groups
+                        .entry(seg)
+                        .or_default()
+                        .resource_metrics
+                        .push(rm.clone());
+                }
+            }
+            groups
+                .into_iter()
+                .map(|(k, v)| (k, Payload::Metrics(v)))
+                .collect()
+        }
+    }
+}
+
 /// The running `file` exporter.
 pub struct FileExporter {
     exporter: weir_api::ComponentId,
@@ -468,6 +668,8 @@ pub struct FileExporter {
     settings: FileSettings,
     /// Open between start and shutdown.
     writer: Arc<Mutex<Option<Output>>>,
+    /// With `group_by`: the open files, by path (open between start and shutdown).
+    groups: Arc<Mutex<Option<Groups>>>,
     flusher: Mutex<Option<JoinHandle<()>>>,
     counters: [Counter; 3],
 }
@@ -508,6 +710,9 @@ impl FileExporter {
 #[async_trait]
 impl Consumer for FileExporter {
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
+        if let Some(g) = self.settings.grouped() {
+            return self.consume_grouped(&batch, &g.resource_attribute);
+        }
         let record = self.record(&batch).map_err(|e| ConsumeError::Refused {
             component: self.exporter.to_string(),
             reason: format!("cannot compress a batch: {e}"),
@@ -543,6 +748,65 @@ impl Consumer for FileExporter {
     }
 }
 
+impl FileExporter {
+    fn consume_grouped(&self, batch: &Batch, key: &str) -> Result<(), ConsumeError> {
+        let parts = split_by_attribute(batch.payload(), key);
+        let mut guard = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(groups) = guard.as_mut() else {
+            return Err(ConsumeError::ShuttingDown);
+        };
+        let mut written = 0u64;
+        for (segment, payload) in parts {
+            let Some(path) = groups.path_of(&segment) else {
+                tracing::debug!(segment = %segment, "file exporter: a group_by value names no file; left out");
+                continue;
+            };
+            let sub = Batch::new(payload);
+            let record = self.record(&sub).map_err(|e| ConsumeError::Refused {
+                component: self.exporter.to_string(),
+                reason: format!("cannot compress a batch: {e}"),
+                retry_after: None,
+            })?;
+            let flush_now = self.settings.flush_interval.is_zero();
+            let done = groups.output(&path).and_then(|out| {
+                out.write(&record)?;
+                if flush_now {
+                    out.file.flush()?;
+                }
+                Ok(())
+            });
+            if let Err(e) = done {
+                // Groups written before stay written; the sender retries the whole batch.
+                return Err(ConsumeError::Refused {
+                    component: self.exporter.to_string(),
+                    reason: format!("cannot write {}: {e}", path.display()),
+                    retry_after: Some(Duration::from_secs(1)),
+                });
+            }
+            written += sub.item_count() as u64;
+        }
+        drop(guard);
+        let i = match batch.signal() {
+            Signal::Logs => 0,
+            Signal::Traces => 1,
+            Signal::Metrics => 2,
+        };
+        self.counters[i].inc_by(written);
+        Ok(())
+    }
+}
+
+fn flush_groups(groups: &Mutex<Option<Groups>>) {
+    let mut guard = groups.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(g) = guard.as_mut() {
+        for (path, out) in &mut g.open {
+            if let Err(e) = out.file.flush() {
+                tracing::error!(path = %path.display(), error = %e, "file exporter: flush failed");
+            }
+        }
+    }
+}
+
 fn flush(writer: &Mutex<Option<Output>>, path: &std::path::Path) {
     let mut guard = writer.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(w) = guard.as_mut() {
@@ -555,6 +819,40 @@ fn flush(writer: &Mutex<Option<Output>>, path: &std::path::Path) {
 #[async_trait]
 impl Component for FileExporter {
     async fn start(&self) -> Result<(), StartError> {
+        if self.settings.grouped().is_some() {
+            let full = self.path.to_string_lossy().into_owned();
+            let (prefix, suffix) = full.split_once('*').unwrap_or((full.as_str(), ""));
+            let offset_secs = match &self.settings.rotation {
+                Some(r) if r.localtime => local_offset_secs(),
+                _ => 0,
+            };
+            *self.groups.lock().unwrap_or_else(|e| e.into_inner()) = Some(Groups {
+                prefix: prefix.to_string(),
+                suffix: suffix.to_string(),
+                open: Vec::new(),
+                seen: Default::default(),
+                max_open: self
+                    .settings
+                    .grouped()
+                    .map_or(100, |g| g.max_open_files.max(1)),
+                truncate_first: !self.settings.append && self.settings.rotation.is_none(),
+                rotation: self.settings.rotation.clone(),
+                offset_secs,
+            });
+            if !self.settings.flush_interval.is_zero() {
+                let (groups, every) = (self.groups.clone(), self.settings.flush_interval);
+                *self.flusher.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(tokio::spawn(async move {
+                        let mut tick = tokio::time::interval(every);
+                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        loop {
+                            tick.tick().await;
+                            flush_groups(&groups);
+                        }
+                    }));
+            }
+            return Ok(());
+        }
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let mut builder = std::fs::DirBuilder::new();
             builder.recursive(true);
@@ -630,6 +928,16 @@ impl Component for FileExporter {
             .take()
         {
             task.abort();
+        }
+        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner()).take();
+        for (path, mut out) in groups.map(|g| g.open).unwrap_or_default() {
+            let done = out
+                .file
+                .flush()
+                .and_then(|()| out.file.get_ref().sync_all());
+            if let Err(e) = done {
+                tracing::error!(path = %path.display(), error = %e, "file exporter: final flush failed");
+            }
         }
         let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(mut w) = writer {

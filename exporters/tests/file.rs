@@ -137,7 +137,7 @@ fn bad_settings_are_named_all_at_once() {
                 "append": true,
                 "compression": "gzip",
                 "rotation": {"max_megabytes": 0},
-                "group_by": {"enabled": true},
+                "group_by": {"enabled": true, "resource_attribute": ""},
             }),
             "exporters.file",
         )
@@ -149,7 +149,8 @@ fn bad_settings_are_named_all_at_once() {
          exporters.file.compression: unsupported compression \"gzip\"; expected zstd or none\n\
          exporters.file.append: append and rotation enabled at the same time is not supported\n\
          exporters.file.rotation.max_megabytes: must be greater than 0\n\
-         exporters.file.group_by: group_by is not supported yet; remove it"
+         exporters.file.path: must contain exactly one * when group_by is enabled\n\
+         exporters.file.group_by.resource_attribute: must not be empty when group_by is enabled"
     );
     // The collector's shapes load: rotation with defaults, zstd, an integer flush_interval,
     // group_by switched off.
@@ -345,4 +346,90 @@ async fn unopenable_path_fails_start_with_the_path() {
         )),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn group_by_writes_each_resource_to_the_file_its_attribute_names() {
+    use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
+    use weir_api::otlp::common::v1::{any_value, AnyValue, KeyValue};
+    use weir_api::Payload;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out/*.jsonl");
+    let (exporter, telemetry) = build_exporter(
+        "file",
+        serde_json::json!({"path": path.to_str().unwrap(), "flush_interval": 0,
+            "group_by": {"enabled": true, "resource_attribute": "tenant", "max_open_files": 1}}),
+    );
+    exporter.start().await.unwrap();
+    // One request of five resources: tenant a, tenant b/../c, tenant ../../up, no tenant,
+    // and a numeric tenant (left out, as in the collector).
+    let with = |tenant: Option<any_value::Value>, tag: &str, n: usize| {
+        let Payload::Logs(mut r) = logs(tag, n) else {
+            unreachable!()
+        };
+        let rl = &mut r.resource_logs[0];
+        if let Some(v) = tenant {
+            rl.resource.as_mut().unwrap().attributes.push(KeyValue {
+                key: "tenant".into(),
+                value: Some(AnyValue { value: Some(v) }),
+                ..Default::default()
+            });
+        }
+        rl.clone()
+    };
+    let s = |v: &str| Some(any_value::Value::StringValue(v.into()));
+    let request = |parts: Vec<weir_api::otlp::logs::v1::ResourceLogs>| {
+        Batch::new(Payload::Logs(ExportLogsServiceRequest {
+            resource_logs: parts,
+        }))
+    };
+    exporter
+        .consume(request(vec![
+            with(s("a"), "a1", 2),
+            with(s("b/../c"), "bc", 3),
+            with(s("../../up"), "up", 1),
+            with(None, "none", 4),
+            with(Some(any_value::Value::IntValue(7)), "int", 5),
+        ]))
+        .await
+        .unwrap();
+    // `a` again after it was closed (max_open_files 1): appended, not truncated.
+    exporter
+        .consume(request(vec![with(s("a"), "a2", 1)]))
+        .await
+        .unwrap();
+    exporter.shutdown().await;
+    let read = |rel: &str| {
+        let text = std::fs::read_to_string(dir.path().join(rel)).unwrap();
+        seqs_in_json_lines(&text)
+    };
+    assert_eq!(read("out/a.jsonl"), ["a1-0", "a1-1", "a2-0"]);
+    assert_eq!(read("out/b/c.jsonl"), ["bc-0", "bc-1", "bc-2"]);
+    assert_eq!(read("out/up.jsonl"), ["up-0"]);
+    let mut names: Vec<String> = walk(&dir.path().join("out"));
+    names.sort();
+    assert_eq!(names, ["a.jsonl", "b/c.jsonl", "up.jsonl"]);
+    assert!(!dir.path().join("up.jsonl").exists());
+    assert_eq!(
+        metric(
+            &telemetry,
+            "weir_exporter_sent_items_total{exporter=\"file\",signal=\"logs\"}"
+        ),
+        7.0
+    );
+}
+
+/// Files under `root`, relative, with `/`.
+fn walk(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(root).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if p.is_dir() {
+            out.extend(walk(&p).into_iter().map(|n| format!("{name}/{n}")));
+        } else {
+            out.push(name);
+        }
+    }
+    out
 }
