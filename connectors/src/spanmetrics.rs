@@ -152,9 +152,22 @@ pub struct DimensionConfig {
     /// The attribute looked up on the span, then its resource.
     #[serde(default)]
     pub name: String,
-    /// The value when neither has it; without one the dimension is left out.
-    #[serde(default)]
+    /// The value when neither has it; without one the dimension is left out. A number or a
+    /// boolean is taken as its text, as the Collector's loader does.
+    #[serde(default, deserialize_with = "scalar_string")]
     pub default: Option<String>,
+}
+
+fn scalar_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::String(s) => Ok(Some(s)),
+        serde_json::Value::Number(n) => Ok(Some(n.to_string())),
+        serde_json::Value::Bool(b) => Ok(Some(b.to_string())),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a string, found {other}"
+        ))),
+    }
 }
 
 /// `histogram:` settings.
@@ -514,14 +527,7 @@ fn compile(s: &SpanMetricsSettings, path: &str) -> Result<Plan, ConfigErrors> {
             ),
         );
     }
-    for (i, d) in s.exclude_dimensions.iter().enumerate() {
-        if !RESERVED.contains(&d.as_str()) {
-            errors.push(
-                format!("{path}.exclude_dimensions[{i}]"),
-                format!("{d:?} is not a default dimension (service.name, span.name, span.kind, status.code)"),
-            );
-        }
-    }
+    // Names other than the four default dimensions exclude nothing (as in the Collector).
     let name = |n: &str| {
         if s.namespace.is_empty() {
             n.to_string()

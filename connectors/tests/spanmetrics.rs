@@ -351,6 +351,7 @@ histogram:
 dimensions:
   - {name: http.method, default: GET}
   - name: region
+  - {name: http.status_code, default: 200}
 calls_dimensions: [{name: only.calls}]
 exclude_dimensions: [status.code, span.kind]
 include_instrumentation_scope: [lib]
@@ -403,12 +404,12 @@ exemplars: {enabled: true, max_per_data_point: 2}
         got,
         vec![
             (
-                format!("service.name=svc,span.name=a,http.method=GET,region=us,{scope}"),
+                format!("service.name=svc,span.name=a,http.method=GET,region=us,http.status_code=200,{scope}"),
                 1
             ),
             (
                 format!(
-                    "service.name=svc,span.name=a,http.method=POST,region=eu,only.calls=c,{scope}"
+                    "service.name=svc,span.name=a,http.method=POST,region=eu,http.status_code=200,only.calls=c,{scope}"
                 ),
                 3
             ),
@@ -432,14 +433,14 @@ exemplars: {enabled: true, max_per_data_point: 2}
                 }
                 assert_eq!(
                     seen[&format!(
-                        "service.name=svc,span.name=a,http.method=POST,region=eu,{scope}"
+                        "service.name=svc,span.name=a,http.method=POST,region=eu,http.status_code=200,{scope}"
                     )],
                     (vec![1, 1, 0, 1], 2),
                     "0.05 ms, 0.5 ms, 2 s; exemplars capped at 2"
                 );
                 assert_eq!(
                     seen[&format!(
-                        "service.name=svc,span.name=a,http.method=GET,region=us,only.duration=d,{scope}"
+                        "service.name=svc,span.name=a,http.method=GET,region=us,http.status_code=200,only.duration=d,{scope}"
                     )],
                     (vec![0, 1, 0, 0], 1),
                     "1 ms falls in the bucket bounded by 1ms"
@@ -568,6 +569,8 @@ async fn flushes_every_interval_once_started() {
 #[test]
 fn config_errors_are_all_reported_with_their_path() {
     assert!(parse_errors("{}").is_empty());
+    // As in the Collector: a name that is not a default dimension excludes nothing.
+    assert!(parse_errors("exclude_dimensions: [http.method]").is_empty());
     // The Collector's testdata shape loads.
     assert!(parse_errors(
         r#"
@@ -611,7 +614,6 @@ exclude_dimensions: [nope]
         "connectors.spanmetrics.histogram.unit",
         "connectors.spanmetrics.histogram: use either `explicit` or `exponential`",
         "connectors.spanmetrics.events.dimensions",
-        "connectors.spanmetrics.exclude_dimensions[0]",
     ] {
         assert!(joined.contains(want), "missing {want:?} in:\n{joined}");
     }
