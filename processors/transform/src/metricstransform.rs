@@ -20,7 +20,7 @@
 //! are config errors.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use regex::Regex;
 use serde::Deserialize;
@@ -420,7 +420,10 @@ impl Transform {
                     return Some(name.to_string());
                 }
                 // `$1` / `${1}` / `${name}`: each group, in the submatch case when set.
-                let template = Regex::new(r"\$(\d+|\{\w+\})").ok()?;
+                static TEMPLATE: OnceLock<Option<Regex>> = OnceLock::new();
+                let template = TEMPLATE
+                    .get_or_init(|| Regex::new(r"\$(\d+|\{\w+\})").ok())
+                    .as_ref()?;
                 Some(
                     template
                         .replace_all(&self.new_name, |m: &regex::Captures<'_>| {
