@@ -207,7 +207,13 @@ pub async fn run(
     } else {
         stopping.await
     };
-    pushers.stop().await;
+    // The last push of own metrics gets its own bounded time, like the drain before it.
+    if tokio::time::timeout(settings.shutdown_timeout, pushers.stop())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the last push of own metrics did not finish in time");
+    }
     stop_servers(&mut metrics_servers).await;
     crate::extensions::zpages::unregister_service(&env.ready);
     Ok(outcome)

@@ -458,3 +458,146 @@ service:
     }
     server.abort();
 }
+
+/// Reads one HTTP/1.1 request from `s`: (request line, headers lowercased, body); `None`
+/// when the client closed the connection.
+async fn read_request(
+    s: &mut tokio::net::TcpStream,
+) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next()?.to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())?;
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < len {
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Some((request_line, headers, body))
+}
+
+/// Answers 200 to every request on `s` until the client closes it.
+async fn answer_all(mut s: tokio::net::TcpStream) {
+    while read_request(&mut s).await.is_some() {
+        if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_reader_posts_otlp_protobuf_over_http_with_its_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::pick();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // The Collector's schema-0.2 shape: headers as a map, endpoint without a scheme or path.
+    let config = format!(
+        "receivers:
+  otlp:
+    protocols:
+      grpc: {{endpoint: '127.0.0.1:{grpc}'}}
+exporters:
+  nop:
+service:
+  telemetry:
+    metrics:
+      level: Detailed
+      readers:
+        - periodic:
+            interval: 100
+            exporter:
+              otlp:
+                protocol: http/protobuf
+                endpoint: 127.0.0.1:{port}
+                insecure: true
+                headers: {{x-api-key: secret-1}}
+  pipelines:
+    logs: {{receivers: [otlp], exporters: [nop]}}
+",
+        grpc = ports.grpc,
+    );
+    let cfg = write(dir.path(), "weir.yaml", &config);
+    let mut child = spawn(dir.path(), &cfg, &[]);
+    let accept = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await;
+    let (mut s, _) = accept
+        .unwrap_or_else(|_| panic!("no push:\n{}", log_of(dir.path())))
+        .unwrap();
+    let (line, headers, body) = read_request(&mut s).await.expect("a request");
+    s.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(line, "POST /v1/metrics HTTP/1.1");
+    assert!(
+        headers.contains(&("x-api-key".to_string(), "secret-1".to_string())),
+        "{headers:?}"
+    );
+    assert!(
+        headers.contains(&(
+            "content-type".to_string(),
+            "application/x-protobuf".to_string()
+        )),
+        "{headers:?}"
+    );
+    let req = ExportMetricsServiceRequest::decode(body.as_slice()).unwrap();
+    let names: Vec<(String, String)> = req.resource_metrics[0]
+        .scope_metrics
+        .iter()
+        .flat_map(|sm| sm.metrics.iter().map(|m| (m.name.clone(), m.unit.clone())))
+        .collect();
+    for want in [
+        ("otelcol_process_uptime", "s"),
+        ("otelcol_process_memory_rss", "By"),
+        ("otelcol_receiver_accepted_log_records", "{record}"),
+        ("otelcol_exporter_sent_log_records", "{record}"),
+    ] {
+        assert!(
+            names.contains(&(want.0.to_string(), want.1.to_string())),
+            "{want:?} not in {names:?}"
+        );
+    }
+    // Answer the pushes that follow, including the last one at shutdown.
+    tokio::spawn(answer_all(s));
+    let answering = tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(answer_all(s));
+        }
+    });
+    let started = std::time::Instant::now();
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(20)).unwrap();
+    assert!(status.success(), "{}", log_of(dir.path()));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    answering.abort();
+}
