@@ -1323,4 +1323,80 @@ mod tests {
         let (m, _) = s.convert(text::parse("x{env=\"mine\"} 1\n", 0).unwrap(), 1);
         assert_eq!(attrs(&m[0]), ["env=mine"]);
     }
+
+    /// A target on loopback that answers every request with `respond` (run on a thread).
+    fn target_server(respond: fn(std::net::TcpStream)) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for s in listener.incoming().flatten() {
+                std::thread::spawn(move || respond(s));
+            }
+        });
+        format!("http://{addr}/metrics")
+    }
+
+    fn read_request(s: &mut std::net::TcpStream) {
+        let mut buf = [0u8; 2048];
+        let _ = std::io::Read::read(s, &mut buf);
+    }
+
+    #[tokio::test]
+    async fn hostile_targets_fail_with_their_url_and_bounded_memory() {
+        use std::io::Write;
+        // Never answers.
+        let slow = target_server(|mut s| {
+            read_request(&mut s);
+            std::thread::sleep(Duration::from_secs(5));
+        });
+        // An endless body.
+        let huge = target_server(|mut s| {
+            read_request(&mut s);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n");
+            let line = [b'x'; 64 * 1024];
+            while s.write_all(&line).is_ok() {}
+        });
+        // A status other than 200.
+        let missing = target_server(|mut s| {
+            read_request(&mut s);
+            let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        });
+        let mut sc = scraper(false);
+        sc.target.timeout = Duration::from_millis(300);
+        sc.target.url = slow.parse().unwrap();
+        let started = Instant::now();
+        let err = sc.fetch().await.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("{slow}: no complete answer within scrape_timeout 300ms")
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+
+        sc.target.timeout = Duration::from_secs(10);
+        sc.target.body_limit = 1 << 20;
+        sc.target.url = huge.parse().unwrap();
+        let err = sc.fetch().await.unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{huge}: body larger than body_size_limit (1048576 bytes)"
+            )),
+            "{err}"
+        );
+
+        sc.target.url = missing.parse().unwrap();
+        let err = sc.fetch().await.unwrap_err().to_string();
+        assert_eq!(err, format!("{missing}: HTTP status 404 Not Found"));
+
+        // Refused connection.
+        sc.target.url = "http://127.0.0.1:9/metrics".parse().unwrap();
+        let err = sc.fetch().await.unwrap_err().to_string();
+        assert!(
+            err.starts_with("http://127.0.0.1:9/metrics: cannot scrape:"),
+            "{err}"
+        );
+    }
 }
