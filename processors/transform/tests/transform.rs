@@ -182,7 +182,7 @@ trace_statements:
 metric_statements:
   - context: datapoint
     statements:
-      - set(metric.name, Split(metric.name, "."))
+      - set(metric.name, ParseJSON(metric.name))
 "#,
     );
     assert_eq!(
@@ -191,7 +191,7 @@ metric_statements:
             "processors.transform.log_statements[0].statements[0]: syntax error at column 18: expected \",\" or \")\", found \"where\" in statement \"set(body, \\\"bear\\\" where attributes[\\\"http.path\\\"] == \\\"/animal\\\")\"",
             "processors.transform.log_statements[0].statements[1]: unknown editor \"not_a_function\" (supported: set, delete_key, delete_matching_keys, keep_keys, keep_matching_keys, truncate_all, limit, replace_pattern, replace_all_patterns, replace_match, replace_all_matches, merge_maps) in statement \"not_a_function(attributes, \\\"http.method\\\", \\\"http.path\\\")\"",
             "processors.transform.trace_statements[0].context: unknown context \"test\" for trace_statements (valid: resource, scope, span, spanevent)",
-            "processors.transform.metric_statements[0].statements[0]: function \"Split\" is not supported by Weir's OTTL (supported: IsMatch, IsRootSpan, HasAttrKeyOnDatapoint, HasAttrOnDatapoint, Len, Concat, String, Int, Double, ConvertCase, ToLowerCase, ToUpperCase, SHA256, Substring, HasPrefix, HasSuffix, IsString, IsInt, IsDouble, IsBool, IsMap, IsList) in statement \"set(metric.name, Split(metric.name, \\\".\\\"))\"",
+            "processors.transform.metric_statements[0].statements[0]: function \"ParseJSON\" is not supported by Weir's OTTL (supported: IsMatch, IsRootSpan, HasAttrKeyOnDatapoint, HasAttrOnDatapoint, Len, Concat, String, Int, Double, ConvertCase, ToLowerCase, ToUpperCase, SHA256, Substring, HasPrefix, HasSuffix, IsString, IsInt, IsDouble, IsBool, IsMap, IsList, Split) in statement \"set(metric.name, ParseJSON(metric.name))\"",
         ]
     );
 }
@@ -589,4 +589,43 @@ log_statements:
             vec!["n=bool", "t=string", "v=true"],
         ]
     );
+}
+
+#[test]
+fn split_gives_a_list_of_strings() {
+    let p = transform(
+        r#"
+log_statements:
+  - context: log
+    statements:
+      - set(attributes["parts"], Split(body, ","))
+      - set(attributes["chars"], Split(attributes["w"], ""))
+      - set(attributes["is_list"], true) where IsList(Split(body, ","))
+"#,
+    );
+    let mut batch = logs_batch(vec![(
+        vec![],
+        "lib",
+        vec![log("a,b,,c", 9, vec![kv("w", s("hé"))])],
+    )]);
+    p.process(&mut batch).expect("processes");
+    let Payload::Logs(req) = batch.payload() else {
+        panic!()
+    };
+    let attrs = &req.resource_logs[0].scope_logs[0].log_records[0].attributes;
+    let strings = |k: &str| -> Vec<String> {
+        let v = attrs
+            .iter()
+            .find(|kv| kv.key == k)
+            .and_then(|kv| kv.value.as_ref());
+        match v.and_then(|v| v.value.as_ref()) {
+            Some(any_value::Value::ArrayValue(a)) => {
+                a.values.iter().map(|x| show(Some(x))).collect()
+            }
+            other => panic!("{k}: {other:?}"),
+        }
+    };
+    assert_eq!(strings("parts"), ["a", "b", "", "c"]);
+    assert_eq!(strings("chars"), ["h", "é"]);
+    assert!(attrs.iter().any(|kv| kv.key == "is_list"));
 }

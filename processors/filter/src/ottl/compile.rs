@@ -333,6 +333,7 @@ pub const FUNCTIONS: &[&str] = &[
     "IsBool",
     "IsMap",
     "IsList",
+    "Split",
 ];
 
 // OTTL converters that exist in the collector but not here: named so the error says
@@ -368,7 +369,6 @@ const KNOWN_UNSUPPORTED: &[&str] = &[
     "SliceToMap",
     "Sort",
     "SpanID",
-    "Split",
     "Time",
     "ToKeyValueString",
     "TraceID",
@@ -866,6 +866,13 @@ impl Compiler {
                     _ => TypeCheck::List,
                 };
                 boxed(CBool::IsType(self.value(&args[0])?, kind))
+            }
+            "Split" => {
+                arity(2)?;
+                CVal::Split(
+                    Box::new(self.value(&args[0])?),
+                    string_lit(1, "the delimiter")?,
+                )
             }
             "HasPrefix" | "HasSuffix" => {
                 arity(2)?;

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use regex::Regex;
-use weir_api::otlp::common::v1::{InstrumentationScope, KeyValue};
+use weir_api::otlp::common::v1::{AnyValue, InstrumentationScope, KeyValue};
 use weir_api::otlp::logs::v1::LogRecord;
 use weir_api::otlp::metrics::v1::{
     metric::Data, number_data_point, ExponentialHistogramDataPoint, HistogramDataPoint, Metric,
@@ -178,6 +178,7 @@ pub enum CVal {
     Case(Box<CVal>, Case),
     Sha256(Box<CVal>),
     Substring(Box<CVal>, i64, i64),
+    Split(Box<CVal>, String),
 }
 
 /// One compiled condition, with its source text for error messages.
@@ -389,6 +390,31 @@ fn eval_val<'x>(e: &'x CVal, rec: &Record<'x>) -> Result<Val<'x>, String> {
                 ))
             }
         },
+        CVal::Split(inner, delimiter) => match eval_val(inner, rec)? {
+            Val::Nil => Val::Nil,
+            Val::Str(s) => {
+                let item = |p: &str| AnyValue {
+                    value: Some(weir_api::otlp::common::v1::any_value::Value::StringValue(
+                        p.to_string(),
+                    )),
+                };
+                // Go's strings.Split: an empty delimiter splits after each character.
+                let items: Vec<AnyValue> = if delimiter.is_empty() {
+                    s.chars()
+                        .map(|c| item(c.encode_utf8(&mut [0; 4])))
+                        .collect()
+                } else {
+                    s.split(delimiter.as_str()).map(item).collect()
+                };
+                Val::List(Cow::Owned(items))
+            }
+            other => {
+                return Err(format!(
+                    "Split: expected a string, got {}",
+                    other.type_name()
+                ))
+            }
+        },
         CVal::Substring(inner, start, len) => match eval_val(inner, rec)? {
             Val::Nil => Val::Nil,
             Val::Str(s) => {
@@ -468,13 +494,19 @@ fn index<'x>(v: Val<'x>, k: &Key) -> Result<Val<'x>, String> {
     match (v, k) {
         (Val::Nil, _) => Ok(Val::Nil),
         (Val::Map(m), Key::Str(key)) => Ok(map_get(m, key).map_or(Val::Nil, Val::from_any)),
-        (Val::List(l), Key::Int(i)) => match usize::try_from(*i).ok().and_then(|i| l.get(i)) {
-            Some(item) => Ok(Val::from_any(item)),
-            None => Err(format!(
-                "index {i} out of bounds (list has {} items)",
-                l.len()
-            )),
-        },
+        // Only paths are indexed (the parser refuses `F(...)[i]`), and paths borrow.
+        (Val::List(Cow::Borrowed(l)), Key::Int(i)) => {
+            match usize::try_from(*i).ok().and_then(|i| l.get(i)) {
+                Some(item) => Ok(Val::from_any(item)),
+                None => Err(format!(
+                    "index {i} out of bounds (list has {} items)",
+                    l.len()
+                )),
+            }
+        }
+        (Val::List(Cow::Owned(_)), Key::Int(_)) => {
+            Err("indexing a converter's result is not supported".into())
+        }
         (other, Key::Str(key)) => Err(format!(
             "cannot look up key {key:?} in a value of type {}",
             other.type_name()

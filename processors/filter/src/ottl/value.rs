@@ -26,7 +26,8 @@ pub enum Val<'a> {
     /// A bytes attribute value (as a string: base64, like the collector's `AsString`).
     AttrBytes(&'a [u8]),
     Map(&'a [KeyValue]),
-    List(&'a [AnyValue]),
+    /// A list attribute (borrowed) or a converter's result (`Split`, owned).
+    List(Cow<'a, [AnyValue]>),
 }
 
 impl<'a> Val<'a> {
@@ -43,7 +44,7 @@ impl<'a> Val<'a> {
             Some(any_value::Value::IntValue(i)) => Val::Int(*i),
             Some(any_value::Value::DoubleValue(d)) => Val::Float(*d),
             Some(any_value::Value::BytesValue(b)) => Val::AttrBytes(b),
-            Some(any_value::Value::ArrayValue(a)) => Val::List(&a.values),
+            Some(any_value::Value::ArrayValue(a)) => Val::List(Cow::Borrowed(&a.values)),
             Some(any_value::Value::KvlistValue(m)) => Val::Map(&m.values),
         }
     }
