@@ -108,6 +108,8 @@ fn scrapes_node_exporter_and_prometheus_like_prometheus_does() {
         &format!(
             "  - job_name: node
     static_configs: [{{targets: ['127.0.0.1:{node}']}}]
+    relabel_configs: [{{source_labels: [__address__], regex: '(.*):\\d+', target_label: host}}]
+    metric_relabel_configs: [{{source_labels: [__name__], regex: 'go_.*', action: drop}}]
   - job_name: prometheus
     static_configs: [{{targets: ['127.0.0.1:{self_port}']}}]
 ",
@@ -125,6 +127,8 @@ fn scrapes_node_exporter_and_prometheus_like_prometheus_does() {
         - job_name: node
           scrape_interval: 1s
           static_configs: [{{targets: ['127.0.0.1:{node}']}}]
+          relabel_configs: [{{source_labels: [__address__], regex: '(.*):\\d+', target_label: host}}]
+          metric_relabel_configs: [{{source_labels: [__name__], regex: 'go_.*', action: drop}}]
         - job_name: prometheus
           scrape_interval: 1s
           static_configs: [{{targets: ['127.0.0.1:{self_port}']}}]
@@ -162,6 +166,8 @@ service:
                 .as_array()
                 .unwrap()
                 .iter()
+                // Target metadata may list families that metric_relabel_configs drop.
+                .filter(|m| !(job == "node" && m["metric"].as_str().unwrap().starts_with("go_")))
                 .map(|m| {
                     let kind = match m["type"].as_str().unwrap() {
                         "counter" => "sum",
@@ -237,6 +243,33 @@ service:
         "{log}"
     );
     assert!(ours["broken"].contains_key("up"), "{:?}", ours["broken"]);
+    // Relabelling, the same on both sides: node's go_* families dropped, `host` added.
+    assert!(!ours["node"].keys().any(|n| n.starts_with("go_")));
+    assert!(ours["node"].contains_key("node_load1"));
+    let up = prometheus.query(r#"up{job="node"}"#);
+    assert_eq!(up.len(), 1);
+    assert!(
+        up[0]
+            .0
+            .contains(&("host".to_string(), "127.0.0.1".to_string())),
+        "{up:?}"
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let line = text.lines().find(|l| l.contains("node_load1")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let node_load1 = v["resourceMetrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|rm| rm["scopeMetrics"].as_array().unwrap())
+        .flat_map(|sm| sm["metrics"].as_array().unwrap())
+        .find(|m| m["name"] == "node_load1")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        node_load1["gauge"]["dataPoints"][0]["attributes"],
+        serde_json::json!([{"key": "host", "value": {"stringValue": "127.0.0.1"}}])
+    );
     eprintln!(
         "families: node {}, prometheus {}",
         ours["node"].len(),

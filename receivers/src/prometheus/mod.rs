@@ -23,6 +23,10 @@
 //!           static_configs:
 //!             - targets: [localhost:9100]
 //!               labels: { env: prod }
+//!           relabel_configs:
+//!             - { source_labels: [__address__], regex: '(.*):\d+', target_label: host }
+//!           metric_relabel_configs:
+//!             - { source_labels: [__name__], regex: 'go_.*', action: drop }
 //! ```
 //!
 //! Each scrape becomes one batch: one resource per target (`service.name` = job,
@@ -38,10 +42,16 @@
 //! status other than 200, too slow, too big, a malformed line) is logged with the target
 //! and the line, reported as `up` 0, and the other targets go on.
 //!
-//! Not supported yet (refused with their path): `relabel_configs`, `metric_relabel_configs`,
-//! `tls_config`, service discovery other than `static_configs` (`file_sd_configs`, ...), the
-//! OpenMetrics format (targets are asked for text 0.0.4), native histograms.
+//! `relabel_configs` rewrite each target's labels (`__address__`, `__scheme__`,
+//! `__metrics_path__`, `__param_<name>`, `job`, the static labels) before it is scraped, and
+//! can drop it; `metric_relabel_configs` rewrite or drop each scraped sample (its labels and
+//! `__name__`); see [`relabel`] for the actions.
+//!
+//! Not supported yet (refused with their path): the `hashmod` relabel action, `tls_config`,
+//! service discovery other than `static_configs` (`file_sd_configs`, ...); not supported:
+//! the OpenMetrics format (targets are asked for text 0.0.4), native histograms.
 
+pub mod relabel;
 pub mod text;
 
 use std::collections::{BTreeMap, HashMap};
@@ -213,12 +223,12 @@ pub struct ScrapeConfig {
     /// The targets.
     #[serde(default)]
     pub static_configs: Vec<StaticConfig>,
-    /// Not supported yet: refused.
+    /// Rules applied to each target's labels before it is scraped.
     #[serde(default)]
-    pub relabel_configs: Option<serde_json::Value>,
-    /// Not supported yet: refused.
+    pub relabel_configs: Vec<relabel::RelabelConfig>,
+    /// Rules applied to each scraped sample's labels.
     #[serde(default)]
-    pub metric_relabel_configs: Option<serde_json::Value>,
+    pub metric_relabel_configs: Vec<relabel::RelabelConfig>,
     /// Not supported yet: refused.
     #[serde(default)]
     pub tls_config: Option<serde_json::Value>,
@@ -269,6 +279,8 @@ struct Target {
     labels: Vec<(String, String)>,
     /// `Authorization` header value.
     auth: Option<String>,
+    /// `metric_relabel_configs`.
+    metric_relabel: Arc<Vec<relabel::Rule>>,
 }
 
 /// A validated `prometheus` receiver config.
@@ -296,6 +308,14 @@ impl ReceiverFactory for PrometheusReceiverFactory {
         config: &serde_json::Value,
         path: &str,
     ) -> Result<Box<dyn ReceiverConfig>, ConfigErrors> {
+        let targets = parse_targets(config, path)?;
+        Ok(Box::new(PrometheusReceiverConfig { targets }))
+    }
+}
+
+/// Checks the config and builds the (relabelled) targets.
+fn parse_targets(config: &serde_json::Value, path: &str) -> Result<Vec<Target>, ConfigErrors> {
+    {
         use base64_engine::encode as b64;
         let s: PrometheusReceiverSettings = parse_component_config(config, path)?;
         let mut errors = ConfigErrors::default();
@@ -320,15 +340,19 @@ impl ReceiverFactory for PrometheusReceiverFactory {
                     format!("{:?} is used twice", sc.job_name),
                 );
             }
-            for (field, v) in [
-                ("relabel_configs", &sc.relabel_configs),
-                ("metric_relabel_configs", &sc.metric_relabel_configs),
-                ("tls_config", &sc.tls_config),
-            ] {
-                if v.is_some() {
-                    errors.push(format!("{p}.{field}"), "is not supported by weir yet");
-                }
+            if sc.tls_config.is_some() {
+                errors.push(format!("{p}.tls_config"), "is not supported by weir yet");
             }
+            let target_rules = relabel::compile(
+                &sc.relabel_configs,
+                &format!("{p}.relabel_configs"),
+                &mut errors,
+            );
+            let metric_rules = Arc::new(relabel::compile(
+                &sc.metric_relabel_configs,
+                &format!("{p}.metric_relabel_configs"),
+                &mut errors,
+            ));
             let interval = sc.scrape_interval.unwrap_or(global_interval);
             let timeout = sc.scrape_timeout.unwrap_or(global_timeout.min(interval));
             if interval.is_zero() {
@@ -420,62 +444,97 @@ impl ReceiverFactory for PrometheusReceiverFactory {
                 );
             }
             let auth = auth.or(bearer);
-            let query: Vec<String> = sc
-                .params
-                .iter()
-                .flat_map(|(k, vs)| {
-                    vs.iter()
-                        .map(move |v| format!("{}={}", encode(k), encode(v)))
-                })
-                .collect();
             for (j, st) in sc.static_configs.iter().enumerate() {
                 for (k, t) in st.targets.iter().enumerate() {
                     let tp = format!("{p}.static_configs[{j}].targets[{k}]");
-                    let mut url = format!("{}://{t}{}", sc.scheme, sc.metrics_path);
+                    // The target's labels as Prometheus builds them, then relabelled.
+                    let mut labels: BTreeMap<String, String> = st.labels.clone();
+                    labels.insert("__address__".into(), t.clone());
+                    labels.insert("__scheme__".into(), sc.scheme.clone());
+                    labels.insert("__metrics_path__".into(), sc.metrics_path.clone());
+                    labels.insert(
+                        "__scrape_interval__".into(),
+                        humantime::format_duration(interval).to_string(),
+                    );
+                    labels.insert(
+                        "__scrape_timeout__".into(),
+                        humantime::format_duration(timeout).to_string(),
+                    );
+                    labels
+                        .entry("job".into())
+                        .or_insert_with(|| sc.job_name.clone());
+                    for (name, values) in &sc.params {
+                        if let Some(v) = values.first() {
+                            labels.insert(format!("__param_{name}"), v.clone());
+                        }
+                    }
+                    if !relabel::apply(&target_rules, &mut labels) {
+                        continue;
+                    }
+                    let get = |n: &str| labels.get(n).cloned().unwrap_or_default();
+                    let address = get("__address__");
+                    let scheme = get("__scheme__");
+                    let mut query: Vec<String> = Vec::new();
+                    for (name, v) in &labels {
+                        if let Some(param) = name.strip_prefix("__param_") {
+                            query.push(format!("{}={}", encode(param), encode(v)));
+                            for more in sc.params.get(param).into_iter().flatten().skip(1) {
+                                query.push(format!("{}={}", encode(param), encode(more)));
+                            }
+                        }
+                    }
+                    let mut url = format!("{scheme}://{address}{}", get("__metrics_path__"));
                     if !query.is_empty() {
                         url.push('?');
                         url.push_str(&query.join("&"));
                     }
                     let uri = match url.parse::<http::Uri>() {
-                        Ok(u) if u.host().is_some() && !t.contains('/') => u,
+                        Ok(u)
+                            if u.host().is_some()
+                                && !address.contains('/')
+                                && (scheme == "http" || scheme == "https") =>
+                        {
+                            u
+                        }
                         _ => {
-                            errors.push(tp, format!("{t:?} is not host:port"));
+                            errors.push(
+                                tp,
+                                format!(
+                                    "{address:?} (after relabelling) does not make a URL: {url:?}"
+                                ),
+                            );
                             continue;
                         }
                     };
-                    let labels = st
-                        .labels
+                    let instance = labels
+                        .get("instance")
+                        .cloned()
+                        .unwrap_or_else(|| address.clone());
+                    let job = get("job");
+                    let target_labels = labels
                         .iter()
-                        .filter(|(k, _)| *k != "job" && *k != "instance")
+                        .filter(|(k, _)| !k.starts_with("__") && *k != "job" && *k != "instance")
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect();
                     targets.push(Target {
-                        job: st
-                            .labels
-                            .get("job")
-                            .cloned()
-                            .unwrap_or_else(|| sc.job_name.clone()),
-                        instance: st
-                            .labels
-                            .get("instance")
-                            .cloned()
-                            .unwrap_or_else(|| t.clone()),
+                        job,
+                        instance,
                         url: uri,
-                        scheme: sc.scheme.clone(),
+                        scheme,
                         interval,
                         timeout,
                         honor_labels: sc.honor_labels,
                         honor_timestamps: sc.honor_timestamps,
                         sample_limit: sc.sample_limit,
                         body_limit,
-                        labels,
+                        labels: target_labels,
                         auth: auth.clone(),
+                        metric_relabel: metric_rules.clone(),
                     });
                 }
             }
         }
-        errors.into_result(())?;
-        Ok(Box::new(PrometheusReceiverConfig { targets }))
+        errors.into_result(targets)
     }
 }
 
@@ -570,6 +629,7 @@ impl Component for PrometheusReceiver {
                 client: self.client.clone(),
                 consumer: self.consumer.clone(),
                 series: HashMap::new(),
+                post_relabel: 0,
             };
             tasks.push(tokio::spawn(scraper.run()));
         }
@@ -605,6 +665,8 @@ struct Scraper {
     consumer: Arc<dyn Consumer>,
     /// Series of the last successful scrape, by family name and sorted attributes.
     series: HashMap<String, SeriesState>,
+    /// Samples the last scrape kept after `metric_relabel_configs`.
+    post_relabel: usize,
 }
 
 /// Why a scrape failed, naming the target.
@@ -646,6 +708,7 @@ impl Scraper {
             let started = Instant::now();
             let time = now_ns();
             let result = self.fetch().await;
+            self.post_relabel = 0;
             let (mut metrics, up, scraped, added) = match result {
                 Ok(text) => match text::parse(&text, self.target.sample_limit) {
                     Ok(exposition) => {
@@ -672,7 +735,10 @@ impl Scraper {
                 ("up", up),
                 ("scrape_duration_seconds", duration),
                 ("scrape_samples_scraped", scraped as f64),
-                ("scrape_samples_post_metric_relabeling", scraped as f64),
+                (
+                    "scrape_samples_post_metric_relabeling",
+                    self.post_relabel as f64,
+                ),
                 ("scrape_series_added", added as f64),
             ] {
                 metrics.push(gauge_metric(name, value, time, self.target_attributes()));
@@ -816,27 +882,40 @@ impl Scraper {
         stale_metrics(gone, time)
     }
 
-    /// Attributes of a sample: target labels and scraped labels (minus `le`/`quantile`),
-    /// clashes resolved by `honor_labels`.
-    fn attributes(&self, labels: &[(String, String)], skip: &str) -> Vec<KeyValue> {
+    /// A sample's whole label set: target labels, job, instance, the scraped labels (a
+    /// clash becomes `exported_<name>` unless `honor_labels`) and `__name__`.
+    fn merged(&self, name: &str, labels: &[(String, String)]) -> BTreeMap<String, String> {
         let t = &self.target;
         let mut out: BTreeMap<String, String> = t.labels.iter().cloned().collect();
+        out.insert("job".into(), t.job.clone());
+        out.insert("instance".into(), t.instance.clone());
         for (k, v) in labels {
-            if k == skip {
-                continue;
-            }
-            let clashes = out.contains_key(k) || k == "job" || k == "instance";
-            if clashes && !t.honor_labels {
+            if out.contains_key(k) && !t.honor_labels {
                 out.insert(format!("exported_{k}"), v.clone());
-            } else if (k == "job" && *v == t.job) || (k == "instance" && *v == t.instance) {
-                // The same as the resource says.
             } else {
                 out.insert(k.clone(), v.clone());
             }
         }
-        out.into_iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| string_kv(&k, &v))
+        out.insert("__name__".into(), name.to_string());
+        out
+    }
+
+    /// Point attributes from a merged label set: without `__name__`, `skip` (`le`,
+    /// `quantile`), `__`-labels, empty values, and job/instance when they are the
+    /// resource's.
+    fn attributes_from(&self, labels: &BTreeMap<String, String>, skip: &str) -> Vec<KeyValue> {
+        let t = &self.target;
+        labels
+            .iter()
+            .filter(|(k, v)| {
+                let resource_says = match k.as_str() {
+                    "job" => **v == t.job,
+                    "instance" => **v == t.instance,
+                    _ => false,
+                };
+                !k.starts_with("__") && k.as_str() != skip && !v.is_empty() && !resource_says
+            })
+            .map(|(k, v)| string_kv(k, v))
             .collect()
     }
 
@@ -862,14 +941,26 @@ impl Scraper {
         // family -> (type, series key -> (attributes, aggregate)), in first-seen order.
         let mut families: Vec<(String, FamilyType, FamilySeries)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
+        let mut kept = 0;
         for s in &e.samples {
-            let (family, kind) = family_of(&s.name);
+            let mut labels = self.merged(&s.name, &s.labels);
+            if !self.target.metric_relabel.is_empty()
+                && !relabel::apply(&self.target.metric_relabel, &mut labels)
+            {
+                continue;
+            }
+            let name = labels.get("__name__").cloned().unwrap_or_default();
+            if name.is_empty() {
+                continue;
+            }
+            kept += 1;
+            let (family, kind) = family_of(&name);
             let skip = match kind {
                 FamilyType::Histogram => "le",
                 FamilyType::Summary => "quantile",
                 _ => "",
             };
-            let attrs = self.attributes(&s.labels, skip);
+            let attrs = self.attributes_from(&labels, skip);
             let key = attrs
                 .iter()
                 .map(|kv| format!("{}\u{1}{}", kv.key, text_of(kv)))
@@ -891,13 +982,8 @@ impl Scraper {
             if self.target.honor_timestamps && s.timestamp_ms.is_some() {
                 agg.ts = s.timestamp_ms;
             }
-            let label = |n: &str| {
-                s.labels
-                    .iter()
-                    .find(|(k, _)| k == n)
-                    .map(|(_, v)| v.as_str())
-            };
-            let suffix = &s.name[family.len()..];
+            let label = |n: &str| labels.get(n).map(String::as_str);
+            let suffix = &name[family.len()..];
             match (kind, suffix) {
                 (FamilyType::Histogram, "_bucket") => {
                     if let Some(le) = label("le").and_then(text::parse_float) {
@@ -1045,6 +1131,7 @@ impl Scraper {
             .collect();
         out.extend(stale_metrics(gone, time));
         self.series = seen;
+        self.post_relabel = kept;
         (out, added)
     }
 }
@@ -1168,17 +1255,19 @@ mod tests {
     fn config_errors_name_their_path() {
         let err = parse(serde_json::json!({"config": {"scrape_configs": [
             {"job_name": "a", "scrape_interval": "5s", "scrape_timeout": "10s",
-             "relabel_configs": [], "scheme": "ftp", "static_configs": [{"targets": ["h/x"]}]},
+             "relabel_configs": [{"action": "hashmod", "target_label": "x"}], "tls_config": {},
+             "scheme": "ftp", "static_configs": [{"targets": ["h/x"]}]},
             {"job_name": "a", "body_size_limit": "lots"},
         ]}}))
         .err()
         .unwrap()
         .to_string();
         for want in [
-            "receivers.prometheus.config.scrape_configs[0].relabel_configs: is not supported by weir yet",
+            "receivers.prometheus.config.scrape_configs[0].relabel_configs[0].action: hashmod is not supported by weir yet",
+            "receivers.prometheus.config.scrape_configs[0].tls_config: is not supported by weir yet",
             "receivers.prometheus.config.scrape_configs[0].scrape_timeout: must be greater than 0 and at most scrape_interval (5s), got 10s",
             "receivers.prometheus.config.scrape_configs[0].scheme: \"ftp\": must be http or https",
-            "receivers.prometheus.config.scrape_configs[0].static_configs[0].targets[0]: \"h/x\" is not host:port",
+            "receivers.prometheus.config.scrape_configs[0].static_configs[0].targets[0]: \"h/x\" (after relabelling) does not make a URL",
             "receivers.prometheus.config.scrape_configs[1].job_name: \"a\" is used twice",
             "receivers.prometheus.config.scrape_configs[1].body_size_limit: \"lots\" is not a size",
         ] {
@@ -1222,6 +1311,7 @@ mod tests {
             body_limit: DEFAULT_BODY_LIMIT,
             labels: vec![("env".into(), "p".into())],
             auth: None,
+            metric_relabel: Arc::new(Vec::new()),
         };
         let tls = weir_tls::ClientTls::plaintext();
         Scraper {
@@ -1231,6 +1321,7 @@ mod tests {
                 .build(tls.https_connector(weir_tls::HttpVersions::Http1And2)),
             consumer: Arc::new(Discard),
             series: HashMap::new(),
+            post_relabel: 0,
         }
     }
 
@@ -1398,5 +1489,69 @@ mod tests {
             err.starts_with("http://127.0.0.1:9/metrics: cannot scrape:"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn target_and_metric_relabelling() {
+        let targets = parse_targets(
+            &serde_json::json!({"config": {"scrape_configs": [{
+                "job_name": "j",
+                "params": {"module": ["m1"]},
+                "static_configs": [{"targets": ["a:1", "b:2", "skip:3"], "labels": {"dc": "x"}}],
+                "relabel_configs": [
+                    {"source_labels": ["__address__"], "regex": "skip:.*", "action": "drop"},
+                    {"source_labels": ["__address__"], "target_label": "__param_target"},
+                    {"source_labels": ["__address__"], "regex": "(.*):\\d+", "target_label": "instance"},
+                    {"target_label": "__address__", "replacement": "127.0.0.1:9115"},
+                    {"target_label": "__metrics_path__", "replacement": "/probe"},
+                ],
+                "metric_relabel_configs": [
+                    {"source_labels": ["__name__"], "regex": "go_.*", "action": "drop"},
+                    {"source_labels": ["__name__"], "regex": "(.*)_old", "target_label": "__name__"},
+                ],
+            }]}}),
+            "r",
+        )
+        .unwrap();
+        type Row = (String, String, String, Vec<(String, String)>);
+        let got: Vec<Row> = targets
+            .iter()
+            .map(|t| {
+                (
+                    t.job.clone(),
+                    t.instance.clone(),
+                    t.url.to_string(),
+                    t.labels.clone(),
+                )
+            })
+            .collect();
+        let dc = vec![("dc".to_string(), "x".to_string())];
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "j".into(),
+                    "a".into(),
+                    "http://127.0.0.1:9115/probe?module=m1&target=a%3A1".into(),
+                    dc.clone()
+                ),
+                (
+                    "j".into(),
+                    "b".into(),
+                    "http://127.0.0.1:9115/probe?module=m1&target=b%3A2".into(),
+                    dc
+                ),
+            ]
+        );
+        let mut s = scraper(false);
+        s.target.metric_relabel = targets[0].metric_relabel.clone();
+        let (m, _) = s.convert(
+            text::parse("go_threads 5\nx_old{a=\"1\"} 2\nkept 1\n", 0).unwrap(),
+            1,
+        );
+        let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["x", "kept"]);
+        assert_eq!(s.post_relabel, 2);
+        assert_eq!(attrs(&m[0]), ["a=1,env=p"]);
     }
 }
