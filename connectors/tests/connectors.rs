@@ -56,7 +56,7 @@ fn build(
     outputs: &[(&str, Arc<Capture>)],
 ) -> Arc<dyn weir_api::Stage> {
     let r = registry();
-    let value: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
+    let value = config_yaml(yaml);
     let cfg = r.connectors[kind]
         .parse(&value, &format!("connectors.{kind}"))
         .unwrap();
@@ -75,7 +75,7 @@ fn build(
 
 fn parse_errors(kind: &str, yaml: &str) -> Vec<String> {
     let r = registry();
-    let value: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
+    let value = config_yaml(yaml);
     match r.connectors[kind].parse(&value, &format!("connectors.{kind}")) {
         Ok(_) => Vec::new(),
         Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
@@ -544,4 +544,18 @@ fn routing_config_errors_name_the_path() {
         parse_errors("routing", "{}"),
         vec!["connectors.routing.table: the routing table is empty: give at least one route"]
     );
+}
+
+/// YAML with the rules of Weir's config loader (the Collector's YAML 1.2 core schema):
+/// `n`, `y`, `on`, `off` stay strings; `0755` and `1_000` keep their spelling.
+fn config_yaml(src: &str) -> serde_json::Value {
+    serde_saphyr::from_str_with_options(
+        src,
+        serde_saphyr::options! {
+            strict_booleans: true,
+            leading_zero_numbers_as_strings: true,
+            underscored_numbers_as_strings: true,
+        },
+    )
+    .unwrap()
 }

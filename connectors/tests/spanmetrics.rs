@@ -46,7 +46,7 @@ fn kv(k: &str, v: &str) -> KeyValue {
 fn build(yaml: &str) -> (Arc<dyn Stage>, Arc<Capture>) {
     let mut r = Registry::new();
     weir_connectors::register(&mut r);
-    let value: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
+    let value = config_yaml(yaml);
     let cfg = r.connectors["spanmetrics"]
         .parse(&value, "connectors.spanmetrics")
         .unwrap();
@@ -66,7 +66,7 @@ fn build(yaml: &str) -> (Arc<dyn Stage>, Arc<Capture>) {
 fn parse_errors(yaml: &str) -> Vec<String> {
     let mut r = Registry::new();
     weir_connectors::register(&mut r);
-    let value: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
+    let value = config_yaml(yaml);
     match r.connectors["spanmetrics"].parse(&value, "connectors.spanmetrics") {
         Ok(_) => Vec::new(),
         Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
@@ -645,4 +645,18 @@ fn go_durations() {
     assert!(p("-1s").is_err());
     assert!(p("10").is_err());
     assert!(p("1d").is_err());
+}
+
+/// YAML with the rules of Weir's config loader (the Collector's YAML 1.2 core schema):
+/// `n`, `y`, `on`, `off` stay strings; `0755` and `1_000` keep their spelling.
+fn config_yaml(src: &str) -> serde_json::Value {
+    serde_saphyr::from_str_with_options(
+        src,
+        serde_saphyr::options! {
+            strict_booleans: true,
+            leading_zero_numbers_as_strings: true,
+            underscored_numbers_as_strings: true,
+        },
+    )
+    .unwrap()
 }

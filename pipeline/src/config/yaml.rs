@@ -101,6 +101,64 @@ mod tests {
         );
     }
 
+    /// yaml.v3's resolver (the Collector's): only true/false/True/False/TRUE/FALSE are
+    /// booleans; ~, null, Null, NULL and nothing are null; 0x, 0o and 0b prefixes are numbers.
+    #[test]
+    fn scalars_resolve_as_in_the_collectors_yaml_reader() {
+        let v =
+            parse_document("processors:\n  attributes:\n    actions: [{key: n, action: delete}]\n")
+                .unwrap();
+        assert_eq!(
+            v,
+            json!({"processors": {"attributes": {"actions": [{"key": "n", "action": "delete"}]}}})
+        );
+        for s in [
+            "n", "N", "y", "Y", "yes", "Yes", "NO", "on", "On", "off", "OFF", "tRue", "nUll",
+        ] {
+            assert_eq!(
+                parse_document(&format!("k: {s}")).unwrap()["k"],
+                json!(s),
+                "{s}"
+            );
+            assert_eq!(parse_value(s), json!(s), "{s}");
+        }
+        for (s, b) in [
+            ("true", true),
+            ("True", true),
+            ("TRUE", true),
+            ("false", false),
+            ("False", false),
+            ("FALSE", false),
+        ] {
+            assert_eq!(
+                parse_document(&format!("k: {s}")).unwrap()["k"],
+                json!(b),
+                "{s}"
+            );
+        }
+        for s in ["~", "null", "Null", "NULL", ""] {
+            assert_eq!(
+                parse_document(&format!("k: {s}")).unwrap()["k"],
+                Value::Null,
+                "{s:?}"
+            );
+        }
+        for (s, n) in [
+            ("0x1F", json!(31)),
+            ("0o17", json!(15)),
+            ("0b101", json!(5)),
+            ("-0b101", json!(-5)),
+            ("+12", json!(12)),
+            ("1e3", json!(1000.0)),
+            (".5", json!(0.5)),
+        ] {
+            assert_eq!(parse_document(&format!("k: {s}")).unwrap()["k"], n, "{s}");
+        }
+        // Quoted, every spelling is a string.
+        assert_eq!(parse_document("k: 'true'").unwrap()["k"], json!("true"));
+        assert_eq!(parse_document("k: \"0x1F\"").unwrap()["k"], json!("0x1F"));
+    }
+
     #[test]
     fn alias_bomb_is_refused() {
         let mut doc = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");

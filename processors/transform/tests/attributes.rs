@@ -376,6 +376,27 @@ actions:
     );
 }
 
+/// The Collector's YAML reader (yaml.v3, the YAML 1.2 core schema) takes `n`, `y`, `on`,
+/// `off`, `yes` and `No` as strings: only true/false in three spellings are booleans.
+#[test]
+fn yaml_1_1_boolean_spellings_are_keys_and_values() {
+    let p = attributes(
+        r#"
+actions: [{key: n, action: delete}, {key: y, value: on, action: upsert}, {key: off, value: No, action: insert}, {key: flag, value: True, action: insert}]
+"#,
+    );
+    let mut batch = traces_batch(vec![(
+        vec![],
+        "lib",
+        vec![span("a", 0, 0, vec![kv("n", s("gone")), kv("y", s("old"))])],
+    )]);
+    p.process(&mut batch).expect("processes");
+    assert_eq!(
+        span_attrs(&batch),
+        vec![vec!["flag=true", "off=No", "y=on"]]
+    );
+}
+
 #[test]
 fn hash_uses_sha256_of_the_collectors_byte_forms() {
     let p = attributes(

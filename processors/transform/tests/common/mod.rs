@@ -279,9 +279,19 @@ pub fn metric_points(batch: &Batch) -> Vec<String> {
         .collect()
 }
 
-/// Parses a YAML snippet into the JSON value a factory receives.
+/// Parses a YAML snippet into the JSON value a factory receives, with the rules of Weir's
+/// config loader (pipeline/src/config/yaml.rs, the Collector's YAML 1.2 core schema): `n`,
+/// `y`, `on`, `off`, `yes` stay strings; `0755` and `1_000` keep their spelling.
 pub fn yaml(src: &str) -> serde_json::Value {
-    serde_saphyr::from_str(src).expect("test YAML parses")
+    serde_saphyr::from_str_with_options(
+        src,
+        serde_saphyr::options! {
+            strict_booleans: true,
+            leading_zero_numbers_as_strings: true,
+            underscored_numbers_as_strings: true,
+        },
+    )
+    .expect("test YAML parses")
 }
 
 /// A deterministic 64-bit generator (splitmix64) for trace ids.
