@@ -22,7 +22,7 @@ processors:
       - {key: password, action: delete}
   transform:
     log_statements:
-      - 'set(log.attributes["x"], ParseJSON(log.body))'
+      - 'set(log.attributes["x"], ParseXML(log.body))'
 exporters:
   debug:
 service:
@@ -50,7 +50,7 @@ service:
     assert_eq!(
         got,
         vec![
-            "processors.transform.log_statements[0]: function \"ParseJSON\" is not supported by Weir's OTTL (supported: IsMatch, IsRootSpan, HasAttrKeyOnDatapoint, HasAttrOnDatapoint, Len, Concat, String, Int, Double, ConvertCase, ToLowerCase, ToUpperCase, SHA256, Substring, HasPrefix, HasSuffix, IsString, IsInt, IsDouble, IsBool, IsMap, IsList, Split) in statement \"set(log.attributes[\\\"x\\\"], ParseJSON(log.body))\"",
+            "processors.transform.log_statements[0]: function \"ParseXML\" is not supported by Weir's OTTL (supported: IsMatch, IsRootSpan, HasAttrKeyOnDatapoint, HasAttrOnDatapoint, Len, Concat, String, Int, Double, ConvertCase, ToLowerCase, ToUpperCase, SHA256, Substring, HasPrefix, HasSuffix, IsString, IsInt, IsDouble, IsBool, IsMap, IsList, Split, ParseJSON) in statement \"set(log.attributes[\\\"x\\\"], ParseXML(log.body))\"",
             "processors.attributes/spans_only.include: services, span_names, and span_kinds are not valid for log records (in the logs pipeline \"logs\")",
             "processors.attributes/spans_only.include: for logs at least one of \"attributes\", \"libraries\", \"resources\", \"log_bodies\", \"log_severity_texts\" or \"log_severity_number\" must be specified (in the logs pipeline \"logs\")",
         ]

@@ -411,7 +411,7 @@ fn compile_errors_are_exact() {
         (Ctx::Log, r#"log.severity_txt == "x""#, r#"unknown path "log.severity_txt" in the log context (did you mean "log.severity_text"?)"#),
         (Ctx::Log, r#"resource.attribute["k"] == "x""#, r#"unknown path "resource.attribute" in the resource context (did you mean "resource.attributes"?)"#),
         (Ctx::Log, r#"span.name == "x""#, r#"path "span.name" reads the span context, which conditions in the log context cannot reach"#),
-        (Ctx::Log, r#"ParseJSON(body) == nil"#, "function \"ParseJSON\" is not supported by Weir's OTTL (supported: IsMatch, IsRootSpan, HasAttrKeyOnDatapoint, HasAttrOnDatapoint, Len, Concat, String, Int, Double, ConvertCase, ToLowerCase, ToUpperCase, SHA256, Substring, HasPrefix, HasSuffix, IsString, IsInt, IsDouble, IsBool, IsMap, IsList, Split)"),
+        (Ctx::Log, r#"ParseXML(body) == nil"#, "function \"ParseXML\" is not supported by Weir's OTTL (supported: IsMatch, IsRootSpan, HasAttrKeyOnDatapoint, HasAttrOnDatapoint, Len, Concat, String, Int, Double, ConvertCase, ToLowerCase, ToUpperCase, SHA256, Substring, HasPrefix, HasSuffix, IsString, IsInt, IsDouble, IsBool, IsMap, IsList, Split, ParseJSON)"),
         (Ctx::Log, r#"set(attributes["x"], 1)"#, r#""set" is an editor; filter conditions can only use converters"#),
         (Ctx::Log, "IsRootSpan()", r#"function "IsRootSpan" is only available in the span context, not in the log context"#),
         (Ctx::DataPoint, r#"HasAttrKeyOnDatapoint("k")"#, r#"function "HasAttrKeyOnDatapoint" is only available in the metric context, not in the datapoint context"#),

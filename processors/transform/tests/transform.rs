@@ -26,6 +26,14 @@ fn show(v: Option<&AnyValue>) -> String {
         Some(any_value::Value::DoubleValue(d)) => format!("{d}f"),
         Some(any_value::Value::BoolValue(b)) => b.to_string(),
         Some(any_value::Value::KvlistValue(m)) => format!("{{{}}}", render(&m.values).join(",")),
+        Some(any_value::Value::ArrayValue(a)) => format!(
+            "[{}]",
+            a.values
+                .iter()
+                .map(|x| show(Some(x)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
         other => format!("{other:?}"),
     }
 }
@@ -182,7 +190,7 @@ trace_statements:
 metric_statements:
   - context: datapoint
     statements:
-      - set(metric.name, ParseJSON(metric.name))
+      - set(metric.name, ParseXML(metric.name))
 "#,
     );
     assert_eq!(
@@ -191,7 +199,7 @@ metric_statements:
             "processors.transform.log_statements[0].statements[0]: syntax error at column 18: expected \",\" or \")\", found \"where\" in statement \"set(body, \\\"bear\\\" where attributes[\\\"http.path\\\"] == \\\"/animal\\\")\"",
             "processors.transform.log_statements[0].statements[1]: unknown editor \"not_a_function\" (supported: set, delete_key, delete_matching_keys, keep_keys, keep_matching_keys, truncate_all, limit, replace_pattern, replace_all_patterns, replace_match, replace_all_matches, merge_maps) in statement \"not_a_function(attributes, \\\"http.method\\\", \\\"http.path\\\")\"",
             "processors.transform.trace_statements[0].context: unknown context \"test\" for trace_statements (valid: resource, scope, span, spanevent)",
-            "processors.transform.metric_statements[0].statements[0]: function \"ParseJSON\" is not supported by Weir's OTTL (supported: IsMatch, IsRootSpan, HasAttrKeyOnDatapoint, HasAttrOnDatapoint, Len, Concat, String, Int, Double, ConvertCase, ToLowerCase, ToUpperCase, SHA256, Substring, HasPrefix, HasSuffix, IsString, IsInt, IsDouble, IsBool, IsMap, IsList, Split) in statement \"set(metric.name, ParseJSON(metric.name))\"",
+            "processors.transform.metric_statements[0].statements[0]: function \"ParseXML\" is not supported by Weir's OTTL (supported: IsMatch, IsRootSpan, HasAttrKeyOnDatapoint, HasAttrOnDatapoint, Len, Concat, String, Int, Double, ConvertCase, ToLowerCase, ToUpperCase, SHA256, Substring, HasPrefix, HasSuffix, IsString, IsInt, IsDouble, IsBool, IsMap, IsList, Split, ParseJSON) in statement \"set(metric.name, ParseXML(metric.name))\"",
         ]
     );
 }
@@ -585,7 +593,7 @@ log_statements:
         got,
         vec![
             vec!["n=int", "t=string", "v=1i"],
-            vec!["l=true", "n=double", "t=map", "v=1.5f", "xs=Some(ArrayValue(ArrayValue { values: [AnyValue { value: Some(IntValue(1)) }] }))"],
+            vec!["l=true", "n=double", "t=map", "v=1.5f", "xs=[1i]"],
             vec!["n=bool", "t=string", "v=true"],
         ]
     );
@@ -628,4 +636,85 @@ log_statements:
     assert_eq!(strings("parts"), ["a", "b", "", "c"]);
     assert_eq!(strings("chars"), ["h", "é"]);
     assert!(attrs.iter().any(|kv| kv.key == "is_list"));
+}
+
+/// `ParseJSON` as in the Collector's transform README (`merge_maps(..., ParseJSON(body),
+/// "upsert") where IsMatch(body, "^\\{")`): objects become maps, arrays lists, every number a
+/// double, `null` an empty value; a body that is not JSON fails the statement.
+#[test]
+fn parse_json_gives_maps_and_lists() {
+    let src = |mode: &str| {
+        format!(
+            r#"
+error_mode: {mode}
+log_statements:
+  - context: log
+    statements:
+      - merge_maps(attributes, ParseJSON(body), "upsert") where IsMatch(body, "^\\{{")
+      - set(attributes["list"], ParseJSON(attributes["arr"])) where attributes["arr"] != nil
+      - set(attributes["map"], true) where IsMap(ParseJSON("{{}}"))
+"#
+        )
+    };
+    let p = transform(&src("propagate"));
+    let mut batch = logs_batch(vec![(
+        vec![],
+        "lib",
+        vec![
+            log(
+                r#"{"name":"checkout","count":3,"ok":true,"none":null,"nested":{"a":[1,"x",{"b":2.5}]}}"#,
+                9,
+                vec![kv("count", s("old")), kv("keep", s("k"))],
+            ),
+            log(
+                "plain text",
+                9,
+                vec![kv("arr", s(r#"[1, "two", false, []]"#))],
+            ),
+        ],
+    )]);
+    p.process(&mut batch).expect("processes");
+    let out = logs(&batch);
+    assert_eq!(
+        out[0].2,
+        vec![
+            "count=3f",
+            "keep=k",
+            "map=true",
+            "name=checkout",
+            "nested={a=[1f,x,{b=2.5f}]}",
+            "none=None",
+            "ok=true",
+        ]
+    );
+    assert_eq!(
+        out[1].2,
+        vec![
+            r#"arr=[1, "two", false, []]"#,
+            "list=[1f,two,false,[]]",
+            "map=true"
+        ]
+    );
+
+    let bad = |body: &str| {
+        let p = transform(&src("propagate"));
+        let mut batch = logs_batch(vec![(vec![], "lib", vec![log(body, 9, vec![])])]);
+        p.process(&mut batch).expect_err("fails").to_string()
+    };
+    assert_eq!(
+        bad(r#"{"a": "#),
+        "statement \"merge_maps(attributes, ParseJSON(body), \\\"upsert\\\") where IsMatch(body, \\\"^\\\\\\\\{\\\")\" failed: ParseJSON: EOF while parsing a value at line 1 column 6"
+    );
+    let p = transform(&src("propagate").replace("where IsMatch(body, \"^\\\\{\")", ""));
+    let mut batch = logs_batch(vec![(vec![], "lib", vec![log("42", 9, vec![])])]);
+    let err = p.process(&mut batch).expect_err("fails").to_string();
+    assert!(
+        err.ends_with("failed: ParseJSON: the document is a number, not an object or an array"),
+        "{err}"
+    );
+    // With error_mode ignore the record goes on unchanged by the failed statement.
+    let p = transform(&src("ignore"));
+    let mut batch = logs_batch(vec![(vec![], "lib", vec![log("{oops", 9, vec![])])]);
+    p.process(&mut batch).expect("ignored");
+    assert_eq!(logs(&batch)[0].2, vec!["map=true"]);
 }

@@ -334,6 +334,7 @@ pub const FUNCTIONS: &[&str] = &[
     "IsMap",
     "IsList",
     "Split",
+    "ParseJSON",
 ];
 
 // OTTL converters that exist in the collector but not here: named so the error says
@@ -360,7 +361,6 @@ const KNOWN_UNSUPPORTED: &[&str] = &[
     "Nanosecond",
     "Now",
     "ParseCSV",
-    "ParseJSON",
     "ParseKeyValue",
     "ParseSimplifiedXML",
     "ParseXML",
@@ -873,6 +873,10 @@ impl Compiler {
                     Box::new(self.value(&args[0])?),
                     string_lit(1, "the delimiter")?,
                 )
+            }
+            "ParseJSON" => {
+                arity(1)?;
+                CVal::ParseJson(Box::new(self.value(&args[0])?))
             }
             "HasPrefix" | "HasSuffix" => {
                 arity(2)?;

@@ -179,6 +179,7 @@ pub enum CVal {
     Sha256(Box<CVal>),
     Substring(Box<CVal>, i64, i64),
     Split(Box<CVal>, String),
+    ParseJson(Box<CVal>),
 }
 
 /// One compiled condition, with its source text for error messages.
@@ -415,6 +416,15 @@ fn eval_val<'x>(e: &'x CVal, rec: &Record<'x>) -> Result<Val<'x>, String> {
                 ))
             }
         },
+        CVal::ParseJson(inner) => match eval_val(inner, rec)? {
+            Val::Str(s) => parse_json(&s)?,
+            other => {
+                return Err(format!(
+                    "ParseJSON: expected a string, got {}",
+                    other.type_name()
+                ))
+            }
+        },
         CVal::Substring(inner, start, len) => match eval_val(inner, rec)? {
             Val::Nil => Val::Nil,
             Val::Str(s) => {
@@ -493,7 +503,12 @@ fn convert_case(s: &str, case: Case) -> String {
 fn index<'x>(v: Val<'x>, k: &Key) -> Result<Val<'x>, String> {
     match (v, k) {
         (Val::Nil, _) => Ok(Val::Nil),
-        (Val::Map(m), Key::Str(key)) => Ok(map_get(m, key).map_or(Val::Nil, Val::from_any)),
+        (Val::Map(Cow::Borrowed(m)), Key::Str(key)) => {
+            Ok(map_get(m, key).map_or(Val::Nil, Val::from_any))
+        }
+        (Val::Map(Cow::Owned(_)), Key::Str(_)) => {
+            Err("indexing a converter's result is not supported".into())
+        }
         // Only paths are indexed (the parser refuses `F(...)[i]`), and paths borrow.
         (Val::List(Cow::Borrowed(l)), Key::Int(i)) => {
             match usize::try_from(*i).ok().and_then(|i| l.get(i)) {
@@ -538,14 +553,18 @@ fn u(x: u64) -> Val<'static> {
 fn read<'a>(field: Field, rec: &Record<'a>) -> Val<'a> {
     use Field::*;
     match field {
-        ResourceAttributes => rec.resource.map_or(Val::Nil, |r| Val::Map(&r.attributes)),
+        ResourceAttributes => rec
+            .resource
+            .map_or(Val::Nil, |r| Val::Map(Cow::Borrowed(&r.attributes))),
         ResourceDroppedAttributesCount => Val::Int(
             rec.resource
                 .map_or(0, |r| i64::from(r.dropped_attributes_count)),
         ),
         ScopeName => rec.scope.map_or(str_val(""), |s| str_val(&s.name)),
         ScopeVersion => rec.scope.map_or(str_val(""), |s| str_val(&s.version)),
-        ScopeAttributes => rec.scope.map_or(Val::Nil, |s| Val::Map(&s.attributes)),
+        ScopeAttributes => rec
+            .scope
+            .map_or(Val::Nil, |s| Val::Map(Cow::Borrowed(&s.attributes))),
         ScopeDroppedAttributesCount => Val::Int(
             rec.scope
                 .map_or(0, |s| i64::from(s.dropped_attributes_count)),
@@ -555,7 +574,7 @@ fn read<'a>(field: Field, rec: &Record<'a>) -> Val<'a> {
             Item::Span(s) => read_span(field, s),
             Item::SpanEvent(s, e) => match field {
                 EventName => str_val(&e.name),
-                EventAttributes => Val::Map(&e.attributes),
+                EventAttributes => Val::Map(Cow::Borrowed(&e.attributes)),
                 EventTime => u(e.time_unix_nano),
                 EventDroppedAttributesCount => Val::Int(i64::from(e.dropped_attributes_count)),
                 _ => read_span(field, s),
@@ -572,7 +591,7 @@ fn read_log(field: Field, l: &LogRecord) -> Val<'_> {
     match field {
         LogBody => l.body.as_ref().map_or(Val::Nil, Val::from_any),
         LogBodyString => Val::Str(Cow::Owned(any_as_string(l.body.as_ref()))),
-        LogAttributes => Val::Map(&l.attributes),
+        LogAttributes => Val::Map(Cow::Borrowed(&l.attributes)),
         LogSeverityNumber => Val::Int(i64::from(l.severity_number)),
         LogSeverityText => str_val(&l.severity_text),
         LogTime => u(l.time_unix_nano),
@@ -606,7 +625,7 @@ fn read_span(field: Field, s: &Span) -> Val<'_> {
             .status
             .as_ref()
             .map_or(str_val(""), |st| str_val(&st.message)),
-        SpanAttributes => Val::Map(&s.attributes),
+        SpanAttributes => Val::Map(Cow::Borrowed(&s.attributes)),
         SpanTraceId => Val::Bytes(Cow::Borrowed(&s.trace_id)),
         SpanTraceIdString => id_string(&s.trace_id),
         SpanSpanId => Val::Bytes(Cow::Borrowed(&s.span_id)),
@@ -657,7 +676,7 @@ fn read_metric(field: Field, m: &Metric) -> Val<'_> {
 fn read_point(field: Field, p: Point<'_>) -> Option<Val<'_>> {
     use Field::*;
     Some(match field {
-        PointAttributes => Val::Map(p.attributes()),
+        PointAttributes => Val::Map(Cow::Borrowed(p.attributes())),
         PointValueInt => match p {
             Point::Number(n) => Val::Int(match n.value {
                 Some(number_data_point::Value::AsInt(i)) => i,
@@ -704,4 +723,53 @@ fn read_point(field: Field, p: Point<'_>) -> Option<Val<'_>> {
         },
         _ => return None,
     })
+}
+
+/// `ParseJSON`: a JSON object becomes a map, an array a list (the collector's rule: every
+/// number is a double, `null` an empty value); any other document is an error.
+fn parse_json(text: &str) -> Result<Val<'static>, String> {
+    let doc: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("ParseJSON: {e}"))?;
+    match doc {
+        serde_json::Value::Object(o) => Ok(Val::Map(Cow::Owned(json_entries(o)))),
+        serde_json::Value::Array(a) => Ok(Val::List(Cow::Owned(
+            a.into_iter().map(json_to_any).collect(),
+        ))),
+        other => Err(format!(
+            "ParseJSON: the document is a {}, not an object or an array",
+            match other {
+                serde_json::Value::Null => "null",
+                serde_json::Value::Bool(_) => "boolean",
+                serde_json::Value::Number(_) => "number",
+                _ => "string",
+            }
+        )),
+    }
+}
+
+fn json_entries(o: serde_json::Map<String, serde_json::Value>) -> Vec<KeyValue> {
+    o.into_iter()
+        .map(|(key, v)| KeyValue {
+            key,
+            value: Some(json_to_any(v)),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn json_to_any(v: serde_json::Value) -> AnyValue {
+    use weir_api::otlp::common::v1::{any_value::Value as V, ArrayValue, KeyValueList};
+    let value = match v {
+        serde_json::Value::Null => None,
+        serde_json::Value::Bool(b) => Some(V::BoolValue(b)),
+        serde_json::Value::Number(n) => Some(V::DoubleValue(n.as_f64().unwrap_or(f64::NAN))),
+        serde_json::Value::String(s) => Some(V::StringValue(s)),
+        serde_json::Value::Array(a) => Some(V::ArrayValue(ArrayValue {
+            values: a.into_iter().map(json_to_any).collect(),
+        })),
+        serde_json::Value::Object(o) => Some(V::KvlistValue(KeyValueList {
+            values: json_entries(o),
+        })),
+    };
+    AnyValue { value }
 }

@@ -9,7 +9,7 @@
 //! parentheses; converters `IsMatch`, `IsRootSpan`, `HasAttrKeyOnDatapoint`,
 //! `HasAttrOnDatapoint`, `Len`, `Concat`, `String`, `Int`, `Double`, `ConvertCase`,
 //! `ToLowerCase`, `ToUpperCase`, `SHA256`, `Substring`, `HasPrefix`, `HasSuffix`, `IsString`,
-//! `IsInt`, `IsDouble`, `IsBool`, `IsMap`, `IsList`, `Split`; the `SEVERITY_NUMBER_*`,
+//! `IsInt`, `IsDouble`, `IsBool`, `IsMap`, `IsList`, `Split`, `ParseJSON`; the `SEVERITY_NUMBER_*`,
 //! `SPAN_KIND_*`, `STATUS_CODE_*`, `METRIC_DATA_TYPE_*` and `AGGREGATION_TEMPORALITY_*`
 //! enums. Statements (`editor(args) where condition`) parse with
 //! [`parser::parse_statement`]; the `transform` processor (weir-transform) compiles their

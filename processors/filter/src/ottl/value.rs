@@ -25,7 +25,8 @@ pub enum Val<'a> {
     Bytes(Cow<'a, [u8]>),
     /// A bytes attribute value (as a string: base64, like the collector's `AsString`).
     AttrBytes(&'a [u8]),
-    Map(&'a [KeyValue]),
+    /// A map attribute (borrowed) or a converter's result (`ParseJSON`, owned).
+    Map(Cow<'a, [KeyValue]>),
     /// A list attribute (borrowed) or a converter's result (`Split`, owned).
     List(Cow<'a, [AnyValue]>),
 }
@@ -45,7 +46,7 @@ impl<'a> Val<'a> {
             Some(any_value::Value::DoubleValue(d)) => Val::Float(*d),
             Some(any_value::Value::BytesValue(b)) => Val::AttrBytes(b),
             Some(any_value::Value::ArrayValue(a)) => Val::List(Cow::Borrowed(&a.values)),
-            Some(any_value::Value::KvlistValue(m)) => Val::Map(&m.values),
+            Some(any_value::Value::KvlistValue(m)) => Val::Map(Cow::Borrowed(&m.values)),
         }
     }
 
@@ -355,9 +356,21 @@ mod tests {
         let a = vec![kv("x", 1), kv("y", 2)];
         let b = vec![kv("y", 2), kv("x", 1)];
         let c = vec![kv("y", 2), kv("x", 3)];
-        assert!(compare(&Val::Map(&a), &Val::Map(&b), CmpOp::Eq));
-        assert!(compare(&Val::Map(&a), &Val::Map(&c), CmpOp::Ne));
-        assert!(!compare(&Val::Map(&a), &Val::Map(&b), CmpOp::Le));
+        assert!(compare(
+            &Val::Map(Cow::Borrowed(&a)),
+            &Val::Map(Cow::Borrowed(&b)),
+            CmpOp::Eq
+        ));
+        assert!(compare(
+            &Val::Map(Cow::Borrowed(&a)),
+            &Val::Map(Cow::Borrowed(&c)),
+            CmpOp::Ne
+        ));
+        assert!(!compare(
+            &Val::Map(Cow::Borrowed(&a)),
+            &Val::Map(Cow::Borrowed(&b)),
+            CmpOp::Le
+        ));
     }
 
     #[test]
@@ -381,7 +394,7 @@ mod tests {
             },
         ];
         assert_eq!(
-            to_string_like(&Val::Map(&nested)).unwrap(),
+            to_string_like(&Val::Map(Cow::Borrowed(&nested))).unwrap(),
             r#"{"a":{},"b":"\u003cx\u003e"}"#
         );
         assert_eq!(to_string_like(&Val::Float(1.0)).unwrap(), "1");
