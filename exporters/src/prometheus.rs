@@ -634,8 +634,7 @@ impl State {
                 let ts = o.send_timestamps.then_some(s.time_ns);
                 let ts = ts.map(|ns| timestamp(ns, open_metrics));
                 let ts = ts.as_deref();
-                let created =
-                    (open_metrics && s.start_ns > 0).then(|| format_float(s.start_ns as f64 / 1e9));
+                let created = (open_metrics && s.start_ns > 0).then(|| seconds(s.start_ns));
                 match &s.value {
                     Value::Number(v) => {
                         let name = if open_metrics && f.kind == Kind::Counter {
@@ -731,10 +730,21 @@ impl State {
 
 fn timestamp(ns: u64, open_metrics: bool) -> String {
     if open_metrics {
-        format_float(ns as f64 / 1e9)
+        seconds(ns / 1_000_000 * 1_000_000)
     } else {
         (ns / 1_000_000).to_string()
     }
+}
+
+/// Nanoseconds as exact decimal seconds (`1700000000.25`), as OpenMetrics writes times; a
+/// float conversion would round.
+fn seconds(ns: u64) -> String {
+    let (secs, frac) = (ns / 1_000_000_000, ns % 1_000_000_000);
+    if frac == 0 {
+        return secs.to_string();
+    }
+    let digits = format!("{frac:09}");
+    format!("{secs}.{}", digits.trim_end_matches('0'))
 }
 
 /// Replaces (or adds) a label.
@@ -1335,6 +1345,15 @@ rpc_duration_milliseconds_count{{{common}}} 6
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn open_metrics_times_are_exact_decimal_seconds() {
+        assert_eq!(seconds(1_700_000_000_000_000_000), "1700000000");
+        assert_eq!(seconds(1_700_000_000_250_000_000), "1700000000.25");
+        assert_eq!(seconds(1_700_000_000_000_000_001), "1700000000.000000001");
+        assert_eq!(timestamp(1_700_000_000_123_456_789, true), "1700000000.123");
+        assert_eq!(timestamp(1_700_000_000_123_456_789, false), "1700000000123");
     }
 
     #[test]

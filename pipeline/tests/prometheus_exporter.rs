@@ -350,3 +350,162 @@ service:
     support::sigterm(&weir);
     assert!(support::wait_exit(&mut weir, Duration::from_secs(15)).is_some());
 }
+
+/// A GET with headers; the response's head and body.
+fn get_with(port: u16, path: &str, headers: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{headers}\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    (head.to_string(), body.to_string())
+}
+
+#[test]
+fn open_metrics_with_timestamps_and_expiration() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, port, telemetry) = (free_port(), free_port(), free_port());
+    let config = format!(
+        "receivers:
+  otlp:
+    protocols:
+      grpc: {{endpoint: '127.0.0.1:{grpc}'}}
+exporters:
+  prometheus:
+    endpoint: '127.0.0.1:{port}'
+    enable_open_metrics: true
+    send_timestamps: true
+    metric_expiration: 5s
+service:
+  telemetry:
+    metrics: {{address: '127.0.0.1:{telemetry}'}}
+  pipelines:
+    metrics: {{receivers: [otlp], exporters: [prometheus]}}
+"
+    );
+    let config_path = support::write(dir.path(), "weir.yaml", &config);
+    let mut weir = support::spawn(dir.path(), &config_path, &[]);
+    assert!(
+        support::wait_for_status(port, "/metrics", 200, Duration::from_secs(30)).is_some(),
+        "{}",
+        support::log_of(dir.path())
+    );
+    // Prometheus starts first, so that it scrapes well within metric_expiration.
+    let prometheus = Prometheus::start(&format!(
+        "  - job_name: weir
+    honor_labels: true
+    static_configs: [{{targets: ['127.0.0.1:{port}']}}]
+"
+    ));
+    // Its first scrape comes a few seconds after start (target discovery is throttled).
+    assert!(
+        prometheus
+            .wait_for(Duration::from_secs(20), |p| (!p
+                .query(r#"up{job="weir"}"#)
+                .is_empty())
+            .then_some(()))
+            .is_some(),
+        "{}",
+        prometheus.log()
+    );
+    // Whole seconds: Prometheus 2.42 turns OpenMetrics' float seconds into milliseconds by
+    // truncation, which can lose a millisecond of a fractional time.
+    let t_s = now_ns() / 1_000_000_000 - 5;
+    let t = t_s * 1_000_000_000;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut client = MetricsServiceClient::connect(format!("http://127.0.0.1:{grpc}"))
+            .await
+            .unwrap();
+        client
+            .export(request(vec![
+                sum(
+                    "jobs.done",
+                    "",
+                    2,
+                    true,
+                    vec![int_point(42, t - 60_000_000_000, t, vec![])],
+                ),
+                Metric {
+                    name: "temperature".into(),
+                    unit: "Cel".into(),
+                    data: Some(metric::Data::Gauge(Gauge {
+                        data_points: vec![double_point(21.5, 0, t, vec![])],
+                    })),
+                    ..Default::default()
+                },
+            ]))
+            .await
+            .unwrap();
+    });
+    let sent = std::time::Instant::now();
+    // Asked for OpenMetrics, the endpoint answers in it.
+    let (head, body) = get_with(
+        port,
+        "/metrics",
+        "Accept: application/openmetrics-text;version=1.0.0\r\n",
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        "{head}"
+    );
+    let labels =
+        "instance=\"i-1\",job=\"eu/shop\",otel_scope_name=\"weir-test\",otel_scope_version=\"1.2\"";
+    for want in [
+        format!("# TYPE jobs_done counter\njobs_done_total{{{labels}}} 42 {t_s}\njobs_done_created{{{labels}}} {} {t_s}\n", t_s - 60),
+        format!("# TYPE temperature_celsius gauge\ntemperature_celsius{{{labels}}} 21.5 {t_s}\n"),
+    ] {
+        assert!(body.contains(&want), "missing {want:?} in\n{body}");
+    }
+    assert!(body.ends_with("# EOF\n"), "{body}");
+
+    // A real Prometheus has been scraping it (it asks for OpenMetrics first); it stores
+    // the points at weir's timestamps.
+    let got = prometheus.wait_for(Duration::from_secs(20), |p| {
+        let s = p.samples(r#"{__name__=~"jobs_done_total|temperature_celsius"}[10m]"#);
+        (s.len() == 2).then_some(s)
+    });
+    let got = got.unwrap_or_else(|| {
+        panic!(
+            "not scraped: {:?}\n{}",
+            prometheus.query(r#"{job="weir"}"#),
+            prometheus.log()
+        )
+    });
+    let ms = (t_s * 1000) as i64;
+    let names: Vec<(String, Vec<(i64, String)>)> = got
+        .into_iter()
+        .map(|(l, v)| {
+            (
+                l.iter().find(|(k, _)| k == "__name__").unwrap().1.clone(),
+                v,
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("jobs_done_total".to_string(), vec![(ms, "42".to_string())]),
+            (
+                "temperature_celsius".to_string(),
+                vec![(ms, "21.5".to_string())]
+            ),
+        ]
+    );
+    assert_eq!(prometheus.query(r#"up{job="weir"}"#)[0].1, "1");
+
+    // metric_expiration: nothing updated them for 5 s, so the endpoint stops serving them.
+    std::thread::sleep(Duration::from_secs(6).saturating_sub(sent.elapsed()));
+    let (_, body) = get_with(port, "/metrics", "");
+    assert!(!body.contains("jobs_done_total"), "{body}");
+    assert!(!body.contains("temperature_celsius"), "{body}");
+
+    support::sigterm(&weir);
+    assert!(support::wait_exit(&mut weir, Duration::from_secs(15)).is_some());
+}
