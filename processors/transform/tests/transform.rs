@@ -197,7 +197,7 @@ metric_statements:
         errs,
         vec![
             "processors.transform.log_statements[0].statements[0]: syntax error at column 18: expected \",\" or \")\", found \"where\" in statement \"set(body, \\\"bear\\\" where attributes[\\\"http.path\\\"] == \\\"/animal\\\")\"",
-            "processors.transform.log_statements[0].statements[1]: unknown editor \"not_a_function\" (supported: set, delete_key, delete_matching_keys, keep_keys, keep_matching_keys, truncate_all, limit, replace_pattern, replace_all_patterns, replace_match, replace_all_matches, merge_maps) in statement \"not_a_function(attributes, \\\"http.method\\\", \\\"http.path\\\")\"",
+            "processors.transform.log_statements[0].statements[1]: unknown editor \"not_a_function\" (supported: set, delete_key, delete_matching_keys, keep_keys, keep_matching_keys, truncate_all, limit, replace_pattern, replace_all_patterns, replace_match, replace_all_matches, merge_maps, append) in statement \"not_a_function(attributes, \\\"http.method\\\", \\\"http.path\\\")\"",
             "processors.transform.trace_statements[0].context: unknown context \"test\" for trace_statements (valid: resource, scope, span, spanevent)",
             "processors.transform.metric_statements[0].statements[0]: function \"ParseXML\" is not supported by Weir's OTTL (supported: IsMatch, IsRootSpan, HasAttrKeyOnDatapoint, HasAttrOnDatapoint, Len, Concat, String, Int, Double, ConvertCase, ToLowerCase, ToUpperCase, SHA256, Substring, HasPrefix, HasSuffix, IsString, IsInt, IsDouble, IsBool, IsMap, IsList, Split, ParseJSON) in statement \"set(metric.name, ParseXML(metric.name))\"",
         ]
@@ -522,7 +522,7 @@ log_statements:
   - 'set(attributes["x"], 1)'
   - context: log
     statements:
-      - append(attributes["x"], "y")
+      - flatten(attributes, "y")
       - set(resource.attributes["x"], "y")
       - limit(attributes, 1, ["a", "b"])
     conditions:
@@ -540,7 +540,7 @@ log_statements:
   - 'set(attributes["x"], 1)'
   - context: log
     statements:
-      - append(attributes["x"], "y")
+      - flatten(attributes, "y")
       - set(resource.attributes["x"], "y")
       - limit(attributes, 1, ["a", "b"])
     conditions:
@@ -553,7 +553,7 @@ profile_statements: []
         vec![
             "processors.transform.profile_statements: the profiles signal is not supported by Weir",
             "processors.transform.log_statements[0]: path \"attributes[\"x\"]\" has no context prefix; log_statements needs one (did you mean \"log.attributes[\"x\"]\"?) in statement \"set(attributes[\\\"x\\\"], 1)\"",
-            "processors.transform.log_statements[1].statements[0]: editor \"append\" is not supported by Weir's transform (supported: set, delete_key, delete_matching_keys, keep_keys, keep_matching_keys, truncate_all, limit, replace_pattern, replace_all_patterns, replace_match, replace_all_matches, merge_maps) in statement \"append(attributes[\\\"x\\\"], \\\"y\\\")\"",
+            "processors.transform.log_statements[1].statements[0]: editor \"flatten\" is not supported by Weir's transform (supported: set, delete_key, delete_matching_keys, keep_keys, keep_matching_keys, truncate_all, limit, replace_pattern, replace_all_patterns, replace_match, replace_all_matches, merge_maps, append) in statement \"flatten(attributes, \\\"y\\\")\"",
             "processors.transform.log_statements[1].statements[1]: set: path \"resource.attributes[\"x\"]\" cannot be written in the log context by Weir's transform (a statement writes its own context, and the span from span events or the metric from data points; use a group with the context of the path) in statement \"set(resource.attributes[\\\"x\\\"], \\\"y\\\")\"",
             "processors.transform.log_statements[1].statements[2]: limit: 2 priority keys are more than the limit 1 in statement \"limit(attributes, 1, [\\\"a\\\", \\\"b\\\"])\"",
             "processors.transform.log_statements[1].conditions[0]: unknown function \"IsMach\" (did you mean \"IsMatch\"?) in condition \"IsMach(body, \\\"x\\\")\"",
@@ -717,4 +717,67 @@ log_statements:
     let mut batch = logs_batch(vec![(vec![], "lib", vec![log("{oops", 9, vec![])])]);
     p.process(&mut batch).expect("ignored");
     assert_eq!(logs(&batch)[0].2, vec!["map=true"]);
+}
+
+/// `append` as the Collector's: a list target gets the values at its end, a scalar target
+/// becomes a list holding it then the values, an absent target a list of the values; a map
+/// target is an error.
+#[test]
+fn append_extends_lists_and_turns_scalars_into_lists() {
+    let p = transform(
+        r#"
+log_statements:
+  - context: log
+    statements:
+      - append(attributes["tags"], "prod")
+      - append(attributes["one"], "b")
+      - append(attributes["n"], 2, ["x", true, 1.5])
+      - append(attributes["new"], attributes["absent"])
+"#,
+    );
+    let mut batch = logs_batch(vec![(
+        vec![],
+        "lib",
+        vec![log(
+            "",
+            9,
+            vec![
+                kv("tags", list(vec![s("a"), s("b")])),
+                kv("one", s("a")),
+                kv("n", i(1)),
+            ],
+        )],
+    )]);
+    p.process(&mut batch).expect("processes");
+    assert_eq!(
+        logs(&batch)[0].2,
+        vec![
+            "n=[1i,2i,x,true,1.5f]",
+            "new=[None]",
+            "one=[a,b]",
+            "tags=[a,b,prod]"
+        ]
+    );
+
+    let p = transform(
+        r#"
+log_statements:
+  - context: log
+    statements: ['append(attributes["m"], "x")']
+"#,
+    );
+    let mut batch = logs_batch(vec![(
+        vec![],
+        "lib",
+        vec![log("", 9, vec![kv("m", map(vec![kv("k", s("v"))]))])],
+    )]);
+    let err = p.process(&mut batch).expect_err("a map target fails");
+    assert_eq!(
+        err.to_string(),
+        "statement \"append(attributes[\\\"m\\\"], \\\"x\\\")\" failed: append: unsupported type of target field: map"
+    );
+    assert_eq!(
+        errors_of("log_statements: ['append(log.attributes[\"m\"])']"),
+        vec!["processors.transform.log_statements[0]: append takes 2 to 3 arguments, got 1 in statement \"append(log.attributes[\\\"m\\\"])\""]
+    );
 }

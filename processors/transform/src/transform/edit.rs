@@ -42,6 +42,8 @@ pub enum Editor {
     ReplaceMatch(Target, CVal, Regex, String),
     ReplaceAllMatches(Target, Regex, String),
     MergeMaps(Target, CVal, Strategy),
+    /// `append`: the target as read, and the values to add.
+    Append(Target, CVal, Vec<CVal>),
 }
 
 /// One compiled statement.
@@ -66,10 +68,11 @@ pub const EDITORS: &[&str] = &[
     "replace_match",
     "replace_all_matches",
     "merge_maps",
+    "append",
 ];
 
 // The Collector's other editors: named so the error says "not supported".
-const KNOWN_UNSUPPORTED: &[&str] = &["append", "flatten", "delete_index", "route"];
+const KNOWN_UNSUPPORTED: &[&str] = &["flatten", "delete_index", "route"];
 
 /// The fields a statement may write, per context (the map-valued ones take keys).
 fn writable(ctx: Ctx, f: Field) -> bool {
@@ -336,6 +339,23 @@ pub fn compile(
             };
             Editor::MergeMaps(target(0, true)?, compiler.value(&args[1])?, strategy)
         }
+        "append" => {
+            // append(target, value) or append(target, value, [values...]); the Collector's
+            // named form `values = [...]` is not parsed by Weir's OTTL.
+            arity(2, 3)?;
+            let mut values = vec![compiler.value(&args[1])?];
+            if let Some(list) = args.get(2) {
+                let ValAst::List(items) = list else {
+                    return Err(OttlError::Invalid(
+                        "append: the values must be a list such as [\"a\", \"b\"]".into(),
+                    ));
+                };
+                for it in items {
+                    values.push(compiler.value(it)?);
+                }
+            }
+            Editor::Append(target(0, false)?, compiler.value(&args[0])?, values)
+        }
         _ if KNOWN_UNSUPPORTED.contains(&name) => {
             return Err(OttlError::Invalid(format!(
                 "editor \"{name}\" is not supported by Weir's transform (supported: {})",
@@ -466,6 +486,21 @@ pub fn prepare(st: &Statement, rec: &Record<'_>) -> Result<Option<Change>, Strin
                 ))
             }
         },
+        Editor::Append(_, read, values) => {
+            // The target's items (a list), or the target itself (a scalar), then the values.
+            let mut items: Vec<AnyValue> = match eval_value(read, rec)? {
+                Val::Nil => Vec::new(),
+                Val::List(l) => l.into_owned(),
+                Val::Map(_) => return Err("append: unsupported type of target field: map".into()),
+                scalar => to_any(&scalar).into_iter().collect(),
+            };
+            for v in values {
+                items.push(to_any(&eval_value(v, rec)?).unwrap_or_default());
+            }
+            Change::Set(AnyValue {
+                value: Some(any_value::Value::ArrayValue(ArrayValue { values: items })),
+            })
+        }
         _ => Change::None,
     }))
 }
@@ -620,7 +655,10 @@ pub fn edit_map(editor: &Editor, map: &mut Vec<KeyValue>, change: Change) {
                 }
             }
         }
-        Editor::Set(..) | Editor::ReplacePattern(..) | Editor::ReplaceMatch(..) => {}
+        Editor::Set(..)
+        | Editor::ReplacePattern(..)
+        | Editor::ReplaceMatch(..)
+        | Editor::Append(..) => {}
     }
 }
 
@@ -638,7 +676,8 @@ pub fn target(editor: &Editor) -> &Target {
         | Editor::ReplaceAllPatterns(t, _, _, _)
         | Editor::ReplaceMatch(t, _, _, _)
         | Editor::ReplaceAllMatches(t, _, _)
-        | Editor::MergeMaps(t, _, _) => t,
+        | Editor::MergeMaps(t, _, _)
+        | Editor::Append(t, _, _) => t,
     }
 }
 

@@ -77,7 +77,10 @@ pub fn apply(st: &Statement, change: Change, item: ItemMut<'_>) -> Result<(), St
     let t = edit::target(&st.editor);
     let mut item = narrow(item, t.field);
     match &st.editor {
-        Editor::Set(..) | Editor::ReplacePattern(..) | Editor::ReplaceMatch(..) => {
+        Editor::Set(..)
+        | Editor::ReplacePattern(..)
+        | Editor::ReplaceMatch(..)
+        | Editor::Append(..) => {
             let Change::Set(v) = change else {
                 return Ok(());
             };
