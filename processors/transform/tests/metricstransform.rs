@@ -52,7 +52,7 @@ fn run(cfg: &str, metrics: Vec<Metric>) -> Vec<Metric> {
 }
 
 /// Shaped like the Collector's `processor/metricstransformprocessor/testdata/config_full.yaml`
-/// (without the `group` and `combine` entries, which Weir rejects).
+/// (without the `group` entry, which Weir rejects).
 const COLLECTOR_SHAPED: &str = r#"
 metricstransform:
   transforms:
@@ -85,6 +85,11 @@ metricstransform:
         - action: toggle_scalar_data_type
         - action: scale_value
           experimental_scale: 1000
+    - include: ^regexp (?P<my_label>.*)$
+      match_type: regexp
+      action: combine
+      new_name: combined_metric_name
+      submatch_case: lower
 metricstransform/deprecated:
   transforms:
     - metric_name: old_name
@@ -266,7 +271,7 @@ transforms:
   - include: x
     action: insert
   - include: x
-    action: combine
+    action: group
     aggregation_type: sum
   - include: "("
     match_type: regexp
@@ -291,8 +296,8 @@ transforms:
         vec![
             "processors.metricstransform.transforms[0].include: missing required field \"include\"",
             "processors.metricstransform.transforms[1].new_name: missing required field \"new_name\" while \"action\" is insert",
-            "processors.metricstransform.transforms[2].action: action \"combine\" is not supported by Weir (supported: update, insert)",
-            "processors.metricstransform.transforms[2].aggregation_type: only used by action \"combine\", which Weir does not support",
+            "processors.metricstransform.transforms[2].action: action \"group\" is not supported by Weir (supported: update, insert, combine)",
+            "processors.metricstransform.transforms[2].aggregation_type: only used by action \"combine\"",
             "processors.metricstransform.transforms[3].include: invalid regex \"(\": regex parse error:\n    (\n    ^\nerror: unclosed group",
             "processors.metricstransform.transforms[3].action: \"updat\" is not a valid action (update, insert, combine, group) (did you mean \"update\"?)",
             "processors.metricstransform.transforms[3].submatch_case: \"title\" is not a valid submatch_case (lower, upper)",
@@ -303,5 +308,157 @@ transforms:
             "processors.metricstransform.transforms[3].operations[3].action: \"rename\" is not a valid operation action (add_label, update_label, delete_label_value, toggle_scalar_data_type, scale_value, aggregate_labels, aggregate_label_values)",
             "processors.metricstransform.transforms[4].bogus: unknown field `bogus`, expected one of `include`, `metric_name`, `match_type`, `experimental_match_labels`, `action`, `new_name`, `group_resource_labels`, `aggregation_type`, `submatch_case`, `operations`",
         ]
+    );
+}
+
+/// The Collector's `combine` test cases (metrics_transform_processor_testcases_test.go:
+/// combine, combine_single_match, combine_aggregate, combine_with_operations and the
+/// combine_error_* cases), every point with start time 1 and time 1.
+#[test]
+fn combine_merges_matching_metrics_as_the_collector() {
+    let at = |mut p: weir_api::otlp::metrics::v1::NumberDataPoint| {
+        p.start_time_unix_nano = 1;
+        p.time_unix_nano = 1;
+        p
+    };
+    let g = |name: &str, v: i64| gauge(name, vec![at(int_point(v, vec![]))]);
+    let three = || vec![g("Metric1", 1), g("metric2", 2), g("metric3", 3)];
+    let names = |ms: &[Metric]| ms.iter().flat_map(points).collect::<Vec<_>>();
+
+    let out = run(
+        r#"
+transforms:
+  - include: ^([mM]etric)(?P<namedsubmatch>[12])$
+    match_type: regexp
+    action: combine
+    new_name: new
+    submatch_case: lower
+"#,
+        three(),
+    );
+    assert_eq!(
+        names(&out),
+        vec![
+            "metric3[]=3i",
+            "new[$1=metric,namedsubmatch=1]=1i",
+            "new[$1=metric,namedsubmatch=2]=2i"
+        ]
+    );
+
+    let out = run(
+        r#"
+transforms:
+  - include: ^([mM]etric)(?P<namedsubmatch>[1])$
+    match_type: regexp
+    action: combine
+    new_name: new
+    submatch_case: upper
+"#,
+        three(),
+    );
+    assert_eq!(
+        names(&out),
+        vec![
+            "metric2[]=2i",
+            "metric3[]=3i",
+            "new[$1=METRIC,namedsubmatch=1]=1i"
+        ]
+    );
+
+    let sum_of = |cfg: &str| {
+        let ms = vec![g("metric1", 1), g("metric2", 2), g("metric3", 3)];
+        names(&run(cfg, ms))
+    };
+    assert_eq!(
+        sum_of(
+            r#"
+transforms:
+  - {include: '^metric[12]$', match_type: regexp, action: combine, new_name: new, aggregation_type: sum}
+"#
+        ),
+        vec!["metric3[]=3i", "new[]=3i"]
+    );
+    assert_eq!(
+        sum_of(
+            r#"
+transforms:
+  - include: ^(metric)(?P<namedsubmatch>[12])$
+    match_type: regexp
+    action: combine
+    new_name: new
+    operations:
+      - {action: add_label, new_label: new_label, new_value: new_label_value}
+      - {action: aggregate_labels, label_set: [$1, new_label], aggregation_type: sum}
+"#
+        ),
+        vec![
+            "metric3[]=3i",
+            "new[$1=metric,new_label=new_label_value]=3i"
+        ]
+    );
+
+    // Metrics that differ in type, unit or label keys are left as they are.
+    let cfg = r#"
+transforms:
+  - {include: '^metric[12]$', match_type: regexp, action: combine, new_name: new, aggregation_type: sum}
+"#;
+    let mut s2 = sum("metric2", vec![at(int_point(2, vec![]))]);
+    s2.unit = String::new();
+    let mut u1 = g("metric1", 1);
+    u1.unit = "s".into();
+    let mut u2 = g("metric2", 2);
+    u2.unit = "ms".into();
+    let l = |name: &str, v: i64, keys: &[&str]| {
+        gauge(
+            name,
+            vec![at(int_point(
+                v,
+                keys.iter().map(|k| kv(k, s("1"))).collect(),
+            ))],
+        )
+    };
+    for input in [
+        vec![g("metric1", 1), s2, g("metric3", 3)],
+        vec![u1, u2, g("metric3", 3)],
+        vec![
+            l("metric1", 1, &["a", "b"]),
+            l("metric2", 2, &["a", "b", "c"]),
+            g("metric3", 3),
+        ],
+        vec![
+            l("metric1", 1, &["a", "b"]),
+            l("metric2", 2, &["a", "c"]),
+            g("metric3", 3),
+        ],
+    ] {
+        let before = names(&input);
+        assert_eq!(names(&run(cfg, input)), before);
+    }
+
+    // The other aggregation types, on points of equal labels and times.
+    let agg = |ty: &str, vals: &[i64]| {
+        let ms: Vec<Metric> = vals
+            .iter()
+            .enumerate()
+            .map(|(i, v)| g(&format!("m{i}"), *v))
+            .collect();
+        let cfg = format!(
+            "transforms:\n  - {{include: '^m[0-9]$', match_type: regexp, action: combine, new_name: all, aggregation_type: {ty}}}\n"
+        );
+        names(&run(&cfg, ms))
+    };
+    assert_eq!(agg("median", &[1, 5, 3]), vec!["all[]=3i"]);
+    assert_eq!(agg("median", &[1, 5, 3, 8]), vec!["all[]=4i"]);
+    assert_eq!(agg("count", &[1, 5, 3]), vec!["all[]=3i"]);
+    assert_eq!(agg("mean", &[1, 5, 4]), vec!["all[]=3i"]);
+    assert_eq!(agg("max", &[1, 5, 4]), vec!["all[]=5i"]);
+    assert_eq!(agg("min", &[2, 5, 4]), vec!["all[]=2i"]);
+    // Unset: the points stay apart only by labels and time; the first point wins.
+    assert_eq!(
+        names(&run(
+            "transforms:\n  - {include: '^m[0-9]$', match_type: regexp, action: combine, new_name: all}\n",
+            vec![g("m1", 7), g("m2", 9)]
+        )),
+        vec!["all[]=7i"]
     );
 }
