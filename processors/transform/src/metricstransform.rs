@@ -14,10 +14,10 @@
 //!           - {action: aggregate_labels, label_set: [state], aggregation_type: sum}
 //! ```
 //!
-//! Actions `update`, `insert` and `combine` (gauge and sum metrics); operations
+//! Actions `update`, `insert`, `group` and `combine` (gauge and sum metrics); operations
 //! `add_label`, `update_label`, `delete_label_value`, `toggle_scalar_data_type`,
 //! `scale_value`, `aggregate_labels`, `aggregate_label_values` (the last two on gauge and sum
-//! points). `group` is a config error.
+//! points).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -26,7 +26,9 @@ use regex::Regex;
 use serde::Deserialize;
 use weir_api::otlp::common::v1::{any_value, AnyValue, KeyValue};
 use weir_api::otlp::metrics::v1::metric::Data;
-use weir_api::otlp::metrics::v1::{number_data_point, Metric, NumberDataPoint};
+use weir_api::otlp::metrics::v1::{
+    number_data_point, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+};
 use weir_api::{
     parse_component_config, Batch, BuildContext, BuildError, ConfigErrors, Consumer, Payload,
     ProcessError, Processor, ProcessorConfig, ProcessorFactory, Signal, SignalSet, Stage,
@@ -85,12 +87,12 @@ pub struct TransformEntry {
     pub match_type: String,
     /// Only data points whose labels match these (strict: equal; regexp: pattern).
     pub experimental_match_labels: BTreeMap<String, String>,
-    /// update, insert, combine (group is not supported). Required.
+    /// update, insert, combine, group. Required.
     pub action: String,
     /// The new name; `$1` / `${name}` expand regexp groups. Required for insert.
     pub new_name: String,
-    /// Only with `group` (not supported).
-    pub group_resource_labels: BTreeMap<String, String>,
+    /// With `group` (required there): labels set on the new resource.
+    pub group_resource_labels: Option<BTreeMap<String, String>>,
     /// With `combine`: how points with equal labels and times merge (sum, mean, min, max,
     /// count, median; unset keeps the first point's value).
     pub aggregation_type: String,
@@ -159,6 +161,8 @@ pub struct Transform {
     insert: bool,
     /// `Some` for action combine.
     combine: Option<Merge>,
+    /// `Some` for action group: the resource labels of the new resource.
+    group: Option<Vec<(String, String)>>,
     new_name: String,
     upper: Option<bool>,
     ops: Vec<Op>,
@@ -248,6 +252,7 @@ fn compile_entry(e: &TransformEntry, at: &str, errors: &mut ConfigErrors) -> Opt
         }
     }
     let mut combine = None;
+    let mut group = None;
     let insert = match e.action.as_str() {
         "update" => false,
         "combine" => {
@@ -281,13 +286,15 @@ fn compile_entry(e: &TransformEntry, at: &str, errors: &mut ConfigErrors) -> Opt
             true
         }
         "group" => {
-            errors.push(
-                format!("{at}.action"),
-                format!(
-                    "action {:?} is not supported by Weir (supported: update, insert, combine)",
-                    e.action
+            match &e.group_resource_labels {
+                Some(labels) => {
+                    group = Some(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                }
+                None => errors.push(
+                    format!("{at}.group_resource_labels"),
+                    "missing required field \"group_resource_labels\" while \"action\" is group",
                 ),
-            );
+            }
             false
         }
         "" => {
@@ -306,10 +313,10 @@ fn compile_entry(e: &TransformEntry, at: &str, errors: &mut ConfigErrors) -> Opt
             false
         }
     };
-    if !e.group_resource_labels.is_empty() {
+    if e.group_resource_labels.is_some() && e.action != "group" {
         errors.push(
             format!("{at}.group_resource_labels"),
-            "only used by action \"group\", which Weir does not support",
+            "only used by action \"group\"",
         );
     }
     if !e.aggregation_type.is_empty() && e.action != "combine" {
@@ -416,6 +423,7 @@ fn compile_entry(e: &TransformEntry, at: &str, errors: &mut ConfigErrors) -> Opt
         labels,
         insert,
         combine,
+        group,
         new_name: e.new_name.clone(),
         upper,
         ops,
@@ -487,7 +495,9 @@ impl Transform {
             let v = attrs.iter().find(|kv| kv.key == *k);
             let s = v.map(|kv| any_as_string(kv.value.as_ref()));
             match (m, s) {
-                (_, None) => false,
+                // An absent label reads as "" (the Collector's matchAttrs).
+                (LabelMatch::Strict(want), None) => want.is_empty(),
+                (LabelMatch::Regexp(re), None) => re.is_match(""),
                 (LabelMatch::Strict(want), Some(s)) => *want == s,
                 (LabelMatch::Regexp(re), Some(s)) => re.is_match(&s),
             }
@@ -693,12 +703,22 @@ fn apply_ops(t: &Transform, m: &mut Metric) {
     }
 }
 
-/// Applies `transforms` to every scope's metrics: `update` in place, `insert` appends a
-/// changed copy (matched against the metrics as they arrived).
-pub fn apply(transforms: &[Transform], metrics: &mut Vec<Metric>) {
+/// One `group` transform's result for a scope: the labels for the new resource and the
+/// metrics taken out of the scope (possibly none: the Collector still adds the resource).
+pub type Grouped = (Vec<(String, String)>, Vec<Metric>);
+
+/// Applies `transforms` to one scope's metrics: `update` in place, `insert` appends a
+/// changed copy (matched against the metrics as they arrived), `combine` merges, `group`
+/// takes the matching metrics out (returned, one entry per group transform, in order).
+pub fn apply(transforms: &[Transform], metrics: &mut Vec<Metric>) -> Vec<Grouped> {
+    let mut grouped = Vec::new();
     for t in transforms {
         if let Some(merge) = t.combine {
             combine(t, merge, metrics);
+            continue;
+        }
+        if let Some(labels) = &t.group {
+            grouped.push((labels.clone(), extract(t, metrics)));
             continue;
         }
         let n = metrics.len();
@@ -717,6 +737,36 @@ pub fn apply(transforms: &[Transform], metrics: &mut Vec<Metric>) {
             }
         }
     }
+    grouped
+}
+
+/// Takes out the metrics whose name matches and that have a point matching the labels (or
+/// no points), keeping only their matching points, as the Collector's group does.
+fn extract(t: &Transform, metrics: &mut Vec<Metric>) -> Vec<Metric> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < metrics.len() {
+        let m = &metrics[i];
+        let attrs = point_attrs(m);
+        let hit = t.matches(&m.name).is_some()
+            && (attrs.is_empty() || attrs.iter().any(|a| t.point_selected(a)));
+        if !hit {
+            i += 1;
+            continue;
+        }
+        let mut m = metrics.remove(i);
+        let keep = |a: &[KeyValue]| t.point_selected(a);
+        match &mut m.data {
+            Some(Data::Gauge(g)) => g.data_points.retain(|p| keep(&p.attributes)),
+            Some(Data::Sum(s)) => s.data_points.retain(|p| keep(&p.attributes)),
+            Some(Data::Histogram(h)) => h.data_points.retain(|p| keep(&p.attributes)),
+            Some(Data::ExponentialHistogram(h)) => h.data_points.retain(|p| keep(&p.attributes)),
+            Some(Data::Summary(s)) => s.data_points.retain(|p| keep(&p.attributes)),
+            None => {}
+        }
+        out.push(m);
+    }
+    out
 }
 
 /// Factory of the `metricstransform` processor type (metrics only, as in the Collector).
@@ -777,11 +827,40 @@ impl MetricsTransformProcessor {
 impl Processor for MetricsTransformProcessor {
     fn process(&self, batch: &mut Batch) -> Result<(), ProcessError> {
         if let Payload::Metrics(req) = batch.payload_mut() {
+            let mut new_resources = Vec::new();
             for rm in &mut req.resource_metrics {
                 for sm in &mut rm.scope_metrics {
-                    apply(&self.transforms, &mut sm.metrics);
+                    for (labels, metrics) in apply(&self.transforms, &mut sm.metrics) {
+                        // A copy of the resource with the labels, and of the scope.
+                        let mut resource = rm.resource.clone().unwrap_or_default();
+                        for (k, v) in labels {
+                            match resource.attributes.iter_mut().find(|kv| kv.key == k) {
+                                Some(kv) => kv.value = Some(str_any(&v)),
+                                None => resource.attributes.push(KeyValue {
+                                    key: k,
+                                    value: Some(str_any(&v)),
+                                    ..Default::default()
+                                }),
+                            }
+                        }
+                        new_resources.push(ResourceMetrics {
+                            resource: Some(resource),
+                            scope_metrics: vec![ScopeMetrics {
+                                scope: sm.scope.clone(),
+                                metrics,
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        });
+                    }
                 }
+                // As in the Collector: a scope left without metrics goes, then a resource
+                // left without scopes.
+                rm.scope_metrics.retain(|sm| !sm.metrics.is_empty());
             }
+            req.resource_metrics
+                .retain(|rm| !rm.scope_metrics.is_empty());
+            req.resource_metrics.extend(new_resources);
         }
         Ok(())
     }
@@ -864,7 +943,7 @@ fn combine(t: &Transform, merge: Merge, metrics: &mut Vec<Metric>) {
     if combine_problem(&refs).is_some() {
         return;
     }
-    // Take the matching points out; a metric left without points is removed.
+    // Take the matching points out.
     let mut taken: Vec<(String, Vec<NumberDataPoint>)> = Vec::new();
     for &i in &matched {
         let m = &mut metrics[i];
@@ -880,12 +959,8 @@ fn combine(t: &Transform, merge: Merge, metrics: &mut Vec<Metric>) {
         taken.push((name, pick));
     }
     let first = metrics[matched[0]].clone();
-    let mut gone = matched.clone();
-    gone.retain(|&i| {
-        let m = &mut metrics[i];
-        number_points(m).is_none_or(|p| p.is_empty())
-    });
-    for &i in gone.iter().rev() {
+    // The Collector removes every matched metric, dropping its points that did not match.
+    for &i in matched.iter().rev() {
         metrics.remove(i);
     }
 

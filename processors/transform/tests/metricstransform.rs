@@ -52,7 +52,7 @@ fn run(cfg: &str, metrics: Vec<Metric>) -> Vec<Metric> {
 }
 
 /// Shaped like the Collector's `processor/metricstransformprocessor/testdata/config_full.yaml`
-/// (without the `group` entry, which Weir rejects).
+/// (with its `combine` and `group` entries).
 const COLLECTOR_SHAPED: &str = r#"
 metricstransform:
   transforms:
@@ -90,6 +90,10 @@ metricstransform:
       action: combine
       new_name: combined_metric_name
       submatch_case: lower
+    - include: name2
+      match_type: strict
+      action: group
+      group_resource_labels: {"metric_group": "2"}
 metricstransform/deprecated:
   transforms:
     - metric_name: old_name
@@ -271,7 +275,7 @@ transforms:
   - include: x
     action: insert
   - include: x
-    action: group
+    action: update
     aggregation_type: sum
   - include: "("
     match_type: regexp
@@ -296,7 +300,6 @@ transforms:
         vec![
             "processors.metricstransform.transforms[0].include: missing required field \"include\"",
             "processors.metricstransform.transforms[1].new_name: missing required field \"new_name\" while \"action\" is insert",
-            "processors.metricstransform.transforms[2].action: action \"group\" is not supported by Weir (supported: update, insert, combine)",
             "processors.metricstransform.transforms[2].aggregation_type: only used by action \"combine\"",
             "processors.metricstransform.transforms[3].include: invalid regex \"(\": regex parse error:\n    (\n    ^\nerror: unclosed group",
             "processors.metricstransform.transforms[3].action: \"updat\" is not a valid action (update, insert, combine, group) (did you mean \"update\"?)",
@@ -460,5 +463,113 @@ transforms:
             vec![g("m1", 7), g("m2", 9)]
         )),
         vec!["all[]=7i"]
+    );
+}
+
+/// `group` with the Collector's testdata/operation_group cases: matching metrics move to a
+/// new resource (a copy of theirs plus `group_resource_labels`) with a copy of their scope;
+/// a scope and a resource left empty go. A group that matches nothing still adds its
+/// (empty) resource, as the Collector does.
+#[test]
+fn group_moves_metrics_to_a_labelled_resource() {
+    let shape = |cfg: &str, resource: Vec<weir_api::otlp::common::v1::KeyValue>, names: &[&str]| {
+        let p = MetricsTransformProcessor::from_config(&yaml(cfg), "processors.metricstransform")
+            .expect("valid");
+        let ms = names.iter().map(|n| gauge(n, vec![])).collect();
+        let mut batch = metrics_batch(vec![(resource, "lib", ms)]);
+        p.process(&mut batch).expect("processes");
+        let Payload::Metrics(req) = batch.payload() else {
+            panic!()
+        };
+        req.resource_metrics
+            .iter()
+            .map(|rm| {
+                let mut attrs: Vec<String> = rm
+                    .resource
+                    .iter()
+                    .flat_map(|r| &r.attributes)
+                    .map(|kv| {
+                        format!(
+                            "{}={}",
+                            kv.key,
+                            weir_filter::ottl::value::any_as_string(kv.value.as_ref())
+                        )
+                    })
+                    .collect();
+                attrs.sort();
+                let scopes: Vec<String> = rm
+                    .scope_metrics
+                    .iter()
+                    .map(|sm| {
+                        let names: Vec<&str> = sm.metrics.iter().map(|m| m.name.as_str()).collect();
+                        format!(
+                            "{}:{}",
+                            sm.scope.as_ref().map_or("", |s| s.name.as_str()),
+                            names.join(",")
+                        )
+                    })
+                    .collect();
+                format!("{} | {}", attrs.join(","), scopes.join(";"))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        shape(
+            r#"
+transforms:
+  - include: foo/metric
+    action: group
+    group_resource_labels: {resource.type: foo}
+"#,
+            vec![kv("original", s("label"))],
+            &["foo/metric", "bar/metric"]
+        ),
+        vec![
+            "original=label | lib:bar/metric",
+            "original=label,resource.type=foo | lib:foo/metric"
+        ]
+    );
+    assert_eq!(
+        shape(
+            r#"
+transforms:
+  - include: ^container.(.*)$
+    match_type: regexp
+    action: group
+    group_resource_labels: {resource.type: container}
+  - include: ^k8s.pod.(.*)$
+    match_type: regexp
+    action: group
+    group_resource_labels: {resource.type: k8s.pod}
+"#,
+            vec![],
+            &[
+                "container.cpu.utilization",
+                "container.memory.usage",
+                "k8s.pod.cpu.utilization",
+                "k8s.pod.memory.usage"
+            ]
+        ),
+        vec![
+            "resource.type=container | lib:container.cpu.utilization,container.memory.usage",
+            "resource.type=k8s.pod | lib:k8s.pod.cpu.utilization,k8s.pod.memory.usage"
+        ]
+    );
+    assert_eq!(
+        shape(
+            "transforms:\n  - {include: nothing, action: group, group_resource_labels: {g: x}}\n",
+            vec![],
+            &["a"]
+        ),
+        vec![" | lib:a", "g=x | lib:"]
+    );
+    let err = parse(
+        &yaml("transforms:\n  - {include: x, action: group}\n"),
+        "processors.metricstransform",
+    )
+    .expect_err("rejected");
+    assert_eq!(
+        err.0[0].to_string(),
+        "processors.metricstransform.transforms[0].group_resource_labels: missing required field \"group_resource_labels\" while \"action\" is group"
     );
 }
