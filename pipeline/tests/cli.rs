@@ -178,7 +178,7 @@ fn components_prints_the_collector_yaml_with_stability() {
     let version = env!("CARGO_PKG_VERSION");
     assert!(
         stdout.starts_with(&format!(
-            "buildinfo:\n    command: weir\n    description: Weir, an OpenTelemetry-native telemetry pipeline\n    version: {version}\nreceivers:\n    - name: nop\n      module: weir {version}\n      stability:\n        logs: Beta\n        metrics: Beta\n        traces: Beta\n"
+            "buildinfo:\n    command: weir\n    description: Weir, an OpenTelemetry-native telemetry pipeline\n    version: {version}\nreceivers:\n    - name: file_log\n      module: weir {version}\n      stability:\n        logs: Alpha\n        metrics: Undefined\n        traces: Undefined\n"
         )),
         "{stdout}"
     );
@@ -213,6 +213,11 @@ fn components_prints_the_collector_yaml_with_stability() {
     };
     let all = |level: &str| serde_json::json!({"logs": level, "metrics": level, "traces": level});
     assert_eq!(find("receivers", "otlp"), all("Beta"));
+    assert_eq!(find("receivers", "nop"), all("Beta"));
+    assert_eq!(
+        find("receivers", "filelog"),
+        serde_json::json!({"logs": "Alpha", "metrics": "Undefined", "traces": "Undefined"})
+    );
     assert_eq!(find("processors", "batch"), all("Beta"));
     assert_eq!(find("processors", "filter"), all("Alpha"));
     assert_eq!(
@@ -235,7 +240,7 @@ fn components_prints_the_collector_yaml_with_stability() {
         find("extensions", "health_check"),
         serde_json::json!({"extension": "Beta"})
     );
-    for e in ["zpages", "pprof", "bearertokenauth"] {
+    for e in ["zpages", "pprof", "bearertokenauth", "file_storage"] {
         assert_eq!(
             find("extensions", e),
             serde_json::json!({"extension": "Alpha"})

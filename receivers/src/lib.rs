@@ -1,17 +1,24 @@
-//! Weir receivers: OTLP over gRPC and HTTP, `nop`, and `prometheus` (scrapes targets).
+//! Weir receivers: OTLP over gRPC and HTTP, `nop`, `prometheus` (scrapes targets),
+//! `filelog` (tails files) and the `file_storage` extension (its checkpoints).
 //!
 //! [`register`] adds the receiver types of this crate to the registry; the binary calls it
 //! in its list of component crates.
 
+pub mod file_storage;
+pub mod filelog;
 pub mod nop;
 pub mod otlp;
 pub mod prometheus;
 
 use weir_api::Registry;
 
-/// Adds this crate's component types to the registry: `otlp`, `nop`, `prometheus`.
+/// Adds this crate's component types to the registry: `otlp`, `nop`, `prometheus`,
+/// `filelog` (also `file_log`) and the `file_storage` extension.
 pub fn register(registry: &mut Registry) {
     registry.receiver("otlp", otlp::OtlpReceiverFactory);
     registry.receiver("nop", nop::NopReceiverFactory);
     registry.receiver("prometheus", prometheus::PrometheusReceiverFactory);
+    registry.receiver("filelog", filelog::FileLogReceiverFactory);
+    registry.receiver("file_log", filelog::FileLogReceiverFactory);
+    registry.extension("file_storage", file_storage::FileStorageFactory);
 }

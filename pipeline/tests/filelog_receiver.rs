@@ -1,0 +1,623 @@
+//! The `filelog` receiver with the real binary on real files in a temporary directory,
+//! records written by the `file` exporter (one JSON line per batch) and counted exactly:
+//! plain files, exclude, start_at, long lines, multiline, rotation by rename and by
+//! copytruncate while a writer is writing, a file truncated below its offset, and kill -9
+//! with `file_storage` checkpoints.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// One exported record: body and attributes.
+#[derive(Debug, Clone)]
+struct Rec {
+    body: String,
+    attrs: BTreeMap<String, String>,
+}
+
+/// The batches in a file exporter's output, each a list of records. A last line cut short
+/// (the process was killed while writing it) is left out.
+fn batches(path: &Path) -> Vec<Vec<Rec>> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let mut batch = Vec::new();
+        for rl in v["resourceLogs"].as_array().into_iter().flatten() {
+            for sl in rl["scopeLogs"].as_array().into_iter().flatten() {
+                for r in sl["logRecords"].as_array().into_iter().flatten() {
+                    assert!(r["observedTimeUnixNano"].as_str().is_some(), "{r}");
+                    let attrs = r["attributes"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|a| {
+                            (
+                                a["key"].as_str().unwrap().to_string(),
+                                a["value"]["stringValue"].as_str().unwrap().to_string(),
+                            )
+                        })
+                        .collect();
+                    batch.push(Rec {
+                        body: r["body"]["stringValue"].as_str().unwrap().to_string(),
+                        attrs,
+                    });
+                }
+            }
+        }
+        out.push(batch);
+    }
+    out
+}
+
+fn records(path: &Path) -> Vec<Rec> {
+    batches(path).into_iter().flatten().collect()
+}
+
+fn bodies(path: &Path) -> Vec<String> {
+    records(path).into_iter().map(|r| r.body).collect()
+}
+
+/// Waits until `cond` holds on the output's bodies, or panics with them after `limit`.
+fn wait_until(out: &Path, limit: Duration, what: &str, cond: impl Fn(&[String]) -> bool) {
+    let start = Instant::now();
+    loop {
+        let b = bodies(out);
+        if cond(&b) {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what}: gave up after {limit:?} with {} records",
+            b.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A config with one filelog receiver (`receiver` is its YAML body) into the file exporter.
+fn config(dir: &Path, receiver: &str, out: &Path, extra: &str) -> PathBuf {
+    let text = format!(
+        "receivers:
+  filelog:
+{receiver}
+exporters:
+  file:
+    path: {out}
+    flush_interval: 0s
+{extra}
+service:
+  telemetry:
+    metrics: {{level: none}}
+  pipelines:
+    logs: {{receivers: [filelog], exporters: [file]}}
+",
+        out = out.display()
+    );
+    support::write(dir, "weir.yaml", &text)
+}
+
+fn start(dir: &Path, config: &Path) -> Child {
+    let child = support::spawn(dir, config, &[]);
+    let t = Instant::now();
+    while !support::log_of(dir).contains("Weir is running") {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "weir did not start: {}",
+            support::log_of(dir)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+fn stop(mut child: Child) {
+    support::sigterm(&child);
+    support::wait_exit(&mut child, Duration::from_secs(15)).expect("weir did not stop");
+}
+
+fn lines(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{prefix} {i:06}")).collect()
+}
+
+fn append(path: &Path, lines: &[String]) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let mut text = String::new();
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+#[test]
+fn plain_files_give_every_line_once_with_file_attributes_and_exclude_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let a = lines("a", 0..3000);
+    let b = lines("b", 0..1234);
+    append(&logs.join("a.log"), &a);
+    // CRLF endings, surrounding blanks and empty lines, and a line longer than max_log_size.
+    std::fs::write(
+        logs.join("b.log"),
+        format!("{}\r\n\r\n   \n", b.join("\r\n")),
+    )
+    .unwrap();
+    let long = "x".repeat(2500);
+    append(&logs.join("long.log"), &[long.clone(), "after".into()]);
+    append(&logs.join("skip.log"), &lines("skip", 0..10));
+    let out = dir.path().join("out.jsonl");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "    include: ['{}/*.log']
+    exclude: ['**/skip.log']
+    start_at: beginning
+    poll_interval: 50ms
+    max_log_size: 1000
+    include_file_path: true
+    operators: []",
+            logs.display()
+        ),
+        &out,
+        "",
+    );
+    let weir = start(dir.path(), &cfg);
+    wait_until(&out, Duration::from_secs(30), "all lines", |b| {
+        b.len() >= 3000 + 1234 + 4
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    stop(weir);
+    let recs = records(&out);
+    let of = |name: &str| -> Vec<String> {
+        recs.iter()
+            .filter(|r| r.attrs["log.file.name"] == name)
+            .map(|r| r.body.clone())
+            .collect()
+    };
+    assert_eq!(of("a.log"), a);
+    assert_eq!(of("b.log"), b);
+    assert_eq!(
+        of("long.log"),
+        vec![
+            "x".repeat(1000),
+            "x".repeat(1000),
+            "x".repeat(500),
+            "after".to_string()
+        ]
+    );
+    assert_eq!(of("skip.log"), Vec::<String>::new());
+    assert_eq!(recs.len(), 3000 + 1234 + 4);
+    for r in &recs {
+        let name = &r.attrs["log.file.name"];
+        assert_eq!(
+            r.attrs["log.file.path"],
+            logs.join(name).display().to_string()
+        );
+    }
+}
+
+#[test]
+fn start_at_end_reads_only_what_is_written_after_the_first_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.log");
+    append(&file, &lines("old", 0..500));
+    let out = dir.path().join("out.jsonl");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "    include: ['{}']
+    poll_interval: 50ms",
+            file.display()
+        ),
+        &out,
+        "",
+    );
+    let weir = start(dir.path(), &cfg);
+    std::thread::sleep(Duration::from_millis(500));
+    let new = lines("new", 0..700);
+    append(&file, &new);
+    wait_until(&out, Duration::from_secs(20), "new lines", |b| {
+        b.len() >= 700
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    stop(weir);
+    assert_eq!(bodies(&out), new);
+}
+
+#[test]
+fn files_found_after_the_first_poll_are_read_from_their_start_under_start_at_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "    include: ['{}/*.log']
+    poll_interval: 50ms
+    start_at: end",
+            dir.path().display()
+        ),
+        &out,
+        "",
+    );
+    append(&dir.path().join("present.log"), &lines("present", 0..100));
+    let weir = start(dir.path(), &cfg);
+    std::thread::sleep(Duration::from_millis(500));
+    let late = lines("late", 0..321);
+    append(&dir.path().join("late.log"), &late);
+    wait_until(&out, Duration::from_secs(20), "late file", |b| {
+        b.len() >= 321
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    stop(weir);
+    assert_eq!(bodies(&out), late);
+}
+
+#[test]
+fn multiline_line_start_pattern_groups_entries_and_flushes_the_last_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("java.log");
+    let text = "2024-01-01 first\n\tat a.b(C.java:1)\n\tat d.e(F.java:2)\n2024-01-01 second\n2024-01-02 third\ncontinued\n";
+    std::fs::write(&file, text).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "    include: ['{}']
+    start_at: beginning
+    poll_interval: 50ms
+    force_flush_period: 300ms
+    include_file_name: false
+    multiline:
+      line_start_pattern: '^\\d{{4}}-\\d{{2}}-\\d{{2}}'",
+            file.display()
+        ),
+        &out,
+        "",
+    );
+    let weir = start(dir.path(), &cfg);
+    wait_until(&out, Duration::from_secs(20), "three entries", |b| {
+        b.len() >= 3
+    });
+    std::thread::sleep(Duration::from_millis(600));
+    stop(weir);
+    let recs = records(&out);
+    assert!(recs.iter().all(|r| r.attrs.is_empty()), "{recs:?}");
+    assert_eq!(
+        bodies(&out),
+        vec![
+            "2024-01-01 first\n\tat a.b(C.java:1)\n\tat d.e(F.java:2)",
+            "2024-01-01 second",
+            "2024-01-02 third\ncontinued",
+        ]
+    );
+}
+
+#[test]
+fn multiline_line_end_pattern_ends_entries_after_the_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("e.log");
+    std::fs::write(&file, "a\nb;\nc\nd\ne;\nf;\n").unwrap();
+    let out = dir.path().join("out.jsonl");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "    include: ['{}']
+    start_at: beginning
+    poll_interval: 50ms
+    multiline: {{line_end_pattern: ';$'}}",
+            file.display()
+        ),
+        &out,
+        "",
+    );
+    let weir = start(dir.path(), &cfg);
+    wait_until(&out, Duration::from_secs(20), "three entries", |b| {
+        b.len() >= 3
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    stop(weir);
+    assert_eq!(bodies(&out), vec!["a\nb;", "c\nd\ne;", "f;"]);
+}
+
+/// Writes `total` lines to `path` at a steady pace; every `every` lines `rotate` runs.
+fn writer(
+    path: PathBuf,
+    total: usize,
+    every: usize,
+    rotate: impl Fn(&Path, usize) + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        for i in 0..total {
+            writeln!(f, "line {i:06}").unwrap();
+            if i % 50 == 49 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if i % every == every - 1 {
+                rotate(&path, i / every);
+                f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .unwrap();
+            }
+        }
+    })
+}
+
+fn assert_each_once(b: &[String], total: usize) {
+    let want = lines("line", 0..total);
+    let mut got = b.to_vec();
+    got.sort();
+    assert_eq!(got.len(), total, "records: {}", got.len());
+    assert_eq!(got, want);
+}
+
+#[test]
+fn rotation_by_rename_while_writing_loses_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.log");
+    let out = dir.path().join("out.jsonl");
+    // Only app.log matches: a rotated file is read to its end through the open handle.
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "    include: ['{}']
+    start_at: beginning
+    poll_interval: 20ms",
+            file.display()
+        ),
+        &out,
+        "",
+    );
+    let weir = start(dir.path(), &cfg);
+    let total = 12_000;
+    let w = writer(file.clone(), total, 2000, |p, n| {
+        std::fs::rename(p, p.with_extension(format!("log.{n}"))).unwrap();
+        // Give the receiver a poll while the rotated file is still open.
+        std::thread::sleep(Duration::from_millis(60));
+    });
+    w.join().unwrap();
+    wait_until(&out, Duration::from_secs(30), "all lines", |b| {
+        b.len() >= total
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    stop(weir);
+    assert_each_once(&bodies(&out), total);
+}
+
+#[test]
+fn rotation_by_copytruncate_while_writing_loses_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.log");
+    let out = dir.path().join("out.jsonl");
+    // The copies match too: each is known by its fingerprint and read on from the offset.
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "    include: ['{}*']
+    start_at: beginning
+    poll_interval: 20ms",
+            file.display()
+        ),
+        &out,
+        "",
+    );
+    let weir = start(dir.path(), &cfg);
+    let total = 12_000;
+    let w = writer(file.clone(), total, 2000, |p, n| {
+        std::fs::copy(p, p.with_extension(format!("log.{n}"))).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    });
+    w.join().unwrap();
+    wait_until(&out, Duration::from_secs(30), "all lines", |b| {
+        b.len() >= total
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    stop(weir);
+    assert_each_once(&bodies(&out), total);
+}
+
+#[test]
+fn a_file_truncated_below_its_offset_is_read_again_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.log");
+    let out = dir.path().join("out.jsonl");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "    include: ['{}']
+    start_at: beginning
+    poll_interval: 50ms",
+            file.display()
+        ),
+        &out,
+        "",
+    );
+    // 100 lines of 20 bytes: the first 1000 bytes (the fingerprint) stay the same below.
+    let all = lines("same-prefix", 0..100);
+    append(&file, &all);
+    let weir = start(dir.path(), &cfg);
+    wait_until(&out, Duration::from_secs(20), "first read", |b| {
+        b.len() >= 100
+    });
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&file, &all[..60]);
+    wait_until(&out, Duration::from_secs(20), "re-read", |b| b.len() >= 160);
+    std::thread::sleep(Duration::from_millis(500));
+    stop(weir);
+    let b = bodies(&out);
+    assert_eq!(b[..100], all[..]);
+    assert_eq!(b[100..], all[..60]);
+}
+
+#[test]
+fn unsupported_settings_are_config_errors_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let cfg = config(
+        dir.path(),
+        "    include: ['/tmp/none/*.log']
+    encoding: utf-16le
+    ordering_criteria: {top_n: 1}
+    operators:
+      - type: json_parser",
+        &out,
+        "",
+    );
+    let o = support::weir()
+        .arg("validate")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains("receivers.filelog.operators[0]") && text.contains("json_parser"),
+        "{text}"
+    );
+    assert!(
+        text.contains("receivers.filelog.encoding") && text.contains("utf-16le"),
+        "{text}"
+    );
+    assert!(
+        text.contains("receivers.filelog.ordering_criteria"),
+        "{text}"
+    );
+}
+
+/// kill -9 while tailing a growing file, restart with the same checkpoint: every line
+/// arrives, and the only repeats are records of the last batch written before the kill
+/// (its offset may not have been saved yet).
+#[test]
+fn kill_9_and_restart_resumes_from_the_checkpoint_losing_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.log");
+    let state = dir.path().join("state");
+    let out1 = dir.path().join("out1.jsonl");
+    let out2 = dir.path().join("out2.jsonl");
+    let receiver = format!(
+        "    include: ['{}']
+    start_at: beginning
+    poll_interval: 20ms
+    storage: file_storage/ckpt",
+        file.display()
+    );
+    let ext = |_: &Path| {
+        format!(
+            "extensions:
+  file_storage/ckpt:
+    directory: {}
+    create_directory: true
+    fsync: true",
+            state.display()
+        )
+    };
+    let with_ext = |out: &Path| {
+        let cfg = config(dir.path(), &receiver, out, &ext(out));
+        let text = std::fs::read_to_string(&cfg).unwrap().replace(
+            "service:\n",
+            "service:\n  extensions: [file_storage/ckpt]\n",
+        );
+        std::fs::write(&cfg, text).unwrap();
+        cfg
+    };
+    let total = 30_000;
+    let cfg1 = with_ext(&out1);
+    let mut weir = start(dir.path(), &cfg1);
+    let w = writer(file.clone(), total, usize::MAX, |_, _| {});
+    // Kill once a good part (not all) has arrived.
+    wait_until(&out1, Duration::from_secs(30), "first part", |b| {
+        b.len() >= 3000
+    });
+    weir.kill().unwrap();
+    weir.wait().unwrap();
+    let first = batches(&out1);
+    let got1: usize = first.iter().map(Vec::len).sum();
+    let last: Vec<String> = first
+        .last()
+        .unwrap()
+        .iter()
+        .map(|r| r.body.clone())
+        .collect();
+    assert!(got1 < total, "the kill came too late to test anything");
+    let cfg2 = with_ext(&out2);
+    let weir = start(dir.path(), &cfg2);
+    w.join().unwrap();
+    let start_wait = Instant::now();
+    loop {
+        let mut seen: std::collections::BTreeSet<String> = bodies(&out1).into_iter().collect();
+        seen.extend(bodies(&out2));
+        if seen.len() >= total {
+            break;
+        }
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(60),
+            "only {} distinct lines of {total}",
+            seen.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop(weir);
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for b in bodies(&out1).into_iter().chain(bodies(&out2)) {
+        *count.entry(b).or_default() += 1;
+    }
+    // Nothing lost.
+    assert_eq!(
+        count.keys().cloned().collect::<Vec<_>>(),
+        lines("line", 0..total)
+    );
+    // Repeats: at most twice, only lines of the last batch before the kill.
+    let repeated: Vec<&String> = count
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, _)| k)
+        .collect();
+    assert!(count.values().all(|n| *n <= 2), "a line came three times");
+    assert!(
+        repeated.iter().all(|l| last.contains(l)),
+        "repeats outside the last batch: {} repeated, last batch {}",
+        repeated.len(),
+        last.len()
+    );
+    assert!(repeated.len() <= last.len());
+    eprintln!(
+        "kill -9 after {got1} records; {} repeated (last batch before the kill: {})",
+        repeated.len(),
+        last.len()
+    );
+}

@@ -1,0 +1,971 @@
+//! `filelog` (also `file_log`): tails files into log records, with the Collector's
+//! `filelog` receiver fields and defaults.
+//!
+//! ```yaml
+//! receivers:
+//!   filelog:
+//!     include: [/var/log/app/*.log]      # globs, `**` crosses directories; required
+//!     exclude: [/var/log/app/debug.log]
+//!     start_at: end                      # or beginning; applies to files found by the first poll
+//!     poll_interval: 200ms
+//!     fingerprint_size: 1KiB             # a file is known by its first bytes
+//!     max_log_size: 1MiB                 # longer entries are cut into pieces of this size
+//!     encoding: utf-8                    # or nop (body is the raw bytes, no splitting)
+//!     multiline: {line_start_pattern: '^\d{4}-'}   # or line_end_pattern
+//!     include_file_name: true            # attribute log.file.name
+//!     include_file_path: false           # attribute log.file.path
+//!     force_flush_period: 500ms          # an unfinished last entry is sent after this quiet time
+//!     delete_after_read: false           # needs start_at: beginning
+//!     storage: file_storage/x            # checkpoints that survive restarts
+//!     operators: []                      # no operator is supported yet
+//! ```
+//!
+//! Each poll lists the files, identifies each by its fingerprint (its first
+//! `fingerprint_size` bytes: a file that has grown still starts with the bytes it was
+//! known by), and reads each from its offset to its end. A file renamed away (rotation by
+//! rename) is read to its end through the handle kept open since the last poll, and the
+//! new file at the path is read from its start; a file that became shorter than its offset
+//! (copytruncate) is read from 0. One batch per file per poll, of at most
+//! [`MAX_BATCH_BYTES`]; a file with more waits for the next poll, which then comes at once.
+//! A batch that the pipeline refuses is offered again (the offset only moves once the
+//! pipeline accepted it). With `storage`, offsets per fingerprint are written to the
+//! storage directory after each accepted batch: at-least-once across restarts, with
+//! duplicates bounded by the batch that was in flight.
+//!
+//! Also accepted: `include_file_name_resolved` / `include_file_path_resolved`
+//! (`log.file.name_resolved`, `log.file.path_resolved`, symlinks resolved),
+//! `preserve_leading_whitespaces` / `preserve_trailing_whitespaces` (otherwise entries are
+//! trimmed), `multiline.omit_pattern`, `attributes` and `resource` (string values added to
+//! every record / its resource), and `max_concurrent_files` (checked to be positive; files
+//! are read one after another by one task, so it limits nothing). Fields of the Collector
+//! that are not implemented ([`NOT_SUPPORTED`], any encoding but utf-8 and nop, any entry in
+//! `operators`) are config errors that name them.
+
+pub mod split;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use weir_api::otlp::common::v1::{any_value, AnyValue, KeyValue};
+use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use weir_api::otlp::resource::v1::Resource;
+use weir_api::{
+    parse_component_config, Batch, BuildContext, BuildError, Component, ComponentId, ConfigErrors,
+    Consumer, Payload, ReceiverConfig, ReceiverFactory, SignalConsumers, SignalSet, StartError,
+};
+
+use split::Splitter;
+
+/// The most bytes of one file that go into one batch.
+pub const MAX_BATCH_BYTES: usize = 4 << 20;
+/// Polls a file that is gone is remembered for (so a file that comes back is not re-read).
+const FORGET_AFTER_POLLS: u64 = 3;
+
+/// Fields the Collector has that this receiver does not implement yet: a config error
+/// naming them, never silently ignored.
+const NOT_SUPPORTED: &[&str] = &[
+    "header",
+    "ordering_criteria",
+    "exclude_older_than",
+    "compression",
+    "acquire_fs_lock",
+    "include_file_owner_name",
+    "include_file_owner_group_name",
+    "include_file_record_number",
+    "include_file_record_offset",
+    "polls_to_archive",
+    "retry_on_failure",
+    "max_batches",
+];
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum StartAt {
+    Beginning,
+    #[default]
+    End,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Multiline {
+    #[serde(default)]
+    line_start_pattern: String,
+    #[serde(default)]
+    line_end_pattern: String,
+    #[serde(default)]
+    omit_pattern: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default)]
+    start_at: StartAt,
+    #[serde(default = "d_poll", with = "humantime_serde")]
+    poll_interval: Duration,
+    #[serde(default)]
+    fingerprint_size: Option<serde_json::Value>,
+    #[serde(default)]
+    max_log_size: Option<serde_json::Value>,
+    #[serde(default = "d_max_files")]
+    max_concurrent_files: usize,
+    #[serde(default = "d_encoding")]
+    encoding: String,
+    #[serde(default = "d_true")]
+    include_file_name: bool,
+    #[serde(default)]
+    include_file_path: bool,
+    #[serde(default)]
+    include_file_name_resolved: bool,
+    #[serde(default)]
+    include_file_path_resolved: bool,
+    #[serde(default)]
+    multiline: Option<Multiline>,
+    #[serde(default = "d_flush", with = "humantime_serde")]
+    force_flush_period: Duration,
+    #[serde(default)]
+    delete_after_read: bool,
+    #[serde(default)]
+    storage: Option<String>,
+    #[serde(default)]
+    operators: Vec<serde_json::Value>,
+    #[serde(default)]
+    preserve_leading_whitespaces: bool,
+    #[serde(default)]
+    preserve_trailing_whitespaces: bool,
+    #[serde(default)]
+    attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    resource: BTreeMap<String, String>,
+}
+
+fn d_poll() -> Duration {
+    Duration::from_millis(200)
+}
+fn d_flush() -> Duration {
+    Duration::from_millis(500)
+}
+fn d_max_files() -> usize {
+    1024
+}
+fn d_encoding() -> String {
+    "utf-8".into()
+}
+fn d_true() -> bool {
+    true
+}
+
+/// A size as the Collector writes it: an integer of bytes, or a number with a unit
+/// (`KB`/`MB`/`GB` are powers of 1000, `KiB`/`MiB`/`GiB` of 1024; case does not matter).
+fn byte_size(v: &serde_json::Value) -> Result<usize, String> {
+    if let Some(n) = v.as_u64() {
+        return Ok(n as usize);
+    }
+    let s = v
+        .as_str()
+        .ok_or_else(|| format!("{v} is not a size (an integer of bytes or e.g. \"1KiB\")"))?;
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 1024, \"1KiB\", \"1MB\")"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "kib" => 1024.0,
+        "mb" => 1e6,
+        "mib" => 1048576.0,
+        "gb" => 1e9,
+        "gib" => 1073741824.0,
+        other => {
+            return Err(format!(
+                "{s:?}: unknown unit {other:?} (use B, KB, KiB, MB, MiB, GB, GiB)"
+            ))
+        }
+    };
+    Ok((n * mult) as usize)
+}
+
+/// Validated settings of one `filelog` receiver.
+#[derive(Debug, Clone)]
+pub struct FileLogSettings {
+    include: Vec<glob::Pattern>,
+    exclude: Vec<glob::Pattern>,
+    start_at_beginning: bool,
+    poll_interval: Duration,
+    fingerprint_size: usize,
+    max_log_size: usize,
+    raw_bytes: bool,
+    splitter: Splitter,
+    include_file_name: bool,
+    include_file_path: bool,
+    include_file_name_resolved: bool,
+    include_file_path_resolved: bool,
+    force_flush_period: Duration,
+    delete_after_read: bool,
+    storage: Option<String>,
+    keep_leading: bool,
+    keep_trailing: bool,
+    attributes: Vec<KeyValue>,
+    resource: Vec<KeyValue>,
+}
+
+/// Factory of `filelog` / `file_log`.
+pub struct FileLogReceiverFactory;
+
+impl ReceiverFactory for FileLogReceiverFactory {
+    fn signals(&self) -> SignalSet {
+        SignalSet::of(&[weir_api::Signal::Logs])
+    }
+
+    fn parse(
+        &self,
+        config: &serde_json::Value,
+        path: &str,
+    ) -> Result<Box<dyn ReceiverConfig>, ConfigErrors> {
+        let mut errors = ConfigErrors::default();
+        let mut value = config.clone();
+        if let Some(map) = value.as_object_mut() {
+            for key in NOT_SUPPORTED {
+                if map.remove(*key).is_some() {
+                    errors.push(
+                        format!("{path}.{key}"),
+                        "not supported by weir's filelog receiver yet (remove it)",
+                    );
+                }
+            }
+        }
+        let raw: Raw = match parse_component_config(&value, path) {
+            Ok(r) => r,
+            Err(mut e) => {
+                errors.0.append(&mut e.0);
+                return Err(errors);
+            }
+        };
+        match settings(raw, path, &mut errors) {
+            Some(s) if errors.is_empty() => Ok(Box::new(s)),
+            _ => Err(errors),
+        }
+    }
+}
+
+fn kvs(m: &BTreeMap<String, String>) -> Vec<KeyValue> {
+    m.iter().map(|(k, v)| kv(k, v.clone())).collect()
+}
+
+fn kv(k: &str, v: String) -> KeyValue {
+    KeyValue {
+        key: k.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v)),
+        }),
+        ..Default::default()
+    }
+}
+
+fn settings(raw: Raw, path: &str, errors: &mut ConfigErrors) -> Option<FileLogSettings> {
+    for (i, op) in raw.operators.iter().enumerate() {
+        let kind = op.get("type").and_then(|t| t.as_str()).unwrap_or("?");
+        errors.push(
+            format!("{path}.operators[{i}]"),
+            format!("operator type {kind:?} is not supported by weir's filelog receiver yet (no operator is; use operators: [] or a processor)"),
+        );
+    }
+    if raw.include.is_empty() {
+        errors.push(format!("{path}.include"), "required: at least one glob");
+    }
+    let mut globs = |list: &[String], field: &str| -> Vec<glob::Pattern> {
+        let mut out = Vec::new();
+        for (i, g) in list.iter().enumerate() {
+            match glob::Pattern::new(g) {
+                Ok(p) => out.push(p),
+                Err(e) => errors.push(format!("{path}.{field}[{i}]"), format!("{g:?}: {e}")),
+            }
+        }
+        out
+    };
+    let include = globs(&raw.include, "include");
+    let exclude = globs(&raw.exclude, "exclude");
+    let mut size = |v: &Option<serde_json::Value>, field: &str, default: usize| match v {
+        None => default,
+        Some(v) => match byte_size(v) {
+            Ok(n) => n,
+            Err(e) => {
+                errors.push(format!("{path}.{field}"), e);
+                default
+            }
+        },
+    };
+    let fingerprint_size = size(&raw.fingerprint_size, "fingerprint_size", 1000);
+    let max_log_size = size(&raw.max_log_size, "max_log_size", 1 << 20);
+    if fingerprint_size < 16 {
+        errors.push(
+            format!("{path}.fingerprint_size"),
+            "must be at least 16 bytes",
+        );
+    }
+    if max_log_size == 0 {
+        errors.push(format!("{path}.max_log_size"), "must be greater than 0");
+    }
+    if raw.max_concurrent_files == 0 {
+        errors.push(format!("{path}.max_concurrent_files"), "must be positive");
+    }
+    if raw.poll_interval.is_zero() {
+        errors.push(format!("{path}.poll_interval"), "must be greater than 0");
+    }
+    let raw_bytes = match raw.encoding.to_ascii_lowercase().as_str() {
+        "utf-8" | "utf8" | "" => false,
+        "nop" => true,
+        other => {
+            errors.push(
+                format!("{path}.encoding"),
+                format!(
+                    "{other:?} is not supported by weir's filelog receiver yet (use utf-8 or nop)"
+                ),
+            );
+            false
+        }
+    };
+    if raw.delete_after_read && raw.start_at != StartAt::Beginning {
+        errors.push(
+            format!("{path}.delete_after_read"),
+            "requires start_at: beginning",
+        );
+    }
+    let ml = raw.multiline.clone().unwrap_or_default();
+    let compile = |p: &str, field: &str, errors: &mut ConfigErrors| match regex::bytes::Regex::new(
+        &format!("(?m){p}"),
+    ) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            errors.push(format!("{path}.multiline.{field}"), format!("{p:?}: {e}"));
+            None
+        }
+    };
+    let splitter = match (
+        ml.line_start_pattern.is_empty(),
+        ml.line_end_pattern.is_empty(),
+    ) {
+        _ if raw_bytes
+            && (!ml.line_start_pattern.is_empty() || !ml.line_end_pattern.is_empty()) =>
+        {
+            errors.push(
+                format!("{path}.multiline"),
+                "line_start_pattern and line_end_pattern cannot be used with encoding: nop",
+            );
+            Splitter::None
+        }
+        _ if raw_bytes => Splitter::None,
+        (true, true) => Splitter::Newline,
+        (false, true) => Splitter::LineStart {
+            re: compile(&ml.line_start_pattern, "line_start_pattern", errors)?,
+            omit: ml.omit_pattern,
+        },
+        (true, false) => Splitter::LineEnd {
+            re: compile(&ml.line_end_pattern, "line_end_pattern", errors)?,
+            omit: ml.omit_pattern,
+        },
+        (false, false) => {
+            errors.push(
+                format!("{path}.multiline"),
+                "only one of line_start_pattern or line_end_pattern can be set",
+            );
+            Splitter::Newline
+        }
+    };
+    Some(FileLogSettings {
+        include,
+        exclude,
+        start_at_beginning: raw.start_at == StartAt::Beginning,
+        poll_interval: raw.poll_interval,
+        fingerprint_size,
+        max_log_size,
+        raw_bytes,
+        splitter,
+        include_file_name: raw.include_file_name,
+        include_file_path: raw.include_file_path,
+        include_file_name_resolved: raw.include_file_name_resolved,
+        include_file_path_resolved: raw.include_file_path_resolved,
+        force_flush_period: raw.force_flush_period,
+        delete_after_read: raw.delete_after_read,
+        storage: raw.storage,
+        keep_leading: raw.preserve_leading_whitespaces,
+        keep_trailing: raw.preserve_trailing_whitespaces,
+        attributes: kvs(&raw.attributes),
+        resource: kvs(&raw.resource),
+    })
+}
+
+impl ReceiverConfig for FileLogSettings {
+    fn build(
+        &self,
+        ctx: &BuildContext,
+        consumers: SignalConsumers,
+    ) -> Result<Arc<dyn Component>, BuildError> {
+        let Some(next) = consumers.logs else {
+            return Err(BuildError::Other {
+                id: ctx.id.clone(),
+                message: "filelog feeds logs pipelines only, and no logs pipeline lists it".into(),
+                source: None,
+            });
+        };
+        Ok(Arc::new(FileLogReceiver {
+            id: ctx.id.clone(),
+            settings: self.clone(),
+            next,
+            cancel: CancellationToken::new(),
+            task: Mutex::new(None),
+        }))
+    }
+}
+
+/// The running receiver: one task that polls.
+pub struct FileLogReceiver {
+    id: ComponentId,
+    settings: FileLogSettings,
+    next: Arc<dyn Consumer>,
+    cancel: CancellationToken,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+#[async_trait]
+impl Component for FileLogReceiver {
+    async fn start(&self) -> Result<(), StartError> {
+        let checkpoint = match &self.settings.storage {
+            None => None,
+            Some(ext) => {
+                let Some(dir) = crate::file_storage::lookup(ext) else {
+                    return Err(StartError {
+                        id: self.id.clone(),
+                        message: format!(
+                            "storage: {ext:?} is not a configured file_storage extension listed in service.extensions"
+                        ),
+                        source: None,
+                    });
+                };
+                let name = self.id.to_string().replace(['/', '\\'], "_");
+                Some(Checkpoint {
+                    path: dir.directory.join(format!("receiver_{name}.json")),
+                    fsync: dir.fsync,
+                })
+            }
+        };
+        let mut tailer = Tailer {
+            s: self.settings.clone(),
+            files: Vec::new(),
+            poll: 0,
+            checkpoint,
+            restored: false,
+        };
+        tailer.restore().map_err(|e| StartError {
+            id: self.id.clone(),
+            message: e,
+            source: None,
+        })?;
+        let (id, next, cancel) = (self.id.clone(), self.next.clone(), self.cancel.clone());
+        let task = tokio::spawn(run(tailer, id, next, cancel));
+        *self.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        self.cancel.cancel();
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Where offsets are persisted.
+#[derive(Debug, Clone)]
+struct Checkpoint {
+    path: PathBuf,
+    fsync: bool,
+}
+
+/// A file the receiver knows.
+struct Tracked {
+    fingerprint: Vec<u8>,
+    path: PathBuf,
+    /// Bytes already handed on (accepted downstream).
+    offset: u64,
+    /// Open since the last poll that found it; `None` for files known only from a checkpoint
+    /// or no longer found.
+    file: Option<File>,
+    inode: (u64, u64),
+    /// Last poll that found the file at a path matching `include`.
+    seen: u64,
+    /// Size at the last read and when it last changed (for force_flush_period).
+    last_size: u64,
+    last_change: Instant,
+}
+
+/// What one file gave in one poll.
+struct Read1 {
+    index: usize,
+    records: Vec<LogRecord>,
+    new_offset: u64,
+    /// Everything up to the end of the file was consumed.
+    at_end: bool,
+    /// The batch reached MAX_BATCH_BYTES: more is waiting.
+    more: bool,
+    delete: bool,
+}
+
+struct Tailer {
+    s: FileLogSettings,
+    files: Vec<Tracked>,
+    poll: u64,
+    checkpoint: Option<Checkpoint>,
+    restored: bool,
+}
+
+#[derive(serde::Serialize, Deserialize)]
+struct Saved {
+    files: Vec<SavedFile>,
+}
+
+#[derive(serde::Serialize, Deserialize)]
+struct SavedFile {
+    fingerprint: String,
+    offset: u64,
+    path: String,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Tailer {
+    fn restore(&mut self) -> Result<(), String> {
+        let Some(cp) = &self.checkpoint else {
+            return Ok(());
+        };
+        let text = match std::fs::read(&cp.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(format!("cannot read checkpoint {}: {e}", cp.path.display())),
+        };
+        let saved: Saved = serde_json::from_slice(&text)
+            .map_err(|e| format!("checkpoint {} is damaged: {e}", cp.path.display()))?;
+        for f in saved.files {
+            let Some(fp) = unhex(&f.fingerprint) else {
+                return Err(format!(
+                    "checkpoint {} is damaged: bad fingerprint",
+                    cp.path.display()
+                ));
+            };
+            self.files.push(Tracked {
+                fingerprint: fp,
+                path: PathBuf::from(f.path),
+                offset: f.offset,
+                file: None,
+                inode: (0, 0),
+                seen: 0,
+                last_size: 0,
+                last_change: Instant::now(),
+            });
+        }
+        self.restored = true;
+        Ok(())
+    }
+
+    fn save(&self) -> std::io::Result<()> {
+        let Some(cp) = &self.checkpoint else {
+            return Ok(());
+        };
+        let saved = Saved {
+            files: self
+                .files
+                .iter()
+                .map(|f| SavedFile {
+                    fingerprint: hex(&f.fingerprint),
+                    offset: f.offset,
+                    path: f.path.display().to_string(),
+                })
+                .collect(),
+        };
+        let tmp = cp.path.with_extension("json.tmp");
+        let mut out = File::create(&tmp)?;
+        out.write_all(&serde_json::to_vec(&saved).map_err(std::io::Error::other)?)?;
+        if cp.fsync {
+            out.sync_all()?;
+        }
+        drop(out);
+        std::fs::rename(&tmp, &cp.path)?;
+        if cp.fsync {
+            if let Some(dir) = cp.path.parent() {
+                File::open(dir)?.sync_all()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The files that match `include` and not `exclude`, sorted.
+    fn list(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for p in &self.s.include {
+            let Ok(paths) = glob::glob(p.as_str()) else {
+                continue;
+            };
+            for path in paths.flatten() {
+                if self.s.exclude.iter().any(|x| x.matches_path(&path)) {
+                    continue;
+                }
+                if path.is_file() && seen.insert(path.clone()) {
+                    out.push(path);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// One poll: find the files and read each from its offset. Offsets do not move here;
+    /// [`Tailer::accepted`] moves them once the pipeline took the records.
+    fn scan(&mut self) -> Vec<Read1> {
+        self.poll += 1;
+        let first = self.poll == 1;
+        let mut fps_this_poll: Vec<Vec<u8>> = Vec::new();
+        let mut active: Vec<usize> = Vec::new();
+        for path in self.list() {
+            let Ok(mut file) = File::open(&path) else {
+                continue;
+            };
+            let Ok(meta) = file.metadata() else { continue };
+            let mut fp = vec![0u8; self.s.fingerprint_size];
+            let n = read_full(&mut file, &mut fp).unwrap_or(0);
+            fp.truncate(n);
+            if fp.is_empty() || fps_this_poll.iter().any(|f| f == &fp) {
+                continue;
+            }
+            fps_this_poll.push(fp.clone());
+            // The known file this one is: its fingerprint starts with the known one (the
+            // longest such), not already claimed in this poll.
+            let known = self
+                .files
+                .iter()
+                .enumerate()
+                .filter(|(i, f)| {
+                    !f.fingerprint.is_empty()
+                        && f.seen != self.poll
+                        && !active.contains(i)
+                        && fp.starts_with(&f.fingerprint)
+                })
+                .max_by_key(|(_, f)| f.fingerprint.len())
+                .map(|(i, _)| i);
+            let inode = (meta.dev(), meta.ino());
+            match known {
+                Some(i) => {
+                    let f = &mut self.files[i];
+                    if meta.len() < f.offset {
+                        tracing::info!(path = %path.display(), "file is shorter than its offset (truncated): reading it from the start");
+                        f.offset = 0;
+                    }
+                    f.fingerprint = fp;
+                    f.path = path;
+                    f.file = Some(file);
+                    f.inode = inode;
+                    f.seen = self.poll;
+                    active.push(i);
+                }
+                None => {
+                    let offset = if first && !self.s.start_at_beginning {
+                        meta.len()
+                    } else {
+                        0
+                    };
+                    self.files.push(Tracked {
+                        fingerprint: fp,
+                        path,
+                        offset,
+                        file: Some(file),
+                        inode,
+                        seen: self.poll,
+                        last_size: meta.len(),
+                        last_change: Instant::now(),
+                    });
+                    active.push(self.files.len() - 1);
+                }
+            }
+        }
+        // Files open since the last poll that were not found again (renamed away, deleted):
+        // read to their end through the open handle, unless the handle is a file read
+        // under another entry in this poll (copytruncate of the same inode).
+        let live: HashSet<(u64, u64)> = active.iter().map(|&i| self.files[i].inode).collect();
+        let mut lost = Vec::new();
+        for (i, f) in self.files.iter_mut().enumerate() {
+            if f.seen != self.poll && f.file.is_some() {
+                if live.contains(&f.inode) {
+                    f.file = None;
+                } else {
+                    lost.push(i);
+                }
+            }
+        }
+        let mut reads = Vec::new();
+        for &i in active.iter().chain(lost.iter()) {
+            let is_lost = lost.contains(&i);
+            match self.read_one(i, is_lost) {
+                Ok(Some(r)) => reads.push(r),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(path = %self.files[i].path.display(), error = %e, "cannot read file");
+                }
+            }
+        }
+        reads
+    }
+
+    fn read_one(&mut self, i: usize, lost: bool) -> std::io::Result<Option<Read1>> {
+        let s = &self.s;
+        let f = &mut self.files[i];
+        let Some(file) = f.file.as_mut() else {
+            return Ok(None);
+        };
+        let size = file.metadata()?.len();
+        if size != f.last_size {
+            f.last_size = size;
+            f.last_change = Instant::now();
+        }
+        if size <= f.offset {
+            return Ok(None);
+        }
+        let want = ((size - f.offset) as usize).min(MAX_BATCH_BYTES + s.max_log_size);
+        file.seek(SeekFrom::Start(f.offset))?;
+        let mut buf = vec![0u8; want];
+        let n = read_full(file, &mut buf)?;
+        buf.truncate(n);
+        let reached_end = f.offset + n as u64 >= size;
+        // The last unfinished entry goes out when the file has been quiet for
+        // force_flush_period, or when the file is gone (nothing more will come).
+        let flush = reached_end && (lost || f.last_change.elapsed() >= s.force_flush_period);
+        let (tokens, used) = s.splitter.split(&buf, flush, s.max_log_size);
+        let mut records = Vec::new();
+        let mut consumed = 0usize;
+        let mut bytes = 0usize;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let mut attrs = s.attributes.clone();
+        if s.include_file_name {
+            let name = f
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            attrs.push(kv("log.file.name", name));
+        }
+        if s.include_file_path {
+            attrs.push(kv("log.file.path", f.path.display().to_string()));
+        }
+        if s.include_file_name_resolved || s.include_file_path_resolved {
+            let resolved = std::fs::canonicalize(&f.path).unwrap_or_else(|_| f.path.clone());
+            if s.include_file_name_resolved {
+                let name = resolved
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                attrs.push(kv("log.file.name_resolved", name));
+            }
+            if s.include_file_path_resolved {
+                attrs.push(kv("log.file.path_resolved", resolved.display().to_string()));
+            }
+        }
+        let mut more = false;
+        for t in &tokens {
+            if bytes >= MAX_BATCH_BYTES {
+                more = true;
+                break;
+            }
+            consumed = t.next;
+            bytes += t.end - t.start;
+            let raw = &buf[t.start..t.end];
+            let body = if s.raw_bytes {
+                any_value::Value::BytesValue(raw.to_vec())
+            } else {
+                let text = split::trim(raw, s.keep_leading, s.keep_trailing);
+                if text.is_empty() {
+                    continue;
+                }
+                any_value::Value::StringValue(String::from_utf8_lossy(text).into_owned())
+            };
+            records.push(LogRecord {
+                observed_time_unix_nano: now,
+                body: Some(AnyValue { value: Some(body) }),
+                attributes: attrs.clone(),
+                ..Default::default()
+            });
+        }
+        if !more {
+            consumed = used.max(consumed);
+        }
+        if n == want && (n as u64) < size - f.offset {
+            more = true;
+        }
+        let new_offset = f.offset + consumed as u64;
+        let at_end = new_offset >= size;
+        if consumed == 0 {
+            return Ok(None);
+        }
+        Ok(Some(Read1 {
+            index: i,
+            records,
+            new_offset,
+            at_end,
+            more,
+            delete: s.delete_after_read && at_end && !lost,
+        }))
+    }
+
+    /// The pipeline took the records of `r`: move the offset and persist it.
+    fn accepted(&mut self, r: &Read1) {
+        let f = &mut self.files[r.index];
+        f.offset = r.new_offset;
+        if r.delete && r.at_end {
+            if let Err(e) = std::fs::remove_file(&f.path) {
+                tracing::warn!(path = %f.path.display(), error = %e, "delete_after_read: cannot delete");
+            }
+            f.file = None;
+        }
+    }
+
+    /// After a poll: close handles of files no longer found, forget files gone for a while.
+    fn end_poll(&mut self) {
+        let poll = self.poll;
+        for f in &mut self.files {
+            if f.seen != poll {
+                f.file = None;
+            }
+        }
+        let restored_grace = if self.restored { 1 } else { 0 };
+        self.files
+            .retain(|f| poll.saturating_sub(f.seen) <= FORGET_AFTER_POLLS + restored_grace);
+    }
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn batch_of(s: &FileLogSettings, records: Vec<LogRecord>) -> Batch {
+    let resource = if s.resource.is_empty() {
+        None
+    } else {
+        Some(Resource {
+            attributes: s.resource.clone(),
+            ..Default::default()
+        })
+    };
+    Batch::new(Payload::Logs(ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource,
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }))
+}
+
+async fn run(
+    mut tailer: Tailer,
+    id: ComponentId,
+    next: Arc<dyn Consumer>,
+    cancel: CancellationToken,
+) {
+    let interval = tailer.s.poll_interval;
+    loop {
+        let (t, reads) = match tokio::task::spawn_blocking(move || {
+            let reads = tailer.scan();
+            (tailer, reads)
+        })
+        .await
+        {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(receiver = %id, error = %e, "file poll failed");
+                return;
+            }
+        };
+        tailer = t;
+        let mut more = false;
+        for r in reads {
+            more |= r.more;
+            if !r.records.is_empty() {
+                let mut backoff = Duration::from_millis(100);
+                loop {
+                    let batch = batch_of(&tailer.s, r.records.clone());
+                    match next.consume(batch).await {
+                        Ok(()) => break,
+                        Err(e) => {
+                            if cancel.is_cancelled() {
+                                return;
+                            }
+                            tracing::warn!(receiver = %id, path = %tailer.files[r.index].path.display(), error = %e, "the pipeline did not take the records; offering them again");
+                            tokio::select! {
+                                _ = cancel.cancelled() => return,
+                                _ = tokio::time::sleep(backoff) => {}
+                            }
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                }
+            }
+            tailer.accepted(&r);
+            if let Err(e) = tailer.save() {
+                tracing::warn!(receiver = %id, error = %e, "cannot write the checkpoint");
+            }
+        }
+        tailer.end_poll();
+        if cancel.is_cancelled() {
+            return;
+        }
+        if !more {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
