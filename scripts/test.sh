@@ -66,6 +66,9 @@ python3 tests/interop/connectors.py "$weir_bin"
 echo "== processors: OpenTelemetry Python SDK -> weir with resource, attributes"
 python3 tests/interop/processors.py "$weir_bin"
 
+echo "== collector config forms: Python SDK -> weir with key: n, ParseJSON, append, combine, group"
+python3 tests/interop/collector_config_forms.py "$weir_bin"
+
 echo "== advice end to end: control plane + edge, Python SDK telemetry from loghub-2k + planted waste"
 python3 tests/interop/advice_e2e.py "$weir_bin"
 
