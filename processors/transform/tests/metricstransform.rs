@@ -573,3 +573,32 @@ transforms:
         "processors.metricstransform.transforms[0].group_resource_labels: missing required field \"group_resource_labels\" while \"action\" is group"
     );
 }
+
+/// `combine` with `experimental_match_labels`: a matched metric's points that do not match
+/// are dropped with it, as the Collector's extractAndRemoveMatchedMetrics does.
+#[test]
+fn combine_drops_the_unmatched_points_of_matched_metrics() {
+    let p = |v: i64, a: &str| {
+        let mut p = int_point(v, vec![kv("a", s(a))]);
+        p.time_unix_nano = 1;
+        p
+    };
+    let out = run(
+        r#"
+transforms:
+  - include: ^m[12]$
+    match_type: regexp
+    experimental_match_labels: {a: keep}
+    action: combine
+    new_name: all
+    aggregation_type: sum
+"#,
+        vec![
+            gauge("m1", vec![p(1, "keep"), p(2, "drop")]),
+            gauge("m2", vec![p(3, "keep")]),
+            gauge("m3", vec![p(4, "drop")]),
+        ],
+    );
+    let got: Vec<String> = out.iter().flat_map(points).collect();
+    assert_eq!(got, vec!["m3[a=drop]=4i", "all[a=keep]=4i"]);
+}
