@@ -621,3 +621,141 @@ fn kill_9_and_restart_resumes_from_the_checkpoint_losing_nothing() {
         last.len()
     );
 }
+
+#[test]
+fn delete_after_read_removes_each_file_once_it_is_read_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("in");
+    std::fs::create_dir(&logs).unwrap();
+    let a = lines("a", 0..400);
+    let b = lines("b", 0..250);
+    append(&logs.join("a.log"), &a);
+    append(&logs.join("b.log"), &b);
+    let out = dir.path().join("out.jsonl");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "    include: ['{}/*.log']
+    start_at: beginning
+    poll_interval: 50ms
+    delete_after_read: true",
+            logs.display()
+        ),
+        &out,
+        "",
+    );
+    let weir = start(dir.path(), &cfg);
+    wait_until(&out, Duration::from_secs(20), "both files", |b| {
+        b.len() >= 650
+    });
+    let t = Instant::now();
+    while std::fs::read_dir(&logs).unwrap().count() > 0 {
+        assert!(t.elapsed() < Duration::from_secs(10), "files not deleted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop(weir);
+    let recs = records(&out);
+    let of = |name: &str| -> Vec<String> {
+        recs.iter()
+            .filter(|r| r.attrs["log.file.name"] == name)
+            .map(|r| r.body.clone())
+            .collect()
+    };
+    assert_eq!(of("a.log"), a);
+    assert_eq!(of("b.log"), b);
+    assert_eq!(recs.len(), 650);
+}
+
+#[test]
+fn delete_after_read_without_start_at_beginning_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "    include: ['/tmp/none/*.log']
+    delete_after_read: true",
+        &dir.path().join("out.jsonl"),
+        "",
+    );
+    let o = support::weir()
+        .arg("validate")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains("receivers.filelog.delete_after_read")
+            && text.contains("start_at: beginning"),
+        "{text}"
+    );
+}
+
+#[test]
+fn nop_encoding_sends_the_raw_bytes_unsplit() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bin.dat");
+    let content: Vec<u8> = vec![0x00, 0xff, b'\n', b'a', b'\r', b'\n', 0x80];
+    std::fs::write(&file, &content).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "    include: ['{}']
+    start_at: beginning
+    poll_interval: 50ms
+    force_flush_period: 200ms
+    encoding: nop",
+            file.display()
+        ),
+        &out,
+        "",
+    );
+    let weir = start(dir.path(), &cfg);
+    let t = Instant::now();
+    let text = loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        if text.contains("bytesValue") {
+            break text;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "no record");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    stop(weir);
+    let text = std::fs::read_to_string(&out).unwrap_or(text);
+    let mut got = Vec::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for r in v["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+            .as_array()
+            .unwrap()
+        {
+            got.push(r["body"]["bytesValue"].as_str().unwrap().to_string());
+        }
+    }
+    // OTLP/JSON writes bytes as base64: the seven bytes unchanged, as one record.
+    assert_eq!(got, vec!["AP8KYQ0KgA==".to_string()]);
+}
+
+#[test]
+fn storage_naming_an_extension_that_is_not_configured_fails_the_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "    include: ['{}/*.log']
+    storage: file_storage/missing",
+            dir.path().display()
+        ),
+        &dir.path().join("out.jsonl"),
+        "",
+    );
+    let mut child = support::spawn(dir.path(), &cfg, &[]);
+    let status =
+        support::wait_exit(&mut child, Duration::from_secs(20)).expect("weir kept running");
+    assert!(!status.success());
+    let log = support::log_of(dir.path());
+    assert!(log.contains("file_storage/missing"), "{log}");
+}
