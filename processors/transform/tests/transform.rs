@@ -197,7 +197,7 @@ metric_statements:
         errs,
         vec![
             "processors.transform.log_statements[0].statements[0]: syntax error at column 18: expected \",\" or \")\", found \"where\" in statement \"set(body, \\\"bear\\\" where attributes[\\\"http.path\\\"] == \\\"/animal\\\")\"",
-            "processors.transform.log_statements[0].statements[1]: unknown editor \"not_a_function\" (supported: set, delete_key, delete_matching_keys, keep_keys, keep_matching_keys, truncate_all, limit, replace_pattern, replace_all_patterns, replace_match, replace_all_matches, merge_maps, append) in statement \"not_a_function(attributes, \\\"http.method\\\", \\\"http.path\\\")\"",
+            "processors.transform.log_statements[0].statements[1]: unknown editor \"not_a_function\" (supported: set, delete_key, delete_matching_keys, keep_keys, keep_matching_keys, truncate_all, limit, replace_pattern, replace_all_patterns, replace_match, replace_all_matches, merge_maps, append, delete_index) in statement \"not_a_function(attributes, \\\"http.method\\\", \\\"http.path\\\")\"",
             "processors.transform.trace_statements[0].context: unknown context \"test\" for trace_statements (valid: resource, scope, span, spanevent)",
             "processors.transform.metric_statements[0].statements[0]: function \"ParseXML\" is not supported by Weir's OTTL (supported: IsMatch, IsRootSpan, HasAttrKeyOnDatapoint, HasAttrOnDatapoint, Len, Concat, String, Int, Double, ConvertCase, ToLowerCase, ToUpperCase, SHA256, Substring, HasPrefix, HasSuffix, IsString, IsInt, IsDouble, IsBool, IsMap, IsList, Split, ParseJSON) in statement \"set(metric.name, ParseXML(metric.name))\"",
         ]
@@ -553,7 +553,7 @@ profile_statements: []
         vec![
             "processors.transform.profile_statements: the profiles signal is not supported by Weir",
             "processors.transform.log_statements[0]: path \"attributes[\"x\"]\" has no context prefix; log_statements needs one (did you mean \"log.attributes[\"x\"]\"?) in statement \"set(attributes[\\\"x\\\"], 1)\"",
-            "processors.transform.log_statements[1].statements[0]: editor \"flatten\" is not supported by Weir's transform (supported: set, delete_key, delete_matching_keys, keep_keys, keep_matching_keys, truncate_all, limit, replace_pattern, replace_all_patterns, replace_match, replace_all_matches, merge_maps, append) in statement \"flatten(attributes, \\\"y\\\")\"",
+            "processors.transform.log_statements[1].statements[0]: editor \"flatten\" is not supported by Weir's transform (supported: set, delete_key, delete_matching_keys, keep_keys, keep_matching_keys, truncate_all, limit, replace_pattern, replace_all_patterns, replace_match, replace_all_matches, merge_maps, append, delete_index) in statement \"flatten(attributes, \\\"y\\\")\"",
             "processors.transform.log_statements[1].statements[1]: set: path \"resource.attributes[\"x\"]\" cannot be written in the log context by Weir's transform (a statement writes its own context, and the span from span events or the metric from data points; use a group with the context of the path) in statement \"set(resource.attributes[\\\"x\\\"], \\\"y\\\")\"",
             "processors.transform.log_statements[1].statements[2]: limit: 2 priority keys are more than the limit 1 in statement \"limit(attributes, 1, [\\\"a\\\", \\\"b\\\"])\"",
             "processors.transform.log_statements[1].conditions[0]: unknown function \"IsMach\" (did you mean \"IsMatch\"?) in condition \"IsMach(body, \\\"x\\\")\"",
@@ -780,4 +780,43 @@ log_statements:
         errors_of("log_statements: ['append(log.attributes[\"m\"])']"),
         vec!["processors.transform.log_statements[0]: append takes 2 to 3 arguments, got 1 in statement \"append(log.attributes[\\\"m\\\"])\""]
     );
+}
+
+/// `delete_index` as the Collector's: one item, a range [start, end), everything, and its
+/// bounds errors in its words.
+#[test]
+fn delete_index_removes_items_and_checks_bounds() {
+    let run = |stmt: &str| {
+        let p = transform(&format!(
+            "log_statements:\n  - context: log\n    statements: ['{stmt}']\n"
+        ));
+        let mut batch = logs_batch(vec![(
+            vec![],
+            "lib",
+            vec![log(
+                "",
+                9,
+                vec![kv("xs", list(vec![s("a"), s("b"), s("c"), s("d")]))],
+            )],
+        )]);
+        match p.process(&mut batch) {
+            Ok(()) => logs(&batch)[0].2.join(" "),
+            Err(e) => e.to_string(),
+        }
+    };
+    assert_eq!(run(r#"delete_index(attributes["xs"], 1)"#), "xs=[a,c,d]");
+    assert_eq!(run(r#"delete_index(attributes["xs"], 1, 3)"#), "xs=[a,d]");
+    assert_eq!(run(r#"delete_index(attributes["xs"], 0, 4)"#), "xs=[]");
+    assert_eq!(
+        run(r#"delete_index(attributes["xs"], 2, 2)"#),
+        "xs=[a,b,c,d]"
+    );
+    assert!(run(r#"delete_index(attributes["xs"], 4)"#)
+        .ends_with("failed: startIndex 4 out of bounds for slice of length 4"));
+    assert!(run(r#"delete_index(attributes["xs"], 2, 1)"#)
+        .ends_with("failed: endIndex 1 cannot be less than startIndex 2"));
+    assert!(run(r#"delete_index(attributes["xs"], 1, 5)"#)
+        .ends_with("failed: deletion range [1:5] out of bounds for slice of length 4"));
+    assert!(run(r#"delete_index(attributes["nope"], 0)"#)
+        .ends_with("failed: delete_index: the target is a nil, not a list"));
 }

@@ -44,6 +44,8 @@ pub enum Editor {
     MergeMaps(Target, CVal, Strategy),
     /// `append`: the target as read, and the values to add.
     Append(Target, CVal, Vec<CVal>),
+    /// `delete_index`: the target as read, the start index and the optional end index.
+    DeleteIndex(Target, CVal, CVal, Option<CVal>),
 }
 
 /// One compiled statement.
@@ -69,10 +71,11 @@ pub const EDITORS: &[&str] = &[
     "replace_all_matches",
     "merge_maps",
     "append",
+    "delete_index",
 ];
 
 // The Collector's other editors: named so the error says "not supported".
-const KNOWN_UNSUPPORTED: &[&str] = &["flatten", "delete_index", "route"];
+const KNOWN_UNSUPPORTED: &[&str] = &["flatten", "route"];
 
 /// The fields a statement may write, per context (the map-valued ones take keys).
 fn writable(ctx: Ctx, f: Field) -> bool {
@@ -356,6 +359,19 @@ pub fn compile(
             }
             Editor::Append(target(0, false)?, compiler.value(&args[0])?, values)
         }
+        "delete_index" => {
+            arity(2, 3)?;
+            let end = match args.get(2) {
+                Some(a) => Some(compiler.value(a)?),
+                None => None,
+            };
+            Editor::DeleteIndex(
+                target(0, false)?,
+                compiler.value(&args[0])?,
+                compiler.value(&args[1])?,
+                end,
+            )
+        }
         _ if KNOWN_UNSUPPORTED.contains(&name) => {
             return Err(OttlError::Invalid(format!(
                 "editor \"{name}\" is not supported by Weir's transform (supported: {})",
@@ -497,6 +513,54 @@ pub fn prepare(st: &Statement, rec: &Record<'_>) -> Result<Option<Change>, Strin
             for v in values {
                 items.push(to_any(&eval_value(v, rec)?).unwrap_or_default());
             }
+            Change::Set(AnyValue {
+                value: Some(any_value::Value::ArrayValue(ArrayValue { values: items })),
+            })
+        }
+        Editor::DeleteIndex(_, read, start, end) => {
+            let index = |v: &CVal, what: &str| -> Result<i64, String> {
+                match eval_value(v, rec)? {
+                    Val::Int(i) => Ok(i),
+                    other => Err(format!(
+                        "delete_index: {what} must be an int, got {}",
+                        other.type_name()
+                    )),
+                }
+            };
+            let mut items: Vec<AnyValue> = match eval_value(read, rec)? {
+                Val::List(l) => l.into_owned(),
+                other => {
+                    return Err(format!(
+                        "delete_index: the target is a {}, not a list",
+                        other.type_name()
+                    ))
+                }
+            };
+            let len = items.len() as i64;
+            let start = index(start, "the start index")?;
+            let end = match end {
+                Some(e) => index(e, "the end index")?,
+                None => start.saturating_add(1),
+            };
+            // The Collector's checks, in its order and words.
+            if !(start == 0 && end == len) {
+                if start < 0 || start >= len {
+                    return Err(format!(
+                        "startIndex {start} out of bounds for slice of length {len}"
+                    ));
+                }
+                if end < start {
+                    return Err(format!(
+                        "endIndex {end} cannot be less than startIndex {start}"
+                    ));
+                }
+                if end > len {
+                    return Err(format!(
+                        "deletion range [{start}:{end}] out of bounds for slice of length {len}"
+                    ));
+                }
+            }
+            items.drain(start as usize..end as usize);
             Change::Set(AnyValue {
                 value: Some(any_value::Value::ArrayValue(ArrayValue { values: items })),
             })
@@ -658,7 +722,8 @@ pub fn edit_map(editor: &Editor, map: &mut Vec<KeyValue>, change: Change) {
         Editor::Set(..)
         | Editor::ReplacePattern(..)
         | Editor::ReplaceMatch(..)
-        | Editor::Append(..) => {}
+        | Editor::Append(..)
+        | Editor::DeleteIndex(..) => {}
     }
 }
 
@@ -677,7 +742,8 @@ pub fn target(editor: &Editor) -> &Target {
         | Editor::ReplaceMatch(t, _, _, _)
         | Editor::ReplaceAllMatches(t, _, _)
         | Editor::MergeMaps(t, _, _)
-        | Editor::Append(t, _, _) => t,
+        | Editor::Append(t, _, _)
+        | Editor::DeleteIndex(t, _, _, _) => t,
     }
 }
 

@@ -80,7 +80,8 @@ pub fn apply(st: &Statement, change: Change, item: ItemMut<'_>) -> Result<(), St
         Editor::Set(..)
         | Editor::ReplacePattern(..)
         | Editor::ReplaceMatch(..)
-        | Editor::Append(..) => {
+        | Editor::Append(..)
+        | Editor::DeleteIndex(..) => {
             let Change::Set(v) = change else {
                 return Ok(());
             };
