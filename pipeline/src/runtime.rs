@@ -123,6 +123,9 @@ pub async fn run(
         ready: Arc::new(AtomicBool::new(false)),
         base_dir,
     };
+    // From here on SIGHUP reloads (policy files, WASM modules) instead of killing the process.
+    let hangups = reload_on_hangup();
+    let _stop_hangups = AbortOnDrop(hangups);
     let mut metrics_servers = Vec::new();
     weir_api::process_start();
     for (i, address) in config.telemetry.metrics_addresses.iter().enumerate() {
@@ -266,6 +269,73 @@ async fn stop_in_order(members: Vec<&Member>, deadline: Duration) {
 async fn stop_one(member: &Member) {
     tracing::debug!(role = member.role, id = %member.id, "stopping");
     member.component.shutdown().await;
+}
+
+/// Aborts the task when dropped (however `run` returns).
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.abort();
+        }
+    }
+}
+
+/// Reloads everything registered in [`weir_api::reload`] and logs one line with the outcome.
+pub async fn reload_registered(trigger: &str) -> Vec<weir_api::reload::ReloadOutcome> {
+    let outcomes = tokio::task::spawn_blocking(weir_api::reload::reload_all)
+        .await
+        .unwrap_or_default();
+    let reloaded = outcomes.iter().filter(|o| o.result == Ok(true)).count();
+    let unchanged = outcomes.iter().filter(|o| o.result == Ok(false)).count();
+    let refused: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| o.result.as_ref().err().map(|e| format!("{}: {e}", o.what)))
+        .collect();
+    if refused.is_empty() {
+        tracing::info!(
+            trigger,
+            reloaded,
+            unchanged,
+            refused = 0,
+            "reload done (policy files and WASM modules; the service config is not reloaded, restart to apply it)"
+        );
+    } else {
+        tracing::warn!(
+            trigger,
+            reloaded,
+            unchanged,
+            refused = refused.len(),
+            errors = %refused.join("; "),
+            "reload done; what was refused keeps its version in force (the service config is not reloaded, restart to apply it)"
+        );
+    }
+    outcomes
+}
+
+/// Listens for SIGHUP and reloads on each one. `None` where there is no SIGHUP.
+fn reload_on_hangup() -> Option<tokio::task::JoinHandle<()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => Some(tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::info!("received SIGHUP; reloading policy files and WASM modules");
+                    reload_registered("SIGHUP").await;
+                }
+            })),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; SIGHUP will stop Weir");
+                None
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

@@ -14,6 +14,7 @@ pub mod config;
 mod consumer;
 pub mod json;
 mod registry;
+pub mod reload;
 pub mod rpc_status;
 mod splice;
 mod telemetry;

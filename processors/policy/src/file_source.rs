@@ -25,6 +25,16 @@ fn fingerprint(path: &Path) -> Option<Fingerprint> {
     )
 }
 
+impl weir_api::reload::Reloadable for FileSource {
+    fn describe(&self) -> String {
+        format!("policy file {}", self.path.display())
+    }
+
+    fn reload(&self) -> Result<bool, String> {
+        self.try_reload()
+    }
+}
+
 /// One `file` source.
 pub struct FileSource {
     path: PathBuf,
@@ -51,11 +61,16 @@ impl FileSource {
     /// not parse, or the path is unreadable, keeps the policies in force (an editor may be
     /// half-way through a save). Returns whether the policy set was replaced.
     pub fn reload_if_changed(&self) -> bool {
+        self.try_reload().unwrap_or(false)
+    }
+
+    /// [`Self::reload_if_changed`], saying why a changed set was not loaded.
+    pub fn try_reload(&self) -> Result<bool, String> {
         let now = fingerprint(&self.path);
         {
             let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
             if now.is_some() && *seen == now {
-                return false;
+                return Ok(false);
             }
         }
         let loaded = load_path(&self.path);
@@ -67,9 +82,9 @@ impl FileSource {
                 for e in &now {
                     tracing::warn!(path = %self.path.display(), error = %e, "policy file not loaded; keeping the policies in force");
                 }
-                *reported = now;
+                *reported = now.clone();
             }
-            return false;
+            return Err(now.join("; "));
         }
         let had_errors =
             !std::mem::take(&mut *self.reported.lock().unwrap_or_else(|e| e.into_inner()))
@@ -80,7 +95,7 @@ impl FileSource {
         *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = now;
         let set = self.active.replace(self.index, loaded.policies);
         tracing::info!(path = %self.path.display(), policies = set.entries.len(), "policies loaded");
-        true
+        Ok(true)
     }
 
     /// Polls for changes every `interval` until the task is aborted.

@@ -7,7 +7,7 @@
 //!     sources:
 //!       - file:
 //!           path: ./policies          # a file or a directory of YAML/JSON policy documents
-//!           watch: true               # reload on change (default true)
+//!           watch: true               # reload on change (default true); SIGHUP always reloads
 //!           poll_interval: 2s         # how often files are checked (default 2s)
 //!       - http:
 //!           endpoint: http://control-plane:8080/v1/policy/sync
@@ -316,6 +316,8 @@ impl Runtime {
                         active.clone(),
                     ));
                     src.reload_if_changed();
+                    let reloadable: Arc<dyn weir_api::reload::Reloadable> = src.clone();
+                    weir_api::reload::register(&reloadable);
                     files.push((src, f.watch.then_some(f.poll_interval)));
                 }
                 SourceConfig::Http(r) | SourceConfig::Grpc(r) => {

@@ -1,11 +1,13 @@
 //! The `wasm` processor's config, its factory, and loading the module at parse time.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use wasmtime::Module;
+use weir_api::reload::Reloadable;
 use weir_api::{
     parse_component_config, BuildContext, BuildError, ConfigErrors, Consumer, ProcessorConfig,
     ProcessorFactory, Signal, SignalSet, Stage,
@@ -54,6 +56,15 @@ pub struct WasmConfig {
     /// rather than silently ignored.
     #[serde(default)]
     pub capabilities: serde_json::Map<String, serde_json::Value>,
+    /// How often the `.wasm` file is checked for a new version (which is loaded if it
+    /// compiles and starts, else the old one keeps running). `0s` turns the check off;
+    /// SIGHUP reloads either way. Default: 2s.
+    #[serde(default = "default_poll_interval", with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(2)
 }
 
 fn default_memory_limit_mib() -> u32 {
@@ -106,19 +117,19 @@ impl ProcessorFactory for WasmFactory {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let loaded = OnceLock::new();
+        let loaded: OnceLock<Arc<LiveModule>> = OnceLock::new();
         let relative = Path::new(&parsed.module).is_relative();
         let local = PathBuf::from(&parsed.module);
         // Found from here: load now so `weir validate` reports a bad module. A relative path
         // not found from here may still be found from the config file's directory at build.
         if !relative || local.exists() {
-            let prepared = PreparedModule::load(&parsed, &local).map_err(|e| {
+            let live = LiveModule::load(&parsed, &local, path).map_err(|e| {
                 ConfigErrors::from(weir_api::ConfigError::new(
                     format!("{path}.module"),
                     e.to_string(),
                 ))
             })?;
-            let _ = loaded.set(Arc::new(prepared));
+            let _ = loaded.set(live);
         }
         Ok(Box::new(WasmProcessorConfig {
             config: parsed,
@@ -136,19 +147,15 @@ pub(crate) struct PreparedModule {
 impl PreparedModule {
     /// Reads and compiles the module, checks its exports, and instantiates it once (running
     /// `weir_init` with the config) so that a module that cannot start is refused now.
-    pub(crate) fn load(config: &WasmConfig, file: &Path) -> Result<Self, WasmError> {
+    pub(crate) fn from_bytes(config: &WasmConfig, bytes: &[u8]) -> Result<Self, WasmError> {
         let name = config.module.clone();
-        let bytes = std::fs::read(file).map_err(|source| WasmError::Read {
-            path: file.display().to_string(),
-            source,
-        })?;
         let engine = shared_engine();
         let wasmtime = |what, source| WasmError::Wasmtime {
             path: name.clone(),
             what,
             source,
         };
-        let module = Module::new(engine, &bytes).map_err(|e| wasmtime("cannot compile", e))?;
+        let module = Module::new(engine, bytes).map_err(|e| wasmtime("cannot compile", e))?;
         check_exports(&module, &name)?;
         let linker = linker(engine).map_err(|e| wasmtime("cannot link host functions", e))?;
         let pre = linker
@@ -175,11 +182,120 @@ impl PreparedModule {
     }
 }
 
+fn read_module(file: &Path) -> Result<Vec<u8>, WasmError> {
+    std::fs::read(file).map_err(|source| WasmError::Read {
+        path: file.display().to_string(),
+        source,
+    })
+}
+
+/// The module in force for one processor id, replaced in place when its file changes (on a
+/// poll or SIGHUP) and the new version compiles and starts; shared by the processor's stages
+/// in every pipeline.
+pub(crate) struct LiveModule {
+    config: WasmConfig,
+    file: PathBuf,
+    /// `processors.<id>`, for log lines.
+    path: String,
+    current: RwLock<Arc<PreparedModule>>,
+    /// Bumped at each replacement; instances of an older generation are discarded.
+    generation: AtomicU64,
+    /// The bytes of the module in force.
+    bytes: Mutex<Vec<u8>>,
+    /// The last refusal logged (logged once until it changes); also serialises reloads.
+    reported: Mutex<Option<String>>,
+}
+
+impl LiveModule {
+    pub(crate) fn load(
+        config: &WasmConfig,
+        file: &Path,
+        path: &str,
+    ) -> Result<Arc<Self>, WasmError> {
+        let bytes = read_module(file)?;
+        let prepared = PreparedModule::from_bytes(config, &bytes)?;
+        let live = Arc::new(LiveModule {
+            config: config.clone(),
+            file: file.to_path_buf(),
+            path: path.to_string(),
+            current: RwLock::new(Arc::new(prepared)),
+            generation: AtomicU64::new(0),
+            bytes: Mutex::new(bytes),
+            reported: Mutex::new(None),
+        });
+        let reloadable: Arc<dyn Reloadable> = live.clone();
+        weir_api::reload::register(&reloadable);
+        Ok(live)
+    }
+
+    /// The module in force and its generation.
+    pub(crate) fn current(&self) -> (u64, Arc<PreparedModule>) {
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+        (self.generation.load(Ordering::Acquire), current.clone())
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn module_name(&self) -> &str {
+        &self.config.module
+    }
+
+    pub(crate) fn poll_interval(&self) -> Duration {
+        self.config.poll_interval
+    }
+}
+
+impl Reloadable for LiveModule {
+    fn describe(&self) -> String {
+        format!("{}: WASM module {}", self.path, self.file.display())
+    }
+
+    /// Reads the file; when its bytes differ from the module in force, compiles, checks and
+    /// starts the new version and puts it in force. A refused version (unreadable, does not
+    /// compile, wrong ABI, refuses its config) leaves the old one running; the refusal is
+    /// logged once until it changes.
+    fn reload(&self) -> Result<bool, String> {
+        let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        let attempt = read_module(&self.file).and_then(|bytes| {
+            if *self.bytes.lock().unwrap_or_else(|e| e.into_inner()) == bytes {
+                return Ok(None);
+            }
+            PreparedModule::from_bytes(&self.config, &bytes).map(|p| Some((p, bytes)))
+        });
+        match attempt {
+            Ok(None) => {
+                if reported.take().is_some() {
+                    tracing::info!(processor = %self.path, module = %self.file.display(), "WASM module file is back to the version in force");
+                }
+                Ok(false)
+            }
+            Ok(Some((prepared, bytes))) => {
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(prepared);
+                self.generation.fetch_add(1, Ordering::AcqRel);
+                *self.bytes.lock().unwrap_or_else(|e| e.into_inner()) = bytes;
+                *reported = None;
+                tracing::info!(processor = %self.path, module = %self.file.display(), "WASM module reloaded; new batches run the new version");
+                Ok(true)
+            }
+            Err(e) => {
+                let message = e.to_string();
+                if reported.as_deref() != Some(message.as_str()) {
+                    tracing::warn!(processor = %self.path, module = %self.file.display(), error = %message, "new WASM module refused; the version in force keeps running");
+                    *reported = Some(message.clone());
+                }
+                Err(message)
+            }
+        }
+    }
+}
+
 /// A parsed `wasm` processor config, holding the compiled module once loaded.
 struct WasmProcessorConfig {
     config: WasmConfig,
     path: String,
-    loaded: OnceLock<Arc<PreparedModule>>,
+    loaded: OnceLock<Arc<LiveModule>>,
 }
 
 impl ProcessorConfig for WasmProcessorConfig {
@@ -193,13 +309,13 @@ impl ProcessorConfig for WasmProcessorConfig {
             Some(p) => p.clone(),
             None => {
                 let file = ctx.resolve_path(&self.config.module);
-                let p =
-                    PreparedModule::load(&self.config, &file).map_err(|e| BuildError::Other {
+                let p = LiveModule::load(&self.config, &file, &self.path).map_err(|e| {
+                    BuildError::Other {
                         id: ctx.id.clone(),
                         message: format!("{}.module: {e}", self.path),
                         source: Some(Box::new(e)),
-                    })?;
-                let p = Arc::new(p);
+                    }
+                })?;
                 let _ = self.loaded.set(p.clone());
                 p
             }

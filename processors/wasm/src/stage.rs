@@ -10,7 +10,7 @@ use weir_api::{
     Batch, BuildContext, Component, ComponentId, ConsumeError, Consumer, Counter, Signal,
 };
 
-use crate::config::{OnError, PreparedModule};
+use crate::config::{LiveModule, OnError};
 use crate::guest::{Failure, FailureCause, GuestInstance};
 use crate::outcome::{apply, max_output};
 
@@ -62,13 +62,16 @@ pub struct WasmStage {
     failures: FailureLog,
     processor_failures: Counter,
     dropped: Counter,
+    /// Polls the module file for a new version while the stage runs.
+    watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// What runs a guest call, shared with the thread that runs it.
 struct Runner {
     signal: Signal,
-    module: Arc<PreparedModule>,
-    idle: Mutex<Vec<GuestInstance>>,
+    module: Arc<LiveModule>,
+    /// Idle instances with the module generation they were made from.
+    idle: Mutex<Vec<(u64, GuestInstance)>>,
     instantiations: Counter,
 }
 
@@ -87,11 +90,11 @@ impl WasmStage {
     pub(crate) fn new(
         ctx: &BuildContext,
         signal: Signal,
-        module: Arc<PreparedModule>,
+        module: Arc<LiveModule>,
         on_error: OnError,
         next: Arc<dyn Consumer>,
     ) -> Self {
-        let name = module.template.module_name.clone();
+        let name = module.module_name().to_string();
         let by_cause = FailureCause::ALL
             .iter()
             .map(|cause| {
@@ -137,6 +140,7 @@ impl WasmStage {
                 "Items (log records, spans, data points) a processor dropped on purpose",
                 &labels,
             ),
+            watcher: Mutex::new(None),
         }
     }
 
@@ -161,17 +165,27 @@ impl WasmStage {
 
 impl Runner {
     fn process_inner(&self, batch: &mut Batch) -> Result<(), Failure> {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut guest = match idle {
+        let generation = self.module.generation();
+        let idle = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            // Instances of a module since replaced are dropped here.
+            idle.retain(|(g, _)| *g == generation);
+            idle.pop()
+        };
+        let (generation, mut guest) = match idle {
             Some(g) => g,
             None => {
                 self.instantiations.inc();
-                GuestInstance::new(&self.module.template, self.signal)?
+                let (generation, module) = self.module.current();
+                (
+                    generation,
+                    GuestInstance::new(&module.template, self.signal)?,
+                )
             }
         };
         if !guest.has_entry_point() {
             // Not the instance's fault: keep it.
-            self.give_back(guest);
+            self.give_back(generation, guest);
             return Err(Failure::new(
                 FailureCause::MissingExport,
                 format!(
@@ -190,14 +204,14 @@ impl Runner {
         };
         let answer = guest.process(input, max_output(input.len()))?;
         apply(batch, answer)?;
-        self.give_back(guest);
+        self.give_back(generation, guest);
         Ok(())
     }
 
-    fn give_back(&self, guest: GuestInstance) {
+    fn give_back(&self, generation: u64, guest: GuestInstance) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_IDLE_INSTANCES {
-            idle.push(guest);
+        if idle.len() < MAX_IDLE_INSTANCES && generation == self.module.generation() {
+            idle.push((generation, guest));
         }
     }
 }
@@ -232,7 +246,7 @@ impl Consumer for WasmStage {
             self.processor_failures.inc();
             self.failures.record(
                 &self.id,
-                &self.runner.module.template.module_name,
+                self.runner.module.module_name(),
                 self.on_error,
                 &failure,
             );
@@ -252,4 +266,48 @@ impl Consumer for WasmStage {
     }
 }
 
-impl Component for WasmStage {}
+#[async_trait]
+impl Component for WasmStage {
+    async fn start(&self) -> Result<(), weir_api::StartError> {
+        let interval = self.runner.module.poll_interval();
+        if interval.is_zero() {
+            return Ok(());
+        }
+        let module = self.runner.module.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval.max(Duration::from_millis(50)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let m = module.clone();
+                // File IO and compiling off the async workers; the outcome is logged.
+                let _ = tokio::task::spawn_blocking(move || {
+                    use weir_api::reload::Reloadable;
+                    m.reload()
+                })
+                .await;
+            }
+        });
+        if let Some(old) = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(task)
+        {
+            old.abort();
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        if let Some(task) = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+    }
+}
