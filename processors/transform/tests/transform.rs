@@ -197,7 +197,7 @@ metric_statements:
         errs,
         vec![
             "processors.transform.log_statements[0].statements[0]: syntax error at column 18: expected \",\" or \")\", found \"where\" in statement \"set(body, \\\"bear\\\" where attributes[\\\"http.path\\\"] == \\\"/animal\\\")\"",
-            "processors.transform.log_statements[0].statements[1]: unknown editor \"not_a_function\" (supported: set, delete_key, delete_matching_keys, keep_keys, keep_matching_keys, truncate_all, limit, replace_pattern, replace_all_patterns, replace_match, replace_all_matches, merge_maps, append, delete_index) in statement \"not_a_function(attributes, \\\"http.method\\\", \\\"http.path\\\")\"",
+            "processors.transform.log_statements[0].statements[1]: unknown editor \"not_a_function\" (supported: set, delete_key, delete_matching_keys, keep_keys, keep_matching_keys, truncate_all, limit, replace_pattern, replace_all_patterns, replace_match, replace_all_matches, merge_maps, append, delete_index, flatten) in statement \"not_a_function(attributes, \\\"http.method\\\", \\\"http.path\\\")\"",
             "processors.transform.trace_statements[0].context: unknown context \"test\" for trace_statements (valid: resource, scope, span, spanevent)",
             "processors.transform.metric_statements[0].statements[0]: function \"ParseXML\" is not supported by Weir's OTTL (supported: IsMatch, IsRootSpan, HasAttrKeyOnDatapoint, HasAttrOnDatapoint, Len, Concat, String, Int, Double, ConvertCase, ToLowerCase, ToUpperCase, SHA256, Substring, HasPrefix, HasSuffix, IsString, IsInt, IsDouble, IsBool, IsMap, IsList, Split, ParseJSON) in statement \"set(metric.name, ParseXML(metric.name))\"",
         ]
@@ -522,7 +522,7 @@ log_statements:
   - 'set(attributes["x"], 1)'
   - context: log
     statements:
-      - flatten(attributes, "y")
+      - route()
       - set(resource.attributes["x"], "y")
       - limit(attributes, 1, ["a", "b"])
     conditions:
@@ -540,7 +540,7 @@ log_statements:
   - 'set(attributes["x"], 1)'
   - context: log
     statements:
-      - flatten(attributes, "y")
+      - route()
       - set(resource.attributes["x"], "y")
       - limit(attributes, 1, ["a", "b"])
     conditions:
@@ -553,7 +553,7 @@ profile_statements: []
         vec![
             "processors.transform.profile_statements: the profiles signal is not supported by Weir",
             "processors.transform.log_statements[0]: path \"attributes[\"x\"]\" has no context prefix; log_statements needs one (did you mean \"log.attributes[\"x\"]\"?) in statement \"set(attributes[\\\"x\\\"], 1)\"",
-            "processors.transform.log_statements[1].statements[0]: editor \"flatten\" is not supported by Weir's transform (supported: set, delete_key, delete_matching_keys, keep_keys, keep_matching_keys, truncate_all, limit, replace_pattern, replace_all_patterns, replace_match, replace_all_matches, merge_maps, append, delete_index) in statement \"flatten(attributes, \\\"y\\\")\"",
+            "processors.transform.log_statements[1].statements[0]: editor \"route\" is not supported by Weir's transform (supported: set, delete_key, delete_matching_keys, keep_keys, keep_matching_keys, truncate_all, limit, replace_pattern, replace_all_patterns, replace_match, replace_all_matches, merge_maps, append, delete_index, flatten) in statement \"route()\"",
             "processors.transform.log_statements[1].statements[1]: set: path \"resource.attributes[\"x\"]\" cannot be written in the log context by Weir's transform (a statement writes its own context, and the span from span events or the metric from data points; use a group with the context of the path) in statement \"set(resource.attributes[\\\"x\\\"], \\\"y\\\")\"",
             "processors.transform.log_statements[1].statements[2]: limit: 2 priority keys are more than the limit 1 in statement \"limit(attributes, 1, [\\\"a\\\", \\\"b\\\"])\"",
             "processors.transform.log_statements[1].conditions[0]: unknown function \"IsMach\" (did you mean \"IsMatch\"?) in condition \"IsMach(body, \\\"x\\\")\"",
@@ -819,4 +819,109 @@ fn delete_index_removes_items_and_checks_bounds() {
         .ends_with("failed: deletion range [1:5] out of bounds for slice of length 4"));
     assert!(run(r#"delete_index(attributes["nope"], 0)"#)
         .ends_with("failed: delete_index: the target is a nil, not a list"));
+}
+
+/// `flatten` with the shapes of the Collector's func_flatten tests: nested maps, lists,
+/// a prefix, a depth limit (lists count as a level), and resolveConflicts.
+#[test]
+fn flatten_moves_nested_values_to_dotted_keys() {
+    let run = |stmt: &str, attrs: Vec<KeyValue>| {
+        let p = transform(&format!(
+            "log_statements:\n  - context: log\n    statements: ['{stmt}']\n"
+        ));
+        let mut batch = logs_batch(vec![(vec![], "lib", vec![log("", 9, attrs)])]);
+        p.process(&mut batch).expect("processes");
+        let Payload::Logs(req) = batch.payload() else {
+            panic!()
+        };
+        // In order, not sorted: flatten keeps the map's order.
+        req.resource_logs[0].scope_logs[0].log_records[0]
+            .attributes
+            .iter()
+            .map(|kv| format!("{}={}", kv.key, show(kv.value.as_ref())))
+            .collect::<Vec<_>>()
+    };
+    let combination = || {
+        vec![
+            kv("name", s("test")),
+            kv(
+                "address",
+                map(vec![kv("street", s("first")), kv("house", s("1234"))]),
+            ),
+            kv("occupants", list(vec![s("user 1"), s("user 2")])),
+        ]
+    };
+    assert_eq!(
+        run("flatten(attributes)", combination()),
+        vec![
+            "name=test",
+            "address.street=first",
+            "address.house=1234",
+            "occupants.0=user 1",
+            "occupants.1=user 2"
+        ]
+    );
+    assert_eq!(
+        run(r#"flatten(attributes, "app")"#, combination()),
+        vec![
+            "app.name=test",
+            "app.address.street=first",
+            "app.address.house=1234",
+            "app.occupants.0=user 1",
+            "app.occupants.1=user 2"
+        ]
+    );
+    let deep = || {
+        vec![kv(
+            "0",
+            map(vec![kv(
+                "1",
+                map(vec![kv("2", map(vec![kv("3", s("4"))]))]),
+            )]),
+        )]
+    };
+    assert_eq!(run("flatten(attributes)", deep()), vec!["0.1.2.3=4"]);
+    assert_eq!(
+        run(r#"flatten(attributes, "", 2)"#, deep()),
+        vec!["0.1.2={3=4}"]
+    );
+    // A list is a level: at depth 1 the list stays; at depth 3 a map in it is flattened.
+    let with_list = || {
+        vec![kv(
+            "0",
+            map(vec![kv(
+                "1",
+                list(vec![s("2"), map(vec![kv("3", s("4"))])]),
+            )]),
+        )]
+    };
+    assert_eq!(
+        run(r#"flatten(attributes, "", 1)"#, with_list()),
+        vec!["0.1=[2,{3=4}]"]
+    );
+    assert_eq!(
+        run(r#"flatten(attributes, "", 3)"#, with_list()),
+        vec!["0.1.0=2", "0.1.1.3=4"]
+    );
+    // resolveConflicts: a key written twice gets .0; list items go under the list's key.
+    assert_eq!(
+        run(
+            r#"flatten(attributes, "", 10, true)"#,
+            vec![
+                kv("address", map(vec![kv("street", s("first"))])),
+                kv("address.street", s("second")),
+                kv("tags", list(vec![s("a"), s("b")])),
+            ]
+        ),
+        vec![
+            "address.street=first",
+            "address.street.0=second",
+            "tags=a",
+            "tags.0=b"
+        ]
+    );
+    assert_eq!(
+        errors_of("log_statements: ['flatten(log.attributes, \"\", 0)']"),
+        vec!["processors.transform.log_statements[0]: invalid depth '0' for flatten function, must be greater than 0 in statement \"flatten(log.attributes, \\\"\\\", 0)\""]
+    );
 }

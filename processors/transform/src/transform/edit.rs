@@ -46,6 +46,8 @@ pub enum Editor {
     Append(Target, CVal, Vec<CVal>),
     /// `delete_index`: the target as read, the start index and the optional end index.
     DeleteIndex(Target, CVal, CVal, Option<CVal>),
+    /// `flatten`: prefix, depth, resolve conflicts.
+    Flatten(Target, String, i64, bool),
 }
 
 /// One compiled statement.
@@ -72,10 +74,11 @@ pub const EDITORS: &[&str] = &[
     "merge_maps",
     "append",
     "delete_index",
+    "flatten",
 ];
 
 // The Collector's other editors: named so the error says "not supported".
-const KNOWN_UNSUPPORTED: &[&str] = &["flatten", "route"];
+const KNOWN_UNSUPPORTED: &[&str] = &["route"];
 
 /// The fields a statement may write, per context (the map-valued ones take keys).
 fn writable(ctx: Ctx, f: Field) -> bool {
@@ -359,6 +362,37 @@ pub fn compile(
             }
             Editor::Append(target(0, false)?, compiler.value(&args[0])?, values)
         }
+        "flatten" => {
+            arity(1, 4)?;
+            let prefix = match args.get(1) {
+                Some(_) => string(1, "the prefix")?,
+                None => String::new(),
+            };
+            let depth = match args.get(2) {
+                Some(ValAst::Literal(Literal::Int(d))) if *d >= 1 => *d,
+                Some(ValAst::Literal(Literal::Int(d))) => {
+                    return Err(OttlError::Invalid(format!(
+                        "invalid depth '{d}' for flatten function, must be greater than 0"
+                    )))
+                }
+                Some(_) => {
+                    return Err(OttlError::Invalid(
+                        "flatten: the depth must be an integer literal".into(),
+                    ))
+                }
+                None => i64::MAX,
+            };
+            let conflicts = match args.get(3) {
+                Some(ValAst::Literal(Literal::Bool(b))) => *b,
+                Some(_) => {
+                    return Err(OttlError::Invalid(
+                        "flatten: resolveConflicts must be true or false".into(),
+                    ))
+                }
+                None => false,
+            };
+            Editor::Flatten(target(0, true)?, prefix, depth, conflicts)
+        }
         "delete_index" => {
             arity(2, 3)?;
             let end = match args.get(2) {
@@ -631,6 +665,16 @@ pub fn set_at(root: &mut Vec<KeyValue>, keys: &[Key], value: AnyValue) -> Result
 /// Applies a map editor to `map`; `change` carries what [`prepare`] computed.
 pub fn edit_map(editor: &Editor, map: &mut Vec<KeyValue>, change: Change) {
     match editor {
+        Editor::Flatten(_, prefix, depth, conflicts) => {
+            let mut f = Flattener {
+                out: Vec::new(),
+                seen: std::collections::HashMap::new(),
+                conflicts: *conflicts,
+                max: *depth,
+            };
+            f.map(std::mem::take(map), prefix, 0);
+            *map = f.out;
+        }
         Editor::DeleteKey(_, k) => map.retain(|kv| kv.key != *k),
         Editor::DeleteMatchingKeys(_, re) => map.retain(|kv| !re.is_match(&kv.key)),
         Editor::KeepKeys(_, keys) => map.retain(|kv| keys.contains(&kv.key)),
@@ -743,7 +787,8 @@ pub fn target(editor: &Editor) -> &Target {
         | Editor::ReplaceAllMatches(t, _, _)
         | Editor::MergeMaps(t, _, _)
         | Editor::Append(t, _, _)
-        | Editor::DeleteIndex(t, _, _, _) => t,
+        | Editor::DeleteIndex(t, _, _, _)
+        | Editor::Flatten(t, _, _, _) => t,
     }
 }
 
@@ -768,4 +813,92 @@ pub fn describe(v: &AnyValue) -> String {
     to_string_like(&Val::from_any(v))
         .map(|s| s.into_owned())
         .unwrap_or_else(|| "nil".into())
+}
+
+/// The Collector's `flatten`: nested maps become `a.b` keys and list items `a.0`, to `max`
+/// levels; with `conflicts`, a key already written gets `.0`, `.1`, ... suffixes (list items
+/// then go under the list's own key, as the Collector does).
+struct Flattener {
+    out: Vec<KeyValue>,
+    seen: std::collections::HashMap<String, usize>,
+    conflicts: bool,
+    max: i64,
+}
+
+impl Flattener {
+    fn put(&mut self, key: String, value: Option<AnyValue>) {
+        match self.out.iter_mut().find(|kv| kv.key == key) {
+            Some(kv) => kv.value = value,
+            None => self.out.push(KeyValue {
+                key,
+                value,
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn put_checked(&mut self, key: String, value: Option<AnyValue>) {
+        if !self.conflicts {
+            return self.put(key, value);
+        }
+        if self.out.iter().any(|kv| kv.key == key) {
+            let n = self.seen.entry(key.clone()).or_insert(0);
+            let new_key = format!("{key}.{n}");
+            *n += 1;
+            self.put(new_key, value);
+        } else {
+            self.seen.insert(key.clone(), 0);
+            self.put(key, value);
+        }
+    }
+
+    fn map(&mut self, m: Vec<KeyValue>, prefix: &str, depth: i64) {
+        let prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}.")
+        };
+        for kv in m {
+            self.value(kv.key, kv.value, depth, &prefix);
+        }
+    }
+
+    /// Items of a list inside a list: the Collector adds no `.` between the prefix and the
+    /// index here (`a.0` then `0` gives `a.00`).
+    fn list(&mut self, items: Vec<AnyValue>, prefix: &str, depth: i64) {
+        for (i, v) in items.into_iter().enumerate() {
+            self.value(i.to_string(), Some(v), depth + 1, prefix);
+        }
+    }
+
+    fn value(&mut self, k: String, v: Option<AnyValue>, depth: i64, prefix: &str) {
+        use any_value::Value as V;
+        match v.and_then(|v| v.value) {
+            Some(V::KvlistValue(m)) if depth < self.max => {
+                self.map(m.values, &format!("{prefix}{k}"), depth + 1)
+            }
+            Some(V::ArrayValue(a)) if depth < self.max => {
+                for (i, item) in a.values.into_iter().enumerate() {
+                    let at = format!("{prefix}{k}.{i}");
+                    match item.value {
+                        Some(V::KvlistValue(m)) if depth + 1 < self.max => {
+                            self.map(m.values, &at, depth + 2)
+                        }
+                        Some(V::ArrayValue(inner)) if depth + 1 < self.max => {
+                            self.list(inner.values, &at, depth + 2)
+                        }
+                        other => {
+                            let item = Some(AnyValue { value: other });
+                            if self.conflicts {
+                                self.put_checked(format!("{prefix}{k}"), item);
+                            } else {
+                                self.put(at, item);
+                            }
+                        }
+                    }
+                }
+            }
+            other => self.put_checked(format!("{prefix}{k}"), Some(AnyValue { value: other })),
+        }
+    }
 }
