@@ -759,3 +759,59 @@ fn storage_naming_an_extension_that_is_not_configured_fails_the_start_naming_it(
     let log = support::log_of(dir.path());
     assert!(log.contains("file_storage/missing"), "{log}");
 }
+
+/// A file known under `start_at: end` is in the checkpoint from the first poll on: lines
+/// written while weir is down are read after the restart, not skipped by start_at again.
+#[test]
+fn lines_written_while_weir_is_down_are_read_after_restart_under_start_at_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.log");
+    append(&file, &lines("before", 0..200));
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "    include: ['{}']
+    poll_interval: 50ms
+    storage: file_storage",
+            file.display()
+        ),
+        &out,
+        &format!(
+            "extensions:
+  file_storage:
+    directory: {}",
+            state.display()
+        ),
+    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("service:\n", "service:\n  extensions: [file_storage]\n");
+    std::fs::write(&cfg, text).unwrap();
+    let mut weir = start(dir.path(), &cfg);
+    let ckpt = state.join("receiver_filelog.json");
+    let t = Instant::now();
+    while !ckpt.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no checkpoint written"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    weir.kill().unwrap();
+    weir.wait().unwrap();
+    let down = lines("down", 0..300);
+    append(&file, &down);
+    let weir = start(dir.path(), &cfg);
+    wait_until(
+        &out,
+        Duration::from_secs(20),
+        "lines written while down",
+        |b| b.len() >= 300,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    stop(weir);
+    assert_eq!(bodies(&out), down);
+}

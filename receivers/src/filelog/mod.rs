@@ -473,6 +473,7 @@ impl Component for FileLogReceiver {
             poll: 0,
             checkpoint,
             restored: false,
+            dirty: false,
         };
         tailer.restore().map_err(|e| StartError {
             id: self.id.clone(),
@@ -536,6 +537,8 @@ struct Tailer {
     poll: u64,
     checkpoint: Option<Checkpoint>,
     restored: bool,
+    /// Files were found, reset or forgotten since the checkpoint was last written.
+    dirty: bool,
 }
 
 #[derive(serde::Serialize, Deserialize)]
@@ -690,6 +693,7 @@ impl Tailer {
                     if meta.len() < f.offset {
                         tracing::info!(path = %path.display(), "file is shorter than its offset (truncated): reading it from the start");
                         f.offset = 0;
+                        self.dirty = true;
                     }
                     f.fingerprint = fp;
                     f.path = path;
@@ -704,6 +708,7 @@ impl Tailer {
                     } else {
                         0
                     };
+                    self.dirty = true;
                     self.files.push(Tracked {
                         fingerprint: fp,
                         path,
@@ -869,8 +874,10 @@ impl Tailer {
             }
         }
         let restored_grace = if self.restored { 1 } else { 0 };
+        let before = self.files.len();
         self.files
             .retain(|f| poll.saturating_sub(f.seen) <= FORGET_AFTER_POLLS + restored_grace);
+        self.dirty |= self.files.len() != before;
     }
 }
 
@@ -953,11 +960,20 @@ async fn run(
                 }
             }
             tailer.accepted(&r);
-            if let Err(e) = tailer.save() {
-                tracing::warn!(receiver = %id, error = %e, "cannot write the checkpoint");
+            match tailer.save() {
+                Ok(()) => tailer.dirty = false,
+                Err(e) => tracing::warn!(receiver = %id, error = %e, "cannot write the checkpoint"),
             }
         }
         tailer.end_poll();
+        // New files (their offsets under start_at), resets and forgotten files are written
+        // too, so a restart does not apply start_at again to a file already known.
+        if tailer.dirty {
+            match tailer.save() {
+                Ok(()) => tailer.dirty = false,
+                Err(e) => tracing::warn!(receiver = %id, error = %e, "cannot write the checkpoint"),
+            }
+        }
         if cancel.is_cancelled() {
             return;
         }
