@@ -815,3 +815,46 @@ fn lines_written_while_weir_is_down_are_read_after_restart_under_start_at_end() 
     stop(weir);
     assert_eq!(bodies(&out), down);
 }
+
+#[test]
+fn resolved_name_and_path_attributes_follow_symlinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    append(&real.join("target.log"), &lines("t", 0..5));
+    let link = dir.path().join("link.log");
+    std::os::unix::fs::symlink(real.join("target.log"), &link).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "    include: ['{}']
+    start_at: beginning
+    poll_interval: 50ms
+    include_file_path: true
+    include_file_name_resolved: true
+    include_file_path_resolved: true",
+            link.display()
+        ),
+        &out,
+        "",
+    );
+    let weir = start(dir.path(), &cfg);
+    wait_until(&out, Duration::from_secs(20), "five lines", |b| {
+        b.len() >= 5
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    stop(weir);
+    let recs = records(&out);
+    assert_eq!(recs.len(), 5);
+    let resolved = std::fs::canonicalize(real.join("target.log")).unwrap();
+    for r in recs {
+        assert_eq!(r.attrs["log.file.name"], "link.log");
+        assert_eq!(r.attrs["log.file.path"], link.display().to_string());
+        assert_eq!(r.attrs["log.file.name_resolved"], "target.log");
+        assert_eq!(
+            r.attrs["log.file.path_resolved"],
+            resolved.display().to_string()
+        );
+    }
+}

@@ -641,7 +641,7 @@ impl Tailer {
                 continue;
             };
             for path in paths.flatten() {
-                if self.s.exclude.iter().any(|x| x.matches_path(&path)) {
+                if excluded(&self.s.exclude, &path) {
                     continue;
                 }
                 if path.is_file() && seen.insert(path.clone()) {
@@ -881,6 +881,17 @@ impl Tailer {
     }
 }
 
+/// Whether `path` matches one of the `exclude` globs. As in the Collector's glob matching,
+/// `*` and `?` stay within one path component and `**` spans directories.
+fn excluded(exclude: &[glob::Pattern], path: &std::path::Path) -> bool {
+    let opts = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: false,
+    };
+    exclude.iter().any(|x| x.matches_path_with(path, opts))
+}
+
 fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
@@ -983,5 +994,46 @@ async fn run(
                 _ = tokio::time::sleep(interval) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ex(pats: &[&str], path: &str) -> bool {
+        let pats: Vec<glob::Pattern> = pats
+            .iter()
+            .map(|p| glob::Pattern::new(p).unwrap())
+            .collect();
+        excluded(&pats, std::path::Path::new(path))
+    }
+
+    #[test]
+    fn exclude_star_stays_in_one_directory_and_double_star_crosses() {
+        assert!(ex(&["/var/log/*.log"], "/var/log/a.log"));
+        assert!(!ex(&["/var/log/*.log"], "/var/log/sub/a.log"));
+        assert!(ex(&["/var/log/**/*.log"], "/var/log/sub/deeper/a.log"));
+        assert!(ex(&["**/skip.log"], "/tmp/x/logs/skip.log"));
+        assert!(!ex(&["**/skip.log"], "/tmp/x/logs/keep.log"));
+        assert!(ex(&["/var/log/.hidden*"], "/var/log/.hidden.log"));
+    }
+
+    #[test]
+    fn sizes_take_the_collectors_units() {
+        assert_eq!(byte_size(&serde_json::json!(1024)).unwrap(), 1024);
+        assert_eq!(byte_size(&serde_json::json!("1KiB")).unwrap(), 1024);
+        assert_eq!(byte_size(&serde_json::json!("1kb")).unwrap(), 1000);
+        assert_eq!(byte_size(&serde_json::json!("2MiB")).unwrap(), 2 << 20);
+        assert!(byte_size(&serde_json::json!("1 parsec")).is_err());
+    }
+
+    #[test]
+    fn fingerprints_survive_the_checkpoint_encoding() {
+        let fp = vec![0u8, 1, 0xab, 0xff];
+        assert_eq!(unhex(&hex(&fp)).unwrap(), fp);
+        assert!(unhex("abc").is_none());
+        assert!(unhex("zz").is_none());
     }
 }
