@@ -858,3 +858,35 @@ fn resolved_name_and_path_attributes_follow_symlinks() {
         );
     }
 }
+
+#[test]
+fn rotation_by_rename_to_a_name_that_still_matches_is_followed_by_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.log");
+    let out = dir.path().join("out.jsonl");
+    // The rotated files match too: each is found under its new name by its fingerprint and
+    // read on from its offset, never from the start again.
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "    include: ['{}*']
+    start_at: beginning
+    poll_interval: 20ms",
+            file.display()
+        ),
+        &out,
+        "",
+    );
+    let weir = start(dir.path(), &cfg);
+    let total = 12_000;
+    let w = writer(file.clone(), total, 2000, |p, n| {
+        std::fs::rename(p, p.with_extension(format!("log.{n}"))).unwrap();
+    });
+    w.join().unwrap();
+    wait_until(&out, Duration::from_secs(30), "all lines", |b| {
+        b.len() >= total
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    stop(weir);
+    assert_each_once(&bodies(&out), total);
+}
