@@ -219,6 +219,10 @@ fn components_prints_the_collector_yaml_with_stability() {
         serde_json::json!({"logs": "Alpha", "metrics": "Undefined", "traces": "Undefined"})
     );
     assert_eq!(find("processors", "batch"), all("Beta"));
+    assert_eq!(
+        find("receivers", "hostmetrics"),
+        serde_json::json!({"logs": "Undefined", "metrics": "Alpha", "traces": "Undefined"})
+    );
     assert_eq!(find("processors", "filter"), all("Alpha"));
     assert_eq!(
         find("processors", "probabilistic_sampler"),

@@ -1,11 +1,13 @@
 //! Weir receivers: OTLP over gRPC and HTTP, `nop`, `prometheus` (scrapes targets),
-//! `filelog` (tails files) and the `file_storage` extension (its checkpoints).
+//! `filelog` (tails files), `hostmetrics` (the host's own metrics) and the `file_storage`
+//! extension (its checkpoints).
 //!
 //! [`register`] adds the receiver types of this crate to the registry; the binary calls it
 //! in its list of component crates.
 
 pub mod file_storage;
 pub mod filelog;
+pub mod hostmetrics;
 pub mod nop;
 pub mod otlp;
 pub mod prometheus;
@@ -13,7 +15,7 @@ pub mod prometheus;
 use weir_api::Registry;
 
 /// Adds this crate's component types to the registry: `otlp`, `nop`, `prometheus`,
-/// `filelog` (also `file_log`) and the `file_storage` extension.
+/// `filelog` (also `file_log`), `hostmetrics` and the `file_storage` extension.
 pub fn register(registry: &mut Registry) {
     registry.receiver("otlp", otlp::OtlpReceiverFactory);
     registry.receiver("nop", nop::NopReceiverFactory);
@@ -21,4 +23,5 @@ pub fn register(registry: &mut Registry) {
     registry.receiver("filelog", filelog::FileLogReceiverFactory);
     registry.receiver("file_log", filelog::FileLogReceiverFactory);
     registry.extension("file_storage", file_storage::FileStorageFactory);
+    registry.receiver("hostmetrics", hostmetrics::HostMetricsReceiverFactory);
 }

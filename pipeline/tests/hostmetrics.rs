@@ -1,0 +1,599 @@
+//! The `hostmetrics` receiver on this machine: the real binary scrapes every second into the
+//! file exporter; each scraper's metric names, types, units and attribute keys are checked
+//! against a table of the Collector's metadata (its default-enabled metrics), and the values
+//! against what /proc says (memory states add up to MemTotal, cpu time never goes back, load
+//! averages are /proc/loadavg's, devices and interfaces are the kernel's). A second receiver
+//! shows the per-metric toggles, and unsupported settings are config errors naming their path.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The Collector's default-enabled metrics per scraper: name, unit, type, value type, attribute keys.
+/// type: "counter" = cumulative monotonic sum, "updown" = cumulative non-monotonic sum, "gauge".
+/// name, unit, type, value type, attribute keys.
+type Def = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+);
+
+const COLLECTOR: &[(&str, &[Def])] = &[
+    (
+        "cpu",
+        &[(
+            "system.cpu.time",
+            "s",
+            "counter",
+            "double",
+            &["cpu", "state"],
+        )],
+    ),
+    (
+        "memory",
+        &[("system.memory.usage", "By", "updown", "int", &["state"])],
+    ),
+    (
+        "load",
+        &[
+            (
+                "system.cpu.load_average.1m",
+                "{thread}",
+                "gauge",
+                "double",
+                &[],
+            ),
+            (
+                "system.cpu.load_average.5m",
+                "{thread}",
+                "gauge",
+                "double",
+                &[],
+            ),
+            (
+                "system.cpu.load_average.15m",
+                "{thread}",
+                "gauge",
+                "double",
+                &[],
+            ),
+        ],
+    ),
+    (
+        "disk",
+        &[
+            (
+                "system.disk.io",
+                "By",
+                "counter",
+                "int",
+                &["device", "direction"],
+            ),
+            (
+                "system.disk.operations",
+                "{operations}",
+                "counter",
+                "int",
+                &["device", "direction"],
+            ),
+            ("system.disk.io_time", "s", "counter", "double", &["device"]),
+            (
+                "system.disk.operation_time",
+                "s",
+                "counter",
+                "double",
+                &["device", "direction"],
+            ),
+            (
+                "system.disk.weighted_io_time",
+                "s",
+                "counter",
+                "double",
+                &["device"],
+            ),
+            (
+                "system.disk.pending_operations",
+                "{operations}",
+                "updown",
+                "int",
+                &["device"],
+            ),
+            (
+                "system.disk.merged",
+                "{operations}",
+                "counter",
+                "int",
+                &["device", "direction"],
+            ),
+        ],
+    ),
+    (
+        "network",
+        &[
+            (
+                "system.network.packets",
+                "{packets}",
+                "counter",
+                "int",
+                &["device", "direction"],
+            ),
+            (
+                "system.network.dropped",
+                "{packets}",
+                "counter",
+                "int",
+                &["device", "direction"],
+            ),
+            (
+                "system.network.errors",
+                "{errors}",
+                "counter",
+                "int",
+                &["device", "direction"],
+            ),
+            (
+                "system.network.io",
+                "By",
+                "counter",
+                "int",
+                &["device", "direction"],
+            ),
+            (
+                "system.network.connections",
+                "{connections}",
+                "updown",
+                "int",
+                &["protocol", "state"],
+            ),
+        ],
+    ),
+    (
+        "processes",
+        &[
+            (
+                "system.processes.created",
+                "{processes}",
+                "counter",
+                "int",
+                &[],
+            ),
+            (
+                "system.processes.count",
+                "{processes}",
+                "updown",
+                "int",
+                &["status"],
+            ),
+        ],
+    ),
+];
+
+const SCOPE: &str =
+    "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/hostmetricsreceiver/internal/scraper/";
+
+/// One data point: attributes and value.
+#[derive(Debug, Clone)]
+struct Point {
+    attrs: BTreeMap<String, String>,
+    value: f64,
+    int: bool,
+}
+
+/// One metric of one export: scope, unit, type, points.
+#[derive(Debug, Clone)]
+struct Seen {
+    scope: String,
+    unit: String,
+    kind: String,
+    points: Vec<Point>,
+}
+
+/// Every export in the file, in order: metric name → what it was.
+fn exports(path: &Path) -> Vec<BTreeMap<String, Seen>> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let mut export = BTreeMap::new();
+        for rm in v["resourceMetrics"].as_array().into_iter().flatten() {
+            for sm in rm["scopeMetrics"].as_array().into_iter().flatten() {
+                let scope = sm["scope"]["name"].as_str().unwrap_or("").to_string();
+                for m in sm["metrics"].as_array().into_iter().flatten() {
+                    let (kind, data) = if !m["gauge"].is_null() {
+                        ("gauge".to_string(), &m["gauge"])
+                    } else {
+                        let s = &m["sum"];
+                        assert_eq!(s["aggregationTemporality"], 2, "cumulative: {m}");
+                        let mono = s["isMonotonic"].as_bool().unwrap_or(false);
+                        (if mono { "counter" } else { "updown" }.to_string(), s)
+                    };
+                    let points = data["dataPoints"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|p| {
+                            let attrs = p["attributes"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .map(|a| {
+                                    (
+                                        a["key"].as_str().unwrap().to_string(),
+                                        a["value"]["stringValue"].as_str().unwrap().to_string(),
+                                    )
+                                })
+                                .collect();
+                            let (value, int) = match (&p["asInt"], &p["asDouble"]) {
+                                (Value::Null, d) => (d.as_f64().unwrap_or(0.0), false),
+                                (i, _) => (
+                                    i.as_str()
+                                        .map(|s| s.parse().unwrap())
+                                        .or_else(|| i.as_f64())
+                                        .unwrap(),
+                                    true,
+                                ),
+                            };
+                            Point { attrs, value, int }
+                        })
+                        .collect();
+                    export.insert(
+                        m["name"].as_str().unwrap().to_string(),
+                        Seen {
+                            scope: scope.clone(),
+                            unit: m["unit"].as_str().unwrap_or("").to_string(),
+                            kind,
+                            points,
+                        },
+                    );
+                }
+            }
+        }
+        out.push(export);
+    }
+    out
+}
+
+fn meminfo_kb(key: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn key(p: &Point) -> String {
+    format!("{:?}", p.attrs)
+}
+
+#[test]
+fn hostmetrics_scrapes_this_host_as_the_collector() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let toggled = dir.path().join("toggled.jsonl");
+    let telemetry = support::free_port();
+    let config = format!(
+        "receivers:
+  hostmetrics:
+    collection_interval: 1s
+    initial_delay: 100ms
+    scrapers:
+      cpu:
+      memory:
+      load:
+      disk:
+      network:
+      processes:
+  hostmetrics/toggled:
+    collection_interval: 1s
+    root_path: /
+    scrapers:
+      memory:
+        metrics:
+          system.memory.usage: {{enabled: false}}
+          system.memory.utilization: {{enabled: true}}
+      load:
+        metrics:
+          system.cpu.load_average.5m: {{enabled: false}}
+exporters:
+  file:
+    path: {out}
+    flush_interval: 0s
+  file/toggled:
+    path: {toggled}
+    flush_interval: 0s
+service:
+  telemetry:
+    metrics: {{address: '127.0.0.1:{telemetry}'}}
+  pipelines:
+    metrics: {{receivers: [hostmetrics], exporters: [file]}}
+    metrics/toggled: {{receivers: [hostmetrics/toggled], exporters: [file/toggled]}}
+",
+        out = out.display(),
+        toggled = toggled.display(),
+    );
+    let config_path = support::write(dir.path(), "weir.yaml", &config);
+    let mut weir = support::spawn(dir.path(), &config_path, &[]);
+
+    // /proc/loadavg changes every 5s; poll it so every value a scrape saw is among those seen.
+    let mut loadavgs = BTreeSet::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        loadavgs.insert(
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap()
+                .split_whitespace()
+                .take(3)
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+        );
+        if exports(&out).len() >= 3 && !exports(&toggled).is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    support::sigterm(&weir);
+    support::wait_exit(&mut weir, Duration::from_secs(10));
+    let log = support::log_of(dir.path());
+    let all = exports(&out);
+    assert!(all.len() >= 3, "three scrapes in 20s: {log}");
+
+    // Names, scopes, units, types, value types and attribute keys, exactly.
+    for export in &all {
+        let want: BTreeSet<&str> = COLLECTOR
+            .iter()
+            .flat_map(|(_, ms)| ms.iter().map(|m| m.0))
+            .collect();
+        let got: BTreeSet<&str> = export.keys().map(String::as_str).collect();
+        assert_eq!(got, want, "{log}");
+        for (scraper, metrics) in COLLECTOR {
+            for (name, unit, kind, vtype, attrs) in *metrics {
+                let seen = &export[*name];
+                assert_eq!(seen.scope, format!("{SCOPE}{scraper}scraper"), "{name}");
+                assert_eq!(seen.unit, *unit, "{name}");
+                assert_eq!(seen.kind, *kind, "{name}");
+                assert!(
+                    !seen.points.is_empty() || *name == "system.network.connections",
+                    "{name}"
+                );
+                for p in &seen.points {
+                    assert_eq!(p.int, *vtype == "int", "{name} {p:?}");
+                    let keys: Vec<&str> = p.attrs.keys().map(String::as_str).collect();
+                    let mut want: Vec<&str> = attrs.to_vec();
+                    want.sort();
+                    assert_eq!(keys, want, "{name}");
+                    assert!(p.value >= 0.0, "{name} {p:?}");
+                }
+            }
+        }
+    }
+
+    // memory: used + free + buffered + cached = MemTotal (a constant), exactly.
+    let total = meminfo_kb("MemTotal") * 1024;
+    for export in &all {
+        let by_state: BTreeMap<&str, f64> = export["system.memory.usage"]
+            .points
+            .iter()
+            .map(|p| (p.attrs["state"].as_str(), p.value))
+            .collect();
+        assert_eq!(
+            by_state.keys().copied().collect::<Vec<_>>(),
+            [
+                "buffered",
+                "cached",
+                "free",
+                "slab_reclaimable",
+                "slab_unreclaimable",
+                "used"
+            ]
+        );
+        let sum = by_state["used"] + by_state["free"] + by_state["buffered"] + by_state["cached"];
+        assert_eq!(sum as u64, total, "{by_state:?}");
+        // Slab figures are the kernel's, give or take what changed meanwhile (64 MiB).
+        let slab = meminfo_kb("SUnreclaim") as f64 * 1024.0;
+        assert!((by_state["slab_unreclaimable"] - slab).abs() < 64.0 * 1048576.0);
+    }
+
+    // cpu: one series per logical cpu and state, never going back, and time passes.
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let cpus = stat
+        .lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .count();
+    let states = [
+        "idle",
+        "interrupt",
+        "nice",
+        "softirq",
+        "steal",
+        "system",
+        "user",
+        "wait",
+    ];
+    let first = &all[0]["system.cpu.time"].points;
+    assert_eq!(first.len(), cpus * states.len());
+    for c in 0..cpus {
+        for s in states {
+            assert!(first
+                .iter()
+                .any(|p| p.attrs["cpu"] == format!("cpu{c}") && p.attrs["state"] == s));
+        }
+    }
+    let total_cpu = |e: &BTreeMap<String, Seen>| -> f64 {
+        e["system.cpu.time"].points.iter().map(|p| p.value).sum()
+    };
+    for pair in all.windows(2) {
+        let before: BTreeMap<String, f64> = pair[0]["system.cpu.time"]
+            .points
+            .iter()
+            .map(|p| (key(p), p.value))
+            .collect();
+        for p in &pair[1]["system.cpu.time"].points {
+            assert!(p.value >= before[&key(p)], "{p:?} went back");
+        }
+        // A second passed on every cpu: the total grew by about cpus seconds.
+        let grew = total_cpu(&pair[1]) - total_cpu(&pair[0]);
+        assert!(
+            grew > 0.5 * cpus as f64 && grew < 3.0 * cpus as f64,
+            "{grew}"
+        );
+    }
+
+    // load: the kernel's figures, exactly as /proc/loadavg prints them.
+    for export in &all {
+        let got: Vec<String> = ["1m", "5m", "15m"]
+            .iter()
+            .map(|w| {
+                format!(
+                    "{:.2}",
+                    export[&format!("system.cpu.load_average.{w}")].points[0].value
+                )
+            })
+            .collect();
+        assert!(loadavgs.contains(&got), "{got:?} not among {loadavgs:?}");
+    }
+
+    // disk and network: the kernel's devices, two directions each, counters monotonic.
+    let disks: BTreeSet<String> = std::fs::read_to_string("/proc/diskstats")
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().nth(2).unwrap().to_string())
+        .collect();
+    let ifaces: BTreeSet<String> = std::fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .skip(2)
+        .map(|l| l.split(':').next().unwrap().trim().to_string())
+        .collect();
+    assert!(ifaces.contains("lo"));
+    for (metric, want, dirs) in [
+        ("system.disk.io", &disks, ["read", "write"]),
+        ("system.network.io", &ifaces, ["receive", "transmit"]),
+    ] {
+        let points = &all[0][metric].points;
+        let devices: BTreeSet<String> = points.iter().map(|p| p.attrs["device"].clone()).collect();
+        assert_eq!(&devices, want, "{metric}");
+        assert_eq!(points.len(), want.len() * 2, "{metric}");
+        for d in dirs {
+            assert!(points.iter().any(|p| p.attrs["direction"] == d));
+        }
+    }
+    for pair in all.windows(2) {
+        for (name, seen) in &pair[1] {
+            if seen.kind != "counter" {
+                continue;
+            }
+            let before: BTreeMap<String, f64> = pair[0][name]
+                .points
+                .iter()
+                .map(|p| (key(p), p.value))
+                .collect();
+            for p in &seen.points {
+                if let Some(b) = before.get(&key(p)) {
+                    assert!(p.value >= *b, "{name} {p:?} went back from {b}");
+                }
+            }
+        }
+    }
+    // weir listens for its telemetry: at least one TCP connection in LISTEN.
+    assert!(all[0]["system.network.connections"]
+        .points
+        .iter()
+        .any(|p| p.attrs["state"] == "LISTEN" && p.attrs["protocol"] == "tcp" && p.value >= 1.0));
+
+    // processes: created grows with the processes this test's machine starts; something runs.
+    let created = |e: &BTreeMap<String, Seen>| e["system.processes.created"].points[0].value;
+    assert!(created(&all[0]) > 0.0);
+    assert!(created(all.last().unwrap()) >= created(&all[0]));
+    let counts = &all[0]["system.processes.count"].points;
+    let statuses: BTreeSet<&str> = counts.iter().map(|p| p.attrs["status"].as_str()).collect();
+    assert_eq!(statuses, BTreeSet::from(["blocked", "running"]));
+    assert!(counts
+        .iter()
+        .any(|p| p.attrs["status"] == "running" && p.value >= 1.0));
+
+    // Toggles: usage off, utilization on (states add to 1), 5m load off.
+    let t = exports(&toggled);
+    let names: BTreeSet<&str> = t[0].keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            "system.cpu.load_average.15m",
+            "system.cpu.load_average.1m",
+            "system.memory.utilization"
+        ])
+    );
+    let u = &t[0]["system.memory.utilization"];
+    assert_eq!((u.unit.as_str(), u.kind.as_str()), ("1", "gauge"));
+    let sum: f64 = u
+        .points
+        .iter()
+        .filter(|p| ["used", "free", "buffered", "cached"].contains(&p.attrs["state"].as_str()))
+        .map(|p| p.value)
+        .sum();
+    assert!((sum - 1.0).abs() < 1e-9, "{sum}");
+}
+
+fn validate(dir: &Path, receiver: &str) -> (i32, String) {
+    let config = format!(
+        "receivers:
+  hostmetrics:
+{receiver}
+exporters:
+  debug:
+service:
+  pipelines:
+    metrics: {{receivers: [hostmetrics], exporters: [debug]}}
+"
+    );
+    let path = support::write(dir, "weir.yaml", &config);
+    let out = support::weir()
+        .args(["validate", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn hostmetrics_unsupported_settings_are_config_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = validate(dir.path(), "    scrapers:\n      cpu:\n      memory:\n");
+    assert_eq!(code, 0, "{err}");
+    for (receiver, want) in [
+        (
+            "    scrapers:\n      filesystem:\n",
+            "receivers.hostmetrics.scrapers.filesystem: the `filesystem` scraper is not supported by weir yet",
+        ),
+        (
+            "    scrapers:\n      process:\n        include: {names: [weir], match_type: strict}\n",
+            "receivers.hostmetrics.scrapers.process: the `process` scraper is not supported by weir yet",
+        ),
+        ("    scrapers:\n      gpu:\n", "receivers.hostmetrics.scrapers.gpu: unknown scraper `gpu`"),
+        (
+            "    scrapers:\n      cpu:\n        metrics:\n          system.cpu.nope: {enabled: true}\n",
+            "receivers.hostmetrics.scrapers.cpu.metrics.system.cpu.nope: the `cpu` scraper has no metric `system.cpu.nope`",
+        ),
+        ("    scrapers:\n      disk:\n        include: {devices: [sda], match_type: strict}\n", "include"),
+        ("    scrapers: {}\n", "receivers.hostmetrics.scrapers: must specify at least one scraper"),
+        ("    collection_interval: 0s\n    scrapers:\n      cpu:\n", "receivers.hostmetrics.collection_interval: must be greater than 0"),
+        ("    root_path: /nonexistent\n    scrapers:\n      cpu:\n", "receivers.hostmetrics.root_path: /nonexistent has no proc directory"),
+    ] {
+        let (code, err) = validate(dir.path(), receiver);
+        assert_ne!(code, 0, "{receiver}");
+        assert!(err.contains(want), "{receiver}: {err}");
+    }
+}

@@ -1,0 +1,813 @@
+//! `hostmetrics`: metrics of the host this binary runs on, read from Linux's `/proc` through the
+//! `procfs` crate, with the Collector's metric names, units, types and attributes.
+//!
+//! ```yaml
+//! receivers:
+//!   hostmetrics:
+//!     collection_interval: 30s   # default 1m
+//!     initial_delay: 1s          # default 1s
+//!     root_path: /hostfs         # where the host's / is mounted (default: /)
+//!     scrapers:
+//!       cpu:
+//!       memory:
+//!       load:
+//!       disk:
+//!       network:
+//!       processes:
+//!     # per scraper: `metrics: {<name>: {enabled: false}}` turns a metric off (or on)
+//! ```
+//!
+//! Scrapers: `cpu`, `memory`, `load`, `disk`, `network`, `processes`. The Collector's
+//! `filesystem`, `paging`, `process` and `system` scrapers are not supported yet, nor are the
+//! include/exclude filters; naming any of them is a config error.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use procfs::{FromRead, FromReadSI};
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use weir_api::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use weir_api::otlp::metrics::v1::{
+    metric, number_data_point, AggregationTemporality, Gauge, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum,
+};
+use weir_api::{
+    parse_component_config, Batch, BuildContext, BuildError, Component, ComponentId, ConfigErrors,
+    Consumer, Payload, ReceiverConfig, ReceiverFactory, Signal, SignalConsumers, SignalSet,
+    StartError,
+};
+
+/// The Collector's scope name prefix; each scraper's scope is this plus `/internal/scraper/<name>scraper`.
+pub const SCOPE_PREFIX: &str =
+    "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/hostmetricsreceiver";
+
+/// How a metric is typed, as in the Collector's metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A cumulative monotonic sum.
+    Counter,
+    /// A cumulative non-monotonic sum.
+    UpDown,
+    /// A gauge.
+    Gauge,
+}
+
+/// One metric a scraper can produce: name, unit, type, and whether the Collector enables it by default.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricDef {
+    /// The metric name.
+    pub name: &'static str,
+    /// The unit.
+    pub unit: &'static str,
+    /// Sum (monotonic or not) or gauge.
+    pub kind: Kind,
+    /// Integer (true) or double points.
+    pub int: bool,
+    /// Whether the metric is produced when the config does not say.
+    pub default_enabled: bool,
+}
+
+const fn def(name: &'static str, unit: &'static str, kind: Kind, int: bool) -> MetricDef {
+    MetricDef {
+        name,
+        unit,
+        kind,
+        int,
+        default_enabled: true,
+    }
+}
+
+const CPU: &[MetricDef] = &[def("system.cpu.time", "s", Kind::Counter, false)];
+const MEMORY: &[MetricDef] = &[
+    def("system.memory.usage", "By", Kind::UpDown, true),
+    MetricDef {
+        default_enabled: false,
+        ..def("system.memory.utilization", "1", Kind::Gauge, false)
+    },
+];
+const LOAD: &[MetricDef] = &[
+    def("system.cpu.load_average.1m", "{thread}", Kind::Gauge, false),
+    def("system.cpu.load_average.5m", "{thread}", Kind::Gauge, false),
+    def(
+        "system.cpu.load_average.15m",
+        "{thread}",
+        Kind::Gauge,
+        false,
+    ),
+];
+const DISK: &[MetricDef] = &[
+    def("system.disk.io", "By", Kind::Counter, true),
+    def(
+        "system.disk.operations",
+        "{operations}",
+        Kind::Counter,
+        true,
+    ),
+    def("system.disk.io_time", "s", Kind::Counter, false),
+    def("system.disk.operation_time", "s", Kind::Counter, false),
+    def("system.disk.weighted_io_time", "s", Kind::Counter, false),
+    def(
+        "system.disk.pending_operations",
+        "{operations}",
+        Kind::UpDown,
+        true,
+    ),
+    def("system.disk.merged", "{operations}", Kind::Counter, true),
+];
+const NETWORK: &[MetricDef] = &[
+    def("system.network.packets", "{packets}", Kind::Counter, true),
+    def("system.network.dropped", "{packets}", Kind::Counter, true),
+    def("system.network.errors", "{errors}", Kind::Counter, true),
+    def("system.network.io", "By", Kind::Counter, true),
+    def(
+        "system.network.connections",
+        "{connections}",
+        Kind::UpDown,
+        true,
+    ),
+];
+const PROCESSES: &[MetricDef] = &[
+    def(
+        "system.processes.created",
+        "{processes}",
+        Kind::Counter,
+        true,
+    ),
+    def("system.processes.count", "{processes}", Kind::UpDown, true),
+];
+
+/// The scrapers this receiver has, with their metrics.
+pub const SCRAPERS: &[(&str, &[MetricDef])] = &[
+    ("cpu", CPU),
+    ("memory", MEMORY),
+    ("load", LOAD),
+    ("disk", DISK),
+    ("network", NETWORK),
+    ("processes", PROCESSES),
+];
+
+/// The Collector's scrapers this receiver does not have yet.
+const UNSUPPORTED_SCRAPERS: &[&str] = &["filesystem", "paging", "process", "system"];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    collection_interval: Duration,
+    #[serde(default = "default_delay", with = "humantime_serde")]
+    initial_delay: Duration,
+    #[serde(default)]
+    root_path: Option<String>,
+    #[serde(default)]
+    scrapers: BTreeMap<String, serde_json::Value>,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_delay() -> Duration {
+    Duration::from_secs(1)
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScraperSettings {
+    #[serde(default)]
+    metrics: BTreeMap<String, MetricToggle>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricToggle {
+    enabled: bool,
+}
+
+/// The checked settings of a `hostmetrics` receiver.
+#[derive(Debug, Clone)]
+pub struct HostMetricsConfig {
+    collection_interval: Duration,
+    initial_delay: Duration,
+    root: PathBuf,
+    /// Scraper name and the names of its enabled metrics.
+    scrapers: Vec<(&'static str, BTreeSet<&'static str>)>,
+}
+
+/// Factory of the `hostmetrics` receiver.
+pub struct HostMetricsReceiverFactory;
+
+impl ReceiverFactory for HostMetricsReceiverFactory {
+    fn signals(&self) -> SignalSet {
+        SignalSet::of(&[Signal::Metrics])
+    }
+
+    fn parse(
+        &self,
+        config: &serde_json::Value,
+        path: &str,
+    ) -> Result<Box<dyn ReceiverConfig>, ConfigErrors> {
+        let raw: RawSettings = parse_component_config(config, path)?;
+        let mut errors = ConfigErrors::default();
+        if raw.collection_interval.is_zero() {
+            errors.push(
+                format!("{path}.collection_interval"),
+                "must be greater than 0",
+            );
+        }
+        if raw.scrapers.is_empty() {
+            errors.push(
+                format!("{path}.scrapers"),
+                "must specify at least one scraper",
+            );
+        }
+        let root = match raw.root_path.as_deref() {
+            None | Some("") => PathBuf::from("/"),
+            Some(p) => {
+                let p = PathBuf::from(p);
+                if !p.join("proc").is_dir() {
+                    errors.push(
+                        format!("{path}.root_path"),
+                        format!("{} has no proc directory", p.display()),
+                    );
+                }
+                p
+            }
+        };
+        let mut scrapers = Vec::new();
+        for (name, settings) in &raw.scrapers {
+            let spath = format!("{path}.scrapers.{name}");
+            let Some((sname, defs)) = SCRAPERS.iter().find(|(n, _)| n == name) else {
+                if UNSUPPORTED_SCRAPERS.contains(&name.as_str()) {
+                    errors.push(spath, format!("the `{name}` scraper is not supported by weir yet (supported: cpu, memory, load, disk, network, processes)"));
+                } else {
+                    errors.push(spath, format!("unknown scraper `{name}`"));
+                }
+                continue;
+            };
+            let settings: ScraperSettings = if settings.is_null() {
+                ScraperSettings::default()
+            } else {
+                match parse_component_config(settings, &spath) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        errors.0.extend(e.0);
+                        continue;
+                    }
+                }
+            };
+            let mut enabled: BTreeSet<&'static str> = defs
+                .iter()
+                .filter(|d| d.default_enabled)
+                .map(|d| d.name)
+                .collect();
+            for (metric, toggle) in &settings.metrics {
+                match defs.iter().find(|d| d.name == metric) {
+                    Some(d) if toggle.enabled => {
+                        enabled.insert(d.name);
+                    }
+                    Some(d) => {
+                        enabled.remove(d.name);
+                    }
+                    None => errors.push(
+                        format!("{spath}.metrics.{metric}"),
+                        format!(
+                            "the `{name}` scraper has no metric `{metric}` (weir's has: {})",
+                            defs.iter().map(|d| d.name).collect::<Vec<_>>().join(", ")
+                        ),
+                    ),
+                }
+            }
+            scrapers.push((*sname, enabled));
+        }
+        errors.into_result(Box::new(HostMetricsConfig {
+            collection_interval: raw.collection_interval,
+            initial_delay: raw.initial_delay,
+            root,
+            scrapers,
+        }) as Box<dyn ReceiverConfig>)
+    }
+}
+
+impl ReceiverConfig for HostMetricsConfig {
+    fn build(
+        &self,
+        ctx: &BuildContext,
+        consumers: SignalConsumers,
+    ) -> Result<Arc<dyn Component>, BuildError> {
+        let consumer = consumers
+            .metrics
+            .clone()
+            .ok_or_else(|| BuildError::UnsupportedSignal {
+                id: ctx.id.clone(),
+                signal: Signal::Logs,
+            })?;
+        Ok(Arc::new(HostMetricsReceiver {
+            id: ctx.id.clone(),
+            config: self.clone(),
+            consumer,
+            task: Mutex::new(None),
+        }))
+    }
+}
+
+/// The running receiver: one task scraping every `collection_interval`.
+pub struct HostMetricsReceiver {
+    id: ComponentId,
+    config: HostMetricsConfig,
+    consumer: Arc<dyn Consumer>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[async_trait]
+impl Component for HostMetricsReceiver {
+    async fn start(&self) -> Result<(), StartError> {
+        let id = self.id.clone();
+        let config = self.config.clone();
+        let consumer = self.consumer.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(config.initial_delay).await;
+            let mut ticker = tokio::time::interval(config.collection_interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let start = now_ns();
+            loop {
+                ticker.tick().await;
+                let root = config.root.clone();
+                let scrapers = config.scrapers.clone();
+                let scoped = match tokio::task::spawn_blocking(move || {
+                    scrape_all(&root, &scrapers, start, now_ns())
+                })
+                .await
+                {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(receiver = %id, error = %e, "scrape task failed");
+                        continue;
+                    }
+                };
+                let mut scope_metrics = Vec::new();
+                for (scraper, result) in scoped {
+                    match result {
+                        Ok(metrics) => scope_metrics.push(ScopeMetrics {
+                            scope: Some(InstrumentationScope {
+                                name: format!("{SCOPE_PREFIX}/internal/scraper/{scraper}scraper"),
+                                version: env!("CARGO_PKG_VERSION").into(),
+                                ..Default::default()
+                            }),
+                            metrics,
+                            ..Default::default()
+                        }),
+                        Err(e) => {
+                            tracing::warn!(receiver = %id, scraper, error = %e, "scrape failed")
+                        }
+                    }
+                }
+                if scope_metrics.is_empty() {
+                    continue;
+                }
+                let batch = Batch::new(Payload::Metrics(ExportMetricsServiceRequest {
+                    resource_metrics: vec![ResourceMetrics {
+                        resource: Some(Default::default()),
+                        scope_metrics,
+                        ..Default::default()
+                    }],
+                }));
+                if let Err(e) = consumer.consume(batch).await {
+                    tracing::warn!(receiver = %id, error = %e, "the pipeline did not take a scrape; it is dropped");
+                }
+            }
+        });
+        *self.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        if let Some(t) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            t.abort();
+        }
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn kv(k: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: k.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.to_string())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Points of one metric being built: attributes and value.
+struct Builder<'a> {
+    enabled: &'a BTreeSet<&'static str>,
+    defs: &'static [MetricDef],
+    start: u64,
+    time: u64,
+    out: Vec<Metric>,
+}
+
+enum Val {
+    I(i64),
+    D(f64),
+}
+
+impl Builder<'_> {
+    fn on(&self, name: &str) -> bool {
+        self.enabled.contains(name)
+    }
+
+    fn add(&mut self, name: &str, points: Vec<(Vec<(&str, String)>, Val)>) {
+        if !self.on(name) {
+            return;
+        }
+        let Some(d) = self.defs.iter().find(|d| d.name == name) else {
+            return;
+        };
+        let start = if d.kind == Kind::Gauge { 0 } else { self.start };
+        let data_points = points
+            .into_iter()
+            .map(|(attrs, v)| NumberDataPoint {
+                attributes: attrs.iter().map(|(k, v)| kv(k, v)).collect(),
+                start_time_unix_nano: start,
+                time_unix_nano: self.time,
+                value: Some(match v {
+                    Val::I(i) if d.int => number_data_point::Value::AsInt(i),
+                    Val::I(i) => number_data_point::Value::AsDouble(i as f64),
+                    Val::D(f) if d.int => number_data_point::Value::AsInt(f as i64),
+                    Val::D(f) => number_data_point::Value::AsDouble(f),
+                }),
+                ..Default::default()
+            })
+            .collect();
+        let data = match d.kind {
+            Kind::Gauge => metric::Data::Gauge(Gauge { data_points }),
+            k => metric::Data::Sum(Sum {
+                data_points,
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                is_monotonic: k == Kind::Counter,
+            }),
+        };
+        self.out.push(Metric {
+            name: d.name.into(),
+            unit: d.unit.into(),
+            data: Some(data),
+            ..Default::default()
+        });
+    }
+}
+
+type Scoped = Vec<(&'static str, Result<Vec<Metric>, String>)>;
+
+/// Runs every configured scraper once.
+pub fn scrape_all(
+    root: &Path,
+    scrapers: &[(&'static str, BTreeSet<&'static str>)],
+    start: u64,
+    time: u64,
+) -> Scoped {
+    let proc = root.join("proc");
+    scrapers
+        .iter()
+        .map(|(name, enabled)| {
+            let defs = SCRAPERS
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, d)| *d)
+                .unwrap_or(&[]);
+            let mut b = Builder {
+                enabled,
+                defs,
+                start,
+                time,
+                out: Vec::new(),
+            };
+            let r = match *name {
+                "cpu" => cpu(&proc, &mut b),
+                "memory" => memory(&proc, &mut b),
+                "load" => load(&proc, &mut b),
+                "disk" => disk(&proc, &mut b),
+                "network" => network(&proc, &mut b),
+                "processes" => processes(&proc, &mut b),
+                _ => Ok(()),
+            };
+            (*name, r.map(|()| b.out))
+        })
+        .collect()
+}
+
+fn err(file: &Path, e: impl std::fmt::Display) -> String {
+    format!("{}: {e}", file.display())
+}
+
+fn ticks_per_second() -> u64 {
+    procfs::ticks_per_second()
+}
+
+/// What the parsers need to know of this system (boot time is not used by what we read).
+fn system_info() -> procfs::ExplicitSystemInfo {
+    procfs::ExplicitSystemInfo {
+        boot_time_secs: 0,
+        ticks_per_second: ticks_per_second(),
+        page_size: procfs::page_size(),
+        is_little_endian: cfg!(target_endian = "little"),
+    }
+}
+
+fn cpu(proc: &Path, b: &mut Builder) -> Result<(), String> {
+    let f = proc.join("stat");
+    let si = system_info();
+    let ks = procfs::KernelStats::from_file(&f, &si).map_err(|e| err(&f, e))?;
+    let tps = ticks_per_second() as f64;
+    let mut points = Vec::new();
+    for (i, c) in ks.cpu_time.iter().enumerate() {
+        let cpu = format!("cpu{i}");
+        for (state, ticks) in [
+            ("user", c.user),
+            ("system", c.system),
+            ("idle", c.idle),
+            ("interrupt", c.irq.unwrap_or(0)),
+            ("nice", c.nice),
+            ("softirq", c.softirq.unwrap_or(0)),
+            ("steal", c.steal.unwrap_or(0)),
+            ("wait", c.iowait.unwrap_or(0)),
+        ] {
+            points.push((
+                vec![("cpu", cpu.clone()), ("state", state.to_string())],
+                Val::D(ticks as f64 / tps),
+            ));
+        }
+    }
+    b.add("system.cpu.time", points);
+    Ok(())
+}
+
+fn memory(proc: &Path, b: &mut Builder) -> Result<(), String> {
+    let f = proc.join("meminfo");
+    let m = procfs::Meminfo::from_file(&f).map_err(|e| err(&f, e))?;
+    let sreclaimable = m.s_reclaimable.unwrap_or(0);
+    let sunreclaim = m.s_unreclaim.unwrap_or(0);
+    // As the Collector (through gopsutil) counts: cached includes reclaimable slab, and used is
+    // what is neither free, buffers nor cached, so used + free + buffered + cached = total.
+    let cached = m.cached + sreclaimable;
+    let used = m
+        .mem_total
+        .saturating_sub(m.mem_free)
+        .saturating_sub(m.buffers)
+        .saturating_sub(cached);
+    let states = [
+        ("used", used),
+        ("free", m.mem_free),
+        ("buffered", m.buffers),
+        ("cached", cached),
+        ("slab_reclaimable", sreclaimable),
+        ("slab_unreclaimable", sunreclaim),
+    ];
+    b.add(
+        "system.memory.usage",
+        states
+            .iter()
+            .map(|(s, v)| (vec![("state", s.to_string())], Val::I(*v as i64)))
+            .collect(),
+    );
+    let total = m.mem_total.max(1) as f64;
+    b.add(
+        "system.memory.utilization",
+        states
+            .iter()
+            .map(|(s, v)| (vec![("state", s.to_string())], Val::D(*v as f64 / total)))
+            .collect(),
+    );
+    Ok(())
+}
+
+fn load(proc: &Path, b: &mut Builder) -> Result<(), String> {
+    let f = proc.join("loadavg");
+    let l = procfs::LoadAverage::from_file(&f).map_err(|e| err(&f, e))?;
+    // The Collector's values are the kernel's two-decimal figures as float64.
+    let exact = |v: f32| format!("{v:.2}").parse::<f64>().unwrap_or(v as f64);
+    b.add(
+        "system.cpu.load_average.1m",
+        vec![(vec![], Val::D(exact(l.one)))],
+    );
+    b.add(
+        "system.cpu.load_average.5m",
+        vec![(vec![], Val::D(exact(l.five)))],
+    );
+    b.add(
+        "system.cpu.load_average.15m",
+        vec![(vec![], Val::D(exact(l.fifteen)))],
+    );
+    Ok(())
+}
+
+fn disk(proc: &Path, b: &mut Builder) -> Result<(), String> {
+    let f = proc.join("diskstats");
+    let stats = procfs::DiskStats::from_file(&f).map_err(|e| err(&f, e))?.0;
+    let dev = |d: &procfs::DiskStat| ("device", d.name.clone());
+    let rw = |d: &procfs::DiskStat, r: u64, w: u64| {
+        vec![
+            (
+                vec![dev(d), ("direction", "read".to_string())],
+                Val::I(r as i64),
+            ),
+            (
+                vec![dev(d), ("direction", "write".to_string())],
+                Val::I(w as i64),
+            ),
+        ]
+    };
+    let secs = |ms: u64| Val::D(ms as f64 / 1000.0);
+    b.add(
+        "system.disk.io",
+        stats
+            .iter()
+            .flat_map(|d| rw(d, d.sectors_read * 512, d.sectors_written * 512))
+            .collect(),
+    );
+    b.add(
+        "system.disk.operations",
+        stats
+            .iter()
+            .flat_map(|d| rw(d, d.reads, d.writes))
+            .collect(),
+    );
+    b.add(
+        "system.disk.io_time",
+        stats
+            .iter()
+            .map(|d| (vec![dev(d)], secs(d.time_in_progress)))
+            .collect(),
+    );
+    b.add(
+        "system.disk.operation_time",
+        stats
+            .iter()
+            .flat_map(|d| {
+                [
+                    (
+                        vec![dev(d), ("direction", "read".to_string())],
+                        secs(d.time_reading),
+                    ),
+                    (
+                        vec![dev(d), ("direction", "write".to_string())],
+                        secs(d.time_writing),
+                    ),
+                ]
+            })
+            .collect(),
+    );
+    b.add(
+        "system.disk.weighted_io_time",
+        stats
+            .iter()
+            .map(|d| (vec![dev(d)], secs(d.weighted_time_in_progress)))
+            .collect(),
+    );
+    b.add(
+        "system.disk.pending_operations",
+        stats
+            .iter()
+            .map(|d| (vec![dev(d)], Val::I(d.in_progress as i64)))
+            .collect(),
+    );
+    b.add(
+        "system.disk.merged",
+        stats
+            .iter()
+            .flat_map(|d| rw(d, d.merged, d.writes_merged))
+            .collect(),
+    );
+    Ok(())
+}
+
+fn network(proc: &Path, b: &mut Builder) -> Result<(), String> {
+    let f = proc.join("net/dev");
+    let devs = procfs::net::InterfaceDeviceStatus::from_file(&f)
+        .map_err(|e| err(&f, e))?
+        .0;
+    let mut devs: Vec<_> = devs.into_values().collect();
+    devs.sort_by(|a, b| a.name.cmp(&b.name));
+    let pair = |name: &str, r: u64, t: u64| {
+        vec![
+            (
+                vec![
+                    ("device", name.to_string()),
+                    ("direction", "receive".to_string()),
+                ],
+                Val::I(r as i64),
+            ),
+            (
+                vec![
+                    ("device", name.to_string()),
+                    ("direction", "transmit".to_string()),
+                ],
+                Val::I(t as i64),
+            ),
+        ]
+    };
+    b.add(
+        "system.network.packets",
+        devs.iter()
+            .flat_map(|d| pair(&d.name, d.recv_packets, d.sent_packets))
+            .collect(),
+    );
+    b.add(
+        "system.network.dropped",
+        devs.iter()
+            .flat_map(|d| pair(&d.name, d.recv_drop, d.sent_drop))
+            .collect(),
+    );
+    b.add(
+        "system.network.errors",
+        devs.iter()
+            .flat_map(|d| pair(&d.name, d.recv_errs, d.sent_errs))
+            .collect(),
+    );
+    b.add(
+        "system.network.io",
+        devs.iter()
+            .flat_map(|d| pair(&d.name, d.recv_bytes, d.sent_bytes))
+            .collect(),
+    );
+    if b.on("system.network.connections") {
+        let mut counts: BTreeMap<&'static str, i64> = BTreeMap::new();
+        for file in ["net/tcp", "net/tcp6"] {
+            let f = proc.join(file);
+            if !f.exists() {
+                continue;
+            }
+            let entries = procfs::net::TcpNetEntries::from_file(&f, &system_info())
+                .map_err(|e| err(&f, e))?
+                .0;
+            for e in entries {
+                *counts.entry(tcp_state(&e.state)).or_default() += 1;
+            }
+        }
+        b.add(
+            "system.network.connections",
+            counts
+                .into_iter()
+                .map(|(s, n)| {
+                    (
+                        vec![("protocol", "tcp".to_string()), ("state", s.to_string())],
+                        Val::I(n),
+                    )
+                })
+                .collect(),
+        );
+    }
+    Ok(())
+}
+
+fn tcp_state(s: &procfs::net::TcpState) -> &'static str {
+    use procfs::net::TcpState as T;
+    match s {
+        T::Established => "ESTABLISHED",
+        T::SynSent => "SYN_SENT",
+        T::SynRecv | T::NewSynRecv => "SYN_RECV",
+        T::FinWait1 => "FIN_WAIT1",
+        T::FinWait2 => "FIN_WAIT2",
+        T::TimeWait => "TIME_WAIT",
+        T::Close => "CLOSE",
+        T::CloseWait => "CLOSE_WAIT",
+        T::LastAck => "LAST_ACK",
+        T::Listen => "LISTEN",
+        T::Closing => "CLOSING",
+    }
+}
+
+fn processes(proc: &Path, b: &mut Builder) -> Result<(), String> {
+    let f = proc.join("stat");
+    let si = system_info();
+    let ks = procfs::KernelStats::from_file(&f, &si).map_err(|e| err(&f, e))?;
+    b.add(
+        "system.processes.created",
+        vec![(vec![], Val::I(ks.processes as i64))],
+    );
+    b.add(
+        "system.processes.count",
+        vec![
+            (
+                vec![("status", "running".to_string())],
+                Val::I(ks.procs_running.unwrap_or(0) as i64),
+            ),
+            (
+                vec![("status", "blocked".to_string())],
+                Val::I(ks.procs_blocked.unwrap_or(0) as i64),
+            ),
+        ],
+    );
+    Ok(())
+}
