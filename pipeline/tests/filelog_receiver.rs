@@ -240,6 +240,9 @@ fn start_at_end_reads_only_what_is_written_after_the_first_poll() {
 #[test]
 fn files_found_after_the_first_poll_are_read_from_their_start_under_start_at_end() {
     let dir = tempfile::tempdir().unwrap();
+    // A directory of its own: weir's log (weir.log in `dir`) must not match.
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
     let out = dir.path().join("out.jsonl");
     let cfg = config(
         dir.path(),
@@ -247,16 +250,16 @@ fn files_found_after_the_first_poll_are_read_from_their_start_under_start_at_end
             "    include: ['{}/*.log']
     poll_interval: 50ms
     start_at: end",
-            dir.path().display()
+            logs.display()
         ),
         &out,
         "",
     );
-    append(&dir.path().join("present.log"), &lines("present", 0..100));
+    append(&logs.join("present.log"), &lines("present", 0..100));
     let weir = start(dir.path(), &cfg);
     std::thread::sleep(Duration::from_millis(500));
     let late = lines("late", 0..321);
-    append(&dir.path().join("late.log"), &late);
+    append(&logs.join("late.log"), &late);
     wait_until(&out, Duration::from_secs(20), "late file", |b| {
         b.len() >= 321
     });
@@ -889,4 +892,63 @@ fn rotation_by_rename_to_a_name_that_still_matches_is_followed_by_fingerprint() 
     std::thread::sleep(Duration::from_millis(700));
     stop(weir);
     assert_each_once(&bodies(&out), total);
+}
+
+/// How many of the process's open file descriptors point into `dir`.
+fn open_files_in(pid: u32, dir: &Path) -> usize {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    fds.flatten()
+        .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.starts_with(dir)))
+        .count()
+}
+
+#[test]
+fn max_concurrent_files_bounds_the_files_open_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = std::fs::canonicalize(dir.path()).unwrap().join("many");
+    std::fs::create_dir(&logs).unwrap();
+    let mut want = Vec::new();
+    for f in 0..40 {
+        let l = lines(&format!("f{f:02}"), 0..50);
+        append(&logs.join(format!("{f:02}.log")), &l);
+        want.extend(l);
+    }
+    let out = dir.path().join("out.jsonl");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "    include: ['{}/*.log']
+    start_at: beginning
+    poll_interval: 10ms
+    max_concurrent_files: 4",
+            logs.display()
+        ),
+        &out,
+        "",
+    );
+    let weir = start(dir.path(), &cfg);
+    let mut most = 0;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(3) {
+        most = most.max(open_files_in(weir.id(), &logs));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    wait_until(&out, Duration::from_secs(20), "all files", |b| {
+        b.len() >= 2000
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    stop(weir);
+    let mut got = bodies(&out);
+    got.sort();
+    assert_eq!(got, want);
+    assert!(
+        most >= 1,
+        "never saw an open file: the sampling tests nothing"
+    );
+    assert!(
+        most <= 4,
+        "{most} files open at once with max_concurrent_files: 4"
+    );
 }

@@ -36,8 +36,10 @@
 //! (`log.file.name_resolved`, `log.file.path_resolved`, symlinks resolved),
 //! `preserve_leading_whitespaces` / `preserve_trailing_whitespaces` (otherwise entries are
 //! trimmed), `multiline.omit_pattern`, `attributes` and `resource` (string values added to
-//! every record / its resource), and `max_concurrent_files` (checked to be positive; files
-//! are read one after another by one task, so it limits nothing). Fields of the Collector
+//! every record / its resource), and `max_concurrent_files` (default 1024): files are opened
+//! and read in groups of half of it and only the last group stays open until the next poll,
+//! so no more than that many are open at once (two when it is 1); with more files, a file renamed
+//! away is read to its end only if it was in that last group. Fields of the Collector
 //! that are not implemented ([`NOT_SUPPORTED`], any encoding but utf-8 and nop, any entry in
 //! `operators`) are config errors that name them.
 
@@ -212,6 +214,7 @@ pub struct FileLogSettings {
     poll_interval: Duration,
     fingerprint_size: usize,
     max_log_size: usize,
+    max_concurrent_files: usize,
     raw_bytes: bool,
     splitter: Splitter,
     include_file_name: bool,
@@ -397,6 +400,7 @@ fn settings(raw: Raw, path: &str, errors: &mut ConfigErrors) -> Option<FileLogSe
         poll_interval: raw.poll_interval,
         fingerprint_size,
         max_log_size,
+        max_concurrent_files: raw.max_concurrent_files,
         raw_bytes,
         splitter,
         include_file_name: raw.include_file_name,
@@ -660,66 +664,89 @@ impl Tailer {
         let first = self.poll == 1;
         let mut fps_this_poll: Vec<Vec<u8>> = Vec::new();
         let mut active: Vec<usize> = Vec::new();
-        for path in self.list() {
-            let Ok(mut file) = File::open(&path) else {
-                continue;
-            };
-            let Ok(meta) = file.metadata() else { continue };
-            let mut fp = vec![0u8; self.s.fingerprint_size];
-            let n = read_full(&mut file, &mut fp).unwrap_or(0);
-            fp.truncate(n);
-            if fp.is_empty() || fps_this_poll.iter().any(|f| f == &fp) {
-                continue;
-            }
-            fps_this_poll.push(fp.clone());
-            // The known file this one is: its fingerprint starts with the known one (the
-            // longest such), not already claimed in this poll.
-            let known = self
-                .files
-                .iter()
-                .enumerate()
-                .filter(|(i, f)| {
-                    !f.fingerprint.is_empty()
-                        && f.seen != self.poll
-                        && !active.contains(i)
-                        && fp.starts_with(&f.fingerprint)
-                })
-                .max_by_key(|(_, f)| f.fingerprint.len())
-                .map(|(i, _)| i);
-            let inode = (meta.dev(), meta.ino());
-            match known {
-                Some(i) => {
-                    let f = &mut self.files[i];
-                    if meta.len() < f.offset {
-                        tracing::info!(path = %path.display(), "file is shorter than its offset (truncated): reading it from the start");
-                        f.offset = 0;
-                        self.dirty = true;
-                    }
-                    f.fingerprint = fp;
-                    f.path = path;
-                    f.file = Some(file);
-                    f.inode = inode;
-                    f.seen = self.poll;
-                    active.push(i);
+        let mut reads = Vec::new();
+        // Files are opened and read in groups of max_concurrent_files / 2; only the last
+        // group stays open until the next poll (for files renamed away meanwhile), so at
+        // most max_concurrent_files are open at once.
+        let paths = self.list();
+        let group = (self.s.max_concurrent_files / 2).max(1);
+        let groups = paths.len().div_ceil(group);
+        for (g, paths) in paths.chunks(group).enumerate() {
+            let opened = active.len();
+            for path in paths.iter().cloned() {
+                let Ok(mut file) = File::open(&path) else {
+                    continue;
+                };
+                let Ok(meta) = file.metadata() else { continue };
+                let mut fp = vec![0u8; self.s.fingerprint_size];
+                let n = read_full(&mut file, &mut fp).unwrap_or(0);
+                fp.truncate(n);
+                if fp.is_empty() || fps_this_poll.iter().any(|f| f == &fp) {
+                    continue;
                 }
-                None => {
-                    let offset = if first && !self.s.start_at_beginning {
-                        meta.len()
-                    } else {
-                        0
-                    };
-                    self.dirty = true;
-                    self.files.push(Tracked {
-                        fingerprint: fp,
-                        path,
-                        offset,
-                        file: Some(file),
-                        inode,
-                        seen: self.poll,
-                        last_size: meta.len(),
-                        last_change: Instant::now(),
-                    });
-                    active.push(self.files.len() - 1);
+                fps_this_poll.push(fp.clone());
+                // The known file this one is: its fingerprint starts with the known one (the
+                // longest such), not already claimed in this poll.
+                let known = self
+                    .files
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, f)| {
+                        !f.fingerprint.is_empty()
+                            && f.seen != self.poll
+                            && !active.contains(i)
+                            && fp.starts_with(&f.fingerprint)
+                    })
+                    .max_by_key(|(_, f)| f.fingerprint.len())
+                    .map(|(i, _)| i);
+                let inode = (meta.dev(), meta.ino());
+                match known {
+                    Some(i) => {
+                        let f = &mut self.files[i];
+                        if meta.len() < f.offset {
+                            tracing::info!(path = %path.display(), "file is shorter than its offset (truncated): reading it from the start");
+                            f.offset = 0;
+                            self.dirty = true;
+                        }
+                        f.fingerprint = fp;
+                        f.path = path;
+                        f.file = Some(file);
+                        f.inode = inode;
+                        f.seen = self.poll;
+                        active.push(i);
+                    }
+                    None => {
+                        let offset = if first && !self.s.start_at_beginning {
+                            meta.len()
+                        } else {
+                            0
+                        };
+                        self.dirty = true;
+                        self.files.push(Tracked {
+                            fingerprint: fp,
+                            path,
+                            offset,
+                            file: Some(file),
+                            inode,
+                            seen: self.poll,
+                            last_size: meta.len(),
+                            last_change: Instant::now(),
+                        });
+                        active.push(self.files.len() - 1);
+                    }
+                }
+            }
+            let this_group: Vec<usize> = active[opened..].to_vec();
+            for i in this_group {
+                match self.read_one(i, false) {
+                    Ok(Some(r)) => reads.push(r),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(path = %self.files[i].path.display(), error = %e, "cannot read file");
+                    }
+                }
+                if g + 1 < groups {
+                    self.files[i].file = None;
                 }
             }
         }
@@ -737,10 +764,8 @@ impl Tailer {
                 }
             }
         }
-        let mut reads = Vec::new();
-        for &i in active.iter().chain(lost.iter()) {
-            let is_lost = lost.contains(&i);
-            match self.read_one(i, is_lost) {
+        for &i in &lost {
+            match self.read_one(i, true) {
                 Ok(Some(r)) => reads.push(r),
                 Ok(None) => {}
                 Err(e) => {
