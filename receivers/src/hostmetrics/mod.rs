@@ -13,12 +13,13 @@
 //!       load:
 //!       disk:
 //!       network:
+//!       paging:
 //!       processes:
 //!     # per scraper: `metrics: {<name>: {enabled: false}}` turns a metric off (or on)
 //! ```
 //!
-//! Scrapers: `cpu`, `memory`, `load`, `disk`, `network`, `processes`. The Collector's
-//! `filesystem`, `paging`, `process` and `system` scrapers are not supported yet, nor are the
+//! Scrapers: `cpu`, `memory`, `load`, `disk`, `network`, `paging`, `processes`. The Collector's
+//! `filesystem`, `process` and `system` scrapers are not supported yet, nor are the
 //! include/exclude filters; naming any of them is a config error.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -141,6 +142,21 @@ const PROCESSES: &[MetricDef] = &[
     def("system.processes.count", "{processes}", Kind::UpDown, true),
 ];
 
+const PAGING: &[MetricDef] = &[
+    def("system.paging.usage", "By", Kind::UpDown, true),
+    def(
+        "system.paging.operations",
+        "{operations}",
+        Kind::Counter,
+        true,
+    ),
+    def("system.paging.faults", "{faults}", Kind::Counter, true),
+    MetricDef {
+        default_enabled: false,
+        ..def("system.paging.utilization", "1", Kind::Gauge, false)
+    },
+];
+
 /// The scrapers this receiver has, with their metrics.
 pub const SCRAPERS: &[(&str, &[MetricDef])] = &[
     ("cpu", CPU),
@@ -148,11 +164,12 @@ pub const SCRAPERS: &[(&str, &[MetricDef])] = &[
     ("load", LOAD),
     ("disk", DISK),
     ("network", NETWORK),
+    ("paging", PAGING),
     ("processes", PROCESSES),
 ];
 
 /// The Collector's scrapers this receiver does not have yet.
-const UNSUPPORTED_SCRAPERS: &[&str] = &["filesystem", "paging", "process", "system"];
+const UNSUPPORTED_SCRAPERS: &[&str] = &["filesystem", "process", "system"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -243,7 +260,7 @@ impl ReceiverFactory for HostMetricsReceiverFactory {
             let spath = format!("{path}.scrapers.{name}");
             let Some((sname, defs)) = SCRAPERS.iter().find(|(n, _)| n == name) else {
                 if UNSUPPORTED_SCRAPERS.contains(&name.as_str()) {
-                    errors.push(spath, format!("the `{name}` scraper is not supported by weir yet (supported: cpu, memory, load, disk, network, processes)"));
+                    errors.push(spath, format!("the `{name}` scraper is not supported by weir yet (supported: cpu, memory, load, disk, network, paging, processes)"));
                 } else {
                     errors.push(spath, format!("unknown scraper `{name}`"));
                 }
@@ -333,7 +350,8 @@ impl Component for HostMetricsReceiver {
             tokio::time::sleep(config.initial_delay).await;
             let mut ticker = tokio::time::interval(config.collection_interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let start = now_ns();
+            // Sums start at boot, as the Collector's scrapers say.
+            let start = boot_time_ns(&config.root).unwrap_or_else(now_ns);
             loop {
                 ticker.tick().await;
                 let root = config.root.clone();
@@ -399,6 +417,12 @@ fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// When the host booted (`btime` of /proc/stat), in nanoseconds.
+fn boot_time_ns(root: &Path) -> Option<u64> {
+    let ks = procfs::KernelStats::from_file(root.join("proc/stat"), &system_info()).ok()?;
+    Some(ks.btime * 1_000_000_000)
+}
+
 fn kv(k: &str, v: &str) -> KeyValue {
     KeyValue {
         key: k.to_string(),
@@ -429,7 +453,8 @@ impl Builder<'_> {
     }
 
     fn add(&mut self, name: &str, points: Vec<(Vec<(&str, String)>, Val)>) {
-        if !self.on(name) {
+        // As in the Collector, a metric without points is not sent.
+        if !self.on(name) || points.is_empty() {
             return;
         }
         let Some(d) = self.defs.iter().find(|d| d.name == name) else {
@@ -500,6 +525,7 @@ pub fn scrape_all(
                 "disk" => disk(&proc, &mut b),
                 "network" => network(&proc, &mut b),
                 "processes" => processes(&proc, &mut b),
+                "paging" => paging(&proc, &mut b),
                 _ => Ok(()),
             };
             (*name, r.map(|()| b.out))
@@ -810,4 +836,135 @@ fn processes(proc: &Path, b: &mut Builder) -> Result<(), String> {
         ],
     );
     Ok(())
+}
+
+/// One swap area of /proc/swaps: name, size and used bytes.
+fn swaps(file: &Path) -> Result<Vec<(String, u64, u64)>, String> {
+    // No crate reads /proc/swaps; its layout is a header, then one whitespace-separated row
+    // per area: Filename Type Size Used Priority (sizes in KiB).
+    let text = std::fs::read_to_string(file).map_err(|e| err(file, e))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    if header.first() != Some(&"Filename")
+        || header.get(2) != Some(&"Size")
+        || header.get(3) != Some(&"Used")
+    {
+        return Err(err(file, format!("unexpected header {header:?}")));
+    }
+    let mut out = Vec::new();
+    for (n, line) in lines.enumerate() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let num = |i: usize, what: &str| -> Result<u64, String> {
+            f.get(i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| err(file, format!("line {}: no {what} in {line:?}", n + 2)))
+        };
+        let size = num(2, "Size")?;
+        let used = num(3, "Used")?;
+        out.push((f[0].to_string(), size * 1024, used * 1024));
+    }
+    Ok(out)
+}
+
+fn paging(proc: &Path, b: &mut Builder) -> Result<(), String> {
+    if b.on("system.paging.usage") || b.on("system.paging.utilization") {
+        let areas = swaps(&proc.join("swaps"))?;
+        let states = |a: &(String, u64, u64)| {
+            [("used", a.2), ("free", a.1.saturating_sub(a.2))]
+                .map(|(s, v)| (a.0.clone(), s, v, a.1))
+        };
+        b.add(
+            "system.paging.usage",
+            areas
+                .iter()
+                .flat_map(states)
+                .map(|(d, s, v, _)| {
+                    (
+                        vec![("device", d), ("state", s.to_string())],
+                        Val::I(v as i64),
+                    )
+                })
+                .collect(),
+        );
+        b.add(
+            "system.paging.utilization",
+            areas
+                .iter()
+                .flat_map(states)
+                .map(|(d, s, v, t)| {
+                    (
+                        vec![("device", d), ("state", s.to_string())],
+                        Val::D(v as f64 / t.max(1) as f64),
+                    )
+                })
+                .collect(),
+        );
+    }
+    let f = proc.join("vmstat");
+    let vm = procfs::VmStat::from_file(&f).map_err(|e| err(&f, e))?.0;
+    let get = |k: &str| vm.get(k).copied().unwrap_or(0);
+    let op = |dir: &str, ty: &str, v: i64| {
+        (
+            vec![("direction", dir.to_string()), ("type", ty.to_string())],
+            Val::I(v),
+        )
+    };
+    b.add(
+        "system.paging.operations",
+        vec![
+            op("page_in", "major", get("pswpin")),
+            op("page_out", "major", get("pswpout")),
+            op("page_in", "minor", get("pgpgin")),
+            op("page_out", "minor", get("pgpgout")),
+        ],
+    );
+    b.add(
+        "system.paging.faults",
+        vec![
+            (
+                vec![("type", "major".to_string())],
+                Val::I(get("pgmajfault")),
+            ),
+            (
+                vec![("type", "minor".to_string())],
+                Val::I(get("pgfault") - get("pgmajfault")),
+            ),
+        ],
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swap_areas_are_read_and_a_bad_row_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("swaps");
+        std::fs::write(
+            &f,
+            "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/swap.img   file   2097148   1024   -2\n/dev/sda2 partition 1000 0 -3\n",
+        )
+        .unwrap();
+        assert_eq!(
+            swaps(&f).unwrap(),
+            vec![
+                ("/swap.img".to_string(), 2097148 * 1024, 1024 * 1024),
+                ("/dev/sda2".to_string(), 1000 * 1024, 0)
+            ]
+        );
+        std::fs::write(
+            &f,
+            "Filename Type Size Used Priority\n/swap.img file lots 0 -2\n",
+        )
+        .unwrap();
+        let e = swaps(&f).unwrap_err();
+        assert!(
+            e.ends_with("line 2: no Size in \"/swap.img file lots 0 -2\""),
+            "{e}"
+        );
+        std::fs::write(&f, "Name Type Size Used\n").unwrap();
+        assert!(swaps(&f).unwrap_err().contains("unexpected header"));
+    }
 }
