@@ -363,3 +363,35 @@ fn a_replaced_module_file_is_picked_up_and_a_broken_one_keeps_the_old_running() 
     assert_eq!(arrived(d, "a-") + arrived(d, "b-"), 10);
     stop(weir, d);
 }
+
+#[test]
+fn weir_validate_refuses_a_logs_module_in_a_traces_pipeline_naming_both_signals() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    install(d, &pass_guest()); // exports weir_process_logs only
+    let config = write(
+        d,
+        "weir.yaml",
+        "receivers: {otlp: {protocols: {http: {endpoint: '127.0.0.1:0'}}}}
+processors: {wasm/m: {module: ./m.wasm}}
+exporters: {debug: {}}
+service:
+  pipelines:
+    traces: {receivers: [otlp], processors: [wasm/m], exporters: [debug]}
+",
+    );
+    let out = weir()
+        .current_dir(d)
+        .arg("validate")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("processors.wasm/m.module: WASM module ./m.wasm declares the signal(s) logs but is in a traces pipeline"),
+        "{text}"
+    );
+}

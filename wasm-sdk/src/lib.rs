@@ -126,12 +126,27 @@ pub fn remove_attribute(attributes: &mut Vec<KeyValue>, key: &str) -> bool {
     attributes.len() != before
 }
 
-/// Exports a [`Processor`] type as the module's ABI entry points (`weir_abi_version`,
-/// `weir_alloc`, `weir_init`, `weir_process_logs`, `weir_process_traces`,
-/// `weir_process_metrics`). Use once per module, at the crate root.
+/// Exports a [`Processor`] type as the module's ABI entry points. Use once per module, at
+/// the crate root.
+///
+/// `export!(MyProcessor, logs)` declares the signals the module handles (any of `logs`,
+/// `traces`, `metrics`, comma-separated): only their `weir_process_<signal>` entry points
+/// are exported, and Weir refuses the module in a pipeline of another signal with an error
+/// naming the module and both signals. `export!(MyProcessor)` declares all three (the
+/// methods you do not write pass batches on unchanged).
+///
+/// Always exported: `weir_abi_version`, `weir_alloc`, `weir_init`.
+///
+/// ```ignore
+/// weir_wasm_sdk::export!(SeverityFilter, logs);
+/// weir_wasm_sdk::export!(DropMatching, logs, traces, metrics);
+/// ```
 #[macro_export]
 macro_rules! export {
     ($processor:ty) => {
+        $crate::export!($processor, logs, traces, metrics);
+    };
+    ($processor:ty, $($signal:ident),+ $(,)?) => {
         ::std::thread_local! {
             static __WEIR_PROCESSOR: ::std::cell::RefCell<::std::option::Option<$processor>> =
                 const { ::std::cell::RefCell::new(::std::option::Option::None) };
@@ -159,25 +174,43 @@ macro_rules! export {
             $crate::boundary::init::<$processor>(&__WEIR_PROCESSOR, ptr, len)
         }
 
+        $( $crate::__export_signal!($signal, $processor, __WEIR_PROCESSOR); )+
+    };
+}
+
+/// One signal's entry point, for [`export!`]. Not for direct use.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_signal {
+    (logs, $processor:ty, $state:ident) => {
         /// ABI entry point: a batch of logs.
         #[allow(unsafe_code)]
         #[no_mangle]
         pub extern "C" fn weir_process_logs(ptr: i32, len: i32) -> i32 {
-            $crate::boundary::process_logs::<$processor>(&__WEIR_PROCESSOR, ptr, len)
+            $crate::boundary::process_logs::<$processor>(&$state, ptr, len)
         }
-
+    };
+    (traces, $processor:ty, $state:ident) => {
         /// ABI entry point: a batch of spans.
         #[allow(unsafe_code)]
         #[no_mangle]
         pub extern "C" fn weir_process_traces(ptr: i32, len: i32) -> i32 {
-            $crate::boundary::process_traces::<$processor>(&__WEIR_PROCESSOR, ptr, len)
+            $crate::boundary::process_traces::<$processor>(&$state, ptr, len)
         }
-
+    };
+    (metrics, $processor:ty, $state:ident) => {
         /// ABI entry point: a batch of metrics.
         #[allow(unsafe_code)]
         #[no_mangle]
         pub extern "C" fn weir_process_metrics(ptr: i32, len: i32) -> i32 {
-            $crate::boundary::process_metrics::<$processor>(&__WEIR_PROCESSOR, ptr, len)
+            $crate::boundary::process_metrics::<$processor>(&$state, ptr, len)
         }
+    };
+    ($other:ident, $processor:ty, $state:ident) => {
+        ::core::compile_error!(::core::concat!(
+            "weir_wasm_sdk::export!: unknown signal `",
+            ::core::stringify!($other),
+            "` (expected logs, traces or metrics)"
+        ));
     };
 }

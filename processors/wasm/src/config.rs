@@ -142,6 +142,8 @@ impl ProcessorFactory for WasmFactory {
 /// A compiled, ABI-checked module with everything needed to instantiate it.
 pub(crate) struct PreparedModule {
     pub template: GuestTemplate,
+    /// The signals the module declares (has `weir_process_<signal>` entry points for).
+    pub signals: Vec<Signal>,
 }
 
 impl PreparedModule {
@@ -156,7 +158,7 @@ impl PreparedModule {
             source,
         };
         let module = Module::new(engine, bytes).map_err(|e| wasmtime("cannot compile", e))?;
-        check_exports(&module, &name)?;
+        let signals = check_exports(&module, &name)?;
         let linker = linker(engine).map_err(|e| wasmtime("cannot link host functions", e))?;
         let pre = linker
             .instantiate_pre(&module)
@@ -178,7 +180,7 @@ impl PreparedModule {
             path: name.clone(),
             message: format!("cannot start: {} ({})", f.detail, f.cause),
         })?;
-        Ok(PreparedModule { template })
+        Ok(PreparedModule { template, signals })
     }
 }
 
@@ -204,6 +206,30 @@ pub(crate) struct LiveModule {
     bytes: Mutex<Vec<u8>>,
     /// The last refusal logged (logged once until it changes); also serialises reloads.
     reported: Mutex<Option<String>>,
+    /// Signals of the pipelines the module was built into: a new version must declare them.
+    used: Mutex<Vec<Signal>>,
+}
+
+fn signal_names(signals: &[Signal]) -> String {
+    signals
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Why `module` (declaring `declared`) cannot run in a pipeline of `signal`, if it cannot.
+fn signal_mismatch(module: &str, declared: &[Signal], signal: Signal) -> Option<String> {
+    if declared.contains(&signal) {
+        return None;
+    }
+    Some(format!(
+        "WASM module {module} declares the signal(s) {} but is in a {signal} pipeline \
+         (it does not export weir_process_{signal}); declare {signal} in the module \
+         (weir_wasm_sdk::export!) or move the processor to a {} pipeline",
+        signal_names(declared),
+        signal_names(declared),
+    ))
 }
 
 impl LiveModule {
@@ -222,6 +248,7 @@ impl LiveModule {
             generation: AtomicU64::new(0),
             bytes: Mutex::new(bytes),
             reported: Mutex::new(None),
+            used: Mutex::new(Vec::new()),
         });
         let reloadable: Arc<dyn Reloadable> = live.clone();
         weir_api::reload::register(&reloadable);
@@ -245,6 +272,24 @@ impl LiveModule {
     pub(crate) fn poll_interval(&self) -> Duration {
         self.config.poll_interval
     }
+
+    /// Why the module in force cannot run in a pipeline of `signal`, if it cannot.
+    pub(crate) fn signal_problem(&self, signal: Signal) -> Option<String> {
+        let (_, current) = self.current();
+        signal_mismatch(&self.config.module, &current.signals, signal)
+    }
+
+    /// Notes that the module runs in a pipeline of `signal`, or says why it cannot.
+    fn use_for(&self, signal: Signal) -> Result<(), String> {
+        if let Some(problem) = self.signal_problem(signal) {
+            return Err(problem);
+        }
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        if !used.contains(&signal) {
+            used.push(signal);
+        }
+        Ok(())
+    }
 }
 
 impl Reloadable for LiveModule {
@@ -262,7 +307,19 @@ impl Reloadable for LiveModule {
             if *self.bytes.lock().unwrap_or_else(|e| e.into_inner()) == bytes {
                 return Ok(None);
             }
-            PreparedModule::from_bytes(&self.config, &bytes).map(|p| Some((p, bytes)))
+            let prepared = PreparedModule::from_bytes(&self.config, &bytes)?;
+            let used = self.used.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            for signal in used {
+                if let Some(message) =
+                    signal_mismatch(&self.config.module, &prepared.signals, signal)
+                {
+                    return Err(WasmError::Abi {
+                        path: self.config.module.clone(),
+                        message,
+                    });
+                }
+            }
+            Ok(Some((prepared, bytes)))
         });
         match attempt {
             Ok(None) => {
@@ -299,6 +356,16 @@ struct WasmProcessorConfig {
 }
 
 impl ProcessorConfig for WasmProcessorConfig {
+    fn signal_problems(&self, signal: Signal) -> Vec<(String, String)> {
+        // A module found only from the config's directory is checked when it is built.
+        self.loaded
+            .get()
+            .and_then(|m| m.signal_problem(signal))
+            .map(|message| (format!("{}.module", self.path), message))
+            .into_iter()
+            .collect()
+    }
+
     fn build(
         &self,
         ctx: &BuildContext,
@@ -320,6 +387,13 @@ impl ProcessorConfig for WasmProcessorConfig {
                 p
             }
         };
+        prepared
+            .use_for(signal)
+            .map_err(|message| BuildError::Other {
+                id: ctx.id.clone(),
+                message: format!("{}.module: {message}", self.path),
+                source: None,
+            })?;
         Ok(Arc::new(WasmStage::new(
             ctx,
             signal,

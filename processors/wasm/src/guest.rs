@@ -279,8 +279,8 @@ pub(crate) fn process_export(signal: Signal) -> &'static str {
 }
 
 /// Checks that `module` exports ABI v1 (memory, version, alloc, at least one entry point with
-/// the right types), without running it.
-pub(crate) fn check_exports(module: &Module, path: &str) -> Result<(), WasmError> {
+/// the right types), without running it. Returns the signals it has entry points for.
+pub(crate) fn check_exports(module: &Module, path: &str) -> Result<Vec<Signal>, WasmError> {
     use wasmtime::{ExternType, ValType};
     let abi = |message: String| WasmError::Abi {
         path: path.to_string(),
@@ -326,18 +326,18 @@ pub(crate) fn check_exports(module: &Module, path: &str) -> Result<(), WasmError
     want("weir_abi_version", &[], &["i32"], true)?;
     want("weir_alloc", &["i32"], &["i32"], true)?;
     want("weir_init", &["i32", "i32"], &["i32"], false)?;
-    let mut entry_points = 0;
+    let mut entry_points = Vec::new();
     for signal in Signal::ALL {
         if want(process_export(signal), &["i32", "i32"], &["i32"], false)? {
-            entry_points += 1;
+            entry_points.push(signal);
         }
     }
-    if entry_points == 0 {
+    if entry_points.is_empty() {
         return Err(abi(
             "exports none of weir_process_logs, weir_process_traces, weir_process_metrics".into(),
         ));
     }
-    Ok(())
+    Ok(entry_points)
 }
 
 /// Everything needed to make fresh instances of one module.

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -206,8 +207,8 @@ async fn on_error_drop_drops_the_failed_batch_only() {
     assert_eq!(h.run(small_batch()).await[0].item_count(), 1);
 }
 
-#[tokio::test]
-async fn missing_entry_point_for_the_signal_passes_batches_on() {
+#[test]
+fn a_module_without_the_pipelines_signal_is_refused_naming_both_signals() {
     let dir = tempfile::tempdir().unwrap();
     let wat = r#"(module
       (memory (export "memory") 1)
@@ -215,11 +216,30 @@ async fn missing_entry_point_for_the_signal_passes_batches_on() {
       (func (export "weir_alloc") (param i32) (result i32) i32.const 0)
       (func (export "weir_process_traces") (param i32 i32) (result i32) unreachable))"#;
     let path = wat_module(&dir, "traces_only", wat);
-    let h = harness(json!({"module": path.display().to_string()}), Signal::Logs);
-    for _ in 0..2 {
-        assert_eq!(h.run(small_batch()).await[0].item_count(), 1);
-    }
-    assert_eq!(h.failures("missing_export"), 2);
+    let parsed = parse(json!({"module": path.display().to_string()})).unwrap();
+    let problems = parsed.signal_problems(Signal::Logs);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].0, "processors.wasm/test.module");
+    assert!(
+        problems[0].1.starts_with(&format!(
+            "WASM module {} declares the signal(s) traces but is in a logs pipeline",
+            path.display()
+        )),
+        "{}",
+        problems[0].1
+    );
+    assert!(parsed.signal_problems(Signal::Traces).is_empty());
+    let ctx =
+        weir_api::BuildContext::for_component(weir_api::ComponentId::parse("wasm/test").unwrap());
+    let sink: Arc<dyn weir_api::Consumer> = Arc::new(Sink::default());
+    let err = match parsed.build(&ctx, Signal::Logs, sink) {
+        Ok(_) => panic!("built a traces-only module into a logs pipeline"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("declares the signal(s) traces but is in a logs pipeline"),
+        "{err}"
+    );
 }
 
 fn sdk_chaos(mode: &str) -> Harness {

@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
+use weir_api::Signal;
 
 fn error_of(config: serde_json::Value) -> String {
     match parse(config) {
@@ -152,4 +153,54 @@ fn defaults_round_trip() {
         serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
     assert_eq!(back.module, "m.wasm");
     assert_eq!(back.timeout, c.timeout);
+}
+
+/// The SDK's `export!(T, signals...)` exports only the declared entry points; a module on a
+/// pipeline of another signal is a config problem naming the module and both signals.
+#[test]
+fn example_modules_declare_their_signals() {
+    let check = |name: &str, ok: &[Signal], refused: &[Signal]| {
+        let path = example_wasm(name).display().to_string();
+        let config = match name {
+            "severity_filter" => json!({"module": path, "config": {"min_severity": 9}}),
+            "trace_sampler" => json!({"module": path, "config": {"one_in": 2}}),
+            "drop_matching" => {
+                json!({"module": path, "config": {"field": "severity_text", "equals": "DEBUG"}})
+            }
+            _ => json!({"module": path}),
+        };
+        let parsed = parse(config).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for s in ok {
+            assert!(parsed.signal_problems(*s).is_empty(), "{name} on {s}");
+        }
+        for s in refused {
+            let p = parsed.signal_problems(*s);
+            assert_eq!(p.len(), 1, "{name} on {s}: {p:?}");
+            assert_eq!(p[0].0, "processors.wasm/test.module");
+            assert!(p[0].1.contains(&path), "{}", p[0].1);
+            assert!(
+                p[0].1.contains(&format!("but is in a {s} pipeline")),
+                "{}",
+                p[0].1
+            );
+        }
+        parsed
+    };
+    let sf = check(
+        "severity_filter",
+        &[Signal::Logs],
+        &[Signal::Traces, Signal::Metrics],
+    );
+    assert!(sf.signal_problems(Signal::Metrics)[0]
+        .1
+        .contains("declares the signal(s) logs but is in a metrics pipeline"));
+    let ts = check(
+        "trace_sampler",
+        &[Signal::Traces],
+        &[Signal::Logs, Signal::Metrics],
+    );
+    assert!(ts.signal_problems(Signal::Logs)[0]
+        .1
+        .contains("declares the signal(s) traces but is in a logs pipeline"));
+    check("drop_matching", &Signal::ALL, &[]);
 }

@@ -66,4 +66,4 @@ impl Processor for ProbabilisticSampler {
     }
 }
 
-export!(ProbabilisticSampler);
+export!(ProbabilisticSampler, logs, traces);

@@ -111,4 +111,4 @@ impl Processor for RedactEmails {
     }
 }
 
-export!(RedactEmails);
+export!(RedactEmails, logs);

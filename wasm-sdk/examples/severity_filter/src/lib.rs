@@ -39,4 +39,4 @@ impl Processor for SeverityFilter {
     }
 }
 
-export!(SeverityFilter);
+export!(SeverityFilter, logs);

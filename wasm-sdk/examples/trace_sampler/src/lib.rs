@@ -41,4 +41,4 @@ impl Processor for TraceSampler {
     }
 }
 
-export!(TraceSampler);
+export!(TraceSampler, traces);
