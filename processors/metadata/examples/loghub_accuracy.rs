@@ -98,6 +98,11 @@ fn main() {
 /// Lines per second through masking + mining, then records per second through the
 /// summariser (medians of 5 runs, one thread).
 fn bench(config: &MinerConfig, all_lines: &[String], repeat: usize) {
+    // WEIR_BENCH_PROCESSOR=1: the summariser only (for profiling it alone).
+    if std::env::var_os("WEIR_BENCH_PROCESSOR").is_some() {
+        processor_throughput(all_lines, repeat.div_ceil(4));
+        return;
+    }
     let mut rates = Vec::new();
     for _ in 0..5 {
         let mut miner = TemplateMiner::new(config.clone());

@@ -7,6 +7,7 @@
 //! seen entry is evicted and counted.
 
 use std::collections::BTreeMap;
+use std::hash::Hasher as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message;
@@ -194,7 +195,10 @@ fn observe_attributes(
         schema.bytes += encoded * weight;
         schema.distinct.insert_hash(h);
         schema.seen.observe(t);
-        set_hash = set_hash.wrapping_add(stable_hash(kv.key.as_bytes()).rotate_left(17) ^ h);
+        // In memory only (repeat detection): a fast hash of the key is enough.
+        let mut kh = rustc_hash::FxHasher::default();
+        kh.write(kv.key.as_bytes());
+        set_hash = set_hash.wrapping_add(kh.finish().rotate_left(17) ^ h);
     }
     set_hash
 }
@@ -283,6 +287,20 @@ impl Accumulator {
         before
     }
 
+    /// The name the state of service `name` is kept under (`name`, or [`OTHER_SERVICES`]
+    /// past the service limit), creating the state if needed.
+    fn service_entry_name(&mut self, name: &str) -> String {
+        let name =
+            if self.services.contains_key(name) || self.services.len() < self.limits.max_services {
+                name
+            } else {
+                OTHER_SERVICES
+            }
+            .to_string();
+        self.service(&name);
+        name
+    }
+
     fn service(&mut self, name: &str) -> &mut ServiceState {
         let name =
             if self.services.contains_key(name) || self.services.len() < self.limits.max_services {
@@ -328,16 +346,23 @@ impl Accumulator {
                         .map(|s| s.log_records.len() as u64)
                         .sum();
                     self.observe_resource(rl.resource.as_ref(), n, received, Sig::Logs);
-                    let service = service_name(rl.resource.as_ref()).to_string();
                     let resource_hash = rl
                         .resource
                         .as_ref()
                         .map_or(0, |r| attributes_hash(&r.attributes, &self.key));
+                    // The service's state is looked up once per resource, not per record:
+                    // taken out of the map while its records are observed.
+                    let service = service_name(rl.resource.as_ref());
+                    let name = self.service_entry_name(service);
+                    let Some((name, mut svc)) = self.services.remove_entry(name.as_str()) else {
+                        unreachable!("service_entry_name inserts the service")
+                    };
                     for sl in &rl.scope_logs {
                         for r in &sl.log_records {
-                            self.observe_log(&service, r, received, resource_hash);
+                            self.observe_log(&mut svc, r, received, resource_hash);
                         }
                     }
+                    self.services.insert(name, svc);
                 }
             }
             Payload::Traces(req) => {
@@ -444,7 +469,13 @@ impl Accumulator {
         self.evicted_keys += evicted;
     }
 
-    fn observe_log(&mut self, service: &str, r: &LogRecord, received: u64, resource_hash: u64) {
+    fn observe_log(
+        &mut self,
+        svc: &mut ServiceState,
+        r: &LogRecord,
+        received: u64,
+        resource_hash: u64,
+    ) {
         let t = if r.time_unix_nano > 0 {
             r.time_unix_nano
         } else if r.observed_time_unix_nano > 0 {
@@ -460,7 +491,6 @@ impl Accumulator {
         let mut evicted_keys = 0;
         let mut evicted_templates = 0;
         let key = self.key;
-        let svc = self.service(service);
         let text = body_text(r.body.as_ref(), &mut body);
         let logs = &mut svc.summary.logs;
         logs.volume.items += 1;

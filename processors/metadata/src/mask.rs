@@ -64,6 +64,92 @@ pub struct MaskedLine {
     buf: String,
     tokens: Vec<MaskedToken>,
     cache: TokenCache,
+    lines: LineCache,
+}
+
+/// Lines longer than this are never held by the [`LineCache`].
+const CACHED_LINE: usize = 256;
+/// Masked text and tokens of a cached line are bounded too (a line of one-digit tokens
+/// masks to three bytes per digit).
+const CACHED_LINE_OUT: usize = 512;
+const CACHED_LINE_TOKENS: usize = 64;
+/// Entries of the line cache (a power of two).
+const LINE_SLOTS: usize = 512;
+
+/// One line the [`LineCache`] holds, with its masked form.
+#[derive(Clone, Default)]
+struct LineEntry {
+    /// The settings the line was masked with ([`Masker`]'s `lists`).
+    lists: bool,
+    raw: String,
+    buf: String,
+    tokens: Vec<MaskedToken>,
+}
+
+/// What [`Masker`] made of recent whole lines. Logs repeat exact lines (health checks,
+/// retries, the same message from many threads): on the Loghub samples about four lines in
+/// ten are an exact repeat of one of the previous few hundred. Masking is a pure function
+/// of the line and the masker's settings, so a repeated line takes its masked form from
+/// here instead of running the rules again; the output is identical.
+/// Direct-mapped, bounded (`LINE_SLOTS` lines of at most `CACHED_LINE` bytes, masked text
+/// of at most `CACHED_LINE_OUT` bytes and `CACHED_LINE_TOKENS` tokens: at most about
+/// 1.3 MiB, typically under 300 KiB, allocated on first use), in memory only.
+#[derive(Clone, Default)]
+struct LineCache {
+    entries: Vec<LineEntry>,
+}
+
+impl std::fmt::Debug for LineCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LineCache({} slots)", self.entries.len())
+    }
+}
+
+impl LineCache {
+    #[inline]
+    fn slot(line: &str) -> usize {
+        let mut h = FxHasher::default();
+        h.write(line.as_bytes());
+        let v = h.finish();
+        ((v ^ (v >> 29) ^ (v >> 47)) as usize) & (LINE_SLOTS - 1)
+    }
+
+    /// Copies the cached masked form of `line` into `buf` and `tokens`; false on a miss.
+    #[inline]
+    fn get_into(
+        &self,
+        slot: usize,
+        line: &str,
+        lists: bool,
+        buf: &mut String,
+        tokens: &mut Vec<MaskedToken>,
+    ) -> bool {
+        match self.entries.get(slot) {
+            Some(e) if e.lists == lists && e.raw == line => {
+                buf.push_str(&e.buf);
+                tokens.extend_from_slice(&e.tokens);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn put(&mut self, slot: usize, line: &str, lists: bool, buf: &str, tokens: &[MaskedToken]) {
+        if buf.len() > CACHED_LINE_OUT || tokens.len() > CACHED_LINE_TOKENS {
+            return;
+        }
+        if self.entries.is_empty() {
+            self.entries = vec![LineEntry::default(); LINE_SLOTS];
+        }
+        let e = &mut self.entries[slot];
+        e.lists = lists;
+        e.raw.clear();
+        e.raw.push_str(line);
+        e.buf.clear();
+        e.buf.push_str(buf);
+        e.tokens.clear();
+        e.tokens.extend_from_slice(tokens);
+    }
 }
 
 /// Raw bytes of a token the cache may hold.
@@ -148,6 +234,7 @@ impl MaskedLine {
             buf: String::with_capacity(512),
             tokens: Vec::with_capacity(64),
             cache: TokenCache::default(),
+            lines: LineCache::default(),
         }
     }
 
@@ -354,8 +441,27 @@ impl Masker {
         Masker { lists: true }
     }
 
-    /// Masks `line` into `out` (cleared first).
+    /// Masks `line` into `out` (cleared first). A line `out` masked recently is copied
+    /// from its line cache (same output, see [`LineCache`]).
     pub fn mask_into(&self, line: &str, out: &mut MaskedLine) {
+        if line.len() > CACHED_LINE {
+            return self.mask_uncached(line, out);
+        }
+        let slot = LineCache::slot(line);
+        out.buf.clear();
+        out.tokens.clear();
+        if out
+            .lines
+            .get_into(slot, line, self.lists, &mut out.buf, &mut out.tokens)
+        {
+            return;
+        }
+        self.mask_uncached(line, out);
+        out.lines.put(slot, line, self.lists, &out.buf, &out.tokens);
+    }
+
+    /// Masks `line` into `out` (cleared first), running every rule.
+    fn mask_uncached(&self, line: &str, out: &mut MaskedLine) {
         out.buf.clear();
         out.tokens.clear();
         let mut mask_next = false;

@@ -254,3 +254,51 @@ fn key_value_chains_mask_every_value() {
     assert!(!j.bytes().any(|b| b.is_ascii_digit()), "{j}");
     assert!(j.starts_with("state "), "{j}");
 }
+
+#[test]
+fn cached_lines_mask_as_fresh_ones() {
+    // Repeated lines come from the line cache: the output must be what the rules give.
+    // Many distinct lines (slot collisions), both masker settings sharing one buffer, lines
+    // at and past the length bound, and lines whose masked text is past its bound.
+    let with_lists = Masker::new();
+    let without = Masker::default();
+    let mut lines: Vec<String> = Vec::new();
+    for i in 0..3000u32 {
+        lines.push(match i % 6 {
+            0 => format!(
+                "user{} logged in from 10.0.{}.{}:22 a,b,c",
+                i % 7,
+                i % 5,
+                i % 3
+            ),
+            1 => format!(
+                "GET /api/v{}/items?id={} 200 {} bytes",
+                i % 3,
+                i % 11,
+                i % 13
+            ),
+            2 => "x".repeat(250 + (i % 10) as usize),
+            3 => "1 ".repeat(128 + (i % 3) as usize),
+            4 => format!("password: s{} token= abc Bearer xyz{}", i % 4, i % 9),
+            _ => format!("ready=true,policy={},mode=false, {} items", i % 2, i % 17),
+        });
+    }
+    let mut reused = MaskedLine::new();
+    for (n, l) in lines.iter().chain(lines.iter().rev()).enumerate() {
+        let m = if n % 5 == 0 { &without } else { &with_lists };
+        let mut fresh = MaskedLine::new();
+        m.mask_uncached(l, &mut fresh);
+        m.mask_into(l, &mut reused);
+        assert_eq!(reused.joined(), fresh.joined(), "line {n}: {l}");
+        assert_eq!(reused.tokens(), fresh.tokens(), "line {n}: {l}");
+    }
+    // The cache did serve repeats and stays within its bounds.
+    let held = reused.lines.entries.iter().filter(|e| !e.raw.is_empty());
+    let mut count = 0;
+    for e in held {
+        count += 1;
+        assert!(e.raw.len() <= CACHED_LINE && e.buf.len() <= CACHED_LINE_OUT);
+        assert!(e.tokens.len() <= CACHED_LINE_TOKENS);
+    }
+    assert!(count > 0 && count <= LINE_SLOTS, "{count}");
+}

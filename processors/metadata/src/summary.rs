@@ -402,7 +402,10 @@ pub fn parse_severity_class(key: &str) -> Option<(i32, &str)> {
 
 /// Adds `v` to class `key` of `map`, folding new classes past the cap into the overflow class.
 pub fn add_severity_class(map: &mut BTreeMap<String, Volume>, key: &str, v: &Volume) {
-    let key = if map.contains_key(key) || map.len() < MAX_SEVERITY_CLASSES {
+    if let Some(e) = map.get_mut(key) {
+        return e.merge(v);
+    }
+    let key = if map.len() < MAX_SEVERITY_CLASSES {
         key
     } else {
         OVERFLOW_SEVERITY_CLASS

@@ -482,9 +482,6 @@ pub fn sample_span(k: &TraceKeep, trace_id: &[u8], tracestate: &str) -> SpanDeci
         keep: false,
         tracestate: None,
     };
-    if k.percent >= 100.0 {
-        return keep_with(Some(0));
-    }
     if k.percent <= 0.0 {
         return drop;
     }
@@ -492,12 +489,16 @@ pub fn sample_span(k: &TraceKeep, trace_id: &[u8], tracestate: &str) -> SpanDeci
     if let (Some(rv), Some(th)) = (ot.rv, ot.th) {
         if rv < th {
             // Inconsistent (the span would not have been sampled at its own threshold): keep
-            // it and leave its tracestate, `th` included, exactly as it arrived.
+            // it and leave its tracestate, `th` included, exactly as it arrived, whatever the
+            // percentage (also at 100 %, which would otherwise write `th:0`).
             return SpanDecision {
                 keep: true,
                 tracestate: None,
             };
         }
+    }
+    if k.percent >= 100.0 {
+        return keep_with(Some(0));
     }
     if k.mode == SamplingMode::HashSeed && k.seed != 0 {
         // Seeded: the OpenTelemetry Collector's probabilistic_sampler rule, so a fleet mixing

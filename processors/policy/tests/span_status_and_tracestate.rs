@@ -126,18 +126,21 @@ fn an_unknown_span_status_name_is_an_error() {
 fn inconsistent_rv_below_th_keeps_the_span_and_its_tracestate() {
     // rv 0x10000000000000 < th 0x80000000000000 (50%): inconsistent by OpenTelemetry's rules.
     let inconsistent = "vendor=a,ot=rv:10000000000000;th:8";
-    for percentage in [1, 10, 50, 99] {
-        let s = set(&format!(
-            "{{id: s, name: s, trace: {{match: [{{trace_field: name, exact: x}}], keep: {{percentage: {percentage}}}}}}}"
-        ));
-        let v = both(&s, &request(vec![span("x", None, inconsistent)]));
-        assert!(v.spans[0].keep, "percentage {percentage}");
-        assert_eq!(
-            v.spans[0].tracestate, None,
-            "percentage {percentage}: tracestate must stay as it arrived"
-        );
-        assert_eq!(v.dropped, 0);
-        assert_eq!(v.rewritten, 0);
+    // Every mode, and 100 % too (which writes `th:0` for a consistent span).
+    for mode in ["hash_seed", "proportional", "equalizing"] {
+        for percentage in [1, 10, 50, 99, 100] {
+            let s = set(&format!(
+                "{{id: s, name: s, trace: {{match: [{{trace_field: name, exact: x}}], keep: {{percentage: {percentage}, mode: {mode}}}}}}}"
+            ));
+            let v = both(&s, &request(vec![span("x", None, inconsistent)]));
+            assert!(v.spans[0].keep, "{mode} percentage {percentage}");
+            assert_eq!(
+                v.spans[0].tracestate, None,
+                "{mode} percentage {percentage}: tracestate must stay as it arrived"
+            );
+            assert_eq!(v.dropped, 0);
+            assert_eq!(v.rewritten, 0);
+        }
     }
     // A consistent pair is still sampled and rewritten as usual (rv above every threshold).
     let s = set(
