@@ -155,6 +155,25 @@ const COLLECTOR: &[(&str, &[Def])] = &[
         ],
     ),
     (
+        "filesystem",
+        &[
+            (
+                "system.filesystem.usage",
+                "By",
+                "updown",
+                "int",
+                &["device", "mode", "mountpoint", "type", "state"],
+            ),
+            (
+                "system.filesystem.inodes.usage",
+                "{inodes}",
+                "updown",
+                "int",
+                &["device", "mode", "mountpoint", "type", "state"],
+            ),
+        ],
+    ),
+    (
         "paging",
         &[
             (
@@ -332,6 +351,7 @@ fn hostmetrics_scrapes_this_host_as_the_collector() {
       network:
       paging:
       processes:
+      filesystem:
   hostmetrics/toggled:
     collection_interval: 1s
     root_path: /
@@ -614,6 +634,49 @@ service:
     assert!(ops[&("page_in".into(), "minor".into())] <= vmstat("pgpgin"));
     assert!(ops[&("page_out".into(), "major".into())] <= vmstat("pswpout"));
 
+    // filesystem: "/" is there with its type, and its states add up to what statvfs says
+    // (stat -f: total blocks and fundamental block size, total inodes).
+    let out_stat = std::process::Command::new("stat")
+        .args(["-f", "--format=%b %S %c %T", "/"])
+        .output()
+        .unwrap();
+    let f: Vec<String> = String::from_utf8(out_stat.stdout)
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let (blocks, bsize, files): (f64, f64, f64) = (
+        f[0].parse().unwrap(),
+        f[1].parse().unwrap(),
+        f[2].parse().unwrap(),
+    );
+    let at_root = |metric: &str| -> Vec<Point> {
+        all[0][metric]
+            .points
+            .iter()
+            .filter(|p| p.attrs["mountpoint"] == "/")
+            .cloned()
+            .collect()
+    };
+    let root_usage = at_root("system.filesystem.usage");
+    assert_eq!(root_usage.len(), 3, "{root_usage:?}");
+    assert_eq!(
+        root_usage.iter().map(|p| p.value).sum::<f64>(),
+        blocks * bsize
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let root_mount: Vec<&str> = mounts
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .rfind(|f| f[1] == "/")
+        .unwrap();
+    assert_eq!(root_usage[0].attrs["device"], root_mount[0]);
+    assert_eq!(root_usage[0].attrs["type"], root_mount[2]);
+    assert_eq!(root_usage[0].attrs["mode"], &root_mount[3][..2]);
+    let root_inodes = at_root("system.filesystem.inodes.usage");
+    assert_eq!(root_inodes.len(), 2);
+    assert_eq!(root_inodes.iter().map(|p| p.value).sum::<f64>(), files);
+
     // Sums start at boot (btime of /proc/stat), as the Collector's do; gauges have no start.
     let btime: u64 = stat
         .lines()
@@ -696,8 +759,8 @@ fn hostmetrics_unsupported_settings_are_config_errors() {
     assert_eq!(code, 0, "{err}");
     for (receiver, want) in [
         (
-            "    scrapers:\n      filesystem:\n",
-            "receivers.hostmetrics.scrapers.filesystem: the `filesystem` scraper is not supported by weir yet",
+            "    scrapers:\n      system:\n",
+            "receivers.hostmetrics.scrapers.system: the `system` scraper is not supported by weir yet",
         ),
         (
             "    scrapers:\n      process:\n        include: {names: [weir], match_type: strict}\n",

@@ -12,14 +12,15 @@
 //!       memory:
 //!       load:
 //!       disk:
+//!       filesystem:
 //!       network:
 //!       paging:
 //!       processes:
 //!     # per scraper: `metrics: {<name>: {enabled: false}}` turns a metric off (or on)
 //! ```
 //!
-//! Scrapers: `cpu`, `memory`, `load`, `disk`, `network`, `paging`, `processes`. The Collector's
-//! `filesystem`, `process` and `system` scrapers are not supported yet, nor are the
+//! Scrapers: `cpu`, `memory`, `load`, `disk`, `filesystem`, `network`, `paging`, `processes`.
+//! The Collector's `process` and `system` scrapers are not supported yet, nor are the
 //! include/exclude filters; naming any of them is a config error.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -157,6 +158,20 @@ const PAGING: &[MetricDef] = &[
     },
 ];
 
+const FILESYSTEM: &[MetricDef] = &[
+    def("system.filesystem.usage", "By", Kind::UpDown, true),
+    def(
+        "system.filesystem.inodes.usage",
+        "{inodes}",
+        Kind::UpDown,
+        true,
+    ),
+    MetricDef {
+        default_enabled: false,
+        ..def("system.filesystem.utilization", "1", Kind::Gauge, false)
+    },
+];
+
 /// The scrapers this receiver has, with their metrics.
 pub const SCRAPERS: &[(&str, &[MetricDef])] = &[
     ("cpu", CPU),
@@ -166,10 +181,11 @@ pub const SCRAPERS: &[(&str, &[MetricDef])] = &[
     ("network", NETWORK),
     ("paging", PAGING),
     ("processes", PROCESSES),
+    ("filesystem", FILESYSTEM),
 ];
 
 /// The Collector's scrapers this receiver does not have yet.
-const UNSUPPORTED_SCRAPERS: &[&str] = &["filesystem", "process", "system"];
+const UNSUPPORTED_SCRAPERS: &[&str] = &["process", "system"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -260,7 +276,7 @@ impl ReceiverFactory for HostMetricsReceiverFactory {
             let spath = format!("{path}.scrapers.{name}");
             let Some((sname, defs)) = SCRAPERS.iter().find(|(n, _)| n == name) else {
                 if UNSUPPORTED_SCRAPERS.contains(&name.as_str()) {
-                    errors.push(spath, format!("the `{name}` scraper is not supported by weir yet (supported: cpu, memory, load, disk, network, paging, processes)"));
+                    errors.push(spath, format!("the `{name}` scraper is not supported by weir yet (supported: cpu, memory, load, disk, filesystem, network, paging, processes)"));
                 } else {
                     errors.push(spath, format!("unknown scraper `{name}`"));
                 }
@@ -526,6 +542,7 @@ pub fn scrape_all(
                 "network" => network(&proc, &mut b),
                 "processes" => processes(&proc, &mut b),
                 "paging" => paging(&proc, &mut b),
+                "filesystem" => filesystem(root, &proc, &mut b),
                 _ => Ok(()),
             };
             (*name, r.map(|()| b.out))
@@ -931,6 +948,81 @@ fn paging(proc: &Path, b: &mut Builder) -> Result<(), String> {
             ),
         ],
     );
+    Ok(())
+}
+
+/// The filesystems of block devices: the types /proc/filesystems does not mark `nodev`
+/// (which the Collector keeps unless `include_virtual_filesystems`), and zfs.
+fn physical_types(proc: &Path) -> Result<BTreeSet<String>, String> {
+    // No crate reads /proc/filesystems: one type a line, after an optional `nodev`.
+    let f = proc.join("filesystems");
+    let text = std::fs::read_to_string(&f).map_err(|e| err(&f, e))?;
+    let mut out: BTreeSet<String> = text
+        .lines()
+        .filter(|l| !l.starts_with("nodev"))
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    out.insert("zfs".into());
+    Ok(out)
+}
+
+fn filesystem(root: &Path, proc: &Path, b: &mut Builder) -> Result<(), String> {
+    let physical = physical_types(proc)?;
+    let mut f = proc.join("1/mountinfo");
+    if !f.exists() {
+        f = proc.join("self/mountinfo");
+    }
+    let mounts = procfs::process::MountInfos::from_file(&f)
+        .map_err(|e| err(&f, e))?
+        .0;
+    let mut usage = Vec::new();
+    let mut inodes = Vec::new();
+    let mut utilization = Vec::new();
+    for m in mounts.iter().filter(|m| physical.contains(&m.fs_type)) {
+        let at = root.join(m.mount_point.strip_prefix("/").unwrap_or(&m.mount_point));
+        let v = match rustix::fs::statvfs(&at) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!(mountpoint = %at.display(), error = %e, "statvfs failed; skipped");
+                continue;
+            }
+        };
+        let mode = if m.mount_options.contains_key("ro") {
+            "ro"
+        } else {
+            "rw"
+        };
+        let attrs = |state: Option<&str>| {
+            let mut a = vec![
+                ("device", m.mount_source.clone().unwrap_or_default()),
+                ("mode", mode.to_string()),
+                ("mountpoint", m.mount_point.display().to_string()),
+                ("type", m.fs_type.clone()),
+            ];
+            if let Some(s) = state {
+                a.push(("state", s.to_string()));
+            }
+            a
+        };
+        let fr = v.f_frsize;
+        let used = v.f_blocks.saturating_sub(v.f_bfree) * fr;
+        let free = v.f_bavail * fr;
+        let reserved = v.f_bfree.saturating_sub(v.f_bavail) * fr;
+        for (s, n) in [("used", used), ("free", free), ("reserved", reserved)] {
+            usage.push((attrs(Some(s)), Val::I(n as i64)));
+        }
+        let iused = v.f_files.saturating_sub(v.f_ffree);
+        for (s, n) in [("used", iused), ("free", v.f_ffree)] {
+            inodes.push((attrs(Some(s)), Val::I(n as i64)));
+        }
+        if used + free > 0 {
+            utilization.push((attrs(None), Val::D(used as f64 / (used + free) as f64)));
+        }
+    }
+    b.add("system.filesystem.usage", usage);
+    b.add("system.filesystem.inodes.usage", inodes);
+    b.add("system.filesystem.utilization", utilization);
     Ok(())
 }
 
