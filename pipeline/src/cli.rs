@@ -1,6 +1,7 @@
 //! The command line: `weir [run] --config FILE... --set k=v`, `weir validate`,
 //! `weir components`, `weir print-config`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -80,6 +81,93 @@ pub enum Command {
     /// Control-plane administration: API tokens and the audit log.
     #[command(subcommand)]
     Admin(weir_catalog::cli::AdminCommand),
+    /// Run a WASM processor module on a file (`weir wasm run`).
+    #[command(subcommand)]
+    Wasm(WasmCommand),
+}
+
+/// `weir wasm ...`.
+#[derive(Debug, Subcommand)]
+pub enum WasmCommand {
+    /// Run a module on one OTLP batch from a file, as the `wasm` processor would, write the
+    /// result and print the verdict counts (kept, dropped, replaced).
+    Run(WasmRunArgs),
+}
+
+/// Arguments of `weir wasm run`.
+#[derive(Debug, Args)]
+pub struct WasmRunArgs {
+    /// The `.wasm` module.
+    #[arg(long)]
+    pub module: PathBuf,
+    /// The batch's signal: logs, traces or metrics.
+    #[arg(long)]
+    pub signal: String,
+    /// The input batch: OTLP/JSON (`.json`) or protobuf (`.pb`, `.bin`, `.binpb`).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where the result goes, encoded by its extension like the input.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Encoding of both files when their extensions do not say: json or protobuf.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// The guest config (the processor's `config:`) as JSON.
+    #[arg(long, default_value = "null")]
+    pub config: String,
+    /// Deadline for the call (and for init).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+fn wasm_run(args: &WasmRunArgs) -> Result<String, String> {
+    use weir_wasm::FileFormat;
+    let signal = match args.signal.as_str() {
+        "logs" => Signal::Logs,
+        "traces" => Signal::Traces,
+        "metrics" => Signal::Metrics,
+        other => {
+            return Err(format!(
+                "--signal: `{other}` is not logs, traces or metrics"
+            ))
+        }
+    };
+    let forced = match args.format.as_deref() {
+        None => None,
+        Some("json") => Some(FileFormat::Json),
+        Some("protobuf" | "proto" | "pb") => Some(FileFormat::Protobuf),
+        Some(other) => return Err(format!("--format: `{other}` is not json or protobuf")),
+    };
+    let format_of = |flag: &str, path: &PathBuf| {
+        FileFormat::from_path(path).or(forced).ok_or_else(|| {
+            format!(
+                "{flag} {}: cannot tell the encoding from the extension (.json or .pb); \
+                 give --format json|protobuf",
+                path.display()
+            )
+        })
+    };
+    let in_format = format_of("--input", &args.input)?;
+    let out_format = format_of("--output", &args.output)?;
+    let config: serde_json::Value =
+        serde_json::from_str(&args.config).map_err(|e| format!("--config is not JSON: {e}"))?;
+    let input =
+        std::fs::read(&args.input).map_err(|e| format!("--input {}: {e}", args.input.display()))?;
+    let (out, counts) = weir_wasm::run_file(
+        &args.module,
+        config,
+        signal,
+        &input,
+        in_format,
+        out_format,
+        args.timeout,
+    )?;
+    std::fs::write(&args.output, out)
+        .map_err(|e| format!("--output {}: {e}", args.output.display()))?;
+    Ok(format!(
+        "{} items in: kept {}, dropped {}, replaced {}",
+        counts.input, counts.kept, counts.dropped, counts.replaced
+    ))
 }
 
 fn print_errors(errors: &ConfigErrors) {
@@ -279,6 +367,16 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Policy(cmd)) => weir_policy::cli::run(cmd),
         Some(Command::Catalog(cmd)) => weir_catalog::cli::run_catalog(cmd),
         Some(Command::Admin(cmd)) => weir_catalog::cli::run_admin(cmd),
+        Some(Command::Wasm(WasmCommand::Run(args))) => match wasm_run(&args) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("weir wasm run: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::Components) => {
             print!("{}", components_text(&registry));
             ExitCode::SUCCESS

@@ -25,12 +25,14 @@ mod engine;
 pub mod fuzzing;
 mod guest;
 mod outcome;
+mod run;
 mod stage;
 
 use weir_api::Registry;
 
 pub use config::{OnError, WasmConfig, WasmFactory};
 pub use guest::{FailureCause, ABI_VERSION};
+pub use run::{run_file, FileFormat, RunCounts};
 pub use stage::WasmStage;
 
 /// The component type name in configs.
