@@ -11,6 +11,7 @@
 //!     memory_limit_mib: 64                   # default 64
 //!     timeout: 100ms                         # per batch, default 100ms
 //!     on_error: pass                         # pass (default, fail open) | drop
+//!     poll_interval: 2s                      # reload the file when it changes; 0s: SIGHUP only
 //! ```
 //!
 //! The guest sees a whole batch per call as OTLP protobuf bytes and answers "unchanged", one
