@@ -316,6 +316,39 @@ fn exports(path: &Path) -> Vec<BTreeMap<String, Seen>> {
     out
 }
 
+/// The process resources of the last export: resource attributes (ints as text) and metrics.
+#[allow(clippy::type_complexity)]
+fn processes_of(path: &Path) -> Vec<(BTreeMap<String, String>, Vec<Value>)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let Some(line) = text.lines().last() else {
+        return Vec::new();
+    };
+    let v: Value = serde_json::from_str(line).unwrap();
+    let mut out = Vec::new();
+    for rm in v["resourceMetrics"].as_array().into_iter().flatten() {
+        let attrs: BTreeMap<String, String> = rm["resource"]["attributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                let v = &a["value"];
+                let v = v["stringValue"]
+                    .as_str()
+                    .map(str::to_string)
+                    .or_else(|| v["intValue"].as_str().map(str::to_string))
+                    .or_else(|| v["intValue"].as_i64().map(|i| i.to_string()))
+                    .unwrap();
+                (a["key"].as_str().unwrap().to_string(), v)
+            })
+            .collect();
+        for sm in rm["scopeMetrics"].as_array().into_iter().flatten() {
+            assert_eq!(sm["scope"]["name"], format!("{SCOPE}processscraper"));
+            out.push((attrs.clone(), sm["metrics"].as_array().unwrap().clone()));
+        }
+    }
+    out
+}
+
 fn meminfo_kb(key: &str) -> u64 {
     let text = std::fs::read_to_string("/proc/meminfo").unwrap();
     text.lines()
@@ -337,6 +370,7 @@ fn hostmetrics_scrapes_this_host_as_the_collector() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
     let toggled = dir.path().join("toggled.jsonl");
+    let process_out = dir.path().join("process.jsonl");
     let telemetry = support::free_port();
     let config = format!(
         "receivers:
@@ -352,6 +386,11 @@ fn hostmetrics_scrapes_this_host_as_the_collector() {
       paging:
       processes:
       filesystem:
+  hostmetrics/process:
+    collection_interval: 1s
+    initial_delay: 100ms
+    scrapers:
+      process:
   hostmetrics/toggled:
     collection_interval: 1s
     root_path: /
@@ -370,13 +409,18 @@ exporters:
   file/toggled:
     path: {toggled}
     flush_interval: 0s
+  file/process:
+    path: {process}
+    flush_interval: 0s
 service:
   telemetry:
     metrics: {{address: '127.0.0.1:{telemetry}'}}
   pipelines:
     metrics: {{receivers: [hostmetrics], exporters: [file]}}
     metrics/toggled: {{receivers: [hostmetrics/toggled], exporters: [file/toggled]}}
+    metrics/process: {{receivers: [hostmetrics/process], exporters: [file/process]}}
 ",
+        process = process_out.display(),
         out = out.display(),
         toggled = toggled.display(),
     );
@@ -395,11 +439,16 @@ service:
                 .map(str::to_string)
                 .collect::<Vec<_>>(),
         );
-        if exports(&out).len() >= 3 && !exports(&toggled).is_empty() {
+        if exports(&out).len() >= 3
+            && !exports(&toggled).is_empty()
+            && !processes_of(&process_out).is_empty()
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The weir process as /proc has it, while it runs.
+    let weir_stat = std::fs::read_to_string(format!("/proc/{}/stat", weir.id())).unwrap();
     support::sigterm(&weir);
     support::wait_exit(&mut weir, Duration::from_secs(10));
     let log = support::log_of(dir.path());
@@ -706,6 +755,124 @@ service:
         .iter()
         .any(|p| p.attrs["status"] == "running" && p.value >= 1.0));
 
+    // process: one resource per process with the Collector's resource attributes and its
+    // default metrics; weir itself is among them, as /proc says it is.
+    let procs = processes_of(&process_out);
+    assert!(procs.len() > 1, "{procs:?}");
+    let keys: BTreeSet<&str> = procs[0].0.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from([
+            "process.command",
+            "process.command_line",
+            "process.executable.name",
+            "process.executable.path",
+            "process.owner",
+            "process.parent_pid",
+            "process.pid",
+        ])
+    );
+    let (attrs, metrics) = procs
+        .iter()
+        .find(|(a, _)| a["process.pid"] == weir.id().to_string())
+        .expect("weir's own process");
+    assert_eq!(attrs["process.parent_pid"], std::process::id().to_string());
+    assert_eq!(attrs["process.executable.name"], "weir");
+    assert_eq!(
+        attrs["process.executable.path"],
+        std::fs::canonicalize(env!("CARGO_BIN_EXE_weir"))
+            .unwrap()
+            .display()
+            .to_string()
+    );
+    assert_eq!(attrs["process.command"], env!("CARGO_BIN_EXE_weir"));
+    assert!(attrs["process.command_line"].ends_with(&format!("--config {}", config_path.display())));
+    let me = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(attrs["process.owner"], me.trim());
+    let by_name: BTreeMap<&str, &Value> = metrics
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap(), m))
+        .collect();
+    assert_eq!(
+        by_name.keys().copied().collect::<Vec<_>>(),
+        [
+            "process.cpu.time",
+            "process.disk.io",
+            "process.memory.usage",
+            "process.memory.virtual"
+        ]
+    );
+    for (name, unit, kind, attr) in [
+        ("process.cpu.time", "s", "counter", Some("state")),
+        ("process.disk.io", "By", "counter", Some("direction")),
+        ("process.memory.usage", "By", "updown", None),
+        ("process.memory.virtual", "By", "updown", None),
+    ] {
+        let m = by_name[name];
+        assert_eq!(m["unit"], unit, "{name}");
+        assert_eq!(
+            m["sum"]["isMonotonic"].as_bool().unwrap_or(false),
+            kind == "counter",
+            "{name}"
+        );
+        assert_eq!(m["sum"]["aggregationTemporality"], 2, "{name}");
+        for p in m["sum"]["dataPoints"].as_array().unwrap() {
+            let keys: Vec<&str> = p["attributes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| a["key"].as_str().unwrap())
+                .collect();
+            assert_eq!(keys, attr.into_iter().collect::<Vec<_>>(), "{name}");
+        }
+    }
+    let states: Vec<&str> = by_name["process.cpu.time"]["sum"]["dataPoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["attributes"][0]["value"]["stringValue"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["user", "system", "wait"]);
+    // Its sums start when weir started: btime + starttime (field 22 of /proc/PID/stat) ticks.
+    let after_comm = weir_stat.rsplit_once(')').unwrap().1;
+    let starttime: u64 = after_comm
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let start: u64 = by_name["process.memory.usage"]["sum"]["dataPoints"][0]["startTimeUnixNano"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let tck: u64 = String::from_utf8(
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    let want = btime * 1_000_000_000 + starttime * 1_000_000_000 / tck;
+    assert!(start.abs_diff(want) < 1_000_000, "{start} vs {want}");
+    let rss: f64 = by_name["process.memory.usage"]["sum"]["dataPoints"][0]["asInt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rss > 1_000_000.0, "{rss}");
+
     // Toggles: usage off, utilization on (states add to 1), 5m load off.
     let t = exports(&toggled);
     let names: BTreeSet<&str> = t[0].keys().map(String::as_str).collect();
@@ -764,7 +931,7 @@ fn hostmetrics_unsupported_settings_are_config_errors() {
         ),
         (
             "    scrapers:\n      process:\n        include: {names: [weir], match_type: strict}\n",
-            "receivers.hostmetrics.scrapers.process: the `process` scraper is not supported by weir yet",
+            "receivers.hostmetrics.scrapers.process.include: unknown field `include`",
         ),
         ("    scrapers:\n      gpu:\n", "receivers.hostmetrics.scrapers.gpu: unknown scraper `gpu`"),
         (

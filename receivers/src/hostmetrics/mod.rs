@@ -16,11 +16,12 @@
 //!       network:
 //!       paging:
 //!       processes:
+//!       process:
 //!     # per scraper: `metrics: {<name>: {enabled: false}}` turns a metric off (or on)
 //! ```
 //!
-//! Scrapers: `cpu`, `memory`, `load`, `disk`, `filesystem`, `network`, `paging`, `processes`.
-//! The Collector's `process` and `system` scrapers are not supported yet, nor are the
+//! Scrapers: `cpu`, `memory`, `load`, `disk`, `filesystem`, `network`, `paging`, `processes`,
+//! `process` (one resource per process). The Collector's `system` scraper are not supported yet, nor are the
 //! include/exclude filters; naming any of them is a config error.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,6 +39,7 @@ use weir_api::otlp::metrics::v1::{
     metric, number_data_point, AggregationTemporality, Gauge, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum,
 };
+use weir_api::otlp::resource::v1::Resource;
 use weir_api::{
     parse_component_config, Batch, BuildContext, BuildError, Component, ComponentId, ConfigErrors,
     Consumer, Payload, ReceiverConfig, ReceiverFactory, Signal, SignalConsumers, SignalSet,
@@ -172,6 +174,13 @@ const FILESYSTEM: &[MetricDef] = &[
     },
 ];
 
+const PROCESS: &[MetricDef] = &[
+    def("process.cpu.time", "s", Kind::Counter, false),
+    def("process.memory.usage", "By", Kind::UpDown, true),
+    def("process.memory.virtual", "By", Kind::UpDown, true),
+    def("process.disk.io", "By", Kind::Counter, true),
+];
+
 /// The scrapers this receiver has, with their metrics.
 pub const SCRAPERS: &[(&str, &[MetricDef])] = &[
     ("cpu", CPU),
@@ -182,10 +191,11 @@ pub const SCRAPERS: &[(&str, &[MetricDef])] = &[
     ("paging", PAGING),
     ("processes", PROCESSES),
     ("filesystem", FILESYSTEM),
+    ("process", PROCESS),
 ];
 
 /// The Collector's scrapers this receiver does not have yet.
-const UNSUPPORTED_SCRAPERS: &[&str] = &["process", "system"];
+const UNSUPPORTED_SCRAPERS: &[&str] = &["system"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -276,7 +286,7 @@ impl ReceiverFactory for HostMetricsReceiverFactory {
             let spath = format!("{path}.scrapers.{name}");
             let Some((sname, defs)) = SCRAPERS.iter().find(|(n, _)| n == name) else {
                 if UNSUPPORTED_SCRAPERS.contains(&name.as_str()) {
-                    errors.push(spath, format!("the `{name}` scraper is not supported by weir yet (supported: cpu, memory, load, disk, filesystem, network, paging, processes)"));
+                    errors.push(spath, format!("the `{name}` scraper is not supported by weir yet (supported: cpu, memory, load, disk, filesystem, network, paging, processes, process)"));
                 } else {
                     errors.push(spath, format!("unknown scraper `{name}`"));
                 }
@@ -384,31 +394,52 @@ impl Component for HostMetricsReceiver {
                     }
                 };
                 let mut scope_metrics = Vec::new();
+                let mut own = Vec::new();
+                let scope = |scraper: &str, metrics: Vec<Metric>| ScopeMetrics {
+                    scope: Some(InstrumentationScope {
+                        name: format!("{SCOPE_PREFIX}/internal/scraper/{scraper}scraper"),
+                        version: env!("CARGO_PKG_VERSION").into(),
+                        ..Default::default()
+                    }),
+                    metrics,
+                    ..Default::default()
+                };
                 for (scraper, result) in scoped {
                     match result {
-                        Ok(metrics) => scope_metrics.push(ScopeMetrics {
-                            scope: Some(InstrumentationScope {
-                                name: format!("{SCOPE_PREFIX}/internal/scraper/{scraper}scraper"),
-                                version: env!("CARGO_PKG_VERSION").into(),
-                                ..Default::default()
-                            }),
-                            metrics,
-                            ..Default::default()
-                        }),
+                        Ok((metrics, resources)) => {
+                            if !metrics.is_empty() {
+                                scope_metrics.push(scope(scraper, metrics));
+                            }
+                            for (attributes, metrics) in resources {
+                                own.push(ResourceMetrics {
+                                    resource: Some(Resource {
+                                        attributes,
+                                        ..Default::default()
+                                    }),
+                                    scope_metrics: vec![scope(scraper, metrics)],
+                                    ..Default::default()
+                                });
+                            }
+                        }
                         Err(e) => {
                             tracing::warn!(receiver = %id, scraper, error = %e, "scrape failed")
                         }
                     }
                 }
-                if scope_metrics.is_empty() {
-                    continue;
-                }
-                let batch = Batch::new(Payload::Metrics(ExportMetricsServiceRequest {
-                    resource_metrics: vec![ResourceMetrics {
+                let mut resource_metrics = Vec::new();
+                if !scope_metrics.is_empty() {
+                    resource_metrics.push(ResourceMetrics {
                         resource: Some(Default::default()),
                         scope_metrics,
                         ..Default::default()
-                    }],
+                    });
+                }
+                resource_metrics.extend(own);
+                if resource_metrics.is_empty() {
+                    continue;
+                }
+                let batch = Batch::new(Payload::Metrics(ExportMetricsServiceRequest {
+                    resource_metrics,
                 }));
                 if let Err(e) = consumer.consume(batch).await {
                     tracing::warn!(receiver = %id, error = %e, "the pipeline did not take a scrape; it is dropped");
@@ -509,7 +540,11 @@ impl Builder<'_> {
     }
 }
 
-type Scoped = Vec<(&'static str, Result<Vec<Metric>, String>)>;
+/// Per scraper: the host's metrics, and metrics of resources of their own (processes).
+type Scoped = Vec<(
+    &'static str,
+    Result<(Vec<Metric>, Vec<(Vec<KeyValue>, Vec<Metric>)>), String>,
+)>;
 
 /// Runs every configured scraper once.
 pub fn scrape_all(
@@ -534,7 +569,9 @@ pub fn scrape_all(
                 time,
                 out: Vec::new(),
             };
+            let mut resources = Vec::new();
             let r = match *name {
+                "process" => process(&proc, &mut b, &mut resources),
                 "cpu" => cpu(&proc, &mut b),
                 "memory" => memory(&proc, &mut b),
                 "load" => load(&proc, &mut b),
@@ -545,7 +582,7 @@ pub fn scrape_all(
                 "filesystem" => filesystem(root, &proc, &mut b),
                 _ => Ok(()),
             };
-            (*name, r.map(|()| b.out))
+            (*name, r.map(|()| (b.out, resources)))
         })
         .collect()
 }
@@ -1023,6 +1060,113 @@ fn filesystem(root: &Path, proc: &Path, b: &mut Builder) -> Result<(), String> {
     b.add("system.filesystem.usage", usage);
     b.add("system.filesystem.inodes.usage", inodes);
     b.add("system.filesystem.utilization", utilization);
+    Ok(())
+}
+
+fn int_kv(k: &str, v: i64) -> KeyValue {
+    KeyValue {
+        key: k.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::IntValue(v)),
+        }),
+        ..Default::default()
+    }
+}
+
+/// User names by uid, from the host's /etc/passwd (name:password:uid:...).
+fn users(root: &Path) -> BTreeMap<u32, String> {
+    std::fs::read_to_string(root.join("etc/passwd"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            Some((f.get(2)?.parse().ok()?, f.first()?.to_string()))
+        })
+        .collect()
+}
+
+/// One resource per process (pid, parent pid, executable name and path, command, command
+/// line, owner), with its cpu time, memory and disk io. A process whose executable cannot be
+/// read (kernel threads, or not ours to read) is skipped, as the Collector does.
+fn process(
+    proc: &Path,
+    b: &mut Builder,
+    resources: &mut Vec<(Vec<KeyValue>, Vec<Metric>)>,
+) -> Result<(), String> {
+    let users = users(proc.parent().unwrap_or(Path::new("/")));
+    let tps = ticks_per_second() as f64;
+    let page = procfs::page_size();
+    let all = procfs::process::all_processes_with_root(proc).map_err(|e| err(proc, e))?;
+    for p in all.flatten() {
+        let (Ok(stat), Ok(exe)) = (p.stat(), p.exe()) else {
+            continue;
+        };
+        let cmdline = p.cmdline().unwrap_or_default();
+        let owner = p
+            .uid()
+            .ok()
+            .and_then(|u| users.get(&u).cloned())
+            .unwrap_or_default();
+        let attributes = vec![
+            int_kv("process.pid", i64::from(stat.pid)),
+            int_kv("process.parent_pid", i64::from(stat.ppid)),
+            kv("process.executable.name", &stat.comm),
+            kv("process.executable.path", &exe.display().to_string()),
+            kv(
+                "process.command",
+                cmdline.first().map(String::as_str).unwrap_or(""),
+            ),
+            kv("process.command_line", &cmdline.join(" ")),
+            kv("process.owner", &owner),
+        ];
+        // A process's sums start when it did (its start time is in ticks after boot).
+        let started = b.start + (stat.starttime as f64 / tps * 1e9) as u64;
+        let mut pb = Builder {
+            enabled: b.enabled,
+            defs: b.defs,
+            start: started,
+            time: b.time,
+            out: Vec::new(),
+        };
+        let state =
+            |s: &str, ticks: u64| (vec![("state", s.to_string())], Val::D(ticks as f64 / tps));
+        pb.add(
+            "process.cpu.time",
+            vec![
+                state("user", stat.utime),
+                state("system", stat.stime),
+                state("wait", stat.delayacct_blkio_ticks.unwrap_or(0)),
+            ],
+        );
+        pb.add(
+            "process.memory.usage",
+            vec![(vec![], Val::I((stat.rss * page) as i64))],
+        );
+        pb.add(
+            "process.memory.virtual",
+            vec![(vec![], Val::I(stat.vsize as i64))],
+        );
+        if pb.on("process.disk.io") {
+            if let Ok(io) = p.io() {
+                pb.add(
+                    "process.disk.io",
+                    vec![
+                        (
+                            vec![("direction", "read".to_string())],
+                            Val::I(io.read_bytes as i64),
+                        ),
+                        (
+                            vec![("direction", "write".to_string())],
+                            Val::I(io.write_bytes as i64),
+                        ),
+                    ],
+                );
+            }
+        }
+        if !pb.out.is_empty() {
+            resources.push((attributes, pb.out));
+        }
+    }
     Ok(())
 }
 
