@@ -341,6 +341,9 @@ fn processes_of(path: &Path) -> Vec<(BTreeMap<String, String>, Vec<Value>)> {
                 (a["key"].as_str().unwrap().to_string(), v)
             })
             .collect();
+        if !attrs.contains_key("process.pid") {
+            continue;
+        }
         for sm in rm["scopeMetrics"].as_array().into_iter().flatten() {
             assert_eq!(sm["scope"]["name"], format!("{SCOPE}processscraper"));
             out.push((attrs.clone(), sm["metrics"].as_array().unwrap().clone()));
@@ -402,6 +405,15 @@ fn hostmetrics_scrapes_this_host_as_the_collector() {
       load:
         metrics:
           system.cpu.load_average.5m: {{enabled: false}}
+      network:
+        include: {{interfaces: [lo], match_type: strict}}
+        metrics: {{system.network.connections: {{enabled: false}}}}
+      filesystem:
+        include_mount_points: {{mount_points: ['^/$'], match_type: regexp}}
+      disk:
+        exclude: {{devices: ['.*'], match_type: regexp}}
+      process:
+        include: {{names: [weir], match_type: strict}}
 exporters:
   file:
     path: {out}
@@ -425,7 +437,16 @@ service:
         toggled = toggled.display(),
     );
     let config_path = support::write(dir.path(), "weir.yaml", &config);
-    let mut weir = support::spawn(dir.path(), &config_path, &[]);
+    let weir = support::spawn(dir.path(), &config_path, &[]);
+    // Ends weir even when an assertion fails before the orderly stop below.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut weir = KillOnDrop(weir);
 
     // /proc/loadavg changes every 5s; poll it so every value a scrape saw is among those seen.
     let mut loadavgs = BTreeSet::new();
@@ -448,9 +469,9 @@ service:
         std::thread::sleep(Duration::from_millis(50));
     }
     // The weir process as /proc has it, while it runs.
-    let weir_stat = std::fs::read_to_string(format!("/proc/{}/stat", weir.id())).unwrap();
-    support::sigterm(&weir);
-    support::wait_exit(&mut weir, Duration::from_secs(10));
+    let weir_stat = std::fs::read_to_string(format!("/proc/{}/stat", weir.0.id())).unwrap();
+    support::sigterm(&weir.0);
+    support::wait_exit(&mut weir.0, Duration::from_secs(10));
     let log = support::log_of(dir.path());
     let all = exports(&out);
     assert!(all.len() >= 3, "three scrapes in 20s: {log}");
@@ -774,7 +795,7 @@ service:
     );
     let (attrs, metrics) = procs
         .iter()
-        .find(|(a, _)| a["process.pid"] == weir.id().to_string())
+        .find(|(a, _)| a["process.pid"] == weir.0.id().to_string())
         .expect("weir's own process");
     assert_eq!(attrs["process.parent_pid"], std::process::id().to_string());
     assert_eq!(attrs["process.executable.name"], "weir");
@@ -874,16 +895,49 @@ service:
     assert!(rss > 1_000_000.0, "{rss}");
 
     // Toggles: usage off, utilization on (states add to 1), 5m load off.
+    // Filters: network only lo, filesystem only /, every disk excluded (so no disk metric),
+    // processes only weir.
     let t = exports(&toggled);
-    let names: BTreeSet<&str> = t[0].keys().map(String::as_str).collect();
+    let names: BTreeSet<&str> = t[0]
+        .keys()
+        .map(String::as_str)
+        .filter(|n| !n.starts_with("process."))
+        .collect();
     assert_eq!(
         names,
         BTreeSet::from([
             "system.cpu.load_average.15m",
             "system.cpu.load_average.1m",
-            "system.memory.utilization"
+            "system.filesystem.inodes.usage",
+            "system.filesystem.usage",
+            "system.memory.utilization",
+            "system.network.dropped",
+            "system.network.errors",
+            "system.network.io",
+            "system.network.packets",
         ])
     );
+    let lo: BTreeSet<&str> = t[0]["system.network.io"]
+        .points
+        .iter()
+        .map(|p| p.attrs["device"].as_str())
+        .collect();
+    assert_eq!(lo, BTreeSet::from(["lo"]));
+    let mounts: BTreeSet<&str> = t[0]["system.filesystem.usage"]
+        .points
+        .iter()
+        .map(|p| p.attrs["mountpoint"].as_str())
+        .collect();
+    assert_eq!(mounts, BTreeSet::from(["/"]));
+    // (another weir on this machine would be kept too: every one kept is a weir, ours among them)
+    let only_weir = processes_of(&toggled);
+    assert!(only_weir.len() < procs.len());
+    assert!(only_weir
+        .iter()
+        .all(|(a, _)| a["process.executable.name"] == "weir"));
+    assert!(only_weir
+        .iter()
+        .any(|(a, _)| a["process.pid"] == weir.0.id().to_string()));
     let u = &t[0]["system.memory.utilization"];
     assert_eq!((u.unit.as_str(), u.kind.as_str()), ("1", "gauge"));
     let sum: f64 = u
@@ -930,15 +984,38 @@ fn hostmetrics_unsupported_settings_are_config_errors() {
             "receivers.hostmetrics.scrapers.system: the `system` scraper is not supported by weir yet",
         ),
         (
-            "    scrapers:\n      process:\n        include: {names: [weir], match_type: strict}\n",
-            "receivers.hostmetrics.scrapers.process.include: unknown field `include`",
+            "    scrapers:\n      process:\n        include: {names: [weir], match_type: glob}\n",
+            "receivers.hostmetrics.scrapers.process.include.match_type: unknown match_type `glob` (strict or regexp)",
+        ),
+        (
+            "    scrapers:\n      process:\n        exclude: {names: [weir]}\n",
+            "receivers.hostmetrics.scrapers.process.exclude.match_type: match_type must be specified",
+        ),
+        (
+            "    scrapers:\n      network:\n        include: {devices: [lo], match_type: strict}\n",
+            "receivers.hostmetrics.scrapers.network.include.devices: `include` of the `network` scraper takes `interfaces`, not `devices`",
+        ),
+        (
+            "    scrapers:\n      disk:\n        include_devices: {devices: [sda], match_type: strict}\n",
+            "receivers.hostmetrics.scrapers.disk.include_devices: the `disk` scraper has no `include_devices` filter",
+        ),
+        (
+            "    scrapers:\n      filesystem:\n        exclude_fs_types: {fs_types: ['(tmp'], match_type: regexp}\n",
+            "receivers.hostmetrics.scrapers.filesystem.exclude_fs_types.fs_types[0]: invalid regexp",
+        ),
+        (
+            "    scrapers:\n      filesystem:\n        include_virtual_filesystems: true\n",
+            "include_virtual_filesystems",
+        ),
+        (
+            "    scrapers:\n      process:\n        mute_process_name_error: true\n",
+            "mute_process_name_error",
         ),
         ("    scrapers:\n      gpu:\n", "receivers.hostmetrics.scrapers.gpu: unknown scraper `gpu`"),
         (
             "    scrapers:\n      cpu:\n        metrics:\n          system.cpu.nope: {enabled: true}\n",
             "receivers.hostmetrics.scrapers.cpu.metrics.system.cpu.nope: the `cpu` scraper has no metric `system.cpu.nope`",
         ),
-        ("    scrapers:\n      disk:\n        include: {devices: [sda], match_type: strict}\n", "include"),
         ("    scrapers: {}\n", "receivers.hostmetrics.scrapers: must specify at least one scraper"),
         ("    collection_interval: 0s\n    scrapers:\n      cpu:\n", "receivers.hostmetrics.collection_interval: must be greater than 0"),
         ("    root_path: /nonexistent\n    scrapers:\n      cpu:\n", "receivers.hostmetrics.root_path: /nonexistent has no proc directory"),

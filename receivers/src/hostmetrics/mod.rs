@@ -21,8 +21,9 @@
 //! ```
 //!
 //! Scrapers: `cpu`, `memory`, `load`, `disk`, `filesystem`, `network`, `paging`, `processes`,
-//! `process` (one resource per process). The Collector's `system` scraper are not supported yet, nor are the
-//! include/exclude filters; naming any of them is a config error.
+//! `process` (one resource per process). Disk, network, process and filesystem take the
+//! Collector's include/exclude filters. The Collector's `system` scraper is not supported yet;
+//! naming it is a config error.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -223,6 +224,171 @@ fn default_delay() -> Duration {
 struct ScraperSettings {
     #[serde(default)]
     metrics: BTreeMap<String, MetricToggle>,
+    include: Option<MatchSet>,
+    exclude: Option<MatchSet>,
+    include_devices: Option<MatchSet>,
+    exclude_devices: Option<MatchSet>,
+    include_fs_types: Option<MatchSet>,
+    exclude_fs_types: Option<MatchSet>,
+    include_mount_points: Option<MatchSet>,
+    exclude_mount_points: Option<MatchSet>,
+}
+
+/// A filter as the Collector writes it: one list (which one depends on the scraper and the
+/// field) and `match_type` `strict` (equal) or `regexp` (Go's unanchored match).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatchSet {
+    names: Option<Vec<String>>,
+    devices: Option<Vec<String>>,
+    interfaces: Option<Vec<String>>,
+    fs_types: Option<Vec<String>>,
+    mount_points: Option<Vec<String>>,
+    match_type: Option<String>,
+}
+
+/// A compiled list: exact names or regular expressions.
+#[derive(Debug, Clone)]
+enum Matcher {
+    Strict(BTreeSet<String>),
+    Regexp(Vec<regex::Regex>),
+}
+
+impl Matcher {
+    fn matches(&self, v: &str) -> bool {
+        match self {
+            Matcher::Strict(set) => set.contains(v),
+            Matcher::Regexp(res) => res.iter().any(|r| r.is_match(v)),
+        }
+    }
+}
+
+/// Include and exclude lists of one thing a scraper filters on (device, interface, process
+/// name, fs type, mount point): kept when included (or no include list) and not excluded.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    include: Option<Matcher>,
+    exclude: Option<Matcher>,
+}
+
+impl Filter {
+    fn keeps(&self, v: &str) -> bool {
+        self.include.as_ref().is_none_or(|m| m.matches(v))
+            && !self.exclude.as_ref().is_some_and(|m| m.matches(v))
+    }
+}
+
+/// The filters of one scraper by what they filter on.
+pub type Filters = BTreeMap<&'static str, Filter>;
+
+/// Which fields a scraper takes: (field, list key, what it filters on).
+fn filter_fields(scraper: &str) -> &'static [(&'static str, &'static str, &'static str)] {
+    match scraper {
+        "disk" => &[
+            ("include", "devices", "device"),
+            ("exclude", "devices", "device"),
+        ],
+        "network" => &[
+            ("include", "interfaces", "interface"),
+            ("exclude", "interfaces", "interface"),
+        ],
+        "process" => &[("include", "names", "name"), ("exclude", "names", "name")],
+        "filesystem" => &[
+            ("include_devices", "devices", "device"),
+            ("exclude_devices", "devices", "device"),
+            ("include_fs_types", "fs_types", "fs_type"),
+            ("exclude_fs_types", "fs_types", "fs_type"),
+            ("include_mount_points", "mount_points", "mount_point"),
+            ("exclude_mount_points", "mount_points", "mount_point"),
+        ],
+        _ => &[],
+    }
+}
+
+fn compile_filters(
+    scraper: &str,
+    settings: &ScraperSettings,
+    spath: &str,
+    errors: &mut ConfigErrors,
+) -> Filters {
+    let given = [
+        ("include", &settings.include),
+        ("exclude", &settings.exclude),
+        ("include_devices", &settings.include_devices),
+        ("exclude_devices", &settings.exclude_devices),
+        ("include_fs_types", &settings.include_fs_types),
+        ("exclude_fs_types", &settings.exclude_fs_types),
+        ("include_mount_points", &settings.include_mount_points),
+        ("exclude_mount_points", &settings.exclude_mount_points),
+    ];
+    let allowed = filter_fields(scraper);
+    let mut out = Filters::new();
+    for (field, set) in given {
+        let Some(set) = set else { continue };
+        let fpath = format!("{spath}.{field}");
+        let Some((_, key, what)) = allowed.iter().find(|(f, _, _)| *f == field) else {
+            errors.push(
+                fpath,
+                format!("the `{scraper}` scraper has no `{field}` filter"),
+            );
+            continue;
+        };
+        let lists = [
+            ("names", &set.names),
+            ("devices", &set.devices),
+            ("interfaces", &set.interfaces),
+            ("fs_types", &set.fs_types),
+            ("mount_points", &set.mount_points),
+        ];
+        let mut items = Vec::new();
+        for (k, list) in lists {
+            match list {
+                Some(l) if k == *key => items = l.clone(),
+                Some(_) => errors.push(
+                    format!("{fpath}.{k}"),
+                    format!("`{field}` of the `{scraper}` scraper takes `{key}`, not `{k}`"),
+                ),
+                None => {}
+            }
+        }
+        let matcher = match set.match_type.as_deref() {
+            Some("strict") => Matcher::Strict(items.into_iter().collect()),
+            Some("regexp") => {
+                let mut res = Vec::new();
+                for (i, r) in items.iter().enumerate() {
+                    match regex::Regex::new(r) {
+                        Ok(r) => res.push(r),
+                        Err(e) => errors.push(
+                            format!("{fpath}.{key}[{i}]"),
+                            format!("invalid regexp: {e}"),
+                        ),
+                    }
+                }
+                Matcher::Regexp(res)
+            }
+            Some(other) => {
+                errors.push(
+                    format!("{fpath}.match_type"),
+                    format!("unknown match_type `{other}` (strict or regexp)"),
+                );
+                continue;
+            }
+            None => {
+                errors.push(
+                    format!("{fpath}.match_type"),
+                    "match_type must be specified (strict or regexp)",
+                );
+                continue;
+            }
+        };
+        let f = out.entry(*what).or_default();
+        if field.starts_with("include") {
+            f.include = Some(matcher);
+        } else {
+            f.exclude = Some(matcher);
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -238,7 +404,7 @@ pub struct HostMetricsConfig {
     initial_delay: Duration,
     root: PathBuf,
     /// Scraper name and the names of its enabled metrics.
-    scrapers: Vec<(&'static str, BTreeSet<&'static str>)>,
+    scrapers: Vec<(&'static str, BTreeSet<&'static str>, Filters)>,
 }
 
 /// Factory of the `hostmetrics` receiver.
@@ -325,7 +491,8 @@ impl ReceiverFactory for HostMetricsReceiverFactory {
                     ),
                 }
             }
-            scrapers.push((*sname, enabled));
+            let filters = compile_filters(name, &settings, &spath, &mut errors);
+            scrapers.push((*sname, enabled, filters));
         }
         errors.into_result(Box::new(HostMetricsConfig {
             collection_interval: raw.collection_interval,
@@ -483,6 +650,7 @@ fn kv(k: &str, v: &str) -> KeyValue {
 /// Points of one metric being built: attributes and value.
 struct Builder<'a> {
     enabled: &'a BTreeSet<&'static str>,
+    filters: &'a Filters,
     defs: &'static [MetricDef],
     start: u64,
     time: u64,
@@ -495,6 +663,11 @@ enum Val {
 }
 
 impl Builder<'_> {
+    /// Whether the scraper's filters on `what` keep `value`.
+    fn keeps(&self, what: &str, value: &str) -> bool {
+        self.filters.get(what).is_none_or(|f| f.keeps(value))
+    }
+
     fn on(&self, name: &str) -> bool {
         self.enabled.contains(name)
     }
@@ -549,14 +722,14 @@ type Scoped = Vec<(
 /// Runs every configured scraper once.
 pub fn scrape_all(
     root: &Path,
-    scrapers: &[(&'static str, BTreeSet<&'static str>)],
+    scrapers: &[(&'static str, BTreeSet<&'static str>, Filters)],
     start: u64,
     time: u64,
 ) -> Scoped {
     let proc = root.join("proc");
     scrapers
         .iter()
-        .map(|(name, enabled)| {
+        .map(|(name, enabled, filters)| {
             let defs = SCRAPERS
                 .iter()
                 .find(|(n, _)| n == name)
@@ -564,6 +737,7 @@ pub fn scrape_all(
                 .unwrap_or(&[]);
             let mut b = Builder {
                 enabled,
+                filters,
                 defs,
                 start,
                 time,
@@ -694,7 +868,8 @@ fn load(proc: &Path, b: &mut Builder) -> Result<(), String> {
 
 fn disk(proc: &Path, b: &mut Builder) -> Result<(), String> {
     let f = proc.join("diskstats");
-    let stats = procfs::DiskStats::from_file(&f).map_err(|e| err(&f, e))?.0;
+    let mut stats = procfs::DiskStats::from_file(&f).map_err(|e| err(&f, e))?.0;
+    stats.retain(|d| b.keeps("device", &d.name));
     let dev = |d: &procfs::DiskStat| ("device", d.name.clone());
     let rw = |d: &procfs::DiskStat, r: u64, w: u64| {
         vec![
@@ -778,6 +953,7 @@ fn network(proc: &Path, b: &mut Builder) -> Result<(), String> {
         .map_err(|e| err(&f, e))?
         .0;
     let mut devs: Vec<_> = devs.into_values().collect();
+    devs.retain(|d| b.keeps("interface", &d.name));
     devs.sort_by(|a, b| a.name.cmp(&b.name));
     let pair = |name: &str, r: u64, t: u64| {
         vec![
@@ -1016,7 +1192,12 @@ fn filesystem(root: &Path, proc: &Path, b: &mut Builder) -> Result<(), String> {
     let mut usage = Vec::new();
     let mut inodes = Vec::new();
     let mut utilization = Vec::new();
-    for m in mounts.iter().filter(|m| physical.contains(&m.fs_type)) {
+    for m in mounts.iter().filter(|m| {
+        physical.contains(&m.fs_type)
+            && b.keeps("device", m.mount_source.as_deref().unwrap_or(""))
+            && b.keeps("fs_type", &m.fs_type)
+            && b.keeps("mount_point", &m.mount_point.display().to_string())
+    }) {
         let at = root.join(m.mount_point.strip_prefix("/").unwrap_or(&m.mount_point));
         let v = match rustix::fs::statvfs(&at) {
             Ok(v) => v,
@@ -1101,6 +1282,10 @@ fn process(
         let (Ok(stat), Ok(exe)) = (p.stat(), p.exe()) else {
             continue;
         };
+        // The Collector matches process filters against the executable's name.
+        if !b.keeps("name", &stat.comm) {
+            continue;
+        }
         let cmdline = p.cmdline().unwrap_or_default();
         let owner = p
             .uid()
@@ -1123,6 +1308,7 @@ fn process(
         let started = b.start + (stat.starttime as f64 / tps * 1e9) as u64;
         let mut pb = Builder {
             enabled: b.enabled,
+            filters: b.filters,
             defs: b.defs,
             start: started,
             time: b.time,
