@@ -394,6 +394,9 @@ fn hostmetrics_scrapes_this_host_as_the_collector() {
     initial_delay: 100ms
     scrapers:
       process:
+      filesystem:
+        include_virtual_filesystems: true
+        include_fs_types: {{fs_types: [proc], match_type: strict}}
   hostmetrics/toggled:
     collection_interval: 1s
     root_path: /
@@ -894,6 +897,16 @@ service:
         .unwrap();
     assert!(rss > 1_000_000.0, "{rss}");
 
+    // include_virtual_filesystems with a type filter: the proc mounts, and nothing else.
+    let virt = &exports(&process_out)[0]["system.filesystem.usage"];
+    let types: BTreeSet<(&str, &str)> = virt
+        .points
+        .iter()
+        .map(|p| (p.attrs["type"].as_str(), p.attrs["device"].as_str()))
+        .collect();
+    assert_eq!(types, BTreeSet::from([("proc", "proc")]));
+    assert!(virt.points.iter().any(|p| p.attrs["mountpoint"] == "/proc"));
+
     // Toggles: usage off, utilization on (states add to 1), 5m load off.
     // Filters: network only lo, filesystem only /, every disk excluded (so no disk metric),
     // processes only weir.
@@ -1004,8 +1017,8 @@ fn hostmetrics_unsupported_settings_are_config_errors() {
             "receivers.hostmetrics.scrapers.filesystem.exclude_fs_types.fs_types[0]: invalid regexp",
         ),
         (
-            "    scrapers:\n      filesystem:\n        include_virtual_filesystems: true\n",
-            "include_virtual_filesystems",
+            "    scrapers:\n      disk:\n        include_virtual_filesystems: true\n",
+            "receivers.hostmetrics.scrapers.disk.include_virtual_filesystems: the `disk` scraper has no `include_virtual_filesystems`",
         ),
         (
             "    scrapers:\n      process:\n        mute_process_name_error: true\n",

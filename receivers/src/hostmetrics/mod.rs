@@ -232,6 +232,7 @@ struct ScraperSettings {
     exclude_fs_types: Option<MatchSet>,
     include_mount_points: Option<MatchSet>,
     exclude_mount_points: Option<MatchSet>,
+    include_virtual_filesystems: Option<bool>,
 }
 
 /// A filter as the Collector writes it: one list (which one depends on the scraper and the
@@ -323,6 +324,16 @@ fn compile_filters(
     ];
     let allowed = filter_fields(scraper);
     let mut out = Filters::new();
+    if let Some(v) = settings.include_virtual_filesystems {
+        if scraper != "filesystem" {
+            errors.push(
+                format!("{spath}.include_virtual_filesystems"),
+                format!("the `{scraper}` scraper has no `include_virtual_filesystems`"),
+            );
+        } else if v {
+            out.insert("virtual", Filter::default());
+        }
+    }
     for (field, set) in given {
         let Some(set) = set else { continue };
         let fpath = format!("{spath}.{field}");
@@ -1182,6 +1193,8 @@ fn physical_types(proc: &Path) -> Result<BTreeSet<String>, String> {
 
 fn filesystem(root: &Path, proc: &Path, b: &mut Builder) -> Result<(), String> {
     let physical = physical_types(proc)?;
+    // `include_virtual_filesystems: true` keeps every mount (proc, tmpfs, cgroup, ...).
+    let virtual_too = b.filters.contains_key("virtual");
     let mut f = proc.join("1/mountinfo");
     if !f.exists() {
         f = proc.join("self/mountinfo");
@@ -1193,7 +1206,7 @@ fn filesystem(root: &Path, proc: &Path, b: &mut Builder) -> Result<(), String> {
     let mut inodes = Vec::new();
     let mut utilization = Vec::new();
     for m in mounts.iter().filter(|m| {
-        physical.contains(&m.fs_type)
+        (virtual_too || physical.contains(&m.fs_type))
             && b.keeps("device", m.mount_source.as_deref().unwrap_or(""))
             && b.keeps("fs_type", &m.fs_type)
             && b.keeps("mount_point", &m.mount_point.display().to_string())
