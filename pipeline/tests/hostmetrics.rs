@@ -393,6 +393,11 @@ fn hostmetrics_scrapes_this_host_as_the_collector() {
     collection_interval: 1s
     initial_delay: 100ms
     scrapers:
+      cpu:
+        metrics:
+          system.cpu.time: {{enabled: false}}
+          system.cpu.logical.count: {{enabled: true}}
+          system.cpu.physical.count: {{enabled: true}}
       process:
       filesystem:
         include_virtual_filesystems: true
@@ -896,6 +901,32 @@ service:
         .parse()
         .unwrap();
     assert!(rss > 1_000_000.0, "{rss}");
+
+    // cpu counts (off by default, turned on): logical = the cpus of /proc/stat, physical =
+    // the distinct (physical id, core id) pairs of /proc/cpuinfo.
+    let e = &exports(&process_out)[0];
+    assert!(!e.contains_key("system.cpu.time"));
+    let logical = &e["system.cpu.logical.count"];
+    assert_eq!(
+        (logical.unit.as_str(), logical.kind.as_str()),
+        ("{cpu}", "updown")
+    );
+    assert_eq!(logical.points[0].value as usize, cpus);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+    let mut cores = BTreeSet::new();
+    for block in cpuinfo.split("\n\n").filter(|b| b.contains("processor")) {
+        let field = |k: &str| {
+            block
+                .lines()
+                .find(|l| l.starts_with(k))
+                .map(|l| l.split(':').nth(1).unwrap().trim().to_string())
+        };
+        cores.insert((field("physical id"), field("core id")));
+    }
+    assert_eq!(
+        e["system.cpu.physical.count"].points[0].value as usize,
+        cores.len()
+    );
 
     // include_virtual_filesystems with a type filter: the proc mounts, and nothing else.
     let virt = &exports(&process_out)[0]["system.filesystem.usage"];

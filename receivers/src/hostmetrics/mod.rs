@@ -87,7 +87,17 @@ const fn def(name: &'static str, unit: &'static str, kind: Kind, int: bool) -> M
     }
 }
 
-const CPU: &[MetricDef] = &[def("system.cpu.time", "s", Kind::Counter, false)];
+const CPU: &[MetricDef] = &[
+    def("system.cpu.time", "s", Kind::Counter, false),
+    MetricDef {
+        default_enabled: false,
+        ..def("system.cpu.logical.count", "{cpu}", Kind::UpDown, true)
+    },
+    MetricDef {
+        default_enabled: false,
+        ..def("system.cpu.physical.count", "{cpu}", Kind::UpDown, true)
+    },
+];
 const MEMORY: &[MetricDef] = &[
     def("system.memory.usage", "By", Kind::UpDown, true),
     MetricDef {
@@ -815,6 +825,27 @@ fn cpu(proc: &Path, b: &mut Builder) -> Result<(), String> {
         }
     }
     b.add("system.cpu.time", points);
+    b.add(
+        "system.cpu.logical.count",
+        vec![(vec![], Val::I(ks.cpu_time.len() as i64))],
+    );
+    if b.on("system.cpu.physical.count") {
+        // Cores: distinct (physical id, core id) pairs of /proc/cpuinfo.
+        let f = proc.join("cpuinfo");
+        let info = procfs::CpuInfo::from_file(&f).map_err(|e| err(&f, e))?;
+        let cores: BTreeSet<(Option<&str>, Option<&str>)> = (0..info.num_cores())
+            .map(|i| {
+                (
+                    info.get_field(i, "physical id"),
+                    info.get_field(i, "core id"),
+                )
+            })
+            .collect();
+        b.add(
+            "system.cpu.physical.count",
+            vec![(vec![], Val::I(cores.len() as i64))],
+        );
+    }
     Ok(())
 }
 
