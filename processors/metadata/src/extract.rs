@@ -119,28 +119,20 @@ fn service_name(resource: Option<&Resource>) -> &str {
 /// Type, keyed hash and approximate encoded size of a value.
 fn value_info(v: Option<&AnyValue>, key: &SketchKey) -> (ValueKind, u64, u64) {
     match v.and_then(|v| v.value.as_ref()) {
-        None => (ValueKind::Empty, key.hash_tagged_cached(0, b""), 0),
+        None => (ValueKind::Empty, key.hash_tagged(0, b""), 0),
         Some(Value::StringValue(s)) => (
             ValueKind::String,
-            key.hash_tagged_cached(1, s.as_bytes()),
+            key.hash_tagged(1, s.as_bytes()),
             s.len() as u64,
         ),
-        Some(Value::BoolValue(b)) => (ValueKind::Bool, key.hash_tagged_cached(2, &[*b as u8]), 1),
-        Some(Value::IntValue(i)) => (
-            ValueKind::Int,
-            key.hash_tagged_cached(3, &i.to_le_bytes()),
-            8,
-        ),
+        Some(Value::BoolValue(b)) => (ValueKind::Bool, key.hash_tagged(2, &[*b as u8]), 1),
+        Some(Value::IntValue(i)) => (ValueKind::Int, key.hash_tagged(3, &i.to_le_bytes()), 8),
         Some(Value::DoubleValue(d)) => (
             ValueKind::Double,
-            key.hash_tagged_cached(4, &d.to_bits().to_le_bytes()),
+            key.hash_tagged(4, &d.to_bits().to_le_bytes()),
             8,
         ),
-        Some(Value::BytesValue(b)) => (
-            ValueKind::Bytes,
-            key.hash_tagged_cached(5, b),
-            b.len() as u64,
-        ),
+        Some(Value::BytesValue(b)) => (ValueKind::Bytes, key.hash_tagged(5, b), b.len() as u64),
         Some(other) => {
             let kind = match other {
                 Value::ArrayValue(_) => ValueKind::Array,
@@ -151,7 +143,7 @@ fn value_info(v: Option<&AnyValue>, key: &SketchKey) -> (ValueKind, u64, u64) {
                 value: Some(other.clone()),
             }
             .encode_to_vec();
-            (kind, key.hash_tagged_cached(6, &bytes), bytes.len() as u64)
+            (kind, key.hash_tagged(6, &bytes), bytes.len() as u64)
         }
     }
 }

@@ -101,47 +101,6 @@ impl SketchKey {
         s.finish()
     }
 
-    /// [`SketchKey::hash_tagged`] through a small per-thread cache of recent short values:
-    /// attribute values repeat (methods, regions, status codes), and a keyed hash costs
-    /// about ten times a lookup. Same result as `hash_tagged` (tested).
-    ///
-    /// The cache is direct-mapped, `VALUE_SLOTS` entries of values of at most
-    /// `CACHED_VALUE` bytes (about 72 KiB per thread), in memory only, and keyed by the
-    /// sketch key too, so a key change never returns an old key's hash.
-    pub fn hash_tagged_cached(&self, tag: u8, bytes: &[u8]) -> u64 {
-        if bytes.len() > CACHED_VALUE {
-            return self.hash_tagged(tag, bytes);
-        }
-        let mut f = rustc_hash::FxHasher::default();
-        std::hash::Hasher::write(&mut f, bytes);
-        std::hash::Hasher::write_u8(&mut f, tag);
-        let v = std::hash::Hasher::finish(&f);
-        let slot = ((v ^ (v >> 29) ^ (v >> 47)) as usize) & (VALUE_SLOTS - 1);
-        VALUE_CACHE.with(|cell| {
-            let mut cache = cell.borrow_mut();
-            if cache.is_empty() {
-                cache.resize(VALUE_SLOTS, ValueEntry::EMPTY);
-            }
-            let e = &mut cache[slot];
-            if e.k0 == self.k0
-                && e.k1 == self.k1
-                && e.tag == tag
-                && usize::from(e.len) == bytes.len()
-                && &e.bytes[..bytes.len()] == bytes
-            {
-                return e.hash;
-            }
-            let h = self.hash_tagged(tag, bytes);
-            e.k0 = self.k0;
-            e.k1 = self.k1;
-            e.tag = tag;
-            e.len = bytes.len() as u8;
-            e.bytes[..bytes.len()].copy_from_slice(bytes);
-            e.hash = h;
-            h
-        })
-    }
-
     /// SipHash-2-4 of `tag` followed by `bytes`, so that values of different types (`1` as
     /// an int, `"1"` as a string) hash apart.
     pub fn hash_tagged(&self, tag: u8, bytes: &[u8]) -> u64 {
@@ -243,39 +202,6 @@ impl SketchKey {
             None => SketchKey::random().store_new(path),
         }
     }
-}
-
-/// Values longer than this are hashed without the cache.
-const CACHED_VALUE: usize = 40;
-/// Entries of the per-thread value cache (a power of two).
-const VALUE_SLOTS: usize = 1024;
-
-/// One cached value hash ([`SketchKey::hash_tagged_cached`]).
-#[derive(Clone, Copy)]
-struct ValueEntry {
-    k0: u64,
-    k1: u64,
-    hash: u64,
-    tag: u8,
-    /// `u8::MAX` marks an empty entry (no value is that long).
-    len: u8,
-    bytes: [u8; CACHED_VALUE],
-}
-
-impl ValueEntry {
-    const EMPTY: ValueEntry = ValueEntry {
-        k0: 0,
-        k1: 0,
-        hash: 0,
-        tag: 0,
-        len: u8::MAX,
-        bytes: [0; CACHED_VALUE],
-    };
-}
-
-thread_local! {
-    static VALUE_CACHE: std::cell::RefCell<Vec<ValueEntry>> =
-        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Up to 8 bytes as a little-endian number.
@@ -417,39 +343,6 @@ mod tests {
                 "tagged, length {n}"
             );
         }
-    }
-
-    #[test]
-    fn cached_value_hashes_equal_fresh_ones() {
-        // Many values (slot collisions), every tag, lengths around the bound, two keys
-        // alternating: the cache must never answer with another value's or key's hash.
-        let keys = [SketchKey::random(), SketchKey::random()];
-        let mut values: Vec<Vec<u8>> = Vec::new();
-        for i in 0..5000u32 {
-            let len = (i as usize * 7) % (CACHED_VALUE + 6);
-            values.push((0..len).map(|j| (i as usize * 31 + j * 7) as u8).collect());
-        }
-        for round in 0..3 {
-            for (i, v) in values.iter().enumerate() {
-                let key = &keys[(i + round) % 2];
-                let tag = (i % 7) as u8;
-                assert_eq!(
-                    key.hash_tagged_cached(tag, v),
-                    key.hash_tagged(tag, v),
-                    "round {round} value {i}"
-                );
-            }
-        }
-        // Same bytes under another tag or key hash apart, also when cached.
-        let k = keys[0];
-        assert_ne!(
-            k.hash_tagged_cached(1, b"GET"),
-            k.hash_tagged_cached(5, b"GET")
-        );
-        assert_ne!(
-            keys[0].hash_tagged_cached(1, b"GET"),
-            keys[1].hash_tagged_cached(1, b"GET")
-        );
     }
 
     #[test]
