@@ -1,6 +1,8 @@
 //! The `attributes` and `resource` processors: the Collector's test-data config shapes load,
 //! and each action and match property changes exactly what it should.
 
+// The OTLP builders the filter tests use (one copy for both crates).
+#[path = "../../filter/tests/common/mod.rs"]
 mod common;
 
 use common::*;

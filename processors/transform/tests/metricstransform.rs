@@ -1,6 +1,8 @@
 //! The `metricstransform` processor: Collector-shaped configs load, each action and
 //! operation changes exactly what it should, and every config problem is reported.
 
+// The OTLP builders the filter tests use (one copy for both crates).
+#[path = "../../filter/tests/common/mod.rs"]
 mod common;
 
 use common::*;

@@ -2,6 +2,8 @@
 //! detectors Weir lacks are named in the error), `env` and `system` detect exactly,
 //! and `override` decides who wins.
 
+// The OTLP builders the filter tests use (one copy for both crates).
+#[path = "../../filter/tests/common/mod.rs"]
 mod common;
 
 use common::*;

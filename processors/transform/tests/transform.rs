@@ -2,6 +2,8 @@
 //! what it should, conditions select, errors follow error_mode, and every config problem
 //! is reported with its path and statement.
 
+// The OTLP builders the filter tests use (one copy for both crates).
+#[path = "../../filter/tests/common/mod.rs"]
 mod common;
 
 use common::*;
