@@ -287,27 +287,18 @@ impl Accumulator {
         before
     }
 
-    /// The name the state of service `name` is kept under (`name`, or [`OTHER_SERVICES`]
-    /// past the service limit), creating the state if needed.
-    fn service_entry_name(&mut self, name: &str) -> String {
-        let name =
-            if self.services.contains_key(name) || self.services.len() < self.limits.max_services {
-                name
-            } else {
-                OTHER_SERVICES
-            }
-            .to_string();
-        self.service(&name);
-        name
+    /// The name the state of service `name` is kept under: `name`, or [`OTHER_SERVICES`]
+    /// once the service limit is reached.
+    fn entry_key<'a>(&self, name: &'a str) -> &'a str {
+        if self.services.contains_key(name) || self.services.len() < self.limits.max_services {
+            name
+        } else {
+            OTHER_SERVICES
+        }
     }
 
     fn service(&mut self, name: &str) -> &mut ServiceState {
-        let name =
-            if self.services.contains_key(name) || self.services.len() < self.limits.max_services {
-                name
-            } else {
-                OTHER_SERVICES
-            };
+        let name = self.entry_key(name);
         if !self.services.contains_key(name) {
             let miner = TemplateMiner::new(self.limits.miner.clone());
             self.services.insert(
@@ -353,9 +344,10 @@ impl Accumulator {
                     // The service's state is looked up once per resource, not per record:
                     // taken out of the map while its records are observed.
                     let service = service_name(rl.resource.as_ref());
-                    let name = self.service_entry_name(service);
-                    let Some((name, mut svc)) = self.services.remove_entry(name.as_str()) else {
-                        unreachable!("service_entry_name inserts the service")
+                    let key = self.entry_key(service);
+                    self.service(key);
+                    let Some((name, mut svc)) = self.services.remove_entry(key) else {
+                        unreachable!("service() inserts the service")
                     };
                     for sl in &rl.scope_logs {
                         for r in &sl.log_records {

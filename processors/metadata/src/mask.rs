@@ -108,10 +108,7 @@ impl std::fmt::Debug for LineCache {
 impl LineCache {
     #[inline]
     fn slot(line: &str) -> usize {
-        let mut h = FxHasher::default();
-        h.write(line.as_bytes());
-        let v = h.finish();
-        ((v ^ (v >> 29) ^ (v >> 47)) as usize) & (LINE_SLOTS - 1)
+        slot_of(line.as_bytes(), LINE_SLOTS)
     }
 
     /// Copies the cached masked form of `line` into `buf` and `tokens`; false on a miss.
@@ -168,6 +165,16 @@ struct CacheEntry {
     out: [u8; CACHED_OUT],
 }
 
+/// The slot of `bytes` in a direct-mapped cache of `slots` entries (a power of two).
+#[inline]
+fn slot_of(bytes: &[u8], slots: usize) -> usize {
+    let mut h = FxHasher::default();
+    h.write(bytes);
+    let v = h.finish();
+    // FxHasher leaves low bits weak for short input: fold the high bits in.
+    ((v ^ (v >> 29) ^ (v >> 47)) as usize) & (slots - 1)
+}
+
 /// What [`Masker`] made of recent tokens that hold letters and no digit or quote
 /// (`pam_unix(sshd:auth):`, `org.apache.Foo:`, `user=root`): such tokens are mostly
 /// structure and repeat line after line, so the rules run once per distinct token.
@@ -188,10 +195,7 @@ impl std::fmt::Debug for TokenCache {
 impl TokenCache {
     #[inline]
     fn slot(raw: &[u8]) -> usize {
-        let mut h = FxHasher::default();
-        h.write(raw);
-        let v = h.finish();
-        ((v ^ (v >> 29) ^ (v >> 47)) as usize) & (CACHE_SLOTS - 1)
+        slot_of(raw, CACHE_SLOTS)
     }
 
     /// The masked form of `raw` and whether it announces a secret, if cached.
