@@ -31,67 +31,8 @@ use support::*;
 /// encoded here by hand as the binary format, since weir loads `.wasm` files and the test
 /// has no WAT compiler.
 fn hanging_guest() -> Vec<u8> {
-    fn name(s: &str) -> Vec<u8> {
-        let mut v = vec![s.len() as u8];
-        v.extend_from_slice(s.as_bytes());
-        v
-    }
-    fn section(id: u8, items: &[Vec<u8>]) -> Vec<u8> {
-        let mut body = vec![items.len() as u8];
-        for i in items {
-            body.extend_from_slice(i);
-        }
-        assert!(body.len() < 128);
-        let mut v = vec![id, body.len() as u8];
-        v.extend(body);
-        v
-    }
-    fn export(n: &str, kind: u8, index: u8) -> Vec<u8> {
-        let mut v = name(n);
-        v.extend([kind, index]);
-        v
-    }
-    fn code(body: &[u8]) -> Vec<u8> {
-        let mut v = vec![body.len() as u8 + 1, 0]; // size, no locals
-        v.extend_from_slice(body);
-        v
-    }
-    let (i32_, func) = (0x7f, 0x60);
-    let mut m = b"\0asm\x01\0\0\0".to_vec();
-    m.extend(section(
-        1,
-        &[
-            vec![func, 2, i32_, i32_, 0],
-            vec![func, 0, 1, i32_],
-            vec![func, 1, i32_, 1, i32_],
-            vec![func, 2, i32_, i32_, 1, i32_],
-        ],
-    ));
-    let mut import = name("weir");
-    import.extend(name("weir_output"));
-    import.extend([0, 0]);
-    m.extend(section(2, &[import]));
-    m.extend(section(3, &[vec![1], vec![2], vec![3]]));
-    m.extend(section(5, &[vec![0, 2]]));
-    m.extend(section(
-        7,
-        &[
-            export("memory", 2, 0),
-            export("weir_abi_version", 0, 1),
-            export("weir_alloc", 0, 2),
-            export("weir_process_logs", 0, 3),
-        ],
-    ));
-    m.extend(section(
-        10,
-        &[
-            code(&[0x41, 1, 0x0b]),
-            code(&[0x41, 0x80, 0x08, 0x0b]),
-            // loop (empty block type) br 0 end; i32.const 0; end
-            code(&[0x03, 0x40, 0x0c, 0, 0x0b, 0x41, 0, 0x0b]),
-        ],
-    ));
-    m
+    // loop (empty block type) br 0 end; i32.const 0; end
+    logs_guest(&[0x03, 0x40, 0x0c, 0, 0x0b, 0x41, 0, 0x0b])
 }
 
 fn log_request(bodies: &[String]) -> Vec<u8> {
