@@ -5,19 +5,13 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// A free TCP port on loopback (the shared helper; includers also declare `mod support`).
+pub use crate::support::free_port;
 
 /// The path of `binary` on `PATH`; panics with how to install `package` when absent.
 pub fn require(binary: &str, package: &str) -> PathBuf {
