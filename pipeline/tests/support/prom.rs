@@ -282,7 +282,8 @@ pub struct NodeExporter {
 
 impl NodeExporter {
     /// Starts `prometheus-node-exporter` with its default collectors plus `extra` flags;
-    /// returns once `/metrics` answers 200.
+    /// returns once `/metrics` answers 200 (with `--web.config.file`, which may turn TLS
+    /// on, once the port accepts connections).
     pub fn start(extra: &[&str]) -> NodeExporter {
         let bin = require("prometheus-node-exporter", "prometheus-node-exporter");
         let dir = tempfile::tempdir().unwrap();
@@ -296,7 +297,25 @@ impl NodeExporter {
             .stderr(log)
             .spawn()
             .unwrap();
-        wait_ready(&mut child, port, "/metrics", &log_path, "node_exporter");
+        if extra.iter().any(|a| a.starts_with("--web.config.file")) {
+            // TLS: plain HTTP gets 400; wait until the port accepts connections.
+            let start = Instant::now();
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!(
+                        "node_exporter exited ({status}):\n{}",
+                        std::fs::read_to_string(&log_path).unwrap_or_default()
+                    );
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "node_exporter (TLS) not listening on {port}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        } else {
+            wait_ready(&mut child, port, "/metrics", &log_path, "node_exporter");
+        }
         NodeExporter {
             port,
             child,

@@ -12,7 +12,7 @@
 //!           scrape_interval: 15s          # default: global's, 1m
 //!           scrape_timeout: 10s           # default: global's, 10s; at most scrape_interval
 //!           metrics_path: /metrics        # default /metrics
-//!           scheme: http                  # http (default) or https (system roots)
+//!           scheme: http                  # http (default) or https
 //!           params: { module: [x] }       # query parameters
 //!           honor_labels: false           # scraped labels win over target labels when true
 //!           honor_timestamps: true        # use timestamps the target writes
@@ -20,9 +20,20 @@
 //!           body_size_limit: 0            # bytes (or 10MB, 1GiB); 0: the default 64MiB cap
 //!           basic_auth: { username: u, password: p }   # or password_file
 //!           authorization: { type: Bearer, credentials: t }   # or credentials_file
+//!           # bearer_token: t / bearer_token_file: f   (the older form)
+//!           tls_config:                   # for https; default: the system's roots
+//!             ca_file: ca.pem             # or ca: inline PEM
+//!             cert_file: c.pem            # client certificate (or cert:), with
+//!             key_file: c.key             # its key (or key:)
+//!             server_name: node.internal  # checked in the certificate, sent as SNI
+//!             insecure_skip_verify: false
+//!             min_version: TLS12          # TLS12 (default) or TLS13; max_version too
 //!           static_configs:
 //!             - targets: [localhost:9100]
 //!               labels: { env: prod }
+//!           file_sd_configs:              # see [`discovery`]
+//!             - files: [/etc/weir/targets/*.json, /etc/weir/targets/*.yml]
+//!               refresh_interval: 5m      # default 5m; changed files are read at once
 //!           relabel_configs:
 //!             - { source_labels: [__address__], regex: '(.*):\d+', target_label: host }
 //!           metric_relabel_configs:
@@ -47,10 +58,15 @@
 //! can drop it; `metric_relabel_configs` rewrite or drop each scraped sample (its labels and
 //! `__name__`); see [`relabel`] for the actions.
 //!
-//! Not supported yet (refused with their path): the `hashmod` relabel action, `tls_config`,
-//! service discovery other than `static_configs` (`file_sd_configs`, ...); not supported:
-//! the OpenMetrics format (targets are asked for text 0.0.4), native histograms.
+//! Targets of `file_sd_configs` are started and stopped while the receiver runs, as their
+//! files change; a target that goes away has its series marked stale at once.
+//!
+//! Not supported yet (refused with their path): the `hashmod` relabel action, service
+//! discovery other than `static_configs` and `file_sd_configs`, `oauth2`, `proxy_url`,
+//! `follow_redirects`; not supported: the OpenMetrics format (targets are asked for text
+//! 0.0.4), native histograms.
 
+pub mod discovery;
 pub mod relabel;
 pub mod text;
 
@@ -67,6 +83,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use weir_api::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use weir_api::otlp::metrics::v1::{
@@ -220,18 +237,115 @@ pub struct ScrapeConfig {
     /// The older form of `authorization: {credentials: ...}`.
     #[serde(default)]
     pub bearer_token: Option<String>,
+    /// The older form of `authorization: {credentials_file: ...}`.
+    #[serde(default)]
+    pub bearer_token_file: Option<String>,
     /// The targets.
     #[serde(default)]
     pub static_configs: Vec<StaticConfig>,
+    /// Targets read from files.
+    #[serde(default)]
+    pub file_sd_configs: Vec<discovery::FileSdConfig>,
     /// Rules applied to each target's labels before it is scraped.
     #[serde(default)]
     pub relabel_configs: Vec<relabel::RelabelConfig>,
     /// Rules applied to each scraped sample's labels.
     #[serde(default)]
     pub metric_relabel_configs: Vec<relabel::RelabelConfig>,
-    /// Not supported yet: refused.
+    /// TLS for `https` targets.
     #[serde(default)]
-    pub tls_config: Option<serde_json::Value>,
+    pub tls_config: Option<PromTlsConfig>,
+}
+
+/// `tls_config`, with Prometheus's field names.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromTlsConfig {
+    /// CA certificates (PEM file) that the target's certificate must chain to.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// The same, inline PEM.
+    #[serde(default)]
+    pub ca: Option<String>,
+    /// Client certificate (PEM file), with `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    /// The same, inline PEM.
+    #[serde(default)]
+    pub cert: Option<String>,
+    /// Client key (PEM file).
+    #[serde(default)]
+    pub key_file: Option<String>,
+    /// The same, inline PEM.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The name checked in the target's certificate (and sent as SNI).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Accept any certificate. Default `false`.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// `TLS12` (default) or `TLS13`.
+    #[serde(default)]
+    pub min_version: Option<String>,
+    /// `TLS12` or `TLS13` (default: the newest).
+    #[serde(default)]
+    pub max_version: Option<String>,
+}
+
+impl PromTlsConfig {
+    /// weir's client TLS settings for this config; problems pushed under `path`.
+    fn settings(&self, path: &str, errors: &mut ConfigErrors) -> weir_tls::TlsClientSettings {
+        let version = |v: &Option<String>, name: &str, errors: &mut ConfigErrors| match v.as_deref()
+        {
+            None => None,
+            Some("TLS12") => Some(weir_tls::TlsVersion::V1_2),
+            Some("TLS13") => Some(weir_tls::TlsVersion::V1_3),
+            Some(other) => {
+                errors.push(
+                    format!("{path}.{name}"),
+                    format!("{other:?}: weir supports TLS12 and TLS13"),
+                );
+                None
+            }
+        };
+        for (file, inline, name) in [
+            (&self.ca_file, &self.ca, "ca"),
+            (&self.cert_file, &self.cert, "cert"),
+            (&self.key_file, &self.key, "key"),
+        ] {
+            if file.is_some() && inline.is_some() {
+                errors.push(
+                    format!("{path}.{name}"),
+                    format!("set {name} or {name}_file, not both"),
+                );
+            }
+        }
+        let has_cert = self.cert_file.is_some() || self.cert.is_some();
+        let has_key = self.key_file.is_some() || self.key.is_some();
+        if has_cert != has_key {
+            errors.push(
+                format!("{path}.{}", if has_cert { "key_file" } else { "cert_file" }),
+                "a client certificate needs both cert_file (or cert) and key_file (or key)",
+            );
+        }
+        weir_tls::TlsClientSettings {
+            insecure_skip_verify: self.insecure_skip_verify,
+            ca_file: self.ca_file.clone(),
+            ca_pem: self.ca.clone(),
+            cert_file: self.cert_file.clone(),
+            cert_pem: self.cert.clone(),
+            key_file: self.key_file.clone(),
+            key_pem: self.key.clone(),
+            server_name_override: self.server_name.clone(),
+            min_version: Some(
+                version(&self.min_version, "min_version", errors)
+                    .unwrap_or(weir_tls::TlsVersion::V1_2),
+            ),
+            max_version: version(&self.max_version, "max_version", errors),
+            ..Default::default()
+        }
+    }
 }
 
 /// Parses `10MB`, `1GiB`, `512KB`, `1000` (bytes).
@@ -283,9 +397,155 @@ struct Target {
     metric_relabel: Arc<Vec<relabel::Rule>>,
 }
 
+/// One scrape config, checked: what each of its targets is built from.
+#[derive(Debug)]
+struct Job {
+    name: String,
+    /// The config path (`receivers.prometheus.config.scrape_configs[0]`).
+    path: String,
+    scheme: String,
+    metrics_path: String,
+    params: BTreeMap<String, Vec<String>>,
+    interval: Duration,
+    timeout: Duration,
+    honor_labels: bool,
+    honor_timestamps: bool,
+    sample_limit: usize,
+    body_limit: u64,
+    auth: Option<String>,
+    target_rules: Vec<relabel::Rule>,
+    metric_rules: Arc<Vec<relabel::Rule>>,
+    /// Client TLS for `https` targets.
+    tls: weir_tls::TlsClientSettings,
+    static_configs: Vec<StaticConfig>,
+    file_sd: Vec<discovery::FileSdConfig>,
+}
+
+impl Job {
+    /// The target at `address` with its group's `labels`, relabelled: `Ok(None)` when
+    /// `relabel_configs` drop it, `Err` when what is left does not make a URL.
+    fn target(
+        &self,
+        group_labels: &BTreeMap<String, String>,
+        address: &str,
+    ) -> Result<Option<Target>, String> {
+        // The target's labels as Prometheus builds them, then relabelled.
+        let mut labels: BTreeMap<String, String> = group_labels.clone();
+        labels.insert("__address__".into(), address.to_string());
+        labels.insert("__scheme__".into(), self.scheme.clone());
+        labels.insert("__metrics_path__".into(), self.metrics_path.clone());
+        labels.insert(
+            "__scrape_interval__".into(),
+            humantime::format_duration(self.interval).to_string(),
+        );
+        labels.insert(
+            "__scrape_timeout__".into(),
+            humantime::format_duration(self.timeout).to_string(),
+        );
+        labels
+            .entry("job".into())
+            .or_insert_with(|| self.name.clone());
+        for (name, values) in &self.params {
+            if let Some(v) = values.first() {
+                labels.insert(format!("__param_{name}"), v.clone());
+            }
+        }
+        if !relabel::apply(&self.target_rules, &mut labels) {
+            return Ok(None);
+        }
+        let get = |n: &str| labels.get(n).cloned().unwrap_or_default();
+        let address = get("__address__");
+        let scheme = get("__scheme__");
+        let mut query: Vec<String> = Vec::new();
+        for (name, v) in &labels {
+            if let Some(param) = name.strip_prefix("__param_") {
+                query.push(format!("{}={}", encode(param), encode(v)));
+                for more in self.params.get(param).into_iter().flatten().skip(1) {
+                    query.push(format!("{}={}", encode(param), encode(more)));
+                }
+            }
+        }
+        let mut url = format!("{scheme}://{address}{}", get("__metrics_path__"));
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(&query.join("&"));
+        }
+        let uri = match url.parse::<http::Uri>() {
+            Ok(u)
+                if u.host().is_some()
+                    && !address.contains('/')
+                    && (scheme == "http" || scheme == "https") =>
+            {
+                u
+            }
+            _ => {
+                return Err(format!(
+                    "{address:?} (after relabelling) does not make a URL: {url:?}"
+                ))
+            }
+        };
+        let instance = labels
+            .get("instance")
+            .cloned()
+            .unwrap_or_else(|| address.clone());
+        let job = get("job");
+        let target_labels = labels
+            .iter()
+            .filter(|(k, _)| !k.starts_with("__") && *k != "job" && *k != "instance")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(Some(Target {
+            job,
+            instance,
+            url: uri,
+            scheme,
+            interval: self.interval,
+            timeout: self.timeout,
+            honor_labels: self.honor_labels,
+            honor_timestamps: self.honor_timestamps,
+            sample_limit: self.sample_limit,
+            body_limit: self.body_limit,
+            labels: target_labels,
+            auth: self.auth.clone(),
+            metric_relabel: self.metric_rules.clone(),
+        }))
+    }
+
+    /// The targets of `static_configs`; problems pushed under their config path.
+    fn static_targets(&self, errors: &mut ConfigErrors) -> Vec<Target> {
+        let mut out = Vec::new();
+        for (j, st) in self.static_configs.iter().enumerate() {
+            for (k, t) in st.targets.iter().enumerate() {
+                match self.target(&st.labels, t) {
+                    Ok(Some(t)) => out.push(t),
+                    Ok(None) => {}
+                    Err(e) => {
+                        errors.push(format!("{}.static_configs[{j}].targets[{k}]", self.path), e)
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Target {
+    /// What makes two targets the same one (Prometheus: the same label set).
+    fn key(&self) -> String {
+        let mut k = format!("{}\u{1}{}\u{1}{}", self.url, self.job, self.instance);
+        for (n, v) in &self.labels {
+            k.push('\u{1}');
+            k.push_str(n);
+            k.push('=');
+            k.push_str(v);
+        }
+        k
+    }
+}
+
 /// A validated `prometheus` receiver config.
 pub struct PrometheusReceiverConfig {
-    targets: Vec<Target>,
+    jobs: Vec<Arc<Job>>,
 }
 
 fn read_secret(file: &str, path: &str, errors: &mut ConfigErrors) -> String {
@@ -308,29 +568,51 @@ impl ReceiverFactory for PrometheusReceiverFactory {
         config: &serde_json::Value,
         path: &str,
     ) -> Result<Box<dyn ReceiverConfig>, ConfigErrors> {
-        let targets = parse_targets(config, path)?;
-        Ok(Box::new(PrometheusReceiverConfig { targets }))
+        let jobs = parse_jobs(config, path)?;
+        Ok(Box::new(PrometheusReceiverConfig {
+            jobs: jobs.into_iter().map(Arc::new).collect(),
+        }))
     }
 }
 
-/// Checks the config and builds the (relabelled) targets.
+/// The static targets of a config (tests).
+#[cfg(test)]
 fn parse_targets(config: &serde_json::Value, path: &str) -> Result<Vec<Target>, ConfigErrors> {
-    {
-        use base64_engine::encode as b64;
-        let s: PrometheusReceiverSettings = parse_component_config(config, path)?;
-        let mut errors = ConfigErrors::default();
-        let g = &s.config.global;
-        let global_interval = g.scrape_interval.unwrap_or(Duration::from_secs(60));
-        let global_timeout = g.scrape_timeout.unwrap_or(Duration::from_secs(10));
-        let mut targets = Vec::new();
-        let mut jobs = std::collections::HashSet::new();
-        if s.config.scrape_configs.is_empty() {
-            errors.push(
-                format!("{path}.config.scrape_configs"),
-                "must list at least one job",
-            );
-        }
-        for (i, sc) in s.config.scrape_configs.iter().enumerate() {
+    let jobs = parse_jobs(config, path)?;
+    let mut errors = ConfigErrors::default();
+    let targets = jobs
+        .iter()
+        .flat_map(|j| j.static_targets(&mut errors))
+        .collect();
+    errors.into_result(targets)
+}
+
+/// Checks the config: the jobs, with their static targets checked too.
+fn parse_jobs(config: &serde_json::Value, path: &str) -> Result<Vec<Job>, ConfigErrors> {
+    use base64_engine::encode as b64;
+    let s: PrometheusReceiverSettings = parse_component_config(config, path)?;
+    let mut errors = ConfigErrors::default();
+    let g = &s.config.global;
+    let global_interval = g.scrape_interval.unwrap_or(Duration::from_secs(60));
+    let global_timeout = g.scrape_timeout.unwrap_or(Duration::from_secs(10));
+    if global_timeout > global_interval {
+        errors.push(
+            format!("{path}.config.global.scrape_timeout"),
+            format!(
+                "{global_timeout:?} is longer than global.scrape_interval ({global_interval:?})"
+            ),
+        );
+    }
+    let mut jobs_out = Vec::new();
+    let mut jobs = std::collections::HashSet::new();
+    if s.config.scrape_configs.is_empty() {
+        errors.push(
+            format!("{path}.config.scrape_configs"),
+            "must list at least one job",
+        );
+    }
+    for (i, sc) in s.config.scrape_configs.iter().enumerate() {
+        {
             let p = format!("{path}.config.scrape_configs[{i}]");
             if sc.job_name.is_empty() {
                 errors.push(format!("{p}.job_name"), "is required");
@@ -340,9 +622,16 @@ fn parse_targets(config: &serde_json::Value, path: &str) -> Result<Vec<Target>, 
                     format!("{:?} is used twice", sc.job_name),
                 );
             }
-            if sc.tls_config.is_some() {
-                errors.push(format!("{p}.tls_config"), "is not supported by weir yet");
-            }
+            let tls = sc
+                .tls_config
+                .clone()
+                .unwrap_or_default()
+                .settings(&format!("{p}.tls_config"), &mut errors);
+            discovery::validate(
+                &sc.file_sd_configs,
+                &format!("{p}.file_sd_configs"),
+                &mut errors,
+            );
             let target_rules = relabel::compile(
                 &sc.relabel_configs,
                 &format!("{p}.relabel_configs"),
@@ -437,6 +726,20 @@ fn parse_targets(config: &serde_json::Value, path: &str) -> Result<Vec<Target>, 
                     None
                 }
             };
+            let bearer = match (bearer, &sc.bearer_token_file) {
+                (b, None) => b,
+                (None, Some(f)) => Some(format!(
+                    "Bearer {}",
+                    read_secret(f, &format!("{p}.bearer_token_file"), &mut errors)
+                )),
+                (Some(_), Some(_)) => {
+                    errors.push(
+                        format!("{p}.bearer_token_file"),
+                        "set one of authorization, bearer_token and bearer_token_file",
+                    );
+                    None
+                }
+            };
             if bearer.is_some() && auth.is_some() {
                 errors.push(
                     format!("{p}.basic_auth"),
@@ -444,98 +747,30 @@ fn parse_targets(config: &serde_json::Value, path: &str) -> Result<Vec<Target>, 
                 );
             }
             let auth = auth.or(bearer);
-            for (j, st) in sc.static_configs.iter().enumerate() {
-                for (k, t) in st.targets.iter().enumerate() {
-                    let tp = format!("{p}.static_configs[{j}].targets[{k}]");
-                    // The target's labels as Prometheus builds them, then relabelled.
-                    let mut labels: BTreeMap<String, String> = st.labels.clone();
-                    labels.insert("__address__".into(), t.clone());
-                    labels.insert("__scheme__".into(), sc.scheme.clone());
-                    labels.insert("__metrics_path__".into(), sc.metrics_path.clone());
-                    labels.insert(
-                        "__scrape_interval__".into(),
-                        humantime::format_duration(interval).to_string(),
-                    );
-                    labels.insert(
-                        "__scrape_timeout__".into(),
-                        humantime::format_duration(timeout).to_string(),
-                    );
-                    labels
-                        .entry("job".into())
-                        .or_insert_with(|| sc.job_name.clone());
-                    for (name, values) in &sc.params {
-                        if let Some(v) = values.first() {
-                            labels.insert(format!("__param_{name}"), v.clone());
-                        }
-                    }
-                    if !relabel::apply(&target_rules, &mut labels) {
-                        continue;
-                    }
-                    let get = |n: &str| labels.get(n).cloned().unwrap_or_default();
-                    let address = get("__address__");
-                    let scheme = get("__scheme__");
-                    let mut query: Vec<String> = Vec::new();
-                    for (name, v) in &labels {
-                        if let Some(param) = name.strip_prefix("__param_") {
-                            query.push(format!("{}={}", encode(param), encode(v)));
-                            for more in sc.params.get(param).into_iter().flatten().skip(1) {
-                                query.push(format!("{}={}", encode(param), encode(more)));
-                            }
-                        }
-                    }
-                    let mut url = format!("{scheme}://{address}{}", get("__metrics_path__"));
-                    if !query.is_empty() {
-                        url.push('?');
-                        url.push_str(&query.join("&"));
-                    }
-                    let uri = match url.parse::<http::Uri>() {
-                        Ok(u)
-                            if u.host().is_some()
-                                && !address.contains('/')
-                                && (scheme == "http" || scheme == "https") =>
-                        {
-                            u
-                        }
-                        _ => {
-                            errors.push(
-                                tp,
-                                format!(
-                                    "{address:?} (after relabelling) does not make a URL: {url:?}"
-                                ),
-                            );
-                            continue;
-                        }
-                    };
-                    let instance = labels
-                        .get("instance")
-                        .cloned()
-                        .unwrap_or_else(|| address.clone());
-                    let job = get("job");
-                    let target_labels = labels
-                        .iter()
-                        .filter(|(k, _)| !k.starts_with("__") && *k != "job" && *k != "instance")
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
-                    targets.push(Target {
-                        job,
-                        instance,
-                        url: uri,
-                        scheme,
-                        interval,
-                        timeout,
-                        honor_labels: sc.honor_labels,
-                        honor_timestamps: sc.honor_timestamps,
-                        sample_limit: sc.sample_limit,
-                        body_limit,
-                        labels: target_labels,
-                        auth: auth.clone(),
-                        metric_relabel: metric_rules.clone(),
-                    });
-                }
-            }
+            let job = Job {
+                name: sc.job_name.clone(),
+                path: p,
+                scheme: sc.scheme.clone(),
+                metrics_path: sc.metrics_path.clone(),
+                params: sc.params.clone(),
+                interval,
+                timeout,
+                honor_labels: sc.honor_labels,
+                honor_timestamps: sc.honor_timestamps,
+                sample_limit: sc.sample_limit,
+                body_limit,
+                auth,
+                target_rules,
+                metric_rules,
+                tls,
+                static_configs: sc.static_configs.clone(),
+                file_sd: sc.file_sd_configs.clone(),
+            };
+            job.static_targets(&mut errors);
+            jobs_out.push(job);
         }
-        errors.into_result(targets)
     }
+    errors.into_result(jobs_out)
 }
 
 mod base64_engine {
@@ -590,17 +825,22 @@ impl ReceiverConfig for PrometheusReceiverConfig {
                 id: ctx.id.clone(),
                 signal: Signal::Logs,
             })?;
-        let tls = weir_tls::TlsClientSettings::default()
-            .load(&format!("receivers.{}", ctx.id), |p| ctx.resolve_path(p))
-            .map_err(|e| BuildError::other(&ctx.id, e.to_string(), e))?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .build(tls.https_connector_with(connector, weir_tls::HttpVersions::Http1And2));
+        let mut jobs = Vec::new();
+        for job in &self.jobs {
+            // The job path starts with the receiver's own (`receivers.<id>...`).
+            let tls = job
+                .tls
+                .load(&format!("{}.tls_config", job.path), |p| ctx.resolve_path(p))
+                .map_err(|e| BuildError::other(&ctx.id, e.to_string(), e))?;
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            let client = Client::builder(TokioExecutor::new())
+                .build(tls.https_connector_with(connector, weir_tls::HttpVersions::Http1And2));
+            jobs.push((job.clone(), client));
+        }
         Ok(Arc::new(PrometheusReceiver {
             id: ctx.id.clone(),
-            targets: self.targets.clone(),
-            client,
+            jobs,
             consumer,
             tasks: Mutex::new(Vec::new()),
         }))
@@ -609,11 +849,10 @@ impl ReceiverConfig for PrometheusReceiverConfig {
 
 type HttpClient = Client<weir_tls::hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
-/// The running receiver: one task per target.
+/// The running receiver: one task per job, which runs one task per target.
 pub struct PrometheusReceiver {
     id: ComponentId,
-    targets: Vec<Target>,
-    client: HttpClient,
+    jobs: Vec<(Arc<Job>, HttpClient)>,
     consumer: Arc<dyn Consumer>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -622,21 +861,19 @@ pub struct PrometheusReceiver {
 impl Component for PrometheusReceiver {
     async fn start(&self) -> Result<(), StartError> {
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
-        for t in &self.targets {
-            let scraper = Scraper {
-                id: self.id.clone(),
-                target: t.clone(),
-                client: self.client.clone(),
-                consumer: self.consumer.clone(),
-                series: HashMap::new(),
-                post_relabel: 0,
-            };
-            tasks.push(tokio::spawn(scraper.run()));
+        for (job, client) in &self.jobs {
+            tasks.push(tokio::spawn(run_job(
+                self.id.clone(),
+                job.clone(),
+                client.clone(),
+                self.consumer.clone(),
+            )));
         }
         Ok(())
     }
 
     async fn shutdown(&self) {
+        // Aborting a job task drops its JoinSet, which aborts its scrapers.
         for t in self
             .tasks
             .lock()
@@ -644,6 +881,67 @@ impl Component for PrometheusReceiver {
             .drain(..)
         {
             t.abort();
+        }
+    }
+}
+
+/// Runs one job: its static targets, and the targets of its files, started and stopped
+/// as the files change (a target that goes away has its series marked stale).
+async fn run_job(id: ComponentId, job: Arc<Job>, client: HttpClient, consumer: Arc<dyn Consumer>) {
+    let mut set = tokio::task::JoinSet::new();
+    let mut running: HashMap<String, CancellationToken> = HashMap::new();
+    let mut ignored = ConfigErrors::default();
+    let statics = job.static_targets(&mut ignored);
+    let mut watch = (!job.file_sd.is_empty()).then(|| discovery::FileWatch::new(&job.file_sd));
+    loop {
+        let mut want: HashMap<String, Target> =
+            statics.iter().map(|t| (t.key(), t.clone())).collect();
+        if let Some(w) = watch.as_mut() {
+            let (groups, errors) = w.read();
+            for e in errors {
+                tracing::warn!(receiver = %id, job = %job.name, error = %e, "file_sd: cannot read targets; the file's last targets are kept");
+            }
+            for g in &groups {
+                for (k, address) in g.targets.iter().enumerate() {
+                    match job.target(&g.labels, address) {
+                        Ok(Some(t)) => {
+                            want.insert(t.key(), t);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(receiver = %id, job = %job.name, error = %format!("file_sd group {} target {k}: {e}", g.source), "file_sd: target skipped")
+                        }
+                    }
+                }
+            }
+        }
+        running.retain(|k, stop| {
+            let keep = want.contains_key(k);
+            if !keep {
+                stop.cancel();
+            }
+            keep
+        });
+        for (k, target) in want {
+            if running.contains_key(&k) {
+                continue;
+            }
+            let stop = CancellationToken::new();
+            let scraper = Scraper {
+                id: id.clone(),
+                target,
+                client: client.clone(),
+                consumer: consumer.clone(),
+                series: HashMap::new(),
+                post_relabel: 0,
+            };
+            set.spawn(scraper.run(stop.clone()));
+            running.insert(k, stop);
+        }
+        while set.try_join_next().is_some() {}
+        match &watch {
+            Some(w) => w.changed().await,
+            None => std::future::pending().await,
         }
     }
 }
@@ -682,6 +980,21 @@ enum ScrapeError {
     },
 }
 
+/// An error and its causes, `a: b: c` (hyper's client error alone says only "Connect").
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let m = s.to_string();
+        if !out.contains(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
+        }
+        next = s.source();
+    }
+    out
+}
+
 fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -700,11 +1013,22 @@ fn string_kv(k: &str, v: &str) -> KeyValue {
 }
 
 impl Scraper {
-    async fn run(mut self) {
+    async fn run(mut self, stop: CancellationToken) {
         let mut ticker = tokio::time::interval(self.target.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => {
+                    // The target went away: its series end now.
+                    let metrics = self.stale_all(now_ns());
+                    if !metrics.is_empty() {
+                        let _ = self.consumer.consume(self.batch(metrics)).await;
+                    }
+                    return;
+                }
+                _ = ticker.tick() => {}
+            }
             let started = Instant::now();
             let time = now_ns();
             let result = self.fetch().await;
@@ -743,25 +1067,30 @@ impl Scraper {
             ] {
                 metrics.push(gauge_metric(name, value, time, self.target_attributes()));
             }
-            let batch = Batch::new(Payload::Metrics(ExportMetricsServiceRequest {
-                resource_metrics: vec![ResourceMetrics {
-                    resource: Some(self.resource()),
-                    scope_metrics: vec![ScopeMetrics {
-                        scope: Some(InstrumentationScope {
-                            name: SCOPE_NAME.into(),
-                            version: env!("CARGO_PKG_VERSION").into(),
-                            ..Default::default()
-                        }),
-                        metrics,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-            }));
+            let batch = self.batch(metrics);
             if let Err(e) = self.consumer.consume(batch).await {
                 tracing::warn!(receiver = %self.id, job = %self.target.job, error = %e, "the pipeline did not take a scrape; it is dropped");
             }
         }
+    }
+
+    /// One batch: the target's resource and these metrics.
+    fn batch(&self, metrics: Vec<Metric>) -> Batch {
+        Batch::new(Payload::Metrics(ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(self.resource()),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(InstrumentationScope {
+                        name: SCOPE_NAME.into(),
+                        version: env!("CARGO_PKG_VERSION").into(),
+                        ..Default::default()
+                    }),
+                    metrics,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }))
     }
 
     fn resource(&self) -> Resource {
@@ -826,7 +1155,7 @@ impl Scraper {
                 .client
                 .request(req)
                 .await
-                .map_err(|e| http_err(format!("cannot scrape: {e}")))?;
+                .map_err(|e| http_err(format!("cannot scrape: {}", with_sources(&e))))?;
             let status = response.status();
             if status != http::StatusCode::OK {
                 return Err(http_err(format!("HTTP status {status}")));
@@ -1255,7 +1584,10 @@ mod tests {
     fn config_errors_name_their_path() {
         let err = parse(serde_json::json!({"config": {"scrape_configs": [
             {"job_name": "a", "scrape_interval": "5s", "scrape_timeout": "10s",
-             "relabel_configs": [{"action": "hashmod", "target_label": "x"}], "tls_config": {},
+             "relabel_configs": [{"action": "hashmod", "target_label": "x"}],
+             "tls_config": {"cert_file": "c.pem", "ca": "x", "ca_file": "ca.pem", "min_version": "TLS10"},
+             "file_sd_configs": [{"files": ["/t/*/x.json"]}, {"files": []}, {"files": ["a.yml"], "refresh_interval": "0s"}],
+             "bearer_token": "t", "bearer_token_file": "/nonexistent/token",
              "scheme": "ftp", "static_configs": [{"targets": ["h/x"]}]},
             {"job_name": "a", "body_size_limit": "lots"},
         ]}}))
@@ -1264,7 +1596,13 @@ mod tests {
         .to_string();
         for want in [
             "receivers.prometheus.config.scrape_configs[0].relabel_configs[0].action: hashmod is not supported by weir yet",
-            "receivers.prometheus.config.scrape_configs[0].tls_config: is not supported by weir yet",
+            "receivers.prometheus.config.scrape_configs[0].tls_config.key_file: a client certificate needs both cert_file (or cert) and key_file (or key)",
+            "receivers.prometheus.config.scrape_configs[0].tls_config.ca: set ca or ca_file, not both",
+            "receivers.prometheus.config.scrape_configs[0].tls_config.min_version: \"TLS10\": weir supports TLS12 and TLS13",
+            "receivers.prometheus.config.scrape_configs[0].file_sd_configs[0].files[0]: \"/t/*/x.json\" is not a file_sd pattern",
+            "receivers.prometheus.config.scrape_configs[0].file_sd_configs[1].files: must list at least one file pattern",
+            "receivers.prometheus.config.scrape_configs[0].file_sd_configs[2].refresh_interval: must be greater than 0",
+            "receivers.prometheus.config.scrape_configs[0].bearer_token_file: set one of authorization, bearer_token and bearer_token_file",
             "receivers.prometheus.config.scrape_configs[0].scrape_timeout: must be greater than 0 and at most scrape_interval (5s), got 10s",
             "receivers.prometheus.config.scrape_configs[0].scheme: \"ftp\": must be http or https",
             "receivers.prometheus.config.scrape_configs[0].static_configs[0].targets[0]: \"h/x\" (after relabelling) does not make a URL",
@@ -1273,15 +1611,31 @@ mod tests {
         ] {
             assert!(err.contains(want), "missing {want:?} in\n{err}");
         }
-        let err = parse(serde_json::json!({"config": {"scrape_configs": [
-            {"job_name": "a", "file_sd_configs": []}]}}))
+        let err = parse(serde_json::json!({"config": {
+            "global": {"scrape_interval": "5s"},
+            "scrape_configs": [{"job_name": "a", "bearer_token_file": "/nonexistent/token",
+                                "consul_sd_configs": []}]}}))
         .err()
         .unwrap()
         .to_string();
         assert!(
             err.starts_with(
-                "receivers.prometheus.config.scrape_configs[0].file_sd_configs: unknown field"
+                "receivers.prometheus.config.scrape_configs[0].consul_sd_configs: unknown field"
             ),
+            "{err}"
+        );
+        let err = parse(serde_json::json!({"config": {
+            "global": {"scrape_interval": "5s"},
+            "scrape_configs": [{"job_name": "a", "bearer_token_file": "/nonexistent/token"}]}}))
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.contains("receivers.prometheus.config.global.scrape_timeout: 10s is longer than global.scrape_interval (5s)"),
+            "{err}"
+        );
+        assert!(
+            err.contains("receivers.prometheus.config.scrape_configs[0].bearer_token_file: cannot read /nonexistent/token:"),
             "{err}"
         );
         assert_eq!(base64_engine::encode("u:p"), "dTpw");
