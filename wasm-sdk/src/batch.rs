@@ -2,17 +2,22 @@
 
 use prost::Message;
 
+use crate::metrics_view::{count_points, each_metric, MetricView, PointView};
 use crate::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use crate::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use crate::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use crate::otlp::logs::v1::LogRecord;
 use crate::otlp::metrics::v1::{metric::Data, Metric};
 use crate::otlp::trace::v1::Span;
-use crate::view::{each_item, LogRecordView, SpanView};
+use crate::points::{
+    each_point_mut, each_point_ref, kind_of, merge_metric, Context, MetricContext, PointMut,
+    PointRef,
+};
+use crate::view::{each_item_in_context, LogRecordView, MalformedProtobuf, SpanView};
 use crate::Error;
 
 /// What the guest answers for a batch (see ABI.md, "Answers").
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     /// Forward the batch as it arrived.
     Unchanged,
@@ -22,6 +27,86 @@ pub enum Answer {
     Replacement(Vec<u8>),
 }
 
+/// An export request whose items can be counted and filtered in canonical order.
+pub trait ExportRequest: Message + Default + Clone {
+    /// Number of items (log records, spans, data points).
+    fn item_count(&self) -> usize;
+
+    /// Keeps the items for which `keep()`, called once per item in canonical order, is true,
+    /// and removes the scope, resource (and metric) entries left empty, as the host does
+    /// with verdicts.
+    fn retain_items(&mut self, keep: &mut dyn FnMut() -> bool);
+}
+
+macro_rules! flat_request {
+    ($request:ty, $resources:ident, $scopes:ident, $items:ident) => {
+        impl ExportRequest for $request {
+            fn item_count(&self) -> usize {
+                self.$resources
+                    .iter()
+                    .flat_map(|x| &x.$scopes)
+                    .map(|s| s.$items.len())
+                    .sum()
+            }
+
+            fn retain_items(&mut self, keep: &mut dyn FnMut() -> bool) {
+                for x in &mut self.$resources {
+                    for s in &mut x.$scopes {
+                        s.$items.retain(|_| keep());
+                    }
+                    x.$scopes.retain(|s| !s.$items.is_empty());
+                }
+                self.$resources.retain(|x| !x.$scopes.is_empty());
+            }
+        }
+    };
+}
+
+flat_request!(
+    ExportLogsServiceRequest,
+    resource_logs,
+    scope_logs,
+    log_records
+);
+flat_request!(
+    ExportTraceServiceRequest,
+    resource_spans,
+    scope_spans,
+    spans
+);
+
+impl ExportRequest for ExportMetricsServiceRequest {
+    fn item_count(&self) -> usize {
+        self.resource_metrics
+            .iter()
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics)
+            .map(point_count)
+            .sum()
+    }
+
+    fn retain_items(&mut self, keep: &mut dyn FnMut() -> bool) {
+        for rm in &mut self.resource_metrics {
+            for sm in &mut rm.scope_metrics {
+                for m in &mut sm.metrics {
+                    match &mut m.data {
+                        None => {}
+                        Some(Data::Gauge(g)) => g.data_points.retain(|_| keep()),
+                        Some(Data::Sum(s)) => s.data_points.retain(|_| keep()),
+                        Some(Data::Histogram(h)) => h.data_points.retain(|_| keep()),
+                        Some(Data::ExponentialHistogram(h)) => h.data_points.retain(|_| keep()),
+                        Some(Data::Summary(s)) => s.data_points.retain(|_| keep()),
+                    }
+                }
+                sm.metrics.retain(|m| point_count(m) > 0);
+            }
+            rm.scope_metrics.retain(|sm| !sm.metrics.is_empty());
+        }
+        self.resource_metrics
+            .retain(|rm| !rm.scope_metrics.is_empty());
+    }
+}
+
 /// State shared by the three batch kinds.
 struct Core<'a, R> {
     bytes: &'a [u8],
@@ -29,15 +114,24 @@ struct Core<'a, R> {
     /// Per-item verdicts, once any item was dropped or kept explicitly.
     keep: Option<Vec<u8>>,
     modified: bool,
+    /// The decoded request no longer has the items of `bytes` (pending verdicts were applied,
+    /// items were merged or edited structurally): views of the original bytes would no
+    /// longer line up.
+    reshaped: bool,
 }
 
-impl<'a, R: Message + Default> Core<'a, R> {
+fn malformed(e: MalformedProtobuf) -> Error {
+    Error::new(e.to_string())
+}
+
+impl<'a, R: ExportRequest> Core<'a, R> {
     fn new(bytes: &'a [u8]) -> Self {
         Core {
             bytes,
             decoded: None,
             keep: None,
             modified: false,
+            reshaped: false,
         }
     }
 
@@ -50,12 +144,65 @@ impl<'a, R: Message + Default> Core<'a, R> {
             .ok_or_else(|| Error::new("batch not decoded"))
     }
 
-    fn verdicts(&mut self, len: usize) -> &mut Vec<u8> {
-        self.keep.get_or_insert_with(|| vec![1; len])
+    /// The request for structural edits: verdicts so far are applied to it first.
+    fn reshape(&mut self) -> Result<&mut R, Error> {
+        self.request()?;
+        self.modified = true;
+        self.reshaped = true;
+        let keep = self.keep.take();
+        let request = self.request()?;
+        if let Some(keep) = keep {
+            let mut next = keep.into_iter();
+            request.retain_items(&mut || next.next() != Some(0));
+        }
+        Ok(request)
+    }
+
+    /// Combines one decision per item (in canonical order, from `walk`) with the verdicts so
+    /// far: an item dropped once stays dropped.
+    fn decide(
+        &mut self,
+        walk: impl FnOnce(&mut dyn FnMut(bool)) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut out = self.keep.take();
+        let had = out.is_some();
+        let mut i = 0;
+        let mut fresh = Vec::new();
+        let result = walk(&mut |k| {
+            match &mut out {
+                Some(v) => {
+                    if let Some(slot) = v.get_mut(i) {
+                        *slot &= u8::from(k);
+                    }
+                }
+                None => fresh.push(u8::from(k)),
+            }
+            i += 1;
+        });
+        self.keep = match (result.is_ok(), had) {
+            (_, true) => out,
+            (true, false) => Some(fresh),
+            (false, false) => None,
+        };
+        result
+    }
+
+    /// Decisions from views of the original bytes.
+    fn decide_on_views(
+        &mut self,
+        walk: impl FnOnce(&mut dyn FnMut(bool)) -> Result<(), MalformedProtobuf>,
+    ) -> Result<(), Error> {
+        if self.reshaped {
+            return Err(Error::new(
+                "a view-based retain after request_mut or merge_series: views read the batch as \
+                 it arrived; use the decoded retain or call the view-based one first",
+            ));
+        }
+        self.decide(|f| walk(f).map_err(malformed))
     }
 
     /// The answer: verdicts when only drops happened, replacement bytes after edits.
-    fn finish(mut self, retain: impl FnOnce(&mut R, &mut dyn FnMut() -> bool)) -> Answer {
+    fn finish(mut self) -> Answer {
         let drops = self.keep.as_ref().is_some_and(|k| k.contains(&0));
         if self.modified {
             let Some(mut request) = self.decoded.take() else {
@@ -63,7 +210,7 @@ impl<'a, R: Message + Default> Core<'a, R> {
             };
             if let Some(keep) = self.keep.filter(|_| drops) {
                 let mut next = keep.into_iter();
-                retain(&mut request, &mut || next.next() != Some(0));
+                request.retain_items(&mut || next.next() != Some(0));
             }
             return Answer::Replacement(request.encode_to_vec());
         }
@@ -75,41 +222,44 @@ impl<'a, R: Message + Default> Core<'a, R> {
 }
 
 macro_rules! flat_batch {
-    ($(#[$doc:meta])* $name:ident, $request:ty, $item:ty, $view:ident, $resources:ident, $scopes:ident, $items:ident) => {
+    ($(#[$doc:meta])* $name:ident, $request:ty, $item:ty, $view:ident, $resources:ident, $scopes:ident, $resource:ident, $scope:ident, $items:ident) => {
         $(#[$doc])*
         pub struct $name<'a> {
             core: Core<'a, $request>,
         }
 
         impl<'a> $name<'a> {
-            /// A batch over the export request bytes the host passed in.
+            /// A batch over the export request bytes the host passed in (the SDK does this
+            /// for you; use it in native tests).
             pub fn from_protobuf(bytes: &'a [u8]) -> Self {
                 $name { core: Core::new(bytes) }
             }
 
-            /// The decoded request (decoded on first use).
+            /// The decoded request (decoded on first use). Items dropped by earlier `retain*`
+            /// calls are still in it until [`finish`](Self::finish).
             pub fn request(&mut self) -> Result<&$request, Error> {
                 self.core.request().map(|r| &*r)
             }
 
-            /// The decoded request for editing; the batch will be answered with replacement
-            /// bytes, so edit only when something really changes.
+            /// The decoded request for any edit, including removing items or whole entries:
+            /// the verdicts so far are applied to it first, and the batch will be answered
+            /// with replacement bytes. A replacement cannot add items (the host refuses more
+            /// items than it sent). After this call only the decoded `retain*` methods work.
             pub fn request_mut(&mut self) -> Result<&mut $request, Error> {
-                self.core.modified = true;
-                self.core.request()
+                self.core.reshape()
             }
 
             /// Number of items, counted from the bytes when not decoded.
             pub fn len(&mut self) -> Result<usize, Error> {
                 if let Some(r) = &self.core.decoded {
-                    return Ok(r.$resources.iter().flat_map(|x| &x.$scopes).map(|s| s.$items.len()).sum());
+                    return Ok(r.item_count());
                 }
                 let mut n = 0;
-                each_item(self.core.bytes, &mut |_| {
+                each_item_in_context(self.core.bytes, &mut |_, _, _| {
                     n += 1;
                     Ok(())
                 })
-                .map_err(|e| Error::new(e.to_string()))?;
+                .map_err(malformed)?;
                 Ok(n)
             }
 
@@ -119,73 +269,81 @@ macro_rules! flat_batch {
             }
 
             /// Keeps the items for which `keep` is true, reading them in place from the bytes
-            /// (no decode): the fast path. Verdicts of several calls combine (an item dropped
-            /// once stays dropped).
+            /// (no decode): the fast path, answered with verdicts. `keep` is called once per
+            /// item in canonical order (resource entries, their scope entries, their items,
+            /// each in batch order); the view reaches the item's resource and scope. Verdicts
+            /// of several `retain*` calls combine (an item dropped once stays dropped; dropped
+            /// items are still visited).
             pub fn retain_view(&mut self, mut keep: impl FnMut(&$view<'a>) -> bool) -> Result<(), Error> {
-                let mut out = self.core.keep.take();
-                let mut i = 0;
-                let mut fresh = Vec::new();
                 let bytes = self.core.bytes;
-                each_item(bytes, &mut |item| {
-                    let k = keep(&$view::new(item));
-                    match &mut out {
-                        Some(v) => {
-                            if let Some(slot) = v.get_mut(i) {
-                                *slot &= u8::from(k);
-                            }
-                        }
-                        None => fresh.push(u8::from(k)),
-                    }
-                    i += 1;
-                    Ok(())
+                self.core.decide_on_views(|decide| {
+                    each_item_in_context(bytes, &mut |resource, scope, item| {
+                        decide(keep(&$view::new(resource, scope, item)));
+                        Ok(())
+                    })
                 })
-                .map_err(|e| Error::new(e.to_string()))?;
-                self.core.keep = Some(out.unwrap_or(fresh));
-                Ok(())
             }
 
-            /// Keeps the items for which `keep` is true, on the decoded items.
+            /// Keeps the items for which `keep` is true, on the decoded items, in canonical
+            /// order. Answered with verdicts unless something else edits the batch.
             pub fn retain(&mut self, mut keep: impl FnMut(&$item) -> bool) -> Result<(), Error> {
-                let n = self.len()?;
+                self.retain_in_context(|_, item| keep(item))
+            }
+
+            /// [`retain`](Self::retain) with each item's resource and scope.
+            pub fn retain_in_context(
+                &mut self,
+                mut keep: impl FnMut(&Context<'_>, &$item) -> bool,
+            ) -> Result<(), Error> {
+                self.core.request()?;
+                let Core { decoded, .. } = &mut self.core;
+                let Some(request) = decoded.as_ref() else {
+                    return Err(Error::new("batch not decoded"));
+                };
+                let mut decisions = Vec::new();
+                for x in &request.$resources {
+                    for s in &x.$scopes {
+                        let ctx = Context::new(x.$resource.as_ref(), s.$scope.as_ref());
+                        for item in &s.$items {
+                            decisions.push(keep(&ctx, item));
+                        }
+                    }
+                }
+                self.core.decide(|decide| {
+                    decisions.into_iter().for_each(&mut *decide);
+                    Ok(())
+                })
+            }
+
+            /// Calls `edit` on every item, in canonical order, for changing fields or
+            /// attributes; the batch is answered with replacement bytes. Items dropped by an
+            /// earlier `retain*` are visited too (and still dropped).
+            pub fn for_each_mut(&mut self, mut edit: impl FnMut(&mut $item)) -> Result<(), Error> {
+                self.for_each_mut_in_context(|_, item| edit(item))
+            }
+
+            /// [`for_each_mut`](Self::for_each_mut) with each item's resource and scope.
+            pub fn for_each_mut_in_context(
+                &mut self,
+                mut edit: impl FnMut(&Context<'_>, &mut $item),
+            ) -> Result<(), Error> {
+                self.core.modified = true;
                 let request = self.core.request()?;
-                let decisions: Vec<bool> = request
-                    .$resources
-                    .iter()
-                    .flat_map(|x| &x.$scopes)
-                    .flat_map(|s| &s.$items)
-                    .map(|item| keep(item))
-                    .collect();
-                let v = self.core.verdicts(n);
-                for (slot, k) in v.iter_mut().zip(decisions) {
-                    *slot &= u8::from(k);
+                for x in &mut request.$resources {
+                    let resource = x.$resource.as_ref();
+                    for s in &mut x.$scopes {
+                        let ctx = Context::new(resource, s.$scope.as_ref());
+                        for item in &mut s.$items {
+                            edit(&ctx, item);
+                        }
+                    }
                 }
                 Ok(())
             }
 
-            /// Calls `edit` on every item, in canonical order, for changing fields or
-            /// attributes. Items dropped by an earlier `retain` are visited too.
-            pub fn for_each_mut(&mut self, mut edit: impl FnMut(&mut $item)) -> Result<(), Error> {
-                let request = self.request_mut()?;
-                request
-                    .$resources
-                    .iter_mut()
-                    .flat_map(|x| &mut x.$scopes)
-                    .flat_map(|s| &mut s.$items)
-                    .for_each(|item| edit(item));
-                Ok(())
-            }
-
-            /// What to answer the host.
+            /// What to answer the host (the SDK calls this after your `process_*`).
             pub fn finish(self) -> Answer {
-                self.core.finish(|request, keep| {
-                    for x in &mut request.$resources {
-                        for s in &mut x.$scopes {
-                            s.$items.retain(|_| keep());
-                        }
-                        x.$scopes.retain(|s| !s.$items.is_empty());
-                    }
-                    request.$resources.retain(|x| !x.$scopes.is_empty());
-                })
+                self.core.finish()
             }
         }
     };
@@ -193,11 +351,11 @@ macro_rules! flat_batch {
 
 flat_batch!(
     /// A batch of log records.
-    Logs, ExportLogsServiceRequest, LogRecord, LogRecordView, resource_logs, scope_logs, log_records
+    Logs, ExportLogsServiceRequest, LogRecord, LogRecordView, resource_logs, scope_logs, resource, scope, log_records
 );
 flat_batch!(
     /// A batch of spans.
-    Spans, ExportTraceServiceRequest, Span, SpanView, resource_spans, scope_spans, spans
+    Spans, ExportTraceServiceRequest, Span, SpanView, resource_spans, scope_spans, resource, scope, spans
 );
 
 /// Number of data points of one metric (the unit verdicts count in).
@@ -212,7 +370,8 @@ pub fn point_count(metric: &Metric) -> usize {
     }
 }
 
-/// A batch of metrics. Items are data points; [`Metrics::retain_metrics`] decides per metric.
+/// A batch of metrics. Items are data points, of every type, in canonical order (resource
+/// entries, scope entries, metrics, each metric's points).
 pub struct Metrics<'a> {
     core: Core<'a, ExportMetricsServiceRequest>,
 }
@@ -225,65 +384,189 @@ impl<'a> Metrics<'a> {
         }
     }
 
-    fn metrics(request: &ExportMetricsServiceRequest) -> impl Iterator<Item = &Metric> {
-        request
-            .resource_metrics
-            .iter()
-            .flat_map(|r| &r.scope_metrics)
-            .flat_map(|s| &s.metrics)
-    }
-
     /// The decoded request (decoded on first use).
     pub fn request(&mut self) -> Result<&ExportMetricsServiceRequest, Error> {
         self.core.request().map(|r| &*r)
     }
 
-    /// The decoded request for editing (answered with replacement bytes).
+    /// The decoded request for any edit (see [`Logs::request_mut`]).
     pub fn request_mut(&mut self) -> Result<&mut ExportMetricsServiceRequest, Error> {
-        self.core.modified = true;
-        self.core.request()
+        self.core.reshape()
     }
 
-    /// Keeps all data points of the metrics for which `keep` is true, drops the others.
+    /// Number of data points, counted from the bytes when not decoded.
+    pub fn len(&mut self) -> Result<usize, Error> {
+        if let Some(r) = &self.core.decoded {
+            return Ok(r.item_count());
+        }
+        count_points(self.core.bytes).map_err(malformed)
+    }
+
+    /// Whether the batch holds no data points.
+    pub fn is_empty(&mut self) -> Result<bool, Error> {
+        self.len().map(|n| n == 0)
+    }
+
+    /// Keeps the data points for which `keep` is true, read in place (no decode; answered
+    /// with verdicts). Called once per point in canonical order; the view reaches the point's
+    /// metric, resource and scope.
+    pub fn retain_points_view(
+        &mut self,
+        mut keep: impl FnMut(&PointView<'a>) -> bool,
+    ) -> Result<(), Error> {
+        let bytes = self.core.bytes;
+        self.core.decide_on_views(|decide| {
+            each_metric(bytes, &mut |_, points| points(&mut |p| decide(keep(&p))))
+        })
+    }
+
+    /// Keeps all data points of the metrics for which `keep` is true, read in place (no
+    /// decode; answered with verdicts). Called once per metric in canonical order.
+    pub fn retain_metrics_view(
+        &mut self,
+        mut keep: impl FnMut(&MetricView<'a>) -> bool,
+    ) -> Result<(), Error> {
+        let bytes = self.core.bytes;
+        self.core.decide_on_views(|decide| {
+            each_metric(bytes, &mut |metric, points| {
+                let k = keep(&metric);
+                points(&mut |_| decide(k))
+            })
+        })
+    }
+
+    /// Keeps all data points of the metrics for which `keep` is true (decoded).
     pub fn retain_metrics(&mut self, mut keep: impl FnMut(&Metric) -> bool) -> Result<(), Error> {
         let request = self.core.request()?;
-        let decisions: Vec<(usize, bool)> = Self::metrics(request)
+        let decisions: Vec<(usize, bool)> = request
+            .resource_metrics
+            .iter()
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics)
             .map(|m| (point_count(m), keep(m)))
             .collect();
-        let total = decisions.iter().map(|(n, _)| n).sum();
-        let v = self.core.verdicts(total);
-        let mut slots = v.iter_mut();
-        for (n, k) in decisions {
-            for slot in slots.by_ref().take(n) {
-                *slot &= u8::from(k);
+        self.core.decide(|decide| {
+            for (n, k) in decisions {
+                (0..n).for_each(|_| decide(k));
+            }
+            Ok(())
+        })
+    }
+
+    /// Keeps the decoded data points for which `keep` is true, in canonical order, with the
+    /// point's metric and context.
+    pub fn retain_points(
+        &mut self,
+        mut keep: impl FnMut(&MetricContext<'_>, PointRef<'_>) -> bool,
+    ) -> Result<(), Error> {
+        let request = self.core.request()?;
+        let mut decisions = Vec::new();
+        for rm in &request.resource_metrics {
+            for sm in &rm.scope_metrics {
+                let context = Context::new(rm.resource.as_ref(), sm.scope.as_ref());
+                for m in &sm.metrics {
+                    let Some(data) = &m.data else { continue };
+                    let mc = MetricContext {
+                        context,
+                        name: &m.name,
+                        unit: &m.unit,
+                        kind: kind_of(data),
+                    };
+                    each_point_ref(data, &mut |p| decisions.push(keep(&mc, p)));
+                }
+            }
+        }
+        self.core.decide(|decide| {
+            decisions.into_iter().for_each(&mut *decide);
+            Ok(())
+        })
+    }
+
+    /// Calls `edit` on every decoded data point in canonical order, with its metric and
+    /// context: for attribute edits per point ([`PointMut::attributes_mut`]). Answered with
+    /// replacement bytes. Follow with [`merge_series`](Self::merge_series) when an edit can
+    /// make two series of a metric identical.
+    pub fn for_each_point_mut(
+        &mut self,
+        mut edit: impl FnMut(&MetricContext<'_>, PointMut<'_>),
+    ) -> Result<(), Error> {
+        self.core.modified = true;
+        let request = self.core.request()?;
+        for rm in &mut request.resource_metrics {
+            let resource = rm.resource.as_ref();
+            for sm in &mut rm.scope_metrics {
+                let context = Context::new(resource, sm.scope.as_ref());
+                for m in &mut sm.metrics {
+                    let Some(data) = &mut m.data else { continue };
+                    let mc = MetricContext {
+                        context,
+                        name: &m.name,
+                        unit: &m.unit,
+                        kind: kind_of(data),
+                    };
+                    each_point_mut(data, &mut |p| edit(&mc, p));
+                }
             }
         }
         Ok(())
     }
 
-    /// What to answer the host.
-    pub fn finish(self) -> Answer {
-        self.core.finish(|request, keep| {
-            for rm in &mut request.resource_metrics {
-                for sm in &mut rm.scope_metrics {
-                    for m in &mut sm.metrics {
-                        match &mut m.data {
-                            None => {}
-                            Some(Data::Gauge(g)) => g.data_points.retain(|_| keep()),
-                            Some(Data::Sum(s)) => s.data_points.retain(|_| keep()),
-                            Some(Data::Histogram(h)) => h.data_points.retain(|_| keep()),
-                            Some(Data::ExponentialHistogram(h)) => h.data_points.retain(|_| keep()),
-                            Some(Data::Summary(s)) => s.data_points.retain(|_| keep()),
-                        }
-                    }
-                    sm.metrics.retain(|m| point_count(m) > 0);
+    /// Calls `edit` on every decoded metric in canonical order, with its context (rename,
+    /// change the unit or description). Answered with replacement bytes.
+    pub fn for_each_metric_mut(
+        &mut self,
+        mut edit: impl FnMut(&Context<'_>, &mut Metric),
+    ) -> Result<(), Error> {
+        self.core.modified = true;
+        let request = self.core.request()?;
+        for rm in &mut request.resource_metrics {
+            let resource = rm.resource.as_ref();
+            for sm in &mut rm.scope_metrics {
+                let context = Context::new(resource, sm.scope.as_ref());
+                for m in &mut sm.metrics {
+                    edit(&context, m);
                 }
-                rm.scope_metrics.retain(|sm| !sm.metrics.is_empty());
             }
-            request
-                .resource_metrics
-                .retain(|rm| !rm.scope_metrics.is_empty());
-        })
+        }
+        Ok(())
+    }
+
+    /// Re-aggregates: within each metric, merges the data points whose attribute sets are
+    /// equal (in any order), typically after an attribute was removed or rewritten.
+    /// Returns the number of points removed. Pending verdicts are applied first.
+    ///
+    /// Rules, per type:
+    /// - sum (counters and up-down counters, either temporality): values added (int + int
+    ///   stays int, saturating; otherwise double), earliest non-zero start time, latest time,
+    ///   exemplars concatenated;
+    /// - gauge: the point with the latest `time_unix_nano` wins (on a tie, the later one in
+    ///   the batch);
+    /// - histogram: bucket counts, count and sum added, min of mins, max of maxes, when the
+    ///   bucket bounds are equal; points with different bounds are left unmerged;
+    /// - exponential histogram: downscaled to the smaller scale and buckets added, zero
+    ///   counts, count and sum added, when the zero thresholds are equal (else unmerged);
+    /// - summary: never merged (quantiles of different series cannot be combined).
+    ///
+    /// A merged point takes the place of the first of its points; the other points keep
+    /// their order. Only points of one metric entry merge (not across metrics, scopes or
+    /// resources). Answered with replacement bytes; after this, the view-based `retain_*`
+    /// methods return an error (the decoded ones still work).
+    pub fn merge_series(&mut self) -> Result<usize, Error> {
+        let request = self.core.reshape()?;
+        let mut removed = 0;
+        for rm in &mut request.resource_metrics {
+            for sm in &mut rm.scope_metrics {
+                for m in &mut sm.metrics {
+                    removed += merge_metric(m);
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// What to answer the host (the SDK calls this after your `process_metrics`).
+    pub fn finish(self) -> Answer {
+        self.core.finish()
     }
 }
 

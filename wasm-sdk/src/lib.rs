@@ -19,14 +19,26 @@
 //! export!(DropDebug);
 //! ```
 
+#![deny(missing_docs)]
+
 mod batch;
 pub mod boundary;
+mod metrics_view;
 pub mod otlp;
+mod points;
+pub mod testing;
 mod view;
 
-pub use batch::{point_count, Answer, Logs, Metrics, Spans};
+pub use batch::{point_count, Answer, ExportRequest, Logs, Metrics, Spans};
+pub use metrics_view::{MetricKind, MetricView, NumberValue, PointView};
+pub use points::{Context, MetricContext, PointMut, PointRef};
+pub use prost;
+pub use prost::Message;
 pub use serde_json;
-pub use view::{LogRecordView, MalformedProtobuf, SpanView};
+pub use view::{
+    AttributesView, EventView, LinkView, LogRecordView, MalformedProtobuf, RepeatedView,
+    ResourceView, ScopeView, SpanView, StatusView, ValueView,
+};
 
 use otlp::common::v1::{any_value, AnyValue, KeyValue};
 

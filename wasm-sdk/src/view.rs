@@ -1,5 +1,7 @@
 //! Read-only views of log records and spans straight from the protobuf bytes, without
-//! decoding the batch: the fast path for processors that only decide what to keep.
+//! decoding the batch: the fast path for processors that only decide what to keep. Malformed
+//! bytes inside an item read as absent fields; malformed batch structure is an error of the
+//! `retain_*view` call.
 
 /// The batch bytes were not valid protobuf where a view looked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,7 +17,7 @@ impl std::error::Error for MalformedProtobuf {}
 
 /// One field of a protobuf message.
 #[derive(Debug, Clone, Copy)]
-enum Value<'a> {
+pub(crate) enum Value<'a> {
     Varint(u64),
     Fixed64(u64),
     Bytes(&'a [u8]),
@@ -36,14 +38,20 @@ fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, MalformedProtobuf> {
 }
 
 /// Iterates over the fields of one message: (field number, value).
-struct Fields<'a> {
+#[derive(Debug, Clone)]
+pub(crate) struct Fields<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Fields<'a> {
-    fn new(buf: &'a [u8]) -> Self {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
         Fields { buf, pos: 0 }
+    }
+
+    /// Offset of the next field.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], MalformedProtobuf> {
@@ -53,7 +61,7 @@ impl<'a> Fields<'a> {
         Ok(s)
     }
 
-    fn next_field(&mut self) -> Result<Option<(u32, Value<'a>)>, MalformedProtobuf> {
+    pub(crate) fn next_field(&mut self) -> Result<Option<(u32, Value<'a>)>, MalformedProtobuf> {
         if self.pos >= self.buf.len() {
             return Ok(None);
         }
@@ -85,7 +93,7 @@ impl<'a> Fields<'a> {
 }
 
 /// Calls `f` with the bytes of every occurrence of length-delimited `field` in `msg`.
-fn each_message<'a>(
+pub(crate) fn each_message<'a>(
     msg: &'a [u8],
     field: u32,
     f: &mut dyn FnMut(&'a [u8]) -> Result<(), MalformedProtobuf>,
@@ -104,18 +112,30 @@ fn each_message<'a>(
 
 /// Calls `f` for every item of an export request in canonical order: field 1 of the request
 /// (resource entries), their field 2 (scope entries), and those entries' field 2 (items).
+/// `f` gets the resource entry (`ResourceLogs`, ...), the scope entry (`ScopeLogs`, ...) and
+/// the item.
+pub(crate) fn each_item_in_context<'a>(
+    request: &'a [u8],
+    f: &mut dyn FnMut(&'a [u8], &'a [u8], &'a [u8]) -> Result<(), MalformedProtobuf>,
+) -> Result<(), MalformedProtobuf> {
+    each_message(request, 1, &mut |resource| {
+        each_message(resource, 2, &mut |scope| {
+            each_message(scope, 2, &mut |item| f(resource, scope, item))
+        })
+    })
+}
+
+/// [`each_item_in_context`] without the context.
+#[cfg(test)]
 pub(crate) fn each_item<'a>(
     request: &'a [u8],
     f: &mut dyn FnMut(&'a [u8]) -> Result<(), MalformedProtobuf>,
 ) -> Result<(), MalformedProtobuf> {
-    each_message(request, 1, &mut |resource| {
-        each_message(resource, 2, &mut |scope| each_message(scope, 2, f))
-    })
+    each_item_in_context(request, &mut |_, _, item| f(item))
 }
 
-/// First occurrence of `field` in `msg` (protobuf lets a later one win for scalars; OTLP
-/// encoders write each once).
-fn field<'a>(msg: &'a [u8], wanted: u32) -> Option<Value<'a>> {
+/// Last occurrence of `field` in `msg` (protobuf lets a later one win for scalars).
+pub(crate) fn field<'a>(msg: &'a [u8], wanted: u32) -> Option<Value<'a>> {
     let mut fields = Fields::new(msg);
     let mut found = None;
     while let Ok(Some((n, v))) = fields.next_field() {
@@ -126,67 +146,335 @@ fn field<'a>(msg: &'a [u8], wanted: u32) -> Option<Value<'a>> {
     found
 }
 
-fn bytes_field(msg: &[u8], wanted: u32) -> &[u8] {
+pub(crate) fn bytes_field(msg: &[u8], wanted: u32) -> &[u8] {
     match field(msg, wanted) {
         Some(Value::Bytes(b)) => b,
         _ => &[],
     }
 }
 
-/// The string in an `AnyValue`, if it holds one.
-fn any_value_str(any: &[u8]) -> Option<&str> {
-    match field(any, 1) {
-        Some(Value::Bytes(b)) => std::str::from_utf8(b).ok(),
+pub(crate) fn str_field(msg: &[u8], wanted: u32) -> &str {
+    std::str::from_utf8(bytes_field(msg, wanted)).unwrap_or("")
+}
+
+pub(crate) fn varint_field(msg: &[u8], wanted: u32) -> u64 {
+    match field(msg, wanted) {
+        Some(Value::Varint(v)) => v,
+        _ => 0,
+    }
+}
+
+pub(crate) fn fixed64_field(msg: &[u8], wanted: u32) -> Option<u64> {
+    match field(msg, wanted) {
+        Some(Value::Fixed64(v)) => Some(v),
         _ => None,
     }
 }
 
-/// The string value of attribute `key` in a message whose attributes are field `attrs_field`.
-fn attribute_str<'a>(msg: &'a [u8], attrs_field: u32, key: &str) -> Option<&'a str> {
+pub(crate) fn fixed32_field(msg: &[u8], wanted: u32) -> u32 {
+    match field(msg, wanted) {
+        Some(Value::Fixed32(v)) => v,
+        _ => 0,
+    }
+}
+
+/// An attribute or body value read in place (an OTLP `AnyValue`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueView<'a> {
+    /// No value set.
+    Empty,
+    /// `string_value` (invalid UTF-8 reads as `Empty`).
+    Str(&'a str),
+    /// `bool_value`.
+    Bool(bool),
+    /// `int_value`.
+    Int(i64),
+    /// `double_value`.
+    Double(f64),
+    /// `bytes_value`.
+    Bytes(&'a [u8]),
+    /// `array_value`, as its encoded `ArrayValue` bytes (decode with
+    /// [`crate::otlp::common::v1::ArrayValue`] when you need it).
+    Array(&'a [u8]),
+    /// `kvlist_value`, as its encoded `KeyValueList` bytes.
+    KvList(&'a [u8]),
+}
+
+impl<'a> ValueView<'a> {
+    /// Reads an encoded `AnyValue`.
+    pub(crate) fn parse(any: &'a [u8]) -> Self {
+        let mut fields = Fields::new(any);
+        let mut out = ValueView::Empty;
+        while let Ok(Some((n, v))) = fields.next_field() {
+            out = match (n, v) {
+                (1, Value::Bytes(b)) => std::str::from_utf8(b)
+                    .map(ValueView::Str)
+                    .unwrap_or(ValueView::Empty),
+                (2, Value::Varint(v)) => ValueView::Bool(v != 0),
+                (3, Value::Varint(v)) => ValueView::Int(v as i64),
+                (4, Value::Fixed64(v)) => ValueView::Double(f64::from_bits(v)),
+                (5, Value::Bytes(b)) => ValueView::Array(b),
+                (6, Value::Bytes(b)) => ValueView::KvList(b),
+                (7, Value::Bytes(b)) => ValueView::Bytes(b),
+                _ => out,
+            };
+        }
+        out
+    }
+
+    /// The string, if this is a string value.
+    ///
+    /// ```
+    /// # use weir_wasm_sdk::ValueView;
+    /// assert_eq!(ValueView::Str("a").as_str(), Some("a"));
+    /// assert_eq!(ValueView::Int(1).as_str(), None);
+    /// ```
+    pub fn as_str(&self) -> Option<&'a str> {
+        match self {
+            ValueView::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer, if this is an int value.
+    ///
+    /// ```
+    /// # use weir_wasm_sdk::ValueView;
+    /// assert_eq!(ValueView::Int(7).as_i64(), Some(7));
+    /// ```
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            ValueView::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// The number as `f64`, if this is a double or an int value.
+    ///
+    /// ```
+    /// # use weir_wasm_sdk::ValueView;
+    /// assert_eq!(ValueView::Int(2).as_f64(), Some(2.0));
+    /// assert_eq!(ValueView::Double(0.5).as_f64(), Some(0.5));
+    /// ```
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            ValueView::Double(v) => Some(*v),
+            ValueView::Int(v) => Some(*v as f64),
+            _ => None,
+        }
+    }
+
+    /// The boolean, if this is a bool value.
+    ///
+    /// ```
+    /// # use weir_wasm_sdk::ValueView;
+    /// assert_eq!(ValueView::Bool(true).as_bool(), Some(true));
+    /// ```
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            ValueView::Bool(v) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+/// The attributes of a message read in place: `(key, value)` in the order they are encoded.
+/// Stops at the first malformed entry.
+#[derive(Debug, Clone)]
+pub struct AttributesView<'a> {
+    fields: Fields<'a>,
+    wanted: u32,
+}
+
+impl<'a> AttributesView<'a> {
+    pub(crate) fn new(msg: &'a [u8], wanted: u32) -> Self {
+        AttributesView {
+            fields: Fields::new(msg),
+            wanted,
+        }
+    }
+}
+
+impl<'a> Iterator for AttributesView<'a> {
+    type Item = (&'a str, ValueView<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.fields.next_field() {
+                Ok(Some((n, Value::Bytes(kv)))) if n == self.wanted => {
+                    let key = str_field(kv, 1);
+                    return Some((key, ValueView::parse(bytes_field(kv, 2))));
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+}
+
+/// The value of attribute `key` in a message whose attributes are field `attrs_field`.
+pub(crate) fn attribute<'a>(msg: &'a [u8], attrs_field: u32, key: &str) -> Option<ValueView<'a>> {
     let mut fields = Fields::new(msg);
     while let Ok(Some((n, v))) = fields.next_field() {
         if let (true, Value::Bytes(kv)) = (n == attrs_field, v) {
             if bytes_field(kv, 1) == key.as_bytes() {
-                return any_value_str(bytes_field(kv, 2));
+                return Some(ValueView::parse(bytes_field(kv, 2)));
             }
         }
     }
     None
 }
 
+/// The string value of attribute `key` in a message whose attributes are field `attrs_field`.
+fn attribute_str<'a>(msg: &'a [u8], attrs_field: u32, key: &str) -> Option<&'a str> {
+    attribute(msg, attrs_field, key)?.as_str()
+}
+
+/// Attribute accessors shared by every view whose message keeps attributes in one field.
+macro_rules! attribute_accessors {
+    ($bytes:ident, $field:expr) => {
+        /// The string value of attribute `key`, if present and a string.
+        pub fn attribute_str(&self, key: &str) -> Option<&'a str> {
+            attribute_str(self.$bytes(), $field, key)
+        }
+
+        /// The value of attribute `key`, if present (any type).
+        pub fn attribute(&self, key: &str) -> Option<ValueView<'a>> {
+            attribute(self.$bytes(), $field, key)
+        }
+
+        /// All attributes, `(key, value)`, in their encoded order.
+        pub fn attributes(&self) -> AttributesView<'a> {
+            AttributesView::new(self.$bytes(), $field)
+        }
+    };
+}
+
+/// The resource a record, span or data point came from, read in place. Every item of one
+/// resource entry sees the same resource.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceView<'a> {
+    /// The `ResourceLogs`/`ResourceSpans`/`ResourceMetrics` entry.
+    entry: &'a [u8],
+}
+
+impl<'a> ResourceView<'a> {
+    pub(crate) fn new(entry: &'a [u8]) -> Self {
+        ResourceView { entry }
+    }
+
+    fn message(&self) -> &'a [u8] {
+        bytes_field(self.entry, 1)
+    }
+
+    attribute_accessors!(message, 1);
+
+    /// `dropped_attributes_count` of the resource.
+    pub fn dropped_attributes_count(&self) -> u32 {
+        varint_field(self.message(), 2) as u32
+    }
+
+    /// `schema_url` of the resource entry.
+    pub fn schema_url(&self) -> &'a str {
+        str_field(self.entry, 3)
+    }
+}
+
+/// The instrumentation scope of a record, span or metric, read in place.
+#[derive(Debug, Clone, Copy)]
+pub struct ScopeView<'a> {
+    /// The `ScopeLogs`/`ScopeSpans`/`ScopeMetrics` entry.
+    entry: &'a [u8],
+}
+
+impl<'a> ScopeView<'a> {
+    pub(crate) fn new(entry: &'a [u8]) -> Self {
+        ScopeView { entry }
+    }
+
+    fn message(&self) -> &'a [u8] {
+        bytes_field(self.entry, 1)
+    }
+
+    /// The scope's `name` (often the instrumentation library).
+    pub fn name(&self) -> &'a str {
+        str_field(self.message(), 1)
+    }
+
+    /// The scope's `version`.
+    pub fn version(&self) -> &'a str {
+        str_field(self.message(), 2)
+    }
+
+    attribute_accessors!(message, 3);
+
+    /// `schema_url` of the scope entry.
+    pub fn schema_url(&self) -> &'a str {
+        str_field(self.entry, 3)
+    }
+}
+
 /// A log record read in place from the batch bytes. Accessors scan the record's fields;
-/// absent fields read as their protobuf default.
+/// absent fields read as their protobuf default. [`resource`](Self::resource) and
+/// [`scope`](Self::scope) give the record's context.
 #[derive(Debug, Clone, Copy)]
 pub struct LogRecordView<'a> {
     bytes: &'a [u8],
+    resource: &'a [u8],
+    scope: &'a [u8],
 }
 
 impl<'a> LogRecordView<'a> {
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        LogRecordView { bytes }
+    pub(crate) fn new(resource: &'a [u8], scope: &'a [u8], bytes: &'a [u8]) -> Self {
+        LogRecordView {
+            bytes,
+            resource,
+            scope,
+        }
+    }
+
+    fn record(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The resource this record came from.
+    pub fn resource(&self) -> ResourceView<'a> {
+        ResourceView::new(self.resource)
+    }
+
+    /// The instrumentation scope of this record.
+    pub fn scope(&self) -> ScopeView<'a> {
+        ScopeView::new(self.scope)
     }
 
     /// `severity_number` (0 when unset).
     pub fn severity_number(&self) -> i32 {
-        match field(self.bytes, 2) {
-            Some(Value::Varint(v)) => v as i32,
-            _ => 0,
-        }
+        varint_field(self.bytes, 2) as i32
     }
 
     /// `severity_text`.
     pub fn severity_text(&self) -> &'a str {
-        std::str::from_utf8(bytes_field(self.bytes, 3)).unwrap_or("")
+        str_field(self.bytes, 3)
     }
 
     /// The body when it is a string.
     pub fn body_str(&self) -> Option<&'a str> {
-        any_value_str(bytes_field(self.bytes, 5))
+        self.body().as_str()
     }
 
-    /// The string value of attribute `key`, if present and a string.
-    pub fn attribute_str(&self, key: &str) -> Option<&'a str> {
-        attribute_str(self.bytes, 6, key)
+    /// The body, any type (`ValueView::Empty` when unset).
+    pub fn body(&self) -> ValueView<'a> {
+        match field(self.bytes, 5) {
+            Some(Value::Bytes(b)) => ValueView::parse(b),
+            _ => ValueView::Empty,
+        }
+    }
+
+    attribute_accessors!(record, 6);
+
+    /// `dropped_attributes_count`.
+    pub fn dropped_attributes_count(&self) -> u32 {
+        varint_field(self.bytes, 7) as u32
     }
 
     /// `trace_id` (empty when unset).
@@ -194,32 +482,161 @@ impl<'a> LogRecordView<'a> {
         bytes_field(self.bytes, 9)
     }
 
+    /// `span_id` (empty when unset).
+    pub fn span_id(&self) -> &'a [u8] {
+        bytes_field(self.bytes, 10)
+    }
+
     /// `flags` (trace flags; 0 when unset).
     pub fn flags(&self) -> u32 {
-        match field(self.bytes, 8) {
-            Some(Value::Fixed32(v)) => v,
-            _ => 0,
-        }
+        fixed32_field(self.bytes, 8)
     }
 
     /// `time_unix_nano` (0 when unset).
     pub fn time_unix_nano(&self) -> u64 {
-        match field(self.bytes, 1) {
-            Some(Value::Fixed64(v)) => v,
-            _ => 0,
+        fixed64_field(self.bytes, 1).unwrap_or(0)
+    }
+
+    /// `observed_time_unix_nano` (0 when unset).
+    pub fn observed_time_unix_nano(&self) -> u64 {
+        fixed64_field(self.bytes, 11).unwrap_or(0)
+    }
+
+    /// `event_name` (empty when unset).
+    pub fn event_name(&self) -> &'a str {
+        str_field(self.bytes, 12)
+    }
+}
+
+/// A span's status read in place (`Status`).
+#[derive(Debug, Clone, Copy)]
+pub struct StatusView<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> StatusView<'a> {
+    /// `code`: 0 unset, 1 ok, 2 error (see [`crate::otlp::trace::v1::status::StatusCode`]).
+    pub fn code(&self) -> i32 {
+        varint_field(self.bytes, 3) as i32
+    }
+
+    /// `message` (empty when unset).
+    pub fn message(&self) -> &'a str {
+        str_field(self.bytes, 2)
+    }
+}
+
+/// One event of a span, read in place (`Span.Event`).
+#[derive(Debug, Clone, Copy)]
+pub struct EventView<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> EventView<'a> {
+    fn event(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// `time_unix_nano`.
+    pub fn time_unix_nano(&self) -> u64 {
+        fixed64_field(self.bytes, 1).unwrap_or(0)
+    }
+
+    /// `name` (e.g. `exception`).
+    pub fn name(&self) -> &'a str {
+        str_field(self.bytes, 2)
+    }
+
+    attribute_accessors!(event, 3);
+}
+
+/// One link of a span, read in place (`Span.Link`).
+#[derive(Debug, Clone, Copy)]
+pub struct LinkView<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> LinkView<'a> {
+    fn link(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The linked span's `trace_id`.
+    pub fn trace_id(&self) -> &'a [u8] {
+        bytes_field(self.bytes, 1)
+    }
+
+    /// The linked span's `span_id`.
+    pub fn span_id(&self) -> &'a [u8] {
+        bytes_field(self.bytes, 2)
+    }
+
+    /// `trace_state`.
+    pub fn trace_state(&self) -> &'a str {
+        str_field(self.bytes, 3)
+    }
+
+    attribute_accessors!(link, 4);
+
+    /// `flags`.
+    pub fn flags(&self) -> u32 {
+        fixed32_field(self.bytes, 6)
+    }
+}
+
+/// The messages of one repeated field of a message, read in place, in encoded order (events,
+/// links). Stops at the first malformed field.
+#[derive(Debug, Clone)]
+pub struct RepeatedView<'a, T> {
+    fields: Fields<'a>,
+    wanted: u32,
+    make: fn(&'a [u8]) -> T,
+}
+
+impl<'a, T> Iterator for RepeatedView<'a, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        loop {
+            match self.fields.next_field() {
+                Ok(Some((n, Value::Bytes(b)))) if n == self.wanted => return Some((self.make)(b)),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return None,
+            }
         }
     }
 }
 
-/// A span read in place from the batch bytes.
+/// A span read in place from the batch bytes: every field of `Span`, plus its resource and
+/// scope.
 #[derive(Debug, Clone, Copy)]
 pub struct SpanView<'a> {
     bytes: &'a [u8],
+    resource: &'a [u8],
+    scope: &'a [u8],
 }
 
 impl<'a> SpanView<'a> {
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        SpanView { bytes }
+    pub(crate) fn new(resource: &'a [u8], scope: &'a [u8], bytes: &'a [u8]) -> Self {
+        SpanView {
+            bytes,
+            resource,
+            scope,
+        }
+    }
+
+    fn span(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The resource this span came from.
+    pub fn resource(&self) -> ResourceView<'a> {
+        ResourceView::new(self.resource)
+    }
+
+    /// The instrumentation scope of this span.
+    pub fn scope(&self) -> ScopeView<'a> {
+        ScopeView::new(self.scope)
     }
 
     /// `trace_id` (16 bytes in valid spans; empty when unset).
@@ -227,27 +644,103 @@ impl<'a> SpanView<'a> {
         bytes_field(self.bytes, 1)
     }
 
-    /// `span_id`.
+    /// `span_id` (8 bytes in valid spans).
     pub fn span_id(&self) -> &'a [u8] {
         bytes_field(self.bytes, 2)
     }
 
-    /// `name`.
-    pub fn name(&self) -> &'a str {
-        std::str::from_utf8(bytes_field(self.bytes, 5)).unwrap_or("")
+    /// `trace_state` (W3C tracestate, empty when unset).
+    pub fn trace_state(&self) -> &'a str {
+        str_field(self.bytes, 3)
     }
 
-    /// `kind` as its enum number.
+    /// `parent_span_id` (empty for a root span).
+    pub fn parent_span_id(&self) -> &'a [u8] {
+        bytes_field(self.bytes, 4)
+    }
+
+    /// Whether the span has no parent (`parent_span_id` empty).
+    pub fn is_root(&self) -> bool {
+        self.parent_span_id().is_empty()
+    }
+
+    /// `flags` (W3C trace flags and the `SpanFlags` bits; 0 when unset).
+    pub fn flags(&self) -> u32 {
+        fixed32_field(self.bytes, 16)
+    }
+
+    /// `name`.
+    pub fn name(&self) -> &'a str {
+        str_field(self.bytes, 5)
+    }
+
+    /// `kind` as its enum number: 0 unspecified, 1 internal, 2 server, 3 client, 4 producer,
+    /// 5 consumer (see [`crate::otlp::trace::v1::span::SpanKind`]).
     pub fn kind(&self) -> i32 {
-        match field(self.bytes, 6) {
-            Some(Value::Varint(v)) => v as i32,
-            _ => 0,
+        varint_field(self.bytes, 6) as i32
+    }
+
+    /// `start_time_unix_nano` (0 when unset).
+    pub fn start_time_unix_nano(&self) -> u64 {
+        fixed64_field(self.bytes, 7).unwrap_or(0)
+    }
+
+    /// `end_time_unix_nano` (0 when unset).
+    pub fn end_time_unix_nano(&self) -> u64 {
+        fixed64_field(self.bytes, 8).unwrap_or(0)
+    }
+
+    /// End minus start in nanoseconds (0 when the end is before the start or unset).
+    pub fn duration_nanos(&self) -> u64 {
+        self.end_time_unix_nano()
+            .saturating_sub(self.start_time_unix_nano())
+    }
+
+    attribute_accessors!(span, 9);
+
+    /// `dropped_attributes_count`.
+    pub fn dropped_attributes_count(&self) -> u32 {
+        varint_field(self.bytes, 10) as u32
+    }
+
+    /// The span's events in encoded order.
+    pub fn events(&self) -> RepeatedView<'a, EventView<'a>> {
+        RepeatedView {
+            fields: Fields::new(self.bytes),
+            wanted: 11,
+            make: |bytes| EventView { bytes },
         }
     }
 
-    /// The string value of attribute `key`, if present and a string.
-    pub fn attribute_str(&self, key: &str) -> Option<&'a str> {
-        attribute_str(self.bytes, 9, key)
+    /// `dropped_events_count`.
+    pub fn dropped_events_count(&self) -> u32 {
+        varint_field(self.bytes, 12) as u32
+    }
+
+    /// The span's links in encoded order.
+    pub fn links(&self) -> RepeatedView<'a, LinkView<'a>> {
+        RepeatedView {
+            fields: Fields::new(self.bytes),
+            wanted: 13,
+            make: |bytes| LinkView { bytes },
+        }
+    }
+
+    /// `dropped_links_count`.
+    pub fn dropped_links_count(&self) -> u32 {
+        varint_field(self.bytes, 14) as u32
+    }
+
+    /// `status` (code 0 and an empty message when unset).
+    pub fn status(&self) -> StatusView<'a> {
+        StatusView {
+            bytes: bytes_field(self.bytes, 15),
+        }
+    }
+
+    /// Whether the status code is `ERROR` (2).
+    pub fn is_error(&self) -> bool {
+        self.status().code() == 2
     }
 }
 
@@ -287,7 +780,7 @@ mod tests {
         .encode_to_vec();
         let mut views = Vec::new();
         each_item(&bytes, &mut |item| {
-            views.push(SpanView::new(item));
+            views.push(SpanView::new(&[], &[], item));
             Ok(())
         })
         .unwrap();
