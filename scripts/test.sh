@@ -42,6 +42,14 @@ cargo fmt --all -- --check
 echo "== lint"
 cargo clippy --workspace --all-targets -- -D warnings
 
+echo "== wasm-sdk examples (their own workspace): format, lint, native unit tests"
+cargo fmt --manifest-path wasm-sdk/examples/Cargo.toml --all -- --check
+cargo clippy --manifest-path wasm-sdk/examples/Cargo.toml --all-targets -- -D warnings
+cargo test --manifest-path wasm-sdk/examples/Cargo.toml
+
+echo "== wasm-sdk reference (rustdoc, warnings are errors)"
+scripts/sdk-docs.sh
+
 echo "== build"
 cargo build --workspace --bins
 
