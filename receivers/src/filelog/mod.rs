@@ -17,7 +17,8 @@
 //!     force_flush_period: 500ms          # an unfinished last entry is sent after this quiet time
 //!     delete_after_read: false           # needs start_at: beginning
 //!     storage: file_storage/x            # checkpoints that survive restarts
-//!     operators: []                      # no operator is supported yet
+//!     operators:                         # stanza operators, see [`operators`]
+//!       - {type: container}
 //! ```
 //!
 //! Each poll lists the files, identifies each by its fingerprint (its first
@@ -40,9 +41,10 @@
 //! and read in groups of half of it and only the last group stays open until the next poll,
 //! so no more than that many are open at once (two when it is 1); with more files, a file renamed
 //! away is read to its end only if it was in that last group. Fields of the Collector
-//! that are not implemented ([`NOT_SUPPORTED`], any encoding but utf-8 and nop, any entry in
-//! `operators`) are config errors that name them.
+//! that are not implemented ([`NOT_SUPPORTED`], any encoding but utf-8 and nop, operator
+//! types and fields [`operators`] does not have) are config errors that name them.
 
+pub mod operators;
 pub mod split;
 
 use std::collections::{BTreeMap, HashSet};
@@ -228,6 +230,9 @@ pub struct FileLogSettings {
     keep_trailing: bool,
     attributes: Vec<KeyValue>,
     resource: Vec<KeyValue>,
+    attr_map: BTreeMap<String, operators::Val>,
+    res_map: BTreeMap<String, operators::Val>,
+    pipeline: operators::Pipeline,
 }
 
 /// Factory of `filelog` / `file_log`.
@@ -273,6 +278,12 @@ fn kvs(m: &BTreeMap<String, String>) -> Vec<KeyValue> {
     m.iter().map(|(k, v)| kv(k, v.clone())).collect()
 }
 
+fn vals(m: &BTreeMap<String, String>) -> BTreeMap<String, operators::Val> {
+    m.iter()
+        .map(|(k, v)| (k.clone(), operators::Val::Str(v.clone())))
+        .collect()
+}
+
 fn kv(k: &str, v: String) -> KeyValue {
     KeyValue {
         key: k.to_string(),
@@ -284,13 +295,7 @@ fn kv(k: &str, v: String) -> KeyValue {
 }
 
 fn settings(raw: Raw, path: &str, errors: &mut ConfigErrors) -> Option<FileLogSettings> {
-    for (i, op) in raw.operators.iter().enumerate() {
-        let kind = op.get("type").and_then(|t| t.as_str()).unwrap_or("?");
-        errors.push(
-            format!("{path}.operators[{i}]"),
-            format!("operator type {kind:?} is not supported by weir's filelog receiver yet (no operator is; use operators: [] or a processor)"),
-        );
-    }
+    let pipeline = operators::build(&raw.operators, path, errors);
     if raw.include.is_empty() {
         errors.push(format!("{path}.include"), "required: at least one glob");
     }
@@ -414,6 +419,9 @@ fn settings(raw: Raw, path: &str, errors: &mut ConfigErrors) -> Option<FileLogSe
         keep_trailing: raw.preserve_trailing_whitespaces,
         attributes: kvs(&raw.attributes),
         resource: kvs(&raw.resource),
+        attr_map: vals(&raw.attributes),
+        res_map: vals(&raw.resource),
+        pipeline,
     })
 }
 
@@ -430,9 +438,13 @@ impl ReceiverConfig for FileLogSettings {
                 source: None,
             });
         };
+        let mut settings = self.clone();
+        settings
+            .pipeline
+            .attach(&ctx.telemetry, &ctx.id.to_string());
         Ok(Arc::new(FileLogReceiver {
             id: ctx.id.clone(),
-            settings: self.clone(),
+            settings,
             next,
             cancel: CancellationToken::new(),
             task: Mutex::new(None),
@@ -472,6 +484,7 @@ impl Component for FileLogReceiver {
             }
         };
         let mut tailer = Tailer {
+            pipeline: self.settings.pipeline.clone(),
             s: self.settings.clone(),
             files: Vec::new(),
             poll: 0,
@@ -525,8 +538,10 @@ struct Tracked {
 
 /// What one file gave in one poll.
 struct Read1 {
+    /// The file; [`NO_FILE`] for entries a recombine operator let go on its own.
     index: usize,
-    records: Vec<LogRecord>,
+    /// Records by resource.
+    groups: Vec<(Vec<KeyValue>, Vec<LogRecord>)>,
     new_offset: u64,
     /// Everything up to the end of the file was consumed.
     at_end: bool,
@@ -535,8 +550,13 @@ struct Read1 {
     delete: bool,
 }
 
+/// [`Read1::index`] of records that come from no read (held entries let go).
+const NO_FILE: usize = usize::MAX;
+
 struct Tailer {
     s: FileLogSettings,
+    /// The operators with their state.
+    pipeline: operators::Pipeline,
     files: Vec<Tracked>,
     poll: u64,
     checkpoint: Option<Checkpoint>,
@@ -773,6 +793,20 @@ impl Tailer {
                 }
             }
         }
+        if !self.pipeline.is_empty() {
+            let mut out = Vec::new();
+            self.pipeline.flush_due(false, &mut out);
+            if !out.is_empty() {
+                reads.push(Read1 {
+                    index: NO_FILE,
+                    groups: by_resource(out),
+                    new_offset: 0,
+                    at_end: false,
+                    more: false,
+                    delete: false,
+                });
+            }
+        }
         reads
     }
 
@@ -833,6 +867,8 @@ impl Tailer {
             }
         }
         let mut more = false;
+        let ops = !self.pipeline.is_empty();
+        let mut entries = Vec::new();
         for t in &tokens {
             if bytes >= MAX_BATCH_BYTES {
                 more = true;
@@ -850,6 +886,26 @@ impl Tailer {
                 }
                 any_value::Value::StringValue(String::from_utf8_lossy(text).into_owned())
             };
+            if ops {
+                let mut e = operators::Entry::new(match body {
+                    any_value::Value::BytesValue(b) => operators::Val::Bytes(b),
+                    any_value::Value::StringValue(t) => operators::Val::Str(t),
+                    _ => operators::Val::Null,
+                });
+                e.observed = now;
+                e.attributes = s.attr_map.clone();
+                for a in &attrs[s.attributes.len()..] {
+                    if let Some(any_value::Value::StringValue(v)) =
+                        a.value.as_ref().and_then(|v| v.value.as_ref())
+                    {
+                        e.attributes
+                            .insert(a.key.clone(), operators::Val::Str(v.clone()));
+                    }
+                }
+                e.resource = s.res_map.clone();
+                entries.push(e);
+                continue;
+            }
             records.push(LogRecord {
                 observed_time_unix_nano: now,
                 body: Some(AnyValue { value: Some(body) }),
@@ -857,6 +913,15 @@ impl Tailer {
                 ..Default::default()
             });
         }
+        let groups = if ops {
+            let mut out = Vec::with_capacity(entries.len());
+            self.pipeline.process(entries, &mut out);
+            by_resource(out)
+        } else if records.is_empty() {
+            Vec::new()
+        } else {
+            vec![(s.resource.clone(), records)]
+        };
         if !more {
             consumed = used.max(consumed);
         }
@@ -870,7 +935,7 @@ impl Tailer {
         }
         Ok(Some(Read1 {
             index: i,
-            records,
+            groups,
             new_offset,
             at_end,
             more,
@@ -880,7 +945,9 @@ impl Tailer {
 
     /// The pipeline took the records of `r`: move the offset and persist it.
     fn accepted(&mut self, r: &Read1) {
-        let f = &mut self.files[r.index];
+        let Some(f) = self.files.get_mut(r.index) else {
+            return;
+        };
         f.offset = r.new_offset;
         if r.delete && r.at_end {
             if let Err(e) = std::fs::remove_file(&f.path) {
@@ -930,24 +997,43 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-fn batch_of(s: &FileLogSettings, records: Vec<LogRecord>) -> Batch {
-    let resource = if s.resource.is_empty() {
-        None
-    } else {
-        Some(Resource {
-            attributes: s.resource.clone(),
-            ..Default::default()
-        })
-    };
+/// Entries out of the operators as records grouped by resource (in order of appearance).
+fn by_resource(entries: Vec<operators::Entry>) -> Vec<(Vec<KeyValue>, Vec<LogRecord>)> {
+    let mut keyed: Vec<(BTreeMap<String, operators::Val>, Vec<LogRecord>)> = Vec::new();
+    for mut e in entries {
+        let res = std::mem::take(&mut e.resource);
+        let rec = e.into_record();
+        match keyed.iter_mut().find(|(r, _)| *r == res) {
+            Some((_, v)) => v.push(rec),
+            None => keyed.push((res, vec![rec])),
+        }
+    }
+    keyed
+        .into_iter()
+        .map(|(r, v)| (operators::kvs(&r), v))
+        .collect()
+}
+
+fn batch_of(groups: Vec<(Vec<KeyValue>, Vec<LogRecord>)>) -> Batch {
     Batch::new(Payload::Logs(ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            resource,
-            scope_logs: vec![ScopeLogs {
-                log_records: records,
+        resource_logs: groups
+            .into_iter()
+            .map(|(attrs, records)| ResourceLogs {
+                resource: if attrs.is_empty() {
+                    None
+                } else {
+                    Some(Resource {
+                        attributes: attrs,
+                        ..Default::default()
+                    })
+                },
+                scope_logs: vec![ScopeLogs {
+                    log_records: records,
+                    ..Default::default()
+                }],
                 ..Default::default()
-            }],
-            ..Default::default()
-        }],
+            })
+            .collect(),
     }))
 }
 
@@ -975,17 +1061,22 @@ async fn run(
         let mut more = false;
         for r in reads {
             more |= r.more;
-            if !r.records.is_empty() {
+            if !r.groups.is_empty() {
                 let mut backoff = Duration::from_millis(100);
                 loop {
-                    let batch = batch_of(&tailer.s, r.records.clone());
+                    let batch = batch_of(r.groups.clone());
                     match next.consume(batch).await {
                         Ok(()) => break,
                         Err(e) => {
                             if cancel.is_cancelled() {
                                 return;
                             }
-                            tracing::warn!(receiver = %id, path = %tailer.files[r.index].path.display(), error = %e, "the pipeline did not take the records; offering them again");
+                            let path = tailer
+                                .files
+                                .get(r.index)
+                                .map(|f| f.path.display().to_string())
+                                .unwrap_or_default();
+                            tracing::warn!(receiver = %id, path = %path, error = %e, "the pipeline did not take the records; offering them again");
                             tokio::select! {
                                 _ = cancel.cancelled() => return,
                                 _ = tokio::time::sleep(backoff) => {}
