@@ -16,7 +16,18 @@ use crate::points::{
 use crate::view::{each_item_in_context, LogRecordView, MalformedProtobuf, SpanView};
 use crate::Error;
 
-/// What the guest answers for a batch (see ABI.md, "Answers").
+/// What the guest answers for a batch (see ABI.md, "Answers"). The SDK picks it from what
+/// your `process_*` did: nothing or all kept → `Unchanged`; only `retain*` drops →
+/// `Verdicts`; any edit → `Replacement`.
+///
+/// ```
+/// # use weir_wasm_sdk::{testing::*, Answer, Logs, Message};
+/// let bytes = logs_request(vec![], vec![log_record("a", 1)]).encode_to_vec();
+/// let mut logs = Logs::from_protobuf(&bytes);
+/// logs.retain_view(|_| false)?;
+/// assert_eq!(logs.finish(), Answer::Verdicts(vec![0]));
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     /// Forward the batch as it arrived.
@@ -27,7 +38,17 @@ pub enum Answer {
     Replacement(Vec<u8>),
 }
 
-/// An export request whose items can be counted and filtered in canonical order.
+/// An export request whose items can be counted and filtered in canonical order
+/// (implemented for the three `Export*ServiceRequest` types; used by [`crate::testing`]).
+///
+/// ```
+/// use weir_wasm_sdk::ExportRequest;
+/// use weir_wasm_sdk::testing::{log_record, logs_request};
+/// let mut batch = logs_request(vec![], vec![log_record("a", 1), log_record("b", 2)]);
+/// let mut first = true;
+/// batch.retain_items(&mut || std::mem::replace(&mut first, false));
+/// assert_eq!(batch.item_count(), 1);
+/// ```
 pub trait ExportRequest: Message + Default + Clone {
     /// Number of items (log records, spans, data points).
     fn item_count(&self) -> usize;
@@ -222,7 +243,14 @@ impl<'a, R: ExportRequest> Core<'a, R> {
 }
 
 macro_rules! flat_batch {
-    ($(#[$doc:meta])* $name:ident, $request:ty, $item:ty, $view:ident, $resources:ident, $scopes:ident, $resource:ident, $scope:ident, $items:ident) => {
+    (
+        $(#[$doc:meta])* $name:ident, $request:ty, $item:ty, $view:ident,
+        $resources:ident, $scopes:ident, $resource:ident, $scope:ident, $items:ident,
+        setup: $setup:literal,
+        retain_view: $retain_view:literal,
+        retain: $retain:literal,
+        edit: $edit:literal $(,)?
+    ) => {
         $(#[$doc])*
         pub struct $name<'a> {
             core: Core<'a, $request>,
@@ -231,12 +259,14 @@ macro_rules! flat_batch {
         impl<'a> $name<'a> {
             /// A batch over the export request bytes the host passed in (the SDK does this
             /// for you; use it in native tests).
+            #[doc = concat!("\n```\n", $setup, "\nlet mut batch = weir_wasm_sdk::", stringify!($name), "::from_protobuf(&bytes);\n", "assert_eq!(batch.len()?, 2);", "\n# Ok::<(), weir_wasm_sdk::Error>(())\n```")]
             pub fn from_protobuf(bytes: &'a [u8]) -> Self {
                 $name { core: Core::new(bytes) }
             }
 
             /// The decoded request (decoded on first use). Items dropped by earlier `retain*`
             /// calls are still in it until [`finish`](Self::finish).
+            #[doc = concat!("\n```\n", $setup, "\nlet mut batch = weir_wasm_sdk::", stringify!($name), "::from_protobuf(&bytes);\n", "assert_eq!(batch.request()?.encode_to_vec(), bytes);", "\n# Ok::<(), weir_wasm_sdk::Error>(())\n```")]
             pub fn request(&mut self) -> Result<&$request, Error> {
                 self.core.request().map(|r| &*r)
             }
@@ -245,11 +275,13 @@ macro_rules! flat_batch {
             /// the verdicts so far are applied to it first, and the batch will be answered
             /// with replacement bytes. A replacement cannot add items (the host refuses more
             /// items than it sent). After this call only the decoded `retain*` methods work.
+            #[doc = concat!("\n```\n", $setup, "\nlet mut batch = weir_wasm_sdk::", stringify!($name), "::from_protobuf(&bytes);\n", "batch.request_mut()?.clear(); // remove everything\nlet weir_wasm_sdk::Answer::Replacement(out) = batch.finish() else { unreachable!() };\nassert!(out.is_empty());", "\n# Ok::<(), weir_wasm_sdk::Error>(())\n```")]
             pub fn request_mut(&mut self) -> Result<&mut $request, Error> {
                 self.core.reshape()
             }
 
             /// Number of items, counted from the bytes when not decoded.
+            #[doc = concat!("\n```\n", $setup, "\nlet mut batch = weir_wasm_sdk::", stringify!($name), "::from_protobuf(&bytes);\n", "assert_eq!(batch.len()?, 2);", "\n# Ok::<(), weir_wasm_sdk::Error>(())\n```")]
             pub fn len(&mut self) -> Result<usize, Error> {
                 if let Some(r) = &self.core.decoded {
                     return Ok(r.item_count());
@@ -264,6 +296,13 @@ macro_rules! flat_batch {
             }
 
             /// Whether the batch holds no items.
+            ///
+            /// ```
+            /// # use weir_wasm_sdk::{Logs, Message};
+            /// let empty = weir_wasm_sdk::testing::logs_request(vec![], vec![]).encode_to_vec();
+            /// assert!(Logs::from_protobuf(&empty).is_empty()?);
+            /// # Ok::<(), weir_wasm_sdk::Error>(())
+            /// ```
             pub fn is_empty(&mut self) -> Result<bool, Error> {
                 self.len().map(|n| n == 0)
             }
@@ -274,6 +313,7 @@ macro_rules! flat_batch {
             /// each in batch order); the view reaches the item's resource and scope. Verdicts
             /// of several `retain*` calls combine (an item dropped once stays dropped; dropped
             /// items are still visited).
+            #[doc = concat!("\n```\n", $setup, "\n", $retain_view, "\n# Ok::<(), weir_wasm_sdk::Error>(())\n```")]
             pub fn retain_view(&mut self, mut keep: impl FnMut(&$view<'a>) -> bool) -> Result<(), Error> {
                 let bytes = self.core.bytes;
                 self.core.decide_on_views(|decide| {
@@ -286,11 +326,13 @@ macro_rules! flat_batch {
 
             /// Keeps the items for which `keep` is true, on the decoded items, in canonical
             /// order. Answered with verdicts unless something else edits the batch.
+            #[doc = concat!("\n```\n", $setup, "\n", $retain, "\n# Ok::<(), weir_wasm_sdk::Error>(())\n```")]
             pub fn retain(&mut self, mut keep: impl FnMut(&$item) -> bool) -> Result<(), Error> {
                 self.retain_in_context(|_, item| keep(item))
             }
 
             /// [`retain`](Self::retain) with each item's resource and scope.
+            #[doc = concat!("\n```\n", $setup, "\nlet mut batch = weir_wasm_sdk::", stringify!($name), "::from_protobuf(&bytes);\n", "batch.retain_in_context(|ctx, _item| {\n    weir_wasm_sdk::attribute_str(&ctx.resource.attributes, \"service.name\") == Some(\"api\")\n})?;\nassert_eq!(batch.finish(), weir_wasm_sdk::Answer::Unchanged); // both items are from api", "\n# Ok::<(), weir_wasm_sdk::Error>(())\n```")]
             pub fn retain_in_context(
                 &mut self,
                 mut keep: impl FnMut(&Context<'_>, &$item) -> bool,
@@ -318,11 +360,13 @@ macro_rules! flat_batch {
             /// Calls `edit` on every item, in canonical order, for changing fields or
             /// attributes; the batch is answered with replacement bytes. Items dropped by an
             /// earlier `retain*` are visited too (and still dropped).
+            #[doc = concat!("\n```\n", $setup, "\n", $edit, "\n# Ok::<(), weir_wasm_sdk::Error>(())\n```")]
             pub fn for_each_mut(&mut self, mut edit: impl FnMut(&mut $item)) -> Result<(), Error> {
                 self.for_each_mut_in_context(|_, item| edit(item))
             }
 
             /// [`for_each_mut`](Self::for_each_mut) with each item's resource and scope.
+            #[doc = concat!("\n```\n", $setup, "\nlet mut batch = weir_wasm_sdk::", stringify!($name), "::from_protobuf(&bytes);\n", "batch.for_each_mut_in_context(|ctx, item| {\n    let service = weir_wasm_sdk::attribute_str(&ctx.resource.attributes, \"service.name\");\n    let service = service.unwrap_or(\"unknown\").to_string();\n    weir_wasm_sdk::set_attribute_str(&mut item.attributes, \"service\", service);\n})?;\nassert!(matches!(batch.finish(), weir_wasm_sdk::Answer::Replacement(_)));", "\n# Ok::<(), weir_wasm_sdk::Error>(())\n```")]
             pub fn for_each_mut_in_context(
                 &mut self,
                 mut edit: impl FnMut(&Context<'_>, &mut $item),
@@ -342,6 +386,7 @@ macro_rules! flat_batch {
             }
 
             /// What to answer the host (the SDK calls this after your `process_*`).
+            #[doc = concat!("\n```\n", $setup, "\nlet mut batch = weir_wasm_sdk::", stringify!($name), "::from_protobuf(&bytes);\n", "// Nothing decided, nothing edited: the host forwards its own bytes.\nassert_eq!(batch.finish(), weir_wasm_sdk::Answer::Unchanged);", "\n# Ok::<(), weir_wasm_sdk::Error>(())\n```")]
             pub fn finish(self) -> Answer {
                 self.core.finish()
             }
@@ -350,15 +395,70 @@ macro_rules! flat_batch {
 }
 
 flat_batch!(
-    /// A batch of log records.
-    Logs, ExportLogsServiceRequest, LogRecord, LogRecordView, resource_logs, scope_logs, resource, scope, log_records
+    /// A batch of log records, as [`Processor::process_logs`](crate::Processor::process_logs)
+    /// gets it. Decide with `retain_view` (fast, no decode) or `retain`; edit with
+    /// `for_each_mut`. Methods return `Err` only for malformed input bytes.
+    Logs, ExportLogsServiceRequest, LogRecord, LogRecordView,
+    resource_logs, scope_logs, resource, scope, log_records,
+    setup: "# use weir_wasm_sdk::{testing::*, Logs, Message};
+let batch = logs_request(
+    vec![kv(\"service.name\", \"api\")],
+    vec![log_record(\"debug user=42\", 5), log_record(\"info\", 9)],
+);
+let bytes = batch.encode_to_vec();",
+    retain_view: "let mut logs = Logs::from_protobuf(&bytes);
+// Drop DEBUG (< 9) of service api, read in place.
+logs.retain_view(|r| {
+    r.severity_number() >= 9 || r.resource().attribute_str(\"service.name\") != Some(\"api\")
+})?;
+assert_eq!(logs.finish(), weir_wasm_sdk::Answer::Verdicts(vec![0, 1]));",
+    retain: "let mut logs = Logs::from_protobuf(&bytes);
+logs.retain(|r| r.severity_number >= 9)?;
+assert_eq!(logs.finish(), weir_wasm_sdk::Answer::Verdicts(vec![0, 1]));",
+    edit: "let mut logs = Logs::from_protobuf(&bytes);
+logs.for_each_mut(|r| {
+    weir_wasm_sdk::set_attribute_str(&mut r.attributes, \"checked\", \"yes\");
+})?;
+let weir_wasm_sdk::Answer::Replacement(out) = logs.finish() else { unreachable!() };
+let out = weir_wasm_sdk::otlp::collector::logs::v1::ExportLogsServiceRequest::decode(&out[..]).unwrap();
+let first = &out.resource_logs[0].scope_logs[0].log_records[0];
+assert_eq!(weir_wasm_sdk::attribute_str(&first.attributes, \"checked\"), Some(\"yes\"));",
 );
 flat_batch!(
-    /// A batch of spans.
-    Spans, ExportTraceServiceRequest, Span, SpanView, resource_spans, scope_spans, resource, scope, spans
+    /// A batch of spans, as [`Processor::process_spans`](crate::Processor::process_spans)
+    /// gets it. Same methods as [`Logs`], with [`SpanView`] and
+    /// [`Span`](crate::otlp::trace::v1::Span).
+    Spans, ExportTraceServiceRequest, Span, SpanView,
+    resource_spans, scope_spans, resource, scope, spans,
+    setup: "# use weir_wasm_sdk::{testing::*, Spans, Message};
+use weir_wasm_sdk::otlp::trace::v1::Span;
+let slow = Span { start_time_unix_nano: 0, end_time_unix_nano: 2_000_000_000, ..span(\"slow\", [1; 16], [1; 8]) };
+let batch = traces_request(
+    vec![kv(\"service.name\", \"api\")],
+    vec![span(\"GET /healthz\", [2; 16], [2; 8]), slow],
+);
+let bytes = batch.encode_to_vec();",
+    retain_view: "let mut spans = Spans::from_protobuf(&bytes);
+// Keep errors and spans slower than one second.
+spans.retain_view(|s| s.is_error() || s.duration_nanos() > 1_000_000_000)?;
+assert_eq!(spans.finish(), weir_wasm_sdk::Answer::Verdicts(vec![0, 1]));",
+    retain: "let mut spans = Spans::from_protobuf(&bytes);
+spans.retain(|s| s.name != \"GET /healthz\")?;
+assert_eq!(spans.finish(), weir_wasm_sdk::Answer::Verdicts(vec![0, 1]));",
+    edit: "let mut spans = Spans::from_protobuf(&bytes);
+spans.for_each_mut(|s| {
+    weir_wasm_sdk::remove_attribute(&mut s.attributes, \"http.url\");
+})?;
+assert!(matches!(spans.finish(), weir_wasm_sdk::Answer::Replacement(_)));",
 );
 
 /// Number of data points of one metric (the unit verdicts count in).
+///
+/// ```
+/// use weir_wasm_sdk::testing::{gauge, double_point};
+/// let m = gauge("g", vec![double_point(vec![], 1, 1.0), double_point(vec![], 2, 2.0)]);
+/// assert_eq!(weir_wasm_sdk::point_count(&m), 2);
+/// ```
 pub fn point_count(metric: &Metric) -> usize {
     match &metric.data {
         None => 0,
@@ -378,6 +478,21 @@ pub struct Metrics<'a> {
 
 impl<'a> Metrics<'a> {
     /// A batch over the export request bytes the host passed in.
+    ///
+    /// ```
+    /// # use weir_wasm_sdk::{testing::*, Metrics, Message, Answer};
+    /// let batch = metrics_request(vec![kv("service.name", "api")], vec![
+    ///     gauge("debug.queue", vec![double_point(vec![], 1, 3.0)]),
+    ///     counter("requests", vec![
+    ///         int_point(vec![kv("host.id", "a"), kv("code", 200_i64)], 1, 5),
+    ///         int_point(vec![kv("host.id", "b"), kv("code", 200_i64)], 1, 7),
+    ///     ]),
+    /// ]);
+    /// let bytes = batch.encode_to_vec();
+    /// let mut metrics = Metrics::from_protobuf(&bytes);
+    /// assert_eq!(metrics.len()?, 3); // data points
+    /// # Ok::<(), weir_wasm_sdk::Error>(())
+    /// ```
     pub fn from_protobuf(bytes: &'a [u8]) -> Self {
         Metrics {
             core: Core::new(bytes),
@@ -385,16 +500,63 @@ impl<'a> Metrics<'a> {
     }
 
     /// The decoded request (decoded on first use).
+    ///
+    /// ```
+    /// # use weir_wasm_sdk::{testing::*, Metrics, Message, Answer};
+    /// let batch = metrics_request(vec![kv("service.name", "api")], vec![
+    ///     gauge("debug.queue", vec![double_point(vec![], 1, 3.0)]),
+    ///     counter("requests", vec![
+    ///         int_point(vec![kv("host.id", "a"), kv("code", 200_i64)], 1, 5),
+    ///         int_point(vec![kv("host.id", "b"), kv("code", 200_i64)], 1, 7),
+    ///     ]),
+    /// ]);
+    /// let bytes = batch.encode_to_vec();
+    /// let mut metrics = Metrics::from_protobuf(&bytes);
+    /// assert_eq!(metrics.request()?.resource_metrics.len(), 1);
+    /// # Ok::<(), weir_wasm_sdk::Error>(())
+    /// ```
     pub fn request(&mut self) -> Result<&ExportMetricsServiceRequest, Error> {
         self.core.request().map(|r| &*r)
     }
 
     /// The decoded request for any edit (see [`Logs::request_mut`]).
+    ///
+    /// ```
+    /// # use weir_wasm_sdk::{testing::*, Metrics, Message, Answer};
+    /// let batch = metrics_request(vec![kv("service.name", "api")], vec![
+    ///     gauge("debug.queue", vec![double_point(vec![], 1, 3.0)]),
+    ///     counter("requests", vec![
+    ///         int_point(vec![kv("host.id", "a"), kv("code", 200_i64)], 1, 5),
+    ///         int_point(vec![kv("host.id", "b"), kv("code", 200_i64)], 1, 7),
+    ///     ]),
+    /// ]);
+    /// let bytes = batch.encode_to_vec();
+    /// let mut metrics = Metrics::from_protobuf(&bytes);
+    /// metrics.request_mut()?.resource_metrics[0].scope_metrics[0].metrics.remove(0);
+    /// let out = apply(&batch, metrics.finish())?;
+    /// assert_eq!((out.dropped, out.replaced), (1, 2));
+    /// # Ok::<(), weir_wasm_sdk::Error>(())
+    /// ```
     pub fn request_mut(&mut self) -> Result<&mut ExportMetricsServiceRequest, Error> {
         self.core.reshape()
     }
 
     /// Number of data points, counted from the bytes when not decoded.
+    ///
+    /// ```
+    /// # use weir_wasm_sdk::{testing::*, Metrics, Message, Answer};
+    /// let batch = metrics_request(vec![kv("service.name", "api")], vec![
+    ///     gauge("debug.queue", vec![double_point(vec![], 1, 3.0)]),
+    ///     counter("requests", vec![
+    ///         int_point(vec![kv("host.id", "a"), kv("code", 200_i64)], 1, 5),
+    ///         int_point(vec![kv("host.id", "b"), kv("code", 200_i64)], 1, 7),
+    ///     ]),
+    /// ]);
+    /// let bytes = batch.encode_to_vec();
+    /// let mut metrics = Metrics::from_protobuf(&bytes);
+    /// assert_eq!(metrics.len()?, 3);
+    /// # Ok::<(), weir_wasm_sdk::Error>(())
+    /// ```
     pub fn len(&mut self) -> Result<usize, Error> {
         if let Some(r) = &self.core.decoded {
             return Ok(r.item_count());
@@ -403,6 +565,21 @@ impl<'a> Metrics<'a> {
     }
 
     /// Whether the batch holds no data points.
+    ///
+    /// ```
+    /// # use weir_wasm_sdk::{testing::*, Metrics, Message, Answer};
+    /// let batch = metrics_request(vec![kv("service.name", "api")], vec![
+    ///     gauge("debug.queue", vec![double_point(vec![], 1, 3.0)]),
+    ///     counter("requests", vec![
+    ///         int_point(vec![kv("host.id", "a"), kv("code", 200_i64)], 1, 5),
+    ///         int_point(vec![kv("host.id", "b"), kv("code", 200_i64)], 1, 7),
+    ///     ]),
+    /// ]);
+    /// let bytes = batch.encode_to_vec();
+    /// let mut metrics = Metrics::from_protobuf(&bytes);
+    /// assert!(!metrics.is_empty()?);
+    /// # Ok::<(), weir_wasm_sdk::Error>(())
+    /// ```
     pub fn is_empty(&mut self) -> Result<bool, Error> {
         self.len().map(|n| n == 0)
     }
@@ -410,6 +587,25 @@ impl<'a> Metrics<'a> {
     /// Keeps the data points for which `keep` is true, read in place (no decode; answered
     /// with verdicts). Called once per point in canonical order; the view reaches the point's
     /// metric, resource and scope.
+    ///
+    /// ```
+    /// # use weir_wasm_sdk::{testing::*, Metrics, Message, Answer};
+    /// let batch = metrics_request(vec![kv("service.name", "api")], vec![
+    ///     gauge("debug.queue", vec![double_point(vec![], 1, 3.0)]),
+    ///     counter("requests", vec![
+    ///         int_point(vec![kv("host.id", "a"), kv("code", 200_i64)], 1, 5),
+    ///         int_point(vec![kv("host.id", "b"), kv("code", 200_i64)], 1, 7),
+    ///     ]),
+    /// ]);
+    /// let bytes = batch.encode_to_vec();
+    /// let mut metrics = Metrics::from_protobuf(&bytes);
+    /// // Drop the 200s of host b, read in place.
+    /// metrics.retain_points_view(|p| {
+    ///     !(p.metric().name() == "requests" && p.attribute_str("host.id") == Some("b"))
+    /// })?;
+    /// assert_eq!(metrics.finish(), Answer::Verdicts(vec![1, 1, 0]));
+    /// # Ok::<(), weir_wasm_sdk::Error>(())
+    /// ```
     pub fn retain_points_view(
         &mut self,
         mut keep: impl FnMut(&PointView<'a>) -> bool,
@@ -422,6 +618,22 @@ impl<'a> Metrics<'a> {
 
     /// Keeps all data points of the metrics for which `keep` is true, read in place (no
     /// decode; answered with verdicts). Called once per metric in canonical order.
+    ///
+    /// ```
+    /// # use weir_wasm_sdk::{testing::*, Metrics, Message, Answer};
+    /// let batch = metrics_request(vec![kv("service.name", "api")], vec![
+    ///     gauge("debug.queue", vec![double_point(vec![], 1, 3.0)]),
+    ///     counter("requests", vec![
+    ///         int_point(vec![kv("host.id", "a"), kv("code", 200_i64)], 1, 5),
+    ///         int_point(vec![kv("host.id", "b"), kv("code", 200_i64)], 1, 7),
+    ///     ]),
+    /// ]);
+    /// let bytes = batch.encode_to_vec();
+    /// let mut metrics = Metrics::from_protobuf(&bytes);
+    /// metrics.retain_metrics_view(|m| !m.name().starts_with("debug."))?;
+    /// assert_eq!(metrics.finish(), Answer::Verdicts(vec![0, 1, 1]));
+    /// # Ok::<(), weir_wasm_sdk::Error>(())
+    /// ```
     pub fn retain_metrics_view(
         &mut self,
         mut keep: impl FnMut(&MetricView<'a>) -> bool,
@@ -436,6 +648,22 @@ impl<'a> Metrics<'a> {
     }
 
     /// Keeps all data points of the metrics for which `keep` is true (decoded).
+    ///
+    /// ```
+    /// # use weir_wasm_sdk::{testing::*, Metrics, Message, Answer};
+    /// let batch = metrics_request(vec![kv("service.name", "api")], vec![
+    ///     gauge("debug.queue", vec![double_point(vec![], 1, 3.0)]),
+    ///     counter("requests", vec![
+    ///         int_point(vec![kv("host.id", "a"), kv("code", 200_i64)], 1, 5),
+    ///         int_point(vec![kv("host.id", "b"), kv("code", 200_i64)], 1, 7),
+    ///     ]),
+    /// ]);
+    /// let bytes = batch.encode_to_vec();
+    /// let mut metrics = Metrics::from_protobuf(&bytes);
+    /// metrics.retain_metrics(|m| m.name != "debug.queue")?;
+    /// assert_eq!(metrics.finish(), Answer::Verdicts(vec![0, 1, 1]));
+    /// # Ok::<(), weir_wasm_sdk::Error>(())
+    /// ```
     pub fn retain_metrics(&mut self, mut keep: impl FnMut(&Metric) -> bool) -> Result<(), Error> {
         let request = self.core.request()?;
         let decisions: Vec<(usize, bool)> = request
@@ -455,6 +683,29 @@ impl<'a> Metrics<'a> {
 
     /// Keeps the decoded data points for which `keep` is true, in canonical order, with the
     /// point's metric and context.
+    ///
+    /// ```
+    /// # use weir_wasm_sdk::{testing::*, Metrics, Message, Answer};
+    /// let batch = metrics_request(vec![kv("service.name", "api")], vec![
+    ///     gauge("debug.queue", vec![double_point(vec![], 1, 3.0)]),
+    ///     counter("requests", vec![
+    ///         int_point(vec![kv("host.id", "a"), kv("code", 200_i64)], 1, 5),
+    ///         int_point(vec![kv("host.id", "b"), kv("code", 200_i64)], 1, 7),
+    ///     ]),
+    /// ]);
+    /// let bytes = batch.encode_to_vec();
+    /// let mut metrics = Metrics::from_protobuf(&bytes);
+    /// use weir_wasm_sdk::{MetricKind, PointRef};
+    /// // Keep gauges, and sum points with a value of at least 6.
+    /// metrics.retain_points(|m, p| match p {
+    ///     PointRef::Number(n) if m.kind == MetricKind::Sum => {
+    ///         matches!(n.value, Some(weir_wasm_sdk::otlp::metrics::v1::number_data_point::Value::AsInt(v)) if v >= 6)
+    ///     }
+    ///     _ => true,
+    /// })?;
+    /// assert_eq!(metrics.finish(), Answer::Verdicts(vec![1, 0, 1]));
+    /// # Ok::<(), weir_wasm_sdk::Error>(())
+    /// ```
     pub fn retain_points(
         &mut self,
         mut keep: impl FnMut(&MetricContext<'_>, PointRef<'_>) -> bool,
@@ -486,6 +737,26 @@ impl<'a> Metrics<'a> {
     /// context: for attribute edits per point ([`PointMut::attributes_mut`]). Answered with
     /// replacement bytes. Follow with [`merge_series`](Self::merge_series) when an edit can
     /// make two series of a metric identical.
+    ///
+    /// ```
+    /// # use weir_wasm_sdk::{testing::*, Metrics, Message, Answer};
+    /// let batch = metrics_request(vec![kv("service.name", "api")], vec![
+    ///     gauge("debug.queue", vec![double_point(vec![], 1, 3.0)]),
+    ///     counter("requests", vec![
+    ///         int_point(vec![kv("host.id", "a"), kv("code", 200_i64)], 1, 5),
+    ///         int_point(vec![kv("host.id", "b"), kv("code", 200_i64)], 1, 7),
+    ///     ]),
+    /// ]);
+    /// let bytes = batch.encode_to_vec();
+    /// let mut metrics = Metrics::from_protobuf(&bytes);
+    /// metrics.for_each_point_mut(|_metric, mut point| {
+    ///     weir_wasm_sdk::remove_attribute(point.attributes_mut(), "host.id");
+    /// })?;
+    /// assert_eq!(metrics.merge_series()?, 1); // the two requests series are now one
+    /// let out = apply(&batch, metrics.finish())?;
+    /// assert_eq!((out.input, out.dropped, out.replaced), (3, 1, 2));
+    /// # Ok::<(), weir_wasm_sdk::Error>(())
+    /// ```
     pub fn for_each_point_mut(
         &mut self,
         mut edit: impl FnMut(&MetricContext<'_>, PointMut<'_>),
@@ -513,6 +784,23 @@ impl<'a> Metrics<'a> {
 
     /// Calls `edit` on every decoded metric in canonical order, with its context (rename,
     /// change the unit or description). Answered with replacement bytes.
+    ///
+    /// ```
+    /// # use weir_wasm_sdk::{testing::*, Metrics, Message, Answer};
+    /// let batch = metrics_request(vec![kv("service.name", "api")], vec![
+    ///     gauge("debug.queue", vec![double_point(vec![], 1, 3.0)]),
+    ///     counter("requests", vec![
+    ///         int_point(vec![kv("host.id", "a"), kv("code", 200_i64)], 1, 5),
+    ///         int_point(vec![kv("host.id", "b"), kv("code", 200_i64)], 1, 7),
+    ///     ]),
+    /// ]);
+    /// let bytes = batch.encode_to_vec();
+    /// let mut metrics = Metrics::from_protobuf(&bytes);
+    /// metrics.for_each_metric_mut(|_ctx, m| m.name = m.name.replace('.', "_"))?;
+    /// let out = apply(&batch, metrics.finish())?;
+    /// assert_eq!(out.metrics()[0].name, "debug_queue");
+    /// # Ok::<(), weir_wasm_sdk::Error>(())
+    /// ```
     pub fn for_each_metric_mut(
         &mut self,
         mut edit: impl FnMut(&Context<'_>, &mut Metric),
@@ -551,6 +839,28 @@ impl<'a> Metrics<'a> {
     /// their order. Only points of one metric entry merge (not across metrics, scopes or
     /// resources). Answered with replacement bytes; after this, the view-based `retain_*`
     /// methods return an error (the decoded ones still work).
+    ///
+    /// ```
+    /// # use weir_wasm_sdk::{testing::*, Metrics, Message, Answer};
+    /// let batch = metrics_request(vec![kv("service.name", "api")], vec![
+    ///     gauge("debug.queue", vec![double_point(vec![], 1, 3.0)]),
+    ///     counter("requests", vec![
+    ///         int_point(vec![kv("host.id", "a"), kv("code", 200_i64)], 1, 5),
+    ///         int_point(vec![kv("host.id", "b"), kv("code", 200_i64)], 1, 7),
+    ///     ]),
+    /// ]);
+    /// let bytes = batch.encode_to_vec();
+    /// let mut metrics = Metrics::from_protobuf(&bytes);
+    /// use weir_wasm_sdk::otlp::metrics::v1::{metric::Data, number_data_point::Value};
+    /// metrics.for_each_point_mut(|_, mut p| {
+    ///     weir_wasm_sdk::remove_attribute(p.attributes_mut(), "host.id");
+    /// })?;
+    /// assert_eq!(metrics.merge_series()?, 1);
+    /// let out = apply(&batch, metrics.finish())?;
+    /// let Some(Data::Sum(sum)) = &out.metrics()[1].data else { unreachable!() };
+    /// assert_eq!(sum.data_points[0].value, Some(Value::AsInt(12)));
+    /// # Ok::<(), weir_wasm_sdk::Error>(())
+    /// ```
     pub fn merge_series(&mut self) -> Result<usize, Error> {
         let request = self.core.reshape()?;
         let mut removed = 0;
@@ -565,6 +875,21 @@ impl<'a> Metrics<'a> {
     }
 
     /// What to answer the host (the SDK calls this after your `process_metrics`).
+    ///
+    /// ```
+    /// # use weir_wasm_sdk::{testing::*, Metrics, Message, Answer};
+    /// let batch = metrics_request(vec![kv("service.name", "api")], vec![
+    ///     gauge("debug.queue", vec![double_point(vec![], 1, 3.0)]),
+    ///     counter("requests", vec![
+    ///         int_point(vec![kv("host.id", "a"), kv("code", 200_i64)], 1, 5),
+    ///         int_point(vec![kv("host.id", "b"), kv("code", 200_i64)], 1, 7),
+    ///     ]),
+    /// ]);
+    /// let bytes = batch.encode_to_vec();
+    /// let mut metrics = Metrics::from_protobuf(&bytes);
+    /// assert_eq!(metrics.finish(), Answer::Unchanged);
+    /// # Ok::<(), weir_wasm_sdk::Error>(())
+    /// ```
     pub fn finish(self) -> Answer {
         self.core.finish()
     }

@@ -1,8 +1,15 @@
 //! Write Weir processors in Rust, compile them to `wasm32-unknown-unknown`, and run them
-//! sandboxed inside Weir's `wasm` processor. The ABI underneath is in `ABI.md`; the guide is
-//! in `README.md`.
+//! sandboxed inside Weir's `wasm` processor. The ABI underneath is in `ABI.md`; the guided
+//! tour is `README.md` in the SDK's folder.
 //!
-//! ```ignore
+//! A module is one type implementing [`Processor`] and one [`export!`]. Each `process_*`
+//! method gets a whole batch ([`Logs`], [`Spans`], [`Metrics`]) and decides what to keep
+//! (`retain_*`: answered to Weir with one verdict byte per item) and what to edit
+//! (`for_each_mut`, `request_mut`: answered with replacement bytes). The views
+//! ([`LogRecordView`], [`SpanView`], [`PointView`]) read items in place from the protobuf
+//! bytes, without decoding the batch. [`testing`] runs a processor natively in `cargo test`.
+//!
+//! ```
 //! use weir_wasm_sdk::{export, Error, Logs, Processor};
 //!
 //! struct DropDebug { min: i32 }
@@ -16,12 +23,21 @@
 //!     }
 //! }
 //!
-//! export!(DropDebug);
+//! export!(DropDebug, logs);
+//!
+//! // A native unit test of the same type:
+//! use weir_wasm_sdk::testing::{log_record, logs_request, run_logs};
+//! let mut p = DropDebug::init(&serde_json::json!({"min_severity": 9}))?;
+//! let out = run_logs(&mut p, &logs_request(vec![], vec![log_record("x", 5)]))?;
+//! assert_eq!(out.dropped, 1);
+//! # use weir_wasm_sdk::serde_json;
+//! # Ok::<(), Error>(())
 //! ```
 
 #![deny(missing_docs)]
 
 mod batch;
+#[doc(hidden)]
 pub mod boundary;
 mod metrics_view;
 pub mod otlp;
@@ -43,12 +59,18 @@ pub use view::{
 use otlp::common::v1::{any_value, AnyValue, KeyValue};
 
 /// A processor failed on a batch or its config: the host passes the batch on unprocessed
-/// (or, at init, refuses to start the module) and logs the message.
+/// (or drops it with `on_error: drop`; at init, refuses to start the module) and logs the
+/// message.
+///
+/// ```
+/// let e = weir_wasm_sdk::Error::new("min_severity must be 0..24");
+/// assert_eq!(e.to_string(), "min_severity must be 0..24");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error(String);
 
 impl Error {
-    /// An error with this message.
+    /// An error with this message (see the type's example).
     pub fn new(message: impl Into<String>) -> Self {
         Error(message.into())
     }
@@ -63,7 +85,27 @@ impl std::fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// A user processor. Each method sees one whole batch; the defaults leave it unchanged
-/// without decoding it.
+/// without decoding it. One value of your type lives across many batches (keep counters or
+/// buffers in it); after any failure Weir builds a fresh one with `init`.
+///
+/// ```
+/// use weir_wasm_sdk::{Error, Metrics, Processor, Spans};
+///
+/// struct KeepErrors;
+///
+/// impl Processor for KeepErrors {
+///     fn init(_config: &weir_wasm_sdk::serde_json::Value) -> Result<Self, Error> {
+///         Ok(KeepErrors)
+///     }
+///     fn process_spans(&mut self, spans: &mut Spans<'_>) -> Result<(), Error> {
+///         spans.retain_view(|s| s.is_error())
+///     }
+///     fn process_metrics(&mut self, metrics: &mut Metrics<'_>) -> Result<(), Error> {
+///         metrics.retain_metrics_view(|m| !m.name().starts_with("debug."))
+///     }
+/// }
+/// weir_wasm_sdk::export!(KeepErrors, traces, metrics);
+/// ```
 pub trait Processor: Sized + 'static {
     /// Builds the processor from the `config:` section of its YAML (as JSON; `Null` when
     /// absent). An error stops Weir from starting with this module.
@@ -86,7 +128,7 @@ pub trait Processor: Sized + 'static {
     }
 }
 
-/// Log levels of [`log`].
+/// Log levels of [`log`] (see there for an example).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     /// Very detailed.
@@ -101,12 +143,26 @@ pub enum Level {
     Error = 4,
 }
 
-/// Writes a line to Weir's log, tagged with the module (at most 32 lines per call are kept).
+/// Writes a line to Weir's log, tagged with the module (at most 32 lines per call are kept,
+/// each cut at 1,024 bytes). Natively (in tests) the line goes to stderr.
+///
+/// ```
+/// use weir_wasm_sdk::{log, Level};
+/// log(Level::Warn, "config has no min_severity, using 9");
+/// ```
 pub fn log(level: Level, message: &str) {
     boundary::host_log(level, message);
 }
 
-/// The string value of attribute `key`, if present and a string.
+/// The string value of attribute `key`, if present and a string (the first one with that
+/// key). For decoded items; views have their own `attribute_str`.
+///
+/// ```
+/// use weir_wasm_sdk::{attribute_str, testing::kv};
+/// let attrs = vec![kv("http.route", "/pay"), kv("http.status_code", 200_i64)];
+/// assert_eq!(attribute_str(&attrs, "http.route"), Some("/pay"));
+/// assert_eq!(attribute_str(&attrs, "http.status_code"), None); // not a string
+/// ```
 pub fn attribute_str<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
     attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
         match kv.value.as_ref()?.value.as_ref()? {
@@ -116,7 +172,17 @@ pub fn attribute_str<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a st
     })
 }
 
-/// Sets attribute `key` to the string `value`, replacing an existing value.
+/// Sets attribute `key` to the string `value`, replacing an existing value (of any type) in
+/// place or appending a new attribute.
+///
+/// ```
+/// use weir_wasm_sdk::{attribute_str, set_attribute_str};
+/// let mut attrs = Vec::new();
+/// set_attribute_str(&mut attrs, "env", "prod");
+/// set_attribute_str(&mut attrs, "env", "staging");
+/// assert_eq!(attrs.len(), 1);
+/// assert_eq!(attribute_str(&attrs, "env"), Some("staging"));
+/// ```
 pub fn set_attribute_str(attributes: &mut Vec<KeyValue>, key: &str, value: impl Into<String>) {
     let value = Some(AnyValue {
         value: Some(any_value::Value::StringValue(value.into())),
@@ -131,7 +197,15 @@ pub fn set_attribute_str(attributes: &mut Vec<KeyValue>, key: &str, value: impl 
     }
 }
 
-/// Removes attribute `key`; returns whether it was there.
+/// Removes attribute `key` (every entry with that key); returns whether it was there.
+///
+/// ```
+/// use weir_wasm_sdk::{remove_attribute, testing::kv};
+/// let mut attrs = vec![kv("user.email", "a@b.c"), kv("env", "prod")];
+/// assert!(remove_attribute(&mut attrs, "user.email"));
+/// assert!(!remove_attribute(&mut attrs, "user.email"));
+/// assert_eq!(attrs, vec![kv("env", "prod")]);
+/// ```
 pub fn remove_attribute(attributes: &mut Vec<KeyValue>, key: &str) -> bool {
     let before = attributes.len();
     attributes.retain(|kv| kv.key != key);
@@ -149,9 +223,15 @@ pub fn remove_attribute(attributes: &mut Vec<KeyValue>, key: &str) -> bool {
 ///
 /// Always exported: `weir_abi_version`, `weir_alloc`, `weir_init`.
 ///
-/// ```ignore
+/// ```
+/// struct SeverityFilter;
+/// impl weir_wasm_sdk::Processor for SeverityFilter {
+///     fn init(_: &weir_wasm_sdk::serde_json::Value) -> Result<Self, weir_wasm_sdk::Error> {
+///         Ok(SeverityFilter)
+///     }
+/// }
 /// weir_wasm_sdk::export!(SeverityFilter, logs);
-/// weir_wasm_sdk::export!(DropMatching, logs, traces, metrics);
+/// // A module declaring all three: weir_wasm_sdk::export!(DropMatching);
 /// ```
 #[macro_export]
 macro_rules! export {

@@ -6,6 +6,19 @@ use crate::view::{
 };
 
 /// The type of a metric: which `data` it holds, and so which kind of data point.
+///
+/// ```
+/// # use weir_wasm_sdk::{testing::*, Metrics, Message, MetricKind, NumberValue};
+/// let bytes = metrics_request(vec![kv("service.name", "api")], vec![
+///     counter("requests", vec![int_point(vec![kv("code", 500_i64)], 10, 4)]),
+///     histogram("latency", vec![histogram_point(vec![], 10, &[0.1, 1.0], &[5, 3, 1], 2.5)]),
+/// ]).encode_to_vec();
+/// let mut metrics = Metrics::from_protobuf(&bytes);
+/// let mut kinds = Vec::new();
+/// metrics.retain_metrics_view(|m| { kinds.push(m.kind()); true })?;
+/// assert_eq!(kinds, [Some(MetricKind::Sum), Some(MetricKind::Histogram)]);
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MetricKind {
     /// `gauge`: number points, the last value of something.
@@ -77,6 +90,24 @@ impl NumberValue {
 
 /// One metric read in place: its name, unit, type, and context. Points are visited through
 /// [`crate::Metrics::retain_points_view`].
+///
+/// ```
+/// # use weir_wasm_sdk::{testing::*, Metrics, Message, MetricKind, NumberValue};
+/// let bytes = metrics_request(vec![kv("service.name", "api")], vec![
+///     counter("requests", vec![int_point(vec![kv("code", 500_i64)], 10, 4)]),
+///     histogram("latency", vec![histogram_point(vec![], 10, &[0.1, 1.0], &[5, 3, 1], 2.5)]),
+/// ]).encode_to_vec();
+/// let mut metrics = Metrics::from_protobuf(&bytes);
+/// metrics.retain_metrics_view(|m| {
+///     if m.name() == "requests" {
+///         assert!(m.is_monotonic());
+///         assert_eq!(m.aggregation_temporality(), 2); // cumulative
+///         assert_eq!(m.resource().attribute_str("service.name"), Some("api"));
+///     }
+///     true
+/// })?;
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct MetricView<'a> {
     resource: &'a [u8],
@@ -136,6 +167,26 @@ impl<'a> MetricView<'a> {
 }
 
 /// One data point read in place, of any type, with its metric and context.
+///
+/// ```
+/// # use weir_wasm_sdk::{testing::*, Metrics, Message, MetricKind, NumberValue};
+/// let bytes = metrics_request(vec![kv("service.name", "api")], vec![
+///     counter("requests", vec![int_point(vec![kv("code", 500_i64)], 10, 4)]),
+///     histogram("latency", vec![histogram_point(vec![], 10, &[0.1, 1.0], &[5, 3, 1], 2.5)]),
+/// ]).encode_to_vec();
+/// let mut metrics = Metrics::from_protobuf(&bytes);
+/// let mut seen = Vec::new();
+/// metrics.retain_points_view(|p| {
+///     seen.push((p.metric().name(), p.kind(), p.value(), p.count(), p.sum()));
+///     p.attribute("code").and_then(|v| v.as_i64()) != Some(500)
+/// })?;
+/// assert_eq!(seen, [
+///     ("requests", MetricKind::Sum, Some(NumberValue::Int(4)), None, None),
+///     ("latency", MetricKind::Histogram, None, Some(9), Some(2.5)),
+/// ]);
+/// assert_eq!(metrics.finish(), weir_wasm_sdk::Answer::Verdicts(vec![0, 1]));
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct PointView<'a> {
     metric: MetricView<'a>,

@@ -28,6 +28,17 @@ pub(crate) static EMPTY_SCOPE: InstrumentationScope = InstrumentationScope {
 
 /// Where a decoded item sits: its resource and instrumentation scope (empty ones when the
 /// batch leaves them unset).
+///
+/// ```
+/// # use weir_wasm_sdk::{testing::*, Logs, Message};
+/// let bytes = logs_request(vec![kv("service.name", "api")], vec![log_record("x", 9)]).encode_to_vec();
+/// Logs::from_protobuf(&bytes).retain_in_context(|ctx, _record| {
+///     assert_eq!(weir_wasm_sdk::attribute_str(&ctx.resource.attributes, "service.name"), Some("api"));
+///     assert_eq!(ctx.scope.name, ""); // unset scope reads as empty
+///     true
+/// })?;
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'r> {
     /// The resource of the item's resource entry.
@@ -49,6 +60,19 @@ impl<'r> Context<'r> {
 }
 
 /// The metric a decoded point belongs to, with the point's context.
+///
+/// ```
+/// # use weir_wasm_sdk::{testing::*, Metrics, Message, MetricKind, PointMut, PointRef};
+/// let bytes = metrics_request(vec![], vec![
+///     gauge("cpu", vec![double_point(vec![kv("cpu", "0")], 10, 0.5)]),
+/// ]).encode_to_vec();
+/// let mut metrics = Metrics::from_protobuf(&bytes);
+/// metrics.retain_points(|m, _point| {
+///     assert_eq!((m.name, m.unit, m.kind), ("cpu", "", MetricKind::Gauge));
+///     true
+/// })?;
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct MetricContext<'r> {
     /// The resource and scope.
@@ -62,6 +86,20 @@ pub struct MetricContext<'r> {
 }
 
 /// A decoded data point of any type, for reading.
+///
+/// ```
+/// # use weir_wasm_sdk::{testing::*, Metrics, Message, MetricKind, PointMut, PointRef};
+/// let bytes = metrics_request(vec![], vec![
+///     gauge("cpu", vec![double_point(vec![kv("cpu", "0")], 10, 0.5)]),
+/// ]).encode_to_vec();
+/// let mut metrics = Metrics::from_protobuf(&bytes);
+/// metrics.retain_points(|_, point| match point {
+///     PointRef::Number(n) => n.time_unix_nano == 10,
+///     PointRef::Histogram(_) | PointRef::ExponentialHistogram(_) | PointRef::Summary(_) => true,
+/// })?;
+/// assert_eq!(metrics.finish(), weir_wasm_sdk::Answer::Unchanged);
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub enum PointRef<'p> {
     /// A gauge or sum point.
@@ -75,6 +113,22 @@ pub enum PointRef<'p> {
 }
 
 /// A decoded data point of any type, for editing.
+///
+/// ```
+/// # use weir_wasm_sdk::{testing::*, Metrics, Message, MetricKind, PointMut, PointRef};
+/// let bytes = metrics_request(vec![], vec![
+///     gauge("cpu", vec![double_point(vec![kv("cpu", "0")], 10, 0.5)]),
+/// ]).encode_to_vec();
+/// let mut metrics = Metrics::from_protobuf(&bytes);
+/// metrics.for_each_point_mut(|_, mut point| {
+///     weir_wasm_sdk::set_attribute_str(point.attributes_mut(), "cpu", "all");
+///     if let PointMut::Number(n) = point {
+///         n.time_unix_nano += 1;
+///     }
+/// })?;
+/// assert!(matches!(metrics.finish(), weir_wasm_sdk::Answer::Replacement(_)));
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 #[derive(Debug)]
 pub enum PointMut<'p> {
     /// A gauge or sum point.

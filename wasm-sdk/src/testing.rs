@@ -46,6 +46,12 @@ use crate::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use crate::{Error, Logs, Metrics, Processor, Spans};
 
 /// An attribute value from a Rust value: `&str`, `String`, `i64`, `f64` or `bool`.
+///
+/// ```
+/// use weir_wasm_sdk::testing::IntoAnyValue;
+/// use weir_wasm_sdk::otlp::common::v1::any_value::Value;
+/// assert_eq!(true.into_any_value().value, Some(Value::BoolValue(true)));
+/// ```
 pub trait IntoAnyValue {
     /// The OTLP value.
     fn into_any_value(self) -> AnyValue;
@@ -102,6 +108,13 @@ pub fn kv(key: &str, value: impl IntoAnyValue) -> KeyValue {
 
 /// A log record with a string body and a severity number (set other fields with struct
 /// update syntax: `LogRecord { attributes: vec![...], ..log_record("x", 9) }`).
+///
+/// ```
+/// use weir_wasm_sdk::testing::{kv, log_record};
+/// use weir_wasm_sdk::otlp::logs::v1::LogRecord;
+/// let r = LogRecord { attributes: vec![kv("user.id", "42")], ..log_record("login", 9) };
+/// assert_eq!(r.severity_number, 9);
+/// ```
 pub fn log_record(body: &str, severity_number: i32) -> LogRecord {
     LogRecord {
         severity_number,
@@ -111,6 +124,11 @@ pub fn log_record(body: &str, severity_number: i32) -> LogRecord {
 }
 
 /// A scope named `name`.
+///
+/// ```
+/// let s = weir_wasm_sdk::testing::scope("my.lib");
+/// assert_eq!(s.name, "my.lib");
+/// ```
 pub fn scope(name: &str) -> InstrumentationScope {
     InstrumentationScope {
         name: name.to_string(),
@@ -119,6 +137,14 @@ pub fn scope(name: &str) -> InstrumentationScope {
 }
 
 /// A logs batch of one resource (with `resource_attributes`) and one scope.
+///
+/// ```
+/// use weir_wasm_sdk::testing::{kv, log_record, logs_request};
+/// let mut batch = logs_request(vec![kv("service.name", "a")], vec![log_record("x", 9)]);
+/// // More resources: append the entries of another request.
+/// batch.resource_logs.extend(logs_request(vec![kv("service.name", "b")], vec![]).resource_logs);
+/// assert_eq!(batch.resource_logs.len(), 2);
+/// ```
 pub fn logs_request(
     resource_attributes: Vec<KeyValue>,
     records: Vec<LogRecord>,
@@ -140,6 +166,13 @@ pub fn logs_request(
 
 /// A span named `name` in trace `trace_id` with span id `span_id` (other fields with struct
 /// update syntax).
+///
+/// ```
+/// use weir_wasm_sdk::testing::span;
+/// use weir_wasm_sdk::otlp::trace::v1::Span;
+/// let s = Span { kind: 2, ..span("GET /", [1; 16], [2; 8]) };
+/// assert_eq!(s.trace_id, vec![1; 16]);
+/// ```
 pub fn span(name: &str, trace_id: [u8; 16], span_id: [u8; 8]) -> Span {
     Span {
         name: name.to_string(),
@@ -150,6 +183,12 @@ pub fn span(name: &str, trace_id: [u8; 16], span_id: [u8; 8]) -> Span {
 }
 
 /// A traces batch of one resource and one scope.
+///
+/// ```
+/// use weir_wasm_sdk::testing::{kv, span, traces_request};
+/// let batch = traces_request(vec![kv("service.name", "a")], vec![span("GET /", [1; 16], [2; 8])]);
+/// assert_eq!(batch.resource_spans[0].scope_spans[0].spans.len(), 1);
+/// ```
 pub fn traces_request(
     resource_attributes: Vec<KeyValue>,
     spans: Vec<Span>,
@@ -170,6 +209,12 @@ pub fn traces_request(
 }
 
 /// A number point (gauge or sum) with a double value.
+///
+/// ```
+/// use weir_wasm_sdk::testing::{double_point, kv};
+/// let p = double_point(vec![kv("cpu", "0")], 1_000, 0.25);
+/// assert_eq!(p.time_unix_nano, 1_000);
+/// ```
 pub fn double_point(attributes: Vec<KeyValue>, time_unix_nano: u64, value: f64) -> NumberDataPoint {
     NumberDataPoint {
         attributes,
@@ -180,6 +225,12 @@ pub fn double_point(attributes: Vec<KeyValue>, time_unix_nano: u64, value: f64) 
 }
 
 /// A number point (gauge or sum) with an integer value.
+///
+/// ```
+/// use weir_wasm_sdk::testing::int_point;
+/// use weir_wasm_sdk::otlp::metrics::v1::number_data_point::Value;
+/// assert_eq!(int_point(vec![], 1, 7).value, Some(Value::AsInt(7)));
+/// ```
 pub fn int_point(attributes: Vec<KeyValue>, time_unix_nano: u64, value: i64) -> NumberDataPoint {
     NumberDataPoint {
         attributes,
@@ -190,6 +241,12 @@ pub fn int_point(attributes: Vec<KeyValue>, time_unix_nano: u64, value: i64) -> 
 }
 
 /// A gauge metric.
+///
+/// ```
+/// use weir_wasm_sdk::testing::{double_point, gauge};
+/// let m = gauge("cpu.utilization", vec![double_point(vec![], 1, 0.5)]);
+/// assert_eq!(weir_wasm_sdk::point_count(&m), 1);
+/// ```
 pub fn gauge(name: &str, points: Vec<NumberDataPoint>) -> Metric {
     Metric {
         name: name.to_string(),
@@ -201,6 +258,12 @@ pub fn gauge(name: &str, points: Vec<NumberDataPoint>) -> Metric {
 }
 
 /// A cumulative monotonic sum (a counter).
+///
+/// ```
+/// use weir_wasm_sdk::testing::{counter, int_point};
+/// let m = counter("requests", vec![int_point(vec![], 1, 10)]);
+/// assert_eq!(m.name, "requests");
+/// ```
 pub fn counter(name: &str, points: Vec<NumberDataPoint>) -> Metric {
     Metric {
         name: name.to_string(),
@@ -215,6 +278,12 @@ pub fn counter(name: &str, points: Vec<NumberDataPoint>) -> Metric {
 
 /// A histogram point with explicit `bounds` and `counts` (one more count than bounds);
 /// `count` is their total.
+///
+/// ```
+/// use weir_wasm_sdk::testing::histogram_point;
+/// let p = histogram_point(vec![], 1, &[10.0, 100.0], &[4, 2, 1], 250.0);
+/// assert_eq!(p.count, 7);
+/// ```
 pub fn histogram_point(
     attributes: Vec<KeyValue>,
     time_unix_nano: u64,
@@ -234,6 +303,12 @@ pub fn histogram_point(
 }
 
 /// A cumulative histogram metric.
+///
+/// ```
+/// use weir_wasm_sdk::testing::{histogram, histogram_point};
+/// let m = histogram("latency", vec![histogram_point(vec![], 1, &[1.0], &[1, 1], 3.0)]);
+/// assert_eq!(weir_wasm_sdk::point_count(&m), 1);
+/// ```
 pub fn histogram(name: &str, points: Vec<HistogramDataPoint>) -> Metric {
     Metric {
         name: name.to_string(),
@@ -246,6 +321,12 @@ pub fn histogram(name: &str, points: Vec<HistogramDataPoint>) -> Metric {
 }
 
 /// A metrics batch of one resource and one scope.
+///
+/// ```
+/// use weir_wasm_sdk::testing::{counter, int_point, metrics_request};
+/// let batch = metrics_request(vec![], vec![counter("c", vec![int_point(vec![], 1, 1)])]);
+/// assert_eq!(batch.resource_metrics.len(), 1);
+/// ```
 pub fn metrics_request(
     resource_attributes: Vec<KeyValue>,
     metrics: Vec<Metric>,
@@ -266,6 +347,16 @@ pub fn metrics_request(
 }
 
 /// What a processor did to one batch, as Weir applies it.
+///
+/// ```
+/// use weir_wasm_sdk::testing::{apply, log_record, logs_request};
+/// use weir_wasm_sdk::Answer;
+/// let batch = logs_request(vec![], vec![log_record("a", 1), log_record("b", 9)]);
+/// let out = apply(&batch, Answer::Verdicts(vec![0, 1]))?;
+/// assert_eq!((out.input, out.kept, out.dropped, out.replaced), (2, 1, 1, 0));
+/// assert_eq!(out.bodies(), ["b"]);
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome<R> {
     /// The processor's answer.
@@ -284,7 +375,8 @@ pub struct Outcome<R> {
 }
 
 impl Outcome<ExportLogsServiceRequest> {
-    /// The string bodies of the forwarded records, in order (empty for non-string bodies).
+    /// The string bodies of the forwarded records, in order (empty for non-string bodies);
+    /// see the [`run_logs`] example.
     pub fn bodies(&self) -> Vec<String> {
         self.output
             .resource_logs
@@ -300,7 +392,7 @@ impl Outcome<ExportLogsServiceRequest> {
 }
 
 impl Outcome<ExportTraceServiceRequest> {
-    /// The names of the forwarded spans, in order.
+    /// The names of the forwarded spans, in order; see the [`run_spans`] example.
     pub fn span_names(&self) -> Vec<String> {
         self.output
             .resource_spans
@@ -313,7 +405,7 @@ impl Outcome<ExportTraceServiceRequest> {
 }
 
 impl Outcome<ExportMetricsServiceRequest> {
-    /// The forwarded metrics, in order.
+    /// The forwarded metrics, in order; see the [`run_metrics`] example.
     pub fn metrics(&self) -> Vec<&Metric> {
         self.output
             .resource_metrics
@@ -326,6 +418,15 @@ impl Outcome<ExportMetricsServiceRequest> {
 
 /// Applies an answer to `input` as Weir does, with the checks Weir makes (verdict count,
 /// verdict bytes, replacement item count).
+///
+/// ```
+/// use weir_wasm_sdk::testing::{apply, log_record, logs_request};
+/// use weir_wasm_sdk::Answer;
+/// let batch = logs_request(vec![], vec![log_record("a", 1)]);
+/// assert_eq!(apply(&batch, Answer::Unchanged)?.output, batch);
+/// assert!(apply(&batch, Answer::Verdicts(vec![1, 1])).is_err()); // wrong count
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 pub fn apply<R: ExportRequest>(input: &R, answer: Answer) -> Result<Outcome<R>, Error> {
     let n = input.item_count();
     let (output, kept, dropped, replaced) = match &answer {
@@ -368,7 +469,8 @@ pub fn apply<R: ExportRequest>(input: &R, answer: Answer) -> Result<Outcome<R>, 
     })
 }
 
-/// Runs `processor.process_logs` on `batch` as Weir does and returns what Weir would forward.
+/// Runs `processor.process_logs` on `batch` as Weir does and returns what Weir would forward
+/// (the module-level example shows it in use).
 /// An `Err` is the processor's error (Weir would pass the batch on, or drop it with
 /// `on_error: drop`) or an answer Weir would refuse.
 pub fn run_logs<P: Processor>(
@@ -382,6 +484,24 @@ pub fn run_logs<P: Processor>(
 }
 
 /// [`run_logs`] for spans.
+///
+/// ```
+/// use weir_wasm_sdk::testing::{run_spans, span, traces_request};
+/// use weir_wasm_sdk::{Error, Processor, Spans};
+/// struct DropHealth;
+/// impl Processor for DropHealth {
+///     fn init(_: &weir_wasm_sdk::serde_json::Value) -> Result<Self, Error> { Ok(DropHealth) }
+///     fn process_spans(&mut self, spans: &mut Spans<'_>) -> Result<(), Error> {
+///         spans.retain_view(|s| s.name() != "GET /healthz")
+///     }
+/// }
+/// let batch = traces_request(vec![], vec![
+///     span("GET /healthz", [1; 16], [1; 8]),
+///     span("GET /pay", [2; 16], [2; 8]),
+/// ]);
+/// assert_eq!(run_spans(&mut DropHealth, &batch)?.span_names(), ["GET /pay"]);
+/// # Ok::<(), Error>(())
+/// ```
 pub fn run_spans<P: Processor>(
     processor: &mut P,
     batch: &ExportTraceServiceRequest,
@@ -393,6 +513,25 @@ pub fn run_spans<P: Processor>(
 }
 
 /// [`run_logs`] for metrics.
+///
+/// ```
+/// use weir_wasm_sdk::testing::{counter, gauge, int_point, metrics_request, run_metrics};
+/// use weir_wasm_sdk::{Error, Metrics, Processor};
+/// struct NoDebug;
+/// impl Processor for NoDebug {
+///     fn init(_: &weir_wasm_sdk::serde_json::Value) -> Result<Self, Error> { Ok(NoDebug) }
+///     fn process_metrics(&mut self, m: &mut Metrics<'_>) -> Result<(), Error> {
+///         m.retain_metrics_view(|m| !m.name().starts_with("debug."))
+///     }
+/// }
+/// let batch = metrics_request(vec![], vec![
+///     gauge("debug.x", vec![int_point(vec![], 1, 1)]),
+///     counter("requests", vec![int_point(vec![], 1, 1)]),
+/// ]);
+/// let out = run_metrics(&mut NoDebug, &batch)?;
+/// assert_eq!(out.metrics()[0].name, "requests");
+/// # Ok::<(), Error>(())
+/// ```
 pub fn run_metrics<P: Processor>(
     processor: &mut P,
     batch: &ExportMetricsServiceRequest,

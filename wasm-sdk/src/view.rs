@@ -4,6 +4,13 @@
 //! `retain_*view` call.
 
 /// The batch bytes were not valid protobuf where a view looked.
+///
+/// ```
+/// # use weir_wasm_sdk::Logs;
+/// let garbage = [0x0a, 0xff, 0xff, 0x01];
+/// let e = Logs::from_protobuf(&garbage).retain_view(|_| true).unwrap_err();
+/// assert_eq!(e.to_string(), "malformed protobuf in batch");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MalformedProtobuf;
 
@@ -179,6 +186,19 @@ pub(crate) fn fixed32_field(msg: &[u8], wanted: u32) -> u32 {
 }
 
 /// An attribute or body value read in place (an OTLP `AnyValue`).
+///
+/// ```
+/// # use weir_wasm_sdk::{testing::*, Logs, Message, ValueView};
+/// # use weir_wasm_sdk::otlp::logs::v1::LogRecord;
+/// let record = LogRecord { attributes: vec![kv("retries", 3_i64)], ..log_record("x", 9) };
+/// let bytes = logs_request(vec![], vec![record]).encode_to_vec();
+/// Logs::from_protobuf(&bytes).retain_view(|r| {
+///     assert_eq!(r.attribute("retries"), Some(ValueView::Int(3)));
+///     assert_eq!(r.body(), ValueView::Str("x"));
+///     true
+/// })?;
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ValueView<'a> {
     /// No value set.
@@ -280,6 +300,19 @@ impl<'a> ValueView<'a> {
 
 /// The attributes of a message read in place: `(key, value)` in the order they are encoded.
 /// Stops at the first malformed entry.
+///
+/// ```
+/// # use weir_wasm_sdk::{testing::*, Logs, Message};
+/// # use weir_wasm_sdk::otlp::logs::v1::LogRecord;
+/// let record = LogRecord { attributes: vec![kv("a", "1"), kv("b", true)], ..log_record("x", 9) };
+/// let bytes = logs_request(vec![], vec![record]).encode_to_vec();
+/// Logs::from_protobuf(&bytes).retain_view(|r| {
+///     let keys: Vec<&str> = r.attributes().map(|(k, _)| k).collect();
+///     assert_eq!(keys, ["a", "b"]);
+///     true
+/// })?;
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct AttributesView<'a> {
     fields: Fields<'a>,
@@ -352,6 +385,18 @@ macro_rules! attribute_accessors {
 
 /// The resource a record, span or data point came from, read in place. Every item of one
 /// resource entry sees the same resource.
+///
+/// ```
+/// # use weir_wasm_sdk::{testing::*, Logs, Message};
+/// # use weir_wasm_sdk::otlp::logs::v1::LogRecord;
+/// let bytes = logs_request(vec![kv("service.name", "api")], vec![log_record("x", 9)]).encode_to_vec();
+/// Logs::from_protobuf(&bytes).retain_view(|r| {
+///     assert_eq!(r.resource().attribute_str("service.name"), Some("api"));
+///     assert_eq!(r.resource().schema_url(), "");
+///     true
+/// })?;
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct ResourceView<'a> {
     /// The `ResourceLogs`/`ResourceSpans`/`ResourceMetrics` entry.
@@ -381,6 +426,20 @@ impl<'a> ResourceView<'a> {
 }
 
 /// The instrumentation scope of a record, span or metric, read in place.
+///
+/// ```
+/// # use weir_wasm_sdk::{testing::*, Logs, Message};
+/// # use weir_wasm_sdk::otlp::logs::v1::LogRecord;
+/// let mut batch = logs_request(vec![], vec![log_record("x", 9)]);
+/// batch.resource_logs[0].scope_logs[0].scope = Some(scope("io.opentelemetry.jdbc"));
+/// let bytes = batch.encode_to_vec();
+/// Logs::from_protobuf(&bytes).retain_view(|r| {
+///     assert_eq!(r.scope().name(), "io.opentelemetry.jdbc");
+///     assert_eq!(r.scope().version(), "");
+///     true
+/// })?;
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct ScopeView<'a> {
     /// The `ScopeLogs`/`ScopeSpans`/`ScopeMetrics` entry.
@@ -417,6 +476,21 @@ impl<'a> ScopeView<'a> {
 /// A log record read in place from the batch bytes. Accessors scan the record's fields;
 /// absent fields read as their protobuf default. [`resource`](Self::resource) and
 /// [`scope`](Self::scope) give the record's context.
+///
+/// ```
+/// # use weir_wasm_sdk::{testing::*, Logs, Message};
+/// # use weir_wasm_sdk::otlp::logs::v1::LogRecord;
+/// let record = LogRecord { severity_text: "WARN".into(), time_unix_nano: 5, ..log_record("disk 91%", 13) };
+/// let bytes = logs_request(vec![], vec![record]).encode_to_vec();
+/// Logs::from_protobuf(&bytes).retain_view(|r| {
+///     assert_eq!((r.severity_number(), r.severity_text()), (13, "WARN"));
+///     assert_eq!(r.body_str(), Some("disk 91%"));
+///     assert_eq!(r.time_unix_nano(), 5);
+///     assert!(r.trace_id().is_empty());
+///     true
+/// })?;
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct LogRecordView<'a> {
     bytes: &'a [u8],
@@ -509,6 +583,26 @@ impl<'a> LogRecordView<'a> {
 }
 
 /// A span's status read in place (`Status`).
+///
+/// ```
+/// # use weir_wasm_sdk::{testing::*, Spans, Message};
+/// use weir_wasm_sdk::otlp::trace::v1::{span::{Event, Link}, status::StatusCode, Span, Status};
+/// let failed = Span {
+///     status: Some(Status { code: StatusCode::Error as i32, message: "timeout".into() }),
+///     events: vec![Event { name: "exception".into(), attributes: vec![kv("exception.type", "Timeout")], ..Default::default() }],
+///     links: vec![Link { trace_id: vec![4; 16], span_id: vec![4; 8], ..Default::default() }],
+///     parent_span_id: vec![2; 8],
+///     start_time_unix_nano: 1_000,
+///     end_time_unix_nano: 9_000,
+///     ..span("charge", [1; 16], [3; 8])
+/// };
+/// let bytes = traces_request(vec![], vec![failed]).encode_to_vec();
+/// Spans::from_protobuf(&bytes).retain_view(|s| {
+///     assert_eq!((s.status().code(), s.status().message()), (2, "timeout"));
+///     true
+/// })?;
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct StatusView<'a> {
     bytes: &'a [u8],
@@ -527,6 +621,28 @@ impl<'a> StatusView<'a> {
 }
 
 /// One event of a span, read in place (`Span.Event`).
+///
+/// ```
+/// # use weir_wasm_sdk::{testing::*, Spans, Message};
+/// use weir_wasm_sdk::otlp::trace::v1::{span::{Event, Link}, status::StatusCode, Span, Status};
+/// let failed = Span {
+///     status: Some(Status { code: StatusCode::Error as i32, message: "timeout".into() }),
+///     events: vec![Event { name: "exception".into(), attributes: vec![kv("exception.type", "Timeout")], ..Default::default() }],
+///     links: vec![Link { trace_id: vec![4; 16], span_id: vec![4; 8], ..Default::default() }],
+///     parent_span_id: vec![2; 8],
+///     start_time_unix_nano: 1_000,
+///     end_time_unix_nano: 9_000,
+///     ..span("charge", [1; 16], [3; 8])
+/// };
+/// let bytes = traces_request(vec![], vec![failed]).encode_to_vec();
+/// Spans::from_protobuf(&bytes).retain_view(|s| {
+///     let e = s.events().next().unwrap();
+///     assert_eq!(e.name(), "exception");
+///     assert_eq!(e.attribute_str("exception.type"), Some("Timeout"));
+///     true
+/// })?;
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct EventView<'a> {
     bytes: &'a [u8],
@@ -551,6 +667,27 @@ impl<'a> EventView<'a> {
 }
 
 /// One link of a span, read in place (`Span.Link`).
+///
+/// ```
+/// # use weir_wasm_sdk::{testing::*, Spans, Message};
+/// use weir_wasm_sdk::otlp::trace::v1::{span::{Event, Link}, status::StatusCode, Span, Status};
+/// let failed = Span {
+///     status: Some(Status { code: StatusCode::Error as i32, message: "timeout".into() }),
+///     events: vec![Event { name: "exception".into(), attributes: vec![kv("exception.type", "Timeout")], ..Default::default() }],
+///     links: vec![Link { trace_id: vec![4; 16], span_id: vec![4; 8], ..Default::default() }],
+///     parent_span_id: vec![2; 8],
+///     start_time_unix_nano: 1_000,
+///     end_time_unix_nano: 9_000,
+///     ..span("charge", [1; 16], [3; 8])
+/// };
+/// let bytes = traces_request(vec![], vec![failed]).encode_to_vec();
+/// Spans::from_protobuf(&bytes).retain_view(|s| {
+///     let l = s.links().next().unwrap();
+///     assert_eq!((l.trace_id(), l.span_id()), (&[4u8; 16][..], &[4u8; 8][..]));
+///     true
+/// })?;
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct LinkView<'a> {
     bytes: &'a [u8],
@@ -586,6 +723,27 @@ impl<'a> LinkView<'a> {
 
 /// The messages of one repeated field of a message, read in place, in encoded order (events,
 /// links). Stops at the first malformed field.
+///
+/// ```
+/// # use weir_wasm_sdk::{testing::*, Spans, Message};
+/// use weir_wasm_sdk::otlp::trace::v1::{span::{Event, Link}, status::StatusCode, Span, Status};
+/// let failed = Span {
+///     status: Some(Status { code: StatusCode::Error as i32, message: "timeout".into() }),
+///     events: vec![Event { name: "exception".into(), attributes: vec![kv("exception.type", "Timeout")], ..Default::default() }],
+///     links: vec![Link { trace_id: vec![4; 16], span_id: vec![4; 8], ..Default::default() }],
+///     parent_span_id: vec![2; 8],
+///     start_time_unix_nano: 1_000,
+///     end_time_unix_nano: 9_000,
+///     ..span("charge", [1; 16], [3; 8])
+/// };
+/// let bytes = traces_request(vec![], vec![failed]).encode_to_vec();
+/// Spans::from_protobuf(&bytes).retain_view(|s| {
+///     assert_eq!(s.events().count(), 1);
+///     assert_eq!(s.links().count(), 1);
+///     true
+/// })?;
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct RepeatedView<'a, T> {
     fields: Fields<'a>,
@@ -609,6 +767,33 @@ impl<'a, T> Iterator for RepeatedView<'a, T> {
 
 /// A span read in place from the batch bytes: every field of `Span`, plus its resource and
 /// scope.
+///
+/// ```
+/// # use weir_wasm_sdk::{testing::*, Spans, Message};
+/// use weir_wasm_sdk::otlp::trace::v1::{span::{Event, Link}, status::StatusCode, Span, Status};
+/// let failed = Span {
+///     status: Some(Status { code: StatusCode::Error as i32, message: "timeout".into() }),
+///     events: vec![Event { name: "exception".into(), attributes: vec![kv("exception.type", "Timeout")], ..Default::default() }],
+///     links: vec![Link { trace_id: vec![4; 16], span_id: vec![4; 8], ..Default::default() }],
+///     parent_span_id: vec![2; 8],
+///     start_time_unix_nano: 1_000,
+///     end_time_unix_nano: 9_000,
+///     ..span("charge", [1; 16], [3; 8])
+/// };
+/// let bytes = traces_request(vec![], vec![failed]).encode_to_vec();
+/// let mut spans = Spans::from_protobuf(&bytes);
+/// spans.retain_view(|s| {
+///     assert_eq!(s.name(), "charge");
+///     assert_eq!(s.parent_span_id(), &[2; 8]);
+///     assert!(!s.is_root());
+///     assert_eq!(s.duration_nanos(), 8_000);
+///     assert!(s.is_error());
+///     // Tail-style rule: keep errors, spans with an exception event, or slow spans.
+///     s.is_error() || s.events().any(|e| e.name() == "exception") || s.duration_nanos() > 1_000_000
+/// })?;
+/// assert_eq!(spans.finish(), weir_wasm_sdk::Answer::Unchanged); // all kept
+/// # Ok::<(), weir_wasm_sdk::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct SpanView<'a> {
     bytes: &'a [u8],
