@@ -32,8 +32,8 @@ pub enum SendError {
         /// The delay asked for in `Retry-After`.
         retry_after: Option<Duration>,
     },
-    /// A Prometheus remote-write endpoint answered with a non-2xx status. Its specification
-    /// makes 5xx and 429 retryable and every other status permanent.
+    /// A Prometheus remote-write or Zipkin endpoint answered with a non-2xx status: 5xx and
+    /// 429 are retryable (remote-write's specification), every other status permanent.
     #[error("{url}: HTTP {status}: {message}")]
     RemoteWriteStatus {
         /// Where the request went.

@@ -1,6 +1,7 @@
 //! Weir's exporters: `otlp_grpc` (alias `otlp`), `otlp_http` (alias `otlphttp`), `debug`,
 //! `file`, `nop`, and the Prometheus exporters `prometheus` (a pull endpoint) and
-//! `prometheusremotewrite`, which share [`prom_naming`].
+//! `prometheusremotewrite`, which share [`prom_naming`], and `zipkin` (Zipkin v2 JSON or
+//! protobuf).
 //!
 //! The two OTLP exporters share the [`delivery`] machinery: a bounded sending queue with
 //! consumer tasks and retry with exponential backoff. A full queue refuses new data with a
@@ -19,6 +20,7 @@ pub mod otlptext;
 pub mod prom_naming;
 pub mod prometheus;
 pub mod prometheus_remote_write;
+pub mod zipkin;
 
 pub use error::SendError;
 
@@ -37,4 +39,5 @@ pub fn register(registry: &mut Registry) {
         &["prometheusremotewrite"],
         prometheus_remote_write::RemoteWriteFactory,
     );
+    registry.exporter(&["zipkin"], zipkin::ZipkinFactory);
 }

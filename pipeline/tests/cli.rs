@@ -223,6 +223,10 @@ fn components_prints_the_collector_yaml_with_stability() {
         find("receivers", "hostmetrics"),
         serde_json::json!({"logs": "Undefined", "metrics": "Alpha", "traces": "Undefined"})
     );
+    let traces_only =
+        serde_json::json!({"logs": "Undefined", "metrics": "Undefined", "traces": "Alpha"});
+    assert_eq!(find("receivers", "zipkin"), traces_only);
+    assert_eq!(find("exporters", "zipkin"), traces_only);
     assert_eq!(find("processors", "filter"), all("Alpha"));
     assert_eq!(
         find("processors", "probabilistic_sampler"),

@@ -20,6 +20,7 @@ mod splice;
 mod telemetry;
 mod telemetry_collector;
 mod wire_check;
+pub mod zipkin_proto;
 
 pub use auth::{AuthError, Authenticators, ClientAuthenticator, ServerAuthenticator};
 pub use batch::{Batch, BatchContext, DecodeError, Payload, Signal, SignalSet};

@@ -31,13 +31,13 @@
 //! it is read: refused, HTTP answers 401 and gRPC UNAUTHENTICATED. Partial success is never reported: the pipeline accepts or refuses a whole
 //! batch.
 
-mod body;
+pub(crate) mod body;
 pub mod config;
 mod cors;
 mod grpc;
 mod http;
-mod ingest;
-mod status;
+pub(crate) mod ingest;
+pub(crate) mod status;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
