@@ -29,7 +29,7 @@ fi
 echo "== python test clients"
 python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
-echo "== OIDC test provider (npm oidc-provider, tests/oidc/, for catalog/tests/oidc.rs)"
+echo "== Node.js + npm: OIDC test provider (tests/oidc/, for catalog/tests/oidc.rs); the AssemblyScript guest (processors/wasm/tests/assemblyscript.rs runs npm ci in wasm-sdk/examples/assemblyscript)"
 if ! command -v npm >/dev/null 2>&1; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
