@@ -326,3 +326,37 @@ async fn tail_keeper_keeps_error_slow_and_exception_traces_and_samples_the_rest(
         2
     );
 }
+
+#[tokio::test]
+async fn drop_matching_drops_metric_points_by_attribute_in_place() {
+    let h = harness(
+        json!({"module": module("drop_matching"),
+               "config": {"field": "attributes.host", "equals": "b"}}),
+        Signal::Metrics,
+    );
+    let gauge = |name: &str, hosts: &[&str]| Metric {
+        name: name.into(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: hosts
+                .iter()
+                .enumerate()
+                .map(|(i, host)| point(vec![attr("host", host)], i as u64, i as i64))
+                .collect(),
+        })),
+        ..Default::default()
+    };
+    let batch = metrics_batch(vec![gauge("a", &["a", "b", "c"]), gauge("only_b", &["b"])]);
+    let out = h.run(batch).await;
+    assert_eq!(out[0].item_count(), 2);
+    let Payload::Metrics(r) = out[0].payload() else {
+        unreachable!()
+    };
+    let metrics = &r.resource_metrics[0].scope_metrics[0].metrics;
+    assert_eq!(metrics.len(), 1);
+    let Some(Data::Gauge(g)) = &metrics[0].data else {
+        panic!("gauge")
+    };
+    let hosts: Vec<_> = g.data_points.iter().map(|p| p.attributes.clone()).collect();
+    assert_eq!(hosts, [vec![attr("host", "a")], vec![attr("host", "c")]]);
+    assert_eq!(h.failures("malformed_output"), 0);
+}

@@ -11,7 +11,8 @@
 //!       equals: /healthz               # or: contains: "..."  or: severity_below: 9
 //! ```
 //! Several of `equals`, `contains`, `severity_below` all have to hold (AND), like the
-//! matchers of one policy.
+//! matchers of one policy. For metrics, `field: name` drops whole metrics and
+//! `field: attributes.<key>` drops the data points whose attribute matches.
 
 use weir_wasm_sdk::{export, Error, LogRecordView, Logs, Metrics, Processor, SpanView, Spans};
 
@@ -108,10 +109,16 @@ impl Processor for DropMatching {
     }
 
     fn process_metrics(&mut self, metrics: &mut Metrics<'_>) -> Result<(), Error> {
-        if !matches!(self.field, Some(Field::Name)) {
-            return Ok(());
+        // Both read the bytes in place (no decode) and answer with verdicts.
+        match &self.field {
+            Some(Field::Name) => {
+                metrics.retain_metrics_view(|m| !self.text_matches(Some(m.name())))
+            }
+            Some(Field::Attribute(k)) => {
+                metrics.retain_points_view(|p| !self.text_matches(p.attribute_str(k)))
+            }
+            _ => Ok(()),
         }
-        metrics.retain_metrics(|m| !self.text_matches(Some(&m.name)))
     }
 }
 
