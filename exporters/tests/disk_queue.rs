@@ -164,7 +164,7 @@ async fn two_exporters_cannot_share_a_directory_and_storage_extensions_are_refus
         .get("otlp")
         .unwrap()
         .parse(
-            &serde_json::json!({"endpoint": "http://127.0.0.1:1", "sending_queue": {"storage": "file_storage"}}),
+            &serde_json::json!({"endpoint": "http://127.0.0.1:1", "sending_queue": {"storage": "redis_storage"}}),
             "exporters.otlp",
         )
         .err()
@@ -172,8 +172,19 @@ async fn two_exporters_cannot_share_a_directory_and_storage_extensions_are_refus
         .to_string();
     assert!(
         err.contains(
-            "exporters.otlp.sending_queue.storage: `file_storage` names a storage extension"
+            "exporters.otlp.sending_queue.storage: `redis_storage` is not a file_storage extension"
         ),
+        "{err}"
+    );
+    // The collector's form names a file_storage extension; one that was not built fails
+    // the start, naming it.
+    let (missing, _) = build_exporter(
+        "otlp",
+        serde_json::json!({"endpoint": "http://127.0.0.1:1", "sending_queue": {"storage": "file_storage/nowhere"}}),
+    );
+    let err = missing.start().await.unwrap_err().to_string();
+    assert!(
+        err.contains("\"file_storage/nowhere\" is not a configured file_storage extension"),
         "{err}"
     );
 }

@@ -1,6 +1,7 @@
 //! Fault: weir is killed with `kill -9` while its upstream is down, and restarted on the
-//! same disk queue (`sending_queue.storage`). Everything a client got OK for arrives once
-//! the upstream is back, exactly once.
+//! same disk queue (`sending_queue.storage`, inline or the collector's
+//! `storage: file_storage/x`). Everything a client got OK for arrives once the upstream is
+//! back, exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -75,6 +76,36 @@ fn log_request(body: &str) -> ExportLogsServiceRequest {
 /// otlp in -> otlp out with the disk queue; no batch processor, so a client's OK means the
 /// data is in the disk queue.
 fn disk_queue_config(ports: &Ports, upstream: u16, queue_dir: &Path) -> String {
+    queue_config(
+        ports,
+        upstream,
+        &format!(
+            "{{directory: '{}', fsync: always, max_size_mib: 8}}",
+            queue_dir.display()
+        ),
+        "",
+    )
+}
+
+/// The same with the collector's shape: a `file_storage` extension named by the queue.
+fn extension_queue_config(ports: &Ports, upstream: u16, storage_dir: &Path) -> String {
+    queue_config(
+        ports,
+        upstream,
+        "file_storage/queue",
+        &format!(
+            "  file_storage/queue: {{directory: '{}', create_directory: true, fsync: true}}\n",
+            storage_dir.display()
+        ),
+    )
+}
+
+fn queue_config(ports: &Ports, upstream: u16, storage: &str, extension: &str) -> String {
+    let exts = if extension.is_empty() {
+        "[health_check]"
+    } else {
+        "[health_check, file_storage/queue]"
+    };
     format!(
         "receivers:
   otlp:
@@ -88,11 +119,11 @@ exporters:
     retry_on_failure: {{initial_interval: 100ms, max_interval: 300ms, max_elapsed_time: 0s}}
     sending_queue:
       num_consumers: 4
-      storage: {{directory: '{dir}', fsync: always, max_size_mib: 8}}
+      storage: {storage}
 extensions:
   health_check: {{endpoint: '127.0.0.1:{health}'}}
-service:
-  extensions: [health_check]
+{extension}service:
+  extensions: {exts}
   telemetry:
     metrics: {{address: '127.0.0.1:{metrics}'}}
   pipelines:
@@ -101,7 +132,6 @@ service:
         grpc = ports.grpc,
         health = ports.health,
         metrics = ports.metrics,
-        dir = queue_dir.display(),
     )
 }
 
@@ -116,7 +146,6 @@ fn metric(port: u16, name: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_with_upstream_down_then_restart_delivers_every_accepted_record_once() {
-    const N: usize = 60;
     let dir = tempfile::tempdir().unwrap();
     let queue_dir = dir.path().join("queue");
     let upstream = free_port();
@@ -126,13 +155,40 @@ async fn kill_9_with_upstream_down_then_restart_delivers_every_accepted_record_o
         "weir.yaml",
         &disk_queue_config(&ports, upstream, &queue_dir),
     );
+    kill_9_then_restart(dir.path(), &config, &ports, upstream).await;
+    assert!(queue_dir.is_dir());
+}
+
+/// The collector's config shape: `sending_queue: {storage: file_storage/queue}`; the queue
+/// lives in the extension's directory, subdirectory `exporter_otlp_up`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_a_file_storage_extension_queue_delivers_every_accepted_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("storage");
+    let upstream = free_port();
+    let ports = Ports::pick();
+    let config = write(
+        dir.path(),
+        "weir.yaml",
+        &extension_queue_config(&ports, upstream, &storage),
+    );
+    kill_9_then_restart(dir.path(), &config, &ports, upstream).await;
+    let queue = storage.join("exporter_otlp_up");
+    assert!(queue.is_dir(), "{}", log_of(dir.path()));
+    assert!(std::fs::read_dir(&queue).unwrap().count() > 0);
+}
+
+/// Accepts N records with the upstream down, kill -9, restarts with the upstream up: each
+/// record arrives exactly once; a third start sends nothing.
+async fn kill_9_then_restart(dir: &Path, config: &Path, ports: &Ports, upstream: u16) {
+    const N: usize = 60;
 
     // First life: the upstream is down; every export is accepted into the disk queue.
-    let mut weir = spawn(dir.path(), &config, &[]);
+    let mut weir = spawn(dir, config, &[]);
     assert!(
         wait_for_status(ports.health, "/", 200, Duration::from_secs(20)).is_some(),
         "weir did not become healthy: {}",
-        log_of(dir.path())
+        log_of(dir)
     );
     let mut client = LogsServiceClient::connect(format!("http://127.0.0.1:{}", ports.grpc))
         .await
@@ -168,7 +224,7 @@ async fn kill_9_with_upstream_down_then_restart_delivers_every_accepted_record_o
                 .unwrap();
         })
     };
-    let mut weir = spawn(dir.path(), &config, &[]);
+    let mut weir = spawn(dir, config, &[]);
     let start = Instant::now();
     while sink.total() < N as u32 && start.elapsed() < Duration::from_secs(20) {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -176,7 +232,7 @@ async fn kill_9_with_upstream_down_then_restart_delivers_every_accepted_record_o
     // Give duplicates, if any, the time to show up.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let bodies = sink.bodies.lock().unwrap().clone();
-    let log = log_of(dir.path());
+    let log = log_of(dir);
     // Nothing was ever sent in the first life, so nothing was acknowledged: each of the N
     // records arrives exactly once.
     assert_eq!(bodies.len(), N, "distinct records; weir log:\n{log}");
@@ -193,7 +249,7 @@ async fn kill_9_with_upstream_down_then_restart_delivers_every_accepted_record_o
 
     // A third start finds nothing left to send.
     let before = sink.total();
-    let mut weir = spawn(dir.path(), &config, &[]);
+    let mut weir = spawn(dir, config, &[]);
     assert!(wait_for_status(ports.health, "/", 200, Duration::from_secs(20)).is_some());
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sink.total(), before);

@@ -1,6 +1,7 @@
-//! `file_storage` extension: a directory where components keep state across restarts. In
-//! this version the `filelog` receiver keeps its checkpoints there (`storage:
-//! file_storage/x`); exporters' persistent `sending_queue` does not use it yet.
+//! `file_storage` extension: a directory where components keep state across restarts: the
+//! `filelog` receiver's checkpoints (`storage: file_storage/x`, one file per receiver) and
+//! exporters' persistent `sending_queue` (`sending_queue: {storage: file_storage/x}`: the
+//! disk queue in the subdirectory `exporter_<id>`).
 //!
 //! ```yaml
 //! extensions:
@@ -17,9 +18,7 @@
 //! checked for their types as the Collector has them and have nothing to do on such files;
 //! `recreate: true` is a config error (not supported yet).
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -89,28 +88,11 @@ fn default_permissions() -> String {
     "0750".into()
 }
 
-/// Where each configured `file_storage` extension keeps its files, by extension id; the
-/// extension fills it when it is built, before any receiver starts.
-#[derive(Debug, Clone)]
-pub struct StorageDir {
-    /// The directory.
-    pub directory: PathBuf,
-    /// Whether writes are fsynced.
-    pub fsync: bool,
-}
-
-fn dirs() -> &'static Mutex<BTreeMap<String, StorageDir>> {
-    static DIRS: OnceLock<Mutex<BTreeMap<String, StorageDir>>> = OnceLock::new();
-    DIRS.get_or_init(Default::default)
-}
+pub use weir_api::storage::StorageDir;
 
 /// The storage directory of the `file_storage` extension `id` (as written in the config).
 pub fn lookup(id: &str) -> Option<StorageDir> {
-    dirs()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(id)
-        .cloned()
+    weir_api::storage::storage_dir(id)
 }
 
 /// Factory of `file_storage`.
@@ -166,8 +148,8 @@ impl ExtensionConfig for FileStorageSettings {
                 BuildError::other(&ctx.id, format!("cannot chmod {}", dir.display()), e)
             })?;
         }
-        dirs().lock().unwrap_or_else(|e| e.into_inner()).insert(
-            ctx.id.to_string(),
+        weir_api::storage::register_storage(
+            &ctx.id.to_string(),
             StorageDir {
                 directory: dir,
                 fsync: self.fsync,

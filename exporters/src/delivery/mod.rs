@@ -205,6 +205,8 @@ pub struct Delivery {
     workers: Mutex<Vec<JoinHandle<()>>>,
     id: ComponentId,
     disk: Option<DiskQueueSettings>,
+    /// `sending_queue.storage: file_storage/x`: the extension, resolved by `start`.
+    disk_extension: Option<String>,
     /// The disk queue, opened by `start`.
     wal: OnceLock<Arc<Wal>>,
     persisted_bytes: Gauge,
@@ -303,7 +305,11 @@ impl Delivery {
             (Some(Storage::Disk(d)), true) => Some(d.clone()),
             _ => None,
         };
-        if disk.is_some() && retry.max_elapsed_time.is_none() {
+        let disk_extension = match (&queue.storage, queue.enabled) {
+            (Some(Storage::Extension(name)), true) => Some(name.clone()),
+            _ => None,
+        };
+        if (disk.is_some() || disk_extension.is_some()) && retry.max_elapsed_time.is_none() {
             // Stored data is kept until delivered; a maximum age is opt-in.
             retry.max_elapsed_time = Some(Duration::ZERO);
         }
@@ -352,6 +358,7 @@ impl Delivery {
             workers: Mutex::new(Vec::new()),
             id: id.clone(),
             disk,
+            disk_extension,
             wal: OnceLock::new(),
             persisted_bytes,
             lost_records,
@@ -431,6 +438,32 @@ impl Delivery {
             // client is told to retry, so it may arrive twice (at least once).
             Err(PushError::Full(_) | PushError::Closed(_)) => Err(ConsumeError::ShuttingDown),
         }
+    }
+
+    /// The disk queue in the directory of the `file_storage` extension `ext`: its
+    /// subdirectory `exporter_<id>` (one per exporter; the queue holds every signal the
+    /// exporter sends), fsynced per batch when the extension has `fsync: true`, else every
+    /// 200 ms; the default disk budget.
+    fn extension_disk(&self, ext: &str) -> Result<DiskQueueSettings, StartError> {
+        let Some(dir) = weir_api::storage::storage_dir(ext) else {
+            return Err(StartError {
+                id: self.id.clone(),
+                message: format!(
+                    "sending_queue.storage: {ext:?} is not a configured file_storage extension listed in service.extensions"
+                ),
+                source: None,
+            });
+        };
+        let name = self.id.to_string().replace(['/', '\\'], "_");
+        Ok(DiskQueueSettings {
+            directory: dir.directory.join(format!("exporter_{name}")),
+            fsync: if dir.fsync {
+                FsyncPolicy::Always
+            } else {
+                FsyncPolicy::Batch
+            },
+            max_size_mib: 1024,
+        })
     }
 
     /// Opens the disk queue and queues what it holds from before.
@@ -517,7 +550,10 @@ impl Consumer for Delivery {
                 reason,
             });
         }
-        if let (Some(queue), Some(_)) = (&self.queue, &self.disk) {
+        if self.queue.is_some() && (self.disk.is_some() || self.disk_extension.is_some()) {
+            let Some(queue) = &self.queue else {
+                return Err(self.refused("no queue".to_string()));
+            };
             let Some(wal) = self.wal.get() else {
                 return Err(self.refused("the disk queue is not open yet".to_string()));
             };
@@ -569,7 +605,12 @@ impl Component for Delivery {
         let Some(queue) = &self.queue else {
             return Ok(());
         };
-        let wal = match &self.disk {
+        let disk = match (&self.disk, &self.disk_extension) {
+            (Some(d), _) => Some(d.clone()),
+            (None, Some(ext)) => Some(self.extension_disk(ext)?),
+            (None, None) => None,
+        };
+        let wal = match &disk {
             Some(disk) => {
                 let wal = self.open_disk_queue(queue, disk).await?;
                 let _ = self.wal.set(wal.clone());
@@ -606,10 +647,7 @@ impl Component for Delivery {
                 }
             }));
         }
-        let fsync_batch = self
-            .disk
-            .as_ref()
-            .is_some_and(|d| d.fsync == FsyncPolicy::Batch);
+        let fsync_batch = disk.as_ref().is_some_and(|d| d.fsync == FsyncPolicy::Batch);
         if let Some(wal) = wal.filter(|_| fsync_batch) {
             let mut stop = self.stop.subscribe();
             let exporter = self.core.exporter.clone();

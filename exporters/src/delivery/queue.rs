@@ -55,9 +55,9 @@ pub struct QueueSettings {
     /// supported.
     pub wait_for_result: bool,
     /// Keep the queue on disk (a write-ahead log) so a crash or restart loses nothing:
-    /// `storage: {directory: PATH, fsync: batch, max_size_mib: 1024}`. Default none (the
-    /// queue is in memory). The collector's form, the name of a storage extension, is
-    /// recognised and refused with a hint, as weir has no storage extensions.
+    /// `storage: {directory: PATH, fsync: batch, max_size_mib: 1024}`, or the collector's
+    /// form, the id of a `file_storage` extension (`storage: file_storage/x`: the queue is
+    /// kept in its subdirectory `exporter_<exporter id>`). Default none (in memory).
     pub storage: Option<Storage>,
     /// Batching in front of the queue (the collector's `sending_queue.batch`); present, even
     /// empty (`batch: {}` or `batch:`), turns it on with its defaults. Default: off.
@@ -112,12 +112,13 @@ impl QueueSettings {
             );
         }
         match &self.storage {
-            Some(Storage::Extension(name)) => errors.push(
+            Some(Storage::Extension(name)) if !name.starts_with("file_storage") => errors.push(
                 format!("{path}.storage"),
                 format!(
-                    "`{name}` names a storage extension, which weir does not have; give the disk queue inline instead: `storage: {{directory: /var/lib/weir/queue}}`"
+                    "`{name}` is not a file_storage extension (weir's only storage extension); name one, e.g. `file_storage/queue`, or give the disk queue inline: `storage: {{directory: /var/lib/weir/queue}}`"
                 ),
             ),
+            Some(Storage::Extension(_)) => {}
             Some(Storage::Disk(disk)) => {
                 if disk.directory.as_os_str().is_empty() {
                     errors.push(format!("{path}.storage.directory"), "must not be empty");
@@ -162,7 +163,7 @@ impl QueueSettings {
 /// `sending_queue.storage`: where and how the queue is kept on disk.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Storage {
-    /// The collector's form: the id of a storage extension (refused by `validate`).
+    /// The collector's form: the id of a `file_storage` extension.
     Extension(String),
     /// An inline disk queue.
     Disk(DiskQueueSettings),
@@ -500,7 +501,7 @@ mod tests {
     #[test]
     fn unsupported_fields_are_named() {
         let s: QueueSettings = serde_json::from_value(
-            serde_json::json!({"storage": "file_storage", "num_consumers": 0}),
+            serde_json::json!({"storage": "redis_storage", "num_consumers": 0}),
         )
         .unwrap();
         let mut errors = ConfigErrors::default();
@@ -510,7 +511,14 @@ mod tests {
             text.contains("exporters.otlp.sending_queue.num_consumers: must be at least 1"),
             "{text}"
         );
-        assert!(text.contains("exporters.otlp.sending_queue.storage: `file_storage` names a storage extension, which weir does not have"), "{text}");
+        assert!(text.contains("exporters.otlp.sending_queue.storage: `redis_storage` is not a file_storage extension"), "{text}");
+        // A file_storage extension is the collector's form and accepted.
+        let s: QueueSettings =
+            serde_json::from_value(serde_json::json!({"storage": "file_storage/q"})).unwrap();
+        let mut errors = ConfigErrors::default();
+        s.validate("exporters.otlp.sending_queue", &mut errors);
+        assert!(errors.is_empty(), "{errors}");
+        assert_eq!(s.storage, Some(Storage::Extension("file_storage/q".into())));
     }
 
     #[test]

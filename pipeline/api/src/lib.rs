@@ -17,6 +17,7 @@ mod registry;
 pub mod reload;
 pub mod rpc_status;
 mod splice;
+pub mod storage;
 mod telemetry;
 mod telemetry_collector;
 mod wire_check;
