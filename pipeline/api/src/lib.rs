@@ -21,6 +21,7 @@ pub mod storage;
 mod telemetry;
 mod telemetry_collector;
 mod wire_check;
+pub mod wire_read;
 pub mod zipkin_proto;
 
 pub use auth::{AuthError, Authenticators, ClientAuthenticator, ServerAuthenticator};

@@ -16,7 +16,7 @@ use weir_api::otlp::common::v1::{any_value::Value, AnyValue, KeyValue};
 use weir_api::otlp::logs::v1::LogRecord;
 use weir_api::otlp::metrics::v1::{metric::Data, number_data_point, Metric};
 use weir_api::otlp::resource::v1::Resource;
-use weir_api::{Batch, Payload};
+use weir_api::{Batch, Payload, Signal};
 
 use crate::drain::{MinerConfig, TemplateMiner};
 use crate::key::SketchKey;
@@ -116,41 +116,126 @@ fn service_name(resource: Option<&Resource>) -> &str {
         .unwrap_or(UNKNOWN_SERVICE)
 }
 
+/// A value as the summariser reads it: from a decoded `AnyValue`, or in place from the
+/// bytes of an encoded one ([`crate::raw`]). Both give the same kind, hash and size.
+#[derive(Clone, Copy)]
+pub(crate) enum ValueRef<'a> {
+    /// No value set.
+    Empty,
+    Str(&'a str),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Bytes(&'a [u8]),
+    /// An array or key-value list (or another member), summarised by its encoding.
+    Nested(Nested<'a>),
+}
+
+/// A nested value: decoded, or the `AnyValue` field number and bytes of its member.
+#[derive(Clone, Copy)]
+pub(crate) enum Nested<'a> {
+    Decoded(&'a Value),
+    Encoded { field: u8, member: &'a [u8] },
+}
+
+impl<'a> ValueRef<'a> {
+    pub(crate) fn of(v: Option<&'a AnyValue>) -> Self {
+        match v.and_then(|v| v.value.as_ref()) {
+            None => ValueRef::Empty,
+            Some(Value::StringValue(s)) => ValueRef::Str(s),
+            Some(Value::BoolValue(b)) => ValueRef::Bool(*b),
+            Some(Value::IntValue(i)) => ValueRef::Int(*i),
+            Some(Value::DoubleValue(d)) => ValueRef::Double(*d),
+            Some(Value::BytesValue(b)) => ValueRef::Bytes(b),
+            Some(other) => ValueRef::Nested(Nested::Decoded(other)),
+        }
+    }
+}
+
+impl Nested<'_> {
+    /// 5: array, 6: key-value list, another number: a member the summariser does not read.
+    fn field(&self) -> u8 {
+        match self {
+            Nested::Decoded(Value::ArrayValue(_)) => 5,
+            Nested::Decoded(Value::KvlistValue(_)) => 6,
+            Nested::Decoded(_) => 0,
+            Nested::Encoded { field, .. } => *field,
+        }
+    }
+
+    /// The encoding of the `AnyValue` holding this member alone.
+    fn any_value_encoding(&self) -> Vec<u8> {
+        match self {
+            Nested::Decoded(v) => AnyValue {
+                value: Some((*v).clone()),
+            }
+            .encode_to_vec(),
+            Nested::Encoded { field, member } => {
+                let mut out = Vec::with_capacity(member.len() + 11);
+                prost::encoding::encode_key(
+                    u32::from(*field),
+                    prost::encoding::WireType::LengthDelimited,
+                    &mut out,
+                );
+                prost::encoding::encode_varint(member.len() as u64, &mut out);
+                out.extend_from_slice(member);
+                out
+            }
+        }
+    }
+}
+
 /// Type, keyed hash and approximate encoded size of a value.
-fn value_info(v: Option<&AnyValue>, key: &SketchKey) -> (ValueKind, u64, u64) {
-    match v.and_then(|v| v.value.as_ref()) {
-        None => (ValueKind::Empty, key.hash_tagged(0, b""), 0),
-        Some(Value::StringValue(s)) => (
+pub(crate) fn value_info(v: ValueRef<'_>, key: &SketchKey) -> (ValueKind, u64, u64) {
+    match v {
+        ValueRef::Empty => (ValueKind::Empty, key.hash_tagged(0, b""), 0),
+        ValueRef::Str(s) => (
             ValueKind::String,
             key.hash_tagged(1, s.as_bytes()),
             s.len() as u64,
         ),
-        Some(Value::BoolValue(b)) => (ValueKind::Bool, key.hash_tagged(2, &[*b as u8]), 1),
-        Some(Value::IntValue(i)) => (ValueKind::Int, key.hash_tagged(3, &i.to_le_bytes()), 8),
-        Some(Value::DoubleValue(d)) => (
+        ValueRef::Bool(b) => (ValueKind::Bool, key.hash_tagged(2, &[b as u8]), 1),
+        ValueRef::Int(i) => (ValueKind::Int, key.hash_tagged(3, &i.to_le_bytes()), 8),
+        ValueRef::Double(d) => (
             ValueKind::Double,
             key.hash_tagged(4, &d.to_bits().to_le_bytes()),
             8,
         ),
-        Some(Value::BytesValue(b)) => (ValueKind::Bytes, key.hash_tagged(5, b), b.len() as u64),
-        Some(other) => {
-            let kind = match other {
-                Value::ArrayValue(_) => ValueKind::Array,
+        ValueRef::Bytes(b) => (ValueKind::Bytes, key.hash_tagged(5, b), b.len() as u64),
+        ValueRef::Nested(n) => {
+            let kind = match n.field() {
+                5 => ValueKind::Array,
                 _ => ValueKind::Kvlist,
             };
             // Rare: nested values are hashed by their encoding.
-            let bytes = AnyValue {
-                value: Some(other.clone()),
-            }
-            .encode_to_vec();
+            let bytes = n.any_value_encoding();
             (kind, key.hash_tagged(6, &bytes), bytes.len() as u64)
+        }
+    }
+}
+
+/// An attribute as the summariser reads it: its key, its value and the encoded size of the
+/// `KeyValue` message.
+#[derive(Clone, Copy)]
+pub(crate) struct AttrRef<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) value: ValueRef<'a>,
+    pub(crate) pair_len: usize,
+}
+
+impl<'a> AttrRef<'a> {
+    pub(crate) fn of(kv: &'a KeyValue) -> Self {
+        AttrRef {
+            key: &kv.key,
+            value: ValueRef::of(kv.value.as_ref()),
+            pair_len: kv.encoded_len(),
         }
     }
 }
 
 /// Keyed hash of one key/value pair, for series identity.
 fn pair_hash(kv: &KeyValue, key: &SketchKey) -> u64 {
-    let (_, vh, _) = value_info(kv.value.as_ref(), key);
+    let (_, vh, _) = value_info(ValueRef::of(kv.value.as_ref()), key);
     key.hash(kv.key.as_bytes()).rotate_left(17) ^ vh
 }
 
@@ -164,9 +249,9 @@ fn attributes_hash(attrs: &[KeyValue], key: &SketchKey) -> u64 {
 /// Counts attributes carried by `weight` items into `map`, keeping at most `cap` keys.
 /// Returns an order-independent hash of the attributes (keys and values) for telling
 /// exact repeats apart in memory: each value is hashed once, with the key, for both.
-fn observe_attributes(
+fn observe_attributes<'a>(
     map: &mut BTreeMap<String, AttributeSchema>,
-    attrs: &[KeyValue],
+    attrs: impl IntoIterator<Item = AttrRef<'a>>,
     weight: u64,
     t: u64,
     cap: usize,
@@ -175,22 +260,22 @@ fn observe_attributes(
 ) -> u64 {
     let mut set_hash = 0u64;
     for kv in attrs {
-        let schema = match map.get_mut(kv.key.as_str()) {
+        let schema = match map.get_mut(kv.key) {
             Some(s) => s,
             None => {
                 if map.len() >= cap {
                     evict_least_recent(map, |s| s.seen.last_unix_nano);
                     *evicted += 1;
                 }
-                map.entry(kv.key.clone()).or_default()
+                map.entry(kv.key.to_string()).or_default()
             }
         };
-        let (kind, h, _) = value_info(kv.value.as_ref(), key);
+        let (kind, h, _) = value_info(kv.value, key);
         schema.types.add(kind, weight);
         schema.items += weight;
         // What removing the attribute saves on the wire: the whole encoded key/value pair
         // with its field tag and length prefix.
-        let pair = kv.encoded_len();
+        let pair = kv.pair_len;
         let encoded = (1 + prost::encoding::encoded_len_varint(pair as u64) + pair) as u64;
         schema.bytes += encoded * weight;
         schema.distinct.insert_hash(h);
@@ -229,31 +314,66 @@ fn head(s: &str, max: usize) -> &str {
 }
 
 /// The text mined for a log body: strings as they are; other bodies by their shape only.
-fn body_text<'a>(body: Option<&'a AnyValue>, scratch: &'a mut String) -> &'a str {
-    match body.and_then(|b| b.value.as_ref()) {
+fn body_text<'a>(body: ValueRef<'a>, scratch: &'a mut String) -> &'a str {
+    match body {
         // The miner looks at the first `max_tokens` tokens only: a huge body (1 MB) is
         // mined from its head, so its cost stays that of a long line.
-        Some(Value::StringValue(s)) => head(s, MAX_MINED_BYTES),
-        None => "",
-        Some(Value::KvlistValue(kv)) => {
+        ValueRef::Str(s) => head(s, MAX_MINED_BYTES),
+        ValueRef::Empty => "",
+        ValueRef::Nested(n) if n.field() == 6 => {
             scratch.clear();
             scratch.push_str("{kvlist:");
-            for (i, e) in kv.values.iter().enumerate() {
-                if scratch.len() >= MAX_MINED_BYTES {
-                    break;
+            let mut i = 0;
+            let mut add = |key: &str| {
+                if scratch.len() < MAX_MINED_BYTES {
+                    scratch.push(if i == 0 { ' ' } else { ',' });
+                    scratch.push_str(head(key, MAX_MINED_BYTES));
                 }
-                scratch.push(if i == 0 { ' ' } else { ',' });
-                scratch.push_str(head(&e.key, MAX_MINED_BYTES));
+                i += 1;
+            };
+            match n {
+                Nested::Decoded(Value::KvlistValue(kv)) => {
+                    kv.values.iter().for_each(|e| add(&e.key))
+                }
+                Nested::Encoded { member, .. } => crate::raw::list_keys(member, add),
+                Nested::Decoded(_) => {}
             }
             scratch.push('}');
             scratch
         }
-        Some(Value::ArrayValue(_)) => "{array}",
-        Some(Value::BoolValue(_)) => "{bool}",
-        Some(Value::IntValue(_)) => "{int}",
-        Some(Value::DoubleValue(_)) => "{double}",
-        Some(Value::BytesValue(_)) => "{bytes}",
-        Some(_) => "{other}",
+        ValueRef::Nested(n) if n.field() == 5 => "{array}",
+        ValueRef::Bool(_) => "{bool}",
+        ValueRef::Int(_) => "{int}",
+        ValueRef::Double(_) => "{double}",
+        ValueRef::Bytes(_) => "{bytes}",
+        ValueRef::Nested(_) => "{other}",
+    }
+}
+
+/// What the summariser reads of a log record besides its attributes.
+pub(crate) struct LogFacts<'a> {
+    pub(crate) time_unix_nano: u64,
+    pub(crate) observed_time_unix_nano: u64,
+    /// Encoded size of the record.
+    pub(crate) bytes: u64,
+    pub(crate) severity_number: i32,
+    pub(crate) severity_text: &'a str,
+    pub(crate) body: ValueRef<'a>,
+}
+
+impl<'a> LogFacts<'a> {
+    /// The facts of a decoded record, with its attributes into `attrs` (cleared first).
+    pub(crate) fn of(r: &'a LogRecord, attrs: &mut Vec<AttrRef<'a>>) -> Self {
+        attrs.clear();
+        attrs.extend(r.attributes.iter().map(AttrRef::of));
+        LogFacts {
+            time_unix_nano: r.time_unix_nano,
+            observed_time_unix_nano: r.observed_time_unix_nano,
+            bytes: r.encoded_len() as u64,
+            severity_number: r.severity_number,
+            severity_text: &r.severity_text,
+            body: ValueRef::of(r.body.as_ref()),
+        }
     }
 }
 
@@ -328,8 +448,18 @@ impl Accumulator {
             .received_at
             .duration_since(UNIX_EPOCH)
             .map_or_else(|_| now_nanos(), |d| d.as_nanos() as u64);
+        // A logs request nobody decoded yet is summarised from its bytes: decoding it would
+        // cost more than the summary, and the forwarded batch never needs it.
+        if batch.signal() == Signal::Logs && !batch.is_decoded() {
+            if let Some(bytes) = batch.original_bytes() {
+                if self.observe_logs_encoded(bytes, received) {
+                    return;
+                }
+            }
+        }
         match batch.payload() {
             Payload::Logs(req) => {
+                let mut attrs = Vec::new();
                 for rl in &req.resource_logs {
                     let n: u64 = rl
                         .scope_logs
@@ -351,7 +481,8 @@ impl Accumulator {
                     };
                     for sl in &rl.scope_logs {
                         for r in &sl.log_records {
-                            self.observe_log(&mut svc, r, received, resource_hash);
+                            let facts = LogFacts::of(r, &mut attrs);
+                            self.observe_log(&mut svc, &facts, &attrs, received, resource_hash);
                         }
                     }
                     self.services.insert(name, svc);
@@ -393,7 +524,7 @@ impl Accumulator {
                         traces.volume.bytes += bytes;
                         observe_attributes(
                             &mut traces.attributes.item,
-                            &span.attributes,
+                            span.attributes.iter().map(AttrRef::of),
                             1,
                             t,
                             cap_keys,
@@ -442,6 +573,64 @@ impl Accumulator {
         }
     }
 
+    /// Summarises the encoded logs request in `buf` as [`Self::observe`] summarises its
+    /// prost decoding. `false`, with nothing summarised, when its resource and scope levels
+    /// cannot be read (never for bytes that passed the receiver's check).
+    fn observe_logs_encoded(&mut self, buf: &[u8], received: u64) -> bool {
+        let Some(layout) = weir_api::wire_read::layout(buf) else {
+            return false;
+        };
+        let mut attrs = Vec::new();
+        let mut scopes = layout.scopes.as_slice();
+        for (i, entry) in layout.resources.iter().enumerate() {
+            // A resource's scopes are contiguous, in order.
+            let own = scopes.iter().take_while(|s| s.resource == i).count();
+            let (mine, rest) = scopes.split_at(own);
+            scopes = rest;
+            let n: u64 = mine.iter().map(|s| s.items.len() as u64).sum();
+            let resource = entry.resource.as_ref();
+            self.observe_resource(resource, n, received, Sig::Logs);
+            let resource_hash = resource.map_or(0, |r| attributes_hash(&r.attributes, &self.key));
+            let key = self.entry_key(service_name(resource));
+            self.service(key);
+            let Some((name, mut svc)) = self.services.remove_entry(key) else {
+                unreachable!("service() inserts the service")
+            };
+            for scope in mine {
+                for &bytes in layout.items.get(scope.items.clone()).unwrap_or(&[]) {
+                    if let Some(facts) = crate::raw::record(bytes, &mut attrs) {
+                        self.observe_log(&mut svc, &facts, &attrs, received, resource_hash);
+                        continue;
+                    }
+                    // A record prost would merge fields of: read from prost's decoding.
+                    match LogRecord::decode(bytes) {
+                        Ok(r) => {
+                            let mut own_attrs = Vec::new();
+                            let mut facts = LogFacts::of(&r, &mut own_attrs);
+                            // Its size as received (prost's encoding may be shorter).
+                            facts.bytes = bytes.len() as u64;
+                            self.observe_log(&mut svc, &facts, &own_attrs, received, resource_hash);
+                        }
+                        // Not reached for checked bytes; the record is counted, unread.
+                        Err(_) => {
+                            let facts = LogFacts {
+                                time_unix_nano: 0,
+                                observed_time_unix_nano: 0,
+                                bytes: bytes.len() as u64,
+                                severity_number: 0,
+                                severity_text: "",
+                                body: ValueRef::Empty,
+                            };
+                            self.observe_log(&mut svc, &facts, &[], received, resource_hash);
+                        }
+                    }
+                }
+            }
+            self.services.insert(name, svc);
+        }
+        true
+    }
+
     fn observe_resource(&mut self, resource: Option<&Resource>, items: u64, t: u64, sig: Sig) {
         if items == 0 {
             return;
@@ -456,7 +645,8 @@ impl Accumulator {
             Sig::Metrics => &mut svc.summary.metrics.attributes.resource,
         };
         if let Some(r) = resource {
-            observe_attributes(attrs, &r.attributes, items, t, cap, &mut evicted, &key);
+            let refs = r.attributes.iter().map(AttrRef::of);
+            observe_attributes(attrs, refs, items, t, cap, &mut evicted, &key);
         }
         self.evicted_keys += evicted;
     }
@@ -464,7 +654,8 @@ impl Accumulator {
     fn observe_log(
         &mut self,
         svc: &mut ServiceState,
-        r: &LogRecord,
+        r: &LogFacts<'_>,
+        attrs: &[AttrRef<'_>],
         received: u64,
         resource_hash: u64,
     ) {
@@ -475,7 +666,7 @@ impl Accumulator {
         } else {
             received
         };
-        let bytes = r.encoded_len() as u64;
+        let bytes = r.bytes;
         let cap = self.limits.max_attribute_keys;
         let mut body = std::mem::take(&mut self.body);
         let mut sev_key = std::mem::take(&mut self.severity_key);
@@ -483,14 +674,14 @@ impl Accumulator {
         let mut evicted_keys = 0;
         let mut evicted_templates = 0;
         let key = self.key;
-        let text = body_text(r.body.as_ref(), &mut body);
+        let text = body_text(r.body, &mut body);
         let logs = &mut svc.summary.logs;
         logs.volume.items += 1;
         logs.volume.bytes += bytes;
-        logs.severity.observe(r.severity_number, &r.severity_text);
+        logs.severity.observe(r.severity_number, r.severity_text);
         let attributes_hash = observe_attributes(
             &mut logs.attributes.item,
-            &r.attributes,
+            attrs.iter().copied(),
             1,
             t,
             cap,
@@ -575,18 +766,18 @@ impl Accumulator {
         let in_second = rate.1;
         let stats = &mut svc.slots[slot];
         stats.peak_per_second = stats.peak_per_second.max(in_second);
-        severity_class_key_into(r.severity_number, &r.severity_text, &mut sev_key);
+        severity_class_key_into(r.severity_number, r.severity_text, &mut sev_key);
         add_severity_class(&mut stats.severities, &sev_key, &Volume { items: 1, bytes });
         stats.duplicates += u64::from(repeat);
         stats.count += 1;
         stats.bytes += bytes;
-        stats.severity.observe(r.severity_number, &r.severity_text);
+        stats.severity.observe(r.severity_number, r.severity_text);
         stats.seen.observe(t);
-        for kv in &r.attributes {
+        for kv in attrs {
             if stats.attribute_keys.len() < MAX_KEYS_PER_ENTRY
-                && !stats.attribute_keys.contains(kv.key.as_str())
+                && !stats.attribute_keys.contains(kv.key)
             {
-                stats.attribute_keys.insert(kv.key.clone());
+                stats.attribute_keys.insert(kv.key.to_string());
             }
         }
         self.evicted_keys += evicted_keys;
@@ -700,7 +891,7 @@ impl Accumulator {
             entry.series.insert_hash(key.hash(&series.to_le_bytes()));
             observe_attributes(
                 &mut metrics.attributes.item,
-                attrs,
+                attrs.iter().map(AttrRef::of),
                 1,
                 t,
                 cap_keys,

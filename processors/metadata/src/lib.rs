@@ -33,6 +33,7 @@ pub mod extract;
 pub mod key;
 pub mod mask;
 pub mod processor;
+mod raw;
 mod redact;
 mod shapes;
 pub mod sketch;

@@ -96,7 +96,7 @@ impl Record for RawLogView<'_> {
         let r = self.record;
         match field {
             Field::Record(path) => attribute(self.attributes, path),
-            Field::Well(WellKnown::Body) => match r.body?.field_value()? {
+            Field::Well(WellKnown::Body) => match crate::raw::field_value(r.body?)? {
                 FieldValue::Str("") => None,
                 v => Some(v),
             },
@@ -126,7 +126,7 @@ pub fn evaluate_logs_encoded(set: &PolicySet, buf: &[u8], now: Instant) -> Optio
     v.transforms.reserve(layout.items.len());
     let mut attributes = Vec::new();
     for scope in &layout.scopes {
-        let (ctx, records) = layout.scope(scope);
+        let (ctx, records) = crate::raw::scope(&layout, scope);
         for &bytes in records {
             if let Some(record) = RawLog::parse(bytes, &mut attributes) {
                 let view = RawLogView {

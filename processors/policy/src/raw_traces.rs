@@ -230,7 +230,7 @@ pub fn evaluate_traces_encoded(set: &PolicySet, buf: &[u8]) -> Option<TraceVerdi
     v.spans.reserve(layout.items.len());
     let mut parts = SpanParts::default();
     for scope in &layout.scopes {
-        let (ctx, spans) = layout.scope(scope);
+        let (ctx, spans) = crate::raw::scope(&layout, scope);
         for &bytes in spans {
             if let Some(span) = RawSpan::parse(bytes, &mut parts) {
                 let view = RawSpanView {
