@@ -16,6 +16,7 @@ use weir_api::otlp::common::v1::{any_value::Value, AnyValue, KeyValue};
 use weir_api::otlp::logs::v1::LogRecord;
 use weir_api::otlp::metrics::v1::{metric::Data, number_data_point, Metric};
 use weir_api::otlp::resource::v1::Resource;
+use weir_api::otlp::trace::v1::Span;
 use weir_api::{Batch, Payload, Signal};
 
 use crate::drain::{MinerConfig, TemplateMiner};
@@ -450,9 +451,14 @@ impl Accumulator {
             .map_or_else(|_| now_nanos(), |d| d.as_nanos() as u64);
         // A logs request nobody decoded yet is summarised from its bytes: decoding it would
         // cost more than the summary, and the forwarded batch never needs it.
-        if batch.signal() == Signal::Logs && !batch.is_decoded() {
+        if !batch.is_decoded() {
             if let Some(bytes) = batch.original_bytes() {
-                if self.observe_logs_encoded(bytes, received) {
+                let done = match batch.signal() {
+                    Signal::Logs => self.observe_logs_encoded(bytes, received),
+                    Signal::Traces => self.observe_traces_encoded(bytes, received),
+                    Signal::Metrics => false,
+                };
+                if done {
                     return;
                 }
             }
@@ -498,62 +504,17 @@ impl Accumulator {
                     .filter(|s| !s.parent_span_id.is_empty())
                     .map(|s| s.parent_span_id.as_slice())
                     .collect();
+                let mut attrs = Vec::new();
                 for rs in &req.resource_spans {
                     let n: u64 = rs.scope_spans.iter().map(|s| s.spans.len() as u64).sum();
-                    self.observe_resource(rs.resource.as_ref(), n, received, Sig::Traces);
-                    let (cap_keys, cap_names) =
-                        (self.limits.max_attribute_keys, self.limits.max_names);
-                    let mut evicted = 0;
-                    let mut masked = std::mem::take(&mut self.masked);
-                    let mut name = std::mem::take(&mut self.span_name);
-                    let masker = self.masker.clone();
-                    let key = self.key;
-                    let svc = self.service(service_name(rs.resource.as_ref()));
-                    for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
-                        // Span names can carry ids ("GET /users/123"): keep them masked.
-                        masker.mask_into(&span.name, &mut masked);
-                        masked.write_joined(&mut name);
-                        let t = if span.start_time_unix_nano > 0 {
-                            span.start_time_unix_nano
-                        } else {
-                            received
-                        };
-                        let bytes = span.encoded_len() as u64;
-                        let traces = &mut svc.summary.traces;
-                        traces.volume.items += 1;
-                        traces.volume.bytes += bytes;
-                        observe_attributes(
-                            &mut traces.attributes.item,
-                            span.attributes.iter().map(AttrRef::of),
-                            1,
-                            t,
-                            cap_keys,
-                            &mut evicted,
-                            &key,
-                        );
-                        let entry = match traces.spans.get_mut(name.as_str()) {
-                            Some(e) => e,
-                            None => {
-                                if traces.spans.len() >= cap_names {
-                                    evict_least_recent(&mut traces.spans, |s: &SpanSummary| {
-                                        s.seen.last_unix_nano
-                                    });
-                                    evicted += 1;
-                                }
-                                traces.spans.entry(name.clone()).or_default()
-                            }
-                        };
-                        observe_span(
-                            entry,
-                            span,
-                            bytes,
-                            t,
-                            parents.contains(span.span_id.as_slice()),
-                        );
-                    }
-                    self.evicted_keys += evicted;
-                    self.masked = masked;
-                    self.span_name = name;
+                    let resource = rs.resource.as_ref();
+                    self.observe_resource(resource, n, received, Sig::Traces);
+                    let spans = rs.scope_spans.iter().flat_map(|s| &s.spans);
+                    self.observe_spans(resource, received, &parents, |each| {
+                        for span in spans {
+                            each(&SpanFacts::of(span, &mut attrs), &attrs);
+                        }
+                    });
                 }
             }
             Payload::Metrics(req) => {
@@ -629,6 +590,107 @@ impl Accumulator {
             self.services.insert(name, svc);
         }
         true
+    }
+
+    /// Summarises the encoded traces request in `buf` as [`Self::observe`] summarises its
+    /// prost decoding; `false`, with nothing summarised, when its resource and scope levels
+    /// cannot be read.
+    fn observe_traces_encoded(&mut self, buf: &[u8], received: u64) -> bool {
+        let Some(layout) = weir_api::wire_read::layout(buf) else {
+            return false;
+        };
+        let parents: FxHashSet<&[u8]> = layout
+            .items
+            .iter()
+            .map(|span| crate::raw::parent_span_id(span))
+            .filter(|p| !p.is_empty())
+            .collect();
+        let mut attrs = Vec::new();
+        let mut scopes = layout.scopes.as_slice();
+        for (i, entry) in layout.resources.iter().enumerate() {
+            let own = scopes.iter().take_while(|s| s.resource == i).count();
+            let (mine, rest) = scopes.split_at(own);
+            scopes = rest;
+            let n: u64 = mine.iter().map(|s| s.items.len() as u64).sum();
+            let resource = entry.resource.as_ref();
+            self.observe_resource(resource, n, received, Sig::Traces);
+            let spans = mine
+                .iter()
+                .flat_map(|s| layout.items.get(s.items.clone()).unwrap_or(&[]));
+            self.observe_spans(resource, received, &parents, |each| {
+                for &bytes in spans {
+                    if let Some(facts) = crate::raw::span(bytes, &mut attrs) {
+                        each(&facts, &attrs);
+                        continue;
+                    }
+                    // A span prost would merge fields of: read from prost's decoding.
+                    let Ok(span) = Span::decode(bytes) else {
+                        // Not reached for checked bytes.
+                        continue;
+                    };
+                    let mut own_attrs = Vec::new();
+                    let mut facts = SpanFacts::of(&span, &mut own_attrs);
+                    facts.bytes = bytes.len() as u64;
+                    each(&facts, &own_attrs);
+                }
+            });
+        }
+        true
+    }
+
+    /// Summarises the spans of one resource: `spans` calls its argument once per span.
+    fn observe_spans(
+        &mut self,
+        resource: Option<&Resource>,
+        received: u64,
+        parents: &FxHashSet<&[u8]>,
+        spans: impl FnOnce(&mut dyn FnMut(&SpanFacts<'_>, &[AttrRef<'_>])),
+    ) {
+        let (cap_keys, cap_names) = (self.limits.max_attribute_keys, self.limits.max_names);
+        let mut evicted = 0;
+        let mut masked = std::mem::take(&mut self.masked);
+        let mut name = std::mem::take(&mut self.span_name);
+        let masker = self.masker.clone();
+        let key = self.key;
+        let svc = self.service(service_name(resource));
+        spans(&mut |span, attrs| {
+            // Span names can carry ids ("GET /users/123"): keep them masked.
+            masker.mask_into(span.name, &mut masked);
+            masked.write_joined(&mut name);
+            let t = if span.start_time_unix_nano > 0 {
+                span.start_time_unix_nano
+            } else {
+                received
+            };
+            let traces = &mut svc.summary.traces;
+            traces.volume.items += 1;
+            traces.volume.bytes += span.bytes;
+            observe_attributes(
+                &mut traces.attributes.item,
+                attrs.iter().copied(),
+                1,
+                t,
+                cap_keys,
+                &mut evicted,
+                &key,
+            );
+            let entry = match traces.spans.get_mut(name.as_str()) {
+                Some(e) => e,
+                None => {
+                    if traces.spans.len() >= cap_names {
+                        evict_least_recent(&mut traces.spans, |s: &SpanSummary| {
+                            s.seen.last_unix_nano
+                        });
+                        evicted += 1;
+                    }
+                    traces.spans.entry(name.clone()).or_default()
+                }
+            };
+            observe_span(entry, span, attrs, t, parents.contains(span.span_id));
+        });
+        self.evicted_keys += evicted;
+        self.masked = masked;
+        self.span_name = name;
     }
 
     fn observe_resource(&mut self, resource: Option<&Resource>, items: u64, t: u64, sig: Sig) {
@@ -1008,13 +1070,45 @@ fn hist_hash(count: u64, sum: f64, key: &SketchKey) -> u64 {
     key.hash_tagged(7, &b)
 }
 
+/// What the summariser reads of a span besides its attributes.
+pub(crate) struct SpanFacts<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) span_id: &'a [u8],
+    pub(crate) parent_span_id: &'a [u8],
+    pub(crate) kind: i32,
+    pub(crate) status_code: i32,
+    pub(crate) start_time_unix_nano: u64,
+    pub(crate) end_time_unix_nano: u64,
+    /// Encoded size of the span.
+    pub(crate) bytes: u64,
+}
+
+impl<'a> SpanFacts<'a> {
+    /// The facts of a decoded span, with its attributes into `attrs` (cleared first).
+    pub(crate) fn of(span: &'a Span, attrs: &mut Vec<AttrRef<'a>>) -> Self {
+        attrs.clear();
+        attrs.extend(span.attributes.iter().map(AttrRef::of));
+        SpanFacts {
+            name: &span.name,
+            span_id: &span.span_id,
+            parent_span_id: &span.parent_span_id,
+            kind: span.kind,
+            status_code: span.status.as_ref().map_or(0, |s| s.code),
+            start_time_unix_nano: span.start_time_unix_nano,
+            end_time_unix_nano: span.end_time_unix_nano,
+            bytes: span.encoded_len() as u64,
+        }
+    }
+}
+
 fn observe_span(
     entry: &mut SpanSummary,
-    span: &weir_api::otlp::trace::v1::Span,
-    bytes: u64,
+    span: &SpanFacts<'_>,
+    attrs: &[AttrRef<'_>],
     t: u64,
     has_child: bool,
 ) {
+    let bytes = span.bytes;
     entry.volume.items += 1;
     entry.volume.bytes += bytes;
     match span.kind {
@@ -1025,7 +1119,7 @@ fn observe_span(
         5 => entry.kinds.consumer += 1,
         _ => entry.kinds.unspecified += 1,
     }
-    match span.status.as_ref().map_or(0, |s| s.code) {
+    match span.status_code {
         1 => entry.status.ok += 1,
         2 => entry.status.error += 1,
         _ => entry.status.unset += 1,
@@ -1041,11 +1135,10 @@ fn observe_span(
         entry.childless_in_batch += 1;
     }
     entry.seen.observe(t);
-    for kv in &span.attributes {
-        if entry.attribute_keys.len() < MAX_KEYS_PER_ENTRY
-            && !entry.attribute_keys.contains(kv.key.as_str())
+    for kv in attrs {
+        if entry.attribute_keys.len() < MAX_KEYS_PER_ENTRY && !entry.attribute_keys.contains(kv.key)
         {
-            entry.attribute_keys.insert(kv.key.clone());
+            entry.attribute_keys.insert(kv.key.to_string());
         }
     }
 }

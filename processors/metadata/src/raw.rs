@@ -10,7 +10,7 @@
 
 use weir_api::wire_read::{fields, utf8, Wire};
 
-use crate::extract::{AttrRef, LogFacts, Nested, ValueRef};
+use crate::extract::{AttrRef, LogFacts, Nested, SpanFacts, ValueRef};
 
 /// Reads an `AnyValue` (the last member wins, as in prost); `None` where prost would merge
 /// two lists, or for a member other than the eight the summariser reads.
@@ -117,4 +117,63 @@ pub(crate) fn record<'a>(buf: &'a [u8], attrs: &mut Vec<AttrRef<'a>>) -> Option<
         }
     }
     Some(r)
+}
+
+/// The last `parent_span_id` of an encoded `Span` (empty when it has none or cannot be
+/// read), as prost keeps the last occurrence of a bytes field.
+pub(crate) fn parent_span_id(buf: &[u8]) -> &[u8] {
+    let mut parent: &[u8] = b"";
+    for f in fields(buf) {
+        match f {
+            Some((4, Wire::Len(b))) => parent = b,
+            Some(_) => {}
+            None => return b"",
+        }
+    }
+    parent
+}
+
+/// Reads a `Span`, its attributes into `attrs` (cleared first).
+pub(crate) fn span<'a>(buf: &'a [u8], attrs: &mut Vec<AttrRef<'a>>) -> Option<SpanFacts<'a>> {
+    attrs.clear();
+    let mut s = SpanFacts {
+        name: "",
+        span_id: b"",
+        parent_span_id: b"",
+        kind: 0,
+        status_code: 0,
+        start_time_unix_nano: 0,
+        end_time_unix_nano: 0,
+        bytes: buf.len() as u64,
+    };
+    for f in fields(buf) {
+        match f? {
+            (2, Wire::Len(b)) => s.span_id = b,
+            (4, Wire::Len(b)) => s.parent_span_id = b,
+            (5, Wire::Len(b)) => s.name = utf8(b)?,
+            // An enum: prost keeps the varint's low 32 bits.
+            (6, Wire::Varint(k)) => s.kind = k as i32,
+            (7, Wire::Fixed64(t)) => s.start_time_unix_nano = t,
+            (8, Wire::Fixed64(t)) => s.end_time_unix_nano = t,
+            (9, Wire::Len(b)) => attrs.push(key_value(b)?),
+            // Several statuses merge: the last code set wins.
+            (15, Wire::Len(b)) => {
+                for f in fields(b) {
+                    match f? {
+                        (3, Wire::Varint(code)) => s.status_code = code as i32,
+                        (2, Wire::Len(_)) => {}
+                        (2 | 3, _) => return None,
+                        _ => {}
+                    }
+                }
+            }
+            // Trace id, trace state, dropped counts, events, links, flags: not read.
+            (1 | 3 | 11 | 13, Wire::Len(_))
+            | (10 | 12 | 14, Wire::Varint(_))
+            | (16, Wire::Fixed32) => {}
+            (1..=16, _) => return None,
+            _ => {}
+        }
+    }
+    Some(s)
 }

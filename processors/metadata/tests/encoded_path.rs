@@ -310,3 +310,153 @@ fn records_prost_would_merge_are_summarised_as_prost_decodes_them() {
     assert!(text.contains(": first,second}"), "{text}");
     assert!(text.contains("{int}"), "{text}");
 }
+
+mod traces {
+    use super::*;
+    use weir_api::otlp::collector::trace::v1::ExportTraceServiceRequest;
+    use weir_api::otlp::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
+
+    const NAMES: &[&str] = &[
+        "GET /api/v1/orders/{id}",
+        "GET /users/alice@corp.com/cards",
+        "SELECT orders",
+        "SELECT * FROM users WHERE name = 'Jane Doe'",
+        "cache.get",
+        "",
+    ];
+
+    fn span(rng: &mut Rng, ids: &[[u8; 8]], i: usize) -> Span {
+        Span {
+            trace_id: vec![7; 16],
+            span_id: ids[i].to_vec(),
+            parent_span_id: match rng.below(3) {
+                0 => vec![],
+                1 => ids[rng.below(ids.len() as u64) as usize].to_vec(),
+                _ => rng.next().to_le_bytes().to_vec(),
+            },
+            name: NAMES[rng.below(NAMES.len() as u64) as usize].into(),
+            kind: rng.below(7) as i32,
+            start_time_unix_nano: rng.below(3) * 1_700_000_000_000_000_000,
+            end_time_unix_nano: 1_700_000_000_000_000_000 + rng.below(2_000_000_000),
+            attributes: (0..rng.below(5))
+                .map(|i| {
+                    kv(
+                        ["http.route", "db.statement", "peer", "k"][i as usize % 4],
+                        value(rng, 1),
+                    )
+                })
+                .collect(),
+            events: (0..rng.below(3))
+                .map(|_| span::Event {
+                    name: "exception".into(),
+                    ..Default::default()
+                })
+                .collect(),
+            links: (0..rng.below(2))
+                .map(|_| span::Link {
+                    trace_id: vec![1; 16],
+                    span_id: vec![2; 8],
+                    ..Default::default()
+                })
+                .collect(),
+            status: match rng.below(4) {
+                0 => None,
+                n => Some(Status {
+                    message: if n == 2 { "boom".into() } else { String::new() },
+                    code: (n - 1) as i32,
+                }),
+            },
+            ..Default::default()
+        }
+    }
+
+    fn request(seed: u64) -> ExportTraceServiceRequest {
+        let mut rng = Rng(seed | 1);
+        let ids: Vec<[u8; 8]> = (0..30).map(|_| rng.next().to_le_bytes()).collect();
+        let services = [Some("checkout"), Some("cart"), None];
+        let mut next = 0;
+        ExportTraceServiceRequest {
+            resource_spans: (0..1 + rng.below(3))
+                .map(|r| ResourceSpans {
+                    resource: resource(services[rng.below(3) as usize], &format!("n{r}")),
+                    scope_spans: (0..1 + rng.below(2))
+                        .map(|_| ScopeSpans {
+                            spans: (0..rng.below(10))
+                                .map(|_| {
+                                    next += 1;
+                                    span(&mut rng, &ids, next % ids.len())
+                                })
+                                .collect(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn in_place_span_summary_equals_the_decoded_one() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_700_000_100);
+        for seed in 1..=300u64 {
+            let bytes = request(seed * 104_729).encode_to_vec();
+            let mut encoded = Batch::decode(Signal::Traces, Bytes::from(bytes.clone())).unwrap();
+            encoded.context.received_at = at;
+            let req = ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap();
+            let mut decoded = Batch::new(Payload::Traces(req));
+            decoded.context.received_at = at;
+            let summary = |b: &Batch| {
+                let h = MetadataHandle::new(&MetadataConfig::default());
+                h.observe(b);
+                serde_json::to_string(&h.take()).unwrap()
+            };
+            let a = summary(&encoded);
+            assert!(
+                !encoded.is_decoded(),
+                "seed {seed}: the summariser decoded the batch"
+            );
+            assert_eq!(a, summary(&decoded), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn merged_statuses_keep_the_last_code_as_prost_does() {
+        let base = Span {
+            span_id: vec![1; 8],
+            name: "op".into(),
+            status: Some(Status {
+                message: String::new(),
+                code: 2,
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        // A second status with a message and no code: the code stays ERROR after the merge.
+        let mut twice = base.clone();
+        field(
+            &mut twice,
+            15,
+            &Status {
+                message: "m".into(),
+                code: 0,
+            }
+            .encode_to_vec(),
+        );
+        let mut scope = Vec::new();
+        field(&mut scope, 2, &twice);
+        let mut rs = Vec::new();
+        field(&mut rs, 2, &scope);
+        let mut req = Vec::new();
+        field(&mut req, 1, &rs);
+        let batch = Batch::decode(Signal::Traces, Bytes::from(req.clone())).unwrap();
+        let h = MetadataHandle::new(&MetadataConfig::default());
+        h.observe(&batch);
+        let s = serde_json::to_value(h.take()).unwrap();
+        let op = &s["services"]["unknown_service"]["traces"]["spans"]["op"];
+        assert_eq!(op["status"]["error"], 1, "{op}");
+        let decoded = ExportTraceServiceRequest::decode(req.as_slice()).unwrap();
+        let span = &decoded.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(span.status.as_ref().unwrap().code, 2);
+    }
+}
