@@ -20,10 +20,11 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
-echo "== Prometheus and node_exporter for the Prometheus tests (Debian packages; the tests start their own on loopback)"
-if ! command -v prometheus >/dev/null 2>&1 || ! command -v prometheus-node-exporter >/dev/null 2>&1; then
+echo "== Prometheus, node_exporter and the Python Prometheus client (an OpenMetrics target) for the Prometheus tests (Debian packages; the tests start their own on loopback)"
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v prometheus-node-exporter >/dev/null 2>&1 \
+  || ! /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-node-exporter >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-node-exporter python3-prometheus-client >/dev/null
 fi
 
 echo "== python test clients"

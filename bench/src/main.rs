@@ -3,6 +3,7 @@
 
 mod generate;
 mod load;
+mod prom;
 mod raw;
 mod runner;
 mod scan;
@@ -32,6 +33,22 @@ struct Cli {
 enum Command {
     /// Run scenarios against one or more targets and print a side-by-side report.
     Run(Box<RunArgs>),
+    /// The prometheus receiver's scrape + convert path on one thread, against a scaled
+    /// node_exporter payload served from loopback (see BENCHMARKS.md).
+    PromScrape {
+        /// A recorded /metrics payload.
+        #[arg(long, default_value = "bench/data/node_exporter.txt")]
+        payload: PathBuf,
+        /// Each series is repeated this many times (extra label `replica`).
+        #[arg(long, default_value_t = 200)]
+        scale: usize,
+        /// Measured time per run.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Runs (the last line is the median).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
     /// Run only the counting sink, printing counts every second.
     Sink {
         /// Address to listen on.
@@ -301,6 +318,43 @@ async fn main() -> anyhow::Result<()> {
             if fail && !lossless {
                 bail!("data was lost in at least one run");
             }
+        }
+        Command::PromScrape {
+            payload,
+            scale,
+            duration,
+            repeat,
+        } => {
+            let mut rates = Vec::new();
+            let mut cpu_rates = Vec::new();
+            for i in 0..repeat.max(1) {
+                let payload = payload.clone();
+                let r = std::thread::spawn(move || prom::run(&payload, scale, duration))
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("the scrape thread panicked"))??;
+                let total = (r.samples_per_scrape * r.scrapes) as f64;
+                let rate = total / r.elapsed.as_secs_f64();
+                let cpu_rate = total / r.cpu.as_secs_f64().max(1e-9);
+                println!(
+                    "run {}: {} samples/scrape ({} bytes), {} scrapes in {:.2?}, {:.1} ms/scrape, {} OTLP points/scrape, {:.0} samples/s wall, {:.0} samples/s per CPU-second of the scrape thread",
+                    i + 1,
+                    r.samples_per_scrape,
+                    r.body_bytes,
+                    r.scrapes,
+                    r.elapsed,
+                    r.elapsed.as_secs_f64() * 1000.0 / r.scrapes.max(1) as f64,
+                    r.points / r.scrapes.max(1),
+                    rate,
+                    cpu_rate,
+                );
+                rates.push(rate);
+                cpu_rates.push(cpu_rate);
+            }
+            println!(
+                "median: {:.0} samples/s wall, {:.0} samples/s per CPU-second (one thread)",
+                median(rates),
+                median(cpu_rates)
+            );
         }
         Command::Sink { listen, duration } => {
             let s = sink::Sink::start(listen.parse()?).await?;

@@ -40,6 +40,13 @@
 //!             - { source_labels: [__name__], regex: 'go_.*', action: drop }
 //! ```
 //!
+//! Targets are asked for OpenMetrics first and the text format 0.0.4 after, as Prometheus
+//! asks; the answer's `Content-Type` picks the parser ([`text`]). OpenMetrics `_created`
+//! samples become start times, exemplars stay on their points (`trace_id`/`span_id` as
+//! ids, other labels as filtered attributes), units become the metric's unit, `info` and
+//! `stateset` families become non-monotonic sums, and `gaugehistogram` families are
+//! dropped, as the Collector does.
+//!
 //! Each scrape becomes one batch: one resource per target (`service.name` = job,
 //! `service.instance.id` = instance, `server.address`, `server.port`, `url.scheme`), the
 //! target's other labels and the sample's labels as point attributes (a scraped label that
@@ -63,9 +70,9 @@
 //!
 //! Not supported yet (refused with their path): the `hashmod` relabel action, service
 //! discovery other than `static_configs` and `file_sd_configs`, `oauth2`, `proxy_url`,
-//! `follow_redirects`; not supported: the OpenMetrics format (targets are asked for text
-//! 0.0.4), native histograms.
+//! `follow_redirects`; not supported: native histograms.
 
+mod convert;
 pub mod discovery;
 pub mod relabel;
 pub mod text;
@@ -87,9 +94,7 @@ use tokio_util::sync::CancellationToken;
 use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use weir_api::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use weir_api::otlp::metrics::v1::{
-    metric, number_data_point, summary_data_point::ValueAtQuantile, Gauge, Histogram,
-    HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary,
-    SummaryDataPoint,
+    metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
 };
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::{
@@ -98,11 +103,13 @@ use weir_api::{
     StartError,
 };
 
-use text::FamilyType;
-
 /// The scope the Collector's receiver names its metrics with.
 pub const SCOPE_NAME: &str =
     "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/prometheusreceiver";
+
+/// What a scrape asks for, as Prometheus does: OpenMetrics 1.0.0, then 0.0.1, then text
+/// 0.0.4.
+pub const ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 /// Scrape bodies are cut at this size unless `body_size_limit` says otherwise.
 pub const DEFAULT_BODY_LIMIT: u64 = 64 << 20;
@@ -932,7 +939,7 @@ async fn run_job(id: ComponentId, job: Arc<Job>, client: HttpClient, consumer: A
                 target,
                 client: client.clone(),
                 consumer: consumer.clone(),
-                series: HashMap::new(),
+                conv: convert::Converter::default(),
                 post_relabel: 0,
             };
             set.spawn(scraper.run(stop.clone()));
@@ -946,14 +953,119 @@ async fn run_job(id: ComponentId, job: Arc<Job>, client: HttpClient, consumer: A
     }
 }
 
-/// What one series' last point was, for start times, resets and staleness.
-struct SeriesState {
-    kind: FamilyType,
-    family: String,
-    attributes: Vec<KeyValue>,
-    start_ns: u64,
-    /// The last value (counters), or count (histograms, summaries): a drop is a reset.
-    last: f64,
+/// One target scraped on demand, outside a pipeline (benchmarks, tools): the receiver's own
+/// fetch, parse and conversion, with its series state kept from one scrape to the next.
+pub struct ScrapeOnce {
+    scraper: Scraper,
+}
+
+impl ScrapeOnce {
+    /// The first static target of the first job of a receiver config (`{config: ...}`),
+    /// scraped over plain HTTP or with the system's roots.
+    pub fn new(config: &serde_json::Value) -> Result<ScrapeOnce, ConfigErrors> {
+        let targets = {
+            let jobs = parse_jobs(config, "prometheus")?;
+            let mut errors = ConfigErrors::default();
+            let t = jobs
+                .first()
+                .and_then(|j| j.static_targets(&mut errors).into_iter().next());
+            errors.into_result(t)?
+        };
+        let target = targets.ok_or_else(|| {
+            ConfigErrors(vec![weir_api::ConfigError::new(
+                "prometheus.config.scrape_configs",
+                "no static target",
+            )])
+        })?;
+        struct Discard;
+        #[async_trait]
+        impl Consumer for Discard {
+            async fn consume(&self, _: Batch) -> Result<(), weir_api::ConsumeError> {
+                Ok(())
+            }
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let tls = weir_tls::ClientTls::plaintext();
+        Ok(ScrapeOnce {
+            scraper: Scraper {
+                id: ComponentId::parse("prometheus")
+                    .map_err(|e| ConfigErrors(vec![weir_api::ConfigError::new("prometheus", e)]))?,
+                target,
+                client: Client::builder(TokioExecutor::new())
+                    .build(tls.https_connector_with(connector, weir_tls::HttpVersions::Http1And2)),
+                consumer: Arc::new(Discard),
+                conv: convert::Converter::default(),
+                post_relabel: 0,
+            },
+        })
+    }
+
+    /// Scrapes once: the batch the receiver would send, and how many samples the target
+    /// served (0 when the scrape failed).
+    pub async fn scrape(&mut self) -> (ExportMetricsServiceRequest, usize) {
+        let (metrics, n) = self.scraper.scrape().await;
+        (self.scraper.request(metrics), n)
+    }
+}
+
+/// Parses `body` in `format` and converts it twice, as two scrapes of the same body by a
+/// target with a label `env` (metric relabelling renames `x_(.*)` to `$1` and drops
+/// `drop_.*`). Returns the samples parsed and, per conversion, the series added and the
+/// stale points: a second scrape of the same body must add none and mark none stale.
+/// For the fuzz target and tests.
+pub fn parse_and_convert_twice(
+    body: &str,
+    format: text::Format,
+) -> Result<(usize, [(usize, usize); 2]), text::ParseError> {
+    let e = text::parse_as(body, format, 0)?;
+    let mut errors = ConfigErrors::default();
+    let rules: Vec<relabel::RelabelConfig> = serde_json::from_value(serde_json::json!([
+        {"source_labels": ["__name__"], "regex": "x_(.*)", "target_label": "__name__"},
+        {"source_labels": ["__name__"], "regex": "drop_.*", "action": "drop"},
+    ]))
+    .unwrap_or_default();
+    let target = Target {
+        job: "j".into(),
+        instance: "127.0.0.1:9".into(),
+        url: http::Uri::from_static("http://127.0.0.1:9/metrics"),
+        scheme: "http".into(),
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+        honor_labels: false,
+        honor_timestamps: true,
+        sample_limit: 0,
+        body_limit: DEFAULT_BODY_LIMIT,
+        labels: vec![("env".into(), "p".into())],
+        auth: None,
+        metric_relabel: Arc::new(relabel::compile(&rules, "r", &mut errors)),
+    };
+    let mut conv = convert::Converter::default();
+    let mut out = [(0, 0); 2];
+    for (i, time) in [1_000u64, 2_000].into_iter().enumerate() {
+        let c = conv.convert(&target, &e, time);
+        let stale = c
+            .metrics
+            .iter()
+            .map(|m| match &m.data {
+                Some(metric::Data::Gauge(g)) => {
+                    g.data_points.iter().filter(|p| p.flags & 1 == 1).count()
+                }
+                Some(metric::Data::Sum(g)) => {
+                    g.data_points.iter().filter(|p| p.flags & 1 == 1).count()
+                }
+                Some(metric::Data::Histogram(g)) => {
+                    g.data_points.iter().filter(|p| p.flags & 1 == 1).count()
+                }
+                Some(metric::Data::Summary(g)) => {
+                    g.data_points.iter().filter(|p| p.flags & 1 == 1).count()
+                }
+                _ => 0,
+            })
+            .sum();
+        out[i] = (c.added, stale);
+    }
+    Ok((e.samples.len(), out))
 }
 
 struct Scraper {
@@ -961,8 +1073,8 @@ struct Scraper {
     target: Target,
     client: HttpClient,
     consumer: Arc<dyn Consumer>,
-    /// Series of the last successful scrape, by family name and sorted attributes.
-    series: HashMap<String, SeriesState>,
+    /// Series state and the per-series cache.
+    conv: convert::Converter,
     /// Samples the last scrape kept after `metric_relabel_configs`.
     post_relabel: usize,
 }
@@ -1029,44 +1141,7 @@ impl Scraper {
                 }
                 _ = ticker.tick() => {}
             }
-            let started = Instant::now();
-            let time = now_ns();
-            let result = self.fetch().await;
-            self.post_relabel = 0;
-            let (mut metrics, up, scraped, added) = match result {
-                Ok(text) => match text::parse(&text, self.target.sample_limit) {
-                    Ok(exposition) => {
-                        let n = exposition.samples.len();
-                        let (metrics, added) = self.convert(exposition, time);
-                        (metrics, 1.0, n, added)
-                    }
-                    Err(source) => {
-                        let e = ScrapeError::Parse {
-                            url: self.target.url.to_string(),
-                            source,
-                        };
-                        tracing::warn!(receiver = %self.id, job = %self.target.job, error = %e, "scrape failed");
-                        (self.stale_all(time), 0.0, 0, 0)
-                    }
-                },
-                Err(e) => {
-                    tracing::warn!(receiver = %self.id, job = %self.target.job, error = %e, "scrape failed");
-                    (self.stale_all(time), 0.0, 0, 0)
-                }
-            };
-            let duration = started.elapsed().as_secs_f64();
-            for (name, value) in [
-                ("up", up),
-                ("scrape_duration_seconds", duration),
-                ("scrape_samples_scraped", scraped as f64),
-                (
-                    "scrape_samples_post_metric_relabeling",
-                    self.post_relabel as f64,
-                ),
-                ("scrape_series_added", added as f64),
-            ] {
-                metrics.push(gauge_metric(name, value, time, self.target_attributes()));
-            }
+            let (metrics, _) = self.scrape().await;
             let batch = self.batch(metrics);
             if let Err(e) = self.consumer.consume(batch).await {
                 tracing::warn!(receiver = %self.id, job = %self.target.job, error = %e, "the pipeline did not take a scrape; it is dropped");
@@ -1074,9 +1149,58 @@ impl Scraper {
         }
     }
 
+    /// One scrape: the target's metrics (stale points when it failed) with `up` and the
+    /// `scrape_*` gauges, and how many samples it had.
+    async fn scrape(&mut self) -> (Vec<Metric>, usize) {
+        let started = Instant::now();
+        let time = now_ns();
+        let result = self.fetch().await;
+        self.post_relabel = 0;
+        let (mut metrics, up, scraped, added) = match result {
+            Ok((text, format)) => match text::parse_as(&text, format, self.target.sample_limit) {
+                Ok(exposition) => {
+                    let n = exposition.samples.len();
+                    let (metrics, added) = self.convert(exposition, time);
+                    (metrics, 1.0, n, added)
+                }
+                Err(source) => {
+                    let e = ScrapeError::Parse {
+                        url: self.target.url.to_string(),
+                        source,
+                    };
+                    tracing::warn!(receiver = %self.id, job = %self.target.job, error = %e, "scrape failed");
+                    (self.stale_all(time), 0.0, 0, 0)
+                }
+            },
+            Err(e) => {
+                tracing::warn!(receiver = %self.id, job = %self.target.job, error = %e, "scrape failed");
+                (self.stale_all(time), 0.0, 0, 0)
+            }
+        };
+        let duration = started.elapsed().as_secs_f64();
+        for (name, value) in [
+            ("up", up),
+            ("scrape_duration_seconds", duration),
+            ("scrape_samples_scraped", scraped as f64),
+            (
+                "scrape_samples_post_metric_relabeling",
+                self.post_relabel as f64,
+            ),
+            ("scrape_series_added", added as f64),
+        ] {
+            metrics.push(gauge_metric(name, value, time, self.target_attributes()));
+        }
+        (metrics, scraped)
+    }
+
     /// One batch: the target's resource and these metrics.
     fn batch(&self, metrics: Vec<Metric>) -> Batch {
-        Batch::new(Payload::Metrics(ExportMetricsServiceRequest {
+        Batch::new(Payload::Metrics(self.request(metrics)))
+    }
+
+    /// The request a batch of these metrics holds.
+    fn request(&self, metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
+        ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
                 resource: Some(self.resource()),
                 scope_metrics: vec![ScopeMetrics {
@@ -1090,7 +1214,7 @@ impl Scraper {
                 }],
                 ..Default::default()
             }],
-        }))
+        }
     }
 
     fn resource(&self) -> Resource {
@@ -1122,7 +1246,7 @@ impl Scraper {
             .collect()
     }
 
-    async fn fetch(&self) -> Result<String, ScrapeError> {
+    async fn fetch(&self) -> Result<(String, text::Format), ScrapeError> {
         let t = &self.target;
         let url = t.url.to_string();
         let http_err = |message: String| ScrapeError::Http {
@@ -1130,10 +1254,7 @@ impl Scraper {
             message,
         };
         let mut req = http::Request::get(t.url.clone())
-            .header(
-                http::header::ACCEPT,
-                "text/plain;version=0.0.4;q=1,*/*;q=0.1",
-            )
+            .header(http::header::ACCEPT, ACCEPT)
             .header(
                 http::header::USER_AGENT,
                 concat!("weir/", env!("CARGO_PKG_VERSION")),
@@ -1160,6 +1281,13 @@ impl Scraper {
             if status != http::StatusCode::OK {
                 return Err(http_err(format!("HTTP status {status}")));
             }
+            let format = text::Format::from_content_type(
+                response
+                    .headers()
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or(""),
+            );
             let gzip = response
                 .headers()
                 .get(http::header::CONTENT_ENCODING)
@@ -1188,12 +1316,14 @@ impl Scraper {
             } else {
                 body.to_vec()
             };
-            String::from_utf8(bytes).map_err(|e| {
-                http_err(format!(
-                    "body is not UTF-8 (at byte {})",
-                    e.utf8_error().valid_up_to()
-                ))
-            })
+            String::from_utf8(bytes)
+                .map(|text| (text, format))
+                .map_err(|e| {
+                    http_err(format!(
+                        "body is not UTF-8 (at byte {})",
+                        e.utf8_error().valid_up_to()
+                    ))
+                })
         };
         tokio::time::timeout(t.timeout, attempt)
             .await
@@ -1207,354 +1337,15 @@ impl Scraper {
 
     /// Marks every known series stale (a failed scrape) and forgets them.
     fn stale_all(&mut self, time: u64) -> Vec<Metric> {
-        let gone: Vec<SeriesState> = self.series.drain().map(|(_, s)| s).collect();
-        stale_metrics(gone, time)
-    }
-
-    /// A sample's whole label set: target labels, job, instance, the scraped labels (a
-    /// clash becomes `exported_<name>` unless `honor_labels`) and `__name__`.
-    fn merged(&self, name: &str, labels: &[(String, String)]) -> BTreeMap<String, String> {
-        let t = &self.target;
-        let mut out: BTreeMap<String, String> = t.labels.iter().cloned().collect();
-        out.insert("job".into(), t.job.clone());
-        out.insert("instance".into(), t.instance.clone());
-        for (k, v) in labels {
-            if out.contains_key(k) && !t.honor_labels {
-                out.insert(format!("exported_{k}"), v.clone());
-            } else {
-                out.insert(k.clone(), v.clone());
-            }
-        }
-        out.insert("__name__".into(), name.to_string());
-        out
-    }
-
-    /// Point attributes from a merged label set: without `__name__`, `skip` (`le`,
-    /// `quantile`), `__`-labels, empty values, and job/instance when they are the
-    /// resource's.
-    fn attributes_from(&self, labels: &BTreeMap<String, String>, skip: &str) -> Vec<KeyValue> {
-        let t = &self.target;
-        labels
-            .iter()
-            .filter(|(k, v)| {
-                let resource_says = match k.as_str() {
-                    "job" => **v == t.job,
-                    "instance" => **v == t.instance,
-                    _ => false,
-                };
-                !k.starts_with("__") && k.as_str() != skip && !v.is_empty() && !resource_says
-            })
-            .map(|(k, v)| string_kv(k, v))
-            .collect()
+        self.conv.stale_all(time)
     }
 
     /// Converts an exposition; returns the metrics and how many series are new.
     fn convert(&mut self, e: text::Exposition, time: u64) -> (Vec<Metric>, usize) {
-        // Family of each sample: its own name when typed, else the histogram/summary
-        // it is a part of, else an untyped family of its own.
-        let family_of = |name: &str| -> (String, FamilyType) {
-            if let Some(t) = e.types.get(name) {
-                return (name.to_string(), *t);
-            }
-            for suffix in ["_bucket", "_sum", "_count", "_created"] {
-                if let Some(base) = name.strip_suffix(suffix) {
-                    if let Some(t @ (FamilyType::Histogram | FamilyType::Summary)) =
-                        e.types.get(base)
-                    {
-                        return (base.to_string(), *t);
-                    }
-                }
-            }
-            (name.to_string(), FamilyType::Untyped)
-        };
-        // family -> (type, series key -> (attributes, aggregate)), in first-seen order.
-        let mut families: Vec<(String, FamilyType, FamilySeries)> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
-        let mut kept = 0;
-        for s in &e.samples {
-            let mut labels = self.merged(&s.name, &s.labels);
-            if !self.target.metric_relabel.is_empty()
-                && !relabel::apply(&self.target.metric_relabel, &mut labels)
-            {
-                continue;
-            }
-            let name = labels.get("__name__").cloned().unwrap_or_default();
-            if name.is_empty() {
-                continue;
-            }
-            kept += 1;
-            let (family, kind) = family_of(&name);
-            let skip = match kind {
-                FamilyType::Histogram => "le",
-                FamilyType::Summary => "quantile",
-                _ => "",
-            };
-            let attrs = self.attributes_from(&labels, skip);
-            let key = attrs
-                .iter()
-                .map(|kv| format!("{}\u{1}{}", kv.key, text_of(kv)))
-                .collect::<Vec<_>>()
-                .join("\u{2}");
-            let fi = *index.entry(family.clone()).or_insert_with(|| {
-                families.push((family.clone(), kind, Vec::new()));
-                families.len() - 1
-            });
-            let series = &mut families[fi].2;
-            let si = match series.iter().position(|(k, _, _)| *k == key) {
-                Some(i) => i,
-                None => {
-                    series.push((key, attrs, Agg::default()));
-                    series.len() - 1
-                }
-            };
-            let agg = &mut series[si].2;
-            if self.target.honor_timestamps && s.timestamp_ms.is_some() {
-                agg.ts = s.timestamp_ms;
-            }
-            let label = |n: &str| labels.get(n).map(String::as_str);
-            let suffix = &name[family.len()..];
-            match (kind, suffix) {
-                (FamilyType::Histogram, "_bucket") => {
-                    if let Some(le) = label("le").and_then(text::parse_float) {
-                        agg.buckets.push((le, s.value));
-                    }
-                }
-                (FamilyType::Summary, "") => {
-                    if let Some(q) = label("quantile").and_then(text::parse_float) {
-                        agg.quantiles.push((q, s.value));
-                    }
-                }
-                (FamilyType::Histogram | FamilyType::Summary, "_sum") => agg.sum = Some(s.value),
-                (FamilyType::Histogram | FamilyType::Summary, "_count") => {
-                    agg.count = Some(s.value)
-                }
-                (FamilyType::Histogram | FamilyType::Summary, _) => {}
-                _ => agg.value = Some(s.value),
-            }
-        }
-        let mut seen: HashMap<String, SeriesState> = HashMap::new();
-        let mut added = 0;
-        let mut out = Vec::new();
-        for (family, kind, series) in families {
-            let description = e.help.get(&family).cloned().unwrap_or_default();
-            let mut numbers = Vec::new();
-            let mut hists = Vec::new();
-            let mut sums = Vec::new();
-            for (key, attributes, agg) in series {
-                let ts = agg
-                    .ts
-                    .map(|ms| (ms.max(0) as u64) * 1_000_000)
-                    .unwrap_or(time);
-                let state_key = format!("{family}\u{3}{key}");
-                let level = match kind {
-                    FamilyType::Histogram | FamilyType::Summary => agg.count.unwrap_or(0.0),
-                    _ => agg.value.unwrap_or(0.0),
-                };
-                let start = match self.series.get(&state_key) {
-                    Some(prev) if level >= prev.last || level.is_nan() => prev.start_ns,
-                    Some(_) => ts, // reset
-                    None => {
-                        added += 1;
-                        ts
-                    }
-                };
-                seen.insert(
-                    state_key,
-                    SeriesState {
-                        kind,
-                        family: family.clone(),
-                        attributes: attributes.clone(),
-                        start_ns: start,
-                        last: level,
-                    },
-                );
-                match kind {
-                    FamilyType::Counter | FamilyType::Gauge | FamilyType::Untyped => {
-                        let Some(v) = agg.value else { continue };
-                        numbers.push(NumberDataPoint {
-                            attributes,
-                            start_time_unix_nano: if kind == FamilyType::Counter {
-                                start
-                            } else {
-                                0
-                            },
-                            time_unix_nano: ts,
-                            value: Some(number_data_point::Value::AsDouble(v)),
-                            ..Default::default()
-                        });
-                    }
-                    FamilyType::Histogram => {
-                        let mut buckets = agg.buckets;
-                        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-                        let mut bounds = Vec::new();
-                        let mut counts = Vec::new();
-                        let mut prev = 0.0;
-                        let mut inf = None;
-                        for (le, c) in &buckets {
-                            if le.is_infinite() && *le > 0.0 {
-                                inf = Some(*c);
-                                continue;
-                            }
-                            counts.push((c - prev).max(0.0) as u64);
-                            prev = *c;
-                            bounds.push(*le);
-                        }
-                        let count = agg.count.or(inf).unwrap_or(prev);
-                        counts.push((count - prev).max(0.0) as u64);
-                        hists.push(HistogramDataPoint {
-                            attributes,
-                            start_time_unix_nano: start,
-                            time_unix_nano: ts,
-                            count: count as u64,
-                            sum: agg.sum,
-                            bucket_counts: counts,
-                            explicit_bounds: bounds,
-                            ..Default::default()
-                        });
-                    }
-                    FamilyType::Summary => {
-                        let mut q = agg.quantiles;
-                        q.sort_by(|a, b| a.0.total_cmp(&b.0));
-                        sums.push(SummaryDataPoint {
-                            attributes,
-                            start_time_unix_nano: start,
-                            time_unix_nano: ts,
-                            count: agg.count.unwrap_or(0.0) as u64,
-                            sum: agg.sum.unwrap_or(0.0),
-                            quantile_values: q
-                                .into_iter()
-                                .map(|(quantile, value)| ValueAtQuantile { quantile, value })
-                                .collect(),
-                            ..Default::default()
-                        });
-                    }
-                }
-            }
-            let data = match kind {
-                FamilyType::Counter => metric::Data::Sum(Sum {
-                    data_points: numbers,
-                    aggregation_temporality: 2,
-                    is_monotonic: true,
-                }),
-                FamilyType::Gauge | FamilyType::Untyped => metric::Data::Gauge(Gauge {
-                    data_points: numbers,
-                }),
-                FamilyType::Histogram => metric::Data::Histogram(Histogram {
-                    data_points: hists,
-                    aggregation_temporality: 2,
-                }),
-                FamilyType::Summary => metric::Data::Summary(Summary { data_points: sums }),
-            };
-            out.push(Metric {
-                name: family,
-                description,
-                data: Some(data),
-                ..Default::default()
-            });
-        }
-        let gone: Vec<SeriesState> = self
-            .series
-            .drain()
-            .filter(|(k, _)| !seen.contains_key(k))
-            .map(|(_, s)| s)
-            .collect();
-        out.extend(stale_metrics(gone, time));
-        self.series = seen;
-        self.post_relabel = kept;
-        (out, added)
+        let c = self.conv.convert(&self.target, &e, time);
+        self.post_relabel = c.kept;
+        (c.metrics, c.added)
     }
-}
-
-/// The samples of one series of a family, gathered.
-#[derive(Default)]
-struct Agg {
-    value: Option<f64>,
-    sum: Option<f64>,
-    count: Option<f64>,
-    buckets: Vec<(f64, f64)>,
-    quantiles: Vec<(f64, f64)>,
-    ts: Option<i64>,
-}
-
-/// A family's series: key, attributes, samples.
-type FamilySeries = Vec<(String, Vec<KeyValue>, Agg)>;
-
-fn text_of(kv: &KeyValue) -> &str {
-    match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-        Some(any_value::Value::StringValue(s)) => s,
-        _ => "",
-    }
-}
-
-/// Points flagged "no recorded value" for series that went away.
-fn stale_metrics(gone: Vec<SeriesState>, time: u64) -> Vec<Metric> {
-    let mut by_family: BTreeMap<String, (FamilyType, Vec<SeriesState>)> = BTreeMap::new();
-    for s in gone {
-        by_family
-            .entry(s.family.clone())
-            .or_insert_with(|| (s.kind, Vec::new()))
-            .1
-            .push(s);
-    }
-    const NO_RECORDED_VALUE: u32 = 1;
-    by_family
-        .into_iter()
-        .map(|(name, (kind, series))| {
-            let number = |s: SeriesState| NumberDataPoint {
-                attributes: s.attributes,
-                start_time_unix_nano: s.start_ns,
-                time_unix_nano: time,
-                flags: NO_RECORDED_VALUE,
-                ..Default::default()
-            };
-            let data = match kind {
-                FamilyType::Counter => metric::Data::Sum(Sum {
-                    data_points: series.into_iter().map(number).collect(),
-                    aggregation_temporality: 2,
-                    is_monotonic: true,
-                }),
-                FamilyType::Gauge | FamilyType::Untyped => metric::Data::Gauge(Gauge {
-                    data_points: series
-                        .into_iter()
-                        .map(|s| NumberDataPoint {
-                            start_time_unix_nano: 0,
-                            ..number(s)
-                        })
-                        .collect(),
-                }),
-                FamilyType::Histogram => metric::Data::Histogram(Histogram {
-                    data_points: series
-                        .into_iter()
-                        .map(|s| HistogramDataPoint {
-                            attributes: s.attributes,
-                            start_time_unix_nano: s.start_ns,
-                            time_unix_nano: time,
-                            flags: NO_RECORDED_VALUE,
-                            ..Default::default()
-                        })
-                        .collect(),
-                    aggregation_temporality: 2,
-                }),
-                FamilyType::Summary => metric::Data::Summary(Summary {
-                    data_points: series
-                        .into_iter()
-                        .map(|s| SummaryDataPoint {
-                            attributes: s.attributes,
-                            start_time_unix_nano: s.start_ns,
-                            time_unix_nano: time,
-                            flags: NO_RECORDED_VALUE,
-                            ..Default::default()
-                        })
-                        .collect(),
-                }),
-            };
-            Metric {
-                name,
-                data: Some(data),
-                ..Default::default()
-            }
-        })
-        .collect()
 }
 
 fn gauge_metric(name: &str, value: f64, time: u64, attributes: Vec<KeyValue>) -> Metric {
@@ -1575,6 +1366,7 @@ fn gauge_metric(name: &str, value: f64, time: u64, attributes: Vec<KeyValue>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use convert::text_of;
 
     fn parse(v: serde_json::Value) -> Result<Box<dyn ReceiverConfig>, ConfigErrors> {
         PrometheusReceiverFactory.parse(&v, "receivers.prometheus")
@@ -1674,7 +1466,7 @@ mod tests {
             client: Client::builder(TokioExecutor::new())
                 .build(tls.https_connector(weir_tls::HttpVersions::Http1And2)),
             consumer: Arc::new(Discard),
-            series: HashMap::new(),
+            conv: convert::Converter::default(),
             post_relabel: 0,
         }
     }
@@ -1767,6 +1559,118 @@ mod tests {
         let mut s = scraper(true);
         let (m, _) = s.convert(text::parse("x{env=\"mine\"} 1\n", 0).unwrap(), 1);
         assert_eq!(attrs(&m[0]), ["env=mine"]);
+    }
+
+    #[tokio::test]
+    async fn openmetrics_conversion() {
+        let mut s = scraper(false);
+        let text = "# TYPE req counter\n# HELP req Requests.\nreq_total{code=\"200\"} 7 # {trace_id=\"0af7651916cd43dd8448eb211c80319c\",span_id=\"b7ad6b7169203331\",user=\"u\"} 1 1700000000.5\nreq_created{code=\"200\"} 1700000000.25\n# TYPE lat_seconds histogram\n# UNIT lat_seconds seconds\nlat_seconds_bucket{le=\"1\"} 1\nlat_seconds_bucket{le=\"+Inf\"} 2\nlat_seconds_count 2\nlat_seconds_sum 3\nlat_seconds_created 1600000000\n# TYPE b info\nb_info{v=\"1\"} 1\n# TYPE st stateset\nst{st=\"a\"} 1\nst{st=\"b\"} 0\n# TYPE q gaugehistogram\nq_bucket{le=\"+Inf\"} 5\nq_gcount 5\nq_gsum 9\n# TYPE u unknown\nu 1\n# EOF\n";
+        let e = text::parse_as(text, text::Format::OpenMetrics, 0).unwrap();
+        let (m, added) = s.convert(e, 5_000_000_000_000_000_000);
+        let names: Vec<(&str, &str)> = m
+            .iter()
+            .map(|m| {
+                let kind = match m.data.as_ref().unwrap() {
+                    metric::Data::Sum(x) if x.is_monotonic => "monotonic sum",
+                    metric::Data::Sum(_) => "sum",
+                    metric::Data::Gauge(_) => "gauge",
+                    metric::Data::Histogram(_) => "histogram",
+                    _ => "other",
+                };
+                (m.name.as_str(), kind)
+            })
+            .collect();
+        // The gauge histogram is dropped, as the Collector does.
+        assert_eq!(
+            names,
+            [
+                ("req", "monotonic sum"),
+                ("lat_seconds", "histogram"),
+                ("b", "sum"),
+                ("st", "sum"),
+                ("u", "gauge")
+            ]
+        );
+        assert_eq!(added, 6);
+        assert_eq!(s.post_relabel, 14);
+        assert_eq!(
+            (m[0].description.as_str(), m[1].unit.as_str()),
+            ("Requests.", "seconds")
+        );
+        let Some(metric::Data::Sum(c)) = &m[0].data else {
+            panic!()
+        };
+        let p = &c.data_points[0];
+        // `_created` is the start time.
+        assert_eq!(p.start_time_unix_nano, 1_700_000_000_250_000_000);
+        let x = &p.exemplars[0];
+        assert_eq!(
+            (
+                x.trace_id.len(),
+                x.span_id.clone(),
+                x.time_unix_nano,
+                x.value,
+                x.filtered_attributes.len()
+            ),
+            (
+                16,
+                vec![0xb7, 0xad, 0x6b, 0x71, 0x69, 0x20, 0x33, 0x31],
+                1_700_000_000_500_000_000,
+                Some(weir_api::otlp::metrics::v1::exemplar::Value::AsDouble(1.0)),
+                1
+            )
+        );
+        let Some(metric::Data::Histogram(h)) = &m[1].data else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                h.data_points[0].start_time_unix_nano,
+                h.data_points[0].bucket_counts.clone()
+            ),
+            (1_600_000_000_000_000_000, vec![1, 1])
+        );
+        assert_eq!(attrs(&m[3]), ["env=p,st=a", "env=p,st=b"]);
+        assert_eq!(attrs(&m[2]), ["env=p,v=1"]);
+    }
+
+    #[tokio::test]
+    async fn the_series_cache_follows_type_changes_and_relabelled_names() {
+        let mut s = scraper(false);
+        s.target.metric_relabel = Arc::new(relabel::compile(
+            &serde_json::from_value::<Vec<relabel::RelabelConfig>>(serde_json::json!([
+                {"source_labels": ["__name__"], "regex": "old_(.*)", "target_label": "__name__", "replacement": "new_$1"},
+                {"source_labels": ["drop"], "regex": "yes", "action": "drop"},
+            ]))
+            .unwrap(),
+            "r",
+            &mut ConfigErrors::default(),
+        ));
+        for round in 0..3 {
+            // The same series text, typed differently from the second scrape on.
+            let text = if round == 0 {
+                "old_x{a=\"1\"} 1\nd{drop=\"yes\"} 1\n"
+            } else {
+                "# TYPE new_x counter\nold_x{a=\"1\"} 2\nd{drop=\"yes\"} 1\n"
+            };
+            let (m, added) = s.convert(text::parse(text, 0).unwrap(), 100 + round);
+            let kinds: Vec<(&str, bool)> = m
+                .iter()
+                .map(|m| {
+                    (
+                        m.name.as_str(),
+                        matches!(m.data, Some(metric::Data::Sum(_))),
+                    )
+                })
+                .collect();
+            match round {
+                0 => assert_eq!((kinds, added), (vec![("new_x", false)], 1)),
+                // The counter is a new point; the gauge point goes stale.
+                1 => assert_eq!((kinds, added), (vec![("new_x", true), ("new_x", false)], 1)),
+                _ => assert_eq!((kinds, added), (vec![("new_x", true)], 0)),
+            }
+            assert_eq!(s.post_relabel, 1);
+        }
     }
 
     /// A target on loopback that answers every request with `respond` (run on a thread).
