@@ -226,6 +226,7 @@ fn components_prints_the_collector_yaml_with_stability() {
     let traces_only =
         serde_json::json!({"logs": "Undefined", "metrics": "Undefined", "traces": "Alpha"});
     assert_eq!(find("receivers", "zipkin"), traces_only);
+    assert_eq!(find("receivers", "jaeger"), traces_only);
     assert_eq!(find("exporters", "zipkin"), traces_only);
     assert_eq!(find("processors", "filter"), all("Alpha"));
     assert_eq!(

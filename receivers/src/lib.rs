@@ -9,6 +9,7 @@ pub mod file_storage;
 pub mod filelog;
 pub mod hostmetrics;
 mod http_server;
+pub mod jaeger;
 pub mod nop;
 pub mod otlp;
 pub mod prometheus;
@@ -17,7 +18,7 @@ pub mod zipkin;
 use weir_api::Registry;
 
 /// Adds this crate's component types to the registry: `otlp`, `nop`, `prometheus`,
-/// `filelog` (also `file_log`), `hostmetrics`, `zipkin` and the `file_storage` extension.
+/// `filelog` (also `file_log`), `hostmetrics`, `zipkin`, `jaeger` and the `file_storage` extension.
 pub fn register(registry: &mut Registry) {
     registry.receiver("otlp", otlp::OtlpReceiverFactory);
     registry.receiver("nop", nop::NopReceiverFactory);
@@ -27,4 +28,5 @@ pub fn register(registry: &mut Registry) {
     registry.extension("file_storage", file_storage::FileStorageFactory);
     registry.receiver("hostmetrics", hostmetrics::HostMetricsReceiverFactory);
     registry.receiver("zipkin", zipkin::ZipkinReceiverFactory);
+    registry.receiver("jaeger", jaeger::JaegerReceiverFactory);
 }

@@ -255,7 +255,7 @@ pub struct CorsSettings {
 
 /// Missing field: `None`; present (even as an empty `grpc:`): the settings, with defaults
 /// filling what is not written.
-fn present_or_default<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+pub(crate) fn present_or_default<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Default,

@@ -67,7 +67,7 @@ impl ExportService for MetricsExport {
 }
 
 /// Decodes nothing: the request message's bytes are the item.
-struct RawRequestCodec<R>(PhantomData<fn() -> R>);
+pub(crate) struct RawRequestCodec<R>(pub(crate) PhantomData<fn() -> R>);
 
 impl<R: prost::Message + Send + 'static> Codec for RawRequestCodec<R> {
     type Encode = R;
@@ -84,7 +84,7 @@ impl<R: prost::Message + Send + 'static> Codec for RawRequestCodec<R> {
     }
 }
 
-struct RawBytesDecoder;
+pub(crate) struct RawBytesDecoder;
 
 impl Decoder for RawBytesDecoder {
     type Item = Bytes;
@@ -96,7 +96,7 @@ impl Decoder for RawBytesDecoder {
     }
 }
 
-struct ProstEncoder<R>(PhantomData<fn() -> R>);
+pub(crate) struct ProstEncoder<R>(PhantomData<fn() -> R>);
 
 impl<R: prost::Message> Encoder for ProstEncoder<R> {
     type Item = R;

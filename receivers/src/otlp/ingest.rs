@@ -20,6 +20,8 @@ pub enum Transport {
     Grpc,
     /// OTLP/HTTP.
     Http,
+    /// UDP datagrams (the jaeger receiver's agent protocols).
+    Udp,
 }
 
 impl Transport {
@@ -27,6 +29,7 @@ impl Transport {
         match self {
             Transport::Grpc => "grpc",
             Transport::Http => "http",
+            Transport::Udp => "udp",
         }
     }
 }
@@ -182,15 +185,32 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Registers the receiver's counters for every transport and signal.
+    /// Registers the receiver's counters for gRPC and HTTP and every signal.
     pub fn new(
         id: &ComponentId,
         consumers: SignalConsumers,
         budget: ByteBudget,
         telemetry: &Telemetry,
     ) -> Self {
+        Self::with_transports(
+            id,
+            consumers,
+            budget,
+            telemetry,
+            &[Transport::Grpc, Transport::Http],
+        )
+    }
+
+    /// Registers the receiver's counters for `transports` and every signal.
+    pub fn with_transports(
+        id: &ComponentId,
+        consumers: SignalConsumers,
+        budget: ByteBudget,
+        telemetry: &Telemetry,
+        transports: &[Transport],
+    ) -> Self {
         let mut metrics = Vec::new();
-        for transport in [Transport::Grpc, Transport::Http] {
+        for &transport in transports {
             for signal in Signal::ALL {
                 let labels = [
                     ("receiver", id.to_string()),

@@ -34,7 +34,7 @@
 pub(crate) mod body;
 pub mod config;
 mod cors;
-mod grpc;
+pub(crate) mod grpc;
 mod http;
 pub(crate) mod ingest;
 pub(crate) mod status;
