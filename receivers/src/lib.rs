@@ -1,6 +1,7 @@
 //! Weir receivers: OTLP over gRPC and HTTP, `nop`, `prometheus` (scrapes targets),
-//! `filelog` (tails files), `hostmetrics` (the host's own metrics) and the `file_storage`
-//! extension (its checkpoints).
+//! `filelog` (tails files), `hostmetrics` (the host's own metrics), the legacy trace
+//! intakes `zipkin` (v2 JSON/protobuf, v1 JSON) and `jaeger` (gRPC, Thrift over HTTP and
+//! UDP), and the `file_storage` extension (its checkpoints).
 //!
 //! [`register`] adds the receiver types of this crate to the registry; the binary calls it
 //! in its list of component crates.
