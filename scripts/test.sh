@@ -89,7 +89,7 @@ python3 tests/interop/advice_e2e.py "$weir_bin"
 
 echo "== benchmark harness smoke run (every scenario, one second each; fails on any loss)"
 "${CARGO_TARGET_DIR:-target}/debug/weir-bench" run --weir "$weir_bin" --targets direct,weir \
-  --scenarios forward,drop,wasm,metadata --signals logs,traces --batch 100 \
+  --scenarios forward,drop,wasm,metadata,edge --signals logs,traces --batch 100 \
   --duration 1s --repeat 1 --cores "" --connections 2 --fail-on-loss
 "${CARGO_TARGET_DIR:-target}/debug/weir-bench" run --weir "$weir_bin" --targets weir \
   --scenarios limiter,batch,batch-disk --signals logs --batch 100 --sink-delay 50ms \

@@ -35,12 +35,15 @@ pub enum Scenario {
     Batch,
     /// `batch` and the exporter's disk queue (`sending_queue.storage`, fsync: batch).
     BatchDisk,
+    /// The edge as shipped (configs/edge.yaml): memory_limiter, policies (the noise is
+    /// dropped), batch, and the catalog pipeline summarising everything received.
+    Edge,
 }
 
 impl Scenario {
     /// Whether the scenario removes the generator's noise items.
     pub fn drops_noise(self) -> bool {
-        matches!(self, Scenario::Drop | Scenario::Wasm)
+        matches!(self, Scenario::Drop | Scenario::Wasm | Scenario::Edge)
     }
 }
 
