@@ -62,6 +62,10 @@ pub struct Advice {
     pub bytes_per_day: f64,
     /// Sum of the open findings' savings per day (the one ledger total).
     pub saving_bytes_per_day: f64,
+    /// Sum of the open Prometheus findings' savings in series (their ledger counts series:
+    /// Prometheus reports no bytes; `crate::prom_findings`).
+    #[serde(default)]
+    pub saving_series: u64,
 }
 
 /// "the last 2h 5m", "the last 45 s".
@@ -341,6 +345,7 @@ pub fn advise_service(
             status: "open".into(),
             measured: None,
             policy: v.c.policy,
+            series: None,
         });
     }
     findings.sort_by(|a, b| {
@@ -393,6 +398,7 @@ pub fn advise_service(
                     shadow_bytes: p.shadow_hits as f64 * avg,
                 }),
                 policy: p.body.clone(),
+                series: None,
             }
         })
         .collect();
@@ -405,6 +411,22 @@ pub fn advise_service(
         covered_bytes_per_day: covered * scale,
     };
     (ledger, findings, accepted, withheld)
+}
+
+/// Adds the Prometheus findings ([`crate::prom_findings`]) to the advice: open findings
+/// by bytes saved, then series saved, then id.
+pub fn merge_prometheus(out: &mut Advice, p: crate::prom_findings::PromAdvice) {
+    out.findings.extend(p.findings);
+    out.accepted.extend(p.accepted);
+    out.withheld.extend(p.withheld);
+    out.saving_series += p.saving_series;
+    let series = |f: &Finding| f.series.as_ref().map_or(0, |s| s.saving_series);
+    out.findings.sort_by(|a, b| {
+        b.saving_bytes_per_day
+            .total_cmp(&a.saving_bytes_per_day)
+            .then(series(b).cmp(&series(a)))
+            .then(a.id.cmp(&b.id))
+    });
 }
 
 /// The advice over every service: the per-service results added up.

@@ -39,6 +39,11 @@ pub enum WasteKind {
     MetricCardinality,
     /// Internal spans with no children (instrumentation noise).
     InstrumentationNoise,
+    /// A metric with many series in a Prometheus job, and the label that drives them
+    /// (from a Prometheus source, `crate::prom_findings`).
+    PrometheusLabelCardinality,
+    /// A metric in Prometheus that no recording or alerting rule reads.
+    PrometheusUnusedMetric,
 }
 
 /// Records and bytes (observed in the window).
@@ -116,6 +121,10 @@ pub struct Finding {
     pub measured: Option<Measured>,
     /// The suggested policy (policy specification JSON form).
     pub policy: serde_json::Value,
+    /// Findings from a Prometheus source: their saving in series (Prometheus reports no
+    /// bytes; `saving_bytes_per_day` is 0) and the equivalent relabel rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<crate::prom_findings::SeriesSaving>,
 }
 
 /// A candidate the dry-run or the safety rule kept from being shown, with the reason.

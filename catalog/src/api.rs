@@ -362,6 +362,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/services/{name}/export", get(export_service))
         .route("/api/v1/values/erase", post(erase_value))
         .route("/api/v1/findings", get(findings))
+        .route("/api/v1/sources/prometheus", get(prometheus_sources))
         .route("/api/v1/findings/{id}/accept", post(accept))
         .route("/api/v1/findings/{id}/dismiss", post(dismiss))
         .route("/api/v1/policies", get(policies).post(create_policy))
@@ -491,6 +492,15 @@ async fn findings(
 ) -> ApiResult<Json<serde_json::Value>> {
     require(&p, Permission::Read)?;
     Ok(Json(crate::views::findings(&s.control)?))
+}
+
+async fn prometheus_sources(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require(&p, Permission::Read)?;
+    let snaps = s.control.store().prometheus_snapshots()?;
+    Ok(Json(json!({ "sources": snaps })))
 }
 
 #[derive(Deserialize, Default)]

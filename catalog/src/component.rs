@@ -36,6 +36,12 @@
 //!       header_read_timeout: 10s
 //!       body_read_timeout: 30s
 //!       idle_timeout: 120s
+//!     sources:                        # read-only catalog sources (docs/PROMETHEUS-CATALOG.md)
+//!       prometheus:
+//!         - endpoint: http://prometheus:9090   # GET requests only
+//!           interval: 5m
+//!           # basic_auth: {username: weir, password_file: /etc/weir/prom-password}
+//!           # bearer_token_file: /etc/weir/prom-token
 //!     oidc:                           # optional single sign-on (docs/SECURITY.md)
 //!       issuer: https://id.example.com
 //!       client_id: weir
@@ -162,6 +168,20 @@ pub struct ControlPlaneConfig {
     /// Default: none (password + TOTP only).
     #[serde(default)]
     pub oidc: Option<crate::oidc::OidcConfig>,
+    /// Read-only catalog sources polled periodically: `prometheus: [{endpoint, interval,
+    /// basic_auth, bearer_token_file, tls, max_response_bytes, timeout}]`
+    /// (`crate::prometheus::PromSourceConfig`, docs/PROMETHEUS-CATALOG.md). Default: none.
+    #[serde(default)]
+    pub sources: SourcesConfig,
+}
+
+/// `sources` of the `control_plane` extension.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesConfig {
+    /// Prometheus servers read with GET requests only.
+    #[serde(default)]
+    pub prometheus: Vec<crate::prometheus::PromSourceConfig>,
 }
 
 fn parse_addr(s: &str, path: &str, errors: &mut ConfigErrors) -> Option<SocketAddr> {
@@ -230,6 +250,11 @@ impl ExtensionFactory for ControlPlaneFactory {
         if let Some(oidc) = &cfg.oidc {
             for (field, msg) in oidc.check() {
                 errors.push(format!("{path}.oidc.{field}"), msg);
+            }
+        }
+        for (i, src) in cfg.sources.prometheus.iter().enumerate() {
+            for (field, msg) in src.check() {
+                errors.push(format!("{path}.sources.prometheus[{i}].{field}"), msg);
             }
         }
         if cfg.ingest.max_request_bytes == 0 {
@@ -434,6 +459,15 @@ impl Component for ControlPlaneServer {
                 }
             }
         });
+        // Read-only sources, each on its interval.
+        for (i, src) in self.cfg.sources.prometheus.iter().enumerate() {
+            tokio::spawn(crate::prometheus::poll(
+                self.control.clone(),
+                src.clone(),
+                format!("{}.sources.prometheus[{i}]", self.id),
+                rx.clone(),
+            ));
+        }
         // Retention, hourly.
         let control = self.control.clone();
         let retention = crate::retention::Retention {

@@ -416,7 +416,15 @@ impl ControlPlane {
             .into_iter()
             .map(|(k, (s, _, _))| (k, s))
             .collect();
-        Ok(advise(&catalog, &existing, &dismissed, &self.thresholds))
+        let mut advice = advise(&catalog, &existing, &dismissed, &self.thresholds);
+        let prom = crate::prom_findings::advise(
+            &self.store.prometheus_snapshots()?,
+            &existing,
+            &dismissed,
+            &self.thresholds,
+        );
+        crate::advice::merge_prometheus(&mut advice, prom);
+        Ok(advice)
     }
 
     /// Current open findings, largest saving first, without dismissed ones and without those

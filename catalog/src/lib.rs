@@ -17,6 +17,8 @@ pub mod listener;
 pub mod metric_findings;
 pub mod oidc;
 pub mod otlp_auth;
+pub mod prom_findings;
+pub mod prometheus;
 pub mod retention;
 pub mod signin;
 pub mod store;

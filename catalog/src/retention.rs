@@ -4,7 +4,7 @@
 //! ```yaml
 //! extensions:
 //!   control_plane:
-//!     retention: 720h              # catalog summaries not seen for this long
+//!     retention: 720h              # catalog summaries (and Prometheus snapshots) not seen for this long
 //!     retention_per_table:         # every other table; 0s keeps forever
 //!       edges: 720h                # edges that have not synced for this long
 //!       policy_status: 720h        # per-edge policy counters not updated for this long
@@ -103,7 +103,7 @@ impl Default for Retention {
 /// Rows removed by one run, per table.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Pruned {
-    /// Catalog summaries (service, signal).
+    /// Catalog summaries (service, signal) and Prometheus snapshots.
     pub summaries: usize,
     /// Edges.
     pub edges: usize,
@@ -153,6 +153,11 @@ impl Store {
             if let Some(c) = cutoff(now, r.summaries) {
                 p.summaries =
                     tx.execute("DELETE FROM summaries WHERE last_seen < ?1", params![c])?;
+                // Prometheus snapshots not refreshed for as long count as catalog entries.
+                p.summaries += tx.execute(
+                    "DELETE FROM prometheus_sources WHERE fetched_at < ?1",
+                    params![c],
+                )?;
             }
             if let Some(c) = cutoff(now, r.tables.edges) {
                 p.edges = tx.execute("DELETE FROM edges WHERE last_sync < ?1", params![c])?;

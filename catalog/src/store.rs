@@ -58,6 +58,11 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_at INTEGER NOT NULL,
     revoked_at INTEGER
 );
+CREATE TABLE IF NOT EXISTS prometheus_sources (
+    source     TEXT PRIMARY KEY,
+    body       TEXT NOT NULL,
+    fetched_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dismissed (
     finding_id TEXT PRIMARY KEY,
     at         INTEGER NOT NULL
@@ -472,15 +477,33 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Deletes every summary of a service, leaving no trace of it in the files (see
-    /// [`Store::scrub`]); returns how many rows went.
+    /// Deletes every summary of a service, and the job of that name from Prometheus
+    /// snapshots, leaving no trace of it in the files (see [`Store::scrub`]); returns how
+    /// many rows went or changed.
     pub fn delete_service(&self, service: &str) -> Result<usize, CatalogError> {
         let conn = self.conn();
         conn.execute(
             "DELETE FROM edge_services WHERE service = ?1",
             params![service],
         )?;
-        let n = conn.execute("DELETE FROM summaries WHERE service = ?1", params![service])?;
+        let mut n = conn.execute("DELETE FROM summaries WHERE service = ?1", params![service])?;
+        // The job of that name in Prometheus snapshots (the service a Weir edge scraping it
+        // reports).
+        let rows: Vec<(String, String)> = {
+            let mut st = conn.prepare("SELECT source, body FROM prometheus_sources")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (source, body) in rows {
+            let mut snap: crate::prometheus::Snapshot = serde_json::from_str(&body)?;
+            if snap.remove_job(service) {
+                conn.execute(
+                    "UPDATE prometheus_sources SET body = ?2 WHERE source = ?1",
+                    params![source, serde_json::to_string(&snap)?],
+                )?;
+                n += 1;
+            }
+        }
         if n > 0 {
             scrub(&conn)?;
         }
@@ -673,6 +696,52 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // ---- read-only sources ----
+
+    /// Stores the newest snapshot of a Prometheus server (replacing its previous one;
+    /// metadata and counts only, see `crate::prometheus`).
+    pub fn put_prometheus_snapshot(
+        &self,
+        snap: &crate::prometheus::Snapshot,
+    ) -> Result<(), CatalogError> {
+        let body = serde_json::to_string(snap)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO prometheus_sources (source, body, fetched_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (source) DO UPDATE SET body = ?2, fetched_at = ?3",
+            params![snap.source, body, snap.fetched_at],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The stored Prometheus snapshots, by source.
+    pub fn prometheus_snapshots(&self) -> Result<Vec<crate::prometheus::Snapshot>, CatalogError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT body FROM prometheus_sources ORDER BY source")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for b in rows {
+            out.push(serde_json::from_str(&b?)?);
+        }
+        Ok(out)
+    }
+
+    /// Forgets a Prometheus source (leaving no trace of it in the files); whether it was
+    /// stored.
+    pub fn delete_prometheus_source(&self, source: &str) -> Result<bool, CatalogError> {
+        let conn = self.conn();
+        let n = conn.execute(
+            "DELETE FROM prometheus_sources WHERE source = ?1",
+            params![source],
+        )?;
+        if n > 0 {
+            scrub(&conn)?;
+        }
+        Ok(n > 0)
     }
 
     // ---- findings ----

@@ -86,7 +86,17 @@ impl ControlPlane {
             })
             .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
             .collect();
-        if summaries.is_empty() && edges.is_empty() && policies.is_empty() && audit.is_empty() {
+        let prometheus: Vec<Value> = store
+            .prometheus_snapshots()?
+            .iter()
+            .filter_map(|s| s.job_view(service))
+            .collect();
+        if summaries.is_empty()
+            && edges.is_empty()
+            && policies.is_empty()
+            && audit.is_empty()
+            && prometheus.is_empty()
+        {
             return Err(ControlError::NotFound {
                 what: "service",
                 id: service.to_string(),
@@ -96,6 +106,7 @@ impl ControlPlane {
             "service": service,
             "exported_at": now_secs(),
             "summaries": summaries,
+            "prometheus": prometheus,
             "reported_by_edges": edges,
             "findings": findings,
             "policies": policies,
