@@ -515,7 +515,8 @@ fn reads_a_real_prometheus_read_only_and_finds_waste() {
     );
     assert!(report.contains(&row), "{row:?} not in\n{report}");
 
-    // The control plane's periodic source reads the same Prometheus.
+    // The control plane's periodic source (`sources.prometheus` of the extension, built
+    // and started as the binary does) reads the same Prometheus.
     let cfg: weir_catalog::prometheus::PromSourceConfig = serde_json::from_value(
         serde_json::json!({"endpoint": format!("http://127.0.0.1:{prom_port}/"), "interval": "1h"}),
     )
@@ -523,6 +524,29 @@ fn reads_a_real_prometheus_read_only_and_finds_waste() {
     assert!(cfg.check().is_empty());
     let control = Arc::new(control);
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let ext = {
+        use weir_api::ExtensionFactory;
+        let config = serde_json::json!({
+            "endpoint": format!("127.0.0.1:{}", free_port()),
+            "storage": db.to_str().unwrap(),
+            "sources": {"prometheus": [{"endpoint": format!("http://127.0.0.1:{prom_port}/"), "interval": "1h"}]},
+        });
+        weir_catalog::component::ControlPlaneFactory
+            .parse(&config, "extensions.control_plane")
+            .unwrap()
+            .build(&weir_api::BuildContext::for_component(
+                weir_api::ComponentId::parse("control_plane").unwrap(),
+            ))
+            .unwrap()
+    };
+    rt.block_on(ext.start()).unwrap();
+    let start = Instant::now();
+    while control.store().prometheus_snapshots().unwrap().len() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(60), "no poll");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    rt.block_on(ext.shutdown());
+    // The poller on its own stops when told to.
     let (stop, rx) = tokio::sync::watch::channel(false);
     let task = rt.spawn(weir_catalog::prometheus::poll(
         control.clone(),
@@ -530,11 +554,6 @@ fn reads_a_real_prometheus_read_only_and_finds_waste() {
         "control_plane.sources.prometheus[0]".into(),
         rx,
     ));
-    let start = Instant::now();
-    while control.store().prometheus_snapshots().unwrap().len() < 2 {
-        assert!(start.elapsed() < Duration::from_secs(60), "no poll");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     stop.send(true).unwrap();
     rt.block_on(task).unwrap();
     let polled = control.store().prometheus_snapshots().unwrap();
