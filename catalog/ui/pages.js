@@ -60,11 +60,14 @@ function findingCard(f) {
     h("h3", {}, f.title),
     h("div", {}, h("span", { class: "tag" }, f.kind), h("span", { class: "tag" }, f.service), h("span", { class: "tag" }, f.signal)),
     h("ul", { class: "evidence" }, f.evidence.map((e) => h("li", {}, e))),
-    h("p", {}, `Affects ${fmtNum(f.items_per_day)} items (${fmtBytes(f.bytes_per_day)}) per day; estimated saving `, h("strong", { class: "saving" }, `${fmtBytes(f.saving_bytes_per_day)}/day`), `, ${f.projection}.`),
+    f.series
+      ? h("p", {}, `Affects ${fmtNum(f.series.series)} series; estimated saving `, h("strong", { class: "saving" }, `${fmtNum(f.series.saving_series)} series`), ` (series, not bytes: Prometheus reports no bytes), ${f.projection}.`)
+      : h("p", {}, `Affects ${fmtNum(f.items_per_day)} items (${fmtBytes(f.bytes_per_day)}) per day; estimated saving `, h("strong", { class: "saving" }, `${fmtBytes(f.saving_bytes_per_day)}/day`), `, ${f.projection}.`),
     f.overlaps && f.overlaps.length ? h("p", { class: "muted overlaps" }, `Records also counted by: ${f.overlaps.join(", ")} (counted once, there).`) : null,
-    wouldDrop(f),
+    f.series ? null : wouldDrop(f),
     h("div", { class: "muted" }, "Suggested policy:"),
     h("pre", { class: "yaml" }, toYaml(f.policy)),
+    f.series ? [h("div", { class: "muted" }, "Or in Prometheus, in the job's scrape config:"), h("pre", { class: "yaml relabel" }, f.series.relabel)] : null,
     buttons,
   );
 }
@@ -75,10 +78,10 @@ function acceptedRow(f) {
 }
 
 export async function findingsPage() {
-  const { findings, accepted = [], withheld = [], saving_bytes_per_day: total = 0 } = await api("GET", "/api/v1/findings");
+  const { findings, accepted = [], withheld = [], saving_bytes_per_day: total = 0, saving_series: series = 0 } = await api("GET", "/api/v1/findings");
   return [
     h("h1", {}, `Findings (${findings.length})`),
-    h("p", { class: "muted", id: "findings-total" }, `Estimated saving if all are enforced: ${fmtBytes(total)}/day (each record counted once; what existing policies cover is not counted).`, canEdit() ? "" : " Your role may look, not accept or dismiss."),
+    h("p", { class: "muted", id: "findings-total" }, `Estimated saving if all are enforced: ${fmtBytes(total)}/day${series ? ` and ${fmtNum(series)} Prometheus series` : ""} (each record counted once; what existing policies cover is not counted).`, canEdit() ? "" : " Your role may look, not accept or dismiss."),
     findings.length ? findings.map(findingCard) : h("p", { class: "muted", id: "no-findings" }, "No open findings."),
     accepted.length ? [h("h2", {}, "Accepted: estimated against measured"), table(["finding", "service", "mode", "estimated", "measured enforced#", "measured shadow#"], accepted.map(acceptedRow), { id: "accepted-table" })] : null,
     withheld.length ? [h("h2", {}, "Withheld suggestions"), table(["finding", "service", "why not shown"], withheld.map((w) => [w.title, w.service, w.reason]), { id: "withheld-table" })] : null,
