@@ -421,6 +421,17 @@ fn prometheus_text(c: &ControlPlane) -> Result<String, String> {
             "  {:<28} {:>8} {:>10} {:>12} {:>7}\n",
             "JOB", "TARGETS", "SERIES", "SAMPLES/SCRAPE", "SHARE"
         ));
+        let mut labels: Vec<_> = s.label_value_counts.iter().collect();
+        labels.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let top: Vec<String> = labels
+            .iter()
+            .take(5)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        out.push_str(&format!(
+            "  label names with the most values: {}\n",
+            top.join(", ")
+        ));
         let mut jobs: Vec<_> = s.jobs.iter().collect();
         jobs.sort_by(|a, b| b.1.series.cmp(&a.1.series).then(a.0.cmp(b.0)));
         for (job, j) in jobs {

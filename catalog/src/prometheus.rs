@@ -358,8 +358,9 @@ pub struct Snapshot {
     pub head_series: u64,
     /// Label names (`/api/v1/labels`).
     pub label_names: u64,
-    /// Distinct values of the label names with the most (`/api/v1/status/tsdb`,
-    /// `labelValueCountByLabelName`; its top 10).
+    /// Distinct values per label name in the last 5 minutes (`/api/v1/label/<name>/values`,
+    /// counted; for label names past `max_label_names`, or whose values could not be read,
+    /// the TSDB head's count from `/api/v1/status/tsdb` when it lists them in its top 10).
     pub label_value_counts: BTreeMap<String, u64>,
     /// Per job.
     pub jobs: BTreeMap<String, JobStat>,
@@ -418,6 +419,8 @@ pub struct CollectLimits {
     pub max_detail_metrics: usize,
     /// At most this many metric names are kept.
     pub max_metrics: usize,
+    /// Values are counted for at most this many label names.
+    pub max_label_names: usize,
 }
 
 impl Default for CollectLimits {
@@ -426,6 +429,7 @@ impl Default for CollectLimits {
             detail_min_series: 100,
             max_detail_metrics: 100,
             max_metrics: 50_000,
+            max_label_names: 1_000,
         }
     }
 }
@@ -517,11 +521,38 @@ pub async fn collect(
             }
         }
     }
-    let labels = c.get("labels", &[]).await?;
-    snap.label_names = labels
+    let start = (now - 300).to_string();
+    let end = now.to_string();
+    let window = [("start", start.as_str()), ("end", end.as_str())];
+    let labels = c.get("labels", &window).await?;
+    let labels = labels
         .as_array()
-        .ok_or_else(|| c.err("labels", "the answer is not a list of label names"))?
-        .len() as u64;
+        .ok_or_else(|| c.err("labels", "the answer is not a list of label names"))?;
+    snap.label_names = labels.len() as u64;
+    // Distinct values per label name (last 5 minutes), counted: the values are dropped.
+    let names: Vec<&str> = labels.iter().filter_map(Value::as_str).collect();
+    if names.len() > limits.max_label_names {
+        snap.notes.push(format!(
+            "values counted for the first {} of {} label names",
+            limits.max_label_names,
+            names.len()
+        ));
+    }
+    for name in names.into_iter().take(limits.max_label_names) {
+        let path = format!("label/{}/values", encode(name));
+        match c.get(&path, &window).await {
+            Ok(v) => match v.as_array() {
+                Some(values) => {
+                    snap.label_value_counts
+                        .insert(name.to_string(), values.len() as u64);
+                }
+                None => return Err(c.err(&path, "the answer is not a list of values")),
+            },
+            Err(e) => snap
+                .notes
+                .push(format!("values of label {name} not counted: {}", e.message)),
+        }
+    }
 
     // Series per metric and job: one instant query.
     let data = c
@@ -681,8 +712,6 @@ pub async fn collect(
         .map(|(n, _)| n.clone())
         .collect();
     let hasher = RandomState::new();
-    let start = (now - 300).to_string();
-    let end = now.to_string();
     for name in big {
         let sel = format!("{{__name__=\"{name}\"}}");
         let data = match c

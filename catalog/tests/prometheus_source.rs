@@ -353,6 +353,7 @@ fn reads_a_real_prometheus_read_only_and_finds_waste() {
         "/api/v1/rules",
         "/api/v1/targets?",
         "/api/v1/series?",
+        "/api/v1/label/user/values?",
     ] {
         assert!(
             requests.iter().any(|r| r.contains(p)),
@@ -395,6 +396,18 @@ fn reads_a_real_prometheus_read_only_and_finds_waste() {
     assert_eq!(labels["shard"], 3);
     assert_eq!(labels["instance"], 1);
     assert_eq!(labels["job"], 1);
+    let user_values = api(prom_port, "label/user/values", &[]);
+    assert_eq!(user_values.as_array().unwrap().len(), 600);
+    assert_eq!(snap.label_value_counts["user"], 600);
+    assert_eq!(snap.label_value_counts["shard"], 3);
+    assert_eq!(snap.label_value_counts["job"], 2);
+    assert_eq!(
+        snap.label_value_counts["__name__"],
+        api(prom_port, "label/__name__/values", &[])
+            .as_array()
+            .unwrap()
+            .len() as u64
+    );
     assert_eq!(snap.metrics["weir_test_unused_total"].series, 2);
     assert_eq!(snap.metrics["weir_test_unused_total"].kind, "counter");
     assert_eq!(snap.metrics["weir_test_used_total"].used_by_rules, 1);
@@ -509,6 +522,11 @@ fn reads_a_real_prometheus_read_only_and_finds_waste() {
         unused_expected - 600
     )));
     assert!(report.contains(&format!("PROMETHEUS {url} read ")));
+    let top = format!(
+        "  label names with the most values: user 600, __name__ {}, ",
+        snap.label_value_counts["__name__"]
+    );
+    assert!(report.contains(&top), "{top:?} not in\n{report}");
     let row = format!(
         "  {:<28} {:>8} {:>10} {:>12}",
         "synthetic", "1/1", syn_series, 603
@@ -722,6 +740,8 @@ fn hostile_answers_give_clear_errors_naming_the_api_path() {
                 ok_json("{\"status\":\"success\",\"data\":{\"headStats\":{\"numSeries\":3}}}")
             } else if path.starts_with("/api/v1/labels") {
                 ok_json("{\"status\":\"success\",\"data\":[\"job\"]}")
+            } else if path.starts_with("/api/v1/label/job/values") {
+                ok_json("{\"status\":\"success\",\"data\":[\"a\",\"b\"]}")
             } else {
                 ok_json(
                     "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":[]}}",
@@ -734,7 +754,7 @@ fn hostile_answers_give_clear_errors_naming_the_api_path() {
         e.ends_with("GET /api/v1/query: the answer is not an instant vector"),
         "{e}"
     );
-    assert_eq!(seen.len(), 3);
+    assert_eq!(seen.len(), 4);
     assert!(seen.iter().all(|r| r.starts_with("GET ")));
 
     // Nothing listening.
