@@ -72,7 +72,7 @@ python3 tests/interop/python_sdk.py "$weir_bin"
 echo "== interop: OpenTelemetry Python SDK's Zipkin exporters (v2 JSON, v1 JSON, v2 protobuf) -> weir's zipkin receiver"
 python3 tests/interop/zipkin_sdk.py "$weir_bin"
 
-echo "== interop: OpenTelemetry Python SDK's Jaeger Thrift exporter (collector HTTP, agent UDP compact) -> weir's jaeger receiver"
+echo "== interop: OpenTelemetry Python SDK's Jaeger exporters (Thrift over HTTP and agent UDP, protobuf over gRPC) -> weir's jaeger receiver"
 python3 tests/interop/jaeger_sdk.py "$weir_bin"
 
 echo "== connectors: OpenTelemetry Python SDK -> weir with routing, count and forward"

@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
-"""Interop test: the OpenTelemetry Python SDK's Jaeger Thrift exporter (from PyPI) talks to a
-real weir's `jaeger` receiver, over the collector endpoint (Thrift binary over HTTP,
-`POST /api/traces`) and the agent endpoint (Thrift compact `emitBatch` over UDP).
+"""Interop test: the OpenTelemetry Python SDK's Jaeger exporters (from PyPI) talk to a real
+weir's `jaeger` receiver: opentelemetry-exporter-jaeger-thrift over the collector endpoint
+(Thrift binary over HTTP, `POST /api/traces`) and the agent endpoint (Thrift compact
+`emitBatch` over UDP), and opentelemetry-exporter-jaeger-proto-grpc over gRPC
+(`jaeger.api_v2.CollectorService/PostSpans`).
 
-opentelemetry-exporter-jaeger-thrift was last released as 1.21.0 and needs the SDK of that
-release, older than the one tests/requirements.txt pins: its sender runs in a virtualenv of
-its own (created on first use in ~/.cache/weir-jaeger-venv, or $JAEGER_PYTHON), this same
-script in `--send` mode, which prints what it sent as JSON.
+Both were last released as 1.21.0 and need the SDK of that release, older than the one
+tests/requirements.txt pins: the senders run in a virtualenv of their own (created on first
+use in ~/.cache/weir-jaeger-venv, or $JAEGER_PYTHON), this same script in `--send` mode,
+which prints what it sent as JSON. The gRPC exporter's generated protobuf code predates
+protobuf 4, so the senders use protobuf's pure-Python implementation.
 
 Checks every span: ids, parent, link, name, kind, flags, times, typed attributes, events,
 status and the resource's service name, translated as the Collector's jaeger receiver does.
 
 usage: jaeger_sdk.py WEIR_BINARY
-       jaeger_sdk.py --send (http|udp) PORT
+       jaeger_sdk.py --send (http|udp|grpc) PORT
 """
 import json, os, subprocess, sys, tempfile, time
 
@@ -20,20 +23,25 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import attrs, free_port, read_lines, wait_port
 
 N_CHILDREN = 5
-PACKAGES = ["opentelemetry-exporter-jaeger-thrift==1.21.0", "opentelemetry-sdk==1.21.0",
+PACKAGES = ["opentelemetry-exporter-jaeger-thrift==1.21.0",
+            "opentelemetry-exporter-jaeger-proto-grpc==1.21.0", "opentelemetry-sdk==1.21.0",
             "opentelemetry-api==1.21.0", "deprecated==1.2.18"]
 
 
 def send(transport, port):
-    from opentelemetry.exporter.jaeger.thrift import JaegerExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-    if transport == "http":
+    if transport == "grpc":
+        from opentelemetry.exporter.jaeger.proto.grpc import JaegerExporter
+        exporter = JaegerExporter(collector_endpoint=f"127.0.0.1:{port}", insecure=True)
+    elif transport == "http":
+        from opentelemetry.exporter.jaeger.thrift import JaegerExporter
         exporter = JaegerExporter(collector_endpoint=f"http://127.0.0.1:{port}/api/traces")
     else:
+        from opentelemetry.exporter.jaeger.thrift import JaegerExporter
         exporter = JaegerExporter(agent_host_name="127.0.0.1", agent_port=port)
     tp = TracerProvider(resource=Resource.create({"service.name": f"jaeger-{transport}"}))
     tp.add_span_processor(SimpleSpanProcessor(exporter))
@@ -69,12 +77,21 @@ def jaeger_python():
         return py
     venv = os.path.expanduser("~/.cache/weir-jaeger-venv")
     py = os.path.join(venv, "bin", "python")
-    if subprocess.run([py, "-c", "import opentelemetry.exporter.jaeger.thrift"],
-                      capture_output=True).returncode != 0:
+    probe = "import opentelemetry.exporter.jaeger.thrift, opentelemetry.exporter.jaeger.proto.grpc"
+    if subprocess.run([py, "-c", probe], capture_output=True,
+                      env=dict(os.environ, PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION="python")).returncode != 0:
         subprocess.run([sys.executable, "-m", "venv", venv], check=True)
         subprocess.run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
                        + PACKAGES, check=True)
     return py
+
+
+def proto_ns(nsec):
+    """What the gRPC exporter sends for a time: it goes through float seconds
+    (`_proto_timestamp_from_epoch_nanos`), losing up to a few hundred nanoseconds."""
+    t = nsec / 1e9
+    seconds = int(t)
+    return seconds * 1_000_000_000 + int((t - seconds) * 1e9)
 
 
 def hexid(n, width):
@@ -84,7 +101,7 @@ def hexid(n, width):
 def main():
     weir = sys.argv[1]
     tmp = tempfile.mkdtemp(prefix="weir-jaeger-")
-    http_port, udp_port, metrics_port = free_port(), free_port(), free_port()
+    http_port, udp_port, grpc_port, metrics_port = free_port(), free_port(), free_port(), free_port()
     out = os.path.join(tmp, "out.jsonl")
     cfg = os.path.join(tmp, "weir.yaml")
     with open(cfg, "w") as f:
@@ -92,6 +109,8 @@ def main():
 receivers:
   jaeger:
     protocols:
+      grpc:
+        endpoint: 127.0.0.1:{grpc_port}
       thrift_http:
         endpoint: 127.0.0.1:{http_port}
       thrift_compact:
@@ -125,9 +144,10 @@ service:
         wait_port(http_port, proc)
         py = jaeger_python()
         sent = {}
-        for transport, port in (("http", http_port), ("udp", udp_port)):
+        env = dict(os.environ, PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION="python")
+        for transport, port in (("http", http_port), ("udp", udp_port), ("grpc", grpc_port)):
             res = subprocess.run([py, os.path.abspath(__file__), "--send", transport, str(port)],
-                                 check=True, capture_output=True, text=True)
+                                 check=True, capture_output=True, text=True, env=env)
             sent[transport] = json.loads(res.stdout)
         time.sleep(1.0)
         proc.terminate()
@@ -136,17 +156,26 @@ service:
         docs = read_lines(out)
         for transport, spans_sent in sent.items():
             svc = f"jaeger-{transport}"
-            got = {}
+            got, scopes = {}, {}
+            sdk_version = next(iter(spans_sent.values()))["sdk_version"]
             for d in docs:
                 for rs in d.get("resourceSpans", []):
                     rattrs = attrs(rs.get("resource", {}).get("attributes"))
                     if rattrs.get("service.name") != svc:
                         continue
-                    check(f"{transport}: resource is the process (service.name only)",
-                          rattrs == {"service.name": svc}, f"{rattrs}")
+                    if transport == "grpc":
+                        # The gRPC exporter sends the resource as each span's process tags.
+                        want_r = {"service.name": svc, "telemetry.sdk.language": "python",
+                                  "telemetry.sdk.name": "opentelemetry",
+                                  "telemetry.sdk.version": sdk_version}
+                    else:
+                        want_r = {"service.name": svc}
+                    check(f"{transport}: resource is the process", rattrs == want_r,
+                          f"{rattrs} vs {want_r}")
                     for ss in rs.get("scopeSpans", []):
                         for sp in ss.get("spans", []):
                             got[sp["name"]] = sp
+                            scopes[sp["name"]] = ss.get("scope", {})
             check(f"{transport}: exactly {N_CHILDREN + 1} spans arrive",
                   sorted(got) == sorted(spans_sent), f"{sorted(got)}")
             for name, s in spans_sent.items():
@@ -164,6 +193,9 @@ service:
                 start, end = int(sp["startTimeUnixNano"]), int(sp["endTimeUnixNano"])
                 want_start = (s["start"] + 500) // 1000 * 1000
                 want_end = want_start + ((s["end"] - s["start"] + 500) // 1000) * 1000
+                if transport == "grpc":
+                    # Protobuf timestamps: start, and start + (end - start) as sent.
+                    want_start, want_end = proto_ns(s["start"]), proto_ns(s["end"])
                 check(f"{transport} {name}: start and end (µs)", (start, end) == (want_start, want_end),
                       f"{start} {end} vs {want_start} {want_end}")
                 a = attrs(sp.get("attributes"))
@@ -171,6 +203,12 @@ service:
                         "telemetry.sdk.name": "opentelemetry", "telemetry.sdk.version": s["sdk_version"],
                         "otel.library.name": "jaeger.interop", "otel.library.version": "2.0",
                         "otel.scope.name": "jaeger.interop", "otel.scope.version": "2.0"}
+                if transport == "grpc":
+                    # Over gRPC the Collector's translator takes otel.scope.* as the scope.
+                    del want["otel.scope.name"], want["otel.scope.version"]
+                    sc = scopes[name]
+                    check(f"{transport} {name}: scope from otel.scope.name/version",
+                          sc.get("name") == "jaeger.interop" and sc.get("version") == "2.0", f"{sc}")
                 status = sp.get("status", {})
                 if name == "root":
                     check(f"{transport} {name}: attributes (resource and scope tags stay span attributes)",
@@ -194,7 +232,9 @@ service:
                 # events by an "event" field only, so the name stays an attribute.
                 ev_ok = (len(events) == 1 and events[0].get("name", "") == ""
                          and attrs(events[0].get("attributes")) == {"hit": i % 2 == 0, "message": "cache"}
-                         and int(events[0]["timeUnixNano"]) == (s["events"][0] + 500) // 1000 * 1000)
+                         and int(events[0]["timeUnixNano"]) == (
+                             proto_ns(s["events"][0]) if transport == "grpc"
+                             else (s["events"][0] + 500) // 1000 * 1000))
                 check(f"{transport} {name}: event", ev_ok, f"{events}")
                 links = sp.get("links", [])
                 if i == 0:
