@@ -383,3 +383,221 @@ fn weir_and_the_collector_deliver_the_same_records_from_the_same_files() {
         .iter()
         .any(|r| r.severity == 17 && r.attrs.get("n").map(String::as_str) == Some("d:2")));
 }
+
+/// A sink that only counts records (for the throughput runs).
+fn counting_sink() -> (Arc<std::sync::atomic::AtomicUsize>, u16) {
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let c = count.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let mut w = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                loop {
+                    let mut len = 0usize;
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let h = h.trim_end().to_ascii_lowercase();
+                        if h.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = h.strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let req = ExportLogsServiceRequest::decode(&body[..]).unwrap();
+                    let n: usize = req
+                        .resource_logs
+                        .iter()
+                        .flat_map(|rl| &rl.scope_logs)
+                        .map(|sl| sl.log_records.len())
+                        .sum();
+                    c.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    let _ = w.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n",
+                    );
+                }
+            });
+        }
+    });
+    (count, port)
+}
+
+/// Throughput config: one scenario's files, its operators, batch, otlphttp.
+fn bench_config(logs: &Path, port: u16, scenario: &str) -> String {
+    let operators = match scenario {
+        "plain" => "[]".to_string(),
+        "json" => "
+      - type: json_parser
+        timestamp: {parse_from: attributes.ts, layout: '%Y-%m-%dT%H:%M:%S.%fZ', location: UTC}
+        severity: {parse_from: attributes.level}"
+            .to_string(),
+        _ => "
+      - type: container"
+            .to_string(),
+    };
+    let include = if scenario == "container" {
+        format!("['{}/pods/*/*/*.log']", logs.display())
+    } else {
+        format!("['{}/{scenario}.log*']", logs.display())
+    };
+    format!(
+        "receivers:
+  filelog:
+    include: {include}
+    start_at: beginning
+    poll_interval: 50ms
+    include_file_path: true
+    max_concurrent_files: 16
+    operators: {operators}
+processors:
+  batch: {{send_batch_size: 8192, send_batch_max_size: 8192, timeout: 200ms}}
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{port}
+    compression: none
+service:
+  telemetry:
+    metrics: {{level: none}}
+  pipelines:
+    logs: {{receivers: [filelog], processors: [batch], exporters: [otlphttp]}}
+"
+    )
+}
+
+/// Writes `per_file` lines into each of 4 files (a current one and three rotated ones) of
+/// a scenario; returns the line count.
+fn bench_inputs(logs: &Path, scenario: &str, per_file: usize) -> usize {
+    let names = ["", ".1", ".2", ".3"];
+    let mut total = 0;
+    for (k, suffix) in names.iter().enumerate() {
+        let mut text = String::with_capacity(per_file * 120);
+        for i in 0..per_file {
+            let (s, f) = (i % 60, i % 1000);
+            match scenario {
+                "plain" => text.push_str(&format!(
+                    "2024-04-13 07:59:{s:02}.{f:03} INFO [worker-{k}] request {i} served in {f} ms for tenant acme\n"
+                )),
+                "json" => text.push_str(&format!(
+                    "{{\"ts\":\"2024-04-13T07:59:{s:02}.{f:06}Z\",\"level\":\"info\",\"msg\":\"request {k}-{i} served\",\"tenant\":\"acme\",\"ms\":{f}}}\n"
+                )),
+                _ => {
+                    if k % 2 == 0 {
+                        text.push_str(&format!(
+                            "2024-04-13T09:59:{s:02}.{f:03}+02:00 stdout F request {k}-{i} served in {f} ms for tenant acme\n"
+                        ))
+                    } else {
+                        text.push_str(&format!(
+                            "{{\"log\":\"request {k}-{i} served in {f} ms for tenant acme\\n\",\"stream\":\"stdout\",\"time\":\"2024-04-13T07:59:{s:02}.{f:03}456789Z\"}}\n"
+                        ))
+                    }
+                }
+            }
+        }
+        let path = if scenario == "container" {
+            let dir = logs
+                .join("pods")
+                .join(format!("ns_pod-{k}_0a1b2c3d-1111-2222-3333-44445555666{k}"))
+                .join("app");
+            std::fs::create_dir_all(&dir).unwrap();
+            // Restarts of the container rather than rotated names, which the Kubernetes
+            // path pattern does not take (the Collector drops CRI lines from such paths).
+            let _ = suffix;
+            dir.join(format!("{k}.log"))
+        } else {
+            logs.join(format!("{scenario}.log{suffix}"))
+        };
+        std::fs::write(path, text).unwrap();
+        total += per_file;
+    }
+    total
+}
+
+fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    ticks as f64 / 100.0
+}
+
+/// Throughput and memory, each process pinned to CPU 0 (`taskset -c 0`); the test process
+/// (files, sink) should run elsewhere: `taskset -c 1 cargo test --release ...`. Lines per
+/// file from FILELOG_BENCH_LINES (default 250,000; 4 files per scenario).
+#[test]
+#[ignore = "benchmark: run by hand, see BENCHMARKS.md"]
+fn bench_filelog_lines_per_second_and_peak_rss_against_the_collector() {
+    let per_file: usize = std::env::var("FILELOG_BENCH_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(250_000);
+    let collector = otelcol_contrib();
+    let weir = PathBuf::from(env!("CARGO_BIN_EXE_weir"));
+    for scenario in ["plain", "json", "container"] {
+        for (who, bin) in [("weir", &weir), ("otelcol", &collector)] {
+            let dir = tempfile::tempdir().unwrap();
+            let logs = dir.path().join("logs");
+            std::fs::create_dir_all(&logs).unwrap();
+            let total = bench_inputs(&logs, scenario, per_file);
+            let (count, port) = counting_sink();
+            let cfg = support::write(dir.path(), "c.yaml", &bench_config(&logs, port, scenario));
+            let log = std::fs::File::create(dir.path().join("run.log")).unwrap();
+            let start = Instant::now();
+            let mut child = Command::new("taskset")
+                .args(["-c", "0"])
+                .arg(bin)
+                .arg("--config")
+                .arg(&cfg)
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            let pid = child.id();
+            while count.load(std::sync::atomic::Ordering::Relaxed) < total {
+                assert!(
+                    start.elapsed() < Duration::from_secs(600),
+                    "{who} {scenario}: {} of {total}",
+                    count.load(std::sync::atomic::Ordering::Relaxed)
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let secs = start.elapsed().as_secs_f64();
+            let cpu = cpu_seconds(pid);
+            let rss_kib = proc_field(pid, "status", "VmHWM:");
+            support::sigterm(&child);
+            let _ = support::wait_exit(&mut child, Duration::from_secs(15));
+            let _ = child.kill();
+            assert_eq!(count.load(std::sync::atomic::Ordering::Relaxed), total);
+            println!(
+                "{scenario:9} {who:7} lines {total:>8}  wall {secs:6.2} s  {:>9.0} lines/s  cpu {cpu:6.2} s  {:>9.0} lines/cpu-s  peak RSS {:>6.1} MiB",
+                total as f64 / secs,
+                total as f64 / cpu.max(0.01),
+                rss_kib as f64 / 1024.0
+            );
+        }
+    }
+}

@@ -516,7 +516,7 @@ impl Pipeline {
                 for e in fwd {
                     self.dispatch(i, Sent::Next, e, out);
                 }
-                if send {
+                if let Some(e) = e.filter(|_| send) {
                     self.dispatch(i, Sent::Next, e, out);
                 }
             }

@@ -156,7 +156,9 @@ struct RBatch {
 
 const DEFAULT_SOURCE: &str = "DefaultSourceIdentifier";
 
-type Res = Result<Sent, (String, Entry)>;
+/// A failure and the entry (`None`: the entry is dropped whatever `on_error` says, as the
+/// Collector's container operator does with CRI lines it fails on after parsing them).
+type Res = Result<Sent, (String, Option<Entry>)>;
 
 // ---------------------------------------------------------------- config
 
@@ -1028,12 +1030,12 @@ impl Parser {
         let Some(v) = self.parse_from.get(&e) else {
             return Err((
                 format!("entry has no field {} to parse", self.parse_from),
-                e,
+                Some(e),
             ));
         };
         let parsed = match f(v) {
             Ok(p) => p,
-            Err(x) => return Err((x, e)),
+            Err(x) => return Err((x, Some(e))),
         };
         self.parse_to.set(&mut e, parsed);
         if let Some(b) = &self.body {
@@ -1043,12 +1045,12 @@ impl Parser {
         }
         if let Some(t) = &self.time {
             if let Err(x) = t.apply(&mut e) {
-                return Err((x, e));
+                return Err((x, Some(e)));
             }
         }
         if let Some(s) = &self.severity {
             if let Err(x) = s.apply(&mut e) {
-                return Err((x, e));
+                return Err((x, Some(e)));
             }
         }
         fwd.push(e);
@@ -1133,14 +1135,14 @@ impl Kind {
                     fwd.push(e);
                     Ok(Sent::Next)
                 }
-                Err(x) => Err((x, e)),
+                Err(x) => Err((x, Some(e))),
             },
             Kind::Time(t) => match t.apply(&mut e) {
                 Ok(()) => {
                     fwd.push(e);
                     Ok(Sent::Next)
                 }
-                Err(x) => Err((x, e)),
+                Err(x) => Err((x, Some(e))),
             },
             Kind::Container(c) => c.process(e, fwd),
             Kind::Move(from, to) => match from.delete(&mut e) {
@@ -1149,7 +1151,7 @@ impl Kind {
                     fwd.push(e);
                     Ok(Sent::Next)
                 }
-                None => Err((format!("move: field {from} does not exist"), e)),
+                None => Err((format!("move: field {from} does not exist"), Some(e))),
             },
             Kind::Copy(from, to) => match from.get_owned(&e) {
                 Some(v) => {
@@ -1157,7 +1159,7 @@ impl Kind {
                     fwd.push(e);
                     Ok(Sent::Next)
                 }
-                None => Err((format!("copy: field {from} does not exist"), e)),
+                None => Err((format!("copy: field {from} does not exist"), Some(e))),
             },
             Kind::Add(f, v) => {
                 let v = v.value(&e);
@@ -1170,12 +1172,12 @@ impl Kind {
                     fwd.push(e);
                     Ok(Sent::Next)
                 }
-                None => Err((format!("remove: field {f} does not exist"), e)),
+                None => Err((format!("remove: field {f} does not exist"), Some(e))),
             },
             Kind::Flatten(f) => match f.get(&e) {
                 Some(Val::Map(_)) => {
                     let Some(Val::Map(inner)) = f.delete(&mut e) else {
-                        return Err((format!("flatten: field {f} is not a map"), e));
+                        return Err((format!("flatten: field {f} is not a map"), Some(e)));
                     };
                     let parent = &f.keys[..f.keys.len() - 1];
                     for (k, v) in inner {
@@ -1192,9 +1194,9 @@ impl Kind {
                 }
                 Some(other) => Err((
                     format!("flatten: field {f} is a {}, not a map", other.kind()),
-                    e,
+                    Some(e),
                 )),
-                None => Err((format!("flatten: field {f} does not exist"), e)),
+                None => Err((format!("flatten: field {f} does not exist"), Some(e))),
             },
             Kind::Retain(fields) => {
                 let mut out = Entry {
@@ -1409,13 +1411,13 @@ impl Container {
                 let k = other.kind();
                 return Err((
                     format!("container: type {k} cannot be parsed as container logs"),
-                    e,
+                    Some(e),
                 ));
             }
             None => {
                 return Err((
                     format!("container: entry has no field {}", self.parse_from),
-                    e,
+                    Some(e),
                 ))
             }
         };
@@ -1427,15 +1429,20 @@ impl Container {
             None => {
                 return Err((
                     "container: failed to detect a valid container log format".into(),
-                    e,
+                    Some(e),
                 ))
             }
         };
         let parsed = match format {
             Format::Docker => match serde_json::from_str::<serde_json::Value>(&raw) {
                 Ok(j @ serde_json::Value::Object(_)) => Val::from_json_with(j, false),
-                Ok(_) => return Err(("container: docker log line is not a JSON object".into(), e)),
-                Err(x) => return Err((format!("container: docker log line: {x}"), e)),
+                Ok(_) => {
+                    return Err((
+                        "container: docker log line is not a JSON object".into(),
+                        Some(e),
+                    ))
+                }
+                Err(x) => return Err((format!("container: docker log line: {x}"), Some(e))),
             },
             Format::Crio | Format::Containerd => {
                 let re = if format == Format::Crio {
@@ -1453,7 +1460,7 @@ impl Container {
                                 "containerd"
                             }
                         ),
-                        e,
+                        Some(e),
                     ));
                 };
                 let mut m = BTreeMap::new();
@@ -1471,6 +1478,19 @@ impl Container {
             keys: vec![],
         }
         .set(&mut e, parsed);
+        let cri = format != Format::Docker;
+        let drop_if_cri = |r: Res| -> Res {
+            match r {
+                Err((msg, _)) if cri => Err((msg, None)),
+                other => other,
+            }
+        };
+        drop_if_cri(self.after_parse(format, e, fwd))
+    }
+
+    /// Time, moves and Kubernetes metadata after a line was parsed; CRI lines go through
+    /// the recombine.
+    fn after_parse(&mut self, format: Format, mut e: Entry, fwd: &mut Vec<Entry>) -> Res {
         // time -> timestamp (the attribute is removed, as with the Collector's default
         // feature gate filelog.container.removeOriginalTimeField)
         let t = match e.attributes.get("time") {
@@ -1486,26 +1506,31 @@ impl Container {
         };
         match t {
             Ok(ns) => e.timestamp = ns,
-            Err(x) => return Err((format!("container: failed to parse time: {x}"), e)),
+            Err(x) => return Err((format!("container: failed to parse time: {x}"), Some(e))),
         }
         e.attributes.remove("time");
         match e.attributes.remove("log") {
             Some(v) => e.body = v,
-            None => return Err(("container: move: field log does not exist".into(), e)),
+            None => return Err(("container: move: field log does not exist".into(), Some(e))),
         }
         match e.attributes.remove("stream") {
             Some(v) => {
                 e.attributes.insert("log.iostream".into(), v);
             }
-            None => return Err(("container: move: field stream does not exist".into(), e)),
+            None => {
+                return Err((
+                    "container: move: field stream does not exist".into(),
+                    Some(e),
+                ))
+            }
         }
         if self.add_metadata {
             let path = match e.attributes.get("log.file.path") {
                 Some(Val::Str(p)) => p.clone(),
-                _ => return Err(("container: no log.file.path attribute for the Kubernetes metadata (set include_file_path: true, or add_metadata_from_filepath: false)".into(), e)),
+                _ => return Err(("container: no log.file.path attribute for the Kubernetes metadata (set include_file_path: true, or add_metadata_from_filepath: false)".into(), Some(e))),
             };
             let Some(c) = path_re().captures(&path) else {
-                return Err((format!("container: {path:?} is not a /var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log path"), e));
+                return Err((format!("container: {path:?} is not a /var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log path"), Some(e)));
             };
             for (g, k) in [
                 ("container_name", "k8s.container.name"),

@@ -545,3 +545,23 @@ fn config_errors_name_the_operator_and_the_field() {
         "{t}"
     );
 }
+
+#[test]
+fn container_drops_cri_lines_it_fails_on_after_parsing_whatever_on_error_says() {
+    // As the Collector does: a docker line with a bad path goes on (on_error: send), a
+    // cri-o/containerd line fails after it was parsed and is dropped; both are counted.
+    let mut p = pipeline(serde_json::json!([{"type": "container", "id": "c"}]));
+    let t = weir_api::Telemetry::new();
+    p.attach(&t, "filelog");
+    let mut docker = line(r#"{"log":"x","stream":"stdout","time":"2024-04-13T07:59:37Z"}"#);
+    docker
+        .attributes
+        .insert("log.file.path".into(), s("/var/log/other/a.log"));
+    let mut cri = line("2024-04-13T07:59:37Z stdout F y");
+    cri.attributes
+        .insert("log.file.path".into(), s("/var/log/other/b.log"));
+    let out = run(&mut p, vec![docker, cri]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].body, s("x"));
+    assert_eq!(p.ops[0].errors.as_ref().unwrap().get(), 2);
+}
