@@ -91,6 +91,9 @@ echo "== benchmark harness smoke run (every scenario, one second each; fails on 
 "${CARGO_TARGET_DIR:-target}/debug/weir-bench" run --weir "$weir_bin" --targets direct,weir \
   --scenarios forward,drop,wasm,metadata,edge --signals logs,traces --batch 100 \
   --duration 1s --repeat 1 --cores "" --connections 2 --fail-on-loss
+"${CARGO_TARGET_DIR:-target}/debug/weir-bench" run --weir "$weir_bin" --targets direct,weir \
+  --scenarios forward,drop,edge --signals metrics --batch 100 \
+  --duration 1s --repeat 1 --cores "" --connections 2 --fail-on-loss
 "${CARGO_TARGET_DIR:-target}/debug/weir-bench" run --weir "$weir_bin" --targets weir \
   --scenarios limiter,batch,batch-disk --signals logs --batch 100 --sink-delay 50ms \
   --duration 1s --repeat 1 --cores "" --connections 2 --fail-on-loss

@@ -1,8 +1,8 @@
 //! What a receiver pays per request before the pipeline sees it: checking the protobuf and
-//! counting its items (what `Batch::decode` does for logs and traces), against building the
-//! request in memory with prost (what it did before, and what a processor that reads the
-//! records still pays on first access). The requests are the load harness's own (1,000
-//! records or spans, 50% noise, fixed seed).
+//! counting its items (what `Batch::decode` does for logs and traces; for metrics it decodes
+//! with prost), against building the request in memory with prost (what it did before, and
+//! what a processor that reads the records still pays on first access). The requests are the
+//! load harness's own (1,000 records, spans or metric data points, 50% noise, fixed seed).
 //!
 //! `cargo bench -p weir-bench --bench receive`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -21,12 +21,13 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use prost::Message;
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use weir_api::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use weir_api::{Batch, Signal};
 
 fn receive(c: &mut Criterion) {
-    for (signal, traces) in [(Signal::Logs, false), (Signal::Traces, true)] {
-        let pool = generate::Generator::new(7, generate::Mix::default()).pool(traces, 8, 1000);
+    for signal in [Signal::Logs, Signal::Traces, Signal::Metrics] {
+        let pool = generate::Generator::new(7, generate::Mix::default()).pool(signal, 8, 1000);
         let mut group = c.benchmark_group(format!("receive_{signal}_1000"));
         group.throughput(Throughput::Elements(1000));
         let mut i = 0;
@@ -41,10 +42,16 @@ fn receive(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) % pool.len();
                 let bytes = pool[i].bytes.clone();
-                if traces {
-                    black_box(ExportTraceServiceRequest::decode(bytes).unwrap());
-                } else {
-                    black_box(ExportLogsServiceRequest::decode(bytes).unwrap());
+                match signal {
+                    Signal::Traces => {
+                        black_box(ExportTraceServiceRequest::decode(bytes).unwrap());
+                    }
+                    Signal::Logs => {
+                        black_box(ExportLogsServiceRequest::decode(bytes).unwrap());
+                    }
+                    Signal::Metrics => {
+                        black_box(ExportMetricsServiceRequest::decode(bytes).unwrap());
+                    }
                 }
             })
         });

@@ -33,7 +33,7 @@ pub struct LoadStats {
 pub struct LoadPlan {
     /// `http://127.0.0.1:PORT` of the target's OTLP gRPC receiver.
     pub endpoint: String,
-    /// Logs or traces.
+    /// Logs, traces or metrics.
     pub signal: Signal,
     /// Concurrent connections, one request in flight each.
     pub connections: usize,

@@ -70,10 +70,10 @@ struct RunArgs {
     /// Scenarios to run.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "forward")]
     scenarios: Vec<Scenario>,
-    /// Signals: logs, traces.
+    /// Signals: logs, traces, metrics.
     #[arg(long, value_delimiter = ',', default_value = "logs")]
     signals: Vec<String>,
-    /// Items per request.
+    /// Items per request (log records, spans or metric data points).
     #[arg(long, value_delimiter = ',', default_value = "1000")]
     batch: Vec<usize>,
     /// Measured time per run.
@@ -244,6 +244,16 @@ fn print_added_latency(groups: &[Vec<RunReport>]) {
 }
 
 async fn run_all(a: RunArgs) -> anyhow::Result<bool> {
+    // Checked before any run, so a typo does not surface after minutes of measuring.
+    let signals = a
+        .signals
+        .iter()
+        .map(|name| {
+            Signal::parse(name).with_context(|| {
+                format!("--signals: unknown signal {name:?} (logs, traces, metrics)")
+            })
+        })
+        .collect::<anyhow::Result<Vec<Signal>>>()?;
     let workdir = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
     std::fs::create_dir_all(&workdir)?;
     let mut all = Vec::new();
@@ -266,8 +276,7 @@ async fn run_all(a: RunArgs) -> anyhow::Result<bool> {
         "weir/x",
         "refused"
     );
-    for signal_name in &a.signals {
-        let signal = Signal::parse(signal_name).context("signals are logs or traces")?;
+    for signal in signals {
         for &scenario in &a.scenarios {
             for &batch in &a.batch {
                 let mut groups: Vec<Vec<RunReport>> = vec![Vec::new(); a.targets.len()];

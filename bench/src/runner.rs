@@ -22,7 +22,8 @@ use crate::sink::Sink;
 pub enum Scenario {
     /// Receive and forward, no processing.
     Forward,
-    /// A policy drops the noise (~50%: DEBUG logs / health-check spans).
+    /// A policy drops the noise (~50%: DEBUG logs / health-check spans / points of
+    /// `debug.*` metrics).
     Drop,
     /// A WASM module drops the noise.
     Wasm,
@@ -59,9 +60,9 @@ pub struct RunSpec {
     pub config_template: Option<PathBuf>,
     /// Scenario (for the report and expected drops).
     pub scenario: Scenario,
-    /// Logs or traces.
+    /// Logs, traces or metrics.
     pub signal: Signal,
-    /// Items per request.
+    /// Items per request (log records, spans or metric data points).
     pub batch: usize,
     /// Measured time.
     pub duration: Duration,
@@ -269,8 +270,8 @@ async fn measure(
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = proc_status_kib(pid, "VmRSS:").unwrap_or(0) as f64 / 1024.0;
-    let traces = spec.signal == Signal::Traces;
-    let pool = Arc::new(Generator::new(spec.seed, Mix::default()).pool(traces, 64, spec.batch));
+    let pool =
+        Arc::new(Generator::new(spec.seed, Mix::default()).pool(spec.signal, 64, spec.batch));
     let stats = Arc::new(LoadStats::default());
     let stop = Arc::new(AtomicBool::new(false));
     let plan = LoadPlan {

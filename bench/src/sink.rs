@@ -16,6 +16,8 @@ use tokio_stream_shim::TcpIncoming;
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
+use weir_api::Signal;
+
 use crate::raw::RawCodec;
 use crate::scan::scan;
 
@@ -32,7 +34,7 @@ pub fn now_ns() -> u64 {
 pub struct SinkStats {
     /// Export requests received.
     pub requests: AtomicU64,
-    /// Items (log records + spans) received.
+    /// Items (log records, spans and metric data points) received.
     pub items: AtomicU64,
     /// Bytes of message payload received.
     pub bytes: AtomicU64,
@@ -46,10 +48,10 @@ pub struct SinkStats {
 }
 
 impl SinkStats {
-    fn record(&self, msg: &Bytes, traces: bool) {
+    fn record(&self, msg: &Bytes, signal: Signal) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(msg.len() as u64, Ordering::Relaxed);
-        match scan(msg, traces) {
+        match scan(msg, signal) {
             Ok(r) => {
                 self.items.fetch_add(r.items, Ordering::Relaxed);
                 if let Some(stamp) = r.first_stamp {
@@ -77,8 +79,8 @@ impl SinkStats {
 pub trait OtlpService: Send + Sync + 'static {
     /// The gRPC service name.
     const NAME: &'static str;
-    /// Whether items are spans.
-    const TRACES: bool;
+    /// The signal its Export requests carry.
+    const SIGNAL: Signal;
     /// An empty Export*ServiceResponse (all three encode to zero bytes).
     fn response() -> Bytes {
         Bytes::new()
@@ -88,19 +90,19 @@ pub trait OtlpService: Send + Sync + 'static {
 pub struct Logs;
 /// The trace service.
 pub struct Traces;
-/// The metrics service (counted as requests and bytes only).
+/// The metrics service (items are data points).
 pub struct Metrics;
 impl OtlpService for Logs {
     const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
-    const TRACES: bool = false;
+    const SIGNAL: Signal = Signal::Logs;
 }
 impl OtlpService for Traces {
     const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
-    const TRACES: bool = true;
+    const SIGNAL: Signal = Signal::Traces;
 }
 impl OtlpService for Metrics {
     const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
-    const TRACES: bool = false;
+    const SIGNAL: Signal = Signal::Metrics;
 }
 
 /// One OTLP service of the sink, answering Export with an empty success response.
@@ -133,12 +135,12 @@ impl<K: OtlpService> UnaryService<Bytes> for Export<K> {
         let stats = self.0.clone();
         let delay = stats.delay_ms.load(Ordering::Relaxed);
         if delay == 0 {
-            stats.record(request.get_ref(), K::TRACES);
+            stats.record(request.get_ref(), K::SIGNAL);
             return Box::pin(std::future::ready(Ok(Response::new(K::response()))));
         }
         Box::pin(async move {
             tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-            stats.record(request.get_ref(), K::TRACES);
+            stats.record(request.get_ref(), K::SIGNAL);
             Ok(Response::new(K::response()))
         })
     }
@@ -259,5 +261,43 @@ mod tokio_stream_shim {
                 Poll::Pending => Poll::Pending,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::{Generator, Mix};
+    use crate::raw::export_path;
+
+    /// Each service of a running sink counts its own signal's items: 250 data points to the
+    /// metrics service, 40 records to the logs service, over a real gRPC connection.
+    #[tokio::test]
+    async fn metrics_export_counts_points_over_grpc() {
+        let sink = Sink::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", sink.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = tonic::client::Grpc::new(channel);
+        let mut g = Generator::new(4, Mix::default());
+        for (signal, size) in [(Signal::Metrics, 250), (Signal::Logs, 40)] {
+            let req = &g.pool(signal, 1, size)[0];
+            client.ready().await.unwrap();
+            client
+                .unary(
+                    tonic::Request::new(req.stamped(now_ns())),
+                    http::uri::PathAndQuery::from_static(export_path(signal)),
+                    RawCodec,
+                )
+                .await
+                .unwrap();
+        }
+        assert_eq!(sink.stats.requests.load(Ordering::Relaxed), 2);
+        assert_eq!(sink.stats.items.load(Ordering::Relaxed), 290);
+        assert_eq!(sink.stats.malformed.load(Ordering::Relaxed), 0);
+        let h = sink.stats.latency_us.lock().unwrap();
+        assert_eq!(h.as_ref().map(|h| h.len()), Some(2));
     }
 }
