@@ -20,6 +20,10 @@ use super::relabel;
 use super::text::{self, FamilyType, Format};
 use super::{string_kv, Target};
 
+/// Maps keyed by what targets write: foldhash, seeded per map (resists crafted collisions
+/// better than a fixed-key hash, much faster than SipHash on series text).
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// OTLP's "no recorded value" data point flag (staleness).
 pub const NO_RECORDED_VALUE: u32 = 1;
 
@@ -41,7 +45,7 @@ enum Role {
 fn family_of<'n>(
     name: &'n str,
     format: Format,
-    types: &HashMap<&str, FamilyType>,
+    types: &FastMap<&str, FamilyType>,
 ) -> (&'n str, FamilyType, Role) {
     if let Some(t) = types.get(name) {
         let role = match t {
@@ -126,9 +130,9 @@ struct Agg {
 /// A target's conversion state.
 #[derive(Default)]
 pub struct Converter {
-    entries: HashMap<Box<str>, Entry>,
+    entries: FastMap<Box<str>, Entry>,
     points: Vec<Option<Point>>,
-    point_ids: HashMap<Box<str>, u32>,
+    point_ids: FastMap<Box<str>, u32>,
     free: Vec<u32>,
     gen: u64,
     /// Per scrape: point id → slot in `aggs`.
@@ -326,34 +330,43 @@ impl Converter {
         let mut kept = 0;
         for s in &e.samples {
             // The cached resolution, checked against this scrape's types.
-            let fresh = match self.entries.get(s.series) {
-                Some(en) if en.dropped => None,
+            let cached = match self.entries.get_mut(s.series) {
+                Some(en) if en.dropped => {
+                    en.gen = gen;
+                    continue;
+                }
                 Some(en) => {
                     let name = en.renamed.as_deref().unwrap_or(s.name);
-                    let (family, kind, _) = family_of(name, format, &e.types);
-                    (family.len() != en.family_len || kind != en.kind).then_some(())
+                    let (family, kind, role) = family_of(name, format, &e.types);
+                    if family.len() == en.family_len && kind == en.kind {
+                        en.gen = gen;
+                        Some((en.point, en.bound, kind, role))
+                    } else {
+                        None
+                    }
                 }
-                None => Some(()),
+                None => None,
             };
-            if fresh.is_some() {
-                let en = self.resolve(t, e, s, format);
-                self.entries.insert(s.series.into(), en);
-                if self.slot_of.len() < self.points.len() {
-                    self.slot_of.resize(self.points.len(), NO_SLOT);
+            let (point, bound, kind, role) = match cached {
+                Some(c) => c,
+                None => {
+                    let en = self.resolve(t, e, s, format);
+                    if self.slot_of.len() < self.points.len() {
+                        self.slot_of.resize(self.points.len(), NO_SLOT);
+                    }
+                    let dropped = en.dropped;
+                    let (point, bound) = (en.point, en.bound);
+                    let name = en.renamed.clone();
+                    self.entries.insert(s.series.into(), en);
+                    if dropped {
+                        continue;
+                    }
+                    let (_, kind, role) =
+                        family_of(name.as_deref().unwrap_or(s.name), format, &e.types);
+                    (point, bound, kind, role)
                 }
-            }
-            let Some(en) = self.entries.get_mut(s.series) else {
-                continue;
             };
-            en.gen = gen;
-            if en.dropped {
-                continue;
-            }
             kept += 1;
-            let name = en.renamed.as_deref().unwrap_or(s.name);
-            let (_, kind, role) = family_of(name, format, &e.types);
-            let point = en.point;
-            let bound = en.bound;
             let slot = &mut self.slot_of[point as usize];
             if *slot == NO_SLOT {
                 *slot = aggs.len() as u32;
@@ -391,7 +404,8 @@ impl Converter {
 
         let mut added = 0;
         let mut out: Vec<Metric> = Vec::new();
-        let mut family_index: HashMap<String, usize> = HashMap::new();
+        let mut family_index: FastMap<String, usize> = FastMap::default();
+        let mut last_family: Option<usize> = None;
         for (slot, id) in order.iter().enumerate() {
             let agg = std::mem::take(&mut aggs[slot]);
             let Some(p) = self.points[*id as usize].as_mut() else {
@@ -428,8 +442,12 @@ impl Converter {
             p.reported = true;
             p.state.start_ns = start;
             p.state.last = level;
-            let fi = match family_index.get(p.state.family.as_str()) {
-                Some(i) => *i,
+            // Samples come grouped by family: the previous point's family is the likely one.
+            let same = last_family
+                .filter(|i| out[*i].name == p.state.family)
+                .or_else(|| family_index.get(p.state.family.as_str()).copied());
+            let fi = match same {
+                Some(i) => i,
                 None => {
                     let name = p.state.family.clone();
                     let description = e
@@ -477,6 +495,7 @@ impl Converter {
                     out.len() - 1
                 }
             };
+            last_family = Some(fi);
             let attributes = p.state.attributes.clone();
             match out[fi].data.as_mut() {
                 Some(metric::Data::Sum(sum)) => {

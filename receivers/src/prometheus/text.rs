@@ -10,8 +10,8 @@
 //! `gaugehistogram` and `unknown`, whose samples carry suffixes (`_total`, `_created`,
 //! `_info`, `_gcount`, `_gsum`) after the family name.
 
+use super::convert::FastMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 /// Which text format a body is in (from its `Content-Type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,11 +98,11 @@ pub struct Exposition<'a> {
     /// The labels of all samples, each sample's in a run.
     pub labels: Vec<Label<'a>>,
     /// `# TYPE` per family name.
-    pub types: HashMap<&'a str, FamilyType>,
+    pub types: FastMap<&'a str, FamilyType>,
     /// `# HELP` per family name.
-    pub help: HashMap<&'a str, Cow<'a, str>>,
+    pub help: FastMap<&'a str, Cow<'a, str>>,
     /// `# UNIT` per family name (OpenMetrics).
-    pub units: HashMap<&'a str, &'a str>,
+    pub units: FastMap<&'a str, &'a str>,
     /// Exemplars of samples that carried one.
     pub exemplars: Vec<Exemplar<'a>>,
     /// The format it was parsed as.
