@@ -347,6 +347,7 @@ pub fn report_text(c: &ControlPlane, top: usize) -> Result<String, String> {
 
 /// `weir catalog connect prometheus`: one snapshot into the store, then the report.
 pub fn connect_prometheus(args: &PrometheusArgs) -> Result<(), String> {
+    crate::prometheus::check_url(&args.url)?;
     let auth = crate::prometheus::PromAuth::from_files(
         args.username.as_deref(),
         args.password_file.as_deref(),
@@ -359,18 +360,11 @@ pub fn connect_prometheus(args: &PrometheusArgs) -> Result<(), String> {
     let tls = settings
         .load("--ca-file", |p: &str| PathBuf::from(p))
         .map_err(|e| e.to_string())?;
-    let control = ControlPlane::open_with_key_file(&args.db, args.key_file.as_deref())
-        .map_err(|e| e.to_string())?;
-    if let crate::at_rest::KeyOrigin::Created(p) = control.store().key_origin() {
-        eprintln!(
-            "created the database key {} (mode 0600): the catalog is encrypted under it; keep it apart from backups",
-            p.display()
-        );
-    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    // Read first: nothing is created when the server cannot be read.
     let snap = rt.block_on(async {
         let client = crate::prometheus::PromClient::new(
             &args.url,
@@ -379,8 +373,22 @@ pub fn connect_prometheus(args: &PrometheusArgs) -> Result<(), String> {
             args.max_response_bytes,
             args.timeout,
         )?;
-        crate::prometheus::connect(&control, &client, &Default::default()).await
+        crate::prometheus::collect(&client, &Default::default(), crate::store::now_secs())
+            .await
+            .map_err(|e| e.to_string())
     })?;
+    let control = ControlPlane::open_with_key_file(&args.db, args.key_file.as_deref())
+        .map_err(|e| e.to_string())?;
+    if let crate::at_rest::KeyOrigin::Created(p) = control.store().key_origin() {
+        eprintln!(
+            "created the database key {} (mode 0600): the catalog is encrypted under it; keep it apart from backups",
+            p.display()
+        );
+    }
+    control
+        .store()
+        .put_prometheus_snapshot(&snap)
+        .map_err(|e| e.to_string())?;
     control
         .store()
         .audit("cli", "source.prometheus.read", &snap.source, None, None)

@@ -501,6 +501,59 @@ fn policy_subcommand_is_wired() {
 }
 
 #[test]
+fn catalog_connect_prometheus_is_wired_and_names_what_failed() {
+    let (code, stdout, _) = output(weir().args(["catalog", "connect", "prometheus", "--help"]));
+    assert_eq!(code, 0);
+    for flag in [
+        "--db",
+        "--username",
+        "--password-file",
+        "--bearer-token-file",
+        "--ca-file",
+    ] {
+        assert!(stdout.contains(flag), "{flag} not in\n{stdout}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    // Nothing listens there: the error names the server and the first API path.
+    let port = free_port();
+    let (code, _, stderr) = output(weir().args([
+        "catalog",
+        "connect",
+        "prometheus",
+        &format!("http://127.0.0.1:{port}"),
+        "--db",
+        db.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: prometheus http://127.0.0.1:{port}: GET /api/v1/status/tsdb: cannot connect"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !db.exists(),
+        "nothing is created when the server cannot be read"
+    );
+    let (code, _, stderr) = output(weir().args([
+        "catalog",
+        "connect",
+        "prometheus",
+        "http://u:s3cr3tpw@127.0.0.1:9",
+        "--db",
+        db.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("credentials in the URL are not accepted"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cr3tpw"), "{stderr}");
+    assert!(!db.exists(), "nothing is created for a refused URL");
+}
+
+#[test]
 fn admin_tokens_expire_users_enrol_and_the_audit_log_verifies_and_exports() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("cp.db");
