@@ -1673,6 +1673,55 @@ mod tests {
         }
     }
 
+    /// The fuzz target's properties (fuzz/fuzz_targets/prometheus_text.rs) over its seeds and
+    /// every prefix and single-character change of them: no panic, errors name a line of the
+    /// body, a second scrape of the same body adds and stales nothing.
+    #[test]
+    fn parser_and_conversion_hold_on_mutated_seeds() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fuzz/corpus/prometheus_text"
+        );
+        let mut seeds = Vec::new();
+        for f in std::fs::read_dir(dir).unwrap() {
+            let bytes = std::fs::read(f.unwrap().path()).unwrap();
+            let body = String::from_utf8_lossy(&bytes[1..]).to_string();
+            // Cut to keep the debug-build run short.
+            let cut = body
+                .char_indices()
+                .nth(2000)
+                .map(|(i, _)| i)
+                .unwrap_or(body.len());
+            seeds.push(body[..cut].to_string());
+        }
+        assert!(seeds.len() >= 3);
+        let check = |body: &str, format| match parse_and_convert_twice(body, format) {
+            Ok((_, [_, second])) => assert_eq!(second, (0, 0), "{body:?}"),
+            Err(e) => {
+                let lines = body.split('\n').count();
+                assert!(e.line >= 1 && e.line <= lines, "{e}: {body:?}");
+            }
+        };
+        let mut runs = 0;
+        for seed in &seeds {
+            for format in [text::Format::Text, text::Format::OpenMetrics] {
+                let cuts: Vec<usize> = (0..=seed.len())
+                    .filter(|i| seed.is_char_boundary(*i))
+                    .collect();
+                for i in cuts.iter().step_by(7) {
+                    check(&seed[..*i], format);
+                    for c in ["\"", "\\", "{", "}", "#", " ", "\n", "_total", "=", ","] {
+                        let mut m = seed.clone();
+                        m.insert_str(*i, c);
+                        check(&m, format);
+                        runs += 1;
+                    }
+                }
+            }
+        }
+        assert!(runs > 1000, "{runs}");
+    }
+
     /// A target on loopback that answers every request with `respond` (run on a thread).
     fn target_server(respond: fn(std::net::TcpStream)) -> String {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
