@@ -649,6 +649,12 @@ fn reads_a_real_prometheus_read_only_and_finds_waste() {
         .findings
         .iter()
         .all(|f| f.service != "synthetic"));
+    // Forgetting a source removes its snapshot only.
+    assert!(control.store().delete_prometheus_source(&url).unwrap());
+    assert!(!control.store().delete_prometheus_source(&url).unwrap());
+    let left = control.store().prometheus_snapshots().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].source, format!("http://127.0.0.1:{prom_port}"));
 }
 
 /// Runs `f` against a fake server and returns the error text.
