@@ -775,3 +775,23 @@ fn apache_thrift_encodings_decode() {
         assert_eq!(span.events[0].time_unix_nano, 1_700_000_000_000_005_000);
     }
 }
+
+/// Agent packets that are not an `emitBatch` with a batch say so.
+#[test]
+fn agent_packets_without_a_batch_or_of_another_call_are_errors() {
+    // compact: oneway call "emitBatch", seq 1, arguments struct with no fields.
+    let mut p = vec![0x82, (4 << 5) | 1, 1, 9];
+    p.extend_from_slice(b"emitBatch");
+    p.push(0);
+    assert_eq!(
+        weir_receivers::jaeger::decode_agent_packet(&p, Protocol::Compact).unwrap_err(),
+        "invalid emitBatch call: emitBatch.batch: missing (required)"
+    );
+    let mut z = vec![0x82, (4 << 5) | 1, 1, 15];
+    z.extend_from_slice(b"emitZipkinBatch");
+    z.push(0);
+    assert_eq!(
+        weir_receivers::jaeger::decode_agent_packet(&z, Protocol::Compact).unwrap_err(),
+        "unsupported agent call \"emitZipkinBatch\" (only emitBatch is taken)"
+    );
+}

@@ -240,6 +240,8 @@ pub fn decode_agent_packet(packet: &[u8], protocol: Protocol) -> Result<Batch, S
     let args = r
         .read_struct(0)
         .map_err(|e| format!("invalid Thrift ({name}) emitBatch arguments: {e}"))?;
-    let b = struct_of(required(&args, 1, "emitBatch.batch")?, "emitBatch.batch")?;
+    let b = required(&args, 1, "emitBatch.batch")
+        .and_then(|b| struct_of(b, "emitBatch.batch"))
+        .map_err(|e| format!("invalid emitBatch call: {e}"))?;
     batch(b).map_err(|e| format!("invalid jaeger.Batch: {e}"))
 }
