@@ -7,6 +7,12 @@
 //!   in ten named `debug.queue`), drop that metric (policy `metric_field: name, exact:
 //!   debug.queue, keep: false`; module `field: name`).
 //!
+//! Two more WASM rows split the module's cost (a profile by subtraction):
+//! - `wasm_noop`: a module that answers "unchanged" without reading the batch (the host's
+//!   fixed cost: instance checkout, copy into guest memory, the call);
+//! - `wasm_walk_keep_all`: drop_matching with a value no item has (the guest walks every
+//!   item in place and answers "unchanged": no verdicts to apply).
+//!
 //! Both stages must produce the same batch (asserted first). Run:
 //! `cargo bench -p weir-wasm --bench signal_jobs`. Throughput is in spans or points/s.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -205,6 +211,46 @@ fn bench(c: &mut Criterion) {
             job.signal,
             json!({"module": module, "config": {"field": "name", "equals": equals}}),
         );
+        let noop_dir = tempfile::tempdir().unwrap();
+        let entry = match job.signal {
+            Signal::Traces => "weir_process_traces",
+            _ => "weir_process_metrics",
+        };
+        let noop_path = noop_dir.path().join("noop.wat");
+        std::fs::write(
+            &noop_path,
+            format!(
+                r#"(module (memory (export "memory") 1)
+                  (global $top (mut i32) (i32.const 0))
+                  (func (export "weir_abi_version") (result i32) i32.const 1)
+                  (func (export "weir_alloc") (param $len i32) (result i32)
+                    (local $need i32)
+                    ;; pages needed past the first 64 KiB, grown on demand
+                    (local.set $need (i32.add (i32.shr_u (local.get $len) (i32.const 16)) (i32.const 2)))
+                    (if (i32.gt_u (local.get $need) (memory.size))
+                      (then (drop (memory.grow (i32.sub (local.get $need) (memory.size))))))
+                    i32.const 65536)
+                  (func (export "{entry}") (param i32 i32) (result i32) i32.const 0))"#
+            ),
+        )
+        .unwrap();
+        let noop = stage(
+            &weir_wasm::WasmFactory,
+            "wasm/noop",
+            job.signal,
+            json!({"module": noop_path.display().to_string()}),
+        );
+        let walk = stage(
+            &weir_wasm::WasmFactory,
+            "wasm/walk",
+            job.signal,
+            json!({"module": module, "config": {"field": "name", "equals": "no such name"}}),
+        );
+        for (name, (stage, sink)) in [("noop", &noop), ("walk", &walk)] {
+            runtime.block_on(stage.consume(job.batch.clone())).unwrap();
+            let out = sink.take();
+            assert_eq!(out[0].item_count(), ITEMS, "{name} kept everything");
+        }
         // Both must do the same job before their speed means anything.
         let mut outputs = Vec::new();
         for (name, (stage, sink)) in [("policy", &policy), ("wasm", &wasm)] {
@@ -226,7 +272,12 @@ fn bench(c: &mut Criterion) {
         );
         let mut group = c.benchmark_group(job.name);
         group.throughput(Throughput::Elements(ITEMS as u64));
-        for (name, (stage, sink)) in [("builtin_policy", &policy), ("wasm", &wasm)] {
+        for (name, (stage, sink)) in [
+            ("builtin_policy", &policy),
+            ("wasm", &wasm),
+            ("wasm_noop", &noop),
+            ("wasm_walk_keep_all", &walk),
+        ] {
             group.bench_function(name, |b| {
                 b.iter_batched(
                     || job.batch.clone(),
