@@ -1490,6 +1490,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn honor_timestamps_decides_whose_time_a_point_carries() {
+        // The target writes a timestamp (ms) on one sample; the scrape happens at 100 s.
+        let text = "# TYPE g gauge\ng{a=\"1\"} 5 1700000000123\ng{a=\"2\"} 6\n";
+        let times = |honor: bool| {
+            let mut s = scraper(false);
+            s.target.honor_timestamps = honor;
+            let (m, _) = s.convert(text::parse(text, 0).unwrap(), 100_000_000_000);
+            match m[0].data.as_ref().unwrap() {
+                metric::Data::Gauge(g) => g
+                    .data_points
+                    .iter()
+                    .map(|p| p.time_unix_nano)
+                    .collect::<Vec<_>>(),
+                other => panic!("{other:?}"),
+            }
+        };
+        // honor_timestamps: true (the default): the target's time where it wrote one.
+        assert_eq!(times(true), [1_700_000_000_123_000_000, 100_000_000_000]);
+        // false: every point carries the scrape's time.
+        assert_eq!(times(false), [100_000_000_000, 100_000_000_000]);
+    }
+
+    #[tokio::test]
     async fn conversion_start_times_resets_and_staleness() {
         let mut s = scraper(false);
         let text = "# HELP c_total Count.\n# TYPE c_total counter\nc_total{env=\"x\",m=\"a\"} 5\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"2.5\"} 3\nh_bucket{le=\"+Inf\"} 4\nh_sum 7.5\nh_count 4\n# TYPE s summary\ns{quantile=\"0.5\"} 2\ns_sum 3\ns_count 2\nu{job=\"other\"} 1\n";
