@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -41,8 +41,8 @@ use weir_api::{
 
 use crate::delivery::{Delivered, Delivery, QueueSettings, RetrySettings, Sender};
 use crate::otlp_settings::{
-    http_endpoint_uri, unsendable_header_names, validate_headers, AuthSettings, Compression,
-    TlsSettings,
+    header_map, http_endpoint_uri, unsendable_header_names, validate_headers, AuthSettings,
+    Compression, TlsSettings,
 };
 use crate::{otlp_response, SendError};
 
@@ -209,15 +209,7 @@ impl ExporterFactory for OtlpHttpFactory {
             .validate(&format!("{path}.retry_on_failure"), &mut errors);
         s.sending_queue
             .validate(&format!("{path}.sending_queue"), &mut errors);
-        let mut headers = HeaderMap::new();
-        for (name, value) in &s.headers {
-            if let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                headers.insert(n, v);
-            }
-        }
+        let headers = header_map(&s.headers);
         AuthSettings::validate(&s.auth, path, &mut errors);
         errors.into_result(())?;
         Ok(Box::new(OtlpHttpConfig {

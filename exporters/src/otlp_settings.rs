@@ -207,6 +207,21 @@ pub fn validate_headers(
     }
 }
 
+/// The configured `headers` as an HTTP header map: the sendable ones (a name or value that
+/// cannot be sent is reported by [`unsendable_header_names`] / [`validate_headers`]).
+pub fn header_map(headers: &std::collections::BTreeMap<String, String>) -> http::HeaderMap {
+    let mut map = http::HeaderMap::new();
+    for (name, value) in headers {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            map.insert(n, v);
+        }
+    }
+    map
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -58,7 +58,7 @@ use weir_api::{
 };
 
 use crate::delivery::{Delivered, Delivery, QueueSettings, RetrySettings, Sender};
-use crate::otlp_settings::{http_endpoint_uri, validate_headers, TlsSettings};
+use crate::otlp_settings::{header_map, http_endpoint_uri, validate_headers, TlsSettings};
 use crate::SendError;
 
 /// Default `default_service_name`.
@@ -152,15 +152,7 @@ impl ExporterFactory for ZipkinFactory {
             .validate(&format!("{path}.retry_on_failure"), &mut errors);
         s.sending_queue
             .validate(&format!("{path}.sending_queue"), &mut errors);
-        let mut headers = HeaderMap::new();
-        for (name, value) in &s.headers {
-            if let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                headers.insert(n, v);
-            }
-        }
+        let headers = header_map(&s.headers);
         errors.into_result(())?;
         Ok(Box::new(ZipkinConfig {
             settings: s,

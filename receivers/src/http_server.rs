@@ -27,6 +27,23 @@ pub(crate) type Handler = Arc<
         + Sync,
 >;
 
+/// Loads a receiver's server TLS settings (`None`: plain), files relative to `base_dir`;
+/// errors name `field` (`receivers.<id>...tls`).
+pub(crate) fn load_tls(
+    id: &ComponentId,
+    base_dir: &std::path::Path,
+    field: &str,
+    tls: Option<&weir_tls::TlsServerSettings>,
+    alpn: weir_tls::Alpn,
+) -> Result<Option<weir_tls::ServerTls>, StartError> {
+    let Some(tls) = tls else {
+        return Ok(None);
+    };
+    tls.load(field, |p| base_dir.join(p), alpn)
+        .map(Some)
+        .map_err(|e| StartError::new(id, e.to_string(), e))
+}
+
 /// Binds `endpoint` (`host:port`; an empty host means every interface). A host name
 /// listens on one of its addresses, IPv4 first, as the Collector does.
 pub(crate) async fn bind(

@@ -361,14 +361,8 @@ impl JaegerReceiver {
         tls: Option<&weir_tls::TlsServerSettings>,
         alpn: weir_tls::Alpn,
     ) -> Result<Option<weir_tls::ServerTls>, StartError> {
-        let Some(tls) = tls else { return Ok(None) };
-        tls.load(
-            &format!("receivers.{}.protocols.{protocol}.tls", self.id),
-            |p| self.base_dir.join(p),
-            alpn,
-        )
-        .map(Some)
-        .map_err(|e| StartError::new(&self.id, e.to_string(), e))
+        let field = format!("receivers.{}.protocols.{protocol}.tls", self.id);
+        http_server::load_tls(&self.id, &self.base_dir, &field, tls, alpn)
     }
 
     async fn bind_udp(

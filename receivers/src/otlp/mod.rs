@@ -249,13 +249,8 @@ impl OtlpReceiver {
         tls: Option<&weir_tls::TlsServerSettings>,
         alpn: weir_tls::Alpn,
     ) -> Result<Option<weir_tls::ServerTls>, StartError> {
-        let Some(tls) = tls else {
-            return Ok(None);
-        };
         let field = format!("receivers.{}.protocols.{protocol}.tls", self.id);
-        tls.load(&field, |p| self.base_dir.join(p), alpn)
-            .map(Some)
-            .map_err(|e| StartError::new(&self.id, e.to_string(), e))
+        crate::http_server::load_tls(&self.id, &self.base_dir, &field, tls, alpn)
     }
 
     async fn bind(

@@ -186,17 +186,13 @@ impl ZipkinReceiver {
 #[async_trait]
 impl Component for ZipkinReceiver {
     async fn start(&self) -> Result<(), StartError> {
-        let tls = match &self.settings.tls {
-            None => None,
-            Some(tls) => Some(
-                tls.load(
-                    &format!("receivers.{}.tls", self.id),
-                    |p| self.base_dir.join(p),
-                    weir_tls::Alpn::Http,
-                )
-                .map_err(|e| StartError::new(&self.id, e.to_string(), e))?,
-            ),
-        };
+        let tls = http_server::load_tls(
+            &self.id,
+            &self.base_dir,
+            &format!("receivers.{}.tls", self.id),
+            self.settings.tls.as_ref(),
+            weir_tls::Alpn::Http,
+        )?;
         let listener = http_server::bind(&self.id, "Zipkin", &self.settings.endpoint).await?;
         if let Ok(a) = listener.local_addr() {
             let _ = self.address.set(a);
