@@ -44,3 +44,26 @@ def read_lines(path):
                 if line:
                     docs.append(json.loads(line))
     return docs
+
+
+def hexid(n, width):
+    return format(n, f"0{width}x")
+
+
+def venv_python(env_var, name, probe, packages, env=None):
+    """The python of `~/.cache/<name>` (created with `packages` when `probe` does not import
+    there), or the one `env_var` names: exporters whose pinned dependencies clash with the
+    test requirements run in a virtualenv of their own."""
+    import subprocess, sys
+    py = os.environ.get(env_var)
+    if py:
+        return py
+    venv = os.path.expanduser(os.path.join("~/.cache", name))
+    py = os.path.join(venv, "bin", "python")
+    # A missing interpreter (a fresh machine) is created, not run.
+    if (not os.path.exists(py)
+            or subprocess.run([py, "-c", probe], capture_output=True, env=env).returncode != 0):
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        subprocess.run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+                       + list(packages), check=True)
+    return py

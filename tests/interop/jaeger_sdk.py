@@ -20,7 +20,7 @@ usage: jaeger_sdk.py WEIR_BINARY
 import json, os, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import attrs, free_port, read_lines, wait_port
+from common import attrs, free_port, hexid, read_lines, venv_python, wait_port
 
 N_CHILDREN = 5
 PACKAGES = ["opentelemetry-exporter-jaeger-thrift==1.21.0",
@@ -72,18 +72,9 @@ def send(transport, port):
 
 
 def jaeger_python():
-    py = os.environ.get("JAEGER_PYTHON")
-    if py:
-        return py
-    venv = os.path.expanduser("~/.cache/weir-jaeger-venv")
-    py = os.path.join(venv, "bin", "python")
     probe = "import opentelemetry.exporter.jaeger.thrift, opentelemetry.exporter.jaeger.proto.grpc"
-    if subprocess.run([py, "-c", probe], capture_output=True,
-                      env=dict(os.environ, PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION="python")).returncode != 0:
-        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-        subprocess.run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-                       + PACKAGES, check=True)
-    return py
+    return venv_python("JAEGER_PYTHON", "weir-jaeger-venv", probe, PACKAGES,
+                       env=dict(os.environ, PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION="python"))
 
 
 def proto_ns(nsec):
@@ -92,10 +83,6 @@ def proto_ns(nsec):
     t = nsec / 1e9
     seconds = int(t)
     return seconds * 1_000_000_000 + int((t - seconds) * 1e9)
-
-
-def hexid(n, width):
-    return format(n, f"0{width}x")
 
 
 def main():

@@ -20,7 +20,7 @@ Prints one line per check and a closing line 'N passed, N failed'; exits non-zer
 import json, os, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import attrs, free_port, read_lines, wait_port
+from common import attrs, free_port, hexid, read_lines, venv_python, wait_port
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -71,17 +71,9 @@ def send(protocol, port):
 
 def proto_python():
     """The python of a virtualenv with opentelemetry-exporter-zipkin-proto-http."""
-    py = os.environ.get("ZIPKIN_PROTO_PYTHON")
-    if py:
-        return py
-    venv = os.path.expanduser("~/.cache/weir-zipkin-proto-venv")
-    py = os.path.join(venv, "bin", "python")
-    if subprocess.run([py, "-c", "import opentelemetry.exporter.zipkin.proto.http"],
-                      capture_output=True).returncode != 0:
-        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-        subprocess.run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        "opentelemetry-exporter-zipkin-proto-http==1.45.1"], check=True)
-    return py
+    return venv_python("ZIPKIN_PROTO_PYTHON", "weir-zipkin-proto-venv",
+                       "import opentelemetry.exporter.zipkin.proto.http",
+                       ["opentelemetry-exporter-zipkin-proto-http==1.45.1"])
 
 
 def send_anywhere(protocol, port):
@@ -90,10 +82,6 @@ def send_anywhere(protocol, port):
     out = subprocess.run([proto_python(), os.path.abspath(__file__), "--send", protocol, str(port)],
                          check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
-
-
-def hexid(n, width):
-    return format(n, f"0{width}x")
 
 
 def main():
