@@ -88,7 +88,9 @@ fn candidates(snap: &Snapshot, t: &Thresholds, out: &mut BTreeMap<String, Candid
             if job.is_empty() || mj.series == 0 {
                 continue;
             }
-            if mj.series >= t.metric_series_min {
+            // Never suggest dropping what a rule reads or writes: an alert or a dashboard's
+            // recording would go silent (the unused-metric finding covers the rest).
+            if mj.series >= t.metric_series_min && m.used_by_rules == 0 && !m.recorded {
                 let dominant = mj
                     .labels
                     .iter()
@@ -366,5 +368,52 @@ fn finding(
             saving_series,
             relabel: c.relabel.clone(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prometheus::{MetricJob, MetricStat};
+
+    fn snapshot(used_by_rules: u64, recorded: bool) -> Snapshot {
+        let mut s = Snapshot {
+            source: "http://prom".into(),
+            ..Snapshot::default()
+        };
+        let metric = MetricStat {
+            kind: "counter".into(),
+            series: 600,
+            jobs: [(
+                "api".to_string(),
+                MetricJob {
+                    series: 600,
+                    labels: [("user".to_string(), 600u64)].into_iter().collect(),
+                },
+            )]
+            .into_iter()
+            .collect(),
+            used_by_rules,
+            recorded,
+            ..MetricStat::default()
+        };
+        s.metrics.insert("http_requests_total".into(), metric);
+        s
+    }
+
+    fn cardinality_findings(s: &Snapshot) -> usize {
+        let advice = advise(std::slice::from_ref(s), &[], &[], &Thresholds::default());
+        advice
+            .findings
+            .iter()
+            .filter(|f| f.id.starts_with("prom-cardinality-"))
+            .count()
+    }
+
+    #[test]
+    fn a_metric_rules_read_or_write_is_never_suggested_for_dropping() {
+        assert_eq!(cardinality_findings(&snapshot(0, false)), 1);
+        assert_eq!(cardinality_findings(&snapshot(1, false)), 0);
+        assert_eq!(cardinality_findings(&snapshot(0, true)), 0);
     }
 }
