@@ -17,13 +17,25 @@ use serde_json::json;
 use weir_api::otlp::logs::v1::LogRecord;
 use weir_api::{Payload, Signal};
 
-/// Installs the pinned compiler (`npm ci`) and compiles the module once per test binary.
+/// Installs the pinned compiler (`npm ci`) and compiles the module once per test process.
+/// Test runners start one process per test, and `npm ci` empties `node_modules` first, so
+/// the install and compile hold an exclusive file lock (released when the process ends,
+/// however it ends) and each process compiles to its own file.
 fn assemblyscript_wasm() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
             let root = workspace_root();
             let dir = root.join("wasm-sdk/examples/assemblyscript");
+            let out_dir = root.join("target/wasm-examples/assemblyscript");
+            std::fs::create_dir_all(&out_dir).unwrap();
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(out_dir.join(".build.lock"))
+                .unwrap();
+            lock.lock().unwrap();
             let status = Command::new("npm")
                 .args(["ci", "--no-audit", "--no-fund", "--silent"])
                 .current_dir(&dir)
@@ -33,8 +45,7 @@ fn assemblyscript_wasm() -> PathBuf {
                      scripts/test.sh does)",
                 );
             assert!(status.success(), "npm ci in {} failed", dir.display());
-            let out = root.join("target/wasm-examples/assemblyscript/severity_filter_as.wasm");
-            std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+            let out = out_dir.join(format!("severity_filter_as-{}.wasm", std::process::id()));
             let status = Command::new("node")
                 .arg("node_modules/assemblyscript/bin/asc.js")
                 .args([
@@ -51,6 +62,7 @@ fn assemblyscript_wasm() -> PathBuf {
                 .status()
                 .expect("run node to compile the AssemblyScript example");
             assert!(status.success(), "asc failed on {}", dir.display());
+            drop(lock);
             out
         })
         .clone()
