@@ -419,7 +419,7 @@ impl Converter {
             }
             let ts = agg
                 .ts
-                .map(|ms| (ms.max(0) as u64) * 1_000_000)
+                .map(|ms| (ms.max(0) as u64).saturating_mul(1_000_000))
                 .unwrap_or(time);
             let level = match kind {
                 FamilyType::Histogram | FamilyType::Summary => agg.count.unwrap_or(0.0),

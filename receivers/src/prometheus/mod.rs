@@ -1510,6 +1510,17 @@ mod tests {
         assert_eq!(times(true), [1_700_000_000_123_000_000, 100_000_000_000]);
         // false: every point carries the scrape's time.
         assert_eq!(times(false), [100_000_000_000, 100_000_000_000]);
+        // A timestamp past what nanoseconds in u64 hold (a hostile target, found by the
+        // prometheus_text fuzz target) saturates instead of overflowing.
+        let mut s = scraper(false);
+        let (m, _) = s.convert(
+            text::parse("g 1 9223372036854775807\n", 0).unwrap(),
+            100_000_000_000,
+        );
+        let metric::Data::Gauge(g) = m[0].data.as_ref().unwrap() else {
+            panic!("{m:?}")
+        };
+        assert_eq!(g.data_points[0].time_unix_nano, u64::MAX);
     }
 
     #[tokio::test]
