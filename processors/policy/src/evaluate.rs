@@ -498,7 +498,17 @@ pub fn sample_span(k: &TraceKeep, trace_id: &[u8], tracestate: &str) -> SpanDeci
         }
     }
     if k.percent >= 100.0 {
-        return keep_with(Some(0));
+        // Everything is kept. `hash_seed` states its own probability (100 %: `th:0`); the
+        // other modes never lower an incoming threshold: proportional keeps 100 % of the
+        // incoming probability (T_o = T_s) and equalizing leaves a T_s above its target of
+        // 0 as it is, so a span that carries a `th` keeps it unchanged.
+        return match (k.mode, ot.th) {
+            (SamplingMode::Proportional | SamplingMode::Equalizing, Some(_)) => SpanDecision {
+                keep: true,
+                tracestate: None,
+            },
+            _ => keep_with(Some(0)),
+        };
     }
     if k.mode == SamplingMode::HashSeed && k.seed != 0 {
         // Seeded: the OpenTelemetry Collector's probabilistic_sampler rule, so a fleet mixing

@@ -156,3 +156,34 @@ fn inconsistent_rv_below_th_keeps_the_span_and_its_tracestate() {
         Some("ot=rv:f0000000000000;th:c")
     );
 }
+
+#[test]
+fn keeping_everything_never_lowers_an_incoming_threshold_outside_hash_seed() {
+    // A consistent span sampled upstream at 50 % (th:8, rv above it).
+    let upstream = "ot=rv:90000000000000;th:8,vendor=b";
+    let decide = |mode: &str, percentage: u32, trace_state: &str| {
+        let s = set(&format!(
+            "{{id: s, name: s, trace: {{match: [{{trace_field: name, exact: x}}], keep: {{percentage: {percentage}, mode: {mode}}}}}}}"
+        ));
+        let v = both(&s, &request(vec![span("x", None, trace_state)]));
+        assert!(v.spans[0].keep, "{mode} {percentage} {trace_state}");
+        assert_eq!(v.dropped, 0);
+        v.spans[0].tracestate.clone()
+    };
+    // Proportional at 100 % keeps 100 % of the incoming probability: th stays 8.
+    // Equalizing at 100 % (target 0) leaves a more restrictive incoming th as it is.
+    for mode in ["proportional", "equalizing"] {
+        assert_eq!(decide(mode, 100, upstream), None, "{mode}");
+        // Without an incoming th the span's probability is 1: th:0 is written.
+        assert_eq!(
+            decide(mode, 100, "vendor=b").as_deref(),
+            Some("ot=th:0,vendor=b"),
+            "{mode}"
+        );
+    }
+    // hash_seed states its own probability, as the published conformance cases expect.
+    assert_eq!(
+        decide("hash_seed", 100, upstream).as_deref(),
+        Some("ot=rv:90000000000000;th:0,vendor=b")
+    );
+}
