@@ -702,7 +702,7 @@ mod tests {
             let mut noise = 0;
             for r in &pool {
                 let mut batch = weir_api::Batch::decode(signal, r.stamped(1)).unwrap();
-                weir_policy::evaluate::process(&set, &mut batch, false);
+                weir_policy::run::process(&set, &mut batch, false);
                 assert_eq!(batch.item_count() as u64, r.items - r.noise, "{signal}");
                 // The stamped first item survives the drop.
                 let left = crate::scan::scan(&batch.to_protobuf(), signal).unwrap();

@@ -17,7 +17,6 @@ use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use weir_api::{json, Batch, Signal};
 use weir_policy::compile::compile;
-use weir_policy::evaluate;
 use weir_policy::parse::{parse_document, parse_protobuf_policy};
 use weir_policy::set::PolicySet;
 use weir_policy::stats::StatsRegistry;
@@ -151,7 +150,7 @@ fuzz_target!(|data: &[u8]| {
     for batch in batches() {
         let mut batch = batch.clone();
         let before = batch.item_count();
-        let outcome = evaluate::process(&set, &mut batch, false);
+        let outcome = weir_policy::run::process(&set, &mut batch, false);
         assert!(outcome.dropped <= before, "dropped more than there was");
         assert_eq!(
             batch.item_count(),

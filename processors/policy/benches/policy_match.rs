@@ -25,10 +25,11 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use weir_api::{Batch, Payload, Signal};
-use weir_policy::evaluate::{evaluate_logs, evaluate_traces, process};
+use weir_policy::evaluate::{evaluate_logs, evaluate_traces};
 use weir_policy::parse::parse_document;
 use weir_policy::raw_logs::evaluate_logs_encoded;
 use weir_policy::raw_traces::evaluate_traces_encoded;
+use weir_policy::run::process;
 use weir_policy::set::PolicySet;
 use weir_policy::stats::StatsRegistry;
 

@@ -183,7 +183,7 @@ pub fn eval(args: &EvalArgs) -> Result<StatsFile, EvalError> {
         // Not reached: prost's own encoding always passes the check.
         Err(_) => Batch::new(payload),
     };
-    crate::evaluate::process(&set, &mut batch, false);
+    crate::run::process(&set, &mut batch, false);
     let out = json::encode(batch.payload());
     write(&args.output, &out)?;
     let stats = stats_of(&set);

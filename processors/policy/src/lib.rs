@@ -3,7 +3,7 @@
 //!
 //! The engine is a pure library: [`parse`] reads YAML/JSON policy documents into the wire
 //! types of [`proto`]; [`set::PolicySet::build`] compiles each policy on its own (errors stay
-//! with their policy) and builds a multi-pattern prefilter per signal; [`evaluate::process`]
+//! with their policy) and builds a multi-pattern prefilter per signal; [`run::process`]
 //! decides every record of a batch, then applies the decisions.
 
 pub mod active;
@@ -21,6 +21,7 @@ mod raw;
 pub mod raw_logs;
 pub mod raw_traces;
 pub mod record;
+pub mod run;
 pub mod sampling;
 pub mod server;
 pub mod set;

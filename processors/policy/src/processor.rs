@@ -50,7 +50,6 @@ use weir_api::{
 };
 
 use crate::active::ActivePolicies;
-use crate::evaluate;
 use crate::file_source::FileSource;
 use crate::stats::StatsRegistry;
 use crate::sync_client::{SyncClient, SyncSettings, Transport};
@@ -475,7 +474,7 @@ impl Processor for PolicyProcessor {
         let set = self.runtime.active.current();
         self.invalid
             .set(set.entries.iter().filter(|e| !e.errors.is_empty()).count() as i64);
-        let outcome = evaluate::process(&set, batch, self.shadow);
+        let outcome = crate::run::process(&set, batch, self.shadow);
         if self.shadow && outcome.dropped > 0 {
             self.shadow_dropped.inc_by(outcome.dropped as u64);
         }

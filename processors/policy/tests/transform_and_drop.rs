@@ -13,8 +13,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use weir_api::{Batch, Payload, Signal};
-use weir_policy::evaluate::process;
 use weir_policy::parse::parse_document;
+use weir_policy::run::process;
 use weir_policy::set::PolicySet;
 use weir_policy::stats::StatsRegistry;
 

@@ -11,8 +11,8 @@ use opentelemetry_proto::tonic::common::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use weir_api::{Batch, Signal};
-use weir_policy::evaluate::{process, Outcome};
 use weir_policy::parse::parse_document;
+use weir_policy::run::{process, Outcome};
 use weir_policy::set::PolicySet;
 use weir_policy::stats::StatsRegistry;
 
