@@ -34,15 +34,15 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::{Buf, BufMut, Bytes};
 use serde::Deserialize;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::CompressionEncoding;
 use tonic::metadata::{AsciiMetadataValue, MetadataKey, MetadataMap};
 use tonic::transport::{Channel, Endpoint};
+use weir_api::grpc_raw::{export_path, RawBytesCodec};
 use weir_api::rpc_status;
 use weir_api::{
     parse_component_config, Batch, BuildContext, BuildError, ConfigErrors, ExporterConfig,
-    ExporterFactory, Signal, SignalSet, Stage,
+    ExporterFactory, SignalSet, Stage,
 };
 
 use crate::delivery::{Delivered, Delivery, QueueSettings, RetrySettings, Sender};
@@ -329,15 +329,6 @@ impl ExporterConfig for OtlpGrpcConfig {
     }
 }
 
-/// The gRPC method path of the OTLP export call for a signal.
-pub fn export_path(signal: Signal) -> &'static str {
-    match signal {
-        Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-        Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-        Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-    }
-}
-
 /// One export call per attempt over a shared channel.
 struct GrpcSender {
     url: String,
@@ -416,51 +407,6 @@ impl Sender for GrpcSender {
                 timeout: self.timeout,
             })??;
         Ok(otlp_response::from_protobuf(signal, response.get_ref()))
-    }
-}
-
-/// A gRPC codec that moves message bytes as they are, both ways: requests are already
-/// protobuf, and responses are decoded by the caller.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RawBytesCodec;
-
-/// Encoder half of [`RawBytesCodec`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RawBytesEncoder;
-
-/// Decoder half of [`RawBytesCodec`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RawBytesDecoder;
-
-impl Codec for RawBytesCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawBytesEncoder;
-    type Decoder = RawBytesDecoder;
-
-    fn encoder(&mut self) -> RawBytesEncoder {
-        RawBytesEncoder
-    }
-    fn decoder(&mut self) -> RawBytesDecoder {
-        RawBytesDecoder
-    }
-}
-
-impl Encoder for RawBytesEncoder {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawBytesDecoder {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
-        let n = src.remaining();
-        Ok(Some(src.copy_to_bytes(n)))
     }
 }
 

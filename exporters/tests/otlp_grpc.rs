@@ -16,6 +16,7 @@ use prost::Message;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
+use weir_api::grpc_raw::RawBytesCodec;
 use weir_api::otlp::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
 use weir_api::otlp::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -31,7 +32,6 @@ use weir_api::otlp::collector::trace::v1::trace_service_server::{
 };
 use weir_api::otlp::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use weir_api::{Batch, ConsumeError, Payload, Signal};
-use weir_exporters::otlp_grpc::RawBytesCodec;
 
 /// What the test upstream does with the next call.
 enum Reply {

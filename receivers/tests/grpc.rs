@@ -5,10 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes};
 use common::*;
 use prost::Message;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::CompressionEncoding;
 use tonic::metadata::MetadataValue;
 use weir_api::otlp::collector::logs::v1::logs_service_client::LogsServiceClient;
 use weir_api::otlp::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
@@ -149,39 +148,6 @@ async fn unserved_signal_is_unimplemented_and_oversized_is_out_of_range() {
     r.receiver.shutdown().await;
 }
 
-/// Sends raw bytes as the Export request message.
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
-struct RawEncoder;
-struct RawDecoder;
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Bytes;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
-impl Encoder for RawEncoder {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-impl Decoder for RawDecoder {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
-
 #[tokio::test]
 async fn malformed_protobuf_is_invalid_argument_and_metadata_is_kept() {
     let r = start(
@@ -200,7 +166,11 @@ async fn malformed_protobuf_is_invalid_argument_and_metadata_is_kept() {
         "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
     );
     let status = raw
-        .unary(tonic::Request::new(vec![0x0a, 0xff, 0xff]), path, RawCodec)
+        .unary(
+            tonic::Request::new(bytes::Bytes::from_static(&[0x0a, 0xff, 0xff])),
+            path,
+            weir_api::grpc_raw::RawBytesCodec,
+        )
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);

@@ -12,6 +12,8 @@ mod batch;
 mod component;
 pub mod config;
 mod consumer;
+#[cfg(feature = "grpc")]
+pub mod grpc_raw;
 pub mod json;
 mod registry;
 pub mod reload;

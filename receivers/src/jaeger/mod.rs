@@ -35,7 +35,6 @@ pub mod from_thrift;
 pub mod proto;
 pub mod thrift;
 
-use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -59,9 +58,9 @@ use weir_api::{
 use crate::http_server::{self, respond};
 use crate::otlp::body::{self, ContentEncoding};
 use crate::otlp::config::present_or_default;
-use crate::otlp::grpc::RawRequestCodec;
 use crate::otlp::ingest::{ByteBudget, Ingest, Transport};
 use crate::otlp::status::RequestError;
+use weir_api::grpc_raw::RawRequestCodec;
 
 /// Request bytes held at once across requests.
 const MAX_IN_FLIGHT_BYTES: u64 = 64 * 1024 * 1024;
@@ -785,7 +784,7 @@ where
                 return Ok(tonic::Status::unimplemented("unknown method").into_http());
             }
             let mut grpc =
-                tonic::server::Grpc::new(RawRequestCodec::<proto::PostSpansResponse>(PhantomData))
+                tonic::server::Grpc::new(RawRequestCodec::<proto::PostSpansResponse>::default())
                     .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
                     .max_decoding_message_size(this.max_recv_msg_size);
             Ok(grpc.unary(PostSpans(this.ingest.clone()), req).await)

@@ -19,11 +19,12 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, Bytes};
 use tokio_util::sync::CancellationToken;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::CompressionEncoding;
 use tonic::codegen::{Body, BoxFuture, Context, Poll, Service, StdError};
 use tonic::server::{NamedService, UnaryService};
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
+use weir_api::grpc_raw::RawRequestCodec;
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceResponse;
 use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceResponse;
 use weir_api::otlp::collector::trace::v1::ExportTraceServiceResponse;
@@ -64,48 +65,6 @@ impl ExportService for MetricsExport {
     const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
     const SIGNAL: Signal = Signal::Metrics;
     type Response = ExportMetricsServiceResponse;
-}
-
-/// Decodes nothing: the request message's bytes are the item.
-pub(crate) struct RawRequestCodec<R>(pub(crate) PhantomData<fn() -> R>);
-
-impl<R: prost::Message + Send + 'static> Codec for RawRequestCodec<R> {
-    type Encode = R;
-    type Decode = Bytes;
-    type Encoder = ProstEncoder<R>;
-    type Decoder = RawBytesDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        ProstEncoder(PhantomData)
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawBytesDecoder
-    }
-}
-
-pub(crate) struct RawBytesDecoder;
-
-impl Decoder for RawBytesDecoder {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        // Splits the message off tonic's buffer without copying.
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
-
-pub(crate) struct ProstEncoder<R>(PhantomData<fn() -> R>);
-
-impl<R: prost::Message> Encoder for ProstEncoder<R> {
-    type Item = R;
-    type Error = Status;
-
-    fn encode(&mut self, item: R, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst)
-            .map_err(|e| Status::internal(format!("encoding the response failed: {e}")))
-    }
 }
 
 /// What the services share.
@@ -186,7 +145,7 @@ where
             if !is_export {
                 return Ok(Status::unimplemented("unknown method").into_http());
             }
-            let mut grpc = tonic::server::Grpc::new(RawRequestCodec::<S::Response>(PhantomData))
+            let mut grpc = tonic::server::Grpc::new(RawRequestCodec::<S::Response>::default())
                 .accept_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Zstd)
                 .send_compressed(CompressionEncoding::Gzip)
