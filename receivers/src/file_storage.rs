@@ -1,7 +1,9 @@
 //! `file_storage` extension: a directory where components keep state across restarts: the
 //! `filelog` receiver's checkpoints (`storage: file_storage/x`, one file per receiver) and
-//! exporters' persistent `sending_queue` (`sending_queue: {storage: file_storage/x}`: the
-//! disk queue in the subdirectory `exporter_<id>`).
+//! exporters' persistent `sending_queue` (`sending_queue: {storage: file_storage/x}`: one
+//! disk queue per exporter and signal, as the Collector names its storage clients, in the
+//! subdirectory `exporter_<type>_<name>_<signal>`, e.g. `exporter_otlp_up_logs` for
+//! `otlp/up` and `exporter_otlp__traces` for `otlp`).
 //!
 //! ```yaml
 //! extensions:

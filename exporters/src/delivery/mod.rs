@@ -15,7 +15,12 @@
 //!
 //! With `sending_queue.storage` the queue is also written ahead to disk (see [`wal`] for
 //! the file format), so data accepted while the upstream is down survives a crash and a
-//! restart:
+//! restart. With the Collector's form, `storage: file_storage/x`, there is one queue per
+//! signal as the Collector keeps one storage client per exporter and signal: directories
+//! `exporter_<type>_<name>_<signal>` in the extension's directory, each with its own disk
+//! budget; an exporter in a logs and a traces pipeline keeps the two apart. (A queue an
+//! earlier version kept for all signals, `exporter_<type>_<name>`, is moved into them at
+//! start.) The inline form keeps one queue for all signals in its directory:
 //!
 //! ```yaml
 //! exporters:
@@ -207,13 +212,92 @@ pub struct Delivery {
     disk: Option<DiskQueueSettings>,
     /// `sending_queue.storage: file_storage/x`: the extension, resolved by `start`.
     disk_extension: Option<String>,
-    /// The disk queue, opened by `start`.
-    wal: OnceLock<Arc<Wal>>,
+    /// The disk queue(s), set up by `start`.
+    wals: OnceLock<Arc<Wals>>,
     persisted_bytes: Gauge,
     lost_records: Counter,
     lost_bytes: Counter,
     /// Set at shutdown to make consumer tasks leave what they hold on disk.
     stop: watch::Sender<bool>,
+}
+
+/// The disk queue of an exporter: one log for every signal (the inline
+/// `storage: {directory: ...}`), or, with `storage: file_storage/x`, one log per signal as
+/// the Collector has one storage client per exporter and signal. A signal's log is opened
+/// at start when its directory exists (it may hold data from before) and otherwise on the
+/// signal's first batch.
+struct Wals {
+    shared: Option<Arc<Wal>>,
+    per_signal: [tokio::sync::OnceCell<Arc<Wal>>; 3],
+    /// Where each signal's log lives (per-signal form only).
+    dirs: Option<[DiskQueueSettings; 3]>,
+}
+
+impl Wals {
+    /// The open log that holds `signal`'s batches.
+    fn get(&self, signal: Signal) -> Option<&Arc<Wal>> {
+        self.shared
+            .as_ref()
+            .or_else(|| self.per_signal[signal_index(signal)].get())
+    }
+
+    fn open(&self) -> impl Iterator<Item = &Arc<Wal>> {
+        self.shared
+            .iter()
+            .chain(self.per_signal.iter().filter_map(|c| c.get()))
+    }
+
+    fn persisted_bytes(&self) -> i64 {
+        i64::try_from(self.open().map(|w| w.persisted_bytes()).sum::<u64>()).unwrap_or(i64::MAX)
+    }
+
+    fn pending(&self) -> usize {
+        self.open().map(|w| w.pending()).sum()
+    }
+}
+
+const SIGNALS: [Signal; 3] = [Signal::Logs, Signal::Traces, Signal::Metrics];
+
+fn wal_options(disk: &DiskQueueSettings) -> WalOptions {
+    let max_bytes = disk.max_size_mib.saturating_mul(1 << 20);
+    WalOptions {
+        max_bytes,
+        segment_bytes: (max_bytes / 16).clamp(1 << 20, 64 << 20).min(max_bytes),
+        fsync: disk.fsync,
+    }
+}
+
+/// Moves the records of a disk queue written before queues were kept per signal (one
+/// directory for all signals) into the per-signal logs, then removes it. A crash in between
+/// leaves the old directory, which is moved again at the next start: at least once.
+fn migrate_shared_queue(
+    old: &std::path::Path,
+    dirs: &[DiskQueueSettings; 3],
+) -> Result<usize, WalError> {
+    let opts = wal_options(&dirs[0]);
+    let (wal, replay) = Wal::open(old, opts)?;
+    let mut targets: [Option<Wal>; 3] = [None, None, None];
+    let n = replay.len();
+    for r in replay {
+        let i = signal_index(r.signal);
+        if targets[i].is_none() {
+            targets[i] = Some(Wal::open(&dirs[i].directory, wal_options(&dirs[i]))?.0);
+        }
+        if let Some(t) = &targets[i] {
+            t.append(r.signal, &r.payload)?;
+        }
+    }
+    for t in targets.iter().flatten() {
+        t.sync()?;
+    }
+    drop(targets);
+    drop(wal);
+    std::fs::remove_dir_all(old).map_err(|e| WalError::Io {
+        path: old.to_path_buf(),
+        op: "remove the shared disk queue after moving its records",
+        source: e,
+    })?;
+    Ok(n)
 }
 
 /// How long shutdown lets a disk-backed queue drain before leaving the rest on disk.
@@ -359,7 +443,7 @@ impl Delivery {
             id: id.clone(),
             disk,
             disk_extension,
-            wal: OnceLock::new(),
+            wals: OnceLock::new(),
             persisted_bytes,
             lost_records,
             lost_bytes,
@@ -400,8 +484,7 @@ impl Delivery {
         };
         let bytes = batch.to_protobuf();
         let appended = blocking(wal, move |w| w.append(signal, &bytes)).await;
-        self.persisted_bytes
-            .set(i64::try_from(wal.persisted_bytes()).unwrap_or(i64::MAX));
+        self.update_persisted();
         let seq = match appended {
             Ok(seq) => seq,
             Err(e @ WalError::TooLarge { .. }) => {
@@ -440,11 +523,23 @@ impl Delivery {
         }
     }
 
-    /// The disk queue in the directory of the `file_storage` extension `ext`: its
-    /// subdirectory `exporter_<id>` (one per exporter; the queue holds every signal the
-    /// exporter sends), fsynced per batch when the extension has `fsync: true`, else every
-    /// 200 ms; the default disk budget.
-    fn extension_disk(&self, ext: &str) -> Result<DiskQueueSettings, StartError> {
+    fn update_persisted(&self) {
+        if let Some(w) = self.wals.get() {
+            self.persisted_bytes.set(w.persisted_bytes());
+        }
+    }
+
+    /// The disk queues in the directory of the `file_storage` extension `ext`, one per
+    /// signal as the Collector names its storage clients: the subdirectory
+    /// `exporter_<type>_<name>_<signal>` (`exporter_otlp_up_logs` for `otlp/up`,
+    /// `exporter_otlp__traces` for `otlp`), fsynced per batch when the extension has
+    /// `fsync: true`, else every 200 ms; the default disk budget for each. Also the
+    /// directory of the single queue earlier versions kept for all signals,
+    /// `exporter_<type>_<name>`, if it exists (its records are moved).
+    fn extension_disks(
+        &self,
+        ext: &str,
+    ) -> Result<([DiskQueueSettings; 3], std::path::PathBuf), StartError> {
         let Some(dir) = weir_api::storage::storage_dir(ext) else {
             return Err(StartError {
                 id: self.id.clone(),
@@ -454,16 +549,24 @@ impl Delivery {
                 source: None,
             });
         };
-        let name = self.id.to_string().replace(['/', '\\'], "_");
-        Ok(DiskQueueSettings {
-            directory: dir.directory.join(format!("exporter_{name}")),
+        let safe = |s: &str| s.replace(['/', '\\'], "_");
+        let kind = safe(self.id.kind());
+        let name = safe(self.id.name().unwrap_or(""));
+        let disks = SIGNALS.map(|signal| DiskQueueSettings {
+            directory: dir
+                .directory
+                .join(format!("exporter_{kind}_{name}_{}", signal.as_str())),
             fsync: if dir.fsync {
                 FsyncPolicy::Always
             } else {
                 FsyncPolicy::Batch
             },
             max_size_mib: 1024,
-        })
+        });
+        let old = dir
+            .directory
+            .join(format!("exporter_{}", safe(&self.id.to_string())));
+        Ok((disks, old))
     }
 
     /// Opens the disk queue and queues what it holds from before.
@@ -472,12 +575,7 @@ impl Delivery {
         queue: &ExportQueue,
         disk: &DiskQueueSettings,
     ) -> Result<Arc<Wal>, StartError> {
-        let max_bytes = disk.max_size_mib.saturating_mul(1 << 20);
-        let opts = WalOptions {
-            max_bytes,
-            segment_bytes: (max_bytes / 16).clamp(1 << 20, 64 << 20).min(max_bytes),
-            fsync: disk.fsync,
-        };
+        let opts = wal_options(disk);
         ignore_sigxfsz();
         let dir = disk.directory.clone();
         let opened = tokio::task::spawn_blocking(move || Wal::open(&dir, opts)).await;
@@ -530,9 +628,34 @@ impl Delivery {
                 }
             }
         }
-        self.persisted_bytes
-            .set(i64::try_from(wal.persisted_bytes()).unwrap_or(i64::MAX));
         Ok(wal)
+    }
+
+    /// The log for `signal`, opened now if this is the signal's first batch.
+    async fn wal_for(
+        &self,
+        queue: &ExportQueue,
+        wals: &Wals,
+        signal: Signal,
+    ) -> Result<Arc<Wal>, ConsumeError> {
+        if let Some(w) = wals.get(signal) {
+            return Ok(w.clone());
+        }
+        let Some(dirs) = &wals.dirs else {
+            return Err(self.refused("the disk queue is not open".to_string()));
+        };
+        let i = signal_index(signal);
+        let opened = wals.per_signal[i]
+            .get_or_try_init(|| self.open_disk_queue(queue, &dirs[i]))
+            .await;
+        self.update_persisted();
+        match opened {
+            Ok(w) => Ok(w.clone()),
+            Err(e) => {
+                tracing::error!(exporter = %self.core.exporter, %signal, error = %e, "cannot open the disk queue; refusing data");
+                Err(self.refused(e.to_string()))
+            }
+        }
     }
 }
 
@@ -554,10 +677,11 @@ impl Consumer for Delivery {
             let Some(queue) = &self.queue else {
                 return Err(self.refused("no queue".to_string()));
             };
-            let Some(wal) = self.wal.get() else {
+            let Some(wals) = self.wals.get() else {
                 return Err(self.refused("the disk queue is not open yet".to_string()));
             };
-            return self.consume_persisted(queue, wal, batch).await;
+            let wal = self.wal_for(queue, wals, batch.signal()).await?;
+            return self.consume_persisted(queue, &wal, batch).await;
         }
         let Some(queue) = &self.queue else {
             // No queue: send now and let the caller's client retry what did not go through.
@@ -605,22 +729,74 @@ impl Component for Delivery {
         let Some(queue) = &self.queue else {
             return Ok(());
         };
-        let disk = match (&self.disk, &self.disk_extension) {
-            (Some(d), _) => Some(d.clone()),
-            (None, Some(ext)) => Some(self.extension_disk(ext)?),
+        let wals = match (&self.disk, &self.disk_extension) {
+            (Some(d), _) => Some(Wals {
+                shared: Some(self.open_disk_queue(queue, d).await?),
+                per_signal: Default::default(),
+                dirs: None,
+            }),
+            (None, Some(ext)) => {
+                let (dirs, old) = self.extension_disks(ext)?;
+                // A name ending in a signal may be another exporter's per-signal queue
+                // (`otlp/x`'s `exporter_otlp_x_logs` is also the old name of `otlp/x_logs`).
+                let ambiguous = SIGNALS
+                    .iter()
+                    .any(|s| old.to_string_lossy().ends_with(&format!("_{}", s.as_str())));
+                if old.is_dir() && ambiguous {
+                    tracing::warn!(exporter = %self.core.exporter, directory = %old.display(), "a disk queue of an earlier version may be in this directory; its name is also that of a per-signal queue, so it is left alone (move its records by hand if it is this exporter's)");
+                }
+                if old.is_dir() && !ambiguous {
+                    ignore_sigxfsz();
+                    let (old2, dirs2) = (old.clone(), dirs.clone());
+                    let moved =
+                        tokio::task::spawn_blocking(move || migrate_shared_queue(&old2, &dirs2))
+                            .await
+                            .map_err(|e| {
+                                StartError::new(&self.id, "cannot move the disk queue", e)
+                            })?
+                            .map_err(|e| {
+                                StartError::new(
+                                    &self.id,
+                                    format!(
+                                        "cannot move the disk queue {} into per-signal queues",
+                                        old.display()
+                                    ),
+                                    e,
+                                )
+                            })?;
+                    tracing::info!(exporter = %self.core.exporter, batches = moved, from = %old.display(), "moved the disk queue of an earlier version into one queue per signal");
+                }
+                let w = Wals {
+                    shared: None,
+                    per_signal: Default::default(),
+                    dirs: Some(dirs.clone()),
+                };
+                for (i, d) in dirs.iter().enumerate() {
+                    if d.directory.is_dir() {
+                        let wal = self.open_disk_queue(queue, d).await?;
+                        let _ = w.per_signal[i].set(wal);
+                    }
+                }
+                Some(w)
+            }
             (None, None) => None,
         };
-        let wal = match &disk {
-            Some(disk) => {
-                let wal = self.open_disk_queue(queue, disk).await?;
-                let _ = self.wal.set(wal.clone());
-                Some(wal)
-            }
-            None => None,
+        let fsync_batch = match (&self.disk, &wals) {
+            (Some(d), _) => d.fsync == FsyncPolicy::Batch,
+            (None, Some(w)) => w
+                .dirs
+                .as_ref()
+                .is_some_and(|d| d[0].fsync == FsyncPolicy::Batch),
+            _ => false,
         };
+        let wals = wals.map(Arc::new);
+        if let Some(w) = &wals {
+            let _ = self.wals.set(w.clone());
+            self.update_persisted();
+        }
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         for _ in 0..self.num_consumers {
-            let (queue, core, wal) = (queue.clone(), self.core.clone(), wal.clone());
+            let (queue, core, wals) = (queue.clone(), self.core.clone(), wals.clone());
             let (mut stop, persisted) = (self.stop.subscribe(), self.persisted_bytes.clone());
             workers.push(tokio::spawn(async move {
                 loop {
@@ -637,18 +813,20 @@ impl Component for Delivery {
                     if let Err(e) = sent {
                         core.report_failure(&job.batch, &e, true);
                     }
-                    if let (Some(wal), Some(seq)) = (&wal, job.seq) {
+                    let wal = wals.as_ref().and_then(|w| w.get(job.batch.signal()));
+                    if let (Some(wal), Some(seq)) = (wal, job.seq) {
                         if let Err(e) = blocking(wal, move |w| w.ack(seq)).await {
                             tracing::error!(exporter = %core.exporter, error = %e, "cannot acknowledge a sent batch in the disk queue; it will be sent again after a restart");
                         }
-                        persisted.set(i64::try_from(wal.persisted_bytes()).unwrap_or(i64::MAX));
+                    }
+                    if let Some(w) = &wals {
+                        persisted.set(w.persisted_bytes());
                     }
                     // Dropping the job frees its room in the queue.
                 }
             }));
         }
-        let fsync_batch = disk.as_ref().is_some_and(|d| d.fsync == FsyncPolicy::Batch);
-        if let Some(wal) = wal.filter(|_| fsync_batch) {
+        if let Some(wals) = wals.filter(|_| fsync_batch) {
             let mut stop = self.stop.subscribe();
             let exporter = self.core.exporter.clone();
             workers.push(tokio::spawn(async move {
@@ -658,8 +836,11 @@ impl Component for Delivery {
                         _ = tick.tick() => false,
                         _ = stop.wait_for(|s| *s) => true,
                     };
-                    if let Err(e) = blocking(&wal, |w| w.sync()).await {
-                        tracing::warn!(exporter = %exporter, error = %e, "disk queue fsync failed");
+                    let open: Vec<Arc<Wal>> = wals.open().cloned().collect();
+                    for wal in open {
+                        if let Err(e) = blocking(&wal, |w| w.sync()).await {
+                            tracing::warn!(exporter = %exporter, error = %e, "disk queue fsync failed");
+                        }
                     }
                     if stopping {
                         break;
@@ -682,7 +863,7 @@ impl Component for Delivery {
                 "draining the sending queue before shutdown"
             );
         }
-        if let Some(wal) = self.wal.get() {
+        if let Some(wal) = self.wals.get() {
             // Unacknowledged records, replayed ones included (they hold no room in the
             // in-memory queue's count).
             let deadline = tokio::time::Instant::now() + DISK_QUEUE_DRAIN;
