@@ -1389,3 +1389,201 @@ fn bad_lines_in_the_middle_are_counted_logged_once_and_the_file_keeps_going() {
         "{log}"
     );
 }
+
+/// Starts weir with the filelog `receiver` (YAML body) checkpointing into `dir/state`
+/// (`file_storage/ckpt`, fsync), records to `out`.
+fn start_with_storage(dir: &Path, receiver: &str, out: &Path) -> Child {
+    let ext = format!(
+        "extensions:
+  file_storage/ckpt:
+    directory: {}
+    create_directory: true
+    fsync: true",
+        dir.join("state").display()
+    );
+    let receiver = format!("{receiver}\n    storage: file_storage/ckpt");
+    let cfg = config(dir, &receiver, out, &ext);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "service:\n",
+        "service:\n  extensions: [file_storage/ckpt]\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    start(dir, &cfg)
+}
+
+/// How often each body arrived in any of `outs`.
+fn counts(outs: &[&Path]) -> BTreeMap<String, usize> {
+    let mut count = BTreeMap::new();
+    for out in outs {
+        for b in bodies(out) {
+            *count.entry(b).or_default() += 1;
+        }
+    }
+    count
+}
+
+/// An entry a recombine operator holds (its next first line has not come yet) survives
+/// kill -9: the checkpoint stays at its first line, so after the restart it is read again
+/// and, with the line appended meanwhile, arrives whole once. A graceful stop sends what
+/// the recombine holds and then moves the checkpoint past it (a third run sends nothing).
+#[test]
+fn an_entry_held_by_recombine_survives_kill_9_and_a_graceful_stop_flushes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.log");
+    let receiver = format!(
+        "    include: ['{}']
+    start_at: beginning
+    poll_interval: 20ms
+    operators:
+      - type: recombine
+        combine_field: body
+        combine_with: \"|\"
+        is_first_entry: 'body matches \"^[0-9]{{4}}-\"'
+        force_flush_period: 1h",
+        file.display()
+    );
+    std::fs::write(
+        &file,
+        "2024-01 a\n  cont 1\n2024-02 b\n  cont 2\n  cont 3\n",
+    )
+    .unwrap();
+    let (out1, out2, out3) = (
+        dir.path().join("out1.jsonl"),
+        dir.path().join("out2.jsonl"),
+        dir.path().join("out3.jsonl"),
+    );
+    let mut weir = start_with_storage(dir.path(), &receiver, &out1);
+    wait_until(&out1, Duration::from_secs(20), "the first entry", |b| {
+        !b.is_empty()
+    });
+    // Many polls more: the checkpoint is written after the first entry was taken.
+    std::thread::sleep(Duration::from_millis(600));
+    weir.kill().unwrap();
+    weir.wait().unwrap();
+    // The second entry was held (its end is not known yet), not sent.
+    assert_eq!(bodies(&out1), vec!["2024-01 a|cont 1"]);
+
+    let weir = start_with_storage(dir.path(), &receiver, &out2);
+    append(&file, &["  cont 4".to_string(), "2024-03 c".to_string()]);
+    wait_until(
+        &out2,
+        Duration::from_secs(20),
+        "the held entry after the restart",
+        |b| b.iter().any(|x| x.starts_with("2024-02")),
+    );
+    // The third entry is held now; the graceful stop sends it.
+    stop(weir);
+    let c = counts(&[&out1, &out2]);
+    assert_eq!(
+        c.keys().cloned().collect::<Vec<_>>(),
+        vec![
+            "2024-01 a|cont 1".to_string(),
+            "2024-02 b|cont 2|cont 3|cont 4".to_string(),
+            "2024-03 c".to_string(),
+        ],
+        "{}",
+        support::log_of(dir.path())
+    );
+    assert_eq!(c["2024-01 a|cont 1"], 1, "the first entry came again");
+    assert_eq!(c["2024-02 b|cont 2|cont 3|cont 4"], 1);
+    assert_eq!(c["2024-03 c"], 1);
+
+    // After the graceful stop the checkpoint is past everything: nothing comes again.
+    let weir = start_with_storage(dir.path(), &receiver, &out3);
+    std::thread::sleep(Duration::from_millis(1000));
+    stop(weir);
+    assert_eq!(bodies(&out3), Vec::<String>::new());
+}
+
+/// The container operator's joining of CRI partial lines (logtag P) holds the first parts
+/// until the F line: kill -9 in between and a restart give the joined line whole, once.
+#[test]
+fn a_partial_cri_line_survives_kill_9_and_arrives_joined_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let uid = "12345678-aaaa-bbbb-cccc-1234567890ab";
+    let file = pod_file(
+        &logs,
+        &format!("prod_api-0_{uid}"),
+        "server",
+        1,
+        "2024-04-13T07:59:40.25Z stdout F whole line\n\
+         2024-04-13T07:59:41Z stderr P first|\n\
+         2024-04-13T07:59:41.1Z stderr P second|\n",
+    );
+    let receiver = format!(
+        "    include: ['{}/pods/*/*/*.log']
+    start_at: beginning
+    poll_interval: 20ms
+    include_file_name: false
+    include_file_path: true
+    operators:
+      - type: container",
+        logs.display()
+    );
+    let (out1, out2) = (dir.path().join("out1.jsonl"), dir.path().join("out2.jsonl"));
+    let mut weir = start_with_storage(dir.path(), &receiver, &out1);
+    wait_until(&out1, Duration::from_secs(20), "the whole line", |b| {
+        !b.is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(600));
+    weir.kill().unwrap();
+    weir.wait().unwrap();
+    assert_eq!(bodies(&out1), vec!["whole line"]);
+
+    let weir = start_with_storage(dir.path(), &receiver, &out2);
+    append(
+        &file,
+        &["2024-04-13T07:59:41.2Z stderr F third".to_string()],
+    );
+    wait_until(&out2, Duration::from_secs(20), "the joined line", |b| {
+        b.iter().any(|x| x.ends_with("third"))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    stop(weir);
+    let c = counts(&[&out1, &out2]);
+    assert_eq!(
+        c,
+        BTreeMap::from([
+            ("first|second|third".to_string(), 1),
+            ("whole line".to_string(), 1),
+        ]),
+        "{}",
+        support::log_of(dir.path())
+    );
+}
+
+/// Without storage a graceful stop still sends what a recombine operator holds.
+#[test]
+fn a_graceful_stop_sends_the_entry_a_recombine_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.log");
+    let out = dir.path().join("out.jsonl");
+    std::fs::write(&file, "2024-01 a\n  cont 1\n2024-02 b\n  cont 2\n").unwrap();
+    let receiver = format!(
+        "    include: ['{}']
+    start_at: beginning
+    poll_interval: 20ms
+    operators:
+      - type: recombine
+        combine_field: body
+        combine_with: \"|\"
+        is_first_entry: 'body matches \"^[0-9]{{4}}-\"'
+        force_flush_period: 1h",
+        file.display()
+    );
+    let cfg = config(dir.path(), &receiver, &out, "");
+    let weir = start(dir.path(), &cfg);
+    wait_until(&out, Duration::from_secs(20), "the first entry", |b| {
+        !b.is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(bodies(&out), vec!["2024-01 a|cont 1"]);
+    stop(weir);
+    assert_eq!(
+        bodies(&out),
+        vec!["2024-01 a|cont 1", "2024-02 b|cont 2"],
+        "{}",
+        support::log_of(dir.path())
+    );
+}

@@ -30,8 +30,21 @@
 //! [`MAX_BATCH_BYTES`]; a file with more waits for the next poll, which then comes at once.
 //! A batch that the pipeline refuses is offered again (the offset only moves once the
 //! pipeline accepted it). With `storage`, offsets per fingerprint are written to the
-//! storage directory after each accepted batch: at-least-once across restarts, with
-//! duplicates bounded by the batch that was in flight.
+//! storage directory after each accepted batch.
+//!
+//! Guarantee (with `storage`): at least once. The offset written for a file is never
+//! beyond the start of the first line of an entry that has not gone downstream yet: an
+//! unfinished entry the splitter waits on (a line without its newline, a multiline entry
+//! whose end is not known yet), an entry a `recombine` operator (or the `container`
+//! operator's partial-line joining) holds, or one read but not yet taken by the pipeline.
+//! After kill -9 and a restart such entries are read again and arrive whole. What can
+//! arrive twice: records of the batch in flight at the kill, and records from lines after
+//! the start of a held entry that went downstream before it did (e.g. entries of another
+//! source, or entries an operator's `if` let bypass the recombine). A graceful stop sends
+//! what the operators hold (as the Collector's recombine does on stop) and then writes
+//! the checkpoint; an unfinished entry in the file is not sent at a stop (more of it may
+//! still be written) and is read again after the restart. `force_flush_period` is
+//! unchanged: a held entry goes out once its source was quiet that long.
 //!
 //! Also accepted: `include_file_name_resolved` / `include_file_path_resolved`
 //! (`log.file.name_resolved`, `log.file.path_resolved`, symlinks resolved),
@@ -47,7 +60,7 @@
 pub mod operators;
 pub mod split;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
@@ -490,6 +503,7 @@ impl Component for FileLogReceiver {
             poll: 0,
             checkpoint,
             restored: false,
+            next_key: 0,
             dirty: false,
         };
         tailer.restore().map_err(|e| StartError {
@@ -521,6 +535,8 @@ struct Checkpoint {
 
 /// A file the receiver knows.
 struct Tracked {
+    /// Names the file in [`operators::Origin`]s (unique for the receiver's run).
+    key: u64,
     fingerprint: Vec<u8>,
     path: PathBuf,
     /// Bytes already handed on (accepted downstream).
@@ -542,6 +558,9 @@ struct Read1 {
     index: usize,
     /// Records by resource.
     groups: Vec<(Vec<KeyValue>, Vec<LogRecord>)>,
+    /// Where the lines of entries out of the operators start (earliest per file): until
+    /// the pipeline took them, checkpoints stay at or before these.
+    origins: Vec<operators::Start>,
     new_offset: u64,
     /// Everything up to the end of the file was consumed.
     at_end: bool,
@@ -561,6 +580,8 @@ struct Tailer {
     poll: u64,
     checkpoint: Option<Checkpoint>,
     restored: bool,
+    /// The key the next tracked file gets.
+    next_key: u64,
     /// Files were found, reset or forgotten since the checkpoint was last written.
     dirty: bool,
 }
@@ -610,7 +631,9 @@ impl Tailer {
                     cp.path.display()
                 ));
             };
+            self.next_key += 1;
             self.files.push(Tracked {
+                key: self.next_key,
                 fingerprint: fp,
                 path: PathBuf::from(f.path),
                 offset: f.offset,
@@ -625,17 +648,36 @@ impl Tailer {
         Ok(())
     }
 
-    fn save(&self) -> std::io::Result<()> {
+    /// The offset to persist for each file: never beyond the start of an entry that has
+    /// not gone downstream yet, i.e. one an operator holds or one in `pending` (read, not
+    /// yet taken by the pipeline). A restart reads such entries again whole (at least once).
+    fn floors(&self, pending: &[Read1]) -> HashMap<u64, u64> {
+        let mut floor: HashMap<u64, u64> = HashMap::new();
+        let mut add = |(file, at): operators::Start| {
+            let v = floor.entry(file).or_insert(at);
+            *v = (*v).min(at);
+        };
+        self.pipeline.held(&mut add);
+        for r in pending {
+            for s in &r.origins {
+                add(*s);
+            }
+        }
+        floor
+    }
+
+    fn save(&self, pending: &[Read1]) -> std::io::Result<()> {
         let Some(cp) = &self.checkpoint else {
             return Ok(());
         };
+        let floor = self.floors(pending);
         let saved = Saved {
             files: self
                 .files
                 .iter()
                 .map(|f| SavedFile {
                     fingerprint: hex(&f.fingerprint),
-                    offset: f.offset,
+                    offset: floor.get(&f.key).map_or(f.offset, |&a| a.min(f.offset)),
                     path: f.path.display().to_string(),
                 })
                 .collect(),
@@ -742,7 +784,9 @@ impl Tailer {
                             0
                         };
                         self.dirty = true;
+                        self.next_key += 1;
                         self.files.push(Tracked {
+                            key: self.next_key,
                             fingerprint: fp,
                             path,
                             offset,
@@ -797,9 +841,11 @@ impl Tailer {
             let mut out = Vec::new();
             self.pipeline.flush_due(false, &mut out);
             if !out.is_empty() {
+                let (groups, origins) = by_resource(out);
                 reads.push(Read1 {
                     index: NO_FILE,
-                    groups: by_resource(out),
+                    groups,
+                    origins,
                     new_offset: 0,
                     at_end: false,
                     more: false,
@@ -874,6 +920,8 @@ impl Tailer {
                 more = true;
                 break;
             }
+            // The entry's bytes start where the previous one's ended (its delimiter).
+            let begins = f.offset + consumed as u64;
             consumed = t.next;
             bytes += t.end - t.start;
             let raw = &buf[t.start..t.end];
@@ -903,6 +951,7 @@ impl Tailer {
                     }
                 }
                 e.resource = s.res_map.clone();
+                e.origin = operators::Origin::One((f.key, begins));
                 entries.push(e);
                 continue;
             }
@@ -913,14 +962,14 @@ impl Tailer {
                 ..Default::default()
             });
         }
-        let groups = if ops {
+        let (groups, origins) = if ops {
             let mut out = Vec::with_capacity(entries.len());
             self.pipeline.process(entries, &mut out);
             by_resource(out)
         } else if records.is_empty() {
-            Vec::new()
+            (Vec::new(), Vec::new())
         } else {
-            vec![(s.resource.clone(), records)]
+            (vec![(s.resource.clone(), records)], Vec::new())
         };
         if !more {
             consumed = used.max(consumed);
@@ -936,6 +985,7 @@ impl Tailer {
         Ok(Some(Read1 {
             index: i,
             groups,
+            origins,
             new_offset,
             at_end,
             more,
@@ -997,10 +1047,16 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// Entries out of the operators as records grouped by resource (in order of appearance).
-fn by_resource(entries: Vec<operators::Entry>) -> Vec<(Vec<KeyValue>, Vec<LogRecord>)> {
+/// Records by resource and where their lines start.
+type Grouped = (Vec<(Vec<KeyValue>, Vec<LogRecord>)>, Vec<operators::Start>);
+
+/// Entries out of the operators as records grouped by resource (in order of appearance),
+/// and the earliest start of their lines per file.
+fn by_resource(entries: Vec<operators::Entry>) -> Grouped {
     let mut keyed: Vec<(BTreeMap<String, operators::Val>, Vec<LogRecord>)> = Vec::new();
+    let mut origin = operators::Origin::None;
     for mut e in entries {
+        origin.merge(&e.origin);
         let res = std::mem::take(&mut e.resource);
         let rec = e.into_record();
         match keyed.iter_mut().find(|(r, _)| *r == res) {
@@ -1008,10 +1064,11 @@ fn by_resource(entries: Vec<operators::Entry>) -> Vec<(Vec<KeyValue>, Vec<LogRec
             None => keyed.push((res, vec![rec])),
         }
     }
-    keyed
+    let groups = keyed
         .into_iter()
         .map(|(r, v)| (operators::kvs(&r), v))
-        .collect()
+        .collect();
+    (groups, origin.starts().to_vec())
 }
 
 fn batch_of(groups: Vec<(Vec<KeyValue>, Vec<LogRecord>)>) -> Batch {
@@ -1037,6 +1094,49 @@ fn batch_of(groups: Vec<(Vec<KeyValue>, Vec<LogRecord>)>) -> Batch {
     }))
 }
 
+/// Offers `r` to the pipeline until it takes it. `false`: cancelled first.
+async fn offer(
+    r: &Read1,
+    tailer: &Tailer,
+    id: &ComponentId,
+    next: &Arc<dyn Consumer>,
+    cancel: &CancellationToken,
+) -> bool {
+    if r.groups.is_empty() {
+        return true;
+    }
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let batch = batch_of(r.groups.clone());
+        match next.consume(batch).await {
+            Ok(()) => return true,
+            Err(e) => {
+                if cancel.is_cancelled() {
+                    return false;
+                }
+                let path = tailer
+                    .files
+                    .get(r.index)
+                    .map(|f| f.path.display().to_string())
+                    .unwrap_or_default();
+                tracing::warn!(receiver = %id, path = %path, error = %e, "the pipeline did not take the records; offering them again");
+                tokio::select! {
+                    _ = cancel.cancelled() => return false,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn save(tailer: &mut Tailer, pending: &[Read1], id: &ComponentId) {
+    match tailer.save(pending) {
+        Ok(()) => tailer.dirty = false,
+        Err(e) => tracing::warn!(receiver = %id, error = %e, "cannot write the checkpoint"),
+    }
+}
+
 async fn run(
     mut tailer: Tailer,
     id: ComponentId,
@@ -1044,7 +1144,9 @@ async fn run(
     cancel: CancellationToken,
 ) {
     let interval = tailer.s.poll_interval;
-    loop {
+    // Reads of the current poll not yet taken by the pipeline.
+    let mut pending: VecDeque<Read1> = VecDeque::new();
+    'polls: loop {
         let (t, reads) = match tokio::task::spawn_blocking(move || {
             let reads = tailer.scan();
             (tailer, reads)
@@ -1058,57 +1160,46 @@ async fn run(
             }
         };
         tailer = t;
+        pending.extend(reads);
         let mut more = false;
-        for r in reads {
+        while let Some(r) = pending.front() {
             more |= r.more;
-            if !r.groups.is_empty() {
-                let mut backoff = Duration::from_millis(100);
-                loop {
-                    let batch = batch_of(r.groups.clone());
-                    match next.consume(batch).await {
-                        Ok(()) => break,
-                        Err(e) => {
-                            if cancel.is_cancelled() {
-                                return;
-                            }
-                            let path = tailer
-                                .files
-                                .get(r.index)
-                                .map(|f| f.path.display().to_string())
-                                .unwrap_or_default();
-                            tracing::warn!(receiver = %id, path = %path, error = %e, "the pipeline did not take the records; offering them again");
-                            tokio::select! {
-                                _ = cancel.cancelled() => return,
-                                _ = tokio::time::sleep(backoff) => {}
-                            }
-                            backoff = (backoff * 2).min(Duration::from_secs(5));
-                        }
-                    }
-                }
+            if !offer(r, &tailer, &id, &next, &cancel).await {
+                break 'polls;
             }
+            let Some(r) = pending.pop_front() else { break };
             tailer.accepted(&r);
-            match tailer.save() {
-                Ok(()) => tailer.dirty = false,
-                Err(e) => tracing::warn!(receiver = %id, error = %e, "cannot write the checkpoint"),
-            }
+            save(&mut tailer, pending.make_contiguous(), &id);
         }
         tailer.end_poll();
         // New files (their offsets under start_at), resets and forgotten files are written
         // too, so a restart does not apply start_at again to a file already known.
         if tailer.dirty {
-            match tailer.save() {
-                Ok(()) => tailer.dirty = false,
-                Err(e) => tracing::warn!(receiver = %id, error = %e, "cannot write the checkpoint"),
-            }
+            save(&mut tailer, &[], &id);
         }
         if cancel.is_cancelled() {
-            return;
+            break;
         }
         if !more {
             tokio::select! {
-                _ = cancel.cancelled() => return,
+                _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(interval) => {}
             }
+        }
+    }
+    // Stopping: what the operators hold goes downstream now (as the Collector's recombine
+    // does on stop), once; if the pipeline does not take it, the checkpoint written last
+    // still lies before it and a restart reads it again.
+    let mut out = Vec::new();
+    tailer.pipeline.flush_due(true, &mut out);
+    if out.is_empty() {
+        return;
+    }
+    let (groups, _) = by_resource(out);
+    match next.consume(batch_of(groups)).await {
+        Ok(()) => save(&mut tailer, pending.make_contiguous(), &id),
+        Err(e) => {
+            tracing::warn!(receiver = %id, error = %e, "stopping: the pipeline did not take the entries the operators held; with storage they are read again after a restart")
         }
     }
 }

@@ -125,6 +125,50 @@ pub struct Entry {
     pub observed: u64,
     pub severity: i32,
     pub severity_text: String,
+    /// Where the lines of the entry start in their files (not part of the record): the
+    /// receiver keeps its checkpoints at or before the start of any entry an operator
+    /// still holds.
+    pub origin: Origin,
+}
+
+/// The start of an entry's first line: `(file key, byte offset)`, as the receiver numbers
+/// its files.
+pub type Start = (u64, u64);
+
+/// Where an entry's lines start: nowhere known, one file, or (an entry recombined from
+/// several files) the earliest start in each file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Origin {
+    #[default]
+    None,
+    One(Start),
+    Many(Vec<Start>),
+}
+
+impl Origin {
+    /// Each `(file, offset)`.
+    pub fn starts(&self) -> &[Start] {
+        match self {
+            Origin::None => &[],
+            Origin::One(s) => std::slice::from_ref(s),
+            Origin::Many(v) => v,
+        }
+    }
+
+    /// Adds the starts of `other`, keeping the earliest per file.
+    pub fn merge(&mut self, other: &Origin) {
+        for &(file, at) in other.starts() {
+            match self {
+                Origin::None => *self = Origin::One((file, at)),
+                Origin::One((f, a)) if *f == file => *a = (*a).min(at),
+                Origin::One(first) => *self = Origin::Many(vec![*first, (file, at)]),
+                Origin::Many(v) => match v.iter_mut().find(|(f, _)| *f == file) {
+                    Some((_, a)) => *a = (*a).min(at),
+                    None => v.push((file, at)),
+                },
+            }
+        }
+    }
 }
 
 impl Entry {
@@ -137,6 +181,7 @@ impl Entry {
             observed: 0,
             severity: 0,
             severity_text: String::new(),
+            origin: Origin::None,
         }
     }
 
@@ -477,6 +522,14 @@ impl Pipeline {
         }
         for e in entries {
             self.run(0, e, out);
+        }
+    }
+
+    /// Calls `f` with the start of each entry a recombine operator holds (the earliest
+    /// line per file of each held batch).
+    pub fn held(&self, f: &mut dyn FnMut(Start)) {
+        for op in &self.ops {
+            op.kind.held(f);
         }
     }
 

@@ -148,6 +148,8 @@ pub struct Recombine {
 #[derive(Debug, Clone)]
 struct RBatch {
     base: Entry,
+    /// Where the lines of all entries in the batch start (earliest per file).
+    origin: super::Origin,
     n: usize,
     text: String,
     started: Instant,
@@ -1260,6 +1262,19 @@ impl Kind {
         }
     }
 
+    pub fn held(&self, f: &mut dyn FnMut(super::Start)) {
+        let r = match self {
+            Kind::Recombine(r) => r,
+            Kind::Container(c) => &c.recombine,
+            _ => return,
+        };
+        for b in r.batches.values() {
+            for s in b.origin.starts() {
+                f(*s);
+            }
+        }
+    }
+
     pub fn flush_due(&mut self, all: bool, fwd: &mut Vec<Entry>) {
         match self {
             Kind::Recombine(r) => r.flush_due(all, fwd),
@@ -1294,7 +1309,8 @@ impl Recombine {
         }
     }
 
-    fn add(&mut self, e: Entry, source: &str, m: bool, fwd: &mut Vec<Entry>) {
+    fn add(&mut self, mut e: Entry, source: &str, m: bool, fwd: &mut Vec<Entry>) {
+        let origin = std::mem::take(&mut e.origin);
         let piece = match self.combine_field.get(&e) {
             Some(Val::Str(s)) => Some(s.clone()),
             _ => None,
@@ -1316,6 +1332,7 @@ impl Recombine {
             }
             None => self.batches.entry(source.to_string()).or_insert(RBatch {
                 base: e,
+                origin: super::Origin::None,
                 n: 1,
                 text: String::new(),
                 started: Instant::now(),
@@ -1323,6 +1340,7 @@ impl Recombine {
             }),
         };
         b.matched |= m;
+        b.origin.merge(&origin);
         if let Some(p) = piece {
             if !b.text.is_empty() {
                 b.text.push_str(&self.combine_with);
@@ -1342,6 +1360,7 @@ impl Recombine {
     fn flush(&mut self, source: &str, fwd: &mut Vec<Entry>) {
         if let Some(b) = self.batches.remove(source) {
             let mut e = b.base;
+            e.origin = b.origin;
             self.combine_field.set(&mut e, Val::Str(b.text));
             fwd.push(e);
         }

@@ -565,3 +565,43 @@ fn container_drops_cri_lines_it_fails_on_after_parsing_whatever_on_error_says() 
     assert_eq!(out[0].body, s("x"));
     assert_eq!(p.ops[0].errors.as_ref().unwrap().get(), 2);
 }
+
+#[test]
+fn recombine_reports_where_held_entries_start_and_hands_it_on() {
+    let mut p = pipeline(serde_json::json!([{
+        "type": "recombine", "combine_field": "body", "is_first_entry": "body matches \"^[0-9]{4}-\""
+    }]));
+    let at = |body: &str, file: u64, offset: u64| {
+        let mut e = line(body);
+        e.origin = Origin::One((file, offset));
+        e
+    };
+    let held = |p: &Pipeline| {
+        let mut v = Vec::new();
+        p.held(&mut |s| v.push(s));
+        v.sort();
+        v
+    };
+    let out = run(
+        &mut p,
+        vec![
+            at("2024-01 a", 1, 0),
+            at("  more", 1, 10),
+            at("2024-02 b", 1, 17),
+            at("  more", 1, 27),
+        ],
+    );
+    // The first entry went out with where its lines start; the second is held from 17.
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].origin, Origin::One((1, 0)));
+    assert_eq!(held(&p), vec![(1, 17)]);
+    // Lines of another file joining the same (default) source: the earliest per file.
+    let out = run(&mut p, vec![at("  other", 2, 5), at("  other", 2, 12)]);
+    assert!(out.is_empty());
+    assert_eq!(held(&p), vec![(1, 17), (2, 5)]);
+    let mut rest = Vec::new();
+    p.flush_due(true, &mut rest);
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].origin, Origin::Many(vec![(1, 17), (2, 5)]));
+    assert!(held(&p).is_empty());
+}
