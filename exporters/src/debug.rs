@@ -32,7 +32,7 @@ use weir_api::otlp::common::v1::{any_value, AnyValue, KeyValue};
 use weir_api::otlp::metrics::v1::{metric, number_data_point};
 use weir_api::{
     parse_component_config, Batch, BuildContext, BuildError, Component, ConfigErrors, ConsumeError,
-    Consumer, Counter, ExporterConfig, ExporterFactory, Payload, Signal, SignalSet, Stage,
+    Consumer, Counter, ExporterConfig, ExporterFactory, Payload, PerSignal, SignalSet, Stage,
 };
 
 /// How much of each batch is shown.
@@ -235,7 +235,7 @@ impl ExporterConfig for DebugSettings {
                 outputs.push(output);
             }
         }
-        let counters = [Signal::Logs, Signal::Traces, Signal::Metrics].map(|signal| {
+        let counters = PerSignal::from_fn(|signal| {
             ctx.telemetry.counter(
                 "weir_exporter_sent_items",
                 "Items (log records, spans, data points) an exporter delivered upstream",
@@ -268,7 +268,7 @@ pub struct DebugExporter {
     exporter: String,
     settings: DebugSettings,
     sampler: Mutex<Sampler>,
-    counters: [Counter; 3],
+    counters: PerSignal<Counter>,
     outputs: Vec<Output>,
 }
 
@@ -292,12 +292,7 @@ impl DebugExporter {
 #[async_trait]
 impl Consumer for DebugExporter {
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
-        let i = match batch.signal() {
-            Signal::Logs => 0,
-            Signal::Traces => 1,
-            Signal::Metrics => 2,
-        };
-        self.counters[i].inc_by(batch.item_count() as u64);
+        self.counters[batch.signal()].inc_by(batch.item_count() as u64);
         if self.settings.use_internal_logger {
             if !self.sampled() {
                 return Ok(());

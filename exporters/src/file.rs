@@ -53,7 +53,7 @@ use serde::Deserialize;
 use tokio::task::JoinHandle;
 use weir_api::{
     parse_component_config, Batch, BuildContext, BuildError, Component, ConfigErrors, ConsumeError,
-    Consumer, Counter, ExporterConfig, ExporterFactory, Signal, SignalSet, Stage, StartError,
+    Consumer, Counter, ExporterConfig, ExporterFactory, PerSignal, SignalSet, Stage, StartError,
 };
 
 /// How batches are written.
@@ -294,7 +294,7 @@ impl ExporterFactory for FileFactory {
 
 impl ExporterConfig for FileSettings {
     fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Stage>, BuildError> {
-        let counters = [Signal::Logs, Signal::Traces, Signal::Metrics].map(|signal| {
+        let counters = PerSignal::from_fn(|signal| {
             ctx.telemetry.counter(
                 "weir_exporter_sent_items",
                 "Items (log records, spans, data points) an exporter delivered upstream",
@@ -671,7 +671,7 @@ pub struct FileExporter {
     /// With `group_by`: the open files, by path (open between start and shutdown).
     groups: Arc<Mutex<Option<Groups>>>,
     flusher: Mutex<Option<JoinHandle<()>>>,
-    counters: [Counter; 3],
+    counters: PerSignal<Counter>,
 }
 
 impl FileExporter {
@@ -738,12 +738,7 @@ impl Consumer for FileExporter {
             });
         }
         drop(guard);
-        let i = match batch.signal() {
-            Signal::Logs => 0,
-            Signal::Traces => 1,
-            Signal::Metrics => 2,
-        };
-        self.counters[i].inc_by(batch.item_count() as u64);
+        self.counters[batch.signal()].inc_by(batch.item_count() as u64);
         Ok(())
     }
 }
@@ -786,12 +781,7 @@ impl FileExporter {
             written += sub.item_count() as u64;
         }
         drop(guard);
-        let i = match batch.signal() {
-            Signal::Logs => 0,
-            Signal::Traces => 1,
-            Signal::Metrics => 2,
-        };
-        self.counters[i].inc_by(written);
+        self.counters[batch.signal()].inc_by(written);
         Ok(())
     }
 }

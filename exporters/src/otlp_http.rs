@@ -36,7 +36,7 @@ use serde::Deserialize;
 use weir_api::rpc_status;
 use weir_api::{
     parse_component_config, Batch, BuildContext, BuildError, ConfigErrors, ExporterConfig,
-    ExporterFactory, Signal, SignalSet, Stage,
+    ExporterFactory, PerSignal, Signal, SignalSet, Stage,
 };
 
 use crate::delivery::{Delivered, Delivery, QueueSettings, RetrySettings, Sender};
@@ -147,17 +147,9 @@ pub struct OtlpHttpFactory;
 pub struct OtlpHttpConfig {
     settings: OtlpHttpSettings,
     /// Target URL per signal (logs, traces, metrics), when one is configured.
-    urls: [Option<http::Uri>; 3],
+    urls: PerSignal<Option<http::Uri>>,
     headers: HeaderMap,
     path: String,
-}
-
-fn signal_index(signal: Signal) -> usize {
-    match signal {
-        Signal::Logs => 0,
-        Signal::Traces => 1,
-        Signal::Metrics => 2,
-    }
 }
 
 impl ExporterFactory for OtlpHttpFactory {
@@ -184,13 +176,13 @@ impl ExporterFactory for OtlpHttpFactory {
         }
         let base_ok = !s.endpoint.is_empty()
             && http_endpoint_uri(&s.endpoint, &format!("{path}.endpoint"), &mut errors).is_some();
-        let mut urls: [Option<http::Uri>; 3] = [None, None, None];
+        let mut urls: PerSignal<Option<http::Uri>> = PerSignal::default();
         for (signal, own) in [
             (Signal::Logs, &s.logs_endpoint),
             (Signal::Traces, &s.traces_endpoint),
             (Signal::Metrics, &s.metrics_endpoint),
         ] {
-            urls[signal_index(signal)] = if !own.is_empty() {
+            urls[signal] = if !own.is_empty() {
                 http_endpoint_uri(own, &format!("{path}.{signal}_endpoint"), &mut errors)
             } else if base_ok {
                 // The base is valid, so appending a path keeps it valid.
@@ -242,7 +234,7 @@ impl ExporterConfig for OtlpHttpConfig {
         let uses_tls = self
             .urls
             .iter()
-            .flatten()
+            .filter_map(|(_, url)| url.as_ref())
             .any(|u| u.scheme_str() == Some("https"));
         let tls = if uses_tls {
             self.settings
@@ -307,7 +299,7 @@ fn signal_url(endpoint: &str, own: &str, signal: Signal) -> Option<String> {
 /// One POST per attempt.
 struct HttpSender {
     client: Client<weir_tls::hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
-    urls: [Option<http::Uri>; 3],
+    urls: PerSignal<Option<http::Uri>>,
     headers: HeaderMap,
     /// Adds credentials to every request (`auth.authenticator`).
     auth: Option<Arc<dyn weir_api::ClientAuthenticator>>,
@@ -356,14 +348,12 @@ fn no_url_reason(signal: Signal) -> String {
 #[async_trait]
 impl Sender for HttpSender {
     fn cannot_send(&self, signal: Signal) -> Option<String> {
-        self.urls[signal_index(signal)]
-            .is_none()
-            .then(|| no_url_reason(signal))
+        self.urls[signal].is_none().then(|| no_url_reason(signal))
     }
 
     async fn send(&self, batch: &Batch) -> Result<Delivered, SendError> {
         let signal = batch.signal();
-        let Some(uri) = &self.urls[signal_index(signal)] else {
+        let Some(uri) = &self.urls[signal] else {
             return Err(SendError::Request {
                 endpoint: String::new(),
                 reason: no_url_reason(signal),

@@ -66,8 +66,8 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use weir_api::{
-    Batch, Component, ComponentId, ConsumeError, Consumer, Counter, Gauge, Signal, StartError,
-    Telemetry,
+    Batch, Component, ComponentId, ConsumeError, Consumer, Counter, Gauge, PerSignal, Signal,
+    StartError, Telemetry,
 };
 
 pub use queue::{
@@ -117,20 +117,12 @@ struct DeliveryCore {
     exporter: String,
     sender: Arc<dyn Sender>,
     retry: RetrySettings,
-    counters: [SignalCounters; 3],
-}
-
-fn signal_index(signal: Signal) -> usize {
-    match signal {
-        Signal::Logs => 0,
-        Signal::Traces => 1,
-        Signal::Metrics => 2,
-    }
+    counters: PerSignal<SignalCounters>,
 }
 
 impl DeliveryCore {
     fn counters(&self, signal: Signal) -> &SignalCounters {
-        &self.counters[signal_index(signal)]
+        &self.counters[signal]
     }
 
     /// Sends with retries until delivered, a permanent error, or the retry time runs out.
@@ -351,7 +343,7 @@ impl Delivery {
         telemetry: &Telemetry,
     ) -> Self {
         let exporter = id.to_string();
-        let counters = [Signal::Logs, Signal::Traces, Signal::Metrics].map(|signal| {
+        let counters = PerSignal::from_fn(|signal| {
             let labels = [
                 ("exporter", exporter.clone()),
                 ("signal", signal.as_str().to_string()),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use weir_api::{
-    Batch, BuildContext, BuildError, Component, ConsumeError, Consumer, ProcessorConfig, Signal,
+    Batch, BuildContext, BuildError, Component, ConsumeError, Consumer, PerSignal, ProcessorConfig,
     Stage, StartError,
 };
 
@@ -37,30 +37,23 @@ pub fn with_queue_batch(
         authenticators: ctx.authenticators.clone(),
     };
     let next: Arc<dyn Consumer> = exporter.clone();
-    let mut batchers = Vec::with_capacity(3);
-    for signal in [Signal::Logs, Signal::Traces, Signal::Metrics] {
+    let batchers = PerSignal::try_from_fn(|signal| {
         batch_ctx.pipeline = Some(format!("{}/sending_queue/{signal}", ctx.id));
-        batchers.push(config.build(&batch_ctx, signal, next.clone())?);
-    }
+        config.build(&batch_ctx, signal, next.clone())
+    })?;
     Ok(Arc::new(QueueBatch { batchers, exporter }))
 }
 
 /// One batcher per signal in front of the exporter.
 struct QueueBatch {
-    /// Logs, traces, metrics.
-    batchers: Vec<Arc<dyn Stage>>,
+    batchers: PerSignal<Arc<dyn Stage>>,
     exporter: Arc<dyn Stage>,
 }
 
 #[async_trait]
 impl Consumer for QueueBatch {
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
-        let i = match batch.signal() {
-            Signal::Logs => 0,
-            Signal::Traces => 1,
-            Signal::Metrics => 2,
-        };
-        self.batchers[i].consume(batch).await
+        self.batchers[batch.signal()].consume(batch).await
     }
 }
 
@@ -68,7 +61,7 @@ impl Consumer for QueueBatch {
 impl Component for QueueBatch {
     async fn start(&self) -> Result<(), StartError> {
         self.exporter.start().await?;
-        for b in &self.batchers {
+        for (_, b) in self.batchers.iter() {
             b.start().await?;
         }
         Ok(())
@@ -76,7 +69,7 @@ impl Component for QueueBatch {
 
     async fn shutdown(&self) {
         // The batchers flush into the exporter, which then drains its queue.
-        for b in &self.batchers {
+        for (_, b) in self.batchers.iter() {
             b.shutdown().await;
         }
         self.exporter.shutdown().await;

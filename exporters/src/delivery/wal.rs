@@ -206,23 +206,6 @@ pub struct Wal {
     _lock: File,
 }
 
-pub(super) fn signal_byte(signal: Signal) -> u8 {
-    match signal {
-        Signal::Logs => 0,
-        Signal::Traces => 1,
-        Signal::Metrics => 2,
-    }
-}
-
-pub(super) fn byte_signal(b: u8) -> Option<Signal> {
-    match b {
-        0 => Some(Signal::Logs),
-        1 => Some(Signal::Traces),
-        2 => Some(Signal::Metrics),
-        _ => None,
-    }
-}
-
 fn segment_name(first_seq: u64) -> String {
     format!("{first_seq:020}.wal")
 }
@@ -499,13 +482,13 @@ impl Wal {
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(&body_len.to_le_bytes());
         hasher.update(&seq.to_le_bytes());
-        hasher.update(&[signal_byte(signal)]);
+        hasher.update(&[signal.code()]);
         hasher.update(payload);
         record.extend_from_slice(&MAGIC);
         record.extend_from_slice(&body_len.to_le_bytes());
         record.extend_from_slice(&hasher.finalize().to_le_bytes());
         record.extend_from_slice(&seq.to_le_bytes());
-        record.push(signal_byte(signal));
+        record.push(signal.code());
         record.extend_from_slice(payload);
         let Some(active) = inner.active.as_mut() else {
             return Err(io_err(&self.dir, "append")(io::Error::other(

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-use super::{byte_signal, io_err, Replayed, WalError, BODY_PREFIX, MAGIC, RECORD_HEADER};
+use super::{io_err, Replayed, WalError, BODY_PREFIX, MAGIC, RECORD_HEADER};
 
 /// `len` and `crc` in front of each body of the old (`.seg`) format.
 const V1_HEADER: usize = 8;
@@ -86,7 +86,7 @@ fn parse_v2(data: &[u8], at: usize) -> Result<(usize, usize), &'static str> {
 fn to_record(data: &Bytes, body_at: usize, body_end: usize) -> Result<Replayed, &'static str> {
     let body = &data[body_at..body_end];
     let seq = u64::from_le_bytes(body[..8].try_into().map_err(|_| "bad sequence")?);
-    let signal = byte_signal(body[8]).ok_or("unknown signal")?;
+    let signal = weir_api::Signal::from_code(body[8]).ok_or("unknown signal")?;
     Ok(Replayed {
         seq,
         signal,

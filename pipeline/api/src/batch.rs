@@ -53,6 +53,68 @@ impl Signal {
             Signal::Metrics => "metric_points",
         }
     }
+
+    /// The signal's stable code (logs 0, traces 1, metrics 2): its index in a
+    /// [`PerSignal`], and the byte that names it in files Weir writes (the exporters' queue
+    /// log), so it never changes.
+    pub const fn code(self) -> u8 {
+        match self {
+            Signal::Logs => 0,
+            Signal::Traces => 1,
+            Signal::Metrics => 2,
+        }
+    }
+
+    /// The signal a [`Signal::code`] names.
+    pub const fn from_code(code: u8) -> Option<Signal> {
+        match code {
+            0 => Some(Signal::Logs),
+            1 => Some(Signal::Traces),
+            2 => Some(Signal::Metrics),
+            _ => None,
+        }
+    }
+}
+
+/// One value per signal, indexed by [`Signal`] (instead of hand-written signal -> index
+/// mappings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PerSignal<T>([T; 3]);
+
+impl<T> PerSignal<T> {
+    /// Builds each signal's value.
+    pub fn from_fn(mut f: impl FnMut(Signal) -> T) -> Self {
+        PerSignal([f(Signal::Logs), f(Signal::Traces), f(Signal::Metrics)])
+    }
+
+    /// Builds each signal's value, or the first error.
+    pub fn try_from_fn<E>(mut f: impl FnMut(Signal) -> Result<T, E>) -> Result<Self, E> {
+        Ok(PerSignal([
+            f(Signal::Logs)?,
+            f(Signal::Traces)?,
+            f(Signal::Metrics)?,
+        ]))
+    }
+
+    /// Each signal with its value, logs, traces, metrics.
+    pub fn iter(&self) -> impl Iterator<Item = (Signal, &T)> {
+        [Signal::Logs, Signal::Traces, Signal::Metrics]
+            .into_iter()
+            .zip(self.0.iter())
+    }
+}
+
+impl<T> std::ops::Index<Signal> for PerSignal<T> {
+    type Output = T;
+    fn index(&self, signal: Signal) -> &T {
+        &self.0[usize::from(signal.code())]
+    }
+}
+
+impl<T> std::ops::IndexMut<Signal> for PerSignal<T> {
+    fn index_mut(&mut self, signal: Signal) -> &mut T {
+        &mut self.0[usize::from(signal.code())]
+    }
 }
 
 impl fmt::Display for Signal {
@@ -530,6 +592,34 @@ fn decode_payload(signal: Signal, bytes: &Bytes) -> Result<Payload, prost::Decod
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn signal_codes_are_stable_and_index_per_signal_values() {
+        // The codes name signals in the exporters' queue log on disk: they never change.
+        assert_eq!(
+            [Signal::Logs, Signal::Traces, Signal::Metrics].map(Signal::code),
+            [0, 1, 2]
+        );
+        for s in Signal::ALL {
+            assert_eq!(Signal::from_code(s.code()), Some(s));
+        }
+        assert_eq!(Signal::from_code(3), None);
+        let mut names = PerSignal::from_fn(Signal::as_str);
+        assert_eq!(names[Signal::Traces], "traces");
+        names[Signal::Metrics] = "m";
+        let all: Vec<_> = names.iter().map(|(s, n)| (s, *n)).collect();
+        assert_eq!(
+            all,
+            [
+                (Signal::Logs, "logs"),
+                (Signal::Traces, "traces"),
+                (Signal::Metrics, "m")
+            ]
+        );
+        let failed: Result<PerSignal<u8>, Signal> =
+            PerSignal::try_from_fn(|s| if s == Signal::Traces { Err(s) } else { Ok(1) });
+        assert_eq!(failed, Err(Signal::Traces));
+    }
+
     use super::*;
     use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 

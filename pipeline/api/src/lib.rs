@@ -27,7 +27,7 @@ pub mod wire_read;
 pub mod zipkin_proto;
 
 pub use auth::{AuthError, Authenticators, ClientAuthenticator, ServerAuthenticator};
-pub use batch::{Batch, BatchContext, DecodeError, Payload, Signal, SignalSet};
+pub use batch::{Batch, BatchContext, DecodeError, Payload, PerSignal, Signal, SignalSet};
 pub use component::{
     BuildContext, BuildError, Component, ConnectorConfig, ConnectorFactory, ExporterConfig,
     ExporterFactory, ExtensionConfig, ExtensionFactory, ProcessorConfig, ProcessorFactory,
