@@ -230,7 +230,7 @@ impl Wals {
     fn get(&self, signal: Signal) -> Option<&Arc<Wal>> {
         self.shared
             .as_ref()
-            .or_else(|| self.per_signal[signal_index(signal)].get())
+            .or_else(|| self.per_signal[usize::from(signal.code())].get())
     }
 
     fn open(&self) -> impl Iterator<Item = &Arc<Wal>> {
@@ -271,7 +271,7 @@ fn migrate_shared_queue(
     let mut targets: [Option<Wal>; 3] = [None, None, None];
     let n = replay.len();
     for r in replay {
-        let i = signal_index(r.signal);
+        let i = usize::from(r.signal.code());
         if targets[i].is_none() {
             targets[i] = Some(Wal::open(&dirs[i].directory, wal_options(&dirs[i]))?.0);
         }
@@ -636,7 +636,7 @@ impl Delivery {
         let Some(dirs) = &wals.dirs else {
             return Err(self.refused("the disk queue is not open".to_string()));
         };
-        let i = signal_index(signal);
+        let i = usize::from(signal.code());
         let opened = wals.per_signal[i]
             .get_or_try_init(|| self.open_disk_queue(queue, &dirs[i]))
             .await;
