@@ -57,6 +57,7 @@
 //! that are not implemented ([`NOT_SUPPORTED`], any encoding but utf-8 and nop, operator
 //! types and fields [`operators`] does not have) are config errors that name them.
 
+mod encode;
 pub mod operators;
 pub mod split;
 
@@ -69,21 +70,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
-use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
-use weir_api::otlp::common::v1::{any_value, AnyValue, KeyValue};
-use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use weir_api::otlp::resource::v1::Resource;
 use weir_api::{
     parse_component_config, Batch, BuildContext, BuildError, Component, ComponentId, ConfigErrors,
-    Consumer, Payload, ReceiverConfig, ReceiverFactory, SignalConsumers, SignalSet, StartError,
+    Consumer, ReceiverConfig, ReceiverFactory, Signal, SignalConsumers, SignalSet, StartError,
 };
 
 use split::Splitter;
 
-/// The most bytes of one file that go into one batch.
-pub const MAX_BATCH_BYTES: usize = 4 << 20;
+/// The most bytes of one file that go into one batch (a poll reads up to this plus
+/// `max_log_size`, so an entry of the longest size can end in the read).
+pub const MAX_BATCH_BYTES: usize = 256 << 10;
 /// Polls a file that is gone is remembered for (so a file that comes back is not re-read).
 const FORGET_AFTER_POLLS: u64 = 3;
 
@@ -241,8 +240,8 @@ pub struct FileLogSettings {
     storage: Option<String>,
     keep_leading: bool,
     keep_trailing: bool,
-    attributes: Vec<KeyValue>,
-    resource: Vec<KeyValue>,
+    attributes: BTreeMap<String, String>,
+    resource: BTreeMap<String, String>,
     attr_map: BTreeMap<String, operators::Val>,
     res_map: BTreeMap<String, operators::Val>,
     pipeline: operators::Pipeline,
@@ -287,24 +286,10 @@ impl ReceiverFactory for FileLogReceiverFactory {
     }
 }
 
-fn kvs(m: &BTreeMap<String, String>) -> Vec<KeyValue> {
-    m.iter().map(|(k, v)| kv(k, v.clone())).collect()
-}
-
 fn vals(m: &BTreeMap<String, String>) -> BTreeMap<String, operators::Val> {
     m.iter()
         .map(|(k, v)| (k.clone(), operators::Val::Str(v.clone())))
         .collect()
-}
-
-fn kv(k: &str, v: String) -> KeyValue {
-    KeyValue {
-        key: k.to_string(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v)),
-        }),
-        ..Default::default()
-    }
 }
 
 fn settings(raw: Raw, path: &str, errors: &mut ConfigErrors) -> Option<FileLogSettings> {
@@ -430,10 +415,10 @@ fn settings(raw: Raw, path: &str, errors: &mut ConfigErrors) -> Option<FileLogSe
         storage: raw.storage,
         keep_leading: raw.preserve_leading_whitespaces,
         keep_trailing: raw.preserve_trailing_whitespaces,
-        attributes: kvs(&raw.attributes),
-        resource: kvs(&raw.resource),
         attr_map: vals(&raw.attributes),
         res_map: vals(&raw.resource),
+        attributes: raw.attributes,
+        resource: raw.resource,
         pipeline,
     })
 }
@@ -504,6 +489,7 @@ impl Component for FileLogReceiver {
             checkpoint,
             restored: false,
             next_key: 0,
+            buf: Vec::new(),
             dirty: false,
         };
         tailer.restore().map_err(|e| StartError {
@@ -556,8 +542,8 @@ struct Tracked {
 struct Read1 {
     /// The file; [`NO_FILE`] for entries a recombine operator let go on its own.
     index: usize,
-    /// Records by resource.
-    groups: Vec<(Vec<KeyValue>, Vec<LogRecord>)>,
+    /// The records, an encoded OTLP logs export request (`None`: no record).
+    request: Option<Bytes>,
     /// Where the lines of entries out of the operators start (earliest per file): until
     /// the pipeline took them, checkpoints stay at or before these.
     origins: Vec<operators::Start>,
@@ -582,6 +568,8 @@ struct Tailer {
     restored: bool,
     /// The key the next tracked file gets.
     next_key: u64,
+    /// The read buffer, reused.
+    buf: Vec<u8>,
     /// Files were found, reset or forgotten since the checkpoint was last written.
     dirty: bool,
 }
@@ -841,10 +829,11 @@ impl Tailer {
             let mut out = Vec::new();
             self.pipeline.flush_due(false, &mut out);
             if !out.is_empty() {
-                let (groups, origins) = by_resource(out);
+                let mut req = encode::Request::default();
+                let origins = encode_entries(&out, &mut req);
                 reads.push(Read1 {
                     index: NO_FILE,
-                    groups,
+                    request: req.finish(),
                     origins,
                     new_offset: 0,
                     at_end: false,
@@ -872,32 +861,40 @@ impl Tailer {
         }
         let want = ((size - f.offset) as usize).min(MAX_BATCH_BYTES + s.max_log_size);
         file.seek(SeekFrom::Start(f.offset))?;
-        let mut buf = vec![0u8; want];
-        let n = read_full(file, &mut buf)?;
-        buf.truncate(n);
+        // One read buffer for all files, kept between reads (at most MAX_BATCH_BYTES +
+        // max_log_size).
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+        let n = read_full(file, &mut self.buf[..want])?;
+        let buf = &self.buf[..n];
         let reached_end = f.offset + n as u64 >= size;
         // The last unfinished entry goes out when the file has been quiet for
         // force_flush_period, or when the file is gone (nothing more will come).
         let flush = reached_end && (lost || f.last_change.elapsed() >= s.force_flush_period);
-        let (tokens, used) = s.splitter.split(&buf, flush, s.max_log_size);
-        let mut records = Vec::new();
+        let (tokens, used) = s.splitter.split(buf, flush, s.max_log_size);
         let mut consumed = 0usize;
         let mut bytes = 0usize;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        let mut attrs = s.attributes.clone();
+        // The attributes of every record of this file: `attributes:` then the file's.
+        let mut attrs: Vec<(&str, String)> = s
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
         if s.include_file_name {
             let name = f
                 .path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            attrs.push(kv("log.file.name", name));
+            attrs.push(("log.file.name", name));
         }
         if s.include_file_path {
-            attrs.push(kv("log.file.path", f.path.display().to_string()));
+            attrs.push(("log.file.path", f.path.display().to_string()));
         }
         if s.include_file_name_resolved || s.include_file_path_resolved {
             let resolved = std::fs::canonicalize(&f.path).unwrap_or_else(|_| f.path.clone());
@@ -906,15 +903,22 @@ impl Tailer {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                attrs.push(kv("log.file.name_resolved", name));
+                attrs.push(("log.file.name_resolved", name));
             }
             if s.include_file_path_resolved {
-                attrs.push(kv("log.file.path_resolved", resolved.display().to_string()));
+                attrs.push(("log.file.path_resolved", resolved.display().to_string()));
             }
         }
         let mut more = false;
         let ops = !self.pipeline.is_empty();
         let mut entries = Vec::new();
+        let mut req = encode::Request::default();
+        let shared = if ops {
+            Vec::new()
+        } else {
+            req.resource_strings(s.resource.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            encode::string_attributes(attrs.iter().map(|(k, v)| (*k, v.as_str())))
+        };
         for t in &tokens {
             if bytes >= MAX_BATCH_BYTES {
                 more = true;
@@ -925,52 +929,50 @@ impl Tailer {
             consumed = t.next;
             bytes += t.end - t.start;
             let raw = &buf[t.start..t.end];
-            let body = if s.raw_bytes {
-                any_value::Value::BytesValue(raw.to_vec())
+            let text = if s.raw_bytes {
+                raw
             } else {
                 let text = split::trim(raw, s.keep_leading, s.keep_trailing);
                 if text.is_empty() {
                     continue;
                 }
-                any_value::Value::StringValue(String::from_utf8_lossy(text).into_owned())
+                text
             };
-            if ops {
-                let mut e = operators::Entry::new(match body {
-                    any_value::Value::BytesValue(b) => operators::Val::Bytes(b),
-                    any_value::Value::StringValue(t) => operators::Val::Str(t),
-                    _ => operators::Val::Null,
-                });
-                e.observed = now;
-                e.attributes = s.attr_map.clone();
-                for a in &attrs[s.attributes.len()..] {
-                    if let Some(any_value::Value::StringValue(v)) =
-                        a.value.as_ref().and_then(|v| v.value.as_ref())
-                    {
-                        e.attributes
-                            .insert(a.key.clone(), operators::Val::Str(v.clone()));
+            if !ops {
+                // Straight from the read buffer into the request.
+                if s.raw_bytes {
+                    req.bytes_record(now, text, &shared);
+                } else {
+                    match std::str::from_utf8(text) {
+                        Ok(t) => req.text_record(now, t, &shared),
+                        Err(_) => req.text_record(now, &String::from_utf8_lossy(text), &shared),
                     }
                 }
-                e.resource = s.res_map.clone();
-                e.origin = operators::Origin::One((f.key, begins));
-                entries.push(e);
                 continue;
             }
-            records.push(LogRecord {
-                observed_time_unix_nano: now,
-                body: Some(AnyValue { value: Some(body) }),
-                attributes: attrs.clone(),
-                ..Default::default()
+            let mut e = operators::Entry::new(if s.raw_bytes {
+                operators::Val::Bytes(text.to_vec())
+            } else {
+                operators::Val::Str(String::from_utf8_lossy(text).into_owned())
             });
+            e.observed = now;
+            e.attributes = s.attr_map.clone();
+            for (k, v) in &attrs[s.attributes.len()..] {
+                e.attributes
+                    .insert((*k).to_string(), operators::Val::Str(v.clone()));
+            }
+            e.resource = s.res_map.clone();
+            e.origin = operators::Origin::One((f.key, begins));
+            entries.push(e);
         }
-        let (groups, origins) = if ops {
+        let origins = if ops {
             let mut out = Vec::with_capacity(entries.len());
             self.pipeline.process(entries, &mut out);
-            by_resource(out)
-        } else if records.is_empty() {
-            (Vec::new(), Vec::new())
+            encode_entries(&out, &mut req)
         } else {
-            (vec![(s.resource.clone(), records)], Vec::new())
+            Vec::new()
         };
+        let request = req.finish();
         if !more {
             consumed = used.max(consumed);
         }
@@ -984,7 +986,7 @@ impl Tailer {
         }
         Ok(Some(Read1 {
             index: i,
-            groups,
+            request,
             origins,
             new_offset,
             at_end,
@@ -1047,51 +1049,19 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// Records by resource and where their lines start.
-type Grouped = (Vec<(Vec<KeyValue>, Vec<LogRecord>)>, Vec<operators::Start>);
-
-/// Entries out of the operators as records grouped by resource (in order of appearance),
-/// and the earliest start of their lines per file.
-fn by_resource(entries: Vec<operators::Entry>) -> Grouped {
-    let mut keyed: Vec<(BTreeMap<String, operators::Val>, Vec<LogRecord>)> = Vec::new();
+/// Entries out of the operators into `req`, grouped by resource (in order of appearance);
+/// returns the earliest start of their lines per file.
+fn encode_entries(
+    entries: &[operators::Entry],
+    req: &mut encode::Request,
+) -> Vec<operators::Start> {
     let mut origin = operators::Origin::None;
-    for mut e in entries {
+    let mut resources = Vec::new();
+    for e in entries {
         origin.merge(&e.origin);
-        let res = std::mem::take(&mut e.resource);
-        let rec = e.into_record();
-        match keyed.iter_mut().find(|(r, _)| *r == res) {
-            Some((_, v)) => v.push(rec),
-            None => keyed.push((res, vec![rec])),
-        }
+        req.entry(e, &mut resources);
     }
-    let groups = keyed
-        .into_iter()
-        .map(|(r, v)| (operators::kvs(&r), v))
-        .collect();
-    (groups, origin.starts().to_vec())
-}
-
-fn batch_of(groups: Vec<(Vec<KeyValue>, Vec<LogRecord>)>) -> Batch {
-    Batch::new(Payload::Logs(ExportLogsServiceRequest {
-        resource_logs: groups
-            .into_iter()
-            .map(|(attrs, records)| ResourceLogs {
-                resource: if attrs.is_empty() {
-                    None
-                } else {
-                    Some(Resource {
-                        attributes: attrs,
-                        ..Default::default()
-                    })
-                },
-                scope_logs: vec![ScopeLogs {
-                    log_records: records,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            })
-            .collect(),
-    }))
+    origin.starts().to_vec()
 }
 
 /// Offers `r` to the pipeline until it takes it. `false`: cancelled first.
@@ -1102,12 +1072,19 @@ async fn offer(
     next: &Arc<dyn Consumer>,
     cancel: &CancellationToken,
 ) -> bool {
-    if r.groups.is_empty() {
+    let Some(bytes) = &r.request else {
         return true;
-    }
+    };
     let mut backoff = Duration::from_millis(100);
     loop {
-        let batch = batch_of(r.groups.clone());
+        let batch = match Batch::decode(Signal::Logs, bytes.clone()) {
+            Ok(b) => b,
+            Err(e) => {
+                // Not expected: the request is built by encode.rs, whose tests decode it.
+                tracing::error!(receiver = %id, error = %e, "dropping records this receiver encoded wrongly");
+                return true;
+            }
+        };
         match next.consume(batch).await {
             Ok(()) => return true,
             Err(e) => {
@@ -1195,8 +1172,17 @@ async fn run(
     if out.is_empty() {
         return;
     }
-    let (groups, _) = by_resource(out);
-    match next.consume(batch_of(groups)).await {
+    let mut req = encode::Request::default();
+    encode_entries(&out, &mut req);
+    let Some(bytes) = req.finish() else { return };
+    let batch = match Batch::decode(Signal::Logs, bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(receiver = %id, error = %e, "dropping records this receiver encoded wrongly");
+            return;
+        }
+    };
+    match next.consume(batch).await {
         Ok(()) => save(&mut tailer, pending.make_contiguous(), &id),
         Err(e) => {
             tracing::warn!(receiver = %id, error = %e, "stopping: the pipeline did not take the entries the operators held; with storage they are read again after a restart")

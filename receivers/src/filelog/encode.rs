@@ -1,0 +1,477 @@
+//! Log records written straight into an OTLP `ExportLogsServiceRequest` in protobuf, without
+//! building `LogRecord` structs first: a line's body is copied once from the read buffer
+//! into the request, and the attributes every record of a file shares (`log.file.name`,
+//! `attributes:`) are encoded once per read and copied per record. The batch is handed on
+//! as bytes, which the pipeline forwards without decoding unless a processor reads it.
+//!
+//! Field numbers are those of opentelemetry-proto (`logs/v1`, `common/v1`, `resource/v1`).
+//! Scalars at their default value are left out, as prost does; values of the `AnyValue`
+//! oneof are always written.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use super::operators::{Entry, Val};
+
+const LEN: u32 = 2;
+const I64: u32 = 1;
+const VARINT: u32 = 0;
+
+fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn put_key(buf: &mut Vec<u8>, field: u32, wire: u32) {
+    put_varint(buf, u64::from(field << 3 | wire));
+}
+
+fn key_len(field: u32) -> usize {
+    varint_len(u64::from(field << 3))
+}
+
+/// A length-delimited field: key, length, bytes.
+fn put_bytes(buf: &mut Vec<u8>, field: u32, b: &[u8]) {
+    put_key(buf, field, LEN);
+    put_varint(buf, b.len() as u64);
+    buf.extend_from_slice(b);
+}
+
+fn field_len(field: u32, n: usize) -> usize {
+    key_len(field) + varint_len(n as u64) + n
+}
+
+// ------------------------------------------------------------------ AnyValue from Val
+
+/// Encoded size of an `AnyValue` holding `v` (its content, without key and length).
+fn any_len(v: &Val) -> usize {
+    match v {
+        Val::Null => 0,
+        Val::Bool(_) => 2,
+        Val::Int(i) => 1 + varint_len(*i as u64),
+        Val::Double(_) => 9,
+        Val::Str(s) => field_len(1, s.len()),
+        Val::Bytes(b) => field_len(7, b.len()),
+        Val::List(l) => field_len(5, list_len(l)),
+        Val::Map(m) => field_len(6, map_len(m)),
+    }
+}
+
+/// `ArrayValue` content.
+fn list_len(l: &[Val]) -> usize {
+    l.iter().map(|x| field_len(1, any_len(x))).sum()
+}
+
+/// `KeyValueList` content (or a run of `KeyValue` fields numbered 1).
+fn map_len(m: &BTreeMap<String, Val>) -> usize {
+    m.iter().map(|(k, v)| field_len(1, kv_len(k, v))).sum()
+}
+
+fn kv_len(k: &str, v: &Val) -> usize {
+    field_len(1, k.len()) + field_len(2, any_len(v))
+}
+
+fn put_any(buf: &mut Vec<u8>, v: &Val) {
+    match v {
+        Val::Null => {}
+        Val::Bool(b) => {
+            put_key(buf, 2, VARINT);
+            buf.push(u8::from(*b));
+        }
+        Val::Int(i) => {
+            put_key(buf, 3, VARINT);
+            put_varint(buf, *i as u64);
+        }
+        Val::Double(d) => {
+            put_key(buf, 4, I64);
+            buf.extend_from_slice(&d.to_le_bytes());
+        }
+        Val::Str(s) => put_bytes(buf, 1, s.as_bytes()),
+        Val::Bytes(b) => put_bytes(buf, 7, b),
+        Val::List(l) => {
+            put_key(buf, 5, LEN);
+            put_varint(buf, list_len(l) as u64);
+            for x in l {
+                put_key(buf, 1, LEN);
+                put_varint(buf, any_len(x) as u64);
+                put_any(buf, x);
+            }
+        }
+        Val::Map(m) => {
+            put_key(buf, 6, LEN);
+            put_varint(buf, map_len(m) as u64);
+            put_kvs(buf, 1, m);
+        }
+    }
+}
+
+/// Each entry of `m` as a `KeyValue` in field `field`.
+fn put_kvs(buf: &mut Vec<u8>, field: u32, m: &BTreeMap<String, Val>) {
+    for (k, v) in m {
+        put_kv(buf, field, k, v);
+    }
+}
+
+fn put_kv(buf: &mut Vec<u8>, field: u32, k: &str, v: &Val) {
+    put_key(buf, field, LEN);
+    put_varint(buf, kv_len(k, v) as u64);
+    put_bytes(buf, 1, k.as_bytes());
+    put_key(buf, 2, LEN);
+    put_varint(buf, any_len(v) as u64);
+    put_any(buf, v);
+}
+
+/// String attributes as `KeyValue`s in `LogRecord.attributes` (field 6), ready to be
+/// copied into each record.
+pub fn string_attributes<'a>(attrs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for (k, v) in attrs {
+        let v = Val::Str(v.to_string());
+        put_kv(&mut buf, 6, k, &v);
+    }
+    buf
+}
+
+// ------------------------------------------------------------------ the request
+
+/// One `ResourceLogs` being written: its resource's attributes and the encoded records
+/// (each a `ScopeLogs.log_records` field).
+struct Group {
+    resource: Vec<u8>,
+    records: Vec<u8>,
+}
+
+/// An `ExportLogsServiceRequest` under construction: records are added to the current
+/// resource's group.
+#[derive(Default)]
+pub struct Request {
+    groups: Vec<Group>,
+    /// Records added.
+    pub count: usize,
+    scratch: Vec<u8>,
+}
+
+impl Request {
+    /// Starts a group of records under a resource with `attributes` (string values; none:
+    /// no resource).
+    pub fn resource_strings<'a>(
+        &mut self,
+        attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) {
+        let mut resource = Vec::new();
+        for (k, v) in attributes {
+            put_kv(&mut resource, 1, k, &Val::Str(v.to_string()));
+        }
+        self.groups.push(Group {
+            resource,
+            records: Vec::new(),
+        });
+    }
+
+    fn resource_map(&mut self, m: &BTreeMap<String, Val>) {
+        let mut resource = Vec::new();
+        put_kvs(&mut resource, 1, m);
+        self.groups.push(Group {
+            resource,
+            records: Vec::new(),
+        });
+    }
+
+    fn current(&mut self) -> &mut Group {
+        if self.groups.is_empty() {
+            self.groups.push(Group {
+                resource: Vec::new(),
+                records: Vec::new(),
+            });
+        }
+        let n = self.groups.len() - 1;
+        &mut self.groups[n]
+    }
+
+    /// A record with a string body (valid UTF-8), the observed time and the pre-encoded
+    /// `attributes` (see [`string_attributes`]).
+    pub fn text_record(&mut self, observed: u64, body: &str, attributes: &[u8]) {
+        self.record(observed, Some(body.as_bytes()), 1, attributes);
+    }
+
+    /// A record with a bytes body.
+    pub fn bytes_record(&mut self, observed: u64, body: &[u8], attributes: &[u8]) {
+        self.record(observed, Some(body), 7, attributes);
+    }
+
+    fn record(&mut self, observed: u64, body: Option<&[u8]>, body_field: u32, attributes: &[u8]) {
+        let body_len = body.map_or(0, |b| field_len(body_field, b.len()));
+        let mut len = attributes.len();
+        if body.is_some() {
+            len += field_len(5, body_len);
+        }
+        if observed != 0 {
+            len += key_len(11) + 8;
+        }
+        let g = self.current();
+        put_key(&mut g.records, 2, LEN);
+        put_varint(&mut g.records, len as u64);
+        if let Some(b) = body {
+            put_key(&mut g.records, 5, LEN);
+            put_varint(&mut g.records, body_len as u64);
+            put_bytes(&mut g.records, body_field, b);
+        }
+        g.records.extend_from_slice(attributes);
+        if observed != 0 {
+            put_key(&mut g.records, 11, I64);
+            g.records.extend_from_slice(&observed.to_le_bytes());
+        }
+        self.count += 1;
+    }
+
+    /// An entry out of the operators, in the group of its resource (groups in order of
+    /// first appearance).
+    pub fn entry(&mut self, e: &Entry, resources: &mut Vec<BTreeMap<String, Val>>) {
+        let at = match resources.iter().position(|r| *r == e.resource) {
+            Some(i) => i,
+            None => {
+                resources.push(e.resource.clone());
+                self.resource_map(&e.resource);
+                resources.len() - 1
+            }
+        };
+        let mut s = std::mem::take(&mut self.scratch);
+        s.clear();
+        if e.timestamp != 0 {
+            put_key(&mut s, 1, I64);
+            s.extend_from_slice(&e.timestamp.to_le_bytes());
+        }
+        if e.severity != 0 {
+            put_key(&mut s, 2, VARINT);
+            put_varint(&mut s, e.severity as i64 as u64);
+        }
+        if !e.severity_text.is_empty() {
+            put_bytes(&mut s, 3, e.severity_text.as_bytes());
+        }
+        if !matches!(e.body, Val::Null) {
+            put_key(&mut s, 5, LEN);
+            put_varint(&mut s, any_len(&e.body) as u64);
+            put_any(&mut s, &e.body);
+        }
+        put_kvs(&mut s, 6, &e.attributes);
+        if e.observed != 0 {
+            put_key(&mut s, 11, I64);
+            s.extend_from_slice(&e.observed.to_le_bytes());
+        }
+        // The groups of `resources` were pushed in the same order.
+        let gi = self.groups.len() - resources.len() + at;
+        let g = &mut self.groups[gi];
+        put_bytes(&mut g.records, 2, &s);
+        self.scratch = s;
+        self.count += 1;
+    }
+
+    /// The request's bytes (`None` when it holds no record).
+    pub fn finish(self) -> Option<Bytes> {
+        if self.count == 0 {
+            return None;
+        }
+        let mut size = 0;
+        for g in &self.groups {
+            size += field_len(1, group_len(g));
+        }
+        let mut out = Vec::with_capacity(size);
+        for g in &self.groups {
+            if g.records.is_empty() {
+                continue;
+            }
+            put_key(&mut out, 1, LEN);
+            put_varint(&mut out, group_len(g) as u64);
+            if !g.resource.is_empty() {
+                put_bytes(&mut out, 1, &g.resource);
+            }
+            put_bytes(&mut out, 2, &g.records);
+        }
+        Some(Bytes::from(out))
+    }
+}
+
+/// `ResourceLogs` content of a group: the resource (if any) and one `ScopeLogs`.
+fn group_len(g: &Group) -> usize {
+    let res = if g.resource.is_empty() {
+        0
+    } else {
+        field_len(1, g.resource.len())
+    };
+    res + field_len(2, g.records.len())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use prost::Message;
+    use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
+    use weir_api::otlp::common::v1::{any_value, AnyValue, ArrayValue, KeyValue, KeyValueList};
+    use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use weir_api::otlp::resource::v1::Resource;
+
+    fn s(v: &str) -> Option<AnyValue> {
+        Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        })
+    }
+
+    fn kv(k: &str, v: Option<AnyValue>) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: v,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn text_records_decode_as_prost_encodes_them() {
+        let attrs = string_attributes([("log.file.name", "a.log"), ("k", "")]);
+        let mut r = Request::default();
+        r.resource_strings([("host", "h1")]);
+        r.text_record(7, "first line", &attrs);
+        r.text_record(0, "", &attrs);
+        r.bytes_record(9, &[0, 255, 1], &[]);
+        let got = ExportLogsServiceRequest::decode(r.finish().unwrap()).unwrap();
+        let a = vec![kv("log.file.name", s("a.log")), kv("k", s(""))];
+        let want = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![kv("host", s("h1"))],
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![
+                        LogRecord {
+                            observed_time_unix_nano: 7,
+                            body: s("first line"),
+                            attributes: a.clone(),
+                            ..Default::default()
+                        },
+                        LogRecord {
+                            body: s(""),
+                            attributes: a,
+                            ..Default::default()
+                        },
+                        LogRecord {
+                            observed_time_unix_nano: 9,
+                            body: Some(AnyValue {
+                                value: Some(any_value::Value::BytesValue(vec![0, 255, 1])),
+                            }),
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn entries_decode_as_into_record_builds_them_grouped_by_resource() {
+        let mut m = BTreeMap::new();
+        m.insert("n".to_string(), Val::Int(-5));
+        m.insert("d".to_string(), Val::Double(0.0));
+        m.insert("b".to_string(), Val::Bool(false));
+        m.insert("nil".to_string(), Val::Null);
+        m.insert(
+            "l".to_string(),
+            Val::List(vec![Val::Str("x".into()), Val::Null, Val::Bytes(vec![1])]),
+        );
+        let mut inner = BTreeMap::new();
+        inner.insert("deep".to_string(), Val::Int(300));
+        m.insert("m".to_string(), Val::Map(inner));
+        let mut e1 = Entry::new(Val::Map(m.clone()));
+        e1.attributes = m;
+        e1.timestamp = 1_712_995_177_000_000_000;
+        e1.observed = 3;
+        e1.severity = 17;
+        e1.severity_text = "ERROR".into();
+        e1.resource.insert("r".into(), Val::Str("1".into()));
+        let mut e2 = Entry::new(Val::Null);
+        e2.severity = -1;
+        let mut e3 = e1.clone();
+        e3.body = Val::Str("third".into());
+        let mut r = Request::default();
+        let mut res = Vec::new();
+        for e in [&e1, &e2, &e3] {
+            r.entry(e, &mut res);
+        }
+        assert_eq!(r.count, 3);
+        let got = ExportLogsServiceRequest::decode(r.finish().unwrap()).unwrap();
+        let group = |res: &BTreeMap<String, Val>, es: Vec<Entry>| ResourceLogs {
+            resource: if res.is_empty() {
+                None
+            } else {
+                Some(Resource {
+                    attributes: super::super::operators::kvs(res),
+                    ..Default::default()
+                })
+            },
+            scope_logs: vec![ScopeLogs {
+                log_records: es.into_iter().map(Entry::into_record).collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let want = ExportLogsServiceRequest {
+            resource_logs: vec![
+                group(&e1.resource, vec![e1.clone(), e3.clone()]),
+                group(&e2.resource, vec![e2.clone()]),
+            ],
+        };
+        assert_eq!(got, want);
+        // Sanity: the nested list and map really are there.
+        let attrs = &got.resource_logs[0].scope_logs[0].log_records[0].attributes;
+        assert!(attrs.iter().any(|a| a.key == "l"
+            && a.value
+                == Some(AnyValue {
+                    value: Some(any_value::Value::ArrayValue(ArrayValue {
+                        values: vec![
+                            s("x").unwrap(),
+                            AnyValue { value: None },
+                            AnyValue {
+                                value: Some(any_value::Value::BytesValue(vec![1]))
+                            }
+                        ]
+                    }))
+                })));
+        assert!(attrs.iter().any(|a| a.key == "m"
+            && a.value
+                == Some(AnyValue {
+                    value: Some(any_value::Value::KvlistValue(KeyValueList {
+                        values: vec![kv(
+                            "deep",
+                            Some(AnyValue {
+                                value: Some(any_value::Value::IntValue(300))
+                            })
+                        )]
+                    }))
+                })));
+    }
+
+    #[test]
+    fn varint_lengths_match_the_encoding() {
+        for v in [0u64, 1, 127, 128, 16383, 16384, u64::MAX / 3, u64::MAX] {
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            assert_eq!(b.len(), varint_len(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn an_empty_request_is_none() {
+        assert!(Request::default().finish().is_none());
+    }
+}
