@@ -12,7 +12,7 @@ seconds="${1:-5}"
 shift || true
 all_targets=(otlp_json_decode otlp_proto_decode config_yaml policy_parse ottl_parse wasm_output
   catalog_ingest policy_sync_request zipkin_json_decode zipkin_proto_decode
-  prometheus_text jaeger_thrift_decode)
+  prometheus_text jaeger_thrift_decode metric_splice)
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 # The host triple is given explicitly so that build scripts and proc macros (built for the

@@ -473,21 +473,21 @@ impl Batch {
         }
     }
 
-    /// Drops the log records or spans whose flag in `keep` is `false` (items numbered in
-    /// encounter order, resource by resource, scope by scope; a missing flag keeps its item),
-    /// then the resource and scope entries left empty. A batch still holding the bytes it
-    /// arrived as gets its new encoding by copying the byte ranges of what stays, so it is
-    /// not encoded again on export (nor decoded, if nothing decoded it yet). Returns `false`,
-    /// changing nothing, for a metrics batch (its items are data points inside metrics; edit
-    /// those through [`Self::payload_mut`]).
+    /// Drops the log records, spans or metric data points whose flag in `keep` is `false`
+    /// (items numbered in encounter order, resource by resource, scope by scope, and for
+    /// metrics metric by metric; a missing flag keeps its item), then the entries left empty
+    /// (metrics without points, scope and resource entries without items). A batch still
+    /// holding the bytes it arrived as gets its new encoding by copying the byte ranges of
+    /// what stays ([`crate::splice`], [`crate::metric_splice`]), so it is not encoded again
+    /// on export (nor decoded, if nothing decoded it yet); a decoded payload is edited to
+    /// match. Returns `true` (kept for callers written when metrics were refused).
     pub fn retain_items(&mut self, keep: &[bool]) -> bool {
-        if self.signal == Signal::Metrics {
-            return false;
-        }
-        let spliced = self
-            .encoded
-            .as_ref()
-            .and_then(|b| crate::splice::retain_items(b, keep));
+        let spliced = self.encoded.as_ref().and_then(|b| match self.signal {
+            Signal::Metrics => crate::metric_splice::retain_metric_points(b, keep)
+                .map(|r| r.bytes)
+                .ok(),
+            _ => crate::splice::retain_items(b, keep),
+        });
         let spliced = match (spliced, self.is_decoded()) {
             // Nothing decoded: the bytes are all there is to change.
             (Some(bytes), false) => {
@@ -520,7 +520,19 @@ impl Batch {
                 .iter_mut()
                 .flat_map(|rs| rs.scope_spans.iter_mut())
                 .for_each(|ss| ss.spans.retain(|_| flag())),
-            Payload::Metrics(_) => {}
+            Payload::Metrics(r) => r
+                .resource_metrics
+                .iter_mut()
+                .flat_map(|rm| rm.scope_metrics.iter_mut())
+                .flat_map(|sm| sm.metrics.iter_mut())
+                .for_each(|m| match &mut m.data {
+                    None => {}
+                    Some(Data::Gauge(g)) => g.data_points.retain(|_| flag()),
+                    Some(Data::Sum(s)) => s.data_points.retain(|_| flag()),
+                    Some(Data::Histogram(h)) => h.data_points.retain(|_| flag()),
+                    Some(Data::ExponentialHistogram(h)) => h.data_points.retain(|_| flag()),
+                    Some(Data::Summary(s)) => s.data_points.retain(|_| flag()),
+                }),
         }
         payload.prune_empty();
         if let Some(bytes) = spliced {

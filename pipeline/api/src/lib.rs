@@ -15,6 +15,7 @@ mod consumer;
 #[cfg(feature = "grpc")]
 pub mod grpc_raw;
 pub mod json;
+pub mod metric_splice;
 mod registry;
 pub mod reload;
 pub mod rpc_status;

@@ -242,7 +242,39 @@ fn unknown_fields_of_kept_entries_survive_the_splice() {
 }
 
 #[test]
-fn a_metrics_batch_is_left_alone() {
-    let mut b = Batch::new(Payload::Metrics(Default::default()));
-    assert!(!b.retain_items(&[false]));
+fn a_metrics_batch_built_in_memory_is_edited_in_memory() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        metric::Data, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+    };
+    let gauge = |name: &str, points: u64| Metric {
+        name: name.into(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: (0..points)
+                .map(|t| NumberDataPoint {
+                    time_unix_nano: t,
+                    ..Default::default()
+                })
+                .collect(),
+        })),
+        ..Default::default()
+    };
+    let mut b = Batch::new(Payload::Metrics(ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![gauge("a", 2), gauge("b", 1)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }));
+    assert!(b.retain_items(&[true, false, false]));
+    assert!(b.original_bytes().is_none());
+    assert_eq!(b.item_count(), 1);
+    let Payload::Metrics(r) = b.payload() else {
+        panic!("metrics")
+    };
+    let metrics = &r.resource_metrics[0].scope_metrics[0].metrics;
+    assert_eq!(metrics.len(), 1, "b was left without points");
+    assert_eq!(metrics[0], gauge("a", 1));
 }

@@ -13,6 +13,10 @@
 //! - `wasm_walk_keep_all`: drop_matching with a value no item has (the guest walks every
 //!   item in place and answers "unchanged": no verdicts to apply).
 //!
+//! Two more rows, `builtin_policy_then_encode` and `wasm_then_encode`, add the exporter's
+//! next step to the two stages: the protobuf encoding of the output (`Batch::to_protobuf`:
+//! the bytes the stage kept or cut, else an encode of the edited payload).
+//!
 //! Both stages must produce the same batch (asserted first). Run:
 //! `cargo bench -p weir-wasm --bench signal_jobs`. Throughput is in spans or points/s.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -258,6 +262,13 @@ fn bench(c: &mut Criterion) {
             let out = sink.take();
             assert_eq!(out.len(), 1, "{name}");
             assert_eq!(out[0].item_count(), job.kept, "{name}");
+            if name == "wasm" {
+                assert!(
+                    out[0].original_bytes().is_some(),
+                    "{}: the module's verdicts were applied by cutting the bytes",
+                    job.name
+                );
+            }
             outputs.push(out[0].payload().clone());
         }
         assert_eq!(
@@ -284,6 +295,26 @@ fn bench(c: &mut Criterion) {
                     |input| {
                         runtime.block_on(stage.consume(input)).unwrap();
                         sink.take()
+                    },
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+        // The same two stages with the exporter's next step, the output's protobuf encoding
+        // (`to_protobuf`: the held bytes when the stage kept or cut them, else an encode of
+        // the decoded payload), which is part of the job's cost in a pipeline.
+        for (name, (stage, sink)) in [
+            ("builtin_policy_then_encode", &policy),
+            ("wasm_then_encode", &wasm),
+        ] {
+            group.bench_function(name, |b| {
+                b.iter_batched(
+                    || job.batch.clone(),
+                    |input| {
+                        runtime.block_on(stage.consume(input)).unwrap();
+                        let out = sink.take();
+                        let bytes: Vec<_> = out.iter().map(Batch::to_protobuf).collect();
+                        (out, bytes)
                     },
                     BatchSize::SmallInput,
                 )

@@ -1,7 +1,7 @@
 //! Applying a guest's answer to the host's own batch, after checking it.
 
 use bytes::Bytes;
-use weir_api::{Batch, Payload};
+use weir_api::Batch;
 
 use crate::guest::{Failure, FailureCause, GuestAnswer};
 
@@ -67,34 +67,10 @@ fn apply_verdicts(batch: &mut Batch, verdicts: &[u8]) -> Result<(), Failure> {
         return Ok(());
     }
     let flags: Vec<bool> = verdicts.iter().map(|v| *v == 1).collect();
-    if batch.retain_items(&flags) {
-        // Logs and traces: what stays is copied out of the original bytes, if still held,
-        // so the export does not encode the batch again.
-        return Ok(());
-    }
-    // Metrics: the items are data points inside metrics, edited on the decoded form.
-    let mut next = flags.into_iter();
-    let mut keep = || next.next().unwrap_or(true);
-    let payload = batch.payload_mut();
-    if let Payload::Metrics(r) = payload {
-        use weir_api::otlp::metrics::v1::metric::Data;
-        let metrics = r
-            .resource_metrics
-            .iter_mut()
-            .flat_map(|rm| &mut rm.scope_metrics)
-            .flat_map(|sm| &mut sm.metrics);
-        for m in metrics {
-            match &mut m.data {
-                None => {}
-                Some(Data::Gauge(g)) => g.data_points.retain(|_| keep()),
-                Some(Data::Sum(s)) => s.data_points.retain(|_| keep()),
-                Some(Data::Histogram(h)) => h.data_points.retain(|_| keep()),
-                Some(Data::ExponentialHistogram(h)) => h.data_points.retain(|_| keep()),
-                Some(Data::Summary(s)) => s.data_points.retain(|_| keep()),
-            }
-        }
-    }
-    payload.prune_empty();
+    // What stays is copied out of the original bytes, if the batch still holds them (logs,
+    // traces and metrics alike), so the export does not encode the batch again; a decoded
+    // payload is edited to match.
+    batch.retain_items(&flags);
     Ok(())
 }
 
@@ -105,6 +81,7 @@ mod tests {
     use weir_api::otlp::metrics::v1::{
         metric::Data, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
     };
+    use weir_api::Payload;
 
     fn gauge(name: &str, points: usize) -> Metric {
         Metric {
