@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use weir_api::fixtures::kv;
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use weir_api::otlp::collector::trace::v1::ExportTraceServiceRequest;
@@ -26,14 +27,6 @@ impl Consumer for Capture {
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
         self.0.lock().unwrap().push(batch.into_payload());
         Ok(())
-    }
-}
-
-fn kv(k: &str, v: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue { value: Some(v) }),
-        ..Default::default()
     }
 }
 

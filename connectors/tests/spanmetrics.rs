@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use weir_api::fixtures::kv;
 use weir_api::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use weir_api::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use weir_api::otlp::common::v1::{any_value, InstrumentationScope, KeyValue};
 use weir_api::otlp::metrics::v1::{metric::Data, number_data_point, Metric};
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::otlp::trace::v1::{span::Event, ResourceSpans, ScopeSpans, Span, Status};
@@ -30,16 +31,6 @@ impl Consumer for Capture {
 impl Capture {
     fn take(&self) -> Vec<Payload> {
         std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.into())),
-        }),
-        ..Default::default()
     }
 }
 

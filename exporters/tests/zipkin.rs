@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{build_exporter, free_port, wait_until};
+use weir_api::fixtures::kv;
 use weir_api::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use weir_api::otlp::common::v1::{any_value::Value as V, AnyValue, InstrumentationScope, KeyValue};
+use weir_api::otlp::common::v1::{any_value::Value as V, InstrumentationScope, KeyValue};
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::otlp::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
 use weir_api::{
@@ -29,14 +30,6 @@ impl Consumer for Sink {
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
         self.0.lock().unwrap().push(batch);
         Ok(())
-    }
-}
-
-fn kv(key: &str, v: V) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(v) }),
-        ..Default::default()
     }
 }
 

@@ -39,6 +39,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use weir_api::fixtures::kv;
 
 /// The test's OTLP/gRPC server: records every request.
 #[derive(Clone, Default)]
@@ -180,16 +181,6 @@ fn attr(attrs: &[KeyValue], key: &str) -> String {
         .unwrap_or_default()
 }
 
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
-}
-
 fn resource(service: &str) -> Option<Resource> {
     Some(Resource {
         attributes: vec![kv("service.name", service)],
@@ -210,7 +201,7 @@ fn logs(service: &str, bodies: &[&str]) -> ExportLogsServiceRequest {
                         body: Some(AnyValue {
                             value: Some(any_value::Value::StringValue(b.to_string())),
                         }),
-                        attributes: vec![kv("k", &format!("v{i}"))],
+                        attributes: vec![kv("k", format!("v{i}"))],
                         ..Default::default()
                     })
                     .collect(),

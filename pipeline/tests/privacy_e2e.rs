@@ -38,6 +38,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use privacy_secrets::{Gen, Secret};
 use support::{free_port, log_of, sigterm, wait_exit, wait_for_status, weir, write};
+use weir_api::fixtures::kv;
 
 /// Classes that still leak, each with the reason and who fixes it. The test prints them
 /// loudly and does not fail for them; every other class must not leak at all.
@@ -50,14 +51,6 @@ fn sv(v: &str) -> Option<AnyValue> {
     Some(AnyValue {
         value: Some(any_value::Value::StringValue(v.into())),
     })
-}
-
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: sv(v),
-        ..Default::default()
-    }
 }
 
 fn resource(extra: Vec<KeyValue>) -> Option<Resource> {

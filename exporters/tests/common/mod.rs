@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use weir_api::fixtures::kv;
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use weir_api::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use weir_api::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use weir_api::otlp::common::v1::{any_value, AnyValue, InstrumentationScope};
 use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use weir_api::otlp::metrics::v1::{
     metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
@@ -15,16 +16,6 @@ use weir_api::otlp::metrics::v1::{
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use weir_api::{BuildContext, ComponentId, Payload, Registry, Stage, Telemetry};
-
-pub fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.to_string())),
-        }),
-        ..Default::default()
-    }
-}
 
 fn resource(service: &str) -> Option<Resource> {
     Some(Resource {
@@ -51,7 +42,7 @@ pub fn logs(tag: &str, n: usize) -> Payload {
                         body: Some(AnyValue {
                             value: Some(any_value::Value::StringValue(format!("{tag} line {i}"))),
                         }),
-                        attributes: vec![kv("seq", &format!("{tag}-{i}")), kv("user.id", "u-42")],
+                        attributes: vec![kv("seq", format!("{tag}-{i}")), kv("user.id", "u-42")],
                         ..Default::default()
                     })
                     .collect(),
@@ -100,7 +91,7 @@ pub fn metrics(tag: &str, n: usize) -> Payload {
                         data_points: (0..n)
                             .map(|i| NumberDataPoint {
                                 time_unix_nano: 1_700_000_000_000_000_000,
-                                attributes: vec![kv("queue", &format!("q{i}"))],
+                                attributes: vec![kv("queue", format!("q{i}"))],
                                 value: Some(number_data_point::Value::AsInt(i as i64)),
                                 ..Default::default()
                             })

@@ -12,6 +12,8 @@ mod batch;
 mod component;
 pub mod config;
 mod consumer;
+#[cfg(feature = "test-fixtures")]
+pub mod fixtures;
 #[cfg(feature = "grpc")]
 pub mod grpc_raw;
 pub mod json;

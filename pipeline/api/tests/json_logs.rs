@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! OTLP/JSON logs: round trips, the spec's example style, and errors with their locations.
 
+use weir_api::fixtures::kv;
 use weir_api::json::{self, JsonError, Problem};
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use weir_api::otlp::common::v1::{
@@ -8,14 +9,6 @@ use weir_api::otlp::common::v1::{
 };
 use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use weir_api::otlp::resource::v1::Resource;
-
-fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
 
 fn rich_logs() -> ExportLogsServiceRequest {
     let nested = Value::KvlistValue(KeyValueList {

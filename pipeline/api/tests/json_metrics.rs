@@ -1,9 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! OTLP/JSON metrics: round trips of every metric type, the spec's example style, errors.
 
+use weir_api::fixtures::kv;
 use weir_api::json;
 use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use weir_api::otlp::common::v1::{any_value::Value, AnyValue, KeyValue};
 use weir_api::otlp::metrics::v1::exponential_histogram_data_point::Buckets;
 use weir_api::otlp::metrics::v1::summary_data_point::ValueAtQuantile;
 use weir_api::otlp::metrics::v1::{
@@ -13,16 +13,6 @@ use weir_api::otlp::metrics::v1::{
 };
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::{Payload, Signal};
-
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
-}
 
 fn metric(name: &str, data: Data) -> Metric {
     Metric {

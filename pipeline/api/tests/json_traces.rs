@@ -1,21 +1,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! OTLP/JSON traces: round trips, the spec's example style, enum names, errors.
 
+use weir_api::fixtures::kv;
 use weir_api::json;
 use weir_api::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use weir_api::otlp::common::v1::{any_value::Value, AnyValue, InstrumentationScope, KeyValue};
+use weir_api::otlp::common::v1::{any_value::Value, InstrumentationScope};
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::otlp::trace::v1::span::{Event, Link};
 use weir_api::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use weir_api::{Payload, Signal};
-
-fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
 
 fn rich_traces() -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {

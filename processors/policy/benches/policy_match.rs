@@ -19,11 +19,12 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
 use prost::Message;
+use weir_api::fixtures::kv;
 use weir_api::{Batch, Payload, Signal};
 use weir_policy::evaluate::{evaluate_logs, evaluate_traces};
 use weir_policy::parse::parse_document;
@@ -32,16 +33,6 @@ use weir_policy::raw_traces::evaluate_traces_encoded;
 use weir_policy::run::process;
 use weir_policy::set::PolicySet;
 use weir_policy::stats::StatsRegistry;
-
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.into())),
-        }),
-        ..Default::default()
-    }
-}
 
 /// `n` policies, a third each: body regex, body contains, attribute equality (plus a
 /// severity matcher on some, so policies have several matchers).

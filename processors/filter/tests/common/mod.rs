@@ -1,6 +1,7 @@
 //! Builders for the OTLP records the tests feed through the processors.
 #![allow(dead_code)]
 
+pub use weir_api::fixtures::kv;
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use weir_api::otlp::collector::trace::v1::ExportTraceServiceRequest;
@@ -51,13 +52,6 @@ pub fn list(items: Vec<AnyValue>) -> AnyValue {
         value: Some(any_value::Value::ArrayValue(
             weir_api::otlp::common::v1::ArrayValue { values: items },
         )),
-    }
-}
-pub fn kv(k: &str, v: AnyValue) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(v),
-        ..Default::default()
     }
 }
 
