@@ -1,6 +1,7 @@
 //! `weir-bench`: drives realistic OTLP load at Weir and at peer collectors, side by side,
 //! and reports throughput, latency, CPU, memory and loss. See BENCHMARKS.md.
 
+mod fleet;
 mod generate;
 mod load;
 mod prom;
@@ -33,6 +34,9 @@ struct Cli {
 enum Command {
     /// Run scenarios against one or more targets and print a side-by-side report.
     Run(Box<RunArgs>),
+    /// A control plane (the `weir` binary on loopback) under N simulated edges shipping
+    /// catalog summaries and syncing policies, plus a viewer polling pages (see BENCHMARKS.md).
+    Fleet(Box<FleetArgs>),
     /// The prometheus receiver's scrape + convert path on one thread, against a scaled
     /// node_exporter payload served from loopback (see BENCHMARKS.md).
     PromScrape {
@@ -58,6 +62,56 @@ enum Command {
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         duration: Duration,
     },
+}
+
+#[derive(Parser)]
+struct FleetArgs {
+    /// The weir binary.
+    #[arg(long, default_value = "target/release/weir")]
+    weir: PathBuf,
+    /// Simulated edges, one run each (e.g. `10,100,1000`).
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    edges: Vec<usize>,
+    /// Services in the fleet's catalog.
+    #[arg(long, default_value_t = 200)]
+    services: usize,
+    /// Services each edge reports.
+    #[arg(long, default_value_t = 3)]
+    services_per_edge: usize,
+    /// An edge's catalog flush interval (the exporter's default).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    flush: Duration,
+    /// An edge's policy sync interval (the control plane's default).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    sync: Duration,
+    /// Time compression: intervals are divided by this (N edges at 10x offer the request
+    /// rate of 10N edges, with N tokens and edge rows).
+    #[arg(long, default_value_t = 1.0)]
+    compress: f64,
+    /// Measured time per run.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// The viewer loads the overview, services and findings pages, then waits this long.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    viewer_interval: Duration,
+    /// An edge's request timeout.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Log records, spans and points per service and flush put through the summariser.
+    #[arg(long, default_value_t = 200)]
+    items: usize,
+    /// Work directory (the store, the config, the control plane's log); emptied first.
+    #[arg(long, default_value = "/tmp/weir-fleet")]
+    workdir: PathBuf,
+    /// `--set KEY=VALUE` passed to the control plane; repeatable.
+    #[arg(long)]
+    set: Vec<String>,
+    /// Write the runs as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Exit non-zero when a run's volumes are not exactly what was acknowledged.
+    #[arg(long)]
+    fail_on_mismatch: bool,
 }
 
 #[derive(Parser)]
@@ -326,6 +380,66 @@ async fn main() -> anyhow::Result<()> {
             let lossless = run_all(*a).await?;
             if fail && !lossless {
                 bail!("data was lost in at least one run");
+            }
+        }
+        Command::Fleet(a) => {
+            let mut reports = Vec::new();
+            println!("| edges | compress | ingest/s | ingest p50/p99/max ms | shed | failed | sync p50/p99 ms | sync failed | overview p50 | services p50 | findings p50 ms | CPU cores | max RSS MiB | DB MiB start/end | volumes |");
+            println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+            for &n in &a.edges {
+                let plan = fleet::FleetPlan {
+                    weir: a.weir.clone(),
+                    edges: n,
+                    services: a.services,
+                    services_per_edge: a.services_per_edge,
+                    flush: a.flush,
+                    sync: a.sync,
+                    compress: a.compress,
+                    duration: a.duration,
+                    viewer_interval: a.viewer_interval,
+                    timeout: a.timeout,
+                    workdir: a.workdir.clone(),
+                    items: a.items,
+                    set: a.set.clone(),
+                };
+                let r = fleet::run(plan).await?;
+                let page = |p: &str| r.pages_ms.get(p).map_or(0.0, |v| v[0]);
+                println!(
+                    "| {} | {} | {:.0} | {:.0} / {:.0} / {:.0} | {} | {} | {:.1} / {:.1} | {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} | {:.1} / {:.1} | {} |",
+                    r.edges,
+                    r.compress,
+                    r.ingest_rate,
+                    r.ingest_ms[0],
+                    r.ingest_ms[1],
+                    r.ingest_ms[2],
+                    r.ingest_shed,
+                    r.ingest_failed,
+                    r.sync_ms[0],
+                    r.sync_ms[1],
+                    r.sync_failed,
+                    page("overview"),
+                    page("services"),
+                    page("findings"),
+                    r.cpu_cores,
+                    r.max_rss_mib,
+                    r.db_mib[0],
+                    r.db_mib[1],
+                    if r.services_off == 0 {
+                        format!("exact ({} items)", r.volumes_expected)
+                    } else {
+                        format!(
+                            "{} services off: {} stored, {} acknowledged",
+                            r.services_off, r.volumes_stored, r.volumes_expected
+                        )
+                    },
+                );
+                reports.push(r);
+            }
+            if let Some(p) = &a.json {
+                std::fs::write(p, serde_json::to_vec_pretty(&reports)?)?;
+            }
+            if a.fail_on_mismatch && reports.iter().any(|r| r.services_off > 0) {
+                bail!("volumes differ from what was acknowledged");
             }
         }
         Command::PromScrape {
