@@ -660,17 +660,32 @@ async fn ingest(
         .into_response());
     }
     let gate = s.control.ingestor();
+    let _slot = gate.admit().map_err(ingest_error)?;
     gate.charge(&p.id, body.len()).map_err(ingest_error)?;
+    let seq = match headers.get(crate::staging::SEQ_HEADER) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| format!("{}: not text", crate::staging::SEQ_HEADER))
+                .and_then(crate::staging::SummarySeq::parse)
+                .map_err(|m| ApiError(StatusCode::BAD_REQUEST, m).into_response())?,
+        ),
+    };
     let edge = p.edge_name();
     let edge_audit = edge.clone();
     let client = crate::audit::current_client();
     let bytes = body.len() as u64;
     let control = s.control.clone();
-    // Reading and merging are CPU and disk work: off the async workers.
+    // Reading and merging are CPU work: off the async workers.
     tokio::task::spawn_blocking(move || {
         let gate = control.ingestor();
         let summary = gate.read(&body)?;
-        gate.store(control.store(), &control.rekeyed(&summary), Some(&edge))
+        gate.store_numbered(
+            control.store(),
+            &control.rekeyed(&summary),
+            Some(&edge),
+            seq.as_ref(),
+        )
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())?
@@ -689,6 +704,14 @@ fn ingest_error(e: crate::ingest::IngestError) -> Response {
             r.headers_mut().insert(
                 header::RETRY_AFTER,
                 header::HeaderValue::from(retry_after.as_secs()),
+            );
+            r
+        }
+        IngestError::Busy(_) => {
+            let mut r = ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response();
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(crate::ingest::RETRY_BUSY_SECS),
             );
             r
         }

@@ -242,7 +242,7 @@ pub enum TokenCheck {
 /// Checks a presented token: valid (recording its last use), invalid, or expired.
 pub fn check_token(store: &Store, token: &str) -> Result<TokenCheck, CatalogError> {
     let h = hash(token);
-    let Some((info, stored)) = store.token_by_hash(&h)? else {
+    let Some((info, stored)) = store.token_cached(&h)? else {
         return Ok(TokenCheck::Invalid);
     };
     if !bool::from(stored.as_slice().ct_eq(&h)) {
@@ -255,7 +255,7 @@ pub fn check_token(store: &Store, token: &str) -> Result<TokenCheck, CatalogErro
     if info.expires_at.is_some_and(|e| e <= now) {
         return Ok(TokenCheck::Expired { id: info.id });
     }
-    store.touch_token(&info.id, now)?;
+    store.touch_token_cached(&info.id, now)?;
     Ok(TokenCheck::Valid(Principal {
         id: info.id,
         role,

@@ -459,6 +459,34 @@ impl Component for ControlPlaneServer {
                 }
             }
         });
+        // Staged summaries and sync reports into the database, every persist_interval.
+        let control = self.control.clone();
+        let every = self
+            .cfg
+            .ingest
+            .persist_interval
+            .max(Duration::from_millis(10));
+        let mut stop_persist = rx.clone();
+        tokio::spawn(async move {
+            loop {
+                let stopping = tokio::select! {
+                    _ = tokio::time::sleep(every) => false,
+                    _ = stop_persist.changed() => true,
+                };
+                let c = control.clone();
+                let r = tokio::task::spawn_blocking(move || c.store().persist()).await;
+                match r {
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "catalog store: staged summaries not written; retried")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "catalog store: persist task failed"),
+                    Ok(Ok(_)) => {}
+                }
+                if stopping {
+                    break;
+                }
+            }
+        });
         // Read-only sources, each on its interval.
         for (i, src) in self.cfg.sources.prometheus.iter().enumerate() {
             tokio::spawn(crate::prometheus::poll(
@@ -503,6 +531,11 @@ impl Component for ControlPlaneServer {
     async fn shutdown(&self) {
         if let Some(tx) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = tx.send(true);
+        }
+        // What is staged reaches the file before shutdown returns.
+        let c = self.control.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || c.store().persist()).await {
+            tracing::warn!(error = %e, "catalog store: staged summaries not written at shutdown");
         }
     }
 
@@ -656,6 +689,8 @@ pub struct CatalogExporter {
     dest: Arc<Destination>,
     flush_interval: Duration,
     pending: Arc<Mutex<CatalogSummary>>,
+    /// The summary sent and not acknowledged yet, with its number.
+    outbox: Arc<Mutex<Outbox>>,
     /// Whether the handle hashes with the deployment's key already.
     keyed: bool,
     stop: Mutex<Option<watch::Sender<bool>>>,
@@ -737,13 +772,33 @@ impl ExporterConfig for CatalogExporterConfig {
             dest: Arc::new(dest),
             flush_interval: self.flush_interval,
             pending: Arc::new(Mutex::new(CatalogSummary::default())),
+            outbox: Arc::new(Mutex::new(Outbox::new())),
             keyed: key.is_some(),
             stop: Mutex::new(None),
         }))
     }
 }
 
-async fn deliver(dest: &Destination, summary: &CatalogSummary) -> Result<(), String> {
+/// The numbering of one exporter run's summaries (`x-weir-summary-seq: <stream>:<n>`): a
+/// summary not acknowledged is sent again, with its number, before anything newer, so the
+/// control plane merges it once however often it arrives.
+struct Outbox {
+    stream: String,
+    next: u64,
+    unacked: Option<(u64, CatalogSummary)>,
+}
+
+impl Outbox {
+    fn new() -> Outbox {
+        Outbox {
+            stream: format!("{:016x}", rand::random::<u64>()),
+            next: 0,
+            unacked: None,
+        }
+    }
+}
+
+async fn deliver(dest: &Destination, summary: &CatalogSummary, seq: &str) -> Result<(), String> {
     match dest {
         Destination::Local(c) => c.ingest(summary).map_err(|e| e.to_string()),
         Destination::Remote {
@@ -752,7 +807,8 @@ async fn deliver(dest: &Destination, summary: &CatalogSummary) -> Result<(), Str
             use http_body_util::{BodyExt, Full};
             let body = serde_json::to_vec(summary).map_err(|e| e.to_string())?;
             let mut req = hyper::Request::post(url.as_str())
-                .header(hyper::header::CONTENT_TYPE, "application/json");
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .header(crate::staging::SEQ_HEADER, seq);
             if let Some(t) = token {
                 req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
             }
@@ -919,9 +975,16 @@ async fn obtain_key(
 }
 
 impl CatalogExporter {
-    /// Takes what was gathered and delivers it with anything a failed delivery left.
+    /// Takes what was gathered and delivers it after anything a failed delivery left.
     async fn flush(&self) {
-        flush_once(&self.handle, &self.include, &self.pending, &self.dest).await;
+        flush_once(
+            &self.handle,
+            &self.include,
+            &self.pending,
+            &self.outbox,
+            &self.dest,
+        )
+        .await;
     }
 }
 
@@ -929,35 +992,51 @@ async fn flush_once(
     handle: &MetadataHandle,
     include: &[String],
     pending: &Mutex<CatalogSummary>,
+    outbox: &Mutex<Outbox>,
     dest: &Destination,
 ) {
-    let mut summary = handle.take();
+    let mut gathered = handle.take();
     for id in include {
         if let Some(h) = MetadataHub::global().get(id) {
-            summary.merge(&h.take());
+            gathered.merge(&h.take());
         }
     }
-    let had_pending = {
-        let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
-        let had = !p.is_empty();
-        summary.merge(&p);
-        *p = CatalogSummary::default();
-        had
-    };
-    if summary.is_empty() {
-        return;
+    if !gathered.is_empty() {
+        pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .merge(&gathered);
     }
-    match deliver(dest, &summary).await {
-        Err(e) => {
-            tracing::warn!(endpoint = %dest.name(), error = %e, "catalog flush failed; kept for the next flush");
-            let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
-            p.merge(&summary);
+    // At most two deliveries: what failed before (same number), then what is new.
+    for _ in 0..2 {
+        let (label, summary, resend) = {
+            let mut o = outbox.lock().unwrap_or_else(|e| e.into_inner());
+            match &o.unacked {
+                Some((n, s)) => (format!("{}:{n}", o.stream), s.clone(), true),
+                None => {
+                    let s = std::mem::take(&mut *pending.lock().unwrap_or_else(|e| e.into_inner()));
+                    if s.is_empty() {
+                        return;
+                    }
+                    o.next += 1;
+                    let n = o.next;
+                    o.unacked = Some((n, s.clone()));
+                    (format!("{}:{n}", o.stream), s, false)
+                }
+            }
+        };
+        match deliver(dest, &summary, &label).await {
+            Err(e) => {
+                tracing::warn!(endpoint = %dest.name(), error = %e, seq = %label, "catalog flush failed; sent again (same number) at the next flush");
+                return;
+            }
+            Ok(()) => {
+                outbox.lock().unwrap_or_else(|e| e.into_inner()).unacked = None;
+                if resend {
+                    tracing::info!(endpoint = %dest.name(), seq = %label, "catalog flush recovered; what failed before is delivered");
+                }
+            }
         }
-        // Only a failed flush leaves anything pending.
-        Ok(()) if had_pending => {
-            tracing::info!(endpoint = %dest.name(), "catalog flush recovered; what failed before is delivered");
-        }
-        Ok(()) => {}
     }
 }
 
@@ -973,17 +1052,18 @@ impl Consumer for CatalogExporter {
 impl Component for CatalogExporter {
     async fn start(&self) -> Result<(), StartError> {
         let (tx, mut rx) = watch::channel(false);
-        let (handle, include, pending, dest, every) = (
+        let (handle, include, pending, outbox, dest, every) = (
             self.handle.clone(),
             self.include.clone(),
             self.pending.clone(),
+            self.outbox.clone(),
             self.dest.clone(),
             self.flush_interval,
         );
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(every) => flush_once(&handle, &include, &pending, &dest).await,
+                    _ = tokio::time::sleep(every) => flush_once(&handle, &include, &pending, &outbox, &dest).await,
                     _ = rx.changed() => break,
                 }
             }

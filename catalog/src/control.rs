@@ -91,9 +91,15 @@ pub struct ControlPlane {
     secure_cookies: bool,
     /// OpenID Connect sign-in, when configured.
     oidc: Option<std::sync::Arc<crate::oidc::Oidc>>,
+    /// The served policy set, with the policy generation it was built at.
+    served_cache: std::sync::Mutex<Option<(u64, std::sync::Arc<crate::sync::Served>)>>,
+    /// The advice as last computed, with the store generation it was computed at.
+    advice_cache: std::sync::Mutex<Option<(u64, Advice)>>,
     /// Syncs and ingests per (edge, action) in the current minute, written to the audit
     /// log as one record each when the minute ends.
     activity: std::sync::Mutex<std::collections::HashMap<(String, &'static str), EdgeActivity>>,
+    /// Finished minutes not written yet.
+    activity_done: std::sync::Mutex<Vec<(String, &'static str, EdgeActivity)>>,
 }
 
 /// Syncs or ingests of one edge within one minute.
@@ -136,7 +142,10 @@ impl ControlPlane {
             ),
             secure_cookies: false,
             oidc: None,
+            advice_cache: std::sync::Mutex::new(None),
+            served_cache: std::sync::Mutex::new(None),
             activity: std::sync::Mutex::new(std::collections::HashMap::new()),
+            activity_done: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -196,21 +205,35 @@ impl ControlPlane {
             done
         };
         if let Some(d) = done {
-            self.write_activity(edge, action, d);
+            // Written with the others by the next flush (one transaction), not on the
+            // request path.
+            self.activity_done
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((edge.to_string(), action, d));
         }
     }
 
-    fn write_activity(&self, edge: &str, action: &str, a: EdgeActivity) {
-        let clients: Vec<&str> = a.clients.iter().map(String::as_str).collect();
-        let r = self.store.audit_with_client(
-            &a.actor,
-            &clients.join(","),
-            action,
-            edge,
-            None,
-            Some(serde_json::json!({"minute": a.minute, "count": a.count, "bytes": a.bytes})),
-        );
-        if let Err(e) = r {
+    fn write_activity(&self, done: Vec<(String, &'static str, EdgeActivity)>) {
+        if done.is_empty() {
+            return;
+        }
+        let records: Vec<crate::store::AuditRecord> = done
+            .into_iter()
+            .map(|(edge, action, a)| {
+                let clients: Vec<&str> = a.clients.iter().map(String::as_str).collect();
+                crate::store::AuditRecord {
+                    client: clients.join(","),
+                    actor: a.actor.clone(),
+                    action: action.to_string(),
+                    target: edge,
+                    after: Some(
+                        serde_json::json!({"minute": a.minute, "count": a.count, "bytes": a.bytes}),
+                    ),
+                }
+            })
+            .collect();
+        if let Err(e) = self.store.audit_batch(&records) {
             tracing::warn!(error = %e, "audit log: could not record edge activity");
         }
     }
@@ -219,20 +242,22 @@ impl ControlPlane {
     /// log. The control plane calls this every minute and at shutdown.
     pub fn flush_edge_activity(&self, all: bool) {
         let minute = now_secs() / 60 * 60;
-        let done: Vec<_> = {
+        let mut done: Vec<(String, &'static str, EdgeActivity)> =
+            std::mem::take(&mut *self.activity_done.lock().unwrap_or_else(|e| e.into_inner()));
+        {
             let mut map = self.activity.lock().unwrap_or_else(|e| e.into_inner());
             let keys: Vec<_> = map
                 .iter()
                 .filter(|(_, a)| a.count > 0 && (all || a.minute != minute))
                 .map(|(k, _)| k.clone())
                 .collect();
-            keys.into_iter()
-                .filter_map(|k| map.remove(&k).map(|a| (k, a)))
-                .collect()
-        };
-        for ((edge, action), a) in done {
-            self.write_activity(&edge, action, a);
+            for k in keys {
+                if let Some(a) = map.remove(&k) {
+                    done.push((k.0, k.1, a));
+                }
+            }
         }
+        self.write_activity(done);
     }
 
     /// Sets the failed-authentication limits and where their metrics are counted.
@@ -274,6 +299,7 @@ impl ControlPlane {
 
     /// Sets the ingest limits and where their metrics are counted.
     pub fn with_ingest(mut self, config: IngestConfig, telemetry: &weir_api::Telemetry) -> Self {
+        self.store.set_ingest_config(config.clone());
         self.ingestor = Ingestor::new(config, telemetry);
         self
     }
@@ -340,19 +366,11 @@ impl ControlPlane {
         std::borrow::Cow::Owned(s)
     }
 
-    /// Every service's stored summary. A row that does not read back is left out (and
-    /// logged) rather than failing every view.
-    pub fn catalog(&self) -> Result<BTreeMap<String, (ServiceSummary, i64, i64)>, CatalogError> {
-        let mut out = BTreeMap::new();
-        for (service, _, body, first, last) in self.store.summaries()? {
-            match serde_json::from_str::<ServiceSummary>(&body) {
-                Ok(s) => {
-                    out.insert(service, (s, first, last));
-                }
-                Err(e) => tracing::warn!(service, error = %e, "stored summary unreadable; skipped"),
-            }
-        }
-        Ok(out)
+    /// Every service's stored summary (what is staged written first). A row that does not
+    /// read back is left out (and logged) rather than failing every view. Served from the
+    /// decoded rows in memory while no other connection changed the file.
+    pub fn catalog(&self) -> Result<crate::staging::CatalogRows, CatalogError> {
+        self.store.decoded_catalog()
     }
 
     /// The services with their volumes.
@@ -379,7 +397,7 @@ impl ControlPlane {
     pub fn service(&self, name: &str) -> Result<ServiceSummary, ControlError> {
         self.catalog()?
             .remove(name)
-            .map(|(s, _, _)| s)
+            .map(|(s, _, _)| (*s).clone())
             .ok_or_else(|| ControlError::NotFound {
                 what: "service",
                 id: name.to_string(),
@@ -391,6 +409,22 @@ impl ControlPlane {
     /// savings ledger. One computation serves the overview, the findings page, the CLI
     /// report and the API, so they show the same numbers.
     pub fn advice(&self) -> Result<Advice, CatalogError> {
+        // Written and checked for other connections' changes first, so the generation is
+        // current; one computation at a time, shared by requests that wait for it.
+        let catalog = self.catalog()?;
+        let mut cache = self.advice_cache.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = self.store.generation_now();
+        if let Some((g, a)) = cache.as_ref() {
+            if *g == generation {
+                return Ok(a.clone());
+            }
+        }
+        let advice = self.compute_advice(catalog)?;
+        *cache = Some((generation, advice.clone()));
+        Ok(advice)
+    }
+
+    fn compute_advice(&self, catalog: crate::staging::CatalogRows) -> Result<Advice, CatalogError> {
         let dismissed = self.store.dismissed()?;
         let statuses = self.store.policy_statuses()?;
         let existing: Vec<ExistingPolicy> = self
@@ -411,10 +445,9 @@ impl ControlPlane {
                 }
             })
             .collect();
-        let catalog: BTreeMap<String, ServiceSummary> = self
-            .catalog()?
+        let catalog: BTreeMap<String, ServiceSummary> = catalog
             .into_iter()
-            .map(|(k, (s, _, _))| (k, s))
+            .map(|(k, (s, _, _))| (k, std::sync::Arc::unwrap_or_clone(s)))
             .collect();
         let mut advice = advise(&catalog, &existing, &dismissed, &self.thresholds);
         let prom = crate::prom_findings::advise(
@@ -583,6 +616,21 @@ impl ControlPlane {
         self.store
             .audit(actor, "catalog.delete_service", &target, None, None)?;
         Ok(n)
+    }
+
+    /// The policy set served to edges, rebuilt only when the policies changed (changes by
+    /// another process, e.g. `weir admin`, are seen within a second).
+    pub fn served_set(&self) -> Result<std::sync::Arc<crate::sync::Served>, CatalogError> {
+        let generation = self.store.policy_generation();
+        let mut cache = self.served_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((g, s)) = cache.as_ref() {
+            if *g == generation {
+                return Ok(s.clone());
+            }
+        }
+        let served = std::sync::Arc::new(crate::sync::build_served(&self.served_policies()?));
+        *cache = Some((generation, served.clone()));
+        Ok(served)
     }
 
     /// The policy documents served to edges: enabled policies, shadow ones labelled

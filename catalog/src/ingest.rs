@@ -13,17 +13,20 @@
 //!       max_services: 10000            # in the whole catalog
 //!       max_services_per_edge: 2000    # services one edge name may report
 //!       max_service_bytes: 8388608     # a stored service summary stops taking new entries
+//!       max_in_flight: 64              # requests being read or merged; more get 503 + Retry-After
+//!       persist_interval: 1s           # staged summaries are written this often
 //!       limits:                        # per request; see weir_metadata::validate
 //!         max_services: 1000
 //! ```
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use weir_api::{Counter, Telemetry};
-use weir_metadata::summary::{CatalogSummary, MergeCaps, ServiceSummary};
+use weir_metadata::summary::CatalogSummary;
 use weir_metadata::validate::{validate, SummaryLimits};
 
 fn default_max_request_bytes() -> usize {
@@ -43,6 +46,12 @@ fn default_max_services_per_edge() -> usize {
 }
 fn default_max_service_bytes() -> usize {
     8 * 1024 * 1024
+}
+fn default_max_in_flight() -> usize {
+    64
+}
+fn default_persist_interval() -> Duration {
+    Duration::from_secs(1)
 }
 
 /// Limits of `POST /api/v1/ingest` (under `extensions.control_plane.ingest`).
@@ -73,6 +82,15 @@ pub struct IngestConfig {
     /// names or keys (counts of those it has still add up). Default: 8388608.
     #[serde(default = "default_max_service_bytes")]
     pub max_service_bytes: usize,
+    /// Ingest requests being read and merged at once; one more is answered 503 with
+    /// Retry-After at once (the edge keeps its summary and sends it again), so an overload
+    /// sheds load instead of growing latency until edges time out. Default: 64.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// How often staged summaries are written to the database (each changed service once,
+    /// in one transaction); an acknowledged summary is on disk within this long. Default: 1s.
+    #[serde(default = "default_persist_interval", with = "humantime_serde")]
+    pub persist_interval: Duration,
     /// Limits on each request's summary (services, templates, names, keys, name lengths,
     /// counts). Default: see `weir_metadata::validate::SummaryLimits`.
     #[serde(default)]
@@ -88,6 +106,8 @@ impl Default for IngestConfig {
             max_services: default_max_services(),
             max_services_per_edge: default_max_services_per_edge(),
             max_service_bytes: default_max_service_bytes(),
+            max_in_flight: default_max_in_flight(),
+            persist_interval: default_persist_interval(),
             limits: SummaryLimits::default(),
         }
     }
@@ -109,6 +129,11 @@ pub enum IngestError {
         /// When the window resets.
         retry_after: Duration,
     },
+    /// Too many ingest requests in flight: 503 with Retry-After.
+    #[error(
+        "the control plane is busy ({0} ingest requests in flight); retry in {RETRY_BUSY_SECS}s"
+    )]
+    Busy(usize),
     /// The store failed: 500.
     #[error(transparent)]
     Store(#[from] crate::CatalogError),
@@ -120,9 +145,22 @@ struct Window {
     bytes: u64,
 }
 
+/// Seconds a shed ingest request is told to wait.
+pub const RETRY_BUSY_SECS: u64 = 5;
+
+/// One ingest request in flight (see [`Ingestor::admit`]).
+pub struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// The ingest gate: quotas, checks and metrics.
 pub struct Ingestor {
     config: IngestConfig,
+    in_flight: AtomicUsize,
     windows: Mutex<HashMap<String, Window>>,
     accepted: Counter,
     telemetry: Telemetry,
@@ -141,6 +179,7 @@ impl Ingestor {
             ),
             telemetry: telemetry.clone(),
             config,
+            in_flight: AtomicUsize::new(0),
             windows: Mutex::new(HashMap::new()),
         }
     }
@@ -158,6 +197,20 @@ impl Ingestor {
                 &[("reason", reason.to_string())],
             )
             .inc();
+    }
+
+    /// Admits one more ingest request, or refuses it (503) when `max_in_flight` are being
+    /// served; the slot is freed when the guard drops.
+    pub fn admit(&self) -> Result<InFlight<'_>, IngestError> {
+        let max = self.config.max_in_flight.max(1);
+        let n = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let guard = InFlight(&self.in_flight);
+        if n >= max {
+            drop(guard);
+            self.rejected("busy");
+            return Err(IngestError::Busy(max));
+        }
+        Ok(guard)
     }
 
     /// Counts a request of `bytes` against `token`'s quota for the current minute.
@@ -249,18 +302,33 @@ impl Ingestor {
         Ok(summary)
     }
 
-    /// Merges a checked summary into the store in one transaction, as reported by `edge`.
+    /// Stages a checked summary reported by `edge` (see [`Ingestor::store_numbered`]).
     pub fn store(
         &self,
         store: &crate::store::Store,
         summary: &CatalogSummary,
         edge: Option<&str>,
-    ) -> Result<(), IngestError> {
-        let r = merge_into(store, summary, edge, &self.config);
+    ) -> Result<crate::staging::Staging, IngestError> {
+        self.store_numbered(store, summary, edge, None)
+    }
+
+    /// Stages a checked summary (reported by `edge`, numbered `seq`) into the store: all of
+    /// it, or nothing when it breaks the catalog's caps. It is written by the store's next
+    /// persist (see `crate::staging`); a sequence number applied before is acknowledged
+    /// without merging again.
+    pub fn store_numbered(
+        &self,
+        store: &crate::store::Store,
+        summary: &CatalogSummary,
+        edge: Option<&str>,
+        seq: Option<&crate::staging::SummarySeq>,
+    ) -> Result<crate::staging::Staging, IngestError> {
+        let r = store.stage(summary, edge, seq, crate::store::now_secs());
         match &r {
-            Ok(()) => {
+            Ok(crate::staging::Staging::Applied) => {
                 self.accepted.inc();
             }
+            Ok(crate::staging::Staging::Duplicate) => self.rejected("duplicate"),
             Err(crate::CatalogError::Limit(_)) => self.rejected("too_many"),
             Err(_) => {}
         }
@@ -274,58 +342,17 @@ impl Ingestor {
 /// Rows of the catalog are stored per service, all signals in one document.
 pub const ALL_SIGNALS: &str = "all";
 
-/// Merges `summary` into the store under the caps of `config`, in one transaction. A
-/// stored row that does not read back (corrupt, or written by a build without today's
-/// checks) is replaced rather than failing this and every later merge.
+/// Merges `summary` into the store under the caps of `config` and writes it: all of it or
+/// nothing. A stored row that does not read back (corrupt, or written by a build without
+/// today's checks) is replaced rather than failing this and every later merge.
 pub fn merge_into(
     store: &crate::store::Store,
     summary: &CatalogSummary,
     edge: Option<&str>,
     config: &IngestConfig,
 ) -> Result<(), crate::CatalogError> {
-    let caps = config.limits.store_caps();
-    let now = crate::store::now_secs();
-    store.merge_summaries(
-        ALL_SIGNALS,
-        now,
-        summary.services.keys().map(String::as_str),
-        edge.map(|e| (e, config.max_services_per_edge)),
-        config.max_services,
-        |service, old| {
-            let prev = match old {
-                None => ServiceSummary::default(),
-                Some(old) if old.len() > config.max_service_bytes.saturating_mul(2) => {
-                    tracing::warn!(
-                        service,
-                        bytes = old.len(),
-                        "stored summary oversized; replaced"
-                    );
-                    ServiceSummary::default()
-                }
-                Some(old) => serde_json::from_str(old).unwrap_or_else(|e| {
-                    tracing::warn!(service, error = %e, "stored summary unreadable; replaced");
-                    ServiceSummary::default()
-                }),
-            };
-            let Some(add) = summary.services.get(service) else {
-                return Ok(serde_json::to_string(&prev)?);
-            };
-            let mut merged = prev.clone();
-            merged.merge_within(add, &caps);
-            let body = serde_json::to_string(&merged)?;
-            if body.len() <= config.max_service_bytes {
-                return Ok(body);
-            }
-            // Full: counts of what it holds still add up; nothing new is taken in.
-            let frozen = MergeCaps {
-                services: usize::MAX,
-                templates: prev.logs.templates.len(),
-                names: prev.traces.spans.len().min(prev.metrics.metrics.len()),
-                attribute_keys: 0,
-            };
-            let mut merged = prev;
-            merged.merge_within(add, &frozen);
-            Ok(serde_json::to_string(&merged)?)
-        },
-    )
+    store.set_ingest_config(config.clone());
+    store.stage(summary, edge, None, crate::store::now_secs())?;
+    store.persist()?;
+    Ok(())
 }

@@ -21,6 +21,7 @@ pub mod prom_findings;
 pub mod prometheus;
 pub mod retention;
 pub mod signin;
+pub mod staging;
 pub mod store;
 pub mod subject;
 pub mod sync;

@@ -148,7 +148,7 @@ impl Store {
     /// the files.
     pub fn apply_retention(&self, now: i64, r: &Retention) -> Result<Pruned, CatalogError> {
         let mut p = Pruned::default();
-        self.with_conn(|conn| -> Result<(), CatalogError> {
+        self.exclusive(|conn| -> Result<(), CatalogError> {
             let tx = conn.unchecked_transaction()?;
             if let Some(c) = cutoff(now, r.summaries) {
                 p.summaries =
@@ -161,6 +161,8 @@ impl Store {
             }
             if let Some(c) = cutoff(now, r.tables.edges) {
                 p.edges = tx.execute("DELETE FROM edges WHERE last_sync < ?1", params![c])?;
+                // Summary sequence numbers of exporter runs not heard from for as long.
+                tx.execute("DELETE FROM ingest_streams WHERE at < ?1", params![c])?;
             }
             p.edge_services = tx.execute(
                 "DELETE FROM edge_services WHERE service NOT IN (SELECT service FROM summaries)",
@@ -198,7 +200,7 @@ impl Store {
                 p.audit = crate::audit::prune_before(conn, c, "retention")?;
             }
             Ok(())
-        })?;
+        })??;
         if p.total() > 0 {
             self.scrub()?;
             tracing::info!(?p, "retention removed rows");

@@ -24,6 +24,13 @@ CREATE TABLE IF NOT EXISTS edge_services (
     service TEXT NOT NULL,
     PRIMARY KEY (edge, service)
 );
+CREATE TABLE IF NOT EXISTS ingest_streams (
+    edge   TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    at     INTEGER NOT NULL,
+    PRIMARY KEY (edge, stream)
+);
 CREATE TABLE IF NOT EXISTS policies (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
@@ -213,15 +220,41 @@ pub struct AuditEntry {
     pub hash: Option<String>,
 }
 
+/// An audit record to append (see [`Store::audit_batch`]).
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    /// Who.
+    pub actor: String,
+    /// From which client address(es).
+    pub client: String,
+    /// What.
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// State after, as JSON.
+    pub after: Option<serde_json::Value>,
+}
+
 /// One stored summary row: (service, signal, body, first_seen, last_seen).
 pub type SummaryRow = (String, String, String, i64, i64);
 
-/// The store. Cheap operations under one connection lock.
+/// The store. Cheap operations under one connection lock; ingest staged in memory and
+/// written once per interval, lookups cached (see `crate::staging`).
 pub struct Store {
     conn: Mutex<Connection>,
+    pub(crate) fast: crate::staging::Fast,
     path: std::path::PathBuf,
     key: crate::at_rest::Key,
     key_origin: crate::at_rest::KeyOrigin,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // What is staged reaches the file.
+        if let Err(e) = self.persist() {
+            tracing::warn!(error = %e, "catalog store: staged summaries not written at close");
+        }
+    }
 }
 
 fn parse_json(s: Option<String>) -> Option<serde_json::Value> {
@@ -327,6 +360,7 @@ impl Store {
         )?;
         Ok(Store {
             conn: Mutex::new(conn),
+            fast: crate::staging::Fast::default(),
             path: path.to_path_buf(),
             key,
             key_origin,
@@ -372,8 +406,17 @@ impl Store {
         seen_at: i64,
         merge: impl FnOnce(Option<&str>) -> Result<String, CatalogError>,
     ) -> Result<(), CatalogError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        self.exclusive(|conn| Store::merge_summary_in(conn, service, signal, seen_at, merge))?
+    }
+
+    fn merge_summary_in(
+        conn: &Connection,
+        service: &str,
+        signal: &str,
+        seen_at: i64,
+        merge: impl FnOnce(Option<&str>) -> Result<String, CatalogError>,
+    ) -> Result<(), CatalogError> {
+        let tx = conn.unchecked_transaction()?;
         let old: Option<String> = tx
             .query_row(
                 "SELECT body FROM summaries WHERE service = ?1 AND signal = ?2",
@@ -404,10 +447,23 @@ impl Store {
         services: impl IntoIterator<Item = &'a str>,
         edge: Option<(&str, usize)>,
         max_services: usize,
+        merge: impl FnMut(&str, Option<&str>) -> Result<String, CatalogError>,
+    ) -> Result<(), CatalogError> {
+        self.exclusive(|conn| {
+            Store::merge_summaries_in(conn, signal, seen_at, services, edge, max_services, merge)
+        })?
+    }
+
+    fn merge_summaries_in<'a>(
+        conn: &Connection,
+        signal: &str,
+        seen_at: i64,
+        services: impl IntoIterator<Item = &'a str>,
+        edge: Option<(&str, usize)>,
+        max_services: usize,
         mut merge: impl FnMut(&str, Option<&str>) -> Result<String, CatalogError>,
     ) -> Result<(), CatalogError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.unchecked_transaction()?;
         // Counted once, then kept up to date as services are added.
         let mut in_catalog: i64 =
             tx.query_row("SELECT COUNT(DISTINCT service) FROM summaries", [], |r| {
@@ -465,8 +521,10 @@ impl Store {
         Ok(())
     }
 
-    /// All summaries as (service, signal, body, first_seen, last_seen).
+    /// All summaries as (service, signal, body, first_seen, last_seen), after writing what
+    /// is staged.
     pub fn summaries(&self) -> Result<Vec<SummaryRow>, CatalogError> {
+        self.persist()?;
         let conn = self.conn();
         let mut st = conn.prepare(
             "SELECT service, signal, body, first_seen, last_seen FROM summaries ORDER BY service, signal",
@@ -481,7 +539,10 @@ impl Store {
     /// snapshots, leaving no trace of it in the files (see [`Store::scrub`]); returns how
     /// many rows went or changed.
     pub fn delete_service(&self, service: &str) -> Result<usize, CatalogError> {
-        let conn = self.conn();
+        self.exclusive(|conn| Store::delete_service_in(conn, service))?
+    }
+
+    fn delete_service_in(conn: &Connection, service: &str) -> Result<usize, CatalogError> {
         conn.execute(
             "DELETE FROM edge_services WHERE service = ?1",
             params![service],
@@ -505,7 +566,7 @@ impl Store {
             }
         }
         if n > 0 {
-            scrub(&conn)?;
+            scrub(conn)?;
         }
         Ok(n)
     }
@@ -513,7 +574,10 @@ impl Store {
     /// Deletes summaries not seen since `cutoff` (unix seconds), leaving no trace of them in
     /// the files; returns how many went.
     pub fn prune_unseen_since(&self, cutoff: i64) -> Result<usize, CatalogError> {
-        let conn = self.conn();
+        self.exclusive(|conn| Store::prune_unseen_since_in(conn, cutoff))?
+    }
+
+    fn prune_unseen_since_in(conn: &Connection, cutoff: i64) -> Result<usize, CatalogError> {
         let n = conn.execute(
             "DELETE FROM summaries WHERE last_seen < ?1",
             params![cutoff],
@@ -523,7 +587,7 @@ impl Store {
             [],
         )?;
         if n > 0 {
-            scrub(&conn)?;
+            scrub(conn)?;
         }
         Ok(n)
     }
@@ -569,6 +633,8 @@ impl Store {
         actor: &str,
         action: &str,
     ) -> Result<Option<StoredPolicy>, CatalogError> {
+        // Buffered sync reports count under the mode the policy had when they came.
+        self.persist()?;
         let before = self.policy(&p.id)?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -597,6 +663,7 @@ impl Store {
             Some(to_json(p)?),
         )?;
         tx.commit()?;
+        self.fast.bump_policies();
         Ok(before)
     }
 
@@ -610,11 +677,13 @@ impl Store {
         let Some(b) = before.clone() else {
             return Ok(None);
         };
+        self.persist()?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute("DELETE FROM policies WHERE id = ?1", params![id])?;
         insert_audit(&tx, actor, "policy.delete", id, Some(to_json(&b)?), None)?;
         tx.commit()?;
+        self.fast.bump_policies();
         scrub(&conn)?;
         Ok(before)
     }
@@ -628,40 +697,19 @@ impl Store {
         edge: &EdgeInfo,
         statuses: &[(String, i64, i64, Vec<String>)],
     ) -> Result<(), CatalogError> {
+        self.persist()?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO edges (instance_id, service_name, last_sync, last_hash) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (instance_id) DO UPDATE SET service_name = ?2, last_sync = ?3, last_hash = ?4",
-            params![edge.instance_id, edge.service_name, edge.last_sync, edge.last_hash],
-        )?;
-        for (policy_id, hits, misses, errors) in statuses {
-            tx.execute(
-                "INSERT INTO policy_status (edge, policy_id, hits, misses, errors, updated_at, shadow_hits)
-                 VALUES (?1, ?2,
-                     CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN 0 ELSE ?3 END,
-                     ?4, ?5, ?6,
-                     CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN ?3 ELSE 0 END)
-                 ON CONFLICT (edge, policy_id) DO UPDATE SET
-                     hits = MIN(hits + CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN 0 ELSE ?3 END, 9007199254740992),
-                     shadow_hits = MIN(shadow_hits + CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN ?3 ELSE 0 END, 9007199254740992),
-                     misses = MIN(misses + ?4, 9007199254740992), errors = ?5, updated_at = ?6",
-                params![
-                    edge.instance_id,
-                    policy_id,
-                    hits,
-                    misses,
-                    serde_json::to_string(errors)?,
-                    edge.last_sync
-                ],
-            )?;
-        }
+        record_sync_in(&tx, edge, statuses)?;
         tx.commit()?;
+        drop(conn);
+        self.fast.bump();
         Ok(())
     }
 
     /// Every edge that has synced.
     pub fn edges(&self) -> Result<Vec<EdgeInfo>, CatalogError> {
+        self.persist()?;
         let conn = self.conn();
         let mut st = conn.prepare(
             "SELECT instance_id, service_name, last_sync, last_hash FROM edges ORDER BY instance_id",
@@ -679,6 +727,7 @@ impl Store {
 
     /// Per-edge status of every policy.
     pub fn policy_statuses(&self) -> Result<Vec<PolicyStatus>, CatalogError> {
+        self.persist()?;
         let conn = self.conn();
         let mut st = conn.prepare(
             "SELECT edge, policy_id, hits, misses, errors, updated_at, shadow_hits FROM policy_status ORDER BY policy_id, edge",
@@ -715,6 +764,7 @@ impl Store {
             params![snap.source, body, snap.fetched_at],
         )?;
         tx.commit()?;
+        self.fast.bump();
         Ok(())
     }
 
@@ -741,6 +791,7 @@ impl Store {
         if n > 0 {
             scrub(&conn)?;
         }
+        self.fast.bump();
         Ok(n > 0)
     }
 
@@ -756,6 +807,7 @@ impl Store {
         )?;
         insert_audit(&tx, actor, "finding.dismiss", finding_id, None, None)?;
         tx.commit()?;
+        self.fast.bump();
         Ok(())
     }
 
@@ -779,6 +831,7 @@ impl Store {
         )?;
         insert_audit(&tx, actor, "token.create", &t.id, None, Some(to_json(t)?))?;
         tx.commit()?;
+        self.fast.forget_tokens();
         Ok(())
     }
 
@@ -850,6 +903,7 @@ impl Store {
             insert_audit(&tx, actor, "token.revoke", id, None, None)?;
         }
         tx.commit()?;
+        self.fast.forget_tokens();
         Ok(n > 0)
     }
 
@@ -882,6 +936,23 @@ impl Store {
         crate::audit::with_client(client, || {
             insert_audit(&conn, actor, action, target, before, after)
         })
+    }
+
+    /// Appends several records in one transaction, each naming its client address.
+    pub fn audit_batch(&self, records: &[AuditRecord]) -> Result<(), CatalogError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for r in records {
+            crate::audit::with_client(&r.client, || {
+                insert_audit(&tx, &r.actor, &r.action, &r.target, None, r.after.clone())
+            })?;
+        }
+        tx.commit()?;
+        crate::audit::anchor_newest(&conn, Path::new(conn.path().unwrap_or_default()))?;
+        Ok(())
     }
 
     /// The audit log, newest last, from `since_seq` (exclusive), at most `limit` records.
@@ -917,6 +988,42 @@ fn add_column(conn: &Connection, table: &str, column: &str, ty: &str) -> Result<
         }
     }
     conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))?;
+    Ok(())
+}
+
+/// Records one edge's sync and adds its per-policy counts, inside the caller's transaction;
+/// hits count as shadow hits when the policy is in shadow mode when they are written.
+pub(crate) fn record_sync_in(
+    tx: &Connection,
+    edge: &EdgeInfo,
+    statuses: &[(String, i64, i64, Vec<String>)],
+) -> Result<(), CatalogError> {
+    tx.execute(
+            "INSERT INTO edges (instance_id, service_name, last_sync, last_hash) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (instance_id) DO UPDATE SET service_name = ?2, last_sync = ?3, last_hash = ?4",
+        params![edge.instance_id, edge.service_name, edge.last_sync, edge.last_hash],
+    )?;
+    for (policy_id, hits, misses, errors) in statuses {
+        tx.execute(
+            "INSERT INTO policy_status (edge, policy_id, hits, misses, errors, updated_at, shadow_hits)
+             VALUES (?1, ?2,
+                 CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN 0 ELSE ?3 END,
+                 ?4, ?5, ?6,
+                 CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN ?3 ELSE 0 END)
+             ON CONFLICT (edge, policy_id) DO UPDATE SET
+                 hits = MIN(hits + CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN 0 ELSE ?3 END, 9007199254740992),
+                 shadow_hits = MIN(shadow_hits + CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN ?3 ELSE 0 END, 9007199254740992),
+                 misses = MIN(misses + ?4, 9007199254740992), errors = ?5, updated_at = ?6",
+            params![
+                edge.instance_id,
+                policy_id,
+                hits,
+                misses,
+                serde_json::to_string(errors)?,
+                edge.last_sync
+            ],
+        )?;
+    }
     Ok(())
 }
 

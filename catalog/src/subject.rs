@@ -318,7 +318,7 @@ impl ControlPlane {
         let hashes = candidate_hashes(&key, value);
         let mut out = ValueErasure::default();
         self.store()
-            .with_conn(|c| -> Result<(), crate::CatalogError> {
+            .exclusive(|c| -> Result<(), crate::CatalogError> {
                 let tx = c.unchecked_transaction()?;
                 let rows: Vec<(String, String, String)> = {
                     let mut st = tx.prepare("SELECT service, signal, body FROM summaries")?;
@@ -341,7 +341,7 @@ impl ControlPlane {
                 }
                 tx.commit()?;
                 Ok(())
-            })?;
+            })??;
         if out.rows > 0 {
             self.store().scrub()?;
         }

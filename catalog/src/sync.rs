@@ -1,6 +1,9 @@
 //! Serving `PolicyService.Sync` to edges from the control plane's policy store: the
 //! enabled policies (shadow ones labelled), their hash, the recommended interval; each
-//! sync records the edge and adds its per-policy hits and misses.
+//! sync records the edge and adds its per-policy hits and misses. The served set is built
+//! once per change of the policies (it is cached with its hash); an edge that already has
+//! it is answered "unchanged" (no policies, the same hash); the edge's row and counts are
+//! buffered and written with the store's next persist, not by each sync.
 
 use std::sync::Arc;
 
@@ -29,6 +32,16 @@ fn to_wire(docs: &[serde_json::Value]) -> Vec<proto::Policy> {
             },
         )
         .collect()
+}
+
+/// The policy set served to edges, built once per change of the policies.
+pub struct Served {
+    /// The policies on the wire.
+    pub policies: Vec<proto::Policy>,
+    /// Their hash.
+    pub hash: String,
+    /// Their ids.
+    pub ids: std::collections::HashSet<String>,
 }
 
 /// The control plane as a policy provider.
@@ -72,7 +85,17 @@ fn cut(s: &str, max: usize) -> String {
     s[..end].to_string()
 }
 
-/// Serves one sync for `edge` (blocking: SQLite). The instance id is recorded as
+/// Builds the served set from the store (see [`ControlPlane::served_set`]).
+pub fn build_served(docs: &[serde_json::Value]) -> Served {
+    let policies = to_wire(docs);
+    Served {
+        hash: policies_hash(&policies),
+        ids: policies.iter().map(|p| p.id.clone()).collect(),
+        policies,
+    }
+}
+
+/// Serves one sync for `edge` (blocking: SQLite when the policies changed). The instance id is recorded as
 /// `<edge>/<service.instance.id>`, so one edge can never report as another; statuses of
 /// policies the control plane does not serve are ignored; negative or oversized counts
 /// refuse the sync (INVALID_ARGUMENT) with the field named.
@@ -82,11 +105,10 @@ pub fn sync_blocking(
     request: proto::SyncRequest,
     interval_seconds: u32,
 ) -> Result<proto::SyncResponse, tonic::Status> {
-    let docs = control
-        .served_policies()
+    let served = control
+        .served_set()
         .map_err(|e| tonic::Status::internal(e.to_string()))?;
-    let policies = to_wire(&docs);
-    let hash = policies_hash(&policies);
+    let hash = served.hash.clone();
     let meta = request.client_metadata.unwrap_or_default();
     let named = |key: &str| -> Result<Option<String>, tonic::Status> {
         match attr(&meta.resource_attributes, key) {
@@ -112,7 +134,7 @@ pub fn sync_blocking(
                     )));
                 }
             }
-            if !policies.iter().any(|p| p.id == s.id) {
+            if !served.ids.contains(&s.id) {
                 continue;
             }
             let errors = s
@@ -130,16 +152,23 @@ pub fn sync_blocking(
         last_sync: now_secs(),
         last_hash: hash.clone(),
     };
-    control
-        .store()
-        .record_sync(&info, &statuses)
-        .map_err(|e| tonic::Status::internal(e.to_string()))?;
+    control.store().stage_sync(&info, &statuses);
+    // Unchanged: no list and the same hash tell the edge to keep what it runs.
+    let unchanged = !request.full_sync && request.last_successful_hash == hash;
     Ok(proto::SyncResponse {
-        policies,
+        policies: if unchanged {
+            Vec::new()
+        } else {
+            served.policies.clone()
+        },
         hash,
         sync_timestamp_unix_nano: (now_secs() as u64) * 1_000_000_000,
         recommended_sync_interval_seconds: interval_seconds,
-        sync_type: proto::SyncType::Full as i32,
+        sync_type: if unchanged {
+            proto::SyncType::Unspecified as i32
+        } else {
+            proto::SyncType::Full as i32
+        },
         ..Default::default()
     })
 }

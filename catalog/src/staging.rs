@@ -1,0 +1,760 @@
+//! What keeps one control plane fast under a fleet of edges (docs/ARCHITECTURE.md,
+//! "The control plane at fleet scale"):
+//!
+//! - **Staged ingest.** An accepted summary is checked against the catalog's service caps
+//!   and the edge's summary sequence, then merged into an in-memory delta per service; a
+//!   persister writes each service that has a delta once per `persist_interval` (one
+//!   transaction for all of them, the edge's sequence numbers in the same one), merging the
+//!   delta into the stored row under the same caps as before. A summary therefore costs one
+//!   parse and one in-memory merge on the request path, not a decode and rewrite of every
+//!   stored service it names under the store's lock.
+//! - **Idempotent ingest.** An edge numbers its summaries per stream (a random id per
+//!   exporter start) in `x-weir-summary-seq: <stream>:<n>`; a number at or below the
+//!   stream's last applied one is acknowledged and not merged again, so a summary sent
+//!   again after a timeout is never counted twice. The check and the merge happen under one
+//!   lock, so two copies of one summary racing each other merge once.
+//! - **Decoded catalog.** The rows as last written or read, decoded, serve the views; they
+//!   are used only while the connection's `PRAGMA data_version` says no other connection
+//!   (the CLI, a local `catalog` exporter) changed the file.
+//! - **Token cache, sync status buffer, generations.** Token lookups are answered from
+//!   memory (dropped on create, revoke, retention and any change by another connection,
+//!   which is checked at least once a second); sync reports are added up in memory and
+//!   written with the persister; every change that views depend on bumps a generation, so
+//!   the advice and the served policy set are recomputed only when something changed.
+//!
+//! An acknowledged summary reaches the database within `persist_interval` (and at
+//! shutdown); a crash of the control plane in between loses it (it is never counted twice).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use weir_metadata::summary::{CatalogSummary, MergeCaps, ServiceSummary};
+
+use crate::ingest::{IngestConfig, ALL_SIGNALS};
+use crate::store::{EdgeInfo, Store, TokenInfo};
+use crate::CatalogError;
+
+/// Every stored service, decoded: (summary, first seen, last seen) by name.
+pub type CatalogRows = BTreeMap<String, (Arc<ServiceSummary>, i64, i64)>;
+
+type Written = Vec<(String, ServiceSummary, i64, i64)>;
+type Prevs<'a> = HashMap<&'a str, (Arc<ServiceSummary>, i64, i64)>;
+
+/// How often changes by other connections are looked for when nothing else asks.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One token as looked up.
+#[derive(Clone)]
+pub(crate) struct CachedToken {
+    pub(crate) info: TokenInfo,
+    pub(crate) hash: Vec<u8>,
+}
+
+/// Adds of one service not written yet.
+struct Delta {
+    add: ServiceSummary,
+    first: i64,
+    last: i64,
+}
+
+/// Sync reports of one edge instance not written yet.
+struct PendingSync {
+    info: EdgeInfo,
+    /// policy id -> (hits, misses, latest errors)
+    statuses: BTreeMap<String, (i64, i64, Vec<String>)>,
+}
+
+#[derive(Default)]
+struct Staged {
+    /// Whether the index below was read from the database (and is current).
+    loaded: bool,
+    /// Services in the catalog (stored or staged).
+    services: HashSet<String>,
+    /// Services each edge reported.
+    edge_services: HashMap<String, HashSet<String>>,
+    /// (edge, stream) -> last applied sequence number.
+    streams: HashMap<(String, String), u64>,
+    deltas: HashMap<String, Delta>,
+    new_pairs: Vec<(String, String)>,
+    dirty_streams: HashSet<(String, String)>,
+}
+
+#[derive(Default)]
+struct Decoded {
+    /// The connection's data_version these rows are valid for.
+    data_version: Option<i64>,
+    /// Whether `rows` holds every stored service.
+    complete: bool,
+    rows: CatalogRows,
+}
+
+#[derive(Default)]
+struct Watch {
+    data_version: Option<i64>,
+    checked: Option<Instant>,
+}
+
+/// The store's caches and staging (see the module documentation).
+pub(crate) struct Fast {
+    generation: AtomicU64,
+    policy_generation: AtomicU64,
+    watch: Mutex<Watch>,
+    tokens: Mutex<HashMap<Vec<u8>, CachedToken>>,
+    /// Token id -> unix second of the last `last_used_at` write.
+    touched: Mutex<HashMap<String, i64>>,
+    staged: Mutex<Staged>,
+    /// Set when the staged index must be read again (never taken with the connection
+    /// locked: staging takes the connection with the staged lock held).
+    index_stale: AtomicBool,
+    persisting: Mutex<()>,
+    decoded: Mutex<Decoded>,
+    syncs: Mutex<HashMap<String, PendingSync>>,
+    config: RwLock<IngestConfig>,
+}
+
+impl Default for Fast {
+    fn default() -> Self {
+        Fast {
+            generation: AtomicU64::new(1),
+            policy_generation: AtomicU64::new(1),
+            watch: Mutex::default(),
+            tokens: Mutex::default(),
+            touched: Mutex::default(),
+            staged: Mutex::default(),
+            index_stale: AtomicBool::new(false),
+            persisting: Mutex::new(()),
+            decoded: Mutex::default(),
+            syncs: Mutex::default(),
+            config: RwLock::new(IngestConfig::default()),
+        }
+    }
+}
+
+/// What became of a staged summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staging {
+    /// Merged (written with the next persist).
+    Applied,
+    /// Its sequence number was applied before: acknowledged, not merged again.
+    Duplicate,
+}
+
+/// The header an edge numbers its summaries in: `<stream>:<n>`.
+pub const SEQ_HEADER: &str = "x-weir-summary-seq";
+
+/// A summary's place in its edge's sequence: `<stream>:<n>` (stream: 1 to 64 of
+/// `0-9 a-z A-Z - _`, n > 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummarySeq {
+    /// The exporter run's stream id.
+    pub stream: String,
+    /// The summary's number in it, from 1.
+    pub seq: u64,
+}
+
+impl SummarySeq {
+    /// Parses the `x-weir-summary-seq` header's value.
+    pub fn parse(v: &str) -> Result<SummarySeq, String> {
+        let (stream, n) = v
+            .split_once(':')
+            .ok_or_else(|| format!("x-weir-summary-seq: {v:?} is not <stream>:<number>"))?;
+        if stream.is_empty()
+            || stream.len() > 64
+            || !stream
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "x-weir-summary-seq: stream {stream:?} is not 1 to 64 of 0-9 a-z A-Z - _"
+            ));
+        }
+        let seq: u64 = n
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("x-weir-summary-seq: {n:?} is not a number above 0"))?;
+        Ok(SummarySeq {
+            stream: stream.to_string(),
+            seq,
+        })
+    }
+}
+
+/// A stored body read back: a summary, or a fresh one for a row that is oversized or does
+/// not read back (corrupt, or written by a build without today's checks).
+pub(crate) fn decode_stored(service: &str, old: &str, cfg: &IngestConfig) -> ServiceSummary {
+    if old.len() > cfg.max_service_bytes.saturating_mul(2) {
+        tracing::warn!(
+            service,
+            bytes = old.len(),
+            "stored summary oversized; replaced"
+        );
+        return ServiceSummary::default();
+    }
+    serde_json::from_str(old).unwrap_or_else(|e| {
+        tracing::warn!(service, error = %e, "stored summary unreadable; replaced");
+        ServiceSummary::default()
+    })
+}
+
+/// `prev` with `add` merged in under the caps of `cfg`, and its JSON: past
+/// `max_service_bytes` the service takes no new templates, names or keys (counts of those
+/// it holds still add up).
+pub(crate) fn merge_service(
+    prev: &ServiceSummary,
+    add: &ServiceSummary,
+    cfg: &IngestConfig,
+) -> Result<(ServiceSummary, String), CatalogError> {
+    let mut merged = prev.clone();
+    merged.merge_within(add, &cfg.limits.store_caps());
+    let body = serde_json::to_string(&merged)?;
+    if body.len() <= cfg.max_service_bytes {
+        return Ok((merged, body));
+    }
+    let frozen = MergeCaps {
+        services: usize::MAX,
+        templates: prev.logs.templates.len(),
+        names: prev.traces.spans.len().min(prev.metrics.metrics.len()),
+        attribute_keys: 0,
+    };
+    let mut merged = prev.clone();
+    merged.merge_within(add, &frozen);
+    let body = serde_json::to_string(&merged)?;
+    Ok((merged, body))
+}
+
+impl Fast {
+    /// Something views depend on changed.
+    pub(crate) fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The policies changed.
+    pub(crate) fn bump_policies(&self) {
+        self.policy_generation.fetch_add(1, Ordering::Relaxed);
+        self.bump();
+    }
+
+    /// Tokens changed: lookups go to the database again.
+    pub(crate) fn forget_tokens(&self) {
+        lock(&self.tokens).clear();
+    }
+
+    fn forget_catalog(&self) {
+        *lock(&self.decoded) = Decoded::default();
+        self.index_stale.store(true, Ordering::Relaxed);
+    }
+
+    /// Everything read from the database is dropped (another connection changed it).
+    fn forget_all(&self) {
+        self.forget_tokens();
+        self.forget_catalog();
+        self.bump_policies();
+    }
+}
+
+impl Store {
+    /// The generation of everything the views depend on (catalog, policies, statuses,
+    /// dismissals, sources); it changes whenever one of them does.
+    pub fn generation(&self) -> u64 {
+        self.watch_external(false);
+        self.fast.generation.load(Ordering::Relaxed)
+    }
+
+    /// As [`Store::generation`], after looking for other connections' changes now.
+    pub fn generation_now(&self) -> u64 {
+        self.watch_external(true);
+        self.fast.generation.load(Ordering::Relaxed)
+    }
+
+    /// The generation of the policies.
+    pub fn policy_generation(&self) -> u64 {
+        self.watch_external(false);
+        self.fast.policy_generation.load(Ordering::Relaxed)
+    }
+
+    /// Sets the ingest limits the staged merges and the persister apply.
+    pub fn set_ingest_config(&self, cfg: IngestConfig) {
+        *self.fast.config.write().unwrap_or_else(|e| e.into_inner()) = cfg;
+    }
+
+    fn ingest_config(&self) -> IngestConfig {
+        self.fast
+            .config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Looks at the connection's data_version (at most once a second unless `now`): when
+    /// another connection committed, every cache is dropped.
+    fn watch_external(&self, now: bool) {
+        {
+            let w = lock(&self.fast.watch);
+            if !now && w.checked.is_some_and(|t| t.elapsed() < WATCH_EVERY) {
+                return;
+            }
+        }
+        let conn = self.lock();
+        self.watch_with(&conn);
+    }
+
+    /// As [`Store::watch_external`], with the connection locked by the caller; returns the
+    /// data_version.
+    pub(crate) fn watch_with(&self, conn: &Connection) -> Option<i64> {
+        let dv: Option<i64> = conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok();
+        let mut w = lock(&self.fast.watch);
+        w.checked = Some(Instant::now());
+        if dv.is_some() && w.data_version.is_some() && w.data_version != dv {
+            drop(w);
+            tracing::debug!("catalog store changed by another connection: caches dropped");
+            self.fast.forget_all();
+            w = lock(&self.fast.watch);
+        }
+        w.data_version = dv;
+        dv
+    }
+
+    // ---- tokens ----
+
+    /// The live token with this hash, from memory when it was looked up before.
+    pub(crate) fn token_cached(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<(TokenInfo, Vec<u8>)>, CatalogError> {
+        self.watch_external(false);
+        if let Some(t) = lock(&self.fast.tokens).get(hash) {
+            return Ok(Some((t.info.clone(), t.hash.clone())));
+        }
+        let found = self.token_by_hash(hash)?;
+        if let Some((info, stored)) = &found {
+            let mut cache = lock(&self.fast.tokens);
+            if cache.len() > 100_000 {
+                cache.clear();
+            }
+            cache.insert(
+                hash.to_vec(),
+                CachedToken {
+                    info: info.clone(),
+                    hash: stored.clone(),
+                },
+            );
+        }
+        Ok(found)
+    }
+
+    /// Records a token's use at most once a minute (without touching the database in
+    /// between).
+    pub(crate) fn touch_token_cached(&self, id: &str, now: i64) -> Result<(), CatalogError> {
+        {
+            let mut t = lock(&self.fast.touched);
+            if t.get(id).is_some_and(|at| now - at < 60) {
+                return Ok(());
+            }
+            if t.len() > 100_000 {
+                t.clear();
+            }
+            t.insert(id.to_string(), now);
+        }
+        self.touch_token(id, now)
+    }
+
+    // ---- staged ingest ----
+
+    fn load_index(&self, staged: &mut Staged) -> Result<(), CatalogError> {
+        let conn = self.lock();
+        let services: Vec<String> = {
+            let mut st = conn.prepare("SELECT DISTINCT service FROM summaries")?;
+            let r = st.query_map([], |r| r.get(0))?;
+            r.collect::<Result<_, _>>()?
+        };
+        let pairs: Vec<(String, String)> = {
+            let mut st = conn.prepare("SELECT edge, service FROM edge_services")?;
+            let r = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            r.collect::<Result<_, _>>()?
+        };
+        let streams: Vec<(String, String, i64)> = {
+            let mut st = conn.prepare("SELECT edge, stream, seq FROM ingest_streams")?;
+            let r = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            r.collect::<Result<_, _>>()?
+        };
+        drop(conn);
+        staged.services = services.into_iter().collect();
+        staged.services.extend(staged.deltas.keys().cloned());
+        staged.edge_services.clear();
+        for (e, s) in pairs.into_iter().chain(staged.new_pairs.iter().cloned()) {
+            staged.edge_services.entry(e).or_default().insert(s);
+        }
+        for (e, s, n) in streams {
+            let v = staged.streams.entry((e, s)).or_insert(0);
+            *v = (*v).max(n.max(0) as u64);
+        }
+        staged.loaded = true;
+        Ok(())
+    }
+
+    /// Checks `summary` (from `edge`, numbered `seq`) against the catalog's caps and
+    /// merges it into the staged deltas: all of it or, with an error, nothing. Written by
+    /// the next [`Store::persist`].
+    pub fn stage(
+        &self,
+        summary: &CatalogSummary,
+        edge: Option<&str>,
+        seq: Option<&SummarySeq>,
+        seen_at: i64,
+    ) -> Result<Staging, CatalogError> {
+        let cfg = self.ingest_config();
+        self.watch_external(false);
+        let mut staged = lock(&self.fast.staged);
+        if !staged.loaded || self.fast.index_stale.swap(false, Ordering::Relaxed) {
+            self.load_index(&mut staged)?;
+        }
+        let stream_key = match (edge, seq) {
+            (Some(e), Some(s)) => {
+                let k = (e.to_string(), s.stream.clone());
+                if staged.streams.get(&k).is_some_and(|last| *last >= s.seq) {
+                    return Ok(Staging::Duplicate);
+                }
+                Some((k, s.seq))
+            }
+            _ => None,
+        };
+        // The caps, before anything changes.
+        if let Some(e) = edge {
+            let known = staged.edge_services.get(e);
+            let before = known.map_or(0, HashSet::len);
+            let added = summary
+                .services
+                .keys()
+                .filter(|s| known.is_none_or(|k| !k.contains(*s)))
+                .count();
+            let n = before + added;
+            if added > 0 && n > cfg.max_services_per_edge {
+                return Err(CatalogError::Limit(format!(
+                    "services: edge {e:?} would report {n} services, the per-edge limit is {}",
+                    cfg.max_services_per_edge
+                )));
+            }
+        }
+        let new_services = summary
+            .services
+            .keys()
+            .filter(|s| !staged.services.contains(*s))
+            .count();
+        if new_services > 0 && staged.services.len() + new_services > cfg.max_services {
+            return Err(CatalogError::Limit(format!(
+                "services: the catalog holds {} services, the limit is {}",
+                staged.services.len(),
+                cfg.max_services
+            )));
+        }
+        let caps = cfg.limits.store_caps();
+        for (service, add) in &summary.services {
+            staged.services.insert(service.clone());
+            if let Some(e) = edge {
+                if staged
+                    .edge_services
+                    .entry(e.to_string())
+                    .or_default()
+                    .insert(service.clone())
+                {
+                    staged.new_pairs.push((e.to_string(), service.clone()));
+                }
+            }
+            match staged.deltas.get_mut(service) {
+                Some(d) => {
+                    d.add.merge_within(add, &caps);
+                    d.last = d.last.max(seen_at);
+                }
+                None => {
+                    let mut d = ServiceSummary::default();
+                    d.merge_within(add, &caps);
+                    staged.deltas.insert(
+                        service.clone(),
+                        Delta {
+                            add: d,
+                            first: seen_at,
+                            last: seen_at,
+                        },
+                    );
+                }
+            }
+        }
+        if let Some((k, n)) = stream_key {
+            staged.streams.insert(k.clone(), n);
+            staged.dirty_streams.insert(k);
+        }
+        Ok(Staging::Applied)
+    }
+
+    /// Buffers one sync report (written by the next [`Store::persist`]): the edge's row,
+    /// and its per-policy counts added up.
+    pub fn stage_sync(&self, edge: &EdgeInfo, statuses: &[(String, i64, i64, Vec<String>)]) {
+        let mut syncs = lock(&self.fast.syncs);
+        let p = syncs
+            .entry(edge.instance_id.clone())
+            .or_insert_with(|| PendingSync {
+                info: edge.clone(),
+                statuses: BTreeMap::new(),
+            });
+        p.info = edge.clone();
+        for (id, hits, misses, errors) in statuses {
+            let s = p.statuses.entry(id.clone()).or_insert((0, 0, Vec::new()));
+            s.0 = s.0.saturating_add(*hits);
+            s.1 = s.1.saturating_add(*misses);
+            s.2 = errors.clone();
+        }
+        if !statuses.is_empty() {
+            self.fast.bump();
+        }
+    }
+
+    /// Writes what is staged: every service with a delta once (merged into its stored row
+    /// under the caps), the new edge/service pairs, the edges' sequence numbers and the
+    /// buffered sync reports, in one transaction. On failure everything stays staged for
+    /// the next call. Returns whether anything was written.
+    pub fn persist(&self) -> Result<bool, CatalogError> {
+        let _one = lock(&self.fast.persisting);
+        self.persist_locked()
+    }
+
+    fn persist_locked(&self) -> Result<bool, CatalogError> {
+        let (deltas, pairs, streams) = {
+            let mut s = lock(&self.fast.staged);
+            let deltas = std::mem::take(&mut s.deltas);
+            let pairs = std::mem::take(&mut s.new_pairs);
+            let keys: Vec<_> = s.dirty_streams.drain().collect();
+            let streams: Vec<((String, String), u64)> = keys
+                .into_iter()
+                .map(|k| {
+                    let n = s.streams.get(&k).copied().unwrap_or(0);
+                    (k, n)
+                })
+                .collect();
+            (deltas, pairs, streams)
+        };
+        let syncs = std::mem::take(&mut *lock(&self.fast.syncs));
+        if deltas.is_empty() && pairs.is_empty() && streams.is_empty() && syncs.is_empty() {
+            return Ok(false);
+        }
+        let cfg = self.ingest_config();
+        // Merged outside the connection's lock, from the decoded rows, when they are current.
+        let (dv_cached, prevs): (Option<i64>, Prevs<'_>) = {
+            let d = lock(&self.fast.decoded);
+            (
+                d.data_version,
+                deltas
+                    .keys()
+                    .filter_map(|s| d.rows.get(s).map(|r| (s.as_str(), r.clone())))
+                    .collect(),
+            )
+        };
+        let mut merged: HashMap<&str, (ServiceSummary, String)> = HashMap::new();
+        if dv_cached.is_some() {
+            for (service, d) in &deltas {
+                if let Some((prev, _, _)) = prevs.get(service.as_str()) {
+                    merged.insert(service, merge_service(prev, &d.add, &cfg)?);
+                }
+            }
+        }
+        let result = (|| -> Result<(i64, Written), CatalogError> {
+            let mut conn = self.lock();
+            let dv = self.watch_with(&conn).unwrap_or(-1);
+            let fresh = dv_cached == Some(dv);
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut written = Vec::new();
+            for (service, d) in &deltas {
+                let seen: Option<(i64, i64)> = tx
+                    .query_row(
+                        "SELECT first_seen, last_seen FROM summaries WHERE service = ?1 AND signal = ?2",
+                        params![service, ALL_SIGNALS],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                let (first, last) = match seen {
+                    Some((f, l)) => (f, l.max(d.last)),
+                    None => (d.first, d.last),
+                };
+                let ready = if fresh && seen.is_some() {
+                    merged.remove(service.as_str())
+                } else {
+                    None
+                };
+                let (summary, body) = match (ready, seen) {
+                    (Some(m), _) => m,
+                    (None, Some(_)) => {
+                        let old: String = tx.query_row(
+                            "SELECT body FROM summaries WHERE service = ?1 AND signal = ?2",
+                            params![service, ALL_SIGNALS],
+                            |r| r.get(0),
+                        )?;
+                        merge_service(&decode_stored(service, &old, &cfg), &d.add, &cfg)?
+                    }
+                    (None, None) => merge_service(&ServiceSummary::default(), &d.add, &cfg)?,
+                };
+                tx.execute(
+                    "INSERT INTO summaries (service, signal, body, first_seen, last_seen)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (service, signal) DO UPDATE SET body = ?3, last_seen = MAX(last_seen, ?5)",
+                    params![service, ALL_SIGNALS, body, first, last],
+                )?;
+                written.push((service.clone(), summary, first, last));
+            }
+            for (edge, service) in &pairs {
+                tx.execute(
+                    "INSERT OR IGNORE INTO edge_services (edge, service) VALUES (?1, ?2)",
+                    params![edge, service],
+                )?;
+            }
+            let now = crate::store::now_secs();
+            for ((edge, stream), n) in &streams {
+                tx.execute(
+                    "INSERT INTO ingest_streams (edge, stream, seq, at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (edge, stream) DO UPDATE SET seq = MAX(seq, ?3), at = ?4",
+                    params![edge, stream, *n as i64, now],
+                )?;
+            }
+            for p in syncs.values() {
+                let statuses: Vec<(String, i64, i64, Vec<String>)> = p
+                    .statuses
+                    .iter()
+                    .map(|(id, (h, m, e))| (id.clone(), *h, *m, e.clone()))
+                    .collect();
+                crate::store::record_sync_in(&tx, &p.info, &statuses)?;
+            }
+            tx.commit()?;
+            Ok((dv, written))
+        })();
+        match result {
+            Ok((dv, written)) => {
+                let mut d = lock(&self.fast.decoded);
+                if d.data_version == Some(dv) {
+                    for (service, summary, first, last) in written {
+                        d.rows.insert(service, (Arc::new(summary), first, last));
+                    }
+                } else {
+                    *d = Decoded::default();
+                }
+                drop(d);
+                self.fast.bump();
+                Ok(true)
+            }
+            Err(e) => {
+                // Kept for the next attempt.
+                let mut s = lock(&self.fast.staged);
+                let caps = cfg.limits.store_caps();
+                for (service, d) in deltas {
+                    match s.deltas.get_mut(&service) {
+                        Some(newer) => {
+                            let mut older = d.add;
+                            older.merge_within(&newer.add, &caps);
+                            newer.add = older;
+                            newer.first = newer.first.min(d.first);
+                            newer.last = newer.last.max(d.last);
+                        }
+                        None => {
+                            s.deltas.insert(service, d);
+                        }
+                    }
+                }
+                s.new_pairs.extend(pairs);
+                for (k, _) in streams {
+                    s.dirty_streams.insert(k);
+                }
+                drop(s);
+                let mut q = lock(&self.fast.syncs);
+                for (k, p) in syncs {
+                    match q.get_mut(&k) {
+                        Some(newer) => {
+                            for (id, (h, m, _)) in p.statuses {
+                                let s = newer.statuses.entry(id).or_insert((0, 0, Vec::new()));
+                                s.0 = s.0.saturating_add(h);
+                                s.1 = s.1.saturating_add(m);
+                            }
+                        }
+                        None => {
+                            q.insert(k, p);
+                        }
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Every stored service, decoded (from memory while no other connection changed the
+    /// file), after writing what is staged.
+    pub fn decoded_catalog(&self) -> Result<CatalogRows, CatalogError> {
+        self.persist()?;
+        let cfg = self.ingest_config();
+        let dv = {
+            let conn = self.lock();
+            self.watch_with(&conn)
+        };
+        {
+            let d = lock(&self.fast.decoded);
+            if d.complete && d.data_version == dv {
+                return Ok(d.rows.clone());
+            }
+        }
+        let _one = lock(&self.fast.persisting);
+        let conn = self.lock();
+        let dv = self.watch_with(&conn);
+        let mut rows = BTreeMap::new();
+        {
+            let mut st = conn.prepare(
+                "SELECT service, body, first_seen, last_seen FROM summaries ORDER BY service, signal",
+            )?;
+            let it = st.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?;
+            for row in it {
+                let (service, body, first, last) = row?;
+                if body.len() > cfg.max_service_bytes.saturating_mul(2) {
+                    tracing::warn!(service, "stored summary oversized; skipped");
+                    continue;
+                }
+                match serde_json::from_str::<ServiceSummary>(&body) {
+                    Ok(s) => {
+                        rows.insert(service, (Arc::new(s), first, last));
+                    }
+                    Err(e) => {
+                        tracing::warn!(service, error = %e, "stored summary unreadable; skipped")
+                    }
+                }
+            }
+        }
+        drop(conn);
+        *lock(&self.fast.decoded) = Decoded {
+            data_version: dv,
+            complete: true,
+            rows: rows.clone(),
+        };
+        Ok(rows)
+    }
+
+    /// Runs `f` on the connection after writing what is staged, then drops what was read
+    /// from the database (for changes to the catalog's rows other than staged merges:
+    /// deletions, erasure, retention).
+    pub(crate) fn exclusive<R>(&self, f: impl FnOnce(&Connection) -> R) -> Result<R, CatalogError> {
+        let _one = lock(&self.fast.persisting);
+        self.persist_locked()?;
+        let r = f(&self.lock());
+        self.fast.forget_catalog();
+        self.fast.forget_tokens();
+        self.fast.bump_policies();
+        Ok(r)
+    }
+}
