@@ -335,15 +335,10 @@ impl ConnectorConfig for Routing {
                     _ => false,
                 };
                 if !fits {
-                    return Err(BuildError::Other {
-                        id: ctx.id.clone(),
-                        message: format!(
-                            "{}: the {} context cannot route {from}",
-                            r.path,
-                            c.name()
-                        ),
-                        source: None,
-                    });
+                    return Err(BuildError::message(
+                        &ctx.id,
+                        format!("{}: the {} context cannot route {from}", r.path, c.name()),
+                    ));
                 }
             }
             // A route whose pipelines are all of another signal does not apply here.

@@ -251,19 +251,11 @@ impl ExporterConfig for OtlpGrpcConfig {
             );
         }
         let endpoint = Endpoint::from_shared(self.url.clone())
-            .map_err(|e| BuildError::Other {
-                id: ctx.id.clone(),
-                message: format!("invalid endpoint {:?}", self.url),
-                source: Some(Box::new(e)),
-            })?
+            .map_err(|e| BuildError::other(&ctx.id, format!("invalid endpoint {:?}", self.url), e))?
             .connect_timeout(self.settings.timeout)
             .tcp_nodelay(true)
             .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
-            .map_err(|e| BuildError::Other {
-                id: ctx.id.clone(),
-                message: "invalid user agent".into(),
-                source: Some(Box::new(e)),
-            })?;
+            .map_err(|e| BuildError::other(&ctx.id, "invalid user agent", e))?;
         let endpoint = match &self.settings.keepalive {
             Some(k) => {
                 let mut e = endpoint.keep_alive_while_idle(k.permit_without_stream);
@@ -281,10 +273,8 @@ impl ExporterConfig for OtlpGrpcConfig {
             Some(authority) => {
                 let origin = format!("http://{authority}")
                     .parse::<http::Uri>()
-                    .map_err(|e| BuildError::Other {
-                        id: ctx.id.clone(),
-                        message: format!("invalid authority {authority:?}"),
-                        source: Some(Box::new(e)),
+                    .map_err(|e| {
+                        BuildError::other(&ctx.id, format!("invalid authority {authority:?}"), e)
                     })?;
                 endpoint.origin(origin)
             }
@@ -296,11 +286,7 @@ impl ExporterConfig for OtlpGrpcConfig {
                 .load(&format!("exporters.{}.tls", ctx.id), |p| {
                     ctx.resolve_path(p)
                 })
-                .map_err(|e| BuildError::Other {
-                    id: ctx.id.clone(),
-                    message: e.to_string(),
-                    source: Some(Box::new(e)),
-                })?
+                .map_err(|e| BuildError::caused_by(&ctx.id, e))?
         } else {
             weir_tls::ClientTls::plaintext()
         };

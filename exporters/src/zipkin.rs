@@ -173,11 +173,7 @@ impl ExporterConfig for ZipkinConfig {
                 .load(&format!("exporters.{}.tls", ctx.id), |p| {
                     ctx.resolve_path(p)
                 })
-                .map_err(|e| BuildError::Other {
-                    id: ctx.id.clone(),
-                    message: e.to_string(),
-                    source: Some(Box::new(e)),
-                })?
+                .map_err(|e| BuildError::caused_by(&ctx.id, e))?
         } else {
             weir_tls::ClientTls::plaintext()
         };

@@ -68,11 +68,7 @@ impl Authenticators {
         path: &str,
         name: &str,
     ) -> Result<Arc<dyn ClientAuthenticator>, BuildError> {
-        let fail = |message: String| BuildError::Other {
-            id: id.clone(),
-            message: format!("{path}: {message}"),
-            source: None,
-        };
+        let fail = |message: String| BuildError::message(id, format!("{path}: {message}"));
         let key = ComponentId::parse(name).map_err(|e| fail(e.to_string()))?;
         match self.clients.get(&key) {
             Some(Some(a)) => Ok(a.clone()),
@@ -93,11 +89,7 @@ impl Authenticators {
         path: &str,
         name: &str,
     ) -> Result<Arc<dyn ServerAuthenticator>, BuildError> {
-        let fail = |message: String| BuildError::Other {
-            id: id.clone(),
-            message: format!("{path}: {message}"),
-            source: None,
-        };
+        let fail = |message: String| BuildError::message(id, format!("{path}: {message}"));
         let key = ComponentId::parse(name).map_err(|e| fail(e.to_string()))?;
         match self.by_id.get(&key) {
             Some(Some(a)) => Ok(a.clone()),

@@ -33,6 +33,27 @@ pub enum BuildError {
 }
 
 impl BuildError {
+    /// The catch-all error with a message and no underlying cause.
+    pub fn message(id: &ComponentId, message: impl Into<String>) -> Self {
+        BuildError::Other {
+            id: id.clone(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The catch-all error whose message is its cause's.
+    pub fn caused_by(
+        id: &ComponentId,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        BuildError::Other {
+            id: id.clone(),
+            message: source.to_string(),
+            source: Some(Box::new(source)),
+        }
+    }
+
     /// The catch-all error: `id` could not be built because of `source`.
     pub fn other(
         id: &ComponentId,

@@ -154,11 +154,8 @@ impl ExtensionConfig for Parsed {
             Some(f) => {
                 let path = ctx.resolve_path(f);
                 let field = format!("{}.filename", self.path);
-                let (modified, tokens) = read_tokens(&path).map_err(|e| BuildError::Other {
-                    id: ctx.id.clone(),
-                    message: format!("{field}: {e}"),
-                    source: None,
-                })?;
+                let (modified, tokens) = read_tokens(&path)
+                    .map_err(|e| BuildError::message(&ctx.id, format!("{field}: {e}")))?;
                 Some(TokenFile {
                     path,
                     state: Mutex::new(FileState {

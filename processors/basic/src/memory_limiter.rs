@@ -273,11 +273,8 @@ impl MemoryLimiterConfig {
         if let Some(g) = self.guard.get() {
             return Ok(g.clone());
         }
-        let (_, soft) = limits(self, total_memory()).map_err(|message| BuildError::Other {
-            id: ctx.id.clone(),
-            message,
-            source: None,
-        })?;
+        let (_, soft) = limits(self, total_memory())
+            .map_err(|message| BuildError::message(&ctx.id, message))?;
         let guard = Arc::new(Guard {
             born: std::time::Instant::now(),
             last_check_ms: AtomicU64::new(0),

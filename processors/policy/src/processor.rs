@@ -365,11 +365,10 @@ impl Runtime {
                                     }
                                 };
                                 Some(crate::sync_client::cache_key(&file).map_err(|e| {
-                                    BuildError::Other {
-                                        id: ctx.id.clone(),
-                                        message: format!("policy cache key of sources[{i}]: {e}"),
-                                        source: None,
-                                    }
+                                    BuildError::message(
+                                        &ctx.id,
+                                        format!("policy cache key of sources[{i}]: {e}"),
+                                    )
                                 })?)
                             }
                             None => None,
@@ -401,19 +400,11 @@ impl Runtime {
                                 &format!("processors.{}.sources[{i}].{kind}.tls", ctx.id),
                                 |p| ctx.resolve_path(p),
                             )
-                            .map_err(|e| BuildError::Other {
-                                id: ctx.id.clone(),
-                                message: e.to_string(),
-                                source: Some(Box::new(e)),
-                            })?,
+                            .map_err(|e| BuildError::caused_by(&ctx.id, e))?,
                         None if r.endpoint.starts_with("https://") => {
                             weir_tls::TlsClientSettings::default()
                                 .load("", |p| p.into())
-                                .map_err(|e| BuildError::Other {
-                                    id: ctx.id.clone(),
-                                    message: e.to_string(),
-                                    source: Some(Box::new(e)),
-                                })?
+                                .map_err(|e| BuildError::caused_by(&ctx.id, e))?
                         }
                         None => weir_tls::ClientTls::plaintext(),
                     };

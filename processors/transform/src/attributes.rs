@@ -133,14 +133,13 @@ impl ProcessorConfig for AttributesProcessorConfig {
         next: Arc<dyn Consumer>,
     ) -> Result<Arc<dyn Stage>, BuildError> {
         if let Err(e) = self.plan.matcher(signal) {
-            return Err(BuildError::Other {
-                id: ctx.id.clone(),
-                message: format!(
+            return Err(BuildError::message(
+                &ctx.id,
+                format!(
                     "include/exclude do not fit the {} signal: {e}",
                     signal.as_str()
                 ),
-                source: None,
-            });
+            ));
         }
         let processor = Arc::new(AttributesProcessor {
             plan: self.plan.clone(),

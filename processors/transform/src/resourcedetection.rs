@@ -530,11 +530,7 @@ impl ProcessorConfig for DetectionProcessorConfig {
                     .map(Arc::new)
             })
             .clone()
-            .map_err(|message| BuildError::Other {
-                id: ctx.id.clone(),
-                message,
-                source: None,
-            })?;
+            .map_err(|message| BuildError::message(&ctx.id, message))?;
         tracing::info!(processor = %ctx.id, attributes = detected.len(), "resource detected");
         let processor = Arc::new(DetectionProcessor {
             detected,
