@@ -186,33 +186,53 @@ impl Nested<'_> {
     }
 }
 
+/// The type of a scalar value and the tag and bytes its keyed hash is made of (`word`
+/// holds them for numbers and booleans); `None` for a nested value.
+#[inline]
+fn scalar<'a>(v: ValueRef<'a>, word: &'a mut [u8; 8]) -> Option<(ValueKind, u8, &'a [u8])> {
+    Some(match v {
+        ValueRef::Empty => (ValueKind::Empty, 0, b""),
+        ValueRef::Str(s) => (ValueKind::String, 1, s.as_bytes()),
+        ValueRef::Bool(b) => {
+            word[0] = u8::from(b);
+            (ValueKind::Bool, 2, &word[..1])
+        }
+        ValueRef::Int(i) => {
+            *word = i.to_le_bytes();
+            (ValueKind::Int, 3, &word[..])
+        }
+        ValueRef::Double(d) => {
+            *word = d.to_bits().to_le_bytes();
+            (ValueKind::Double, 4, &word[..])
+        }
+        ValueRef::Bytes(b) => (ValueKind::Bytes, 5, b),
+        ValueRef::Nested(_) => return None,
+    })
+}
+
 /// Type, keyed hash and approximate encoded size of a value.
 pub(crate) fn value_info(v: ValueRef<'_>, key: &SketchKey) -> (ValueKind, u64, u64) {
-    match v {
-        ValueRef::Empty => (ValueKind::Empty, key.hash_tagged(0, b""), 0),
-        ValueRef::Str(s) => (
-            ValueKind::String,
-            key.hash_tagged(1, s.as_bytes()),
-            s.len() as u64,
-        ),
-        ValueRef::Bool(b) => (ValueKind::Bool, key.hash_tagged(2, &[b as u8]), 1),
-        ValueRef::Int(i) => (ValueKind::Int, key.hash_tagged(3, &i.to_le_bytes()), 8),
-        ValueRef::Double(d) => (
-            ValueKind::Double,
-            key.hash_tagged(4, &d.to_bits().to_le_bytes()),
-            8,
-        ),
-        ValueRef::Bytes(b) => (ValueKind::Bytes, key.hash_tagged(5, b), b.len() as u64),
-        ValueRef::Nested(n) => {
-            let kind = match n.field() {
-                5 => ValueKind::Array,
-                _ => ValueKind::Kvlist,
-            };
-            // Rare: nested values are hashed by their encoding.
-            let bytes = n.any_value_encoding();
-            (kind, key.hash_tagged(6, &bytes), bytes.len() as u64)
-        }
+    let mut word = [0u8; 8];
+    if let Some((kind, tag, bytes)) = scalar(v, &mut word) {
+        let size = match v {
+            ValueRef::Str(s) => s.len() as u64,
+            ValueRef::Bytes(b) => b.len() as u64,
+            ValueRef::Bool(_) => 1,
+            ValueRef::Int(_) | ValueRef::Double(_) => 8,
+            _ => 0,
+        };
+        return (kind, key.hash_tagged(tag, bytes), size);
     }
+    let ValueRef::Nested(n) = v else {
+        unreachable!("scalar() reads every value but a nested one")
+    };
+    let kind = match n.field() {
+        5 => ValueKind::Array,
+        _ => ValueKind::Kvlist,
+    };
+    // Rare: nested values are hashed by their encoding.
+    let bytes = n.any_value_encoding();
+    (kind, key.hash_tagged(6, &bytes), bytes.len() as u64)
 }
 
 /// An attribute as the summariser reads it: its key, its value and the encoded size of the
@@ -271,7 +291,25 @@ fn observe_attributes<'a>(
                 map.entry(kv.key.to_string()).or_default()
             }
         };
-        let (kind, h, _) = value_info(kv.value, key);
+        // The keyed hash and the sketch update, unless the schema's memo shows the sketch
+        // holds this value's hash already (a byte compare; inserting twice changes nothing).
+        let mut word = [0u8; 8];
+        let (kind, h) = match scalar(kv.value, &mut word) {
+            Some((kind, tag, bytes)) => match schema.memo.get(tag, bytes) {
+                Some(h) => (kind, h),
+                None => {
+                    let h = key.hash_tagged(tag, bytes);
+                    schema.distinct.insert_hash(h);
+                    schema.memo.put(tag, bytes, h);
+                    (kind, h)
+                }
+            },
+            None => {
+                let (kind, h, _) = value_info(kv.value, key);
+                schema.distinct.insert_hash(h);
+                (kind, h)
+            }
+        };
         schema.types.add(kind, weight);
         schema.items += weight;
         // What removing the attribute saves on the wire: the whole encoded key/value pair
@@ -279,7 +317,6 @@ fn observe_attributes<'a>(
         let pair = kv.pair_len;
         let encoded = (1 + prost::encoding::encoded_len_varint(pair as u64) + pair) as u64;
         schema.bytes += encoded * weight;
-        schema.distinct.insert_hash(h);
         schema.seen.observe(t);
         // In memory only (repeat detection): a fast hash of the key is enough.
         let mut kh = rustc_hash::FxHasher::default();

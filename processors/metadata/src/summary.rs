@@ -248,9 +248,86 @@ pub struct AttributeSchema {
     pub distinct: DistinctSketch,
     /// When items carrying it were seen.
     pub seen: Seen,
+    /// The last values whose keyed hashes went into `distinct` (in memory only: never
+    /// serialised, shown, cloned or merged).
+    #[serde(skip)]
+    pub(crate) memo: ValueMemo,
+}
+
+/// Bytes of a value [`ValueMemo`] holds at most.
+const MEMO_BYTES: usize = 30;
+
+/// The last two distinct values (type tag and bytes, each at most [`MEMO_BYTES`]) whose keyed
+/// hashes a schema's `distinct` sketch already holds, with those hashes: a value equal to
+/// one of them (compared byte for byte, so a collision cannot make a wrong result) needs
+/// neither the keyed hash nor the sketch update again, since inserting a hash twice changes
+/// no sketch. Low-cardinality attributes (`http.method`, `region`) then cost a compare per
+/// item instead of a SipHash. It lives beside the sketch it describes; whatever replaces
+/// the sketch ([`AttributeSchema::forget_memo`], a take, a new key) empties it, and a
+/// clone starts empty, so no raw value ever leaves the accumulator with a summary.
+#[derive(Default)]
+pub(crate) struct ValueMemo {
+    entries: [MemoEntry; 2],
+    /// The entry the next miss replaces.
+    next: u8,
+}
+
+#[derive(Default, Clone, Copy)]
+struct MemoEntry {
+    /// Bytes held plus one; 0: empty.
+    len: u8,
+    tag: u8,
+    bytes: [u8; MEMO_BYTES],
+    hash: u64,
+}
+
+impl ValueMemo {
+    /// The hash remembered for (`tag`, `bytes`).
+    #[inline]
+    pub(crate) fn get(&self, tag: u8, bytes: &[u8]) -> Option<u64> {
+        self.entries
+            .iter()
+            .find(|e| {
+                e.len as usize == bytes.len() + 1
+                    && e.tag == tag
+                    && &e.bytes[..bytes.len()] == bytes
+            })
+            .map(|e| e.hash)
+    }
+
+    /// Remembers that the sketch holds `hash`, the hash of (`tag`, `bytes`).
+    #[inline]
+    pub(crate) fn put(&mut self, tag: u8, bytes: &[u8], hash: u64) {
+        if bytes.len() > MEMO_BYTES {
+            return;
+        }
+        let e = &mut self.entries[usize::from(self.next & 1)];
+        e.len = bytes.len() as u8 + 1;
+        e.tag = tag;
+        e.bytes[..bytes.len()].copy_from_slice(bytes);
+        e.hash = hash;
+        self.next ^= 1;
+    }
+}
+
+impl Clone for ValueMemo {
+    fn clone(&self) -> Self {
+        ValueMemo::default()
+    }
+}
+
+impl std::fmt::Debug for ValueMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ValueMemo")
+    }
 }
 
 impl AttributeSchema {
+    /// Empties the memo of hashed values (the sketch was replaced).
+    pub(crate) fn forget_memo(&mut self) {
+        self.memo = ValueMemo::default();
+    }
+
     fn merge(&mut self, o: &AttributeSchema) {
         self.types.merge(&o.types);
         self.items = self.items.saturating_add(o.items);
@@ -838,6 +915,7 @@ impl CatalogSummary {
         fn schemas(a: &mut AttributeSchemas) {
             for s in a.resource.values_mut().chain(a.item.values_mut()) {
                 s.distinct = DistinctSketch::new();
+                s.forget_memo();
             }
         }
         for s in self.services.values_mut() {
