@@ -485,7 +485,7 @@ pub async fn run(plan: FleetPlan) -> anyhow::Result<FleetReport> {
                         &[
                             ("authorization", format!("Bearer {token}")),
                             ("content-type", "application/json".into()),
-                            ("x-weir-summary-seq", seq.to_string()),
+                            ("x-weir-summary-seq", format!("bench-{e}:{seq}")),
                         ],
                         bodies[start].clone(),
                         timeout,
