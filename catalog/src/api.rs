@@ -685,7 +685,18 @@ async fn ingest(
             &control.rekeyed(&summary),
             Some(&edge),
             seq.as_ref(),
-        )
+        )?;
+        // Acknowledged only once on disk (group commit): the persist writes what every
+        // request staged so far in one transaction, so concurrent requests share it; one
+        // that finds its delta already taken waits on the persist lock until that
+        // transaction ends. A duplicate is persisted too: its first delivery may have been
+        // answered with an error after staging. A failed write answers 5xx (the edge sends
+        // the summary again, with its number) and keeps everything staged.
+        control
+            .store()
+            .persist()
+            .map(|_| ())
+            .map_err(crate::ingest::IngestError::Store)
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())?

@@ -14,7 +14,7 @@
 //!       max_services_per_edge: 2000    # services one edge name may report
 //!       max_service_bytes: 8388608     # a stored service summary stops taking new entries
 //!       max_in_flight: 64              # requests being read or merged; more get 503 + Retry-After
-//!       persist_interval: 1s           # staged summaries are written this often
+//!       persist_interval: 1s           # buffered sync reports are written this often
 //!       limits:                        # per request; see weir_metadata::validate
 //!         max_services: 1000
 //! ```
@@ -87,8 +87,9 @@ pub struct IngestConfig {
     /// sheds load instead of growing latency until edges time out. Default: 64.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
-    /// How often staged summaries are written to the database (each changed service once,
-    /// in one transaction); an acknowledged summary is on disk within this long. Default: 1s.
+    /// How often the persister writes what is buffered (sync reports, and anything still
+    /// staged) to the database; an ingest request writes what it staged before it is
+    /// acknowledged. Default: 1s.
     #[serde(default = "default_persist_interval", with = "humantime_serde")]
     pub persist_interval: Duration,
     /// Limits on each request's summary (services, templates, names, keys, name lengths,
