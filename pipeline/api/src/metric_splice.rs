@@ -28,6 +28,7 @@
 
 use std::ops::Range;
 
+use crate::splice::{framed_len, put_header};
 use crate::wire_check::varint;
 
 const LEN: u64 = 2;
@@ -146,25 +147,6 @@ fn message(f: &Field, what: &'static str) -> Result<Range<usize>, MetricSpliceEr
     } else {
         err(f.whole.start, what)
     }
-}
-
-fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-/// Length of a length-delimited field with a one-byte key and a body of `body` bytes.
-fn framed_len(body: usize) -> usize {
-    1 + varint_len(body as u64) + body
-}
-
-fn put_header(out: &mut Vec<u8>, field: u64, len: usize) {
-    out.push((field << 3 | LEN) as u8);
-    let mut v = len as u64;
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 /// Whether field `number` of a metric is a member of its `data` oneof.

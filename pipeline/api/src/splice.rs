@@ -28,18 +28,6 @@ struct Field {
     body: Option<Range<usize>>,
 }
 
-fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 /// The fields of the message in `buf[range]`; `None` when it is not valid protobuf (or uses
 /// the deprecated groups).
 fn fields(buf: &[u8], range: Range<usize>) -> impl Iterator<Item = Option<Field>> + '_ {
@@ -82,8 +70,8 @@ fn fields(buf: &[u8], range: Range<usize>) -> impl Iterator<Item = Option<Field>
 }
 
 /// Length of a length-delimited field with a one-byte key and a body of `body` bytes.
-fn framed_len(body: usize) -> usize {
-    1 + varint_len(body as u64) + body
+pub(crate) fn framed_len(body: usize) -> usize {
+    1 + prost::encoding::encoded_len_varint(body as u64) + body
 }
 
 /// Pass one's findings, per resource and scope entry in encounter order: the new body length
@@ -145,9 +133,10 @@ fn plan(buf: &[u8], keep: &[bool]) -> Option<Plan> {
     Some(p)
 }
 
-fn put_header(out: &mut Vec<u8>, field: u64, len: usize) {
+/// The key (field numbers below 16) and length prefix of a length-delimited field.
+pub(crate) fn put_header(out: &mut Vec<u8>, field: u64, len: usize) {
     out.push((field << 3 | LEN) as u8);
-    put_varint(out, len as u64);
+    prost::encoding::encode_varint(len as u64, out);
 }
 
 /// The request encoded in `buf` with the items whose flag in `keep` is `false` left out
