@@ -2,12 +2,12 @@
 //! "The control plane at fleet scale"):
 //!
 //! - **Staged ingest.** An accepted summary is checked against the catalog's service caps
-//!   and the edge's summary sequence, then merged into an in-memory delta per service; a
-//!   persister writes each service that has a delta once per `persist_interval` (one
-//!   transaction for all of them, the edge's sequence numbers in the same one), merging the
-//!   delta into the stored row under the same caps as before. A summary therefore costs one
-//!   parse and one in-memory merge on the request path, not a decode and rewrite of every
-//!   stored service it names under the store's lock.
+//!   and the edge's summary sequence, then merged into an in-memory delta per service;
+//!   [`Store::persist`] writes each service that has a delta (one transaction for all of
+//!   them, the edges' sequence numbers in the same one), merging the delta into the stored
+//!   row under the same caps as before. The ingest request calls it before it answers, so
+//!   requests that arrive while a transaction is written share the next one (group commit)
+//!   and a service is written once per transaction, not once per request.
 //! - **Idempotent ingest.** An edge numbers its summaries per stream (a random id per
 //!   exporter start) in `x-weir-summary-seq: <stream>:<n>`; a number at or below the
 //!   stream's last applied one is acknowledged and not merged again, so a summary sent
@@ -22,8 +22,9 @@
 //!   written with the persister; every change that views depend on bumps a generation, so
 //!   the advice and the served policy set are recomputed only when something changed.
 //!
-//! An acknowledged summary reaches the database within `persist_interval` (and at
-//! shutdown); a crash of the control plane in between loses it (it is never counted twice).
+//! An acknowledged summary is in the database (a crash does not lose it; it is never
+//! counted twice). The persister also runs every `persist_interval` and at shutdown, for
+//! the buffered sync reports and anything staged by a request whose write failed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
