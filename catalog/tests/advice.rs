@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use prost::Message;
+use weir_api::fixtures::kv;
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use weir_api::otlp::common::v1::{any_value, AnyValue, KeyValue};
@@ -29,13 +30,6 @@ fn sv(v: &str) -> Option<AnyValue> {
     Some(AnyValue {
         value: Some(any_value::Value::StringValue(v.into())),
     })
-}
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: sv(v),
-        ..Default::default()
-    }
 }
 
 fn rec(t: u64, num: i32, text: &str, body: &str, attrs: Vec<KeyValue>) -> LogRecord {
@@ -128,7 +122,7 @@ fn api_records() -> Vec<LogRecord> {
             17,
             "ERROR",
             "disk quota exceeded on volume data",
-            vec![kv("node", &format!("node-{i}"))],
+            vec![kv("node", format!("node-{i}"))],
         ));
     }
     // 800 records of one line in one second: a burst.
@@ -159,7 +153,7 @@ fn metrics(service: &str) -> ExportMetricsServiceRequest {
     for i in 0..2000 {
         user.push(point(
             vec![
-                kv("user_id", &format!("u{i}")),
+                kv("user_id", format!("u{i}")),
                 kv("region", if i % 2 == 0 { "eu" } else { "us" }),
             ],
             i as f64,
@@ -167,7 +161,7 @@ fn metrics(service: &str) -> ExportMetricsServiceRequest {
     }
     let mut overflow = vec![point(vec![kv("otel.metric.overflow", "true")], 1.0)];
     for i in 0..10 {
-        overflow.push(point(vec![kv("route", &format!("/r{i}"))], i as f64));
+        overflow.push(point(vec![kv("route", format!("/r{i}"))], i as f64));
     }
     let gauge = |name: &str, pts: Vec<NumberDataPoint>| Metric {
         name: name.into(),
@@ -393,7 +387,7 @@ fn attribute_removal_saving_is_what_the_engine_removes() {
             9,
             "INFO",
             &format!("job {i} done"),
-            vec![kv("host.kind", "vm"), kv("region", &format!("r{}", i % 3))],
+            vec![kv("host.kind", "vm"), kv("region", format!("r{}", i % 3))],
         ));
     }
     let req = logs("jobs", records);

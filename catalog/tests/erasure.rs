@@ -13,7 +13,8 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
-use weir_api::otlp::common::v1::{any_value, AnyValue, KeyValue};
+use weir_api::fixtures::kv;
+use weir_api::otlp::common::v1::{any_value, AnyValue};
 use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
@@ -28,14 +29,6 @@ fn sv(v: &str) -> Option<AnyValue> {
     Some(AnyValue {
         value: Some(any_value::Value::StringValue(v.into())),
     })
-}
-
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: sv(v),
-        ..Default::default()
-    }
 }
 
 fn resource(service: &str) -> Option<Resource> {

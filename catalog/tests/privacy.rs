@@ -2,10 +2,11 @@
 //! planted in real batches never reach the SQLite file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use weir_api::fixtures::kv;
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use weir_api::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use weir_api::otlp::common::v1::{any_value, AnyValue, KeyValue};
+use weir_api::otlp::common::v1::{any_value, AnyValue};
 use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use weir_api::otlp::metrics::v1::{
     metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
@@ -33,13 +34,6 @@ fn sv(v: &str) -> Option<AnyValue> {
         value: Some(any_value::Value::StringValue(v.into())),
     })
 }
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: sv(v),
-        ..Default::default()
-    }
-}
 fn resource() -> Option<Resource> {
     Some(Resource {
         attributes: vec![kv("service.name", "billing")],
@@ -57,7 +51,7 @@ fn batches() -> Vec<Batch> {
                 body: sv(&format!(
                     "user login password={s} card {s} from {s} attempt {j}"
                 )),
-                attributes: vec![kv("user.email", s), kv("session", &format!("{s}-{j}"))],
+                attributes: vec![kv("user.email", s), kv("session", format!("{s}-{j}"))],
                 ..Default::default()
             });
         }

@@ -9,7 +9,8 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
-use weir_api::otlp::common::v1::{any_value, AnyValue, KeyValue};
+use weir_api::fixtures::kv;
+use weir_api::otlp::common::v1::{any_value, AnyValue};
 use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::{Batch, Payload};
@@ -18,16 +19,6 @@ use weir_catalog::component::app;
 use weir_catalog::control::{sketch_key_path, ControlPlane};
 use weir_metadata::{MetadataConfig, MetadataHandle, SketchKey};
 
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.into())),
-        }),
-        ..Default::default()
-    }
-}
-
 fn batch() -> Batch {
     let records = (0..40)
         .map(|i| LogRecord {
@@ -35,7 +26,7 @@ fn batch() -> Batch {
             body: Some(AnyValue {
                 value: Some(any_value::Value::StringValue("user signed up".into())),
             }),
-            attributes: vec![kv("user.id", &format!("u{i}"))],
+            attributes: vec![kv("user.id", format!("u{i}"))],
             ..Default::default()
         })
         .collect();

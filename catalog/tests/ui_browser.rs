@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use fantoccini::{Client, Locator};
 use prost::Message;
+use weir_api::fixtures::kv;
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use weir_api::otlp::collector::trace::v1::ExportTraceServiceRequest;
@@ -102,14 +103,6 @@ fn s(v: &str) -> Option<AnyValue> {
     })
 }
 
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: s(v),
-        ..Default::default()
-    }
-}
-
 fn resource(service: &str) -> Option<Resource> {
     Some(Resource {
         attributes: vec![kv("service.name", service), kv("host.name", "node-7")],
@@ -141,7 +134,7 @@ fn other_services() -> Vec<Batch> {
                 format!("GET /products/{i} 200 {}ms", i % 50),
                 vec![
                     kv("http.route", "/products/{id}"),
-                    kv("user.id", &format!("u{i}")),
+                    kv("user.id", format!("u{i}")),
                 ],
             ),
             _ => log(
@@ -226,7 +219,7 @@ fn other_services() -> Vec<Batch> {
                 metrics: vec![
                     gauge("process.threads", &|_| 16.0, &|_| vec![]),
                     gauge("http.server.active_requests", &|i| (i % 9) as f64, &|i| {
-                        vec![kv("http.route", &format!("/r{}", i % 6))]
+                        vec![kv("http.route", format!("/r{}", i % 6))]
                     }),
                 ],
                 ..Default::default()

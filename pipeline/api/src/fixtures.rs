@@ -16,6 +16,12 @@ impl IntoAnyValue for &str {
     }
 }
 
+impl IntoAnyValue for &&str {
+    fn into_any_value(self) -> Option<AnyValue> {
+        (*self).into_any_value()
+    }
+}
+
 impl IntoAnyValue for &String {
     fn into_any_value(self) -> Option<AnyValue> {
         self.as_str().into_any_value()

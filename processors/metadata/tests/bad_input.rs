@@ -3,8 +3,9 @@
 //! on), control characters, deeply nested key-value lists, a body with thousands of keys.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use weir_api::fixtures::kv;
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
-use weir_api::otlp::common::v1::{any_value, AnyValue, ArrayValue, KeyValue, KeyValueList};
+use weir_api::otlp::common::v1::{any_value, AnyValue, ArrayValue, KeyValueList};
 use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::{Batch, Payload};
@@ -14,14 +15,6 @@ fn string(v: &str) -> Option<AnyValue> {
     Some(AnyValue {
         value: Some(any_value::Value::StringValue(v.into())),
     })
-}
-
-fn kv(k: &str, v: Option<AnyValue>) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: v,
-        ..Default::default()
-    }
 }
 
 fn summarise(records: Vec<LogRecord>) -> (CatalogSummary, String) {

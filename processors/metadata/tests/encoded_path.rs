@@ -9,9 +9,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use prost::Message;
+use weir_api::fixtures::kv;
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use weir_api::otlp::common::v1::{
-    any_value::Value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
+    any_value::Value, AnyValue, ArrayValue, InstrumentationScope, KeyValueList,
 };
 use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use weir_api::otlp::resource::v1::Resource;
@@ -24,14 +25,6 @@ fn any(v: Value) -> Option<AnyValue> {
 
 fn s(v: &str) -> Option<AnyValue> {
     any(Value::StringValue(v.into()))
-}
-
-fn kv(k: &str, v: Option<AnyValue>) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: v,
-        ..Default::default()
-    }
 }
 
 fn resource(service: Option<&str>, extra: &str) -> Option<Resource> {

@@ -3,9 +3,10 @@
 //! key merge exactly and summaries of different keys never mix their hashes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use weir_api::fixtures::kv;
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use weir_api::otlp::common::v1::{any_value, AnyValue, KeyValue};
+use weir_api::otlp::common::v1::{any_value, AnyValue};
 use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use weir_api::otlp::metrics::v1::{
     metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
@@ -19,14 +20,6 @@ fn sv(v: &str) -> Option<AnyValue> {
     Some(AnyValue {
         value: Some(any_value::Value::StringValue(v.into())),
     })
-}
-
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: sv(v),
-        ..Default::default()
-    }
 }
 
 fn resource() -> Option<Resource> {

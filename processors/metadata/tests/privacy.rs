@@ -3,6 +3,7 @@
 //! serialised byte of the summaries.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use weir_api::fixtures::kv;
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use weir_api::otlp::collector::trace::v1::ExportTraceServiceRequest;
@@ -55,14 +56,6 @@ fn s(v: &str) -> Option<AnyValue> {
     Some(AnyValue {
         value: Some(any_value::Value::StringValue(v.to_string())),
     })
-}
-
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.to_string(),
-        value: s(v),
-        ..Default::default()
-    }
 }
 
 fn secret_attrs() -> Vec<KeyValue> {

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use weir_api::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use weir_api::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use weir_api::otlp::common::v1::{any_value, AnyValue, InstrumentationScope};
 use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use weir_api::otlp::metrics::v1::{
     metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
@@ -145,15 +145,7 @@ pub fn both_protocols() -> serde_json::Value {
     }})
 }
 
-pub fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
-}
+pub use weir_api::fixtures::kv;
 
 fn resource(service: &str) -> Option<Resource> {
     Some(Resource {
@@ -180,7 +172,7 @@ pub fn logs(n: usize) -> ExportLogsServiceRequest {
                         body: Some(AnyValue {
                             value: Some(any_value::Value::StringValue(format!("line {i}"))),
                         }),
-                        attributes: vec![kv("i", &i.to_string())],
+                        attributes: vec![kv("i", i.to_string())],
                         trace_id: vec![0xab; 16],
                         span_id: vec![0xcd; 8],
                         ..Default::default()
@@ -228,7 +220,7 @@ pub fn metrics(points: usize) -> ExportMetricsServiceRequest {
                     data: Some(metric::Data::Gauge(Gauge {
                         data_points: (0..points)
                             .map(|i| NumberDataPoint {
-                                attributes: vec![kv("queue", &format!("q{i}"))],
+                                attributes: vec![kv("queue", format!("q{i}"))],
                                 time_unix_nano: 1_700_000_000_000_000_000,
                                 value: Some(number_data_point::Value::AsInt(i as i64)),
                                 ..Default::default()
