@@ -10,7 +10,7 @@ use wasmtime::{
 use weir_api::Signal;
 
 use crate::engine::deadline_ticks;
-use crate::WasmError;
+use crate::error::WasmError;
 
 /// The ABI version this host speaks; a guest's `weir_abi_version` must return it.
 pub const ABI_VERSION: i32 = 1;

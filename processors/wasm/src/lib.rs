@@ -22,16 +22,21 @@
 
 mod config;
 mod engine;
+mod error;
+mod factory;
 #[doc(hidden)]
 pub mod fuzzing;
 mod guest;
+mod live;
 mod outcome;
 mod run;
 mod stage;
 
 use weir_api::Registry;
 
-pub use config::{OnError, WasmConfig, WasmFactory};
+pub use config::{OnError, WasmConfig};
+pub use error::WasmError;
+pub use factory::WasmFactory;
 pub use guest::{FailureCause, ABI_VERSION};
 pub use run::{run_file, FileFormat, RunCounts};
 pub use stage::WasmStage;
@@ -42,37 +47,4 @@ pub const TYPE_NAME: &str = "wasm";
 /// Adds the `wasm` processor type to the registry.
 pub fn register(registry: &mut Registry) {
     registry.processor(TYPE_NAME, WasmFactory);
-}
-
-/// Why a module could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum WasmError {
-    /// The file could not be read.
-    #[error("cannot read WASM module {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// What the OS said.
-        #[source]
-        source: std::io::Error,
-    },
-    /// wasmtime rejected the module, or creating or initialising an instance failed.
-    #[error("WASM module {path}: {what}: {source}")]
-    Wasmtime {
-        /// The file.
-        path: String,
-        /// The step that failed.
-        what: &'static str,
-        /// What wasmtime said.
-        #[source]
-        source: wasmtime::Error,
-    },
-    /// The module does not follow the Weir ABI.
-    #[error("WASM module {path}: {message} (see wasm-sdk/ABI.md)")]
-    Abi {
-        /// The file.
-        path: String,
-        /// What is missing or wrong.
-        message: String,
-    },
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use weir_api::{json, Batch, Signal};
 
-use crate::config::{OnError, PreparedModule, WasmConfig};
+use crate::config::{OnError, WasmConfig};
 use crate::guest::{GuestAnswer, GuestInstance};
+use crate::live::PreparedModule;
 use crate::outcome::{apply, max_output};
 
 /// OTLP encodings of the input and output files.

@@ -10,8 +10,9 @@ use weir_api::{
     Batch, BuildContext, Component, ComponentId, ConsumeError, Consumer, Counter, Signal,
 };
 
-use crate::config::{LiveModule, OnError};
+use crate::config::OnError;
 use crate::guest::{Failure, FailureCause, GuestInstance};
+use crate::live::LiveModule;
 use crate::outcome::{apply, max_output};
 
 /// Instances kept for reuse; more concurrent callers than this instantiate and discard.
