@@ -9,6 +9,7 @@ mod raw;
 mod runner;
 mod scan;
 mod sink;
+mod summary;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -51,6 +52,25 @@ enum Command {
         duration: Duration,
         /// Runs (the last line is the median).
         #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
+    /// The catalog summariser alone, on one thread, on exactly the load of the `edge`
+    /// scenario (see BENCHMARKS.md); prints items per CPU-second of that thread.
+    Summarise {
+        /// `logs` or `traces`.
+        #[arg(long, default_value = "logs")]
+        signal: String,
+        /// Passes over the pool of 64 requests per run.
+        #[arg(long, default_value_t = 20)]
+        passes: usize,
+        /// Items per request (the scenarios' `--batch`).
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Generator seed (the runner's default is 42).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Runs (the last line is the median).
+        #[arg(long, default_value_t = 5)]
         repeat: usize,
     },
     /// Run only the counting sink, printing counts every second.
@@ -478,6 +498,34 @@ async fn main() -> anyhow::Result<()> {
                 median(rates),
                 median(cpu_rates)
             );
+        }
+        Command::Summarise {
+            signal,
+            passes,
+            batch,
+            seed,
+            repeat,
+        } => {
+            let signal = Signal::parse(&signal)
+                .ok_or_else(|| anyhow::anyhow!("--signal: unknown signal `{signal}`"))?;
+            let mut rates = Vec::new();
+            for i in 0..repeat.max(1) {
+                let r = std::thread::spawn(move || summary::run(signal, seed, batch, passes))
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("the summarising thread panicked"))??;
+                let rate = r.items as f64 / r.cpu.as_secs_f64().max(1e-9);
+                println!(
+                    "run {}: {} {} in {:.2} s CPU ({:.2} s wall): {:.3} M/s per CPU-second",
+                    i + 1,
+                    r.items,
+                    signal.item_name(),
+                    r.cpu.as_secs_f64(),
+                    r.wall.as_secs_f64(),
+                    rate / 1e6
+                );
+                rates.push(rate);
+            }
+            println!("median: {:.3} M/s per CPU-second", median(rates) / 1e6);
         }
         Command::Sink { listen, duration } => {
             let s = sink::Sink::start(listen.parse()?).await?;

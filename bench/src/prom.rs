@@ -103,7 +103,7 @@ fn serve(body: Vec<u8>) -> anyhow::Result<u16> {
 }
 
 /// CPU time of the calling thread.
-fn thread_cpu() -> Duration {
+pub(crate) fn thread_cpu() -> Duration {
     let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else {
         return Duration::ZERO;
     };
