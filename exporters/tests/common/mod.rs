@@ -1,6 +1,8 @@
 //! Shared test helpers: OTLP payload builders and exporter setup.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub mod upstream;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
