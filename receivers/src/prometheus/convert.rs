@@ -16,9 +16,10 @@ use weir_api::otlp::metrics::v1::{
     Histogram, HistogramDataPoint, Metric, NumberDataPoint, Sum, Summary, SummaryDataPoint,
 };
 
+use super::jobs::Target;
 use super::relabel;
+use super::scrape::string_kv;
 use super::text::{self, FamilyType, Format};
-use super::{string_kv, Target};
 
 /// Maps keyed by what targets write: foldhash, seeded per map (resists crafted collisions
 /// better than a fixed-key hash, much faster than SipHash on series text).
