@@ -19,7 +19,7 @@
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
-pub use weir_policy::at_rest::{Key, KeyOrigin};
+pub use weir_tls::at_rest::{Key, KeyOrigin};
 
 use crate::CatalogError;
 
@@ -125,7 +125,7 @@ pub fn key_for(
     let fresh = std::fs::metadata(db).map(|m| m.len() == 0).unwrap_or(true);
     let create = fresh || is_plaintext_database(db);
     let found =
-        weir_policy::at_rest::resolve_key(KEY_ENV, &file, create).map_err(CatalogError::Key)?;
+        weir_tls::at_rest::resolve_key(KEY_ENV, &file, create).map_err(CatalogError::Key)?;
     match found {
         Some((k, o)) => Ok((k, o, file)),
         None => Err(CatalogError::Key(format!(
@@ -241,7 +241,7 @@ pub fn rekey(db: &Path, explicit_file: Option<&Path>) -> Result<(Key, KeyOrigin)
     let staged = sibling(&file, ".new");
     if matches!(origin, KeyOrigin::File(_)) {
         let _ = std::fs::remove_file(&staged);
-        weir_policy::at_rest::create_key_file(&staged, &new).map_err(CatalogError::Key)?;
+        weir_tls::at_rest::create_key_file(&staged, &new).map_err(CatalogError::Key)?;
     }
     let tmp = sibling(db, ".rekeying");
     let _ = std::fs::remove_file(&tmp);
@@ -269,7 +269,7 @@ pub fn rekey(db: &Path, explicit_file: Option<&Path>) -> Result<(Key, KeyOrigin)
 /// opens the database, it becomes the key file. Returns the key when it did.
 pub fn finish_interrupted_rekey(db: &Path, file: &Path) -> Option<Key> {
     let staged = sibling(file, ".new");
-    let key = weir_policy::at_rest::load_key_file(&staged).ok()??;
+    let key = weir_tls::at_rest::load_key_file(&staged).ok()??;
     let conn = Connection::open(db).ok()?;
     apply_key(&conn, &key).ok()?;
     drop(conn);

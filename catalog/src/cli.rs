@@ -672,7 +672,7 @@ pub fn run_admin(cmd: AdminCommand) -> ExitCode {
             force,
         } => (|| {
             let file = crate::at_rest::key_path(&db, key_file.as_deref());
-            let (key, _) = weir_policy::at_rest::resolve_key(crate::at_rest::KEY_ENV, &file, false)?
+            let (key, _) = weir_tls::at_rest::resolve_key(crate::at_rest::KEY_ENV, &file, false)?
                 .ok_or_else(|| format!(
                     "no key: the backup opens with the key of the database it came from; put that key file at {} (or --key-file, or set {})",
                     file.display(),

@@ -284,7 +284,7 @@ fn store_path(p: &str) -> std::path::PathBuf {
 /// Validates policy documents with the policy engine's own parser and compiler.
 pub fn policy_check() -> crate::control::PolicyCheck {
     Box::new(|doc| {
-        let parsed = weir_policy::parse::parse_policy(doc, "policy");
+        let parsed = weir_policy_contract::parse::parse_policy(doc, "policy");
         let p = parsed.policy.map_err(|e| e.join("; "))?;
         weir_policy::compile::compile(&p)
             .map(|_| ())
@@ -380,10 +380,9 @@ pub fn app(control: Arc<ControlPlane>, auth: bool, sync_interval: u32) -> axum::
         control,
         interval_seconds: sync_interval,
     });
-    let sync = weir_policy::server::http_router(store).layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        crate::api::authenticate_edge,
-    ));
+    let sync = weir_policy_contract::sync::http_router(store).layer(
+        axum::middleware::from_fn_with_state(state.clone(), crate::api::authenticate_edge),
+    );
     router(state).merge(sync).merge(crate::ui::router())
 }
 
@@ -419,8 +418,11 @@ impl Component for ControlPlaneServer {
             });
             let control = self.control.clone();
             let auth = self.cfg.auth;
-            let svc =
-                crate::sync::EdgeAuth::new(weir_policy::server::grpc_service(store), control, auth);
+            let svc = crate::sync::EdgeAuth::new(
+                weir_policy_contract::sync::grpc_service(store),
+                control,
+                auth,
+            );
             let mut stop_grpc = rx.clone();
             let stopped = async move {
                 let _ = stop_grpc.wait_for(|s| *s).await;

@@ -628,36 +628,8 @@ impl ControlPlane {
                 return Ok(s.clone());
             }
         }
-        let served = std::sync::Arc::new(crate::sync::build_served(&self.served_policies()?));
+        let served = std::sync::Arc::new(crate::sync::build_served(&self.store.served_forms()?));
         *cache = Some((generation, served.clone()));
         Ok(served)
-    }
-
-    /// The policy documents served to edges: enabled policies, shadow ones labelled
-    /// `weir.shadow: "true"`.
-    pub fn served_policies(&self) -> Result<Vec<serde_json::Value>, CatalogError> {
-        Ok(self
-            .store
-            .policies()?
-            .into_iter()
-            .filter(|p| p.enabled)
-            .map(|p| {
-                let mut body = p.body;
-                if p.shadow {
-                    if let Some(o) = body.as_object_mut() {
-                        match o.entry("labels").or_insert_with(|| serde_json::json!({})) {
-                            serde_json::Value::Object(m) => {
-                                m.insert("weir.shadow".into(), "true".into());
-                            }
-                            serde_json::Value::Array(l) => l.push(
-                                serde_json::json!({"key": "weir.shadow", "value": {"stringValue": "true"}}),
-                            ),
-                            _ => {}
-                        }
-                    }
-                }
-                body
-            })
-            .collect())
     }
 }

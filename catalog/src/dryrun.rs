@@ -91,7 +91,7 @@ fn match_probe(policy: &Value) -> Value {
 
 /// Compiles a policy document with the policy engine; the errors it reports otherwise.
 pub fn compile(policy: &Value) -> Result<weir_policy::set::PolicySet, String> {
-    let parsed = weir_policy::parse::parse_policy(policy, "policy");
+    let parsed = weir_policy_contract::parse::parse_policy(policy, "policy");
     if let Err(e) = &parsed.policy {
         return Err(e.join("; "));
     }

@@ -301,7 +301,7 @@ impl Store {
         }
         at_rest::precreate_private(path)?;
         for f in at_rest::store_files(path) {
-            weir_policy::at_rest::restrict(&f);
+            weir_tls::at_rest::restrict(&f);
         }
         let connect = |key: &crate::at_rest::Key| -> Result<Connection, CatalogError> {
             let conn = Connection::open(path).map_err(|source| CatalogError::Open {
@@ -358,6 +358,9 @@ impl Store {
             "shadow_hits",
             "INTEGER NOT NULL DEFAULT 0",
         )?;
+        add_column(&conn, "policies", "canonical", "BLOB")?;
+        add_column(&conn, "policies", "hash", "TEXT")?;
+        backfill_canonical(&conn)?;
         Ok(Store {
             conn: Mutex::new(conn),
             fast: crate::staging::Fast::default(),
@@ -638,11 +641,13 @@ impl Store {
         let before = self.policy(&p.id)?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let (canonical, hash) = served_form(&p.id, &p.body, p.shadow);
         tx.execute(
-            "INSERT INTO policies (id, name, body, enabled, shadow, origin, created_at, modified_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO policies (id, name, body, enabled, shadow, origin, created_at, modified_at,
+                 canonical, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (id) DO UPDATE SET name = ?2, body = ?3, enabled = ?4, shadow = ?5,
-                 origin = ?6, modified_at = ?8",
+                 origin = ?6, modified_at = ?8, canonical = ?9, hash = ?10",
             params![
                 p.id,
                 p.name,
@@ -651,7 +656,9 @@ impl Store {
                 p.shadow,
                 p.origin,
                 p.created_at,
-                p.modified_at
+                p.modified_at,
+                canonical,
+                hash
             ],
         )?;
         insert_audit(
@@ -665,6 +672,17 @@ impl Store {
         tx.commit()?;
         self.fast.bump_policies();
         Ok(before)
+    }
+
+    /// The canonical forms of the policies served to edges (enabled ones whose document
+    /// reads; shadow ones carry the shadow label), by id, as stored when each was written.
+    pub fn served_forms(&self) -> Result<Vec<(String, Vec<u8>)>, CatalogError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT id, canonical FROM policies WHERE enabled AND canonical IS NOT NULL ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Deletes a policy (audited). Returns it, or `None` when there was none.
@@ -978,6 +996,38 @@ impl Store {
     }
 }
 
+/// The form a policy is served in, read once when it is written: its canonical form (with
+/// the shadow label when `shadow`) and that form's hash. A document that does not read is
+/// stored without a form (it is not served) and with an empty hash, so it is not read again.
+fn served_form(id: &str, body: &serde_json::Value, shadow: bool) -> (Option<Vec<u8>>, String) {
+    match weir_policy_contract::canonical::Canonical::read(body, shadow) {
+        Ok(c) => (Some(c.bytes), c.hash),
+        Err(errors) => {
+            tracing::warn!(policy = id, ?errors, "policy does not read; not served");
+            (None, String::new())
+        }
+    }
+}
+
+/// Computes the served form of policies stored by a build that did not keep it (their
+/// `hash` is NULL); run when the store is opened.
+fn backfill_canonical(conn: &Connection) -> Result<(), CatalogError> {
+    let rows: Vec<(String, String, bool)> = {
+        let mut st = conn.prepare("SELECT id, body, shadow FROM policies WHERE hash IS NULL")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (id, body, shadow) in rows {
+        let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+        let (canonical, hash) = served_form(&id, &body, shadow);
+        conn.execute(
+            "UPDATE policies SET canonical = ?2, hash = ?3 WHERE id = ?1",
+            params![id, canonical, hash],
+        )?;
+    }
+    Ok(())
+}
+
 /// Adds a column to a table made by an older build (no-op when it exists).
 fn add_column(conn: &Connection, table: &str, column: &str, ty: &str) -> Result<(), CatalogError> {
     let mut st = conn.prepare(&format!("PRAGMA table_info({table})"))?;
@@ -1118,6 +1168,62 @@ mod tests {
             created_at: 10,
             modified_at: 10,
         }
+    }
+
+    #[test]
+    fn policies_are_read_once_when_written_and_older_rows_when_opened() {
+        use weir_policy_contract::canonical::{policies_hash, set_hash, Canonical};
+        use weir_policy_contract::SHADOW_LABEL;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let mut shadowed = policy("p2");
+        shadowed.shadow = true;
+        let mut unreadable = policy("p3");
+        unreadable.body = serde_json::json!({"id": "p3", "name": "no target"});
+        let mut disabled = policy("p4");
+        disabled.enabled = false;
+        let written = {
+            let s = Store::open(&path).unwrap();
+            for p in [policy("p1"), shadowed, unreadable, disabled] {
+                s.put_policy(&p, "t", "policy.create").unwrap();
+            }
+            let forms = s.served_forms().unwrap();
+            // Served: the enabled policies that read, by id; the shadow one labelled.
+            let ids: Vec<&str> = forms.iter().map(|(id, _)| id.as_str()).collect();
+            assert_eq!(ids, ["p1", "p2"]);
+            let decoded: Vec<_> = forms
+                .iter()
+                .map(|(_, b)| Canonical::decode(b).unwrap())
+                .collect();
+            assert!(!decoded[0].labels.iter().any(|l| l.key == SHADOW_LABEL));
+            assert!(decoded[1].labels.iter().any(|l| l.key == SHADOW_LABEL));
+            assert_eq!(
+                set_hash(forms.iter().map(|(_, b)| b.as_slice())),
+                policies_hash(&decoded)
+            );
+            // What an older build left: the table without the two columns.
+            s.conn()
+                .execute_batch(
+                    "ALTER TABLE policies DROP COLUMN canonical;
+                     ALTER TABLE policies DROP COLUMN hash;",
+                )
+                .unwrap();
+            forms
+        };
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.served_forms().unwrap(), written);
+        let hashes: Vec<(String, String)> = {
+            let conn = s.conn();
+            let mut st = conn
+                .prepare("SELECT id, hash FROM policies ORDER BY id")
+                .unwrap();
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+            rows.collect::<Result<_, _>>().unwrap()
+        };
+        let expected = |id: &str| Canonical::read(&policy(id).body, false).unwrap().hash;
+        assert_eq!(hashes[0], ("p1".to_string(), expected("p1")));
+        assert_eq!(hashes[2], ("p3".to_string(), String::new()));
+        assert_eq!(hashes[3], ("p4".to_string(), expected("p4")));
     }
 
     #[test]

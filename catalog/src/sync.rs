@@ -1,38 +1,20 @@
 //! Serving `PolicyService.Sync` to edges from the control plane's policy store: the
 //! enabled policies (shadow ones labelled), their hash, the recommended interval; each
-//! sync records the edge and adds its per-policy hits and misses. The served set is built
-//! once per change of the policies (it is cached with its hash); an edge that already has
+//! sync records the edge and adds its per-policy hits and misses. Each policy is read once,
+//! when it is written: the store keeps its canonical form (shadow label included) and hash.
+//! The served set is built from those forms once per change of the policies (it is cached
+//! with its hash); an edge that already has
 //! it is answered "unchanged" (no policies, the same hash); the edge's row and counts are
 //! buffered and written with the store's next persist, not by each sync.
 
 use std::sync::Arc;
 
-use weir_policy::parse::parse_policy;
-use weir_policy::proto;
-use weir_policy::server::{policies_hash, PolicyStore};
+use weir_policy_contract::canonical::{set_hash, Canonical};
+use weir_policy_contract::proto;
+use weir_policy_contract::sync::PolicyStore;
 
 use crate::control::ControlPlane;
 use crate::store::{now_secs, EdgeInfo};
-
-/// The hash edges echo back; the same function the policy crate uses for its responses.
-pub fn policy_set_hash(docs: &[serde_json::Value]) -> String {
-    policies_hash(&to_wire(docs))
-}
-
-fn to_wire(docs: &[serde_json::Value]) -> Vec<proto::Policy> {
-    docs.iter()
-        .enumerate()
-        .filter_map(
-            |(i, d)| match parse_policy(d, &format!("policies[{i}]")).policy {
-                Ok(p) => Some(p),
-                Err(errors) => {
-                    tracing::warn!(?errors, "stored policy does not parse; not served");
-                    None
-                }
-            },
-        )
-        .collect()
-}
 
 /// The policy set served to edges, built once per change of the policies.
 pub struct Served {
@@ -85,11 +67,26 @@ fn cut(s: &str, max: usize) -> String {
     s[..end].to_string()
 }
 
-/// Builds the served set from the store (see [`ControlPlane::served_set`]).
-pub fn build_served(docs: &[serde_json::Value]) -> Served {
-    let policies = to_wire(docs);
+/// Builds the served set from the canonical forms the store keeps (see
+/// [`ControlPlane::served_set`]): each is decoded, none is read again from its document,
+/// and the hash is taken over the stored forms.
+pub fn build_served(forms: &[(String, Vec<u8>)]) -> Served {
+    let mut policies = Vec::with_capacity(forms.len());
+    let mut served_forms = Vec::with_capacity(forms.len());
+    for (id, bytes) in forms {
+        match Canonical::decode(bytes) {
+            Ok(p) => {
+                policies.push(p);
+                served_forms.push(bytes.as_slice());
+            }
+            // Only a damaged database gets here: the form was encoded when it was stored.
+            Err(error) => {
+                tracing::warn!(policy = %id, %error, "stored policy form does not decode; not served")
+            }
+        }
+    }
     Served {
-        hash: policies_hash(&policies),
+        hash: set_hash(served_forms),
         ids: policies.iter().map(|p| p.id.clone()).collect(),
         policies,
     }

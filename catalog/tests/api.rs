@@ -17,7 +17,7 @@ use weir_catalog::auth::{create_token_for, Role};
 use weir_catalog::component::{app, policy_check};
 use weir_catalog::control::ControlPlane;
 use weir_metadata::{MetadataConfig, MetadataHandle};
-use weir_policy::proto;
+use weir_policy_contract::proto;
 
 struct Env {
     _dir: tempfile::TempDir,

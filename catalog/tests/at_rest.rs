@@ -167,7 +167,7 @@ fn rekey_rotates_the_key_and_an_interrupted_rotation_completes_on_open() {
     assert_eq!(origin, KeyOrigin::File(key_file.clone()));
     assert_ne!(new, old);
     assert_eq!(
-        weir_policy::at_rest::load_key_file(&key_file)
+        weir_tls::at_rest::load_key_file(&key_file)
             .unwrap()
             .unwrap(),
         new
@@ -189,7 +189,7 @@ fn rekey_rotates_the_key_and_an_interrupted_rotation_completes_on_open() {
     let s = Store::open(&db).unwrap();
     assert_eq!(s.key(), &newer);
     assert_eq!(
-        weir_policy::at_rest::load_key_file(&key_file)
+        weir_tls::at_rest::load_key_file(&key_file)
             .unwrap()
             .unwrap(),
         newer

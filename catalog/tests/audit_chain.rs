@@ -36,7 +36,7 @@ fn log() -> (tempfile::TempDir, PathBuf) {
 /// database key, which an outsider who can edit the file may also hold).
 fn raw(db: &Path) -> Connection {
     let c = Connection::open(db).unwrap();
-    let key = weir_policy::at_rest::load_key_file(&weir_catalog::at_rest::default_key_path(db))
+    let key = weir_tls::at_rest::load_key_file(&weir_catalog::at_rest::default_key_path(db))
         .unwrap()
         .unwrap();
     weir_catalog::at_rest::apply_key(&c, &key).unwrap();

@@ -230,7 +230,7 @@ async fn overload_is_shed_with_503_and_retry_after() {
 #[tokio::test]
 async fn sync_answers_unchanged_from_the_cached_set_and_buffers_status() {
     use prost::Message;
-    use weir_policy::proto;
+    use weir_policy_contract::proto;
     let srv = serve(IngestConfig::default()).await;
     srv.control
         .create_policy(

@@ -342,7 +342,7 @@ async fn catalog_exporter_ships_over_tls_and_refuses_an_untrusted_server() {
 
 #[tokio::test]
 async fn grpc_policy_sync_over_tls() {
-    use weir_policy::proto::policy_service_client::PolicyServiceClient;
+    use weir_policy_contract::proto::policy_service_client::PolicyServiceClient;
     let dir = tempfile::tempdir().unwrap();
     let (ca, _server, tls) = server_files(dir.path());
     let cp = start(dir.path(), tls).await;
@@ -360,7 +360,7 @@ async fn grpc_policy_sync_over_tls() {
     .unwrap();
     let channel = good.connect_grpc(endpoint.clone()).await.unwrap();
     let resp = PolicyServiceClient::new(channel)
-        .sync(weir_policy::proto::SyncRequest::default())
+        .sync(weir_policy_contract::proto::SyncRequest::default())
         .await
         .unwrap();
     assert_eq!(resp.get_ref().recommended_sync_interval_seconds, 30);
@@ -372,7 +372,7 @@ async fn grpc_policy_sync_over_tls() {
             .timeout(Duration::from_secs(5));
     let channel = plain.grpc_channel(plain_endpoint);
     let err = PolicyServiceClient::new(channel)
-        .sync(weir_policy::proto::SyncRequest::default())
+        .sync(weir_policy_contract::proto::SyncRequest::default())
         .await
         .unwrap_err();
     assert_ne!(err.code(), tonic::Code::Ok);

@@ -42,7 +42,7 @@ use weir_catalog::control::ControlPlane;
 use weir_catalog::store::now_secs;
 use weir_catalog::users::{base32_decode, totp};
 use weir_metadata::{MetadataConfig, MetadataHandle};
-use weir_policy::proto;
+use weir_policy_contract::proto;
 
 const SYNC_INTERVAL_SECS: u32 = 1;
 

@@ -17,9 +17,9 @@ use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use weir_api::{json, Batch, Signal};
 use weir_policy::compile::compile;
-use weir_policy::parse::{parse_document, parse_protobuf_policy};
 use weir_policy::set::PolicySet;
 use weir_policy::stats::StatsRegistry;
+use weir_policy_contract::parse::{parse_document, parse_protobuf_policy};
 
 const SOURCE: &str = "fuzz.yaml";
 

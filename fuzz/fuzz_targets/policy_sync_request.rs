@@ -12,8 +12,8 @@ use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use weir_catalog::control::ControlPlane;
 use weir_catalog::sync::sync_blocking;
-use weir_policy::proto;
-use weir_policy::sync_json;
+use weir_policy_contract::proto;
+use weir_policy_contract::sync_json;
 
 fn control() -> &'static ControlPlane {
     static CONTROL: OnceLock<(tempdir::Dir, ControlPlane)> = OnceLock::new();

@@ -50,7 +50,10 @@
 //! - tonic server: `Server::builder().serve_with_incoming_shutdown(tls.incoming(listener), ..)`
 //!   ([`ServerTls::incoming`]).
 //! - hyper client: [`ClientTls::https_connector`]; tonic client: [`ClientTls::grpc_channel`].
+//!
+//! Data at rest (keys in owner-only files, sealed files) is [`at_rest`].
 
+pub mod at_rest;
 mod client;
 mod error;
 mod files;

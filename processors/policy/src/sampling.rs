@@ -78,17 +78,7 @@ pub fn id_randomness(id: &[u8]) -> u64 {
     tail.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)) & MASK_56
 }
 
-/// FNV-1a 64 over the parts, in order.
-pub fn fnv1a64(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in *p {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    h
-}
+pub use weir_policy_contract::canonical::fnv1a64;
 
 /// 56 bits of randomness from an arbitrary sample-key value.
 pub fn hashed_randomness(value: &[u8]) -> u64 {

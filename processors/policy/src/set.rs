@@ -26,7 +26,8 @@ use crate::stats::{PolicyStats, StatsRegistry};
 
 /// Label that puts one policy in shadow mode (`"true"`): it is matched and counted, and what
 /// it would drop is counted in `weir_policy_shadow_drops`, but it drops and changes nothing.
-pub const SHADOW_LABEL: &str = "weir.shadow";
+/// The contract's: the control plane sets it.
+pub use weir_policy_contract::SHADOW_LABEL;
 
 /// One policy of a set: valid and compiled, or inert with its errors.
 #[derive(Debug)]

@@ -1,8 +1,8 @@
 //! Data at rest: 256-bit keys kept in owner-only files, files written owner-only, and
 //! authenticated encryption (AES-256-GCM) of small files such as the edge's policy cache.
 //!
-//! Shared by the edge (policy cache) and the control plane (the SQLCipher key of the catalog
-//! database, see `weir_catalog::at_rest`).
+//! Shared by the edge (the policy cache of weir-policy's sync client) and the control plane
+//! (the SQLCipher key of the catalog database, see `weir_catalog::at_rest`).
 //!
 //! A key is 32 random bytes written as 64 hex digits. It comes from, in order: an explicit
 //! value (an environment variable), an explicit file, or a default file that is created on

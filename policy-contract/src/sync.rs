@@ -13,8 +13,9 @@ use axum::routing::post;
 use prost::Message;
 
 use crate::proto::{self, policy_service_server};
-use crate::sampling::fnv1a64;
 use crate::sync_json;
+
+pub use crate::canonical::policies_hash;
 
 /// Answers sync requests. Implemented by whatever stores policies (the catalog, a file).
 #[async_trait::async_trait]
@@ -97,13 +98,6 @@ pub fn http_router<S: PolicyStore>(store: Arc<S>) -> axum::Router {
         "/v1/policy/sync",
         post(move |headers: HeaderMap, body: Bytes| handle(store.clone(), headers, body)),
     )
-}
-
-/// The hash of a policy list: FNV-1a 64 of the policies' protobuf encodings, in hex.
-pub fn policies_hash(policies: &[proto::Policy]) -> String {
-    let encoded: Vec<Vec<u8>> = policies.iter().map(Message::encode_to_vec).collect();
-    let parts: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-    format!("{:016x}", fnv1a64(&parts))
 }
 
 /// A store serving one replaceable list of policies, remembering the last statuses each
