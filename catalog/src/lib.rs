@@ -17,6 +17,7 @@ pub mod listener;
 pub mod metric_findings;
 pub mod oidc;
 pub mod otlp_auth;
+mod policy_forms;
 pub mod prom_findings;
 pub mod prometheus;
 pub mod retention;
