@@ -79,12 +79,22 @@ pub struct FleetReport {
     pub sync_ms: [f64; 3],
     /// Syncs answered.
     pub sync_ok: u64,
-    /// Syncs refused, timed out or failed.
+    /// Syncs answered 503 or 429 (shed).
+    pub sync_shed: u64,
+    /// Syncs refused otherwise, timed out or failed.
     pub sync_failed: u64,
+    /// Page loads answered 503 or 429 (shed).
+    pub pages_shed: u64,
     /// Page latency (ms) per page: p50, p99, max.
     pub pages_ms: BTreeMap<String, [f64; 3]>,
     /// Server CPU seconds per second over the measured time.
     pub cpu_cores: f64,
+    /// This harness's own CPU seconds per second over the measured time (it shares the
+    /// machine's cores with the server: the simulated edges and the viewer are one
+    /// process, this one).
+    pub bench_cpu_cores: f64,
+    /// The machine's 1-minute load average at the end of the measured time.
+    pub load_avg: f64,
     /// Largest RSS of the server (MiB).
     pub max_rss_mib: f64,
     /// Database files (db, -wal) before and after the measured time (MiB).
@@ -194,8 +204,6 @@ fn start_server(plan: &FleetPlan) -> anyhow::Result<(Server, String, PathBuf)> {
     endpoint: 127.0.0.1:{port}
     storage: {db}
     sync_interval: {sync}s
-    connections:
-      max_connections: 16384
 receivers:
   otlp:
     protocols:
@@ -286,7 +294,16 @@ struct Counters {
     ingest_shed: AtomicU64,
     ingest_failed: AtomicU64,
     sync_ok: AtomicU64,
+    sync_shed: AtomicU64,
     sync_failed: AtomicU64,
+    pages_shed: AtomicU64,
+}
+
+fn load_avg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
 }
 
 /// Runs one fleet measurement.
@@ -438,6 +455,8 @@ pub async fn run(plan: FleetPlan) -> anyhow::Result<FleetReport> {
     let sync = plan.sync.div_f64(plan.compress);
     let db_before = dir_db_bytes(&db);
     let cpu_before = proc_usage(pid).map_or(0.0, |u| u.0);
+    let me = std::process::id();
+    let bench_cpu_before = proc_usage(me).map_or(0.0, |u| u.0);
     let t0 = Instant::now();
     let mut edges = Vec::new();
     for (e, token) in tokens.iter().enumerate() {
@@ -593,6 +612,12 @@ pub async fn run(plan: FleetPlan) -> anyhow::Result<FleetReport> {
                             hash = resp.hash;
                         }
                     }
+                    Ok((s, _))
+                        if s == hyper::StatusCode::SERVICE_UNAVAILABLE
+                            || s == hyper::StatusCode::TOO_MANY_REQUESTS =>
+                    {
+                        counters.sync_shed.fetch_add(1, Ordering::Relaxed);
+                    }
                     _ => {
                         counters.sync_failed.fetch_add(1, Ordering::Relaxed);
                     }
@@ -602,13 +627,14 @@ pub async fn run(plan: FleetPlan) -> anyhow::Result<FleetReport> {
     }
     // The viewer.
     let viewer = {
-        let (client, base, admin, pages_h, stop, every) = (
+        let (client, base, admin, pages_h, stop, every, counters) = (
             client.clone(),
             server.base.clone(),
             admin.clone(),
             pages_h.clone(),
             stop.clone(),
             plan.viewer_interval,
+            counters.clone(),
         );
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
@@ -623,6 +649,9 @@ pub async fn run(plan: FleetPlan) -> anyhow::Result<FleetReport> {
                         Duration::from_secs(120),
                     )
                     .await;
+                    if matches!(&r, Ok((s, _)) if *s == hyper::StatusCode::SERVICE_UNAVAILABLE) {
+                        counters.pages_shed.fetch_add(1, Ordering::Relaxed);
+                    }
                     if matches!(&r, Ok((s, _)) if s.is_success()) {
                         let us = sent.elapsed().as_micros() as u64;
                         let _ = pages_h
@@ -646,6 +675,8 @@ pub async fn run(plan: FleetPlan) -> anyhow::Result<FleetReport> {
         }
     }
     let cpu_after = proc_usage(pid).map_or(0.0, |u| u.0);
+    let bench_cpu_after = proc_usage(me).map_or(0.0, |u| u.0);
+    let load = load_avg();
     let measured = t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     // Let requests in flight finish (each edge stops at its next tick).
@@ -703,9 +734,13 @@ pub async fn run(plan: FleetPlan) -> anyhow::Result<FleetReport> {
         ingest_failed: counters.ingest_failed.load(Ordering::Relaxed),
         sync_ms: percentiles(&sync_h.lock().unwrap_or_else(|e| e.into_inner())),
         sync_ok: counters.sync_ok.load(Ordering::Relaxed),
+        sync_shed: counters.sync_shed.load(Ordering::Relaxed),
         sync_failed: counters.sync_failed.load(Ordering::Relaxed),
+        pages_shed: counters.pages_shed.load(Ordering::Relaxed),
         pages_ms,
         cpu_cores: ((cpu_after - cpu_before) / measured * 100.0).round() / 100.0,
+        bench_cpu_cores: ((bench_cpu_after - bench_cpu_before) / measured * 100.0).round() / 100.0,
+        load_avg: load,
         max_rss_mib: mib(max_rss),
         db_mib: [mib(db_before), mib(db_after)],
         volumes_expected,

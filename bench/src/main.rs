@@ -404,8 +404,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Fleet(a) => {
             let mut reports = Vec::new();
-            println!("| edges | compress | ingest/s | ingest p50/p99/max ms | shed | failed | sync p50/p99 ms | sync failed | overview p50 | services p50 | findings p50 ms | CPU cores | max RSS MiB | DB MiB start/end | volumes |");
-            println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+            println!("| edges | compress | ingest/s | ingest p50/p99/max ms | shed | failed | sync p50/p99/max ms | sync shed/failed | overview p50/p99 | services p50/p99 | findings p50/p99 ms | pages shed | CPU cores | bench CPU | load | max RSS MiB | DB MiB start/end | volumes |");
+            println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
             for &n in &a.edges {
                 let plan = fleet::FleetPlan {
                     weir: a.weir.clone(),
@@ -423,9 +423,13 @@ async fn main() -> anyhow::Result<()> {
                     set: a.set.clone(),
                 };
                 let r = fleet::run(plan).await?;
-                let page = |p: &str| r.pages_ms.get(p).map_or(0.0, |v| v[0]);
+                let page = |p: &str| {
+                    r.pages_ms
+                        .get(p)
+                        .map_or("-".to_string(), |v| format!("{:.0} / {:.0}", v[0], v[1]))
+                };
                 println!(
-                    "| {} | {} | {:.0} | {:.0} / {:.0} / {:.0} | {} | {} | {:.1} / {:.1} | {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} | {:.1} / {:.1} | {} |",
+                    "| {} | {} | {:.0} | {:.0} / {:.0} / {:.0} | {} | {} | {:.1} / {:.1} / {:.0} | {} / {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.1} | {:.0} | {:.1} / {:.1} | {} |",
                     r.edges,
                     r.compress,
                     r.ingest_rate,
@@ -436,11 +440,16 @@ async fn main() -> anyhow::Result<()> {
                     r.ingest_failed,
                     r.sync_ms[0],
                     r.sync_ms[1],
+                    r.sync_ms[2],
+                    r.sync_shed,
                     r.sync_failed,
                     page("overview"),
                     page("services"),
                     page("findings"),
+                    r.pages_shed,
                     r.cpu_cores,
+                    r.bench_cpu_cores,
+                    r.load_avg,
                     r.max_rss_mib,
                     r.db_mib[0],
                     r.db_mib[1],

@@ -60,6 +60,37 @@ impl From<crate::CatalogError> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// Runs a handler's store and CPU work on the blocking pool, not on the async workers
+/// (which keep accepting connections, answering syncs and shedding meanwhile).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("request task failed: {e}"),
+        )
+    })?
+}
+
+/// [`principal_of`] on the blocking pool (a token not looked up yet is read from the
+/// database).
+async fn principal_blocking(
+    control: &Arc<ControlPlane>,
+    client: Option<IpAddr>,
+    headers: &HeaderMap,
+) -> Result<Principal, AuthFailure> {
+    let (control, headers) = (control.clone(), headers.clone());
+    tokio::task::spawn_blocking(move || principal_of(&control, client, &headers))
+        .await
+        .unwrap_or_else(|e| {
+            Err(AuthFailure::Store(crate::CatalogError::Io {
+                path: "authentication task".into(),
+                source: std::io::Error::other(e.to_string()),
+            }))
+        })
+}
+
 fn require(p: &Principal, need: Permission) -> ApiResult<()> {
     if p.role.allows(need) {
         Ok(())
@@ -217,8 +248,17 @@ pub async fn authenticate_request(
     mut req: Request,
     next: Next,
 ) -> Response {
+    // Reads are shed past `overload.read_max_in_flight` (503 + Retry-After at once).
+    let _read_slot = if req.method() == axum::http::Method::GET {
+        match state.control.read_gate().admit() {
+            Ok(p) => Some(p),
+            Err(busy) => return busy.into_response(),
+        }
+    } else {
+        None
+    };
     let principal = if state.auth {
-        match principal_of(&state.control, client_of(&req), req.headers()) {
+        match principal_blocking(&state.control, client_of(&req), req.headers()).await {
             Ok(p) => p,
             Err(f) => return f.into_response(),
         }
@@ -253,16 +293,22 @@ pub async fn authenticate_request(
         let resp = next.run(req).await;
         // Every read of catalog data through the API is audited, with its outcome.
         if let Some(target) = read {
-            let r = control.store().audit_with_client(
-                &actor,
-                &client,
-                "api.read",
-                &target,
-                None,
-                Some(json!({"status": resp.status().as_u16()})),
-            );
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "audit log: could not record a read");
+            let status = resp.status().as_u16();
+            let r = tokio::task::spawn_blocking(move || {
+                control.store().audit_with_client(
+                    &actor,
+                    &client,
+                    "api.read",
+                    &target,
+                    None,
+                    Some(json!({"status": status})),
+                )
+            })
+            .await;
+            match r {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "audit log: could not record a read"),
+                Err(e) => tracing::warn!(error = %e, "audit log: could not record a read"),
             }
         }
         resp
@@ -276,8 +322,13 @@ pub async fn authenticate_edge(
     req: Request,
     next: Next,
 ) -> Response {
+    // Syncs are shed past `overload.sync_max_in_flight` (503 + Retry-After at once).
+    let _slot = match state.control.sync_gate().admit() {
+        Ok(p) => p,
+        Err(busy) => return busy.into_response(),
+    };
     if state.auth {
-        match principal_of(&state.control, client_of(&req), req.headers()) {
+        match principal_blocking(&state.control, client_of(&req), req.headers()).await {
             Err(f) => return f.into_response(),
             Ok(p) => {
                 if let Err(e) = require(&p, Permission::Edge) {
@@ -419,7 +470,7 @@ async fn overview(
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require(&p, Permission::Read)?;
-    Ok(Json(views::overview(&s.control)?))
+    blocking(move || Ok(Json(views::overview(&s.control)?))).await
 }
 
 async fn services(
@@ -427,7 +478,7 @@ async fn services(
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require(&p, Permission::Read)?;
-    Ok(Json(json!({"services": s.control.services()?})))
+    blocking(move || Ok(Json(json!({"services": s.control.services()?})))).await
 }
 
 async fn service(
@@ -436,7 +487,7 @@ async fn service(
     Path(name): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require(&p, Permission::Read)?;
-    Ok(Json(views::service(&name, &s.control.service(&name)?)))
+    blocking(move || Ok(Json(views::service(&name, &s.control.service(&name)?)))).await
 }
 
 async fn delete_service(
@@ -491,7 +542,7 @@ async fn findings(
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require(&p, Permission::Read)?;
-    Ok(Json(crate::views::findings(&s.control)?))
+    blocking(move || Ok(Json(crate::views::findings(&s.control)?))).await
 }
 
 async fn prometheus_sources(
@@ -536,7 +587,7 @@ async fn policies(
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require(&p, Permission::Read)?;
-    Ok(Json(views::policies(&s.control)?))
+    blocking(move || Ok(Json(views::policies(&s.control)?))).await
 }
 
 async fn policy(
@@ -614,7 +665,7 @@ async fn edges(
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require(&p, Permission::Read)?;
-    Ok(Json(json!({"edges": s.control.store().edges()?})))
+    blocking(move || Ok(Json(json!({"edges": s.control.store().edges()?})))).await
 }
 
 /// The deployment's sketch key, for edges only: not even admins read it here (an admin
@@ -680,6 +731,7 @@ async fn ingest(
     tokio::task::spawn_blocking(move || {
         let gate = control.ingestor();
         let summary = gate.read(&body)?;
+        let _will = control.store().will_persist();
         gate.store_numbered(
             control.store(),
             &control.rekeyed(&summary),

@@ -31,8 +31,12 @@
 //!       window: 1m                    # doubling at each further lockout up to `max_lockout`
 //!       lockout: 1m
 //!       max_lockout: 1h
+//!     overload:                       # load shedding: 503 + Retry-After past these (crate::shed)
+//!       sync_max_in_flight: 256
+//!       read_max_in_flight: 16
+//!       retry_after: 5s
 //!     connections:                    # both listeners
-//!       max_connections: 1024
+//!       max_connections: 16384
 //!       header_read_timeout: 10s
 //!       body_read_timeout: 30s
 //!       idle_timeout: 120s
@@ -153,6 +157,11 @@ pub struct ControlPlaneConfig {
     /// (docs/CONTROL-PLANE-LIMITS.md). Default: see `ConnectionLimits`.
     #[serde(default)]
     pub connections: ConnectionLimits,
+    /// Load shedding of policy syncs and API reads: requests served at once, the
+    /// `Retry-After` of a shed one (docs/CONTROL-PLANE-LIMITS.md). Default: see
+    /// `crate::shed::OverloadConfig`.
+    #[serde(default)]
+    pub overload: crate::shed::OverloadConfig,
     /// Failed-authentication limits: failures per client address and per account within
     /// a window, then a lockout (429 + Retry-After) that doubles up to a maximum
     /// (docs/SECURITY.md). Default: see `FailedAuthLimits`.
@@ -244,6 +253,9 @@ impl ExtensionFactory for ControlPlaneFactory {
         for (field, msg) in cfg.connections.check() {
             errors.push(format!("{path}.connections.{field}"), msg);
         }
+        for (field, msg) in cfg.overload.check() {
+            errors.push(format!("{path}.overload.{field}"), msg);
+        }
         for (field, msg) in cfg.failed_auth.check() {
             errors.push(format!("{path}.failed_auth.{field}"), msg);
         }
@@ -308,6 +320,7 @@ impl ExtensionConfig for ParsedControlPlane {
             })?
             .with_policy_check(policy_check())
             .with_ingest(self.cfg.ingest.clone(), &ctx.telemetry)
+            .with_overload(self.cfg.overload)
             .with_failed_auth(self.cfg.failed_auth, &ctx.telemetry)
             .with_secure_cookies(self.cfg.tls.is_some())
             .with_stale_after(3 * self.cfg.sync_interval.as_secs().max(1) as i64);

@@ -86,6 +86,9 @@ pub struct ControlPlane {
     thresholds: Thresholds,
     check: Option<PolicyCheck>,
     ingestor: Ingestor,
+    /// Load shedding of policy syncs and API reads (`crate::shed`).
+    sync_gate: std::sync::Arc<crate::shed::Gate>,
+    read_gate: std::sync::Arc<crate::shed::Gate>,
     stale_after_secs: i64,
     guard: crate::guard::Guard,
     secure_cookies: bool,
@@ -135,6 +138,14 @@ impl ControlPlane {
             thresholds: Thresholds::default(),
             check: None,
             ingestor: Ingestor::new(IngestConfig::default(), &weir_api::Telemetry::new()),
+            sync_gate: {
+                let d = crate::shed::OverloadConfig::default();
+                crate::shed::Gate::new("sync", d.sync_max_in_flight, d.retry_after)
+            },
+            read_gate: {
+                let d = crate::shed::OverloadConfig::default();
+                crate::shed::Gate::new("read", d.read_max_in_flight, d.retry_after)
+            },
             stale_after_secs: 90,
             guard: crate::guard::Guard::new(
                 crate::guard::FailedAuthLimits::default(),
@@ -307,6 +318,25 @@ impl ControlPlane {
     /// The ingest gate (limits, quotas, metrics).
     pub fn ingestor(&self) -> &Ingestor {
         &self.ingestor
+    }
+
+    /// Sets the load shedding of policy syncs and API reads.
+    pub fn with_overload(mut self, config: crate::shed::OverloadConfig) -> Self {
+        self.sync_gate =
+            crate::shed::Gate::new("sync", config.sync_max_in_flight, config.retry_after);
+        self.read_gate =
+            crate::shed::Gate::new("read", config.read_max_in_flight, config.retry_after);
+        self
+    }
+
+    /// The gate of policy syncs (HTTP and gRPC).
+    pub fn sync_gate(&self) -> &std::sync::Arc<crate::shed::Gate> {
+        &self.sync_gate
+    }
+
+    /// The gate of authenticated API reads.
+    pub fn read_gate(&self) -> &std::sync::Arc<crate::shed::Gate> {
+        &self.read_gate
     }
 
     /// Sets the policy validator used on create/update/accept.

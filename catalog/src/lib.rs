@@ -21,6 +21,7 @@ mod policy_forms;
 pub mod prom_findings;
 pub mod prometheus;
 pub mod retention;
+pub mod shed;
 pub mod signin;
 pub mod staging;
 pub mod store;

@@ -7,7 +7,7 @@
 //! extensions:
 //!   control_plane:
 //!     connections:
-//!       max_connections: 1024       # HTTP and gRPC listeners, each
+//!       max_connections: 16384      # HTTP and gRPC listeners, each (held under `ulimit -n`)
 //!       header_read_timeout: 10s    # the request line and headers
 //!       body_read_timeout: 30s      # the whole request body
 //!       idle_timeout: 120s          # no byte read or written for this long: closed
@@ -32,7 +32,49 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
 fn default_max_connections() -> usize {
-    1024
+    16384
+}
+
+/// Descriptors kept free under the open-file limit for the database, the listeners and
+/// everything else the process opens.
+const RESERVED_FDS: u64 = 256;
+
+/// The process's soft limit on open files (`ulimit -n`), from `/proc/self/limits`.
+pub fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
+    if soft == "unlimited" {
+        return Some(u64::MAX);
+    }
+    soft.parse().ok()
+}
+
+/// The connection cap in force: `max_connections`, lowered (with a warning) so that the
+/// open connections stay [`RESERVED_FDS`] under the open-file limit; past it, accepting
+/// would fail and the database could not open its files.
+pub fn effective_max_connections(max_connections: usize, listener: &str) -> usize {
+    let Some(limit) = open_files_limit() else {
+        return max_connections;
+    };
+    let room = limit.saturating_sub(RESERVED_FDS).max(16);
+    if (max_connections as u64) <= room {
+        return max_connections;
+    }
+    let lowered = usize::try_from(room).unwrap_or(max_connections);
+    tracing::warn!(
+        listener,
+        max_connections,
+        open_files_limit = limit,
+        lowered,
+        "connections.max_connections is above the open-file limit (ulimit -n) less {RESERVED_FDS}: \
+         connections are capped at {lowered}; raise the limit (ulimit -n, systemd LimitNOFILE=) \
+         to hold more edges"
+    );
+    lowered
 }
 fn default_header_read_timeout() -> Duration {
     Duration::from_secs(10)
@@ -49,7 +91,8 @@ fn default_idle_timeout() -> Duration {
 #[serde(deny_unknown_fields)]
 pub struct ConnectionLimits {
     /// Open connections per listener (HTTP, gRPC); further ones wait in the backlog.
-    /// Default: 1024.
+    /// Every edge holds one or two (catalog ingest, policy sync). Capped at the open-file
+    /// limit (`ulimit -n`) less 256, with a warning. Default: 16384.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// Time a client has to send the request line and headers (HTTP/1). Default: 10s.
@@ -221,7 +264,10 @@ pub async fn serve_http(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = Arc::new(Semaphore::new(effective_max_connections(
+        limits.max_connections,
+        "http",
+    )));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -316,7 +362,10 @@ pub fn grpc_incoming(
     limits: ConnectionLimits,
 ) -> impl futures::Stream<Item = io::Result<GrpcConnection>> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel::<GrpcConnection>(64);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = Arc::new(Semaphore::new(effective_max_connections(
+        limits.max_connections,
+        "grpc",
+    )));
     tokio::spawn(async move {
         loop {
             let (io, peer) = tokio::select! {
@@ -436,5 +485,26 @@ pub async fn body_deadline(
             })),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_cap_stays_under_the_open_file_limit() {
+        let limit = open_files_limit().expect("/proc/self/limits names Max open files");
+        assert!(limit > 0);
+        // A small cap is kept as configured.
+        assert_eq!(effective_max_connections(8, "test"), 8);
+        // One past what the descriptors allow is lowered to the limit less the reserve.
+        let huge = usize::MAX / 2;
+        let cap = effective_max_connections(huge, "test") as u64;
+        if limit == u64::MAX {
+            assert_eq!(cap, huge as u64);
+        } else {
+            assert_eq!(cap, limit.saturating_sub(RESERVED_FDS).max(16));
+        }
     }
 }

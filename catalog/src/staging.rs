@@ -27,7 +27,7 @@
 //! the buffered sync reports and anything staged by a request whose write failed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
@@ -110,11 +110,16 @@ pub(crate) struct Fast {
     tokens: Mutex<HashMap<Vec<u8>, CachedToken>>,
     /// Token id -> unix second of the last `last_used_at` write.
     touched: Mutex<HashMap<String, i64>>,
+    /// Token id -> `last_used_at` not written yet (written by the next persist).
+    touches: Mutex<HashMap<String, i64>>,
     staged: Mutex<Staged>,
     /// Set when the staged index must be read again (never taken with the connection
     /// locked: staging takes the connection with the staged lock held).
     index_stale: AtomicBool,
     persisting: Mutex<()>,
+    /// Requests that staged and will persist before they answer (see
+    /// [`Store::will_persist`]).
+    will_persist: AtomicUsize,
     decoded: Mutex<Decoded>,
     syncs: Mutex<HashMap<String, PendingSync>>,
     config: RwLock<IngestConfig>,
@@ -128,13 +133,25 @@ impl Default for Fast {
             watch: Mutex::default(),
             tokens: Mutex::default(),
             touched: Mutex::default(),
+            touches: Mutex::default(),
             staged: Mutex::default(),
             index_stale: AtomicBool::new(false),
             persisting: Mutex::new(()),
+            will_persist: AtomicUsize::new(0),
             decoded: Mutex::default(),
             syncs: Mutex::default(),
             config: RwLock::new(IngestConfig::default()),
         }
+    }
+}
+
+/// A caller that stages and then persists before it answers (an ingest request); while
+/// one is held, views do not write what is staged themselves (that caller will).
+pub struct WillPersist<'a>(&'a AtomicUsize);
+
+impl Drop for WillPersist<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -303,8 +320,17 @@ impl Store {
                 return;
             }
         }
-        let conn = self.lock();
-        self.watch_with(&conn);
+        if now {
+            let conn = self.lock();
+            self.watch_with(&conn);
+            return;
+        }
+        // Not forced (token checks on the async workers come here): a connection busy with
+        // a write is not waited for; the next caller that finds it free looks, and every
+        // persist looks before it writes.
+        if let Some(conn) = self.try_lock() {
+            self.watch_with(&conn);
+        }
     }
 
     /// As [`Store::watch_external`], with the connection locked by the caller; returns the
@@ -351,8 +377,8 @@ impl Store {
         Ok(found)
     }
 
-    /// Records a token's use at most once a minute (without touching the database in
-    /// between).
+    /// Records a token's use at most once a minute, buffered: written by the next
+    /// persist (no database write on the request path).
     pub(crate) fn touch_token_cached(&self, id: &str, now: i64) -> Result<(), CatalogError> {
         {
             let mut t = lock(&self.fast.touched);
@@ -364,7 +390,15 @@ impl Store {
             }
             t.insert(id.to_string(), now);
         }
-        self.touch_token(id, now)
+        let mut q = lock(&self.fast.touches);
+        let at = q.entry(id.to_string()).or_insert(now);
+        *at = (*at).max(now);
+        Ok(())
+    }
+
+    /// Token uses buffered and not written yet: id -> unix second.
+    pub(crate) fn pending_touches(&self) -> HashMap<String, i64> {
+        lock(&self.fast.touches).clone()
     }
 
     // ---- staged ingest ----
@@ -495,6 +529,13 @@ impl Store {
         Ok(Staging::Applied)
     }
 
+    /// Marks the caller as one that persists what it stages before it answers (held from
+    /// before [`Store::stage`] until after [`Store::persist`]).
+    pub fn will_persist(&self) -> WillPersist<'_> {
+        self.fast.will_persist.fetch_add(1, Ordering::AcqRel);
+        WillPersist(&self.fast.will_persist)
+    }
+
     /// Buffers one sync report (written by the next [`Store::persist`]): the edge's row,
     /// and its per-policy counts added up.
     pub fn stage_sync(&self, edge: &EdgeInfo, statuses: &[(String, i64, i64, Vec<String>)]) {
@@ -542,7 +583,13 @@ impl Store {
             (deltas, pairs, streams)
         };
         let syncs = std::mem::take(&mut *lock(&self.fast.syncs));
-        if deltas.is_empty() && pairs.is_empty() && streams.is_empty() && syncs.is_empty() {
+        let touches = std::mem::take(&mut *lock(&self.fast.touches));
+        if deltas.is_empty()
+            && pairs.is_empty()
+            && streams.is_empty()
+            && syncs.is_empty()
+            && touches.is_empty()
+        {
             return Ok(false);
         }
         let cfg = self.ingest_config();
@@ -622,6 +669,12 @@ impl Store {
                     params![edge, stream, *n as i64, now],
                 )?;
             }
+            for (id, at) in &touches {
+                tx.execute(
+                    "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+                    params![id, at],
+                )?;
+            }
             for p in syncs.values() {
                 let statuses: Vec<(String, i64, i64, Vec<String>)> = p
                     .statuses
@@ -670,6 +723,13 @@ impl Store {
                     s.dirty_streams.insert(k);
                 }
                 drop(s);
+                {
+                    let mut t = lock(&self.fast.touches);
+                    for (id, at) in touches {
+                        let v = t.entry(id).or_insert(at);
+                        *v = (*v).max(at);
+                    }
+                }
                 let mut q = lock(&self.fast.syncs);
                 for (k, p) in syncs {
                     match q.get_mut(&k) {
@@ -690,9 +750,27 @@ impl Store {
         }
     }
 
-    /// Every stored service, decoded (from memory while no other connection changed the
-    /// file), after writing what is staged.
+    /// Every stored service, decoded: from memory while no other connection changed the
+    /// file (looked for now, or, while the connection is busy with a write, at the last
+    /// look, at most a second ago: every acknowledged summary is in the decoded rows once
+    /// written) and nothing is staged that no ingest request is about to write; else read
+    /// after writing what is staged.
     pub fn decoded_catalog(&self) -> Result<CatalogRows, CatalogError> {
+        // Looked for now when the connection is free, else the last look is used.
+        let seen = match self.try_lock() {
+            Some(conn) => self.watch_with(&conn),
+            None => lock(&self.fast.watch).data_version,
+        };
+        // Staged deltas no ingest request is about to write (a direct caller of
+        // `stage`, a failed write) are written first.
+        let unwritten = self.fast.will_persist.load(Ordering::Acquire) == 0
+            && !lock(&self.fast.staged).deltas.is_empty();
+        if !unwritten {
+            let d = lock(&self.fast.decoded);
+            if d.complete && d.data_version.is_some() && d.data_version == seen {
+                return Ok(d.rows.clone());
+            }
+        }
         self.persist()?;
         let cfg = self.ingest_config();
         let dv = {

@@ -394,6 +394,15 @@ impl Store {
         self.conn()
     }
 
+    /// The connection, locked, unless another thread holds it now.
+    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, Connection>> {
+        match self.conn.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Runs `f` on the store's connection, under its lock.
     pub(crate) fn with_conn<R>(&self, f: impl FnOnce(&Connection) -> R) -> R {
         f(&self.conn())
@@ -897,7 +906,19 @@ impl Store {
                 last_used_at: r.get(7)?,
             })
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut out: Vec<TokenInfo> = rows.collect::<Result<_, _>>()?;
+        drop(st);
+        drop(conn);
+        // Uses buffered for the next persist count as recorded.
+        let pending = self.pending_touches();
+        if !pending.is_empty() {
+            for t in &mut out {
+                if let Some(at) = pending.get(&t.id) {
+                    t.last_used_at = Some(t.last_used_at.map_or(*at, |u| u.max(*at)));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Records that token `id` was used at `now` (written at most once a minute per token).

@@ -234,6 +234,14 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        // Shed past `overload.sync_max_in_flight`: UNAVAILABLE with retry-after.
+        let slot = match self.control.sync_gate().admit() {
+            Ok(p) => p,
+            Err(busy) => {
+                let status = busy.into_status();
+                return Box::pin(async move { Ok(status.into_http()) });
+            }
+        };
         let edge = if self.auth {
             let client = req
                 .extensions()
@@ -260,6 +268,11 @@ where
             );
             "local".to_string()
         };
-        Box::pin(EDGE.scope(edge, self.inner.call(req)))
+        let call = EDGE.scope(edge, self.inner.call(req));
+        Box::pin(async move {
+            let r = call.await;
+            drop(slot);
+            r
+        })
     }
 }

@@ -1,19 +1,24 @@
 //! Ingest at fleet scale, through a real server on loopback: a summary is merged once
 //! however its connections die and however often it is sent again with its number; an
-//! overloaded control plane sheds ingest with 503 + Retry-After; sync answers "unchanged"
-//! from the cached policy set; staged summaries and sync reports reach the file.
+//! overloaded control plane sheds ingest, policy syncs and page reads with 503 +
+//! Retry-After; sync answers "unchanged" from the cached policy set; staged summaries and
+//! sync reports reach the file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use weir_catalog::auth::{create_token_for, Role};
 use weir_catalog::component::{app, policy_check};
 use weir_catalog::control::ControlPlane;
 use weir_catalog::ingest::IngestConfig;
+use weir_catalog::shed::OverloadConfig;
 use weir_catalog::store::Store;
 use weir_metadata::summary::{CatalogSummary, ServiceSummary};
+
+mod common;
+use common::{exchange, exchange_raw_from};
 
 struct Server {
     _dir: tempfile::TempDir,
@@ -25,13 +30,18 @@ struct Server {
 }
 
 async fn serve(config: IngestConfig) -> Server {
+    serve_with(config, OverloadConfig::default()).await
+}
+
+async fn serve_with(config: IngestConfig, overload: OverloadConfig) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("cp.db");
     let control = Arc::new(
         ControlPlane::open(&db)
             .unwrap()
             .with_policy_check(policy_check())
-            .with_ingest(config, &weir_api::Telemetry::new()),
+            .with_ingest(config, &weir_api::Telemetry::new())
+            .with_overload(overload),
     );
     let edge = create_token_for(control.store(), Role::Edge, "e", Some("edge-1"), "test")
         .unwrap()
@@ -82,22 +92,6 @@ fn ingest_request(token: &str, seq: Option<&str>, body: &str) -> Vec<u8> {
     let mut out = head.into_bytes();
     out.extend_from_slice(body.as_bytes());
     out
-}
-
-/// Sends a whole request and reads the whole answer: (status, head, body).
-async fn exchange(addr: SocketAddr, req: &[u8]) -> (u16, String, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(req).await.unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
-    let text = String::from_utf8_lossy(&out).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_string(), body.to_string())
 }
 
 async fn get(addr: SocketAddr, token: &str, path: &str) -> serde_json::Value {
@@ -259,23 +253,16 @@ async fn sync_answers_unchanged_from_the_cached_set_and_buffers_status() {
         out.extend_from_slice(&req);
         out
     };
-    let first = {
-        let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
-        s.write_all(&sync("", 0)).await.unwrap();
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).await.unwrap();
-        let at = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        proto::SyncResponse::decode(&out[at..]).unwrap()
+    let answer = |req: Vec<u8>| async move {
+        let (status, _, body) = exchange_raw_from(None, srv.addr, &req).await;
+        assert_eq!(status, 200);
+        proto::SyncResponse::decode(body.as_slice()).unwrap()
     };
+    let first = answer(sync("", 0)).await;
     assert_eq!(first.policies.len(), 1);
     assert_eq!(first.sync_type, proto::SyncType::Full as i32);
     for _ in 0..3 {
-        let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
-        s.write_all(&sync(&first.hash, 4)).await.unwrap();
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).await.unwrap();
-        let at = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        let r = proto::SyncResponse::decode(&out[at..]).unwrap();
+        let r = answer(sync(&first.hash, 4)).await;
         assert!(r.policies.is_empty(), "unchanged: no list");
         assert_eq!(r.hash, first.hash);
         assert_eq!(r.sync_type, proto::SyncType::Unspecified as i32);
@@ -284,12 +271,7 @@ async fn sync_answers_unchanged_from_the_cached_set_and_buffers_status() {
     srv.control
         .update_policy("drop-debug", None, None, Some(true), "test")
         .unwrap();
-    let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(&sync(&first.hash, 0)).await.unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
-    let at = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    let r = proto::SyncResponse::decode(&out[at..]).unwrap();
+    let r = answer(sync(&first.hash, 0)).await;
     assert_eq!(r.policies.len(), 1);
     assert_ne!(r.hash, first.hash);
     // The buffered counts add up: 3 x 4 enforced hits, written before the mode changed.
@@ -335,7 +317,9 @@ async fn a_revoked_token_is_refused_at_once_and_one_revoked_elsewhere_within_sec
         .unwrap()
         .id;
     assert!(elsewhere.revoke_token(&id2, "cli").unwrap());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // Looked for at least once a second: refused within a few seconds (the bound leaves
+    // room for a loaded machine; the loop ends at the first 401).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let (status, _, _) = exchange(srv.addr, &req).await;
         if status == 401 {
@@ -344,8 +328,86 @@ async fn a_revoked_token_is_refused_at_once_and_one_revoked_elsewhere_within_sec
         assert_eq!(status, 204);
         assert!(
             std::time::Instant::now() < deadline,
-            "a token revoked by another connection was still taken after 20s"
+            "a token revoked by another connection was still taken after 5s"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    // A view of the catalog looks for other connections' changes at once: a token revoked
+    // elsewhere is refused on the very next request after one.
+    let other = create_token_for(srv.control.store(), Role::Edge, "e3", Some("edge-3"), "t")
+        .unwrap()
+        .0;
+    let req = ingest_request(&other, None, &body);
+    assert_eq!(exchange(srv.addr, &req).await.0, 204);
+    let id3 = elsewhere
+        .tokens()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.edge.as_deref() == Some("edge-3"))
+        .unwrap()
+        .id;
+    assert!(elsewhere.revoke_token(&id3, "cli").unwrap());
+    get(srv.addr, &srv.admin, "/api/v1/findings").await;
+    assert_eq!(exchange(srv.addr, &req).await.0, 401);
+}
+
+#[tokio::test]
+async fn syncs_and_page_reads_are_shed_with_503_and_retry_after() {
+    let srv = serve_with(
+        IngestConfig::default(),
+        OverloadConfig {
+            sync_max_in_flight: 1,
+            read_max_in_flight: 1,
+            retry_after: std::time::Duration::from_secs(7),
+        },
+    )
+    .await;
+    let sync = {
+        let body = b"";
+        let mut out = format!(
+            "POST /v1/policy/sync HTTP/1.1\r\nhost: cp\r\nconnection: close\r\nauthorization: Bearer {}\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
+            srv.edge
+        )
+        .into_bytes();
+        out.extend_from_slice(body);
+        out
+    };
+    let page = |path: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nhost: cp\r\nconnection: close\r\nauthorization: Bearer {}\r\n\r\n",
+            srv.admin
+        )
+        .into_bytes()
+    };
+    let retry_after = |head: &str| {
+        head.lines().find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("retry-after: ")
+                .map(str::to_string)
+        })
+    };
+    // One sync being served (held here): the next is shed at once, reads are not.
+    let held = srv.control.sync_gate().admit().unwrap();
+    let (status, head, body) = exchange(srv.addr, &sync).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(retry_after(&head).as_deref(), Some("7"), "{head}");
+    assert!(body.contains("busy"), "{body}");
+    let (status, _, body) = exchange(srv.addr, &page("/api/v1/overview")).await;
+    assert_eq!(status, 200, "{body}");
+    drop(held);
+    assert_eq!(exchange(srv.addr, &sync).await.0, 200);
+    // One read being served: every page is shed, ingest and sync are not.
+    let held = srv.control.read_gate().admit().unwrap();
+    for path in ["/api/v1/overview", "/api/v1/services", "/api/v1/findings"] {
+        let (status, head, body) = exchange(srv.addr, &page(path)).await;
+        assert_eq!(status, 503, "{path}: {body}");
+        assert_eq!(retry_after(&head).as_deref(), Some("7"), "{path}: {head}");
+    }
+    let req = ingest_request(&srv.edge, Some("s:1"), &summary("orders", 3));
+    assert_eq!(exchange(srv.addr, &req).await.0, 204);
+    assert_eq!(exchange(srv.addr, &sync).await.0, 200);
+    drop(held);
+    assert_eq!(logs_items(&srv, "orders").await, 3);
+    assert_eq!(srv.control.sync_gate().in_flight(), 0);
+    assert_eq!(srv.control.read_gate().in_flight(), 0);
 }

@@ -7,6 +7,8 @@
 //! user and a code exchange without the PKCE verifier are refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::free_port;
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -23,14 +25,6 @@ use weir_catalog::store::Store;
 
 const CLIENT_ID: &str = "weir-cp";
 const CLIENT_SECRET: &str = "test-secret with spaces&symbols";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The provider process; killed on drop.
 struct Provider {

@@ -6,6 +6,8 @@
 //! PromQL selector reader.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::free_port;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -19,14 +21,6 @@ use weir_catalog::analysis::WasteKind;
 use weir_catalog::control::ControlPlane;
 use weir_catalog::prometheus::promql::{selectors, NameMatch};
 use weir_catalog::prometheus::{PromAuth, PromClient};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn require(binary: &str, package: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();

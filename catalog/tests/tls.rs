@@ -3,6 +3,8 @@
 //! without client certificates; certificate reload; the catalog exporter and gRPC sync over TLS.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::free_port;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,14 +20,6 @@ use weir_api::{
 use weir_catalog::component::{CatalogExporterFactory, ControlPlaneFactory};
 use weir_tls::rustls::version::{TLS12, TLS13};
 use weir_tls::testing::{client_config, der_of, https_get, plain_http_get, TestCa, TestCert};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct ControlPlane {
     addr: SocketAddr,
