@@ -1,4 +1,5 @@
 //! Unit tests of masking.
+use super::cache::{CACHED_LINE_OUT, CACHED_LINE_TOKENS, LINE_SLOTS};
 use super::*;
 
 fn mask(line: &str) -> String {
