@@ -596,62 +596,129 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / 100.0
 }
 
+/// One throughput run: the measures of one process on one scenario's files.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    /// Lines per wall second, from the process's start to the last record at the sink.
+    wall: f64,
+    /// Lines per CPU-second of the process (user + system, all its threads).
+    per_cpu: f64,
+    /// Peak resident memory (VmHWM), MiB.
+    rss_mib: f64,
+}
+
+fn bench_once(bin: &Path, who: &str, scenario: &str, per_file: usize) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let total = bench_inputs(&logs, scenario, per_file);
+    let (count, port) = counting_sink();
+    let cfg = support::write(dir.path(), "c.yaml", &bench_config(&logs, port, scenario));
+    let log = std::fs::File::create(dir.path().join("run.log")).unwrap();
+    let start = Instant::now();
+    let mut child = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(bin)
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    while count.load(std::sync::atomic::Ordering::Relaxed) < total {
+        assert!(
+            start.elapsed() < Duration::from_secs(900),
+            "{who} {scenario}: {} of {total}",
+            count.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid);
+    let rss_kib = proc_field(pid, "status", "VmHWM:");
+    support::sigterm(&child);
+    let _ = support::wait_exit(&mut child, Duration::from_secs(15));
+    let _ = child.kill();
+    assert_eq!(count.load(std::sync::atomic::Ordering::Relaxed), total);
+    let run = Run {
+        wall: total as f64 / secs,
+        per_cpu: total as f64 / cpu.max(0.01),
+        rss_mib: rss_kib as f64 / 1024.0,
+    };
+    println!(
+        "{scenario:9} {who:7} lines {total:>8}  wall {secs:6.2} s  {:>9.0} lines/s  cpu {cpu:6.2} s  {:>9.0} lines/cpu-s  peak RSS {:>6.1} MiB",
+        run.wall, run.per_cpu, run.rss_mib
+    );
+    run
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 /// Throughput and memory, each process pinned to CPU 0 (`taskset -c 0`); the test process
 /// (files, sink) should run elsewhere: `taskset -c 1 cargo test --release ...`. Lines per
-/// file from FILELOG_BENCH_LINES (default 250,000; 4 files per scenario).
+/// file from FILELOG_BENCH_LINES (default 250,000; 4 files per scenario), rounds from
+/// FILELOG_BENCH_ROUNDS (default 3; Weir and the Collector alternate which goes first),
+/// scenarios from FILELOG_BENCH_SCENARIOS (default `plain,json,container`). Prints each
+/// run and then the medians per scenario.
 #[test]
 #[ignore = "benchmark: run by hand, see BENCHMARKS.md"]
 fn bench_filelog_lines_per_second_and_peak_rss_against_the_collector() {
-    let per_file: usize = std::env::var("FILELOG_BENCH_LINES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(250_000);
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let per_file = env("FILELOG_BENCH_LINES", 250_000);
+    let rounds = env("FILELOG_BENCH_ROUNDS", 3).max(1);
+    let scenarios =
+        std::env::var("FILELOG_BENCH_SCENARIOS").unwrap_or_else(|_| "plain,json,container".into());
     let collector = otelcol_contrib();
     // WEIR_BIN: a release build (the test itself may be a debug build).
     let weir = std::env::var("WEIR_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_BIN_EXE_weir")));
-    for scenario in ["plain", "json", "container"] {
-        for (who, bin) in [("weir", &weir), ("otelcol", &collector)] {
-            let dir = tempfile::tempdir().unwrap();
-            let logs = dir.path().join("logs");
-            std::fs::create_dir_all(&logs).unwrap();
-            let total = bench_inputs(&logs, scenario, per_file);
-            let (count, port) = counting_sink();
-            let cfg = support::write(dir.path(), "c.yaml", &bench_config(&logs, port, scenario));
-            let log = std::fs::File::create(dir.path().join("run.log")).unwrap();
-            let start = Instant::now();
-            let mut child = Command::new("taskset")
-                .args(["-c", "0"])
-                .arg(bin)
-                .arg("--config")
-                .arg(&cfg)
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap();
-            let pid = child.id();
-            while count.load(std::sync::atomic::Ordering::Relaxed) < total {
-                assert!(
-                    start.elapsed() < Duration::from_secs(600),
-                    "{who} {scenario}: {} of {total}",
-                    count.load(std::sync::atomic::Ordering::Relaxed)
-                );
-                std::thread::sleep(Duration::from_millis(20));
+    let mut summary = Vec::new();
+    for scenario in scenarios.split(',').map(str::trim) {
+        assert!(
+            ["plain", "json", "container"].contains(&scenario),
+            "unknown scenario {scenario:?} in FILELOG_BENCH_SCENARIOS"
+        );
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            if round % 2 == 0 {
+                ours.push(bench_once(&weir, "weir", scenario, per_file));
+                theirs.push(bench_once(&collector, "otelcol", scenario, per_file));
+            } else {
+                theirs.push(bench_once(&collector, "otelcol", scenario, per_file));
+                ours.push(bench_once(&weir, "weir", scenario, per_file));
             }
-            let secs = start.elapsed().as_secs_f64();
-            let cpu = cpu_seconds(pid);
-            let rss_kib = proc_field(pid, "status", "VmHWM:");
-            support::sigterm(&child);
-            let _ = support::wait_exit(&mut child, Duration::from_secs(15));
-            let _ = child.kill();
-            assert_eq!(count.load(std::sync::atomic::Ordering::Relaxed), total);
-            println!(
-                "{scenario:9} {who:7} lines {total:>8}  wall {secs:6.2} s  {:>9.0} lines/s  cpu {cpu:6.2} s  {:>9.0} lines/cpu-s  peak RSS {:>6.1} MiB",
-                total as f64 / secs,
-                total as f64 / cpu.max(0.01),
-                rss_kib as f64 / 1024.0
-            );
         }
+        let m = |v: &[Run], f: fn(&Run) -> f64| median(v.iter().map(f).collect());
+        let (w_wall, c_wall) = (m(&ours, |r| r.wall), m(&theirs, |r| r.wall));
+        let (w_cpu, c_cpu) = (m(&ours, |r| r.per_cpu), m(&theirs, |r| r.per_cpu));
+        let (w_rss, c_rss) = (m(&ours, |r| r.rss_mib), m(&theirs, |r| r.rss_mib));
+        summary.push(format!(
+            "| {scenario} | {w_wall:.0} | {c_wall:.0} | {:.2}x | {w_cpu:.0} | {c_cpu:.0} | {:.2}x | {w_rss:.1} MiB | {c_rss:.1} MiB | {:.2} |",
+            w_wall / c_wall,
+            w_cpu / c_cpu,
+            w_rss / c_rss
+        ));
+    }
+    println!(
+        "\nmedians of {rounds} rounds, {} lines per scenario:\n| scenario | weir lines/s | collector lines/s | ratio | weir lines/CPU-s | collector lines/CPU-s | ratio | weir peak RSS | collector peak RSS | RSS ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        per_file * 4
+    );
+    for line in summary {
+        println!("{line}");
     }
 }
