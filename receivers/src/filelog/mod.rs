@@ -527,6 +527,11 @@ struct Tracked {
     path: PathBuf,
     /// Bytes already handed on (accepted downstream).
     offset: u64,
+    /// Bytes read: `offset` plus what reads in flight hold.
+    read_to: u64,
+    /// Counts resets of the offset (truncation): a read in flight from before a reset does
+    /// not move the offset when it is accepted.
+    generation: u64,
     /// Open since the last poll that found it; `None` for files known only from a checkpoint
     /// or no longer found.
     file: Option<File>,
@@ -540,8 +545,12 @@ struct Tracked {
 
 /// What one file gave in one poll.
 struct Read1 {
-    /// The file; [`NO_FILE`] for entries a recombine operator let go on its own.
-    index: usize,
+    /// The file's key; [`NO_FILE`] for entries a recombine operator let go on its own.
+    key: u64,
+    /// The file's [`Tracked::generation`] at the read.
+    generation: u64,
+    /// The file's path (for logs).
+    path: String,
     /// The records, an encoded OTLP logs export request (`None`: no record).
     request: Option<Bytes>,
     /// Where the lines of entries out of the operators start (earliest per file): until
@@ -555,8 +564,9 @@ struct Read1 {
     delete: bool,
 }
 
-/// [`Read1::index`] of records that come from no read (held entries let go).
-const NO_FILE: usize = usize::MAX;
+/// [`Read1::key`] of records that come from no read (held entries let go); files' keys
+/// start at 1.
+const NO_FILE: u64 = 0;
 
 struct Tailer {
     s: FileLogSettings,
@@ -625,6 +635,8 @@ impl Tailer {
                 fingerprint: fp,
                 path: PathBuf::from(f.path),
                 offset: f.offset,
+                read_to: f.offset,
+                generation: 0,
                 file: None,
                 inode: (0, 0),
                 seen: 0,
@@ -753,9 +765,11 @@ impl Tailer {
                 match known {
                     Some(i) => {
                         let f = &mut self.files[i];
-                        if meta.len() < f.offset {
+                        if meta.len() < f.read_to {
                             tracing::info!(path = %path.display(), "file is shorter than its offset (truncated): reading it from the start");
                             f.offset = 0;
+                            f.read_to = 0;
+                            f.generation += 1;
                             self.dirty = true;
                         }
                         f.fingerprint = fp;
@@ -778,6 +792,8 @@ impl Tailer {
                             fingerprint: fp,
                             path,
                             offset,
+                            read_to: offset,
+                            generation: 0,
                             file: Some(file),
                             inode,
                             seen: self.poll,
@@ -832,7 +848,9 @@ impl Tailer {
                 let mut req = encode::Request::default();
                 let origins = encode_entries(&out, &mut req);
                 reads.push(Read1 {
-                    index: NO_FILE,
+                    key: NO_FILE,
+                    generation: 0,
+                    path: String::new(),
                     request: req.finish(),
                     origins,
                     new_offset: 0,
@@ -856,11 +874,11 @@ impl Tailer {
             f.last_size = size;
             f.last_change = Instant::now();
         }
-        if size <= f.offset {
+        if size <= f.read_to {
             return Ok(None);
         }
-        let want = ((size - f.offset) as usize).min(MAX_BATCH_BYTES + s.max_log_size);
-        file.seek(SeekFrom::Start(f.offset))?;
+        let want = ((size - f.read_to) as usize).min(MAX_BATCH_BYTES + s.max_log_size);
+        file.seek(SeekFrom::Start(f.read_to))?;
         // One read buffer for all files, kept between reads (at most MAX_BATCH_BYTES +
         // max_log_size).
         if self.buf.len() < want {
@@ -868,7 +886,7 @@ impl Tailer {
         }
         let n = read_full(file, &mut self.buf[..want])?;
         let buf = &self.buf[..n];
-        let reached_end = f.offset + n as u64 >= size;
+        let reached_end = f.read_to + n as u64 >= size;
         // The last unfinished entry goes out when the file has been quiet for
         // force_flush_period, or when the file is gone (nothing more will come).
         let flush = reached_end && (lost || f.last_change.elapsed() >= s.force_flush_period);
@@ -913,6 +931,14 @@ impl Tailer {
         let ops = !self.pipeline.is_empty();
         let mut entries = Vec::new();
         let mut req = encode::Request::default();
+        // With operators: the attributes every entry of this read starts with.
+        let mut base = BTreeMap::new();
+        if ops {
+            base = s.attr_map.clone();
+            for (k, v) in &attrs[s.attributes.len()..] {
+                base.insert((*k).to_string(), operators::Val::Str(v.clone()));
+            }
+        }
         let shared = if ops {
             Vec::new()
         } else {
@@ -925,7 +951,7 @@ impl Tailer {
                 break;
             }
             // The entry's bytes start where the previous one's ended (its delimiter).
-            let begins = f.offset + consumed as u64;
+            let begins = f.read_to + consumed as u64;
             consumed = t.next;
             bytes += t.end - t.start;
             let raw = &buf[t.start..t.end];
@@ -956,11 +982,7 @@ impl Tailer {
                 operators::Val::Str(String::from_utf8_lossy(text).into_owned())
             });
             e.observed = now;
-            e.attributes = s.attr_map.clone();
-            for (k, v) in &attrs[s.attributes.len()..] {
-                e.attributes
-                    .insert((*k).to_string(), operators::Val::Str(v.clone()));
-            }
+            e.attributes = base.clone();
             e.resource = s.res_map.clone();
             e.origin = operators::Origin::One((f.key, begins));
             entries.push(e);
@@ -976,16 +998,20 @@ impl Tailer {
         if !more {
             consumed = used.max(consumed);
         }
-        if n == want && (n as u64) < size - f.offset {
+        if n == want && (n as u64) < size - f.read_to {
             more = true;
         }
-        let new_offset = f.offset + consumed as u64;
+        let new_offset = f.read_to + consumed as u64;
         let at_end = new_offset >= size;
         if consumed == 0 {
             return Ok(None);
         }
+        // The next read goes on from here, before this one is accepted.
+        f.read_to = new_offset;
         Ok(Some(Read1 {
-            index: i,
+            key: f.key,
+            generation: f.generation,
+            path: f.path.display().to_string(),
             request,
             origins,
             new_offset,
@@ -995,11 +1021,20 @@ impl Tailer {
         }))
     }
 
-    /// The pipeline took the records of `r`: move the offset and persist it.
+    /// The pipeline took the records of `r` (and of every read of the file before it): move
+    /// the offset.
     fn accepted(&mut self, r: &Read1) {
-        let Some(f) = self.files.get_mut(r.index) else {
+        if r.key == NO_FILE {
+            return;
+        }
+        let Some(f) = self.files.iter_mut().find(|f| f.key == r.key) else {
+            // Forgotten meanwhile.
             return;
         };
+        if f.generation != r.generation {
+            // Read before the file was truncated; it is read again from its start.
+            return;
+        }
         f.offset = r.new_offset;
         if r.delete && r.at_end {
             if let Err(e) = std::fs::remove_file(&f.path) {
@@ -1064,15 +1099,16 @@ fn encode_entries(
     origin.starts().to_vec()
 }
 
-/// Offers `r` to the pipeline until it takes it. `false`: cancelled first.
+/// Offers the records of a read to the pipeline until it takes them. `false`: cancelled
+/// first.
 async fn offer(
-    r: &Read1,
-    tailer: &Tailer,
-    id: &ComponentId,
-    next: &Arc<dyn Consumer>,
-    cancel: &CancellationToken,
+    request: Option<Bytes>,
+    path: String,
+    id: ComponentId,
+    next: Arc<dyn Consumer>,
+    cancel: CancellationToken,
 ) -> bool {
-    let Some(bytes) = &r.request else {
+    let Some(bytes) = request else {
         return true;
     };
     let mut backoff = Duration::from_millis(100);
@@ -1091,11 +1127,6 @@ async fn offer(
                 if cancel.is_cancelled() {
                     return false;
                 }
-                let path = tailer
-                    .files
-                    .get(r.index)
-                    .map(|f| f.path.display().to_string())
-                    .unwrap_or_default();
                 tracing::warn!(receiver = %id, path = %path, error = %e, "the pipeline did not take the records; offering them again");
                 tokio::select! {
                     _ = cancel.cancelled() => return false,
@@ -1114,56 +1145,131 @@ fn save(tailer: &mut Tailer, pending: &[Read1], id: &ComponentId) {
     }
 }
 
+/// Reads offered to the pipeline and not yet answered before the next poll waits for an
+/// answer. The pipeline gets several at once (a batch processor merges them rather than
+/// waiting for more), while what the receiver holds stays bounded.
+const MAX_IN_FLIGHT: usize = 4;
+
+/// The reads in flight, oldest first, and their offers, which answer in the same order.
+struct InFlight {
+    reads: VecDeque<Read1>,
+    offers: futures::stream::FuturesOrdered<futures::future::BoxFuture<'static, bool>>,
+}
+
+impl InFlight {
+    fn push(
+        &mut self,
+        mut r: Read1,
+        id: &ComponentId,
+        next: &Arc<dyn Consumer>,
+        cancel: &CancellationToken,
+    ) {
+        let request = r.request.take();
+        self.offers.push_back(Box::pin(offer(
+            request,
+            r.path.clone(),
+            id.clone(),
+            next.clone(),
+            cancel.clone(),
+        )));
+        self.reads.push_back(r);
+    }
+}
+
+/// An answered read: the offset moves, the checkpoint is written.
+fn answered(tailer: &mut Tailer, in_flight: &mut InFlight, id: &ComponentId) {
+    if let Some(r) = in_flight.reads.pop_front() {
+        tailer.accepted(&r);
+        save(tailer, in_flight.reads.make_contiguous(), id);
+    }
+}
+
 async fn run(
     mut tailer: Tailer,
     id: ComponentId,
     next: Arc<dyn Consumer>,
     cancel: CancellationToken,
 ) {
+    use futures::StreamExt;
     let interval = tailer.s.poll_interval;
-    // Reads of the current poll not yet taken by the pipeline.
-    let mut pending: VecDeque<Read1> = VecDeque::new();
+    let mut in_flight = InFlight {
+        reads: VecDeque::new(),
+        offers: futures::stream::FuturesOrdered::new(),
+    };
+    let mut next_poll = tokio::time::Instant::now();
+    // The last poll left data to read: poll again as soon as there is room.
+    let mut more = false;
     'polls: loop {
-        let (t, reads) = match tokio::task::spawn_blocking(move || {
-            let reads = tailer.scan();
-            (tailer, reads)
-        })
-        .await
-        {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::error!(receiver = %id, error = %e, "file poll failed");
-                return;
+        let room = in_flight.reads.len() < MAX_IN_FLIGHT;
+        if room && (more || tokio::time::Instant::now() >= next_poll) {
+            // The poll reads on a blocking thread while the pipeline takes reads in flight;
+            // their answers are applied once the tailer is back.
+            let mut scan = tokio::task::spawn_blocking(move || {
+                let reads = tailer.scan();
+                (tailer, reads)
+            });
+            let mut answers = 0usize;
+            let mut stop = false;
+            let (t, reads) = loop {
+                tokio::select! {
+                    r = &mut scan => match r {
+                        Ok(x) => break x,
+                        Err(e) => {
+                            tracing::error!(receiver = %id, error = %e, "file poll failed");
+                            return;
+                        }
+                    },
+                    Some(ok) = in_flight.offers.next(), if !stop => {
+                        if ok {
+                            answers += 1;
+                        } else {
+                            stop = true;
+                        }
+                    }
+                }
+            };
+            tailer = t;
+            for _ in 0..answers {
+                answered(&mut tailer, &mut in_flight, &id);
             }
-        };
-        tailer = t;
-        pending.extend(reads);
-        let mut more = false;
-        while let Some(r) = pending.front() {
-            more |= r.more;
-            if !offer(r, &tailer, &id, &next, &cancel).await {
+            if stop {
                 break 'polls;
             }
-            let Some(r) = pending.pop_front() else { break };
-            tailer.accepted(&r);
-            save(&mut tailer, pending.make_contiguous(), &id);
-        }
-        tailer.end_poll();
-        // New files (their offsets under start_at), resets and forgotten files are written
-        // too, so a restart does not apply start_at again to a file already known.
-        if tailer.dirty {
-            save(&mut tailer, &[], &id);
-        }
-        if cancel.is_cancelled() {
-            break;
-        }
-        if !more {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep(interval) => {}
+            // The files' handles are closed and gone files forgotten only now; reads in
+            // flight name their file by key.
+            tailer.end_poll();
+            more = false;
+            for r in reads {
+                more |= r.more;
+                in_flight.push(r, &id, &next, &cancel);
             }
+            // New files (their offsets under start_at), resets and forgotten files are
+            // written too, so a restart does not apply start_at again to a file already
+            // known.
+            if tailer.dirty {
+                save(&mut tailer, in_flight.reads.make_contiguous(), &id);
+            }
+            if !more {
+                next_poll = tokio::time::Instant::now() + interval;
+            }
+            if cancel.is_cancelled() {
+                break;
+            }
+            continue;
+        }
+        tokio::select! {
+            Some(ok) = in_flight.offers.next() => {
+                if !ok {
+                    break 'polls;
+                }
+                answered(&mut tailer, &mut in_flight, &id);
+            }
+            _ = tokio::time::sleep_until(next_poll), if room && !more => {}
+            _ = cancel.cancelled() => break,
         }
     }
+    // Offers not answered are dropped: their offsets did not move.
+    let pending: Vec<Read1> = in_flight.reads.into_iter().collect();
     // Stopping: what the operators hold goes downstream now (as the Collector's recombine
     // does on stop), once; if the pipeline does not take it, the checkpoint written last
     // still lies before it and a restart reads it again.
@@ -1183,7 +1289,7 @@ async fn run(
         }
     };
     match next.consume(batch).await {
-        Ok(()) => save(&mut tailer, pending.make_contiguous(), &id),
+        Ok(()) => save(&mut tailer, &pending, &id),
         Err(e) => {
             tracing::warn!(receiver = %id, error = %e, "stopping: the pipeline did not take the entries the operators held; with storage they are read again after a restart")
         }

@@ -11,6 +11,7 @@
 //! not logged in between. The file keeps being read either way.
 
 pub mod expr;
+mod json;
 mod ops;
 pub mod timefmt;
 
@@ -487,6 +488,8 @@ pub struct Op {
 pub struct Pipeline {
     ops: Vec<Op>,
     receiver: String,
+    /// Emptied output lists of operators, reused (one is in use per level of nesting).
+    spare: Vec<Vec<Entry>>,
 }
 
 /// Where an operator sends what it produced.
@@ -553,20 +556,20 @@ impl Pipeline {
                 return;
             }
         }
-        let mut fwd = Vec::new();
+        let mut fwd = self.spare.pop().unwrap_or_default();
         match op.kind.process(e, &mut fwd) {
             Ok(sent) => {
                 let route = match sent {
                     Sent::Next => None,
                     Sent::Route(r) => Some(r),
                 };
-                for e in fwd {
+                for e in fwd.drain(..) {
                     self.dispatch(i, route.map_or(Sent::Next, Sent::Route), e, out);
                 }
             }
             Err((msg, e)) => {
                 let send = self.fail(i, &msg);
-                for e in fwd {
+                for e in fwd.drain(..) {
                     self.dispatch(i, Sent::Next, e, out);
                 }
                 if let Some(e) = e.filter(|_| send) {
@@ -574,6 +577,7 @@ impl Pipeline {
                 }
             }
         }
+        self.spare.push(fwd);
     }
 
     /// Counts and (rate-limited) logs a failure; whether the entry goes on.
@@ -785,6 +789,7 @@ pub fn build(raw: &[serde_json::Value], path: &str, errors: &mut ConfigErrors) -
     let p = Pipeline {
         ops,
         receiver: String::new(),
+        spare: Vec::new(),
     };
     if let Some(cycle) = p.cycle() {
         errors.push(

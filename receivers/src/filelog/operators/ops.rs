@@ -3,6 +3,7 @@
 // rare path, so the size of the Err variant does not matter here.
 #![allow(clippy::result_large_err)]
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use weir_api::ConfigErrors;
 
 use super::expr::{self, AddValue, Expr};
 use super::timefmt::{self, TimeLayout, Zone};
-use super::{id_list, Entry, Field, Root, Sent, Val};
+use super::{id_list, json, Entry, Field, Root, Sent, Val};
 
 /// An operator type with its settings and state.
 #[derive(Debug, Clone)]
@@ -113,6 +114,9 @@ pub struct Container {
     format: Option<Format>,
     add_metadata: bool,
     recombine: Recombine,
+    /// The Kubernetes metadata of the last `log.file.path` seen (`None`: the path did not
+    /// match), so the path pattern runs once per file rather than once per line.
+    metadata: Option<(String, Option<[String; 5]>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -750,6 +754,7 @@ pub fn build_kind(
                     max_log_size: size_field(&m, "max_log_size", at, errors),
                     batches: BTreeMap::new(),
                 },
+                metadata: None,
             }))
         }
         "move" | "copy" => {
@@ -951,15 +956,25 @@ impl SeverityParser {
             .parse_from
             .get(e)
             .ok_or_else(|| format!("severity: entry has no field {}", self.parse_from))?;
-        let (key, text) = match v {
-            Val::Str(s) => (s.to_lowercase(), s.clone()),
-            Val::Int(i) => (i.to_string(), i.to_string()),
+        let lower = |s: &str| -> String {
+            if s.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+                s.to_string()
+            } else {
+                s.to_lowercase()
+            }
+        };
+        let (key, text): (Cow<'_, str>, String) = match v {
+            Val::Str(s) if s.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) => {
+                (Cow::Borrowed(s.as_str()), s.clone())
+            }
+            Val::Str(s) => (Cow::Owned(lower(s)), s.clone()),
+            Val::Int(i) => (Cow::Owned(i.to_string()), i.to_string()),
             Val::Double(d) if d.fract() == 0.0 => {
-                ((*d as i64).to_string(), (*d as i64).to_string())
+                (Cow::Owned((*d as i64).to_string()), (*d as i64).to_string())
             }
             Val::Bytes(b) => {
                 let s = String::from_utf8_lossy(b).into_owned();
-                (s.to_lowercase(), s)
+                (Cow::Owned(lower(&s)), s)
             }
             other => {
                 return Err(format!(
@@ -968,7 +983,7 @@ impl SeverityParser {
                 ))
             }
         };
-        let n = self.mapping.get(&key).copied().unwrap_or(0);
+        let n = self.mapping.get(key.as_ref()).copied().unwrap_or(0);
         e.severity = n;
         e.severity_text = if self.overwrite_text {
             severity_name(n)
@@ -979,10 +994,10 @@ impl SeverityParser {
     }
 }
 
-fn as_text(v: &Val, what: &str) -> Result<String, String> {
+fn as_text<'a>(v: &'a Val, what: &str) -> Result<Cow<'a, str>, String> {
     match v {
-        Val::Str(s) => Ok(s.clone()),
-        Val::Bytes(b) => Ok(String::from_utf8_lossy(b).into_owned()),
+        Val::Str(s) => Ok(Cow::Borrowed(s)),
+        Val::Bytes(b) => Ok(String::from_utf8_lossy(b)),
         other => Err(format!("type {} cannot be parsed as {what}", other.kind())),
     }
 }
@@ -1073,13 +1088,12 @@ impl Kind {
                     e,
                     |v| {
                         let text = as_text(v, "JSON")?;
-                        match serde_json::from_str::<serde_json::Value>(&text) {
-                            Ok(j @ serde_json::Value::Object(_)) => {
-                                Ok(Val::from_json_with(j, ints))
-                            }
-                            Ok(other) => Err(format!(
+                        match json::parse(&text, ints) {
+                            Ok(m @ Val::Map(_)) => Ok(m),
+                            // Named as an integer-keeping parse names it.
+                            Ok(_) => Err(format!(
                                 "json: {} is not a JSON object",
-                                Val::from_json(other).kind()
+                                json::parse(&text, true).map_or("nil", |v| v.kind())
                             )),
                             Err(x) => Err(format!("json: {x}")),
                         }
@@ -1294,6 +1308,25 @@ impl Recombine {
 
     fn process(&mut self, e: Entry, fwd: &mut Vec<Entry>) {
         let m = self.matches(&e);
+        if m && !self.first {
+            // An entry that ends a batch while none is open for its source goes on as
+            // `add` then `flush` would send it, without opening one.
+            let alone = {
+                let source = match self.source.get(&e) {
+                    Some(Val::Str(s)) if !s.is_empty() => s.as_str(),
+                    _ => DEFAULT_SOURCE,
+                };
+                !self.batches.contains_key(source) && self.batches.len() < self.max_sources
+            };
+            if alone {
+                let mut e = e;
+                if !matches!(self.combine_field.get(&e), Some(Val::Str(_))) {
+                    self.combine_field.set(&mut e, Val::Str(String::new()));
+                }
+                fwd.push(e);
+                return;
+            }
+        }
         let source = match self.source.get(&e) {
             Some(Val::Str(s)) if !s.is_empty() => s.clone(),
             _ => DEFAULT_SOURCE.to_string(),
@@ -1379,28 +1412,6 @@ impl Recombine {
     }
 }
 
-fn docker_re() -> &'static regex::Regex {
-    static R: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    R.get_or_init(|| regex::Regex::new(r"^\{").expect("static regex"))
-}
-fn crio_re() -> &'static regex::Regex {
-    static R: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    R.get_or_init(|| {
-        regex::Regex::new(
-            r"^(?P<time>[^ Z]+) (?P<stream>stdout|stderr) (?P<logtag>[^ ]*) ?(?P<log>.*)$",
-        )
-        .expect("static regex")
-    })
-}
-fn containerd_re() -> &'static regex::Regex {
-    static R: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    R.get_or_init(|| {
-        regex::Regex::new(
-            r"^(?P<time>[^ ^Z]+Z) (?P<stream>stdout|stderr) (?P<logtag>[^ ]*) ?(?P<log>.*)$",
-        )
-        .expect("static regex")
-    })
-}
 fn path_re() -> &'static regex::Regex {
     static R: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     R.get_or_init(|| {
@@ -1422,10 +1433,58 @@ fn layout_crio() -> &'static (timefmt::Layout, Zone) {
     })
 }
 
+/// The fields of a CRI-O (`containerd` false) or containerd line as the patterns
+/// `^(?P<time>[^ Z]+) (?P<stream>stdout|stderr) (?P<logtag>[^ ]*) ?(?P<log>.*)$` and
+/// `^(?P<time>[^ ^Z]+Z) (?P<stream>stdout|stderr) (?P<logtag>[^ ]*) ?(?P<log>.*)$` capture
+/// them (`None` where they do not match), found without running them: the time, the stream,
+/// the log tag and where the log starts.
+fn cri_fields(s: &str, containerd: bool) -> Option<(&str, &'static str, &str, usize)> {
+    // The time holds no space, so it ends at the first one.
+    let sp = s.find(' ')?;
+    let time = &s[..sp];
+    if containerd {
+        let t = time.strip_suffix('Z')?;
+        if t.is_empty() || t.contains(['^', 'Z']) {
+            return None;
+        }
+    } else if time.is_empty() || time.contains('Z') {
+        return None;
+    }
+    let rest = &s[sp + 1..];
+    let stream = if rest.starts_with("stdout ") {
+        "stdout"
+    } else if rest.starts_with("stderr ") {
+        "stderr"
+    } else {
+        return None;
+    };
+    let tag_at = sp + 1 + stream.len() + 1;
+    let tag_len = s[tag_at..].find(' ').unwrap_or(s.len() - tag_at);
+    let mut log_at = tag_at + tag_len;
+    if s.as_bytes().get(log_at) == Some(&b' ') {
+        log_at += 1;
+    }
+    // `.` does not match a newline, and `$` is the end of the text.
+    if s[log_at..].contains('\n') {
+        return None;
+    }
+    Some((time, stream, &s[tag_at..tag_at + tag_len], log_at))
+}
+
+/// Parses the time of a container line.
+fn container_time(format: Format, s: &str) -> Result<u64, String> {
+    if format == Format::Crio {
+        let (l, z) = layout_crio();
+        l.parse(s, z)
+    } else {
+        layout_utc().parse(s, &Zone::Utc)
+    }
+}
+
 impl Container {
     fn process(&mut self, mut e: Entry, fwd: &mut Vec<Entry>) -> Res {
         let raw = match self.parse_from.get(&e) {
-            Some(Val::Str(s)) => s.clone(),
+            Some(Val::Str(s)) => s,
             Some(other) => {
                 let k = other.kind();
                 return Err((
@@ -1442,9 +1501,9 @@ impl Container {
         };
         let format = match self.format {
             Some(f) => f,
-            None if docker_re().is_match(&raw) => Format::Docker,
-            None if crio_re().is_match(&raw) => Format::Crio,
-            None if containerd_re().is_match(&raw) => Format::Containerd,
+            None if raw.starts_with('{') => Format::Docker,
+            None if cri_fields(raw, false).is_some() => Format::Crio,
+            None if cri_fields(raw, true).is_some() => Format::Containerd,
             None => {
                 return Err((
                     "container: failed to detect a valid container log format".into(),
@@ -1452,75 +1511,75 @@ impl Container {
                 ))
             }
         };
-        let parsed = match format {
-            Format::Docker => match serde_json::from_str::<serde_json::Value>(&raw) {
-                Ok(j @ serde_json::Value::Object(_)) => Val::from_json_with(j, false),
-                Ok(_) => {
-                    return Err((
-                        "container: docker log line is not a JSON object".into(),
-                        Some(e),
-                    ))
-                }
-                Err(x) => return Err((format!("container: docker log line: {x}"), Some(e))),
-            },
-            Format::Crio | Format::Containerd => {
-                let re = if format == Format::Crio {
-                    crio_re()
+        if format != Format::Docker {
+            // A CRI line the operator fails on is dropped whatever on_error says.
+            let Some((time, stream, logtag, log_at)) =
+                cri_fields(raw, format == Format::Containerd)
+            else {
+                let name = if format == Format::Crio {
+                    "crio"
                 } else {
-                    containerd_re()
+                    "containerd"
                 };
-                let Some(c) = re.captures(&raw) else {
-                    return Err((
-                        format!(
-                            "container: {} log: regex pattern does not match",
-                            if format == Format::Crio {
-                                "crio"
-                            } else {
-                                "containerd"
-                            }
-                        ),
-                        Some(e),
-                    ));
-                };
-                let mut m = BTreeMap::new();
-                for n in ["time", "stream", "logtag", "log"] {
-                    m.insert(
-                        n.to_string(),
-                        Val::Str(c.name(n).map_or("", |x| x.as_str()).to_string()),
-                    );
+                return Err((
+                    format!("container: {name} log: regex pattern does not match"),
+                    None,
+                ));
+            };
+            let t = container_time(format, time)
+                .map_err(|x| (format!("container: failed to parse time: {x}"), None))?;
+            let logtag = logtag.to_string();
+            let log = if self.parse_from == Field::body() {
+                // The log is the end of the body: cut the body's front off in place.
+                match std::mem::replace(&mut e.body, Val::Null) {
+                    Val::Str(mut b) => {
+                        b.drain(..log_at);
+                        b
+                    }
+                    _ => String::new(),
                 }
-                Val::Map(m)
+            } else {
+                raw[log_at..].to_string()
+            };
+            // As if the four captures were set on the attributes and time, log and stream
+            // then moved away (so attributes of those names are gone).
+            e.attributes.remove("time");
+            e.attributes.remove("log");
+            e.attributes.remove("stream");
+            e.attributes.insert("logtag".into(), Val::Str(logtag));
+            e.timestamp = t;
+            e.body = Val::Str(log);
+            e.attributes
+                .insert("log.iostream".into(), Val::Str(stream.to_string()));
+            self.add_metadata(&mut e).map_err(|(msg, _)| (msg, None))?;
+            self.recombine.process(e, fwd);
+            return Ok(Sent::Next);
+        }
+        let parsed = match json::parse(raw, false) {
+            Ok(m @ Val::Map(_)) => m,
+            Ok(_) => {
+                return Err((
+                    "container: docker log line is not a JSON object".into(),
+                    Some(e),
+                ))
             }
+            Err(x) => return Err((format!("container: docker log line: {x}"), Some(e))),
         };
         Field {
             root: Root::Attributes,
             keys: vec![],
         }
         .set(&mut e, parsed);
-        let cri = format != Format::Docker;
-        let drop_if_cri = |r: Res| -> Res {
-            match r {
-                Err((msg, _)) if cri => Err((msg, None)),
-                other => other,
-            }
-        };
-        drop_if_cri(self.after_parse(format, e, fwd))
+        self.after_docker(e, fwd)
     }
 
-    /// Time, moves and Kubernetes metadata after a line was parsed; CRI lines go through
-    /// the recombine.
-    fn after_parse(&mut self, format: Format, mut e: Entry, fwd: &mut Vec<Entry>) -> Res {
+    /// Time, moves and Kubernetes metadata after a docker line was parsed into the
+    /// attributes.
+    fn after_docker(&mut self, mut e: Entry, fwd: &mut Vec<Entry>) -> Res {
         // time -> timestamp (the attribute is removed, as with the Collector's default
         // feature gate filelog.container.removeOriginalTimeField)
         let t = match e.attributes.get("time") {
-            Some(Val::Str(s)) => {
-                if format == Format::Crio {
-                    let (l, z) = layout_crio();
-                    l.parse(s, z)
-                } else {
-                    layout_utc().parse(s, &Zone::Utc)
-                }
-            }
+            Some(Val::Str(s)) => container_time(Format::Docker, s),
             _ => Err("no time field".to_string()),
         };
         match t {
@@ -1543,33 +1602,52 @@ impl Container {
                 ))
             }
         }
-        if self.add_metadata {
-            let path = match e.attributes.get("log.file.path") {
-                Some(Val::Str(p)) => p.clone(),
-                _ => return Err(("container: no log.file.path attribute for the Kubernetes metadata (set include_file_path: true, or add_metadata_from_filepath: false)".into(), Some(e))),
-            };
-            let Some(c) = path_re().captures(&path) else {
-                return Err((format!("container: {path:?} is not a /var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log path"), Some(e)));
-            };
-            for (g, k) in [
-                ("container_name", "k8s.container.name"),
-                ("namespace", "k8s.namespace.name"),
-                ("pod_name", "k8s.pod.name"),
-                ("restart_count", "k8s.container.restart_count"),
-                ("uid", "k8s.pod.uid"),
-            ] {
-                e.resource.insert(
-                    k.into(),
-                    Val::Str(c.name(g).map_or("", |x| x.as_str()).to_string()),
-                );
-            }
+        if let Err((msg, _)) = self.add_metadata(&mut e) {
+            return Err((msg, Some(e)));
         }
-        if format == Format::Docker {
-            fwd.push(e);
-        } else {
-            self.recombine.process(e, fwd);
-        }
+        fwd.push(e);
         Ok(Sent::Next)
+    }
+
+    /// The Kubernetes metadata from `log.file.path` onto the resource (with
+    /// `add_metadata_from_filepath`).
+    fn add_metadata(&mut self, e: &mut Entry) -> Result<(), (String, Option<Entry>)> {
+        if !self.add_metadata {
+            return Ok(());
+        }
+        let path = match e.attributes.get("log.file.path") {
+            Some(Val::Str(p)) => p,
+            _ => return Err(("container: no log.file.path attribute for the Kubernetes metadata (set include_file_path: true, or add_metadata_from_filepath: false)".into(), None)),
+        };
+        if self.metadata.as_ref().map(|(p, _)| p) != Some(path) {
+            let values = path_re().captures(path).map(|c| {
+                [
+                    "container_name",
+                    "namespace",
+                    "pod_name",
+                    "restart_count",
+                    "uid",
+                ]
+                .map(|g| c.name(g).map_or("", |x| x.as_str()).to_string())
+            });
+            self.metadata = Some((path.clone(), values));
+        }
+        let Some((_, Some(values))) = &self.metadata else {
+            return Err((format!("container: {path:?} is not a /var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log path"), None));
+        };
+        for (k, v) in [
+            "k8s.container.name",
+            "k8s.namespace.name",
+            "k8s.pod.name",
+            "k8s.container.restart_count",
+            "k8s.pod.uid",
+        ]
+        .iter()
+        .zip(values)
+        {
+            e.resource.insert((*k).into(), Val::Str(v.clone()));
+        }
+        Ok(())
     }
 }
 
