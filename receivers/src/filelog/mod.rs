@@ -27,10 +27,14 @@
 //! rename) is read to its end through the handle kept open since the last poll, and the
 //! new file at the path is read from its start; a file that became shorter than its offset
 //! (copytruncate) is read from 0. One batch per file per poll, of at most
-//! [`MAX_BATCH_BYTES`]; a file with more waits for the next poll, which then comes at once.
-//! A batch that the pipeline refuses is offered again (the offset only moves once the
-//! pipeline accepted it). With `storage`, offsets per fingerprint are written to the
-//! storage directory after each accepted batch.
+//! [`MAX_BATCH_BYTES`]; a file with more is read again by the next poll, which then comes
+//! at once. Up to [`MAX_IN_FLIGHT`] polls' batches are offered to the pipeline at once (a
+//! batch processor merges them instead of waiting for more), and the next poll reads while
+//! they are in flight. A batch that the pipeline refuses is offered again; a file's offset
+//! moves only once its batch was accepted, in read order (reads name their file by key, and
+//! a read from before a truncation moves nothing). With `storage`, offsets per fingerprint
+//! are written to the storage directory after each accepted batch, never past a batch still
+//! in flight.
 //!
 //! Guarantee (with `storage`): at least once. The offset written for a file is never
 //! beyond the start of the first line of an entry that has not gone downstream yet: an
@@ -1148,7 +1152,7 @@ fn save(tailer: &mut Tailer, pending: &[Read1], id: &ComponentId) {
 /// Reads offered to the pipeline and not yet answered before the next poll waits for an
 /// answer. The pipeline gets several at once (a batch processor merges them rather than
 /// waiting for more), while what the receiver holds stays bounded.
-const MAX_IN_FLIGHT: usize = 4;
+pub const MAX_IN_FLIGHT: usize = 4;
 
 /// The reads in flight, oldest first, and their offers, which answer in the same order.
 struct InFlight {
