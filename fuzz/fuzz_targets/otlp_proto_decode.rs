@@ -1,34 +1,35 @@
 //! Arbitrary bytes into the OTLP protobuf decoder of every signal (`Batch::decode`): it must
-//! never panic; what it accepts must encode as valid OTLP/JSON, and as protobuf again. Logs
-//! and traces are only checked on receipt and decoded when read: the check must accept
-//! exactly what prost accepts, with prost's item count.
+//! never panic; what it accepts must encode as valid OTLP/JSON, and as protobuf again. A
+//! request of any signal is only checked on receipt and decoded when read: the check must
+//! accept exactly what prost accepts, with prost's item count.
 #![no_main]
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use weir_api::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use weir_api::{json, Batch, Payload, Signal};
 
-/// prost's own verdict on `data` as a logs or traces request.
-fn prost_decode(signal: Signal, data: &[u8]) -> Option<Option<Payload>> {
+/// prost's own verdict on `data` as a request of `signal`.
+fn prost_decode(signal: Signal, data: &[u8]) -> Option<Payload> {
     match signal {
-        Signal::Logs => Some(ExportLogsServiceRequest::decode(data).ok().map(Payload::Logs)),
-        Signal::Traces => Some(
-            ExportTraceServiceRequest::decode(data)
-                .ok()
-                .map(Payload::Traces),
-        ),
-        Signal::Metrics => None,
+        Signal::Logs => ExportLogsServiceRequest::decode(data).ok().map(Payload::Logs),
+        Signal::Traces => ExportTraceServiceRequest::decode(data)
+            .ok()
+            .map(Payload::Traces),
+        Signal::Metrics => ExportMetricsServiceRequest::decode(data)
+            .ok()
+            .map(Payload::Metrics),
     }
 }
 
 fuzz_target!(|data: &[u8]| {
     for signal in Signal::ALL {
         let decoded = Batch::decode(signal, Bytes::copy_from_slice(data));
-        if let Some(expected) = prost_decode(signal, data) {
-            match (&decoded, expected) {
+        {
+            match (&decoded, prost_decode(signal, data)) {
                 (Ok(batch), Some(payload)) => {
                     assert!(!batch.is_decoded(), "{signal}: the check refused what prost accepts");
                     assert_eq!(batch.item_count(), payload.item_count(), "{signal}: item count");

@@ -300,9 +300,10 @@ pub struct DecodeError {
 ///
 /// A batch received as protobuf remembers its bytes for as long as nobody asks for mutable
 /// access to the payload, so an exporter can forward an unchanged batch without encoding it
-/// again. A logs or traces batch is not even decoded until something reads its payload: the
-/// receiver only checks the bytes and counts the items ([`crate::wire_check`]), so a pipeline
-/// whose processors never look at the records (forwarding, sampling by rate, routing) never
+/// again. A batch received as protobuf is not even decoded until something reads its payload:
+/// the receiver only checks the bytes and counts the items (log records, spans, metric data
+/// points; [`crate::wire_check`]), so a pipeline whose processors never look at the items
+/// (forwarding, sampling by rate, routing, a WASM module, which is handed the bytes) never
 /// builds them.
 #[derive(Debug, Clone)]
 pub struct Batch {
@@ -350,10 +351,8 @@ impl Batch {
     }
 
     /// Takes an OTLP protobuf export request of `signal`, keeping the bytes for forwarding.
-    /// Logs and traces are checked, not decoded (see the type's documentation); metrics are
-    /// decoded at once (though batches merged by [`Self::concat_encoded`] are decoded only
-    /// when read, whatever their signal). Either way a body that is not a valid request is
-    /// refused here.
+    /// The bytes are checked, not decoded (see the type's documentation); a body that is not
+    /// a valid request is refused here, with prost's explanation.
     pub fn decode(signal: Signal, bytes: Bytes) -> Result<Batch, DecodeError> {
         if let Some(items) = crate::wire_check::count_items(signal, &bytes) {
             return Ok(Batch {
@@ -364,7 +363,7 @@ impl Batch {
                 context: BatchContext::default(),
             });
         }
-        // Metrics, or a body the check refused: prost decides, and names the error.
+        // A body the check refused: prost decides, and names the error.
         let payload =
             decode_payload(signal, &bytes).map_err(|source| DecodeError { signal, source })?;
         Ok(Batch {
@@ -565,8 +564,7 @@ impl Batch {
     }
 
     /// Whether the payload has been decoded (a batch built in memory always is; one received
-    /// as logs or traces protobuf, or merged from received batches, is once something read
-    /// it).
+    /// as protobuf, or merged from received batches, is once something read it).
     pub fn is_decoded(&self) -> bool {
         self.decoded.get().is_some_and(|d| !d.stand_in)
     }

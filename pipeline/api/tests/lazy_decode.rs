@@ -1,4 +1,4 @@
-//! Logs and traces batches are checked on receipt and decoded only when read. The check must
+//! Logs, traces and metrics batches are checked on receipt and decoded only when read. The check must
 //! accept exactly what prost's decoder accepts, with the same item count: otherwise a valid
 //! request would be refused, or a broken one would reach processors as an empty batch. These
 //! tests compare the two on generated requests (every field type, unknown fields and groups,
@@ -7,6 +7,7 @@
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use weir_api::{Batch, Payload, Signal};
@@ -238,6 +239,196 @@ fn span(rng: &mut Rng) -> Vec<u8> {
     s
 }
 
+fn exemplar(rng: &mut Rng) -> Vec<u8> {
+    let mut e = Vec::new();
+    attributes(rng, &mut e, 7);
+    fixed64(&mut e, 2, rng.next());
+    // The value oneof: as_double (3) or as_int (6), sometimes both (the last wins).
+    if rng.chance(70) {
+        fixed64(&mut e, 3, rng.next());
+    }
+    if rng.chance(40) {
+        fixed64(&mut e, 6, rng.next());
+    }
+    ld(&mut e, 4, &rng.next().to_le_bytes());
+    ld(&mut e, 5, &rng.next().to_le_bytes().repeat(2));
+    maybe_unknown(rng, &mut e);
+    e
+}
+
+fn exemplars(rng: &mut Rng, out: &mut Vec<u8>, field: u64) {
+    for _ in 0..rng.below(3) {
+        let e = exemplar(rng);
+        ld(out, field, &e);
+    }
+}
+
+/// A repeated fixed64 or double field, packed or one value per field.
+fn repeated_fixed64(rng: &mut Rng, out: &mut Vec<u8>, field: u64) {
+    let n = rng.below(5);
+    if rng.chance(70) {
+        let body: Vec<u8> = (0..n).flat_map(|_| rng.next().to_le_bytes()).collect();
+        ld(out, field, &body);
+    } else {
+        for _ in 0..n {
+            fixed64(out, field, rng.next());
+        }
+    }
+}
+
+fn number_point(rng: &mut Rng) -> Vec<u8> {
+    let mut p = Vec::new();
+    attributes(rng, &mut p, 7);
+    fixed64(&mut p, 2, rng.next());
+    fixed64(&mut p, 3, rng.next());
+    match rng.below(4) {
+        0 => fixed64(&mut p, 4, rng.next()),
+        1 => fixed64(&mut p, 6, rng.next()),
+        2 => {
+            fixed64(&mut p, 4, rng.next());
+            fixed64(&mut p, 6, rng.next());
+        }
+        _ => {}
+    }
+    exemplars(rng, &mut p, 5);
+    vi(&mut p, 8, rng.below(2));
+    maybe_unknown(rng, &mut p);
+    p
+}
+
+fn histogram_point(rng: &mut Rng) -> Vec<u8> {
+    let mut p = Vec::new();
+    attributes(rng, &mut p, 9);
+    for field in [2, 3, 4, 5] {
+        fixed64(&mut p, field, rng.next());
+    }
+    repeated_fixed64(rng, &mut p, 6);
+    repeated_fixed64(rng, &mut p, 7);
+    exemplars(rng, &mut p, 8);
+    vi(&mut p, 10, rng.below(2));
+    if rng.chance(50) {
+        fixed64(&mut p, 11, rng.next());
+        fixed64(&mut p, 12, rng.next());
+    }
+    maybe_unknown(rng, &mut p);
+    p
+}
+
+fn buckets(rng: &mut Rng) -> Vec<u8> {
+    let mut b = Vec::new();
+    // sint32 offset, zigzag: any varint
+    vi(&mut b, 1, rng.next() >> rng.below(64));
+    let n = rng.below(6);
+    if rng.chance(70) {
+        let mut packed = Vec::new();
+        for _ in 0..n {
+            varint(&mut packed, rng.next() >> rng.below(64));
+        }
+        ld(&mut b, 2, &packed);
+    } else {
+        for _ in 0..n {
+            vi(&mut b, 2, rng.next() >> rng.below(64));
+        }
+    }
+    maybe_unknown(rng, &mut b);
+    b
+}
+
+fn exp_histogram_point(rng: &mut Rng) -> Vec<u8> {
+    let mut p = Vec::new();
+    attributes(rng, &mut p, 1);
+    for field in [2, 3, 4, 5, 7] {
+        fixed64(&mut p, field, rng.next());
+    }
+    vi(&mut p, 6, rng.below(40));
+    for field in [8, 9] {
+        if rng.chance(70) {
+            let b = buckets(rng);
+            ld(&mut p, field, &b);
+        }
+    }
+    vi(&mut p, 10, 0);
+    exemplars(rng, &mut p, 11);
+    for field in [12, 13, 14] {
+        if rng.chance(50) {
+            fixed64(&mut p, field, rng.next());
+        }
+    }
+    maybe_unknown(rng, &mut p);
+    p
+}
+
+fn summary_point(rng: &mut Rng) -> Vec<u8> {
+    let mut p = Vec::new();
+    attributes(rng, &mut p, 7);
+    for field in [2, 3, 4, 5] {
+        fixed64(&mut p, field, rng.next());
+    }
+    for _ in 0..rng.below(4) {
+        let mut q = Vec::new();
+        fixed64(&mut q, 1, rng.next());
+        fixed64(&mut q, 2, rng.next());
+        maybe_unknown(rng, &mut q);
+        ld(&mut p, 6, &q);
+    }
+    vi(&mut p, 8, rng.below(2));
+    maybe_unknown(rng, &mut p);
+    p
+}
+
+/// One member of a metric's `data` oneof (field 5, 7, 9, 10 or 11) with 0-4 points.
+fn data_member(rng: &mut Rng, field: u64) -> Vec<u8> {
+    let mut d = Vec::new();
+    for _ in 0..rng.below(5) {
+        let point = match field {
+            5 | 7 => number_point(rng),
+            9 => histogram_point(rng),
+            10 => exp_histogram_point(rng),
+            _ => summary_point(rng),
+        };
+        ld(&mut d, 1, &point);
+    }
+    match field {
+        7 => {
+            vi(&mut d, 2, rng.below(3));
+            vi(&mut d, 3, rng.below(2));
+        }
+        9 | 10 => vi(&mut d, 2, rng.below(3)),
+        _ => {}
+    }
+    maybe_unknown(rng, &mut d);
+    d
+}
+
+/// A metric of any shape: usually one data member, sometimes none, sometimes several (the
+/// same member again merges, another replaces: prost's oneof).
+fn metric(rng: &mut Rng) -> Vec<u8> {
+    let mut m = Vec::new();
+    let name = text(rng);
+    ld(&mut m, 1, &name);
+    ld(&mut m, 2, b"a metric");
+    ld(&mut m, 3, b"By");
+    let members = match rng.below(10) {
+        0 => 0,
+        1 | 2 => 2 + rng.below(2),
+        _ => 1,
+    };
+    let mut field = [5, 7, 9, 10, 11][rng.below(5) as usize];
+    for _ in 0..members {
+        if rng.chance(50) {
+            field = [5, 7, 9, 10, 11][rng.below(5) as usize];
+        }
+        let d = data_member(rng, field);
+        ld(&mut m, field, &d);
+        if rng.chance(30) {
+            // Metadata between members.
+            attributes(rng, &mut m, 12);
+        }
+    }
+    maybe_unknown(rng, &mut m);
+    m
+}
+
 /// A request of `signal` with 0-3 resources of 0-3 scopes of 0-4 items.
 fn request(rng: &mut Rng, signal: Signal) -> Vec<u8> {
     let mut req = Vec::new();
@@ -254,7 +445,8 @@ fn request(rng: &mut Rng, signal: Signal) -> Vec<u8> {
             for _ in 0..rng.below(5) {
                 let item = match signal {
                     Signal::Logs => log_record(rng),
-                    _ => span(rng),
+                    Signal::Traces => span(rng),
+                    Signal::Metrics => metric(rng),
                 };
                 ld(&mut sc, 2, &item);
             }
@@ -279,7 +471,9 @@ fn prost_decode(signal: Signal, bytes: &[u8]) -> Option<Payload> {
         Signal::Traces => ExportTraceServiceRequest::decode(bytes)
             .ok()
             .map(Payload::Traces),
-        Signal::Metrics => unreachable!("metrics are decoded at once"),
+        Signal::Metrics => ExportMetricsServiceRequest::decode(bytes)
+            .ok()
+            .map(Payload::Metrics),
     }
 }
 
@@ -321,7 +515,7 @@ fn assert_agrees(signal: Signal, bytes: &[u8], what: &str) -> bool {
 #[test]
 fn generated_requests_are_accepted_unread_with_prosts_item_count() {
     let mut rng = Rng(0x5eed_1234_abcd_0001);
-    for signal in [Signal::Logs, Signal::Traces] {
+    for signal in [Signal::Logs, Signal::Traces, Signal::Metrics] {
         let mut items = 0;
         for case in 0..300 {
             let bytes = request(&mut rng, signal);
@@ -341,7 +535,7 @@ fn generated_requests_are_accepted_unread_with_prosts_item_count() {
 fn corrupted_requests_get_prosts_verdict() {
     let mut rng = Rng(0x0bad_f00d_1357_9bdf);
     let mut verdicts = [0usize; 2];
-    for signal in [Signal::Logs, Signal::Traces] {
+    for signal in [Signal::Logs, Signal::Traces, Signal::Metrics] {
         for case in 0..300 {
             let original = request(&mut rng, signal);
             if original.is_empty() {
@@ -369,7 +563,7 @@ fn corrupted_requests_get_prosts_verdict() {
         }
     }
     // Both verdicts must be well represented for the comparison to mean anything.
-    assert!(verdicts[0] > 2000 && verdicts[1] > 2000, "{verdicts:?}");
+    assert!(verdicts[0] > 3000 && verdicts[1] > 3000, "{verdicts:?}");
 }
 
 /// A log record whose body is `depth` arrays deep around the innermost value `leaf`.
@@ -499,7 +693,7 @@ fn malformed_shapes_prost_refuses_are_refused() {
 fn unread_batches_drop_items_without_decoding() {
     let mut rng = Rng(42);
     let mut checked = 0;
-    for signal in [Signal::Logs, Signal::Traces] {
+    for signal in [Signal::Logs, Signal::Traces, Signal::Metrics] {
         for _ in 0..100 {
             let bytes = request(&mut rng, signal);
             let mut batch = Batch::decode(signal, Bytes::from(bytes.clone())).unwrap();
@@ -520,5 +714,245 @@ fn unread_batches_drop_items_without_decoding() {
         }
     }
     // Requests with groups cannot be spliced and are decoded instead; the rest must not be.
-    assert!(checked > 150, "only {checked} of 200 stayed unread");
+    assert!(checked > 225, "only {checked} of 300 stayed unread");
+}
+
+/// A metrics request of one resource entry with one scope entry holding `metrics`.
+fn metrics_request(metrics: &[Vec<u8>]) -> Vec<u8> {
+    let mut scope = Vec::new();
+    for m in metrics {
+        ld(&mut scope, 2, m);
+    }
+    let mut res = Vec::new();
+    ld(&mut res, 2, &scope);
+    let mut req = Vec::new();
+    ld(&mut req, 1, &res);
+    req
+}
+
+/// A metric whose data is the given (field, member body) list, in order.
+fn metric_of(members: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let mut m = Vec::new();
+    ld(&mut m, 1, b"system.cpu.time");
+    for (field, body) in members {
+        ld(&mut m, *field, body);
+    }
+    m
+}
+
+/// A data member of `points` copies of `point`.
+fn member(point: &[u8], points: usize) -> Vec<u8> {
+    let mut d = Vec::new();
+    for _ in 0..points {
+        ld(&mut d, 1, point);
+    }
+    d
+}
+
+#[test]
+fn every_metric_shape_is_counted_by_its_points_unread() {
+    let mut rng = Rng(0x3e7c_0001);
+    let number = number_point(&mut rng);
+    let histogram = histogram_point(&mut rng);
+    let exp = exp_histogram_point(&mut rng);
+    let summary = summary_point(&mut rng);
+    let cases: Vec<(&str, Vec<Vec<u8>>, usize)> = vec![
+        ("gauge", vec![metric_of(&[(5, member(&number, 3))])], 3),
+        ("sum", vec![metric_of(&[(7, member(&number, 2))])], 2),
+        (
+            "histogram",
+            vec![metric_of(&[(9, member(&histogram, 4))])],
+            4,
+        ),
+        (
+            "exponential histogram",
+            vec![metric_of(&[(10, member(&exp, 5))])],
+            5,
+        ),
+        ("summary", vec![metric_of(&[(11, member(&summary, 1))])], 1),
+        ("no data", vec![metric_of(&[])], 0),
+        ("empty gauge", vec![metric_of(&[(5, Vec::new())])], 0),
+        (
+            "two gauges merge",
+            vec![metric_of(&[
+                (5, member(&number, 2)),
+                (5, member(&number, 3)),
+            ])],
+            5,
+        ),
+        (
+            "a sum replaces a gauge",
+            vec![metric_of(&[
+                (5, member(&number, 2)),
+                (7, member(&number, 3)),
+            ])],
+            3,
+        ),
+        (
+            "gauge, sum, gauge: the last gauge alone",
+            vec![metric_of(&[
+                (5, member(&number, 2)),
+                (7, member(&number, 3)),
+                (5, member(&number, 4)),
+            ])],
+            4,
+        ),
+        (
+            "summary then empty histogram",
+            vec![metric_of(&[(11, member(&summary, 2)), (9, Vec::new())])],
+            0,
+        ),
+        (
+            "every shape, one metric each",
+            vec![
+                metric_of(&[(5, member(&number, 1))]),
+                metric_of(&[(7, member(&number, 2))]),
+                metric_of(&[(9, member(&histogram, 3))]),
+                metric_of(&[(10, member(&exp, 4))]),
+                metric_of(&[(11, member(&summary, 5))]),
+            ],
+            15,
+        ),
+    ];
+    for (what, metrics, points) in cases {
+        let bytes = metrics_request(&metrics);
+        let batch = Batch::decode(Signal::Metrics, Bytes::from(bytes.clone())).unwrap();
+        assert!(!batch.is_decoded(), "{what}: checked, not decoded");
+        assert_eq!(batch.item_count(), points, "{what}");
+        assert!(assert_agrees(Signal::Metrics, &bytes, what));
+    }
+}
+
+#[test]
+fn malformed_metrics_are_refused_as_prost_refuses_them() {
+    let point_with = |build: &dyn Fn(&mut Vec<u8>)| {
+        let mut p = Vec::new();
+        build(&mut p);
+        metrics_request(&[metric_of(&[(9, member(&p, 1))])])
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("gauge as a varint", {
+            let mut m = Vec::new();
+            vi(&mut m, 5, 1);
+            metrics_request(&[m])
+        }),
+        ("metric name not UTF-8", {
+            let mut m = Vec::new();
+            ld(&mut m, 1, &[0x63, 0xc3]);
+            metrics_request(&[m])
+        }),
+        ("unit not UTF-8", {
+            let mut m = Vec::new();
+            ld(&mut m, 3, &[0xed, 0xa0, 0x80]);
+            metrics_request(&[m])
+        }),
+        (
+            "packed bucket counts of 7 bytes",
+            point_with(&|p| ld(p, 6, &[1; 7])),
+        ),
+        ("bucket count as fixed32", point_with(&|p| fixed32(p, 6, 1))),
+        ("bounds as a varint", point_with(&|p| vi(p, 7, 1))),
+        ("count as a varint", point_with(&|p| vi(p, 4, 1))),
+        ("flags as fixed64", point_with(&|p| fixed64(p, 10, 1))),
+        ("exemplar span id as a varint", {
+            let mut e = Vec::new();
+            vi(&mut e, 4, 1);
+            point_with(&|p| ld(p, 8, &e))
+        }),
+        ("exponential buckets with a cut varint", {
+            let mut b = Vec::new();
+            ld(&mut b, 2, &[0x01, 0x80]);
+            let mut p = Vec::new();
+            ld(&mut p, 8, &b);
+            metrics_request(&[metric_of(&[(10, member(&p, 1))])])
+        }),
+        ("exponential buckets counts as fixed64", {
+            let mut b = Vec::new();
+            fixed64(&mut b, 2, 1);
+            let mut p = Vec::new();
+            ld(&mut p, 8, &b);
+            metrics_request(&[metric_of(&[(10, member(&p, 1))])])
+        }),
+        ("quantile as a varint", {
+            let mut q = Vec::new();
+            vi(&mut q, 1, 1);
+            let mut p = Vec::new();
+            ld(&mut p, 6, &q);
+            metrics_request(&[metric_of(&[(11, member(&p, 1))])])
+        }),
+        ("number value as fixed32", {
+            let mut p = Vec::new();
+            fixed32(&mut p, 4, 1);
+            metrics_request(&[metric_of(&[(5, member(&p, 1))])])
+        }),
+        ("a point cut short", {
+            let mut bytes = metrics_request(&[metric_of(&[(5, member(&[0x11, 1, 2], 1))])]);
+            bytes.truncate(bytes.len() - 1);
+            bytes
+        }),
+    ];
+    for (what, bytes) in cases {
+        assert!(
+            !assert_agrees(Signal::Metrics, &bytes, what),
+            "{what} was accepted"
+        );
+    }
+    // What prost accepts: packed and unpacked repeated numbers, empty packed bodies, unknown
+    // fields of every wire type anywhere, binary exemplar ids.
+    let mut rng = Rng(7);
+    let mut p = Vec::new();
+    ld(&mut p, 6, &[]);
+    fixed64(&mut p, 6, 3);
+    ld(&mut p, 7, &[0; 16]);
+    fixed64(&mut p, 7, 2.5f64.to_bits());
+    let mut e = Vec::new();
+    ld(&mut e, 4, &[0xff, 0xfe]);
+    ld(&mut p, 8, &e);
+    unknown(&mut rng, &mut p);
+    unknown(&mut rng, &mut p);
+    let mut b = Vec::new();
+    ld(&mut b, 2, &[0x01, 0x80, 0x01, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+    vi(&mut b, 2, 9);
+    let mut x = Vec::new();
+    ld(&mut x, 9, &b);
+    key(&mut x, 300, 3);
+    key(&mut x, 300, 4);
+    let bytes = metrics_request(&[
+        metric_of(&[(9, member(&p, 2))]),
+        metric_of(&[(10, member(&x, 3))]),
+    ]);
+    assert!(assert_agrees(Signal::Metrics, &bytes, "accepted shapes"));
+    assert_eq!(
+        Batch::decode(Signal::Metrics, Bytes::from(bytes))
+            .unwrap()
+            .item_count(),
+        5
+    );
+}
+
+#[test]
+fn metrics_nesting_limit_is_prosts() {
+    // A gauge point's attribute value `depth` arrays deep: request, resource, scope, metric,
+    // gauge, point, key-value and any-value use 8 levels before the arrays.
+    let verdicts: Vec<bool> = (40..52)
+        .map(|depth| {
+            let mut value = Vec::new();
+            ld(&mut value, 1, b"leaf");
+            for _ in 0..depth {
+                let mut array = Vec::new();
+                ld(&mut array, 1, &value);
+                let mut outer = Vec::new();
+                ld(&mut outer, 5, &array);
+                value = outer;
+            }
+            let mut kv = Vec::new();
+            ld(&mut kv, 1, b"k");
+            ld(&mut kv, 2, &value);
+            let mut p = Vec::new();
+            ld(&mut p, 7, &kv);
+            let bytes = metrics_request(&[metric_of(&[(5, member(&p, 1))])]);
+            assert_agrees(Signal::Metrics, &bytes, &format!("{depth} arrays deep"))
+        })
+        .collect();
+    assert!(verdicts[0] && !verdicts[verdicts.len() - 1], "{verdicts:?}");
 }

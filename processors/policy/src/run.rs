@@ -50,7 +50,7 @@ pub fn process(set: &PolicySet, batch: &mut Batch, shadow: bool) -> Outcome {
             let v = evaluate_logs(set, req, now);
             apply_logs(set, batch, &v, shadow)
         }
-        Payload::Metrics(req) => {
+        payload @ Payload::Metrics(req) => {
             let v = evaluate_metrics(set, req);
             if shadow || v.dropped == 0 {
                 return Outcome {
@@ -58,7 +58,13 @@ pub fn process(set: &PolicySet, batch: &mut Batch, shadow: bool) -> Outcome {
                     changed: false,
                 };
             }
-            if let Payload::Metrics(req) = batch.payload_mut() {
+            // One flag per data point, numbered as `retain_items` numbers points, unless a
+            // metric has no points (it gets a flag of its own, and `retain_items` would leave
+            // it out even when kept). Then the batch cuts its bytes too, so the exporter
+            // sends them instead of encoding the edited request again.
+            if v.keep.len() == payload.item_count() {
+                batch.retain_items(&v.keep);
+            } else if let Payload::Metrics(req) = batch.payload_mut() {
                 apply_metrics(req, &v);
             }
             Outcome {

@@ -107,3 +107,92 @@ fn a_transforming_policy_still_re_encodes() {
     );
     assert_eq!(batch.item_count(), 17);
 }
+
+/// Gauges named `debug.*` and `app.*` of `points` points each, and, with `empty`, an `app.*`
+/// metric without data.
+fn metrics_request(
+    points: usize,
+    empty: bool,
+) -> opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest {
+    use opentelemetry_proto::tonic::metrics::v1::{
+        metric::Data, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+    };
+    let gauge = |name: &str| Metric {
+        name: name.into(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: (0..points)
+                .map(|i| NumberDataPoint {
+                    time_unix_nano: i as u64 + 1,
+                    ..Default::default()
+                })
+                .collect(),
+        })),
+        ..Default::default()
+    };
+    let mut metrics = vec![
+        gauge("debug.queue"),
+        gauge("app.requests"),
+        gauge("debug.cache"),
+    ];
+    if empty {
+        metrics.push(Metric {
+            name: "app.empty".into(),
+            ..Default::default()
+        });
+    }
+    opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn metric_names(p: &Payload) -> Vec<String> {
+    let Payload::Metrics(r) = p else {
+        panic!("metrics")
+    };
+    r.resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .map(|m| m.name.clone())
+        .collect()
+}
+
+const DROP_DEBUG_METRICS: &str = "policies:\n  - {id: no-debug, name: x, metric: {match: [{metric_field: name, starts_with: debug.}], keep: false}}\n";
+
+#[test]
+fn a_metrics_drop_keeps_cut_bytes_with_the_kept_points() {
+    let bytes = Bytes::from(metrics_request(4, false).encode_to_vec());
+    let mut batch = Batch::decode(Signal::Metrics, bytes).unwrap();
+    assert!(
+        !batch.is_decoded(),
+        "received metrics are checked, not decoded"
+    );
+    let out = process(&set(DROP_DEBUG_METRICS), &mut batch, false);
+    assert_eq!((out.dropped, out.changed), (8, true));
+    assert_eq!(batch.item_count(), 4);
+    let cut = batch
+        .original_bytes()
+        .expect("the drop cut the bytes: nothing to encode again on export")
+        .clone();
+    let again = Batch::decode(Signal::Metrics, cut).unwrap();
+    assert_eq!(again.payload(), batch.payload());
+    assert_eq!(metric_names(again.payload()), ["app.requests"]);
+}
+
+#[test]
+fn a_kept_metric_without_points_stays_and_the_batch_is_encoded_again() {
+    // A metric without points gets a verdict of its own, which the cut does not number: the
+    // decoded request is edited instead, and the kept empty metric stays.
+    let bytes = Bytes::from(metrics_request(2, true).encode_to_vec());
+    let mut batch = Batch::decode(Signal::Metrics, bytes).unwrap();
+    let out = process(&set(DROP_DEBUG_METRICS), &mut batch, false);
+    assert_eq!((out.dropped, out.changed), (4, true));
+    assert!(batch.original_bytes().is_none());
+    assert_eq!(metric_names(batch.payload()), ["app.requests", "app.empty"]);
+}

@@ -3,7 +3,7 @@
 
 use weir_api::otlp::metrics::v1::metric::Data;
 use weir_api::otlp::metrics::v1::Metric;
-use weir_api::{Batch, Payload, Signal};
+use weir_api::{Batch, Payload};
 
 /// Number of data points of one metric.
 pub fn metric_points(m: &Metric) -> usize {
@@ -145,8 +145,9 @@ pub fn split_front(batch: &mut Batch, n: usize) -> Batch {
         whole.context = batch.context.clone();
         return std::mem::replace(batch, whole);
     }
-    if !batch.is_decoded() && batch.signal() != Signal::Metrics {
-        // Logs or traces nobody has read: cut the bytes instead of decoding them.
+    if !batch.is_decoded() {
+        // A batch nobody has read: cut the bytes instead of decoding them (metrics with a
+        // group inside, which the metrics cut refuses, are decoded by `retain_items`).
         let mut head = batch.clone();
         let front: Vec<bool> = (0..total).map(|i| i < n).collect();
         if head.retain_items(&front) {

@@ -394,7 +394,7 @@ fn sum_metric(name: &str, points: usize) -> Metric {
 
 #[test]
 fn metric_split_cuts_inside_a_metric_and_keeps_headers() {
-    let mut b = Batch::new(Payload::Metrics(ExportMetricsServiceRequest {
+    let built = Batch::new(Payload::Metrics(ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: resource("m"),
             scope_metrics: vec![ScopeMetrics {
@@ -404,7 +404,20 @@ fn metric_split_cuts_inside_a_metric_and_keeps_headers() {
             ..Default::default()
         }],
     }));
+    // As built in memory (cut in the decoded form) and as received (bytes, cut without
+    // decoding): the same two halves.
+    let received = Batch::decode(weir_api::Signal::Metrics, built.to_protobuf()).unwrap();
+    let mut b = built;
     let head = split_front(&mut b, 5);
+    let mut received_back = received;
+    let received_head = split_front(&mut received_back, 5);
+    assert!(!received_head.is_decoded() && !received_back.is_decoded());
+    assert_eq!(
+        (received_head.item_count(), received_back.item_count()),
+        (5, 3)
+    );
+    assert_eq!(received_head.payload(), head.payload());
+    assert_eq!(received_back.payload(), b.payload());
     assert_eq!((head.item_count(), b.item_count()), (5, 3));
     let (Payload::Metrics(h), Payload::Metrics(r)) = (head.payload(), b.payload()) else {
         unreachable!()
