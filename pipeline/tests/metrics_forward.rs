@@ -107,9 +107,12 @@ fn request() -> Vec<u8> {
     req
 }
 
+/// What the upstream received: (path, body) per request.
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// An OTLP/HTTP upstream that records the path and body of every request and answers 200
 /// with an empty response (HTTP/1.1, keep-alive, Content-Length bodies).
-fn start_sink() -> (u16, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
+fn start_sink() -> (u16, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let got = Arc::new(Mutex::new(Vec::new()));
