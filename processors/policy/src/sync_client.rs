@@ -73,6 +73,17 @@ pub enum SyncError {
         /// What happened.
         message: String,
     },
+    /// The server is overloaded and said when to come back (HTTP 503 or 429, gRPC
+    /// UNAVAILABLE or RESOURCE_EXHAUSTED, with `Retry-After` in seconds).
+    #[error("sync with {endpoint}: server busy ({status}); next try in {retry_after:?}")]
+    Busy {
+        /// The endpoint.
+        endpoint: String,
+        /// The status the server answered.
+        status: String,
+        /// The server's `Retry-After`.
+        retry_after: Duration,
+    },
     /// The server answered something unusable.
     #[error("sync with {endpoint}: bad response: {message}")]
     BadResponse {
@@ -396,7 +407,25 @@ impl SyncClient {
                     .sync(request)
                     .await
                     .map(tonic::Response::into_inner)
-                    .map_err(|s| transport_err(format!("{}: {}", s.code(), s.message())))
+                    .map_err(|s| {
+                        let busy = matches!(
+                            s.code(),
+                            tonic::Code::Unavailable | tonic::Code::ResourceExhausted
+                        );
+                        let retry_after = s
+                            .metadata()
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(retry_after_seconds);
+                        match retry_after {
+                            Some(retry_after) if busy => SyncError::Busy {
+                                endpoint: endpoint.clone(),
+                                status: s.code().to_string(),
+                                retry_after,
+                            },
+                            _ => transport_err(format!("{}: {}", s.code(), s.message())),
+                        }
+                    })
             }
             Transport::HttpProtobuf | Transport::HttpJson => {
                 let json = self.settings.transport == Transport::HttpJson;
@@ -417,6 +446,23 @@ impl SyncClient {
                     .map_err(|_| transport_err("timed out".into()))?
                     .map_err(|e| transport_err(e.to_string()))?;
                 let status = resp.status();
+                if matches!(
+                    status,
+                    http::StatusCode::SERVICE_UNAVAILABLE | http::StatusCode::TOO_MANY_REQUESTS
+                ) {
+                    if let Some(retry_after) = resp
+                        .headers()
+                        .get(http::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(retry_after_seconds)
+                    {
+                        return Err(SyncError::Busy {
+                            endpoint: endpoint.clone(),
+                            status: format!("HTTP {status}"),
+                            retry_after,
+                        });
+                    }
+                }
                 let body = tokio::time::timeout(self.settings.timeout, resp.into_body().collect())
                     .await
                     .map_err(|_| transport_err("timed out reading the body".into()))?
@@ -505,6 +551,14 @@ impl SyncClient {
                     }
                     i.unwrap_or(self.settings.interval)
                 }
+                Err(SyncError::Busy { retry_after, .. }) => {
+                    // Shed by an overloaded server: come back when it said, spread over
+                    // up to half as long again so that a fleet shed together does not
+                    // return together.
+                    failing = true;
+                    tracing::info!(endpoint = %self.settings.endpoint, ?retry_after, "control plane busy; keeping the policies in force");
+                    busy_delay(retry_after, rand::random::<f64>())
+                }
                 Err(e) => {
                     failing = true;
                     tracing::warn!(error = %e, "policy sync failed; keeping the policies in force");
@@ -516,8 +570,50 @@ impl SyncClient {
     }
 }
 
+/// A `Retry-After` value in seconds (the HTTP-date form is not used by Weir's control plane
+/// and is ignored), capped at an hour.
+fn retry_after_seconds(v: &str) -> Option<Duration> {
+    let secs: u64 = v.trim().parse().ok()?;
+    Some(Duration::from_secs(secs.min(3600)))
+}
+
+/// How long to wait after a busy answer: `retry_after` stretched by `spread` (0..1) times
+/// half of it, and never less than 100 ms.
+fn busy_delay(retry_after: Duration, spread: f64) -> Duration {
+    let spread = spread.clamp(0.0, 1.0);
+    (retry_after + retry_after.mul_f64(spread / 2.0)).max(Duration::from_millis(100))
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_the_wait_is_spread_over_half_again() {
+        assert_eq!(
+            super::retry_after_seconds("7"),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(super::retry_after_seconds(" 0 "), Some(Duration::ZERO));
+        assert_eq!(
+            super::retry_after_seconds("99999"),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            super::retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT"),
+            None
+        );
+        assert_eq!(super::retry_after_seconds("-1"), None);
+        let d = Duration::from_secs(6);
+        assert_eq!(super::busy_delay(d, 0.0), d);
+        assert_eq!(super::busy_delay(d, 1.0), Duration::from_secs(9));
+        assert_eq!(super::busy_delay(d, 0.5), Duration::from_millis(7500));
+        assert_eq!(
+            super::busy_delay(Duration::ZERO, 0.3),
+            Duration::from_millis(100)
+        );
+    }
+
     #[test]
     fn instance_id_survives_restarts_and_bad_files_are_replaced() {
         let d = tempfile::tempdir().unwrap();

@@ -367,3 +367,78 @@ async fn the_policy_cache_is_encrypted_owner_only_and_tamper_evident() {
     assert!(rewritten.starts_with(weir_policy::at_rest::SEALED_MAGIC));
     assert!(!rewritten.windows(6).any(|w| w == b"Secret"));
 }
+
+/// An overloaded control plane answers 503 (or 429) with `Retry-After`: the edge reports it
+/// busy with the server's delay, keeps the policies in force, and syncs normally once the
+/// server answers again; a 503 without `Retry-After` stays an ordinary failure.
+#[tokio::test]
+async fn a_busy_control_plane_is_told_apart_and_its_retry_after_is_kept() {
+    use weir_policy::sync_client::SyncError;
+    let answers = Arc::new(std::sync::Mutex::new(vec![
+        (503u16, Some("7")),
+        (429, Some("2")),
+        (503, None),
+    ]));
+    let app = axum::Router::new().route(
+        "/v1/policy/sync",
+        axum::routing::post({
+            let answers = answers.clone();
+            move || {
+                let (status, retry_after) = answers.lock().unwrap().remove(0);
+                async move {
+                    let mut resp = axum::http::Response::builder().status(status);
+                    if let Some(r) = retry_after {
+                        resp = resp.header("retry-after", r);
+                    }
+                    resp.body(axum::body::Body::from("busy")).unwrap()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let edge = Arc::new(ActivePolicies::new(1, StatsRegistry::new()));
+    let store = Arc::new(StaticPolicyStore::new(vec![policy("kept", "DEBUG")], 0));
+    let (good_url, good) = serve_http(store).await;
+    SyncClient::new(
+        settings(good_url, Transport::HttpProtobuf, None),
+        0,
+        edge.clone(),
+    )
+    .sync_once()
+    .await
+    .unwrap();
+    let client = SyncClient::new(
+        settings(
+            format!("http://{addr}/v1/policy/sync"),
+            Transport::HttpProtobuf,
+            None,
+        ),
+        0,
+        edge.clone(),
+    );
+    for (status, secs) in [("503", 7), ("429", 2)] {
+        match client.sync_once().await.unwrap_err() {
+            SyncError::Busy {
+                status: s,
+                retry_after,
+                ..
+            } => {
+                assert!(s.contains(status), "{s}");
+                assert_eq!(retry_after, Duration::from_secs(secs));
+            }
+            other => panic!("expected busy, got {other}"),
+        }
+        assert_eq!(ids(&edge), ["kept"]);
+    }
+    let err = client.sync_once().await.unwrap_err();
+    assert!(
+        matches!(err, SyncError::BadResponse { .. }) && err.to_string().contains("503"),
+        "{err}"
+    );
+    assert_eq!(ids(&edge), ["kept"]);
+    server.abort();
+    good.abort();
+}
