@@ -224,11 +224,7 @@ fn load_server_tls(
     alpn: Alpn,
 ) -> Result<ServerTls, BuildError> {
     tls.load(field, |p| ctx.resolve_path(p), alpn)
-        .map_err(|e| BuildError::Other {
-            id: ctx.id.clone(),
-            message: e.to_string(),
-            source: Some(Box::new(e)),
-        })
+        .map_err(|e| BuildError::caused_by(&ctx.id, e))
 }
 
 impl ExtensionFactory for ControlPlaneFactory {
@@ -313,10 +309,12 @@ impl ExtensionConfig for ParsedControlPlane {
         let path = store_path(&self.cfg.storage);
         let key_file = self.cfg.encryption.key_file.as_deref().map(store_path);
         let control = ControlPlane::open_with_key_file(&path, key_file.as_deref())
-            .map_err(|e| BuildError::Other {
-                id: ctx.id.clone(),
-                message: format!("cannot open storage {}", path.display()),
-                source: Some(Box::new(e)),
+            .map_err(|e| {
+                BuildError::other(
+                    &ctx.id,
+                    format!("cannot open storage {}", path.display()),
+                    e,
+                )
             })?
             .with_policy_check(policy_check())
             .with_ingest(self.cfg.ingest.clone(), &ctx.telemetry)
@@ -325,13 +323,11 @@ impl ExtensionConfig for ParsedControlPlane {
             .with_secure_cookies(self.cfg.tls.is_some())
             .with_stale_after(3 * self.cfg.sync_interval.as_secs().max(1) as i64);
         let control = match &self.cfg.oidc {
-            Some(cfg) => control.with_oidc(crate::oidc::Oidc::new(cfg.clone()).map_err(|e| {
-                BuildError::Other {
-                    id: ctx.id.clone(),
-                    message: format!("{}.oidc: {e}", self.path),
-                    source: None,
-                }
-            })?),
+            Some(cfg) => {
+                control.with_oidc(crate::oidc::Oidc::new(cfg.clone()).map_err(|e| {
+                    BuildError::message(&ctx.id, format!("{}.oidc: {e}", self.path))
+                })?)
+            }
             None => control,
         };
         let shown = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
@@ -719,11 +715,11 @@ impl ExporterConfig for CatalogExporterConfig {
                 let key_file = self.encryption.key_file.as_deref().map(store_path);
                 Destination::Local(Arc::new(
                     ControlPlane::open_with_key_file(&path, key_file.as_deref()).map_err(|e| {
-                        BuildError::Other {
-                            id: ctx.id.clone(),
-                            message: format!("cannot open storage {}", path.display()),
-                            source: Some(Box::new(e)),
-                        }
+                        BuildError::other(
+                            &ctx.id,
+                            format!("cannot open storage {}", path.display()),
+                            e,
+                        )
                     })?,
                 ))
             }
@@ -731,18 +727,10 @@ impl ExporterConfig for CatalogExporterConfig {
                 let tls = match &self.tls {
                     Some(tls) => tls
                         .load(&format!("{}.tls", self.path), |p| ctx.resolve_path(p))
-                        .map_err(|e| BuildError::Other {
-                            id: ctx.id.clone(),
-                            message: e.to_string(),
-                            source: Some(Box::new(e)),
-                        })?,
+                        .map_err(|e| BuildError::caused_by(&ctx.id, e))?,
                     None if url.starts_with("https://") => TlsClientSettings::default()
                         .load("", |p| p.into())
-                        .map_err(|e| BuildError::Other {
-                            id: ctx.id.clone(),
-                            message: e.to_string(),
-                            source: Some(Box::new(e)),
-                        })?,
+                        .map_err(|e| BuildError::caused_by(&ctx.id, e))?,
                     None => ClientTls::plaintext(),
                 };
                 let client = hyper_util::client::legacy::Client::builder(
@@ -759,22 +747,12 @@ impl ExporterConfig for CatalogExporterConfig {
                     client: Box::new(client),
                 }
             }
-            (None, None) => {
-                return Err(BuildError::Other {
-                    id: ctx.id.clone(),
-                    message: "no storage or endpoint".into(),
-                    source: None,
-                })
-            }
+            (None, None) => return Err(BuildError::message(&ctx.id, "no storage or endpoint")),
         };
         let key = match &dest {
             Destination::Local(c) => Some(c.sketch_key()),
             Destination::Remote { key_file, .. } => {
-                SketchKey::load(key_file).map_err(|e| BuildError::Other {
-                    id: ctx.id.clone(),
-                    message: e.to_string(),
-                    source: Some(Box::new(e)),
-                })?
+                SketchKey::load(key_file).map_err(|e| BuildError::caused_by(&ctx.id, e))?
             }
         };
         let handle = Arc::new(MetadataHandle::new(&self.metadata));

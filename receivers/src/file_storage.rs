@@ -132,14 +132,13 @@ impl ExtensionConfig for FileStorageSettings {
         let dir = ctx.resolve_path(&self.directory);
         if !dir.is_dir() {
             if !self.create_directory {
-                return Err(BuildError::Other {
-                    id: ctx.id.clone(),
-                    message: format!(
+                return Err(BuildError::message(
+                    &ctx.id,
+                    format!(
                         "directory {} does not exist (create it, or set create_directory: true)",
                         dir.display()
                     ),
-                    source: None,
-                });
+                ));
             }
             std::fs::create_dir_all(&dir).map_err(|e| {
                 BuildError::other(&ctx.id, format!("cannot create {}", dir.display()), e)

@@ -434,11 +434,10 @@ impl ReceiverConfig for FileLogSettings {
         consumers: SignalConsumers,
     ) -> Result<Arc<dyn Component>, BuildError> {
         let Some(next) = consumers.logs else {
-            return Err(BuildError::Other {
-                id: ctx.id.clone(),
-                message: "filelog feeds logs pipelines only, and no logs pipeline lists it".into(),
-                source: None,
-            });
+            return Err(BuildError::message(
+                &ctx.id,
+                "filelog feeds logs pipelines only, and no logs pipeline lists it",
+            ));
         };
         let mut settings = self.clone();
         settings
