@@ -503,6 +503,7 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weir_api::fixtures::kv;
     use weir_api::otlp::collector::logs::v1::ExportLogsServiceRequest;
     use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
     use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
@@ -556,14 +557,6 @@ mod tests {
             parse_errors(&LoggingFactory, serde_json::json!({"output_paths": ["x"]}))
                 .contains("unknown field `output_paths`")
         );
-    }
-
-    fn kv(k: &str, v: any_value::Value) -> KeyValue {
-        KeyValue {
-            key: k.into(),
-            value: Some(AnyValue { value: Some(v) }),
-            ..Default::default()
-        }
     }
 
     fn logs() -> Payload {

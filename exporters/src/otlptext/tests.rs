@@ -22,13 +22,7 @@ const START: u64 = 1_581_452_772_000_000_321;
 const END: u64 = 1_581_452_773_000_000_789;
 const EVENT: u64 = 1_581_452_773_000_000_123;
 
-fn kv(k: &str, v: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue { value: Some(v) }),
-        ..Default::default()
-    }
-}
+use weir_api::fixtures::kv;
 fn s(k: &str, v: &str) -> KeyValue {
     kv(k, any_value::Value::StringValue(v.into()))
 }

@@ -1,8 +1,8 @@
 //! Unit tests of the `prometheus` exporter: config validation, accumulation of every
 //! metric type into series, and the text and OpenMetrics expositions.
 
+use weir_api::otlp::common::v1::InstrumentationScope;
 use weir_api::otlp::common::v1::KeyValue;
-use weir_api::otlp::common::v1::{any_value, AnyValue, InstrumentationScope};
 use weir_api::otlp::metrics::v1::{
     metric, summary_data_point::ValueAtQuantile, Gauge, Histogram, HistogramDataPoint, Sum,
     Summary, SummaryDataPoint,
@@ -18,15 +18,7 @@ use super::accumulate::NO_RECORDED_VALUE;
 use super::exposition::{seconds, timestamp};
 use super::*;
 
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.into())),
-        }),
-        ..Default::default()
-    }
-}
+use weir_api::fixtures::kv;
 
 fn exporter(config: serde_json::Value) -> Arc<dyn Stage> {
     let cfg = PrometheusFactory

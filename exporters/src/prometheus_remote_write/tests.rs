@@ -5,8 +5,6 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use weir_api::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use weir_api::otlp::common::v1::KeyValue;
-use weir_api::otlp::common::v1::{any_value, AnyValue};
 use weir_api::otlp::metrics::v1::{
     metric, Gauge, Histogram, HistogramDataPoint, Metric, ResourceMetrics, ScopeMetrics, Sum,
 };
@@ -19,15 +17,7 @@ use super::prompb::TimeSeries;
 use super::translate::Translator;
 use super::*;
 
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.into())),
-        }),
-        ..Default::default()
-    }
-}
+use weir_api::fixtures::kv;
 
 fn translator(max: usize) -> Translator {
     Translator {
@@ -199,7 +189,7 @@ fn big_batches_are_split_between_series() {
     let t = translator(200);
     let points: Vec<NumberDataPoint> = (0..20)
         .map(|i| NumberDataPoint {
-            attributes: vec![kv("i", &format!("{i:02}"))],
+            attributes: vec![kv("i", format!("{i:02}"))],
             time_unix_nano: 1_000_000,
             value: Some(number_data_point::Value::AsDouble(i as f64)),
             ..Default::default()
