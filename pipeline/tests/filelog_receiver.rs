@@ -906,6 +906,48 @@ fn rotation_by_rename_to_a_name_that_still_matches_is_followed_by_fingerprint() 
     assert_each_once(&bodies(&out), total);
 }
 
+/// A file renamed away to a name `include` does not match, with far more unread than one
+/// read takes (256 KiB): it is read to its end through the handle kept since the last poll,
+/// over as many polls as that needs, before the handle is closed.
+#[test]
+fn a_file_renamed_away_with_a_large_backlog_is_read_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.log");
+    let out = dir.path().join("out.jsonl");
+    append(&file, &lines("first", 0..10));
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "    include: ['{}']
+    start_at: beginning
+    poll_interval: 1s",
+            file.display()
+        ),
+        &out,
+        "",
+    );
+    let weir = start(dir.path(), &cfg);
+    wait_until(&out, Duration::from_secs(20), "the first lines", |b| {
+        b.len() >= 10
+    });
+    // Between two polls: about 2.3 MB more (nine reads' worth), then the rename.
+    let backlog = lines(
+        "backlog line with some padding to make it longer",
+        0..40_000,
+    );
+    append(&file, &backlog);
+    std::fs::rename(&file, dir.path().join("app.log.1")).unwrap();
+    let total = 10 + backlog.len();
+    wait_until(&out, Duration::from_secs(30), "the whole backlog", |b| {
+        b.len() >= total
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    stop(weir);
+    let got = bodies(&out);
+    assert_eq!(got.len(), total, "each line once");
+    assert_eq!(got[10..], backlog[..], "the backlog in order");
+}
+
 /// How many of the process's open file descriptors point into `dir`.
 fn open_files_in(pid: u32, dir: &Path) -> usize {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {

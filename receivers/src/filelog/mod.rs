@@ -24,7 +24,8 @@
 //! Each poll lists the files, identifies each by its fingerprint (its first
 //! `fingerprint_size` bytes: a file that has grown still starts with the bytes it was
 //! known by), and reads each from its offset to its end. A file renamed away (rotation by
-//! rename) is read to its end through the handle kept open since the last poll, and the
+//! rename) is read to its end through the handle kept open since the last poll (over as
+//! many polls as its backlog takes, the handle kept open until then), and the
 //! new file at the path is read from its start; a file that became shorter than its offset
 //! (copytruncate) is read from 0. One batch per file per poll, of at most
 //! [`MAX_BATCH_BYTES`]; a file with more is read again by the next poll, which then comes
@@ -56,8 +57,9 @@
 //! trimmed), `multiline.omit_pattern`, `attributes` and `resource` (string values added to
 //! every record / its resource), and `max_concurrent_files` (default 1024): files are opened
 //! and read in groups of half of it and only the last group stays open until the next poll,
-//! so no more than that many are open at once (two when it is 1); with more files, a file renamed
-//! away is read to its end only if it was in that last group. Fields of the Collector
+//! so no more than that many are open at once (two when it is 1), besides files renamed away
+//! still being read to their end; with more files, a file renamed away is read to its end only
+//! if it was in that last group. Fields of the Collector
 //! that are not implemented ([`NOT_SUPPORTED`], any encoding but utf-8 and nop, operator
 //! types and fields [`operators`] does not have) are config errors that name them.
 
@@ -544,6 +546,9 @@ struct Tracked {
     /// Size at the last read and when it last changed (for force_flush_period).
     last_size: u64,
     last_change: Instant,
+    /// No longer found (renamed away or deleted) with more to read than one read takes: its
+    /// handle stays open and it is read on through the next polls until its end.
+    draining: bool,
 }
 
 /// What one file gave in one poll.
@@ -645,6 +650,7 @@ impl Tailer {
                 seen: 0,
                 last_size: 0,
                 last_change: Instant::now(),
+                draining: false,
             });
         }
         self.restored = true;
@@ -780,6 +786,7 @@ impl Tailer {
                         f.file = Some(file);
                         f.inode = inode;
                         f.seen = self.poll;
+                        f.draining = false;
                         active.push(i);
                     }
                     None => {
@@ -802,6 +809,7 @@ impl Tailer {
                             seen: self.poll,
                             last_size: meta.len(),
                             last_change: Instant::now(),
+                            draining: false,
                         });
                         active.push(self.files.len() - 1);
                     }
@@ -836,13 +844,21 @@ impl Tailer {
             }
         }
         for &i in &lost {
-            match self.read_one(i, true) {
-                Ok(Some(r)) => reads.push(r),
-                Ok(None) => {}
+            // One read per poll, like any file; one with more keeps its handle (`draining`)
+            // and is read on by the next polls, which come at once.
+            let draining = match self.read_one(i, true) {
+                Ok(Some(r)) => {
+                    let more = r.more;
+                    reads.push(r);
+                    more
+                }
+                Ok(None) => false,
                 Err(e) => {
                     tracing::warn!(path = %self.files[i].path.display(), error = %e, "cannot read file");
+                    false
                 }
-            }
+            };
+            self.files[i].draining = draining;
         }
         if !self.pipeline.is_empty() {
             let mut out = Vec::new();
@@ -1051,14 +1067,15 @@ impl Tailer {
     fn end_poll(&mut self) {
         let poll = self.poll;
         for f in &mut self.files {
-            if f.seen != poll {
+            if f.seen != poll && !f.draining {
                 f.file = None;
             }
         }
         let restored_grace = if self.restored { 1 } else { 0 };
         let before = self.files.len();
-        self.files
-            .retain(|f| poll.saturating_sub(f.seen) <= FORGET_AFTER_POLLS + restored_grace);
+        self.files.retain(|f| {
+            f.draining || poll.saturating_sub(f.seen) <= FORGET_AFTER_POLLS + restored_grace
+        });
         self.dirty |= self.files.len() != before;
     }
 }
