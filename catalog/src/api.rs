@@ -248,15 +248,6 @@ pub async fn authenticate_request(
     mut req: Request,
     next: Next,
 ) -> Response {
-    // Reads are shed past `overload.read_max_in_flight` (503 + Retry-After at once).
-    let _read_slot = if req.method() == axum::http::Method::GET {
-        match state.control.read_gate().admit() {
-            Ok(p) => Some(p),
-            Err(busy) => return busy.into_response(),
-        }
-    } else {
-        None
-    };
     let principal = if state.auth {
         match principal_blocking(&state.control, client_of(&req), req.headers()).await {
             Ok(p) => p,
@@ -269,6 +260,17 @@ pub async fn authenticate_request(
             edge: None,
             user: false,
         }
+    };
+    // Authenticated reads are shed past `overload.read_max_in_flight` (503 + Retry-After at
+    // once). Admitted only after authentication, so requests with made-up tokens (which meet
+    // the per-client lockout instead) cannot take the slots of real readers.
+    let _read_slot = if req.method() == axum::http::Method::GET {
+        match state.control.read_gate().admit() {
+            Ok(p) => Some(p),
+            Err(busy) => return busy.into_response(),
+        }
+    } else {
+        None
     };
     let client = crate::guard::client_str(client_of(&req));
     // The path read, without the query; a service's name as its keyed fingerprint, so
@@ -322,11 +324,9 @@ pub async fn authenticate_edge(
     req: Request,
     next: Next,
 ) -> Response {
-    // Syncs are shed past `overload.sync_max_in_flight` (503 + Retry-After at once).
-    let _slot = match state.control.sync_gate().admit() {
-        Ok(p) => p,
-        Err(busy) => return busy.into_response(),
-    };
+    // Syncs are shed past `overload.sync_max_in_flight` (503 + Retry-After at once), once
+    // the edge is authenticated: made-up tokens cannot take the slots of real edges.
+    let admit = || state.control.sync_gate().admit();
     if state.auth {
         match principal_blocking(&state.control, client_of(&req), req.headers()).await {
             Err(f) => return f.into_response(),
@@ -334,6 +334,10 @@ pub async fn authenticate_edge(
                 if let Err(e) = require(&p, Permission::Edge) {
                     return e.into_response();
                 }
+                let _slot = match admit() {
+                    Ok(p) => p,
+                    Err(busy) => return busy.into_response(),
+                };
                 state.control.record_edge_activity(
                     "edge.sync",
                     &p.edge_name(),
@@ -345,6 +349,10 @@ pub async fn authenticate_edge(
             }
         }
     }
+    let _slot = match admit() {
+        Ok(p) => p,
+        Err(busy) => return busy.into_response(),
+    };
     // Auth off: the sync is still audited, as the edge `local`.
     state.control.record_edge_activity(
         "edge.sync",

@@ -392,6 +392,13 @@ async fn syncs_and_page_reads_are_shed_with_503_and_retry_after() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(retry_after(&head).as_deref(), Some("7"), "{head}");
     assert!(body.contains("busy"), "{body}");
+    // Admission comes after authentication: a made-up token is refused as such (401), it
+    // never reaches, nor waits for, a slot of a real edge.
+    let forged = String::from_utf8(sync.clone())
+        .unwrap()
+        .replace(&srv.edge, "weir_forged_token_0000");
+    let (status, _, body) = exchange(srv.addr, forged.as_bytes()).await;
+    assert_eq!(status, 401, "{body}");
     let (status, _, body) = exchange(srv.addr, &page("/api/v1/overview")).await;
     assert_eq!(status, 200, "{body}");
     drop(held);
@@ -403,6 +410,14 @@ async fn syncs_and_page_reads_are_shed_with_503_and_retry_after() {
         assert_eq!(status, 503, "{path}: {body}");
         assert_eq!(retry_after(&head).as_deref(), Some("7"), "{path}: {head}");
     }
+    let forged = String::from_utf8(page("/api/v1/overview"))
+        .unwrap()
+        .replace(&srv.admin, "weir_forged_token_0001");
+    let (status, _, body) = exchange(srv.addr, forged.as_bytes()).await;
+    assert_eq!(
+        status, 401,
+        "a made-up token is refused before any slot: {body}"
+    );
     let req = ingest_request(&srv.edge, Some("s:1"), &summary("orders", 3));
     assert_eq!(exchange(srv.addr, &req).await.0, 204);
     assert_eq!(exchange(srv.addr, &sync).await.0, 200);
