@@ -105,12 +105,18 @@ fn load_or_create_key(path: &Path) -> Result<[u8; 32], CatalogError> {
             )));
         }
         for (i, b) in k.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&t[2 * i..2 * i + 2], 16).map_err(|_| {
-                CatalogError::Limit(format!(
-                    "{}: an audit key is 64 hex digits; found a non-hex character",
-                    path.display()
-                ))
-            })?;
+            // `get`, not a slice: a multi-byte character is a non-hex character, not a panic.
+            let pair = t
+                .get(2 * i..2 * i + 2)
+                .filter(|p| p.bytes().all(|c| c.is_ascii_hexdigit()));
+            *b = pair
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+                .ok_or_else(|| {
+                    CatalogError::Limit(format!(
+                        "{}: an audit key is 64 hex digits; found a non-hex character",
+                        path.display()
+                    ))
+                })?;
         }
         Ok(k)
     };

@@ -255,7 +255,7 @@ pub fn check_token(store: &Store, token: &str) -> Result<TokenCheck, CatalogErro
     if info.expires_at.is_some_and(|e| e <= now) {
         return Ok(TokenCheck::Expired { id: info.id });
     }
-    store.touch_token_cached(&info.id, now)?;
+    store.touch_token_cached(&info.id, info.last_used_at, now)?;
     Ok(TokenCheck::Valid(Principal {
         id: info.id,
         role,
@@ -350,6 +350,47 @@ mod tests {
             TokenCheck::Expired { id: oinfo.id }
         );
         assert!(parse_expires("30d").unwrap().unwrap() > now_secs() + 29 * 86400);
+        assert_eq!(parse_expires("never").unwrap(), None);
+        assert!(parse_expires("soon").unwrap_err().contains("expires"));
+    }
+
+    /// A use recorded in the file covers the minute after it in a new process too (a
+    /// restart or a restored copy): only a use a minute or more later is written.
+    #[test]
+    fn a_stored_use_counts_for_its_minute_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let store = Store::open(&path).unwrap();
+        let (recent, r) = create_token(&store, Role::Viewer, "recent", "cli").unwrap();
+        let (older, o) = create_token(&store, Role::Viewer, "older", "cli").unwrap();
+        let now = now_secs();
+        store.touch_token(&r.id, now - 20).unwrap();
+        store.touch_token(&o.id, now - 61).unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        for t in [&recent, &older] {
+            assert!(matches!(
+                check_token(&store, t).unwrap(),
+                TokenCheck::Valid(_)
+            ));
+        }
+        store.persist().unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        let last = |id: &str| {
+            let all = store.tokens().unwrap();
+            all.iter()
+                .find(|t| t.id == id)
+                .unwrap()
+                .last_used_at
+                .unwrap()
+        };
+        assert_eq!(last(&r.id), now - 20, "a use within the stored minute");
+        assert!(last(&o.id) >= now, "a use a minute on is written");
+    }
+
+    #[test]
+    fn parse_expires_forms() {
         assert_eq!(parse_expires("never").unwrap(), None);
         assert!(parse_expires("soon").unwrap_err().contains("expires"));
     }

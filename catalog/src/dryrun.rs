@@ -294,8 +294,11 @@ pub fn keep_effect(policy: &Value) -> KeepEffect {
 fn rate(keep: &str) -> Option<KeepEffect> {
     let (n, w) = keep.trim().split_once('/')?;
     let w = w.trim();
-    let (d, unit) = w.split_at(w.len().checked_sub(1)?);
-    let per = if unit == "m" { 60.0 } else { 1.0 };
+    let (d, per) = if let Some(d) = w.strip_suffix('m') {
+        (d, 60.0)
+    } else {
+        (w.strip_suffix('s')?, 1.0)
+    };
     let d: f64 = if d.is_empty() { 1.0 } else { d.parse().ok()? };
     Some(KeepEffect::Rate {
         n: n.trim().parse().ok()?,

@@ -378,11 +378,20 @@ impl Store {
     }
 
     /// Records a token's use at most once a minute, buffered: written by the next
-    /// persist (no database write on the request path).
-    pub(crate) fn touch_token_cached(&self, id: &str, now: i64) -> Result<(), CatalogError> {
+    /// persist (no database write on the request path). `stored` is the `last_used_at` the
+    /// database held when the token was read: the minute counts from it until this process
+    /// has recorded a use of its own, so a restart (or a restored copy) does not record a
+    /// use the stored one already covers.
+    pub(crate) fn touch_token_cached(
+        &self,
+        id: &str,
+        stored: Option<i64>,
+        now: i64,
+    ) -> Result<(), CatalogError> {
         {
             let mut t = lock(&self.fast.touched);
-            if t.get(id).is_some_and(|at| now - at < 60) {
+            let last = t.get(id).copied().or(stored);
+            if last.is_some_and(|at| now - at < 60) {
                 return Ok(());
             }
             if t.len() > 100_000 {

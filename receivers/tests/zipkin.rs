@@ -462,6 +462,12 @@ async fn hostile_bodies_get_clear_errors_and_nothing_is_delivered() {
          "invalid Zipkin v2 JSON: invalid type: map, expected a sequence at line 1 column 0 (the body must be an array of spans)"),
         ("/api/v2/spans", "application/json", br#"[{"traceId":"xyz","id":"1"}]"#.to_vec(), 400,
          "invalid Zipkin v2 JSON: span 0: traceId \"xyz\" is not hex"),
+        // A multi-byte character where the 64-bit halves split (it panicked the decoder).
+        ("/api/v2/spans", "application/json", "[{\"traceId\":\"4d1e0\u{41c}\u{3dd}b9010db861385\",\"id\":\"1\"}]".as_bytes().to_vec(), 400,
+         "invalid Zipkin v2 JSON: span 0: traceId \"4d1e0\u{41c}\u{3dd}b9010db861385\" is not hex"),
+        // A sign is not a hex digit (u64::from_str_radix would take it).
+        ("/api/v2/spans", "application/json", br#"[{"traceId":"1","id":"+1"}]"#.to_vec(), 400,
+         "invalid Zipkin v2 JSON: span 0: id \"+1\" must be 1 to 16 hex digits"),
         ("/api/v2/spans", "application/json", br#"[{"traceId":"1","id":"1"},{"traceId":"1","id":"0"}]"#.to_vec(), 400,
          "invalid Zipkin v2 JSON: span 1: id is zero (a valid id is required)"),
         ("/api/v2/spans", "application/json", br#"[{"traceId":"1","id":"1","tags":{"n":1}}]"#.to_vec(), 400,

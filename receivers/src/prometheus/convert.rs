@@ -206,7 +206,8 @@ fn secs_to_ns(s: f64) -> u64 {
 }
 
 fn hex(s: &str, len: usize) -> Option<Vec<u8>> {
-    if s.len() != len * 2 {
+    // ASCII only: a multi-byte character would put a two-digit slice inside it.
+    if s.len() != len * 2 || !s.is_ascii() {
         return None;
     }
     (0..len)
@@ -694,4 +695,34 @@ pub fn stale_metrics(gone: Vec<SeriesState>, time: u64) -> Vec<Metric> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    #[test]
+    fn exemplar_ids_that_are_not_ascii_hex_stay_attributes() {
+        // 32 bytes, but a two-byte character sits where a digit pair is read: it panicked.
+        let odd = "0123456789abcdef0123456789abcdé";
+        assert_eq!(odd.len(), 32);
+        let e = text::Exemplar {
+            labels: vec![
+                ("trace_id", Cow::Borrowed(odd)),
+                ("span_id", Cow::Borrowed("00f067aa0ba902b7")),
+            ],
+            value: 1.5,
+            timestamp_s: None,
+        };
+        let out = otlp_exemplar(&e, 7);
+        assert!(out.trace_id.is_empty());
+        assert_eq!(
+            out.span_id,
+            vec![0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]
+        );
+        assert_eq!(out.filtered_attributes.len(), 1);
+        assert_eq!(out.filtered_attributes[0].key, "trace_id");
+        assert_eq!(out.time_unix_nano, 7);
+    }
 }

@@ -14,8 +14,9 @@ use weir_api::zipkin_proto;
 use super::model::{self, kv_str, put, tag_value, Endpoint, Kind, ZipkinSpan};
 
 /// Parses a hex id of 1 to 16 digits as Zipkin does (leading zeros may be left out).
+/// Only hex digits are taken: no sign (`from_str_radix` would take a leading `+`).
 fn hex_u64(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 16 {
+    if s.is_empty() || s.len() > 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     u64::from_str_radix(s, 16).ok()
@@ -25,6 +26,10 @@ fn hex_u64(s: &str) -> Option<u64> {
 fn json_trace_id(s: &str) -> Result<[u8; 16], String> {
     if s.len() > 32 || s.is_empty() {
         return Err(format!("traceId {s:?} must be 1 to 32 hex digits"));
+    }
+    // Checked before splitting: a non-ASCII character would put the split inside it.
+    if !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("traceId {s:?} is not hex"));
     }
     let (high, low) = if s.len() > 16 {
         s.split_at(s.len() - 16)

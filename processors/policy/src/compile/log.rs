@@ -45,11 +45,14 @@ pub fn parse_keep(keep: &str) -> Option<LogKeep> {
     }
     let limit: u64 = n.parse().ok()?;
     let window = window.trim();
-    let (d, unit) = window.split_at(window.len().checked_sub(1)?);
-    let secs_per = match unit {
-        "s" => 1,
-        "m" => 60,
-        _ => return None,
+    // By suffix, not by byte index: a window ending in a multi-byte character is refused,
+    // not split inside it.
+    let (d, secs_per) = if let Some(d) = window.strip_suffix('s') {
+        (d, 1)
+    } else if let Some(d) = window.strip_suffix('m') {
+        (d, 60)
+    } else {
+        return None;
     };
     let d: u64 = if d.is_empty() {
         1

@@ -334,7 +334,20 @@ mod tests {
             assert!(parse_keep(ok).is_some(), "{ok}");
         }
         for bad in [
-            "banana", "1.5/s", "1/0.5m", "101%", "-1%", "0/s", "1/0s", "5/h", "50", "%",
+            "banana",
+            "1.5/s",
+            "1/0.5m",
+            "101%",
+            "-1%",
+            "0/s",
+            "1/0s",
+            "5/h",
+            "50",
+            "%",
+            // Multi-byte characters where the unit is read (they panicked the parser).
+            "10/é",
+            "1/5ś",
+            "1/\u{1F600}",
         ] {
             assert!(parse_keep(bad).is_none(), "{bad}");
         }
