@@ -696,13 +696,13 @@ mod tests {
             let loaded = weir_policy::load::load_path(&dir.join(signal.as_str()));
             assert!(loaded.errors.is_empty(), "{signal}: {:?}", loaded.errors);
             assert_eq!(loaded.policies.len(), 1, "{signal}");
-            let stats = weir_policy::stats::StatsRegistry::new();
-            let set = weir_policy::set::PolicySet::build(loaded.policies, &stats);
+            let stats = weir_policy_engine::stats::StatsRegistry::new();
+            let set = weir_policy_engine::set::PolicySet::build(loaded.policies, &stats);
             let pool = Generator::new(17, Mix::default()).pool(signal, 8, 500);
             let mut noise = 0;
             for r in &pool {
                 let mut batch = weir_api::Batch::decode(signal, r.stamped(1)).unwrap();
-                weir_policy::run::process(&set, &mut batch, false);
+                weir_policy_engine::run::process(&set, &mut batch, false);
                 assert_eq!(batch.item_count() as u64, r.items - r.noise, "{signal}");
                 // The stamped first item survives the drop.
                 let left = crate::scan::scan(&batch.to_protobuf(), signal).unwrap();

@@ -294,7 +294,7 @@ pub fn policy_check() -> crate::control::PolicyCheck {
     Box::new(|doc| {
         let parsed = weir_policy_contract::parse::parse_policy(doc, "policy");
         let p = parsed.policy.map_err(|e| e.join("; "))?;
-        weir_policy::compile::compile(&p)
+        weir_policy_engine::compile::compile(&p)
             .map(|_| ())
             .map_err(|e| e.join("; "))
     })

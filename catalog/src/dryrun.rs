@@ -5,7 +5,7 @@
 //! text, a span name of one kind, a metric). Each unit becomes one synthetic record (the
 //! template's variables filled with `x`, its attribute keys present with the value `x`, the
 //! service's `service.name` on the resource), and the policy is compiled and evaluated by the
-//! policy engine itself ([`weir_policy::set::PolicySet`]), so that what the control plane
+//! policy engine itself ([`weir_policy_engine::set::PolicySet`]), so that what the control plane
 //! says a policy matches cannot diverge from what an edge will do.
 //!
 //! Matching is read with the policy's keep forced to "drop everything" (and its transforms
@@ -25,7 +25,7 @@ use weir_api::otlp::metrics::v1::{
 };
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use weir_policy::stats::StatsRegistry;
+use weir_policy_engine::stats::StatsRegistry;
 
 /// The synthetic record standing for a unit.
 #[derive(Debug, Clone)]
@@ -90,12 +90,12 @@ fn match_probe(policy: &Value) -> Value {
 }
 
 /// Compiles a policy document with the policy engine; the errors it reports otherwise.
-pub fn compile(policy: &Value) -> Result<weir_policy::set::PolicySet, String> {
+pub fn compile(policy: &Value) -> Result<weir_policy_engine::set::PolicySet, String> {
     let parsed = weir_policy_contract::parse::parse_policy(policy, "policy");
     if let Err(e) = &parsed.policy {
         return Err(e.join("; "));
     }
-    let set = weir_policy::set::PolicySet::build(vec![parsed], &StatsRegistry::new());
+    let set = weir_policy_engine::set::PolicySet::build(vec![parsed], &StatsRegistry::new());
     match set.entries.first() {
         Some(e) if e.errors.is_empty() => Ok(set),
         Some(e) => Err(e.errors.join("; ")),
@@ -131,7 +131,7 @@ pub fn matches(policy: &Value, service: &str, samples: &[&Sample]) -> Result<Vec
             }],
         };
         flags(
-            weir_policy::evaluate::evaluate_logs(&set, &req, Instant::now()).keep,
+            weir_policy_engine::evaluate::evaluate_logs(&set, &req, Instant::now()).keep,
             req.resource_logs[0].scope_logs[0].log_records.len(),
         )
     };
@@ -149,7 +149,7 @@ pub fn matches(policy: &Value, service: &str, samples: &[&Sample]) -> Result<Vec
                 ..Default::default()
             }],
         };
-        let v = weir_policy::evaluate::evaluate_traces(&set, &req);
+        let v = weir_policy_engine::evaluate::evaluate_traces(&set, &req);
         flags(v.spans.iter().map(|d| d.keep).collect(), n)
     };
     let metric_keep = if metrics.is_empty() {
@@ -166,7 +166,10 @@ pub fn matches(policy: &Value, service: &str, samples: &[&Sample]) -> Result<Vec
                 ..Default::default()
             }],
         };
-        flags(weir_policy::evaluate::evaluate_metrics(&set, &req).keep, n)
+        flags(
+            weir_policy_engine::evaluate::evaluate_metrics(&set, &req).keep,
+            n,
+        )
     };
     let (mut li, mut si, mut mi) = (0, 0, 0);
     Ok(samples
@@ -259,13 +262,15 @@ impl KeepEffect {
 pub fn keep_effect(policy: &Value) -> KeepEffect {
     if let Some(t) = policy.get("log") {
         let keep = t.get("keep").and_then(Value::as_str).unwrap_or("all");
-        return match weir_policy::compile::parse_keep(keep) {
-            Some(weir_policy::compile::LogKeep::All) | None => KeepEffect::All,
-            Some(weir_policy::compile::LogKeep::None) => KeepEffect::None,
-            Some(weir_policy::compile::LogKeep::Percent { percent, .. }) => {
+        return match weir_policy_engine::compile::parse_keep(keep) {
+            Some(weir_policy_engine::compile::LogKeep::All) | None => KeepEffect::All,
+            Some(weir_policy_engine::compile::LogKeep::None) => KeepEffect::None,
+            Some(weir_policy_engine::compile::LogKeep::Percent { percent, .. }) => {
                 KeepEffect::Percent(percent)
             }
-            Some(weir_policy::compile::LogKeep::Rate(_)) => rate(keep).unwrap_or(KeepEffect::All),
+            Some(weir_policy_engine::compile::LogKeep::Rate(_)) => {
+                rate(keep).unwrap_or(KeepEffect::All)
+            }
         };
     }
     if let Some(t) = policy.get("metric") {

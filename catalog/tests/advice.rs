@@ -409,8 +409,8 @@ fn attribute_removal_saving_is_what_the_engine_removes() {
         .map(|r| r.encoded_len())
         .sum();
     let mut after_req = req.clone();
-    let v = weir_policy::evaluate::evaluate_logs(&set, &after_req, Instant::now());
-    weir_policy::evaluate::transform_logs(&set, &mut after_req, &v);
+    let v = weir_policy_engine::evaluate::evaluate_logs(&set, &after_req, Instant::now());
+    weir_policy_engine::evaluate::transform_logs(&set, &mut after_req, &v);
     let after: usize = after_req.resource_logs[0].scope_logs[0]
         .log_records
         .iter()

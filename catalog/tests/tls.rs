@@ -413,8 +413,8 @@ fn sync_settings(
 #[tokio::test]
 async fn edge_policy_sync_over_tls_http_and_grpc() {
     use weir_policy::active::ActivePolicies;
-    use weir_policy::stats::StatsRegistry;
     use weir_policy::sync_client::{SyncClient, Transport};
+    use weir_policy_engine::stats::StatsRegistry;
     let dir = tempfile::tempdir().unwrap();
     let (ca, _server, tls) = server_files(dir.path());
     let cp = start(dir.path(), tls).await;

@@ -16,9 +16,9 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use weir_api::{json, Batch, Signal};
-use weir_policy::compile::compile;
-use weir_policy::set::PolicySet;
-use weir_policy::stats::StatsRegistry;
+use weir_policy_engine::compile::compile;
+use weir_policy_engine::set::PolicySet;
+use weir_policy_engine::stats::StatsRegistry;
 use weir_policy_contract::parse::{parse_document, parse_protobuf_policy};
 
 const SOURCE: &str = "fuzz.yaml";
@@ -150,7 +150,7 @@ fuzz_target!(|data: &[u8]| {
     for batch in batches() {
         let mut batch = batch.clone();
         let before = batch.item_count();
-        let outcome = weir_policy::run::process(&set, &mut batch, false);
+        let outcome = weir_policy_engine::run::process(&set, &mut batch, false);
         assert!(outcome.dropped <= before, "dropped more than there was");
         assert_eq!(
             batch.item_count(),

@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::parse::ParsedPolicy;
-use crate::set::PolicySet;
-use crate::stats::StatsRegistry;
+use weir_policy_engine::set::PolicySet;
+use weir_policy_engine::stats::StatsRegistry;
 
 /// The current policy set, rebuilt whenever a source delivers a new list.
 pub struct ActivePolicies {

@@ -16,8 +16,8 @@ use serde::Serialize;
 use weir_api::{json, Batch, Signal};
 
 use crate::load::load_path;
-use crate::set::PolicySet;
-use crate::stats::StatsRegistry;
+use weir_policy_engine::set::PolicySet;
+use weir_policy_engine::stats::StatsRegistry;
 
 /// `weir policy` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -183,7 +183,7 @@ pub fn eval(args: &EvalArgs) -> Result<StatsFile, EvalError> {
         // Not reached: prost's own encoding always passes the check.
         Err(_) => Batch::new(payload),
     };
-    crate::run::process(&set, &mut batch, false);
+    weir_policy_engine::run::process(&set, &mut batch, false);
     let out = json::encode(batch.payload());
     write(&args.output, &out)?;
     let stats = stats_of(&set);

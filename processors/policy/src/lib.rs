@@ -1,31 +1,20 @@
-//! Weir policy engine: the telemetry policy specification (usetero/policy 1.6.0), policy
-//! sources and the `policy` processor.
+//! The `policy` processor of Weir (usetero/policy 1.6.0) and its policy sources: files
+//! ([`load`], [`file_source`]), `PolicyService.Sync` over gRPC and HTTP as a client
+//! ([`sync_client`]), the swappable active set ([`active`]) and `weir policy eval|validate`
+//! ([`cli`]).
 //!
-//! The policy model, the reading of policy documents, the wire formats and the sync protocol
-//! are the contract crate's (weir-policy-contract), re-exported here as [`proto`], [`parse`],
-//! [`sync_json`] and [`server`]. The engine is a pure library over them:
-//! [`set::PolicySet::build`] compiles each policy on its own (errors stay
-//! with their policy) and builds a multi-pattern prefilter per signal; [`run::process`]
-//! decides every record of a batch, then applies the decisions.
+//! Compiling and deciding is the engine's (weir-policy-engine, a library the control plane's
+//! dry run uses too): [`processor`] runs `weir_policy_engine::run::process` on every batch
+//! with the active set. The policy model, the reading of policy documents, the wire formats
+//! and the sync protocol are the contract crate's (weir-policy-contract), re-exported here as
+//! [`proto`], [`parse`], [`sync_json`] and [`server`].
 
 pub mod active;
 pub mod cli;
-pub mod compile;
-pub mod evaluate;
 pub mod file_source;
 pub mod load;
-pub mod matcher;
 pub mod processor;
-mod raw;
-pub mod raw_logs;
-pub mod raw_traces;
-pub mod record;
-pub mod run;
-pub mod sampling;
-pub mod set;
-pub mod stats;
 pub mod sync_client;
-pub mod transform;
 
 use weir_api::Registry;
 pub use weir_policy_contract::sync as server;

@@ -51,8 +51,8 @@ use weir_api::{
 
 use crate::active::ActivePolicies;
 use crate::file_source::FileSource;
-use crate::stats::StatsRegistry;
 use crate::sync_client::{SyncClient, SyncSettings, Transport};
+use weir_policy_engine::stats::StatsRegistry;
 
 fn default_true() -> bool {
     true
@@ -465,7 +465,7 @@ impl Processor for PolicyProcessor {
         let set = self.runtime.active.current();
         self.invalid
             .set(set.entries.iter().filter(|e| !e.errors.is_empty()).count() as i64);
-        let outcome = crate::run::process(&set, batch, self.shadow);
+        let outcome = weir_policy_engine::run::process(&set, batch, self.shadow);
         if self.shadow && outcome.dropped > 0 {
             self.shadow_dropped.inc_by(outcome.dropped as u64);
         }

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use weir_policy::load::load_path;
-use weir_policy::set::PolicySet;
-use weir_policy::stats::StatsRegistry;
+use weir_policy_engine::set::PolicySet;
+use weir_policy_engine::stats::StatsRegistry;
 
 #[test]
 fn every_published_example_loads_and_compiles() {

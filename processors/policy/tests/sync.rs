@@ -11,8 +11,8 @@ use weir_policy::active::ActivePolicies;
 use weir_policy::parse::parse_document;
 use weir_policy::proto;
 use weir_policy::server::{grpc_service, http_router, StaticPolicyStore};
-use weir_policy::stats::StatsRegistry;
 use weir_policy::sync_client::{SyncClient, SyncSettings, Transport};
+use weir_policy_engine::stats::StatsRegistry;
 
 fn policy(id: &str, severity: &str) -> proto::Policy {
     let doc = format!(

@@ -12,9 +12,9 @@ use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use weir_api::{Batch, Signal};
-use weir_policy::evaluate::{evaluate_traces, TraceVerdicts};
-use weir_policy::raw_traces::evaluate_traces_encoded;
-use weir_policy::run::process;
+use weir_policy_engine::evaluate::{evaluate_traces, TraceVerdicts};
+use weir_policy_engine::raw_traces::evaluate_traces_encoded;
+use weir_policy_engine::run::process;
 
 mod raw_common;
 #[path = "raw_traces/requests.rs"]

@@ -27,9 +27,9 @@ mod matchers;
 use regex::{Regex, RegexBuilder};
 
 use crate::matcher::Matcher;
-use crate::proto;
 use crate::record::Field;
 use crate::sampling::RateLimiter;
+use weir_policy_contract::proto;
 
 pub use log::parse_keep;
 
@@ -318,7 +318,7 @@ pub fn compile(policy: &proto::Policy) -> Result<Target, Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::parse_document;
+    use weir_policy_contract::parse::parse_document;
 
     fn errors(doc: &str) -> Vec<String> {
         let p = parse_document(doc, "t").unwrap().remove(0).policy.unwrap();

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use super::matchers::{log_field, path};
 use super::{build_regex, Errors, LogKeep, LogTransform, TransformOp};
-use crate::proto;
 use crate::record::{Field, WellKnown};
 use crate::sampling::RateLimiter;
+use weir_policy_contract::proto;
 
 /// Parses a log `keep` string.
 pub fn parse_keep(keep: &str) -> Option<LogKeep> {

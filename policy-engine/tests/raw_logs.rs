@@ -13,9 +13,9 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prost::Message;
 use weir_api::{Batch, Signal};
-use weir_policy::evaluate::{evaluate_logs, LogVerdicts};
-use weir_policy::raw_logs::evaluate_logs_encoded;
-use weir_policy::run::process;
+use weir_policy_engine::evaluate::{evaluate_logs, LogVerdicts};
+use weir_policy_engine::raw_logs::evaluate_logs_encoded;
+use weir_policy_engine::run::process;
 
 mod raw_common;
 

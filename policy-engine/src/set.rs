@@ -19,10 +19,10 @@ use weir_api::Signal;
 
 use crate::compile::{compile, Target};
 use crate::matcher::{Literal, LiteralKind, Subject, Test};
-use crate::parse::ParsedPolicy;
-use crate::proto;
 use crate::record::{hex_into, Field, FieldValue, Record};
 use crate::stats::{PolicyStats, StatsRegistry};
+use weir_policy_contract::parse::ParsedPolicy;
+use weir_policy_contract::proto;
 
 /// Label that puts one policy in shadow mode (`"true"`): it is matched and counted, and what
 /// it would drop is counted in `weir_policy_shadow_drops`, but it drops and changes nothing.

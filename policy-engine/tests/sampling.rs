@@ -8,10 +8,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use weir_policy::evaluate::{evaluate_logs, evaluate_traces};
-use weir_policy::parse::parse_document;
-use weir_policy::set::PolicySet;
-use weir_policy::stats::StatsRegistry;
+use weir_policy_contract::parse::parse_document;
+use weir_policy_engine::evaluate::{evaluate_logs, evaluate_traces};
+use weir_policy_engine::set::PolicySet;
+use weir_policy_engine::stats::StatsRegistry;
 
 fn set(doc: &str) -> PolicySet {
     let set = PolicySet::build(parse_document(doc, "t").unwrap(), &StatsRegistry::new());

@@ -13,10 +13,10 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use weir_api::{Batch, Payload, Signal};
-use weir_policy::parse::parse_document;
-use weir_policy::run::process;
-use weir_policy::set::PolicySet;
-use weir_policy::stats::StatsRegistry;
+use weir_policy_contract::parse::parse_document;
+use weir_policy_engine::run::process;
+use weir_policy_engine::set::PolicySet;
+use weir_policy_engine::stats::StatsRegistry;
 
 fn set(doc: &str) -> PolicySet {
     let set = PolicySet::build(parse_document(doc, "t").unwrap(), &StatsRegistry::new());

@@ -11,10 +11,10 @@ use opentelemetry_proto::tonic::common::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use weir_api::{Batch, Signal};
-use weir_policy::parse::parse_document;
-use weir_policy::run::{process, Outcome};
-use weir_policy::set::PolicySet;
-use weir_policy::stats::StatsRegistry;
+use weir_policy_contract::parse::parse_document;
+use weir_policy_engine::run::{process, Outcome};
+use weir_policy_engine::set::PolicySet;
+use weir_policy_engine::stats::StatsRegistry;
 
 /// xorshift64*: deterministic, seedable.
 pub(crate) struct Rng(pub(crate) u64);

@@ -4,8 +4,10 @@ use std::cmp::Ordering;
 
 use super::{build_regex, Errors};
 use crate::matcher::{Literal, LiteralKind, Matcher, Number, Subject, Test};
-use crate::proto::{self, log_matcher, metric_matcher, numeric_value, trace_matcher, value};
 use crate::record::{decode_hex, Field, WellKnown};
+use weir_policy_contract::proto::{
+    self, log_matcher, metric_matcher, numeric_value, trace_matcher, value,
+};
 
 pub(super) fn path(p: &proto::AttributePath, place: &str, errs: &mut Errors) -> Vec<String> {
     if p.path.is_empty() {

@@ -8,11 +8,11 @@
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message;
-use weir_policy::evaluate::{evaluate_traces, TraceVerdicts};
-use weir_policy::parse::parse_document;
-use weir_policy::raw_traces::evaluate_traces_encoded;
-use weir_policy::set::PolicySet;
-use weir_policy::stats::StatsRegistry;
+use weir_policy_contract::parse::parse_document;
+use weir_policy_engine::evaluate::{evaluate_traces, TraceVerdicts};
+use weir_policy_engine::raw_traces::evaluate_traces_encoded;
+use weir_policy_engine::set::PolicySet;
+use weir_policy_engine::stats::StatsRegistry;
 
 fn set(doc: &str) -> PolicySet {
     let set = PolicySet::build(parse_document(doc, "t").unwrap(), &StatsRegistry::new());

@@ -9,10 +9,10 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use prost::Message;
 use weir_api::{Batch, Payload, Signal};
-use weir_policy::parse::parse_document;
-use weir_policy::run::process;
-use weir_policy::set::PolicySet;
-use weir_policy::stats::StatsRegistry;
+use weir_policy_contract::parse::parse_document;
+use weir_policy_engine::run::process;
+use weir_policy_engine::set::PolicySet;
+use weir_policy_engine::stats::StatsRegistry;
 
 fn request() -> ExportLogsServiceRequest {
     let record = |i: usize| LogRecord {

@@ -26,13 +26,13 @@ use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Spa
 use prost::Message;
 use weir_api::fixtures::kv;
 use weir_api::{Batch, Payload, Signal};
-use weir_policy::evaluate::{evaluate_logs, evaluate_traces};
-use weir_policy::parse::parse_document;
-use weir_policy::raw_logs::evaluate_logs_encoded;
-use weir_policy::raw_traces::evaluate_traces_encoded;
-use weir_policy::run::process;
-use weir_policy::set::PolicySet;
-use weir_policy::stats::StatsRegistry;
+use weir_policy_contract::parse::parse_document;
+use weir_policy_engine::evaluate::{evaluate_logs, evaluate_traces};
+use weir_policy_engine::raw_logs::evaluate_logs_encoded;
+use weir_policy_engine::raw_traces::evaluate_traces_encoded;
+use weir_policy_engine::run::process;
+use weir_policy_engine::set::PolicySet;
+use weir_policy_engine::stats::StatsRegistry;
 
 /// `n` policies, a third each: body regex, body contains, attribute equality (plus a
 /// severity matcher on some, so policies have several matchers).
