@@ -23,7 +23,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use prost::Message;
 use weir_api::Signal;
-use weir_metadata::{CatalogSummary, MetadataConfig, MetadataHandle, SketchKey};
+use weir_summary::{CatalogSummary, MetadataConfig, MetadataHandle, SketchKey};
 
 use crate::generate::{Generator, Mix};
 
@@ -251,7 +251,7 @@ service:
 }
 
 /// One flush worth of a service, per template: (summary of that service, items in it).
-fn templates(key: SketchKey, items: usize) -> Vec<(weir_metadata::summary::ServiceSummary, u64)> {
+fn templates(key: SketchKey, items: usize) -> Vec<(weir_summary::summary::ServiceSummary, u64)> {
     let handle = MetadataHandle::new(&MetadataConfig::default());
     handle.set_key(key);
     let mut g = Generator::new(7, Mix::default());

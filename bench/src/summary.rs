@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use weir_api::{Batch, Signal};
-use weir_metadata::{MetadataConfig, MetadataHandle};
+use weir_summary::{MetadataConfig, MetadataHandle};
 
 use crate::generate::{Generator, Mix};
 use crate::prom::thread_cpu;

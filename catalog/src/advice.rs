@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use weir_metadata::summary::ServiceSummary;
+use weir_summary::summary::ServiceSummary;
 
 use crate::analysis::{candidates, Candidate, Finding, Measured, Thresholds, Withheld, WouldDrop};
 use crate::dryrun::{keep_effect, matches, Sample};

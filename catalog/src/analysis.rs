@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use weir_metadata::summary::ServiceSummary;
+use weir_summary::summary::ServiceSummary;
 
 use crate::units::{Severity, Unit};
 

@@ -22,8 +22,8 @@ pub enum CatalogCommand {
     /// Build the catalog from an existing system, read-only (GET requests only).
     #[command(subcommand)]
     Connect(ConnectCommand),
-    /// Mine templates from a plain log file or OTLP JSON lines (see weir-metadata).
-    Mine(weir_metadata::cli::MineArgs),
+    /// Mine templates from a plain log file or OTLP JSON lines (see weir-summary).
+    Mine(weir_summary::cli::MineArgs),
     /// Print everything the catalog holds about a service as JSON (data subject access
     /// and portability; audited as `cli`).
     ExportService {
@@ -485,7 +485,7 @@ fn finish(r: Result<(), String>) -> ExitCode {
 pub fn run_catalog(cmd: CatalogCommand) -> ExitCode {
     match cmd {
         CatalogCommand::Mine(args) => {
-            weir_metadata::cli::run(weir_metadata::cli::CatalogCommand::Mine(args))
+            weir_summary::cli::run(weir_summary::cli::CatalogCommand::Mine(args))
         }
         CatalogCommand::Connect(ConnectCommand::Prometheus(args)) => {
             finish(connect_prometheus(&args))

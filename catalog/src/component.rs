@@ -66,7 +66,7 @@
 //! ```
 //!
 //! Value hashes in summaries are keyed with the deployment's sketch key
-//! (`weir_metadata::key`). With `storage` the key is the file beside the database
+//! (`weir_summary::key`). With `storage` the key is the file beside the database
 //! (`<storage>.sketch-key`). With `endpoint` it is read from `sketch_key_file`, or, when that
 //! file does not exist, fetched from the control plane with the edge token and written there
 //! (mode 0600); until then the exporter hashes with a key of its own and the control plane
@@ -84,7 +84,7 @@ use weir_api::{
     Consumer, ExporterConfig, ExporterFactory, ExtensionConfig, ExtensionFactory, SignalSet, Stage,
     StartError,
 };
-use weir_metadata::{CatalogSummary, MetadataConfig, MetadataHandle, MetadataHub, SketchKey};
+use weir_summary::{CatalogSummary, MetadataConfig, MetadataHandle, MetadataHub, SketchKey};
 use weir_tls::{Alpn, ClientTls, HttpVersions, ServerTls, TlsClientSettings, TlsServerSettings};
 
 use crate::api::{router, ApiState};

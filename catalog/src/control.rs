@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use weir_metadata::summary::{CatalogSummary, ServiceSummary};
-use weir_metadata::SketchKey;
+use weir_summary::summary::{CatalogSummary, ServiceSummary};
+use weir_summary::SketchKey;
 
 use crate::advice::{advise, Advice, ExistingPolicy};
 use crate::analysis::{Finding, Thresholds};

@@ -15,7 +15,7 @@
 //!       max_service_bytes: 8388608     # a stored service summary stops taking new entries
 //!       max_in_flight: 64              # requests being read or merged; more get 503 + Retry-After
 //!       persist_interval: 1s           # buffered sync reports are written this often
-//!       limits:                        # per request; see weir_metadata::validate
+//!       limits:                        # per request; see weir_summary::validate
 //!         max_services: 1000
 //! ```
 
@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use weir_api::{Counter, Telemetry};
-use weir_metadata::summary::CatalogSummary;
-use weir_metadata::validate::{validate, SummaryLimits};
+use weir_summary::summary::CatalogSummary;
+use weir_summary::validate::{validate, SummaryLimits};
 
 fn default_max_request_bytes() -> usize {
     8 * 1024 * 1024
@@ -93,7 +93,7 @@ pub struct IngestConfig {
     #[serde(default = "default_persist_interval", with = "humantime_serde")]
     pub persist_interval: Duration,
     /// Limits on each request's summary (services, templates, names, keys, name lengths,
-    /// counts). Default: see `weir_metadata::validate::SummaryLimits`.
+    /// counts). Default: see `weir_summary::validate::SummaryLimits`.
     #[serde(default)]
     pub limits: SummaryLimits,
 }

@@ -60,7 +60,7 @@ pub enum CatalogError {
     Json(#[from] serde_json::Error),
     /// The deployment's sketch key file could not be read or created.
     #[error("sketch key: {0}")]
-    SketchKey(#[from] weir_metadata::error::MetadataError),
+    SketchKey(#[from] weir_summary::error::MetadataError),
     /// The database key is missing, unreadable or wrong.
     #[error("catalog key: {0}")]
     Key(String),

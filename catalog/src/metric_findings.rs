@@ -2,7 +2,7 @@
 //! counted per metric and per data-point attribute key by mergeable distinct-count sketches
 //! the edges ship), with the attribute that drives the series and the SDK's overflow marker.
 
-use weir_metadata::summary::ServiceSummary;
+use weir_summary::summary::ServiceSummary;
 
 use crate::analysis::{metric_policy, short_hash, Candidate, Thresholds, WasteKind};
 use crate::units::Unit;

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use weir_metadata::summary::{CatalogSummary, MergeCaps, ServiceSummary};
+use weir_summary::summary::{CatalogSummary, MergeCaps, ServiceSummary};
 
 use crate::ingest::{IngestConfig, ALL_SIGNALS};
 use crate::store::{EdgeInfo, Store, TokenInfo};

@@ -131,7 +131,7 @@ pub struct ValueErasure {
 
 /// The keyed hashes a value given as text may have been stored under: as a string, and
 /// as an int, a double or a bool when it reads as one (the catalog hashes each type apart).
-fn candidate_hashes(key: &weir_metadata::SketchKey, value: &str) -> Vec<u64> {
+fn candidate_hashes(key: &weir_summary::SketchKey, value: &str) -> Vec<u64> {
     let mut out = vec![key.hash_tagged(1, value.as_bytes())];
     if let Ok(i) = value.parse::<i64>() {
         out.push(key.hash_tagged(3, &i.to_le_bytes()));
@@ -148,7 +148,7 @@ fn candidate_hashes(key: &weir_metadata::SketchKey, value: &str) -> Vec<u64> {
 }
 
 /// The distinct sketch's sparse encoding of a hash: its low 25 bits as the index, and as
-/// the rank one plus the run of one bits from bit 12 (weir-metadata's `sketch_wire` reads
+/// the rank one plus the run of one bits from bit 12 (weir-summary's `sketch_wire` reads
 /// this form back).
 fn encoded(hash: u64) -> u32 {
     let idx = (hash & ((1 << 25) - 1)) as u32;
@@ -243,7 +243,7 @@ fn erase_from_sketch(sketch: &mut Value, hashes: &[u64]) -> (bool, bool) {
 fn erase_in_summary(
     v: &mut Value,
     hashes: &[u64],
-    key: &weir_metadata::SketchKey,
+    key: &weir_summary::SketchKey,
     out: &mut ValueErasure,
 ) {
     let Some(o) = v.as_object_mut() else {

@@ -6,7 +6,7 @@
 
 use weir_api::otlp::logs::v1::LogRecord;
 use weir_api::otlp::trace::v1::Span;
-use weir_metadata::summary::{parse_severity_class, Seen, ServiceSummary};
+use weir_summary::summary::{parse_severity_class, Seen, ServiceSummary};
 
 use crate::dryrun::{instance, kv, metric_sample, Sample};
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
-use weir_metadata::summary::{AttributeSchema, ServiceSummary};
+use weir_summary::summary::{AttributeSchema, ServiceSummary};
 
 use crate::control::ControlPlane;
 use crate::CatalogError;

@@ -19,7 +19,7 @@ use weir_api::{Batch, Payload};
 use weir_catalog::analysis::{Finding, WasteKind};
 use weir_catalog::control::ControlPlane;
 use weir_catalog::store::EdgeInfo;
-use weir_metadata::extract::{Accumulator, Limits};
+use weir_summary::extract::{Accumulator, Limits};
 
 const T0: u64 = 1_700_000_000_000_000_000;
 const SEC: u64 = 1_000_000_000;

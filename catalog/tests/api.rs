@@ -16,8 +16,8 @@ use weir_api::{Batch, Payload};
 use weir_catalog::auth::{create_token_for, Role};
 use weir_catalog::component::{app, policy_check};
 use weir_catalog::control::ControlPlane;
-use weir_metadata::{MetadataConfig, MetadataHandle};
 use weir_policy_contract::proto;
+use weir_summary::{MetadataConfig, MetadataHandle};
 
 struct Env {
     _dir: tempfile::TempDir,

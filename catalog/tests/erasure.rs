@@ -23,7 +23,7 @@ use weir_catalog::at_rest::{decrypt_file_pages, Key};
 use weir_catalog::auth::{create_token, Role};
 use weir_catalog::component::app;
 use weir_catalog::control::ControlPlane;
-use weir_metadata::{MetadataConfig, MetadataHandle};
+use weir_summary::{MetadataConfig, MetadataHandle};
 
 fn sv(v: &str) -> Option<AnyValue> {
     Some(AnyValue {

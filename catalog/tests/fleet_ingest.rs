@@ -15,7 +15,7 @@ use weir_catalog::control::ControlPlane;
 use weir_catalog::ingest::IngestConfig;
 use weir_catalog::shed::OverloadConfig;
 use weir_catalog::store::Store;
-use weir_metadata::summary::{CatalogSummary, ServiceSummary};
+use weir_summary::summary::{CatalogSummary, ServiceSummary};
 
 mod common;
 use common::{exchange, exchange_raw_from};

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use weir_catalog::control::ControlPlane;
 use weir_catalog::ingest::IngestConfig;
-use weir_metadata::validate::SummaryLimits;
+use weir_summary::validate::SummaryLimits;
 
 fn small_limits() -> IngestConfig {
     IngestConfig {
@@ -102,7 +102,7 @@ fn duration() -> impl Strategy<Value = Value> {
 
 fn sketches_config() -> Value {
     // The settings a real sketch carries, taken from one.
-    let mut d = weir_metadata::sketch::DurationSketch::new();
+    let mut d = weir_summary::sketch::DurationSketch::new();
     d.add_ms(1.0);
     serde_json::to_value(&d).unwrap()["config"].clone()
 }

@@ -17,7 +17,7 @@ use weir_api::{Batch, Payload};
 use weir_catalog::auth::{create_token, Role};
 use weir_catalog::component::app;
 use weir_catalog::control::{sketch_key_path, ControlPlane};
-use weir_metadata::{MetadataConfig, MetadataHandle, SketchKey};
+use weir_summary::{MetadataConfig, MetadataHandle, SketchKey};
 
 fn batch() -> Batch {
     let records = (0..40)

@@ -43,8 +43,8 @@ use weir_catalog::component::{app, policy_check};
 use weir_catalog::control::ControlPlane;
 use weir_catalog::store::now_secs;
 use weir_catalog::users::{base32_decode, totp};
-use weir_metadata::{MetadataConfig, MetadataHandle};
 use weir_policy_contract::proto;
+use weir_summary::{MetadataConfig, MetadataHandle};
 
 const SYNC_INTERVAL_SECS: u32 = 1;
 

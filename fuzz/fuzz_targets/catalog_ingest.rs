@@ -9,7 +9,7 @@
 use libfuzzer_sys::fuzz_target;
 use weir_catalog::ingest::{merge_into, IngestConfig, Ingestor};
 use weir_catalog::store::Store;
-use weir_metadata::summary::ServiceSummary;
+use weir_summary::summary::ServiceSummary;
 
 fuzz_target!(|data: &[u8]| {
     let config = IngestConfig::default();

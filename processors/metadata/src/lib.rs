@@ -1,6 +1,4 @@
-//! Metadata extractor for the catalog: masking and template mining of log lines,
-//! mergeable summaries (templates, attribute schemas, metrics, spans) and the pass-through
-//! `metadata` processor that builds them.
+//! The `metadata` processor: a pass-through that summarises every batch for the catalog.
 //!
 //! ```yaml
 //! processors:
@@ -15,38 +13,16 @@
 //!       exporters: [catalog]
 //! ```
 //!
-//! - [`mask`]: masks variable and sensitive tokens (numbers, ids, addresses, e-mails,
-//!   secrets) before mining;
-//! - [`structure`]: the rule for which words of a template, name or key may be stored;
-//! - [`drain`]: the streaming Drain-style [`drain::TemplateMiner`], bounded in memory;
-//! - [`summary`]: [`summary::CatalogSummary`] and its parts, serde-serialisable and
-//!   mergeable;
-//! - [`extract`]: turns batches into summaries under caps;
-//! - [`processor`]: the processor and [`processor::MetadataHub`], where the `catalog`
-//!   exporter takes summaries from;
-//! - [`cli`]: `weir catalog mine`.
+//! Only the pipeline component lives here. What it builds and how (masking, template
+//! mining, the summary model, sketches, keys, the [`weir_summary::MetadataHandle`] the
+//! `catalog` exporter takes summaries from) is weir-summary's, a library the control plane
+//! uses without depending on this processor.
 
-pub mod cli;
-pub mod drain;
-pub mod error;
-pub mod extract;
-pub mod key;
-pub mod mask;
 pub mod processor;
-mod raw;
-mod redact;
-mod shapes;
-pub mod sketch;
-pub mod sketch_wire;
-pub mod structure;
-pub mod summary;
-pub mod validate;
 
 use weir_api::Registry;
 
-pub use key::SketchKey;
-pub use processor::{MetadataConfig, MetadataHandle, MetadataHub};
-pub use summary::CatalogSummary;
+pub use processor::{MetadataFactory, MetadataProcessor, MetadataProcessorConfig};
 
 /// Adds the `metadata` processor to the registry.
 pub fn register(registry: &mut Registry) {

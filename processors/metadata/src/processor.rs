@@ -1,286 +1,22 @@
 //! The `metadata` processor: a pass-through that summarises every batch for the catalog.
 //!
-//! ```yaml
-//! processors:
-//!   metadata:
-//!     max_templates: 2000        # per service
-//!     max_attribute_keys: 256    # per service, signal and location
-//!     max_names: 2000            # metric and span names per service
-//!     max_services: 1000
-//!     flush_interval: 60s
-//!     mining:
-//!       depth: 4
-//!       similarity_threshold: 0.6
-//!       max_children: 100
-//!       max_tokens: 128
-//! ```
-//!
-//! The processor never changes a batch. Each instance (one per component id, shared by every
-//! pipeline that lists it) keeps its summaries in a [`MetadataHandle`] registered in
-//! [`MetadataHub::global`] under the component id (`metadata`, `metadata/edge`). Whoever
-//! ships or stores summaries (the `catalog` exporter) calls [`MetadataHub::handles`] and then
-//! [`MetadataHandle::take`] every [`MetadataHandle::flush_interval`]; `take` returns what was
-//! seen since the previous take, so merging the takes gives the whole.
+//! The summariser itself (config, caps, template mining, the handle the summaries are
+//! taken from) is weir-summary's ([`weir_summary::handle`]); this is the pipeline
+//! component around it. Each instance (one per component id, shared by every pipeline that
+//! lists it) keeps its summaries in the [`MetadataHandle`] registered in
+//! [`MetadataHub::global`] under the component id, where the `catalog` exporter takes them.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use weir_api::{
     parse_component_config, Batch, BuildContext, BuildError, ConfigErrors, Consumer, ProcessError,
     Processor, ProcessorConfig, ProcessorFactory, ProcessorStage, Signal, SignalSet, Stage,
 };
+use weir_summary::{MetadataConfig, MetadataHandle, MetadataHub};
 
-use crate::drain::MinerConfig;
-use crate::extract::{Accumulator, Limits};
-use crate::summary::CatalogSummary;
-
-/// Settings of the template miner.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MiningConfig {
-    /// Parse-tree depth (token count, then `depth - 2` leading tokens). Default: 4.
-    pub depth: usize,
-    /// Share of a line's word tokens that must agree with a template to join it.
-    /// Default: 0.6.
-    pub similarity_threshold: f64,
-    /// Children per tree node before a wildcard branch is used. Default: 100.
-    pub max_children: usize,
-    /// Tokens of a line looked at; the rest count as one `<*>`. Default: 128.
-    pub max_tokens: usize,
-    /// Words one position may show as separate templates before it becomes `<*>`
-    /// (`VM Paused` / `VM Resumed` stay apart; user names past this many merge).
-    /// 0: widen at once. Default: 3.
-    pub max_word_variants: usize,
-}
-
-impl Default for MiningConfig {
-    fn default() -> Self {
-        let m = MinerConfig::default();
-        MiningConfig {
-            depth: m.depth,
-            similarity_threshold: m.similarity_threshold,
-            max_children: m.max_children,
-            max_tokens: m.max_tokens,
-            max_word_variants: m.max_word_variants,
-        }
-    }
-}
-
-/// Config of the `metadata` processor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetadataConfig {
-    /// Log templates kept per service; the least recently seen is evicted past it.
-    /// Default: 2000.
-    pub max_templates: usize,
-    /// Attribute keys kept per service, signal and location (resource or item); the least
-    /// recently seen is evicted past it. Default: 256.
-    pub max_attribute_keys: usize,
-    /// Metric names and span names kept per service. Default: 2000.
-    pub max_names: usize,
-    /// Services tracked; further services are counted under `(other services)`.
-    /// Default: 1000.
-    pub max_services: usize,
-    /// How often a consumer of the summaries (the `catalog` exporter) should take them.
-    /// Default: 60s.
-    #[serde(with = "humantime_serde")]
-    pub flush_interval: Duration,
-    /// Template-miner settings.
-    pub mining: MiningConfig,
-}
-
-impl Default for MetadataConfig {
-    fn default() -> Self {
-        let limits = Limits::default();
-        MetadataConfig {
-            max_templates: limits.miner.max_templates,
-            max_attribute_keys: limits.max_attribute_keys,
-            max_names: limits.max_names,
-            max_services: limits.max_services,
-            flush_interval: Duration::from_secs(60),
-            mining: MiningConfig::default(),
-        }
-    }
-}
-
-impl MetadataConfig {
-    /// The caps and miner settings this config asks for.
-    pub fn limits(&self) -> Limits {
-        Limits {
-            miner: MinerConfig {
-                depth: self.mining.depth,
-                similarity_threshold: self.mining.similarity_threshold,
-                max_children: self.mining.max_children,
-                max_templates: self.max_templates,
-                max_tokens: self.mining.max_tokens,
-                max_word_variants: self.mining.max_word_variants,
-            },
-            max_services: self.max_services,
-            max_attribute_keys: self.max_attribute_keys,
-            max_names: self.max_names,
-        }
-    }
-
-    /// Every problem, with its YAML path below `path`.
-    pub fn validate(&self, path: &str) -> ConfigErrors {
-        let mut errors = ConfigErrors::default();
-        for (field, message) in self.limits().miner.problems() {
-            let at = if field == "max_templates" {
-                format!("{path}.max_templates")
-            } else {
-                format!("{path}.mining.{field}")
-            };
-            errors.push(at, message);
-        }
-        for (field, v) in [
-            ("max_attribute_keys", self.max_attribute_keys),
-            ("max_names", self.max_names),
-            ("max_services", self.max_services),
-        ] {
-            if v == 0 {
-                errors.push(format!("{path}.{field}"), "must be at least 1");
-            }
-        }
-        if self.flush_interval.is_zero() {
-            errors.push(format!("{path}.flush_interval"), "must be longer than 0s");
-        }
-        errors
-    }
-}
-
-/// The summaries of one `metadata` processor instance, one lock per signal so pipelines of
-/// different signals do not wait on each other.
-pub struct MetadataHandle {
-    flush_interval: Duration,
-    logs: Mutex<Accumulator>,
-    traces: Mutex<Accumulator>,
-    metrics: Mutex<Accumulator>,
-}
-
-impl MetadataHandle {
-    /// A handle with these settings.
-    pub fn new(config: &MetadataConfig) -> Self {
-        let limits = config.limits();
-        MetadataHandle {
-            flush_interval: config.flush_interval,
-            logs: Mutex::new(Accumulator::new(limits.clone())),
-            traces: Mutex::new(Accumulator::new(limits.clone())),
-            metrics: Mutex::new(Accumulator::new(limits)),
-        }
-    }
-
-    /// How often the summaries should be taken.
-    pub fn flush_interval(&self) -> Duration {
-        self.flush_interval
-    }
-
-    fn accumulator(&self, signal: Signal) -> &Mutex<Accumulator> {
-        match signal {
-            Signal::Logs => &self.logs,
-            Signal::Traces => &self.traces,
-            Signal::Metrics => &self.metrics,
-        }
-    }
-
-    /// Summarises one batch.
-    pub fn observe(&self, batch: &Batch) {
-        let mut acc = self
-            .accumulator(batch.signal())
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        acc.observe(batch);
-    }
-
-    /// The key value hashes are made with (a random one of this process until
-    /// [`MetadataHandle::set_key`]).
-    pub fn key(&self) -> crate::key::SketchKey {
-        self.logs.lock().unwrap_or_else(|e| e.into_inner()).key()
-    }
-
-    /// Hashes values with the deployment's `key` from now on; returns what was gathered
-    /// under the previous key (labelled with it), so no summary mixes keys.
-    pub fn set_key(&self, key: crate::key::SketchKey) -> CatalogSummary {
-        let mut out = CatalogSummary::default();
-        for signal in Signal::ALL {
-            let part = self
-                .accumulator(signal)
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .set_key(key);
-            out.merge(&part);
-        }
-        out
-    }
-
-    /// Everything summarised since the previous take.
-    pub fn take(&self) -> CatalogSummary {
-        let mut out = CatalogSummary::default();
-        for signal in Signal::ALL {
-            let part = self
-                .accumulator(signal)
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            out.merge(&part);
-        }
-        out
-    }
-}
-
-/// Handles of every `metadata` processor, by component id.
-#[derive(Default)]
-pub struct MetadataHub {
-    handles: Mutex<BTreeMap<String, Arc<MetadataHandle>>>,
-}
-
-impl MetadataHub {
-    /// An empty hub (tests; the processor factory uses [`MetadataHub::global`]).
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The process-wide hub the `metadata` factory registers into.
-    pub fn global() -> &'static MetadataHub {
-        static HUB: OnceLock<MetadataHub> = OnceLock::new();
-        HUB.get_or_init(MetadataHub::new)
-    }
-
-    /// The handle of processor `id`, created with `config` on first use (later pipelines
-    /// listing the same id share it).
-    pub fn handle(&self, id: &str, config: &MetadataConfig) -> Arc<MetadataHandle> {
-        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
-        handles
-            .entry(id.to_string())
-            .or_insert_with(|| Arc::new(MetadataHandle::new(config)))
-            .clone()
-    }
-
-    /// The handle of processor `id`, if one was built.
-    pub fn get(&self, id: &str) -> Option<Arc<MetadataHandle>> {
-        let handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
-        handles.get(id).cloned()
-    }
-
-    /// Every handle, by processor id.
-    pub fn handles(&self) -> Vec<(String, Arc<MetadataHandle>)> {
-        let handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
-        handles
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
-
-    /// Takes the summaries of every processor, merged.
-    pub fn take_all(&self) -> CatalogSummary {
-        let mut out = CatalogSummary::default();
-        for (_, h) in self.handles() {
-            out.merge(&h.take());
-        }
-        out
-    }
-}
+/// Config of the `metadata` processor: the summariser's settings.
+#[derive(Debug, Clone)]
+pub struct MetadataProcessorConfig(pub MetadataConfig);
 
 /// The pass-through processor: summarises, never changes the batch.
 pub struct MetadataProcessor {
@@ -318,18 +54,18 @@ impl ProcessorFactory for MetadataFactory {
         let parsed: MetadataConfig = parse_component_config(config, path)?;
         parsed
             .validate(path)
-            .into_result(Box::new(parsed) as Box<dyn ProcessorConfig>)
+            .into_result(Box::new(MetadataProcessorConfig(parsed)) as Box<dyn ProcessorConfig>)
     }
 }
 
-impl ProcessorConfig for MetadataConfig {
+impl ProcessorConfig for MetadataProcessorConfig {
     fn build(
         &self,
         ctx: &BuildContext,
         _signal: Signal,
         next: Arc<dyn Consumer>,
     ) -> Result<Arc<dyn Stage>, BuildError> {
-        let handle = MetadataHub::global().handle(&ctx.id.to_string(), self);
+        let handle = MetadataHub::global().handle(&ctx.id.to_string(), &self.0);
         let pipeline = ctx.pipeline.as_deref().unwrap_or("");
         let stage = ProcessorStage::new(
             ctx.id.clone(),

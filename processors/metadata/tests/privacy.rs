@@ -15,11 +15,11 @@ use weir_api::otlp::metrics::v1::{
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use weir_api::{Batch, Payload, Processor};
-use weir_metadata::processor::MetadataProcessor;
-use weir_metadata::{MetadataConfig, MetadataHandle};
+use weir_metadata::MetadataProcessor;
+use weir_summary::{MetadataConfig, MetadataHandle};
 
-fn fixed_key() -> weir_metadata::SketchKey {
-    weir_metadata::SketchKey::from_bytes(*b"privacy-test-key")
+fn fixed_key() -> weir_summary::SketchKey {
+    weir_summary::SketchKey::from_bytes(*b"privacy-test-key")
 }
 
 const JWT: &str =

@@ -21,8 +21,8 @@ use weir_api::otlp::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
 use weir_api::{
     Batch, BuildContext, ComponentId, ConsumeError, Consumer, Payload, Registry, Signal, Stage,
 };
-use weir_metadata::summary::{CatalogSummary, MetricKind, Temporality};
-use weir_metadata::{MetadataConfig, MetadataHandle, MetadataHub};
+use weir_summary::summary::{CatalogSummary, MetricKind, Temporality};
+use weir_summary::{MetadataConfig, MetadataHandle, MetadataHub};
 
 fn s(v: &str) -> Option<AnyValue> {
     Some(AnyValue {
@@ -358,7 +358,7 @@ fn merged_summaries_count_what_one_summary_of_everything_counts() {
     assert_eq!(m.logs.volume, w.logs.volume);
     assert_eq!(m.logs.volume.items, 4);
     assert_eq!(m.logs.severity, w.logs.severity);
-    let counts = |s: &weir_metadata::summary::ServiceSummary| -> Vec<(String, u64, u64)> {
+    let counts = |s: &weir_summary::summary::ServiceSummary| -> Vec<(String, u64, u64)> {
         s.logs
             .templates
             .iter()
@@ -366,7 +366,7 @@ fn merged_summaries_count_what_one_summary_of_everything_counts() {
             .collect()
     };
     assert_eq!(counts(m), counts(w));
-    let get = |s: &weir_metadata::summary::ServiceSummary| {
+    let get = |s: &weir_summary::summary::ServiceSummary| {
         s.logs
             .templates
             .values()
@@ -465,7 +465,7 @@ fn back_to_back_repeats_count_as_duplicates() {
             ..Default::default()
         }],
     }));
-    let handle = weir_metadata::MetadataHandle::new(&weir_metadata::MetadataConfig::default());
+    let handle = weir_summary::MetadataHandle::new(&weir_summary::MetadataConfig::default());
     handle.observe(&batch);
     let summary = handle.take();
     let svc = summary.services.values().next().unwrap();
@@ -556,10 +556,10 @@ fn merged_siblings_leave_one_template_in_the_catalog() {
     // An edge that still sends a retired id (it had not merged yet) counts under the survivor.
     let (old, survivor) = retired.iter().next().unwrap();
     let mut late = CatalogSummary::default();
-    let mut svc = weir_metadata::summary::ServiceSummary::default();
+    let mut svc = weir_summary::summary::ServiceSummary::default();
     svc.logs.templates.insert(
         old.clone(),
-        weir_metadata::summary::TemplateSummary {
+        weir_summary::summary::TemplateSummary {
             template: "VM on host node Resumed now".into(),
             count: 5,
             ..Default::default()
@@ -574,7 +574,7 @@ fn merged_siblings_leave_one_template_in_the_catalog() {
 
 #[test]
 fn template_texts_of_one_id_join() {
-    use weir_metadata::summary::widen_template;
+    use weir_summary::summary::widen_template;
     assert_eq!(widen_template("a b c", "a x c"), "a <*> c");
     assert_eq!(widen_template("a <*> c", "a b c"), "a <*> c");
     assert_eq!(widen_template("a b c", "a <*> c"), "a <*> c");

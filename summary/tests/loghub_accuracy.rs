@@ -7,7 +7,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::loghub;
-use weir_metadata::drain::MinerConfig;
+use weir_summary::drain::MinerConfig;
 
 /// The mean reached with the default settings (one set for all systems): 0.9624.
 const MEAN_AT_LEAST: f64 = 0.955;

@@ -13,8 +13,8 @@ use weir_api::otlp::metrics::v1::{
 };
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::{Batch, Payload};
-use weir_metadata::sketch::{stable_hash, DistinctSketch};
-use weir_metadata::{CatalogSummary, MetadataConfig, MetadataHandle, SketchKey};
+use weir_summary::sketch::{stable_hash, DistinctSketch};
+use weir_summary::{CatalogSummary, MetadataConfig, MetadataHandle, SketchKey};
 
 fn sv(v: &str) -> Option<AnyValue> {
     Some(AnyValue {

@@ -9,7 +9,7 @@ use weir_api::otlp::common::v1::{any_value, AnyValue, ArrayValue, KeyValueList};
 use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::{Batch, Payload};
-use weir_metadata::{CatalogSummary, MetadataConfig, MetadataHandle};
+use weir_summary::{CatalogSummary, MetadataConfig, MetadataHandle};
 
 fn string(v: &str) -> Option<AnyValue> {
     Some(AnyValue {

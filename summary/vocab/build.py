@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Builds the code-derived part of processors/metadata/src/vocabulary.txt (the rest is
+"""Builds the code-derived part of summary/src/vocabulary.txt (the rest is
 ops-words.txt: `sort -u` of both, one word a line).
 
 Words are the letter runs of identifiers and prose (split at camelCase boundaries,

@@ -12,8 +12,8 @@ use weir_api::otlp::common::v1::{any_value::Value, AnyValue, KeyValue};
 use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::{Batch, Payload, Signal};
-use weir_metadata::sketch::DistinctSketch;
-use weir_metadata::{CatalogSummary, MetadataConfig, MetadataHandle, SketchKey};
+use weir_summary::sketch::DistinctSketch;
+use weir_summary::{CatalogSummary, MetadataConfig, MetadataHandle, SketchKey};
 
 fn any(v: Value) -> Option<AnyValue> {
     Some(AnyValue { value: Some(v) })

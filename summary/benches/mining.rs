@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use weir_metadata::drain::{MinerConfig, TemplateMiner};
-use weir_metadata::mask::{MaskedLine, Masker};
+use weir_summary::drain::{MinerConfig, TemplateMiner};
+use weir_summary::mask::{MaskedLine, Masker};
 
 const SYSTEMS: [&str; 8] = [
     "Android",

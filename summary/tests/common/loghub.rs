@@ -58,9 +58,9 @@ pub fn load(dir: &Path, system: &str) -> Result<Labelled, String> {
 /// template later merged into another counts under the one it merged into) and the miner.
 pub fn mine(
     lines: &[String],
-    config: weir_metadata::drain::MinerConfig,
-) -> (Vec<u64>, weir_metadata::drain::TemplateMiner) {
-    let mut miner = weir_metadata::drain::TemplateMiner::new(config);
+    config: weir_summary::drain::MinerConfig,
+) -> (Vec<u64>, weir_summary::drain::TemplateMiner) {
+    let mut miner = weir_summary::drain::TemplateMiner::new(config);
     let mut alias: HashMap<u64, u64> = HashMap::new();
     let mut ids = Vec::with_capacity(lines.len());
     for l in lines {
@@ -109,11 +109,11 @@ pub fn grouping_accuracy(predicted: &[u64], truth: &[String]) -> f64 {
 }
 
 /// The settings tried by leave-one-system-out: similarity threshold x word variants.
-pub fn grid() -> Vec<weir_metadata::drain::MinerConfig> {
+pub fn grid() -> Vec<weir_summary::drain::MinerConfig> {
     let mut g = Vec::new();
     for t in [0.5, 0.6, 0.7] {
         for k in [0, 2, 3, 4, 6] {
-            g.push(weir_metadata::drain::MinerConfig {
+            g.push(weir_summary::drain::MinerConfig {
                 similarity_threshold: t,
                 max_word_variants: k,
                 ..Default::default()

@@ -1,11 +1,11 @@
 //! `weir catalog mine` without the `weir` binary, for trying the miner on a file:
 //!
 //! ```text
-//! cargo run --release -p weir-metadata --example catalog_mine -- app.log [--assignments]
+//! cargo run --release -p weir-summary --example catalog_mine -- app.log [--assignments]
 //! ```
 
 use clap::Parser;
-use weir_metadata::cli::{run, CatalogCommand, MineArgs};
+use weir_summary::cli::{run, CatalogCommand, MineArgs};
 
 /// Mine log templates from a file and print them with their counts.
 #[derive(Parser)]

@@ -1,7 +1,7 @@
 //! Grouping accuracy and mining throughput on the labelled Loghub 2k samples.
 //!
 //! ```text
-//! cargo run --release -p weir-metadata --example loghub_accuracy -- /work/shared/datasets/loghub-2k
+//! cargo run --release -p weir-summary --example loghub_accuracy -- /work/shared/datasets/loghub-2k
 //! ```
 //! Prints each system's grouping accuracy, the mean, and the throughput of mining all
 //! samples repeated (median of 5 runs, one thread). `WEIR_SHOW=System` prints that
@@ -22,8 +22,8 @@ use weir_api::otlp::common::v1::{any_value, AnyValue, KeyValue};
 use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::{Batch, Payload};
-use weir_metadata::drain::{MinerConfig, TemplateMiner};
-use weir_metadata::{MetadataConfig, MetadataHandle};
+use weir_summary::drain::{MinerConfig, TemplateMiner};
+use weir_summary::{MetadataConfig, MetadataHandle};
 
 fn main() {
     let dir = PathBuf::from(

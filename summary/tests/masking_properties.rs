@@ -5,8 +5,8 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use weir_metadata::drain::{MinerConfig, TemplateMiner};
-use weir_metadata::mask::{MaskedLine, Masker};
+use weir_summary::drain::{MinerConfig, TemplateMiner};
+use weir_summary::mask::{MaskedLine, Masker};
 
 const PIECES: &[&str] = &[
     "a",
@@ -159,7 +159,7 @@ fn secrets_of_known_shapes_never_survive_in_any_context() {
             _ => format!("({secret}) [{secret}] <{secret}>"),
         };
         masker.mask_into(&line, &mut out);
-        let stored = weir_metadata::structure::redact_text(&out.joined());
+        let stored = weir_summary::structure::redact_text(&out.joined());
         let chars: Vec<char> = secret.chars().collect();
         for w in chars.windows(6) {
             let piece: String = w.iter().collect();

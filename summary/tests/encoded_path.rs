@@ -17,7 +17,7 @@ use weir_api::otlp::common::v1::{
 use weir_api::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::{Batch, Payload, Signal};
-use weir_metadata::{MetadataConfig, MetadataHandle};
+use weir_summary::{MetadataConfig, MetadataHandle};
 
 fn any(v: Value) -> Option<AnyValue> {
     Some(AnyValue { value: Some(v) })
