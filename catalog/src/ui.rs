@@ -61,11 +61,6 @@ const ASSETS: &[Asset] = &[
         media_type: JS,
         body: include_str!("../ui/charts.js"),
     },
-    Asset {
-        name: "yaml.js",
-        media_type: JS,
-        body: include_str!("../ui/yaml.js"),
-    },
 ];
 
 /// Scripts, styles and API calls only from this origin; no framing (clickjacking).

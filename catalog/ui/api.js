@@ -11,13 +11,17 @@ export class ApiError extends Error {
   }
 }
 
-/** method + path (+ JSON body) -> parsed JSON (null for 204), or throws ApiError. */
-export async function api(method, path, body) {
+/**
+ * method + path (+ body) -> parsed JSON (null for 204), or throws ApiError. The body is sent
+ * as JSON, or as it is (a string) when `contentType` is given.
+ */
+export async function api(method, path, body, contentType) {
   const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (body !== undefined) headers["Content-Type"] = contentType || "application/json";
+  const payload = body === undefined ? undefined : contentType ? body : JSON.stringify(body);
   let resp;
   try {
-    resp = await fetch(path, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
+    resp = await fetch(path, { method, headers, credentials: "same-origin", body: payload });
   } catch (e) {
     throw new ApiError(0, `the control plane did not answer (${e.message})`);
   }

@@ -1,10 +1,11 @@
 // Pages that change things: findings (accept in shadow / enforce / dismiss), policies
 // (edit as YAML, enable/disable, shadow/enforce, hits per edge, edges in sync), and the
-// admin pages (tokens, users, the audit log with filters).
+// admin pages (tokens, users, the audit log with filters). The YAML is the control plane's:
+// it renders every policy as YAML (`yaml`, `policy_yaml`) and reads the editor's text as it
+// is sent (Content-Type: application/yaml); nothing here parses or writes YAML.
 
 import { api, ApiError } from "./api.js";
 import { h, table, fmtBytes, fmtNum, fmtTime } from "./dom.js";
-import { toYaml, parseYaml, YamlError } from "./yaml.js";
 import { canEdit, notify, showError, route } from "./app.js";
 
 /** Runs an API change, then redraws the page and says what happened. */
@@ -66,7 +67,7 @@ function findingCard(f) {
     f.overlaps && f.overlaps.length ? h("p", { class: "muted overlaps" }, `Records also counted by: ${f.overlaps.join(", ")} (counted once, there).`) : null,
     f.series ? null : wouldDrop(f),
     h("div", { class: "muted" }, "Suggested policy:"),
-    h("pre", { class: "yaml" }, toYaml(f.policy)),
+    h("pre", { class: "yaml" }, f.policy_yaml),
     f.series ? [h("div", { class: "muted" }, "Or in Prometheus, in the job's scrape config:"), h("pre", { class: "yaml relabel" }, f.series.relabel)] : null,
     buttons,
   );
@@ -88,23 +89,18 @@ export async function findingsPage() {
   ];
 }
 
-/** Reads the editor's text: JSON when it starts with "{", YAML otherwise. */
-function readPolicyText(text) {
-  const t = text.trim();
-  if (t.startsWith("{")) {
-    try {
-      return JSON.parse(t);
-    } catch (e) {
-      throw new Error(`JSON: ${e.message}`);
-    }
-  }
-  try {
-    return parseYaml(text);
-  } catch (e) {
-    if (e instanceof YamlError) throw new Error(`YAML ${e.message}`);
-    throw e;
-  }
-}
+/** What "New policy" starts from. */
+const NEW_POLICY = `id: my-policy
+name: my policy
+log:
+  match:
+    - log_field: severity_text
+      exact: DEBUG
+  keep: none
+`;
+
+/** Sends the editor's text as it is: the control plane reads it (YAML, or JSON, which is YAML too). */
+const YAML = "application/yaml";
 
 function editor(initial, onSave, onCancel) {
   const area = h("textarea", { id: "policy-text", spellcheck: "false", "aria-label": "Policy (YAML or JSON)" });
@@ -113,16 +109,9 @@ function editor(initial, onSave, onCancel) {
   const save = h("button", { class: "primary", id: "policy-save" }, "Save");
   save.addEventListener("click", async () => {
     error.textContent = "";
-    let doc;
-    try {
-      doc = readPolicyText(area.value);
-    } catch (e) {
-      error.textContent = e.message;
-      return;
-    }
     save.disabled = true;
     try {
-      await onSave(doc);
+      await onSave(area.value);
     } catch (e) {
       if (e instanceof ApiError && e.status === 400) error.textContent = `Rejected by the control plane (400): ${e.message}`;
       else if (e instanceof ApiError && e.status === 409) error.textContent = `Conflict (409): ${e.message}`;
@@ -135,7 +124,7 @@ function editor(initial, onSave, onCancel) {
   const panel = h(
     "div",
     { class: "panel", id: "policy-editor" },
-    h("p", { class: "muted" }, "The policy document in YAML (or JSON). It is checked by the policy engine's compiler before it is stored."),
+    h("p", { class: "muted" }, "The policy document in YAML (or JSON). The control plane reads it and checks it with the policy engine's compiler before it is stored; a problem is shown here with its line."),
     area,
     error,
     h("div", { class: "actions" }, save, h("button", { onclick: onCancel }, "Cancel")),
@@ -155,15 +144,15 @@ function policyCard(entry, holder) {
     h("span", { class: `tag ${p.shadow ? "shadow" : "enforced"}`, "data-mode": p.shadow ? "shadow" : "enforce" }, p.shadow ? "shadow" : "enforced"),
     h("span", { class: "tag" }, p.origin),
   ];
-  const body = h("pre", { class: "yaml" }, toYaml(p.body));
+  const body = h("pre", { class: "yaml" }, p.yaml);
   const put = (change, done) => act(`updating ${p.id}`, () => api("PUT", `/api/v1/policies/${encodeURIComponent(p.id)}`, change), done);
   let deleteArmed = false;
   const buttons = canEdit()
     ? h(
         "div",
         { class: "actions" },
-        h("button", { "data-action": "edit", onclick: () => holder.replaceChildren(editor(toYaml(p.body), async (doc) => {
-          await api("PUT", `/api/v1/policies/${encodeURIComponent(p.id)}`, { policy: doc });
+        h("button", { "data-action": "edit", onclick: () => holder.replaceChildren(editor(p.yaml, async (text) => {
+          await api("PUT", `/api/v1/policies/${encodeURIComponent(p.id)}`, text, YAML);
           await route();
           notify(`Policy ${p.id} saved.`, "info");
         }, () => route())) }, "Edit"),
@@ -216,8 +205,8 @@ export async function policiesPage() {
   const v = await api("GET", "/api/v1/policies");
   const holder = h("div", { id: "editor-holder" });
   const newButton = canEdit()
-    ? h("button", { id: "policy-new", onclick: () => holder.replaceChildren(editor(toYaml({ id: "my-policy", name: "my policy", log: { match: [{ log_field: "severity_text", exact: "DEBUG" }], keep: "none" } }), async (doc) => {
-        const p = await api("POST", "/api/v1/policies", { policy: doc, shadow: true });
+    ? h("button", { id: "policy-new", onclick: () => holder.replaceChildren(editor(NEW_POLICY, async (text) => {
+        const p = await api("POST", "/api/v1/policies?shadow=true", text, YAML);
         await route();
         notify(`Policy ${p.id} created in shadow mode.`, "info");
       }, () => holder.replaceChildren())) }, "New policy")

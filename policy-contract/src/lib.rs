@@ -9,6 +9,8 @@
 //! - [`sync_json`]: the JSON form of the sync request and response.
 //! - [`canonical`]: a policy's canonical form (its protobuf encoding) and the policy-set hash.
 //! - [`sync`]: serving `PolicyService.Sync` (a store trait, its gRPC service and HTTP route).
+//! - [`yaml`]: one policy document as YAML, read (with line and column in errors) and
+//!   rendered for editing; the control plane's API and UI use only this.
 //!
 //! The policy processor (weir-policy) compiles and evaluates what this crate reads; the
 //! control plane (weir-catalog) stores and serves it.
@@ -18,6 +20,7 @@ pub mod parse;
 pub mod proto;
 pub mod sync;
 pub mod sync_json;
+pub mod yaml;
 
 /// The label that puts a policy in shadow mode when its value is `"true"`: the edge matches
 /// and counts it but drops and changes nothing. The control plane sets it on the policies it
