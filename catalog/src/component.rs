@@ -84,7 +84,7 @@ use weir_api::{
     Consumer, ExporterConfig, ExporterFactory, ExtensionConfig, ExtensionFactory, SignalSet, Stage,
     StartError,
 };
-use weir_summary::{CatalogSummary, MetadataConfig, MetadataHandle, MetadataHub, SketchKey};
+use weir_summary::{CatalogSummary, MetadataConfig, MetadataHandle, SketchKey};
 use weir_tls::{Alpn, ClientTls, HttpVersions, ServerTls, TlsClientSettings, TlsServerSettings};
 
 use crate::api::{router, ApiState};
@@ -583,7 +583,8 @@ pub struct CatalogExporterConfig {
     /// How often summaries are flushed. Default: 10s.
     #[serde(default = "default_flush", with = "humantime_serde")]
     pub flush_interval: Duration,
-    /// Ids of `metadata` processors whose summaries this exporter also takes.
+    /// Ids of `metadata` processors of the same service whose summaries this exporter also
+    /// takes.
     #[serde(default)]
     pub include_processors: Vec<String>,
     /// Summariser settings (caps, miner); as the `metadata` processor's.
@@ -693,10 +694,28 @@ impl Destination {
     }
 }
 
+/// The `metadata` processors whose summaries an exporter also takes: their ids, and the
+/// state of the build they and the exporter belong to, where each processor put its handle.
+#[derive(Clone)]
+struct Included {
+    ids: Vec<String>,
+    shared: weir_api::Shared,
+}
+
+impl Included {
+    /// The handles of the included processors that were built, in the order listed.
+    fn handles(&self) -> Vec<Arc<MetadataHandle>> {
+        self.ids
+            .iter()
+            .filter_map(|id| self.shared.get::<MetadataHandle>(id))
+            .collect()
+    }
+}
+
 /// The running `catalog` exporter.
 pub struct CatalogExporter {
     handle: Arc<MetadataHandle>,
-    include: Vec<String>,
+    include: Included,
     dest: Arc<Destination>,
     flush_interval: Duration,
     pending: Arc<Mutex<CatalogSummary>>,
@@ -761,7 +780,10 @@ impl ExporterConfig for CatalogExporterConfig {
         }
         Ok(Arc::new(CatalogExporter {
             handle,
-            include: self.include_processors.clone(),
+            include: Included {
+                ids: self.include_processors.clone(),
+                shared: ctx.shared.clone(),
+            },
             dest: Arc::new(dest),
             flush_interval: self.flush_interval,
             pending: Arc::new(Mutex::new(CatalogSummary::default())),
@@ -906,7 +928,7 @@ async fn fetch_key(dest: &Destination) -> Result<SketchKey, String> {
 fn switch_key(
     key: SketchKey,
     handle: &MetadataHandle,
-    include: &[String],
+    include: &Included,
     pending: &Mutex<CatalogSummary>,
 ) {
     let mut before = if handle.key() == key {
@@ -914,11 +936,9 @@ fn switch_key(
     } else {
         handle.set_key(key)
     };
-    for id in include {
-        if let Some(h) = MetadataHub::global().get(id) {
-            if h.key() != key {
-                before.merge(&h.set_key(key));
-            }
+    for h in include.handles() {
+        if h.key() != key {
+            before.merge(&h.set_key(key));
         }
     }
     if !before.is_empty() {
@@ -932,7 +952,7 @@ fn switch_key(
 async fn obtain_key(
     dest: Arc<Destination>,
     handle: Arc<MetadataHandle>,
-    include: Vec<String>,
+    include: Included,
     pending: Arc<Mutex<CatalogSummary>>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -983,16 +1003,14 @@ impl CatalogExporter {
 
 async fn flush_once(
     handle: &MetadataHandle,
-    include: &[String],
+    include: &Included,
     pending: &Mutex<CatalogSummary>,
     outbox: &Mutex<Outbox>,
     dest: &Destination,
 ) {
     let mut gathered = handle.take();
-    for id in include {
-        if let Some(h) = MetadataHub::global().get(id) {
-            gathered.merge(&h.take());
-        }
+    for h in include.handles() {
+        gathered.merge(&h.take());
     }
     if !gathered.is_empty() {
         pending

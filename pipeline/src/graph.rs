@@ -56,6 +56,9 @@ pub struct Environment {
     pub ready: Arc<AtomicBool>,
     /// Where relative paths start.
     pub base_dir: PathBuf,
+    /// What the components of a build share ([`weir_api::Shared`]); [`build`] gives each
+    /// build a fresh one.
+    pub shared: weir_api::Shared,
 }
 
 impl Environment {
@@ -67,6 +70,7 @@ impl Environment {
             ready: self.ready.clone(),
             base_dir: self.base_dir.clone(),
             authenticators: weir_api::Authenticators::default(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -137,6 +141,11 @@ impl Component for Incoming {
 
 /// Builds every used component. Build errors of all components are collected.
 pub fn build(cfg: &ValidatedConfig, env: &Environment) -> Result<ServiceGraph, Vec<BuildError>> {
+    // The state this build's components share is this build's alone.
+    let env = &Environment {
+        shared: weir_api::Shared::new(),
+        ..env.clone()
+    };
     let mut errors = Vec::new();
 
     let mut extensions = Vec::new();
@@ -422,6 +431,7 @@ service:
             telemetry: Telemetry::new(),
             ready: Arc::new(AtomicBool::new(false)),
             base_dir: ".".into(),
+            shared: weir_api::Shared::new(),
         };
         let graph = build(&cfg, &env).unwrap();
         let mut builds = journal.builds.lock().unwrap().clone();
@@ -513,6 +523,7 @@ service:
             telemetry: Telemetry::new(),
             ready: Arc::new(AtomicBool::new(false)),
             base_dir: ".".into(),
+            shared: weir_api::Shared::new(),
         };
         let graph = build(&cfg, &env).unwrap();
         // Downstream pipelines come first; one count instance per exporter signal.

@@ -122,6 +122,7 @@ pub async fn run(
         telemetry: Telemetry::new(),
         ready: Arc::new(AtomicBool::new(false)),
         base_dir,
+        shared: weir_api::Shared::new(),
     };
     // From here on SIGHUP reloads (policy files, WASM modules) instead of killing the process.
     let hangups = reload_on_hangup();

@@ -1,6 +1,5 @@
 //! The summariser: [`MetadataHandle`] summarises batches under the caps of a
-//! [`MetadataConfig`] until its summaries are taken; [`MetadataHub`] holds the handles of
-//! the `metadata` processors by component id.
+//! [`MetadataConfig`] until its summaries are taken.
 //!
 //! ```yaml
 //! processors:
@@ -19,15 +18,14 @@
 //!
 //! Each `metadata` processor instance (one per component id, shared by every pipeline that
 //! lists it; the processor is weir-metadata's) keeps its summaries in a [`MetadataHandle`]
-//! registered in [`MetadataHub::global`] under the component id (`metadata`,
-//! `metadata/edge`). Whoever ships or stores summaries (the `catalog` exporter) calls
-//! [`MetadataHub::handles`] and then [`MetadataHandle::take`] every
+//! that it puts in its build's `weir_api::Shared` under the component id (`metadata`,
+//! `metadata/edge`). Whoever ships or stores summaries (the `catalog` exporter, built in the
+//! same service) gets the handle from there and calls [`MetadataHandle::take`] every
 //! [`MetadataHandle::flush_interval`]; `take` returns what was seen since the previous take,
 //! so merging the takes gives the whole. The `catalog` exporter also summarises what it
 //! receives itself, with a handle of its own.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -225,59 +223,6 @@ impl MetadataHandle {
                 .unwrap_or_else(|e| e.into_inner())
                 .take();
             out.merge(&part);
-        }
-        out
-    }
-}
-
-/// Handles of every `metadata` processor, by component id.
-#[derive(Default)]
-pub struct MetadataHub {
-    handles: Mutex<BTreeMap<String, Arc<MetadataHandle>>>,
-}
-
-impl MetadataHub {
-    /// An empty hub (tests; the processor factory uses [`MetadataHub::global`]).
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The process-wide hub the `metadata` factory registers into.
-    pub fn global() -> &'static MetadataHub {
-        static HUB: OnceLock<MetadataHub> = OnceLock::new();
-        HUB.get_or_init(MetadataHub::new)
-    }
-
-    /// The handle of processor `id`, created with `config` on first use (later pipelines
-    /// listing the same id share it).
-    pub fn handle(&self, id: &str, config: &MetadataConfig) -> Arc<MetadataHandle> {
-        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
-        handles
-            .entry(id.to_string())
-            .or_insert_with(|| Arc::new(MetadataHandle::new(config)))
-            .clone()
-    }
-
-    /// The handle of processor `id`, if one was built.
-    pub fn get(&self, id: &str) -> Option<Arc<MetadataHandle>> {
-        let handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
-        handles.get(id).cloned()
-    }
-
-    /// Every handle, by processor id.
-    pub fn handles(&self) -> Vec<(String, Arc<MetadataHandle>)> {
-        let handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
-        handles
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
-
-    /// Takes the summaries of every processor, merged.
-    pub fn take_all(&self) -> CatalogSummary {
-        let mut out = CatalogSummary::default();
-        for (_, h) in self.handles() {
-            out.merge(&h.take());
         }
         out
     }

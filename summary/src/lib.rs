@@ -17,9 +17,9 @@
 //! - [`structure`]: the rule for which words of a template, name or key may be stored;
 //! - [`drain`]: the streaming Drain-style [`drain::TemplateMiner`], bounded in memory;
 //! - [`extract`]: turns batches into summaries under caps;
-//! - [`handle`]: the summariser's config ([`MetadataConfig`]), [`MetadataHandle`] (summarise,
-//!   then take) and [`MetadataHub`], where the `catalog` exporter takes the `metadata`
-//!   processors' summaries from;
+//! - [`handle`]: the summariser's config ([`MetadataConfig`]) and [`MetadataHandle`]
+//!   (summarise, then take), which the `metadata` processors share with the `catalog`
+//!   exporter through their build's `weir_api::Shared`;
 //! - [`cli`]: `weir catalog mine`.
 
 pub mod cli;
@@ -38,6 +38,6 @@ pub mod structure;
 pub mod summary;
 pub mod validate;
 
-pub use handle::{MetadataConfig, MetadataHandle, MetadataHub, MiningConfig};
+pub use handle::{MetadataConfig, MetadataHandle, MiningConfig};
 pub use key::SketchKey;
 pub use summary::CatalogSummary;

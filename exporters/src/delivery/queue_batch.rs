@@ -35,6 +35,7 @@ pub fn with_queue_batch(
         ready: ctx.ready.clone(),
         base_dir: ctx.base_dir.clone(),
         authenticators: ctx.authenticators.clone(),
+        shared: ctx.shared.clone(),
     };
     let next: Arc<dyn Consumer> = exporter.clone();
     let batchers = PerSignal::try_from_fn(|signal| {

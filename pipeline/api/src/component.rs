@@ -114,6 +114,10 @@ pub struct BuildContext {
     pub base_dir: PathBuf,
     /// The server authenticators the service's extensions offer (receivers' `auth`).
     pub authenticators: crate::Authenticators,
+    /// State the components of this service build share, by type and name (one map per
+    /// build, never process-wide): e.g. the `metadata` processors' summariser handles, which
+    /// the `catalog` exporter takes from.
+    pub shared: crate::Shared,
 }
 
 impl BuildContext {
@@ -126,6 +130,7 @@ impl BuildContext {
             ready: Arc::new(AtomicBool::new(true)),
             base_dir: PathBuf::from("."),
             authenticators: crate::Authenticators::default(),
+            shared: crate::Shared::new(),
         }
     }
 

@@ -21,6 +21,7 @@ pub mod metric_splice;
 mod registry;
 pub mod reload;
 pub mod rpc_status;
+mod shared;
 mod splice;
 pub mod storage;
 mod telemetry;
@@ -39,6 +40,7 @@ pub use component::{
 pub use config::{parse_component_config, ComponentId, ConfigError, ConfigErrors};
 pub use consumer::{ConsumeError, Consumer, FanOut, ProcessError, Processor, ProcessorStage};
 pub use registry::Registry;
+pub use shared::Shared;
 pub use telemetry::{process_start, Counter, Exposition, Gauge, Telemetry};
 pub use telemetry_collector::sanitize as telemetry_label_name;
 pub use wire_check::varint as read_varint;

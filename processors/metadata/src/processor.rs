@@ -3,8 +3,9 @@
 //! The summariser itself (config, caps, template mining, the handle the summaries are
 //! taken from) is weir-summary's ([`weir_summary::handle`]); this is the pipeline
 //! component around it. Each instance (one per component id, shared by every pipeline that
-//! lists it) keeps its summaries in the [`MetadataHandle`] registered in
-//! [`MetadataHub::global`] under the component id, where the `catalog` exporter takes them.
+//! lists it) keeps its summaries in one [`MetadataHandle`], put in its build's
+//! [`weir_api::Shared`] under the component id; the `catalog` exporter built in the same
+//! service takes them from there.
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use weir_api::{
     parse_component_config, Batch, BuildContext, BuildError, ConfigErrors, Consumer, ProcessError,
     Processor, ProcessorConfig, ProcessorFactory, ProcessorStage, Signal, SignalSet, Stage,
 };
-use weir_summary::{MetadataConfig, MetadataHandle, MetadataHub};
+use weir_summary::{MetadataConfig, MetadataHandle};
 
 /// Config of the `metadata` processor: the summariser's settings.
 #[derive(Debug, Clone)]
@@ -65,7 +66,10 @@ impl ProcessorConfig for MetadataProcessorConfig {
         _signal: Signal,
         next: Arc<dyn Consumer>,
     ) -> Result<Arc<dyn Stage>, BuildError> {
-        let handle = MetadataHub::global().handle(&ctx.id.to_string(), &self.0);
+        // Every pipeline of this build listing the id gets the same handle.
+        let handle = ctx
+            .shared
+            .get_or_insert_with(&ctx.id.to_string(), || MetadataHandle::new(&self.0));
         let pipeline = ctx.pipeline.as_deref().unwrap_or("");
         let stage = ProcessorStage::new(
             ctx.id.clone(),

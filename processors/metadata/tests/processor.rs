@@ -19,10 +19,11 @@ use weir_api::otlp::metrics::v1::{
 use weir_api::otlp::resource::v1::Resource;
 use weir_api::otlp::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
 use weir_api::{
-    Batch, BuildContext, ComponentId, ConsumeError, Consumer, Payload, Registry, Signal, Stage,
+    Batch, BuildContext, ComponentId, ConsumeError, Consumer, Payload, Registry, Shared, Signal,
+    Stage,
 };
 use weir_summary::summary::{CatalogSummary, MetricKind, Temporality};
-use weir_summary::{MetadataConfig, MetadataHandle, MetadataHub};
+use weir_summary::{MetadataConfig, MetadataHandle};
 
 fn s(v: &str) -> Option<AnyValue> {
     Some(AnyValue {
@@ -132,23 +133,33 @@ impl Consumer for Sink {
     }
 }
 
-fn build(id: &str, yaml: serde_json::Value, signal: Signal, sink: Arc<Sink>) -> Arc<dyn Stage> {
+/// Builds the processor as one service build would, with that build's `shared` state.
+fn build(
+    id: &str,
+    yaml: serde_json::Value,
+    signal: Signal,
+    sink: Arc<Sink>,
+    shared: &Shared,
+) -> Arc<dyn Stage> {
     let mut registry = Registry::new();
     weir_metadata::register(&mut registry);
     let factory = registry.processors.get("metadata").unwrap();
     let config = factory.parse(&yaml, &format!("processors.{id}")).unwrap();
-    let ctx = BuildContext::for_component(ComponentId::parse(id).unwrap());
+    let mut ctx = BuildContext::for_component(ComponentId::parse(id).unwrap());
+    ctx.shared = shared.clone();
     config.build(&ctx, signal, sink).unwrap()
 }
 
 #[tokio::test]
 async fn passes_batches_through_unchanged_and_summarises_them() {
     let sink = Arc::new(Sink::default());
+    let shared = Shared::new();
     let stage = build(
         "metadata/pass",
         serde_json::json!({"max_templates": 50}),
         Signal::Logs,
         sink.clone(),
+        &shared,
     );
     let batch = logs(
         "checkout",
@@ -172,7 +183,10 @@ async fn passes_batches_through_unchanged_and_summarises_them() {
     // Untouched: still forwarded as the bytes it arrived as.
     assert_eq!(got.original_bytes(), Some(&original));
 
-    let summary = MetadataHub::global().get("metadata/pass").unwrap().take();
+    let summary = shared
+        .get::<MetadataHandle>("metadata/pass")
+        .unwrap()
+        .take();
     let svc = &summary.services["checkout"];
     assert_eq!(svc.logs.volume.items, 3);
     assert_eq!(svc.logs.severity.info, 2);
@@ -197,8 +211,8 @@ async fn passes_batches_through_unchanged_and_summarises_them() {
     let host = &svc.logs.attributes.resource["host.name"];
     assert_eq!(host.items, 3);
     // A second take only holds what came since.
-    assert!(MetadataHub::global()
-        .get("metadata/pass")
+    assert!(shared
+        .get::<MetadataHandle>("metadata/pass")
         .unwrap()
         .take()
         .is_empty());
@@ -207,17 +221,20 @@ async fn passes_batches_through_unchanged_and_summarises_them() {
 #[tokio::test]
 async fn same_id_in_several_pipelines_shares_one_handle() {
     let sink = Arc::new(Sink::default());
+    let shared = Shared::new();
     let logs_stage = build(
         "metadata/shared",
         serde_json::Value::Null,
         Signal::Logs,
         sink.clone(),
+        &shared,
     );
     let traces_stage = build(
         "metadata/shared",
         serde_json::Value::Null,
         Signal::Traces,
         sink.clone(),
+        &shared,
     );
     logs_stage
         .consume(logs("api", vec![log("started", 9, vec![])]))
@@ -227,7 +244,10 @@ async fn same_id_in_several_pipelines_shares_one_handle() {
         .consume(spans("api", vec![span("GET /", 1, None, 5, vec![])]))
         .await
         .unwrap();
-    let summary = MetadataHub::global().get("metadata/shared").unwrap().take();
+    let summary = shared
+        .get::<MetadataHandle>("metadata/shared")
+        .unwrap()
+        .take();
     assert_eq!(summary.services["api"].logs.volume.items, 1);
     assert_eq!(summary.services["api"].traces.volume.items, 1);
     assert_eq!(sink.0.lock().unwrap().len(), 2);
