@@ -31,12 +31,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::Connection;
 use weir_summary::summary::{CatalogSummary, MergeCaps, ServiceSummary};
 
-use crate::ingest::{IngestConfig, ALL_SIGNALS};
+use crate::ingest::IngestConfig;
 use crate::store::{EdgeInfo, Store, TokenInfo};
 use crate::CatalogError;
+
+mod persist;
 
 /// Every stored service, decoded: (summary, first seen, last seen) by name.
 pub type CatalogRows = BTreeMap<String, (Arc<ServiceSummary>, i64, i64)>;
@@ -564,198 +566,6 @@ impl Store {
         }
         if !statuses.is_empty() {
             self.fast.bump();
-        }
-    }
-
-    /// Writes what is staged: every service with a delta once (merged into its stored row
-    /// under the caps), the new edge/service pairs, the edges' sequence numbers and the
-    /// buffered sync reports, in one transaction. On failure everything stays staged for
-    /// the next call. Returns whether anything was written.
-    pub fn persist(&self) -> Result<bool, CatalogError> {
-        let _one = lock(&self.fast.persisting);
-        self.persist_locked()
-    }
-
-    fn persist_locked(&self) -> Result<bool, CatalogError> {
-        let (deltas, pairs, streams) = {
-            let mut s = lock(&self.fast.staged);
-            let deltas = std::mem::take(&mut s.deltas);
-            let pairs = std::mem::take(&mut s.new_pairs);
-            let keys: Vec<_> = s.dirty_streams.drain().collect();
-            let streams: Vec<((String, String), u64)> = keys
-                .into_iter()
-                .map(|k| {
-                    let n = s.streams.get(&k).copied().unwrap_or(0);
-                    (k, n)
-                })
-                .collect();
-            (deltas, pairs, streams)
-        };
-        let syncs = std::mem::take(&mut *lock(&self.fast.syncs));
-        let touches = std::mem::take(&mut *lock(&self.fast.touches));
-        if deltas.is_empty()
-            && pairs.is_empty()
-            && streams.is_empty()
-            && syncs.is_empty()
-            && touches.is_empty()
-        {
-            return Ok(false);
-        }
-        let cfg = self.ingest_config();
-        // Merged outside the connection's lock, from the decoded rows, when they are current.
-        let (dv_cached, prevs): (Option<i64>, Prevs<'_>) = {
-            let d = lock(&self.fast.decoded);
-            (
-                d.data_version,
-                deltas
-                    .keys()
-                    .filter_map(|s| d.rows.get(s).map(|r| (s.as_str(), r.clone())))
-                    .collect(),
-            )
-        };
-        let mut merged: HashMap<&str, (ServiceSummary, String)> = HashMap::new();
-        if dv_cached.is_some() {
-            for (service, d) in &deltas {
-                if let Some((prev, _, _)) = prevs.get(service.as_str()) {
-                    merged.insert(service, merge_service(prev, &d.add, &cfg)?);
-                }
-            }
-        }
-        let result = (|| -> Result<(i64, Written), CatalogError> {
-            let mut conn = self.lock();
-            let dv = self.watch_with(&conn).unwrap_or(-1);
-            let fresh = dv_cached == Some(dv);
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut written = Vec::new();
-            for (service, d) in &deltas {
-                let seen: Option<(i64, i64)> = tx
-                    .query_row(
-                        "SELECT first_seen, last_seen FROM summaries WHERE service = ?1 AND signal = ?2",
-                        params![service, ALL_SIGNALS],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()?;
-                let (first, last) = match seen {
-                    Some((f, l)) => (f, l.max(d.last)),
-                    None => (d.first, d.last),
-                };
-                let ready = if fresh && seen.is_some() {
-                    merged.remove(service.as_str())
-                } else {
-                    None
-                };
-                let (summary, body) = match (ready, seen) {
-                    (Some(m), _) => m,
-                    (None, Some(_)) => {
-                        let old: String = tx.query_row(
-                            "SELECT body FROM summaries WHERE service = ?1 AND signal = ?2",
-                            params![service, ALL_SIGNALS],
-                            |r| r.get(0),
-                        )?;
-                        merge_service(&decode_stored(service, &old, &cfg), &d.add, &cfg)?
-                    }
-                    (None, None) => merge_service(&ServiceSummary::default(), &d.add, &cfg)?,
-                };
-                tx.execute(
-                    "INSERT INTO summaries (service, signal, body, first_seen, last_seen)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (service, signal) DO UPDATE SET body = ?3, last_seen = MAX(last_seen, ?5)",
-                    params![service, ALL_SIGNALS, body, first, last],
-                )?;
-                written.push((service.clone(), summary, first, last));
-            }
-            for (edge, service) in &pairs {
-                tx.execute(
-                    "INSERT OR IGNORE INTO edge_services (edge, service) VALUES (?1, ?2)",
-                    params![edge, service],
-                )?;
-            }
-            let now = crate::store::now_secs();
-            for ((edge, stream), n) in &streams {
-                tx.execute(
-                    "INSERT INTO ingest_streams (edge, stream, seq, at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (edge, stream) DO UPDATE SET seq = MAX(seq, ?3), at = ?4",
-                    params![edge, stream, *n as i64, now],
-                )?;
-            }
-            for (id, at) in &touches {
-                tx.execute(
-                    "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
-                    params![id, at],
-                )?;
-            }
-            for p in syncs.values() {
-                let statuses: Vec<(String, i64, i64, Vec<String>)> = p
-                    .statuses
-                    .iter()
-                    .map(|(id, (h, m, e))| (id.clone(), *h, *m, e.clone()))
-                    .collect();
-                crate::store::record_sync_in(&tx, &p.info, &statuses)?;
-            }
-            tx.commit()?;
-            Ok((dv, written))
-        })();
-        match result {
-            Ok((dv, written)) => {
-                let mut d = lock(&self.fast.decoded);
-                if d.data_version == Some(dv) {
-                    for (service, summary, first, last) in written {
-                        d.rows.insert(service, (Arc::new(summary), first, last));
-                    }
-                } else {
-                    *d = Decoded::default();
-                }
-                drop(d);
-                self.fast.bump();
-                Ok(true)
-            }
-            Err(e) => {
-                // Kept for the next attempt.
-                let mut s = lock(&self.fast.staged);
-                let caps = cfg.limits.store_caps();
-                for (service, d) in deltas {
-                    match s.deltas.get_mut(&service) {
-                        Some(newer) => {
-                            let mut older = d.add;
-                            older.merge_within(&newer.add, &caps);
-                            newer.add = older;
-                            newer.first = newer.first.min(d.first);
-                            newer.last = newer.last.max(d.last);
-                        }
-                        None => {
-                            s.deltas.insert(service, d);
-                        }
-                    }
-                }
-                s.new_pairs.extend(pairs);
-                for (k, _) in streams {
-                    s.dirty_streams.insert(k);
-                }
-                drop(s);
-                {
-                    let mut t = lock(&self.fast.touches);
-                    for (id, at) in touches {
-                        let v = t.entry(id).or_insert(at);
-                        *v = (*v).max(at);
-                    }
-                }
-                let mut q = lock(&self.fast.syncs);
-                for (k, p) in syncs {
-                    match q.get_mut(&k) {
-                        Some(newer) => {
-                            for (id, (h, m, _)) in p.statuses {
-                                let s = newer.statuses.entry(id).or_insert((0, 0, Vec::new()));
-                                s.0 = s.0.saturating_add(h);
-                                s.1 = s.1.saturating_add(m);
-                            }
-                        }
-                        None => {
-                            q.insert(k, p);
-                        }
-                    }
-                }
-                Err(e)
-            }
         }
     }
 
