@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use weir_api::{
     parse_component_config, Batch, BuildContext, BuildError, Component, ConfigErrors, ConsumeError,
-    Consumer, Counter, ExporterConfig, ExporterFactory, Signal, SignalSet, Stage,
+    Consumer, Counter, ExporterConfig, ExporterFactory, PerSignal, SignalSet, Stage,
 };
 
 /// The `nop` exporter takes no settings.
@@ -39,7 +39,7 @@ impl ExporterFactory for NopFactory {
 
 impl ExporterConfig for NopSettings {
     fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Stage>, BuildError> {
-        let counters = [Signal::Logs, Signal::Traces, Signal::Metrics].map(|signal| {
+        let counters = PerSignal::from_fn(|signal| {
             ctx.telemetry.counter(
                 "weir_exporter_sent_items",
                 "Items (log records, spans, data points) an exporter delivered upstream",
@@ -55,18 +55,13 @@ impl ExporterConfig for NopSettings {
 
 /// The running `nop` exporter.
 pub struct NopExporter {
-    counters: [Counter; 3],
+    counters: PerSignal<Counter>,
 }
 
 #[async_trait]
 impl Consumer for NopExporter {
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
-        let i = match batch.signal() {
-            Signal::Logs => 0,
-            Signal::Traces => 1,
-            Signal::Metrics => 2,
-        };
-        self.counters[i].inc_by(batch.item_count() as u64);
+        self.counters[batch.signal()].inc_by(batch.item_count() as u64);
         Ok(())
     }
 }
