@@ -350,6 +350,26 @@ impl Batch {
         }
     }
 
+    /// A batch around an export request of `signal` with `items` items that Weir's own
+    /// encoder wrote (a receiver that builds requests from what it parsed, such as
+    /// `filelog`): taken without the receipt check [`Batch::decode`] makes of outside
+    /// bytes, which would cost a second walk over every record. Debug builds (every test)
+    /// still run the check and assert that it agrees, so an encoder bug fails its tests.
+    pub fn from_own_encoding(signal: Signal, bytes: Bytes, items: usize) -> Batch {
+        debug_assert_eq!(
+            crate::wire_check::count_items(signal, &bytes),
+            Some(items),
+            "bytes from Weir's own encoder do not pass the receipt check"
+        );
+        Batch {
+            signal,
+            decoded: OnceLock::new(),
+            encoded: Some(bytes),
+            encoded_items: items,
+            context: BatchContext::default(),
+        }
+    }
+
     /// Takes an OTLP protobuf export request of `signal`, keeping the bytes for forwarding.
     /// The bytes are checked, not decoded (see the type's documentation); a body that is not
     /// a valid request is refused here, with prost's explanation.

@@ -270,8 +270,8 @@ impl Request {
         self.count += 1;
     }
 
-    /// The request's bytes (`None` when it holds no record).
-    pub fn finish(self) -> Option<Bytes> {
+    /// The request's bytes and its record count (`None` when it holds no record).
+    pub fn finish(self) -> Option<(Bytes, usize)> {
         if self.count == 0 {
             return None;
         }
@@ -291,7 +291,7 @@ impl Request {
             }
             put_bytes(&mut out, 2, &g.records);
         }
-        Some(Bytes::from(out))
+        Some((Bytes::from(out), self.count))
     }
 }
 
@@ -330,7 +330,7 @@ mod tests {
         r.text_record(7, "first line", &attrs);
         r.text_record(0, "", &attrs);
         r.bytes_record(9, &[0, 255, 1], &[]);
-        let got = ExportLogsServiceRequest::decode(r.finish().unwrap()).unwrap();
+        let got = ExportLogsServiceRequest::decode(r.finish().unwrap().0).unwrap();
         let a = vec![kv("log.file.name", s("a.log")), kv("k", s(""))];
         let want = ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
@@ -398,7 +398,7 @@ mod tests {
             r.entry(e, &mut res);
         }
         assert_eq!(r.count, 3);
-        let got = ExportLogsServiceRequest::decode(r.finish().unwrap()).unwrap();
+        let got = ExportLogsServiceRequest::decode(r.finish().unwrap().0).unwrap();
         let group = |res: &BTreeMap<String, Val>, es: Vec<Entry>| ResourceLogs {
             resource: if res.is_empty() {
                 None

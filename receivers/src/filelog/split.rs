@@ -53,7 +53,7 @@ impl Splitter {
         while pos < data.len() {
             let rest = &data[pos..];
             let found = match self {
-                Splitter::Newline => match rest.iter().position(|&b| b == b'\n') {
+                Splitter::Newline => match memchr::memchr(b'\n', rest) {
                     Some(i) => {
                         let end = if i > 0 && rest[i - 1] == b'\r' {
                             i - 1
