@@ -356,19 +356,36 @@ fn weir_and_the_collector_deliver_the_same_records_from_the_same_files() {
     let weir = PathBuf::from(env!("CARGO_BIN_EXE_weir"));
     let n = 400;
     let (ours, _d1) = run_one(&weir, "weir", n);
-    let (theirs, _d2) = run_one(&collector, "otelcol", n);
     // n JSON lines, n per container file (cri-o partials joined), n plain lines.
     assert_eq!(ours.len(), 5 * n);
-    assert_eq!(ours.len(), theirs.len());
-    let diff: Vec<(&Rec, &Rec)> = ours
-        .iter()
-        .zip(theirs.iter())
-        .filter(|(a, b)| a != b)
-        .take(5)
-        .collect();
+    // The reference is run again once when it disagrees: in one CI run (2026-12-06, a
+    // loaded machine) otelcol-contrib's container operator sent one docker line on half
+    // parsed (its JSON fields as attributes, the raw line as body, no time), which the
+    // files do not call for. Weir's run is never repeated, and a second disagreement
+    // fails the test.
+    let mut diffs = Vec::new();
+    for attempt in 0..2 {
+        let (theirs, _d2) = run_one(&collector, "otelcol", n);
+        let diff: Vec<(Rec, Rec)> = ours
+            .iter()
+            .zip(theirs.iter())
+            .filter(|(a, b)| a != b)
+            .take(5)
+            .map(|(a, b)| (a.clone(), b.clone()))
+            .collect();
+        if theirs.len() == ours.len() && diff.is_empty() {
+            diffs.clear();
+            break;
+        }
+        eprintln!(
+            "collector run {attempt}: {} records, first differences (weir, collector): {diff:#?}",
+            theirs.len()
+        );
+        diffs.push((theirs.len(), diff));
+    }
     assert!(
-        diff.is_empty(),
-        "first differences (weir, collector): {diff:#?}"
+        diffs.is_empty(),
+        "weir and the collector disagree in both collector runs (records, first differences (weir, collector)): {diffs:#?}"
     );
     // Spot checks that the comparison is about something.
     let docker = ours
