@@ -6,25 +6,9 @@ use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A loopback port nothing listens on (now).
-pub fn free_port() -> u16 {
-    // Never the same port twice in one test process: the kernel may hand a released port
-    // out again at once, and a test that picks several (OTLP, health, metrics) would then
-    // give two listeners one port.
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
+/// A loopback port nothing listens on now, never the same one twice in a test process.
+#[allow(unused_imports)] // not every test binary picks a port
+pub use weir_api::fixtures::free_port;
 
 /// Splits a raw HTTP/1.1 answer into (status, head, body bytes).
 pub fn split_answer(out: &[u8]) -> (u16, String, Vec<u8>) {

@@ -145,22 +145,6 @@ pub async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool
     cond()
 }
 
-/// A loopback port nobody listens on (bound, then released).
-pub fn free_port() -> u16 {
-    // Never the same port twice in one test process: the kernel may hand a released port
-    // out again at once, and a test that picks several (OTLP, health, metrics) would then
-    // give two listeners one port.
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
+/// A loopback port nothing listens on now, never the same one twice in a test process.
+#[allow(unused_imports)] // not every test binary picks a port
+pub use weir_api::fixtures::free_port;

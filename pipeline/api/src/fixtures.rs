@@ -78,3 +78,22 @@ pub fn kv(key: &str, value: impl IntoAnyValue) -> KeyValue {
         ..Default::default()
     }
 }
+
+/// A loopback port nothing listens on now (bound to :0, then released). Never the same
+/// port twice in one test process: the kernel may hand a released port out again at once,
+/// and a test that picks several (OTLP, health, metrics) would then give two listeners one
+/// port.
+pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a loopback port to bind")
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}

@@ -27,8 +27,9 @@ fn json_trace_id(s: &str) -> Result<[u8; 16], String> {
     if s.len() > 32 || s.is_empty() {
         return Err(format!("traceId {s:?} must be 1 to 32 hex digits"));
     }
-    // Checked before splitting: a non-ASCII character would put the split inside it.
-    if !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    // ASCII before splitting (a multi-byte character would put the split inside it);
+    // `hex_u64` checks the digits of each half.
+    if !s.is_ascii() {
         return Err(format!("traceId {s:?} is not hex"));
     }
     let (high, low) = if s.len() > 16 {
