@@ -27,6 +27,14 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v prometheus-node-expor
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-node-exporter python3-prometheus-client >/dev/null
 fi
 
+echo "== PostgreSQL for the control plane's PostgreSQL store and replica tests (Debian package; the tests start their own server on loopback, as nobody when run as root)"
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+# Installed: those tests fail rather than skip.
+export WEIR_REQUIRE_POSTGRES=1
+
 echo "== python test clients"
 python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 

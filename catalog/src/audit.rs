@@ -30,9 +30,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::db::{params, Connection, OptionalExtension};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
-use rusqlite::{params, Connection, OptionalExtension};
 use sha2::Sha256;
 
 use crate::store::now_secs;
@@ -158,14 +158,36 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;";
 
 fn add_column(conn: &Connection, column: &str, ty: &str) -> Result<(), CatalogError> {
-    let mut st = conn.prepare("PRAGMA table_info(audit)")?;
-    let names = st.query_map([], |r| r.get::<_, String>(1))?;
-    for n in names {
-        if n? == column {
-            return Ok(());
-        }
+    Ok(conn.add_column("audit", column, ty)?)
+}
+
+/// Lets records be changed (`trigger`: `audit_no_update`) or deleted (`audit_no_delete`)
+/// until [`protect`], within the caller's transaction: SQLite drops the trigger (the
+/// transaction re-creates it), PostgreSQL's triggers let this transaction through.
+fn unprotect(conn: &Connection, trigger: &str) -> Result<(), CatalogError> {
+    if conn.is_postgres() {
+        conn.query_row(
+            "SELECT set_config('weir.audit_maintenance', 'on', true)",
+            [],
+            |_| Ok(()),
+        )?;
+    } else {
+        conn.execute_batch(&format!("DROP TRIGGER IF EXISTS {trigger};"))?;
     }
-    conn.execute_batch(&format!("ALTER TABLE audit ADD COLUMN {column} {ty}"))?;
+    Ok(())
+}
+
+/// The log is append-only again (see [`unprotect`]).
+fn protect(conn: &Connection) -> Result<(), CatalogError> {
+    if conn.is_postgres() {
+        conn.query_row(
+            "SELECT set_config('weir.audit_maintenance', 'off', true)",
+            [],
+            |_| Ok(()),
+        )?;
+    } else {
+        conn.execute_batch(TRIGGERS)?;
+    }
     Ok(())
 }
 
@@ -193,6 +215,9 @@ pub(crate) fn install(conn: &Connection, db: &Path) -> Result<(), CatalogError> 
         .insert(name, key);
     add_column(conn, "client", "TEXT")?;
     add_column(conn, "hash", "TEXT")?;
+    if conn.is_postgres() {
+        check_shared_key(conn, &key, db)?;
+    }
     let sealed: i64 = conn.query_row(
         "SELECT COUNT(*) FROM audit WHERE hash IS NOT NULL",
         [],
@@ -205,8 +230,13 @@ pub(crate) fn install(conn: &Connection, db: &Path) -> Result<(), CatalogError> 
     // Only a log that has never been chained is chained here: a record without a hash
     // in a chained log is evidence, left for verify to report.
     if sealed == 0 && unsealed > 0 {
-        conn.execute_batch("BEGIN IMMEDIATE; DROP TRIGGER IF EXISTS audit_no_update;")?;
+        // (Within the migration's transaction on PostgreSQL.)
+        let own = conn.is_autocommit();
+        if own {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+        }
         let r = (|| -> Result<(), CatalogError> {
+            unprotect(conn, "audit_no_update")?;
             let rows = read_rows(conn, 0)?;
             let mut prev = String::new();
             for r in rows {
@@ -217,13 +247,16 @@ pub(crate) fn install(conn: &Connection, db: &Path) -> Result<(), CatalogError> 
                 )?;
                 prev = h;
             }
-            conn.execute_batch(TRIGGERS)?;
+            protect(conn)?;
             Ok(())
         })();
         match r {
-            Ok(()) => conn.execute_batch("COMMIT")?,
+            Ok(()) if own => conn.execute_batch("COMMIT")?,
+            Ok(()) => {}
             Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
+                if own {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
                 return Err(e);
             }
         }
@@ -231,6 +264,32 @@ pub(crate) fn install(conn: &Connection, db: &Path) -> Result<(), CatalogError> 
             records = unsealed,
             "audit log: chained the records written before the chain existed"
         );
+    }
+    Ok(())
+}
+
+/// On a database several control planes share, every replica must chain with the key the
+/// log was written with: one started without a copy of `<storage>.audit-key` would make a
+/// key of its own and fork the chain. The newest record's link is checked with this
+/// replica's key.
+fn check_shared_key(conn: &Connection, key: &[u8; 32], db: &Path) -> Result<(), CatalogError> {
+    let newest: Option<i64> = conn.query_row("SELECT MAX(seq) FROM audit", [], |r| r.get(0))?;
+    let Some(newest) = newest else {
+        return Ok(());
+    };
+    let rows = read_rows(conn, newest - 2)?;
+    let (prev, last) = match rows.as_slice() {
+        [a, b] => (a.hash.clone().unwrap_or_default(), b),
+        [only] if only.seq == 1 => (String::new(), only),
+        _ => return Ok(()),
+    };
+    if last.hash.as_deref() != Some(mac(key, &prev, &last.content()).as_str()) {
+        return Err(CatalogError::Key(format!(
+            "{}: this control plane's audit key is not the one the shared audit log was \
+             written with (record {}); give every replica a copy of the first replica's key file",
+            key_path(db).display(),
+            last.seq
+        )));
     }
     Ok(())
 }
@@ -565,9 +624,9 @@ pub(crate) fn prune_before(
         let Some((k, Some(base))) = k else {
             return Ok(0);
         };
-        conn.execute_batch("DROP TRIGGER IF EXISTS audit_no_delete;")?;
+        unprotect(conn, "audit_no_delete")?;
         let n = conn.execute("DELETE FROM audit WHERE seq <= ?1", [k])?;
-        conn.execute_batch(TRIGGERS)?;
+        protect(conn)?;
         append(
             conn,
             actor,
@@ -619,11 +678,11 @@ impl crate::store::Store {
         let mut st = conn.prepare(
             "SELECT seq, at, actor, action, target, before, after, client, hash FROM audit
              WHERE seq > ?1
-               AND (?2 IS NULL OR actor = ?2)
-               AND (?3 IS NULL OR substr(action, 1, length(?3)) = ?3)
-               AND (?4 IS NULL OR client = ?4 OR (',' || client || ',') LIKE ('%,' || ?4 || ',%'))
-               AND (?5 IS NULL OR at >= ?5)
-               AND (?6 IS NULL OR at < ?6)
+               AND (CAST(?2 AS TEXT) IS NULL OR actor = ?2)
+               AND (CAST(?3 AS TEXT) IS NULL OR substr(action, 1, length(?3)) = ?3)
+               AND (CAST(?4 AS TEXT) IS NULL OR client = ?4 OR (',' || client || ',') LIKE ('%,' || ?4 || ',%'))
+               AND (CAST(?5 AS BIGINT) IS NULL OR at >= ?5)
+               AND (CAST(?6 AS BIGINT) IS NULL OR at < ?6)
              ORDER BY seq LIMIT ?7",
         )?;
         let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());

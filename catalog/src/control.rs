@@ -130,7 +130,16 @@ impl ControlPlane {
         path: &Path,
         key_file: Option<&Path>,
     ) -> Result<ControlPlane, CatalogError> {
-        let store = Store::open_with_key_file(path, key_file)?;
+        ControlPlane::with_store(Store::open_with_key_file(path, key_file)?, path)
+    }
+
+    /// Opens the store in the PostgreSQL database at `url` (see
+    /// [`Store::open_postgres`]); the key files are named after `files`.
+    pub fn open_postgres(url: &str, files: &Path) -> Result<ControlPlane, CatalogError> {
+        ControlPlane::with_store(Store::open_postgres(url, files)?, files)
+    }
+
+    fn with_store(store: Store, path: &Path) -> Result<ControlPlane, CatalogError> {
         let sketch_key = SketchKey::load_or_create(&sketch_key_path(path))?;
         Ok(ControlPlane {
             store,

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cli;
 pub mod component;
 pub mod control;
+mod db;
 pub mod dryrun;
 pub mod guard;
 pub mod ingest;
@@ -52,6 +53,9 @@ pub enum CatalogError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The PostgreSQL database could not be reached or its URL is not one.
+    #[error("catalog store: {0}")]
+    Postgres(String),
     /// A store operation failed.
     #[error("catalog store: {0}")]
     Sql(#[from] rusqlite::Error),

@@ -4,7 +4,7 @@
 //! forms; policy documents are not read again. Rows written by a build that did not keep
 //! the form get it when the store is opened.
 
-use rusqlite::{params, Connection};
+use crate::db::{params, Connection};
 
 use crate::CatalogError;
 

@@ -23,7 +23,7 @@
 
 use std::time::Duration;
 
-use rusqlite::params;
+use crate::db::params;
 use serde::{Deserialize, Serialize};
 
 use crate::store::Store;

@@ -1,5 +1,6 @@
-//! The control plane's embedded store: one SQLite file holding the catalog (metadata
-//! summaries only), policies, edge status, API tokens (hashed) and the append-only audit log.
+//! The control plane's store: the catalog (metadata summaries only), policies, edge status,
+//! API tokens (hashed), users and the append-only audit log, in one embedded SQLite file
+//! (the default) or in a PostgreSQL database several control planes share (see `crate::db`).
 //!
 //! Here: the schema, the row types, opening (key, migration of older files) and the
 //! connection lock. The operations on each part are in `summaries`, `policies` (with
@@ -9,7 +10,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::Connection;
+use crate::db::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::CatalogError;
@@ -104,6 +105,12 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 /// See [`Store::scrub`].
 fn scrub(conn: &Connection) -> Result<(), CatalogError> {
     conn.execute_batch("VACUUM")?;
+    let Some(conn) = conn.sqlite() else {
+        // PostgreSQL: VACUUM has made the space of erased rows reusable; what the
+        // server's write-ahead log and backups hold is the database operator's
+        // (docs/SECURITY.md).
+        return Ok(());
+    };
     for attempt in 0..50 {
         // (busy, frames in the log, frames checkpointed); busy = 1 while another connection
         // reads: wait for it and retry.
@@ -270,6 +277,21 @@ impl Drop for Store {
 }
 
 impl Store {
+    /// Opens (creating if needed) the store in the PostgreSQL database at `url`; `files`
+    /// names the key files (`<files>.audit-key`, `<files>.sketch-key`, ...), which every
+    /// replica on the same database must share. Tables made by an older build are
+    /// migrated, by one replica at a time.
+    pub fn open_postgres(url: &str, files: &Path) -> Result<Store, CatalogError> {
+        let conn = crate::db::pg::PgConn::connect(url, &files.display().to_string())
+            .map_err(CatalogError::Postgres)?;
+        Store::finish_open(
+            Connection::Pg(Box::new(conn)),
+            files,
+            crate::at_rest::Key::random(),
+            crate::at_rest::KeyOrigin::Ephemeral,
+        )
+    }
+
     /// Opens (creating if needed) the encrypted store at `path`, with the key from
     /// `WEIR_CATALOG_KEY`, `WEIR_CATALOG_KEY_FILE` or `<path>.key` (see [`crate::at_rest`]).
     pub fn open(path: &Path) -> Result<Store, CatalogError> {
@@ -290,7 +312,7 @@ impl Store {
         let in_memory = path.as_os_str().is_empty() || path == Path::new(":memory:");
         if in_memory {
             // Fuzzing and tests: nothing reaches a disk, so no key file either.
-            let conn = Connection::open_in_memory()?;
+            let conn = rusqlite::Connection::open_in_memory()?;
             return Store::finish_open(
                 conn,
                 path,
@@ -311,8 +333,8 @@ impl Store {
         for f in at_rest::store_files(path) {
             weir_tls::at_rest::restrict(&f);
         }
-        let connect = |key: &crate::at_rest::Key| -> Result<Connection, CatalogError> {
-            let conn = Connection::open(path).map_err(|source| CatalogError::Open {
+        let connect = |key: &crate::at_rest::Key| -> Result<rusqlite::Connection, CatalogError> {
+            let conn = rusqlite::Connection::open(path).map_err(|source| CatalogError::Open {
                 path: path.display().to_string(),
                 source,
             })?;
@@ -341,37 +363,64 @@ impl Store {
 
     /// Settings, schema and migrations on a keyed (or in-memory) connection.
     fn finish_open(
-        conn: Connection,
+        conn: impl Into<Connection>,
         path: &Path,
         key: crate::at_rest::Key,
         key_origin: crate::at_rest::KeyOrigin,
     ) -> Result<Store, CatalogError> {
-        // Erased rows leave no trace: SQLite zeroes deleted cells and freed pages
-        // (secure_delete), temporary files of VACUUM and sorting stay in memory, and every
-        // erasure ends in `scrub` (VACUUM, then the -wal file truncated).
-        conn.pragma_update(None, "secure_delete", "ON")?;
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
-        add_column(&conn, "tokens", "edge", "TEXT")?;
-        add_column(&conn, "tokens", "expires_at", "INTEGER")?;
-        add_column(&conn, "tokens", "last_used_at", "INTEGER")?;
-        crate::audit::install(&conn, path)?;
-        crate::users::install(&conn)?;
-        add_column(
-            &conn,
-            "policy_status",
-            "shadow_hits",
-            "INTEGER NOT NULL DEFAULT 0",
-        )?;
-        add_column(&conn, "policies", "canonical", "BLOB")?;
-        add_column(&conn, "policies", "hash", "TEXT")?;
-        crate::policy_forms::backfill(&conn)?;
+        let conn: Connection = conn.into();
+        if let Some(c) = conn.sqlite() {
+            // Erased rows leave no trace: SQLite zeroes deleted cells and freed pages
+            // (secure_delete), temporary files of VACUUM and sorting stay in memory, and
+            // every erasure ends in `scrub` (VACUUM, then the -wal file truncated).
+            c.pragma_update(None, "secure_delete", "ON")?;
+            c.pragma_update(None, "temp_store", "MEMORY")?;
+            c.pragma_update(None, "journal_mode", "WAL")?;
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            c.busy_timeout(std::time::Duration::from_secs(5))?;
+        }
+        let pg = conn.is_postgres();
+        if pg {
+            // One replica migrates at a time (the others wait for the write lock).
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+        }
+        let migrated = (|| -> Result<(), CatalogError> {
+            conn.execute_batch(SCHEMA)?;
+            add_column(&conn, "tokens", "edge", "TEXT")?;
+            add_column(&conn, "tokens", "expires_at", "INTEGER")?;
+            add_column(&conn, "tokens", "last_used_at", "INTEGER")?;
+            crate::audit::install(&conn, path)?;
+            crate::users::install(&conn)?;
+            add_column(
+                &conn,
+                "policy_status",
+                "shadow_hits",
+                "INTEGER NOT NULL DEFAULT 0",
+            )?;
+            add_column(&conn, "policies", "canonical", "BLOB")?;
+            add_column(&conn, "policies", "hash", "TEXT")?;
+            if let Connection::Pg(c) = &conn {
+                c.install_native()?;
+            }
+            crate::policy_forms::backfill(&conn)?;
+            Ok(())
+        })();
+        if pg {
+            match migrated {
+                Ok(()) => conn.execute_batch("COMMIT")?,
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    return Err(e);
+                }
+            }
+        } else {
+            migrated?;
+        }
+        let fast = crate::staging::Fast::default();
+        fast.shared.store(pg, std::sync::atomic::Ordering::Relaxed);
         Ok(Store {
             conn: Mutex::new(conn),
-            fast: crate::staging::Fast::default(),
+            fast,
             path: path.to_path_buf(),
             key,
             key_origin,
@@ -419,15 +468,7 @@ impl Store {
 
 /// Adds a column to a table made by an older build (no-op when it exists).
 fn add_column(conn: &Connection, table: &str, column: &str, ty: &str) -> Result<(), CatalogError> {
-    let mut st = conn.prepare(&format!("PRAGMA table_info({table})"))?;
-    let names = st.query_map([], |r| r.get::<_, String>(1))?;
-    for n in names {
-        if n? == column {
-            return Ok(());
-        }
-    }
-    conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))?;
-    Ok(())
+    Ok(conn.add_column(table, column, ty)?)
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value, CatalogError> {

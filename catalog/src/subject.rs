@@ -6,7 +6,7 @@
 //! policy, revoking a token, deleting a service (summaries are measurements: they are not
 //! edited, they are erased and measured again).
 
-use rusqlite::params;
+use crate::db::params;
 use serde_json::{json, Value};
 
 use crate::control::{ControlError, ControlPlane};

@@ -10,12 +10,12 @@
 //! defaults: 19 MiB, 2 passes, 1 lane) with a random salt. A code is accepted in its
 //! 30-second step or the one before or after, and never twice (the last step used is kept).
 
+use crate::db::{params, Connection, OptionalExtension};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS users (
 );
 CREATE TABLE IF NOT EXISTS sessions (
     hash       BLOB PRIMARY KEY,
-    user       TEXT NOT NULL,
+    \"user\"     TEXT NOT NULL,
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );";
@@ -220,7 +220,7 @@ impl Store {
                 params![name, role.as_str(), sha(&secret).to_vec(), now + ENROL_TTL_SECS, now],
             )?;
         }
-        tx.execute("DELETE FROM sessions WHERE user = ?1", [name])?;
+        tx.execute("DELETE FROM sessions WHERE \"user\" = ?1", [name])?;
         crate::store::audit_in(
             &tx,
             actor,
@@ -240,7 +240,7 @@ impl Store {
             "UPDATE users SET disabled_at = ?2, enrol_hash = NULL WHERE name = ?1 AND disabled_at IS NULL",
             params![name, now_secs()],
         )?;
-        tx.execute("DELETE FROM sessions WHERE user = ?1", [name])?;
+        tx.execute("DELETE FROM sessions WHERE \"user\" = ?1", [name])?;
         if n > 0 {
             crate::store::audit_in(&tx, actor, "user.disable", name, None)?;
         }
@@ -397,7 +397,7 @@ impl Store {
         }
         tx.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
         tx.execute(
-            "INSERT INTO sessions (hash, user, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO sessions (hash, \"user\", created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
             params![sha(&session).to_vec(), name, now, now + SESSION_TTL_SECS],
         )?;
         crate::store::audit_in(&tx, &format!("user:{name}"), "user.sign_in", name, None)?;
@@ -433,7 +433,7 @@ impl Store {
         )?;
         tx.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
         tx.execute(
-            "INSERT INTO sessions (hash, user, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO sessions (hash, \"user\", created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
             params![sha(&session).to_vec(), name, now, now + SESSION_TTL_SECS],
         )?;
         crate::store::audit_in(
@@ -452,7 +452,7 @@ impl Store {
         let conn = self.lock();
         let row: Option<(String, String)> = conn
             .query_row(
-                "SELECT s.user, u.role FROM sessions s JOIN users u ON u.name = s.user WHERE s.hash = ?1 AND s.expires_at > ?2 AND u.disabled_at IS NULL",
+                "SELECT s.\"user\", u.role FROM sessions s JOIN users u ON u.name = s.\"user\" WHERE s.hash = ?1 AND s.expires_at > ?2 AND u.disabled_at IS NULL",
                 params![sha(secret).to_vec(), now_secs()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )

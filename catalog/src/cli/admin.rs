@@ -200,8 +200,7 @@ pub fn run_admin(cmd: AdminCommand) -> ExitCode {
                 _ => {}
             }
             // Creating the first token creates the file.
-            ControlPlane::open(&db)
-                .map_err(|e| e.to_string())
+            super::open_or_create(&db)
                 .and_then(|c| {
                     if let crate::at_rest::KeyOrigin::Created(p) = c.store().key_origin() {
                         eprintln!(
@@ -363,8 +362,7 @@ pub fn run_admin(cmd: AdminCommand) -> ExitCode {
             }
             verdict.map(|_| ())
         })(),
-        AdminCommand::User(UserCommand::Create { db, role, name }) => ControlPlane::open(&db)
-            .map_err(|e| e.to_string())
+        AdminCommand::User(UserCommand::Create { db, role, name }) => super::open_or_create(&db)
             .and_then(|c| {
                 let secret = c
                     .store()

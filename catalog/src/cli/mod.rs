@@ -99,11 +99,32 @@ pub struct PrometheusArgs {
     pub top: usize,
 }
 
+/// With this set (a `postgres://` URL), `weir admin` and `weir catalog` commands work on the
+/// control plane's PostgreSQL store (`control_plane.postgres.url`); `--db` then names the
+/// key files (`<db>.audit-key`, `<db>.sketch-key`), as `storage` does in the config.
+pub const POSTGRES_URL_ENV: &str = "WEIR_POSTGRES_URL";
+
+fn postgres_url() -> Option<String> {
+    std::env::var(POSTGRES_URL_ENV)
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+}
+
 pub(super) fn open(db: &std::path::Path) -> Result<ControlPlane, String> {
-    if !db.exists() {
+    if postgres_url().is_none() && !db.exists() {
         return Err(format!("{}: no such catalog file", db.display()));
     }
-    ControlPlane::open(db).map_err(|e| e.to_string())
+    open_or_create(db)
+}
+
+/// Opens the store, creating a SQLite file that is not there yet.
+pub(super) fn open_or_create(db: &std::path::Path) -> Result<ControlPlane, String> {
+    match postgres_url() {
+        Some(url) => {
+            ControlPlane::open_postgres(&url, db).map_err(|e| format!("{POSTGRES_URL_ENV}: {e}"))
+        }
+        None => ControlPlane::open(db).map_err(|e| e.to_string()),
+    }
 }
 
 fn human_bytes(b: f64) -> String {

@@ -5,7 +5,9 @@
 //!   control_plane:
 //!     endpoint: localhost:8080        # HTTP: API, UI, POST /v1/policy/sync
 //!     grpc_endpoint: localhost:4320   # PolicyService.Sync over gRPC (optional)
-//!     storage: ./weir-catalog.db      # the SQLite file
+//!     storage: ./weir-catalog.db      # the SQLite file (with `postgres`: the key files' prefix)
+//!     postgres:                       # optional: the store in PostgreSQL, shared by replicas
+//!       url: postgres://weir@db.internal:5432/weir   # default: none (the SQLite file)
 //!     auth: true                      # bearer tokens required (`weir admin token create`)
 //!     sync_interval: 30s              # recommended to edges
 //!     retention: 720h                 # catalog entries unseen this long are removed
@@ -126,6 +128,12 @@ pub struct ControlPlaneConfig {
     /// config file.
     #[serde(default = "default_storage")]
     pub storage: String,
+    /// The store in a PostgreSQL database instead of the SQLite file `storage`: `url`.
+    /// Several control planes (replicas behind a load balancer) can share one database;
+    /// `storage` then only names the key files (`<storage>.audit-key`,
+    /// `<storage>.sketch-key`), which every replica must be given. Default: none.
+    #[serde(default)]
+    pub postgres: Option<PostgresConfig>,
     /// Require bearer tokens. Default: true. `false` makes every caller an admin: local
     /// trials only.
     #[serde(default = "default_true")]
@@ -181,6 +189,16 @@ pub struct ControlPlaneConfig {
     /// (`crate::prometheus::PromSourceConfig`, docs/PROMETHEUS-CATALOG.md). Default: none.
     #[serde(default)]
     pub sources: SourcesConfig,
+}
+
+/// `postgres` of the `control_plane` extension.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// The database: `postgres://user[:password]@host[:port]/database[?options]` or
+    /// libpq's `key=value` form. Plain-text connections only (no TLS): keep the database
+    /// on loopback or a trusted network.
+    pub url: String,
 }
 
 /// `sources` of the `control_plane` extension.
@@ -264,6 +282,14 @@ impl ExtensionFactory for ControlPlaneFactory {
                 errors.push(format!("{path}.sources.prometheus[{i}].{field}"), msg);
             }
         }
+        if let Some(pg) = &cfg.postgres {
+            if let Err(e) = pg.url.parse::<postgres::Config>() {
+                errors.push(
+                    format!("{path}.postgres.url"),
+                    format!("not a PostgreSQL connection URL: {e}"),
+                );
+            }
+        }
         if cfg.ingest.max_request_bytes == 0 {
             errors.push(
                 format!("{path}.ingest.max_request_bytes"),
@@ -307,14 +333,23 @@ impl ExtensionConfig for ParsedControlPlane {
     fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Component>, BuildError> {
         let path = store_path(&self.cfg.storage);
         let key_file = self.cfg.encryption.key_file.as_deref().map(store_path);
-        let control = ControlPlane::open_with_key_file(&path, key_file.as_deref())
-            .map_err(|e| {
+        let opened = match &self.cfg.postgres {
+            Some(pg) => ControlPlane::open_postgres(&pg.url, &path).map_err(|e| {
+                BuildError::other(
+                    &ctx.id,
+                    format!("{}.postgres: cannot open the store", self.path),
+                    e,
+                )
+            }),
+            None => ControlPlane::open_with_key_file(&path, key_file.as_deref()).map_err(|e| {
                 BuildError::other(
                     &ctx.id,
                     format!("cannot open storage {}", path.display()),
                     e,
                 )
-            })?
+            }),
+        };
+        let control = opened?
             .with_policy_check(policy_check())
             .with_ingest(self.cfg.ingest.clone(), &ctx.telemetry)
             .with_overload(self.cfg.overload)
@@ -329,15 +364,24 @@ impl ExtensionConfig for ParsedControlPlane {
             }
             None => control,
         };
-        let shown = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        let shown = match &self.cfg.postgres {
+            Some(pg) => pg.url.parse::<postgres::Config>().map_or_else(
+                |_| "PostgreSQL".to_string(),
+                |c| format!("PostgreSQL at {}", crate::db::pg::describe(&c)),
+            ),
+            None => std::fs::canonicalize(&path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string(),
+        };
         let tokens = control
             .store()
             .tokens()
             .map_or(0, |t| t.iter().filter(|t| t.revoked_at.is_none()).count());
-        tracing::info!(store = %shown.display(), tokens, "control plane store opened");
+        tracing::info!(store = %shown, tokens, "control plane store opened");
         if tokens == 0 && self.cfg.auth {
             tracing::warn!(
-                store = %shown.display(),
+                store = %shown,
                 "the store has no API tokens: every request gets 401; create one with `weir admin token create --db {} --role admin`",
                 self.cfg.storage
             );

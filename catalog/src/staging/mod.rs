@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
+use crate::db::Connection;
 use weir_summary::summary::{CatalogSummary, MergeCaps, ServiceSummary};
 
 use crate::ingest::IngestConfig;
@@ -44,6 +44,12 @@ mod persist;
 pub type CatalogRows = BTreeMap<String, (Arc<ServiceSummary>, i64, i64)>;
 
 type Written = Vec<(String, ServiceSummary, i64, i64)>;
+
+/// A staged delta's key: the service, and, on a database several control planes share,
+/// the numbered summary it came from (edge, stream, number), so that a summary another
+/// replica applied first is left out when the delta is written (see `persist`). On
+/// SQLite every summary of a service adds to one delta (`None`).
+type DeltaKey = (String, Option<(String, String, u64)>);
 type Prevs<'a> = HashMap<&'a str, (Arc<ServiceSummary>, i64, i64)>;
 
 /// How often changes by other connections are looked for when nothing else asks.
@@ -84,7 +90,7 @@ struct Staged {
     edge_services: HashMap<String, HashSet<String>>,
     /// (edge, stream) -> last applied sequence number.
     streams: HashMap<(String, String), u64>,
-    deltas: HashMap<String, Delta>,
+    deltas: HashMap<DeltaKey, Delta>,
     new_pairs: Vec<(String, String)>,
     dirty_streams: HashSet<(String, String)>,
 }
@@ -119,6 +125,9 @@ pub(crate) struct Fast {
     /// locked: staging takes the connection with the staged lock held).
     index_stale: AtomicBool,
     persisting: Mutex<()>,
+    /// The database is shared with other control planes (PostgreSQL): staged summaries
+    /// are kept apart by number until written (see [`DeltaKey`]).
+    pub(crate) shared: AtomicBool,
     /// Requests that staged and will persist before they answer (see
     /// [`Store::will_persist`]).
     will_persist: AtomicUsize,
@@ -139,6 +148,7 @@ impl Default for Fast {
             staged: Mutex::default(),
             index_stale: AtomicBool::new(false),
             persisting: Mutex::new(()),
+            shared: AtomicBool::new(false),
             will_persist: AtomicUsize::new(0),
             decoded: Mutex::default(),
             syncs: Mutex::default(),
@@ -338,7 +348,7 @@ impl Store {
     /// As [`Store::watch_external`], with the connection locked by the caller; returns the
     /// data_version.
     pub(crate) fn watch_with(&self, conn: &Connection) -> Option<i64> {
-        let dv: Option<i64> = conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok();
+        let dv: Option<i64> = conn.data_version().ok();
         let mut w = lock(&self.fast.watch);
         w.checked = Some(Instant::now());
         if dv.is_some() && w.data_version.is_some() && w.data_version != dv {
@@ -433,7 +443,9 @@ impl Store {
         };
         drop(conn);
         staged.services = services.into_iter().collect();
-        staged.services.extend(staged.deltas.keys().cloned());
+        staged
+            .services
+            .extend(staged.deltas.keys().map(|k| k.0.clone()));
         staged.edge_services.clear();
         for (e, s) in pairs.into_iter().chain(staged.new_pairs.iter().cloned()) {
             staged.edge_services.entry(e).or_default().insert(s);
@@ -502,6 +514,10 @@ impl Store {
             )));
         }
         let caps = cfg.limits.store_caps();
+        let numbered = match (&stream_key, self.fast.shared.load(Ordering::Relaxed)) {
+            (Some(((e, s), n)), true) => Some((e.clone(), s.clone(), *n)),
+            _ => None,
+        };
         for (service, add) in &summary.services {
             staged.services.insert(service.clone());
             if let Some(e) = edge {
@@ -514,7 +530,8 @@ impl Store {
                     staged.new_pairs.push((e.to_string(), service.clone()));
                 }
             }
-            match staged.deltas.get_mut(service) {
+            let key = (service.clone(), numbered.clone());
+            match staged.deltas.get_mut(&key) {
                 Some(d) => {
                     d.add.merge_within(add, &caps);
                     d.last = d.last.max(seen_at);
@@ -523,7 +540,7 @@ impl Store {
                     let mut d = ServiceSummary::default();
                     d.merge_within(add, &caps);
                     staged.deltas.insert(
-                        service.clone(),
+                        key,
                         Delta {
                             add: d,
                             first: seen_at,

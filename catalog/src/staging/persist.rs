@@ -1,17 +1,28 @@
 //! The write path of staged ingest: [`Store::persist`] writes every service that has a delta
 //! once (merged into its stored row under the caps), the new edge/service pairs, the edges'
 //! sequence numbers and the buffered sync reports, in one transaction (group commit).
+//!
+//! On a database several control planes share (PostgreSQL), the transaction holds the
+//! store's write lock (`crate::db`), so the stored row it merges into is the latest one;
+//! the change number that says whether the decoded rows are current is read under that
+//! lock; and a numbered summary whose number the database already holds (an edge sent it
+//! again to another replica after the first one applied it and failed to answer) is left
+//! out: every summary counts once whichever replica it reached.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use crate::db::{params, OptionalExtension, TransactionBehavior};
 use weir_summary::summary::ServiceSummary;
 
-use super::{decode_stored, lock, merge_service, Decoded, Prevs, Written};
+use super::{decode_stored, lock, merge_service, Decoded, Delta, Prevs, Written};
 use crate::ingest::ALL_SIGNALS;
 use crate::store::Store;
 use crate::CatalogError;
+
+/// The sequence numbers the database held for the streams of numbered deltas.
+type Held = HashMap<(String, String), u64>;
 
 impl Store {
     /// Writes what is staged: every service with a delta once (merged into its stored row
@@ -49,32 +60,91 @@ impl Store {
             return Ok(false);
         }
         let cfg = self.ingest_config();
-        // Merged outside the connection's lock, from the decoded rows, when they are current.
+        let shared = self.fast.shared.load(Ordering::Relaxed);
+        // Merged outside the connection's lock, from the decoded rows, when they are current
+        // (one delta per service: not on a shared database).
         let (dv_cached, prevs): (Option<i64>, Prevs<'_>) = {
             let d = lock(&self.fast.decoded);
             (
-                d.data_version,
+                d.data_version.filter(|_| !shared),
                 deltas
                     .keys()
-                    .filter_map(|s| d.rows.get(s).map(|r| (s.as_str(), r.clone())))
+                    .filter_map(|(s, _)| d.rows.get(s).map(|r| (s.as_str(), r.clone())))
                     .collect(),
             )
         };
         let mut merged: HashMap<&str, (ServiceSummary, String)> = HashMap::new();
         if dv_cached.is_some() {
-            for (service, d) in &deltas {
+            for ((service, _), d) in &deltas {
                 if let Some((prev, _, _)) = prevs.get(service.as_str()) {
                     merged.insert(service, merge_service(prev, &d.add, &cfg)?);
                 }
             }
         }
-        let result = (|| -> Result<(i64, Written), CatalogError> {
+        let caps = cfg.limits.store_caps();
+        let result = (|| -> Result<(i64, Written, Held), CatalogError> {
             let mut conn = self.lock();
-            let dv = self.watch_with(&conn).unwrap_or(-1);
-            let fresh = dv_cached == Some(dv);
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Under the write lock: no other commit comes between this look and ours.
+            let dv = self.watch_with(&tx).unwrap_or(-1);
+            let fresh = dv_cached == Some(dv);
+            // The numbers the database holds for the streams of numbered deltas.
+            let mut held: Held = HashMap::new();
+            for (_, numbered) in deltas.keys() {
+                if let Some((edge, stream, _)) = numbered {
+                    let k = (edge.clone(), stream.clone());
+                    if held.contains_key(&k) {
+                        continue;
+                    }
+                    let n: Option<i64> = tx
+                        .query_row(
+                            "SELECT seq FROM ingest_streams WHERE edge = ?1 AND stream = ?2",
+                            params![edge, stream],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    held.insert(k, n.unwrap_or(0).max(0) as u64);
+                }
+            }
+            let mut by_service: HashMap<&str, Vec<&Delta>> = HashMap::new();
+            let mut left_out = 0usize;
+            for ((service, numbered), d) in &deltas {
+                if let Some((edge, stream, n)) = numbered {
+                    if held
+                        .get(&(edge.clone(), stream.clone()))
+                        .is_some_and(|h| h >= n)
+                    {
+                        left_out += 1;
+                        continue;
+                    }
+                }
+                by_service.entry(service.as_str()).or_default().push(d);
+            }
+            if left_out > 0 {
+                tracing::info!(
+                    deltas = left_out,
+                    "catalog store: summaries another control plane applied first were left out"
+                );
+            }
             let mut written = Vec::new();
-            for (service, d) in &deltas {
+            for (service, ds) in &by_service {
+                let combined;
+                let d: &Delta = match ds.as_slice() {
+                    [one] => one,
+                    many => {
+                        let mut add = ServiceSummary::default();
+                        for d in many {
+                            add.merge_within(&d.add, &caps);
+                        }
+                        combined = Delta {
+                            add,
+                            first: many.iter().map(|d| d.first).min().unwrap_or(0),
+                            last: many.iter().map(|d| d.last).max().unwrap_or(0),
+                        };
+                        &combined
+                    }
+                };
+                let service: &str = service;
                 let seen: Option<(i64, i64)> = tx
                     .query_row(
                         "SELECT first_seen, last_seen FROM summaries WHERE service = ?1 AND signal = ?2",
@@ -86,8 +156,8 @@ impl Store {
                     Some((f, l)) => (f, l.max(d.last)),
                     None => (d.first, d.last),
                 };
-                let ready = if fresh && seen.is_some() {
-                    merged.remove(service.as_str())
+                let ready = if fresh && seen.is_some() && ds.len() == 1 {
+                    merged.remove(service)
                 } else {
                     None
                 };
@@ -106,10 +176,10 @@ impl Store {
                 tx.execute(
                     "INSERT INTO summaries (service, signal, body, first_seen, last_seen)
                      VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (service, signal) DO UPDATE SET body = ?3, last_seen = MAX(last_seen, ?5)",
+                     ON CONFLICT (service, signal) DO UPDATE SET body = ?3, last_seen = MAX(summaries.last_seen, ?5)",
                     params![service, ALL_SIGNALS, body, first, last],
                 )?;
-                written.push((service.clone(), summary, first, last));
+                written.push((service.to_string(), summary, first, last));
             }
             for (edge, service) in &pairs {
                 tx.execute(
@@ -121,7 +191,7 @@ impl Store {
             for ((edge, stream), n) in &streams {
                 tx.execute(
                     "INSERT INTO ingest_streams (edge, stream, seq, at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (edge, stream) DO UPDATE SET seq = MAX(seq, ?3), at = ?4",
+                     ON CONFLICT (edge, stream) DO UPDATE SET seq = MAX(ingest_streams.seq, ?3), at = ?4",
                     params![edge, stream, *n as i64, now],
                 )?;
             }
@@ -140,10 +210,17 @@ impl Store {
                 crate::store::record_sync_in(&tx, &p.info, &statuses)?;
             }
             tx.commit()?;
-            Ok((dv, written))
+            Ok((dv, written, held))
         })();
         match result {
-            Ok((dv, written)) => {
+            Ok((dv, written, held)) => {
+                if !held.is_empty() {
+                    let mut s = lock(&self.fast.staged);
+                    for (k, n) in held {
+                        let v = s.streams.entry(k).or_insert(0);
+                        *v = (*v).max(n);
+                    }
+                }
                 let mut d = lock(&self.fast.decoded);
                 if d.data_version == Some(dv) {
                     for (service, summary, first, last) in written {
@@ -159,9 +236,8 @@ impl Store {
             Err(e) => {
                 // Kept for the next attempt.
                 let mut s = lock(&self.fast.staged);
-                let caps = cfg.limits.store_caps();
-                for (service, d) in deltas {
-                    match s.deltas.get_mut(&service) {
+                for (key, d) in deltas {
+                    match s.deltas.get_mut(&key) {
                         Some(newer) => {
                             let mut older = d.add;
                             older.merge_within(&newer.add, &caps);
@@ -170,7 +246,7 @@ impl Store {
                             newer.last = newer.last.max(d.last);
                         }
                         None => {
-                            s.deltas.insert(service, d);
+                            s.deltas.insert(key, d);
                         }
                     }
                 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use rusqlite::{params, Connection};
+use crate::db::{params, Connection};
 
 use super::{AuditEntry, AuditRecord, Store};
 use crate::CatalogError;
@@ -46,7 +46,7 @@ impl Store {
             return Ok(());
         }
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = conn.transaction_with_behavior(crate::db::TransactionBehavior::Immediate)?;
         for r in records {
             crate::audit::with_client(&r.client, || {
                 insert_audit(&tx, &r.actor, &r.action, &r.target, None, r.after.clone())

@@ -2,7 +2,7 @@
 //! forms), edges' syncs and per-policy status, the read-only sources' snapshots and the
 //! dismissed findings.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::db::{params, Connection, OptionalExtension};
 
 use super::audit::insert_audit;
 use super::{now_secs, scrub, to_json, EdgeInfo, PolicyStatus, Store, StoredPolicy};
@@ -84,7 +84,7 @@ impl Store {
     pub fn served_forms(&self) -> Result<Vec<(String, Vec<u8>)>, CatalogError> {
         let conn = self.conn();
         let mut st = conn.prepare(
-            "SELECT id, canonical FROM policies WHERE enabled AND canonical IS NOT NULL ORDER BY id",
+            "SELECT id, canonical FROM policies WHERE enabled <> 0 AND canonical IS NOT NULL ORDER BY id",
         )?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -225,7 +225,8 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
-            "INSERT OR REPLACE INTO dismissed (finding_id, at) VALUES (?1, ?2)",
+            "INSERT INTO dismissed (finding_id, at) VALUES (?1, ?2)
+             ON CONFLICT (finding_id) DO UPDATE SET at = excluded.at",
             params![finding_id, now_secs()],
         )?;
         insert_audit(&tx, actor, "finding.dismiss", finding_id, None, None)?;
@@ -259,13 +260,13 @@ pub(crate) fn record_sync_in(
         tx.execute(
             "INSERT INTO policy_status (edge, policy_id, hits, misses, errors, updated_at, shadow_hits)
              VALUES (?1, ?2,
-                 CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN 0 ELSE ?3 END,
+                 CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) <> 0 THEN 0 ELSE CAST(?3 AS BIGINT) END,
                  ?4, ?5, ?6,
-                 CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN ?3 ELSE 0 END)
+                 CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) <> 0 THEN CAST(?3 AS BIGINT) ELSE 0 END)
              ON CONFLICT (edge, policy_id) DO UPDATE SET
-                 hits = MIN(hits + CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN 0 ELSE ?3 END, 9007199254740992),
-                 shadow_hits = MIN(shadow_hits + CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) THEN ?3 ELSE 0 END, 9007199254740992),
-                 misses = MIN(misses + ?4, 9007199254740992), errors = ?5, updated_at = ?6",
+                 hits = MIN(policy_status.hits + CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) <> 0 THEN 0 ELSE CAST(?3 AS BIGINT) END, 9007199254740992),
+                 shadow_hits = MIN(policy_status.shadow_hits + CASE WHEN (SELECT shadow FROM policies WHERE id = ?2) <> 0 THEN CAST(?3 AS BIGINT) ELSE 0 END, 9007199254740992),
+                 misses = MIN(policy_status.misses + ?4, 9007199254740992), errors = ?5, updated_at = ?6",
             params![
                 edge.instance_id,
                 policy_id,
@@ -279,7 +280,7 @@ pub(crate) fn record_sync_in(
     Ok(())
 }
 
-fn row_policy(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPolicy> {
+fn row_policy(r: &crate::db::Row<'_>) -> crate::db::Result<StoredPolicy> {
     let body: String = r.get(2)?;
     Ok(StoredPolicy {
         id: r.get(0)?,

@@ -2,7 +2,7 @@
 //! summariser send them, pruned when unseen, deleted per service, and the erasure that
 //! leaves no trace of what was deleted (`scrub`).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::db::{params, Connection, OptionalExtension};
 
 use super::{scrub, Store, SummaryRow};
 use crate::CatalogError;
@@ -40,7 +40,7 @@ impl Store {
         tx.execute(
             "INSERT INTO summaries (service, signal, body, first_seen, last_seen)
              VALUES (?1, ?2, ?3, ?4, ?4)
-             ON CONFLICT (service, signal) DO UPDATE SET body = ?3, last_seen = MAX(last_seen, ?4)",
+             ON CONFLICT (service, signal) DO UPDATE SET body = ?3, last_seen = MAX(summaries.last_seen, ?4)",
             params![service, signal, body, seen_at],
         )?;
         tx.commit()?;
@@ -125,7 +125,7 @@ impl Store {
             tx.execute(
                 "INSERT INTO summaries (service, signal, body, first_seen, last_seen)
                  VALUES (?1, ?2, ?3, ?4, ?4)
-                 ON CONFLICT (service, signal) DO UPDATE SET body = ?3, last_seen = MAX(last_seen, ?4)",
+                 ON CONFLICT (service, signal) DO UPDATE SET body = ?3, last_seen = MAX(summaries.last_seen, ?4)",
                 params![service, signal, body, seen_at],
             )?;
         }

@@ -1,6 +1,6 @@
 //! API tokens: stored by the hash of their secret, listed, touched on use and revoked.
 
-use rusqlite::{params, OptionalExtension};
+use crate::db::{params, OptionalExtension};
 
 use super::audit::insert_audit;
 use super::{now_secs, to_json, Store, TokenInfo};
@@ -85,7 +85,7 @@ impl Store {
     /// Records that token `id` was used at `now` (written at most once a minute per token).
     pub fn touch_token(&self, id: &str, now: i64) -> Result<(), CatalogError> {
         self.conn().execute(
-            "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?2 - 60)",
+            "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= CAST(?2 AS BIGINT) - 60)",
             params![id, now],
         )?;
         Ok(())

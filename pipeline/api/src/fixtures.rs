@@ -4,6 +4,8 @@
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 
+pub mod postgres;
+
 /// What an attribute value can be written as in a test.
 pub trait IntoAnyValue {
     /// The attribute's value (`None`: a key without a value).
