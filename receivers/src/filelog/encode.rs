@@ -18,8 +18,23 @@ const LEN: u32 = 2;
 const I64: u32 = 1;
 const VARINT: u32 = 0;
 
-fn put_varint(buf: &mut Vec<u8>, v: u64) {
-    prost::encoding::encode_varint(v, buf);
+/// A base-128 varint (as prost writes it), one byte at once for the small values that
+/// most keys and lengths are.
+#[inline]
+fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    if v < 0x80 {
+        buf.push(v as u8);
+        return;
+    }
+    let mut tmp = [0u8; 10];
+    let mut n = 0;
+    while v >= 0x80 {
+        tmp[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    tmp[n] = v as u8;
+    buf.extend_from_slice(&tmp[..=n]);
 }
 
 fn varint_len(v: u64) -> usize {
@@ -138,11 +153,36 @@ pub fn string_attributes<'a>(attrs: impl IntoIterator<Item = (&'a str, &'a str)>
 
 // ------------------------------------------------------------------ the request
 
+/// Room left at the front of a group's buffer for the `ResourceLogs` key and length and the
+/// `ScopeLogs` key and length (each key one byte, each length at most ten), so that a request
+/// of one group is handed on without copying its records.
+const HEAD: usize = 2 * (1 + 10);
+
 /// One `ResourceLogs` being written: its resource's attributes and the encoded records
-/// (each a `ScopeLogs.log_records` field).
+/// (each a `ScopeLogs.log_records` field) in `buf` after `gap` bytes kept free for the
+/// headers and the resource field.
 struct Group {
     resource: Vec<u8>,
-    records: Vec<u8>,
+    buf: Vec<u8>,
+    gap: usize,
+}
+
+impl Group {
+    fn new(resource: Vec<u8>, capacity: usize) -> Group {
+        let gap = HEAD
+            + if resource.is_empty() {
+                0
+            } else {
+                field_len(1, resource.len())
+            };
+        let mut buf = Vec::with_capacity(gap + capacity);
+        buf.resize(gap, 0);
+        Group { resource, buf, gap }
+    }
+
+    fn records_len(&self) -> usize {
+        self.buf.len() - self.gap
+    }
 }
 
 /// An `ExportLogsServiceRequest` under construction: records are added to the current
@@ -152,10 +192,26 @@ pub struct Request {
     groups: Vec<Group>,
     /// Records added.
     pub count: usize,
-    scratch: Vec<u8>,
+    /// Bytes the records of the first group are expected to take (its buffer is made that
+    /// big at once, instead of growing by doubling).
+    hint: usize,
 }
 
 impl Request {
+    /// A request whose records are expected to take about `bytes` (a hint: more grows the
+    /// buffer).
+    pub fn with_capacity(bytes: usize) -> Request {
+        Request {
+            hint: bytes,
+            ..Request::default()
+        }
+    }
+
+    fn push_group(&mut self, resource: Vec<u8>) {
+        let capacity = std::mem::take(&mut self.hint);
+        self.groups.push(Group::new(resource, capacity));
+    }
+
     /// Starts a group of records under a resource with `attributes` (string values; none:
     /// no resource).
     pub fn resource_strings<'a>(
@@ -166,27 +222,18 @@ impl Request {
         for (k, v) in attributes {
             put_kv(&mut resource, 1, k, &Val::Str(v.to_string()));
         }
-        self.groups.push(Group {
-            resource,
-            records: Vec::new(),
-        });
+        self.push_group(resource);
     }
 
     fn resource_map(&mut self, m: &BTreeMap<String, Val>) {
         let mut resource = Vec::new();
         put_kvs(&mut resource, 1, m);
-        self.groups.push(Group {
-            resource,
-            records: Vec::new(),
-        });
+        self.push_group(resource);
     }
 
     fn current(&mut self) -> &mut Group {
         if self.groups.is_empty() {
-            self.groups.push(Group {
-                resource: Vec::new(),
-                records: Vec::new(),
-            });
+            self.push_group(Vec::new());
         }
         let n = self.groups.len() - 1;
         &mut self.groups[n]
@@ -212,18 +259,18 @@ impl Request {
         if observed != 0 {
             len += key_len(11) + 8;
         }
-        let g = self.current();
-        put_key(&mut g.records, 2, LEN);
-        put_varint(&mut g.records, len as u64);
+        let g = &mut self.current().buf;
+        put_key(g, 2, LEN);
+        put_varint(g, len as u64);
         if let Some(b) = body {
-            put_key(&mut g.records, 5, LEN);
-            put_varint(&mut g.records, body_len as u64);
-            put_bytes(&mut g.records, body_field, b);
+            put_key(g, 5, LEN);
+            put_varint(g, body_len as u64);
+            put_bytes(g, body_field, b);
         }
-        g.records.extend_from_slice(attributes);
+        g.extend_from_slice(attributes);
         if observed != 0 {
-            put_key(&mut g.records, 11, I64);
-            g.records.extend_from_slice(&observed.to_le_bytes());
+            put_key(g, 11, I64);
+            g.extend_from_slice(&observed.to_le_bytes());
         }
         self.count += 1;
     }
@@ -239,57 +286,94 @@ impl Request {
                 resources.len() - 1
             }
         };
-        let mut s = std::mem::take(&mut self.scratch);
-        s.clear();
+        // The record's size first, so that it is written straight into its group.
+        let body_len = any_len(&e.body);
+        let mut len = 0;
         if e.timestamp != 0 {
-            put_key(&mut s, 1, I64);
-            s.extend_from_slice(&e.timestamp.to_le_bytes());
+            len += key_len(1) + 8;
         }
         if e.severity != 0 {
-            put_key(&mut s, 2, VARINT);
-            put_varint(&mut s, e.severity as i64 as u64);
+            len += key_len(2) + varint_len(e.severity as i64 as u64);
         }
         if !e.severity_text.is_empty() {
-            put_bytes(&mut s, 3, e.severity_text.as_bytes());
+            len += field_len(3, e.severity_text.len());
         }
         if !matches!(e.body, Val::Null) {
-            put_key(&mut s, 5, LEN);
-            put_varint(&mut s, any_len(&e.body) as u64);
-            put_any(&mut s, &e.body);
+            len += field_len(5, body_len);
         }
-        put_kvs(&mut s, 6, &e.attributes);
+        len += e
+            .attributes
+            .iter()
+            .map(|(k, v)| field_len(6, kv_len(k, v)))
+            .sum::<usize>();
         if e.observed != 0 {
-            put_key(&mut s, 11, I64);
-            s.extend_from_slice(&e.observed.to_le_bytes());
+            len += key_len(11) + 8;
         }
         // The groups of `resources` were pushed in the same order.
         let gi = self.groups.len() - resources.len() + at;
-        let g = &mut self.groups[gi];
-        put_bytes(&mut g.records, 2, &s);
-        self.scratch = s;
+        let s = &mut self.groups[gi].buf;
+        let before = s.len();
+        put_key(s, 2, LEN);
+        put_varint(s, len as u64);
+        if e.timestamp != 0 {
+            put_key(s, 1, I64);
+            s.extend_from_slice(&e.timestamp.to_le_bytes());
+        }
+        if e.severity != 0 {
+            put_key(s, 2, VARINT);
+            put_varint(s, e.severity as i64 as u64);
+        }
+        if !e.severity_text.is_empty() {
+            put_bytes(s, 3, e.severity_text.as_bytes());
+        }
+        if !matches!(e.body, Val::Null) {
+            put_key(s, 5, LEN);
+            put_varint(s, body_len as u64);
+            put_any(s, &e.body);
+        }
+        put_kvs(s, 6, &e.attributes);
+        if e.observed != 0 {
+            put_key(s, 11, I64);
+            s.extend_from_slice(&e.observed.to_le_bytes());
+        }
+        debug_assert_eq!(s.len() - before, field_len(2, len));
         self.count += 1;
     }
 
-    /// The request's bytes and its record count (`None` when it holds no record).
+    /// The request's bytes and its record count (`None` when it holds no record). A
+    /// request of one group (the usual case: one read of one file) is handed on in the
+    /// buffer its records were written to, its headers written into the room kept in front.
     pub fn finish(self) -> Option<(Bytes, usize)> {
         if self.count == 0 {
             return None;
         }
-        let mut size = 0;
-        for g in &self.groups {
-            size += field_len(1, group_len(g));
-        }
-        let mut out = Vec::with_capacity(size);
-        for g in &self.groups {
-            if g.records.is_empty() {
-                continue;
+        let mut filled = self.groups.into_iter().filter(|g| g.records_len() > 0);
+        let first = filled.next()?;
+        let Some(second) = filled.next() else {
+            let mut g = first;
+            let mut head = Vec::with_capacity(g.gap);
+            put_key(&mut head, 1, LEN);
+            put_varint(&mut head, group_len(&g) as u64);
+            if !g.resource.is_empty() {
+                put_bytes(&mut head, 1, &g.resource);
             }
+            put_key(&mut head, 2, LEN);
+            put_varint(&mut head, g.records_len() as u64);
+            // `gap` is HEAD plus the resource field: the headers always fit.
+            let start = g.gap - head.len();
+            g.buf[start..g.gap].copy_from_slice(&head);
+            return Some((Bytes::from(g.buf).slice(start..), self.count));
+        };
+        let groups: Vec<Group> = [first, second].into_iter().chain(filled).collect();
+        let size: usize = groups.iter().map(|g| field_len(1, group_len(g))).sum();
+        let mut out = Vec::with_capacity(size);
+        for g in &groups {
             put_key(&mut out, 1, LEN);
             put_varint(&mut out, group_len(g) as u64);
             if !g.resource.is_empty() {
                 put_bytes(&mut out, 1, &g.resource);
             }
-            put_bytes(&mut out, 2, &g.records);
+            put_bytes(&mut out, 2, &g.buf[g.gap..]);
         }
         Some((Bytes::from(out), self.count))
     }
@@ -302,7 +386,7 @@ fn group_len(g: &Group) -> usize {
     } else {
         field_len(1, g.resource.len())
     };
-    res + field_len(2, g.records.len())
+    res + field_len(2, g.records_len())
 }
 
 #[cfg(test)]

@@ -243,6 +243,8 @@ impl Component for FileLogReceiver {
             restored: false,
             next_key: 0,
             buf: Vec::new(),
+            entries: Vec::new(),
+            out: Vec::new(),
             dirty: false,
         };
         tailer.restore().map_err(|e| StartError {
@@ -337,6 +339,10 @@ struct Tailer {
     next_key: u64,
     /// The read buffer, reused.
     buf: Vec<u8>,
+    /// The entries of a read and those out of the operators, kept between reads (see
+    /// `tailer::keep`).
+    entries: Vec<operators::Entry>,
+    out: Vec<operators::Entry>,
     /// Files were found, reset or forgotten since the checkpoint was last written.
     dirty: bool,
 }
@@ -359,13 +365,30 @@ fn encode_entries(
     entries: &[operators::Entry],
     req: &mut encode::Request,
 ) -> Vec<operators::Start> {
-    let mut origin = operators::Origin::None;
-    let mut resources = Vec::new();
-    for e in entries {
-        origin.merge(&e.origin);
-        req.entry(e, &mut resources);
+    let mut enc = Encoder::default();
+    enc.add(entries, req);
+    enc.starts()
+}
+
+/// Entries out of the operators written into one request, in chunks: the groups of the
+/// resources seen so far and where the entries' lines started.
+#[derive(Default)]
+struct Encoder {
+    origin: operators::Origin,
+    resources: Vec<std::collections::BTreeMap<String, operators::Val>>,
+}
+
+impl Encoder {
+    fn add(&mut self, entries: &[operators::Entry], req: &mut encode::Request) {
+        for e in entries {
+            self.origin.merge(&e.origin);
+            req.entry(e, &mut self.resources);
+        }
     }
-    origin.starts().to_vec()
+
+    fn starts(&self) -> Vec<operators::Start> {
+        self.origin.starts().to_vec()
+    }
 }
 
 /// Offers the records of a read to the pipeline until it takes them. `false`: cancelled

@@ -358,8 +358,29 @@ impl Tailer {
         }
         let mut more = false;
         let ops = !self.pipeline.is_empty();
-        let mut entries = Vec::new();
-        let mut req = encode::Request::default();
+        // The request's buffer is made about as big as the records will take at once: the
+        // lines' bytes plus, per line, the file's attributes and the record's framing
+        // (operators change the size; a request that outgrows it grows by doubling).
+        let attrs_len =
+            encode::string_attributes(attrs.iter().map(|(k, v)| (*k, v.as_str()))).len();
+        let (mut lines, mut raw) = (0usize, 0usize);
+        for t in &tokens {
+            if raw >= MAX_BATCH_BYTES {
+                break;
+            }
+            lines += 1;
+            raw += t.end - t.start;
+        }
+        let per_line = attrs_len + if ops { 64 } else { 24 };
+        let mut req = encode::Request::with_capacity(raw + lines * per_line);
+        // The entries of this read go through the operators and into the request a chunk
+        // at a time (in the buffers kept between reads), so that a read's entries are
+        // not all alive at once.
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.clear();
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        let mut enc = super::Encoder::default();
         // With operators: the attributes every entry of this read starts with.
         let mut base = BTreeMap::new();
         if ops {
@@ -408,21 +429,34 @@ impl Tailer {
             let mut e = operators::Entry::new(if s.raw_bytes {
                 operators::Val::Bytes(text.to_vec())
             } else {
-                operators::Val::Str(String::from_utf8_lossy(text).into_owned())
+                // Checked first as UTF-8 (the common case, and faster than the lossy
+                // conversion's own scan).
+                operators::Val::Str(match std::str::from_utf8(text) {
+                    Ok(t) => t.to_owned(),
+                    Err(_) => String::from_utf8_lossy(text).into_owned(),
+                })
             });
             e.observed = now;
             e.attributes = base.clone();
             e.resource = s.res_map.clone();
             e.origin = operators::Origin::One((f.key, begins));
             entries.push(e);
+            if entries.len() == CHUNK {
+                self.pipeline.process(entries.drain(..), &mut out);
+                enc.add(&out, &mut req);
+                out.clear();
+            }
         }
         let origins = if ops {
-            let mut out = Vec::with_capacity(entries.len());
-            self.pipeline.process(entries, &mut out);
-            encode_entries(&out, &mut req)
+            self.pipeline.process(entries.drain(..), &mut out);
+            enc.add(&out, &mut req);
+            out.clear();
+            enc.starts()
         } else {
             Vec::new()
         };
+        self.entries = keep(entries);
+        self.out = keep(out);
         let request = req.finish();
         if !more {
             consumed = used.max(consumed);
@@ -499,6 +533,20 @@ pub(super) fn excluded(exclude: &[glob::Pattern], path: &std::path::Path) -> boo
         require_literal_leading_dot: false,
     };
     exclude.iter().any(|x| x.matches_path_with(path, opts))
+}
+
+/// Entries a read puts through the operators at once.
+const CHUNK: usize = 256;
+
+/// Entries kept between reads: a buffer that grew past what a chunk needs (an operator
+/// that makes several entries of one) is let go.
+fn keep(v: Vec<operators::Entry>) -> Vec<operators::Entry> {
+    const KEEP: usize = 4 * CHUNK;
+    if v.capacity() > KEEP {
+        Vec::new()
+    } else {
+        v
+    }
 }
 
 fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -365,7 +365,7 @@ impl Field {
         if keys.is_empty() {
             // attributes / resource alone: merge a map, ignore anything else.
             if let Val::Map(m) = v {
-                map.extend(m);
+                merge_into(map, m);
             }
             return;
         }
@@ -381,7 +381,7 @@ impl Field {
             map = m;
         }
         match (merge, v, map.get_mut(last)) {
-            (true, Val::Map(m), Some(Val::Map(existing))) => existing.extend(m),
+            (true, Val::Map(m), Some(Val::Map(existing))) => merge_into(existing, m),
             (_, v, _) => {
                 map.insert(last.clone(), v);
             }
@@ -431,4 +431,18 @@ impl std::fmt::Display for Field {
         }
         Ok(())
     }
+}
+
+/// `map.extend(m)` (values of `m` win), inserting the smaller map into the bigger one: a
+/// parsed line merged into attributes that hold only the file's name is one insertion,
+/// not one per parsed key.
+fn merge_into(map: &mut BTreeMap<String, Val>, mut m: BTreeMap<String, Val>) {
+    if map.len() >= m.len() {
+        map.extend(m);
+        return;
+    }
+    for (k, v) in std::mem::take(map) {
+        m.entry(k).or_insert(v);
+    }
+    *map = m;
 }

@@ -91,7 +91,7 @@ impl Pipeline {
     }
 
     /// Runs the entries through the operators; what comes out goes to `out`.
-    pub fn process(&mut self, entries: Vec<Entry>, out: &mut Vec<Entry>) {
+    pub fn process(&mut self, entries: impl IntoIterator<Item = Entry>, out: &mut Vec<Entry>) {
         if self.ops.is_empty() {
             out.extend(entries);
             return;
