@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -149,11 +149,10 @@ struct Window {
 /// Seconds a shed ingest request is told to wait.
 pub const RETRY_BUSY_SECS: u64 = 5;
 
-/// One ingest request in flight (see [`Ingestor::admit`]); owned, so that the request can
-/// give its slot back on another thread as soon as its summary is staged.
-pub struct InFlight(Arc<AtomicUsize>);
+/// One ingest request in flight (see [`Ingestor::admit`]).
+pub struct InFlight<'a>(&'a AtomicUsize);
 
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -162,7 +161,7 @@ impl Drop for InFlight {
 /// The ingest gate: quotas, checks and metrics.
 pub struct Ingestor {
     config: IngestConfig,
-    in_flight: Arc<AtomicUsize>,
+    in_flight: AtomicUsize,
     windows: Mutex<HashMap<String, Window>>,
     accepted: Counter,
     telemetry: Telemetry,
@@ -181,7 +180,7 @@ impl Ingestor {
             ),
             telemetry: telemetry.clone(),
             config,
-            in_flight: Arc::new(AtomicUsize::new(0)),
+            in_flight: AtomicUsize::new(0),
             windows: Mutex::new(HashMap::new()),
         }
     }
@@ -203,10 +202,10 @@ impl Ingestor {
 
     /// Admits one more ingest request, or refuses it (503) when `max_in_flight` are being
     /// served; the slot is freed when the guard drops.
-    pub fn admit(&self) -> Result<InFlight, IngestError> {
+    pub fn admit(&self) -> Result<InFlight<'_>, IngestError> {
         let max = self.config.max_in_flight.max(1);
         let n = self.in_flight.fetch_add(1, Ordering::AcqRel);
-        let guard = InFlight(self.in_flight.clone());
+        let guard = InFlight(&self.in_flight);
         if n >= max {
             drop(guard);
             self.rejected("busy");

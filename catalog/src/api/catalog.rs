@@ -144,7 +144,7 @@ pub(super) async fn ingest(
         .into_response());
     }
     let gate = s.control.ingestor();
-    let slot = gate.admit().map_err(ingest_error)?;
+    let _slot = gate.admit().map_err(ingest_error)?;
     gate.charge(&p.id, body.len()).map_err(ingest_error)?;
     let seq = match headers.get(crate::staging::SEQ_HEADER) {
         None => None,
@@ -171,13 +171,6 @@ pub(super) async fn ingest(
             Some(&edge),
             seq.as_ref(),
         )?;
-        // Staged: the reading and merging `max_in_flight` bounds are done, and the body is
-        // no longer needed. Waiting for the commit below holds neither, so it does not
-        // count against the limit (otherwise a commit that takes longer under load would
-        // shed requests the server has the CPU to take).
-        drop(summary);
-        drop(body);
-        drop(slot);
         // Acknowledged only once on disk (group commit): the persist writes what every
         // request staged so far in one transaction, so concurrent requests share it; one
         // that finds its delta already taken waits on the persist lock until that
