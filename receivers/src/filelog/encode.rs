@@ -18,23 +18,15 @@ const LEN: u32 = 2;
 const I64: u32 = 1;
 const VARINT: u32 = 0;
 
-/// A base-128 varint (as prost writes it), one byte at once for the small values that
-/// most keys and lengths are.
+/// A varint; the small values most keys and lengths are take one push, the rest prost's
+/// encoder (its generic path costs a call and a capacity check per byte).
 #[inline]
-fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+fn put_varint(buf: &mut Vec<u8>, v: u64) {
     if v < 0x80 {
         buf.push(v as u8);
-        return;
+    } else {
+        prost::encoding::encode_varint(v, buf);
     }
-    let mut tmp = [0u8; 10];
-    let mut n = 0;
-    while v >= 0x80 {
-        tmp[n] = (v as u8) | 0x80;
-        v >>= 7;
-        n += 1;
-    }
-    tmp[n] = v as u8;
-    buf.extend_from_slice(&tmp[..=n]);
 }
 
 fn varint_len(v: u64) -> usize {
