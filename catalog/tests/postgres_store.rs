@@ -261,3 +261,41 @@ fn two_control_planes_on_one_database_count_every_summary_once() {
     b.audit("cli", "x.b", "t", None, None).unwrap();
     a.verify_audit().unwrap().expect("one intact chain");
 }
+
+#[test]
+fn a_restarted_server_is_reconnected_and_staged_summaries_wait_for_it() {
+    let Some(pg) = TempPostgres::start_or_skip(
+        "a_restarted_server_is_reconnected_and_staged_summaries_wait_for_it",
+    ) else {
+        return;
+    };
+    pg.create_database("restart");
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open_postgres(&pg.url("restart"), &dir.path().join("cp")).unwrap();
+    let seq = |n: u64| SummarySeq::parse(&format!("r:{n}")).unwrap();
+    s.stage(&summary("checkout", 5), Some("edge-1"), Some(&seq(1)), 1000)
+        .unwrap();
+    s.persist().unwrap();
+
+    // Staged while the server restarts: the write that meets the cut connection fails
+    // and keeps everything staged; a later one (on a new connection) writes it once.
+    pg.restart();
+    s.stage(&summary("checkout", 7), Some("edge-1"), Some(&seq(2)), 1001)
+        .unwrap();
+    let mut failures = 0;
+    while let Err(e) = s.persist() {
+        failures += 1;
+        assert!(failures < 3, "still failing after reconnecting: {e}");
+    }
+    eprintln!("persist failures before the reconnect: {failures}");
+    assert_eq!(items(&s, "checkout"), 12);
+    // The same numbered summary again: not counted twice.
+    assert_eq!(
+        s.stage(&summary("checkout", 7), Some("edge-1"), Some(&seq(2)), 1002)
+            .unwrap(),
+        Staging::Duplicate
+    );
+    s.put_policy(&policy("p1"), "cli", "policy.create").unwrap();
+    assert_eq!(s.policies().unwrap().len(), 1);
+    s.verify_audit().unwrap().expect("an intact chain");
+}

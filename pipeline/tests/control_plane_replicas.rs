@@ -21,8 +21,6 @@ use std::time::{Duration, Instant};
 
 use support::{free_port, sigterm, wait_exit, weir, write};
 use weir_api::fixtures::postgres::TempPostgres;
-use weir_catalog::auth::{create_token_for, Role};
-use weir_catalog::control::ControlPlane;
 
 const EDGES: usize = 6;
 const SERVICES: usize = 3;
@@ -156,27 +154,39 @@ fn replicas_on_postgres_lose_and_double_count_nothing_when_one_is_killed() {
     let dir = work.path();
     let files = dir.join("cp");
 
-    // Tokens and a policy, written before the replicas start (as `weir admin` would).
-    let (admin, edge_tokens) = {
-        let cp = ControlPlane::open_postgres(&url, &files).unwrap();
-        let admin = create_token_for(cp.store(), Role::Admin, "a", None, "test")
+    // Tokens made with `weir admin` on the PostgreSQL store (WEIR_POSTGRES_URL; --db names
+    // the key files), before the replicas start.
+    let admin_cmd = |args: &[&str]| {
+        weir()
+            .env("WEIR_POSTGRES_URL", &url)
+            .args(["admin"])
+            .args(args)
+            .arg("--db")
+            .arg(&files)
+            .output()
             .unwrap()
-            .0;
-        let edges: Vec<String> = (0..EDGES)
-            .map(|e| {
-                create_token_for(
-                    cp.store(),
-                    Role::Edge,
-                    "e",
-                    Some(&format!("edge-{e}")),
-                    "test",
-                )
-                .unwrap()
-                .0
-            })
-            .collect();
-        (admin, edges)
     };
+    let token = |args: &[&str]| {
+        let out = admin_cmd(&[&["token", "create"][..], args].concat());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let admin = token(&["--role", "admin"]);
+    let edge_tokens: Vec<String> = (0..EDGES)
+        .map(|e| token(&["--role", "edge", "--edge", &format!("edge-{e}")]))
+        .collect();
+    // The SQLite-only commands say so.
+    let out = admin_cmd(&["backup", "--to", "x.db"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("PostgreSQL"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let a = start_replica(dir, "a", &url, &files);
     let b = start_replica(dir, "b", &url, &files);
@@ -331,8 +341,9 @@ fn replicas_on_postgres_lose_and_double_count_nothing_when_one_is_killed() {
             r.syncs_after_kill > 0,
             "edge-{e} did not sync after the kill: {r:?}"
         );
-        assert!(r.copies > 0, "edge-{e}: no copy was acknowledged: {r:?}");
         if e % 2 == 0 {
+            // Its copies went to b, which ran throughout.
+            assert!(r.copies > 0, "edge-{e}: no copy was acknowledged: {r:?}");
             assert!(r.failovers > 0, "edge-{e} was on the killed replica: {r:?}");
         }
     }

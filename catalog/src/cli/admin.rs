@@ -169,6 +169,17 @@ pub enum TokenCommand {
 
 /// Runs `weir admin ...`.
 pub fn run_admin(cmd: AdminCommand) -> ExitCode {
+    if matches!(
+        cmd,
+        AdminCommand::Rekey { .. } | AdminCommand::Backup { .. } | AdminCommand::Restore { .. }
+    ) && super::postgres_url().is_some()
+    {
+        return finish(Err(format!(
+            "rekey, backup and restore are for the SQLite file; {} is set: the store is in \
+             PostgreSQL, back it up with PostgreSQL's tools (pg_dump, base backups)",
+            super::POSTGRES_URL_ENV
+        )));
+    }
     finish(match cmd {
         AdminCommand::Token(TokenCommand::Create {
             db,

@@ -104,7 +104,7 @@ pub struct PrometheusArgs {
 /// key files (`<db>.audit-key`, `<db>.sketch-key`), as `storage` does in the config.
 pub const POSTGRES_URL_ENV: &str = "WEIR_POSTGRES_URL";
 
-fn postgres_url() -> Option<String> {
+pub(super) fn postgres_url() -> Option<String> {
     std::env::var(POSTGRES_URL_ENV)
         .ok()
         .filter(|u| !u.trim().is_empty())
