@@ -3,15 +3,15 @@
 //! columns carried as SQLite values and converted to and from the types PostgreSQL infers.
 //!
 //! The client blocks on a runtime of its own, which cannot run inside another runtime's
-//! context: called from a thread of the control plane's runtime, each round trip runs on a
-//! short-lived plain thread instead (the store's callers normally run off the runtime's
-//! workers already, in `spawn_blocking`).
+//! context (the control plane's threads, blocking pool included, are in one): the client
+//! lives on a thread of its own, and each round trip is handed to it and waited for.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -176,15 +176,34 @@ fn to_value(p: &dyn rusqlite::ToSql) -> rusqlite::Result<Value> {
     })
 }
 
+/// The client and what goes with it, owned by the connection's thread.
 struct Inner {
     client: postgres::Client,
     statements: HashMap<String, postgres::Statement>,
+    config: postgres::Config,
+    writer: String,
 }
+
+/// Why a round trip failed.
+enum Fail {
+    Pg(postgres::Error),
+    Lost(String),
+}
+
+impl From<postgres::Error> for Fail {
+    fn from(e: postgres::Error) -> Self {
+        Fail::Pg(e)
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Inner) + Send>;
 
 /// A connection to the PostgreSQL database.
 pub(crate) struct PgConn {
-    config: postgres::Config,
-    inner: RefCell<Inner>,
+    /// Where it connects to, for messages.
+    shown: String,
+    /// Round trips for the client's thread (which ends when this is dropped).
+    jobs: mpsc::Sender<Job>,
     /// This connection's name in `weir_changes` (random per connection).
     writer: String,
     /// The path the key files are named after.
@@ -210,12 +229,27 @@ impl PgConn {
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut rnd);
         let writer: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
         let client = connect_client(&config, &writer)?;
-        Ok(PgConn {
+        let shown = describe(&config);
+        let mut inner = Inner {
+            client,
+            statements: HashMap::new(),
             config,
-            inner: RefCell::new(Inner {
-                client,
-                statements: HashMap::new(),
-            }),
+            writer: writer.clone(),
+        };
+        let (jobs, todo) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("weir-postgres".into())
+            .spawn(move || {
+                for job in todo {
+                    // A panic fails that round trip only (its answer is never sent).
+                    let run = std::panic::AssertUnwindSafe(|| job(&mut inner));
+                    let _ = std::panic::catch_unwind(run);
+                }
+            })
+            .map_err(|e| format!("cannot start the PostgreSQL client's thread: {e}"))?;
+        Ok(PgConn {
+            shown,
+            jobs,
             writer,
             files: files.to_string(),
             in_tx: Cell::new(false),
@@ -231,44 +265,49 @@ impl PgConn {
         self.in_tx.get()
     }
 
-    /// Runs `f` on the client: reconnects first when the connection was lost outside a
-    /// transaction (within one, the transaction is gone: every statement fails until it
-    /// ends).
-    fn with_client<R: Send>(
+    /// Runs `f` on the client's thread and waits for it: reconnects first when the
+    /// connection was lost outside a transaction (within one, the transaction is gone: every
+    /// statement fails until it ends).
+    fn with_client<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Inner) -> Result<R, postgres::Error> + Send,
+        f: impl FnOnce(&mut Inner) -> Result<R, postgres::Error> + Send + 'static,
     ) -> rusqlite::Result<R> {
-        let mut inner = self.inner.borrow_mut();
-        if inner.client.is_closed() {
-            if self.in_tx.get() {
-                self.tx_failed.set(true);
-                return Err(err(format!(
-                    "PostgreSQL: the connection to {} was lost in a transaction",
-                    describe(&self.config)
-                )));
-            }
-            let client = connect_client(&self.config, &self.writer).map_err(err)?;
-            tracing::warn!(database = %describe(&self.config), "catalog store: reconnected to PostgreSQL");
-            *inner = Inner {
-                client,
-                statements: HashMap::new(),
-            };
-        }
-        let inner = &mut *inner;
-        let r = if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|s| {
-                s.spawn(move || f(inner))
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
-            })
-        } else {
-            f(inner)
+        let in_tx = self.in_tx.get();
+        let (done, answer) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |inner: &mut Inner| {
+            let r = (|| -> Result<R, Fail> {
+                if inner.client.is_closed() {
+                    let shown = describe(&inner.config);
+                    if in_tx {
+                        return Err(Fail::Lost(format!(
+                            "PostgreSQL: the connection to {shown} was lost in a transaction"
+                        )));
+                    }
+                    inner.client =
+                        connect_client(&inner.config, &inner.writer).map_err(Fail::Lost)?;
+                    inner.statements.clear();
+                    tracing::warn!(database = %shown, "catalog store: reconnected to PostgreSQL");
+                }
+                Ok(f(inner)?)
+            })();
+            let _ = done.send(r);
+        });
+        let gone = || {
+            err(format!(
+                "PostgreSQL: the round trip to {} failed (the client's thread ended or panicked)",
+                self.shown
+            ))
         };
+        self.jobs.send(job).map_err(|_| gone())?;
+        let r = answer.recv().map_err(|_| gone())?;
         r.map_err(|e| {
             if self.in_tx.get() {
                 self.tx_failed.set(true);
             }
-            pg_err(&e)
+            match e {
+                Fail::Pg(e) => pg_err(&e),
+                Fail::Lost(m) => err(m),
+            }
         })
     }
 
@@ -288,8 +327,9 @@ impl PgConn {
         let values = Self::values(params)?;
         // A write outside a transaction takes the write lock too (in one of its own).
         let locked = !self.in_tx.get() && is_write(sql);
-        self.with_client(|inner| {
-            let st = prepared(inner, sql)?;
+        let sql = sql.to_string();
+        self.with_client(move |inner| {
+            let st = prepared(inner, &sql)?;
             let refs: Vec<&(dyn ToSql + Sync)> =
                 values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
             if !locked {
@@ -311,8 +351,9 @@ impl PgConn {
         params: &[&dyn rusqlite::ToSql],
     ) -> rusqlite::Result<Vec<Vec<Value>>> {
         let values = Self::values(params)?;
-        self.with_client(|inner| {
-            let st = prepared(inner, sql)?;
+        let sql = sql.to_string();
+        self.with_client(move |inner| {
+            let st = prepared(inner, &sql)?;
             let refs: Vec<&(dyn ToSql + Sync)> =
                 values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
             let rows = inner.client.query(&st, &refs)?;
@@ -336,11 +377,11 @@ impl PgConn {
             // A transaction with a failed statement is rolled back (PostgreSQL would
             // answer COMMIT with a rollback), and a COMMIT of it fails.
             let sql = if failed {
-                "ROLLBACK"
+                "ROLLBACK".to_string()
             } else {
-                translated.as_str()
+                translated
             };
-            let r = self.with_client(|inner| inner.client.batch_execute(sql));
+            let r = self.with_client(move |inner| inner.client.batch_execute(&sql));
             self.in_tx.set(false);
             self.tx_failed.set(false);
             if failed && commit {
@@ -360,7 +401,7 @@ impl PgConn {
         if effect == TxEffect::Begin {
             self.tx_failed.set(false);
         }
-        let r = self.with_client(|inner| inner.client.batch_execute(&translated));
+        let r = self.with_client(move |inner| inner.client.batch_execute(&translated));
         match (r, effect) {
             (Ok(()), TxEffect::Begin) => {
                 self.in_tx.set(true);
@@ -377,7 +418,8 @@ impl PgConn {
 
     /// A raw PostgreSQL batch (the PostgreSQL-only parts of the schema).
     pub(crate) fn execute_native(&self, sql: &str) -> rusqlite::Result<()> {
-        self.with_client(|inner| inner.client.batch_execute(sql))
+        let sql = sql.to_string();
+        self.with_client(move |inner| inner.client.batch_execute(&sql))
     }
 
     /// The other connections' changes (see `super::Connection::data_version`).
