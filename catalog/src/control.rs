@@ -139,6 +139,16 @@ impl ControlPlane {
         ControlPlane::with_store(Store::open_postgres(url, files)?, files)
     }
 
+    /// As [`ControlPlane::open_postgres`], over TLS when `tls` is given (see
+    /// [`Store::open_postgres_tls`]).
+    pub fn open_postgres_tls(
+        url: &str,
+        files: &Path,
+        tls: Option<std::sync::Arc<weir_tls::rustls::ClientConfig>>,
+    ) -> Result<ControlPlane, CatalogError> {
+        ControlPlane::with_store(Store::open_postgres_tls(url, files, tls)?, files)
+    }
+
     fn with_store(store: Store, path: &Path) -> Result<ControlPlane, CatalogError> {
         let sketch_key = SketchKey::load_or_create(&sketch_key_path(path))?;
         Ok(ControlPlane {

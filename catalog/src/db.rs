@@ -20,6 +20,7 @@ pub(crate) use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 mod dialect;
 pub(crate) mod pg;
+mod pg_tls;
 
 /// Results of the store's statements (rusqlite's error type on both backends).
 pub(crate) type Result<T, E = rusqlite::Error> = std::result::Result<T, E>;

@@ -282,7 +282,17 @@ impl Store {
     /// replica on the same database must share. Tables made by an older build are
     /// migrated, by one replica at a time.
     pub fn open_postgres(url: &str, files: &Path) -> Result<Store, CatalogError> {
-        let conn = crate::db::pg::PgConn::connect(url, &files.display().to_string())
+        Store::open_postgres_tls(url, files, None)
+    }
+
+    /// As [`Store::open_postgres`], over TLS with `tls` (rustls; the server's certificate
+    /// and the URL's host are checked; plain text is refused) when given.
+    pub fn open_postgres_tls(
+        url: &str,
+        files: &Path,
+        tls: Option<std::sync::Arc<weir_tls::rustls::ClientConfig>>,
+    ) -> Result<Store, CatalogError> {
+        let conn = crate::db::pg::PgConn::connect(url, &files.display().to_string(), tls)
             .map_err(CatalogError::Postgres)?;
         Store::finish_open(
             Connection::Pg(Box::new(conn)),

@@ -299,3 +299,55 @@ fn a_restarted_server_is_reconnected_and_staged_summaries_wait_for_it() {
     assert_eq!(s.policies().unwrap().len(), 1);
     s.verify_audit().unwrap().expect("an intact chain");
 }
+
+#[test]
+fn tls_to_postgres_checks_the_server_and_plain_text_is_refused() {
+    let Some(pg) =
+        TempPostgres::start_or_skip("tls_to_postgres_checks_the_server_and_plain_text_is_refused")
+    else {
+        return;
+    };
+    pg.create_database("tls");
+    let ca = weir_tls::testing::TestCa::new("weir test postgres CA");
+    let cert = ca.server_cert("postgres");
+    pg.require_tls(&cert.cert_pem, &cert.key_pem);
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("cp");
+    let tls_with = |ca: &weir_tls::testing::TestCa, name: &str| {
+        let settings = weir_tls::TlsClientSettings {
+            ca_file: Some(ca.write(dir.path(), name).display().to_string()),
+            ..Default::default()
+        };
+        settings
+            .load("postgres.tls", |p: &str| std::path::PathBuf::from(p))
+            .unwrap()
+            .rustls_config()
+    };
+
+    // Over TLS, the server's certificate checked against the CA: the store works.
+    let s = Store::open_postgres_tls(&pg.url("tls"), &files, tls_with(&ca, "ca.pem")).unwrap();
+    s.put_policy(&policy("p1"), "cli", "policy.create").unwrap();
+    assert_eq!(s.policies().unwrap().len(), 1);
+
+    // Plain text: the server refuses it.
+    let e = Store::open_postgres(&pg.url("tls"), &files)
+        .err()
+        .expect("plain text is refused")
+        .to_string();
+    assert!(
+        e.contains("cannot connect to PostgreSQL at 127.0.0.1"),
+        "{e}"
+    );
+
+    // A server whose certificate does not chain to the configured CA: not trusted.
+    let other = weir_tls::testing::TestCa::new("another CA");
+    let e = Store::open_postgres_tls(&pg.url("tls"), &files, tls_with(&other, "other.pem"))
+        .err()
+        .expect("an untrusted server is refused")
+        .to_string();
+    assert!(
+        e.contains("cannot connect to PostgreSQL at 127.0.0.1"),
+        "{e}"
+    );
+    eprintln!("untrusted server: {e}");
+}

@@ -1,6 +1,6 @@
 //! Two `weir` control planes on one PostgreSQL database (Debian's `postgresql`, started on
-//! loopback by the test; see `weir_api::fixtures::postgres`), as replicas behind a load
-//! balancer: simulated edges send numbered summaries to one replica each and sync
+//! loopback by the test; see `weir_api::fixtures::postgres`; TLS only, checked against a
+//! test CA), as replicas behind a load balancer: simulated edges send numbered summaries to one replica each and sync
 //! policies; one replica is killed (SIGKILL) mid-run and its edges fail over to the other,
 //! sending their unanswered summary again with its number; every tenth summary also goes
 //! to the other replica at the same time (an edge that gave up waiting on one).
@@ -69,7 +69,7 @@ impl Drop for Replica {
     }
 }
 
-fn start_replica(dir: &Path, name: &str, url: &str, files: &Path) -> Replica {
+fn start_replica(dir: &Path, name: &str, url: &str, files: &Path, ca: &Path) -> Replica {
     let port = free_port();
     let config = format!(
         "receivers:
@@ -86,6 +86,7 @@ extensions:
     ingest: {{requests_per_minute: 1000000}}
     postgres:
       url: {url}
+      tls: {{ca_file: {ca}}}
 service:
   extensions: [control_plane]
   telemetry:
@@ -96,6 +97,7 @@ service:
         otlp = free_port(),
         metrics = free_port(),
         files = files.display(),
+        ca = ca.display(),
     );
     let path = write(dir, &format!("{name}.yaml"), &config);
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
@@ -188,8 +190,15 @@ fn replicas_on_postgres_lose_and_double_count_nothing_when_one_is_killed() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let a = start_replica(dir, "a", &url, &files);
-    let b = start_replica(dir, "b", &url, &files);
+    // From here on the database takes TLS connections only; the replicas check its
+    // certificate against the test CA (control_plane.postgres.tls.ca_file).
+    let ca = weir_tls::testing::TestCa::new("weir test postgres CA");
+    let cert = ca.server_cert("postgres");
+    pg.require_tls(&cert.cert_pem, &cert.key_pem);
+    let ca_file = ca.write(dir, "db-ca.pem");
+
+    let a = start_replica(dir, "a", &url, &files, &ca_file);
+    let b = start_replica(dir, "b", &url, &files, &ca_file);
     wait_ready(&a, &admin, dir, "a");
     wait_ready(&b, &admin, dir, "b");
     let policy = r#"{"policy":{"id":"replicated-policy","name":"drop debug","log":{"match":[{"log_field":"severity_text","exact":"DEBUG"}],"keep":"none"}}}"#;

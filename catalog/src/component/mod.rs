@@ -8,6 +8,7 @@
 //!     storage: ./weir-catalog.db      # the SQLite file (with `postgres`: the key files' prefix)
 //!     postgres:                       # optional: the store in PostgreSQL, shared by replicas
 //!       url: postgres://weir@db.internal:5432/weir   # default: none (the SQLite file)
+//!       tls: {ca_file: db-ca.pem}     # optional: TLS only, the server's certificate checked
 //!     auth: true                      # bearer tokens required (`weir admin token create`)
 //!     sync_interval: 30s              # recommended to edges
 //!     retention: 720h                 # catalog entries unseen this long are removed
@@ -196,9 +197,14 @@ pub struct ControlPlaneConfig {
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
     /// The database: `postgres://user[:password]@host[:port]/database[?options]` or
-    /// libpq's `key=value` form. Plain-text connections only (no TLS): keep the database
-    /// on loopback or a trusted network.
+    /// libpq's `key=value` form.
     pub url: String,
+    /// TLS to the database (weir-tls's client settings: `ca_file`, `cert_file`/`key_file`
+    /// for a client certificate, `min_version`, ...): the server's certificate must chain
+    /// to the CA and name the URL's host; plain text is then refused. Default: none (plain
+    /// text: keep the database on loopback or a trusted network).
+    #[serde(default)]
+    pub tls: Option<weir_tls::TlsClientSettings>,
 }
 
 /// `sources` of the `control_plane` extension.
@@ -334,13 +340,24 @@ impl ExtensionConfig for ParsedControlPlane {
         let path = store_path(&self.cfg.storage);
         let key_file = self.cfg.encryption.key_file.as_deref().map(store_path);
         let opened = match &self.cfg.postgres {
-            Some(pg) => ControlPlane::open_postgres(&pg.url, &path).map_err(|e| {
-                BuildError::other(
-                    &ctx.id,
-                    format!("{}.postgres: cannot open the store", self.path),
-                    e,
-                )
-            }),
+            Some(pg) => {
+                let tls = match &pg.tls {
+                    Some(t) => t
+                        .load(&format!("{}.postgres.tls", self.path), |p| {
+                            ctx.resolve_path(p)
+                        })
+                        .map_err(|e| BuildError::message(&ctx.id, e.to_string()))?
+                        .rustls_config(),
+                    None => None,
+                };
+                ControlPlane::open_postgres_tls(&pg.url, &path, tls).map_err(|e| {
+                    BuildError::other(
+                        &ctx.id,
+                        format!("{}.postgres: cannot open the store", self.path),
+                        e,
+                    )
+                })
+            }
             None => ControlPlane::open_with_key_file(&path, key_file.as_deref()).map_err(|e| {
                 BuildError::other(
                     &ctx.id,

@@ -182,6 +182,7 @@ struct Inner {
     statements: HashMap<String, postgres::Statement>,
     config: postgres::Config,
     writer: String,
+    tls: Tls,
 }
 
 /// Why a round trip failed.
@@ -216,7 +217,7 @@ pub(crate) struct PgConn {
 impl PgConn {
     /// Connects to `url` (a `postgres://` URL or `key=value` settings); `files` names the
     /// key files (the `storage` path).
-    pub(crate) fn connect(url: &str, files: &str) -> Result<PgConn, String> {
+    pub(crate) fn connect(url: &str, files: &str, tls: Tls) -> Result<PgConn, String> {
         let mut config = postgres::Config::from_str(url)
             .map_err(|e| format!("postgres.url is not a PostgreSQL connection URL: {e}"))?;
         if config.get_connect_timeout().is_none() {
@@ -228,13 +229,14 @@ impl PgConn {
         let mut rnd = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut rnd);
         let writer: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
-        let client = connect_client(&config, &writer)?;
+        let client = connect_client(&config, &writer, &tls)?;
         let shown = describe(&config);
         let mut inner = Inner {
             client,
             statements: HashMap::new(),
             config,
             writer: writer.clone(),
+            tls,
         };
         let (jobs, todo) = mpsc::channel::<Job>();
         std::thread::Builder::new()
@@ -283,8 +285,8 @@ impl PgConn {
                             "PostgreSQL: the connection to {shown} was lost in a transaction"
                         )));
                     }
-                    inner.client =
-                        connect_client(&inner.config, &inner.writer).map_err(Fail::Lost)?;
+                    inner.client = connect_client(&inner.config, &inner.writer, &inner.tls)
+                        .map_err(Fail::Lost)?;
                     inner.statements.clear();
                     tracing::warn!(database = %shown, "catalog store: reconnected to PostgreSQL");
                 }
@@ -470,9 +472,24 @@ impl PgConn {
     }
 }
 
-fn connect_client(config: &postgres::Config, writer: &str) -> Result<postgres::Client, String> {
+/// TLS settings of a connection: `None` for plain text.
+pub(crate) type Tls = Option<std::sync::Arc<weir_tls::rustls::ClientConfig>>;
+
+fn connect_client(
+    config: &postgres::Config,
+    writer: &str,
+    tls: &Tls,
+) -> Result<postgres::Client, String> {
     let run = || -> Result<postgres::Client, postgres::Error> {
-        let mut client = config.connect(postgres::NoTls)?;
+        let mut client = match tls {
+            Some(c) => {
+                // With TLS configured, never without it.
+                let mut config = config.clone();
+                config.ssl_mode(postgres::config::SslMode::Require);
+                config.connect(super::pg_tls::MakeRustls(c.clone()))?
+            }
+            None => config.connect(postgres::NoTls)?,
+        };
         client.execute("SELECT set_config('weir.writer', $1, false)", &[&writer])?;
         Ok(client)
     };
