@@ -156,11 +156,19 @@ fn replicas_on_postgres_lose_and_double_count_nothing_when_one_is_killed() {
     let dir = work.path();
     let files = dir.join("cp");
 
-    // Tokens made with `weir admin` on the PostgreSQL store (WEIR_POSTGRES_URL; --db names
-    // the key files), before the replicas start.
+    // From here on the database takes TLS connections only; the replicas check its
+    // certificate against the test CA (control_plane.postgres.tls.ca_file).
+    let ca = weir_tls::testing::TestCa::new("weir test postgres CA");
+    let cert = ca.server_cert("postgres");
+    pg.require_tls(&cert.cert_pem, &cert.key_pem);
+    let ca_file = ca.write(dir, "db-ca.pem");
+
+    // Tokens made with `weir admin` on the PostgreSQL store (WEIR_POSTGRES_URL, over TLS
+    // with WEIR_POSTGRES_CA_FILE; --db names the key files), before the replicas start.
     let admin_cmd = |args: &[&str]| {
         weir()
             .env("WEIR_POSTGRES_URL", &url)
+            .env("WEIR_POSTGRES_CA_FILE", &ca_file)
             .args(["admin"])
             .args(args)
             .arg("--db")
@@ -189,13 +197,6 @@ fn replicas_on_postgres_lose_and_double_count_nothing_when_one_is_killed() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-
-    // From here on the database takes TLS connections only; the replicas check its
-    // certificate against the test CA (control_plane.postgres.tls.ca_file).
-    let ca = weir_tls::testing::TestCa::new("weir test postgres CA");
-    let cert = ca.server_cert("postgres");
-    pg.require_tls(&cert.cert_pem, &cert.key_pem);
-    let ca_file = ca.write(dir, "db-ca.pem");
 
     let a = start_replica(dir, "a", &url, &files, &ca_file);
     let b = start_replica(dir, "b", &url, &files, &ca_file);

@@ -104,6 +104,10 @@ pub struct PrometheusArgs {
 /// key files (`<db>.audit-key`, `<db>.sketch-key`), as `storage` does in the config.
 pub const POSTGRES_URL_ENV: &str = "WEIR_POSTGRES_URL";
 
+/// With this set too (a PEM CA file), those commands reach the database over TLS only,
+/// checking its certificate against that CA (as `control_plane.postgres.tls.ca_file`).
+pub const POSTGRES_CA_ENV: &str = "WEIR_POSTGRES_CA_FILE";
+
 pub(super) fn postgres_url() -> Option<String> {
     std::env::var(POSTGRES_URL_ENV)
         .ok()
@@ -121,7 +125,21 @@ pub(super) fn open(db: &std::path::Path) -> Result<ControlPlane, String> {
 pub(super) fn open_or_create(db: &std::path::Path) -> Result<ControlPlane, String> {
     match postgres_url() {
         Some(url) => {
-            ControlPlane::open_postgres(&url, db).map_err(|e| format!("{POSTGRES_URL_ENV}: {e}"))
+            let tls = match std::env::var(POSTGRES_CA_ENV)
+                .ok()
+                .filter(|f| !f.is_empty())
+            {
+                Some(ca) => weir_tls::TlsClientSettings {
+                    ca_file: Some(ca),
+                    ..Default::default()
+                }
+                .load(POSTGRES_CA_ENV, |p: &str| std::path::PathBuf::from(p))
+                .map_err(|e| e.to_string())?
+                .rustls_config(),
+                None => None,
+            };
+            ControlPlane::open_postgres_tls(&url, db, tls)
+                .map_err(|e| format!("{POSTGRES_URL_ENV}: {e}"))
         }
         None => ControlPlane::open(db).map_err(|e| e.to_string()),
     }
