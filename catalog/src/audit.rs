@@ -294,7 +294,7 @@ fn check_shared_key(conn: &Connection, key: &[u8; 32], db: &Path) -> Result<(), 
     Ok(())
 }
 
-fn key_of(conn: &Connection) -> Result<[u8; 32], CatalogError> {
+pub(crate) fn key_of(conn: &Connection) -> Result<[u8; 32], CatalogError> {
     let name = conn.path().unwrap_or_default();
     KEYS.lock()
         .unwrap_or_else(|e| e.into_inner())

@@ -22,6 +22,7 @@ mod policy_forms;
 pub mod prom_findings;
 pub mod prometheus;
 pub mod retention;
+mod sealed;
 pub mod shed;
 pub mod signin;
 pub mod staging;

@@ -401,6 +401,10 @@ impl Store {
             add_column(&conn, "tokens", "last_used_at", "INTEGER")?;
             crate::audit::install(&conn, path)?;
             crate::users::install(&conn)?;
+            if pg {
+                crate::sealed::check_sketch_key(&conn, path)?;
+                crate::sealed::seal_clear_totp(&conn)?;
+            }
             add_column(
                 &conn,
                 "policy_status",

@@ -299,7 +299,7 @@ impl Store {
         let totp_secret = random_secret(20);
         conn.execute(
             "UPDATE users SET totp_pending = ?2 WHERE name = ?1",
-            params![name, totp_secret],
+            params![name, crate::sealed::seal_totp(&conn, name, &totp_secret)?],
         )?;
         Ok(base32(&totp_secret))
     }
@@ -334,6 +334,7 @@ impl Store {
                 "enrolment: start it first (POST /api/v1/enrol/start)".into(),
             ));
         };
+        let pending = crate::sealed::open_totp(&conn, name, "totp_pending", &pending)?;
         let Some(step) = code_step(&pending, code, 0) else {
             return Err(UserError::Refused(
                 "enrolment refused: the code does not match the authenticator's secret (check the device's clock)",
@@ -379,6 +380,7 @@ impl Store {
         let (Some(role), Some(tsecret), true) = (role, tsecret, pw_ok) else {
             return Err(UserError::Refused(REFUSED_SIGN_IN));
         };
+        let tsecret = crate::sealed::open_totp(&self.lock(), name, "totp_secret", &tsecret)?;
         let Some(step) = code_step(&tsecret, code, last as u64) else {
             return Err(UserError::Refused(REFUSED_SIGN_IN));
         };

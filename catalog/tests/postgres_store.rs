@@ -351,3 +351,172 @@ fn tls_to_postgres_checks_the_server_and_plain_text_is_refused() {
     );
     eprintln!("untrusted server: {e}");
 }
+
+#[test]
+fn a_replica_with_another_sketch_key_is_refused() {
+    let Some(pg) = TempPostgres::start_or_skip("a_replica_with_another_sketch_key_is_refused")
+    else {
+        return;
+    };
+    pg.create_database("sk");
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("a");
+    let s = Store::open_postgres(&pg.url("sk"), &first).unwrap();
+    s.put_policy(&policy("p1"), "cli", "policy.create").unwrap();
+    drop(s);
+
+    // The second replica has the audit key but a sketch key of its own: refused, the error
+    // naming its key file and what to do.
+    let second = dir.path().join("b");
+    let key = |files: &std::path::Path, suffix: &str| {
+        let mut p = files.as_os_str().to_owned();
+        p.push(suffix);
+        std::path::PathBuf::from(p)
+    };
+    std::fs::copy(key(&first, ".audit-key"), key(&second, ".audit-key")).unwrap();
+    weir_summary::key::SketchKey::random()
+        .store_new(&key(&second, ".sketch-key"))
+        .unwrap();
+    let e = Store::open_postgres(&pg.url("sk"), &second)
+        .err()
+        .expect("another sketch key is refused")
+        .to_string();
+    assert!(
+        e.contains(&key(&second, ".sketch-key").display().to_string()),
+        "{e}"
+    );
+    assert!(
+        e.contains("sketch key") && e.contains("copy of the first replica's key file"),
+        "{e}"
+    );
+    // The fingerprint is stored, never the key.
+    let stored = std::fs::read_to_string(key(&first, ".sketch-key")).unwrap();
+    let mut c = postgres::Client::connect(&pg.url("sk"), postgres::NoTls).unwrap();
+    let row = c
+        .query_one(
+            "SELECT fingerprint FROM weir_key_checks WHERE name = 'sketch-key'",
+            &[],
+        )
+        .unwrap();
+    let fingerprint: String = row.get(0);
+    assert!(
+        !fingerprint.contains(stored.trim()),
+        "the key itself is not stored"
+    );
+
+    // With a copy of the first replica's sketch key it opens.
+    std::fs::copy(key(&first, ".sketch-key"), key(&second, ".sketch-key")).unwrap();
+    let s = Store::open_postgres(&pg.url("sk"), &second).unwrap();
+    assert_eq!(s.policies().unwrap().len(), 1);
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn totp_secrets_are_sealed_on_postgres() {
+    use weir_catalog::users::{base32_decode, totp};
+    let Some(pg) = TempPostgres::start_or_skip("totp_secrets_are_sealed_on_postgres") else {
+        return;
+    };
+    pg.create_database("totp");
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("cp");
+    let s = Store::open_postgres(&pg.url("totp"), &files).unwrap();
+    let code = |t: &[u8], at: u64| format!("{:06}", totp(t, at));
+    let now = unix_now();
+
+    // Enrolment and sign-in work as on SQLite.
+    let mut secrets = Vec::new();
+    for name in ["alice", "bob"] {
+        let enrol = s.create_user(name, Role::Editor, "cli").unwrap();
+        let t = base32_decode(&s.enrol_start(name, &enrol).unwrap()).unwrap();
+        s.enrol_finish(name, &enrol, "correct horse battery", &code(&t, now - 30))
+            .unwrap();
+        let (_, role) = s
+            .sign_in(name, "correct horse battery", &code(&t, now))
+            .unwrap();
+        assert_eq!(role, Role::Editor);
+        secrets.push(t);
+    }
+    // A pending secret is sealed too.
+    let carol = s.create_user("carol", Role::Viewer, "cli").unwrap();
+    let pending = base32_decode(&s.enrol_start("carol", &carol).unwrap()).unwrap();
+    secrets.push(pending);
+
+    // Over a plain client, the users table's bytes hold no TOTP secret.
+    let mut c = postgres::Client::connect(&pg.url("totp"), postgres::NoTls).unwrap();
+    let mut raw = Vec::new();
+    for row in c
+        .query(
+            "SELECT name, totp_secret, totp_pending, CAST(u AS TEXT) FROM users u",
+            &[],
+        )
+        .unwrap()
+    {
+        for col in [1, 2] {
+            raw.extend(row.get::<_, Option<Vec<u8>>>(col).unwrap_or_default());
+        }
+        raw.extend(row.get::<_, String>(3).into_bytes());
+    }
+    assert!(raw.len() > 3 * 40, "the rows were read");
+    for t in &secrets {
+        assert_eq!(t.len(), 20);
+        let hex: String = t.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            !raw.windows(t.len()).any(|w| w == t.as_slice()),
+            "a secret in clear"
+        );
+        assert!(
+            !String::from_utf8_lossy(&raw).contains(&hex),
+            "a secret in hex"
+        );
+    }
+
+    // Alice's sealed secret copied to Bob's row does not open: a clear error, no panic.
+    c.execute(
+        "UPDATE users SET totp_secret = (SELECT totp_secret FROM users WHERE name = 'alice') WHERE name = 'bob'",
+        &[],
+    )
+    .unwrap();
+    let e = s
+        .sign_in("bob", "correct horse battery", &code(&secrets[0], now + 30))
+        .expect_err("another user's sealed secret is refused")
+        .to_string();
+    assert!(
+        e.contains("totp_secret") && e.contains("bob") && e.contains("does not open"),
+        "{e}"
+    );
+    // Alice signs in with the next step's code.
+    s.sign_in(
+        "alice",
+        "correct horse battery",
+        &code(&secrets[0], now + 30),
+    )
+    .unwrap();
+
+    // A secret stored in clear (a build before sealing) is sealed when the store opens.
+    drop(s);
+    c.execute(
+        "UPDATE users SET totp_pending = $1 WHERE name = 'carol'",
+        &[&secrets[2]],
+    )
+    .unwrap();
+    let s = Store::open_postgres(&pg.url("totp"), &files).unwrap();
+    let stored: Vec<u8> = c
+        .query_one("SELECT totp_pending FROM users WHERE name = 'carol'", &[])
+        .unwrap()
+        .get(0);
+    assert_ne!(stored, secrets[2], "sealed at open");
+    s.enrol_finish(
+        "carol",
+        &carol,
+        "correct horse battery",
+        &code(&secrets[2], now),
+    )
+    .unwrap();
+}
