@@ -1,6 +1,6 @@
 //! The control plane's store on PostgreSQL (a server started on loopback from Debian's
-//! `postgresql` binaries, see `weir_api::fixtures::postgres`): the store's operations with
-//! the same assertions as on SQLite, migrations run again on an existing database, errors
+//! `postgresql` binaries, see `weir_api::fixtures::postgres`): the store's operations, one
+//! test body run on SQLite and on PostgreSQL, migrations run again on an existing database, errors
 //! that name the URL's problem or the server that is not there, and two control planes on
 //! one database: each sees the other's changes, and a numbered summary sent to both counts
 //! once. Skipped (with a message) only when PostgreSQL is not installed and
@@ -45,17 +45,12 @@ fn items(store: &Store, service: &str) -> u64 {
         .map_or(0, |(s, _, _)| s.logs.volume.items)
 }
 
-#[test]
-fn store_operations_on_postgres_match_sqlite() {
-    let Some(pg) = TempPostgres::start_or_skip("store_operations_on_postgres_match_sqlite") else {
-        return;
-    };
-    pg.create_database("ops");
-    let dir = tempfile::tempdir().unwrap();
-    let files = dir.path().join("cp");
-    let s = Store::open_postgres(&pg.url("ops"), &files).unwrap();
+/// The store's operations, the same on both backends: `open` opens the store (again, the
+/// second time: the migrations find their tables and the rows are there).
+fn store_operations(open: &dyn Fn() -> Store) {
+    let s = open();
 
-    // Policies, audited with before and after (as store.rs's SQLite test).
+    // Policies, audited with before and after.
     s.put_policy(&policy("p1"), "token:abc", "policy.create")
         .unwrap();
     let mut p = policy("p1");
@@ -152,10 +147,28 @@ fn store_operations_on_postgres_match_sqlite() {
     drop(s);
 
     // Opened again: the migrations find their tables, the rows are there.
-    let s = Store::open_postgres(&pg.url("ops"), &files).unwrap();
+    let s = open();
     assert_eq!(s.policies().unwrap().len(), 1);
     assert_eq!(s.dismissed().unwrap(), ["f1"]);
     s.verify_audit().unwrap().expect("an intact chain");
+}
+
+#[test]
+fn store_operations_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cp.db");
+    store_operations(&|| Store::open(&db).unwrap());
+}
+
+#[test]
+fn store_operations_on_postgres_match_sqlite() {
+    let Some(pg) = TempPostgres::start_or_skip("store_operations_on_postgres_match_sqlite") else {
+        return;
+    };
+    pg.create_database("ops");
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("cp");
+    store_operations(&|| Store::open_postgres(&pg.url("ops"), &files).unwrap());
 
     // A control plane given another audit key would fork the chain: refused.
     let e = Store::open_postgres(&pg.url("ops"), &dir.path().join("other"))
