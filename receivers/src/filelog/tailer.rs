@@ -361,8 +361,7 @@ impl Tailer {
         // The request's buffer is made about as big as the records will take at once: the
         // lines' bytes plus, per line, the file's attributes and the record's framing
         // (operators change the size; a request that outgrows it grows by doubling).
-        let attrs_len =
-            encode::string_attributes(attrs.iter().map(|(k, v)| (*k, v.as_str()))).len();
+        let file_attrs = encode::string_attributes(attrs.iter().map(|(k, v)| (*k, v.as_str())));
         let (mut lines, mut raw) = (0usize, 0usize);
         for t in &tokens {
             if raw >= MAX_BATCH_BYTES {
@@ -371,7 +370,7 @@ impl Tailer {
             lines += 1;
             raw += t.end - t.start;
         }
-        let per_line = attrs_len + if ops { 64 } else { 24 };
+        let per_line = file_attrs.len() + if ops { 64 } else { 24 };
         let mut req = encode::Request::with_capacity(raw + lines * per_line);
         // The entries of this read go through the operators and into the request a chunk
         // at a time (in the buffers kept between reads), so that a read's entries are
@@ -393,7 +392,7 @@ impl Tailer {
             Vec::new()
         } else {
             req.resource_strings(s.resource.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            encode::string_attributes(attrs.iter().map(|(k, v)| (*k, v.as_str())))
+            file_attrs
         };
         for t in &tokens {
             if bytes >= MAX_BATCH_BYTES {
