@@ -304,14 +304,19 @@ pub(crate) fn key_of(conn: &Connection) -> Result<[u8; 32], CatalogError> {
 }
 
 fn mac(key: &[u8; 32], prev: &str, content: &str) -> String {
-    // HMAC takes keys of any length.
+    hmac_sha256_hex(key, &[prev.as_bytes(), b"\n", content.as_bytes()])
+}
+
+/// HMAC-SHA256 under `key` of the concatenated `parts`, in lowercase hex (the audit chain's
+/// links, the sketch key's fingerprint).
+pub(crate) fn hmac_sha256_hex(key: &[u8], parts: &[&[u8]]) -> String {
     let mut m = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
         Ok(m) => m,
-        Err(_) => unreachable!("HMAC accepts 32-byte keys"),
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
     };
-    m.update(prev.as_bytes());
-    m.update(b"\n");
-    m.update(content.as_bytes());
+    for p in parts {
+        m.update(p);
+    }
     m.finalize()
         .into_bytes()
         .iter()

@@ -17,7 +17,6 @@ use std::path::Path;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
@@ -39,17 +38,7 @@ const TAG_LEN: usize = 16;
 pub(crate) fn check_sketch_key(conn: &Connection, files: &Path) -> Result<(), CatalogError> {
     let path = crate::control::sketch_key_path(files);
     let key = weir_summary::key::SketchKey::load_or_create(&path)?;
-    let mut m = match <Hmac<Sha256> as Mac>::new_from_slice(&key.to_bytes()) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC accepts keys of any length"),
-    };
-    m.update(SKETCH_FINGERPRINT);
-    let ours: String = m
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let ours = crate::audit::hmac_sha256_hex(&key.to_bytes(), &[SKETCH_FINGERPRINT]);
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS weir_key_checks (name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL)",
     )?;
