@@ -371,7 +371,10 @@ impl Tailer {
             raw += t.end - t.start;
         }
         let per_line = file_attrs.len() + if ops { 64 } else { 24 };
-        let mut req = encode::Request::with_capacity(raw + lines * per_line);
+        // At most twice the read's size up front: a read of many empty or tiny lines would
+        // otherwise reserve per-line room for records that are skipped or never that big.
+        let estimate = (raw + lines * per_line).min(2 * (MAX_BATCH_BYTES + s.max_log_size));
+        let mut req = encode::Request::with_capacity(estimate);
         // The entries of this read go through the operators and into the request a chunk
         // at a time (in the buffers kept between reads), so that a read's entries are
         // not all alive at once.
