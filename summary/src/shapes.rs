@@ -284,7 +284,14 @@ pub(crate) fn has_secret_prefix(s: &[u8]) -> bool {
         b'n' => &[b"npm_"],
         b'h' => &[b"hf_"],
         b'S' => &[b"SG."],
-        b'd' => &[b"dop_v1_"],
+        // DigitalOcean's `dop_v1_`, any version digit: no rule looks at a digit's value,
+        // which is what lets the line cache key lines by their digit-free shape.
+        b'd' => {
+            return s.len() >= 15
+                && s.starts_with(b"dop_v")
+                && s[5].is_ascii_digit()
+                && s[6] == b'_';
+        }
         _ => return false,
     };
     candidates

@@ -22,16 +22,23 @@ pub(super) const LINE_SLOTS: usize = 512;
 pub(super) struct LineEntry {
     /// The settings the line was masked with ([`Masker`](super::Masker)'s `lists`).
     lists: bool,
-    pub(super) raw: String,
+    /// The shape of the line ([`shape_of_line`]).
+    pub(super) raw: Vec<u8>,
     pub(super) buf: String,
     pub(super) tokens: Vec<MaskedToken>,
 }
 
-/// What [`Masker`](super::Masker) made of recent whole lines. Logs repeat exact lines (health checks,
-/// retries, the same message from many threads): on the Loghub samples about four lines in
-/// ten are an exact repeat of one of the previous few hundred. Masking is a pure function
-/// of the line and the masker's settings, so a repeated line takes its masked form from
-/// here instead of running the rules again; the output is identical.
+/// What [`Masker`](super::Masker) made of recent whole lines, keyed by their *shape*: the
+/// line with every ASCII digit written as `0` ([`shape_of_line`]). Masking is a pure
+/// function of the line and the masker's settings, and no rule looks at the value of a
+/// digit, only at where digits are (the output never holds one: every segment holding a
+/// digit is masked), so two lines of one shape mask alike: `took 12 ms rows=4031` and
+/// `took 97 ms rows=5208` share an entry. A line of a recent shape takes its masked form
+/// from here instead of running the rules again; the output is identical
+/// (`mask::tests::digits_never_change_the_masked_line` checks this on the Loghub samples
+/// and on made-up lines). Logs repeat shapes far more than exact lines: a message with
+/// numbers in it (durations, counts, ports, addresses, numeric ids) repeats its shape
+/// while its numbers vary.
 /// Direct-mapped, bounded (`LINE_SLOTS` lines of at most `CACHED_LINE` bytes, masked text
 /// of at most `CACHED_LINE_OUT` bytes and `CACHED_LINE_TOKENS` tokens: at most about
 /// 1.3 MiB, typically under 300 KiB, allocated on first use), in memory only.
@@ -46,24 +53,36 @@ impl std::fmt::Debug for LineCache {
     }
 }
 
+/// `line` with every ASCII digit written as `0`, into `out` (cleared first): what the
+/// [`LineCache`] keys a line by.
+#[inline]
+pub(super) fn shape_of_line(line: &str, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend(
+        line.bytes()
+            .map(|b| if b.is_ascii_digit() { b'0' } else { b }),
+    );
+}
+
 impl LineCache {
     #[inline]
-    pub(super) fn slot(line: &str) -> usize {
-        slot_of(line.as_bytes(), LINE_SLOTS)
+    pub(super) fn slot(shape: &[u8]) -> usize {
+        slot_of(shape, LINE_SLOTS)
     }
 
-    /// Copies the cached masked form of `line` into `buf` and `tokens`; false on a miss.
+    /// Copies the cached masked form of lines of this `shape` ([`shape_of_line`]) into
+    /// `buf` and `tokens`; false on a miss.
     #[inline]
     pub(super) fn get_into(
         &self,
         slot: usize,
-        line: &str,
+        shape: &[u8],
         lists: bool,
         buf: &mut String,
         tokens: &mut Vec<MaskedToken>,
     ) -> bool {
         match self.entries.get(slot) {
-            Some(e) if e.lists == lists && e.raw == line => {
+            Some(e) if e.lists == lists && e.raw == shape => {
                 buf.push_str(&e.buf);
                 tokens.extend_from_slice(&e.tokens);
                 true
@@ -75,7 +94,7 @@ impl LineCache {
     pub(super) fn put(
         &mut self,
         slot: usize,
-        line: &str,
+        shape: &[u8],
         lists: bool,
         buf: &str,
         tokens: &[MaskedToken],
@@ -89,7 +108,7 @@ impl LineCache {
         let e = &mut self.entries[slot];
         e.lists = lists;
         e.raw.clear();
-        e.raw.push_str(line);
+        e.raw.extend_from_slice(shape);
         e.buf.clear();
         e.buf.push_str(buf);
         e.tokens.clear();

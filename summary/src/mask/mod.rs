@@ -38,7 +38,7 @@ use crate::shapes::{has_secret_prefix, is_date_word, is_unit};
 
 use bytes::{classes, wrapper_bounds, C_ALPHA, C_DIGIT, C_QUOTE};
 pub(crate) use bytes::{is_segment_delimiter, without_emails};
-use cache::{LineCache, TokenCache, CACHED_LINE, CACHED_RAW};
+use cache::{shape_of_line, LineCache, TokenCache, CACHED_LINE, CACHED_RAW};
 
 /// The text a masked part is replaced by.
 pub const WILDCARD: &str = "<*>";
@@ -75,6 +75,8 @@ pub struct MaskedLine {
     tokens: Vec<MaskedToken>,
     cache: TokenCache,
     lines: LineCache,
+    /// The shape of the line being masked (the line cache's key), reused.
+    shape: Vec<u8>,
 }
 
 impl MaskedLine {
@@ -85,6 +87,7 @@ impl MaskedLine {
             tokens: Vec::with_capacity(64),
             cache: TokenCache::default(),
             lines: LineCache::default(),
+            shape: Vec::with_capacity(cache::CACHED_LINE),
         }
     }
 
@@ -173,23 +176,27 @@ impl Masker {
         Masker { lists: true }
     }
 
-    /// Masks `line` into `out` (cleared first). A line `out` masked recently is copied
-    /// from its line cache (same output, see [`LineCache`]).
+    /// Masks `line` into `out` (cleared first). A line of the same shape (the same bytes
+    /// but for the values of its digits) that `out` masked recently is copied from its
+    /// line cache (same output, see [`LineCache`]).
     pub fn mask_into(&self, line: &str, out: &mut MaskedLine) {
         if line.len() > CACHED_LINE {
             return self.mask_uncached(line, out);
         }
-        let slot = LineCache::slot(line);
+        let mut shape = std::mem::take(&mut out.shape);
+        shape_of_line(line, &mut shape);
+        let slot = LineCache::slot(&shape);
         out.buf.clear();
         out.tokens.clear();
-        if out
+        if !out
             .lines
-            .get_into(slot, line, self.lists, &mut out.buf, &mut out.tokens)
+            .get_into(slot, &shape, self.lists, &mut out.buf, &mut out.tokens)
         {
-            return;
+            self.mask_uncached(line, out);
+            out.lines
+                .put(slot, &shape, self.lists, &out.buf, &out.tokens);
         }
-        self.mask_uncached(line, out);
-        out.lines.put(slot, line, self.lists, &out.buf, &out.tokens);
+        out.shape = shape;
     }
 
     /// Masks `line` into `out` (cleared first), running every rule.

@@ -178,6 +178,10 @@ fn credentials_and_keys() {
     assert_eq!(mask("ghp_abcdefghijklmnopqrstuvwxyzABCD"), "<*>");
     assert_eq!(mask("xoxb-abcdefgh-ijklmnop"), "<*>");
     assert_eq!(mask("AIzaSyDabcdefghijklmnop"), "<*>");
+    // DigitalOcean tokens of any version digit (no rule looks at a digit's value).
+    assert_eq!(mask("dop_v1_abcdefghijklmnop"), "<*>");
+    assert_eq!(mask("dop_v2_abcdefghijklmnop"), "<*>");
+    assert_eq!(mask("dop_vx_abcdefghijklmnop"), "dop_vx_abcdefghijklmnop");
     assert_eq!(
         mask(r#"{"api_secret":"abc","token":lettersonly}"#),
         r#"{"api_secret":"<*>","token":<*>}"#
