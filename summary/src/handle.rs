@@ -153,9 +153,13 @@ impl MetadataConfig {
 /// different signals do not wait on each other.
 pub struct MetadataHandle {
     flush_interval: Duration,
+    max_services: usize,
     logs: Mutex<Accumulator>,
     traces: Mutex<Accumulator>,
     metrics: Mutex<Accumulator>,
+    /// Batches counted and not read ([`MetadataHandle::count_unsummarised`]), per service;
+    /// a lock of its own, so counting never waits for a batch being summarised.
+    unsummarised: Mutex<CatalogSummary>,
 }
 
 impl MetadataHandle {
@@ -164,6 +168,8 @@ impl MetadataHandle {
         let limits = config.limits();
         MetadataHandle {
             flush_interval: config.flush_interval,
+            max_services: limits.max_services,
+            unsummarised: Mutex::new(CatalogSummary::default()),
             logs: Mutex::new(Accumulator::new(limits.clone())),
             traces: Mutex::new(Accumulator::new(limits.clone())),
             metrics: Mutex::new(Accumulator::new(limits)),
@@ -192,6 +198,38 @@ impl MetadataHandle {
         acc.observe(batch);
     }
 
+    /// Counts `batch` without reading its items: per service, its items and encoded bytes
+    /// go into the signal's `volume` and `unsummarised` of the next take (see
+    /// [`crate::background`]). Services past `max_services` count under
+    /// [`crate::extract::OTHER_SERVICES`].
+    pub fn count_unsummarised(&self, batch: &Batch) {
+        let signal = batch.signal();
+        let mut out = self.unsummarised.lock().unwrap_or_else(|e| e.into_inner());
+        crate::extract::unread::volumes(batch, |service, v| {
+            let name =
+                if out.services.contains_key(service) || out.services.len() < self.max_services {
+                    service
+                } else {
+                    crate::extract::OTHER_SERVICES
+                };
+            if !out.services.contains_key(name) {
+                out.services.insert(name.to_string(), Default::default());
+            }
+            let Some(svc) = out.services.get_mut(name) else {
+                return;
+            };
+            let (volume, unsummarised) = match signal {
+                Signal::Logs => (&mut svc.logs.volume, &mut svc.logs.unsummarised),
+                Signal::Traces => (&mut svc.traces.volume, &mut svc.traces.unsummarised),
+                Signal::Metrics => (&mut svc.metrics.volume, &mut svc.metrics.unsummarised),
+            };
+            for t in [volume, unsummarised] {
+                t.items = t.items.saturating_add(v.items);
+                t.bytes = t.bytes.saturating_add(v.bytes);
+            }
+        });
+    }
+
     /// The key value hashes are made with (a random one of this process until
     /// [`MetadataHandle::set_key`]).
     pub fn key(&self) -> crate::key::SketchKey {
@@ -213,8 +251,29 @@ impl MetadataHandle {
         out
     }
 
-    /// Everything summarised since the previous take.
+    /// Everything summarised (and counted unsummarised) since the previous take.
     pub fn take(&self) -> CatalogSummary {
+        let shed =
+            std::mem::take(&mut *self.unsummarised.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut out = self.take_summarised();
+        // Counted batches join their services; a service only they saw takes a place
+        // while there is room, as in the accumulators.
+        for (name, s) in shed.services {
+            let name = if out.services.contains_key(&name) || out.services.len() < self.max_services
+            {
+                name
+            } else {
+                crate::extract::OTHER_SERVICES.to_string()
+            };
+            out.services
+                .entry(name)
+                .or_default()
+                .merge_within(&s, &crate::summary::MergeCaps::UNLIMITED);
+        }
+        out
+    }
+
+    fn take_summarised(&self) -> CatalogSummary {
         let mut out = CatalogSummary::default();
         for signal in Signal::ALL {
             let part = self

@@ -22,6 +22,7 @@
 //!   exporter through their build's `weir_api::Shared`;
 //! - [`cli`]: `weir catalog mine`.
 
+pub mod background;
 pub mod cli;
 pub mod drain;
 pub mod error;
@@ -38,6 +39,7 @@ pub mod structure;
 pub mod summary;
 pub mod validate;
 
+pub use background::{Background, BackgroundCounters};
 pub use handle::{MetadataConfig, MetadataHandle, MiningConfig};
 pub use key::SketchKey;
 pub use summary::CatalogSummary;

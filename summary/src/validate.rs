@@ -172,6 +172,21 @@ impl Check<'_> {
         }
     }
 
+    /// `unsummarised` is a part of `volume`: never more items or bytes.
+    fn unsummarised(&mut self, at: &str, volume: &Volume, u: &Volume) {
+        self.volume(&format!("{at}.unsummarised"), u);
+        if u.items > volume.items || u.bytes > volume.bytes {
+            self.push(
+                format!("{at}.unsummarised"),
+                "invalid",
+                format!(
+                    "{} items / {} bytes, more than the {} items / {} bytes of {at}.volume",
+                    u.items, u.bytes, volume.items, volume.bytes
+                ),
+            );
+        }
+    }
+
     fn volume(&mut self, at: &str, v: &Volume) {
         self.count(format_args!("{at}.items"), v.items);
         self.count(format_args!("{at}.bytes"), v.bytes);
@@ -277,6 +292,7 @@ impl Check<'_> {
         let l = &s.logs;
         let lat = format!("{at}.logs");
         self.volume(&format!("{lat}.volume"), &l.volume);
+        self.unsummarised(&lat, &l.volume, &l.unsummarised);
         self.severity(&format!("{lat}.severity"), &l.severity);
         self.attributes(&format!("{lat}.attributes"), &l.attributes);
         let tat = format!("{lat}.templates");
@@ -326,6 +342,7 @@ impl Check<'_> {
         let tr = &s.traces;
         let trat = format!("{at}.traces");
         self.volume(&format!("{trat}.volume"), &tr.volume);
+        self.unsummarised(&trat, &tr.volume, &tr.unsummarised);
         self.attributes(&format!("{trat}.attributes"), &tr.attributes);
         let sat = format!("{trat}.spans");
         if self.map(&sat, &tr.spans, self.limits.max_names) {
@@ -356,6 +373,7 @@ impl Check<'_> {
         let m = &s.metrics;
         let mat = format!("{at}.metrics");
         self.volume(&format!("{mat}.volume"), &m.volume);
+        self.unsummarised(&mat, &m.volume, &m.unsummarised);
         self.attributes(&format!("{mat}.attributes"), &m.attributes);
         let nat = format!("{mat}.metrics");
         if self.map(&nat, &m.metrics, self.limits.max_names) {
@@ -408,6 +426,44 @@ mod tests {
             },
         );
         assert_eq!(validate(&s, &SummaryLimits::default()), []);
+    }
+
+    #[test]
+    fn unsummarised_is_a_part_of_the_volume() {
+        let mut s = one("checkout");
+        let svc = s.services.get_mut("checkout").unwrap();
+        svc.traces.volume = Volume {
+            items: 10,
+            bytes: 1000,
+        };
+        svc.traces.unsummarised = Volume {
+            items: 10,
+            bytes: 1000,
+        };
+        assert_eq!(validate(&s, &SummaryLimits::default()), []);
+        let svc = s.services.get_mut("checkout").unwrap();
+        svc.traces.unsummarised.items = 11;
+        svc.metrics.unsummarised.bytes = 1;
+        let v = validate(&s, &SummaryLimits::default());
+        let got: Vec<_> = v
+            .iter()
+            .map(|v| (v.path.as_str(), v.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "services[\"checkout\"].traces.unsummarised",
+                    "11 items / 1000 bytes, more than the 10 items / 1000 bytes of \
+                     services[\"checkout\"].traces.volume"
+                ),
+                (
+                    "services[\"checkout\"].metrics.unsummarised",
+                    "0 items / 1 bytes, more than the 0 items / 0 bytes of \
+                     services[\"checkout\"].metrics.volume"
+                ),
+            ]
+        );
     }
 
     #[test]

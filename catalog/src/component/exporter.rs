@@ -11,9 +11,11 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use weir_api::{
     parse_component_config, Batch, BuildContext, BuildError, Component, ConfigErrors, ConsumeError,
-    Consumer, ExporterConfig, ExporterFactory, SignalSet, Stage, StartError,
+    Consumer, ExporterConfig, ExporterFactory, PerSignal, SignalSet, Stage, StartError,
 };
-use weir_summary::{CatalogSummary, MetadataConfig, MetadataHandle, SketchKey};
+use weir_summary::{
+    Background, BackgroundCounters, CatalogSummary, MetadataConfig, MetadataHandle, SketchKey,
+};
 use weir_tls::{ClientTls, HttpVersions, TlsClientSettings};
 
 use super::store_path;
@@ -178,6 +180,9 @@ impl Included {
 /// The running `catalog` exporter.
 pub struct CatalogExporter {
     handle: Arc<MetadataHandle>,
+    /// Summarises what this exporter receives into `handle` on a thread below the data
+    /// path's priority; a batch it has no time for is counted as unsummarised.
+    summariser: Background,
     include: Included,
     dest: Arc<Destination>,
     flush_interval: Duration,
@@ -241,8 +246,34 @@ impl ExporterConfig for CatalogExporterConfig {
         if let Some(key) = key {
             handle.set_key(key);
         }
+        let exporter = ctx.id.to_string();
+        let counter = |name: &str, help: &str| {
+            PerSignal::from_fn(|signal| {
+                ctx.telemetry.counter(
+                    name,
+                    help,
+                    &[
+                        ("exporter", exporter.clone()),
+                        ("signal", signal.as_str().to_string()),
+                    ],
+                )
+            })
+        };
+        let counters = BackgroundCounters {
+            summarised: counter(
+                "weir_catalog_summarised_items",
+                "Items the catalog exporter's summariser read",
+            ),
+            unsummarised: counter(
+                "weir_catalog_unsummarised_items",
+                "Items the catalog exporter counted without reading them (its summariser, below the data path's priority, was behind)",
+            ),
+        };
+        let summariser = Background::start(handle.clone(), counters)
+            .map_err(|e| BuildError::other(&ctx.id, "cannot start the summarising thread", e))?;
         Ok(Arc::new(CatalogExporter {
             handle,
+            summariser,
             include: Included {
                 ids: self.include_processors.clone(),
                 shared: ctx.shared.clone(),
@@ -517,7 +548,7 @@ async fn flush_once(
 #[async_trait]
 impl Consumer for CatalogExporter {
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
-        self.handle.observe(&batch);
+        self.summariser.submit(batch);
         Ok(())
     }
 }
@@ -567,6 +598,9 @@ impl Component for CatalogExporter {
         if let Some(tx) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = tx.send(true);
         }
+        // What is queued is summarised first, so the last flush holds all that came in
+        // (at most QUEUE_BATCHES batches; nothing else runs at shutdown).
+        self.summariser.finish();
         self.flush().await;
     }
 }

@@ -14,6 +14,7 @@
 mod logs;
 mod metrics;
 mod traces;
+pub(crate) mod unread;
 mod values;
 
 use std::collections::BTreeMap;

@@ -312,6 +312,13 @@ pub fn widen_template(a: &str, b: &str) -> String {
 pub struct LogsSummary {
     /// All records.
     pub volume: Volume,
+    /// Of `volume`, the records the edge counted but did not read: its summariser runs below
+    /// the data path's priority and, when the edge's CPU is saturated, counts a batch it has
+    /// no time for (per service, items and encoded bytes) instead of reading it. The rest
+    /// of this section describes `volume - unsummarised`; a catalog scales what it
+    /// estimates from it by `volume / (volume - unsummarised)` and says so.
+    #[serde(skip_serializing_if = "Volume::is_zero")]
+    pub unsummarised: Volume,
     /// All records' severities.
     pub severity: SeverityMix,
     /// Templates by id (the hex [`template_id`](super::template_id) of the template text at its first take).

@@ -153,6 +153,7 @@ impl ServiceSummary {
         let mut out = 0u64;
         let (l, ol) = (&mut self.logs, &o.logs);
         l.volume.merge(&ol.volume);
+        l.unsummarised.merge(&ol.unsummarised);
         l.severity.merge(&ol.severity);
         // Retirements first: a template sent under a retired id joins its survivor even when
         // the cap leaves no room for the retired id itself.
@@ -188,6 +189,7 @@ impl ServiceSummary {
 
         let (t, ot) = (&mut self.traces, &o.traces);
         t.volume.merge(&ot.volume);
+        t.unsummarised.merge(&ot.unsummarised);
         out = out.saturating_add(merge_map(
             &mut t.spans,
             &ot.spans,
@@ -198,6 +200,7 @@ impl ServiceSummary {
 
         let (m, om) = (&mut self.metrics, &o.metrics);
         m.volume.merge(&om.volume);
+        m.unsummarised.merge(&om.unsummarised);
         out = out.saturating_add(merge_map(
             &mut m.metrics,
             &om.metrics,

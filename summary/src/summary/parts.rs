@@ -19,6 +19,11 @@ pub struct Volume {
 }
 
 impl Volume {
+    /// No items and no bytes.
+    pub fn is_zero(&self) -> bool {
+        self.items == 0 && self.bytes == 0
+    }
+
     pub(super) fn merge(&mut self, o: &Volume) {
         self.items = self.items.saturating_add(o.items);
         self.bytes = self.bytes.saturating_add(o.bytes);

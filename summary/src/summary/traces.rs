@@ -87,6 +87,13 @@ impl SpanSummary {
 pub struct TracesSummary {
     /// All spans.
     pub volume: Volume,
+    /// Of `volume`, the spans the edge counted but did not read: its summariser runs below
+    /// the data path's priority and, when the edge's CPU is saturated, counts a batch it has
+    /// no time for (per service, items and encoded bytes) instead of reading it. The rest
+    /// of this section describes `volume - unsummarised`; a catalog scales what it
+    /// estimates from it by `volume / (volume - unsummarised)` and says so.
+    #[serde(skip_serializing_if = "Volume::is_zero")]
+    pub unsummarised: Volume,
     /// Per span name, masked like log lines (`GET /users/<*>`).
     pub spans: BTreeMap<String, SpanSummary>,
     /// Attribute schemas.
