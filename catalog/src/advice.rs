@@ -13,7 +13,7 @@ use weir_summary::summary::ServiceSummary;
 
 use crate::analysis::{candidates, Candidate, Finding, Measured, Thresholds, Withheld, WouldDrop};
 use crate::dryrun::{keep_effect, matches, Sample};
-use crate::units::{units_of, window_seconds, Unit};
+use crate::units::{read_notes, units_of, window_seconds, ReadPart, Unit, UnsummarisedSignals};
 
 /// A stored policy as the ledger sees it.
 #[derive(Debug, Clone)]
@@ -45,6 +45,14 @@ pub struct ServiceLedger {
     pub saving_bytes_per_day: f64,
     /// What its existing policies drop (or would, in shadow mode), per day.
     pub covered_bytes_per_day: f64,
+    /// Per signal, the items and bytes the edges counted without reading them: the
+    /// findings' counts are of the rest, and their per-day figures are scaled up to all.
+    #[serde(default)]
+    pub unsummarised: UnsummarisedSignals,
+    /// Per signal with an unsummarised part: how much was read, or that nothing was and so
+    /// nothing is suggested from its content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// The fleet's advice.
@@ -160,7 +168,8 @@ fn matched_peak(units: &[Unit], matched: &[bool]) -> f64 {
         .unwrap_or(0) as f64
 }
 
-fn matched_sum(units: &[Unit], matched: &[bool]) -> (u64, u64) {
+/// Items and bytes of the matched units as read.
+fn matched_read(units: &[Unit], matched: &[bool]) -> (u64, u64) {
     units
         .iter()
         .zip(matched)
@@ -168,17 +177,43 @@ fn matched_sum(units: &[Unit], matched: &[bool]) -> (u64, u64) {
         .fold((0, 0), |(i, b), (u, _)| (i + u.items, b + u.bytes))
 }
 
+/// Items and bytes of the matched units over their signals' whole volumes (as read when
+/// every item was read; see [`crate::units::ReadPart`]).
+fn matched_sum(units: &[Unit], matched: &[bool]) -> (f64, f64) {
+    units
+        .iter()
+        .zip(matched)
+        .filter(|(_, m)| **m)
+        .fold((0.0, 0.0), |(i, b), (u, _)| {
+            (i + u.est_items(), b + u.est_bytes())
+        })
+}
+
 fn would_drop(service: &str, units: &[Unit], matched: &[bool], share: f64) -> WouldDrop {
     let mut w = WouldDrop::default();
     for (u, _) in units.iter().zip(matched).filter(|(_, m)| **m) {
         let a = w.by_severity.entry(u.severity_label()).or_default();
-        a.items += u.items as f64 * share;
-        a.bytes += u.bytes as f64 * share;
+        a.items += u.est_items() * share;
+        a.bytes += u.est_bytes() * share;
         let s = w.by_service.entry(service.to_string()).or_default();
-        s.items += u.items as f64 * share;
-        s.bytes += u.bytes as f64 * share;
+        s.items += u.est_items() * share;
+        s.bytes += u.est_bytes() * share;
     }
     w
+}
+
+/// A finding of `signal` whose figures are estimated from the read part of it: the share
+/// read, and its evidence says so (nothing changes when every item was read).
+fn mark_estimate(s: &ServiceSummary, signal: &str, evidence: &mut Vec<String>) -> Option<f64> {
+    let read = ReadPart::of(s, signal);
+    let noun = match signal {
+        "traces" => "spans",
+        "metrics" => "data points",
+        _ => "records",
+    };
+    let note = read.estimate_note(noun)?;
+    evidence.push(note);
+    Some(read.read_share())
 }
 
 /// The advice for one service: a pure function of its summary and the stored policies.
@@ -211,17 +246,19 @@ pub fn advise_service(
         };
         let effect = keep_effect(&p.body);
         let (items, _) = matched_sum(&units, &m);
-        let share = effect.drop_share(items as f64, window, matched_peak(&units, &m));
+        let share = effect.drop_share(items, window, matched_peak(&units, &m));
         for (i, _) in m.iter().enumerate().filter(|(_, x)| **x) {
             if share > 0.0 && owner[i].is_none() {
                 owner[i] = Some((format!("policy {}", p.id), share));
-                covered += units[i].bytes as f64 * share;
+                covered += units[i].est_bytes() * share;
             }
         }
         removed_keys.extend(crate::dryrun::removed_log_attributes(&p.body));
         policy_matches.insert(&p.id, (m, share));
     }
 
+    // Attribute bytes are of the log records read: scaled up like the records.
+    let attr_scale = ReadPart::logs(s).bytes_scale();
     let mut withheld = Vec::new();
     let mut vetted = Vec::new();
     let mut accepted_c = Vec::new();
@@ -244,14 +281,14 @@ pub fn advise_service(
             Ok(matched) => {
                 let (items, bytes) = matched_sum(&units, &matched);
                 let (share, gross) = match &c.removal {
-                    Some((_, attr_bytes, _)) => (0.0, *attr_bytes as f64),
+                    Some((_, attr_bytes, _)) => (0.0, *attr_bytes as f64 * attr_scale),
                     None => {
                         let share = keep_effect(&c.policy).drop_share(
-                            items as f64,
+                            items,
                             window,
                             matched_peak(&units, &matched),
                         );
-                        (share, bytes as f64 * share)
+                        (share, bytes * share)
                     }
                 };
                 vetted.push(Vetted {
@@ -284,7 +321,7 @@ pub fn advise_service(
                             overlaps.insert(o.clone());
                         }
                         None => {
-                            net += units[i].bytes as f64 * v.share;
+                            net += units[i].est_bytes() * v.share;
                             if v.share > 0.0 {
                                 owner[i] = Some((format!("finding {}", v.c.id), v.share));
                             }
@@ -300,15 +337,16 @@ pub fn advise_service(
                 } else {
                     removed_keys.insert(key.clone());
                     // Records a drop already takes carry no attribute to remove.
-                    let (mut all, mut gone) = (0u64, 0.0);
+                    let (mut all, mut gone) = (0.0, 0.0);
                     for (i, _) in v.matched.iter().enumerate().filter(|(_, m)| **m) {
-                        all += units[i].items;
+                        all += units[i].est_items();
                         if let Some((o, share)) = &owner[i] {
-                            gone += units[i].items as f64 * share;
+                            gone += units[i].est_items() * share;
                             overlaps.insert(o.clone());
                         }
                     }
-                    *attr_bytes as f64 * (1.0 - gone / all.max(1) as f64)
+                    let kept = if all > 0.0 { 1.0 - gone / all } else { 1.0 };
+                    *attr_bytes as f64 * attr_scale * kept
                 }
             }
         };
@@ -327,15 +365,17 @@ pub fn advise_service(
             continue;
         }
         let (items, bytes) = matched_sum(&units, &v.c.claims);
+        let mut evidence = v.c.evidence;
+        let read_share = mark_estimate(s, v.c.signal, &mut evidence);
         findings.push(Finding {
             id: v.c.id.clone(),
             service: service.into(),
             signal: v.c.signal.into(),
             kind: v.c.kind,
             title: v.c.title,
-            evidence: v.c.evidence,
-            items_per_day: items as f64 * scale,
-            bytes_per_day: bytes as f64 * scale,
+            evidence,
+            items_per_day: items * scale,
+            bytes_per_day: bytes * scale,
             saving_bytes_per_day: net * scale,
             gross_saving_bytes_per_day: v.gross * scale,
             window_seconds: window,
@@ -346,6 +386,7 @@ pub fn advise_service(
             measured: None,
             policy: v.c.policy,
             series: None,
+            read_share,
         });
     }
     findings.sort_by(|a, b| {
@@ -362,25 +403,29 @@ pub fn advise_service(
                 .cloned()
                 .unwrap_or_else(|| (vec![false; units.len()], 0.0));
             let (items, bytes) = matched_sum(&units, &m);
-            let avg = bytes as f64 / items.max(1) as f64;
+            // The average size of the records it matches, as read.
+            let (read_items, read_bytes) = matched_read(&units, &m);
+            let avg = read_bytes as f64 / read_items.max(1) as f64;
             let est_bytes = match &c.removal {
-                Some((_, b, _)) => *b as f64,
-                None => bytes as f64 * share,
+                Some((_, b, _)) => *b as f64 * attr_scale,
+                None => bytes * share,
             };
             let est_items = if c.removal.is_some() {
                 0.0
             } else {
-                items as f64 * share
+                items * share
             };
+            let mut evidence = c.evidence;
+            let read_share = mark_estimate(s, c.signal, &mut evidence);
             Finding {
                 id: c.id.clone(),
                 service: service.into(),
                 signal: c.signal.into(),
                 kind: c.kind,
                 title: c.title,
-                evidence: c.evidence,
-                items_per_day: items as f64 * scale,
-                bytes_per_day: bytes as f64 * scale,
+                evidence,
+                items_per_day: items * scale,
+                bytes_per_day: bytes * scale,
                 saving_bytes_per_day: 0.0,
                 gross_saving_bytes_per_day: est_bytes * scale,
                 window_seconds: window,
@@ -399,6 +444,7 @@ pub fn advise_service(
                 }),
                 policy: p.body.clone(),
                 series: None,
+                read_share,
             }
         })
         .collect();
@@ -409,6 +455,8 @@ pub fn advise_service(
         bytes_per_day: total_bytes * scale,
         saving_bytes_per_day: findings.iter().map(|f| f.saving_bytes_per_day).sum(),
         covered_bytes_per_day: covered * scale,
+        unsummarised: UnsummarisedSignals::of(s),
+        notes: read_notes(s),
     };
     (ledger, findings, accepted, withheld)
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use weir_summary::summary::ServiceSummary;
 
-use crate::units::{Severity, Unit};
+use crate::units::{percent, ReadPart, Severity, Unit};
 
 /// What kind of waste a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +125,12 @@ pub struct Finding {
     /// bytes; `saving_bytes_per_day` is 0) and the equivalent relabel rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub series: Option<crate::prom_findings::SeriesSaving>,
+    /// Share of its signal's items (0 to 1) its counts were read from, when the edge counted
+    /// the rest without reading them (see [`crate::units::ReadPart`]): its per-day figures,
+    /// savings and dry-run amounts are then estimates, scaled up to the signal's whole volume,
+    /// and its evidence says so. Absent when every item was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_share: Option<f64>,
 }
 
 /// A candidate the dry-run or the safety rule kept from being shown, with the reason.
@@ -423,7 +429,23 @@ pub fn candidates(
 ) -> Vec<Candidate> {
     let mut out = Vec::new();
     let logs = &s.logs;
-    let total = logs.volume.items.max(1) as f64;
+    // Item-level data describes the read part of each signal: shares are of it, and a
+    // signal none of whose items were read has nothing to suggest from.
+    let logs_read = ReadPart::logs(s);
+    let read = logs_read.read();
+    let total = read.items.max(1) as f64;
+    // "500 log records", or "500 log records read" when the edge counted others unread.
+    let of_read = |noun: &str| {
+        if logs_read.is_whole() {
+            format!("{} {noun}", read.items)
+        } else {
+            format!("{} {noun} read", read.items)
+        }
+    };
+    if logs_read.nothing_read() {
+        candidates_of_spans(service, s, units, t, &mut out);
+        return out;
+    }
 
     // DEBUG / TRACE left on: the records whose severity text says so (the policy
     // specification has no severity-number matcher, so number-only ones cannot be claimed).
@@ -438,8 +460,8 @@ pub fn candidates(
     if n > 0 && n as f64 / total >= t.debug_share {
         let id = format!("debug-logs-{}", short_hash(&[service]));
         let mut evidence = vec![format!(
-            "{n} of {} log records ({:.1}%) have severity text DEBUG or TRACE",
-            logs.volume.items,
+            "{n} of {} ({:.1}%) have severity text DEBUG or TRACE",
+            of_read("log records"),
             100.0 * n as f64 / total
         )];
         if !spared.is_empty() {
@@ -480,9 +502,10 @@ pub fn candidates(
                     prefix: "health-logs",
                     title: format!("{service} logs health checks: \"{tpl}\""),
                     evidence: vec![format!(
-                        "template seen {} times ({:.1}% of the service's logs)",
+                        "template seen {} times ({:.1}% of the service's logs{})",
                         tp.count,
-                        100.0 * share
+                        100.0 * share,
+                        if logs_read.is_whole() { "" } else { " read" }
                     )],
                     name: format!("Drop health-check logs from {service}"),
                     description:
@@ -498,7 +521,7 @@ pub fn candidates(
                 kind: WasteKind::DominantTemplate,
                 prefix: "dominant-template",
                 title: format!("one template is {:.0}% of {service}'s logs", 100.0 * share),
-                evidence: vec![format!("template \"{tpl}\": {} of {} records", tp.count, logs.volume.items)],
+                evidence: vec![format!("template \"{tpl}\": {} of {}", tp.count, of_read("records"))],
                 name: format!("Sample the dominant template of {service} at 10%"),
                 description: "Suggested by the Weir catalog: one template dominates the service's volume.",
                 keep: "10%".into(),
@@ -520,7 +543,8 @@ pub fn candidates(
                 warn_keep: Some("1/s".into()),
             }));
         }
-        let mean_per_s = tp.count as f64 / window_s;
+        // Its rate over all records: its count read, scaled up by the unread part.
+        let mean_per_s = tp.count as f64 * logs_read.items_scale() / window_s;
         if tp.peak_per_second >= t.burst_min_per_second
             && tp.peak_per_second as f64 >= t.burst_factor * mean_per_s
         {
@@ -529,10 +553,17 @@ pub fn candidates(
                 kind: WasteKind::Burst,
                 prefix: "burst",
                 title: format!("{service} bursts: {} records of one template in one second", tp.peak_per_second),
-                evidence: vec![format!(
-                    "template \"{tpl}\": peak {} records/s against an average of {mean_per_s:.2}/s over the window ({} records)",
-                    tp.peak_per_second, tp.count
-                )],
+                evidence: vec![if logs_read.is_whole() {
+                    format!(
+                        "template \"{tpl}\": peak {} records/s against an average of {mean_per_s:.2}/s over the window ({} records)",
+                        tp.peak_per_second, tp.count
+                    )
+                } else {
+                    format!(
+                        "template \"{tpl}\": peak {} records/s against an average of {mean_per_s:.2}/s over the window ({} records read, ~{:.0} in all)",
+                        tp.peak_per_second, tp.count, mean_per_s * window_s
+                    )
+                }],
                 name: format!("Rate-limit a bursting template of {service} to {limit}/s"),
                 description: "Suggested by the Weir catalog: a template whose rate spikes far above its average.",
                 keep: format!("{limit}/s"),
@@ -541,7 +572,7 @@ pub fn candidates(
         }
         let tavg = tp.bytes as f64 / tp.count.max(1) as f64;
         if tavg >= t.large_record_bytes as f64 && tp.count >= 10 {
-            let avg = logs.volume.bytes as f64 / total;
+            let avg = read.bytes as f64 / total;
             out.extend(template_candidates(service, tid, tpl, units, TemplateAdvice {
                 kind: WasteKind::LargePayloads,
                 prefix: "large-payload",
@@ -588,7 +619,17 @@ pub fn candidates(
             kind,
             signal: "logs",
             title,
-            evidence: vec![format!("{} records carry it, ~{distinct} distinct values, {} bytes on the wire", a.items, a.bytes)],
+            evidence: vec![if logs_read.is_whole() {
+                format!("{} records carry it, ~{distinct} distinct values, {} bytes on the wire", a.items, a.bytes)
+            } else {
+                format!(
+                    "{} of {} carry it ({}), ~{distinct} distinct values, {} bytes on the wire",
+                    a.items,
+                    of_read("records"),
+                    percent(a.items as f64 / total),
+                    a.bytes
+                )
+            }],
             policy: policy(
                 &id,
                 &format!("Remove attribute {key} from {service} logs"),
@@ -601,8 +642,26 @@ pub fn candidates(
         });
     }
 
+    candidates_of_spans(service, s, units, t, &mut out);
+    out
+}
+
+/// Span and metric candidates (none from a signal none of whose items were read).
+fn candidates_of_spans(
+    service: &str,
+    s: &ServiceSummary,
+    units: &[Unit],
+    t: &Thresholds,
+    out: &mut Vec<Candidate>,
+) {
+    let spans_read = ReadPart::traces(s);
+    let spans = if spans_read.nothing_read() {
+        None
+    } else {
+        Some(&s.traces.spans)
+    };
     // Spans: health checks and childless internal spans.
-    for (name, sp) in &s.traces.spans {
+    for (name, sp) in spans.into_iter().flatten() {
         let name_match = if name.contains("<*>") {
             json!({"trace_field": "name", "regex": template_regex(name)})
         } else {
@@ -616,7 +675,11 @@ pub fn candidates(
                 kind: WasteKind::HealthCheckSpans,
                 signal: "traces",
                 title: format!("{service} traces health checks: span \"{name}\""),
-                evidence: vec![format!("{} spans named \"{name}\"", sp.volume.items)],
+                evidence: vec![format!(
+                    "{} spans{} named \"{name}\"",
+                    sp.volume.items,
+                    if spans_read.is_whole() { "" } else { " read" }
+                )],
                 policy: policy(
                     &id,
                     &format!("Drop health-check spans from {service}"),
@@ -654,8 +717,9 @@ pub fn candidates(
         }
     }
 
-    crate::metric_findings::candidates(service, s, units, t, &mut out);
-    out
+    if !ReadPart::metrics(s).nothing_read() {
+        crate::metric_findings::candidates(service, s, units, t, out);
+    }
 }
 
 /// Shared by the metric findings.

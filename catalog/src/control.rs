@@ -72,6 +72,10 @@ pub struct ServiceOverview {
     pub metrics_bytes: u64,
     /// Log templates known.
     pub templates: usize,
+    /// Per signal, the items and bytes edges counted without reading them (and their share
+    /// of the signal's items): templates and names describe the rest.
+    #[serde(default)]
+    pub unsummarised: crate::units::UnsummarisedSignals,
     /// Unix seconds first seen by the catalog.
     pub first_seen: i64,
     /// Unix seconds last seen.
@@ -436,6 +440,7 @@ impl ControlPlane {
                 metrics_items: s.metrics.volume.items,
                 metrics_bytes: s.metrics.volume.bytes,
                 templates: s.logs.templates.len(),
+                unsummarised: crate::units::UnsummarisedSignals::of(&s),
                 first_seen: first,
                 last_seen: last,
             })

@@ -5,7 +5,7 @@
 use weir_summary::summary::ServiceSummary;
 
 use crate::analysis::{metric_policy, short_hash, Candidate, Thresholds, WasteKind};
-use crate::units::Unit;
+use crate::units::{ReadPart, Unit};
 
 /// The attribute OpenTelemetry SDKs put on the data point that absorbs measurements past
 /// their cardinality limit.
@@ -19,6 +19,14 @@ pub fn candidates(
     t: &Thresholds,
     out: &mut Vec<Candidate>,
 ) {
+    // Counts are of the data points read; the bytes a drop saves are scaled up to all
+    // data points when the edge counted some without reading them.
+    let read = ReadPart::metrics(s);
+    let points = if read.is_whole() {
+        "data points"
+    } else {
+        "data points read"
+    };
     for (name, m) in &s.metrics.metrics {
         let claims: Vec<bool> = units
             .iter()
@@ -31,7 +39,7 @@ pub fn candidates(
                 kind: WasteKind::ConstantMetric,
                 signal: "metrics",
                 title: format!("{service}: metric {name} never changes"),
-                evidence: vec![format!("{} data points, all the same value", m.volume.items)],
+                evidence: vec![format!("{} {points}, all the same value", m.volume.items)],
                 policy: metric_policy(
                     &id,
                     &format!("Drop constant metric {name} from {service}"),
@@ -57,7 +65,7 @@ pub fn candidates(
             .map(|(k, d)| (k, d.estimate()))
             .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)));
         let mut evidence = vec![format!(
-            "~{series} series over {} data points ({} bytes)",
+            "~{series} series over {} {points} ({} bytes)",
             m.volume.items, m.volume.bytes
         )];
         let mut title = format!("{service}: metric {name} has ~{series} series");
@@ -74,10 +82,17 @@ pub fn candidates(
             evidence.push(format!("the SDK hit its cardinality limit: data points carry {OVERFLOW_ATTRIBUTE} (measurements past the limit are merged into one series)"));
             title = format!("{title} (SDK cardinality limit hit)");
         }
-        evidence.push(format!(
-            "dropping the metric saves ~{series} series and {} bytes of data points in the window",
-            m.volume.bytes
-        ));
+        evidence.push(if read.is_whole() {
+            format!(
+                "dropping the metric saves ~{series} series and {} bytes of data points in the window",
+                m.volume.bytes
+            )
+        } else {
+            format!(
+                "dropping the metric saves ~{series} series and ~{:.0} bytes of data points in the window (estimated from the data points read)",
+                m.volume.bytes as f64 * read.bytes_scale()
+            )
+        });
         if let Some((key, distinct)) = dominant {
             evidence.push(format!(
                 "removing {key} at the source would leave about {} series",

@@ -368,6 +368,7 @@ fn finding(
             saving_series,
             relabel: c.relabel.clone(),
         }),
+        read_share: None,
     }
 }
 

@@ -4,11 +4,219 @@
 //! per metric name. Each unit carries its records, bytes, severity, whether it is
 //! security-relevant, and a synthetic record for dry-runs ([`crate::dryrun`]).
 
+use serde::{Deserialize, Serialize};
 use weir_api::otlp::logs::v1::LogRecord;
 use weir_api::otlp::trace::v1::Span;
-use weir_summary::summary::{parse_severity_class, Seen, ServiceSummary};
+use weir_summary::summary::{parse_severity_class, Seen, ServiceSummary, Volume};
 
 use crate::dryrun::{instance, kv, metric_sample, Sample};
+
+/// How much of one signal's volume a service's item-level data describes. An edge that
+/// had no CPU to spare counted some batches without reading them (`unsummarised`): the
+/// volume stays exact, but templates, severities, attributes, span and metric names (and
+/// so the units) describe only `volume - unsummarised`, the *read* part. Shares are taken of
+/// the read part; volumes and savings estimated from units are scaled up to the whole volume
+/// by [`ReadPart::items_scale`] and [`ReadPart::bytes_scale`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadPart {
+    /// The signal's volume (exact).
+    pub volume: Volume,
+    /// The part of it counted without being read.
+    pub unsummarised: Volume,
+}
+
+impl ReadPart {
+    /// The logs of `s`.
+    pub fn logs(s: &ServiceSummary) -> ReadPart {
+        ReadPart {
+            volume: s.logs.volume,
+            unsummarised: s.logs.unsummarised,
+        }
+    }
+
+    /// The traces of `s`.
+    pub fn traces(s: &ServiceSummary) -> ReadPart {
+        ReadPart {
+            volume: s.traces.volume,
+            unsummarised: s.traces.unsummarised,
+        }
+    }
+
+    /// The metrics of `s`.
+    pub fn metrics(s: &ServiceSummary) -> ReadPart {
+        ReadPart {
+            volume: s.metrics.volume,
+            unsummarised: s.metrics.unsummarised,
+        }
+    }
+
+    /// By signal name (`logs`, `traces`, `metrics`; anything else: nothing unsummarised).
+    pub fn of(s: &ServiceSummary, signal: &str) -> ReadPart {
+        match signal {
+            "logs" => ReadPart::logs(s),
+            "traces" => ReadPart::traces(s),
+            "metrics" => ReadPart::metrics(s),
+            _ => ReadPart::default(),
+        }
+    }
+
+    /// The part read: what the item-level data describes.
+    pub fn read(&self) -> Volume {
+        Volume {
+            items: self.volume.items.saturating_sub(self.unsummarised.items),
+            bytes: self.volume.bytes.saturating_sub(self.unsummarised.bytes),
+        }
+    }
+
+    /// Every item was read (the figures are not estimates).
+    pub fn is_whole(&self) -> bool {
+        self.unsummarised.is_zero()
+    }
+
+    /// Part of the volume was counted and none of it was read: there is nothing to
+    /// estimate from.
+    pub fn nothing_read(&self) -> bool {
+        !self.is_whole() && self.read().items == 0
+    }
+
+    /// Items in all per item read: `volume.items / read.items` (1 when everything was read,
+    /// 0 when nothing was).
+    pub fn items_scale(&self) -> f64 {
+        if self.unsummarised.items == 0 {
+            1.0
+        } else if self.read().items == 0 {
+            0.0
+        } else {
+            self.volume.items as f64 / self.read().items as f64
+        }
+    }
+
+    /// Bytes in all per byte read: `volume.bytes / read.bytes` (1 when every byte was read;
+    /// the items' scale when no byte was read but items were).
+    pub fn bytes_scale(&self) -> f64 {
+        if self.unsummarised.bytes == 0 {
+            1.0
+        } else if self.read().bytes == 0 {
+            self.items_scale()
+        } else {
+            self.volume.bytes as f64 / self.read().bytes as f64
+        }
+    }
+
+    /// Share of the items that was read (1 when the volume is empty).
+    pub fn read_share(&self) -> f64 {
+        if self.volume.items == 0 {
+            1.0
+        } else {
+            self.read().items as f64 / self.volume.items as f64
+        }
+    }
+
+    /// The unsummarised part as the API shows it.
+    pub fn unsummarised_view(&self) -> Unsummarised {
+        Unsummarised {
+            items: self.unsummarised.items,
+            bytes: self.unsummarised.bytes,
+            share_of_items: if self.volume.items == 0 {
+                0.0
+            } else {
+                self.unsummarised.items as f64 / self.volume.items as f64
+            },
+        }
+    }
+
+    /// The evidence line of a figure estimated from the read part (`None` when everything
+    /// was read): "estimated from 62% of records read (the edge counted the rest without
+    /// reading them)".
+    pub fn estimate_note(&self, noun: &str) -> Option<String> {
+        if self.is_whole() {
+            return None;
+        }
+        Some(format!(
+            "estimated from {} of {noun} read (the edge counted the rest without reading them): counts and shares are of the {} {noun} read; volumes and savings per day are scaled up to all {} {noun}",
+            percent(self.read_share()),
+            self.read().items,
+            self.volume.items
+        ))
+    }
+}
+
+/// A share as a person reads it: "62%", "0.4%" under 10%, never "100%" for less than all
+/// and never "0%" for more than none.
+pub fn percent(share: f64) -> String {
+    let p = 100.0 * share;
+    let p = if p > 0.0 && p < 100.0 {
+        p.clamp(0.1, 99.9)
+    } else {
+        p
+    };
+    if (p > 0.0 && p < 10.0) || (p > 99.0 && p < 100.0) {
+        format!("{p:.1}%")
+    } else {
+        format!("{p:.0}%")
+    }
+}
+
+/// Records, spans or data points of one signal counted without being read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Unsummarised {
+    /// Items counted without being read.
+    pub items: u64,
+    /// Their encoded bytes.
+    pub bytes: u64,
+    /// Their share of the signal's items (0 to 1).
+    pub share_of_items: f64,
+}
+
+/// [`Unsummarised`] per signal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct UnsummarisedSignals {
+    /// Log records.
+    pub logs: Unsummarised,
+    /// Spans.
+    pub traces: Unsummarised,
+    /// Metric data points.
+    pub metrics: Unsummarised,
+}
+
+impl UnsummarisedSignals {
+    /// The unsummarised parts of `s`.
+    pub fn of(s: &ServiceSummary) -> UnsummarisedSignals {
+        UnsummarisedSignals {
+            logs: ReadPart::logs(s).unsummarised_view(),
+            traces: ReadPart::traces(s).unsummarised_view(),
+            metrics: ReadPart::metrics(s).unsummarised_view(),
+        }
+    }
+}
+
+/// What a person should know about a service's estimates: per signal with an unsummarised
+/// part, how much was read, or that nothing was (so nothing is suggested from its content).
+pub fn read_notes(s: &ServiceSummary) -> Vec<String> {
+    [
+        ("logs", "log records", ReadPart::logs(s)),
+        ("traces", "spans", ReadPart::traces(s)),
+        ("metrics", "data points", ReadPart::metrics(s)),
+    ]
+    .into_iter()
+    .filter(|(_, _, r)| !r.is_whole())
+    .map(|(signal, noun, r)| {
+        if r.nothing_read() {
+            format!(
+                "{signal}: none of the {} {noun} were read (the edge counted them without reading them): nothing is suggested from their content",
+                r.volume.items
+            )
+        } else {
+            format!(
+                "{signal}: {} of the {} {noun} were read ({}; the edge counted the rest without reading them): estimates from them are scaled up to all {noun}",
+                r.read().items,
+                r.volume.items,
+                percent(r.read_share())
+            )
+        }
+    })
+    .collect()
+}
 
 /// Severity of a unit, from its number when set (1-24), else from its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -139,9 +347,23 @@ pub struct Unit {
     pub sample: Sample,
     /// Logs: the most records of its template within one second.
     pub peak_per_second: u64,
+    /// Items in all per item of the unit (its signal's [`ReadPart::items_scale`]).
+    pub items_scale: f64,
+    /// Bytes in all per byte of the unit (its signal's [`ReadPart::bytes_scale`]).
+    pub bytes_scale: f64,
 }
 
 impl Unit {
+    /// Its items estimated over the signal's whole volume (`items` when all were read).
+    pub fn est_items(&self) -> f64 {
+        self.items as f64 * self.items_scale
+    }
+
+    /// Its bytes estimated over the signal's whole volume (`bytes` when all were read).
+    pub fn est_bytes(&self) -> f64 {
+        self.bytes as f64 * self.bytes_scale
+    }
+
     /// Severity as shown in a dry-run breakdown: `DEBUG`, `DEBUG (number only)`, ...
     pub fn severity_label(&self) -> String {
         if self.number_only {
@@ -175,6 +397,10 @@ pub fn window_seconds(s: &ServiceSummary) -> f64 {
 /// The units of one service.
 pub fn units_of(s: &ServiceSummary) -> Vec<Unit> {
     let mut out = Vec::new();
+    let scales = |r: ReadPart| (r.items_scale(), r.bytes_scale());
+    let (log_items, log_bytes) = scales(ReadPart::logs(s));
+    let (span_items, span_bytes) = scales(ReadPart::traces(s));
+    let (point_items, point_bytes) = scales(ReadPart::metrics(s));
     for (tid, t) in &s.logs.templates {
         let keys: Vec<String> = t.attribute_keys.iter().cloned().collect();
         let security = is_security(&t.template, &t.attribute_keys);
@@ -222,6 +448,8 @@ pub fn units_of(s: &ServiceSummary) -> Vec<Unit> {
                 keys: keys.clone(),
                 sample: Sample::Log(record),
                 peak_per_second: t.peak_per_second,
+                items_scale: log_items,
+                bytes_scale: log_bytes,
             });
         }
     }
@@ -262,6 +490,8 @@ pub fn units_of(s: &ServiceSummary) -> Vec<Unit> {
                     ..Default::default()
                 }),
                 peak_per_second: 0,
+                items_scale: span_items,
+                bytes_scale: span_bytes,
             });
         }
     }
@@ -280,6 +510,8 @@ pub fn units_of(s: &ServiceSummary) -> Vec<Unit> {
             sample: Sample::Metric(metric_sample(name, &keys)),
             keys,
             peak_per_second: 0,
+            items_scale: point_items,
+            bytes_scale: point_bytes,
         });
     }
     out
@@ -297,6 +529,52 @@ mod tests {
         assert_eq!(Severity::of(6, ""), Severity::Debug);
         assert!(Severity::of(0, "?").protected());
         assert!(!Severity::of(9, "").protected());
+    }
+
+    #[test]
+    fn read_part_scales_and_shares() {
+        let v = |items, bytes| Volume { items, bytes };
+        let whole = ReadPart {
+            volume: v(1000, 100_000),
+            unsummarised: v(0, 0),
+        };
+        assert!(whole.is_whole() && !whole.nothing_read());
+        assert_eq!((whole.items_scale(), whole.bytes_scale()), (1.0, 1.0));
+        assert_eq!(whole.estimate_note("records"), None);
+        let part = ReadPart {
+            volume: v(1000, 100_000),
+            unsummarised: v(750, 50_000),
+        };
+        assert_eq!(part.read(), v(250, 50_000));
+        assert_eq!((part.items_scale(), part.bytes_scale()), (4.0, 2.0));
+        assert_eq!(part.read_share(), 0.25);
+        assert_eq!(part.unsummarised_view().share_of_items, 0.75);
+        assert!(part
+            .estimate_note("records")
+            .unwrap()
+            .starts_with("estimated from 25% of records read (the edge counted the rest"));
+        let none = ReadPart {
+            volume: v(10, 1000),
+            unsummarised: v(10, 1000),
+        };
+        assert!(none.nothing_read());
+        assert_eq!((none.items_scale(), none.bytes_scale()), (0.0, 0.0));
+        // Items read but their bytes all counted unread: bytes scale like items.
+        let odd = ReadPart {
+            volume: v(10, 1000),
+            unsummarised: v(5, 1000),
+        };
+        assert_eq!(odd.bytes_scale(), 2.0);
+    }
+
+    #[test]
+    fn percents_never_round_to_all_or_none() {
+        assert_eq!(percent(0.62), "62%");
+        assert_eq!(percent(0.9996), "99.9%");
+        assert_eq!(percent(0.00001), "0.1%");
+        assert_eq!(percent(0.05), "5.0%");
+        assert_eq!(percent(1.0), "100%");
+        assert_eq!(percent(0.0), "0%");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use weir_summary::summary::{AttributeSchema, ServiceSummary};
 
 use crate::control::ControlPlane;
+use crate::units::ReadPart;
 use crate::CatalogError;
 
 /// Totals per service and signal, the waste found and the saving: the same ledger as the
@@ -20,10 +21,14 @@ pub fn overview(c: &ControlPlane) -> Result<Value, CatalogError> {
             continue;
         };
         let scale = 86_400.0 / l.window_seconds;
+        let signal = |r: ReadPart| {
+            json!({"items": r.volume.items, "bytes": r.volume.bytes, "bytes_per_day": r.volume.bytes as f64 * scale,
+                   "unsummarised": r.unsummarised_view()})
+        };
         let signals = json!({
-            "logs": {"items": s.logs.volume.items, "bytes": s.logs.volume.bytes, "bytes_per_day": s.logs.volume.bytes as f64 * scale},
-            "traces": {"items": s.traces.volume.items, "bytes": s.traces.volume.bytes, "bytes_per_day": s.traces.volume.bytes as f64 * scale},
-            "metrics": {"items": s.metrics.volume.items, "bytes": s.metrics.volume.bytes, "bytes_per_day": s.metrics.volume.bytes as f64 * scale},
+            "logs": signal(ReadPart::logs(s)),
+            "traces": signal(ReadPart::traces(s)),
+            "metrics": signal(ReadPart::metrics(s)),
         });
         services.push(json!({
             "service": name,
@@ -33,6 +38,7 @@ pub fn overview(c: &ControlPlane) -> Result<Value, CatalogError> {
             "covered_bytes_per_day": l.covered_bytes_per_day,
             "window_seconds": l.window_seconds,
             "projection": format!("projected per day from the last {} of data", crate::advice::human_window(l.window_seconds)),
+            "notes": l.notes,
         }));
     }
     Ok(json!({
@@ -72,8 +78,23 @@ fn attributes(m: &BTreeMap<String, AttributeSchema>, total: u64) -> Vec<Value> {
         .collect()
 }
 
-/// One service: templates, attribute schema with cardinality, metrics, span names.
+/// `n` of the `read` items of a signal as a share (0 when nothing was read).
+fn share_of(n: u64, read: u64) -> f64 {
+    if read > 0 {
+        n as f64 / read as f64
+    } else {
+        0.0
+    }
+}
+
+/// One service: templates, attribute schema with cardinality, metrics, span names. Shares
+/// (templates, span names, metrics, attributes) are of the items read: when the edge
+/// counted some without reading them (`unsummarised`, per signal), the names, counts and
+/// attributes describe the rest, while `items` and `bytes` stay the whole volume.
 pub fn service(name: &str, s: &ServiceSummary) -> Value {
+    let (logs, traces, metrics) = (ReadPart::logs(s), ReadPart::traces(s), ReadPart::metrics(s));
+    let (log_read, span_read, point_read) =
+        (logs.read().items, traces.read().items, metrics.read().items);
     let mut templates: Vec<Value> = s
         .logs
         .templates
@@ -81,13 +102,13 @@ pub fn service(name: &str, s: &ServiceSummary) -> Value {
         .map(|(id, t)| {
             json!({
                 "id": id, "template": t.template, "count": t.count, "bytes": t.bytes,
-                "severity": t.severity, "first_seen_unix_nano": t.seen.first_unix_nano,
+                "share": share_of(t.count, log_read), "severity": t.severity, "first_seen_unix_nano": t.seen.first_unix_nano,
                 "last_seen_unix_nano": t.seen.last_unix_nano, "attribute_keys": t.attribute_keys,
             })
         })
         .collect();
     templates.sort_by_key(|t| std::cmp::Reverse(t["count"].as_u64().unwrap_or(0)));
-    let metrics: Vec<Value> = s
+    let metrics_list: Vec<Value> = s
         .metrics
         .metrics
         .iter()
@@ -95,6 +116,7 @@ pub fn service(name: &str, s: &ServiceSummary) -> Value {
             json!({
                 "name": n, "kind": m.kind, "unit": m.unit, "temporality": m.temporality,
                 "points": m.volume.items, "bytes": m.volume.bytes,
+                "share": share_of(m.volume.items, point_read),
                 "series_estimate": m.series.estimate(), "constant": m.constant.is_constant(),
                 "attribute_keys": m.attribute_keys.iter().map(|(k, d)| json!({"key": k, "distinct_estimate": d.estimate()})).collect::<Vec<_>>(),
             })
@@ -106,7 +128,8 @@ pub fn service(name: &str, s: &ServiceSummary) -> Value {
         .iter()
         .map(|(n, sp)| {
             json!({
-                "name": n, "count": sp.volume.items, "bytes": sp.volume.bytes, "kinds": sp.kinds,
+                "name": n, "count": sp.volume.items, "bytes": sp.volume.bytes,
+                "share": share_of(sp.volume.items, span_read), "kinds": sp.kinds,
                 "status": sp.status, "p50_ms": sp.duration_ms.quantile_ms(0.5),
                 "p99_ms": sp.duration_ms.quantile_ms(0.99), "attribute_keys": sp.attribute_keys,
             })
@@ -116,18 +139,22 @@ pub fn service(name: &str, s: &ServiceSummary) -> Value {
         "service": name,
         "logs": {
             "items": s.logs.volume.items, "bytes": s.logs.volume.bytes, "severity": s.logs.severity,
+            "unsummarised": logs.unsummarised_view(),
             "templates": templates,
-            "attributes": attributes(&s.logs.attributes.item, s.logs.volume.items),
-            "resource_attributes": attributes(&s.logs.attributes.resource, s.logs.volume.items),
+            "attributes": attributes(&s.logs.attributes.item, log_read),
+            "resource_attributes": attributes(&s.logs.attributes.resource, log_read),
         },
         "traces": {
-            "items": s.traces.volume.items, "bytes": s.traces.volume.bytes, "spans": spans,
-            "attributes": attributes(&s.traces.attributes.item, s.traces.volume.items),
+            "items": s.traces.volume.items, "bytes": s.traces.volume.bytes,
+            "unsummarised": traces.unsummarised_view(), "spans": spans,
+            "attributes": attributes(&s.traces.attributes.item, span_read),
         },
         "metrics": {
-            "items": s.metrics.volume.items, "bytes": s.metrics.volume.bytes, "metrics": metrics,
-            "attributes": attributes(&s.metrics.attributes.item, s.metrics.volume.items),
+            "items": s.metrics.volume.items, "bytes": s.metrics.volume.bytes,
+            "unsummarised": metrics.unsummarised_view(), "metrics": metrics_list,
+            "attributes": attributes(&s.metrics.attributes.item, point_read),
         },
+        "notes": crate::units::read_notes(s),
     })
 }
 

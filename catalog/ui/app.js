@@ -262,6 +262,29 @@ function attrTable(attrs, id) {
   );
 }
 
+const pct = (x) => `${(100 * (x || 0)).toFixed(1)}%`;
+
+/** Per signal, what the edges counted without reading it (the names and counts below describe the rest). */
+function unsummarisedNotice(s) {
+  const rows = [
+    ["Log records", s.logs],
+    ["Spans", s.traces],
+    ["Metric points", s.metrics],
+  ].filter(([, sig]) => sig.unsummarised && sig.unsummarised.items > 0);
+  if (!rows.length) return null;
+  return h(
+    "div",
+    { class: "panel notice", id: "svc-unsummarised" },
+    h("h2", {}, "Counted without being read"),
+    h("p", {}, "The edge was too busy to summarise part of this service's traffic and counted it instead: volumes are exact, but templates, severities, attributes and names (and their shares) describe only the part read. Findings scale their estimates up to the whole volume and say so."),
+    table(
+      ["Signal", "Items counted unread#", "Bytes#", "Share of items#"],
+      rows.map(([label, sig]) => [label, fmtNum(sig.unsummarised.items), fmtBytes(sig.unsummarised.bytes), pct(sig.unsummarised.share_of_items)]),
+      { id: "unsummarised-table" },
+    ),
+  );
+}
+
 async function servicePage(name) {
   const s = await api("GET", `/api/v1/services/${encodeURIComponent(name)}`);
   return [
@@ -274,6 +297,7 @@ async function servicePage(name) {
       card("Spans", fmtNum(s.traces.items), "svc-spans"),
       card("Metric points", fmtNum(s.metrics.items), "svc-points"),
     ),
+    unsummarisedNotice(s),
     h(
       "div",
       { class: "panel" },
@@ -281,8 +305,8 @@ async function servicePage(name) {
       h("p", { class: "muted" }, `Severity: ${fmtMix(s.logs.severity) || "none"}`),
       s.logs.templates.length
         ? table(
-            ["Template", "Records#", "Bytes#", "Severity"],
-            s.logs.templates.map((t) => [h("code", {}, t.template), fmtNum(t.count), fmtBytes(t.bytes), fmtMix(t.severity)]),
+            ["Template", "Records#", "Share#", "Bytes#", "Severity"],
+            s.logs.templates.map((t) => [h("code", {}, t.template), fmtNum(t.count), pct(t.share), fmtBytes(t.bytes), fmtMix(t.severity)]),
             { id: "templates-table" },
           )
         : h("p", { class: "muted" }, "none"),

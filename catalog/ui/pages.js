@@ -79,10 +79,13 @@ function acceptedRow(f) {
 }
 
 export async function findingsPage() {
-  const { findings, accepted = [], withheld = [], saving_bytes_per_day: total = 0, saving_series: series = 0 } = await api("GET", "/api/v1/findings");
+  const { findings, accepted = [], withheld = [], services = [], saving_bytes_per_day: total = 0, saving_series: series = 0 } = await api("GET", "/api/v1/findings");
+  // Services whose edges counted part of a signal without reading it: estimates, said so.
+  const notes = services.flatMap((l) => (l.notes || []).map((n) => `${l.service}: ${n}`));
   return [
     h("h1", {}, `Findings (${findings.length})`),
     h("p", { class: "muted", id: "findings-total" }, `Estimated saving if all are enforced: ${fmtBytes(total)}/day${series ? ` and ${fmtNum(series)} Prometheus series` : ""} (each record counted once; what existing policies cover is not counted).`, canEdit() ? "" : " Your role may look, not accept or dismiss."),
+    notes.length ? h("ul", { class: "notice", id: "estimate-notes" }, notes.map((n) => h("li", {}, n))) : null,
     findings.length ? findings.map(findingCard) : h("p", { class: "muted", id: "no-findings" }, "No open findings."),
     accepted.length ? [h("h2", {}, "Accepted: estimated against measured"), table(["finding", "service", "mode", "estimated", "measured enforced#", "measured shadow#"], accepted.map(acceptedRow), { id: "accepted-table" })] : null,
     withheld.length ? [h("h2", {}, "Withheld suggestions"), table(["finding", "service", "why not shown"], withheld.map((w) => [w.title, w.service, w.reason]), { id: "withheld-table" })] : null,

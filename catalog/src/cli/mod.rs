@@ -193,6 +193,13 @@ pub fn report_text(c: &ControlPlane, top: usize) -> Result<String, String> {
         human_bytes(advice.bytes_per_day),
         findings.len()
     ));
+    // Services whose edges counted part of a signal without reading it: its findings are
+    // estimated from the part read (their evidence says so).
+    for l in &advice.services {
+        for note in &l.notes {
+            out.push_str(&format!("ESTIMATE {}: {note}\n", l.service));
+        }
+    }
     let prometheus = prometheus_text(c)?;
     if !prometheus.is_empty() {
         out.push_str(&format!(
