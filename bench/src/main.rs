@@ -266,7 +266,7 @@ fn print_group(runs: &[RunReport], baseline_items: Option<f64>) -> f64 {
         .unwrap_or_else(|| "-".into());
     let r0 = &runs[0];
     println!(
-        "{:<6} {:<9} {:<7} {:>6} {:>12.0} {:>12.0} {:>8.0} {:>8.0} {:>8.0} {:>9.2} {:>8.1} {:>8.1} {:>6} {:>7} {:>8.0}",
+        "{:<6} {:<9} {:<7} {:>6} {:>12.0} {:>12.0} {:>8.0} {:>8.0} {:>8.0} {:>9.2} {:>8.1} {:>8.1} {:>6} {:>7} {:>8.0} {:>6}",
         r0.target,
         format!("{:?}", r0.scenario).to_lowercase(),
         r0.signal,
@@ -282,6 +282,14 @@ fn print_group(runs: &[RunReport], baseline_items: Option<f64>) -> f64 {
         runs.iter().map(|r| r.loss).max().unwrap_or(0),
         ratio,
         m(|r| r.refused as f64),
+        {
+            let shares: Vec<f64> = runs.iter().filter_map(|r| r.summarised_share).collect();
+            if shares.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{:.1}%", 100.0 * median(shares))
+            }
+        },
     );
     items_in
 }
@@ -333,7 +341,7 @@ async fn run_all(a: RunArgs) -> anyhow::Result<bool> {
     let mut all = Vec::new();
     let mut lossless = true;
     println!(
-        "{:<6} {:<9} {:<7} {:>6} {:>12} {:>12} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>6} {:>7} {:>8}",
+        "{:<6} {:<9} {:<7} {:>6} {:>12} {:>12} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>6} {:>7} {:>8} {:>6}",
         "target",
         "scenario",
         "signal",
@@ -348,7 +356,8 @@ async fn run_all(a: RunArgs) -> anyhow::Result<bool> {
         "peak_MiB",
         "loss",
         "weir/x",
-        "refused"
+        "refused",
+        "read%"
     );
     for signal in signals {
         for &scenario in &a.scenarios {

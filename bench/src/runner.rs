@@ -118,6 +118,38 @@ pub struct RunReport {
     pub loss: i64,
     /// Requests refused (retryable) and retried.
     pub refused: u64,
+    /// Of the items the target's `catalog` exporters took, the share their summariser read
+    /// (the rest was counted unread: `weir_catalog_unsummarised_items`); `None` without a
+    /// catalog exporter or metrics endpoint.
+    pub summarised_share: Option<f64>,
+}
+
+/// The sums of Weir's `weir_catalog_summarised_items_total` and
+/// `weir_catalog_unsummarised_items_total` at `127.0.0.1:port/metrics`.
+fn catalog_counts(port: u16) -> Option<(f64, f64)> {
+    use std::io::{Read, Write};
+    let mut c = TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(2),
+    )
+    .ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    c.read_to_string(&mut text).ok()?;
+    let (mut read, mut unread, mut seen) = (0.0, 0.0, false);
+    for line in text.lines() {
+        let value = || line.rsplit(' ').next()?.parse::<f64>().ok();
+        if line.starts_with("weir_catalog_summarised_items_total") {
+            read += value()?;
+            seen = true;
+        } else if line.starts_with("weir_catalog_unsummarised_items_total") {
+            unread += value()?;
+            seen = true;
+        }
+    }
+    seen.then_some((read, unread))
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -241,7 +273,18 @@ pub async fn run(spec: &RunSpec, workdir: &Path) -> anyhow::Result<RunReport> {
         .spawn()
         .with_context(|| format!("starting {cmdline}"))?;
     let pid = child.id();
-    let result = measure(spec, &sink, receiver, Some((pid, &mut child))).await;
+    let metrics_port = vars
+        .iter()
+        .find(|(k, _)| *k == "metrics_port")
+        .and_then(|(_, v)| v.parse().ok());
+    let mut result = measure(spec, &sink, receiver, Some((pid, &mut child))).await;
+    if let (Ok(r), Some(port)) = (&mut result, metrics_port) {
+        // The summariser catches up with its queue (at most 16 batches) once the load stops.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        r.summarised_share = catalog_counts(port)
+            .filter(|(read, unread)| read + unread > 0.0)
+            .map(|(read, unread)| read / (read + unread));
+    }
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -353,5 +396,6 @@ async fn measure(
         dropped_by_policy: dropped,
         loss: sent as i64 - received as i64 - dropped as i64,
         refused: stats.refused.load(Ordering::Relaxed),
+        summarised_share: None,
     })
 }
