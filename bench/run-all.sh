@@ -130,6 +130,10 @@ components() {
 }
 
 section build build
+if ! grep -q "end   1-build (exit 0)" "$out/run.txt" && { [ ${#wanted[@]} -eq 0 ] || [[ " ${wanted[*]} " == *" build "* ]]; }; then
+  log "the build failed: nothing is measured on old binaries"
+  exit 1
+fi
 section e2e e2e
 section rotel_old rotel_old
 section edge_load edge_load

@@ -350,7 +350,13 @@ fn template_candidates(
     a: TemplateAdvice<'_>,
 ) -> Vec<Candidate> {
     let mine = |u: &Unit| u.signal == "logs" && u.group == tid;
-    let mixed = units.iter().any(|u| mine(u) && u.severity.protected());
+    // Part of the service's logs was counted without being read: the severities of those
+    // records are unknown, so the template is treated as holding WARN-or-above records too.
+    let partly_read = units
+        .iter()
+        .any(|u| u.signal == "logs" && (u.items_scale != 1.0 || u.bytes_scale != 1.0));
+    let has_high = units.iter().any(|u| mine(u) && u.severity.protected());
+    let mixed = has_high || partly_read;
     let body = json!({"log_field": "body", "regex": template_regex(template)});
     let mut out = Vec::new();
     let (low_claims, low_match) = if mixed {
@@ -371,8 +377,10 @@ fn template_candidates(
     if low_claims.iter().any(|c| *c) {
         let id = format!("{}-{}", a.prefix, short_hash(&[service, tid]));
         let mut evidence = a.evidence.clone();
-        if mixed {
+        if has_high {
             evidence.push("the template also has WARN-or-above records; the policy matches only records whose severity text is below WARN".into());
+        } else if partly_read {
+            evidence.push("part of the service's logs was counted without being read, so their severities are unknown; the policy matches only records whose severity text is below WARN".into());
         }
         out.push(Candidate {
             id: id.clone(),

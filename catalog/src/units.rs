@@ -384,6 +384,8 @@ pub fn service_seen(s: &ServiceSummary) -> Seen {
     s.logs.templates.values().for_each(|t| add(&t.seen));
     s.traces.spans.values().for_each(|t| add(&t.seen));
     s.metrics.metrics.values().for_each(|t| add(&t.seen));
+    // Batches counted without being read have no record times: their receive times.
+    add(&s.unsummarised_seen);
     seen
 }
 

@@ -343,3 +343,75 @@ fn the_unread_part_survives_a_restart_and_adds_up() {
     assert_eq!(v["logs"]["unsummarised"]["share_of_items"], 0.5);
     assert_eq!(v["logs"]["templates"][0]["share"], 0.8);
 }
+
+#[test]
+fn a_partly_read_template_is_guarded_by_severity_since_the_unread_part_may_hold_errors() {
+    // Only INFO records of the template were read; the 400 counted unread may be ERRORs
+    // (an edge is saturated during incidents): the suggestion must match below-WARN
+    // severity texts only, never the template alone.
+    let mut s = ServiceSummary::default();
+    let info = SeverityMix {
+        info: 100,
+        ..Default::default()
+    };
+    s.logs.templates.insert(
+        template_id(ERROR_TPL),
+        template(ERROR_TPL, 100, "9|INFO", info),
+    );
+    s.logs.severity = info;
+    s.logs.unsummarised = Volume {
+        items: 400,
+        bytes: 40_000,
+    };
+    s.logs.volume = Volume {
+        items: 500,
+        bytes: 50_000,
+    };
+    let (_d, c) = catalog(&[("api", s.clone())]);
+    let a = c.advice().unwrap();
+    let dominant = one(&a, WasteKind::DominantTemplate);
+    let text = dominant.policy.to_string();
+    assert!(text.contains("severity_text"), "{text}");
+    assert!(
+        dominant
+            .evidence
+            .iter()
+            .any(|e| e.starts_with("part of the service's logs was counted without being read")),
+        "{:?}",
+        dominant.evidence
+    );
+    // Read whole, the same template is suggested without the guard (as before).
+    s.logs.unsummarised = Volume::default();
+    s.logs.volume = Volume {
+        items: 100,
+        bytes: 10_000,
+    };
+    let (_d2, c2) = catalog(&[("api", s)]);
+    let b = c2.advice().unwrap();
+    let whole = one(&b, WasteKind::DominantTemplate);
+    assert!(
+        !whole.policy.to_string().contains("severity_text"),
+        "{}",
+        whole.policy
+    );
+}
+
+#[test]
+fn the_window_covers_batches_counted_unread() {
+    // 300 records counted unread over one hour of receive times, none read: the volume per
+    // day is 24 times the volume, not 1440 times (a one-minute window).
+    let mut idle = ServiceSummary::default();
+    idle.logs.volume = Volume {
+        items: 300,
+        bytes: 30_000,
+    };
+    idle.logs.unsummarised = idle.logs.volume;
+    idle.unsummarised_seen = Seen {
+        first_unix_nano: T0,
+        last_unix_nano: T0 + HOUR,
+    };
+    assert_eq!(weir_catalog::units::window_seconds(&idle), 3600.0);
+    let (_d, c) = catalog(&[("idle", idle)]);
+    let a = c.advice().unwrap();
+    assert_eq!(a.bytes_per_day, 30_000.0 * PER_DAY);
+}

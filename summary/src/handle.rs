@@ -204,6 +204,11 @@ impl MetadataHandle {
     /// [`crate::extract::OTHER_SERVICES`].
     pub fn count_unsummarised(&self, batch: &Batch) {
         let signal = batch.signal();
+        let received = batch
+            .context
+            .received_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         let mut out = self.unsummarised.lock().unwrap_or_else(|e| e.into_inner());
         crate::extract::unread::volumes(batch, |service, v| {
             let name =
@@ -218,6 +223,7 @@ impl MetadataHandle {
             let Some(svc) = out.services.get_mut(name) else {
                 return;
             };
+            svc.unsummarised_seen.observe(received);
             let (volume, unsummarised) = match signal {
                 Signal::Logs => (&mut svc.logs.volume, &mut svc.logs.unsummarised),
                 Signal::Traces => (&mut svc.traces.volume, &mut svc.traces.unsummarised),

@@ -172,6 +172,21 @@ impl Check<'_> {
         }
     }
 
+    /// With a part unsummarised, what the item-level entries (templates, span names, metric
+    /// names) count is at most the part read, `volume - unsummarised`: a catalog scales
+    /// their estimates by `volume / read`, so more would claim savings past the volume.
+    fn entries_within_read(&mut self, at: &str, what: &str, volume: &Volume, u: &Volume, n: u64) {
+        // Checked where estimates are scaled (a summary read whole is taken as before).
+        let read = volume.items.saturating_sub(u.items);
+        if !u.is_zero() && n > read {
+            self.push(
+                at.to_string(),
+                "invalid",
+                format!("{n} {what} counted in entries, more than the {read} read (volume - unsummarised)"),
+            );
+        }
+    }
+
     /// `unsummarised` is a part of `volume`: never more items or bytes.
     fn unsummarised(&mut self, at: &str, volume: &Volume, u: &Volume) {
         self.volume(&format!("{at}.unsummarised"), u);
@@ -293,6 +308,17 @@ impl Check<'_> {
         let lat = format!("{at}.logs");
         self.volume(&format!("{lat}.volume"), &l.volume);
         self.unsummarised(&lat, &l.volume, &l.unsummarised);
+        let n = l
+            .templates
+            .values()
+            .fold(0u64, |a, t| a.saturating_add(t.count));
+        self.entries_within_read(
+            &format!("{lat}.templates"),
+            "records",
+            &l.volume,
+            &l.unsummarised,
+            n,
+        );
         self.severity(&format!("{lat}.severity"), &l.severity);
         self.attributes(&format!("{lat}.attributes"), &l.attributes);
         let tat = format!("{lat}.templates");
@@ -343,6 +369,17 @@ impl Check<'_> {
         let trat = format!("{at}.traces");
         self.volume(&format!("{trat}.volume"), &tr.volume);
         self.unsummarised(&trat, &tr.volume, &tr.unsummarised);
+        let n = tr
+            .spans
+            .values()
+            .fold(0u64, |a, x| a.saturating_add(x.volume.items));
+        self.entries_within_read(
+            &format!("{trat}.spans"),
+            "spans",
+            &tr.volume,
+            &tr.unsummarised,
+            n,
+        );
         self.attributes(&format!("{trat}.attributes"), &tr.attributes);
         let sat = format!("{trat}.spans");
         if self.map(&sat, &tr.spans, self.limits.max_names) {
@@ -374,6 +411,17 @@ impl Check<'_> {
         let mat = format!("{at}.metrics");
         self.volume(&format!("{mat}.volume"), &m.volume);
         self.unsummarised(&mat, &m.volume, &m.unsummarised);
+        let n = m
+            .metrics
+            .values()
+            .fold(0u64, |a, x| a.saturating_add(x.volume.items));
+        self.entries_within_read(
+            &format!("{mat}.metrics"),
+            "data points",
+            &m.volume,
+            &m.unsummarised,
+            n,
+        );
         self.attributes(&format!("{mat}.attributes"), &m.attributes);
         let nat = format!("{mat}.metrics");
         if self.map(&nat, &m.metrics, self.limits.max_names) {
@@ -463,6 +511,38 @@ mod tests {
                      services[\"checkout\"].metrics.volume"
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn entries_count_at_most_what_was_read() {
+        let mut s = one("checkout");
+        let logs = &mut s.services.get_mut("checkout").unwrap().logs;
+        logs.volume = Volume {
+            items: 100,
+            bytes: 1000,
+        };
+        logs.unsummarised = Volume {
+            items: 90,
+            bytes: 900,
+        };
+        logs.templates.insert(
+            "00ff".into(),
+            TemplateSummary {
+                template: "user <*> logged in".into(),
+                count: 10,
+                ..Default::default()
+            },
+        );
+        assert_eq!(validate(&s, &SummaryLimits::default()), []);
+        let logs = &mut s.services.get_mut("checkout").unwrap().logs;
+        logs.templates.get_mut("00ff").unwrap().count = 11;
+        let v = validate(&s, &SummaryLimits::default());
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].path, "services[\"checkout\"].logs.templates");
+        assert_eq!(
+            v[0].message,
+            "11 records counted in entries, more than the 10 read (volume - unsummarised)"
         );
     }
 

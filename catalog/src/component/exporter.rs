@@ -496,16 +496,27 @@ impl CatalogExporter {
 }
 
 async fn flush_once(
-    handle: &MetadataHandle,
+    handle: &Arc<MetadataHandle>,
     include: &Included,
     pending: &Mutex<CatalogSummary>,
     outbox: &Mutex<Outbox>,
     dest: &Destination,
 ) {
-    let mut gathered = handle.take();
-    for h in include.handles() {
-        gathered.merge(&h.take());
-    }
+    // Off the async runtime: a take waits for the batch the summarising thread (at the
+    // lowest priority, so slow to get the CPU under load) is reading.
+    let (h, inc) = (handle.clone(), include.clone());
+    let gathered = tokio::task::spawn_blocking(move || {
+        let mut gathered = h.take();
+        for h in inc.handles() {
+            gathered.merge(&h.take());
+        }
+        gathered
+    })
+    .await
+    .unwrap_or_else(|e| {
+        tracing::error!(error = %e, "taking the catalog summary failed");
+        CatalogSummary::default()
+    });
     if !gathered.is_empty() {
         pending
             .lock()

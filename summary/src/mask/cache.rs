@@ -35,10 +35,9 @@ pub(super) struct LineEntry {
 /// digit is masked), so two lines of one shape mask alike: `took 12 ms rows=4031` and
 /// `took 97 ms rows=5208` share an entry. A line of a recent shape takes its masked form
 /// from here instead of running the rules again; the output is identical
-/// (`mask::tests::digits_never_change_the_masked_line` checks this on the Loghub samples
-/// and on made-up lines). Logs repeat shapes far more than exact lines: a message with
-/// numbers in it (durations, counts, ports, addresses, numeric ids) repeats its shape
-/// while its numbers vary.
+/// (`tests/digit_shape.rs` checks this on the Loghub samples and on made-up lines). Logs
+/// repeat shapes far more than exact lines: a message with numbers in it (durations,
+/// counts, ports, addresses, numeric ids) repeats its shape while its numbers vary.
 /// Direct-mapped, bounded (`LINE_SLOTS` lines of at most `CACHED_LINE` bytes, masked text
 /// of at most `CACHED_LINE_OUT` bytes and `CACHED_LINE_TOKENS` tokens: at most about
 /// 1.3 MiB, typically under 300 KiB, allocated on first use), in memory only.

@@ -61,6 +61,11 @@ pub struct ServiceSummary {
     pub traces: TracesSummary,
     /// Metric data points.
     pub metrics: MetricsSummary,
+    /// When the batches counted without being read (`unsummarised` of any signal) were
+    /// received: they have no record times, and a catalog's projection window must still
+    /// cover them.
+    #[serde(skip_serializing_if = "Seen::is_never")]
+    pub unsummarised_seen: Seen,
 }
 
 /// Attribute keys kept per template or span name.
@@ -151,6 +156,7 @@ impl ServiceSummary {
     /// names and keys were left out.
     pub fn merge_within(&mut self, o: &ServiceSummary, caps: &MergeCaps) -> u64 {
         let mut out = 0u64;
+        self.unsummarised_seen.merge(&o.unsummarised_seen);
         let (l, ol) = (&mut self.logs, &o.logs);
         l.volume.merge(&ol.volume);
         l.unsummarised.merge(&ol.unsummarised);

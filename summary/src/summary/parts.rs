@@ -54,6 +54,11 @@ impl Seen {
         }
     }
 
+    /// Nothing seen.
+    pub fn is_never(&self) -> bool {
+        self.first_unix_nano == 0 && self.last_unix_nano == 0
+    }
+
     pub(super) fn merge(&mut self, o: &Seen) {
         self.observe(o.first_unix_nano);
         self.observe(o.last_unix_nano);
