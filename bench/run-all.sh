@@ -11,6 +11,7 @@
 #   ROTEL_NEW          the current rotel's binary, built by bench/peers/build-rotel.sh
 #                      (the rotel sections are skipped, and say so, without it)
 #   ROTEL_OLD          rotel-agent of the PyPI alpha (default: installed with pip here)
+#   WEIR_BEFORE        another build's weir, for the before/after section (skipped without)
 #   DURATION, REPEAT   of every weir-bench run (default 5s, 3)
 # Needs: the wasm32-unknown-unknown target (rustup), Python 3 with pip, and for the filelog
 # section the requirements of tests/requirements.txt (otelcol-contrib).
@@ -78,6 +79,19 @@ edge_load() {
   done
 }
 
+# Before/after, alternating, one run each per round (WEIR_BEFORE: another build's weir;
+# skipped without it): the edge as shipped and the summary scenario.
+pair() {
+  if [ -z "${WEIR_BEFORE:-}" ]; then echo "WEIR_BEFORE not set: skipped"; return 0; fi
+  for r in $(seq "$R"); do
+    for b in "$WEIR_BEFORE" "$W"; do
+      echo "== round $r: $b"
+      taskset -c 1 "$B" run --targets weir --weir "$b" --scenarios metadata,edge \
+        --signals logs,traces --batch 1000 --duration "$D" --repeat 1 --cores 0
+    done
+  done
+}
+
 # Added latency: a fixed rate straight to the sink (direct) and through Weir.
 latency() {
   taskset -c 1 "$B" run --targets direct,weir --weir "$W" --scenarios forward \
@@ -137,6 +151,7 @@ fi
 section e2e e2e
 section rotel_old rotel_old
 section edge_load edge_load
+section pair pair
 section latency latency
 section durability durability
 section summariser summariser
