@@ -1,6 +1,6 @@
 //! The summariser off the data path: [`Background`] summarises batches on a thread of its
-//! own, at the lowest CPU priority of the process, so that summarising never takes CPU time
-//! the data path (receivers, processors, exporters) needs.
+//! own, at the lowest CPU priority of the process, so that the data path (receivers,
+//! processors, exporters) has the CPU first and never waits for a summary.
 //!
 //! Batches wait in a short bounded queue. When the queue is full (the CPU is saturated and
 //! the data path keeps it busy), a batch is *counted* instead of read: per service, its
@@ -65,42 +65,14 @@ impl Background {
         counters: BackgroundCounters,
     ) -> std::io::Result<Self> {
         let (tx, rx) = bounded::<Job>(QUEUE_BATCHES);
-        let h = handle.clone();
-        let summarised = counters.summarised.clone();
-        let unsummarised = counters.unsummarised.clone();
+        let (h, c) = (handle.clone(), counters.clone());
         let queue = rx.clone();
         let thread = std::thread::Builder::new()
             .name("weir-summarise".into())
             .spawn(move || {
                 lower_priority();
-                for job in queue {
-                    match job {
-                        Job::Batch(b) => {
-                            let read =
-                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                    h.observe(&b)
-                                }));
-                            if read.is_ok() {
-                                summarised[b.signal()].inc_by(b.item_count() as u64);
-                            } else {
-                                // A bug, not an input: the batch still counts, unread, and
-                                // the thread goes on with the next.
-                                tracing::error!(
-                                    "the summariser panicked on a batch; it is counted unread"
-                                );
-                                h.count_unsummarised(&b);
-                                unsummarised[b.signal()].inc_by(b.item_count() as u64);
-                            }
-                        }
-                        Job::Sync(done) => {
-                            let _ = done.send(());
-                        }
-                        #[cfg(test)]
-                        Job::Pause { paused, resume } => {
-                            let _ = paused.send(());
-                            let _ = resume.recv();
-                        }
-                    }
+                for batch in queue.into_iter().filter_map(Job::into_batch) {
+                    read(&h, &c, &batch);
                 }
             })?;
         Ok(Background {
@@ -110,11 +82,6 @@ impl Background {
             rx,
             thread: Mutex::new(Some(thread)),
         })
-    }
-
-    /// The handle the thread summarises into.
-    pub fn handle(&self) -> &Arc<MetadataHandle> {
-        &self.handle
     }
 
     /// Hands `batch` to the summarising thread; never waits. When its queue is full, the
@@ -138,8 +105,7 @@ impl Background {
     }
 
     fn summarise_here(&self, batch: &Batch) {
-        self.handle.observe(batch);
-        self.counters.summarised[batch.signal()].inc_by(batch.item_count() as u64);
+        read(&self.handle, &self.counters, batch);
     }
 
     /// Waits until every batch submitted before this call is summarised (tests, and a
@@ -159,22 +125,44 @@ impl Background {
     /// summarised on the caller's thread.
     pub fn finish(&self) {
         drop(self.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
-        for job in self.rx.try_iter() {
-            match job {
-                Job::Batch(b) => self.summarise_here(&b),
-                Job::Sync(done) => {
-                    let _ = done.send(());
-                }
-                #[cfg(test)]
-                Job::Pause { paused, resume } => {
-                    let _ = paused.send(());
-                    let _ = resume.recv();
-                }
-            }
+        for batch in self.rx.try_iter().filter_map(Job::into_batch) {
+            self.summarise_here(&batch);
         }
         if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = t.join();
         }
+    }
+}
+
+impl Job {
+    /// The batch of a batch job; a control job is answered here and gives `None`.
+    fn into_batch(self) -> Option<Batch> {
+        match self {
+            Job::Batch(b) => Some(b),
+            Job::Sync(done) => {
+                let _ = done.send(());
+                None
+            }
+            #[cfg(test)]
+            Job::Pause { paused, resume } => {
+                let _ = paused.send(());
+                let _ = resume.recv();
+                None
+            }
+        }
+    }
+}
+
+/// Reads `batch` into `h`. A panic (a bug, not an input: every input is read or refused)
+/// leaves the batch counted unread, and the caller goes on with the next.
+fn read(h: &MetadataHandle, c: &BackgroundCounters, batch: &Batch) {
+    let n = batch.item_count() as u64;
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.observe(batch))).is_ok() {
+        c.summarised[batch.signal()].inc_by(n);
+    } else {
+        tracing::error!("the summariser panicked on a batch; it is counted unread");
+        h.count_unsummarised(batch);
+        c.unsummarised[batch.signal()].inc_by(n);
     }
 }
 
