@@ -23,6 +23,9 @@
 //!   with prost on its own and read through [`LogView`]. That is decided while the record's
 //!   top level and attributes are read, before the record is evaluated, so each record is
 //!   evaluated exactly once ([`LogVerdicts::prost_decoded`] counts these records).
+//! - A record's attributes are read only when a policy of the set reads them
+//!   ([`crate::set::Reads`]); otherwise they are checked for their wire type alone, and
+//!   nothing inside them sends a record to prost (no verdict depends on them).
 //! - A request whose resource and scope levels cannot be read at all is left to the caller
 //!   (`None`, before anything was evaluated), which decodes it.
 //! - Strings inside records are made `str`s (validated as UTF-8) only when a policy reads
@@ -41,7 +44,7 @@ use crate::raw::{RawAny, RawKeyValue, Wire};
 use crate::record::Context;
 use crate::record::WellKnown;
 use crate::record::{non_empty, non_empty_bytes, Field, FieldValue, LogView, Record};
-use crate::set::PolicySet;
+use crate::set::{PolicySet, Reads};
 
 /// A log record's fields that policies read, in place. Attributes are kept beside it, in a
 /// vector reused from record to record.
@@ -56,9 +59,15 @@ struct RawLog<'a> {
 }
 
 impl<'a> RawLog<'a> {
-    /// Reads a record's top level and its attributes (all of them, nested lists included,
-    /// so that every reason to leave the record to prost shows up before it is evaluated).
-    fn parse(buf: &'a [u8], attributes: &mut Vec<RawKeyValue<'a>>) -> Option<RawLog<'a>> {
+    /// Reads a record's top level and, when a policy reads them (`reads.attributes`), its
+    /// attributes: all of them, nested lists included, so that every reason to leave the
+    /// record to prost shows up before it is evaluated. Attributes no policy reads are only
+    /// checked for their wire type: nothing in them can change the verdict.
+    fn parse(
+        buf: &'a [u8],
+        reads: Reads,
+        attributes: &mut Vec<RawKeyValue<'a>>,
+    ) -> Option<RawLog<'a>> {
         attributes.clear();
         let mut r = RawLog::default();
         for f in fields(buf) {
@@ -72,7 +81,10 @@ impl<'a> RawLog<'a> {
                     }
                     r.body = Some(parse_any(b, 1, false)?);
                 }
-                (6, Wire::Len(b)) => attributes.push(parse_key_value(b, 1, true)?),
+                (6, Wire::Len(b)) if reads.attributes => {
+                    attributes.push(parse_key_value(b, 1, true)?);
+                }
+                (6, Wire::Len(_)) => {}
                 (9, Wire::Len(b)) => r.trace_id = b,
                 (10, Wire::Len(b)) => r.span_id = b,
                 (12, Wire::Len(s)) => r.event_name = s,
@@ -125,10 +137,11 @@ pub fn evaluate_logs_encoded(set: &PolicySet, buf: &[u8], now: Instant) -> Optio
     v.keep.reserve(layout.items.len());
     v.transforms.reserve(layout.items.len());
     let mut attributes = Vec::new();
+    let reads = set.logs.reads;
     for scope in &layout.scopes {
         let (ctx, records) = crate::raw::scope(&layout, scope);
         for &bytes in records {
-            if let Some(record) = RawLog::parse(bytes, &mut attributes) {
+            if let Some(record) = RawLog::parse(bytes, reads, &mut attributes) {
                 let view = RawLogView {
                     ctx,
                     record: &record,

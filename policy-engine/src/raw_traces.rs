@@ -26,7 +26,9 @@
 //!   [`SpanView`]. That is decided while the span is read, before it is evaluated, so each
 //!   span is evaluated exactly once ([`TraceVerdicts::prost_decoded`] counts these spans).
 //! - Links' attributes and tracestates and events' times are not read (no policy reads
-//!   them), so nothing in them sends a span to prost.
+//!   them), so nothing in them sends a span to prost. Likewise a span's attributes, and
+//!   its events, when no policy of the set reads them ([`crate::set::Reads`]): they are
+//!   checked for their wire type alone.
 
 use std::ops::Range;
 
@@ -38,7 +40,7 @@ use crate::matcher::{Facets, Test};
 use crate::raw::{attribute, fields, layout, parse_key_value, utf8, RawKeyValue, Wire};
 use crate::record::{non_empty, non_empty_bytes, Context, Field, FieldValue, Record};
 use crate::record::{SpanView, WellKnown};
-use crate::set::PolicySet;
+use crate::set::{PolicySet, Reads};
 
 /// An event: its name and its attributes (a range of [`SpanParts::event_attributes`]).
 struct RawEvent<'a> {
@@ -81,7 +83,8 @@ struct RawSpan<'a> {
 impl<'a> RawSpan<'a> {
     /// Reads a span's top level, its attributes, events (with their attributes) and links;
     /// `None` when prost must decode it (see the module documentation).
-    fn parse(buf: &'a [u8], parts: &mut SpanParts<'a>) -> Option<RawSpan<'a>> {
+    /// Attributes and events no policy reads (`reads`) are only checked for their wire type.
+    fn parse(buf: &'a [u8], reads: Reads, parts: &mut SpanParts<'a>) -> Option<RawSpan<'a>> {
         parts.clear();
         let mut s = RawSpan::default();
         for f in fields(buf) {
@@ -97,11 +100,14 @@ impl<'a> RawSpan<'a> {
                 (7 | 8, Wire::Fixed64(_))
                 | (10 | 12 | 14, Wire::Varint(_))
                 | (16, Wire::Fixed32) => {}
-                (9, Wire::Len(b)) => parts.attributes.push(parse_key_value(b, 1, true)?),
-                (11, Wire::Len(b)) => {
+                (9, Wire::Len(b)) if reads.attributes => {
+                    parts.attributes.push(parse_key_value(b, 1, true)?);
+                }
+                (11, Wire::Len(b)) if reads.events => {
                     let event = parse_event(b, &mut parts.event_attributes)?;
                     parts.events.push(event);
                 }
+                (9 | 11, Wire::Len(_)) => {}
                 (13, Wire::Len(b)) => parts.links.push(parse_link(b)?),
                 (15, Wire::Len(b)) => {
                     // Merged with any earlier status: a code given here replaces its code.
@@ -229,10 +235,11 @@ pub fn evaluate_traces_encoded(set: &PolicySet, buf: &[u8]) -> Option<TraceVerdi
     let layout = layout(buf)?;
     v.spans.reserve(layout.items.len());
     let mut parts = SpanParts::default();
+    let reads = set.traces.reads;
     for scope in &layout.scopes {
         let (ctx, spans) = crate::raw::scope(&layout, scope);
         for &bytes in spans {
-            if let Some(span) = RawSpan::parse(bytes, &mut parts) {
+            if let Some(span) = RawSpan::parse(bytes, reads, &mut parts) {
                 let view = RawSpanView {
                     ctx,
                     span: &span,

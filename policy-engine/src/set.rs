@@ -13,6 +13,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{RegexSet, RegexSetBuilder};
 use weir_api::Signal;
@@ -106,7 +108,9 @@ fn prefix_hints(pattern: &str) -> Option<Vec<String>> {
 #[derive(Default)]
 struct FieldGroup {
     field: Option<Field>,
-    exact: HashMap<String, Vec<u32>>,
+    /// Looked up once per record: a fast hasher (the keys are the policies' own values, so
+    /// records cannot choose collisions).
+    exact: FxHashMap<String, Vec<u32>>,
     literal_patterns: Vec<(String, u32, PatternKind)>,
     literals: Option<AhoCorasick>,
     regex_patterns: Vec<(String, u32)>,
@@ -118,10 +122,48 @@ struct FieldGroup {
 pub struct SignalIndex {
     groups: Vec<FieldGroup>,
     always: Vec<u32>,
-    /// Per policy index: the matcher index verified by the prefilter.
-    anchors: HashMap<u32, usize>,
+    /// Per policy index: the matcher index verified by the prefilter (`NO_ANCHOR`: none).
+    /// Read for every candidate of every record, so a vector, not a map.
+    anchors: Vec<u32>,
     /// Number of active policies of this signal.
     pub active: usize,
+    /// Which parts of an item the active policies read.
+    pub reads: Reads,
+}
+
+const NO_ANCHOR: u32 = u32::MAX;
+
+/// Which parts of its items (log records, spans, data points) a signal's active policies
+/// read, shadow policies included. The readers of encoded requests ([`crate::raw_logs`],
+/// [`crate::raw_traces`]) skip a part nobody reads, after checking its wire type: no
+/// verdict depends on it, so however it is encoded (a value prost would merge included)
+/// the record is decided as on the decoded request, and the time to read it is saved.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reads {
+    /// The item's own attributes: a matcher on them, or a sampling key.
+    pub attributes: bool,
+    /// Span events: their names or their attributes.
+    pub events: bool,
+}
+
+impl Reads {
+    /// What `target` reads.
+    fn add(&mut self, target: &Target) {
+        for m in target.matchers() {
+            match &m.subject {
+                Subject::Field(Field::Record(_), _) => self.attributes = true,
+                Subject::EventName(_) | Subject::EventAttribute(..) => self.events = true,
+                _ => {}
+            }
+        }
+        if let Target::Log {
+            sample_key: Some(Field::Record(_)),
+            ..
+        } = target
+        {
+            self.attributes = true;
+        }
+    }
 }
 
 fn anchor_of(subject: &Subject) -> Option<(Field, Anchor)> {
@@ -168,7 +210,10 @@ fn rank(a: &Anchor) -> u8 {
 
 impl SignalIndex {
     fn build(entries: &[PolicyEntry], signal: Signal, prefilter: bool) -> SignalIndex {
-        let mut index = SignalIndex::default();
+        let mut index = SignalIndex {
+            anchors: vec![NO_ANCHOR; entries.len()],
+            ..SignalIndex::default()
+        };
         let mut groups: HashMap<Field, usize> = HashMap::new();
         let options: Vec<Option<Vec<AnchorOption>>> = entries
             .iter()
@@ -210,6 +255,9 @@ impl SignalIndex {
                 continue;
             }
             index.active += 1;
+            if let Some(t) = &e.target {
+                index.reads.add(t);
+            }
             let best = chosen[i].take().filter(|_| prefilter);
             let Some((mi, (field, anchor))) = best else {
                 index.always.push(i as u32);
@@ -237,7 +285,7 @@ impl SignalIndex {
                 Anchor::Regex(s) => group.regex_patterns.push((s, i as u32)),
             }
             if verified {
-                index.anchors.insert(i as u32, mi);
+                index.anchors[i] = mi as u32;
             }
         }
         for g in &mut index.groups {
@@ -257,7 +305,7 @@ impl SignalIndex {
                     Ok(ac) => g.literals = Some(ac),
                     Err(_) => {
                         for (_, p, _) in g.literal_patterns.drain(..) {
-                            index.anchors.remove(&p);
+                            index.anchors[p as usize] = NO_ANCHOR;
                             index.always.push(p);
                         }
                     }
@@ -272,7 +320,7 @@ impl SignalIndex {
                     Ok(set) => g.regexes = Some(set),
                     Err(_) => {
                         for (_, p) in g.regex_patterns.drain(..) {
-                            index.anchors.remove(&p);
+                            index.anchors[p as usize] = NO_ANCHOR;
                             index.always.push(p);
                         }
                     }
@@ -285,7 +333,10 @@ impl SignalIndex {
 
     /// The matcher index of policy `p` already verified by the prefilter.
     pub fn anchor(&self, p: u32) -> Option<usize> {
-        self.anchors.get(&p).copied()
+        match self.anchors.get(p as usize) {
+            Some(&a) if a != NO_ANCHOR => Some(a as usize),
+            _ => None,
+        }
     }
 }
 

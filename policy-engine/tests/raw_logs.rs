@@ -21,8 +21,8 @@ mod raw_common;
 
 use raw_common::{
     any, assert_shadow_and_no_match_change_nothing, build, counters, len_field, one_scope,
-    process_both_ways, random_matchers, unknown_group, varint_field, Gen, Rng, SHADOW_LABELS,
-    TRACE_ID, VALUE_TESTS, WORDS,
+    process_both_ways, random_matchers, unknown_group, varint_field, Gen, Prost, Rng,
+    SHADOW_LABELS, TRACE_ID, VALUE_TESTS, WORDS,
 };
 
 /// The log record generator: the shared `Gen` writes values, scopes, resources and
@@ -47,7 +47,7 @@ impl Gen {
         };
         let mut bytes = record.encode_to_vec();
         let mut has_body = record.body.is_some();
-        let mut prost = false;
+        let mut prost = Prost::default();
         let odd = if self.rng.chance(35) {
             self.rng.below(3) + 1
         } else {
@@ -63,7 +63,7 @@ impl Gen {
                     // A body after the attributes; a second body is merged by prost. A
                     // body holding two key-value lists (merged too) reads as a list
                     // whatever the lists hold, so the raw reader keeps it.
-                    prost |= has_body;
+                    prost.other |= has_body;
                     has_body = true;
                     let mut v = self.value(0).encode_to_vec();
                     if self.rng.chance(30) {
@@ -72,8 +72,8 @@ impl Gen {
                     }
                     len_field(&mut bytes, 5, &v);
                 }
-                4 | 5 => self.append_odd_attribute(6, &mut bytes, &mut prost),
-                6 => self.prepend_odd_attribute(6, &mut bytes, &mut prost),
+                4 | 5 => self.append_odd_attribute(6, &mut bytes, &mut prost.attributes),
+                6 => self.prepend_odd_attribute(6, &mut bytes, &mut prost.attributes),
                 7 => {
                     // Unknown fields, and the reserved field 4.
                     varint_field(&mut bytes, 100, 7);
@@ -81,14 +81,12 @@ impl Gen {
                 }
                 8 => {
                     unknown_group(&mut bytes);
-                    prost = true;
+                    prost.other = true;
                 }
                 _ => len_field(&mut bytes, 10, &TRACE_ID[..self.rng.pick(&[0, 8])]),
             }
         }
-        if prost {
-            self.expected_prost += 1;
-        }
+        self.prost.push(prost);
         bytes
     }
 }
@@ -210,6 +208,7 @@ fn differential(seed: u64, transforms: bool) -> Totals {
     let mut rng = Rng(seed);
     let mut gen = Gen::new(seed ^ 0x9e37_79b9_7f4a_7c15);
     let mut t = Totals::default();
+    let mut expected_prost = 0;
     for round in 0..12 {
         let n = 6 + rng.below(20);
         let doc = policies(&mut rng, n, transforms);
@@ -220,6 +219,7 @@ fn differential(seed: u64, transforms: bool) -> Totals {
         for case in 0..15 {
             let what = format!("seed {seed} round {round} case {case}");
             let bytes = Bytes::from(gen.request(Gen::record));
+            expected_prost += gen.expected_prost(raw_set.logs.reads);
             let req = ExportLogsServiceRequest::decode(bytes.clone()).unwrap();
             let now = std::time::Instant::now();
             let decoded = evaluate_logs(&decoded_set, &req, now);
@@ -245,8 +245,8 @@ fn differential(seed: u64, transforms: bool) -> Totals {
         }
     }
     assert_eq!(
-        t.prost_decoded, gen.expected_prost,
-        "exactly the records with merged messages or groups go through prost"
+        t.prost_decoded, expected_prost,
+        "exactly the records with merged messages (in what a policy reads) or groups go through prost"
     );
     t
 }
@@ -274,6 +274,47 @@ fn raw_evaluation_equals_decoded_evaluation_with_transforms() {
             t.transformed
         );
         assert!(t.dropped > t.records / 20, "dropped {}", t.dropped);
+    }
+}
+
+/// Attributes no policy reads are not read: a record whose only irregularity is inside
+/// them (a value prost merges) is decided in place, as it decides on prost's decoding; once
+/// a policy reads attributes, the same records go through prost.
+#[test]
+fn attributes_no_policy_reads_are_not_read() {
+    let severity_only = "policies:\n  - {id: a, name: x, log: {match: [{log_field: severity_text, exact: INFO}], keep: none}}\n  - {id: b, name: x, log: {match: [{resource_attribute: svc, exists: true}], keep: '50%', sample_key: {log_field: trace_id}}}\n";
+    let with_attributes = format!(
+        "{severity_only}  - {{id: c, name: x, log: {{match: [{{log_attribute: k, exists: true}}], keep: all}}}}\n"
+    );
+    for (doc, reads_attributes) in [(severity_only.to_string(), false), (with_attributes, true)] {
+        let (raw_set, decoded_set) = (build(&doc), build(&doc));
+        assert_eq!(raw_set.logs.reads.attributes, reads_attributes);
+        let mut gen = Gen::new(99);
+        let (mut prost, mut expected, mut by_attributes, mut all) = (0, 0, 0, 0);
+        for case in 0..200 {
+            let bytes = Bytes::from(gen.request(Gen::record));
+            by_attributes += gen
+                .prost
+                .iter()
+                .filter(|p| p.attributes && !p.other)
+                .count();
+            all += gen.prost.iter().filter(|p| p.attributes || p.other).count();
+            expected += gen.expected_prost(raw_set.logs.reads);
+            let req = ExportLogsServiceRequest::decode(bytes.clone()).unwrap();
+            let now = std::time::Instant::now();
+            let decoded = evaluate_logs(&decoded_set, &req, now);
+            let raw = evaluate_logs_encoded(&raw_set, &bytes, now).unwrap();
+            assert_same(&raw, &decoded, &format!("case {case}"));
+            assert_eq!(counters(&raw_set), counters(&decoded_set), "case {case}");
+            prost += raw.prost_decoded;
+        }
+        assert!(
+            by_attributes > 20,
+            "records with merged attribute values: {by_attributes}"
+        );
+        assert_eq!(prost, expected);
+        let skipped = if reads_attributes { 0 } else { by_attributes };
+        assert_eq!(prost, all - skipped, "through prost");
     }
 }
 

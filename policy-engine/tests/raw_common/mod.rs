@@ -13,7 +13,7 @@ use prost::Message;
 use weir_api::{Batch, Signal};
 use weir_policy_contract::parse::parse_document;
 use weir_policy_engine::run::{process, Outcome};
-use weir_policy_engine::set::PolicySet;
+use weir_policy_engine::set::{PolicySet, Reads};
 use weir_policy_engine::stats::StatsRegistry;
 
 /// xorshift64*: deterministic, seedable.
@@ -101,21 +101,42 @@ pub(crate) fn one_scope(items: &[Vec<u8>]) -> Bytes {
     Bytes::from(field(1, &field(2, &scope)))
 }
 
-/// Builds requests at the byte level and counts the items (log records or spans) whose
+/// Why an item's encoding needs prost: a merge of two occurrences of a message policies
+/// read inside, or a group. The raw readers look inside attributes and events only when a
+/// policy reads them, so those reasons count only then.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Prost {
+    /// A reason outside attributes and events (a second body, a group).
+    pub(crate) other: bool,
+    /// A reason inside the item's own attributes.
+    pub(crate) attributes: bool,
+    /// A reason inside a span event's attributes.
+    pub(crate) events: bool,
+}
+
+/// Builds requests at the byte level and notes, per item (log record or span), whether its
 /// encoding needs prost. Each suite adds the generator of its own items in an `impl Gen`.
 pub(crate) struct Gen {
     pub(crate) rng: Rng,
-    /// Items whose encoding the raw path must hand to prost (a merge of two occurrences of
-    /// a message policies read inside, or a group).
-    pub(crate) expected_prost: usize,
+    /// Per item generated since the last [`Gen::expected_prost`], its reasons.
+    pub(crate) prost: Vec<Prost>,
 }
 
 impl Gen {
     pub(crate) fn new(seed: u64) -> Gen {
         Gen {
             rng: Rng(seed),
-            expected_prost: 0,
+            prost: Vec::new(),
         }
+    }
+
+    /// How many of the items generated since the last call the raw path must hand to
+    /// prost, given what the set's policies read.
+    pub(crate) fn expected_prost(&mut self, reads: Reads) -> usize {
+        self.prost
+            .drain(..)
+            .filter(|p| p.other || (p.attributes && reads.attributes) || (p.events && reads.events))
+            .count()
     }
 
     pub(crate) fn value(&mut self, depth: usize) -> AnyValue {

@@ -6,7 +6,7 @@ use opentelemetry_proto::tonic::trace::v1::{span, Span, Status};
 use prost::Message;
 
 use crate::raw_common::{
-    field, len_field, put_varint, unknown_group, varint_field, Gen, TRACE_ID, WORDS,
+    field, len_field, put_varint, unknown_group, varint_field, Gen, Prost, TRACE_ID, WORDS,
 };
 
 pub(crate) const OTHER_ID: [u8; 16] = [
@@ -84,9 +84,9 @@ impl Gen {
     }
 
     pub(crate) fn span(&mut self) -> Vec<u8> {
-        let mut prost = false;
+        let mut prost = Prost::default();
         let events = (0..self.rng.pick(&[0, 0, 1, 2, 3]))
-            .map(|_| self.event(&mut prost))
+            .map(|_| self.event(&mut prost.events))
             .collect::<Vec<_>>();
         let links = (0..self.rng.pick(&[0, 0, 1, 2]))
             .map(|_| self.link())
@@ -157,11 +157,11 @@ impl Gen {
                     }
                     len_field(&mut bytes, 15, &status);
                 }
-                5 | 6 => self.append_odd_attribute(9, &mut bytes, &mut prost),
-                7 => self.prepend_odd_attribute(9, &mut bytes, &mut prost),
+                5 | 6 => self.append_odd_attribute(9, &mut bytes, &mut prost.attributes),
+                7 => self.prepend_odd_attribute(9, &mut bytes, &mut prost.attributes),
                 8 => {
                     // An event and a link after the status.
-                    let e = self.event(&mut prost);
+                    let e = self.event(&mut prost.events);
                     len_field(&mut bytes, 11, &e);
                     let l = self.link();
                     len_field(&mut bytes, 13, &l);
@@ -175,7 +175,7 @@ impl Gen {
                 }
                 10 => {
                     unknown_group(&mut bytes);
-                    prost = true;
+                    prost.other = true;
                 }
                 _ => {
                     // A kind and a status in front, overridden by the ones after.
@@ -186,9 +186,7 @@ impl Gen {
                 }
             }
         }
-        if prost {
-            self.expected_prost += 1;
-        }
+        self.prost.push(prost);
         bytes
     }
 }
