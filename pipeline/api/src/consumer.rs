@@ -178,27 +178,53 @@ impl FanOut {
 impl Consumer for FanOut {
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
         // Every consumer is offered the batch, even when an earlier one refused, so one slow
-        // exporter does not starve the others; the first refusal is reported so the client
-        // retries. (A retry can duplicate data at the consumers that accepted; the collector's
-        // fan-out behaves the same way.)
-        let mut first_err = None;
+        // exporter does not starve the others; the first refusal (in consumer order) is
+        // reported so the client retries. (A retry can duplicate data at the consumers that
+        // accepted; the collector's fan-out behaves the same way.)
+        //
+        // The consumers are offered the batch together, not one after the other: each runs
+        // what it does at once (its processors read the batch now, while its bytes are still
+        // in the CPU's caches from the receiver's check) and one that waits (a `batch`
+        // processor holds a request until the flush that exports it) does not hold back the
+        // next one until that flush. Answered when every consumer has answered.
         let n = self.consumers.len();
-        let mut batch = Some(batch);
-        for (i, c) in self.consumers.iter().enumerate() {
-            let b = if i + 1 == n {
-                batch.take()
-            } else {
-                batch.clone()
-            };
-            let Some(b) = b else { break };
-            if let Err(e) = c.consume(b).await {
-                first_err.get_or_insert(e);
+        let mut batches: Vec<Batch> = Vec::with_capacity(n);
+        for _ in 1..n {
+            batches.push(batch.clone());
+        }
+        batches.push(batch);
+        let mut pending: Vec<_> = self
+            .consumers
+            .iter()
+            .zip(batches)
+            .map(|(c, b)| Some(c.consume(b)))
+            .collect();
+        let mut results: Vec<Option<Result<(), ConsumeError>>> = (0..n).map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut waiting = false;
+            for (slot, result) in pending.iter_mut().zip(results.iter_mut()) {
+                if let Some(f) = slot {
+                    match f.as_mut().poll(cx) {
+                        std::task::Poll::Ready(r) => {
+                            *result = Some(r);
+                            *slot = None;
+                        }
+                        std::task::Poll::Pending => waiting = true,
+                    }
+                }
             }
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+            if waiting {
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await;
+        results
+            .into_iter()
+            .flatten()
+            .find(Result::is_err)
+            .unwrap_or(Ok(()))
     }
 }
 
@@ -298,6 +324,70 @@ mod tests {
         assert!(t
             .encode()
             .contains("weir_processor_dropped_items_total{processor=\"x/y\",pipeline=\"logs\"} 7"));
+    }
+
+    /// A consumer that holds each batch until it is released (as a `batch` processor holds
+    /// a request until its flush), then refuses or takes it.
+    struct Held {
+        release: tokio::sync::Notify,
+        refuse: bool,
+    }
+    #[async_trait]
+    impl Consumer for Held {
+        async fn consume(&self, _: Batch) -> Result<(), ConsumeError> {
+            self.release.notified().await;
+            if self.refuse {
+                return Err(ConsumeError::Refused {
+                    component: "held".into(),
+                    reason: "full".into(),
+                    retry_after: None,
+                });
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn fanout_offers_the_batch_to_all_at_once_and_reports_the_first_refusal() {
+        let held = Arc::new(Held {
+            release: tokio::sync::Notify::new(),
+            refuse: true,
+        });
+        let after = Arc::new(Sink::default());
+        let f = Arc::new(FanOut::new(vec![
+            held.clone(),
+            after.clone(),
+            Arc::new(Failing2),
+        ]));
+        let task = tokio::spawn({
+            let f = f.clone();
+            async move { f.consume(batch(3)).await }
+        });
+        // The consumer after the held one has the batch while the first still holds it.
+        for _ in 0..100 {
+            if !after.0.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(after.0.lock().unwrap()[0].item_count(), 3);
+        assert!(!task.is_finished(), "answered only when every consumer has");
+        held.release.notify_one();
+        let err = task.await.unwrap().unwrap_err().to_string();
+        assert!(err.starts_with("held: cannot accept"), "{err}");
+    }
+
+    /// Refuses every batch with its own name.
+    struct Failing2;
+    #[async_trait]
+    impl Consumer for Failing2 {
+        async fn consume(&self, _: Batch) -> Result<(), ConsumeError> {
+            Err(ConsumeError::Refused {
+                component: "second".into(),
+                reason: "full".into(),
+                retry_after: None,
+            })
+        }
     }
 
     #[tokio::test]
