@@ -17,12 +17,14 @@
 //! Protobuf semantics kept (opentelemetry-proto 0.33 `Metric`):
 //! - Resources and scopes are decoded with prost, once per entry (see [`crate::raw`]).
 //! - A string field that occurs several times takes its last occurrence (name,
-//!   description, unit; an attribute's key, an `AnyValue` member).
+//!   description, unit; an attribute's key, an `AnyValue` member). The metric's name,
+//!   description and unit are validated as UTF-8 once per metric (policies read them once
+//!   per point); attribute strings only when a policy reads them.
 //! - The `data` oneof: the last member present is the metric's data, merged with the
 //!   earlier occurrences of that same member since the last occurrence of another member (a
 //!   gauge then a gauge is one gauge with the points of both; a gauge then a sum is the sum
 //!   alone), as prost merges it and as the receiver's check counts points
-//!   ([`weir_api::wire_check`]'s `count_items`) and [`weir_api::Batch::retain_items`]
+//!   (`count_items` in weir-api's `wire_check`) and [`weir_api::Batch::retain_items`]
 //!   numbers them. The merged member's points are every occurrence's points in order, and
 //!   its temporality is the last one any of those occurrences gives (prost keeps an enum's
 //!   low 32 bits, as `i32`); a sum's `is_monotonic` is not read.
@@ -30,12 +32,13 @@
 //!   point attributes, as on the decoded request.
 //! - Where prost would merge two occurrences of a message that policies read inside (a
 //!   `KeyValue` with two values, an `AnyValue` with two key-value lists, in a point's
-//!   attributes), or anything the check should have refused shows up (a group, a wrong wire
-//!   type at a level read here), the metric is decoded with prost on its own
-//!   ([`Metric::decode`]) and read through [`MetricView`]. That is decided while the
-//!   metric is read (its top level, data members, points and their attributes), before any
-//!   of its points is evaluated, so each point is evaluated exactly once
-//!   ([`MetricVerdicts::prost_decoded`] counts these metrics).
+//!   attributes), where a group shows up in what is read (valid in unknown fields, which
+//!   prost skips; the field walker does not), or anything the check should have refused (a
+//!   wrong wire type at a level read here, a name that is not UTF-8), the metric is decoded
+//!   with prost on its own ([`Metric::decode`]) and read through [`MetricView`]. That is
+//!   decided while the metric is read (its top level, data members, points and their
+//!   attributes), before any of its points is evaluated, so each point is evaluated exactly
+//!   once ([`MetricVerdicts::prost_decoded`] counts these metrics).
 //! - Metadata, exemplars and point values are not read (no policy reads them), so nothing
 //!   in them sends a metric to prost.
 //! - A request whose resource and scope levels cannot be read at all is left to the caller
@@ -82,11 +85,13 @@ impl MetricParts<'_> {
 }
 
 /// A metric's singular fields that policies read, in place.
+/// Name, description and unit are made `str`s (validated as UTF-8) once per metric, as
+/// policies read them once per point.
 #[derive(Default)]
 struct RawMetric<'a> {
-    name: &'a [u8],
-    description: &'a [u8],
-    unit: &'a [u8],
+    name: &'a str,
+    description: &'a str,
+    unit: &'a str,
     /// The field number of the `data` member (0: no data).
     data: u64,
     /// The aggregation temporality (0 when the member has none or does not give it).
@@ -99,11 +104,12 @@ impl<'a> RawMetric<'a> {
     fn parse(buf: &'a [u8], parts: &mut MetricParts<'a>) -> Option<RawMetric<'a>> {
         parts.clear();
         let mut m = RawMetric::default();
+        let (mut name, mut description, mut unit): (&[u8], &[u8], &[u8]) = (b"", b"", b"");
         for f in fields(buf) {
             match f? {
-                (1, Wire::Len(s)) => m.name = s,
-                (2, Wire::Len(s)) => m.description = s,
-                (3, Wire::Len(s)) => m.unit = s,
+                (1, Wire::Len(s)) => name = s,
+                (2, Wire::Len(s)) => description = s,
+                (3, Wire::Len(s)) => unit = s,
                 (n @ (GAUGE | SUM | HISTOGRAM | EXP_HISTOGRAM | SUMMARY), Wire::Len(b)) => {
                     // Another member replaces the data read so far; the same one merges.
                     if n != m.data {
@@ -118,6 +124,9 @@ impl<'a> RawMetric<'a> {
                 _ => {}
             }
         }
+        // Checked on receipt: a string that is not UTF-8 (never seen) is left to prost,
+        // which refuses it.
+        (m.name, m.description, m.unit) = (utf8(name)?, utf8(description)?, utf8(unit)?);
         for i in 0..parts.data.len() {
             let member = parts.data[i];
             for f in fields(member) {
@@ -215,9 +224,9 @@ impl Record for RawPointView<'_> {
         let m = self.metric;
         match field {
             Field::Record(path) => attribute(self.attributes, path),
-            Field::Well(WellKnown::Name) => non_empty(utf8(m.name)?),
-            Field::Well(WellKnown::Description) => non_empty(utf8(m.description)?),
-            Field::Well(WellKnown::Unit) => non_empty(utf8(m.unit)?),
+            Field::Well(WellKnown::Name) => non_empty(m.name),
+            Field::Well(WellKnown::Description) => non_empty(m.description),
+            Field::Well(WellKnown::Unit) => non_empty(m.unit),
             other => self.ctx.common(other),
         }
     }
