@@ -11,24 +11,34 @@
 //! contains with a span kind, span attribute equality), drop-only, about 1 in 20 spans
 //! dropped; `evaluate_encoded` and `process_encoded` read the spans in place.
 //!
-//! `cargo bench -p weir-policy --bench policy_match`
+//! `metrics/*` are the same for metric data points: 10, 100 and 1,000 metric policies
+//! (name regex, name contains with a metric type, data point attribute equality with a
+//! resource attribute), drop-only, batches of 200 metrics of 5 points (gauges and
+//! cumulative sums), about 1 in 20 points dropped; `evaluate_encoded` and
+//! `process_encoded` read the points in place ([`evaluate_metrics_encoded`]).
+//!
+//! `cargo bench -p weir-policy-engine --bench policy_match`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, Gauge, Metric, Sum};
+use opentelemetry_proto::tonic::metrics::v1::{NumberDataPoint, ResourceMetrics, ScopeMetrics};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use weir_api::fixtures::kv;
 use weir_api::{Batch, Payload, Signal};
 use weir_policy_contract::parse::parse_document;
-use weir_policy_engine::evaluate::{evaluate_logs, evaluate_traces};
+use weir_policy_engine::evaluate::{evaluate_logs, evaluate_metrics, evaluate_traces};
 use weir_policy_engine::raw_logs::evaluate_logs_encoded;
+use weir_policy_engine::raw_metrics::evaluate_metrics_encoded;
 use weir_policy_engine::raw_traces::evaluate_traces_encoded;
 use weir_policy_engine::run::process;
 use weir_policy_engine::set::PolicySet;
@@ -270,5 +280,137 @@ fn bench_traces(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, bench_traces);
+/// `n` metric policies, a third each: name regex, name contains with a metric type, data
+/// point attribute equality with a resource attribute; all drop.
+fn metric_policies(n: usize) -> PolicySet {
+    let mut doc = String::from("policies:\n");
+    for i in 0..n {
+        let m = match i % 3 {
+            0 => format!("      - {{metric_field: name, regex: 'queue E{i:04}[0-9]+'}}\n"),
+            1 => format!(
+                "      - {{metric_field: name, contains: 'checkout-{i}-debug'}}\n      - {{metric_type: 2}}\n"
+            ),
+            _ => format!(
+                "      - {{datapoint_attribute: user.id, equals: 'user-{i}'}}\n      - {{resource_attribute: service.name, exact: api}}\n"
+            ),
+        };
+        doc.push_str(&format!(
+            "  - id: m{i:05}\n    name: bench {i}\n    metric:\n      match:\n{m}      keep: false\n"
+        ));
+    }
+    let set = PolicySet::build(
+        parse_document(&doc, "bench").unwrap(),
+        &StatsRegistry::new(),
+    );
+    assert!(set.entries.iter().all(|e| e.errors.is_empty()));
+    set
+}
+
+/// `metrics` metrics of 5 points each, gauges and sums in turn; every 20th metric is hit by
+/// name (the first two policy kinds), or one of its points by attribute (the third).
+fn metric_batch(metrics: usize, policies: usize) -> ExportMetricsServiceRequest {
+    let metrics = (0..metrics)
+        .map(|i| {
+            let hit = i % 20 == 0;
+            let p = (i / 20) % policies.max(1);
+            let name = match (hit, p % 3) {
+                (true, 0) => format!("queue E{p:04}17 depth"),
+                (true, 1) => format!("app.checkout-{p}-debug.count"),
+                _ => format!("http.server.requests.{}", i % 97),
+            };
+            let data_points = (0..5)
+                .map(|j| {
+                    let user = if hit && p % 3 == 2 && j == 0 {
+                        format!("user-{p}")
+                    } else {
+                        format!("customer-{}", i * 5 + j)
+                    };
+                    NumberDataPoint {
+                        attributes: vec![kv("user.id", &user), kv("http.method", "GET")],
+                        time_unix_nano: 1,
+                        value: Some(number_data_point::Value::AsInt(i as i64)),
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            let data = if i % 2 == 0 {
+                metric::Data::Gauge(Gauge { data_points })
+            } else {
+                metric::Data::Sum(Sum {
+                    data_points,
+                    aggregation_temporality: 2,
+                    is_monotonic: true,
+                })
+            };
+            Metric {
+                name,
+                unit: "1".into(),
+                data: Some(data),
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "api")],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn bench_metrics(c: &mut Criterion) {
+    let mut group = c.benchmark_group("metrics");
+    let metrics = 200;
+    for n in [10usize, 100, 1000] {
+        let set = metric_policies(n);
+        let req = metric_batch(metrics, n);
+        let decoded = evaluate_metrics(&set, &req);
+        assert!(
+            decoded.dropped > 0,
+            "benchmark batch should hit some policies"
+        );
+        let points = decoded.keep.len();
+        let bytes = Bytes::from(req.encode_to_vec());
+        let raw = evaluate_metrics_encoded(&set, &bytes).unwrap();
+        assert_eq!((&raw.keep, raw.prost_decoded), (&decoded.keep, 0));
+        group.throughput(Throughput::Elements(points as u64));
+        group.bench_with_input(BenchmarkId::new("evaluate", n), &n, |b, _| {
+            b.iter(|| evaluate_metrics(&set, &req))
+        });
+        group.bench_with_input(BenchmarkId::new("evaluate_encoded", n), &n, |b, _| {
+            b.iter(|| evaluate_metrics_encoded(&set, &bytes))
+        });
+        group.bench_with_input(BenchmarkId::new("decode_then_process", n), &n, |b, _| {
+            b.iter_batched(
+                || Batch::decode(Signal::Metrics, bytes.clone()).unwrap(),
+                |mut batch| {
+                    batch.payload();
+                    process(&set, &mut batch, false)
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        });
+        group.bench_with_input(BenchmarkId::new("process_encoded", n), &n, |b, _| {
+            b.iter_batched(
+                || Batch::decode(Signal::Metrics, bytes.clone()).unwrap(),
+                |mut batch| {
+                    let out = process(&set, &mut batch, false);
+                    assert!(!batch.is_decoded());
+                    out
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_traces, bench_metrics);
 criterion_main!(benches);

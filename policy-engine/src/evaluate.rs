@@ -1,9 +1,10 @@
 //! Evaluation of a policy set on decoded requests: the verdicts of every record, computed
 //! over the untouched request, and the edits that apply them to a decoded request
 //! ([`transform_logs`], [`apply_metrics`], [`rewrite_tracestates`]). The decisions per record
-//! ([`LogDecider`], [`SpanDecider`]) are shared with the evaluation on encoded requests
-//! ([`crate::raw_logs`], [`crate::raw_traces`]), which depend on this module and not the
-//! other way round; [`crate::run`] drives both over a batch.
+//! ([`LogDecider`], [`SpanDecider`], [`MetricDecider`]) are shared with the evaluation on
+//! encoded requests ([`crate::raw_logs`], [`crate::raw_traces`], [`crate::raw_metrics`]),
+//! which depend on this module and not the other way round; [`crate::run`] drives both over
+//! a batch.
 //!
 //! Keep resolution (specification sections 4.4, 5.1, 6.3, 10): of the non-shadow policies a
 //! record matches, the most restrictive one decides (`none`, then the lowest percentage, then
@@ -344,6 +345,10 @@ pub struct MetricVerdicts {
     pub keep: Vec<bool>,
     /// Items dropped.
     pub dropped: usize,
+    /// Metrics that the evaluation on the encoded request ([`crate::raw_metrics`]) decoded
+    /// with prost because of an unusual encoding (a message prost would merge, a group);
+    /// always 0 on the decoded path.
+    pub prost_decoded: usize,
 }
 
 /// The attributes of data point `i` of `m` (empty when out of range).
@@ -359,15 +364,82 @@ fn point_attributes(m: &Metric, i: usize) -> &[KeyValue] {
     attrs.map_or(&[], |a| a.as_slice())
 }
 
+/// The per-point decision of a metric policy set, shared by the evaluation of a decoded
+/// request ([`evaluate_metrics`]) and of an encoded one ([`crate::raw_metrics`]), so both
+/// decide every data point alike by construction.
+pub(crate) struct MetricDecider<'s> {
+    set: &'s PolicySet,
+    scratch: Scratch,
+    matched: Vec<u32>,
+}
+
+impl<'s> MetricDecider<'s> {
+    /// A decider for `set`; `None` when the set has no active metric policy (every point is
+    /// kept and nothing is counted).
+    pub(crate) fn new(set: &'s PolicySet) -> Option<Self> {
+        (set.metrics.active > 0).then(|| MetricDecider {
+            set,
+            scratch: Scratch::new(set.entries.len()),
+            matched: Vec::new(),
+        })
+    }
+
+    /// Decides the next data point (or metric without points), seen through `point`:
+    /// matches, scores, and appends its keep flag to `v`. Call it exactly once per point, in
+    /// traversal order (counters change).
+    pub(crate) fn decide<R: Record + Facets>(&mut self, point: &R, v: &mut MetricVerdicts) {
+        let set = self.set;
+        matching(
+            set,
+            &set.metrics,
+            point,
+            &mut self.scratch,
+            &mut self.matched,
+        );
+        let mut winner = None;
+        for &p in &self.matched {
+            let e = &set.entries[p as usize];
+            if let Some(Target::Metric { keep: false, .. }) = &e.target {
+                if e.shadow {
+                    e.stats.shadow_drop();
+                } else if winner.is_none() {
+                    winner = Some(p);
+                }
+            }
+        }
+        let kept = winner.is_none();
+        score(set, &self.matched, kept, winner);
+        if !kept {
+            v.dropped += 1;
+        }
+        v.keep.push(kept);
+    }
+
+    /// Decides every data point of the decoded `metric`, or the metric once when it has
+    /// none (with no point attributes).
+    pub(crate) fn decide_metric(
+        &mut self,
+        ctx: Context<'_>,
+        metric: &Metric,
+        v: &mut MetricVerdicts,
+    ) {
+        for i in 0..point_count(metric).max(1) {
+            let view = MetricView {
+                ctx,
+                metric,
+                point_attributes: point_attributes(metric, i),
+            };
+            self.decide(&view, v);
+        }
+    }
+}
+
 /// Decides every metric data point of `req`. A metric without points is decided once.
 pub fn evaluate_metrics(set: &PolicySet, req: &ExportMetricsServiceRequest) -> MetricVerdicts {
     let mut v = MetricVerdicts::default();
-    let index = &set.metrics;
-    if index.active == 0 {
+    let Some(mut decider) = MetricDecider::new(set) else {
         return v;
-    }
-    let mut scratch = Scratch::new(set.entries.len());
-    let mut matched = Vec::new();
+    };
     for rm in &req.resource_metrics {
         for sm in &rm.scope_metrics {
             let ctx = Context {
@@ -377,32 +449,7 @@ pub fn evaluate_metrics(set: &PolicySet, req: &ExportMetricsServiceRequest) -> M
                 scope_schema_url: &sm.schema_url,
             };
             for metric in &sm.metrics {
-                // A metric without points is decided once, with no point attributes.
-                for i in 0..point_count(metric).max(1) {
-                    let view = MetricView {
-                        ctx,
-                        metric,
-                        point_attributes: point_attributes(metric, i),
-                    };
-                    matching(set, index, &view, &mut scratch, &mut matched);
-                    let mut winner = None;
-                    for &p in &matched {
-                        let e = &set.entries[p as usize];
-                        if let Some(Target::Metric { keep: false, .. }) = &e.target {
-                            if e.shadow {
-                                e.stats.shadow_drop();
-                            } else if winner.is_none() {
-                                winner = Some(p);
-                            }
-                        }
-                    }
-                    let kept = winner.is_none();
-                    score(set, &matched, kept, winner);
-                    if !kept {
-                        v.dropped += 1;
-                    }
-                    v.keep.push(kept);
-                }
+                decider.decide_metric(ctx, metric, &mut v);
             }
         }
     }

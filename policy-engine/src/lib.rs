@@ -4,8 +4,8 @@
 //! The policy model, the reading of policy documents and the wire formats are the contract
 //! crate's (weir-policy-contract). [`set::PolicySet::build`] compiles each policy on its own
 //! (errors stay with their policy) and builds a multi-pattern prefilter per signal;
-//! [`evaluate`] decides the records of a decoded request, [`raw_logs`] and [`raw_traces`]
-//! the records of an encoded one without decoding it whole; [`run::process`] decides every
+//! [`evaluate`] decides the records of a decoded request, [`raw_logs`], [`raw_traces`] and
+//! [`raw_metrics`] the records of an encoded one without decoding it whole; [`run::process`] decides every
 //! record of a batch, then applies the decisions ([`transform`], [`sampling`]);
 //! [`stats::StatsRegistry`] counts hits and misses per policy.
 //!
@@ -17,6 +17,7 @@ pub mod evaluate;
 pub mod matcher;
 mod raw;
 pub mod raw_logs;
+pub mod raw_metrics;
 pub mod raw_traces;
 pub mod record;
 pub mod run;

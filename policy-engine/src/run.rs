@@ -1,15 +1,19 @@
 //! Running a policy set over one batch: verdicts are computed first over the untouched
-//! batch (on its encoded bytes where nobody decoded it yet, [`crate::raw_logs`] and
-//! [`crate::raw_traces`]; else on the decoded request, [`crate::evaluate`]), then applied
-//! (transforms on the kept records, then the drops through [`Batch::retain_items`]), so an
-//! error before the apply step leaves the batch as it was (fail open).
+//! batch (on its encoded bytes where nobody decoded it yet, [`crate::raw_logs`],
+//! [`crate::raw_traces`] and [`crate::raw_metrics`]; else on the decoded request,
+//! [`crate::evaluate`]), then applied (transforms on the kept records, then the drops
+//! through [`Batch::retain_items`]), so an error before the apply step leaves the batch as
+//! it was (fail open). A batch evaluated on its bytes is decoded only when applying needs
+//! it: log transforms, tracestate rewrites, and metrics with a metric without points (its
+//! flag is not one `retain_items` numbers, so the decoded request is edited instead).
 
 use std::time::Instant;
 
 use weir_api::{Batch, Payload, Signal};
 
+use crate::evaluate::TraceVerdicts;
 use crate::evaluate::{apply_metrics, evaluate_logs, evaluate_metrics, evaluate_traces};
-use crate::evaluate::{rewrite_tracestates, transform_logs, LogVerdicts, TraceVerdicts};
+use crate::evaluate::{rewrite_tracestates, transform_logs, LogVerdicts, MetricVerdicts};
 use crate::set::PolicySet;
 
 /// What a run over one batch decided.
@@ -45,37 +49,52 @@ pub fn process(set: &PolicySet, batch: &mut Batch, shadow: bool) -> Outcome {
             return apply_traces(batch, v, shadow);
         }
     }
+    // Metrics alike: with a flag per point, the batch is cut without being decoded.
+    if batch.signal() == Signal::Metrics && !batch.is_decoded() {
+        if let Some(v) = batch
+            .original_bytes()
+            .and_then(|bytes| crate::raw_metrics::evaluate_metrics_encoded(set, bytes))
+        {
+            return apply_metric_verdicts(batch, &v, shadow);
+        }
+    }
     match batch.payload() {
         Payload::Logs(req) => {
             let v = evaluate_logs(set, req, now);
             apply_logs(set, batch, &v, shadow)
         }
-        payload @ Payload::Metrics(req) => {
+        Payload::Metrics(req) => {
             let v = evaluate_metrics(set, req);
-            if shadow || v.dropped == 0 {
-                return Outcome {
-                    dropped: v.dropped,
-                    changed: false,
-                };
-            }
-            // One flag per data point, numbered as `retain_items` numbers points, unless a
-            // metric has no points (it gets a flag of its own, and `retain_items` would leave
-            // it out even when kept). Then the batch cuts its bytes too, so the exporter
-            // sends them instead of encoding the edited request again.
-            if v.keep.len() == payload.item_count() {
-                batch.retain_items(&v.keep);
-            } else if let Payload::Metrics(req) = batch.payload_mut() {
-                apply_metrics(req, &v);
-            }
-            Outcome {
-                dropped: v.dropped,
-                changed: true,
-            }
+            apply_metric_verdicts(batch, &v, shadow)
         }
         Payload::Traces(req) => {
             let v = evaluate_traces(set, req);
             apply_traces(batch, v, shadow)
         }
+    }
+}
+
+/// Applies metric verdicts (computed once, on the decoded or the encoded request) to
+/// `batch`.
+fn apply_metric_verdicts(batch: &mut Batch, v: &MetricVerdicts, shadow: bool) -> Outcome {
+    if shadow || v.dropped == 0 {
+        return Outcome {
+            dropped: v.dropped,
+            changed: false,
+        };
+    }
+    // One flag per data point, numbered as `retain_items` numbers points, unless a metric
+    // has no points (it gets a flag of its own, and `retain_items` would leave it out even
+    // when kept). Then the batch cuts its bytes too (without decoding them when nothing
+    // did), so the exporter sends them instead of encoding the edited request again.
+    if v.keep.len() == batch.item_count() {
+        batch.retain_items(&v.keep);
+    } else if let Payload::Metrics(req) = batch.payload_mut() {
+        apply_metrics(req, v);
+    }
+    Outcome {
+        dropped: v.dropped,
+        changed: true,
     }
 }
 

@@ -135,12 +135,13 @@ const NO_ANCHOR: u32 = u32::MAX;
 
 /// Which parts of its items (log records, spans, data points) a signal's active policies
 /// read, shadow policies included. The readers of encoded requests ([`crate::raw_logs`],
-/// [`crate::raw_traces`]) skip a part nobody reads, after checking its wire type: no
+/// [`crate::raw_traces`], [`crate::raw_metrics`]) skip a part nobody reads, after checking its wire type: no
 /// verdict depends on it, so however it is encoded (a value prost would merge included)
 /// the record is decided as on the decoded request, and the time to read it is saved.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Reads {
-    /// The item's own attributes: a matcher on them, or a sampling key.
+    /// The item's own attributes (a log record's, a span's, a data point's): a matcher on
+    /// them, or a sampling key.
     pub attributes: bool,
     /// Span events: their names or their attributes.
     pub events: bool,

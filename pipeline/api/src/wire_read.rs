@@ -1,7 +1,7 @@
-//! Reading an encoded OTLP logs or traces export request in place, without decoding it:
-//! a field walker, the resource and scope levels of a request (identical for
-//! `ResourceLogs`/`ScopeLogs` and `ResourceSpans`/`ScopeSpans`: 1 resource or scope, 2 the
-//! items, 3 schema URL), and readers of `AnyValue` and `KeyValue` that say when prost would
+//! Reading an encoded OTLP logs, traces or metrics export request in place, without
+//! decoding it: a field walker, the resource and scope levels of a request (identical for
+//! `ResourceLogs`/`ScopeLogs`, `ResourceSpans`/`ScopeSpans` and
+//! `ResourceMetrics`/`ScopeMetrics`: 1 resource or scope, 2 the items, 3 schema URL), and readers of `AnyValue` and `KeyValue` that say when prost would
 //! merge two occurrences of a message (the caller then decodes the item with prost).
 //!
 //! The policy engine evaluates records this way and the metadata summariser summarises
@@ -117,8 +117,9 @@ pub struct ScopeEntry<'a> {
 pub struct Layout<'a> {
     pub resources: Vec<ResourceEntry<'a>>,
     pub scopes: Vec<ScopeEntry<'a>>,
-    /// Every item's bytes (log records or spans), in encounter order (the numbering of
-    /// `Batch::retain_items`).
+    /// Every item's bytes (log records, spans or metrics), in encounter order (for log
+    /// records and spans, the numbering of `Batch::retain_items`; metrics are numbered by
+    /// their data points).
     pub items: Vec<&'a [u8]>,
 }
 

@@ -1,8 +1,8 @@
 //! What the differential tests of the evaluation on encoded requests (`raw_logs`,
-//! `raw_traces`) share: a seedable random source, byte-level protobuf writers, the
-//! generators of attribute values, resources, scopes and requests (each suite adds the
-//! generator of its own items: log records, spans), and the policy set helpers. One copy,
-//! so a fix to the unusual encodings reaches both suites.
+//! `raw_traces`, `raw_metrics`) share: a seedable random source, byte-level protobuf
+//! writers, the generators of attribute values, resources, scopes and requests (each suite
+//! adds the generator of its own items: log records, spans, metrics), and the policy set
+//! helpers. One copy, so a fix to the unusual encodings reaches every suite.
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::common::v1::{
@@ -94,8 +94,8 @@ pub(crate) fn any(v: any_value::Value) -> AnyValue {
     AnyValue { value: Some(v) }
 }
 
-/// A request of one resource holding one scope holding `items` (records or spans, field 2
-/// of a scope).
+/// A request of one resource holding one scope holding `items` (records, spans or
+/// metrics, field 2 of a scope).
 pub(crate) fn one_scope(items: &[Vec<u8>]) -> Bytes {
     let scope: Vec<u8> = items.iter().flat_map(|i| field(2, i)).collect();
     Bytes::from(field(1, &field(2, &scope)))
@@ -114,8 +114,8 @@ pub(crate) struct Prost {
     pub(crate) events: bool,
 }
 
-/// Builds requests at the byte level and notes, per item (log record or span), whether its
-/// encoding needs prost. Each suite adds the generator of its own items in an `impl Gen`.
+/// Builds requests at the byte level and notes, per item (log record, span, metric), why
+/// its encoding needs prost. Each suite adds the generator of its own items in an `impl Gen`.
 pub(crate) struct Gen {
     pub(crate) rng: Rng,
     /// Per item generated since the last [`Gen::expected_prost`], its reasons.
@@ -330,8 +330,8 @@ impl Gen {
             .collect()
     }
 
-    /// A scope's logs or spans (by `item`: a record or a span), its scope given in every
-    /// way `split` knows, schema urls and sometimes an unknown field among the items.
+    /// A scope's logs, spans or metrics (by `item`), its scope given in every way `split`
+    /// knows, schema urls and sometimes an unknown field among the items.
     pub(crate) fn scope_items(&mut self, item: fn(&mut Gen) -> Vec<u8>) -> Vec<u8> {
         let items: Vec<Vec<u8>> = (0..self.rng.below(6))
             .map(|_| field(2, &item(self)))
@@ -369,8 +369,8 @@ impl Gen {
         self.interleave(items, extras)
     }
 
-    /// A resource's logs or spans: scopes of `item`s, its resource given in every way
-    /// `split` knows, and schema urls.
+    /// A resource's logs, spans or metrics: scopes of `item`s, its resource given in every
+    /// way `split` knows, and schema urls.
     pub(crate) fn resource_items(&mut self, item: fn(&mut Gen) -> Vec<u8>) -> Vec<u8> {
         let scopes: Vec<Vec<u8>> = (0..self.rng.pick(&[0, 1, 1, 2, 3]))
             .map(|_| field(2, &self.scope_items(item)))
