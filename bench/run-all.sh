@@ -72,11 +72,17 @@ rotel_old() {
 # The edge as shipped under more load than 4 connections offer: how much the summariser
 # reads (read%) when the data path needs the core.
 edge_load() {
-  for c in 4 8 16; do
+  for c in 4 8 16 32; do
     echo "== connections $c"
     taskset -c 1 "$B" run --targets weir --weir "$W" --scenarios drop,edge \
       --signals logs,traces --batch 1000 --connections "$c" --duration "$D" --repeat "$R" --cores 0
   done
+  # Issue #21's target: 2 M items/s offered at a fixed rate (64 connections: each request
+  # is answered when its batch is exported, so fewer cannot carry 2 M/s).
+  echo "== fixed rate 2,000,000 items/s, 64 connections"
+  taskset -c 1 "$B" run --targets weir --weir "$W" --scenarios edge \
+    --signals logs,traces,metrics --batch 1000 --connections 64 --rate 2000000 \
+    --duration "$D" --repeat "$R" --cores 0
 }
 
 # Before/after, alternating, one run each per round (WEIR_BEFORE: another build's weir;
