@@ -266,7 +266,7 @@ fn print_group(runs: &[RunReport], baseline_items: Option<f64>) -> f64 {
         .unwrap_or_else(|| "-".into());
     let r0 = &runs[0];
     println!(
-        "{:<6} {:<9} {:<7} {:>6} {:>12.0} {:>12.0} {:>8.0} {:>8.0} {:>8.0} {:>9.2} {:>8.1} {:>8.1} {:>6} {:>7} {:>8.0} {:>6}",
+        "{:<6} {:<9} {:<7} {:>6} {:>12.0} {:>12.0} {:>8.0} {:>8.0} {:>8.0} {:>9.2} {:>8.1} {:>8.1} {:>6} {:>7} {:>8.0} {:>6} {:>8.1}",
         r0.target,
         format!("{:?}", r0.scenario).to_lowercase(),
         r0.signal,
@@ -290,6 +290,7 @@ fn print_group(runs: &[RunReport], baseline_items: Option<f64>) -> f64 {
                 format!("{:.1}%", 100.0 * median(shares))
             }
         },
+        m(|r| r.peak_anon_mib),
     );
     items_in
 }
@@ -341,7 +342,7 @@ async fn run_all(a: RunArgs) -> anyhow::Result<bool> {
     let mut all = Vec::new();
     let mut lossless = true;
     println!(
-        "{:<6} {:<9} {:<7} {:>6} {:>12} {:>12} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>6} {:>7} {:>8} {:>6}",
+        "{:<6} {:<9} {:<7} {:>6} {:>12} {:>12} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>6} {:>7} {:>8} {:>6} {:>8}",
         "target",
         "scenario",
         "signal",
@@ -357,7 +358,8 @@ async fn run_all(a: RunArgs) -> anyhow::Result<bool> {
         "loss",
         "weir/x",
         "refused",
-        "read%"
+        "read%",
+        "anon_MiB"
     );
     for signal in signals {
         for &scenario in &a.scenarios {

@@ -108,6 +108,9 @@ pub struct RunReport {
     pub idle_rss_mib: f64,
     /// Target's peak resident memory (MiB).
     pub peak_rss_mib: f64,
+    /// Peak private (anonymous) memory, MiB, sampled every 20 ms: the peak RSS without the
+    /// mapped pages of the executable.
+    pub peak_anon_mib: f64,
     /// Items accepted.
     pub sent: u64,
     /// Items received by the sink.
@@ -325,6 +328,22 @@ async fn measure(
     };
     let ticks = clock_ticks();
     let cpu0 = cpu_seconds(pid, ticks).unwrap_or(0.0);
+    // VmHWM (peak RSS) counts the pages of the target's own executable it has mapped
+    // (file-backed, shared with the page cache: 20-30 MiB for Weir's binary); its private
+    // memory is sampled apart (RssAnon, every 20 ms, until the drain is over).
+    let anon_peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = tokio::spawn({
+        let (anon_peak, sampling) = (anon_peak.clone(), sampling.clone());
+        async move {
+            while sampling.load(Ordering::Relaxed) {
+                if let Some(kib) = proc_status_kib(pid, "RssAnon:") {
+                    anon_peak.fetch_max(kib, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
     let driver = tokio::spawn(drive(plan, pool, stats.clone(), stop.clone()));
     // Latency is taken after a short warm-up.
     let warm = spec.duration / 10;
@@ -359,6 +378,9 @@ async fn measure(
     tokio::time::sleep(Duration::from_millis(300)).await;
     let received = sink.stats.items.load(Ordering::Relaxed);
     let peak_rss = proc_status_kib(pid, "VmHWM:").unwrap_or(0) as f64 / 1024.0;
+    sampling.store(false, Ordering::Relaxed);
+    let _ = sampler.await;
+    let peak_anon = anon_peak.load(Ordering::Relaxed) as f64 / 1024.0;
     let (p50, p99, p999) = {
         let h = sink
             .stats
@@ -391,6 +413,7 @@ async fn measure(
         },
         idle_rss_mib: idle_rss,
         peak_rss_mib: peak_rss,
+        peak_anon_mib: peak_anon,
         sent,
         received,
         dropped_by_policy: dropped,
