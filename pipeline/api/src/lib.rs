@@ -45,5 +45,13 @@ pub use telemetry::{process_start, Counter, Exposition, Gauge, Telemetry};
 pub use telemetry_collector::sanitize as telemetry_label_name;
 pub use wire_check::varint as read_varint;
 
+/// The receipt check of [`Batch::decode`] on its own (the number of items of a valid encoded
+/// export request of `signal`, `None` when the bytes are not one): for the benchmark
+/// (`benches/receipt_check.rs`), not an API.
+#[doc(hidden)]
+pub fn check_encoded_request(signal: Signal, buf: &[u8]) -> Option<usize> {
+    wire_check::count_items(signal, buf)
+}
+
 /// Re-export of the OTLP protobuf types the batch is made of.
 pub use opentelemetry_proto::tonic as otlp;
