@@ -143,6 +143,7 @@ filelog() {
 }
 
 components() {
+  cargo bench -p weir-api --bench receipt_check
   cargo bench -p weir-bench --bench receive
   cargo bench -p weir-policy-engine --bench policy_match
   cargo bench -p weir-wasm --bench drop_rule
