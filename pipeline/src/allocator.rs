@@ -2,8 +2,9 @@
 //!
 //! The hot path allocates and frees many small objects per record (decoded strings, attribute
 //! vectors); glibc's malloc spent a third of the policy stage's time in its own bookkeeping
-//! (BENCHMARKS.md). mimalloc's per-thread free lists make that a small share. Its arenas are
-//! committed as used, not up front (.cargo/config.toml), so RSS stays as with glibc.
+//! (a perf profile of 2026-11-29, in BENCHMARKS.md of that date). mimalloc's per-thread free
+//! lists make that a small share. Its arenas are committed as used, not up front
+//! (.cargo/config.toml), so RSS stays as with glibc.
 //!
 //! mimalloc keeps pages whose data was freed resident until the thread that owns them
 //! allocates again, and returns free arena memory to the OS only after a delay and only when
