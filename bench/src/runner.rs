@@ -329,8 +329,9 @@ async fn measure(
     let ticks = clock_ticks();
     let cpu0 = cpu_seconds(pid, ticks).unwrap_or(0.0);
     // VmHWM (peak RSS) counts the pages of the target's own executable it has mapped
-    // (file-backed, shared with the page cache: 20-30 MiB for Weir's binary); its private
-    // memory is sampled apart (RssAnon, every 20 ms, until the drain is over).
+    // (file-backed, shared with the page cache: 18-26 MiB for Weir's binary in the runs of
+    // BENCHMARKS.md); its private memory is sampled apart (RssAnon, every 20 ms, until the
+    // drain is over).
     let anon_peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = tokio::spawn({
